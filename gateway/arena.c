@@ -41,6 +41,8 @@ arena *arena_new(size_t limit)
     return a;
 }
 
+void arena_set_limit(arena *a, size_t limit) { a->limit = limit; }
+
 static void chunks_free(chunk *c)
 {
     while (c != NULL) {

@@ -15,6 +15,8 @@ typedef struct arena arena;
 
 /* limit 0 means unlimited. Returns NULL on out-of-memory. */
 arena *arena_new(size_t limit);
+/* Change the cap (0 = unlimited); applies to later allocations. */
+void arena_set_limit(arena *a, size_t limit);
 /* Frees every chunk; `a` may be NULL. */
 void arena_free(arena *a);
 /* Releases all allocations but keeps the first chunk for reuse. */

@@ -13,7 +13,7 @@
 
 typedef enum { GZIP_OK = 0, GZIP_ERR_FORMAT = -1, GZIP_ERR_TOO_LARGE = -2, GZIP_ERR_NOMEM = -3 } gzip_status;
 
-/* Inflate into memory from `a`; *out/*outlen set on GZIP_OK. */
+/* Inflate into memory from `a`; *out and *outlen are set on GZIP_OK. */
 gzip_status gzip_inflate(const uint8_t *in, size_t len, size_t max_out, arena *a, uint8_t **out, size_t *outlen);
 /* Deflate `in` as one gzip member appended to out (level 1..9, or -1 default). */
 gzip_status gzip_deflate(const uint8_t *in, size_t len, int level, buf *out);

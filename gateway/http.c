@@ -1,0 +1,277 @@
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct http_site {
+    h2o_globalconf_t conf;
+    h2o_hostconf_t *host;
+};
+
+struct http_listener {
+    h2o_context_t ctx; /* first: handlers map req->conn->ctx back to us */
+    h2o_accept_ctx_t accept;
+    h2o_socket_t *sock;
+    void *worker_data;
+};
+
+typedef struct otlp_handler {
+    h2o_handler_t super;
+    ingest_limits lim;
+    const char *listener_name;
+} otlp_handler;
+
+/* Bodies up to twice the limit reach the handler so that it, not h2o, answers
+ * the common "slightly too large" case with a proper google.rpc.Status;
+ * beyond that h2o refuses on its own (plain 413) without buffering it. */
+#define HTTP_H2O_BODY_SLACK 2
+
+http_site *http_site_new(const http_site_settings *s)
+{
+    http_site *site = calloc(1, sizeof(*site));
+    if (site == NULL)
+        return NULL;
+    h2o_config_init(&site->conf);
+    site->conf.server_name = h2o_iovec_init(H2O_STRLIT("otlp-gateway"));
+    site->conf.max_request_entity_size = s->max_body_bytes;
+    site->conf.http1.req_timeout = s->header_timeout_ms;
+    site->conf.http2.idle_timeout = s->idle_timeout_ms;
+    site->host = h2o_config_register_host(&site->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    return site;
+}
+
+void http_site_free(http_site *site)
+{
+    if (site == NULL)
+        return;
+    h2o_config_dispose(&site->conf);
+    free(site);
+}
+
+h2o_handler_t *http_site_handler(http_site *site, const char *path, size_t size,
+                                 int (*on_req)(h2o_handler_t *self, h2o_req_t *req))
+{
+    h2o_pathconf_t *pc = h2o_config_register_path(site->host, path, 0);
+    h2o_handler_t *h = h2o_create_handler(pc, size);
+    if (h != NULL)
+        h->on_req = on_req;
+    return h;
+}
+
+void *http_worker_data(const h2o_req_t *req) { return ((http_listener *)req->conn->ctx)->worker_data; }
+
+void http_respond(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : "Error";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_send_inline(req, body, len);
+}
+
+static const char *const content_types[] = {"application/x-protobuf", "application/json"};
+
+/* Media type before any parameters, case-insensitive; -1 if unsupported. */
+static int parse_content_type(const h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0)
+        return -1;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ';' && v.base[n] != ' ')
+        n++;
+    for (int e = 0; e < 2; e++)
+        if (h2o_lcstris(v.base, n, content_types[e], strlen(content_types[e])))
+            return e;
+    return -1;
+}
+
+/* 1 gzip, 0 identity/absent, -1 unsupported. */
+static int parse_content_encoding(const h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_ENCODING, -1);
+    if (i < 0)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (h2o_lcstris(v.base, v.len, H2O_STRLIT("gzip")))
+        return 1;
+    return h2o_lcstris(v.base, v.len, H2O_STRLIT("identity")) ? 0 : -1;
+}
+
+static void fill_origin(h2o_req_t *req, const otlp_handler *h, uint64_t start, ingest_origin *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->listener = h->listener_name;
+    o->transport = INGEST_HTTP;
+    o->peer_len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&o->peer);
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    o->tls = sock != NULL && sock->ssl != NULL;
+    ssize_t a = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (a >= 0) {
+        o->authorization = req->headers.entries[a].value.base;
+        o->authorization_len = req->headers.entries[a].value.len;
+    }
+    o->start_ns = start;
+}
+
+/* Answer with a result: body in the request's encoding (protobuf when the
+ * request's own type is unusable), Retry-After when retryable. */
+static void respond_result(h2o_req_t *req, otlp_signal sig, otlp_encoding enc, const ingest_result *res)
+{
+    buf body = BUF_INIT;
+    if (ingest_response_body(sig, enc, res, &body) != 0) {
+        buf_free(&body);
+        http_respond(req, 500, "text/plain", H2O_STRLIT("out of memory\n"));
+        return;
+    }
+    if (res->retry_after_s > 0) {
+        char *v = h2o_mem_alloc_pool(&req->pool, 16);
+        int n = snprintf(v, 16, "%u", res->retry_after_s);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
+    }
+    http_respond(req, ingest_http_status(res->status), content_types[enc], body.data, body.len);
+    buf_free(&body);
+}
+
+static void refuse(h2o_req_t *req, otlp_signal sig, otlp_encoding enc, ingest_status st, const char *msg,
+                   uint64_t start)
+{
+    ingest_result res = {.status = st};
+    snprintf(res.message, sizeof(res.message), "%s", msg);
+    ingest_count_refused(INGEST_HTTP, sig, st, start);
+    respond_result(req, sig, enc, &res);
+}
+
+static int on_otlp_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    otlp_handler *h = (otlp_handler *)self;
+    uint64_t start = ingest_now_ns();
+    int sig = ingest_signal_from_http_path(req->path_normalized.base, req->path_normalized.len);
+    if (sig < 0) {
+        http_respond(req, 404, "text/plain", H2O_STRLIT("not found: OTLP/HTTP paths are /v1/traces, /v1/metrics, /v1/logs\n"));
+        return 0;
+    }
+    int ct = parse_content_type(req);
+    otlp_encoding enc = ct < 0 ? OTLP_PROTOBUF : (otlp_encoding)ct;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+        req->res.status = 405;
+        req->res.reason = "Method Not Allowed";
+        ingest_count_refused(INGEST_HTTP, (otlp_signal)sig, INGEST_INVALID, start);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
+        h2o_send_inline(req, H2O_STRLIT("method not allowed: use POST\n"));
+        return 0;
+    }
+    if (ct < 0) {
+        refuse(req, (otlp_signal)sig, enc, INGEST_UNSUPPORTED_MEDIA,
+               "unsupported content-type: use application/x-protobuf or application/json", start);
+        return 0;
+    }
+    int gz = parse_content_encoding(req);
+    if (gz < 0) {
+        refuse(req, (otlp_signal)sig, enc, INGEST_UNSUPPORTED_MEDIA, "unsupported content-encoding: use gzip or identity",
+               start);
+        return 0;
+    }
+    ingest_origin origin;
+    fill_origin(req, h, start, &origin);
+    ingest_result res;
+    ingest_export(http_worker_data(req), &h->lim, (otlp_signal)sig, enc, &origin, (const uint8_t *)req->entity.base,
+                  req->entity.base ? req->entity.len : 0, gz, &res);
+    respond_result(req, (otlp_signal)sig, enc, &res);
+    return 0;
+}
+
+http_site *http_otlp_site_new(const http_site_settings *s, const ingest_limits *lim)
+{
+    http_site_settings wide = *s;
+    wide.max_body_bytes = s->max_body_bytes * HTTP_H2O_BODY_SLACK;
+    http_site *site = http_site_new(&wide);
+    if (site == NULL)
+        return NULL;
+    otlp_handler *h = (otlp_handler *)http_site_handler(site, "/", sizeof(*h), on_otlp_req);
+    if (h == NULL) {
+        http_site_free(site);
+        return NULL;
+    }
+    h->lim = *lim;
+    h->listener_name = s->name;
+    return site;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    http_listener *l = listener->data;
+    if (err != NULL)
+        return;
+    /* Drain a few pending connections per wake-up, not all: keeps one busy
+     * listener from starving the loop's other sockets. */
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        h2o_accept(&l->accept, sock);
+    }
+}
+
+http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int listen_fd, SSL_CTX *ssl_ctx,
+                                   void *worker_data)
+{
+    http_listener *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    h2o_context_init(&l->ctx, loop, &site->conf);
+    l->accept.ctx = &l->ctx;
+    l->accept.hosts = site->conf.hosts;
+    l->accept.ssl_ctx = ssl_ctx;
+    l->worker_data = worker_data;
+    l->sock = h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    l->sock->data = l;
+    h2o_socket_read_start(l->sock, on_accept);
+    return l;
+}
+
+void http_listener_shutdown(http_listener *l)
+{
+    if (l->sock != NULL) {
+        h2o_socket_read_stop(l->sock);
+        h2o_socket_close(l->sock);
+        l->sock = NULL;
+    }
+    /* HTTP/2 connections get GOAWAY; HTTP/1.1 ones close after the request
+     * in progress. */
+    h2o_context_request_shutdown(&l->ctx);
+}
+
+static size_t list_len(const h2o_linklist_t *anchor)
+{
+    size_t n = 0;
+    for (const h2o_linklist_t *p = anchor->next; p != anchor; p = p->next)
+        n++;
+    return n;
+}
+
+size_t http_listener_connections(const http_listener *l)
+{
+    return list_len(&l->ctx.http1._conns) + list_len(&l->ctx.http2._conns);
+}
+
+void http_listener_free(http_listener *l)
+{
+    if (l == NULL)
+        return;
+    if (l->sock != NULL)
+        h2o_socket_close(l->sock);
+    /* h2o cannot dispose a context with live connections; at exit after a
+     * timed-out drain those are left to the process teardown. */
+    if (http_listener_connections(l) == 0) {
+        /* request_shutdown arms HTTP/2's graceful-shutdown timer even with no
+         * connection left; h2o asserts that no timer is pending at dispose. */
+        if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
+        h2o_context_dispose(&l->ctx);
+        free(l);
+    }
+}

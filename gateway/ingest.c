@@ -1,0 +1,242 @@
+#include "ingest.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arena.h"
+#include "gzip.h"
+#include "log.h"
+#include "metrics.h"
+#include "pipeline.h"
+
+struct ingest_ctx {
+    pipeline *pl;
+    arena *arena; /* reused by every request on this worker */
+};
+
+/* Series are resolved once so the hot path only does atomic adds. */
+static struct {
+    metric_series *received[OTLP_SIGNAL_COUNT][INGEST_TRANSPORT_COUNT];
+    metric_series *refused_items[OTLP_SIGNAL_COUNT][INGEST_TRANSPORT_COUNT][INGEST_STATUS_COUNT];
+    metric_series *requests[OTLP_SIGNAL_COUNT][INGEST_TRANSPORT_COUNT][INGEST_STATUS_COUNT];
+    metric_series *duration[OTLP_SIGNAL_COUNT][INGEST_TRANSPORT_COUNT];
+} m;
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static const char *const status_reasons[INGEST_STATUS_COUNT] = {
+    "ok", "invalid", "too_large", "unsupported_media_type", "not_found", "throttled",
+    "unavailable", "unauthenticated", "permission_denied", "internal"};
+
+const char *ingest_status_reason(ingest_status st) { return status_reasons[st]; }
+
+const char *ingest_transport_name(ingest_transport t) { return t == INGEST_GRPC ? "grpc" : "http"; }
+
+int ingest_http_status(ingest_status st)
+{
+    static const int codes[INGEST_STATUS_COUNT] = {200, 400, 413, 415, 404, 429, 503, 401, 403, 500};
+    return codes[st];
+}
+
+int ingest_grpc_status(ingest_status st)
+{
+    static const int codes[INGEST_STATUS_COUNT] = {
+        GRPC_OK, GRPC_INVALID_ARGUMENT, GRPC_RESOURCE_EXHAUSTED, GRPC_INVALID_ARGUMENT, GRPC_UNIMPLEMENTED,
+        GRPC_RESOURCE_EXHAUSTED, GRPC_UNAVAILABLE, GRPC_UNAUTHENTICATED, GRPC_PERMISSION_DENIED, GRPC_INTERNAL};
+    return codes[st];
+}
+
+static void metrics_init(void)
+{
+    static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+    metric_family *dur = metrics_histogram_family(
+        "otlp_gateway_request_duration_seconds",
+        "Time from the start of an export request to its response being ready.", bounds,
+        sizeof(bounds) / sizeof(bounds[0]));
+    metric_family *req = metrics_family("otlp_gateway_requests_total", METRIC_COUNTER,
+                                        "Export requests answered, by signal, transport and outcome.");
+    for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {
+        const char *item = otlp_item_name((otlp_signal)s);
+        char name[96], help[160], labels[160];
+        snprintf(name, sizeof(name), "otlp_gateway_received_%s_total", item);
+        snprintf(help, sizeof(help), "Items (%s) accepted and handed to the pipeline.", item);
+        metric_family *rec = metrics_family(name, METRIC_COUNTER, help);
+        snprintf(name, sizeof(name), "otlp_gateway_refused_%s_total", item);
+        snprintf(help, sizeof(help), "Items (%s) refused, by reason.", item);
+        metric_family *ref = metrics_family(name, METRIC_COUNTER, help);
+        for (int t = 0; t < INGEST_TRANSPORT_COUNT; t++) {
+            const char *sig = otlp_signal_name((otlp_signal)s), *tr = ingest_transport_name((ingest_transport)t);
+            snprintf(labels, sizeof(labels), "signal=\"%s\",transport=\"%s\"", sig, tr);
+            m.received[s][t] = metrics_series(rec, labels);
+            m.duration[s][t] = metrics_series(dur, labels);
+            for (int r = 0; r < INGEST_STATUS_COUNT; r++) {
+                snprintf(labels, sizeof(labels), "signal=\"%s\",transport=\"%s\",reason=\"%s\"", sig, tr,
+                         status_reasons[r]);
+                /* Items refused inside an accepted request (partial success)
+                 * count as "invalid"; there is no "ok" refusal. */
+                if (r != INGEST_OK)
+                    m.refused_items[s][t][r] = metrics_series(ref, labels);
+                snprintf(labels, sizeof(labels), "signal=\"%s\",transport=\"%s\",code=\"%s\"", sig, tr,
+                         status_reasons[r]);
+                m.requests[s][t][r] = metrics_series(req, labels);
+            }
+        }
+    }
+}
+
+uint64_t ingest_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+ingest_ctx *ingest_ctx_new(struct pipeline *pl)
+{
+    pthread_once(&metrics_once, metrics_init);
+    ingest_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL)
+        return NULL;
+    ctx->pl = pl;
+    if ((ctx->arena = arena_new(0)) == NULL) {
+        free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void ingest_ctx_free(ingest_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    arena_free(ctx->arena);
+    free(ctx);
+}
+
+static void observe(ingest_transport t, otlp_signal sig, ingest_status st, uint64_t start_ns)
+{
+    uint64_t now = ingest_now_ns();
+    metrics_add(m.requests[sig][t][st], 1);
+    metrics_observe(m.duration[sig][t], (double)(now - (start_ns ? start_ns : now)) / 1e9);
+}
+
+void ingest_count_refused(ingest_transport t, otlp_signal sig, ingest_status st, uint64_t start_ns)
+{
+    pthread_once(&metrics_once, metrics_init);
+    observe(t, sig, st, start_ns);
+}
+
+static void fail(ingest_result *out, ingest_status st, const char *msg)
+{
+    out->status = st;
+    snprintf(out->message, sizeof(out->message), "%s", msg);
+}
+
+/* Decompress and decode into the arena; on failure fills out and returns -1. */
+static int decode(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc, const uint8_t *body,
+                  size_t len, int gzipped, otlp_request *req, ingest_result *out)
+{
+    if (len > lim->max_request_bytes) {
+        fail(out, INGEST_TOO_LARGE, "request body exceeds max_request_bytes");
+        return -1;
+    }
+    if (gzipped) {
+        uint8_t *plain;
+        size_t plain_len;
+        gzip_status gs = gzip_inflate(body, len, lim->max_request_bytes, ctx->arena, &plain, &plain_len);
+        if (gs == GZIP_ERR_TOO_LARGE) {
+            fail(out, INGEST_TOO_LARGE, "decompressed request body exceeds max_request_bytes");
+            return -1;
+        }
+        if (gs != GZIP_OK) {
+            fail(out, gs == GZIP_ERR_NOMEM ? INGEST_UNAVAILABLE : INGEST_INVALID, "invalid gzip body");
+            return -1;
+        }
+        body = plain;
+        len = plain_len;
+    }
+    char err[200];
+    if (otlp_decode(sig, enc, body, len, ctx->arena, req, err, sizeof(err)) != 0) {
+        if (arena_failed(ctx->arena))
+            fail(out, INGEST_TOO_LARGE, "request too large when decoded");
+        else
+            fail(out, INGEST_INVALID, err);
+        return -1;
+    }
+    return 0;
+}
+
+void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc,
+                   const ingest_origin *origin, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
+{
+    uint64_t start = origin->start_ns ? origin->start_ns : ingest_now_ns();
+    memset(out, 0, sizeof(*out));
+    arena_reset(ctx->arena);
+    arena_set_limit(ctx->arena, lim->max_decoded_bytes);
+    otlp_request req;
+    memset(&req, 0, sizeof(req));
+    if (decode(ctx, lim, sig, enc, body, len, gzipped, &req, out) == 0) {
+        otlp_validate(&req);
+        out->accepted = req.items;
+        out->rejected = req.rejected;
+        if (req.rejected > 0) {
+            snprintf(out->message, sizeof(out->message), "%s", req.reject_reason);
+            metrics_add(m.refused_items[sig][origin->transport][INGEST_INVALID], req.rejected);
+        }
+        char err[256] = "";
+        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, origin, err, sizeof(err)) : PIPELINE_OK;
+        if (ps == PIPELINE_OK) {
+            metrics_add(m.received[sig][origin->transport], req.items);
+        } else {
+            /* The reason stays in the server log: backend errors name paths
+             * and hosts the client has no business seeing. */
+            fail(out, ps == PIPELINE_RETRY ? INGEST_UNAVAILABLE : INGEST_INTERNAL,
+                 ps == PIPELINE_RETRY ? "export temporarily unavailable, retry later" : "export failed");
+            out->retry_after_s = ps == PIPELINE_RETRY ? 1 : 0;
+            metrics_add(m.refused_items[sig][origin->transport][out->status], req.items);
+            out->rejected += req.items;
+            out->accepted = 0;
+        }
+    }
+    if (out->status != INGEST_OK)
+        log_debug("request refused", "signal=%s transport=%s reason=%s", otlp_signal_name(sig),
+                  ingest_transport_name(origin->transport), status_reasons[out->status]);
+    observe(origin->transport, sig, out->status, start);
+}
+
+int ingest_response_body(otlp_signal sig, otlp_encoding enc, const ingest_result *res, buf *out)
+{
+    if (res->status == INGEST_OK)
+        return otlp_encode_response(sig, enc, res->rejected, res->rejected ? res->message : "", out);
+    return otlp_encode_status(enc, ingest_grpc_status(res->status), res->message, out);
+}
+
+static const char *const http_paths[OTLP_SIGNAL_COUNT] = {"/v1/traces", "/v1/metrics", "/v1/logs"};
+static const char *const grpc_paths[OTLP_SIGNAL_COUNT] = {
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export"};
+
+static int signal_from_path(const char *const *paths, const char *path, size_t len)
+{
+    for (int s = 0; s < OTLP_SIGNAL_COUNT; s++)
+        if (strlen(paths[s]) == len && memcmp(paths[s], path, len) == 0)
+            return s;
+    return -1;
+}
+
+int ingest_signal_from_http_path(const char *path, size_t len)
+{
+    /* A trailing slash is the same resource; query strings are ignored. */
+    const char *q = memchr(path, '?', len);
+    if (q != NULL)
+        len = (size_t)(q - path);
+    if (len > 1 && path[len - 1] == '/')
+        len--;
+    return signal_from_path(http_paths, path, len);
+}
+
+int ingest_signal_from_grpc_path(const char *path, size_t len) { return signal_from_path(grpc_paths, path, len); }

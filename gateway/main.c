@@ -1,0 +1,128 @@
+/* otlp-gateway: command line, signals, startup and orderly shutdown. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "config.h"
+#include "log.h"
+#include "pipeline.h"
+#include "server.h"
+
+static const char usage[] =
+    "usage: otlp-gateway [--config FILE]\n"
+    "       otlp-gateway --check-config FILE\n"
+    "       otlp-gateway --print-default-config\n"
+    "       otlp-gateway --version | --help\n"
+    "\n"
+    "Authenticating OpenTelemetry (OTLP/gRPC and OTLP/HTTP) gateway.\n"
+    "Without --config it runs the embedded default: OTLP/gRPC on 127.0.0.1:4317,\n"
+    "OTLP/HTTP on 127.0.0.1:4318, admin on 127.0.0.1:8888, data written as\n"
+    "OTLP/JSON lines to ./otlp-gateway-data/. SIGTERM or SIGINT stops it gracefully.\n";
+
+static int load(const char *path, config **cfg)
+{
+    char err[512];
+    int rc = path ? config_load_file(path, cfg, err, sizeof(err))
+                  : config_load_string("<embedded>", config_embedded_default, strlen(config_embedded_default), cfg,
+                                       err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "otlp-gateway: config error: %s\n", err);
+    return rc;
+}
+
+/* Waits for a stop signal; SIGHUP is reserved for reloads (keys, certificates). */
+static void wait_for_stop(const sigset_t *set)
+{
+    for (;;) {
+        int sig;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_info("SIGHUP received", "action=none detail=\"nothing reloadable is configured\"");
+            continue;
+        }
+        log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+}
+
+static int run(const char *path)
+{
+    config *cfg;
+    if (load(path, &cfg) != 0)
+        return 1;
+    log_set_level(cfg->log_level);
+    char err[512];
+    pipeline *pl = pipeline_new(cfg, err, sizeof(err));
+    if (pl == NULL) {
+        log_error("cannot start", "error=\"%s\"", err);
+        config_free(cfg);
+        return 1;
+    }
+    /* Block the stop signals before any thread starts so only sigwait sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    admin_state admin = {.cfg = cfg, .pl = pl};
+    server *srv = server_new(cfg, pl, &admin, err, sizeof(err));
+    if (srv == NULL || server_start(srv, err, sizeof(err)) != 0) {
+        log_error("cannot start", "error=\"%s\"", err);
+        server_free(srv);
+        pipeline_free(pl);
+        config_free(cfg);
+        return 1;
+    }
+    log_info("started", "version=%s config=%s admin=%s", GATEWAY_VERSION, cfg->source,
+             cfg->admin_addr ? cfg->admin_addr : "off");
+    wait_for_stop(&set);
+    server_stop(srv);
+    server_wait(srv);
+    pipeline_flush(pl);
+    server_free(srv);
+    pipeline_free(pl);
+    config_free(cfg);
+    log_info("stopped", "%s", "");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("otlp-gateway %s\n", GATEWAY_VERSION);
+            return 0;
+        }
+        if (strcmp(a, "--print-default-config") == 0) {
+            fputs(config_embedded_default, stdout);
+            return 0;
+        }
+        if ((strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0 || strcmp(a, "--check-config") == 0) && i + 1 < argc) {
+            if (strcmp(a, "--check-config") == 0) {
+                config *cfg;
+                if (load(argv[i + 1], &cfg) != 0)
+                    return 1;
+                printf("%s: ok\n", argv[i + 1]);
+                config_free(cfg);
+                return 0;
+            }
+            config_path = argv[++i];
+            continue;
+        }
+        fprintf(stderr, "otlp-gateway: unknown or incomplete argument: %s\n\n%s", a, usage);
+        return 2;
+    }
+    return run(config_path);
+}

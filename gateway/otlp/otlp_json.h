@@ -1,0 +1,45 @@
+/* otlp_json: generic OTLP/JSON codec driven by protobuf-c descriptors, so it
+ * handles every message generated from proto/ without per-type code.
+ *
+ * Internal to gateway/otlp (otlp.c wraps it per signal). Mapping rules are the
+ * OTLP/JSON ones: lowerCamelCase keys (snake_case accepted on input), bytes
+ * fields named trace_id/span_id/parent_span_id as hex and other bytes as
+ * base64, enums as integers (names accepted on input), 64-bit integers as
+ * decimal strings, proto3 defaults omitted on output. The decoder fills the
+ * protobuf-c structs directly from one pass over the input, allocating only
+ * from the arena; it rejects duplicate keys and two members of one oneof. */
+#ifndef GW_OTLP_JSON_H
+#define GW_OTLP_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "arena.h"
+#include "buf.h"
+
+/* Decode one JSON object as a `desc` message into *out (arena memory).
+ * Returns 0, or -1 with "invalid JSON: ..." (or the arena-limit message) in
+ * err. Message nesting deeper than OTLP_MAX_DEPTH is rejected. */
+int otlp_json_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                     arena *a, ProtobufCMessage **out, char *err, size_t errlen);
+
+/* The encoder is otlp_encode_json (otlp.h), in otlp_json.c. */
+
+/* Shared by both directions and by otlp.c. */
+
+#define OTLP_ERR_TOO_LARGE "request too large when decoded"
+
+/* Bytes one element of a field of this type occupies in a protobuf-c struct
+ * (the stride of a repeated field's array). */
+size_t otlp_json_type_size(ProtobufCType t);
+
+/* True for the bytes fields OTLP/JSON writes as hex (trace/span ids). */
+int otlp_json_field_is_hex(const ProtobufCFieldDescriptor *f);
+
+/* Length of the valid UTF-8 sequence starting at s (n bytes available), or 0
+ * when it is malformed, overlong, a surrogate or above U+10FFFF. */
+size_t otlp_json_utf8_seq(const unsigned char *s, size_t n);
+
+#endif

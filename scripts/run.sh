@@ -1,0 +1,10 @@
+#!/bin/sh
+# First command: install build dependencies, build, and run the gateway.
+# With no arguments it runs the embedded default config; any arguments are
+# passed to otlp-gateway (e.g. --config FILE).
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+ensure_packages $build_packages
+build build
+exec ./build/otlp-gateway "$@"
