@@ -7,7 +7,11 @@
  * base64, enums as integers (names accepted on input), 64-bit integers as
  * decimal strings, proto3 defaults omitted on output. The decoder fills the
  * protobuf-c structs directly from one pass over the input, allocating only
- * from the arena; it rejects duplicate keys and two members of one oneof. */
+ * from the arena; it rejects duplicate keys and two members of one oneof.
+ * Depth counts messages as protobuf does (an array of messages adds no level),
+ * so both encodings accept the same nesting. Numbers are read and written
+ * with strtod/snprintf, which assumes the "C" LC_NUMERIC locale (the gateway
+ * never calls setlocale). */
 #ifndef GW_OTLP_JSON_H
 #define GW_OTLP_JSON_H
 

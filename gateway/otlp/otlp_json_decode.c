@@ -84,6 +84,21 @@ static int hexval(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+static int read_u16(const unsigned char *s, const unsigned char *end, unsigned *out)
+{
+    if (end - s < 4)
+        return -1;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(s[i]);
+        if (h < 0)
+            return -1;
+        v = v << 4 | (unsigned)h;
+    }
+    *out = v;
+    return 0;
+}
+
 /* At the opening quote: finds the closing one, checking UTF-8 and control
  * characters on the way. Sets *s and *n to the raw contents and *esc when they
  * hold escapes; leaves j->p after the closing quote. */
@@ -106,7 +121,20 @@ static int scan_string(jparser *j, const unsigned char **s, size_t *n, int *esc)
                 j->p = end;
                 return fail(j, "unterminated string");
             }
-            p += 2;
+            /* Checked here so skipped values are validated too. */
+            if (p[1] == 'u') {
+                unsigned cp;
+                if (read_u16(p + 2, end, &cp) != 0) {
+                    j->p = p;
+                    return fail(j, "invalid \\u escape");
+                }
+                p += 6;
+            } else if (strchr("\"\\/bfnrt", p[1]) != NULL && p[1] != '\0') {
+                p += 2;
+            } else {
+                j->p = p;
+                return fail(j, "invalid escape");
+            }
         } else if (*p < 0x20) {
             j->p = p;
             return fail(j, "control character in string");
@@ -125,21 +153,6 @@ static int scan_string(jparser *j, const unsigned char **s, size_t *n, int *esc)
     return 0;
 }
 
-static int read_u16(const unsigned char *s, const unsigned char *end, unsigned *out)
-{
-    if (end - s < 4)
-        return -1;
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
-        if (h < 0)
-            return -1;
-        v = v << 4 | (unsigned)h;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Decodes the escapes of raw string contents s[0..n) into dst (which has
  * room for n bytes: no escape expands). Returns the decoded length. */
 static int unescape(jparser *j, const unsigned char *s, size_t n, char *dst, size_t *outlen)
@@ -151,28 +164,17 @@ static int unescape(jparser *j, const unsigned char *s, size_t n, char *dst, siz
             *w++ = (char)*s++;
             continue;
         }
+        /* scan_string has checked the escape's syntax. */
         const unsigned char *at = s;
         unsigned char c = s[1];
         s += 2;
-        switch (c) {
-        case '"': *w++ = '"'; continue;
-        case '\\': *w++ = '\\'; continue;
-        case '/': *w++ = '/'; continue;
-        case 'b': *w++ = '\b'; continue;
-        case 'f': *w++ = '\f'; continue;
-        case 'n': *w++ = '\n'; continue;
-        case 'r': *w++ = '\r'; continue;
-        case 't': *w++ = '\t'; continue;
-        case 'u': break;
-        default:
-            j->p = at;
-            return fail(j, "invalid escape");
+        if (c != 'u') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            *w++ = to[strchr(from, c) - from];
+            continue;
         }
         unsigned cp, lo;
-        if (read_u16(s, end, &cp) != 0) {
-            j->p = at;
-            return fail(j, "invalid \\u escape");
-        }
+        read_u16(s, end, &cp);
         s += 4;
         if (cp >= 0xd800 && cp <= 0xdbff) {
             if (end - s < 6 || s[0] != '\\' || s[1] != 'u' || read_u16(s + 2, end, &lo) != 0 ||

@@ -1,0 +1,505 @@
+/* otlp: protobuf decode (incl. hostile input), validation, item counting and
+ * the response/status encoders. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "logs_service.pb-c.h"
+#include "metrics_service.pb-c.h"
+#include "otlp.h"
+#include "status.pb-c.h"
+#include "trace_service.pb-c.h"
+
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest trace_req;
+typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest metrics_req;
+typedef Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest logs_req;
+
+static const uint8_t TRACE_ID[16] = {0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03,
+                                     0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c};
+static const uint8_t SPAN_ID[8] = {0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74};
+static const uint8_t ZEROS[16];
+
+/* Packs a message into a malloc'd buffer. */
+static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    uint8_t *p = malloc(*len + 1);
+    assert_non_null(p);
+    protobuf_c_message_pack(m, p);
+    return p;
+}
+
+/* Decodes a request that must be valid; the caller frees the arena. */
+static arena *must_decode(otlp_signal sig, const uint8_t *data, size_t len, otlp_request *req)
+{
+    arena *a = arena_new(0);
+    char err[160];
+    assert_non_null(a);
+    assert_int_equal(otlp_decode(sig, OTLP_PROTOBUF, data, len, a, req, err, sizeof(err)), 0);
+    return a;
+}
+
+/* The same for a message built in memory, packed first. */
+static arena *must_decode_msg(otlp_signal sig, const ProtobufCMessage *m, otlp_request *req)
+{
+    size_t len;
+    uint8_t *data = pack(m, &len);
+    arena *a = must_decode(sig, data, len, req);
+    free(data);
+    return a;
+}
+
+static ProtobufCBinaryData bin(const uint8_t *p, size_t n)
+{
+    ProtobufCBinaryData b = {n, (uint8_t *)p};
+    return b;
+}
+
+/* A trace request with one resource, one scope and the given spans, whose
+ * ids are (trace_id length, span_id length, parent length); length 16/8 uses
+ * real ids, `zero` makes trace_id all zero. */
+typedef struct {
+    size_t tid, sid, pid;
+    int zero;
+} span_shape;
+
+static uint8_t *trace_request(const span_shape *shapes, size_t n, size_t *len)
+{
+    Opentelemetry__Proto__Trace__V1__Span spans[8], *sp[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        opentelemetry__proto__trace__v1__span__init(&spans[i]);
+        spans[i].trace_id = bin(shapes[i].zero ? ZEROS : TRACE_ID, shapes[i].tid);
+        spans[i].span_id = bin(SPAN_ID, shapes[i].sid);
+        spans[i].parent_span_id = bin(SPAN_ID, shapes[i].pid);
+        spans[i].name = "op";
+        spans[i].kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
+        spans[i].start_time_unix_nano = 1544712660000000000ull + i;
+        sp[i] = &spans[i];
+    }
+    Opentelemetry__Proto__Trace__V1__ScopeSpans ss = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
+    ss.n_spans = n;
+    ss.spans = sp;
+    Opentelemetry__Proto__Trace__V1__ScopeSpans *ssp = &ss;
+    Opentelemetry__Proto__Trace__V1__ResourceSpans rs =
+        OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
+    rs.n_scope_spans = 1;
+    rs.scope_spans = &ssp;
+    Opentelemetry__Proto__Trace__V1__ResourceSpans *rsp = &rs;
+    trace_req req = OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+    req.n_resource_spans = 1;
+    req.resource_spans = &rsp;
+    return pack(&req.base, len);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(otlp_signal_name(OTLP_TRACES), "traces");
+    assert_string_equal(otlp_signal_name(OTLP_METRICS), "metrics");
+    assert_string_equal(otlp_signal_name(OTLP_LOGS), "logs");
+    assert_string_equal(otlp_item_name(OTLP_TRACES), "spans");
+    assert_string_equal(otlp_item_name(OTLP_METRICS), "metric_points");
+    assert_string_equal(otlp_item_name(OTLP_LOGS), "log_records");
+    assert_ptr_equal(otlp_request_descriptor(OTLP_LOGS),
+                     &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor);
+}
+
+static void test_decode_traces(void **state)
+{
+    (void)state;
+    span_shape shapes[] = {{16, 8, 0, 0}, {16, 8, 8, 0}};
+    size_t len;
+    uint8_t *data = trace_request(shapes, 2, &len);
+    otlp_request req;
+    arena *a = must_decode(OTLP_TRACES, data, len, &req);
+    assert_int_equal(req.items, 2);
+    trace_req *r = (trace_req *)req.msg;
+    Opentelemetry__Proto__Trace__V1__Span *s = r->resource_spans[0]->scope_spans[0]->spans[1];
+    assert_int_equal(s->trace_id.len, 16);
+    assert_memory_equal(s->trace_id.data, TRACE_ID, 16);
+    assert_int_equal(s->parent_span_id.len, 8);
+    assert_string_equal(s->name, "op");
+    assert_int_equal(s->start_time_unix_nano, 1544712660000000001ull);
+    otlp_validate(&req);
+    assert_int_equal(req.items, 2);
+    assert_int_equal(req.rejected, 0);
+    assert_string_equal(req.reject_reason, "");
+    arena_free(a);
+    free(data);
+}
+
+static void test_validate_spans(void **state)
+{
+    (void)state;
+    span_shape shapes[] = {{16, 8, 0, 0},  {15, 8, 0, 0}, {16, 8, 0, 1}, {16, 0, 0, 0},
+                           {16, 8, 4, 0},  {16, 7, 0, 0}, {16, 8, 8, 0}};
+    size_t len;
+    uint8_t *data = trace_request(shapes, 7, &len);
+    otlp_request req;
+    arena *a = must_decode(OTLP_TRACES, data, len, &req);
+    assert_int_equal(req.items, 7);
+    otlp_validate(&req);
+    assert_int_equal(req.items, 2);
+    assert_int_equal(req.rejected, 5);
+    assert_string_equal(req.reject_reason, "span 1 of scope 0 of resource 0: invalid trace_id length 15");
+    assert_int_equal(otlp_count_items(OTLP_TRACES, req.msg), 2);
+    /* The kept spans keep their order. */
+    Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = ((trace_req *)req.msg)->resource_spans[0]->scope_spans[0];
+    assert_int_equal(ss->n_spans, 2);
+    assert_int_equal(ss->spans[0]->start_time_unix_nano, 1544712660000000000ull);
+    assert_int_equal(ss->spans[1]->start_time_unix_nano, 1544712660000000006ull);
+    arena_free(a);
+    free(data);
+
+    /* All-zero trace id is named as such. */
+    span_shape zero[] = {{16, 8, 0, 1}};
+    data = trace_request(zero, 1, &len);
+    a = must_decode(OTLP_TRACES, data, len, &req);
+    otlp_validate(&req);
+    assert_int_equal(req.rejected, 1);
+    assert_string_equal(req.reject_reason, "span 0 of scope 0 of resource 0: trace_id is all zero");
+    arena_free(a);
+    free(data);
+}
+
+/* Metrics with every data type: 1 gauge point, 2 sum, 1 histogram,
+ * 1 exponential histogram, 1 summary; plus a nameless and a dataless
+ * metric. */
+static void test_metrics_count_validate(void **state)
+{
+    (void)state;
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint np[3], *npp[3];
+    for (int i = 0; i < 3; i++) {
+        opentelemetry__proto__metrics__v1__number_data_point__init(&np[i]);
+        np[i].value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
+        np[i].as_double = 1.5 * i;
+        npp[i] = &np[i];
+    }
+    Opentelemetry__Proto__Metrics__V1__Gauge g = OPENTELEMETRY__PROTO__METRICS__V1__GAUGE__INIT;
+    g.n_data_points = 1;
+    g.data_points = npp;
+    Opentelemetry__Proto__Metrics__V1__Sum sum = OPENTELEMETRY__PROTO__METRICS__V1__SUM__INIT;
+    sum.n_data_points = 2;
+    sum.data_points = npp + 1;
+    Opentelemetry__Proto__Metrics__V1__HistogramDataPoint hp =
+        OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__INIT, *hpp = &hp;
+    hp._sum_case = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT___SUM_SUM;
+    hp.sum = 0.0;
+    Opentelemetry__Proto__Metrics__V1__Histogram h = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM__INIT;
+    h.n_data_points = 1;
+    h.data_points = &hpp;
+    Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint ep =
+        OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__INIT, *epp = &ep;
+    Opentelemetry__Proto__Metrics__V1__ExponentialHistogram eh =
+        OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM__INIT;
+    eh.n_data_points = 1;
+    eh.data_points = &epp;
+    Opentelemetry__Proto__Metrics__V1__SummaryDataPoint sp =
+        OPENTELEMETRY__PROTO__METRICS__V1__SUMMARY_DATA_POINT__INIT, *spp = &sp;
+    Opentelemetry__Proto__Metrics__V1__Summary su = OPENTELEMETRY__PROTO__METRICS__V1__SUMMARY__INIT;
+    su.n_data_points = 1;
+    su.data_points = &spp;
+
+    Opentelemetry__Proto__Metrics__V1__Metric m[7], *mp[7];
+    for (int i = 0; i < 7; i++) {
+        opentelemetry__proto__metrics__v1__metric__init(&m[i]);
+        m[i].name = "m";
+        mp[i] = &m[i];
+    }
+    m[0].data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
+    m[0].gauge = &g;
+    m[1].data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+    m[1].sum = &sum;
+    m[2].data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
+    m[2].histogram = &h;
+    m[3].data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
+    m[3].exponential_histogram = &eh;
+    m[4].data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY;
+    m[4].summary = &su;
+    m[5].data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM; /* nameless */
+    m[5].sum = &sum;
+    m[5].name = "";
+    /* m[6]: no data */
+    Opentelemetry__Proto__Metrics__V1__ScopeMetrics sm = OPENTELEMETRY__PROTO__METRICS__V1__SCOPE_METRICS__INIT, *smp = &sm;
+    sm.n_metrics = 7;
+    sm.metrics = mp;
+    Opentelemetry__Proto__Metrics__V1__ResourceMetrics rm =
+        OPENTELEMETRY__PROTO__METRICS__V1__RESOURCE_METRICS__INIT, *rmp = &rm;
+    rm.n_scope_metrics = 1;
+    rm.scope_metrics = &smp;
+    metrics_req r = OPENTELEMETRY__PROTO__COLLECTOR__METRICS__V1__EXPORT_METRICS_SERVICE_REQUEST__INIT;
+    r.n_resource_metrics = 1;
+    r.resource_metrics = &rmp;
+    otlp_request req;
+    arena *a = must_decode_msg(OTLP_METRICS, &r.base, &req);
+    assert_int_equal(req.items, 8);
+    metrics_req *d = (metrics_req *)req.msg;
+    Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *dh =
+        d->resource_metrics[0]->scope_metrics[0]->metrics[2]->histogram->data_points[0];
+    /* The synthetic oneof keeps presence of a zero sum, as proto3 optional. */
+    assert_int_equal(dh->_sum_case, OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT___SUM_SUM);
+    assert_int_equal(dh->_min_case, OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT___MIN__NOT_SET);
+    otlp_validate(&req);
+    assert_int_equal(req.items, 6);
+    assert_int_equal(req.rejected, 3); /* 2 points of the nameless one, 1 for the empty one */
+    assert_string_equal(req.reject_reason, "metric 5 of scope 0 of resource 0: missing metric name");
+    assert_int_equal(d->resource_metrics[0]->scope_metrics[0]->n_metrics, 5);
+    arena_free(a);
+}
+
+static void test_logs_count_validate(void **state)
+{
+    (void)state;
+    Opentelemetry__Proto__Logs__V1__LogRecord lr[4], *lrp[4];
+    for (int i = 0; i < 4; i++) {
+        opentelemetry__proto__logs__v1__log_record__init(&lr[i]);
+        lrp[i] = &lr[i];
+    }
+    lr[1].trace_id = bin(TRACE_ID, 16);
+    lr[1].span_id = bin(SPAN_ID, 8);
+    lr[1].event_name = "ev";
+    lr[2].trace_id = bin(TRACE_ID, 12);
+    lr[3].span_id = bin(SPAN_ID, 3);
+    Opentelemetry__Proto__Logs__V1__ScopeLogs sl = OPENTELEMETRY__PROTO__LOGS__V1__SCOPE_LOGS__INIT, *slp = &sl;
+    sl.n_log_records = 4;
+    sl.log_records = lrp;
+    Opentelemetry__Proto__Logs__V1__ResourceLogs rl = OPENTELEMETRY__PROTO__LOGS__V1__RESOURCE_LOGS__INIT, *rlp = &rl;
+    rl.n_scope_logs = 1;
+    rl.scope_logs = &slp;
+    logs_req r = OPENTELEMETRY__PROTO__COLLECTOR__LOGS__V1__EXPORT_LOGS_SERVICE_REQUEST__INIT;
+    r.n_resource_logs = 1;
+    r.resource_logs = &rlp;
+    otlp_request req;
+    arena *a = must_decode_msg(OTLP_LOGS, &r.base, &req);
+    assert_int_equal(req.items, 4);
+    logs_req *d = (logs_req *)req.msg;
+    assert_string_equal(d->resource_logs[0]->scope_logs[0]->log_records[1]->event_name, "ev");
+    otlp_validate(&req);
+    assert_int_equal(req.items, 2);
+    assert_int_equal(req.rejected, 2);
+    assert_string_equal(req.reject_reason, "log record 2 of scope 0 of resource 0: invalid trace_id length 12");
+    arena_free(a);
+}
+
+static int decode_pb(otlp_signal sig, const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+    arena *a = arena_new(64 << 20);
+    otlp_request req;
+    int rc = otlp_decode(sig, OTLP_PROTOBUF, data, len, a, &req, err, errlen);
+    arena_free(a);
+    return rc;
+}
+
+static void test_truncated_and_garbage(void **state)
+{
+    (void)state;
+    span_shape shapes[] = {{16, 8, 0, 0}};
+    size_t len;
+    uint8_t *data = trace_request(shapes, 1, &len);
+    char err[160];
+    /* Every strict prefix is cut inside some field. */
+    for (size_t n = 1; n < len; n++) {
+        assert_int_equal(decode_pb(OTLP_TRACES, data, n, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "invalid protobuf: truncated field at offset"));
+    }
+    assert_int_equal(decode_pb(OTLP_TRACES, data, len, err, sizeof(err)), 0);
+    free(data);
+
+    /* An empty body is an empty, valid request. */
+    assert_int_equal(decode_pb(OTLP_TRACES, NULL, 0, err, sizeof(err)), 0);
+
+    const uint8_t group[] = {0x0b}; /* field 1, wire type 3 */
+    assert_int_equal(decode_pb(OTLP_TRACES, group, sizeof(group), err, sizeof(err)), -1);
+    assert_string_equal(err, "invalid protobuf: unsupported wire type at offset 0");
+    const uint8_t field0[] = {0x00, 0x01};
+    assert_int_equal(decode_pb(OTLP_LOGS, field0, sizeof(field0), err, sizeof(err)), -1);
+    assert_string_equal(err, "invalid protobuf: invalid field number at offset 0");
+    const uint8_t longvarint[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    assert_int_equal(decode_pb(OTLP_METRICS, longvarint, sizeof(longvarint), err, sizeof(err)), -1);
+    /* Well-formed wire data, wrong types: protobuf-c itself refuses. A
+     * varint where resource_spans (a message) belongs: */
+    const uint8_t wrongtype[] = {0x08, 0x01};
+    assert_int_equal(decode_pb(OTLP_TRACES, wrongtype, sizeof(wrongtype), err, sizeof(err)), -1);
+    assert_string_equal(err, "invalid protobuf: malformed message");
+    /* Unknown fields are skipped. */
+    const uint8_t unknown[] = {0x78, 0x05, 0x7a, 0x02, 'h', 'i'};
+    assert_int_equal(decode_pb(OTLP_TRACES, unknown, sizeof(unknown), err, sizeof(err)), 0);
+
+    /* Random garbage never crashes. */
+    srand(1);
+    uint8_t junk[256];
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t)(rand() % (int)sizeof(junk));
+        for (size_t i = 0; i < n; i++)
+            junk[i] = (uint8_t)rand();
+        decode_pb((otlp_signal)(round % 3), junk, n, err, sizeof(err));
+    }
+}
+
+/* Request -> ResourceSpans -> Resource -> KeyValue -> AnyValue, then `levels`
+ * times ArrayValue -> AnyValue: the innermost AnyValue sits at message depth
+ * 5 + 2 * levels. Built from the inside out. */
+static uint8_t *nested_anyvalue(size_t levels, size_t *len)
+{
+    size_t cap = 64 + levels * 12;
+    uint8_t *b = malloc(cap);
+    assert_non_null(b);
+    size_t pos = cap;
+#define PUT(byte) (b[--pos] = (uint8_t)(byte))
+    PUT(0x01);
+    PUT(0x18); /* AnyValue.int_value = 1 */
+    /* Wraps everything after pos as length-delimited field `tag`. */
+#define WRAP(tag)                                                                                  \
+    do {                                                                                           \
+        size_t n = cap - pos;                                                                      \
+        uint8_t v[10];                                                                             \
+        int k = 0;                                                                                 \
+        do {                                                                                       \
+            v[k++] = (uint8_t)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));                                \
+            n >>= 7;                                                                               \
+        } while (n);                                                                               \
+        while (k)                                                                                  \
+            PUT(v[--k]);                                                                           \
+        PUT(tag);                                                                                  \
+    } while (0)
+    for (size_t i = 0; i < levels; i++) {
+        WRAP(0x0a); /* ArrayValue.values */
+        WRAP(0x2a); /* AnyValue.array_value */
+    }
+    WRAP(0x12); /* KeyValue.value */
+    PUT('k');
+    PUT(0x01);
+    PUT(0x0a); /* KeyValue.key = "k" */
+    WRAP(0x0a); /* Resource.attributes */
+    WRAP(0x0a); /* ResourceSpans.resource */
+    WRAP(0x0a); /* Request.resource_spans */
+#undef WRAP
+#undef PUT
+    *len = cap - pos;
+    memmove(b, b + pos, *len);
+    return b;
+}
+
+static void test_depth_limit(void **state)
+{
+    (void)state;
+    char err[160];
+    size_t len;
+    /* 5 + 2 * 29 = 63 levels pass, 65 do not. */
+    uint8_t *ok = nested_anyvalue(29, &len);
+    assert_int_equal(decode_pb(OTLP_TRACES, ok, len, err, sizeof(err)), 0);
+    free(ok);
+    uint8_t *deep = nested_anyvalue(30, &len);
+    assert_int_equal(decode_pb(OTLP_TRACES, deep, len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "invalid protobuf: nesting too deep at offset"));
+    free(deep);
+    /* 100k levels (about 1 MB): rejected, stack intact. */
+    uint8_t *bomb = nested_anyvalue(100000, &len);
+    assert_int_equal(decode_pb(OTLP_TRACES, bomb, len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "nesting too deep"));
+    free(bomb);
+}
+
+static void test_arena_limit(void **state)
+{
+    (void)state;
+    span_shape shapes[8];
+    for (int i = 0; i < 8; i++)
+        shapes[i] = (span_shape){16, 8, 8, 0};
+    size_t len;
+    uint8_t *data = trace_request(shapes, 8, &len);
+    arena *a = arena_new(256);
+    otlp_request req;
+    char err[160];
+    assert_int_equal(otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, data, len, a, &req, err, sizeof(err)), -1);
+    assert_true(arena_failed(a));
+    assert_string_equal(err, "request too large when decoded");
+    arena_free(a);
+    free(data);
+}
+
+static void test_responses(void **state)
+{
+    (void)state;
+    buf b = BUF_INIT;
+    assert_int_equal(otlp_encode_response(OTLP_TRACES, OTLP_PROTOBUF, 3, "bad ids", &b), 0);
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse *tr =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_response__unpack(
+            NULL, b.len, (uint8_t *)b.data);
+    assert_non_null(tr);
+    assert_non_null(tr->partial_success);
+    assert_int_equal(tr->partial_success->rejected_spans, 3);
+    assert_string_equal(tr->partial_success->error_message, "bad ids");
+    opentelemetry__proto__collector__trace__v1__export_trace_service_response__free_unpacked(tr, NULL);
+
+    /* Full success: an empty message. */
+    buf_clear(&b);
+    assert_int_equal(otlp_encode_response(OTLP_METRICS, OTLP_PROTOBUF, 0, NULL, &b), 0);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(otlp_encode_response(OTLP_METRICS, OTLP_JSON, 0, "", &b), 0);
+    assert_int_equal(b.len, 2);
+    assert_memory_equal(b.data, "{}", 2);
+
+    buf_clear(&b);
+    assert_int_equal(otlp_encode_response(OTLP_METRICS, OTLP_PROTOBUF, 7, NULL, &b), 0);
+    Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceResponse *mr =
+        opentelemetry__proto__collector__metrics__v1__export_metrics_service_response__unpack(
+            NULL, b.len, (uint8_t *)b.data);
+    assert_non_null(mr);
+    assert_int_equal(mr->partial_success->rejected_data_points, 7);
+    opentelemetry__proto__collector__metrics__v1__export_metrics_service_response__free_unpacked(mr, NULL);
+
+    buf_clear(&b);
+    assert_int_equal(otlp_encode_response(OTLP_LOGS, OTLP_JSON, 2, "log record 0: \"x\"", &b), 0);
+    const char want[] = "{\"partialSuccess\":{\"rejectedLogRecords\":\"2\",\"errorMessage\":\"log record 0: \\\"x\\\"\"}}";
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.data, want, b.len);
+
+    /* A warning without rejections still sets partial_success. */
+    buf_clear(&b);
+    assert_int_equal(otlp_encode_response(OTLP_LOGS, OTLP_PROTOBUF, 0, "slow down", &b), 0);
+    Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceResponse *lr =
+        opentelemetry__proto__collector__logs__v1__export_logs_service_response__unpack(
+            NULL, b.len, (uint8_t *)b.data);
+    assert_non_null(lr);
+    assert_non_null(lr->partial_success);
+    assert_int_equal(lr->partial_success->rejected_log_records, 0);
+    assert_string_equal(lr->partial_success->error_message, "slow down");
+    opentelemetry__proto__collector__logs__v1__export_logs_service_response__free_unpacked(lr, NULL);
+
+    buf_clear(&b);
+    assert_int_equal(otlp_encode_status(OTLP_PROTOBUF, 8, "rate limited", &b), 0);
+    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, b.len, (uint8_t *)b.data);
+    assert_non_null(st);
+    assert_int_equal(st->code, 8);
+    assert_string_equal(st->message, "rate limited");
+    google__rpc__status__free_unpacked(st, NULL);
+
+    buf_clear(&b);
+    assert_int_equal(otlp_encode_status(OTLP_JSON, 3, "bad", &b), 0);
+    assert_int_equal(b.len, strlen("{\"code\":3,\"message\":\"bad\"}"));
+    assert_memory_equal(b.data, "{\"code\":3,\"message\":\"bad\"}", b.len);
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_decode_traces),
+        cmocka_unit_test(test_validate_spans),
+        cmocka_unit_test(test_metrics_count_validate),
+        cmocka_unit_test(test_logs_count_validate),
+        cmocka_unit_test(test_truncated_and_garbage),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_arena_limit),
+        cmocka_unit_test(test_responses),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
