@@ -102,34 +102,40 @@ static const config_node *map_find(const config_node *map, const char *key)
     return NULL;
 }
 
-static int node_verror(const config_node *n, const char *key, char *err, size_t errlen, const char *fmt,
-                       va_list ap)
+/* Two calling styles are accepted, since both read naturally at call sites:
+ * (map, "key") for an entry of a map, located at its value (or at the map
+ * when the key is absent), and (value, "key") naming the node itself. A NULL
+ * node (an absent optional key looked up with config_get) still yields a
+ * message, just without a location. */
+int config_error(const config_node *n, const char *key, char *err, size_t errlen, const char *fmt, ...)
 {
     if (errlen == 0)
         return -1;
     char path[256];
     size_t plen = 0;
     path[0] = '\0';
-    path_build(n, path, sizeof(path), &plen);
-    const config_node *at = n;
-    if (key != NULL) {
-        const config_node *v = map_find(n, key);
-        if (v != NULL)
-            at = v;
-        path_appendf(path, sizeof(path), &plen, "%s%s", plen ? "." : "", key);
+    int k;
+    if (n == NULL) {
+        k = snprintf(err, errlen, "%s: ", key != NULL ? key : "(top level)");
+    } else {
+        path_build(n, path, sizeof(path), &plen);
+        const config_node *at = n;
+        if (key != NULL && n->kind == NODE_MAP) {
+            const config_node *v = map_find(n, key);
+            if (v != NULL)
+                at = v;
+            path_appendf(path, sizeof(path), &plen, "%s%s", plen ? "." : "", key);
+        } else if (key != NULL && (n->key == NULL || strcmp(n->key->raw, key) != 0)) {
+            path_appendf(path, sizeof(path), &plen, "%s%s", plen ? "." : "", key);
+        }
+        k = snprintf(err, errlen, "%s:%u:%u: %s: ", at->file, at->line, at->col, plen ? path : "(top level)");
     }
-    int k = snprintf(err, errlen, "%s:%u:%u: %s: ", at->file, at->line, at->col, plen ? path : "(top level)");
-    if (k >= 0 && (size_t)k < errlen)
+    if (k >= 0 && (size_t)k < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
         vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-    return -1;
-}
-
-int config_error(const config_node *n, const char *key, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    node_verror(n, key, err, errlen, fmt, ap);
-    va_end(ap);
+        va_end(ap);
+    }
     return -1;
 }
 
@@ -247,15 +253,15 @@ static int expand_ref(const config_node *n, const char *ref, size_t len, const c
     name[name_len] = '\0';
     const char *val = getenv(name);
     /* As in the shell: ":-" also replaces a variable that is set but empty. */
-    if (sep != NULL && (val == NULL || val[0] == '\0')) {
-        const char *def = sep + 2;
-        return buf_append(out, def, (size_t)(ref + len - def)) == 0 ? 0
-                                                                     : config_error(n, NULL, err, errlen, "out of memory");
-    }
-    if (val == NULL)
+    int rc;
+    if (sep != NULL && (val == NULL || val[0] == '\0'))
+        rc = buf_append(out, sep + 2, (size_t)(ref + len - (sep + 2)));
+    else if (val != NULL)
+        rc = buf_puts(out, val);
+    else
         return config_error(n, NULL, err, errlen, "%s: environment variable %s is not set and has no default",
                             quote(q, whole), name);
-    return buf_puts(out, val) == 0 ? 0 : config_error(n, NULL, err, errlen, "out of memory");
+    return rc == 0 ? 0 : config_error(n, NULL, err, errlen, "out of memory");
 }
 
 static int expand_scalar(arena *a, config_node *n, char *err, size_t errlen)
@@ -267,20 +273,17 @@ static int expand_scalar(arena *a, config_node *n, char *err, size_t errlen)
     }
     buf out = BUF_INIT;
     const char *p = raw;
-    int rc = 0;
+    int rc = 0, oom = 0; /* appends fail only for lack of memory: check once */
     while (rc == 0 && *p != '\0') {
         const char *d = strchr(p, '$');
         if (d == NULL)
             d = p + strlen(p);
-        if (buf_append(&out, p, (size_t)(d - p)) != 0) {
-            rc = config_error(n, NULL, err, errlen, "out of memory");
-            break;
-        }
+        oom |= buf_append(&out, p, (size_t)(d - p));
         p = d;
         if (*p == '\0')
             break;
         if (strncmp(p, "$${", 3) == 0) {
-            rc = buf_puts(&out, "${") == 0 ? 0 : config_error(n, NULL, err, errlen, "out of memory");
+            oom |= buf_puts(&out, "${");
             p += 3;
         } else if (strncmp(p, "${", 2) == 0) {
             const char *close = strchr(p + 2, '}');
@@ -298,12 +301,12 @@ static int expand_scalar(arena *a, config_node *n, char *err, size_t errlen)
             rc = expand_ref(n, p + 2, (size_t)(close - (p + 2)), whole, &out, err, errlen);
             p = close + 1;
         } else {
-            rc = buf_putc(&out, '$') == 0 ? 0 : config_error(n, NULL, err, errlen, "out of memory");
+            oom |= buf_putc(&out, '$');
             p++;
         }
     }
     if (rc == 0) {
-        n->value = arena_strndup(a, out.data != NULL ? out.data : "", out.len);
+        n->value = oom ? NULL : arena_strndup(a, out.data != NULL ? out.data : "", out.len);
         if (n->value == NULL)
             rc = config_error(n, NULL, err, errlen, "out of memory");
     }
@@ -473,11 +476,23 @@ static int scalar_add(parse_ctx *ctx, const yaml_event_t *ev)
     return expand_scalar(ctx->a, n, ctx->err, ctx->errlen);
 }
 
-static int syntax_error(parse_ctx *ctx, const yaml_parser_t *p)
+static int syntax_error(parse_ctx *ctx, const yaml_parser_t *p, const char *yaml, size_t len)
 {
-    /* Reader errors (bad encoding) carry no problem mark; the parser's
-     * current mark is where it stopped. */
-    yaml_mark_t m = p->error == YAML_READER_ERROR ? p->mark : p->problem_mark;
+    yaml_mark_t m = p->problem_mark;
+    if (p->error == YAML_READER_ERROR) {
+        /* Encoding errors carry only a byte offset: libyaml decodes ahead of
+         * the scanner, so no mark points at the bad byte. Count lines. */
+        size_t end = p->problem_offset < len ? p->problem_offset : len;
+        m = (yaml_mark_t){0};
+        for (size_t i = 0; i < end; i++) {
+            if (yaml[i] == '\n') {
+                m.line++;
+                m.column = 0;
+            } else {
+                m.column++;
+            }
+        }
+    }
     const char *problem = p->problem != NULL ? p->problem : "out of memory";
     if (p->context != NULL)
         snprintf(ctx->err, ctx->errlen, "%s:%zu:%zu: syntax: %s (%s at line %zu, column %zu)", ctx->file,
@@ -534,7 +549,7 @@ static int parse_yaml(parse_ctx *ctx, const char *yaml, size_t len)
     while (rc == 0 && !done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
-            rc = syntax_error(ctx, &parser);
+            rc = syntax_error(ctx, &parser, yaml, len);
             break;
         }
         done = ev.type == YAML_STREAM_END_EVENT;
@@ -578,14 +593,21 @@ const char *config_scalar(const config_node *n)
     return n != NULL && n->kind == NODE_SCALAR && !n->is_null ? n->value : NULL;
 }
 
-/* The scalar under key, *out NULL when absent or null; error when the value
- * is a mapping or sequence. `what` names the expected type for the message. */
+/* The value under key; NULL when absent or a YAML null (both mean "not set"). */
+static const config_node *value_at(const config_node *map, const char *key)
+{
+    const config_node *v = map_find(map, key);
+    return v != NULL && !v->is_null ? v : NULL;
+}
+
+/* The scalar under key, *out NULL when not set; error when the value is a
+ * mapping or sequence. `what` names the expected type for the message. */
 static int scalar_at(const config_node *map, const char *key, const char *what, const config_node **out,
                      char *err, size_t errlen)
 {
-    const config_node *v = map_find(map, key);
+    const config_node *v = value_at(map, key);
     *out = NULL;
-    if (v == NULL || (v->kind == NODE_SCALAR && v->is_null))
+    if (v == NULL)
         return 0;
     if (v->kind != NODE_SCALAR)
         return config_error(map, key, err, errlen, "expected %s, got %s", what, kind_name(v));
@@ -658,38 +680,53 @@ static int parse_with_unit(const char *s, const unit *units, uint64_t max, uint6
     return -1;
 }
 
+/* What differs between sizes and durations: units, ceiling and wording. */
+typedef struct unit_kind {
+    const char *what;    /* type name in messages */
+    const char *too_big; /* "size ... is too large" */
+    const char *example;
+    const unit *units;
+    uint64_t max;
+} unit_kind;
+
 static const unit size_units[] = {
-    {"", 1},
-    {"B", 1},
-    {"KB", 1000},
-    {"MB", 1000 * 1000},
-    {"GB", 1000 * 1000 * 1000},
-    {"KiB", (uint64_t)1 << 10},
-    {"MiB", (uint64_t)1 << 20},
-    {"GiB", (uint64_t)1 << 30},
-    {NULL, 0},
+    {"", 1},           {"B", 1},   {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
+    {"KiB", 1u << 10}, {"MiB", 1u << 20}, {"GiB", 1u << 30}, {NULL, 0},
 };
 
 static const unit duration_units[] = {
     {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000}, {NULL, 0},
 };
 
-int config_size(const config_node *map, const char *key, size_t def, size_t *out, char *err, size_t errlen)
+static const unit_kind sizes = {"size", "too large", "4MiB", size_units, SIZE_MAX};
+static const unit_kind durations = {"duration", "too long", "500ms, 10s, 5m or 1h", duration_units, UINT64_MAX};
+
+static int read_with_unit(const config_node *map, const char *key, const unit_kind *k, uint64_t def,
+                          uint64_t *out, char *err, size_t errlen)
 {
     const config_node *v;
-    if (scalar_at(map, key, "a size", &v, err, errlen) != 0)
+    char what[32], q[CONFIG_QUOTE];
+    snprintf(what, sizeof(what), "a %s", k->what);
+    if (scalar_at(map, key, what, &v, err, errlen) != 0)
         return -1;
     if (v == NULL) {
         *out = def;
         return 0;
     }
-    uint64_t n;
-    char q[CONFIG_QUOTE];
-    int rc = parse_with_unit(v->value, size_units, SIZE_MAX, &n);
+    int rc = parse_with_unit(v->value, k->units, k->max, out);
     if (rc == -2)
-        return config_error(map, key, err, errlen, "size %s is too large", quote(q, v->raw));
+        return config_error(map, key, err, errlen, "%s %s is %s", k->what, quote(q, v->raw), k->too_big);
     if (rc != 0)
-        return config_error(map, key, err, errlen, "invalid size %s (use e.g. 4MiB)", quote(q, v->raw));
+        return config_error(map, key, err, errlen, "invalid %s %s (use e.g. %s)", k->what, quote(q, v->raw),
+                            k->example);
+    return 0;
+}
+
+int config_size(const config_node *map, const char *key, size_t def, size_t *out, char *err, size_t errlen)
+{
+    uint64_t n;
+    if (read_with_unit(map, key, &sizes, def, &n, err, errlen) != 0)
+        return -1;
     *out = (size_t)n;
     return 0;
 }
@@ -697,21 +734,7 @@ int config_size(const config_node *map, const char *key, size_t def, size_t *out
 int config_duration_ms(const config_node *map, const char *key, uint64_t def, uint64_t *out, char *err,
                        size_t errlen)
 {
-    const config_node *v;
-    if (scalar_at(map, key, "a duration", &v, err, errlen) != 0)
-        return -1;
-    if (v == NULL) {
-        *out = def;
-        return 0;
-    }
-    char q[CONFIG_QUOTE];
-    int rc = parse_with_unit(v->value, duration_units, UINT64_MAX, out);
-    if (rc == -2)
-        return config_error(map, key, err, errlen, "duration %s is too long", quote(q, v->raw));
-    if (rc != 0)
-        return config_error(map, key, err, errlen, "invalid duration %s (use e.g. 500ms, 10s, 5m or 1h)",
-                            quote(q, v->raw));
-    return 0;
+    return read_with_unit(map, key, &durations, def, out, err, errlen);
 }
 
 int config_uint(const config_node *map, const char *key, uint64_t def, uint64_t min, uint64_t max,
@@ -866,8 +889,7 @@ static int read_duration_u32(const config_node *map, const char *key, uint32_t d
 static int read_section(const config_node *map, const char *key, const char *const *allowed,
                         const config_node **out, char *err, size_t errlen)
 {
-    const config_node *v = config_get(map, key);
-    *out = v != NULL && !(v->kind == NODE_SCALAR && v->is_null) ? v : NULL;
+    *out = value_at(map, key);
     return *out != NULL ? config_check_keys(*out, allowed, err, errlen) : 0;
 }
 
@@ -875,9 +897,9 @@ static int read_section(const config_node *map, const char *key, const char *con
 static int read_str_list(const config_node *map, const char *key, const config_node **out, char *err,
                          size_t errlen)
 {
-    const config_node *v = config_get(map, key);
+    const config_node *v = value_at(map, key);
     *out = v;
-    if (v == NULL || (v->kind == NODE_SCALAR && v->is_null))
+    if (v == NULL)
         return config_error(map, key, err, errlen, "required key is missing");
     if (v->kind != NODE_SEQ)
         return config_error(map, key, err, errlen, "expected a sequence, got %s", kind_name(v));
@@ -907,17 +929,20 @@ static int read_tls(const config_node *listener, config_tls *tls, char *err, siz
 
 static int read_listener(const config_node *n, config_listener *l, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name",         "grpc",           "http", "tls", "max_request_bytes",
-                                       "max_concurrent_streams", "idle_timeout", "header_timeout", NULL};
+    /* auth, allow_cidrs, tenant and cidr_tenants are read by auth/auth.c. */
+    static const char *const keys[] = {"name", "grpc", "http", "tls", "max_request_bytes",
+                                       "max_concurrent_streams", "idle_timeout", "header_timeout",
+                                       "proxy_protocol", "auth", "allow_cidrs", "tenant", "cidr_tenants", NULL};
     uint64_t streams;
     l->node = n;
     if (config_check_keys(n, keys, err, errlen) != 0 || read_name(n, &l->name, err, errlen) != 0 ||
-        read_addr(n, "grpc", &l->grpc_addr, err, errlen) != 0 || read_addr(n, "http", &l->http_addr, err, errlen) != 0 ||
-        read_tls(n, &l->tls, err, errlen) != 0 ||
+        read_addr(n, "grpc", &l->grpc_addr, err, errlen) != 0 ||
+        read_addr(n, "http", &l->http_addr, err, errlen) != 0 || read_tls(n, &l->tls, err, errlen) != 0 ||
         config_size(n, "max_request_bytes", (size_t)8 << 20, &l->max_request_bytes, err, errlen) != 0 ||
         config_uint(n, "max_concurrent_streams", 100, 1, 10000, &streams, err, errlen) != 0 ||
         read_duration_u32(n, "idle_timeout", 120000, 1, &l->idle_timeout_ms, err, errlen) != 0 ||
-        read_duration_u32(n, "header_timeout", 10000, 1, &l->header_timeout_ms, err, errlen) != 0)
+        read_duration_u32(n, "header_timeout", 10000, 1, &l->header_timeout_ms, err, errlen) != 0 ||
+        config_bool(n, "proxy_protocol", 0, &l->proxy_protocol, err, errlen) != 0)
         return -1;
     l->max_concurrent_streams = (uint32_t)streams;
     if (l->grpc_addr == NULL && l->http_addr == NULL)
@@ -927,7 +952,7 @@ static int read_listener(const config_node *n, config_listener *l, char *err, si
     return 0;
 }
 
-/* Checks that the names under `key` in each of the n maps are unique. */
+/* Checks that the `name` values of the n maps are unique. */
 static int check_unique_names(arena *a, const config_node *const *maps, size_t n, const char *what, char *err,
                               size_t errlen)
 {
@@ -946,8 +971,8 @@ static int check_unique_names(arena *a, const config_node *const *maps, size_t n
 
 static int read_listeners(config *c, arena *a, char *err, size_t errlen)
 {
-    const config_node *seq = config_get(c->root, "listeners");
-    if (seq == NULL || (seq->kind == NODE_SCALAR && seq->is_null))
+    const config_node *seq = value_at(c->root, "listeners");
+    if (seq == NULL)
         return config_error(c->root, "listeners", err, errlen, "at least one listener is required");
     if (seq->kind != NODE_SEQ)
         return config_error(seq, NULL, err, errlen, "expected a sequence, got %s", kind_name(seq));
@@ -1040,8 +1065,8 @@ static int read_pipeline_backends(arena *a, const config_node *p, const config_n
 static int read_pipelines(config *c, arena *a, const config_node *backends, char *err, size_t errlen)
 {
     static const char *const keys[] = {"name", "signals", "backends", NULL};
-    const config_node *seq = config_get(c->root, "pipelines");
-    if (seq == NULL || (seq->kind == NODE_SCALAR && seq->is_null))
+    const config_node *seq = value_at(c->root, "pipelines");
+    if (seq == NULL)
         return 0;
     if (seq->kind != NODE_SEQ)
         return config_error(seq, NULL, err, errlen, "expected a sequence, got %s", kind_name(seq));
@@ -1063,8 +1088,9 @@ static int read_pipelines(config *c, arena *a, const config_node *backends, char
 
 static int read_config(config *c, arena *a, char *err, size_t errlen)
 {
-    static const char *const top_keys[] = {"workers",   "admin",     "log",      "limits", "shutdown_timeout",
-                                           "listeners", "backends",  "pipelines", NULL};
+    /* auth and tenants are read by auth/auth.c from c->root. */
+    static const char *const top_keys[] = {"workers",   "admin",    "log",       "limits", "shutdown_timeout",
+                                           "listeners", "backends", "pipelines", "auth",   "tenants", NULL};
     static const char *const log_keys[] = {"level", NULL};
     static const char *const limit_keys[] = {"max_decoded_bytes", NULL};
     const config_node *root = c->root, *log, *limits, *backends;
@@ -1090,9 +1116,7 @@ static int read_config(config *c, arena *a, char *err, size_t errlen)
                             quote(q, config_get(log, "level")->raw));
     if (c->max_decoded_bytes < 1024)
         return config_error(limits, "max_decoded_bytes", err, errlen, "must be at least 1KiB");
-    backends = config_get(root, "backends");
-    if (backends != NULL && backends->kind == NODE_SCALAR && backends->is_null)
-        backends = NULL;
+    backends = value_at(root, "backends");
     if (read_listeners(c, a, err, errlen) != 0 || read_backends(c, a, backends, err, errlen) != 0 ||
         read_pipelines(c, a, backends, err, errlen) != 0)
         return -1;
@@ -1173,7 +1197,7 @@ const char config_embedded_default[] =
     "  # Memory one request may use once decoded (protobuf/JSON expand).\n"
     "  max_decoded_bytes: 256MiB\n"
     "\n"
-    "# How long a shutdown waits for in-flight requests and queued exports.\n"
+    "# How long a graceful stop waits for in-flight requests to finish.\n"
     "shutdown_timeout: 10s\n"
     "\n"
     "# Where OTLP comes in. Loopback only, no TLS and no authentication: fine\n"
@@ -1186,11 +1210,11 @@ const char config_embedded_default[] =
     "    max_request_bytes: 8MiB       # per request, compressed and decompressed\n"
     "    max_concurrent_streams: 100   # HTTP/2 streams per connection\n"
     "    idle_timeout: 120s            # close connections idle this long\n"
-    "    header_timeout: 10s           # time allowed to send request headers\n"
+    "    header_timeout: 10s           # a request must arrive within this\n"
     "\n"
     "# Where data goes. Each backend has a name (the key) and a type; the other\n"
-    "# keys belong to the type. `file` keeps what it receives on local disk,\n"
-    "# under `dir`.\n"
+    "# keys belong to the type. `file` appends each request as a line of\n"
+    "# OTLP/JSON to traces.jsonl, metrics.jsonl and logs.jsonl under `dir`.\n"
     "backends:\n"
     "  local:\n"
     "    type: file\n"

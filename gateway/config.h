@@ -36,12 +36,13 @@ typedef struct config_listener {
     uint32_t max_concurrent_streams; /* default 100 */
     uint32_t idle_timeout_ms;        /* default 120000 */
     uint32_t header_timeout_ms;      /* default 10000 */
-    const config_node *node;         /* the listener's map */
+    int proxy_protocol;              /* expect a PROXY v1/v2 header first (behind an NLB/HAProxy) */
+    const config_node *node;         /* the listener's map; auth.c reads auth keys from it */
 } config_listener;
 
 typedef struct config_backend {
     const char *name; /* the key under `backends:` */
-    const char *type; /* "file" | "null" | ... */
+    const char *type; /* "file" | "discard" | ... */
     const config_node *node; /* the backend's map; its module reads the rest */
 } config_backend;
 

@@ -41,8 +41,9 @@ gzip_status gzip_inflate(const uint8_t *in, size_t len, size_t max_out, arena *a
     int finished = 0;
     while (st == GZIP_OK && !finished) {
         if (used == cap && cap < max_out) {
-            /* Grow geometrically; the old buffer stays in the arena, so the
-             * total is under twice the final size. */
+            /* Grow geometrically; old buffers stay in the arena (it cannot
+             * free), so the arena holds less than three times the final
+             * buffer, and the final buffer never exceeds max_out. */
             size_t ncap = cap <= max_out / 2 ? cap * 2 : max_out;
             uint8_t *n = arena_alloc(a, ncap);
             if (n == NULL) {
