@@ -19,7 +19,9 @@
  * - Reading pauses while a socket write is in flight. h2o completes writes
  *   that fit the kernel buffer within the same loop iteration, so the cost is
  *   nil for healthy clients, while a client that does not read its responses
- *   stops being read from instead of growing nghttp2's output queue. */
+ *   stops being read from instead of growing nghttp2's output queue.
+ * - The process must ignore SIGPIPE (h2o writes with writev, so a peer that
+ *   hung up would otherwise kill the process). */
 #include "grpc.h"
 
 #include <netinet/in.h>
@@ -33,6 +35,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "proxy.h"
 
 #define GRPC_DEFAULT_MAX_MESSAGE (4u << 20) /* gRPC's own default max receive size */
 #define GRPC_DEFAULT_STREAMS 100u
@@ -77,6 +80,7 @@ struct grpc_listener {
     nghttp2_session_callbacks *callbacks;
     h2o_timeout_t header_timeout;
     h2o_timeout_t idle_timeout;
+    proxy_waiters proxy; /* connections still sending their PROXY header */
     h2o_linklist_t conns;
     size_t nconns;
     int shutting_down;
@@ -230,9 +234,7 @@ static void grpc_stream_free(grpc_stream *s)
 
 /* After the response is submitted the stream only needs the client to take
  * it; bound that by the idle timeout so a peer that never opens its flow
- * control window cannot pin the stream. If the client is still sending,
- * tell it to stop (gRPC servers send RST_STREAM NO_ERROR after an early
- * response). */
+ * control window cannot pin the stream. */
 static void grpc_stream_answered(grpc_stream *s)
 {
     grpc_conn *c = s->conn;
@@ -240,8 +242,6 @@ static void grpc_stream_answered(grpc_stream *s)
     buf_free(&s->body);
     h2o_timeout_unlink(&s->timer);
     h2o_timeout_link(c->l->loop, &c->l->idle_timeout, &s->timer);
-    if (!s->recv_done)
-        nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
 }
 
 /* Trailers-only response: HEADERS with END_STREAM carrying grpc-status. */
@@ -270,10 +270,17 @@ static void grpc_stream_reply_status(grpc_stream *s, int code, const char *msg, 
     grpc_stream_answered(s);
 }
 
+/* Refusal metrics need a signal even when the path named none; those are
+ * counted under traces (the most common signal) rather than dropped. */
+static otlp_signal grpc_stream_metric_signal(const grpc_stream *s)
+{
+    return s->signal < 0 ? OTLP_TRACES : (otlp_signal)s->signal;
+}
+
 /* A refusal that never reached ingest_export: count it, then answer. */
 static void grpc_stream_refuse(grpc_stream *s, ingest_status st, int code, const char *msg)
 {
-    ingest_count_refused(INGEST_GRPC, s->signal < 0 ? OTLP_TRACES : (otlp_signal)s->signal, st, s->start_ns);
+    ingest_count_refused(INGEST_GRPC, grpc_stream_metric_signal(s), st, s->start_ns);
     grpc_stream_reply_status(s, code, msg, 0);
 }
 
@@ -285,7 +292,7 @@ static void grpc_stream_refuse_http(grpc_stream *s, ingest_status st, const char
         GRPC_NV("allow", "POST", 4),
         GRPC_NV("accept", "application/grpc", 16),
     };
-    ingest_count_refused(INGEST_GRPC, s->signal < 0 ? OTLP_TRACES : (otlp_signal)s->signal, st, s->start_ns);
+    ingest_count_refused(INGEST_GRPC, grpc_stream_metric_signal(s), st, s->start_ns);
     if (nghttp2_submit_response(s->conn->session, s->id, nva, sizeof(nva) / sizeof(nva[0]), NULL) != 0)
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
     grpc_stream_answered(s);
@@ -419,7 +426,7 @@ static void grpc_stream_on_timeout(h2o_timeout_entry_t *entry)
     grpc_conn *c = s->conn;
     log_debug("grpc stream timeout", "listener=%s stream=%d answered=%d", c->l->name, (int)s->id, s->answered);
     if (!s->answered)
-        ingest_count_refused(INGEST_GRPC, s->signal < 0 ? OTLP_TRACES : (otlp_signal)s->signal, INGEST_INVALID,
+        ingest_count_refused(INGEST_GRPC, grpc_stream_metric_signal(s), INGEST_INVALID,
                              s->start_ns);
     s->answered = 1;
     nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
@@ -531,6 +538,21 @@ static int grpc_on_frame_recv(nghttp2_session *session, const nghttp2_frame *fra
         grpc_stream_check_headers(s);
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
         grpc_stream_finish(s);
+    return 0;
+}
+
+/* An early answer (the request was still arriving) tells the client to stop
+ * sending with RST_STREAM NO_ERROR, as gRPC servers do. It must follow the
+ * response on the wire, which submitting it here guarantees; submitted
+ * together, nghttp2 would drop the response of a stream it is resetting. */
+static int grpc_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    grpc_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (s && !s->recv_done)
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     return 0;
 }
 
@@ -683,8 +705,6 @@ static int grpc_conn_start_session(grpc_conn *c)
     /* The header timer, armed at accept, covered the preface; from here
      * streams carry their own deadlines. */
     grpc_conn_set_timer(c, GRPC_TIMER_NONE, 0);
-    if (l->shutting_down)
-        nghttp2_submit_shutdown_notice(c->session);
     return 0;
 }
 
@@ -692,6 +712,8 @@ static int grpc_conn_start_session(grpc_conn *c)
  * HTTP/1.x request line, -2 anything else. */
 static int grpc_classify_preface(const char *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* h2o calls back on TCP activity even without new bytes */
     size_t cmp = n < GRPC_PREFACE_LEN ? n : GRPC_PREFACE_LEN;
     if (memcmp(p, grpc_preface, cmp) == 0)
         return n >= GRPC_PREFACE_LEN ? 1 : 0;
@@ -801,7 +823,16 @@ static void grpc_conn_new(grpc_listener *l, h2o_socket_t *sock)
     } else {
         c->state = GRPC_CONN_PREFACE;
         h2o_socket_read_start(sock, grpc_conn_on_read);
+        /* Bytes that arrived with a PROXY header are already buffered; h2o
+         * only calls back for new ones. */
+        if (sock->input->size > 0)
+            grpc_conn_on_read(sock, NULL);
     }
+}
+
+static void grpc_conn_on_proxy_done(h2o_socket_t *sock, void *data)
+{
+    grpc_conn_new(data, sock);
 }
 
 /* ---- listener ---------------------------------------------------------- */
@@ -816,7 +847,10 @@ static void grpc_listener_on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock)
             break;
-        grpc_conn_new(l, sock);
+        if (l->settings.proxy_protocol)
+            proxy_accept(&l->proxy, sock, grpc_conn_on_proxy_done, l);
+        else
+            grpc_conn_new(l, sock);
     }
 }
 
@@ -829,6 +863,7 @@ static int grpc_listener_init_nghttp2(grpc_listener *l)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(l->callbacks, grpc_on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(l->callbacks, grpc_on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(l->callbacks, grpc_on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(l->callbacks, grpc_on_frame_send);
     return 0;
 }
 
@@ -858,6 +893,7 @@ grpc_listener *grpc_listener_start(h2o_evloop_t *loop, int listen_fd, const grpc
         l->settings.idle_timeout_ms = GRPC_DEFAULT_IDLE_TIMEOUT_MS;
     h2o_timeout_init(loop, &l->header_timeout, l->settings.header_timeout_ms);
     h2o_timeout_init(loop, &l->idle_timeout, l->settings.idle_timeout_ms);
+    proxy_waiters_init(&l->proxy, loop, l->settings.header_timeout_ms);
     h2o_linklist_init_anchor(&l->conns);
     l->sock = h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = l;
@@ -873,6 +909,7 @@ void grpc_listener_shutdown(grpc_listener *l)
     h2o_socket_read_stop(l->sock);
     h2o_socket_close(l->sock);
     l->sock = NULL;
+    proxy_waiters_close(&l->proxy);
     /* pump may free the connection, so step before calling it. */
     h2o_linklist_t *node = l->conns.next;
     while (node != &l->conns) {
@@ -904,6 +941,7 @@ void grpc_listener_free(grpc_listener *l)
     }
     while (!h2o_linklist_is_empty(&l->conns))
         grpc_conn_close(H2O_STRUCT_FROM_MEMBER(grpc_conn, link, l->conns.next));
+    proxy_waiters_dispose(&l->proxy);
     h2o_timeout_dispose(l->loop, &l->header_timeout);
     h2o_timeout_dispose(l->loop, &l->idle_timeout);
     nghttp2_session_callbacks_del(l->callbacks);

@@ -24,6 +24,7 @@ typedef struct grpc_settings {
     uint32_t idle_timeout_ms;        /* close a connection with no open stream after this */
     uint32_t header_timeout_ms;      /* a connection/stream must finish its preface or headers/request within this */
     SSL_CTX *ssl_ctx;                /* NULL: h2c prior knowledge; else TLS, ALPN h2 (owned by caller) */
+    int proxy_protocol;              /* a PROXY v1/v2 header precedes TLS/HTTP/2 (within header_timeout_ms) */
 } grpc_settings;
 
 typedef struct grpc_listener grpc_listener;
