@@ -61,20 +61,39 @@ export function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** One HTTP/1.1 request without connection reuse. Resolves {status, headers, body: Buffer}. */
+/**
+ * One HTTP/1.1 request without connection reuse. Resolves {status, headers,
+ * body: Buffer} as soon as a response has been read, even if the server then
+ * drops the connection while the request body is still being sent (as it may
+ * for a 413); rejects if no response arrives.
+ */
 export function httpRequest({ port, method = 'GET', path: p = '/', headers = {}, body, timeoutMs = 10_000 }) {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, method, path: p, headers, agent: false, timeout: timeoutMs },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`HTTP ${method} ${p} timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
+    let settled = false;
+    const settle = (err, val) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(val);
+    };
+    const timer = setTimeout(() => {
+      req.destroy();
+      settle(new Error(`HTTP ${method} ${p} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers, agent: false }, (res) => {
+      const chunks = [];
+      const finish = () =>
+        settle(null, { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks), complete: res.complete });
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', finish);
+      res.on('close', finish);
+      res.on('error', finish);
+    });
+    req.on('error', (e) => {
+      // A response already being read wins; otherwise this is the result.
+      setTimeout(() => settle(e), 50);
+    });
     if (body !== undefined) req.end(body);
     else req.end();
   });
@@ -126,6 +145,38 @@ function configYaml(o) {
   ];
   if (o.extraYaml) lines.push(o.extraYaml);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * Run the binary once with `args` (e.g. ['--check-config', file]) and wait for
+ * it to exit. Resolves {code, signal, output}.
+ */
+export function runGatewayOnce(args, { timeoutMs = 10_000, cwd } = {}) {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env };
+    if (!env.ASAN_OPTIONS) env.ASAN_OPTIONS = 'detect_leaks=1';
+    const p = spawn(GATEWAY_BIN, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks = [];
+    p.stdout.on('data', (c) => chunks.push(c));
+    p.stderr.on('data', (c) => chunks.push(c));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`${GATEWAY_BIN} ${args.join(' ')} did not exit within ${timeoutMs} ms`));
+    }, timeoutMs);
+    p.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, output: Buffer.concat(chunks).toString('utf8') });
+    });
+  });
+}
+
+/** The config the harness generates, for tests that want to vary it. */
+export function gatewayConfigYaml(o) {
+  return configYaml({ workers: 2, maxRequestBytes: '1MiB', headerTimeout: '2s', ...o });
 }
 
 export class Gateway {
@@ -348,14 +399,23 @@ export class Gateway {
   }
 
   /** SIGTERM; throws unless it exits with code 0 within the timeout and logged no sanitizer report. */
-  async stop() {
+  async stop({ keepDir = false } = {}) {
     if (!this.proc) return;
     let problem = null;
     if (this.exit) {
       problem = `gateway had already exited (${JSON.stringify(this.exit)})`;
     } else {
+      const t0 = Date.now();
       this.proc.kill('SIGTERM');
-      const res = await Promise.race([this._exited, sleep(STOP_TIMEOUT_MS).then(() => null)]);
+      let timer;
+      const res = await Promise.race([
+        this._exited,
+        new Promise((r) => {
+          timer = setTimeout(() => r(null), STOP_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      this.stopMs = Date.now() - t0;
       if (!res) {
         problem = `gateway did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM`;
         this.proc.kill('SIGKILL');
@@ -372,6 +432,10 @@ export class Gateway {
       process.stderr.write(this.logTail() + '\n');
       throw new Error(`${problem}\n(log and data kept in ${this.dir})`);
     }
-    if (process.env.E2E_KEEP_TMP !== '1') await fsp.rm(this.dir, { recursive: true, force: true });
+    if (!keepDir && process.env.E2E_KEEP_TMP !== '1') await this.removeDir();
+  }
+
+  async removeDir() {
+    await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -222,19 +222,29 @@ export function grpcRaw(port, path, body, { headers = {}, timeoutMs = 10_000, ch
       trailers = t;
     });
     req.on('data', (c) => chunks.push(c));
-    req.on('error', (e) => done(e));
-    req.on('close', () => {
+    const result = () => {
       const statusText = trailers['grpc-status'] ?? resHeaders['grpc-status'];
       const message = trailers['grpc-message'] ?? resHeaders['grpc-message'] ?? '';
-      done(null, {
+      return {
         status: statusText === undefined ? null : Number(statusText),
         message: decodeURIComponentSafe(String(message)),
         headers: resHeaders,
         trailers,
         data: Buffer.concat(chunks),
         rstCode: req.rstCode,
-      });
-    });
+      };
+    };
+    // A stream reset after the status was sent (e.g. while we were still
+    // sending an oversized body) still counts as an answer.
+    const onError = (e) => {
+      const r = result();
+      if (r.status !== null) done(null, { ...r, error: e });
+      else done(e);
+    };
+    client.removeAllListeners('error');
+    client.on('error', onError);
+    req.on('error', onError);
+    req.on('close', () => done(null, result()));
     if (chunkDelayMs > 0 && body.length > 1) {
       const half = Math.floor(body.length / 2);
       req.write(body.subarray(0, half));
@@ -309,3 +319,94 @@ export function tcpExchange(port, data, { timeoutMs = 5000 } = {}) {
 
 /** The HTTP/2 client connection preface. */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+// ---- a recording TCP proxy ----
+
+/**
+ * A loopback TCP proxy to `targetPort` that records what clients send (up to
+ * `limit` bytes per connection), so a test can look at the wire: HTTP/1.1
+ * headers, or the HTTP/2 frames of a gRPC call. close() stops it and drops
+ * every connection.
+ */
+export async function startRecordingProxy(targetPort, { limit = 4 * 1024 * 1024 } = {}) {
+  const conns = [];
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const rec = { chunks: [], size: 0 };
+    conns.push(rec);
+    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on('data', (c) => {
+      if (rec.size < limit) {
+        rec.chunks.push(c);
+        rec.size += c.length;
+      }
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop);
+    upstream.on('error', drop);
+    client.on('close', drop);
+    upstream.on('close', drop);
+  });
+  await new Promise((resolve, reject) => {
+    server.on('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, resolve);
+  });
+  return {
+    port: server.address().port,
+    /** Client-to-server bytes, one Buffer per connection. */
+    recorded: () => conns.map((r) => Buffer.concat(r.chunks)),
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * The HTTP/2 frames in a client-to-server byte stream (after the preface):
+ * [{type, flags, streamId, payload}]. Stops at the first incomplete frame.
+ */
+export function h2Frames(buf) {
+  let pos = buf.subarray(0, H2_PREFACE.length).equals(H2_PREFACE) ? H2_PREFACE.length : 0;
+  const frames = [];
+  while (pos + 9 <= buf.length) {
+    const len = buf.readUIntBE(pos, 3);
+    const type = buf[pos + 3];
+    const flags = buf[pos + 4];
+    const streamId = buf.readUInt32BE(pos + 5) & 0x7fffffff;
+    if (pos + 9 + len > buf.length) break;
+    let payload = buf.subarray(pos + 9, pos + 9 + len);
+    if (type === 0 && flags & 0x8) payload = payload.subarray(1, payload.length - payload[0]); // PADDED
+    frames.push({ type, flags, streamId, payload });
+    pos += 9 + len;
+  }
+  return frames;
+}
+
+/** The compressed-flag byte of every gRPC message the client sent (from DATA frames). */
+export function grpcCompressedFlags(buf) {
+  const byStream = new Map();
+  for (const f of h2Frames(buf)) {
+    if (f.type !== 0) continue;
+    byStream.set(f.streamId, Buffer.concat([byStream.get(f.streamId) || Buffer.alloc(0), f.payload]));
+  }
+  const flags = [];
+  for (const data of byStream.values()) {
+    let pos = 0;
+    while (pos + 5 <= data.length) {
+      flags.push(data[pos]);
+      pos += 5 + data.readUInt32BE(pos + 1);
+    }
+  }
+  return flags;
+}

@@ -30,13 +30,14 @@ import {
   serviceNameOf,
 } from '../lib/expect.js';
 import { buildLogs, buildMetrics, buildSpans } from '../lib/sdkdata.js';
+import { grpcCompressedFlags, startRecordingProxy } from '../lib/wire.js';
 
 const TRANSPORTS = ['grpc', 'http/protobuf', 'http/json'];
 const COMPRESSIONS = ['none', 'gzip'];
 
-function makeExporter(gw, transport, signal, compression) {
-  const httpOpts = (p) => ({ url: `${gw.httpUrl}/v1/${p}`, compression, timeoutMillis: 10_000 });
-  const grpcOpts = { url: `http://${gw.grpcAddr}`, compression, timeoutMillis: 10_000 };
+function makeExporter(port, transport, signal, compression) {
+  const httpOpts = (p) => ({ url: `http://127.0.0.1:${port}/v1/${p}`, compression, timeoutMillis: 10_000 });
+  const grpcOpts = { url: `http://127.0.0.1:${port}`, compression, timeoutMillis: 10_000 };
   const table = {
     grpc: {
       traces: () => new GrpcTraceExporter(grpcOpts),
@@ -78,18 +79,24 @@ async function exportAndCollect(gw, { transport, compression, signal, items, cou
     samples.filter((s) => s.name === name && s.labels.transport === labels.transport).reduce((a, s) => a + s.value, 0);
   const linesBefore = gw.readSignal(signal).length;
 
-  const exporter = makeExporter(gw, transport, signal, compression);
+  // The exporter talks to the gateway through a recording proxy, so the test
+  // can check that the wire really carried the encoding and compression.
+  const proxy = await startRecordingProxy(transport === 'grpc' ? gw.grpcPort : gw.httpPort);
+  const exporter = makeExporter(proxy.port, transport, signal, compression);
   let result;
   try {
     result = await exportOnce(exporter, items);
   } finally {
     await exporter.shutdown();
+    await proxy.close();
   }
   assert.equal(
     result.code,
     ExportResultCode.SUCCESS,
     `export of ${signal} over ${transport} (${compression}) failed: ${result.error?.stack || result.error}`,
   );
+
+  assertWire(proxy.recorded(), transport, compression, signal);
 
   const afterMetrics = await gw.metrics();
   assert.equal(
@@ -105,6 +112,25 @@ async function exportAndCollect(gw, { transport, compression, signal, items, cou
   assert.equal(mine.length, 1, `one export request must be one line in ${signal}.jsonl; got ${mine.length}`);
   assert.deepEqual(Object.keys(mine[0]), [key], `the line holds exactly one ${key} array`);
   return mine[0][key];
+}
+
+/** What the client sent used the transport's encoding and the requested compression. */
+function assertWire(conns, transport, compression, signal) {
+  const all = Buffer.concat(conns);
+  assert.ok(all.length > 0, 'the exporter sent something');
+  if (transport === 'grpc') {
+    const flags = grpcCompressedFlags(all);
+    assert.ok(flags.length >= 1, 'at least one gRPC message on the wire');
+    assert.deepEqual([...new Set(flags)], [compression === 'gzip' ? 1 : 0], 'gRPC message compressed flag');
+    return;
+  }
+  const text = all.toString('latin1');
+  assert.match(text, new RegExp(`^POST /v1/${signal} HTTP/1\\.1\\r\\n`), 'HTTP/1.1 POST to the signal path');
+  const head = text.slice(0, text.indexOf('\r\n\r\n'));
+  const ct = transport === 'http/json' ? 'application/json' : 'application/x-protobuf';
+  assert.match(head, new RegExp(`\\r\\ncontent-type: ${ct.replace('/', '\\/')}`, 'i'), `Content-Type ${ct}`);
+  const gz = /\r\ncontent-encoding: gzip/i.test(head);
+  assert.equal(gz, compression === 'gzip', `Content-Encoding: gzip ${compression === 'gzip' ? 'present' : 'absent'}`);
 }
 
 /** Flatten [{resource, scopeX:[{scope, items:[...]}]}] into [{resource, scope, item}]. */
