@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# OTLP/gRPC load benchmark: the gateway (discard backend, 1 worker) against an
+# nginx grpc_pass baseline in front of a second gateway used as the sink.
+# See bench/README.md for what the figures mean.
+#
+# Env: BENCH_REQUESTS (20000) BENCH_CONNS (16) BENCH_STREAMS (10) BENCH_SPANS (100)
+#      BUILD_DIR (build)  GATEWAY_BIN ($BUILD_DIR/otlp-gateway)
+#      MKPAYLOAD_BIN ($BUILD_DIR/bench/mkpayload)  NGINX_BIN (/usr/sbin/nginx)
+#      BENCH_WARMUP (requests sent before each measured run; default N/10, max 2000)
+#      BENCH_NO_BUILD=1 to skip `ninja`;
+#      BENCH_KEEP_TMP=1 keeps the temp dir (configs, logs, h2load output).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+N=${BENCH_REQUESTS:-20000}
+C=${BENCH_CONNS:-16}
+M=${BENCH_STREAMS:-10}
+SPANS=${BENCH_SPANS:-100}
+BUILD_DIR=${BUILD_DIR:-build}
+GATEWAY_BIN=${GATEWAY_BIN:-$BUILD_DIR/otlp-gateway}
+MKPAYLOAD_BIN=${MKPAYLOAD_BIN:-$BUILD_DIR/bench/mkpayload}
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+WARMUP=${BENCH_WARMUP:-$(( N / 10 > 2000 ? 2000 : N / 10 ))}
+GRPC_PATH=/opentelemetry.proto.collector.trace.v1.TraceService/Export
+
+die() { echo "bench: FAIL: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+for t in h2load curl awk ss; do command -v "$t" >/dev/null || die "$t not found"; done
+[ -x "$NGINX_BIN" ] || die "nginx not found at $NGINX_BIN"
+(( C >= 1 && M >= 1 && SPANS >= 1 && N >= C )) || die "bad parameters"
+
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+    ninja -C "$BUILD_DIR" otlp-gateway bench/mkpayload >&2 || die "build failed"
+fi
+[ -x "$GATEWAY_BIN" ] || die "gateway binary $GATEWAY_BIN missing"
+[ -x "$MKPAYLOAD_BIN" ] || die "mkpayload binary $MKPAYLOAD_BIN missing"
+
+TMP=$(mktemp -d /tmp/otlp-bench.XXXXXX)
+chmod 755 "$TMP" # nginx workers may run as nobody
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback TCP port (not listening now, not handed out before).
+USED_PORTS=" "
+free_port() {
+    local p
+    while :; do
+        p=$(( 20000 + RANDOM % 30000 ))
+        case "$USED_PORTS" in *" $p "*) continue ;; esac
+        if [ -z "$(ss -Htln "sport = :$p")" ]; then
+            USED_PORTS+="$p "
+            echo "$p"
+            return
+        fi
+    done
+}
+
+wait_port() { # port
+    local i
+    for i in $(seq 100); do
+        [ -n "$(ss -Htln "sport = :$1")" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_gateway NAME GRPC_PORT ADMIN_PORT -> sets GW_PID
+start_gateway() {
+    local name=$1 gport=$2 aport=$3
+    cat >"$TMP/$name.yaml" <<EOF
+# One worker thread: figures are per core, comparable with nginx's one worker.
+workers: 1
+admin: 127.0.0.1:$aport
+log: {level: warn}
+listeners:
+  - name: bench
+    grpc: 127.0.0.1:$gport
+    max_concurrent_streams: 1000
+backends:
+  sink: {type: discard}
+pipelines:
+  - name: all
+    signals: [traces, metrics, logs]
+    backends: [sink]
+EOF
+    "$GATEWAY_BIN" --config "$TMP/$name.yaml" 2>"$TMP/$name.log" &
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    local i
+    for i in $(seq 100); do
+        curl -fs -o /dev/null "http://127.0.0.1:$aport/readyz" && return 0
+        kill -0 "$GW_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$GW_PID" 2>/dev/null || true
+    cat "$TMP/$name.log" >&2
+    die "$name did not become ready"
+}
+
+# Sum of a counter over the given label filter (regex on the labels), from /metrics.
+metric_sum() { # admin_port metric label_regex
+    curl -fs "http://127.0.0.1:$1/metrics" |
+        awk -v m="$2" -v re="$3" '$1 ~ "^"m"[{]" && $1 ~ re { s += $NF } END { printf "%d\n", s }'
+}
+
+peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# run_h2load NAME PORT REQUESTS [--log-file] -> h2load's output in $TMP/NAME.out
+run_h2load() {
+    local name=$1 port=$2 n=$3
+    shift 3
+    h2load -n "$n" -c "$C" -m "$M" -d "$TMP/payload.bin" \
+        -H 'content-type: application/grpc' -H 'te: trailers' "$@" \
+        "http://127.0.0.1:$port$GRPC_PATH" >"$TMP/$name.out" 2>&1 || { cat "$TMP/$name.out" >&2; die "h2load ($name) failed"; }
+    # "requests: N total, N started, N done, N succeeded, 0 failed, 0 errored, 0 timeout"
+    local line
+    line=$(grep '^requests:' "$TMP/$name.out") || die "no requests line from h2load ($name)"
+    read -r succ failed errored timeout < <(echo "$line" |
+        sed -E 's/.* ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored, ([0-9]+) timeout.*/\1 \2 \3 \4/')
+    if [ "$succ" != "$n" ] || [ "$failed" != 0 ] || [ "$errored" != 0 ] || [ "$timeout" != 0 ]; then
+        cat "$TMP/$name.out" >&2
+        die "$name: h2load: $succ/$n succeeded, $failed failed, $errored errored, $timeout timeout"
+    fi
+    local twoxx
+    twoxx=$(sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' "$TMP/$name.out")
+    [ "$twoxx" = "$n" ] || die "$name: only $twoxx of $n answers were HTTP 2xx"
+}
+
+# measure NAME H2LOAD_PORT SINK_ADMIN_PORT: warm-up, measured run, checks.
+# Sets RPS P50 P99 (ms) for the measured run.
+measure() {
+    local name=$1 port=$2 aport=$3
+    if (( WARMUP > 0 )); then
+        run_h2load "$name-warmup" "$port" "$(( WARMUP < C ? C : WARMUP ))"
+    fi
+    local before after ok_before ok_after
+    before=$(metric_sum "$aport" otlp_gateway_received_spans_total 'signal="traces".*transport="grpc"')
+    ok_before=$(metric_sum "$aport" otlp_gateway_requests_total 'signal="traces".*transport="grpc".*code="ok"')
+    run_h2load "$name" "$port" "$N" --log-file="$TMP/$name.lat"
+    after=$(metric_sum "$aport" otlp_gateway_received_spans_total 'signal="traces".*transport="grpc"')
+    ok_after=$(metric_sum "$aport" otlp_gateway_requests_total 'signal="traces".*transport="grpc".*code="ok"')
+    local want=$(( N * SPANS ))
+    [ $(( after - before )) -eq "$want" ] ||
+        die "$name: gateway received $(( after - before )) spans, expected $N x $SPANS = $want"
+    [ $(( ok_after - ok_before )) -eq "$N" ] ||
+        die "$name: gateway answered OK to $(( ok_after - ok_before )) requests, expected $N"
+    RPS=$(sed -nE 's/^finished in .*, ([0-9.]+) req\/s.*/\1/p' "$TMP/$name.out")
+    [ -n "$RPS" ] || die "$name: cannot read req/s from h2load"
+    # --log-file lines: start time (µs), status, latency (µs).
+    read -r P50 P99 < <(awk '{ print $3 }' "$TMP/$name.lat" | sort -n | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) exit 1
+            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; if (i50 < 1) i50 = 1
+            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++; if (i99 < 1) i99 = 1
+            printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000
+        }')
+    local lines
+    lines=$(wc -l <"$TMP/$name.lat")
+    [ "$lines" -eq "$N" ] || die "$name: latency log has $lines lines, expected $N"
+}
+
+"$MKPAYLOAD_BIN" "$TMP/payload.bin" "$SPANS" 2>"$TMP/mkpayload.log" || { cat "$TMP/mkpayload.log" >&2; die "mkpayload failed"; }
+PAYLOAD_BYTES=$(stat -c %s "$TMP/payload.bin")
+log "payload: $SPANS spans, $PAYLOAD_BYTES bytes gRPC-framed; $N requests, $C connections x $M streams, warm-up $WARMUP"
+
+# ---- scenario 1: clients -> gateway (discard backend) ----
+GW_PORT=$(free_port); GW_ADMIN=$(free_port)
+start_gateway gateway "$GW_PORT" "$GW_ADMIN"
+GW1_PID=$GW_PID
+log "gateway: grpc :$GW_PORT admin :$GW_ADMIN pid $GW1_PID"
+measure gateway "$GW_PORT" "$GW_ADMIN"
+GW_RPS=$RPS; GW_P50=$P50; GW_P99=$P99
+GW_RSS=$(peak_rss_kb "$GW1_PID")
+kill "$GW1_PID"; wait "$GW1_PID" 2>/dev/null || true
+
+# ---- scenario 2: clients -> nginx grpc_pass -> gateway (discard backend) as sink ----
+SINK_PORT=$(free_port); SINK_ADMIN=$(free_port); NGX_PORT=$(free_port)
+start_gateway sink "$SINK_PORT" "$SINK_ADMIN"
+SINK_PID=$GW_PID
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    client_max_body_size 0;
+    keepalive_requests 100000000;
+    http2_max_concurrent_streams 1000;
+    upstream sink {
+        server 127.0.0.1:$SINK_PORT;
+        keepalive 64;
+        keepalive_requests 100000000;
+    }
+    server {
+        listen 127.0.0.1:$NGX_PORT http2;
+        location / { grpc_pass grpc://sink; }
+    }
+}
+EOF
+"$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" 2>>"$TMP/nginx/stderr" &
+NGX_PID=$!
+PIDS+=("$NGX_PID")
+wait_port "$NGX_PORT" || { cat "$TMP/nginx/stderr" "$TMP/nginx/error.log" >&2 2>/dev/null; die "nginx did not start"; }
+log "baseline: nginx :$NGX_PORT (pid $NGX_PID) -> sink gateway grpc :$SINK_PORT admin :$SINK_ADMIN"
+measure baseline "$NGX_PORT" "$SINK_ADMIN"
+BL_RPS=$RPS; BL_P50=$P50; BL_P99=$P99
+SINK_RSS=$(peak_rss_kb "$SINK_PID")
+# nginx: master + its worker(s), each process's own peak.
+NGX_RSS=$(( $(peak_rss_kb "$NGX_PID") ))
+for w in $(pgrep -P "$NGX_PID"); do NGX_RSS=$(( NGX_RSS + $(peak_rss_kb "$w") )); done
+
+# ---- report ----
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+echo
+printf 'OTLP/gRPC Export, %d spans/request (%d bytes), %d requests, %d conns x %d streams, 1 worker each\n' \
+    "$SPANS" "$PAYLOAD_BYTES" "$N" "$C" "$M"
+printf '%-34s %12s %12s %8s %8s %12s %10s\n' scenario 'requests/s' 'spans/s' 'p50 ms' 'p99 ms' 'gw RSS MiB' 'nginx MiB'
+printf '%-34s %12.0f %12.0f %8s %8s %12s %10s\n' "gateway (discard backend)" "$GW_RPS" \
+    "$(awk -v r="$GW_RPS" -v s="$SPANS" 'BEGIN { print r * s }')" "$GW_P50" "$GW_P99" "$(mb "$GW_RSS")" '-'
+printf '%-34s %12.0f %12.0f %8s %8s %12s %10s\n' 'baseline: nginx grpc_pass -> sink' "$BL_RPS" \
+    "$(awk -v r="$BL_RPS" -v s="$SPANS" 'BEGIN { print r * s }')" "$BL_P50" "$BL_P99" "$(mb "$SINK_RSS")" "$(mb "$NGX_RSS")"
+printf 'throughput ratio gateway/baseline: %s\n' "$(awk -v a="$GW_RPS" -v b="$BL_RPS" 'BEGIN { printf "%.2f", a / b }')"
+printf 'checks: every request HTTP 200 and counted OK by the gateway; received_spans_total grew by requests x spans\n'
