@@ -1,0 +1,59 @@
+/* auth: who sent a request, and whether they may.
+ *
+ * Built from the config's `auth:` and `tenants:` sections and each listener's
+ * `auth:` mode:
+ *   auth: required  (secure endpoint) -- `Authorization: Bearer <token>` where
+ *                   the token is a gateway API key (apikey.h) or an OIDC JWT
+ *                   (oidc.h); the tenant comes from the key, or from the JWT's
+ *                   tenant claim or its azp/client_id through `client_tenants`.
+ *   auth: none      (insecure endpoint) -- no token; the source address must
+ *                   be in the listener's `allow_cidrs`; the tenant is the
+ *                   listener's `tenant`, or found by source in `cidr_tenants`.
+ * Either way the tenant must list the listener in its `endpoints`, and its
+ * `source_cidrs` (if any) must hold the source address (the PROXY protocol
+ * address when the listener uses it).
+ *
+ * auth_request runs before the body is decoded; auth_admit after, with the
+ * item count, for the tenant's rate limits. Thread-safe; an auth is built
+ * once and shared by all workers. */
+#ifndef GW_AUTH_H
+#define GW_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ingest.h"
+
+typedef struct auth auth;
+typedef struct tenant tenant;
+
+/* NULL with a located config error. Starts nothing yet. */
+auth *auth_new(const config *cfg, char *err, size_t errlen);
+/* Start background work (OIDC key fetching). -1 with err on failure. */
+int auth_start(auth *a, char *err, size_t errlen);
+void auth_free(auth *a);
+/* SIGHUP: reload the API keys file, refetch OIDC keys. Logs the outcome;
+ * a bad keys file keeps the previous keys. */
+void auth_reload(auth *a);
+
+typedef struct auth_result {
+    ingest_status status;   /* OK, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE */
+    const tenant *tenant;   /* set when OK */
+    const char *method;     /* "jwt", "api_key", "none" */
+    const char *reason;     /* metric label for failures: "missing_token", "expired", ... */
+    uint32_t retry_after_s;
+    char message[200];      /* client-safe */
+} auth_result;
+
+/* Authenticate one request from its origin (listener, peer, Authorization). */
+void auth_request(auth *a, const ingest_origin *o, auth_result *out);
+
+/* Admission under the tenant's limits (body bytes before decode: items 0;
+ * then items after decode). INGEST_OK, INGEST_TOO_LARGE (max_request_bytes),
+ * or INGEST_THROTTLED with *retry_after_s. */
+ingest_status auth_admit(const tenant *t, otlp_signal sig, size_t items, size_t bytes, uint32_t *retry_after_s);
+
+const char *tenant_id(const tenant *t);
+
+#endif

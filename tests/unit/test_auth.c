@@ -1,0 +1,267 @@
+/* auth.c: listener modes, tenants, source rules, API keys, rate limits and
+ * config errors. OIDC paths are covered by test_oidc and the e2e suite. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+
+#include "apikey.h"
+#include "auth.h"
+#include "cidr.h"
+
+static const char base[] =
+    "listeners:\n"
+    "  - {name: secure, http: 127.0.0.1:0, auth: required}\n"
+    "  - {name: insecure, http: 127.0.0.1:0, auth: none, allow_cidrs: [10.0.0.0/8], tenant: legacy,\n"
+    "     cidr_tenants: {10.1.0.0/16: shop, 10.1.2.0/24: legacy2}}\n"
+    "auth:\n  api_keys: {file: %s}\n"
+    "tenants:\n"
+    "  - {id: shop, endpoints: [secure, insecure], limits: {spans_per_sec: 100}}\n"
+    "  - {id: legacy, endpoints: [insecure]}\n"
+    "  - {id: legacy2, endpoints: [insecure], source_cidrs: [10.1.2.128/25]}\n"
+    "  - {id: other, endpoints: [insecure]}\n";
+
+typedef struct fixture {
+    char keys[64];
+    config *cfg;
+    auth *au;
+    char key_shop[64], key_other[64];
+} fixture;
+
+/* Create a key with the CLI entry point, capturing what it prints on stdout. */
+static void create_key(const char *file, const char *tenant, char *out, size_t outlen)
+{
+    char tmpl[] = "/tmp/gw-key-out-XXXXXX";
+    int fd = mkstemp(tmpl);
+    int saved = dup(1);
+    fflush(stdout);
+    dup2(fd, 1);
+    char *argv[] = {"keys", "create", "--tenant", (char *)tenant, "--keys-file", (char *)file, NULL};
+    int rc = apikey_cli(6, argv, NULL);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    assert_int_equal(rc, 0);
+    FILE *f = fopen(tmpl, "r");
+    assert_non_null(fgets(out, (int)outlen, f));
+    out[strcspn(out, "\r\n")] = '\0';
+    fclose(f);
+    close(fd);
+    unlink(tmpl);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->keys, sizeof(f->keys), "/tmp/gw-auth-keys-%d.yaml", (int)getpid());
+    unlink(f->keys);
+    create_key(f->keys, "shop", f->key_shop, sizeof(f->key_shop));
+    create_key(f->keys, "nobody", f->key_other, sizeof(f->key_other));
+    char yaml[2048], err[512];
+    snprintf(yaml, sizeof(yaml), base, f->keys);
+    assert_int_equal(config_load_string("auth.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)), 0);
+    f->au = auth_new(f->cfg, err, sizeof(err));
+    if (f->au == NULL)
+        fail_msg("auth_new: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    auth_free(f->au);
+    config_free(f->cfg);
+    unlink(f->keys);
+    free(f);
+    return 0;
+}
+
+static ingest_origin origin(const char *listener, const char *ip, const char *authz)
+{
+    ingest_origin o = {.listener = listener, .transport = INGEST_HTTP};
+    struct sockaddr_in *sin = (struct sockaddr_in *)&o.peer;
+    sin->sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &sin->sin_addr);
+    o.authorization = authz;
+    o.authorization_len = authz ? strlen(authz) : 0;
+    return o;
+}
+
+static void expect(fixture *f, const char *listener, const char *ip, const char *authz, ingest_status st,
+                   const char *tenant_or_reason)
+{
+    ingest_origin o = origin(listener, ip, authz);
+    auth_result r;
+    auth_request(f->au, &o, &r);
+    assert_int_equal(r.status, st);
+    if (st == INGEST_OK)
+        assert_string_equal(tenant_id(r.tenant), tenant_or_reason);
+    else
+        assert_string_equal(r.reason, tenant_or_reason);
+}
+
+static void test_secure_listener_tokens(void **state)
+{
+    fixture *f = *state;
+    char h[128];
+    snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
+    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+    snprintf(h, sizeof(h), "bearer   %s  ", f->key_shop); /* scheme is case-insensitive */
+    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+    expect(f, "secure", "192.0.2.1", NULL, INGEST_UNAUTHENTICATED, "missing_token");
+    expect(f, "secure", "192.0.2.1", "Basic dXNlcjpwYXNz", INGEST_UNAUTHENTICATED, "missing_token");
+    expect(f, "secure", "192.0.2.1", "Bearer ", INGEST_UNAUTHENTICATED, "missing_token");
+    expect(f, "secure", "192.0.2.1", "Bearer otlpgw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", INGEST_UNAUTHENTICATED,
+           "unknown_key");
+    /* A JWT-shaped token with no OIDC provider configured is refused, not crashed on. */
+    expect(f, "secure", "192.0.2.1", "Bearer a.b.c", INGEST_UNAUTHENTICATED, "malformed");
+    /* A valid key whose tenant is not configured. */
+    snprintf(h, sizeof(h), "Bearer %s", f->key_other);
+    expect(f, "secure", "192.0.2.1", h, INGEST_PERMISSION_DENIED, "unknown_tenant");
+}
+
+static void test_insecure_listener_sources(void **state)
+{
+    fixture *f = *state;
+    expect(f, "insecure", "10.9.9.9", NULL, INGEST_OK, "legacy");      /* listener's tenant */
+    expect(f, "insecure", "10.1.0.1", NULL, INGEST_OK, "shop");        /* cidr_tenants */
+    expect(f, "insecure", "10.1.2.200", NULL, INGEST_OK, "legacy2");   /* longest prefix wins */
+    expect(f, "insecure", "10.1.2.5", NULL, INGEST_PERMISSION_DENIED, "source_not_allowed"); /* legacy2's own rule */
+    expect(f, "insecure", "192.0.2.1", NULL, INGEST_PERMISSION_DENIED, "source_not_allowed");
+    /* An IPv4-mapped IPv6 peer is matched as IPv4. */
+    ingest_origin o = {.listener = "insecure", .transport = INGEST_GRPC};
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&o.peer;
+    s6->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::ffff:10.9.9.9", &s6->sin6_addr);
+    auth_result r;
+    auth_request(f->au, &o, &r);
+    assert_int_equal(r.status, INGEST_OK);
+    assert_string_equal(tenant_id(r.tenant), "legacy");
+}
+
+static void test_endpoint_rules(void **state)
+{
+    fixture *f = *state;
+    /* legacy may not use the secure endpoint: give it a key and try. */
+    char key[64], h[128], err[512];
+    create_key(f->keys, "legacy", key, sizeof(key));
+    auth_reload(f->au);
+    snprintf(h, sizeof(h), "Bearer %s", key);
+    expect(f, "secure", "192.0.2.1", h, INGEST_PERMISSION_DENIED, "endpoint_not_allowed");
+    /* Revoke via the CLI, reload, and the key stops working. */
+    apikey_store *st;
+    assert_int_equal(apikey_store_load(f->keys, &st, err, sizeof(err)), 0);
+    const char *tenant, *id;
+    assert_int_equal(apikey_check(st, f->key_shop, strlen(f->key_shop), 0, &tenant, &id), APIKEY_OK);
+    char idbuf[64];
+    snprintf(idbuf, sizeof(idbuf), "%s", id);
+    apikey_store_free(st);
+    char *argv[] = {"keys", "revoke", idbuf, "--keys-file", f->keys, NULL};
+    assert_int_equal(apikey_cli(5, argv, NULL), 0);
+    auth_reload(f->au);
+    snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
+    expect(f, "secure", "192.0.2.1", h, INGEST_UNAUTHENTICATED, "revoked_key");
+}
+
+static void test_rate_limit(void **state)
+{
+    fixture *f = *state;
+    char h[128];
+    snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
+    ingest_origin o = origin("secure", "192.0.2.1", h);
+    auth_result r;
+    auth_request(f->au, &o, &r);
+    assert_int_equal(r.status, INGEST_OK);
+    uint32_t retry = 0;
+    /* 100 spans/s with a 1 s burst: 150 pass once (debt), then refused. */
+    assert_int_equal(auth_admit(r.tenant, OTLP_TRACES, 150, 1000, &retry), INGEST_OK);
+    assert_int_equal(auth_admit(r.tenant, OTLP_TRACES, 1, 10, &retry), INGEST_THROTTLED);
+    assert_true(retry >= 1);
+    /* Other signals have no limit configured. */
+    assert_int_equal(auth_admit(r.tenant, OTLP_LOGS, 100000, 10, &retry), INGEST_OK);
+    assert_int_equal(auth_admit(NULL, OTLP_TRACES, 1u << 30, 1u << 30, &retry), INGEST_OK);
+}
+
+static void config_fails(const char *yaml, const char *expected)
+{
+    config *cfg;
+    char err[512];
+    assert_int_equal(config_load_string("bad.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+    auth *a = auth_new(cfg, err, sizeof(err));
+    if (a != NULL || strstr(err, expected) == NULL)
+        fail_msg("expected error containing \"%s\", got \"%s\"", expected, a ? "(none)" : err);
+    config_free(cfg);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: maybe}]\n",
+                 "bad.yaml:1:48: listeners[0].auth: expected \"required\"");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\n", "no auth.oidc providers");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, allow_cidrs: [10.0.0.1/8]}]\n", "invalid CIDR \"10.0.0.1/8\"");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, tenant: ghost}]\n", "no tenant \"ghost\"");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0}]\ntenants: [{id: t, endpoints: [b]}]\n",
+                 "no listener named \"b\"");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, tenant: t}]\ntenants: [{id: t, endpoints: [a]}, {id: t, endpoints: [a]}]\n",
+                 "duplicate tenant \"t\"");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0}]\ntenants: [{id: t, endpoints: [a]}]\n",
+                 "neither tenant nor cidr_tenants");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, tenant: t}]\ntenants: [{id: t, endpoints: [a], limits: {spans_per_second: 1}}]\n",
+                 "spans_per_second");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\nauth:\n  oidc:\n"
+                 "    - {issuer: http://x/realms/t, algorithms: [HS256], tenant_claim: tenant}\n",
+                 "unsupported algorithm \"HS256\"");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\nauth:\n  oidc:\n"
+                 "    - {issuer: http://x/realms/t}\n",
+                 "set exactly one of tenant_claim");
+}
+
+static void test_cidr(void **state)
+{
+    (void)state;
+    cidr c;
+    assert_int_equal(cidr_parse("10.0.0.0/8", &c), 0);
+    assert_int_equal(cidr_parse("2001:db8::/32", &c), 0);
+    assert_int_equal(cidr_parse("::1", &c), 0);
+    assert_int_equal(c.prefix, 128);
+    assert_int_equal(cidr_parse("0.0.0.0/0", &c), 0);
+    assert_int_equal(cidr_parse("10.0.0.1/8", &c), -1); /* host bits */
+    assert_int_equal(cidr_parse("10.0.0.0/33", &c), -1);
+    assert_int_equal(cidr_parse("10.0.0.0/", &c), -1);
+    assert_int_equal(cidr_parse("10.0.0.0/-1", &c), -1);
+    assert_int_equal(cidr_parse("example.com", &c), -1);
+    assert_int_equal(cidr_parse("", &c), -1);
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    s6->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "2001:db8:1::5", &s6->sin6_addr);
+    assert_int_equal(cidr_parse("2001:db8::/32", &c), 0);
+    assert_true(cidr_match(&c, &ss));
+    assert_int_equal(cidr_parse("2001:db9::/32", &c), 0);
+    assert_false(cidr_match(&c, &ss));
+    assert_int_equal(cidr_parse("10.0.0.0/8", &c), 0);
+    assert_false(cidr_match(&c, &ss)); /* families differ */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_secure_listener_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insecure_listener_sources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_endpoint_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_cidr),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

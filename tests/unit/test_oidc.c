@@ -1,0 +1,577 @@
+/* oidc: discovery, JWKS refresh and the token cache against a tiny in-process
+ * HTTP/1.1 server laid out like a Keycloak realm. Intervals are 1 s so the
+ * whole file runs in a few seconds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include "oidc.h"
+
+#define REALM "/realms/telemetry"
+#define DISCOVERY_PATH REALM "/.well-known/openid-configuration"
+#define CERTS_PATH REALM "/protocol/openid-connect/certs"
+
+/* ---- the provider ---- */
+
+typedef struct srv {
+    int fd;
+    int port;
+    pthread_t thread;
+    atomic_bool stop;
+    pthread_mutex_t mu; /* guards everything below */
+    bool down;          /* close each connection without answering */
+    char *discovery;    /* owned response bodies */
+    char *certs;
+    unsigned discovery_hits, certs_hits;
+} srv;
+
+static void srv_answer(srv *s, int c)
+{
+    char req[4096] = "";
+    size_t n = 0;
+    while (n < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
+        ssize_t r = recv(c, req + n, sizeof req - 1 - n, 0);
+        if (r <= 0)
+            return;
+        n += (size_t)r;
+        req[n] = '\0';
+    }
+    char path[256] = "";
+    sscanf(req, "GET %255s ", path);
+    char *body = NULL;
+    pthread_mutex_lock(&s->mu);
+    bool is_disc = strcmp(path, DISCOVERY_PATH) == 0, is_certs = strcmp(path, CERTS_PATH) == 0;
+    s->discovery_hits += is_disc;
+    s->certs_hits += is_certs;
+    if (!s->down && (is_disc || is_certs))
+        body = strdup(is_disc ? s->discovery : s->certs);
+    bool down = s->down;
+    pthread_mutex_unlock(&s->mu);
+    if (down)
+        return;
+    char head[256];
+    int hl = body ? snprintf(head, sizeof head,
+                             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                             "Connection: close\r\n\r\n",
+                             strlen(body))
+                  : snprintf(head, sizeof head, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    send(c, head, (size_t)hl, MSG_NOSIGNAL);
+    /* The client may hang up early (size cap): later sends just fail. */
+    for (size_t off = 0, len = body ? strlen(body) : 0; off < len;) {
+        ssize_t w = send(c, body + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    free(body);
+}
+
+static void *srv_main(void *arg)
+{
+    srv *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 20) <= 0)
+            continue;
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        srv_answer(s, c);
+        close(c);
+    }
+    return NULL;
+}
+
+static void srv_start(srv *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->fd, 64), 0);
+    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &al), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->thread, NULL, srv_main, s), 0);
+}
+
+static void srv_stop(srv *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->thread, NULL);
+    close(s->fd);
+    free(s->discovery);
+    free(s->certs);
+    pthread_mutex_destroy(&s->mu);
+}
+
+/* Replaces one response body (takes ownership of `body`). */
+static void srv_set(srv *s, char **slot, char *body)
+{
+    pthread_mutex_lock(&s->mu);
+    free(*slot);
+    *slot = body;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void srv_set_down(srv *s, bool down)
+{
+    pthread_mutex_lock(&s->mu);
+    s->down = down;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static unsigned srv_hits(srv *s, const unsigned *counter)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned n = *counter;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ---- keys and tokens ---- */
+
+static EVP_PKEY *key_a, *key_b;
+
+static char *b64url(const unsigned char *in, size_t n)
+{
+    char *out = malloc(4 * ((n + 2) / 3) + 1);
+    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    while (len > 0 && out[len - 1] == '=')
+        len--;
+    out[len] = '\0';
+    for (char *p = out; *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    return out;
+}
+
+static char *b64url_bn(EVP_PKEY *k, const char *param)
+{
+    BIGNUM *bn = NULL;
+    assert_int_equal(EVP_PKEY_get_bn_param(k, param, &bn), 1);
+    unsigned char raw[1024];
+    int n = BN_bn2bin(bn, raw);
+    BN_free(bn);
+    return b64url(raw, (size_t)n);
+}
+
+/* A JWKS holding only `k` as `kid`, with a `pad`-byte member to grow it. */
+static char *certs_doc(EVP_PKEY *k, const char *kid, size_t pad)
+{
+    char *n = b64url_bn(k, OSSL_PKEY_PARAM_RSA_N), *e = b64url_bn(k, OSSL_PKEY_PARAM_RSA_E);
+    char *fill = malloc(pad + 1);
+    memset(fill, 'x', pad);
+    fill[pad] = '\0';
+    size_t cap = strlen(n) + pad + 256;
+    char *doc = malloc(cap);
+    snprintf(doc, cap,
+             "{\"keys\":[{\"kty\":\"RSA\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"%s\",\"n\":\"%s\",\"e\":\"%s\"}],"
+             "\"padding\":\"%s\"}",
+             kid, n, e, fill);
+    free(n);
+    free(e);
+    free(fill);
+    return doc;
+}
+
+static char *discovery_doc(const char *issuer, int port)
+{
+    char *doc = malloc(512);
+    snprintf(doc, 512, "{\"issuer\":\"%s\",\"jwks_uri\":\"http://127.0.0.1:%d" CERTS_PATH "\"}", issuer, port);
+    return doc;
+}
+
+static char *b64url_str(const char *s) { return b64url((const unsigned char *)s, strlen(s)); }
+
+/* An RS256 token signed by `k` (or with a junk signature when k is NULL);
+ * nbf 0 leaves nbf out. Caller frees. */
+static char *token_make(EVP_PKEY *k, const char *kid, const char *iss, int64_t exp, int64_t nbf)
+{
+    char hdr[256], pay[768], nbf_member[48] = "";
+    snprintf(hdr, sizeof hdr, "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
+    if (nbf != 0)
+        snprintf(nbf_member, sizeof nbf_member, ",\"nbf\":%lld", (long long)nbf);
+    snprintf(pay, sizeof pay,
+             "{\"iss\":\"%s\",\"aud\":\"otlp-gateway\",\"sub\":\"agent-1\",\"azp\":\"agent\",\"typ\":\"Bearer\","
+             "\"exp\":%lld,\"tenant\":\"shop\"%s}",
+             iss, (long long)exp, nbf_member);
+    char *h = b64url_str(hdr), *p = b64url_str(pay);
+    size_t cap = strlen(h) + strlen(p) + 1024;
+    char *tok = malloc(cap);
+    int n = snprintf(tok, cap, "%s.%s", h, p);
+    free(h);
+    free(p);
+    unsigned char sig[512];
+    size_t siglen = sizeof sig;
+    if (k != NULL) {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        assert_int_equal(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k), 1);
+        assert_int_equal(EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)tok, (size_t)n), 1);
+        EVP_MD_CTX_free(ctx);
+    } else {
+        memset(sig, 0x5a, 256);
+        siglen = 256;
+    }
+    char *s = b64url(sig, siglen);
+    snprintf(tok + n, cap - (size_t)n, ".%s", s);
+    free(s);
+    return tok;
+}
+
+/* ---- fixture ---- */
+
+typedef struct fx {
+    srv s;
+    char issuer[128];
+    oidc_provider_config cfg;
+    oidc *o;
+} fx;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    key_a = EVP_RSA_gen(2048);
+    key_b = EVP_RSA_gen(2048);
+    return key_a && key_b ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    EVP_PKEY_free(key_a);
+    EVP_PKEY_free(key_b);
+    return 0;
+}
+
+/* A healthy realm serving key A, and an oidc for it (not started). */
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    srv_start(&f->s);
+    snprintf(f->issuer, sizeof f->issuer, "http://127.0.0.1:%d" REALM, f->s.port);
+    srv_set(&f->s, &f->s.discovery, discovery_doc(f->issuer, f->s.port));
+    srv_set(&f->s, &f->s.certs, certs_doc(key_a, "A", 0));
+    f->cfg = (oidc_provider_config){
+        .issuer = f->issuer,
+        .policy = {.issuer = f->issuer, .audience = "otlp-gateway", .algs = JWT_ALGS_DEFAULT, .tenant_claim = "tenant"},
+        .refresh_interval_s = 300,
+        .min_refresh_interval_s = 1,
+        .retry_interval_s = 1,
+        .http_timeout_ms = 2000,
+    };
+    f->o = oidc_new(&f->cfg, 1, 1024);
+    assert_non_null(f->o);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    oidc_free(f->o);
+    srv_stop(&f->s);
+    free(f);
+    return 0;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits up to 5 s for at least `ok` successful and `failed` failed fetches. */
+static void wait_fetches(oidc *o, uint64_t ok, uint64_t failed)
+{
+    oidc_provider_stats st;
+    for (int i = 0; i < 500; i++) {
+        oidc_stats(o, 0, &st);
+        if (st.fetch_ok >= ok && st.fetch_failed >= failed)
+            return;
+        sleep_ms(10);
+    }
+    fail_msg("fetches: ok %llu failed %llu", (unsigned long long)st.fetch_ok, (unsigned long long)st.fetch_failed);
+}
+
+static oidc_status verify(oidc *o, const char *tok, int64_t now, jwt_claims *c, jwt_status *jst)
+{
+    int provider;
+    oidc_status st = oidc_verify(o, tok, strlen(tok), now, c, jst, &provider);
+    if (st != OIDC_UNKNOWN_ISSUER)
+        assert_int_equal(provider, 0);
+    return st;
+}
+
+/* Verifies a fresh (never cached) token signed by key A and checks the outcome. */
+static void expect_fresh_token(fx *f, oidc_status want)
+{
+    int64_t now = time(NULL);
+    char *tok = token_make(key_a, "A", f->issuer, now + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(verify(f->o, tok, now, &c, &jst), want);
+    if (want == OIDC_OK)
+        assert_string_equal(c.tenant, "shop");
+    free(tok);
+}
+
+/* ---- tests ---- */
+
+static void test_keys_unavailable_until_first_fetch(void **state)
+{
+    fx *f = *state;
+    int64_t now = time(NULL);
+    char *tok = token_make(key_a, "A", f->issuer, now + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(verify(f->o, tok, now, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    assert_int_equal(verify(f->o, tok, now, &c, &jst), OIDC_OK);
+    assert_string_equal(c.tenant, "shop");
+    assert_string_equal(c.iss, f->issuer);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.n_keys, 1);
+    assert_true(st.key_age_s >= 0 && st.key_age_s < 5);
+    assert_int_equal(srv_hits(&f->s, &f->s.discovery_hits), 1);
+    free(tok);
+}
+
+/* A token valid only from T+100 passes at T+200 and is cached; at T+50 the
+ * cache answers (jwt_verify would say not yet valid), which proves a hit
+ * skips verification. An unchanged JWKS refresh keeps the cache; exp bounds it. */
+static void test_cache_hit_skips_verification(void **state)
+{
+    fx *f = *state;
+    int64_t t = time(NULL);
+    char *tok = token_make(key_a, "A", f->issuer, t + 1000, t + 100);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    assert_int_equal(verify(f->o, tok, t + 50, &c, &jst), OIDC_REJECTED);
+    assert_int_equal(jst, JWT_NOT_YET_VALID);
+    assert_int_equal(verify(f->o, tok, t + 200, &c, &jst), OIDC_OK);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(verify(f->o, tok, t + 50, &c, &jst), OIDC_OK);
+    assert_string_equal(c.tenant, "shop");
+
+    oidc_refresh_all(f->o);
+    wait_fetches(f->o, 2, 0);
+    assert_int_equal(verify(f->o, tok, t + 50, &c, &jst), OIDC_OK);
+
+    assert_int_equal(verify(f->o, tok, t + 1001, &c, &jst), OIDC_REJECTED);
+    assert_int_equal(jst, JWT_EXPIRED);
+
+    /* Without a cache every call verifies. */
+    oidc *nocache = oidc_new(&f->cfg, 1, 0);
+    assert_int_equal(oidc_start(nocache), 0);
+    wait_fetches(nocache, 1, 0);
+    assert_int_equal(verify(nocache, tok, t + 200, &c, &jst), OIDC_OK);
+    assert_int_equal(verify(nocache, tok, t + 50, &c, &jst), OIDC_REJECTED);
+    oidc_free(nocache);
+    free(tok);
+}
+
+static void test_key_rotation(void **state)
+{
+    fx *f = *state;
+    int64_t t0 = time(NULL);
+    char *tok_a = token_make(key_a, "A", f->issuer, t0 + 300, 0);
+    char *tok_a2 = token_make(key_a, "A", f->issuer, t0 + 301, 0);
+    char *tok_b = token_make(key_b, "B", f->issuer, t0 + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    assert_int_equal(verify(f->o, tok_a, t0, &c, &jst), OIDC_OK);
+
+    /* The realm rotates to B; let min_refresh_interval pass since the first fetch. */
+    srv_set(&f->s, &f->s.certs, certs_doc(key_b, "B", 0));
+    sleep_ms(1100);
+    int64_t t1 = time(NULL); /* one fixed `now` keeps the rate limit deterministic */
+    unsigned certs0 = srv_hits(&f->s, &f->s.certs_hits);
+    assert_int_equal(verify(f->o, tok_b, t1, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    wait_fetches(f->o, 2, 0);
+    assert_int_equal(verify(f->o, tok_b, t1, &c, &jst), OIDC_OK);
+    assert_string_equal(c.tenant, "shop");
+
+    /* Key A is gone: its cached token and a fresh one both fail, with no new fetch. */
+    assert_int_equal(verify(f->o, tok_a, t1, &c, &jst), OIDC_REJECTED);
+    assert_int_equal(jst, JWT_UNKNOWN_KID);
+    assert_int_equal(verify(f->o, tok_a2, t1, &c, &jst), OIDC_REJECTED);
+    sleep_ms(200);
+    assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), certs0 + 1);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.unknown_kid_refreshes, 1);
+    assert_int_equal(st.fetch_ok, 2);
+    free(tok_a);
+    free(tok_a2);
+    free(tok_b);
+}
+
+static void test_unknown_kid_flood(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    sleep_ms(1100);
+    int64_t t = time(NULL);
+    unsigned certs0 = srv_hits(&f->s, &f->s.certs_hits);
+    /* The first asks for a refetch; the rest are told to retry while it runs
+     * and rejected after, but none causes another fetch. */
+    int unavailable = 0, rejected = 0;
+    for (int i = 0; i < 1000; i++) {
+        char kid[32];
+        snprintf(kid, sizeof kid, "%08x%04d", (unsigned)rand(), i);
+        char *tok = token_make(NULL, kid, f->issuer, t + 300, 0);
+        jwt_claims c;
+        jwt_status jst;
+        oidc_status st = verify(f->o, tok, t, &c, &jst);
+        unavailable += st == OIDC_KEYS_UNAVAILABLE;
+        rejected += st == OIDC_REJECTED && jst == JWT_UNKNOWN_KID;
+        free(tok);
+    }
+    assert_true(unavailable >= 1);
+    assert_int_equal(unavailable + rejected, 1000);
+    wait_fetches(f->o, 2, 0);
+    char *late = token_make(NULL, "late", f->issuer, t + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(verify(f->o, late, t, &c, &jst), OIDC_REJECTED);
+    assert_int_equal(jst, JWT_UNKNOWN_KID);
+    free(late);
+    sleep_ms(200);
+    assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), certs0 + 1);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.unknown_kid_refreshes, 1);
+}
+
+static void test_provider_down_at_start(void **state)
+{
+    fx *f = *state;
+    srv_set_down(&f->s, true);
+    assert_int_equal(oidc_start(f->o), 0);
+    sleep_ms(2300); /* attempts at about 0, 1 and 2 s */
+    unsigned hits = srv_hits(&f->s, &f->s.discovery_hits);
+    assert_true(hits >= 2 && hits <= 4);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_true(st.fetch_failed >= 2);
+    assert_int_equal(st.fetch_ok, 0);
+    assert_true(st.key_age_s < 0);
+    expect_fresh_token(f, OIDC_KEYS_UNAVAILABLE);
+
+    srv_set_down(&f->s, false);
+    wait_fetches(f->o, 1, 0);
+    expect_fresh_token(f, OIDC_OK);
+}
+
+static void test_provider_down_later(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    srv_set_down(&f->s, true);
+    oidc_refresh_all(f->o);
+    wait_fetches(f->o, 1, 1);
+
+    /* Verified against the keys fetched before the outage. */
+    expect_fresh_token(f, OIDC_OK);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.n_keys, 1);
+    assert_true(st.key_age_s >= 0);
+}
+
+static void test_unknown_issuer(void **state)
+{
+    fx *f = *state;
+    int64_t now = time(NULL);
+    char *tok = token_make(key_a, "A", "https://sso.example.com/realms/other", now + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    int provider = 7;
+    assert_int_equal(oidc_verify(f->o, tok, strlen(tok), now, &c, &jst, &provider), OIDC_UNKNOWN_ISSUER);
+    assert_int_equal(jst, JWT_BAD_ISSUER);
+    assert_int_equal(provider, -1);
+    assert_int_equal(oidc_verify(f->o, "not.a-token", 11, now, &c, &jst, &provider), OIDC_UNKNOWN_ISSUER);
+    assert_int_equal(jst, JWT_MALFORMED);
+    free(tok);
+}
+
+static void test_discovery_issuer_mismatch(void **state)
+{
+    fx *f = *state;
+    char other[160];
+    snprintf(other, sizeof other, "http://127.0.0.1:%d/realms/other", f->s.port);
+    srv_set(&f->s, &f->s.discovery, discovery_doc(other, f->s.port));
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 0, 1);
+    assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), 0);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.n_keys, 0);
+    expect_fresh_token(f, OIDC_KEYS_UNAVAILABLE);
+}
+
+/* Over 1 MiB is refused; the same document at half a MiB is accepted. */
+static void test_oversized_jwks(void **state)
+{
+    fx *f = *state;
+    srv_set(&f->s, &f->s.certs, certs_doc(key_a, "A", (1u << 20) + 1024));
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 0, 1);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.fetch_ok, 0);
+    expect_fresh_token(f, OIDC_KEYS_UNAVAILABLE);
+
+    srv_set(&f->s, &f->s.certs, certs_doc(key_a, "A", 1u << 19));
+    oidc_refresh_all(f->o);
+    wait_fetches(f->o, 1, 0);
+    expect_fresh_token(f, OIDC_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_keys_unavailable_until_first_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_hit_skips_verification, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_kid_flood, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provider_down_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provider_down_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_issuer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_issuer_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_jwks, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
