@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-static const backend_ops *const registry[] = {&backend_file_ops, &backend_null_ops};
+static const backend_ops *const registry[] = {&backend_file_ops, &backend_discard_ops};
 
 backend *backend_create(const config_backend *cfg, char *err, size_t errlen)
 {
@@ -16,7 +16,7 @@ backend *backend_create(const config_backend *cfg, char *err, size_t errlen)
             return b;
         }
     }
-    config_error(config_get(cfg->node, "type"), "type", err, errlen, "unknown backend type \"%s\" (known: file, null)",
+    config_error(config_get(cfg->node, "type"), "type", err, errlen, "unknown backend type \"%s\" (known: file, discard)",
                  cfg->type);
     return NULL;
 }

@@ -37,6 +37,6 @@ struct backend {
 backend *backend_create(const config_backend *cfg, char *err, size_t errlen);
 
 extern const backend_ops backend_file_ops;
-extern const backend_ops backend_null_ops;
+extern const backend_ops backend_discard_ops;
 
 #endif

@@ -1,10 +1,10 @@
-/* null backend: accepts and discards everything. For benchmarks (it measures
+/* discard backend: accepts and drops everything. For benchmarks (it measures
  * the ingest path alone) and for pipelines that only count. */
 #include <stdlib.h>
 
 #include "backend.h"
 
-static backend *null_create(const config_backend *cfg, char *err, size_t errlen)
+static backend *discard_create(const config_backend *cfg, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"type", NULL};
     if (config_check_keys(cfg->node, allowed, err, errlen) != 0)
@@ -12,20 +12,20 @@ static backend *null_create(const config_backend *cfg, char *err, size_t errlen)
     return calloc(1, sizeof(backend));
 }
 
-static backend_status null_export(backend *b, const otlp_request *req, char *err, size_t errlen)
+static backend_status discard_export(backend *b, const otlp_request *req, char *err, size_t errlen)
 {
     (void)b, (void)req, (void)err, (void)errlen;
     return BACKEND_OK;
 }
 
-static int null_ready(backend *b)
+static int discard_ready(backend *b)
 {
     (void)b;
     return 1;
 }
 
-static void null_flush(backend *b) { (void)b; }
+static void discard_flush(backend *b) { (void)b; }
 
-static void null_destroy(backend *b) { free(b); }
+static void discard_destroy(backend *b) { free(b); }
 
-const backend_ops backend_null_ops = {"null", null_create, null_export, null_ready, null_flush, null_destroy};
+const backend_ops backend_discard_ops = {"discard", discard_create, discard_export, discard_ready, discard_flush, discard_destroy};

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "proxy.h"
 
 struct http_site {
     h2o_globalconf_t conf;
@@ -14,6 +15,8 @@ struct http_listener {
     h2o_context_t ctx; /* first: handlers map req->conn->ctx back to us */
     h2o_accept_ctx_t accept;
     h2o_socket_t *sock;
+    int proxy_protocol;
+    proxy_waiters proxy; /* connections still sending their PROXY header */
     void *worker_data;
 };
 
@@ -126,6 +129,12 @@ static void respond_result(h2o_req_t *req, otlp_signal sig, otlp_encoding enc, c
         http_respond(req, 500, "text/plain", H2O_STRLIT("out of memory\n"));
         return;
     }
+    if (res->status == INGEST_UNAUTHENTICATED) {
+        static const char plain[] = "Bearer realm=\"otlp-gateway\"";
+        static const char bad[] = "Bearer realm=\"otlp-gateway\", error=\"invalid_token\"";
+        const char *v = res->token_rejected ? bad : plain;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, v, strlen(v));
+    }
     if (res->retry_after_s > 0) {
         char *v = h2o_mem_alloc_pool(&req->pool, 16);
         int n = snprintf(v, 16, "%u", res->retry_after_s);
@@ -201,6 +210,14 @@ http_site *http_otlp_site_new(const http_site_settings *s, const ingest_limits *
     return site;
 }
 
+/* h2o's TLS handshake and HTTP/1 accept both start with the bytes already
+ * in sock->input, i.e. those that came right behind the PROXY header. */
+static void on_proxy_done(h2o_socket_t *sock, void *data)
+{
+    http_listener *l = data;
+    h2o_accept(&l->accept, sock);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     http_listener *l = listener->data;
@@ -212,12 +229,15 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             return;
-        h2o_accept(&l->accept, sock);
+        if (l->proxy_protocol)
+            proxy_accept(&l->proxy, sock, on_proxy_done, l);
+        else
+            h2o_accept(&l->accept, sock);
     }
 }
 
 http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int listen_fd, SSL_CTX *ssl_ctx,
-                                   void *worker_data)
+                                   int proxy_protocol, void *worker_data)
 {
     http_listener *l = calloc(1, sizeof(*l));
     if (l == NULL)
@@ -227,6 +247,8 @@ http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int list
     l->accept.hosts = site->conf.hosts;
     l->accept.ssl_ctx = ssl_ctx;
     l->worker_data = worker_data;
+    l->proxy_protocol = proxy_protocol;
+    proxy_waiters_init(&l->proxy, loop, site->conf.http1.req_timeout);
     l->sock = h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = l;
     h2o_socket_read_start(l->sock, on_accept);
@@ -240,6 +262,7 @@ void http_listener_shutdown(http_listener *l)
         h2o_socket_close(l->sock);
         l->sock = NULL;
     }
+    proxy_waiters_close(&l->proxy);
     /* HTTP/2 connections get GOAWAY; HTTP/1.1 ones close after the request
      * in progress. */
     h2o_context_request_shutdown(&l->ctx);
@@ -264,6 +287,7 @@ void http_listener_free(http_listener *l)
         return;
     if (l->sock != NULL)
         h2o_socket_close(l->sock);
+    proxy_waiters_dispose(&l->proxy);
     /* h2o cannot dispose a context with live connections; at exit after a
      * timed-out drain those are left to the process teardown. */
     if (http_listener_connections(l) == 0) {
@@ -272,6 +296,9 @@ void http_listener_free(http_listener *l)
         if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
             h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
         h2o_context_dispose(&l->ctx);
+        /* h2o 2.2.5's evloop h2o_multithread_destroy_queue closes the queue's
+         * sockets but never frees the queue itself. */
+        free(l->ctx.queue);
         free(l);
     }
 }

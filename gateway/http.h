@@ -35,8 +35,10 @@ h2o_handler_t *http_site_handler(http_site *site, const char *path, size_t size,
 /* The OTLP/HTTP site: POST /v1/traces, /v1/metrics, /v1/logs. */
 http_site *http_otlp_site_new(const http_site_settings *s, const ingest_limits *lim);
 
+/* proxy_protocol: each connection starts with a PROXY v1/v2 header, read
+ * within the site's header timeout, before TLS/HTTP. */
 http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int listen_fd, SSL_CTX *ssl_ctx,
-                                   void *worker_data);
+                                   int proxy_protocol, void *worker_data);
 void http_listener_shutdown(http_listener *l);
 size_t http_listener_connections(const http_listener *l);
 void http_listener_free(http_listener *l);

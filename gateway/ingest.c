@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "arena.h"
+#include "auth.h"
 #include "gzip.h"
 #include "log.h"
 #include "metrics.h"
@@ -14,6 +15,7 @@
 
 struct ingest_ctx {
     pipeline *pl;
+    auth *au;
     arena *arena; /* reused by every request on this worker */
 };
 
@@ -94,13 +96,14 @@ uint64_t ingest_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-ingest_ctx *ingest_ctx_new(struct pipeline *pl)
+ingest_ctx *ingest_ctx_new(struct pipeline *pl, struct auth *au)
 {
     pthread_once(&metrics_once, metrics_init);
     ingest_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL)
         return NULL;
     ctx->pl = pl;
+    ctx->au = au;
     if ((ctx->arena = arena_new(0)) == NULL) {
         free(ctx);
         return NULL;
@@ -169,6 +172,27 @@ static int decode(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, ot
     return 0;
 }
 
+/* Authenticate before spending anything on the body. Returns the tenant
+ * (NULL in open mode) or sets out and returns via *ok = 0. */
+static const tenant *authenticate(ingest_ctx *ctx, ingest_origin *o, ingest_result *out, int *ok)
+{
+    *ok = 1;
+    o->tenant = "";
+    if (ctx->au == NULL)
+        return NULL;
+    auth_result ar;
+    auth_request(ctx->au, o, &ar);
+    if (ar.status != INGEST_OK) {
+        *ok = 0;
+        fail(out, ar.status, ar.message);
+        out->retry_after_s = ar.retry_after_s;
+        out->token_rejected = ar.status == INGEST_UNAUTHENTICATED && strcmp(ar.reason, "missing_token") != 0;
+        return NULL;
+    }
+    o->tenant = tenant_id(ar.tenant);
+    return ar.tenant;
+}
+
 void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc,
                    const ingest_origin *origin, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
 {
@@ -178,8 +202,19 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
     arena_set_limit(ctx->arena, lim->max_decoded_bytes);
     otlp_request req;
     memset(&req, 0, sizeof(req));
-    if (decode(ctx, lim, sig, enc, body, len, gzipped, &req, out) == 0) {
+    ingest_origin o = *origin;
+    int authenticated;
+    const tenant *t = authenticate(ctx, &o, out, &authenticated);
+    if (authenticated && decode(ctx, lim, sig, enc, body, len, gzipped, &req, out) == 0) {
         otlp_validate(&req);
+        ingest_status admit = auth_admit(t, sig, req.items, len, &out->retry_after_s);
+        if (admit != INGEST_OK) {
+            fail(out, admit, admit == INGEST_TOO_LARGE ? "request exceeds the tenant's max_request_bytes"
+                                                       : "tenant rate limit exceeded, retry later");
+            metrics_add(m.refused_items[sig][origin->transport][admit], req.items + req.rejected);
+            out->rejected = req.items + req.rejected;
+            goto done;
+        }
         out->accepted = req.items;
         out->rejected = req.rejected;
         if (req.rejected > 0) {
@@ -187,7 +222,7 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
             metrics_add(m.refused_items[sig][origin->transport][INGEST_INVALID], req.rejected);
         }
         char err[256] = "";
-        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, origin, err, sizeof(err)) : PIPELINE_OK;
+        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, &o, err, sizeof(err)) : PIPELINE_OK;
         if (ps == PIPELINE_OK) {
             metrics_add(m.received[sig][origin->transport], req.items);
         } else {
@@ -201,6 +236,7 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
             out->accepted = 0;
         }
     }
+done:
     if (out->status != INGEST_OK)
         log_debug("request refused", "signal=%s transport=%s reason=%s", otlp_signal_name(sig),
                   ingest_transport_name(origin->transport), status_reasons[out->status]);

@@ -1,8 +1,9 @@
 /* ingest: the transport-independent half of an OTLP export request.
  *
  * A listener (grpc.c, http.c) reassembles one request body, then calls
- * ingest_export(), which decompresses (bounded), decodes into the worker's
- * arena, validates, hands the request to the pipeline and records metrics.
+ * ingest_export(), which authenticates it (auth.h), decompresses (bounded),
+ * decodes into the worker's arena, validates, applies the tenant's limits,
+ * hands the request to the pipeline and records metrics.
  * The listener turns the result into its own wire status with
  * ingest_http_status()/ingest_grpc_status() and a body from
  * ingest_response_body(). Everything here runs synchronously on the calling
@@ -18,6 +19,7 @@
 #include "otlp.h"
 
 struct pipeline;
+struct auth;
 
 typedef enum { INGEST_GRPC = 0, INGEST_HTTP = 1, INGEST_TRANSPORT_COUNT = 2 } ingest_transport;
 
@@ -59,6 +61,7 @@ typedef struct ingest_origin {
     const char *authorization; /* Authorization header value, not NUL-terminated; NULL if absent */
     size_t authorization_len;
     uint64_t start_ns;         /* monotonic ns when the request began; 0 = now */
+    const char *tenant;        /* set by ingest_export once authenticated ("" in open mode) */
 } ingest_origin;
 
 typedef struct ingest_result {
@@ -67,6 +70,8 @@ typedef struct ingest_result {
     uint64_t rejected;       /* items refused (partial success, or all on error) */
     uint32_t retry_after_s;  /* for THROTTLED / UNAVAILABLE */
     char message[256];       /* client-safe error or partial-success message */
+    int token_rejected;      /* UNAUTHENTICATED because a presented token was bad
+                              * (HTTP adds error="invalid_token" to WWW-Authenticate) */
 } ingest_result;
 
 typedef struct ingest_limits {
@@ -76,8 +81,9 @@ typedef struct ingest_limits {
 
 typedef struct ingest_ctx ingest_ctx;
 
-/* One per worker thread. `pl` is shared and must outlive the ctx. */
-ingest_ctx *ingest_ctx_new(struct pipeline *pl);
+/* One per worker thread. `pl` and `au` (NULL: no authentication) are shared
+ * and must outlive the ctx. */
+ingest_ctx *ingest_ctx_new(struct pipeline *pl, struct auth *au);
 void ingest_ctx_free(ingest_ctx *ctx);
 
 /* Process one complete export request. `body` is the wire body (for gRPC the

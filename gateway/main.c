@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "admin.h"
+#include "apikey.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "pipeline.h"
@@ -14,6 +16,7 @@ static const char usage[] =
     "usage: otlp-gateway [--config FILE]\n"
     "       otlp-gateway --check-config FILE\n"
     "       otlp-gateway --print-default-config\n"
+    "       otlp-gateway [--config FILE] keys create|list|revoke ... (see keys --help)\n"
     "       otlp-gateway --version | --help\n"
     "\n"
     "Authenticating OpenTelemetry (OTLP/gRPC and OTLP/HTTP) gateway.\n"
@@ -32,15 +35,52 @@ static int load(const char *path, config **cfg)
     return rc;
 }
 
-/* Waits for a stop signal; SIGHUP is reserved for reloads (keys, certificates). */
-static void wait_for_stop(const sigset_t *set)
+/* Validate the config and the sections modules read themselves (auth,
+ * tenants); backends are checked when they are created, at start. */
+static int check_config(const char *path)
+{
+    config *cfg;
+    char err[512];
+    if (load(path, &cfg) != 0)
+        return 1;
+    auth *au = auth_new(cfg, err, sizeof(err));
+    int rc = au == NULL;
+    if (rc)
+        fprintf(stderr, "otlp-gateway: config error: %s\n", err);
+    else
+        printf("%s: ok\n", path);
+    auth_free(au);
+    config_free(cfg);
+    return rc;
+}
+
+/* `otlp-gateway [--config FILE] keys ...`: the API key CLI. With --config,
+ * the keys file defaults to the config's auth.api_keys.file. */
+static int keys_command(int argc, char **argv, const char *config_path)
+{
+    config *cfg = NULL;
+    const char *keys_file = NULL;
+    if (config_path != NULL) {
+        if (load(config_path, &cfg) != 0)
+            return 1;
+        const config_node *ak = config_get(config_get(cfg->root, "auth"), "api_keys");
+        keys_file = ak ? config_scalar(config_get(ak, "file")) : NULL;
+    }
+    int rc = apikey_cli(argc, argv, keys_file);
+    config_free(cfg);
+    return rc;
+}
+
+/* Waits for a stop signal; SIGHUP reloads API keys and refetches OIDC keys. */
+static void wait_for_stop(const sigset_t *set, auth *au)
 {
     for (;;) {
         int sig;
         if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("SIGHUP received", "action=none detail=\"nothing reloadable is configured\"");
+            log_info("SIGHUP received", "action=reload");
+            auth_reload(au);
             continue;
         }
         log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -56,8 +96,11 @@ static int run(const char *path)
     log_set_level(cfg->log_level);
     char err[512];
     pipeline *pl = pipeline_new(cfg, err, sizeof(err));
-    if (pl == NULL) {
-        log_error("cannot start", "error=\"%s\"", err);
+    auth *au = pl ? auth_new(cfg, err, sizeof(err)) : NULL;
+    if (pl == NULL || au == NULL) {
+        char q[600];
+        log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));
+        pipeline_free(pl);
         config_free(cfg);
         return 1;
     }
@@ -71,21 +114,24 @@ static int run(const char *path)
     signal(SIGPIPE, SIG_IGN);
 
     admin_state admin = {.cfg = cfg, .pl = pl};
-    server *srv = server_new(cfg, pl, &admin, err, sizeof(err));
-    if (srv == NULL || server_start(srv, err, sizeof(err)) != 0) {
-        log_error("cannot start", "error=\"%s\"", err);
+    server *srv = server_new(cfg, pl, au, &admin, err, sizeof(err));
+    if (srv == NULL || auth_start(au, err, sizeof(err)) != 0 || server_start(srv, err, sizeof(err)) != 0) {
+        char q[600];
+        log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));
         server_free(srv);
+        auth_free(au);
         pipeline_free(pl);
         config_free(cfg);
         return 1;
     }
     log_info("started", "version=%s config=%s admin=%s", GATEWAY_VERSION, cfg->source,
              cfg->admin_addr ? cfg->admin_addr : "off");
-    wait_for_stop(&set);
+    wait_for_stop(&set, au);
     server_stop(srv);
     server_wait(srv);
     pipeline_flush(pl);
     server_free(srv);
+    auth_free(au);
     pipeline_free(pl);
     config_free(cfg);
     log_info("stopped", "%s", "");
@@ -97,6 +143,8 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "keys") == 0)
+            return keys_command(argc - i, argv + i, config_path);
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             return 0;
@@ -111,12 +159,7 @@ int main(int argc, char **argv)
         }
         if ((strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0 || strcmp(a, "--check-config") == 0) && i + 1 < argc) {
             if (strcmp(a, "--check-config") == 0) {
-                config *cfg;
-                if (load(argv[i + 1], &cfg) != 0)
-                    return 1;
-                printf("%s: ok\n", argv[i + 1]);
-                config_free(cfg);
-                return 0;
+                return check_config(argv[i + 1]);
             }
             config_path = argv[++i];
             continue;

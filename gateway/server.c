@@ -38,6 +38,7 @@ typedef struct worker {
 struct server {
     const config *cfg;
     pipeline *pl;
+    auth *au;
     admin_state *admin;
     http_site *admin_site;
     listener_plan *plans;
@@ -145,7 +146,7 @@ static int plan_listener(listener_plan *p, const config_listener *cl, const conf
     }
     p->grpc = (grpc_settings){.name = cl->name, .limits = lim, .max_concurrent_streams = cl->max_concurrent_streams,
                               .idle_timeout_ms = cl->idle_timeout_ms, .header_timeout_ms = cl->header_timeout_ms,
-                              .ssl_ctx = p->grpc_ssl};
+                              .ssl_ctx = p->grpc_ssl, .proxy_protocol = cl->proxy_protocol};
     if (cl->http_addr != NULL) {
         http_site_settings hs = {.name = cl->name, .max_body_bytes = cl->max_request_bytes,
                                  .idle_timeout_ms = cl->idle_timeout_ms, .header_timeout_ms = cl->header_timeout_ms};
@@ -157,13 +158,14 @@ static int plan_listener(listener_plan *p, const config_listener *cl, const conf
     return 0;
 }
 
-server *server_new(const config *cfg, pipeline *pl, admin_state *admin, char *err, size_t errlen)
+server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin, char *err, size_t errlen)
 {
     server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
     s->cfg = cfg;
     s->pl = pl;
+    s->au = au;
     s->admin = admin;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     s->n_workers = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
@@ -255,11 +257,25 @@ static void worker_shutdown(worker *w, worker_run *r)
         http_listener_shutdown(r->admin);
 }
 
+/* h2o frees closed sockets on the loop's next pass and keeps freed socket
+ * buffers in a per-thread recycle list; neither is released by
+ * h2o_evloop_destroy, so run the loop until closes are reaped and drain the
+ * list (popping a cached chunk and freeing it is what h2o would do at max). */
+static void worker_release_loop(h2o_evloop_t *loop)
+{
+    for (int i = 0; i < 3; i++)
+        h2o_evloop_run(loop, 0);
+    h2o_evloop_destroy(loop);
+    h2o_mem_recycle_t *rc = &h2o_socket_buffer_prototype.allocator;
+    while (rc->cnt > 0)
+        free(h2o_mem_alloc_recycle(rc, 0));
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     server *s = w->srv;
-    worker_run r = {.loop = h2o_evloop_create(), .ictx = ingest_ctx_new(s->pl)};
+    worker_run r = {.loop = h2o_evloop_create(), .ictx = ingest_ctx_new(s->pl, s->au)};
     r.grpc = calloc(s->n_plans + 1, sizeof(*r.grpc));
     r.http = calloc(s->n_plans + 1, sizeof(*r.http));
     if (r.ictx == NULL || r.grpc == NULL || r.http == NULL) {
@@ -271,11 +287,12 @@ static void *worker_main(void *arg)
         if (w->grpc_fds[i] >= 0)
             r.grpc[i] = grpc_listener_start(r.loop, w->grpc_fds[i], &p->grpc, r.ictx);
         if (w->http_fds[i] >= 0)
-            r.http[i] = http_listener_start(p->http_site, r.loop, w->http_fds[i], p->http_ssl, r.ictx);
+            r.http[i] = http_listener_start(p->http_site, r.loop, w->http_fds[i], p->http_ssl, p->cfg->proxy_protocol,
+                                            r.ictx);
         w->grpc_fds[i] = w->http_fds[i] = -1; /* owned by the listeners now */
     }
     if (w->admin_fd >= 0) {
-        r.admin = http_listener_start(s->admin_site, r.loop, w->admin_fd, NULL, NULL);
+        r.admin = http_listener_start(s->admin_site, r.loop, w->admin_fd, NULL, 0, NULL);
         w->admin_fd = -1;
     }
     while (!atomic_load(&s->stopping))
@@ -290,7 +307,7 @@ static void *worker_main(void *arg)
     free(r.grpc);
     free(r.http);
     ingest_ctx_free(r.ictx);
-    h2o_evloop_destroy(r.loop);
+    worker_release_loop(r.loop);
     return NULL;
 }
 

@@ -12,12 +12,14 @@
 #include <stddef.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "config.h"
 #include "pipeline.h"
 
 typedef struct server server;
 
-server *server_new(const config *cfg, pipeline *pl, admin_state *admin, char *err, size_t errlen);
+/* `au` may be NULL (no authentication at all); it is shared by the workers. */
+server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin, char *err, size_t errlen);
 /* Starts the worker threads; -1 with err if a thread cannot start. */
 int server_start(server *s, char *err, size_t errlen);
 /* Ask for a graceful stop: stop accepting, let in-flight requests finish
