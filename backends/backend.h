@@ -2,9 +2,14 @@
  *
  * The pipeline calls ops->export on the worker thread that ingested the
  * request, before the request is acknowledged, so an implementation must be
- * thread-safe and must not keep pointers into the request (its arena is
- * reused as soon as export returns). BACKEND_RETRY means "temporarily unable,
- * nothing was kept": the client is told to retry. */
+ * thread-safe and must not keep pointers into the request or payload (the
+ * arena is reused as soon as export returns). BACKEND_RETRY means
+ * "temporarily unable, nothing was kept": the client is told to retry.
+ *
+ * Queued backends (exporter.h) also implement reserve/unreserve: the
+ * pipeline reserves room in every target queue first, so a request is
+ * admitted to all its backends or to none (then the client gets a retryable
+ * "queue full"), never to some. Synchronous backends leave them NULL. */
 #ifndef GW_BACKEND_H
 #define GW_BACKEND_H
 
@@ -17,11 +22,23 @@ typedef enum { BACKEND_OK = 0, BACKEND_RETRY = 1, BACKEND_FAIL = 2 } backend_sta
 
 typedef struct backend backend;
 
+/* The request as the pipeline hands it on: decoded (req) and, for backends
+ * that set needs_payload, encoded once as protobuf for this pipeline. */
+typedef struct export_payload {
+    const uint8_t *data; /* NULL unless some backend of the pipeline needs it */
+    size_t len;
+    const char *tenant;  /* "" when none */
+} export_payload;
+
 typedef struct backend_ops {
     const char *type;
     /* Read cfg->node (located errors via config.h readers) and build. */
     backend *(*create)(const config_backend *cfg, char *err, size_t errlen);
-    backend_status (*export)(backend *b, const otlp_request *req, char *err, size_t errlen);
+    backend_status (*export)(backend *b, const otlp_request *req, const export_payload *p, char *err,
+                             size_t errlen);
+    /* Optional: room for `bytes` of payload; 0 or -1 (full). */
+    int (*reserve)(backend *b, size_t bytes);
+    void (*unreserve)(backend *b, size_t bytes);
     int (*ready)(backend *b);   /* 1 when able to take data */
     void (*flush)(backend *b);  /* make everything exported so far durable */
     void (*destroy)(backend *b);
@@ -30,7 +47,8 @@ typedef struct backend_ops {
 /* Every backend struct starts with this header. */
 struct backend {
     const backend_ops *ops;
-    const char *name; /* owned by the config */
+    const char *name;  /* owned by the config */
+    int needs_payload; /* export wants p->data (set by create) */
 };
 
 /* Create by cfg->type; error names the location when the type is unknown. */

@@ -12,9 +12,10 @@ static backend *discard_create(const config_backend *cfg, char *err, size_t errl
     return calloc(1, sizeof(backend));
 }
 
-static backend_status discard_export(backend *b, const otlp_request *req, char *err, size_t errlen)
+static backend_status discard_export(backend *b, const otlp_request *req, const export_payload *p, char *err,
+                                     size_t errlen)
 {
-    (void)b, (void)req, (void)err, (void)errlen;
+    (void)b, (void)req, (void)p, (void)err, (void)errlen;
     return BACKEND_OK;
 }
 
@@ -28,4 +29,5 @@ static void discard_flush(backend *b) { (void)b; }
 
 static void discard_destroy(backend *b) { free(b); }
 
-const backend_ops backend_discard_ops = {"discard", discard_create, discard_export, discard_ready, discard_flush, discard_destroy};
+const backend_ops backend_discard_ops = {.type = "discard", .create = discard_create, .export = discard_export, .ready = discard_ready,
+                                           .flush = discard_flush, .destroy = discard_destroy};

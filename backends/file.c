@@ -110,8 +110,10 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static backend_status file_export(backend *b, const otlp_request *req, char *err, size_t errlen)
+static backend_status file_export(backend *b, const otlp_request *req, const export_payload *p, char *err,
+                                  size_t errlen)
 {
+    (void)p;
     file_backend *fb = (file_backend *)b;
     buf line = BUF_INIT;
     if (otlp_encode_json(req->msg, &line) != 0 || buf_putc(&line, '\n') != 0) {
@@ -158,4 +160,5 @@ static void file_flush(backend *b)
     }
 }
 
-const backend_ops backend_file_ops = {"file", file_create, file_export, file_ready, file_flush, file_destroy};
+const backend_ops backend_file_ops = {.type = "file", .create = file_create, .export = file_export, .ready = file_ready,
+                                     .flush = file_flush, .destroy = file_destroy};

@@ -914,16 +914,34 @@ static int read_str_list(const config_node *map, const char *key, const config_n
 
 static int read_tls(const config_node *listener, config_tls *tls, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"cert", "key", NULL};
+    static const char *const keys[] = {"cert", "key", "client_ca", "client_auth", NULL};
+    static const char *const modes[] = {"none", "optional", "required"};
     const config_node *t;
+    const char *mode;
     if (read_section(listener, "tls", keys, &t, err, errlen) != 0 ||
         config_str(t, "cert", NULL, &tls->cert_file, err, errlen) != 0 ||
-        config_str(t, "key", NULL, &tls->key_file, err, errlen) != 0)
+        config_str(t, "key", NULL, &tls->key_file, err, errlen) != 0 ||
+        config_str(t, "client_ca", NULL, &tls->client_ca_file, err, errlen) != 0 ||
+        config_str(t, "client_auth", "none", &mode, err, errlen) != 0)
         return -1;
+    size_t m = 0;
+    while (m < sizeof(modes) / sizeof(modes[0]) && strcmp(mode, modes[m]) != 0)
+        m++;
+    if (m == sizeof(modes) / sizeof(modes[0]))
+        return config_error(t, "client_auth", err, errlen, "expected none, optional or required");
+    tls->client_auth = (config_client_auth)m;
     if (tls->cert_file != NULL && tls->key_file == NULL)
         return config_error(t, "key", err, errlen, "required when cert is set");
     if (tls->key_file != NULL && tls->cert_file == NULL)
         return config_error(t, "cert", err, errlen, "required when key is set");
+    if ((tls->client_ca_file != NULL || tls->client_auth != TLS_CLIENT_AUTH_NONE) && tls->cert_file == NULL)
+        return config_error(t, tls->client_ca_file ? "client_ca" : "client_auth", err, errlen,
+                            "needs cert and key");
+    if (tls->client_auth != TLS_CLIENT_AUTH_NONE && tls->client_ca_file == NULL)
+        return config_error(t, "client_ca", err, errlen, "required when client_auth is %s", mode);
+    /* A CA that is never used is more likely a forgotten client_auth than intent. */
+    if (tls->client_auth == TLS_CLIENT_AUTH_NONE && tls->client_ca_file != NULL)
+        return config_error(t, "client_auth", err, errlen, "must be optional or required when client_ca is set");
     return 0;
 }
 
@@ -1064,7 +1082,8 @@ static int read_pipeline_backends(arena *a, const config_node *p, const config_n
 
 static int read_pipelines(config *c, arena *a, const config_node *backends, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name", "signals", "backends", NULL};
+    /* match, default and resource are read by gateway/pipeline.c. */
+    static const char *const keys[] = {"name", "signals", "backends", "match", "default", "resource", NULL};
     const config_node *seq = value_at(c->root, "pipelines");
     if (seq == NULL)
         return 0;

@@ -22,9 +22,13 @@
 
 typedef struct config_node config_node;
 
+typedef enum { TLS_CLIENT_AUTH_NONE, TLS_CLIENT_AUTH_OPTIONAL, TLS_CLIENT_AUTH_REQUIRED } config_client_auth;
+
 typedef struct config_tls {
     const char *cert_file; /* NULL: no TLS */
     const char *key_file;
+    const char *client_ca_file;     /* PEM CA certificates for client certificates; NULL with CLIENT_AUTH_NONE */
+    config_client_auth client_auth; /* OPTIONAL: verify a certificate if the client sends one */
 } config_tls;
 
 typedef struct config_listener {

@@ -222,15 +222,18 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
             metrics_add(m.refused_items[sig][origin->transport][INGEST_INVALID], req.rejected);
         }
         char err[256] = "";
-        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, &o, err, sizeof(err)) : PIPELINE_OK;
+        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, &o, ctx->arena, err, sizeof(err)) : PIPELINE_OK;
         if (ps == PIPELINE_OK) {
             metrics_add(m.received[sig][origin->transport], req.items);
         } else {
             /* The reason stays in the server log: backend errors name paths
              * and hosts the client has no business seeing. */
-            fail(out, ps == PIPELINE_RETRY ? INGEST_UNAVAILABLE : INGEST_INTERNAL,
-                 ps == PIPELINE_RETRY ? "export temporarily unavailable, retry later" : "export failed");
-            out->retry_after_s = ps == PIPELINE_RETRY ? 1 : 0;
+            if (arena_failed(ctx->arena))
+                fail(out, INGEST_TOO_LARGE, "request too large when routed");
+            else
+                fail(out, ps == PIPELINE_RETRY ? INGEST_UNAVAILABLE : INGEST_INTERNAL,
+                     ps == PIPELINE_RETRY ? "export temporarily unavailable, retry later" : "export failed");
+            out->retry_after_s = out->status == INGEST_UNAVAILABLE ? 1 : 0;
             metrics_add(m.refused_items[sig][origin->transport][out->status], req.items);
             out->rejected += req.items;
             out->accepted = 0;

@@ -1,32 +1,254 @@
 #include "pipeline.h"
 
+#include <regex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "logs_service.pb-c.h"
 #include "metrics.h"
+#include "metrics_service.pb-c.h"
+#include "trace_service.pb-c.h"
+
+#define PIPELINE_MAX 64 /* routes are selected through a 64-bit mask */
+
+typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
+typedef Opentelemetry__Proto__Common__V1__AnyValue any_t;
+typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
+
+typedef struct match_rule {
+    const char *key;
+    const char *exact; /* NULL when regex */
+    regex_t re;
+} match_rule;
+
+typedef enum { EDIT_INSERT, EDIT_UPDATE, EDIT_UPSERT, EDIT_DELETE } edit_action;
+
+typedef struct edit {
+    edit_action action;
+    const char *key;
+    const char *value; /* NULL with from_tenant or delete */
+    int from_tenant;
+} edit;
 
 typedef struct route {
+    const char *name;
     unsigned signals;
+    int is_default;
+    match_rule *rules;
+    size_t n_rules;
+    edit *edits;
+    size_t n_edits;
     backend **backends; /* borrowed from pipeline.backends */
     size_t n_backends;
+    int needs_payload;
+    metric_series *items[OTLP_SIGNAL_COUNT];
 } route;
+
+typedef struct tenant_routes {
+    const char *tenant;
+    uint64_t mask;
+} tenant_routes;
 
 struct pipeline {
     backend **backends; /* one per configured backend, owned */
     size_t n_backends;
     route *routes;
     size_t n_routes;
+    tenant_routes *tenants;
+    size_t n_tenants;
     metric_series *export_failed[OTLP_SIGNAL_COUNT];
+    metric_series *unrouted[OTLP_SIGNAL_COUNT];
+    metric_series *queue_full[OTLP_SIGNAL_COUNT];
 };
 
-static backend *find_backend(pipeline *pl, const config *cfg, const char *name)
+/* ---------- the three signals' resource entries, seen generically ---------- */
+
+/* Every Export*ServiceRequest is {base, n, entries**}; every Resource* entry
+ * starts {base, Resource *resource, ...}. */
+typedef struct entry_list {
+    size_t *n;
+    void ***items;
+} entry_list;
+
+static entry_list request_entries(otlp_signal sig, ProtobufCMessage *msg)
 {
-    for (size_t i = 0; i < cfg->n_backends; i++)
-        if (strcmp(cfg->backends[i].name, name) == 0)
-            return pl->backends[i];
+    switch (sig) {
+    case OTLP_TRACES: {
+        Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *r = (void *)msg;
+        return (entry_list){&r->n_resource_spans, (void ***)&r->resource_spans};
+    }
+    case OTLP_METRICS: {
+        Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *r = (void *)msg;
+        return (entry_list){&r->n_resource_metrics, (void ***)&r->resource_metrics};
+    }
+    default: {
+        Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest *r = (void *)msg;
+        return (entry_list){&r->n_resource_logs, (void ***)&r->resource_logs};
+    }
+    }
+}
+
+static resource_t **entry_resource(otlp_signal sig, void *entry)
+{
+    switch (sig) {
+    case OTLP_TRACES:
+        return &((Opentelemetry__Proto__Trace__V1__ResourceSpans *)entry)->resource;
+    case OTLP_METRICS:
+        return &((Opentelemetry__Proto__Metrics__V1__ResourceMetrics *)entry)->resource;
+    default:
+        return &((Opentelemetry__Proto__Logs__V1__ResourceLogs *)entry)->resource;
+    }
+}
+
+static const char *string_attribute(const resource_t *r, const char *key)
+{
+    for (size_t i = 0; r != NULL && i < r->n_attributes; i++) {
+        const kv_t *kv = r->attributes[i];
+        if (strcmp(kv->key, key) == 0)
+            return kv->value && kv->value->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE
+                       ? kv->value->string_value
+                       : NULL;
+    }
     return NULL;
+}
+
+static int route_matches(const route *r, const resource_t *res)
+{
+    for (size_t i = 0; i < r->n_rules; i++) {
+        const char *v = string_attribute(res, r->rules[i].key);
+        if (v == NULL)
+            return 0;
+        if (r->rules[i].exact ? strcmp(v, r->rules[i].exact) != 0 : regexec(&r->rules[i].re, v, 0, NULL, 0) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* ---------- config ---------- */
+
+static int read_rules(route *r, const config_node *m, char *err, size_t errlen)
+{
+    if (m == NULL)
+        return 0;
+    if (!config_is_map(m))
+        return config_error(m, "match", err, errlen, "expected a map of resource attribute: value or {regex: ...}");
+    r->n_rules = config_map_len(m);
+    r->rules = calloc(r->n_rules + 1, sizeof(*r->rules));
+    for (size_t i = 0; i < r->n_rules; i++) {
+        match_rule *mr = &r->rules[i];
+        const config_node *v = config_map_value(m, i);
+        mr->key = config_map_key(m, i);
+        if ((mr->exact = config_scalar(v)) != NULL)
+            continue;
+        static const char *const keys[] = {"regex", NULL};
+        const char *pattern;
+        mr->exact = "";            /* not a compiled regex until regcomp succeeds */
+        if (!config_is_map(v))
+            return config_error(v, mr->key, err, errlen, "expected a string or {regex: ...}");
+        if (config_check_keys(v, keys, err, errlen) != 0 || config_str_required(v, "regex", &pattern, err, errlen) != 0)
+            return -1;
+        /* Anchored: a rule describes the whole value, as users expect. */
+        char anchored[1024];
+        snprintf(anchored, sizeof(anchored), "^(%s)$", pattern);
+        if (regcomp(&mr->re, anchored, REG_EXTENDED | REG_NOSUB) != 0)
+            return config_error(config_get(v, "regex"), "regex", err, errlen, "invalid regular expression");
+        mr->exact = NULL;
+    }
+    return 0;
+}
+
+static int read_edits(route *r, const config_node *seq, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"action", "key", "value", "from", NULL};
+    static const char *const actions[] = {"insert", "update", "upsert", "delete"};
+    if (seq == NULL)
+        return 0;
+    if (!config_is_seq(seq))
+        return config_error(seq, "resource", err, errlen, "expected a list of {action, key, value|from}");
+    r->n_edits = config_seq_len(seq);
+    r->edits = calloc(r->n_edits + 1, sizeof(*r->edits));
+    for (size_t i = 0; i < r->n_edits; i++) {
+        const config_node *n = config_seq_at(seq, i);
+        edit *e = &r->edits[i];
+        const char *action, *from;
+        if (config_check_keys(n, keys, err, errlen) != 0 || config_str_required(n, "action", &action, err, errlen) ||
+            config_str_required(n, "key", &e->key, err, errlen) || config_str(n, "value", NULL, &e->value, err, errlen) ||
+            config_str(n, "from", NULL, &from, err, errlen))
+            return -1;
+        size_t a = 0;
+        while (a < 4 && strcmp(action, actions[a]) != 0)
+            a++;
+        if (a == 4)
+            return config_error(config_get(n, "action"), "action", err, errlen,
+                                "expected insert, update, upsert or delete");
+        e->action = (edit_action)a;
+        if (from != NULL && strcmp(from, "tenant") != 0)
+            return config_error(config_get(n, "from"), "from", err, errlen, "only \"tenant\" is supported");
+        e->from_tenant = from != NULL;
+        if (e->action != EDIT_DELETE && (e->value == NULL) == !e->from_tenant)
+            return config_error(n, "value", err, errlen, "set exactly one of value and from");
+    }
+    return 0;
+}
+
+static int read_route(pipeline *pl, const config *cfg, const config_pipeline *cp, route *r, char *err, size_t errlen)
+{
+    r->name = cp->name;
+    r->signals = cp->signals;
+    if (config_bool(cp->node, "default", 0, &r->is_default, err, errlen) != 0 ||
+        read_rules(r, config_get(cp->node, "match"), err, errlen) != 0 ||
+        read_edits(r, config_get(cp->node, "resource"), err, errlen) != 0)
+        return -1;
+    if (r->is_default && r->n_rules > 0)
+        return config_error(config_get(cp->node, "default"), "default", err, errlen,
+                            "a default pipeline takes what others did not match; it cannot have match rules");
+    r->backends = calloc(cp->n_backends + 1, sizeof(*r->backends));
+    for (size_t j = 0; j < cp->n_backends; j++)
+        for (size_t k = 0; k < cfg->n_backends; k++)
+            if (strcmp(cfg->backends[k].name, cp->backends[j]) == 0) /* config.c checked existence */
+                r->backends[r->n_backends++] = pl->backends[k];
+    for (size_t j = 0; j < r->n_backends; j++)
+        r->needs_payload |= r->backends[j]->needs_payload;
+    metric_family *f = metrics_family("otlp_gateway_pipeline_items_total", METRIC_COUNTER,
+                                      "Items routed into a pipeline, by pipeline and signal.");
+    for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {
+        char labels[160];
+        snprintf(labels, sizeof(labels), "pipeline=\"%s\",signal=\"%s\"", r->name, otlp_signal_name((otlp_signal)s));
+        if (r->signals & (1u << s))
+            r->items[s] = metrics_series(f, labels);
+    }
+    return 0;
+}
+
+/* tenants[].pipelines (optional): which pipelines a tenant's data enters. */
+static int read_tenant_routes(pipeline *pl, const config *cfg, char *err, size_t errlen)
+{
+    const config_node *ts = config_get(cfg->root, "tenants");
+    size_t n = config_seq_len(ts);
+    pl->tenants = calloc(n + 1, sizeof(*pl->tenants));
+    for (size_t i = 0; i < n; i++) {
+        const config_node *t = config_seq_at(ts, i), *names = config_get(t, "pipelines");
+        if (names == NULL)
+            continue;
+        tenant_routes *tr = &pl->tenants[pl->n_tenants++];
+        tr->tenant = config_scalar(config_get(t, "id"));
+        if (!config_is_seq(names))
+            return config_error(names, "pipelines", err, errlen, "expected a list of pipeline names");
+        for (size_t j = 0; j < config_seq_len(names); j++) {
+            const char *name = config_scalar(config_seq_at(names, j));
+            size_t k = 0;
+            while (k < pl->n_routes && (name == NULL || strcmp(pl->routes[k].name, name) != 0))
+                k++;
+            if (k == pl->n_routes)
+                return config_error(config_seq_at(names, j), "pipelines", err, errlen, "no pipeline \"%s\"",
+                                    name ? name : "");
+            tr->mask |= 1ull << k;
+        }
+    }
+    return 0;
 }
 
 pipeline *pipeline_new(const config *cfg, char *err, size_t errlen)
@@ -38,6 +260,11 @@ pipeline *pipeline_new(const config *cfg, char *err, size_t errlen)
         pipeline_free(pl);
         return NULL;
     }
+    if (cfg->n_pipelines > PIPELINE_MAX) {
+        config_error(cfg->pipelines[PIPELINE_MAX].node, "name", err, errlen, "at most %d pipelines", PIPELINE_MAX);
+        pipeline_free(pl);
+        return NULL;
+    }
     for (size_t i = 0; i < cfg->n_backends; i++) {
         if ((pl->backends[i] = backend_create(&cfg->backends[i], err, errlen)) == NULL) {
             pipeline_free(pl);
@@ -46,24 +273,30 @@ pipeline *pipeline_new(const config *cfg, char *err, size_t errlen)
         pl->n_backends++;
     }
     for (size_t i = 0; i < cfg->n_pipelines; i++) {
-        const config_pipeline *cp = &cfg->pipelines[i];
-        route *r = &pl->routes[pl->n_routes++];
-        r->signals = cp->signals;
-        if ((r->backends = calloc(cp->n_backends + 1, sizeof(*r->backends))) == NULL) {
-            snprintf(err, errlen, "out of memory");
+        int rc = read_route(pl, cfg, &cfg->pipelines[i], &pl->routes[i], err, errlen);
+        pl->n_routes++;
+        if (rc != 0) {
             pipeline_free(pl);
             return NULL;
         }
-        /* config.c already checked that every name exists. */
-        for (size_t j = 0; j < cp->n_backends; j++)
-            r->backends[r->n_backends++] = find_backend(pl, cfg, cp->backends[j]);
     }
-    metric_family *f = metrics_family("otlp_gateway_export_failures_total", METRIC_COUNTER,
-                                      "Requests a backend refused or could not take, by signal.");
+    if (read_tenant_routes(pl, cfg, err, errlen) != 0) {
+        pipeline_free(pl);
+        return NULL;
+    }
+    metric_family *failed = metrics_family("otlp_gateway_export_failures_total", METRIC_COUNTER,
+                                           "Requests a backend refused or could not take, by signal.");
+    metric_family *unrouted = metrics_family("otlp_gateway_unrouted_items_total", METRIC_COUNTER,
+                                             "Items accepted that no pipeline took (no pipeline for the tenant, "
+                                             "signal or resource).");
+    metric_family *full = metrics_family("otlp_gateway_queue_full_total", METRIC_COUNTER,
+                                         "Requests refused because a backend's export queue was full.");
     for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {
         char labels[64];
         snprintf(labels, sizeof(labels), "signal=\"%s\"", otlp_signal_name((otlp_signal)s));
-        pl->export_failed[s] = metrics_series(f, labels);
+        pl->export_failed[s] = metrics_series(failed, labels);
+        pl->unrouted[s] = metrics_series(unrouted, labels);
+        pl->queue_full[s] = metrics_series(full, labels);
     }
     return pl;
 }
@@ -74,32 +307,236 @@ void pipeline_free(pipeline *pl)
         return;
     for (size_t i = 0; i < pl->n_backends; i++)
         pl->backends[i]->ops->destroy(pl->backends[i]);
-    for (size_t i = 0; i < pl->n_routes; i++)
-        free(pl->routes[i].backends);
+    for (size_t i = 0; i < pl->n_routes; i++) {
+        route *r = &pl->routes[i];
+        for (size_t j = 0; j < r->n_rules; j++)
+            if (r->rules[j].exact == NULL)
+                regfree(&r->rules[j].re);
+        free(r->rules);
+        free(r->edits);
+        free(r->backends);
+    }
     free(pl->backends);
     free(pl->routes);
+    free(pl->tenants);
     free(pl);
 }
 
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ingest_origin *origin, char *err,
-                                size_t errlen)
+/* ---------- request path ---------- */
+
+static kv_t *make_string_kv(arena *a, const char *key, const char *value)
 {
-    (void)origin; /* tenants and routing rules read it (auth and routing issues) */
-    pipeline_status worst = PIPELINE_OK;
-    unsigned bit = 1u << req->signal;
-    for (size_t i = 0; i < pl->n_routes; i++) {
-        const route *r = &pl->routes[i];
-        if ((r->signals & bit) == 0)
+    static const kv_t kv_init = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+    static const any_t any_init = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+    kv_t *kv = arena_alloc(a, sizeof(*kv));
+    any_t *v = arena_alloc(a, sizeof(*v));
+    if (kv == NULL || v == NULL)
+        return NULL;
+    *kv = kv_init;
+    *v = any_init;
+    kv->key = (char *)key;
+    v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    v->string_value = (char *)value;
+    kv->value = v;
+    return kv;
+}
+
+/* A copy of `res` (or an empty resource) with the route's edits applied;
+ * the original stays untouched for the other pipelines. */
+static resource_t *edited_resource(const route *r, const resource_t *res, const char *tenant, arena *a)
+{
+    static const resource_t init = OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
+    resource_t *out = arena_alloc(a, sizeof(*out));
+    size_t n = res ? res->n_attributes : 0;
+    kv_t **attrs = arena_calloc(a, n + r->n_edits + 1, sizeof(*attrs));
+    if (out == NULL || attrs == NULL)
+        return NULL;
+    *out = res ? *res : init;
+    if (n > 0)
+        memcpy(attrs, res->attributes, n * sizeof(*attrs));
+    for (size_t i = 0; i < r->n_edits; i++) {
+        const edit *e = &r->edits[i];
+        size_t at = 0;
+        while (at < n && strcmp(attrs[at]->key, e->key) != 0)
+            at++;
+        int present = at < n;
+        if (e->action == EDIT_DELETE) {
+            if (present)
+                memmove(&attrs[at], &attrs[at + 1], (--n - at) * sizeof(*attrs));
             continue;
+        }
+        if ((e->action == EDIT_INSERT && present) || (e->action == EDIT_UPDATE && !present))
+            continue;
+        kv_t *kv = make_string_kv(a, e->key, e->from_tenant ? tenant : e->value);
+        if (kv == NULL)
+            return NULL;
+        attrs[present ? at : n++] = kv;
+    }
+    out->attributes = attrs;
+    out->n_attributes = n;
+    return out;
+}
+
+/* One pipeline's share of a request. */
+typedef struct share {
+    otlp_request req;
+    export_payload payload;
+} share;
+
+/* Builds the view for route ri: the entries whose bit is set, with edits. */
+static int build_share(const route *r, unsigned ri, const otlp_request *req, const uint64_t *entry_routes,
+                       const char *tenant, arena *a, share *out)
+{
+    entry_list src = request_entries(req->signal, req->msg);
+    size_t n = 0, total = *src.n;
+    for (size_t i = 0; i < total; i++)
+        n += (entry_routes[i] >> ri) & 1;
+    out->req = *req;
+    out->req.rejected = 0;
+    if (n < total || r->n_edits > 0) {
+        size_t msg_size = req->msg->descriptor->sizeof_message;
+        ProtobufCMessage *view = arena_alloc(a, msg_size);
+        void **items = arena_calloc(a, n + 1, sizeof(void *));
+        if (view == NULL || items == NULL)
+            return -1;
+        memcpy(view, req->msg, msg_size);
+        entry_list dst = request_entries(req->signal, view);
+        size_t k = 0;
+        for (size_t i = 0; i < total; i++) {
+            if (((entry_routes[i] >> ri) & 1) == 0)
+                continue;
+            void *e = (*src.items)[i];
+            if (r->n_edits > 0) {
+                size_t esize = ((ProtobufCMessage *)e)->descriptor->sizeof_message;
+                void *copy = arena_alloc(a, esize);
+                if (copy == NULL)
+                    return -1;
+                memcpy(copy, e, esize);
+                resource_t **res = entry_resource(req->signal, copy);
+                if ((*res = edited_resource(r, *res, tenant, a)) == NULL)
+                    return -1;
+                e = copy;
+            }
+            items[k++] = e;
+        }
+        *dst.n = n;
+        *dst.items = items;
+        out->req.msg = view;
+        out->req.items = otlp_count_items(req->signal, view);
+    }
+    out->payload = (export_payload){.tenant = tenant};
+    if (r->needs_payload) {
+        size_t len = protobuf_c_message_get_packed_size(out->req.msg);
+        uint8_t *data = arena_alloc(a, len ? len : 1);
+        if (data == NULL)
+            return -1;
+        out->payload.len = protobuf_c_message_pack(out->req.msg, data);
+        out->payload.data = data;
+    }
+    return 0;
+}
+
+/* Which of the candidate routes take each entry (bit per route index). */
+static void select_routes(const pipeline *pl, uint64_t candidates, const otlp_request *req, uint64_t *entry_routes)
+{
+    entry_list el = request_entries(req->signal, req->msg);
+    for (size_t i = 0; i < *el.n; i++) {
+        const resource_t *res = *entry_resource(req->signal, (*el.items)[i]);
+        uint64_t take = 0, defaults = 0;
+        int ruled = 0; /* taken by a pipeline with match rules */
+        for (size_t ri = 0; ri < pl->n_routes; ri++) {
+            const route *r = &pl->routes[ri];
+            if (((candidates >> ri) & 1) == 0)
+                continue;
+            if (r->is_default) {
+                defaults |= 1ull << ri;
+            } else if (route_matches(r, res)) {
+                take |= 1ull << ri;
+                ruled |= r->n_rules > 0;
+            }
+        }
+        /* Rule-less pipelines (an audit copy, say) take everything and do
+         * not count as a routing decision: default still gets the rest. */
+        entry_routes[i] = take | (ruled ? 0 : defaults);
+    }
+}
+
+/* Reserve queue room for every (backend, share) pair, or none. */
+static int reserve_all(const pipeline *pl, uint64_t used, const share *shares)
+{
+    for (size_t ri = 0; ri < pl->n_routes; ri++) {
+        if (((used >> ri) & 1) == 0)
+            continue;
+        const route *r = &pl->routes[ri];
+        for (size_t j = 0; j < r->n_backends; j++) {
+            backend *b = r->backends[j];
+            if (b->ops->reserve == NULL || b->ops->reserve(b, shares[ri].payload.len) == 0)
+                continue;
+            /* Undo what was reserved so far: earlier routes fully, this one up to j. */
+            for (size_t rj = 0; rj <= ri; rj++) {
+                if (((used >> rj) & 1) == 0)
+                    continue;
+                const route *u = &pl->routes[rj];
+                for (size_t k = 0; k < (rj == ri ? j : u->n_backends); k++)
+                    if (u->backends[k]->ops->unreserve)
+                        u->backends[k]->ops->unreserve(u->backends[k], shares[rj].payload.len);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ingest_origin *origin, arena *a,
+                                char *err, size_t errlen)
+{
+    const char *tenant = origin->tenant ? origin->tenant : "";
+    uint64_t candidates = pl->n_routes == PIPELINE_MAX ? ~0ull : (1ull << pl->n_routes) - 1;
+    for (size_t i = 0; i < pl->n_tenants; i++)
+        if (strcmp(pl->tenants[i].tenant, tenant) == 0)
+            candidates = pl->tenants[i].mask;
+    for (size_t ri = 0; ri < pl->n_routes; ri++)
+        if ((pl->routes[ri].signals & (1u << req->signal)) == 0)
+            candidates &= ~(1ull << ri);
+
+    entry_list el = request_entries(req->signal, req->msg);
+    uint64_t *entry_routes = arena_calloc(a, *el.n + 1, sizeof(uint64_t));
+    share *shares = arena_calloc(a, pl->n_routes + 1, sizeof(share));
+    if (entry_routes == NULL || shares == NULL)
+        goto nomem;
+    select_routes(pl, candidates, req, entry_routes);
+    uint64_t used = 0, routed = 0;
+    for (size_t i = 0; i < *el.n; i++) {
+        used |= entry_routes[i];
+        routed |= entry_routes[i] != 0;
+    }
+    if (!routed) {
+        metrics_add(pl->unrouted[req->signal], req->items);
+        return PIPELINE_OK;
+    }
+    for (size_t ri = 0; ri < pl->n_routes; ri++)
+        if (((used >> ri) & 1) && build_share(&pl->routes[ri], (unsigned)ri, req, entry_routes, tenant, a, &shares[ri]) != 0)
+            goto nomem;
+    if (reserve_all(pl, used, shares) != 0) {
+        metrics_add(pl->queue_full[req->signal], 1);
+        snprintf(err, errlen, "export queue full");
+        return PIPELINE_RETRY;
+    }
+    pipeline_status worst = PIPELINE_OK;
+    for (size_t ri = 0; ri < pl->n_routes; ri++) {
+        if (((used >> ri) & 1) == 0)
+            continue;
+        const route *r = &pl->routes[ri];
+        metrics_add(r->items[req->signal], shares[ri].req.items);
         for (size_t j = 0; j < r->n_backends; j++) {
             backend *b = r->backends[j];
             char berr[256] = "";
-            backend_status st = b->ops->export(b, req, berr, sizeof(berr));
+            backend_status st = b->ops->export(b, &shares[ri].req, &shares[ri].payload, berr, sizeof(berr));
             if (st == BACKEND_OK)
                 continue;
-            metrics_add(pl->export_failed[req->signal], 1);
             char q[300];
-            log_warn("export failed", "backend=%s signal=%s retryable=%d error=%s", b->name,
+            metrics_add(pl->export_failed[req->signal], 1);
+            log_warn("export failed", "backend=%s pipeline=%s signal=%s retryable=%d error=%s", b->name, r->name,
                      otlp_signal_name(req->signal), st == BACKEND_RETRY, log_quote(q, sizeof(q), berr));
             if ((pipeline_status)st > worst) {
                 worst = (pipeline_status)st;
@@ -108,6 +545,11 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ing
         }
     }
     return worst;
+nomem:
+    /* The arena is capped by max_decoded_bytes; ingest sees arena_failed()
+     * and answers "too large" -- retrying the same request cannot help. */
+    snprintf(err, errlen, "request too large to route within the decode memory limit");
+    return PIPELINE_FAIL;
 }
 
 int pipeline_ready(pipeline *pl)

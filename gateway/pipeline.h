@@ -1,14 +1,26 @@
-/* pipeline: routes a validated request to the backends of every pipeline
- * that takes its signal. Built once from the config and shared read-only by
- * all workers. pipeline_submit returns only when every backend has taken the
- * data (or refused it), so an OK result is what lets the listener
- * acknowledge the client. A request going to several backends where one asks
- * for a retry is retried by the client as a whole: delivery is at-least-once. */
+/* pipeline: routes a validated request to pipelines and their backends.
+ *
+ * Which pipelines: those listed by the request's tenant (`tenants[].pipelines`;
+ * all pipelines when the tenant lists none or there are no tenants) that take
+ * the request's signal. Within those, each resource entry (ResourceSpans,
+ * ResourceMetrics, ResourceLogs) goes to every pipeline whose `match` rules
+ * all hold on its resource attributes (a pipeline without rules matches
+ * everything); an entry that no pipeline *with rules* took also goes to the
+ * `default: true` pipelines. A pipeline may edit resource attributes (`resource:` insert,
+ * update, upsert, delete; value or `from: tenant`) on its own copy.
+ *
+ * Each pipeline's share is encoded once (protobuf) when a queued backend
+ * needs it. Room is reserved in every target backend first, so the request
+ * is admitted everywhere or nowhere; then every backend's export runs.
+ * pipeline_submit returns only when every backend has taken the data, which
+ * is what lets the listener acknowledge the client. Built once from the
+ * config and shared read-only by all workers. */
 #ifndef GW_PIPELINE_H
 #define GW_PIPELINE_H
 
 #include <stddef.h>
 
+#include "arena.h"
 #include "backend.h"
 #include "config.h"
 #include "ingest.h"
@@ -18,12 +30,13 @@ typedef struct pipeline pipeline;
 
 typedef enum { PIPELINE_OK = 0, PIPELINE_RETRY = 1, PIPELINE_FAIL = 2 } pipeline_status;
 
-/* Creates every configured backend; -1 style NULL with a located error. */
+/* Creates every configured backend; NULL with a located error. */
 pipeline *pipeline_new(const config *cfg, char *err, size_t errlen);
 void pipeline_free(pipeline *pl);
 
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ingest_origin *origin, char *err,
-                                size_t errlen);
+/* `a` is the request's arena (views, edits and encodings are allocated there). */
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ingest_origin *origin, arena *a,
+                                char *err, size_t errlen);
 /* 1 when every backend reports ready. */
 int pipeline_ready(pipeline *pl);
 /* Flush every backend (shutdown). */

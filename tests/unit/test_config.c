@@ -213,14 +213,14 @@ static void test_unknown_keys(void **state)
                  "max_request_bytes, max_concurrent_streams, idle_timeout, header_timeout, proxy_protocol, auth, "
                  "allow_cidrs, tenant, cidr_tenants)");
     expect_error(MIN_LISTENER "    tls: {cert: a, key: b, ca: c}\n",
-                 "gw.yaml:4:28: listeners[0].tls.ca: unknown key (expected one of: cert, key)");
+                 "gw.yaml:4:28: listeners[0].tls.ca: unknown key (expected one of: cert, key, client_ca, client_auth)");
     expect_error(MIN_LISTENER "log: {format: json}\n",
                  "gw.yaml:4:7: log.format: unknown key (expected one of: level)");
     expect_error(MIN_LISTENER "limits: {max: 1}\n",
                  "gw.yaml:4:10: limits.max: unknown key (expected one of: max_decoded_bytes)");
     expect_error(MIN_LISTENER "backends: {b: {type: file}}\n"
                               "pipelines: [{name: p, signals: [logs], backends: [b], sampling: x}]\n",
-                 "gw.yaml:5:55: pipelines[0].sampling: unknown key (expected one of: name, signals, backends)");
+                 "gw.yaml:5:55: pipelines[0].sampling: unknown key (expected one of: name, signals, backends, match, default, resource)");
 }
 
 static void test_wrong_types(void **state)

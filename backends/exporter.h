@@ -1,0 +1,93 @@
+/* exporter: the machinery every network backend shares. It reads the common
+ * config keys (endpoint, headers, per-tenant headers, compression, timeout,
+ * tls, batch, retry, queue), owns the backend's export_queue, and runs one
+ * thread that takes batches from the queue, sends them with libcurl's multi
+ * interface (HTTP/1.1, h2 via ALPN, or h2c prior knowledge), and retries.
+ *
+ * A backend type (OTLP/HTTP, OTLP/gRPC; later Elastic, AWS) supplies an
+ * exporter_type: `prepare` turns a batch into an HTTP request, `classify`
+ * turns the reply into an outcome. Batching relies on a protobuf property:
+ * concatenated Export*ServiceRequest encodings parse as one request whose
+ * repeated resource_* field holds all of them, so a batch body is the
+ * entries' bytes back to back, with no re-encoding.
+ *
+ * Retry policy: EXPORT_RETRY waits max(retry_after, backoff) where backoff
+ * grows from initial_interval by multiplier up to max_interval with +-jitter,
+ * until max_elapsed since the batch's first attempt, then the batch is
+ * dropped and counted. EXPORT_FAIL drops at once (counted, logged with the
+ * backend's message). Partial success counts rejected items, no retry. */
+#ifndef GW_EXPORTER_H
+#define GW_EXPORTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "backend.h"
+#include "buf.h"
+#include "queue.h"
+
+typedef struct export_batch {
+    otlp_signal signal;
+    const char *tenant;
+    const queue_entry *entries;
+    size_t n_entries;
+    uint64_t items;
+    const uint8_t *body; /* the entries' payloads concatenated: one merged request */
+    size_t body_len;
+} export_batch;
+
+/* The request `prepare` fills. The exporter adds the common headers
+ * (static, per-tenant, compression, content-length) and owns cleanup. */
+typedef struct export_http {
+    buf url;                       /* full URL */
+    struct curl_slist *headers;    /* type-specific headers */
+    buf body;                      /* bytes to send (the exporter compresses after prepare
+                                    * when the type leaves compress = 1) */
+    int compress;                  /* apply the configured compression */
+    int grpc;                      /* HTTP/2 required, te: trailers, gRPC status in trailers */
+} export_http;
+
+typedef struct export_response {
+    long http_status;              /* 0: transport error (see error) */
+    const char *error;             /* curl error text or NULL */
+    const char *content_type;
+    const uint8_t *body;
+    size_t body_len;
+    int grpc_status;               /* -1 if absent */
+    const char *grpc_message;      /* percent-decoded, or NULL */
+    uint32_t retry_after_s;        /* Retry-After header or gRPC RetryInfo, 0 if none */
+} export_response;
+
+typedef enum { EXPORT_OK = 0, EXPORT_RETRY = 1, EXPORT_FAIL = 2 } export_outcome;
+
+typedef struct exporter_type {
+    const char *name;               /* config `type:` */
+    const char *const *keys;        /* extra config keys the type reads (NULL-terminated) */
+    /* Build type state from the backend's config node; NULL with a located error. */
+    void *(*configure)(const config_backend *cfg, char *err, size_t errlen);
+    int (*prepare)(void *st, const export_batch *b, export_http *out, char *err, size_t errlen);
+    /* *rejected: items the backend refused (partial success);
+     * *retry_after_s may be raised by the type. msg: the backend's words. */
+    export_outcome (*classify)(void *st, const export_batch *b, const export_response *r, uint64_t *rejected,
+                               uint32_t *retry_after_s, char *msg, size_t msglen);
+    void (*destroy)(void *st);
+} exporter_type;
+
+/* A backend (backend.h) for `type`: reads the common keys and the type's,
+ * opens the queue (recovering a disk queue), starts its thread. Its export
+ * op pushes the pipeline's encoded bytes into the queue (after the
+ * pipeline's reserve), so acknowledgement means "queued" (see queue.h for
+ * what survives what). */
+backend *exporter_backend_create(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen);
+
+/* Exposed for unit tests: the delay before retry number `attempt` (0-based),
+ * given a random value r in [0,1). */
+uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter, unsigned attempt,
+                             double r);
+
+extern const exporter_type exporter_otlp_http;
+extern const exporter_type exporter_otlp_grpc;
+
+#endif

@@ -1,0 +1,83 @@
+/* queue: one backend's export queue of encoded OTLP requests.
+ *
+ * An entry is one Export{Trace,Metrics,Logs}ServiceRequest in protobuf (as
+ * the pipeline encoded it for this backend) with its signal, tenant and item
+ * count. Producers are the worker threads (queue_reserve + queue_push, under
+ * a mutex); the single consumer is the backend's exporter thread
+ * (queue_peek, then queue_ack once the batch was delivered or given up).
+ *
+ * Memory mode (dir == NULL): bounded by max_bytes; lost if the process dies.
+ * Disk mode: every push is appended to the current segment file in `dir`
+ * before queue_push returns -- so an acknowledged request survives the
+ * process being killed -- and with fsync=always it is also fdatasync'ed (it
+ * then survives power loss too); fsync=interval syncs at most every
+ * fsync_interval_ms. Record layout: u32 magic, u32 payload length, u32 CRC-32C
+ * of everything after the CRC, u8 signal, u8 tenant length, u32 items,
+ * tenant bytes, payload. Segments roll at segment_bytes and are deleted once
+ * fully acknowledged; the consumer's position is kept in a small cursor file
+ * (written on ack, so a restart may resend what was in flight: at-least-once).
+ * queue_open replays what is left: a torn last record (crash mid-write) is cut
+ * off; a record failing its checksum ends that segment's replay, and the
+ * records lost are counted in `corrupt_records`. */
+#ifndef GW_QUEUE_H
+#define GW_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "otlp.h"
+
+typedef enum { QUEUE_FSYNC_NEVER, QUEUE_FSYNC_INTERVAL, QUEUE_FSYNC_ALWAYS } queue_fsync;
+
+typedef struct queue_config {
+    size_t max_bytes;            /* cap on queued payload bytes (memory or disk) */
+    const char *dir;             /* NULL: memory only */
+    queue_fsync fsync;           /* disk mode; default INTERVAL */
+    uint32_t fsync_interval_ms;  /* default 1000 */
+    size_t segment_bytes;        /* default 64 MiB */
+} queue_config;
+
+typedef struct queue_entry {
+    otlp_signal signal;
+    uint32_t items;
+    const char *tenant;   /* "" when none */
+    const uint8_t *data;  /* valid until queue_ack of this entry */
+    size_t len;
+} queue_entry;
+
+typedef struct queue_stats {
+    size_t entries, bytes;      /* queued now */
+    uint64_t recovered_entries; /* replayed at open */
+    uint64_t corrupt_records;   /* skipped at open */
+} queue_stats;
+
+typedef struct export_queue export_queue;
+
+/* Opens (and in disk mode recovers) the queue. NULL with err on failure. */
+export_queue *queue_open(const queue_config *cfg, const char *name, char *err, size_t errlen);
+void queue_close(export_queue *q);
+
+/* Admission: reserve room for `bytes` before pushing, so a request bound for
+ * several backends is admitted to all or none. 0, or -1 when full. */
+int queue_reserve(export_queue *q, size_t bytes);
+void queue_unreserve(export_queue *q, size_t bytes);
+/* Append (consumes a reservation of len bytes). Copies data. 0, or -1 on an
+ * I/O error (err set; the reservation is released). Wakes the consumer. */
+int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t items, const uint8_t *data, size_t len,
+               char *err, size_t errlen);
+
+/* Consumer: wait up to timeout_ms until at least min_entries entries are
+ * queued (min_entries 1 = "anything"), then return the oldest ones (at most
+ * max_entries) that share the first entry's signal and tenant, in order.
+ * *oldest_age_ms is how long the first has been queued (for flush timeouts).
+ * Returns the count (possibly fewer than min_entries on timeout or after
+ * queue_wake; 0 when empty). */
+size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
+                  uint64_t *oldest_age_ms);
+/* Remove the first n entries (delivered or dropped). */
+void queue_ack(export_queue *q, size_t n);
+/* Make a waiting queue_peek return now (shutdown). */
+void queue_wake(export_queue *q);
+void queue_get_stats(export_queue *q, queue_stats *out);
+
+#endif
