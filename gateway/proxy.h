@@ -9,7 +9,8 @@
  * (h2o_socket_setpeername), leaves any bytes after the header in
  * sock->input, and calls `done`. A malformed, missing or timed-out header
  * closes the connection. A v2 LOCAL command (health checks from the balancer
- * itself) or an UNSPEC/unknown family keeps the real peer address. */
+ * itself), a v2 UNSPEC or UNIX family, or v1 UNKNOWN keeps the real peer
+ * address. */
 #ifndef GW_PROXY_H
 #define GW_PROXY_H
 
