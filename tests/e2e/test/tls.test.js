@@ -1,0 +1,283 @@
+// TLS on a listener: the OpenTelemetry JS SDK exporters (gRPC and
+// http/protobuf) trusting a test CA made with the openssl CLI, a plain h2c
+// client refused on the TLS port, certificate reload on SIGHUP (new
+// connections get the new certificate, an open HTTP/2 connection carries on,
+// a bad pair is refused and the current one kept), and client certificates
+// with `client_auth: required`.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http2 from 'node:http2';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+
+import * as grpc from '@grpc/grpc-js';
+import { ExportResultCode } from '@opentelemetry/core';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+
+import { Gateway, sleep } from '../lib/gateway.js';
+import { serviceNameOf } from '../lib/expect.js';
+import { RUN_ID, buildSpans } from '../lib/sdkdata.js';
+import { grpcExport, newSpan, traceRequestProto } from '../lib/wire.js';
+
+const STEP_TIMEOUT_MS = 5000;
+
+// ---------- certificates (openssl CLI) ----------
+
+function openssl(dir, ...args) {
+  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+
+/** A CA, server pairs `a` and `b` (serials 1, 2) and a client pair, in dir. */
+function makePki(dir) {
+  openssl(dir, 'req', '-x509', ...EC_KEY, '-days', '1', '-subj', '/CN=e2e test CA', '-keyout', 'ca.key', '-out', 'ca.crt');
+  fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  fs.writeFileSync(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  const leaf = (name, cn, serial, ext) => {
+    openssl(dir, 'req', '-new', ...EC_KEY, '-subj', `/CN=${cn}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
+    openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', serial,
+      '-days', '1', '-extfile', ext, '-out', `${name}.crt`);
+  };
+  leaf('a', 'localhost', '1', 'server.ext');
+  leaf('b', 'localhost', '2', 'server.ext');
+  leaf('client', 'agent-7', '3', 'client.ext');
+  const read = (f) => fs.readFileSync(path.join(dir, f));
+  const fingerprint = (f) => new crypto.X509Certificate(read(f)).fingerprint256;
+  return {
+    dir,
+    ca: read('ca.crt'),
+    client: { cert: read('client.crt'), key: read('client.key') },
+    fingerprint: { a: fingerprint('a.crt'), b: fingerprint('b.crt') },
+    certFile: path.join(dir, 'tls.crt'),
+    keyFile: path.join(dir, 'tls.key'),
+    /** Put a certificate and a key (by pair name) where the listener reads them. */
+    install(cert, key = cert) {
+      fs.copyFileSync(path.join(dir, `${cert}.crt`), this.certFile);
+      fs.copyFileSync(path.join(dir, `${key}.key`), this.keyFile);
+    },
+  };
+}
+
+// The harness generates one listener whose last line is header_timeout, so
+// the listener's tls mapping follows that value.
+function tlsListener(pki, extra = '') {
+  return `2s\n    tls: {cert: ${pki.certFile}, key: ${pki.keyFile}${extra}}`;
+}
+
+// ---------- clients ----------
+
+/** exporter.export(items) as a promise of its ExportResult; shuts the exporter down. */
+async function exportOnce(exporter, items) {
+  try {
+    return await new Promise((resolve) => exporter.export(items, resolve));
+  } finally {
+    await exporter.shutdown();
+  }
+}
+
+/** Spans the file backend wrote for one service.name. */
+function spansOf(gw, service) {
+  return gw
+    .readSignal('traces')
+    .flatMap((l) => l.resourceSpans || [])
+    .filter((r) => serviceNameOf(r.resource) === service)
+    .flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+}
+
+/** The SHA-256 fingerprint of the certificate a new TLS connection gets. */
+function servedFingerprint(port, ca) {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca, ALPNProtocols: ['h2'] }, () => {
+      const fp = s.getPeerCertificate().fingerprint256;
+      s.destroy();
+      resolve(fp);
+    });
+    s.on('error', reject);
+    s.setTimeout(STEP_TIMEOUT_MS, () => s.destroy(new Error('TLS connect timed out')));
+  });
+}
+
+/** POST one OTLP/protobuf trace request on an HTTP/2 session; resolves the status. */
+function postTraces(session, service) {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': '/v1/traces', 'content-type': 'application/x-protobuf' });
+    let status;
+    req.on('response', (h) => {
+      status = h[':status'];
+    });
+    req.on('data', () => {});
+    req.on('close', () => (status ? resolve(status) : reject(new Error('stream closed without a response'))));
+    req.on('error', reject);
+    req.setTimeout(STEP_TIMEOUT_MS, () => req.close(http2.constants.NGHTTP2_CANCEL));
+    req.end(traceRequestProto(service, [newSpan('over-h2')]));
+  });
+}
+
+function connectH2(port, opts) {
+  return new Promise((resolve, reject) => {
+    const s = http2.connect(`https://127.0.0.1:${port}`, opts);
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Wait until the gateway has logged `text` more than `seen` times. */
+async function waitForLog(gw, text, seen) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  for (;;) {
+    const n = gw.log().split(text).length - 1;
+    if (n > seen) return;
+    if (Date.now() > deadline) throw new Error(`gateway did not log "${text}"`);
+    await sleep(50);
+  }
+}
+
+const countLog = (gw, text) => gw.log().split(text).length - 1;
+
+// ---------- tests ----------
+
+describe('TLS listener', () => {
+  let pki;
+  let gw;
+
+  before(async () => {
+    pki = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-tls-')));
+    pki.install('a');
+    gw = await Gateway.start({ headerTimeout: tlsListener(pki) });
+  });
+
+  after(async () => {
+    if (gw) await gw.stop();
+    if (pki && process.env.E2E_KEEP_TMP !== '1') fs.rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  it('takes traces from the gRPC exporter over TLS', () =>
+    gw.withLog(async () => {
+      const service = `e2e-tls-grpc-${RUN_ID}`;
+      const exporter = new GrpcTraceExporter({
+        url: `https://127.0.0.1:${gw.grpcPort}`,
+        credentials: grpc.credentials.createSsl(pki.ca),
+        timeoutMillis: 10_000,
+      });
+      const result = await exportOnce(exporter, await buildSpans(service));
+      assert.equal(result.code, ExportResultCode.SUCCESS, `gRPC export over TLS failed: ${result.error}`);
+      assert.equal(spansOf(gw, service).length, 5);
+    }));
+
+  it('takes traces from the http/protobuf exporter over HTTPS', () =>
+    gw.withLog(async () => {
+      const service = `e2e-tls-http-${RUN_ID}`;
+      const exporter = new ProtoTraceExporter({
+        url: `https://127.0.0.1:${gw.httpPort}/v1/traces`,
+        httpAgentOptions: { ca: pki.ca },
+        timeoutMillis: 10_000,
+      });
+      const result = await exportOnce(exporter, await buildSpans(service));
+      assert.equal(result.code, ExportResultCode.SUCCESS, `HTTPS export failed: ${result.error}`);
+      assert.equal(spansOf(gw, service).length, 5);
+    }));
+
+  it('refuses plain-text h2c on the TLS gRPC port', () =>
+    gw.withLog(async () => {
+      const service = `e2e-tls-h2c-${RUN_ID}`;
+      const outcome = await grpcExport(gw.grpcPort, 'traces', traceRequestProto(service, [newSpan('h2c')]), {
+        timeoutMs: STEP_TIMEOUT_MS,
+      }).then(
+        (r) => (r.headers[':status'] ? `response ${r.headers[':status']}` : 'closed'),
+        (e) => `error ${e.code || e.message}`,
+      );
+      assert.match(outcome, /^(closed|error )/, `h2c on the TLS port got: ${outcome}`);
+      assert.equal(spansOf(gw, service).length, 0);
+    }));
+
+  it('serves a new certificate after SIGHUP while an open connection keeps working', () =>
+    gw.withLog(async () => {
+      const session = await connectH2(gw.httpPort, { ca: pki.ca });
+      try {
+        assert.equal(await postTraces(session, `e2e-tls-before-${RUN_ID}`), 200);
+        const socket = session.socket;
+        assert.equal(socket.getPeerCertificate().fingerprint256, pki.fingerprint.a);
+
+        const reloaded = countLog(gw, 'TLS certificate reloaded');
+        pki.install('b');
+        gw.proc.kill('SIGHUP');
+        await waitForLog(gw, 'TLS certificate reloaded', reloaded);
+        assert.equal(await servedFingerprint(gw.grpcPort, pki.ca), pki.fingerprint.b);
+        assert.equal(await servedFingerprint(gw.httpPort, pki.ca), pki.fingerprint.b);
+
+        // The connection from before the reload is the same one and still serves.
+        assert.equal(await postTraces(session, `e2e-tls-after-${RUN_ID}`), 200);
+        assert.equal(session.socket, socket);
+        assert.equal(session.closed || session.destroyed, false);
+        assert.equal(spansOf(gw, `e2e-tls-after-${RUN_ID}`).length, 1);
+
+        // A key that does not match the certificate: refused, b stays.
+        const failed = countLog(gw, 'TLS reload failed');
+        pki.install('a', 'b');
+        gw.proc.kill('SIGHUP');
+        await waitForLog(gw, 'TLS reload failed', failed);
+        assert.match(gw.log(), /TLS reload failed.*does not match/);
+        assert.equal(await servedFingerprint(gw.grpcPort, pki.ca), pki.fingerprint.b);
+        gw.assertAlive();
+      } finally {
+        session.close();
+      }
+    }));
+});
+
+describe('TLS listener with client_auth: required', () => {
+  let pki;
+  let gw;
+
+  before(async () => {
+    pki = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-mtls-')));
+    pki.install('a');
+    const caFile = path.join(pki.dir, 'ca.crt');
+    gw = await Gateway.start({ headerTimeout: tlsListener(pki, `, client_ca: ${caFile}, client_auth: required`) });
+  });
+
+  after(async () => {
+    if (gw) await gw.stop();
+    if (pki && process.env.E2E_KEEP_TMP !== '1') fs.rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  it('takes requests from a client with a certificate from the client CA', () =>
+    gw.withLog(async () => {
+      const session = await connectH2(gw.httpPort, { ca: pki.ca, ...pki.client });
+      try {
+        assert.equal(await postTraces(session, `e2e-mtls-${RUN_ID}`), 200);
+      } finally {
+        session.close();
+      }
+      const service = `e2e-mtls-grpc-${RUN_ID}`;
+      const exporter = new GrpcTraceExporter({
+        url: `https://127.0.0.1:${gw.grpcPort}`,
+        credentials: grpc.credentials.createSsl(pki.ca, pki.client.key, pki.client.cert),
+        timeoutMillis: 10_000,
+      });
+      const result = await exportOnce(exporter, await buildSpans(service));
+      assert.equal(result.code, ExportResultCode.SUCCESS, `gRPC export with a client certificate failed: ${result.error}`);
+    }));
+
+  it('refuses a client without a certificate', () =>
+    gw.withLog(async () => {
+      // With TLS 1.3 the client finishes its handshake before the server has
+      // checked its (empty) certificate, so the refusal shows on the request.
+      const outcome = await connectH2(gw.httpPort, { ca: pki.ca }).then(
+        (session) =>
+          postTraces(session, `e2e-mtls-none-${RUN_ID}`).then(
+            (status) => `status ${status}`,
+            (e) => `error ${e.code || e.message}`,
+          ).finally(() => session.destroy()),
+        (e) => `error ${e.code || e.message}`,
+      );
+      assert.match(outcome, /^error /, `a client without a certificate got: ${outcome}`);
+    }));
+});
