@@ -7,11 +7,13 @@
  * (queue_peek, then queue_ack once the batch was delivered or given up).
  *
  * Memory mode (dir == NULL): bounded by max_bytes; lost if the process dies.
- * Disk mode: every push is appended to the current segment file in `dir`
- * before queue_push returns -- so an acknowledged request survives the
+ * Disk mode: every push is appended to the current segment file in
+ * `<dir>/<name>` (one subdirectory per queue, so backends can share a
+ * queue.dir; created 0750, flock'ed against a second process) before
+ * queue_push returns -- so an acknowledged request survives the
  * process being killed -- and with fsync=always it is also fdatasync'ed (it
  * then survives power loss too); fsync=interval syncs at most every
- * fsync_interval_ms. Record layout: u32 magic, u32 payload length, u32 CRC-32C
+ * fsync_interval_ms. Record layout (little-endian): u32 magic, u32 payload length, u32 CRC-32C
  * of everything after the CRC, u8 signal, u8 tenant length, u32 items,
  * tenant bytes, payload. Segments roll at segment_bytes and are deleted once
  * fully acknowledged; the consumer's position is kept in a small cursor file
@@ -27,7 +29,8 @@
 
 #include "otlp.h"
 
-typedef enum { QUEUE_FSYNC_NEVER, QUEUE_FSYNC_INTERVAL, QUEUE_FSYNC_ALWAYS } queue_fsync;
+/* INTERVAL is 0 so that a zeroed config gets the documented default. */
+typedef enum { QUEUE_FSYNC_INTERVAL, QUEUE_FSYNC_NEVER, QUEUE_FSYNC_ALWAYS } queue_fsync;
 
 typedef struct queue_config {
     size_t max_bytes;            /* cap on queued payload bytes (memory or disk) */
@@ -62,7 +65,8 @@ void queue_close(export_queue *q);
 int queue_reserve(export_queue *q, size_t bytes);
 void queue_unreserve(export_queue *q, size_t bytes);
 /* Append (consumes a reservation of len bytes). Copies data. 0, or -1 on an
- * I/O error (err set; the reservation is released). Wakes the consumer. */
+ * I/O error or a tenant longer than 255 bytes (err set; the reservation is
+ * released). Wakes the consumer. */
 int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t items, const uint8_t *data, size_t len,
                char *err, size_t errlen);
 

@@ -1,0 +1,652 @@
+/* queue: memory FIFO, batching, admission, waiting, and the disk queue's
+ * persistence and recovery (torn tails, bad checksums, foreign files), plus
+ * many producers against one consumer. Built with a 256 KiB resident budget
+ * so the disk tests also exercise reading spilled records back. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "queue.h"
+
+static char base[64];
+static char qdir[96];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(base, sizeof(base), "/tmp/test_queue_XXXXXX");
+    if (mkdtemp(base) == NULL)
+        return -1;
+    snprintf(qdir, sizeof(qdir), "%s/b", base);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static export_queue *open_q(const char *dir, size_t max_bytes, size_t segment_bytes, queue_fsync fs)
+{
+    queue_config c = {.max_bytes = max_bytes, .dir = dir, .fsync = fs, .segment_bytes = segment_bytes};
+    char err[256] = "";
+    export_queue *q = queue_open(&c, "b", err, sizeof(err));
+    if (q == NULL)
+        fail_msg("queue_open: %s", err);
+    return q;
+}
+
+static void push(export_queue *q, otlp_signal sig, const char *tenant, const void *data, size_t len)
+{
+    char err[256] = "";
+    assert_int_equal(queue_reserve(q, len), 0);
+    if (queue_push(q, sig, tenant, (uint32_t)len, data, len, err, sizeof(err)) != 0)
+        fail_msg("queue_push: %s", err);
+}
+
+/* Entry i's payload: deterministic bytes of a length that varies with i. */
+static size_t payload(unsigned i, uint8_t *buf)
+{
+    size_t len = 1 + (i * 37u) % 3000u;
+    for (size_t k = 0; k < len; k++)
+        buf[k] = (uint8_t)(i * 131u + k * 7u);
+    return len;
+}
+
+static void push_n(export_queue *q, unsigned from, unsigned to)
+{
+    static uint8_t buf[4096];
+    for (unsigned i = from; i < to; i++)
+        push(q, (otlp_signal)(i % 3 == 2 ? OTLP_LOGS : OTLP_TRACES), i % 5 == 4 ? "other" : "t1", buf,
+             payload(i, buf));
+}
+
+/* Consumes `count` entries, checking they are entries from..from+count-1 of push_n. */
+static void expect_n(export_queue *q, unsigned from, unsigned count)
+{
+    static uint8_t buf[4096];
+    queue_entry e[16];
+    unsigned i = from;
+    while (i < from + count) {
+        size_t n = queue_peek(q, e, 16, 1, 1000, NULL), k;
+        assert_true(n > 0);
+        for (k = 0; k < n && i < from + count; k++, i++) {
+            size_t len = payload(i, buf);
+            assert_int_equal(e[k].len, len);
+            assert_memory_equal(e[k].data, buf, len);
+            assert_int_equal(e[k].items, len);
+            assert_int_equal(e[k].signal, i % 3 == 2 ? OTLP_LOGS : OTLP_TRACES);
+            assert_string_equal(e[k].tenant, i % 5 == 4 ? "other" : "t1");
+        }
+        queue_ack(q, k);
+    }
+}
+
+static int count_segs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        n += strlen(de->d_name) == 24 && strcmp(de->d_name + 20, ".seg") == 0;
+    closedir(d);
+    return n;
+}
+
+static void seg_path(char *out, size_t len, unsigned long num)
+{
+    snprintf(out, len, "%s/%020lu.seg", qdir, num);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+static void test_memory_fifo_batching(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(NULL, 1 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    push(q, OTLP_TRACES, "t1", "A", 1);
+    push(q, OTLP_TRACES, "t1", "BB", 2);
+    push(q, OTLP_LOGS, "t1", "CCC", 3);
+    push(q, OTLP_TRACES, "t2", "DDDD", 4);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 4);
+    assert_int_equal(st.bytes, 10);
+
+    queue_entry e[8];
+    uint64_t age = 99999;
+    assert_int_equal(queue_peek(q, e, 8, 1, 0, &age), 2);
+    assert_true(age < 1000);
+    assert_memory_equal(e[0].data, "A", 1);
+    assert_memory_equal(e[1].data, "BB", 2);
+    assert_string_equal(e[1].tenant, "t1");
+    queue_ack(q, 2);
+    assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 1);
+    assert_int_equal(e[0].signal, OTLP_LOGS);
+    queue_ack(q, 1);
+    assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 1);
+    assert_string_equal(e[0].tenant, "t2");
+    assert_memory_equal(e[0].data, "DDDD", 4);
+    queue_ack(q, 1);
+    assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 0);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    queue_close(q);
+}
+
+static void test_memory_max_entries(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(NULL, 1 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    for (int i = 0; i < 5; i++)
+        push(q, OTLP_METRICS, NULL, "x", 1);
+    queue_entry e[8];
+    assert_int_equal(queue_peek(q, e, 3, 1, 0, NULL), 3);
+    assert_string_equal(e[0].tenant, "");
+    queue_ack(q, 3);
+    assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 2);
+    queue_close(q);
+}
+
+static void test_reserve_accounting(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(NULL, 100, 0, QUEUE_FSYNC_INTERVAL);
+    assert_int_equal(queue_reserve(q, 60), 0);
+    assert_int_equal(queue_reserve(q, 50), -1);
+    queue_unreserve(q, 60);
+    assert_int_equal(queue_reserve(q, 100), 0);
+    uint8_t data[100] = {0};
+    assert_int_equal(queue_push(q, OTLP_TRACES, "t", 1, data, 100, NULL, 0), 0);
+    assert_int_equal(queue_reserve(q, 1), -1);
+    queue_entry e[1];
+    assert_int_equal(queue_peek(q, e, 1, 1, 0, NULL), 1);
+    queue_ack(q, 1);
+    assert_int_equal(queue_reserve(q, 100), 0);
+
+    /* A refused push gives its reservation back. */
+    char tenant[300], err[128] = "";
+    memset(tenant, 'x', sizeof(tenant) - 1);
+    tenant[sizeof(tenant) - 1] = '\0';
+    assert_int_equal(queue_push(q, OTLP_TRACES, tenant, 1, data, 100, err, sizeof(err)), -1);
+    assert_true(err[0] != '\0');
+    assert_int_equal(queue_reserve(q, 100), 0);
+    queue_close(q);
+}
+
+typedef struct delayed {
+    export_queue *q;
+    int pushes; /* 0: queue_wake instead */
+} delayed;
+
+static void *delayed_main(void *arg)
+{
+    delayed *d = arg;
+    usleep(50 * 1000);
+    if (d->pushes == 0)
+        queue_wake(d->q);
+    for (int i = 0; i < d->pushes; i++)
+        push(d->q, OTLP_TRACES, "t", "p", 1);
+    return NULL;
+}
+
+static void test_peek_waits(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(NULL, 1 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    queue_entry e[8];
+    push(q, OTLP_TRACES, "t", "p", 1);
+    uint64_t t0 = now_ms();
+    assert_int_equal(queue_peek(q, e, 8, 3, 100, NULL), 1); /* times out with what there is */
+    assert_true(now_ms() - t0 >= 90);
+
+    delayed d = {q, 2};
+    pthread_t th;
+    pthread_create(&th, NULL, delayed_main, &d);
+    t0 = now_ms();
+    assert_int_equal(queue_peek(q, e, 8, 3, 10000, NULL), 3);
+    assert_true(now_ms() - t0 < 5000);
+    pthread_join(th, NULL);
+    queue_ack(q, 3);
+
+    d.pushes = 0;
+    pthread_create(&th, NULL, delayed_main, &d);
+    t0 = now_ms();
+    assert_int_equal(queue_peek(q, e, 8, 1, 10000, NULL), 0);
+    assert_true(now_ms() - t0 < 5000);
+    pthread_join(th, NULL);
+    queue_close(q);
+}
+
+static void test_disk_reopen(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    push_n(q, 0, 300);
+    queue_close(q);
+
+    q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 300);
+    assert_int_equal(st.recovered_entries, 300);
+    assert_int_equal(st.corrupt_records, 0);
+    expect_n(q, 0, 150);
+    queue_close(q);
+
+    /* Only the unacknowledged half comes back; new pushes follow it. */
+    q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.recovered_entries, 150);
+    push_n(q, 300, 320);
+    expect_n(q, 150, 170);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    queue_close(q);
+}
+
+static void test_disk_record_layout(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 1 << 20, 0, QUEUE_FSYNC_ALWAYS);
+    char err[64];
+    assert_int_equal(queue_reserve(q, 5), 0);
+    assert_int_equal(queue_push(q, OTLP_LOGS, "t1", 7, (const uint8_t *)"hello", 5, err, sizeof(err)), 0);
+    queue_close(q);
+    /* CRC-32C of 02 02 07 00 00 00 "t1hello", computed independently. */
+    static const uint8_t want[] = {'G', 'W', 'Q', '1', 5, 0, 0, 0, 0x79, 0x1a, 0xe1, 0x5e, 2, 2, 7, 0, 0, 0,
+                                   't', '1', 'h', 'e', 'l', 'l', 'o'};
+    char path[160];
+    seg_path(path, sizeof(path), 1);
+    uint8_t got[64];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, got, sizeof(got)), sizeof(want));
+    close(fd);
+    assert_memory_equal(got, want, sizeof(want));
+}
+
+static void test_disk_segments_roll_and_unlink(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 8192, QUEUE_FSYNC_NEVER);
+    push_n(q, 0, 100);
+    int segs = count_segs(qdir);
+    assert_true(segs > 10);
+    expect_n(q, 0, 50);
+    int after = count_segs(qdir);
+    assert_true(after < segs && after > 1);
+    expect_n(q, 50, 50);
+    assert_int_equal(count_segs(qdir), 1); /* only the one being written */
+    queue_close(q);
+    q = open_q(base, 64 << 20, 8192, QUEUE_FSYNC_NEVER);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(count_segs(qdir), 1);
+    queue_close(q);
+}
+
+static void test_disk_torn_tail(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    for (int i = 0; i < 10; i++)
+        push(q, OTLP_TRACES, "t", "0123456789", 10);
+    queue_close(q);
+    char path[160];
+    seg_path(path, sizeof(path), 1);
+    off_t rec = 18 + 1 + 10;
+    assert_int_equal(file_size(path), 10 * rec);
+    assert_int_equal(truncate(path, 10 * rec - 3), 0);
+
+    q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.recovered_entries, 9);
+    assert_int_equal(st.corrupt_records, 0);
+    assert_int_equal(file_size(path), 9 * rec);
+    queue_entry e[16];
+    assert_int_equal(queue_peek(q, e, 16, 1, 0, NULL), 9);
+    assert_memory_equal(e[8].data, "0123456789", 10);
+    queue_close(q);
+}
+
+static void test_disk_bad_checksum(void **state)
+{
+    (void)state;
+    /* 3 records (29 bytes each) per segment, 3 segments. */
+    export_queue *q = open_q(base, 64 << 20, 90, QUEUE_FSYNC_INTERVAL);
+    char data[11];
+    for (int i = 0; i < 9; i++) {
+        snprintf(data, sizeof(data), "record-%03d", i);
+        push(q, OTLP_TRACES, "t", data, 10);
+    }
+    queue_close(q);
+    char path[160];
+    seg_path(path, sizeof(path), 1);
+    assert_int_equal(file_size(path), 3 * 29);
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, 29 + 24), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, 29 + 24), 1);
+    close(fd);
+
+    q = open_q(base, 64 << 20, 90, QUEUE_FSYNC_INTERVAL);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.recovered_entries, 7);
+    assert_true(st.corrupt_records >= 1);
+    queue_entry e[16];
+    assert_int_equal(queue_peek(q, e, 16, 1, 0, NULL), 7);
+    assert_memory_equal(e[0].data, "record-000", 10);
+    assert_memory_equal(e[1].data, "record-003", 10);
+    assert_memory_equal(e[6].data, "record-008", 10);
+    queue_ack(q, 7);
+    queue_close(q);
+    /* Consumed, the damaged segment is gone and nothing comes back. */
+    assert_int_equal(access(path, F_OK), -1);
+    q = open_q(base, 64 << 20, 90, QUEUE_FSYNC_INTERVAL);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.corrupt_records, 0);
+    queue_close(q);
+}
+
+static void test_disk_foreign_files(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    push_n(q, 0, 5);
+    queue_close(q);
+    const char *names[] = {"notes.txt", "123.seg", "0000000000000000000x.seg"};
+    char path[160];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", qdir, names[i]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("garbage\n", f);
+        fclose(f);
+    }
+    q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    expect_n(q, 0, 5);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.corrupt_records, 0);
+    queue_close(q);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", qdir, names[i]);
+        assert_int_equal(access(path, F_OK), 0);
+    }
+}
+
+static void test_disk_damaged_cursor(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    push_n(q, 0, 5);
+    queue_close(q);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/cursor", qdir);
+    FILE *f = fopen(path, "w");
+    fputs("999 12\n", f); /* names no segment: replay everything, delete nothing */
+    fclose(f);
+    q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    expect_n(q, 0, 5);
+    queue_close(q);
+}
+
+static void test_disk_locked(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 1 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    queue_config c = {.max_bytes = 1 << 20, .dir = base};
+    char err[256] = "";
+    assert_null(queue_open(&c, "b", err, sizeof(err)));
+    assert_non_null(strstr(err, "in use"));
+    assert_null(queue_open(&c, "../x", err, sizeof(err)));
+    queue_close(q);
+}
+
+/* More than the resident budget: records go to disk only and are read back
+ * in order, with pushes continuing meanwhile, and survive a reopen. */
+static void test_disk_spill(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 256 << 10, QUEUE_FSYNC_NEVER);
+    push_n(q, 0, 1000); /* ~1.5 MB */
+    expect_n(q, 0, 300);
+    push_n(q, 1000, 1200);
+    expect_n(q, 300, 300);
+    queue_close(q);
+    q = open_q(base, 64 << 20, 256 << 10, QUEUE_FSYNC_NEVER);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.recovered_entries, 600);
+    expect_n(q, 600, 600);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    queue_close(q);
+}
+
+/* The cursor was written but the process died before unlinking the
+ * segments behind it: recovery deletes them instead of replaying them. */
+static void test_disk_stale_segment(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    push_n(q, 0, 5);
+    queue_close(q);
+    char path[160];
+    seg_path(path, sizeof(path), 1);
+    static uint8_t saved[1 << 16];
+    int fd = open(path, O_RDONLY);
+    ssize_t len = read(fd, saved, sizeof(saved));
+    close(fd);
+    assert_true(len > 0);
+    q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    expect_n(q, 0, 5);
+    queue_close(q);
+    assert_int_equal(access(path, F_OK), -1);
+    fd = open(path, O_WRONLY | O_CREAT, 0640);
+    assert_int_equal(write(fd, saved, (size_t)len), len);
+    close(fd);
+    q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    queue_close(q);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+/* A spilled record damaged on disk while the queue runs: the rest of its
+ * segment is lost and counted, later segments still arrive. */
+static void test_disk_spill_damaged(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 256 << 10, QUEUE_FSYNC_NEVER);
+    push_n(q, 0, 1000);
+    char path[160];
+    seg_path(path, sizeof(path), 3);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b = 0xff;
+    assert_int_equal(pwrite(fd, &b, 1, 30), 1);
+    close(fd);
+    queue_entry e[16];
+    size_t got = 0, n;
+    while ((n = queue_peek(q, e, 16, 1, 0, NULL)) > 0) {
+        got += n;
+        queue_ack(q, n);
+    }
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_true(st.corrupt_records >= 1);
+    assert_int_equal(got + st.corrupt_records, 1000);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    queue_close(q);
+}
+
+static void test_disk_full_after_recovery(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    push_n(q, 0, 10);
+    queue_close(q);
+    q = open_q(base, 100, 0, QUEUE_FSYNC_INTERVAL); /* smaller than what is queued */
+    assert_int_equal(queue_reserve(q, 1), -1);
+    expect_n(q, 0, 10);
+    assert_int_equal(queue_reserve(q, 100), 0);
+    queue_close(q);
+}
+
+#define PRODUCERS 4
+#define PER_PRODUCER 25000
+
+typedef struct producer {
+    export_queue *q;
+    unsigned id;
+} producer;
+
+static uint32_t mix(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    return x;
+}
+
+static void *producer_main(void *arg)
+{
+    producer *p = arg;
+    char tenant[8];
+    snprintf(tenant, sizeof(tenant), "t%u", p->id % 2);
+    for (uint32_t i = 0; i < PER_PRODUCER; i++) {
+        uint32_t v[6] = {p->id, i, mix(p->id * PER_PRODUCER + i), 0, 0, 0};
+        size_t len = 12 + (i % 4) * 4;
+        while (queue_reserve(p->q, len) != 0)
+            usleep(100);
+        assert_int_equal(queue_push(p->q, OTLP_TRACES, tenant, 1, (const uint8_t *)v, len, NULL, 0), 0);
+    }
+    return NULL;
+}
+
+/* Every producer's entries arrive exactly once and in its order. */
+static void run_concurrent(export_queue *q, const char *label)
+{
+    producer p[PRODUCERS];
+    pthread_t th[PRODUCERS];
+    uint32_t next[PRODUCERS] = {0};
+    uint64_t sum = 0, want = 0, t0 = now_ms();
+    for (unsigned i = 0; i < PRODUCERS; i++) {
+        p[i] = (producer){q, i};
+        pthread_create(&th[i], NULL, producer_main, &p[i]);
+    }
+    queue_entry e[64];
+    for (unsigned got = 0; got < PRODUCERS * PER_PRODUCER;) {
+        size_t n = queue_peek(q, e, 64, 16, 10, NULL);
+        for (size_t k = 0; k < n; k++) {
+            uint32_t v[3];
+            assert_true(e[k].len >= 12);
+            memcpy(v, e[k].data, sizeof(v));
+            assert_true(v[0] < PRODUCERS);
+            assert_int_equal(v[1], next[v[0]]++);
+            assert_int_equal(v[2], mix(v[0] * PER_PRODUCER + v[1]));
+            sum += v[2];
+        }
+        queue_ack(q, n);
+        got += (unsigned)n;
+    }
+    for (unsigned i = 0; i < PRODUCERS; i++)
+        pthread_join(th[i], NULL);
+    for (uint32_t i = 0; i < PRODUCERS * PER_PRODUCER; i++)
+        want += mix(i);
+    assert_true(sum == want);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    uint64_t ms = now_ms() - t0;
+    printf("[ queue    ] %s: %d entries through in %llu ms (%.0f/s)\n", label, PRODUCERS * PER_PRODUCER,
+           (unsigned long long)ms, ms ? PRODUCERS * PER_PRODUCER * 1000.0 / (double)ms : 0.0);
+}
+
+static void test_concurrent_memory(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(NULL, 64 << 10, 0, QUEUE_FSYNC_INTERVAL);
+    run_concurrent(q, "memory");
+    queue_close(q);
+}
+
+static void test_concurrent_disk(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 4 << 20, 128 << 10, QUEUE_FSYNC_INTERVAL);
+    run_concurrent(q, "disk, fsync interval");
+    queue_close(q);
+    assert_int_equal(count_segs(qdir), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory_fifo_batching),
+        cmocka_unit_test(test_memory_max_entries),
+        cmocka_unit_test(test_reserve_accounting),
+        cmocka_unit_test(test_peek_waits),
+        cmocka_unit_test_setup_teardown(test_disk_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_record_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_segments_roll_and_unlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_bad_checksum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_foreign_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_damaged_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_locked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_spill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_after_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_stale_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_spill_damaged, setup, teardown),
+        cmocka_unit_test(test_concurrent_memory),
+        cmocka_unit_test_setup_teardown(test_concurrent_disk, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
