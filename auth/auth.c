@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "apikey.h"
@@ -14,8 +15,8 @@
 #include "metrics.h"
 #include "oidc.h"
 
-enum { METHOD_NONE, METHOD_API_KEY, METHOD_JWT, METHOD_COUNT };
-static const char *const method_names[METHOD_COUNT] = {"none", "api_key", "jwt"};
+enum { METHOD_NONE, METHOD_API_KEY, METHOD_JWT, METHOD_CLIENT_CERT, METHOD_COUNT };
+static const char *const method_names[METHOD_COUNT] = {"none", "api_key", "jwt", "client_cert"};
 
 /* Token bucket in "debt" form: a request is admitted while the balance is not
  * negative and may drive it below zero, so a request larger than one second's
@@ -32,6 +33,8 @@ struct tenant {
     cidr *sources;
     size_t n_sources;
     size_t max_request_bytes; /* 0: the listener's limit only */
+    const char **cert_subjects; /* client certificate subject CNs that mean this tenant */
+    size_t n_cert_subjects;
     pthread_mutex_t lock;     /* guards the buckets */
     bucket items[OTLP_SIGNAL_COUNT];
     bucket bytes;
@@ -74,6 +77,7 @@ struct auth {
     const char *keys_file;
     pthread_rwlock_t keys_lock; /* readers check keys; SIGHUP swaps the store */
     apikey_store *keys;
+    struct stat keys_stat;      /* what was loaded, to notice changes */
     metric_family *failures;
 };
 
@@ -151,7 +155,8 @@ static int read_rate(const config_node *limits, const char *key, double *rate, c
 
 static int read_tenant(auth *a, const config *cfg, const config_node *n, tenant *t, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"id", "endpoints", "source_cidrs", "limits", "pipelines", NULL};
+    static const char *const keys[] = {"id", "endpoints", "source_cidrs", "limits", "pipelines",
+                                       "client_cert_subjects", NULL};
     static const char *const limit_keys[] = {"max_request_bytes", "spans_per_sec", "metric_points_per_sec",
                                              "log_records_per_sec", "bytes_per_sec", NULL};
     static const char *const item_keys[OTLP_SIGNAL_COUNT] = {"spans_per_sec", "metric_points_per_sec",
@@ -179,7 +184,8 @@ static int read_tenant(auth *a, const config *cfg, const config_node *n, tenant 
     free(eps);
     if (n_eps == 0)
         return config_error(n, "endpoints", err, errlen, "a tenant needs at least one endpoint (listener name)");
-    if (read_cidrs(n, "source_cidrs", &t->sources, &t->n_sources, err, errlen) != 0)
+    if (read_cidrs(n, "source_cidrs", &t->sources, &t->n_sources, err, errlen) != 0 ||
+        read_str_list(n, "client_cert_subjects", &t->cert_subjects, &t->n_cert_subjects, err, errlen) != 0)
         return -1;
     const config_node *lim = config_get(n, "limits");
     if (lim != NULL) {
@@ -339,6 +345,19 @@ static int read_auth_section(auth *a, const config_node *sec, char *err, size_t 
     return 0;
 }
 
+/* stat of the keys file, zeroed when it does not exist. */
+static void keys_file_stat(const auth *a, struct stat *st)
+{
+    if (stat(a->keys_file, st) != 0)
+        memset(st, 0, sizeof(*st));
+}
+
+static int same_file_state(const struct stat *x, const struct stat *y)
+{
+    return x->st_ino == y->st_ino && x->st_dev == y->st_dev && x->st_size == y->st_size &&
+           x->st_mtim.tv_sec == y->st_mtim.tv_sec && x->st_mtim.tv_nsec == y->st_mtim.tv_nsec;
+}
+
 static void collect_auth(buf *out, void *data);
 
 auth *auth_new(const config *cfg, char *err, size_t errlen)
@@ -378,8 +397,11 @@ auth *auth_new(const config *cfg, char *err, size_t errlen)
             log_warn("listener without TLS requires tokens", "listener=%s detail=\"bearer tokens travel in clear text\"",
                      cfg->listeners[i].name);
     }
-    if (a->keys_file != NULL && apikey_store_load(a->keys_file, &a->keys, err, errlen) != 0)
-        goto fail;
+    if (a->keys_file != NULL) {
+        keys_file_stat(a, &a->keys_stat);
+        if (apikey_store_load(a->keys_file, &a->keys, err, errlen) != 0)
+            goto fail;
+    }
     a->failures = metrics_family("otlp_gateway_auth_failure_total", METRIC_COUNTER,
                                  "Requests refused by authentication or tenant rules, by tenant and reason.");
     metric_family *ok = metrics_family("otlp_gateway_auth_success_total", METRIC_COUNTER,
@@ -429,6 +451,7 @@ void auth_free(auth *a)
     oidc_free(a->oidc);
     for (size_t i = 0; i < a->n_tenants; i++) {
         free(a->tenants[i].sources);
+        free(a->tenants[i].cert_subjects);
         pthread_mutex_destroy(&a->tenants[i].lock);
     }
     for (size_t i = 0; i < a->n_listeners; i++) {
@@ -448,9 +471,21 @@ void auth_free(auth *a)
     free(a);
 }
 
+void auth_reload_if_changed(auth *a)
+{
+    struct stat now;
+    if (a->keys_file == NULL)
+        return;
+    keys_file_stat(a, &now);
+    if (!same_file_state(&now, &a->keys_stat))
+        auth_reload(a);
+}
+
 void auth_reload(auth *a)
 {
     if (a->keys_file != NULL) {
+        /* Recorded before reading: a write racing the load is seen next time. */
+        keys_file_stat(a, &a->keys_stat);
         apikey_store *fresh;
         char err[512];
         if (apikey_store_load(a->keys_file, &fresh, err, sizeof(err)) != 0) {
@@ -538,6 +573,20 @@ static const tenant *authenticate_api_key(auth *a, const char *tok, size_t len, 
     return t;
 }
 
+/* A verified TLS client certificate stands in for a token when its subject
+ * is listed by a tenant. */
+static const tenant *authenticate_client_cert(auth *a, const char *subject, auth_result *out)
+{
+    for (size_t i = 0; i < a->n_tenants; i++)
+        for (size_t j = 0; j < a->tenants[i].n_cert_subjects; j++)
+            if (strcmp(a->tenants[i].cert_subjects[j], subject) == 0) {
+                out->method = method_names[METHOD_CLIENT_CERT];
+                return &a->tenants[i];
+            }
+    fail(a, out, INGEST_UNAUTHENTICATED, NULL, "unknown_client_cert", "client certificate not mapped to a tenant");
+    return NULL;
+}
+
 static const tenant *authenticate_jwt(auth *a, const char *tok, size_t len, auth_result *out)
 {
     jwt_claims claims;
@@ -613,6 +662,14 @@ void auth_request(auth *a, const ingest_origin *o, auth_result *out)
     } else {
         size_t len;
         const char *tok = bearer_token(o, &len);
+        if (tok == NULL && o->client_cert_subject != NULL) {
+            t = authenticate_client_cert(a, o->client_cert_subject, out);
+            if (t == NULL || !tenant_allowed(a, t, la, o, out))
+                return;
+            out->tenant = t;
+            metrics_add(t->ok[METHOD_CLIENT_CERT], 1);
+            return;
+        }
         if (tok == NULL) {
             fail(a, out, INGEST_UNAUTHENTICATED, NULL, "missing_token", "missing bearer token");
             return;

@@ -36,6 +36,9 @@ void auth_free(auth *a);
 /* SIGHUP: reload the API keys file, refetch OIDC keys. Logs the outcome;
  * a bad keys file keeps the previous keys. */
 void auth_reload(auth *a);
+/* Reload the API keys file if it changed on disk (inode, size or mtime);
+ * cheap enough to call every second. */
+void auth_reload_if_changed(auth *a);
 
 typedef struct auth_result {
     ingest_status status;   /* OK, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE */

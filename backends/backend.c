@@ -2,7 +2,11 @@
 
 #include <string.h>
 
+#include "exporter.h"
+
 static const backend_ops *const registry[] = {&backend_file_ops, &backend_discard_ops};
+/* Network backends: the exporter framework with a type's request shape. */
+static const exporter_type *const exporter_types[] = {&exporter_otlp_http, &exporter_otlp_grpc};
 
 backend *backend_create(const config_backend *cfg, char *err, size_t errlen)
 {
@@ -16,7 +20,10 @@ backend *backend_create(const config_backend *cfg, char *err, size_t errlen)
             return b;
         }
     }
-    config_error(config_get(cfg->node, "type"), "type", err, errlen, "unknown backend type \"%s\" (known: file, discard)",
-                 cfg->type);
+    for (size_t i = 0; i < sizeof(exporter_types) / sizeof(exporter_types[0]); i++)
+        if (strcmp(exporter_types[i]->name, cfg->type) == 0)
+            return exporter_backend_create(exporter_types[i], cfg, err, errlen);
+    config_error(config_get(cfg->node, "type"), "type", err, errlen,
+                 "unknown backend type \"%s\" (known: file, discard, otlp_http, otlp_grpc)", cfg->type);
     return NULL;
 }

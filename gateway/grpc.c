@@ -36,6 +36,7 @@
 #include "buf.h"
 #include "log.h"
 #include "proxy.h"
+#include "tls.h"
 
 #define GRPC_DEFAULT_MAX_MESSAGE (4u << 20) /* gRPC's own default max receive size */
 #define GRPC_DEFAULT_STREAMS 100u
@@ -396,6 +397,7 @@ static void grpc_stream_finish(grpc_stream *s)
                            "compressed message without grpc-encoding gzip");
         return;
     }
+    char subject[TLS_SUBJECT_MAX];
     ingest_origin origin = {
         .listener = l->name,
         .transport = INGEST_GRPC,
@@ -405,6 +407,7 @@ static void grpc_stream_finish(grpc_stream *s)
         .authorization = s->authorization,
         .authorization_len = s->authorization_len,
         .start_ns = s->start_ns,
+        .client_cert_subject = tls_peer_subject(tls_socket_ssl(c->sock), subject, sizeof(subject)),
     };
     ingest_result res;
     memset(&res, 0, sizeof(res));

@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "tls.h"
 
 struct http_site {
     h2o_globalconf_t conf;
@@ -111,6 +112,9 @@ static void fill_origin(h2o_req_t *req, const otlp_handler *h, uint64_t start, i
     o->peer_len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&o->peer);
     h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
     o->tls = sock != NULL && sock->ssl != NULL;
+    if (o->tls) /* the pool lives as long as the request */
+        o->client_cert_subject = tls_peer_subject(tls_socket_ssl(sock), h2o_mem_alloc_pool(&req->pool, TLS_SUBJECT_MAX),
+                                                  TLS_SUBJECT_MAX);
     ssize_t a = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     if (a >= 0) {
         o->authorization = req->headers.entries[a].value.base;

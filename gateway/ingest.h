@@ -62,6 +62,7 @@ typedef struct ingest_origin {
     size_t authorization_len;
     uint64_t start_ns;         /* monotonic ns when the request began; 0 = now */
     const char *tenant;        /* set by ingest_export once authenticated ("" in open mode) */
+    const char *client_cert_subject; /* subject CN of the verified TLS client certificate; NULL if none */
 } ingest_origin;
 
 typedef struct ingest_result {

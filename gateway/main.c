@@ -71,8 +71,9 @@ static int keys_command(int argc, char **argv, const char *config_path)
     return rc;
 }
 
-/* Waits for a stop signal; SIGHUP reloads API keys and refetches OIDC keys. */
-static void wait_for_stop(const sigset_t *set, auth *au)
+/* Waits for a stop signal; SIGHUP reloads API keys, refetches OIDC keys and
+ * reloads TLS certificates. */
+static void wait_for_stop(const sigset_t *set, auth *au, server *srv)
 {
     for (;;) {
         int sig;
@@ -81,6 +82,7 @@ static void wait_for_stop(const sigset_t *set, auth *au)
         if (sig == SIGHUP) {
             log_info("SIGHUP received", "action=reload");
             auth_reload(au);
+            server_reload_tls(srv);
             continue;
         }
         log_info("stopping", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -126,7 +128,7 @@ static int run(const char *path)
     }
     log_info("started", "version=%s config=%s admin=%s", GATEWAY_VERSION, cfg->source,
              cfg->admin_addr ? cfg->admin_addr : "off");
-    wait_for_stop(&set, au);
+    wait_for_stop(&set, au, srv);
     server_stop(srv);
     server_wait(srv);
     pipeline_flush(pl);

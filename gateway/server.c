@@ -21,6 +21,7 @@
 /* One listener's shared pieces, built once. */
 typedef struct listener_plan {
     const config_listener *cfg;
+    tls_creds *tls; /* NULL without TLS; reloaded on SIGHUP */
     SSL_CTX *grpc_ssl, *http_ssl;
     http_site *http_site;
     grpc_settings grpc;
@@ -140,8 +141,9 @@ static int plan_listener(listener_plan *p, const config_listener *cl, const conf
     p->cfg = cl;
     ingest_limits lim = {.max_request_bytes = cl->max_request_bytes, .max_decoded_bytes = cfg->max_decoded_bytes};
     if (cl->tls.cert_file != NULL) {
-        if ((cl->grpc_addr && !(p->grpc_ssl = tls_server_ctx(&cl->tls, TLS_ALPN_H2_ONLY, err, errlen))) ||
-            (cl->http_addr && !(p->http_ssl = tls_server_ctx(&cl->tls, TLS_ALPN_H2_HTTP1, err, errlen))))
+        if ((p->tls = tls_creds_new(&cl->tls, err, errlen)) == NULL ||
+            (cl->grpc_addr && !(p->grpc_ssl = tls_server_ctx(p->tls, TLS_ALPN_H2_ONLY, err, errlen))) ||
+            (cl->http_addr && !(p->http_ssl = tls_server_ctx(p->tls, TLS_ALPN_H2_HTTP1, err, errlen))))
             return -1;
     }
     p->grpc = (grpc_settings){.name = cl->name, .limits = lim, .max_concurrent_streams = cl->max_concurrent_streams,
@@ -342,6 +344,21 @@ void server_wait(server *s)
         }
 }
 
+void server_reload_tls(server *s)
+{
+    for (size_t i = 0; i < s->n_plans; i++) {
+        const listener_plan *p = &s->plans[i];
+        char err[512], q[600];
+        if (p->tls == NULL)
+            continue;
+        if (tls_reload(p->tls, err, sizeof(err)) == 0)
+            log_info("TLS certificate reloaded", "listener=%s", p->cfg->name);
+        else
+            log_error("TLS reload failed, keeping the previous certificate", "listener=%s error=%s",
+                      p->cfg->name, log_quote(q, sizeof(q), err));
+    }
+}
+
 void server_free(server *s)
 {
     if (s == NULL)
@@ -364,6 +381,7 @@ void server_free(server *s)
     for (size_t i = 0; i < s->n_plans && s->plans != NULL; i++) {
         SSL_CTX_free(s->plans[i].grpc_ssl);
         SSL_CTX_free(s->plans[i].http_ssl);
+        tls_creds_free(s->plans[i].tls);
         http_site_free(s->plans[i].http_site);
     }
     free(s->plans);

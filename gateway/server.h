@@ -27,6 +27,11 @@ int server_start(server *s, char *err, size_t errlen);
 void server_stop(server *s);
 /* Join the workers (after server_stop). */
 void server_wait(server *s);
+/* SIGHUP: re-read every TLS listener's certificate, key and client CA for
+ * new handshakes (open connections keep theirs). Logs the outcome per
+ * listener; a listener whose files fail to load keeps its previous ones.
+ * Thread-safe against the running workers. */
+void server_reload_tls(server *s);
 void server_free(server *s);
 
 #endif

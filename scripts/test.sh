@@ -1,9 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # Second command: install what the tests need, build, and run every test:
 # unit tests (normal and ASan+UBSan builds), end-to-end tests with the
 # OpenTelemetry JS SDK against both builds, and each libFuzzer target briefly.
 # FUZZ_SECONDS (default 20) sets the time per fuzz target.
-set -eu
+# pipefail: a failing step must fail the script even when piped into tee.
+set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 ensure_packages $build_packages $test_packages
@@ -18,17 +19,37 @@ build build
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false
 CC=clang build build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
 
-echo "== unit tests"
-meson test -C build --print-errorlogs
-echo "== unit tests (asan+ubsan)"
-meson test -C build-asan --print-errorlogs
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 
+echo "== unit tests"
+meson test -C build --print-errorlogs | tee "$logs/unit"
+echo "== unit tests (asan+ubsan)"
+meson test -C build-asan --print-errorlogs | tee "$logs/unit-asan"
+
+# e2e NAME BINARY: the node:test suite against one build; its full output is
+# shown only when it fails (it is long), its totals always.
+e2e() {
+    if ! tests/e2e/run.sh "$2" >"$logs/$1" 2>&1; then
+        grep -E '^not ok' "$logs/$1" || true
+        tail -150 "$logs/$1"
+        echo "end-to-end tests FAILED ($1)"
+        exit 1
+    fi
+    grep -E '^# (tests|pass|fail)' "$logs/$1"
+}
 echo "== end-to-end tests"
-tests/e2e/run.sh "$PWD/build/otlp-gateway"
+e2e e2e "$PWD/build/otlp-gateway"
 echo "== end-to-end tests (asan+ubsan)"
-tests/e2e/run.sh "$PWD/build-asan/otlp-gateway"
+e2e e2e-asan "$PWD/build-asan/otlp-gateway"
 
 echo "== fuzz (${FUZZ_SECONDS:-20}s per target)"
-tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}"
+tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}" | tee "$logs/fuzz"
 
-echo "== all tests passed"
+# One closing line over everything above (each step already stopped the
+# script on a failure): unit suites, e2e tests, fuzz targets.
+unit=$(cat "$logs/unit" "$logs/unit-asan" | awk '/^Ok:/ {n += $2} END {print n + 0}')
+e2e=$(cat "$logs/e2e" "$logs/e2e-asan" | awk '/^# pass/ {n += $3} END {print n + 0}')
+fuzz=$(grep -c ': ok' "$logs/fuzz" || true)
+echo "summary: unit suites $unit, e2e tests $e2e, fuzz targets $fuzz"
+echo "$((unit + e2e + fuzz)) passed, 0 failed"

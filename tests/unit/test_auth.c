@@ -24,7 +24,8 @@ static const char base[] =
     "     cidr_tenants: {10.1.0.0/16: shop, 10.1.2.0/24: legacy2}}\n"
     "auth:\n  api_keys: {file: %s}\n"
     "tenants:\n"
-    "  - {id: shop, endpoints: [secure, insecure], limits: {spans_per_sec: 100}}\n"
+    "  - {id: shop, endpoints: [secure, insecure], limits: {spans_per_sec: 100},\n"
+    "     client_cert_subjects: [agent-1.shop.example]}\n"
     "  - {id: legacy, endpoints: [insecure]}\n"
     "  - {id: legacy2, endpoints: [insecure], source_cidrs: [10.1.2.128/25]}\n"
     "  - {id: other, endpoints: [insecure]}\n";
@@ -172,6 +173,47 @@ static void test_endpoint_rules(void **state)
     expect(f, "secure", "192.0.2.1", h, INGEST_UNAUTHENTICATED, "revoked_key");
 }
 
+static void test_client_certificate_subject(void **state)
+{
+    fixture *f = *state;
+    ingest_origin o = origin("secure", "192.0.2.1", NULL);
+    auth_result r;
+    o.client_cert_subject = "agent-1.shop.example";
+    auth_request(f->au, &o, &r);
+    assert_int_equal(r.status, INGEST_OK);
+    assert_string_equal(tenant_id(r.tenant), "shop");
+    assert_string_equal(r.method, "client_cert");
+    o.client_cert_subject = "stranger.example";
+    auth_request(f->au, &o, &r);
+    assert_int_equal(r.status, INGEST_UNAUTHENTICATED);
+    assert_string_equal(r.reason, "unknown_client_cert");
+    /* A bearer token, when present, decides (here: an unknown key). */
+    o.authorization = "Bearer otlpgw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    o.authorization_len = strlen(o.authorization);
+    o.client_cert_subject = "agent-1.shop.example";
+    auth_request(f->au, &o, &r);
+    assert_string_equal(r.reason, "unknown_key");
+}
+
+static void test_keys_file_change_is_noticed(void **state)
+{
+    fixture *f = *state;
+    char key[64], h[128];
+    create_key(f->keys, "shop", key, sizeof(key));
+    snprintf(h, sizeof(h), "Bearer %s", key);
+    expect(f, "secure", "192.0.2.1", h, INGEST_UNAUTHENTICATED, "unknown_key"); /* not loaded yet */
+    auth_reload_if_changed(f->au);
+    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+    auth_reload_if_changed(f->au); /* unchanged: a no-op that keeps working */
+    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+    /* A broken keys file keeps the previous keys. */
+    FILE *fp = fopen(f->keys, "a");
+    fputs("garbage: [\n", fp);
+    fclose(fp);
+    auth_reload_if_changed(f->au);
+    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+}
+
 static void test_rate_limit(void **state)
 {
     fixture *f = *state;
@@ -260,6 +302,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_insecure_listener_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endpoint_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_file_change_is_noticed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_certificate_subject, setup, teardown),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_cidr),
     };

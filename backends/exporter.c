@@ -1,0 +1,831 @@
+/* exporter: the queue-draining, batching, retrying machinery of network
+ * backends (see exporter.h for the contract and the retry policy).
+ *
+ * Threads: worker threads only push into the queue (export op). Everything
+ * else -- batching, the curl handles, compression, response parsing -- runs
+ * on the backend's own consumer thread, so none of it needs a lock. The
+ * mutex and condition variable exist only so that a retry sleep or a flush
+ * wait can be cut short. */
+#include "exporter.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "gzip.h"
+#include "log.h"
+#include "metrics.h"
+#include "exporter_config.h"
+#include "status.pb-c.h"
+
+/* Response bodies are only read for status messages and partial success. */
+#define EXPORTER_MAX_RESPONSE_BYTES 65536
+/* How long a blocking wait lasts before the thread re-checks for shutdown
+ * (queue_wake and curl_multi_wakeup normally end it sooner). */
+#define EXPORTER_POLL_MS 500
+/* flush (shutdown) drains for at most this long. */
+#define EXPORTER_FLUSH_MS 5000
+#define EXPORTER_RETRY_INFO_URL "type.googleapis.com/google.rpc.RetryInfo"
+
+typedef struct exporter_series {
+    metric_series *sent, *rejected, *dropped, *expired, *retries, *duration;
+} exporter_series;
+
+/* What the curl callbacks collect from one response. */
+typedef struct exporter_reply {
+    buf body;
+    char content_type[128];
+    char grpc_message[512];
+    int grpc_status;
+    uint32_t retry_after_s;
+} exporter_reply;
+
+typedef struct exporter {
+    backend base;
+    backend_ops ops; /* exporter_ops with the type's name */
+    const exporter_type *type;
+    void *type_state;
+    exporter_settings set; /* read once at create */
+
+    export_queue *queue;
+    metric_series *queue_entries, *queue_bytes;
+    exporter_series series[OTLP_SIGNAL_COUNT];
+
+    /* consumer thread only */
+    CURLM *multi;
+    CURL *easy; /* reused for every request: keeps the connection alive */
+    queue_entry *entries; /* set.max_entries */
+    buf body, compressed;
+    exporter_reply reply;
+    uint64_t rng;
+    char curl_error[CURL_ERROR_SIZE];
+    /* libcurl before 8.0.0 fails every request after the first on a reused
+     * h2c prior-knowledge connection ("Error in the HTTP2 framing layer",
+     * curl issue 10634, fixed by PR 10643); such a libcurl (Debian 12's
+     * 7.88) gets a fresh connection per gRPC request over http://. */
+    int h2c_no_reuse;
+
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    atomic_int stopping;      /* destroy: abandon the batch in hand and exit */
+    atomic_int draining;      /* flush: send without waiting for batch.timeout */
+    atomic_int drain_blocked; /* a retry was needed while draining */
+} exporter;
+
+static uint64_t exporter_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter, unsigned attempt,
+                             double r)
+{
+    double d = (double)initial_ms * pow(multiplier, (double)attempt);
+    if (!(d < (double)max_ms)) /* also catches overflow to inf */
+        d = (double)max_ms;
+    d *= 1.0 + jitter * (2.0 * r - 1.0);
+    return d > 0 ? (uint64_t)d : 0;
+}
+
+/* xorshift64*: jitter needs spread, not cryptographic quality. */
+static double exporter_random(exporter *e)
+{
+    e->rng ^= e->rng >> 12;
+    e->rng ^= e->rng << 25;
+    e->rng ^= e->rng >> 27;
+    return (double)((e->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+/* ---- responses ---- */
+
+static int exporter_b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' || c == '-' ? 62 : c == '/' || c == '_' ? 63 : -1;
+}
+
+/* Base64 (padding optional, as gRPC sends -bin headers); bytes written or -1. */
+static long exporter_b64_decode(const char *s, size_t len, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < len && s[i] != '='; i++) {
+        int v = exporter_b64_value(s[i]);
+        if (v < 0 || n >= cap)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        if ((bits += 6) >= 8) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (long)n;
+}
+
+static int exporter_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    *out = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t c = *(*p)++;
+        *out |= (uint64_t)(c & 0x7f) << shift;
+        if ((c & 0x80) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* Field `want` (length-delimited) of a message; skips everything else. */
+static int exporter_pb_field(const uint8_t *p, const uint8_t *end, uint64_t want, const uint8_t **val, size_t *len)
+{
+    while (p < end) {
+        uint64_t key, v;
+        if (exporter_varint(&p, end, &key) != 0)
+            return -1;
+        switch (key & 7) {
+        case 0:
+            if (exporter_varint(&p, end, &v) != 0)
+                return -1;
+            if ((key >> 3) == want) {
+                *val = NULL;
+                *len = v; /* a varint field: its value */
+                return 0;
+            }
+            break;
+        case 1: p += 8; break;
+        case 5: p += 4; break;
+        case 2:
+            if (exporter_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p))
+                return -1;
+            if ((key >> 3) == want) {
+                *val = p;
+                *len = (size_t)v;
+                return 0;
+            }
+            p += v;
+            break;
+        default: return -1;
+        }
+    }
+    return -1;
+}
+
+/* grpc-status-details-bin: a google.rpc.Status whose details may hold a
+ * google.rpc.RetryInfo {retry_delay: Duration {seconds = 1, nanos = 2}}.
+ * RetryInfo is not in proto/, and two varints are all we need of it, so it
+ * is read by hand. Returns the delay rounded up, at least 1 s, so that a
+ * present RetryInfo is never mistaken for none; 0 when absent. */
+static uint32_t exporter_retry_info_s(const char *b64, size_t len)
+{
+    uint8_t raw[2048];
+    long n = exporter_b64_decode(b64, len, raw, sizeof(raw));
+    if (n <= 0)
+        return 0;
+    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, (size_t)n, raw);
+    if (st == NULL)
+        return 0;
+    uint32_t out = 0;
+    for (size_t i = 0; i < st->n_details && out == 0; i++) {
+        const Google__Rpc__Any *any = st->details[i];
+        if (any->type_url == NULL || strcmp(any->type_url, EXPORTER_RETRY_INFO_URL) != 0)
+            continue;
+        const uint8_t *p = any->value.data, *end = p + any->value.len, *dur;
+        size_t dlen, secs = 0, nanos = 0;
+        const uint8_t *unused;
+        out = 1;
+        if (exporter_pb_field(p, end, 1, &dur, &dlen) != 0 || dur == NULL)
+            continue;
+        if (exporter_pb_field(dur, dur + dlen, 1, &unused, &secs) != 0)
+            secs = 0;
+        if (exporter_pb_field(dur, dur + dlen, 2, &unused, &nanos) != 0)
+            nanos = 0;
+        uint64_t s = (uint64_t)secs + (nanos > 0 && nanos < 1000000000u ? 1 : 0);
+        out = s == 0 ? 1 : s > 86400 ? 86400 : (uint32_t)s;
+    }
+    google__rpc__status__free_unpacked(st, NULL);
+    return out;
+}
+
+/* Retry-After: delay-seconds or an HTTP-date. */
+static uint32_t exporter_retry_after(const char *v)
+{
+    char *end;
+    unsigned long s = strtoul(v, &end, 10);
+    if (end != v && *end == '\0')
+        return s > 86400 ? 86400 : (uint32_t)s;
+    time_t t = curl_getdate(v, NULL), now = time(NULL);
+    if (t == -1 || t <= now)
+        return 0;
+    return t - now > 86400 ? 86400 : (uint32_t)(t - now);
+}
+
+static int exporter_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* grpc-message is percent-encoded. */
+static void exporter_percent_decode(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    while (*s != '\0' && n + 1 < cap) {
+        if (s[0] == '%' && exporter_hex(s[1]) >= 0 && exporter_hex(s[2]) >= 0) {
+            out[n++] = (char)(exporter_hex(s[1]) * 16 + exporter_hex(s[2]));
+            s += 3;
+        } else {
+            out[n++] = *s++;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Called for every header line, and -- with HTTP/2 -- for trailers too,
+ * which is where gRPC puts grpc-status. */
+static size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
+{
+    exporter_reply *r = ud;
+    size_t len = size * nitems;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after 1xx): forget the last */
+        r->content_type[0] = r->grpc_message[0] = '\0';
+        r->grpc_status = -1;
+        r->retry_after_s = 0;
+        return len;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (colon == NULL)
+        return len;
+    size_t nlen = (size_t)(colon - p);
+    const char *v = colon + 1, *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    char value[2800];
+    size_t vlen = (size_t)(end - v) < sizeof(value) - 1 ? (size_t)(end - v) : sizeof(value) - 1;
+    memcpy(value, v, vlen);
+    value[vlen] = '\0';
+#define EXPORTER_IS(name) (nlen == sizeof(name) - 1 && strncasecmp(p, name, nlen) == 0)
+    if (EXPORTER_IS("content-type")) {
+        size_t n = vlen < sizeof(r->content_type) - 1 ? vlen : sizeof(r->content_type) - 1;
+        memcpy(r->content_type, value, n);
+        r->content_type[n] = '\0';
+    } else if (EXPORTER_IS("retry-after")) {
+        r->retry_after_s = exporter_retry_after(value);
+    } else if (EXPORTER_IS("grpc-status")) {
+        char *e;
+        long st = strtol(value, &e, 10);
+        r->grpc_status = e != value && *e == '\0' && st >= 0 && st <= 1000 ? (int)st : 2 /* UNKNOWN */;
+    } else if (EXPORTER_IS("grpc-message")) {
+        exporter_percent_decode(value, r->grpc_message, sizeof(r->grpc_message));
+    } else if (EXPORTER_IS("grpc-status-details-bin")) {
+        uint32_t s = exporter_retry_info_s(value, vlen);
+        if (s > r->retry_after_s)
+            r->retry_after_s = s;
+    }
+#undef EXPORTER_IS
+    return len;
+}
+
+static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    exporter_reply *r = ud;
+    size_t len = size * nmemb;
+    size_t room = EXPORTER_MAX_RESPONSE_BYTES - (r->body.len < EXPORTER_MAX_RESPONSE_BYTES ? r->body.len : EXPORTER_MAX_RESPONSE_BYTES);
+    if (buf_append(&r->body, p, len < room ? len : room) != 0)
+        return 0;
+    return len;
+}
+
+/* ---- sending ---- */
+
+/* Adds the exporter's headers to the type's and compresses the body when the
+ * type asks for it. *data, *len: what goes on the wire (h->body or e->compressed). */
+static int exporter_finish(exporter *e, const export_batch *b, export_http *h, const uint8_t **data, size_t *len,
+                           char *err, size_t errlen)
+{
+    const exporter_headers *sets[] = {&e->set.common, &e->set.per_signal[b->signal], exporter_settings_tenant(&e->set, b->tenant)};
+    for (size_t s = 0; s < 3; s++)
+        for (size_t i = 0; i < sets[s]->n; i++)
+            if ((h->headers = curl_slist_append(h->headers, sets[s]->lines[i])) == NULL)
+                goto oom;
+    /* curl would send "Expect: 100-continue" for large HTTP/1.1 bodies and
+     * wait a second for an answer many servers never give. */
+    if ((h->headers = curl_slist_append(h->headers, "Expect:")) == NULL || buf_putc(&h->url, '\0') != 0)
+        goto oom;
+    h->url.len--; /* keep the NUL for curl, not in the length */
+    *data = (const uint8_t *)h->body.data;
+    *len = h->body.len;
+    if (!h->compress || e->set.compression == EXPORTER_COMPRESS_NONE)
+        return 0;
+    buf_clear(&e->compressed);
+    if (e->set.compression == EXPORTER_COMPRESS_GZIP) {
+        if (gzip_deflate(*data, *len, -1, &e->compressed) != GZIP_OK)
+            goto oom;
+    } else {
+        size_t bound = ZSTD_compressBound(*len);
+        if (buf_reserve(&e->compressed, bound) != 0)
+            goto oom;
+        size_t n = ZSTD_compress(e->compressed.data, bound, *data, *len, ZSTD_CLEVEL_DEFAULT);
+        if (ZSTD_isError(n)) {
+            snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(n));
+            return -1;
+        }
+        e->compressed.len = n;
+    }
+    const char *ce = e->set.compression == EXPORTER_COMPRESS_GZIP ? "Content-Encoding: gzip" : "Content-Encoding: zstd";
+    if ((h->headers = curl_slist_append(h->headers, ce)) == NULL)
+        goto oom;
+    *data = (const uint8_t *)e->compressed.data;
+    *len = e->compressed.len;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory building the request");
+    return -1;
+}
+
+/* One HTTP exchange on the multi handle. -1 when shutdown interrupted it. */
+static int exporter_perform(exporter *e, const export_http *h, const uint8_t *data, size_t len, export_response *r)
+{
+    exporter_reply *rp = &e->reply;
+    buf_clear(&rp->body);
+    rp->content_type[0] = rp->grpc_message[0] = '\0';
+    rp->grpc_status = -1;
+    rp->retry_after_s = 0;
+    e->curl_error[0] = '\0';
+    CURL *c = e->easy;
+    curl_easy_setopt(c, CURLOPT_URL, h->url.data);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, data != NULL ? (const char *)data : "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    int h2c = h->grpc && e->set.prior_knowledge;
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, h2c ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, h2c && e->h2c_no_reuse ? 1L : 0L);
+    if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
+        *r = (export_response){.error = "curl_multi_add_handle failed", .grpc_status = -1};
+        return 0;
+    }
+    CURLcode result = CURLE_OK;
+    int done = 0, interrupted = 0;
+    while (!done) {
+        int running, queued;
+        curl_multi_perform(e->multi, &running);
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(e->multi, &queued)) != NULL) {
+            if (m->msg == CURLMSG_DONE && m->easy_handle == c) {
+                result = m->data.result;
+                done = 1;
+            }
+        }
+        if (done)
+            break;
+        if (atomic_load(&e->stopping)) {
+            interrupted = 1;
+            break;
+        }
+        curl_multi_poll(e->multi, NULL, 0, EXPORTER_POLL_MS, NULL);
+    }
+    curl_multi_remove_handle(e->multi, c);
+    if (interrupted)
+        return -1;
+    long status = 0;
+    if (result == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    *r = (export_response){
+        .http_status = status,
+        .error = result == CURLE_OK ? NULL : e->curl_error[0] != '\0' ? e->curl_error : curl_easy_strerror(result),
+        .content_type = rp->content_type[0] != '\0' ? rp->content_type : NULL,
+        .body = (const uint8_t *)rp->body.data,
+        .body_len = rp->body.len,
+        .grpc_status = rp->grpc_status,
+        .grpc_message = rp->grpc_message[0] != '\0' ? rp->grpc_message : NULL,
+        .retry_after_s = rp->retry_after_s,
+    };
+    return 0;
+}
+
+static void exporter_signal(exporter *e)
+{
+    pthread_mutex_lock(&e->lock);
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Sleeps ms unless shutdown comes first (-1 then). */
+static int exporter_sleep(exporter *e, uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->lock);
+    while (!atomic_load(&e->stopping) && pthread_cond_timedwait(&e->cond, &e->lock, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&e->lock);
+    return atomic_load(&e->stopping) ? -1 : 0;
+}
+
+/* The batch is finished with (delivered or given up): remove it. */
+static void exporter_ack(exporter *e, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += e->entries[i].len;
+    queue_ack(e->queue, n);
+    metrics_gauge_add(e->queue_entries, -(int64_t)n);
+    metrics_gauge_add(e->queue_bytes, -(int64_t)bytes);
+    exporter_signal(e); /* a flush may be waiting for the queue to empty */
+}
+
+static void exporter_give_up(exporter *e, const export_batch *b, metric_series *counter, const char *reason,
+                             long status, const char *msg)
+{
+    char q[300];
+    metrics_add(counter, b->items);
+    log_warn("export dropped", "backend=%s signal=%s tenant=%s items=%llu reason=%s status=%ld error=%s", e->base.name,
+             otlp_signal_name(b->signal), b->tenant[0] ? b->tenant : "-", (unsigned long long)b->items, reason, status,
+             log_quote(q, sizeof(q), msg));
+}
+
+static const char *exporter_response_text(const export_response *r, const char *msg)
+{
+    return msg[0] != '\0' ? msg : r->error != NULL ? r->error : r->grpc_message != NULL ? r->grpc_message : "";
+}
+
+/* Deliver the first n peeked entries as one request, retrying as the policy
+ * says; acks them unless shutdown interrupted (then they stay queued). */
+static void exporter_send(exporter *e, size_t n)
+{
+    export_batch b = {.signal = e->entries[0].signal, .tenant = e->entries[0].tenant, .entries = e->entries,
+                      .n_entries = n};
+    exporter_series *s = &e->series[b.signal];
+    buf_clear(&e->body);
+    for (size_t i = 0; i < n; i++) {
+        if (buf_append(&e->body, e->entries[i].data, e->entries[i].len) != 0) {
+            log_error("export delayed", "backend=%s error=\"out of memory\"", e->base.name);
+            exporter_sleep(e, 1000); /* the batch stays queued; try again later */
+            return;
+        }
+        b.items += e->entries[i].items;
+    }
+    b.body = (const uint8_t *)e->body.data;
+    b.body_len = e->body.len;
+
+    export_http h = {.url = BUF_INIT, .headers = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0};
+    const uint8_t *data;
+    size_t len;
+    char err[256] = "";
+    if (e->type->prepare(e->type_state, &b, &h, err, sizeof(err)) != 0 ||
+        exporter_finish(e, &b, &h, &data, &len, err, sizeof(err)) != 0) {
+        exporter_give_up(e, &b, s->dropped, "prepare", 0, err);
+        exporter_ack(e, n);
+        goto out;
+    }
+    uint64_t first = exporter_now_ms();
+    for (unsigned attempt = 0;; attempt++) {
+        export_response r;
+        uint64_t t0 = exporter_now_ms();
+        if (exporter_perform(e, &h, data, len, &r) != 0)
+            goto out; /* shutdown: left in the queue */
+        metrics_observe(s->duration, (double)(exporter_now_ms() - t0) / 1000.0);
+        uint64_t rejected = 0;
+        uint32_t retry_after_s = r.retry_after_s;
+        char msg[256] = "";
+        export_outcome o = e->type->classify(e->type_state, &b, &r, &rejected, &retry_after_s, msg, sizeof(msg));
+        if (o == EXPORT_OK) {
+            if (rejected > b.items)
+                rejected = b.items;
+            metrics_add(s->sent, b.items - rejected);
+            if (rejected > 0) {
+                char q[300];
+                metrics_add(s->rejected, rejected);
+                log_warn("export partially rejected", "backend=%s signal=%s rejected=%llu of=%llu error=%s",
+                         e->base.name, otlp_signal_name(b.signal), (unsigned long long)rejected,
+                         (unsigned long long)b.items, log_quote(q, sizeof(q), msg));
+            }
+            break;
+        }
+        const char *text = exporter_response_text(&r, msg);
+        if (o == EXPORT_FAIL) {
+            exporter_give_up(e, &b, s->dropped, "rejected_by_backend", r.http_status, text);
+            break;
+        }
+        uint64_t delay = exporter_backoff_ms(e->set.retry_initial_ms, e->set.retry_max_ms, e->set.retry_multiplier,
+                                             e->set.retry_jitter, attempt, exporter_random(e));
+        if ((uint64_t)retry_after_s * 1000u > delay)
+            delay = (uint64_t)retry_after_s * 1000u;
+        if (!e->set.retry_enabled) {
+            exporter_give_up(e, &b, s->dropped, "retry_disabled", r.http_status, text);
+            break;
+        }
+        if (exporter_now_ms() - first + delay > e->set.retry_max_elapsed_ms) {
+            exporter_give_up(e, &b, s->expired, "retries_exhausted", r.http_status, text);
+            break;
+        }
+        metrics_add(s->retries, 1);
+        if (attempt == 0) {
+            char q[300];
+            log_warn("export retrying", "backend=%s signal=%s items=%llu status=%ld delay_ms=%llu error=%s",
+                     e->base.name, otlp_signal_name(b.signal), (unsigned long long)b.items, r.http_status,
+                     (unsigned long long)delay, log_quote(q, sizeof(q), text));
+        }
+        if (atomic_load(&e->draining)) {
+            atomic_store(&e->drain_blocked, 1);
+            exporter_signal(e);
+        }
+        if (exporter_sleep(e, delay) != 0)
+            goto out;
+    }
+    exporter_ack(e, n);
+out:
+    curl_slist_free_all(h.headers);
+    buf_free(&h.url);
+    buf_free(&h.body);
+}
+
+/* The longest prefix of the n peeked entries within the batch limits (at
+ * least one entry, however big). *full: nothing more can join it. */
+static size_t exporter_prefix(const exporter *e, size_t n, int *full)
+{
+    uint64_t items = e->entries[0].items;
+    size_t bytes = e->entries[0].len, k = 1;
+    while (k < n && items + e->entries[k].items <= e->set.batch_items && bytes + e->entries[k].len <= e->set.batch_bytes) {
+        items += e->entries[k].items;
+        bytes += e->entries[k].len;
+        k++;
+    }
+    *full = k < n || k == e->set.max_entries || items >= e->set.batch_items || bytes >= e->set.batch_bytes;
+    return k;
+}
+
+static void *exporter_run(void *arg)
+{
+    exporter *e = arg;
+    while (!atomic_load(&e->stopping)) {
+        uint64_t age = 0;
+        size_t n = queue_peek(e->queue, e->entries, e->set.max_entries, 1, EXPORTER_POLL_MS, &age);
+        if (n == 0)
+            continue;
+        int full;
+        size_t take = exporter_prefix(e, n, &full);
+        /* Wait for the batch to fill until its oldest entry is batch.timeout
+         * old. A peek that brings nothing new means the wait ran out or the
+         * next entry cannot join (another signal or tenant): send now. */
+        while (!full && age < e->set.batch_timeout_ms && !atomic_load(&e->stopping) && !atomic_load(&e->draining)) {
+            size_t more = queue_peek(e->queue, e->entries, e->set.max_entries, n + 1,
+                                     (uint32_t)(e->set.batch_timeout_ms - age), &age);
+            take = exporter_prefix(e, more, &full);
+            if (more <= n)
+                break;
+            n = more;
+        }
+        if (!atomic_load(&e->stopping))
+            exporter_send(e, take);
+    }
+    return NULL;
+}
+
+/* ---- backend ops ---- */
+
+static backend_status exporter_export(backend *b, const otlp_request *req, const export_payload *p, char *err,
+                                      size_t errlen)
+{
+    exporter *e = (exporter *)b;
+    if (p == NULL || p->data == NULL) {
+        snprintf(err, errlen, "no encoded payload for a queued backend");
+        return BACKEND_FAIL;
+    }
+    uint32_t items = req->items > UINT32_MAX ? UINT32_MAX : (uint32_t)req->items;
+    if (queue_push(e->queue, req->signal, p->tenant != NULL ? p->tenant : "", items, p->data, p->len, err, errlen) !=
+        0)
+        return BACKEND_RETRY;
+    metrics_gauge_add(e->queue_entries, 1);
+    metrics_gauge_add(e->queue_bytes, (int64_t)p->len);
+    return BACKEND_OK;
+}
+
+static int exporter_reserve(backend *b, size_t bytes) { return queue_reserve(((exporter *)b)->queue, bytes); }
+
+static void exporter_unreserve(backend *b, size_t bytes) { queue_unreserve(((exporter *)b)->queue, bytes); }
+
+static int exporter_ready(backend *b)
+{
+    (void)b; /* a replaying disk queue still takes new data behind the old */
+    return 1;
+}
+
+/* Shutdown: the pipeline takes no more data; send what is queued for up to
+ * EXPORTER_FLUSH_MS, stopping early once a retry is needed (a backend that is
+ * down would only hold the stop up). */
+static void exporter_flush(backend *b)
+{
+    exporter *e = (exporter *)b;
+    atomic_store(&e->drain_blocked, 0);
+    atomic_store(&e->draining, 1);
+    queue_wake(e->queue); /* cut a batch.timeout wait short */
+    uint64_t deadline = exporter_now_ms() + EXPORTER_FLUSH_MS;
+    queue_stats st;
+    for (;;) {
+        queue_get_stats(e->queue, &st);
+        if (st.entries == 0 || atomic_load(&e->drain_blocked) || exporter_now_ms() >= deadline)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&e->lock);
+        pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        pthread_mutex_unlock(&e->lock);
+    }
+    atomic_store(&e->draining, 0);
+    if (st.entries > 0)
+        log_warn("export queue not drained", "backend=%s entries=%zu bytes=%zu kept=%s", e->base.name, st.entries,
+                 st.bytes, e->set.queue.dir != NULL ? "on_disk_for_next_start" : "no_memory_queue_is_lost");
+}
+
+static void exporter_destroy(backend *b)
+{
+    exporter *e = (exporter *)b;
+    if (e->thread_started) {
+        pthread_mutex_lock(&e->lock);
+        atomic_store(&e->stopping, 1);
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+        queue_wake(e->queue);
+        curl_multi_wakeup(e->multi);
+        pthread_join(e->thread, NULL);
+    }
+    if (e->queue != NULL) {
+        queue_stats st;
+        queue_get_stats(e->queue, &st);
+        metrics_gauge_add(e->queue_entries, -(int64_t)st.entries);
+        metrics_gauge_add(e->queue_bytes, -(int64_t)st.bytes);
+        queue_close(e->queue);
+    }
+    if (e->easy != NULL)
+        curl_easy_cleanup(e->easy);
+    if (e->multi != NULL)
+        curl_multi_cleanup(e->multi);
+    if (e->type_state != NULL)
+        e->type->destroy(e->type_state);
+    exporter_settings_free(&e->set);
+    free(e->entries);
+    buf_free(&e->body);
+    buf_free(&e->compressed);
+    buf_free(&e->reply.body);
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+    curl_global_cleanup();
+}
+
+static const backend_ops exporter_ops = {.create = NULL, .export = exporter_export,
+                                         .reserve = exporter_reserve, .unreserve = exporter_unreserve,
+                                         .ready = exporter_ready, .flush = exporter_flush,
+                                         .destroy = exporter_destroy};
+
+static void exporter_metrics(exporter *e)
+{
+    static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    metric_family *entries = metrics_family("otlp_gateway_export_queue_entries", METRIC_GAUGE,
+                                            "Requests waiting in a backend's export queue.");
+    metric_family *bytes = metrics_family("otlp_gateway_export_queue_bytes", METRIC_GAUGE,
+                                          "Payload bytes waiting in a backend's export queue.");
+    metric_family *sent = metrics_family("otlp_gateway_export_sent_items_total", METRIC_COUNTER,
+                                         "Items (spans, metric points, log records) a backend accepted.");
+    metric_family *failed = metrics_family("otlp_gateway_export_failed_items_total", METRIC_COUNTER,
+                                           "Items not delivered: rejected (partial success), dropped (refused "
+                                           "or not retryable), expired (retries exhausted).");
+    metric_family *retries = metrics_family("otlp_gateway_export_retries_total", METRIC_COUNTER,
+                                            "Export requests that were retried.");
+    metric_family *duration = metrics_histogram_family("otlp_gateway_export_duration_seconds",
+                                                       "Duration of one export request attempt.", bounds,
+                                                       sizeof(bounds) / sizeof(bounds[0]));
+    char labels[160];
+    snprintf(labels, sizeof(labels), "backend=\"%s\"", e->base.name);
+    e->queue_entries = metrics_series(entries, labels);
+    e->queue_bytes = metrics_series(bytes, labels);
+    for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {
+        exporter_series *es = &e->series[s];
+        const char *sig = otlp_signal_name((otlp_signal)s);
+        snprintf(labels, sizeof(labels), "backend=\"%s\",signal=\"%s\"", e->base.name, sig);
+        es->sent = metrics_series(sent, labels);
+        es->retries = metrics_series(retries, labels);
+        es->duration = metrics_series(duration, labels);
+        static const char *const reasons[] = {"rejected", "dropped", "expired"};
+        metric_series **out[] = {&es->rejected, &es->dropped, &es->expired};
+        for (size_t r = 0; r < 3; r++) {
+            snprintf(labels, sizeof(labels), "backend=\"%s\",signal=\"%s\",reason=\"%s\"", e->base.name, sig,
+                     reasons[r]);
+            *out[r] = metrics_series(failed, labels);
+        }
+    }
+}
+
+static int exporter_curl_init(exporter *e)
+{
+    if ((e->multi = curl_multi_init()) == NULL || (e->easy = curl_easy_init()) == NULL)
+        return -1;
+    e->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
+    CURL *c = e->easy;
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "otlp-gateway/" GATEWAY_VERSION);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)e->set.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, e->curl_error);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, exporter_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &e->reply);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, exporter_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &e->reply);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (e->set.ca_file != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, e->set.ca_file);
+    if (e->set.insecure_skip_verify) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (e->set.client_cert != NULL) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, e->set.client_cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, e->set.client_key);
+    }
+    return 0;
+}
+
+backend *exporter_backend_create(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen)
+{
+    if (errlen > 0)
+        err[0] = '\0';
+    exporter *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* paired with the cleanup in destroy */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&e->lock, NULL);
+    e->ops = exporter_ops;
+    e->ops.type = type->name;
+    e->base.ops = &e->ops;
+    e->base.name = cfg->name;
+    e->base.needs_payload = 1;
+    e->type = type;
+    e->rng = (uint64_t)exporter_now_ms() ^ (uint64_t)(uintptr_t)e ^ 0x9e3779b97f4a7c15ull;
+
+    if (exporter_settings_read(&e->set, type, cfg, err, errlen) != 0 ||
+        (e->type_state = type->configure(cfg, err, errlen)) == NULL)
+        goto fail;
+    if ((e->entries = calloc(e->set.max_entries, sizeof(*e->entries))) == NULL || exporter_curl_init(e) != 0) {
+        snprintf(err, errlen, "backend %s: out of memory", cfg->name);
+        goto fail;
+    }
+    char qerr[256] = "";
+    if ((e->queue = queue_open(&e->set.queue, cfg->name, qerr, sizeof(qerr))) == NULL) {
+        config_error(cfg->node, "queue", err, errlen, "cannot open the queue: %s", qerr);
+        goto fail;
+    }
+    exporter_metrics(e);
+    queue_stats st;
+    queue_get_stats(e->queue, &st);
+    metrics_gauge_add(e->queue_entries, (int64_t)st.entries);
+    metrics_gauge_add(e->queue_bytes, (int64_t)st.bytes);
+    if (pthread_create(&e->thread, NULL, exporter_run, e) != 0) {
+        snprintf(err, errlen, "backend %s: cannot start its thread", cfg->name);
+        goto fail;
+    }
+    e->thread_started = 1;
+    log_info("exporter backend", "name=%s type=%s queue=%s recovered=%llu corrupt=%llu", cfg->name, type->name,
+             e->set.queue.dir != NULL ? e->set.queue.dir : "memory", (unsigned long long)st.recovered_entries,
+             (unsigned long long)st.corrupt_records);
+    return &e->base;
+fail:
+    exporter_destroy(&e->base);
+    return NULL;
+}

@@ -1,0 +1,658 @@
+/* The exporter framework and the otlp_http / otlp_grpc types: the backoff
+ * schedule, batching, headers, compression and the retry policy, against a
+ * small HTTP/1.1 server on loopback that records what it receives and answers
+ * from a script. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend.h"
+#include "exporter.h"
+#include "gzip.h"
+#include "metrics.h"
+#include "trace.pb-c.h"
+#include "trace_service.pb-c.h"
+
+/* ---- recording HTTP/1.1 server ---- */
+
+#define SRV_MAX_REQUESTS 64
+#define SRV_MAX_CONNS 16
+
+typedef struct srv_request {
+    char path[128];
+    char headers[2048]; /* raw header block, lower-cased names */
+    uint8_t *body;      /* after content-encoding gzip was undone */
+    size_t body_len;
+    int gzipped;
+} srv_request;
+
+typedef struct srv_reply {
+    int status;
+    const char *headers; /* extra header lines, each ending in \r\n */
+    const uint8_t *body;
+    size_t body_len;
+} srv_reply;
+
+typedef struct test_server {
+    int fd, port;
+    pthread_t acceptor;
+    pthread_t conns[SRV_MAX_CONNS];
+    int conn_fds[SRV_MAX_CONNS];
+    size_t n_conns;
+    pthread_mutex_t lock;
+    srv_request reqs[SRV_MAX_REQUESTS];
+    size_t n_reqs;
+    const srv_reply *script; /* answers in order; 200 with an empty body after */
+    size_t n_script;
+} test_server;
+
+/* cmocka's asserts may only run on the test's thread; the server's threads
+ * abort instead. */
+#define SRV_CHECK(cond) \
+    do { \
+        if (!(cond)) { \
+            fprintf(stderr, "test server: %s failed at line %d\n", #cond, __LINE__); \
+            abort(); \
+        } \
+    } while (0)
+
+typedef struct srv_conn {
+    test_server *s;
+    int fd;
+} srv_conn;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void record(test_server *s, const char *path, const char *headers, const uint8_t *body, size_t len,
+                   srv_reply *reply)
+{
+    srv_request r = {0};
+    snprintf(r.path, sizeof(r.path), "%s", path);
+    snprintf(r.headers, sizeof(r.headers), "%s", headers);
+    for (char *p = r.headers; *p != '\0'; p++) { /* lower-case the names for strstr checks */
+        char *eol = strstr(p, "\r\n"), *colon = strchr(p, ':');
+        for (char *q = p; colon != NULL && q < colon && (eol == NULL || q < eol); q++)
+            *q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
+        if (eol == NULL)
+            break;
+        p = eol + 1;
+    }
+    if (strstr(r.headers, "content-encoding: gzip") != NULL) {
+        arena *a = arena_new(0);
+        uint8_t *out;
+        size_t outlen;
+        SRV_CHECK(gzip_inflate(body, len, 1 << 24, a, &out, &outlen) == GZIP_OK);
+        r.body = malloc(outlen + 1);
+        memcpy(r.body, out, outlen);
+        r.body_len = outlen;
+        r.gzipped = 1;
+        arena_free(a);
+    } else {
+        r.body = malloc(len + 1);
+        memcpy(r.body, body, len);
+        r.body_len = len;
+    }
+    pthread_mutex_lock(&s->lock);
+    size_t i = s->n_reqs;
+    if (i < SRV_MAX_REQUESTS)
+        s->reqs[s->n_reqs++] = r;
+    else
+        free(r.body);
+    *reply = i < s->n_script ? s->script[i] : (srv_reply){200, "", NULL, 0};
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void *srv_conn_run(void *arg)
+{
+    srv_conn *c = arg;
+    size_t cap = 1 << 22, len = 0;
+    char *in = malloc(cap);
+    for (;;) {
+        char *end = NULL;
+        while ((end = memmem(in, len, "\r\n\r\n", 4)) == NULL) {
+            ssize_t n = read(c->fd, in + len, cap - len);
+            if (n <= 0)
+                goto out;
+            len += (size_t)n;
+        }
+        size_t head = (size_t)(end - in) + 4;
+        in[head - 2] = '\0';
+        char method[16], path[128];
+        SRV_CHECK(sscanf(in, "%15s %127s", method, path) == 2);
+        const char *cl = strcasestr(in, "\r\ncontent-length:");
+        size_t body_len = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
+        while (len < head + body_len) {
+            ssize_t n = read(c->fd, in + len, cap - len);
+            if (n <= 0)
+                goto out;
+            len += (size_t)n;
+        }
+        const char *headers = strstr(in, "\r\n") + 2;
+        srv_reply reply;
+        record(c->s, path, headers, (uint8_t *)in + head, body_len, &reply);
+        char out[1024];
+        int n = snprintf(out, sizeof(out), "HTTP/1.1 %d X\r\ncontent-type: application/x-protobuf\r\n%scontent-length: %zu\r\n\r\n",
+                         reply.status, reply.headers, reply.body_len);
+        SRV_CHECK(write(c->fd, out, (size_t)n) == n);
+        if (reply.body_len > 0)
+            SRV_CHECK(write(c->fd, reply.body, reply.body_len) == (ssize_t)reply.body_len);
+        memmove(in, in + head + body_len, len - head - body_len);
+        len -= head + body_len;
+    }
+out:
+    free(in);
+    free(c);
+    return NULL;
+}
+
+static void *srv_accept_run(void *arg)
+{
+    test_server *s = arg;
+    for (;;) {
+        int fd = accept(s->fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        srv_conn *c = malloc(sizeof(*c));
+        c->s = s;
+        c->fd = fd;
+        pthread_mutex_lock(&s->lock);
+        SRV_CHECK(s->n_conns < SRV_MAX_CONNS);
+        s->conn_fds[s->n_conns] = fd;
+        pthread_create(&s->conns[s->n_conns++], NULL, srv_conn_run, c);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* port 0: any free port. */
+static test_server *srv_start(int port, const srv_reply *script, size_t n_script)
+{
+    test_server *s = calloc(1, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->script = script;
+    s->n_script = n_script;
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(s->fd, 16), 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(s->fd, (struct sockaddr *)&sa, &sl);
+    s->port = ntohs(sa.sin_port);
+    pthread_create(&s->acceptor, NULL, srv_accept_run, s);
+    return s;
+}
+
+static void srv_stop(test_server *s)
+{
+    shutdown(s->fd, SHUT_RDWR);
+    pthread_join(s->acceptor, NULL);
+    close(s->fd);
+    for (size_t i = 0; i < s->n_conns; i++) {
+        shutdown(s->conn_fds[i], SHUT_RDWR);
+        pthread_join(s->conns[i], NULL);
+        close(s->conn_fds[i]);
+    }
+    for (size_t i = 0; i < s->n_reqs; i++)
+        free(s->reqs[i].body);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static size_t srv_count(test_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->n_reqs;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* Waits until the server has n requests; returns how many it has. */
+static size_t srv_wait(test_server *s, size_t n, uint64_t timeout_ms)
+{
+    uint64_t end = now_ms() + timeout_ms;
+    while (srv_count(s) < n && now_ms() < end)
+        usleep(5000);
+    return srv_count(s);
+}
+
+/* ---- helpers ---- */
+
+/* An ExportTraceServiceRequest with `spans` spans named "<tag>-<i>". */
+static size_t make_payload(uint8_t *out, size_t cap, unsigned spans, const char *tag)
+{
+    static uint8_t tid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, sid[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    Opentelemetry__Proto__Trace__V1__Span span[16], *sp[16];
+    char names[16][32];
+    assert_true(spans <= 16);
+    for (unsigned i = 0; i < spans; i++) {
+        opentelemetry__proto__trace__v1__span__init(&span[i]);
+        span[i].trace_id = (ProtobufCBinaryData){16, tid};
+        span[i].span_id = (ProtobufCBinaryData){8, sid};
+        snprintf(names[i], sizeof(names[i]), "%s-%u", tag, i);
+        span[i].name = names[i];
+        sp[i] = &span[i];
+    }
+    Opentelemetry__Proto__Trace__V1__ScopeSpans ss = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT, *ssp = &ss;
+    ss.n_spans = spans;
+    ss.spans = sp;
+    Opentelemetry__Proto__Trace__V1__ResourceSpans rs = OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT,
+                                                   *rsp = &rs;
+    rs.n_scope_spans = 1;
+    rs.scope_spans = &ssp;
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+    req.n_resource_spans = 1;
+    req.resource_spans = &rsp;
+    size_t n = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(&req);
+    assert_true(n <= cap);
+    return opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(&req, out);
+}
+
+/* Spans in a recorded body (the merged request) and the first span's name. */
+static size_t body_spans(const srv_request *r, char *first, size_t firstlen)
+{
+    arena *a = arena_new(0);
+    otlp_request req;
+    char err[128];
+    assert_int_equal(otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, r->body, r->body_len, a, &req, err, sizeof(err)), 0);
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *m = (void *)req.msg;
+    if (first != NULL)
+        snprintf(first, firstlen, "%s", m->resource_spans[0]->scope_spans[0]->spans[0]->name);
+    size_t n = req.items;
+    arena_free(a);
+    return n;
+}
+
+typedef struct fixture {
+    config *cfg;
+    backend *b;
+} fixture;
+
+/* A backend named `name` of `type` at 127.0.0.1:port; `extra` is more YAML
+ * flow-mapping keys (", batch: {...}"). */
+static void backend_up(fixture *f, const char *name, const char *type, int port, const char *extra)
+{
+    char yaml[2048], err[512];
+    snprintf(yaml, sizeof(yaml),
+             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+             "backends:\n  %s: {type: %s, endpoint: \"http://127.0.0.1:%d\"%s}\n",
+             name, type, port, extra);
+    assert_int_equal(config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)), 0);
+    f->b = backend_create(&f->cfg->backends[0], err, sizeof(err));
+    if (f->b == NULL)
+        fail_msg("%s", err);
+}
+
+static void backend_down(fixture *f)
+{
+    f->b->ops->destroy(f->b);
+    config_free(f->cfg);
+}
+
+static void push(backend *b, otlp_signal sig, const char *tenant, const uint8_t *data, size_t len, size_t items)
+{
+    otlp_request req = {.signal = sig, .items = items};
+    export_payload p = {.data = data, .len = len, .tenant = tenant};
+    char err[256];
+    assert_int_equal(b->ops->reserve(b, len), 0);
+    assert_int_equal(b->ops->export(b, &req, &p, err, sizeof(err)), BACKEND_OK);
+}
+
+static void push_spans(backend *b, const char *tenant, unsigned spans, const char *tag)
+{
+    uint8_t buf[4096];
+    size_t n = make_payload(buf, sizeof(buf), spans, tag);
+    push(b, OTLP_TRACES, tenant, buf, n, spans);
+}
+
+static uint64_t counter(const char *family, const char *labels)
+{
+    return metrics_value(metrics_series(metrics_family(family, METRIC_COUNTER, ""), labels));
+}
+
+/* ---- tests ---- */
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    /* r = 0.5 means no jitter */
+    assert_int_equal(exporter_backoff_ms(5000, 30000, 1.5, 0.2, 0, 0.5), 5000);
+    assert_int_equal(exporter_backoff_ms(5000, 30000, 1.5, 0.2, 1, 0.5), 7500);
+    assert_int_equal(exporter_backoff_ms(5000, 30000, 1.5, 0.2, 2, 0.5), 11250);
+    assert_int_equal(exporter_backoff_ms(5000, 30000, 1.5, 0.2, 4, 0.5), 25312);
+    assert_int_equal(exporter_backoff_ms(5000, 30000, 1.5, 0.2, 5, 0.5), 30000); /* capped */
+    assert_int_equal(exporter_backoff_ms(5000, 30000, 1.5, 0.2, 5000, 0.5), 30000);
+    /* jitter bounds: r = 0 gives -20 %, r -> 1 approaches +20 % */
+    assert_int_equal(exporter_backoff_ms(5000, 30000, 1.5, 0.2, 0, 0.0), 4000);
+    uint64_t hi = exporter_backoff_ms(5000, 30000, 1.5, 0.2, 0, 0.999999);
+    assert_true(hi >= 5990 && hi < 6000);
+    assert_int_equal(exporter_backoff_ms(5000, 30000, 1.5, 0.2, 9, 0.0), 24000);
+    assert_int_equal(exporter_backoff_ms(1000, 30000, 2.0, 0.0, 3, 0.9), 8000);
+}
+
+static void test_batch_max_items(void **state)
+{
+    (void)state;
+    test_server *s = srv_start(0, NULL, 0);
+    fixture f;
+    backend_up(&f, "items", "otlp_http", s->port, ", compression: none, batch: {max_items: 4, timeout: 300ms}");
+    char tag[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(tag, sizeof(tag), "e%d", i);
+        push_spans(f.b, "", 1, tag);
+    }
+    assert_int_equal(srv_wait(s, 3, 3000), 3);
+    char first[32];
+    assert_int_equal(body_spans(&s->reqs[0], first, sizeof(first)), 4);
+    assert_string_equal(first, "e0-0");
+    assert_int_equal(body_spans(&s->reqs[1], first, sizeof(first)), 4);
+    assert_string_equal(first, "e4-0");
+    assert_int_equal(body_spans(&s->reqs[2], first, sizeof(first)), 2);
+    assert_string_equal(s->reqs[0].path, "/v1/traces");
+    assert_non_null(strstr(s->reqs[0].headers, "content-type: application/x-protobuf"));
+    assert_int_equal(counter("otlp_gateway_export_sent_items_total", "backend=\"items\",signal=\"traces\""), 10);
+    backend_down(&f);
+    srv_stop(s);
+}
+
+static void test_batch_timeout(void **state)
+{
+    (void)state;
+    test_server *s = srv_start(0, NULL, 0);
+    fixture f;
+    backend_up(&f, "lone", "otlp_http", s->port, ", batch: {timeout: 200ms}");
+    uint64_t t0 = now_ms();
+    push_spans(f.b, "", 1, "lone");
+    assert_int_equal(srv_wait(s, 1, 3000), 1);
+    uint64_t took = now_ms() - t0;
+    assert_true(took >= 150 && took < 1500);
+    backend_down(&f);
+    srv_stop(s);
+}
+
+static void test_batch_max_bytes(void **state)
+{
+    (void)state;
+    test_server *s = srv_start(0, NULL, 0);
+    fixture f;
+    uint8_t buf[4096];
+    size_t len = make_payload(buf, sizeof(buf), 3, "b");
+    char extra[128];
+    /* room for two entries, not three */
+    snprintf(extra, sizeof(extra), ", compression: none, batch: {max_bytes: %zu, timeout: 300ms}", 2 * len + len / 2);
+    backend_up(&f, "bytes", "otlp_http", s->port, extra);
+    for (int i = 0; i < 5; i++)
+        push(f.b, OTLP_TRACES, "", buf, len, 3);
+    assert_int_equal(srv_wait(s, 3, 3000), 3);
+    assert_int_equal(s->reqs[0].body_len, 2 * len);
+    assert_int_equal(s->reqs[1].body_len, 2 * len);
+    assert_int_equal(s->reqs[2].body_len, len);
+    backend_down(&f);
+    srv_stop(s);
+}
+
+/* Per-tenant headers go with that tenant's batches only; batches never mix
+ * tenants or signals. */
+static void test_tenants_and_signals(void **state)
+{
+    (void)state;
+    test_server *s = srv_start(0, NULL, 0);
+    fixture f;
+    backend_up(&f, "tenants", "otlp_http", s->port,
+               ", headers: {x-common: c1}, tenants: {acme: {headers: {x-key: acme-secret}}},"
+               " signal_headers: {logs: {x-dataset: logs-ds}}, batch: {timeout: 300ms}");
+    uint8_t buf[4096];
+    push_spans(f.b, "acme", 1, "acme");
+    push_spans(f.b, "other", 1, "other");
+    push_spans(f.b, "acme", 1, "acme");
+    size_t len = make_payload(buf, sizeof(buf), 1, "logs");
+    push(f.b, OTLP_LOGS, "acme", buf, len, 1);
+    size_t n = srv_wait(s, 4, 3000);
+    assert_int_equal(n, 4); /* acme, other, acme, logs: each run is its own batch */
+    for (size_t i = 0; i < n; i++) {
+        const srv_request *r = &s->reqs[i];
+        char first[32];
+        size_t spans = body_spans(r, first, sizeof(first));
+        assert_int_equal(spans, 1);
+        assert_non_null(strstr(r->headers, "x-common: c1\r\n"));
+        int acme = strncmp(first, "acme", 4) == 0 || strncmp(first, "logs", 4) == 0;
+        assert_int_equal(strstr(r->headers, "x-key: acme-secret\r\n") != NULL, acme);
+        int logs = strcmp(r->path, "/v1/logs") == 0;
+        assert_int_equal(strncmp(first, "logs", 4) == 0, logs);
+        assert_int_equal(strstr(r->headers, "x-dataset: logs-ds\r\n") != NULL, logs);
+        assert_true(r->gzipped);
+    }
+    backend_down(&f);
+    srv_stop(s);
+}
+
+static void test_gzip_body(void **state)
+{
+    (void)state;
+    test_server *s = srv_start(0, NULL, 0);
+    fixture f;
+    backend_up(&f, "gz", "otlp_http", s->port, ", compression: gzip, batch: {max_items: 3, timeout: 1s}");
+    uint8_t all[8192];
+    size_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        char tag[8];
+        snprintf(tag, sizeof(tag), "g%d", i);
+        size_t n = make_payload(all + total, sizeof(all) - total, 1, tag);
+        push(f.b, OTLP_TRACES, "", all + total, n, 1);
+        total += n;
+    }
+    assert_int_equal(srv_wait(s, 1, 3000), 1);
+    assert_true(s->reqs[0].gzipped);
+    assert_int_equal(s->reqs[0].body_len, total);
+    assert_memory_equal(s->reqs[0].body, all, total);
+    backend_down(&f);
+    srv_stop(s);
+}
+
+static void test_retry_after_then_ok(void **state)
+{
+    (void)state;
+    static const srv_reply script[] = {{503, "retry-after: 1\r\n", NULL, 0}};
+    test_server *s = srv_start(0, script, 1);
+    fixture f;
+    backend_up(&f, "retry", "otlp_http", s->port,
+               ", batch: {timeout: 0ms}, retry: {initial_interval: 50ms, max_interval: 100ms}");
+    uint64_t t0 = now_ms();
+    push_spans(f.b, "", 2, "r");
+    assert_int_equal(srv_wait(s, 2, 4000), 2);
+    assert_true(now_ms() - t0 >= 900); /* Retry-After beats the 50 ms backoff */
+    usleep(200000);
+    assert_int_equal(srv_count(s), 2); /* delivered once */
+    assert_int_equal(s->reqs[0].body_len, s->reqs[1].body_len);
+    assert_memory_equal(s->reqs[0].body, s->reqs[1].body, s->reqs[0].body_len);
+    assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"retry\",signal=\"traces\""), 1);
+    assert_int_equal(counter("otlp_gateway_export_sent_items_total", "backend=\"retry\",signal=\"traces\""), 2);
+    backend_down(&f);
+    srv_stop(s);
+}
+
+static void test_bad_request_dropped(void **state)
+{
+    (void)state;
+    static const uint8_t status_pb[] = {0x08, 0x03, 0x12, 0x03, 'b', 'a', 'd'}; /* Status{code 3, "bad"} */
+    static const srv_reply script[] = {{400, "", status_pb, sizeof(status_pb)}};
+    test_server *s = srv_start(0, script, 1);
+    fixture f;
+    backend_up(&f, "drop", "otlp_http", s->port, ", batch: {timeout: 0ms}, retry: {initial_interval: 50ms}");
+    push_spans(f.b, "", 3, "d");
+    assert_int_equal(srv_wait(s, 1, 3000), 1);
+    uint64_t end = now_ms() + 2000;
+    while (counter("otlp_gateway_export_failed_items_total",
+                   "backend=\"drop\",signal=\"traces\",reason=\"dropped\"") < 3 && now_ms() < end)
+        usleep(5000);
+    assert_int_equal(
+        counter("otlp_gateway_export_failed_items_total", "backend=\"drop\",signal=\"traces\",reason=\"dropped\""), 3);
+    usleep(300000);
+    assert_int_equal(srv_count(s), 1); /* not retried */
+    assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"drop\",signal=\"traces\""), 0);
+    backend_down(&f);
+    srv_stop(s);
+}
+
+static void test_partial_success(void **state)
+{
+    (void)state;
+    /* ExportTraceServiceResponse{partial_success{rejected_spans: 2, error_message: "x"}} */
+    static const uint8_t resp[] = {0x0a, 0x05, 0x08, 0x02, 0x12, 0x01, 'x'};
+    static const srv_reply script[] = {{200, "", resp, sizeof(resp)}};
+    test_server *s = srv_start(0, script, 1);
+    fixture f;
+    backend_up(&f, "partial", "otlp_http", s->port, ", batch: {timeout: 0ms}");
+    push_spans(f.b, "", 5, "p");
+    assert_int_equal(srv_wait(s, 1, 3000), 1);
+    uint64_t end = now_ms() + 2000;
+    while (counter("otlp_gateway_export_sent_items_total", "backend=\"partial\",signal=\"traces\"") == 0 &&
+           now_ms() < end)
+        usleep(5000);
+    assert_int_equal(counter("otlp_gateway_export_sent_items_total", "backend=\"partial\",signal=\"traces\""), 3);
+    assert_int_equal(counter("otlp_gateway_export_failed_items_total",
+                             "backend=\"partial\",signal=\"traces\",reason=\"rejected\""),
+                     2);
+    backend_down(&f);
+    srv_stop(s);
+}
+
+/* Connection refused is a transport error: retried until the server is up. */
+static void test_transport_error_retried(void **state)
+{
+    (void)state;
+    test_server *probe = srv_start(0, NULL, 0);
+    int port = probe->port;
+    srv_stop(probe); /* now nothing listens there */
+    fixture f;
+    backend_up(&f, "down", "otlp_http", port,
+               ", batch: {timeout: 0ms}, retry: {initial_interval: 100ms, max_interval: 200ms, jitter: 0}");
+    push_spans(f.b, "", 1, "t");
+    usleep(500000);
+    assert_true(counter("otlp_gateway_export_retries_total", "backend=\"down\",signal=\"traces\"") >= 2);
+    test_server *s = srv_start(port, NULL, 0);
+    assert_int_equal(srv_wait(s, 1, 3000), 1);
+    backend_down(&f);
+    srv_stop(s);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *keys, *want;
+    } cases[] = {
+        {"compression: br", "backends.x.compression: invalid value (use one of: none, gzip, zstd)"},
+        {"batch: {max_item: 3}", "backends.x.batch.max_item: unknown key"},
+        {"headers: {content-type: a}", "backends.x.headers.content-type: header is set by the exporter"},
+        {"retry: {jitter: 2}", "backends.x.retry.jitter: expected a number from 0 to 1"},
+        {"tls: {client_cert: /etc/hostname}", "backends.x.tls.client_key: client_cert and client_key go together"},
+        {"encoding: xml", "backends.x.encoding: invalid value (use protobuf or json)"},
+        {"paths: {traces: x}", "backends.x.paths.traces: must start with /"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512], err[512] = "";
+        config *cfg;
+        snprintf(yaml, sizeof(yaml),
+                 "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends:\n  x: {type: otlp_http, endpoint: "
+                 "\"http://h\", %s}\n",
+                 cases[i].keys);
+        assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+        assert_null(backend_create(&cfg->backends[0], err, sizeof(err)));
+        if (strstr(err, cases[i].want) == NULL || strncmp(err, "t.yaml:3:", 9) != 0)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
+        config_free(cfg);
+    }
+    /* gRPC frames gzip only; the endpoint needs a scheme */
+    const char *yaml = "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends:\n"
+                       "  x: {type: otlp_grpc, endpoint: \"http://h\", compression: zstd}\n"
+                       "  y: {type: otlp_grpc, endpoint: \"jaeger:4317\"}\n";
+    config *cfg;
+    char err[512];
+    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+    assert_null(backend_create(&cfg->backends[0], err, sizeof(err)));
+    assert_non_null(strstr(err, "compression: otlp_grpc supports none or gzip"));
+    assert_null(backend_create(&cfg->backends[1], err, sizeof(err)));
+    assert_non_null(strstr(err, "endpoint: must start with http:// or https://"));
+    config_free(cfg);
+}
+
+/* The gRPC type's status mapping, straight through classify. */
+static void test_grpc_classify(void **state)
+{
+    (void)state;
+    const exporter_type *t = &exporter_otlp_grpc;
+    export_batch b = {.signal = OTLP_TRACES, .tenant = "", .items = 4};
+    static const struct {
+        long http;
+        int grpc;
+        uint32_t retry_after;
+        export_outcome want;
+    } cases[] = {
+        {200, 0, 0, EXPORT_OK},     {200, 1, 0, EXPORT_RETRY},  {200, 4, 0, EXPORT_RETRY},
+        {200, 10, 0, EXPORT_RETRY}, {200, 11, 0, EXPORT_RETRY}, {200, 14, 0, EXPORT_RETRY},
+        {200, 15, 0, EXPORT_RETRY}, {200, 8, 0, EXPORT_FAIL},   {200, 8, 2, EXPORT_RETRY},
+        {200, 3, 0, EXPORT_FAIL},   {200, 16, 0, EXPORT_FAIL},  {200, -1, 0, EXPORT_FAIL},
+        {503, -1, 0, EXPORT_RETRY}, {429, -1, 0, EXPORT_RETRY}, {404, -1, 0, EXPORT_FAIL},
+        {0, -1, 0, EXPORT_RETRY},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        export_response r = {.http_status = cases[i].http, .grpc_status = cases[i].grpc,
+                             .retry_after_s = cases[i].retry_after, .error = cases[i].http ? NULL : "refused"};
+        uint64_t rejected = 0;
+        uint32_t ra = r.retry_after_s;
+        char msg[128] = "";
+        if (t->classify(NULL, &b, &r, &rejected, &ra, msg, sizeof(msg)) != cases[i].want)
+            fail_msg("case %zu (http %ld grpc %d)", i, cases[i].http, cases[i].grpc);
+        if (cases[i].grpc == -1 && cases[i].http == 200)
+            assert_string_equal(msg, "no grpc-status");
+    }
+    /* partial success in the framed reply */
+    static const uint8_t reply[] = {0, 0, 0, 0, 7, 0x0a, 0x05, 0x08, 0x03, 0x12, 0x01, 'y'};
+    export_response r = {.http_status = 200, .grpc_status = 0, .body = reply, .body_len = sizeof(reply)};
+    uint64_t rejected = 0;
+    uint32_t ra = 0;
+    char msg[128] = "";
+    assert_int_equal(t->classify(NULL, &b, &r, &rejected, &ra, msg, sizeof(msg)), EXPORT_OK);
+    assert_int_equal(rejected, 3);
+    assert_string_equal(msg, "y");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_grpc_classify),
+        cmocka_unit_test(test_batch_max_items),
+        cmocka_unit_test(test_batch_timeout),
+        cmocka_unit_test(test_batch_max_bytes),
+        cmocka_unit_test(test_tenants_and_signals),
+        cmocka_unit_test(test_gzip_body),
+        cmocka_unit_test(test_retry_after_then_ok),
+        cmocka_unit_test(test_bad_request_dropped),
+        cmocka_unit_test(test_partial_success),
+        cmocka_unit_test(test_transport_error_retried),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
