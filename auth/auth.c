@@ -161,8 +161,13 @@ static int read_tenant(auth *a, const config *cfg, const config_node *n, tenant 
                                              "log_records_per_sec", "bytes_per_sec", NULL};
     static const char *const item_keys[OTLP_SIGNAL_COUNT] = {"spans_per_sec", "metric_points_per_sec",
                                                              "log_records_per_sec"};
+    pthread_mutex_init(&t->lock, NULL);
     if (config_check_keys(n, keys, err, errlen) != 0 || config_str_required(n, "id", &t->id, err, errlen) != 0)
         return -1;
+    /* Tenant ids travel in queue records (one length byte) and metric labels. */
+    if (strlen(t->id) > 128 || strpbrk(t->id, "\"\\\n") != NULL)
+        return config_error(config_get(n, "id"), "id", err, errlen, "at most 128 characters, without quotes, "
+                            "backslashes or newlines");
     if (tenant_find(a, t->id) != NULL)
         return config_error(config_get(n, "id"), "id", err, errlen, "duplicate tenant \"%s\"", t->id);
     const char **eps;
@@ -204,7 +209,6 @@ static int read_tenant(auth *a, const config *cfg, const config_node *n, tenant 
     for (int s = 0; s < OTLP_SIGNAL_COUNT; s++)
         t->items[s].tokens = t->items[s].rate;
     t->bytes.tokens = t->bytes.rate;
-    pthread_mutex_init(&t->lock, NULL);
     return 0;
 }
 
@@ -375,9 +379,10 @@ auth *auth_new(const config *cfg, char *err, size_t errlen)
         }
         a->tenants = calloc(config_seq_len(ts) + 1, sizeof(tenant));
         for (size_t i = 0; i < config_seq_len(ts); i++) {
-            if (read_tenant(a, cfg, config_seq_at(ts, i), &a->tenants[i], err, errlen) != 0)
+            int rc = read_tenant(a, cfg, config_seq_at(ts, i), &a->tenants[i], err, errlen);
+            a->n_tenants++; /* counted even when half read, so auth_free frees it */
+            if (rc != 0)
                 goto fail;
-            a->n_tenants++;
         }
     }
     const config_node *sec = config_get(cfg->root, "auth");
@@ -385,9 +390,10 @@ auth *auth_new(const config *cfg, char *err, size_t errlen)
         goto fail;
     a->listeners = calloc(cfg->n_listeners + 1, sizeof(listener_auth));
     for (size_t i = 0; i < cfg->n_listeners; i++) {
-        if (read_listener(a, &cfg->listeners[i], &a->listeners[i], err, errlen) != 0)
-            goto fail;
+        int rc = read_listener(a, &cfg->listeners[i], &a->listeners[i], err, errlen);
         a->n_listeners++;
+        if (rc != 0)
+            goto fail;
         if (a->listeners[i].required && a->n_providers == 0 && a->keys_file == NULL) {
             config_error(config_get(cfg->listeners[i].node, "auth"), "auth", err, errlen,
                          "auth: required but no auth.oidc providers and no auth.api_keys file are configured");

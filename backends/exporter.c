@@ -80,7 +80,7 @@ typedef struct exporter {
     pthread_cond_t cond;
     atomic_int stopping;      /* destroy: abandon the batch in hand and exit */
     atomic_int draining;      /* flush: send without waiting for batch.timeout */
-    atomic_int drain_blocked; /* a retry was needed while draining */
+    atomic_int waiting_retry; /* sleeping before a retry: the backend is not taking data */
 } exporter;
 
 static uint64_t exporter_now_ms(void)
@@ -239,7 +239,11 @@ static uint32_t exporter_retry_after(const char *v)
 
 static int exporter_hex(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 /* grpc-message is percent-encoded. */
@@ -308,7 +312,7 @@ static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     exporter_reply *r = ud;
     size_t len = size * nmemb;
-    size_t room = EXPORTER_MAX_RESPONSE_BYTES - (r->body.len < EXPORTER_MAX_RESPONSE_BYTES ? r->body.len : EXPORTER_MAX_RESPONSE_BYTES);
+    size_t room = r->body.len < EXPORTER_MAX_RESPONSE_BYTES ? EXPORTER_MAX_RESPONSE_BYTES - r->body.len : 0;
     if (buf_append(&r->body, p, len < room ? len : room) != 0)
         return 0;
     return len;
@@ -321,7 +325,8 @@ static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
 static int exporter_finish(exporter *e, const export_batch *b, export_http *h, const uint8_t **data, size_t *len,
                            char *err, size_t errlen)
 {
-    const exporter_headers *sets[] = {&e->set.common, &e->set.per_signal[b->signal], exporter_settings_tenant(&e->set, b->tenant)};
+    const exporter_headers *sets[] = {&e->set.common, &e->set.per_signal[b->signal],
+                                      exporter_settings_tenant(&e->set, b->tenant)};
     for (size_t s = 0; s < 3; s++)
         for (size_t i = 0; i < sets[s]->n; i++)
             if ((h->headers = curl_slist_append(h->headers, sets[s]->lines[i])) == NULL)
@@ -376,7 +381,8 @@ static int exporter_perform(exporter *e, const export_http *h, const uint8_t *da
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, data != NULL ? (const char *)data : "");
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     int h2c = h->grpc && e->set.prior_knowledge;
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, h2c ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
+                     h2c ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, h2c && e->h2c_no_reuse ? 1L : 0L);
     if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
         *r = (export_response){.error = "curl_multi_add_handle failed", .grpc_status = -1};
@@ -428,8 +434,8 @@ static void exporter_signal(exporter *e)
     pthread_mutex_unlock(&e->lock);
 }
 
-/* Sleeps ms unless shutdown comes first (-1 then). */
-static int exporter_sleep(exporter *e, uint64_t ms)
+/* CLOCK_MONOTONIC time ms from now (the condition variable uses that clock). */
+static struct timespec exporter_deadline(uint64_t ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -439,6 +445,13 @@ static int exporter_sleep(exporter *e, uint64_t ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
+    return ts;
+}
+
+/* Sleeps ms unless shutdown comes first (-1 then). */
+static int exporter_sleep(exporter *e, uint64_t ms)
+{
+    struct timespec ts = exporter_deadline(ms);
     pthread_mutex_lock(&e->lock);
     while (!atomic_load(&e->stopping) && pthread_cond_timedwait(&e->cond, &e->lock, &ts) != ETIMEDOUT)
         ;
@@ -550,11 +563,11 @@ static void exporter_send(exporter *e, size_t n)
                      e->base.name, otlp_signal_name(b.signal), (unsigned long long)b.items, r.http_status,
                      (unsigned long long)delay, log_quote(q, sizeof(q), text));
         }
-        if (atomic_load(&e->draining)) {
-            atomic_store(&e->drain_blocked, 1);
-            exporter_signal(e);
-        }
-        if (exporter_sleep(e, delay) != 0)
+        atomic_store(&e->waiting_retry, 1);
+        exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
+        int stopped = exporter_sleep(e, delay);
+        atomic_store(&e->waiting_retry, 0);
+        if (stopped != 0)
             goto out;
     }
     exporter_ack(e, n);
@@ -570,7 +583,8 @@ static size_t exporter_prefix(const exporter *e, size_t n, int *full)
 {
     uint64_t items = e->entries[0].items;
     size_t bytes = e->entries[0].len, k = 1;
-    while (k < n && items + e->entries[k].items <= e->set.batch_items && bytes + e->entries[k].len <= e->set.batch_bytes) {
+    while (k < n && items + e->entries[k].items <= e->set.batch_items &&
+           bytes + e->entries[k].len <= e->set.batch_bytes) {
         items += e->entries[k].items;
         bytes += e->entries[k].len;
         k++;
@@ -641,30 +655,23 @@ static int exporter_ready(backend *b)
 static void exporter_flush(backend *b)
 {
     exporter *e = (exporter *)b;
-    atomic_store(&e->drain_blocked, 0);
     atomic_store(&e->draining, 1);
     queue_wake(e->queue); /* cut a batch.timeout wait short */
     uint64_t deadline = exporter_now_ms() + EXPORTER_FLUSH_MS;
     queue_stats st;
     for (;;) {
         queue_get_stats(e->queue, &st);
-        if (st.entries == 0 || atomic_load(&e->drain_blocked) || exporter_now_ms() >= deadline)
+        if (st.entries == 0 || atomic_load(&e->waiting_retry) || exporter_now_ms() >= deadline)
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = exporter_deadline(50); /* also re-checks without a signal */
         pthread_mutex_lock(&e->lock);
         pthread_cond_timedwait(&e->cond, &e->lock, &ts);
         pthread_mutex_unlock(&e->lock);
     }
     atomic_store(&e->draining, 0);
     if (st.entries > 0)
-        log_warn("export queue not drained", "backend=%s entries=%zu bytes=%zu kept=%s", e->base.name, st.entries,
-                 st.bytes, e->set.queue.dir != NULL ? "on_disk_for_next_start" : "no_memory_queue_is_lost");
+        log_warn("export queue not drained", "backend=%s entries=%zu bytes=%zu fate=%s", e->base.name, st.entries,
+                 st.bytes, e->set.queue.dir != NULL ? "kept_on_disk_for_next_start" : "lost_with_memory_queue");
 }
 
 static void exporter_destroy(backend *b)

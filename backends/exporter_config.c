@@ -214,7 +214,8 @@ static int exporter_read_batch_retry(exporter_settings *e, const config_node *ma
         return -1;
     if (e->batch_bytes == 0)
         return config_error(b, "max_bytes", err, errlen, "must be at least 1 byte");
-    e->max_entries = e->batch_items < EXPORTER_CONFIG_MAX_ENTRIES ? (size_t)e->batch_items : EXPORTER_CONFIG_MAX_ENTRIES;
+    e->max_entries =
+        e->batch_items < EXPORTER_CONFIG_MAX_ENTRIES ? (size_t)e->batch_items : EXPORTER_CONFIG_MAX_ENTRIES;
     return 0;
 }
 

@@ -75,10 +75,14 @@ static int keys_command(int argc, char **argv, const char *config_path)
  * reloads TLS certificates. */
 static void wait_for_stop(const sigset_t *set, auth *au, server *srv)
 {
+    /* Wake every second to notice an edited API keys file without a SIGHUP. */
+    const struct timespec tick = {.tv_sec = 1};
     for (;;) {
-        int sig;
-        if (sigwait(set, &sig) != 0)
+        int sig = sigtimedwait(set, NULL, &tick);
+        if (sig < 0) {
+            auth_reload_if_changed(au);
             continue;
+        }
         if (sig == SIGHUP) {
             log_info("SIGHUP received", "action=reload");
             auth_reload(au);

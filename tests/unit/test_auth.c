@@ -256,6 +256,8 @@ static void test_config_errors(void **state)
                  "no listener named \"b\"");
     config_fails("listeners: [{name: a, http: 127.0.0.1:0, tenant: t}]\ntenants: [{id: t, endpoints: [a]}, {id: t, endpoints: [a]}]\n",
                  "duplicate tenant \"t\"");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, tenant: t}]\ntenants: [{id: t, endpoints: [a]}, {id: 'x\"y', endpoints: [a]}]\n",
+                 "at most 128 characters");
     config_fails("listeners: [{name: a, http: 127.0.0.1:0}]\ntenants: [{id: t, endpoints: [a]}]\n",
                  "neither tenant nor cidr_tenants");
     config_fails("listeners: [{name: a, http: 127.0.0.1:0, tenant: t}]\ntenants: [{id: t, endpoints: [a], limits: {spans_per_second: 1}}]\n",

@@ -149,7 +149,8 @@ static void *srv_conn_run(void *arg)
         srv_reply reply;
         record(c->s, path, headers, (uint8_t *)in + head, body_len, &reply);
         char out[1024];
-        int n = snprintf(out, sizeof(out), "HTTP/1.1 %d X\r\ncontent-type: application/x-protobuf\r\n%scontent-length: %zu\r\n\r\n",
+        int n = snprintf(out, sizeof(out),
+                         "HTTP/1.1 %d X\r\ncontent-type: application/x-protobuf\r\n%scontent-length: %zu\r\n\r\n",
                          reply.status, reply.headers, reply.body_len);
         SRV_CHECK(write(c->fd, out, (size_t)n) == n);
         if (reply.body_len > 0)

@@ -45,7 +45,8 @@ static size_t v2_build(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const void *b
     out[13] = fam;
     out[14] = (uint8_t)(blen >> 8);
     out[15] = (uint8_t)blen;
-    memcpy(out + 16, block, blen);
+    if (blen > 0) /* block may be NULL for an empty address block */
+        memcpy(out + 16, block, blen);
     return 16 + blen;
 }
 
