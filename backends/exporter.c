@@ -65,6 +65,7 @@ typedef struct exporter {
     CURL *easy; /* reused for every request: keeps the connection alive */
     queue_entry *entries; /* set.max_entries */
     buf body, compressed;
+    arena *split_arena; /* decoding an oversized entry to split it; lazily made */
     exporter_reply reply;
     uint64_t rng;
     char curl_error[CURL_ERROR_SIZE];
@@ -486,25 +487,14 @@ static const char *exporter_response_text(const export_response *r, const char *
     return msg[0] != '\0' ? msg : r->error != NULL ? r->error : r->grpc_message != NULL ? r->grpc_message : "";
 }
 
-/* Deliver the first n peeked entries as one request, retrying as the policy
- * says; acks them unless shutdown interrupted (then they stay queued). */
-static void exporter_send(exporter *e, size_t n)
+/* Send one batch whose body is ready, retrying as the policy says. 0 once
+ * the batch is done with (delivered, refused or given up, all counted); -1
+ * when shutdown interrupted it (it stays queued). */
+static int exporter_deliver(exporter *e, const export_batch *bp)
 {
-    export_batch b = {.signal = e->entries[0].signal, .tenant = e->entries[0].tenant, .entries = e->entries,
-                      .n_entries = n};
+    const export_batch b = *bp;
     exporter_series *s = &e->series[b.signal];
-    buf_clear(&e->body);
-    for (size_t i = 0; i < n; i++) {
-        if (buf_append(&e->body, e->entries[i].data, e->entries[i].len) != 0) {
-            log_error("export delayed", "backend=%s error=\"out of memory\"", e->base.name);
-            exporter_sleep(e, 1000); /* the batch stays queued; try again later */
-            return;
-        }
-        b.items += e->entries[i].items;
-    }
-    b.body = (const uint8_t *)e->body.data;
-    b.body_len = e->body.len;
-
+    int rc = 0;
     export_http h = {.url = BUF_INIT, .headers = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0};
     const uint8_t *data;
     size_t len;
@@ -512,15 +502,16 @@ static void exporter_send(exporter *e, size_t n)
     if (e->type->prepare(e->type_state, &b, &h, err, sizeof(err)) != 0 ||
         exporter_finish(e, &b, &h, &data, &len, err, sizeof(err)) != 0) {
         exporter_give_up(e, &b, s->dropped, "prepare", 0, err);
-        exporter_ack(e, n);
         goto out;
     }
     uint64_t first = exporter_now_ms();
     for (unsigned attempt = 0;; attempt++) {
         export_response r;
         uint64_t t0 = exporter_now_ms();
-        if (exporter_perform(e, &h, data, len, &r) != 0)
-            goto out; /* shutdown: left in the queue */
+        if (exporter_perform(e, &h, data, len, &r) != 0) {
+            rc = -1; /* shutdown: left in the queue */
+            goto out;
+        }
         metrics_observe(s->duration, (double)(exporter_now_ms() - t0) / 1000.0);
         uint64_t rejected = 0;
         uint32_t retry_after_s = r.retry_after_s;
@@ -567,14 +558,86 @@ static void exporter_send(exporter *e, size_t n)
         exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
         int stopped = exporter_sleep(e, delay);
         atomic_store(&e->waiting_retry, 0);
-        if (stopped != 0)
+        if (stopped != 0) {
+            rc = -1;
             goto out;
+        }
     }
-    exporter_ack(e, n);
 out:
     curl_slist_free_all(h.headers);
     buf_free(&h.url);
     buf_free(&h.body);
+    return rc;
+}
+
+typedef struct split_ctx {
+    exporter *e;
+    const export_batch *whole;
+} split_ctx;
+
+static int exporter_send_part(const ProtobufCMessage *part, size_t items, void *data)
+{
+    split_ctx *c = data;
+    exporter *e = c->e;
+    size_t len = protobuf_c_message_get_packed_size(part);
+    buf_clear(&e->body);
+    if (buf_reserve(&e->body, len ? len : 1) != 0)
+        return -1;
+    e->body.len = protobuf_c_message_pack(part, (uint8_t *)e->body.data);
+    export_batch b = *c->whole;
+    b.items = items;
+    b.body = (const uint8_t *)e->body.data;
+    b.body_len = e->body.len;
+    return exporter_deliver(e, &b);
+}
+
+/* One queued request over the batch limits (e.g. a client sent 20,000 spans
+ * and the backend takes 10,000): decode it and deliver it in parts, keeping
+ * resource/scope grouping. The entry is acked once every part is done; a
+ * shutdown in between resends it whole later (at-least-once). 0 when done. */
+static int exporter_send_split(exporter *e, const export_batch *b)
+{
+    if (e->split_arena == NULL && (e->split_arena = arena_new(0)) == NULL)
+        return -1;
+    arena_reset(e->split_arena);
+    otlp_request r;
+    char err[200];
+    if (otlp_decode(b->signal, OTLP_PROTOBUF, e->entries[0].data, e->entries[0].len, e->split_arena, &r, err,
+                    sizeof(err)) != 0) {
+        exporter_give_up(e, b, e->series[b->signal].dropped, "undecodable", 0, err);
+        return 0;
+    }
+    split_ctx c = {.e = e, .whole = b};
+    return otlp_split(b->signal, r.msg, e->set.batch_items, e->set.batch_bytes, e->split_arena, exporter_send_part, &c);
+}
+
+/* Deliver the first n peeked entries as one request (or one oversized entry
+ * in parts); ack them unless shutdown interrupted (then they stay queued). */
+static void exporter_send(exporter *e, size_t n)
+{
+    export_batch b = {.signal = e->entries[0].signal, .tenant = e->entries[0].tenant, .entries = e->entries,
+                      .n_entries = n};
+    for (size_t i = 0; i < n; i++)
+        b.items += e->entries[i].items;
+    if (n == 1 && (b.items > e->set.batch_items || e->entries[0].len > e->set.batch_bytes)) {
+        if (exporter_send_split(e, &b) == 0)
+            exporter_ack(e, 1);
+        else if (!atomic_load(&e->stopping))
+            exporter_sleep(e, 1000); /* out of memory: the entry stays queued */
+        return;
+    }
+    buf_clear(&e->body);
+    for (size_t i = 0; i < n; i++) {
+        if (buf_append(&e->body, e->entries[i].data, e->entries[i].len) != 0) {
+            log_error("export delayed", "backend=%s error=\"out of memory\"", e->base.name);
+            exporter_sleep(e, 1000); /* the batch stays queued; try again later */
+            return;
+        }
+    }
+    b.body = (const uint8_t *)e->body.data;
+    b.body_len = e->body.len;
+    if (exporter_deliver(e, &b) == 0)
+        exporter_ack(e, n);
 }
 
 /* The longest prefix of the n peeked entries within the batch limits (at
@@ -701,6 +764,7 @@ static void exporter_destroy(backend *b)
         e->type->destroy(e->type_state);
     exporter_settings_free(&e->set);
     free(e->entries);
+    arena_free(e->split_arena);
     buf_free(&e->body);
     buf_free(&e->compressed);
     buf_free(&e->reply.body);

@@ -72,6 +72,15 @@ int otlp_encode_response(otlp_signal sig, otlp_encoding enc, uint64_t rejected, 
  * grpc-status-details-bin if wanted). Appends to out. */
 int otlp_encode_status(otlp_encoding enc, int32_t code, const char *message, buf *out);
 
+/* Cut a decoded request into parts of at most max_items items (data points
+ * for metrics) and about max_bytes encoded, keeping resource and scope
+ * grouping; parts share items with `msg` and live in `a`. A single span, log
+ * record or metric larger than a limit becomes a part of its own. emit
+ * returns 0 to go on; otlp_split returns -1 if emit did or memory ran out. */
+typedef int (*otlp_part_fn)(const ProtobufCMessage *part, size_t items, void *data);
+int otlp_split(otlp_signal sig, const ProtobufCMessage *msg, size_t max_items, size_t max_bytes, arena *a,
+               otlp_part_fn emit, void *data);
+
 /* protobuf-c descriptor of the request message for a signal. */
 const ProtobufCMessageDescriptor *otlp_request_descriptor(otlp_signal sig);
 

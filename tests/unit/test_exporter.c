@@ -376,6 +376,30 @@ static void test_batch_max_items(void **state)
     srv_stop(s);
 }
 
+/* One queued request over batch.max_items is cut into valid requests that
+ * keep order and grouping, and is acked (counted) once all parts are sent. */
+static void test_oversized_entry_is_split(void **state)
+{
+    (void)state;
+    test_server *s = srv_start(0, NULL, 0);
+    fixture f;
+    backend_up(&f, "split", "otlp_http", s->port, ", compression: none, batch: {max_items: 4, timeout: 50ms}");
+    push_spans(f.b, "", 10, "big");
+    assert_int_equal(srv_wait(s, 3, 3000), 3);
+    char first[32];
+    assert_int_equal(body_spans(&s->reqs[0], first, sizeof(first)), 4);
+    assert_string_equal(first, "big-0");
+    assert_int_equal(body_spans(&s->reqs[1], first, sizeof(first)), 4);
+    assert_string_equal(first, "big-4");
+    assert_int_equal(body_spans(&s->reqs[2], first, sizeof(first)), 2);
+    assert_string_equal(first, "big-8");
+    assert_int_equal(counter("otlp_gateway_export_sent_items_total", "backend=\"split\",signal=\"traces\""), 10);
+    /* Nothing more arrives: the entry was acked, not resent. */
+    assert_int_equal(srv_wait(s, 4, 300), 3);
+    backend_down(&f);
+    srv_stop(s);
+}
+
 static void test_batch_timeout(void **state)
 {
     (void)state;
@@ -646,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_grpc_classify),
         cmocka_unit_test(test_batch_max_items),
+        cmocka_unit_test(test_oversized_entry_is_split),
         cmocka_unit_test(test_batch_timeout),
         cmocka_unit_test(test_batch_max_bytes),
         cmocka_unit_test(test_tenants_and_signals),

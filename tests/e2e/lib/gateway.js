@@ -182,7 +182,10 @@ export function gatewayConfigYaml(o) {
 export class Gateway {
   /**
    * Start a gateway and wait until /readyz answers 200.
-   * opts: workers (2), maxRequestBytes ('1MiB'), headerTimeout ('2s'), extraYaml.
+   * opts: workers (2), maxRequestBytes ('1MiB'), headerTimeout ('2s'), extraYaml;
+   * or config: ({grpcPort, httpPort, adminPort, dataDir, dir}) => full YAML text,
+   * which replaces the generated file (the ports are free loopback ports the
+   * harness picked; the admin listener must use adminPort for /readyz).
    */
   static async start(opts = {}) {
     let lastErr;
@@ -225,10 +228,10 @@ export class Gateway {
     while (ports.size < 3) ports.add(await freePort());
     [this.grpcPort, this.httpPort, this.adminPort] = [...ports];
     this.configPath = path.join(this.dir, 'gateway.yaml');
-    await fsp.writeFile(
-      this.configPath,
-      configYaml({ ...this.opts, grpcPort: this.grpcPort, httpPort: this.httpPort, adminPort: this.adminPort, dataDir: this.dataDir }),
-    );
+    const where = { grpcPort: this.grpcPort, httpPort: this.httpPort, adminPort: this.adminPort, dataDir: this.dataDir, dir: this.dir };
+    // opts.config(where) returns the whole YAML file (own listeners, backends,
+    // pipelines, tenants) in place of the generated one.
+    await fsp.writeFile(this.configPath, this.opts.config ? this.opts.config(where) : configYaml({ ...this.opts, ...where }));
     this.logPath = path.join(this.dir, 'gateway.log');
     this._logFd = fs.openSync(this.logPath, 'a');
 
@@ -385,6 +388,16 @@ export class Gateway {
       await this._exited;
     }
     this._closeLog();
+  }
+
+  /** Kill with `signal` (SIGKILL by default, no clean-up in the gateway) and wait for the exit. */
+  async kill(signal = 'SIGKILL') {
+    if (this.proc && !this.exit) {
+      this.proc.kill(signal);
+      await this._exited;
+    }
+    this._closeLog();
+    return this.exit;
   }
 
   _closeLog() {

@@ -1,0 +1,334 @@
+// Export under failure: backends down, a crash with a disk queue, a full
+// queue, a stalled backend. The OpenTelemetry JS SDK sends to the gateway,
+// the gateway's otlp_http / otlp_grpc backends deliver to the emulated
+// intakes of lib/sinks.js, and each test compares the span ids that arrived
+// with those the gateway acknowledged to the SDK.
+//
+// Durations are shortened to keep the suite quick: the backend outage lasts
+// 10 s (not 30 s), retries start at 200 ms and back off to at most 1 s.
+
+import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { ExportResultCode } from '@opentelemetry/core';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+
+import { Gateway, httpRequest, sleep } from '../lib/gateway.js';
+import {
+  HoneycombSink,
+  JaegerGrpcSink,
+  deliveredSpanMap,
+  duplicates,
+  exportOnce,
+  makeSpans,
+  sdkSpanMap,
+  waitFor,
+} from '../lib/sinks.js';
+import { newSpan, randomHex, traceRequestProto } from '../lib/wire.js';
+
+const HC_KEY = `hc_${randomHex(8)}`;
+const OUTAGE_MS = 10_000;
+const M = {
+  sent: 'otlp_gateway_export_sent_items_total',
+  failed: 'otlp_gateway_export_failed_items_total',
+  retries: 'otlp_gateway_export_retries_total',
+  queueEntries: 'otlp_gateway_export_queue_entries',
+  queueFull: 'otlp_gateway_queue_full_total',
+  received: 'otlp_gateway_received_spans_total',
+};
+
+/**
+ * A gateway with one open listener and the given backends (YAML snippets
+ * keyed by name) and pipelines ([{name, backends}], traces only).
+ */
+function faultConfig(w, backends, pipelines) {
+  const b = Object.entries(backends)
+    .map(([name, body]) => `  ${name}:\n${body.trim().split('\n').map((l) => `    ${l}`).join('\n')}`)
+    .join('\n');
+  const p = pipelines.map((x) => `  - {name: ${x.name}, signals: [traces], backends: [${x.backends.join(', ')}]}`).join('\n');
+  return `workers: 2
+admin: 127.0.0.1:${w.adminPort}
+listeners:
+  - {name: in, grpc: 127.0.0.1:${w.grpcPort}, http: 127.0.0.1:${w.httpPort}, header_timeout: 2s}
+backends:
+${b}
+pipelines:
+${p}
+`;
+}
+
+const RETRY = 'retry: {initial_interval: 200ms, max_interval: 1s, max_elapsed: 120s}';
+const honeycombYaml = (hc, extra = '') => `type: otlp_http
+endpoint: ${hc.url}
+headers: {x-honeycomb-team: ${HC_KEY}}
+timeout: 2s
+batch: {timeout: 50ms}
+${RETRY}
+${extra}`;
+const jaegerYaml = (j, extra = '') => `type: otlp_grpc
+endpoint: ${j.endpoint}
+timeout: 2s
+batch: {timeout: 50ms}
+${RETRY}
+${extra}`;
+
+/** Everything a test started, stopped at the end even when it failed. */
+class Rig {
+  constructor() {
+    this.things = [];
+  }
+  add(x) {
+    this.things.push(x);
+    return x;
+  }
+  proto(gw) {
+    return this.add(new ProtoTraceExporter({ url: `${gw.httpUrl}/v1/traces`, timeoutMillis: 10_000 }));
+  }
+  grpc(gw) {
+    return this.add(new GrpcTraceExporter({ url: `http://${gw.grpcAddr}`, timeoutMillis: 10_000 }));
+  }
+  async close() {
+    for (const x of this.things.reverse()) {
+      if (x instanceof Gateway) continue;
+      await (x.shutdown ?? x.stop).call(x).catch(() => {});
+    }
+  }
+}
+
+function assertSameSpans(items, spans, what) {
+  assert.deepEqual(duplicates(items, (s) => s.spanId), [], `${what}: duplicated span ids`);
+  const got = deliveredSpanMap(items);
+  const want = sdkSpanMap(spans);
+  const missing = [...want.keys()].filter((k) => !got.has(k));
+  const extra = [...got.keys()].filter((k) => !want.has(k));
+  assert.deepEqual({ missing: missing.length, extra: extra.length }, { missing: 0, extra: 0 }, `${what}: span sets differ`);
+  assert.deepEqual(got, want, `${what}: span names or trace ids differ`);
+}
+
+describe('export faults', () => {
+  const tmps = [];
+  after(async () => {
+    for (const d of tmps) await fsp.rm(d, { recursive: true, force: true });
+  });
+
+  it(`backends down for ${OUTAGE_MS / 1000} s then back: exports succeed meanwhile, then everything arrives once`, async () => {
+    const rig = new Rig();
+    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
+    const jaeger = rig.add(await JaegerGrpcSink.start());
+    const gw = await Gateway.start({
+      config: (w) =>
+        faultConfig(w, { honeycomb: honeycombYaml(hc), jaeger: jaegerYaml(jaeger) }, [
+          { name: 'traces', backends: ['honeycomb', 'jaeger'] },
+        ]),
+    });
+    try {
+      await gw.withLog(async () => {
+        const proto = rig.proto(gw);
+        const grpc = rig.grpc(gw);
+        await hc.down();
+        await jaeger.down();
+        const sent = [];
+        const t0 = Date.now();
+        for (let i = 0; Date.now() - t0 < OUTAGE_MS; i++) {
+          const spans = await makeSpans(`outage-${i}`, 20);
+          const started = Date.now();
+          const r = await exportOnce(i % 2 ? grpc : proto, spans);
+          assert.equal(r.code, ExportResultCode.SUCCESS, `export ${i} during the outage: ${r.error?.message}`);
+          assert.ok(Date.now() - started < 2000, `export ${i} took ${Date.now() - started} ms`);
+          sent.push(...spans);
+          await sleep(1000);
+        }
+        assert.equal(hc.requests.length + jaeger.requests.length, 0);
+        assert.ok((await gw.metricSum(M.queueEntries, { backend: 'honeycomb' })) > 0, 'nothing queued for honeycomb');
+        assert.ok((await gw.metricSum(M.retries, { backend: 'jaeger' })) > 0, 'jaeger was not retried');
+        await hc.up();
+        await jaeger.up();
+        const upAt = Date.now();
+        await waitFor(() => hc.delivered('traces').length >= sent.length && jaeger.delivered().length >= sent.length, 10_000);
+        const lag = Date.now() - upAt;
+        await sleep(500);
+        assertSameSpans(hc.delivered('traces'), sent, 'honeycomb');
+        assertSameSpans(jaeger.delivered(), sent, 'jaeger');
+        assert.ok(lag < 5000, `delivery took ${lag} ms after the backends came back (max_interval 1s)`);
+        assert.deepEqual([...hc.violations, ...jaeger.violations], []);
+        assert.equal(await gw.metricSum(M.failed), 0);
+        assert.equal(await gw.metricSum(M.queueEntries), 0);
+      });
+      await gw.stop();
+    } finally {
+      await gw.kill();
+      await rig.close();
+    }
+  });
+
+  it('SIGKILL with a disk queue (fsync: always): acknowledged spans are delivered by the next process', async () => {
+    const rig = new Rig();
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-faults-q-'));
+    tmps.push(dir);
+    const qdir = path.join(dir, 'q');
+    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
+    const jaeger = rig.add(await JaegerGrpcSink.start());
+    const queue = `queue: {dir: ${qdir}, fsync: always}`;
+    const config = (w) =>
+      faultConfig(w, { honeycomb: honeycombYaml(hc, queue), jaeger: jaegerYaml(jaeger, queue) }, [
+        { name: 'traces', backends: ['honeycomb', 'jaeger'] },
+      ]);
+    await hc.down();
+    await jaeger.down();
+    const gw1 = await Gateway.start({ config });
+    const sent = [];
+    try {
+      await gw1.withLog(async () => {
+        const proto = rig.proto(gw1);
+        const grpc = rig.grpc(gw1);
+        for (let i = 0; i < 6; i++) {
+          const spans = await makeSpans(`crash-${i}`, 25);
+          const r = await exportOnce(i % 2 ? grpc : proto, spans);
+          assert.equal(r.code, ExportResultCode.SUCCESS, `export ${i}: ${r.error?.message}`);
+          sent.push(...spans);
+        }
+        assert.equal(await gw1.metricSum(M.queueEntries, { backend: 'honeycomb' }), 6);
+      });
+      const exit = await gw1.kill('SIGKILL');
+      assert.equal(exit.signal, 'SIGKILL');
+    } finally {
+      await gw1.kill();
+    }
+    await hc.up();
+    await jaeger.up();
+    const gw2 = await Gateway.start({ config });
+    try {
+      await gw2.withLog(async () => {
+        await waitFor(() => hc.delivered('traces').length >= sent.length && jaeger.delivered().length >= sent.length, 10_000);
+        await sleep(500);
+        assertSameSpans(hc.delivered('traces'), sent, 'honeycomb after the restart');
+        assertSameSpans(jaeger.delivered(), sent, 'jaeger after the restart');
+        assert.match(gw2.log(), /exporter backend.*name=honeycomb.*recovered=6\b/);
+        assert.deepEqual([...hc.violations, ...jaeger.violations], []);
+      });
+      await gw2.stop();
+      await gw1.removeDir();
+    } finally {
+      await gw2.kill();
+      await rig.close();
+    }
+  });
+
+  it('queue full: the SDK gets 503 + Retry-After and retries; every acknowledged span is delivered exactly once', async () => {
+    const rig = new Rig();
+    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
+    const gw = await Gateway.start({
+      config: (w) =>
+        faultConfig(w, { honeycomb: honeycombYaml(hc, 'queue: {max_bytes: 64KiB}') }, [{ name: 'traces', backends: ['honeycomb'] }]),
+    });
+    try {
+      await gw.withLog(async () => {
+        await hc.down();
+        // ~20 KB per request: the 64 KiB queue holds three of the 24.
+        const batches = [];
+        for (let i = 0; i < 24; i++) batches.push(await makeSpans(`full-${i}`, 50, { padBytes: 300 }));
+        const exporter = rig.proto(gw);
+        const pending = batches.map((spans) => exportOnce(exporter, spans));
+        // While the queue is full: a raw request sees what the SDK sees.
+        await waitFor(async () => (await gw.metricSum(M.queueFull)) > 0, 5000);
+        // 30 KB: more than the room a full queue has left (under one SDK request).
+        const probe = Array.from({ length: 60 }, () => newSpan(`probe-${'q'.repeat(480)}`));
+        const raw = await httpRequest({
+          port: gw.httpPort,
+          method: 'POST',
+          path: '/v1/traces',
+          headers: { 'content-type': 'application/x-protobuf' },
+          body: traceRequestProto('probe', probe),
+        });
+        await sleep(1500);
+        const admittedWhileDown = await gw.metricSum(M.received);
+        await hc.up();
+        const results = await Promise.all(pending);
+        const acked = batches.filter((_, i) => results[i].code === ExportResultCode.SUCCESS).flat();
+        const sent = batches.flat();
+        await waitFor(() => hc.delivered('traces').length >= acked.length, 10_000);
+        await sleep(500);
+
+        assert.equal(raw.status, 503, `the probe while the queue was full got ${raw.status}`);
+        assert.ok(Number(raw.headers['retry-after']) >= 1, `no Retry-After on the 503: ${JSON.stringify(raw.headers)}`);
+        assert.ok((await gw.metricSum(M.queueFull)) > 0);
+        const refusedSdk = results.filter((r) => r.code !== ExportResultCode.SUCCESS).length;
+        // The SDK's retries got through once the backend drained the queue.
+        assert.ok(
+          acked.length > admittedWhileDown,
+          `acknowledged ${acked.length} spans, ${admittedWhileDown} admitted before the backend came back (${refusedSdk} exports failed)`,
+        );
+        const delivered = hc.delivered('traces');
+        assert.deepEqual(duplicates(delivered, (s) => s.spanId), [], 'duplicated span ids');
+        const got = deliveredSpanMap(delivered);
+        const want = sdkSpanMap(sent);
+        const notAcked = [...got.keys()].filter((k) => !want.has(k));
+        assert.deepEqual(notAcked, [], 'delivered spans nobody sent');
+        const lost = acked.filter((s) => !got.has(s.spanContext().spanId));
+        assert.equal(lost.length, 0, `${lost.length} acknowledged spans were not delivered`);
+        for (const [id, v] of got) assert.deepEqual(v, want.get(id), `span ${id} differs`);
+        // Refused exports were admitted nowhere: everything delivered was acknowledged.
+        assert.equal(got.size, acked.length, 'spans of refused exports were delivered');
+        assert.deepEqual(hc.violations, []);
+      });
+      await gw.stop();
+    } finally {
+      await gw.kill();
+      await rig.close();
+    }
+  });
+
+  it('one backend stalls (never answers): a backend of another pipeline keeps receiving promptly', async () => {
+    const rig = new Rig();
+    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
+    const jaeger = rig.add(await JaegerGrpcSink.start());
+    const gw = await Gateway.start({
+      config: (w) =>
+        faultConfig(w, { slow: honeycombYaml(hc), fast: jaegerYaml(jaeger) }, [
+          { name: 'to-slow', backends: ['slow'] },
+          { name: 'to-fast', backends: ['fast'] },
+        ]),
+    });
+    try {
+      await gw.withLog(async () => {
+        hc.behave({ kind: 'stall' });
+        const proto = rig.proto(gw);
+        const sent = [];
+        const lags = [];
+        for (let i = 0; i < 8; i++) {
+          const spans = await makeSpans(`stall-${i}`, 10);
+          const t0 = Date.now();
+          const r = await exportOnce(proto, spans);
+          assert.equal(r.code, ExportResultCode.SUCCESS, `export ${i}: ${r.error?.message}`);
+          const ackMs = Date.now() - t0;
+          sent.push(...spans);
+          const ok = await waitFor(() => jaeger.delivered().length >= sent.length, 3000, 10);
+          lags.push({ ackMs, deliveredMs: Date.now() - t0 });
+          assert.ok(ok, `batch ${i} did not reach the fast backend within 3 s`);
+          await sleep(300);
+        }
+        assert.ok(
+          lags.every((l) => l.ackMs < 1000 && l.deliveredMs < 1000),
+          `slow acknowledgements or deliveries while the other backend stalls: ${JSON.stringify(lags)}`,
+        );
+        assertSameSpans(jaeger.delivered(), sent, 'fast backend');
+        assert.ok(hc.requests.filter((r) => r.outcome === 'stalled').length >= 2, 'the slow backend was not retried after its timeout');
+        assert.equal(hc.delivered('traces').length, 0);
+        // The stalled backend recovers and catches up; nothing is lost or doubled.
+        hc.behave({ kind: 'ok' });
+        await waitFor(() => hc.delivered('traces').length >= sent.length, 10_000);
+        await sleep(500);
+        assertSameSpans(hc.delivered('traces'), sent, 'slow backend after it recovered');
+        assert.deepEqual([...hc.violations, ...jaeger.violations], []);
+      });
+      await gw.stop();
+    } finally {
+      await gw.kill();
+      await rig.close();
+    }
+  });
+});
