@@ -310,6 +310,8 @@ static int read_string_attr(read_ctx *c, const config_node *n, sp_policy *p)
             if (rc != 0) {
                 char msg[128];
                 regerror(rc, &p->regexes[i], msg, sizeof(msg));
+                free(p->values[i]);
+                p->values[i] = NULL;
                 return config_error(config_seq_at(seq, i), NULL, c->err, c->errlen, "invalid regex: %s", msg);
             }
         }

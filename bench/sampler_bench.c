@@ -1,0 +1,305 @@
+/* sampler_bench: memory per buffered span and decision throughput of the
+ * tail sampler.
+ *
+ *   sampler_bench [SPANS]        (default 1000000)
+ *
+ * Requests have a realistic shape: one resource (service.name and four more
+ * attributes), one scope, 100 spans with ten attributes of mixed types,
+ * status and timestamps (1 span in 200 slow, 1 in 500 an error); a request carries 5 spans of each of 20 traces, and
+ * every trace is split over two consecutive requests from two services (10
+ * spans a trace). Each request is encoded to protobuf once and then decoded
+ * with otlp_decode (the baseline) and handed to sampler_add.
+ *
+ * Printed: wire bytes per span; the sampler's accounted bytes per buffered
+ * span; process RSS growth per buffered span; decode and add throughput; and
+ * decisions per second for the example policy set (errors, slow, 10%). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "config.h"
+#include "otlp.h"
+#include "sampler.h"
+#include "trace_service.pb-c.h"
+
+typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
+typedef Opentelemetry__Proto__Common__V1__AnyValue any_t;
+typedef Opentelemetry__Proto__Trace__V1__Span span_t;
+
+#define PER_REQ 100
+#define TRACES_PER_REQ 20
+#define SPAN_ATTRS 10
+
+static uint64_t rng = 0x2545F4914F6CDD1DULL;
+static uint64_t rnd(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 2685821657736338717ULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static kv_t *kv(const char *k, any_t *v)
+{
+    kv_t *p = calloc(1, sizeof(*p));
+    opentelemetry__proto__common__v1__key_value__init(p);
+    p->key = (char *)k;
+    p->value = v;
+    return p;
+}
+
+static any_t *sval(const char *s)
+{
+    any_t *v = calloc(1, sizeof(*v));
+    opentelemetry__proto__common__v1__any_value__init(v);
+    v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    v->string_value = (char *)s;
+    return v;
+}
+
+static any_t *ival(int64_t i)
+{
+    any_t *v = calloc(1, sizeof(*v));
+    opentelemetry__proto__common__v1__any_value__init(v);
+    v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+    v->int_value = i;
+    return v;
+}
+
+/* A request template whose ids and times are rewritten per request. */
+typedef struct tmpl {
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req;
+    Opentelemetry__Proto__Trace__V1__ResourceSpans rs, *rsp;
+    Opentelemetry__Proto__Resource__V1__Resource res;
+    Opentelemetry__Proto__Trace__V1__ScopeSpans ss, *ssp;
+    Opentelemetry__Proto__Common__V1__InstrumentationScope scope;
+    kv_t *res_attrs[5];
+    span_t spans[PER_REQ], *spp[PER_REQ];
+    kv_t *attrs[PER_REQ][SPAN_ATTRS];
+    Opentelemetry__Proto__Trace__V1__Status status[PER_REQ];
+    uint8_t ids[PER_REQ][16 + 8 + 8];
+    any_t *svc;
+} tmpl;
+
+static void tmpl_init(tmpl *t)
+{
+    memset(t, 0, sizeof(*t));
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(&t->req);
+    opentelemetry__proto__trace__v1__resource_spans__init(&t->rs);
+    opentelemetry__proto__resource__v1__resource__init(&t->res);
+    opentelemetry__proto__trace__v1__scope_spans__init(&t->ss);
+    opentelemetry__proto__common__v1__instrumentation_scope__init(&t->scope);
+    t->svc = sval("checkout");
+    t->res_attrs[0] = kv("service.name", t->svc);
+    t->res_attrs[1] = kv("service.version", sval("1.42.7"));
+    t->res_attrs[2] = kv("deployment.environment", sval("production"));
+    t->res_attrs[3] = kv("host.name", sval("ip-10-1-23-45.eu-west-1.compute.internal"));
+    t->res_attrs[4] = kv("telemetry.sdk.language", sval("nodejs"));
+    t->res.attributes = t->res_attrs;
+    t->res.n_attributes = 5;
+    t->rs.resource = &t->res;
+    t->scope.name = "@opentelemetry/instrumentation-http";
+    t->scope.version = "0.52.1";
+    t->ss.scope = &t->scope;
+    static const char *routes[] = {"/api/cart", "/api/checkout", "/api/orders/{id}", "/health"};
+    for (int i = 0; i < PER_REQ; i++) {
+        span_t *s = &t->spans[i];
+        opentelemetry__proto__trace__v1__span__init(s);
+        s->trace_id.data = t->ids[i];
+        s->trace_id.len = 16;
+        s->span_id.data = t->ids[i] + 16;
+        s->span_id.len = 8;
+        s->name = (char *)(i % 2 ? "GET /api/checkout" : "SELECT orders");
+        s->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
+        t->attrs[i][0] = kv("http.method", sval("GET"));
+        t->attrs[i][1] = kv("http.route", sval(routes[i % 4]));
+        t->attrs[i][2] = kv("http.status_code", ival(200));
+        t->attrs[i][3] = kv("http.url", sval("https://shop.example.com/api/checkout?cart=8a7f6e"));
+        t->attrs[i][4] = kv("net.peer.name", sval("orders-db.internal"));
+        t->attrs[i][5] = kv("net.peer.port", ival(5432));
+        t->attrs[i][6] = kv("db.system", sval("postgresql"));
+        t->attrs[i][7] = kv("user_agent.original", sval("Mozilla/5.0 (X11; Linux x86_64)"));
+        t->attrs[i][8] = kv("thread.id", ival(17));
+        t->attrs[i][9] = kv("code.function", sval("handleCheckout"));
+        s->attributes = t->attrs[i];
+        s->n_attributes = SPAN_ATTRS;
+        opentelemetry__proto__trace__v1__status__init(&t->status[i]);
+        s->status = &t->status[i];
+        t->spp[i] = s;
+    }
+    t->ss.spans = t->spp;
+    t->ss.n_spans = PER_REQ;
+    t->ssp = &t->ss;
+    t->rs.scope_spans = &t->ssp;
+    t->rs.n_scope_spans = 1;
+    t->rsp = &t->rs;
+    t->req.resource_spans = &t->rsp;
+    t->req.n_resource_spans = 1;
+}
+
+/* Request r: traces [base, base+20) where base = (r/2)*20; spans 5 each; the
+ * second request of a pair comes from another service and holds the root. */
+static void tmpl_fill(tmpl *t, uint64_t r, uint64_t seed)
+{
+    uint64_t base = (r / 2) * TRACES_PER_REQ;
+    t->svc->string_value = (char *)(r % 2 ? "frontend" : "checkout");
+    for (int i = 0; i < PER_REQ; i++) {
+        uint64_t tr = base + (uint64_t)(i / 5), x = (tr + 1) * 0x9E3779B97F4A7C15ULL ^ seed;
+        for (int k = 0; k < 8; k++) {
+            t->ids[i][k] = (uint8_t)(x >> (8 * k));
+            t->ids[i][8 + k] = (uint8_t)((tr + 1) >> (8 * k));
+        }
+        uint64_t sid = rnd() | 1;
+        memcpy(t->ids[i] + 16, &sid, 8);
+        int root = r % 2 == 1 && i % 5 == 0;
+        uint64_t parent = 0x0102030405060708ULL;
+        memcpy(t->ids[i] + 24, &parent, 8);
+        t->spans[i].parent_span_id.data = root ? NULL : t->ids[i] + 24;
+        t->spans[i].parent_span_id.len = root ? 0 : 8;
+        uint64_t start = 1700000000000000000ULL + r * 1000000ULL;
+        t->spans[i].start_time_unix_nano = start;
+        /* Mostly fast spans; 1 in 200 slow (over the 500 ms policy), 1 in 500 an error. */
+        t->spans[i].end_time_unix_nano = start + (rnd() % 50 + (rnd() % 200 == 0 ? 600 : 0)) * 1000000ULL;
+        t->status[i].code = rnd() % 500 == 0 ? OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
+                                            : OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_UNSET;
+    }
+}
+
+static size_t g_emits, g_emit_spans, g_emit_bytes;
+static void on_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+{
+    (void)data;
+    (void)tenant;
+    (void)req;
+    g_emits++;
+    g_emit_spans += spans;
+    g_emit_bytes += len;
+}
+
+static const char yaml[] =
+    "listeners:\n  - name: a\n    grpc: 127.0.0.1:4317\n"
+    "backends:\n  x:\n    type: discard\n"
+    "    s: {decision_wait: 1h, max_bytes: 8GiB, max_traces: 10000000, sampled_cache: 1000000,\n"
+    "        not_sampled_cache: 1000000, policies: [{name: errors, type: status_code, status_codes: [ERROR]},\n"
+    "        {name: slow, type: latency, threshold_ms: 500}, {name: some, type: probabilistic,\n"
+    "        sampling_percentage: 10}]}\n";
+
+int main(int argc, char **argv)
+{
+    size_t spans = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 1000000;
+    size_t nreq = (spans + PER_REQ - 1) / PER_REQ;
+    nreq += nreq % 2;
+    char err[512];
+    config *cfg;
+    if (config_load_string("bench.yaml", yaml, sizeof(yaml) - 1, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    tmpl *t = malloc(sizeof(*t));
+    tmpl_init(t);
+    arena *a = arena_new(0);
+    buf wire = BUF_INIT;
+    otlp_request req;
+
+    /* Baseline: encode once per request (not timed), decode (timed). */
+    size_t wire_total = 0, span_wire = 0;
+    double t_decode = 0;
+    uint64_t seed = 0x1234;
+    for (size_t r = 0; r < nreq; r++) {
+        tmpl_fill(t, r, seed);
+        size_t len = protobuf_c_message_get_packed_size(&t->req.base);
+        buf_clear(&wire);
+        buf_reserve(&wire, len);
+        protobuf_c_message_pack(&t->req.base, (uint8_t *)wire.data);
+        wire_total += len;
+        for (int i = 0; i < PER_REQ; i++)
+            span_wire += protobuf_c_message_get_packed_size(&t->spans[i].base);
+        arena_reset(a);
+        double t0 = now_s();
+        if (otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, (const uint8_t *)wire.data, len, a, &req, err, sizeof(err)) != 0) {
+            fprintf(stderr, "decode: %s\n", err);
+            return 1;
+        }
+        t_decode += now_s() - t0;
+    }
+    size_t total_spans = nreq * PER_REQ;
+
+    /* Buffer everything: decode + add, RSS measured around it. */
+    sampler *s = sampler_new(config_get(cfg->backends[0].node, "s"), 1, err, sizeof(err));
+    if (s == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    long rss0 = rss_kib();
+    double t_add = 0;
+    rng = 0x2545F4914F6CDD1DULL;
+    for (size_t r = 0; r < nreq; r++) {
+        tmpl_fill(t, r, seed);
+        size_t len = protobuf_c_message_get_packed_size(&t->req.base);
+        buf_clear(&wire);
+        buf_reserve(&wire, len);
+        protobuf_c_message_pack(&t->req.base, (uint8_t *)wire.data);
+        arena_reset(a);
+        otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, (const uint8_t *)wire.data, len, a, &req, err, sizeof(err));
+        double t0 = now_s();
+        sampler_add(s, 0, req.msg, "shop", 1000000000ULL, NULL);
+        t_add += now_s() - t0;
+    }
+    long rss1 = rss_kib();
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    double t0 = now_s();
+    size_t decided = sampler_flush(s, 0, 2000000000ULL, on_emit, NULL);
+    double t_flush = now_s() - t0;
+    sampler_stats st2;
+    sampler_get_stats(s, &st2);
+
+    printf("sampler_bench: %zu spans in %zu requests (%zu traces of 10 spans), %zu shard\n", total_spans, nreq,
+           total_spans / 10, (size_t)1);
+    printf("  wire size:              %.1f bytes/span as sent (request %.0f bytes/span incl. resource/scope)\n",
+           (double)span_wire / (double)total_spans, (double)wire_total / (double)total_spans);
+    printf("  sampler accounting:     %.1f bytes/span held (%.2fx the span's wire size); %llu spans, %.1f MiB\n",
+           (double)st.bytes_held / (double)st.spans_held, (double)st.bytes_held / (double)st.wire_bytes_held,
+           (unsigned long long)st.spans_held, (double)st.bytes_held / 1048576.0);
+    printf("  process RSS growth:     %.1f bytes/span (%.1f MiB)\n",
+           (double)(rss1 - rss0) * 1024.0 / (double)st.spans_held, (double)(rss1 - rss0) / 1024.0);
+    printf("  decode only (baseline): %.0f ns/span, %.2f M spans/s\n", t_decode * 1e9 / (double)total_spans,
+           (double)total_spans / t_decode / 1e6);
+    printf("  sampler_add:            %.0f ns/span, %.2f M spans/s (after decode)\n",
+           t_add * 1e9 / (double)total_spans, (double)total_spans / t_add / 1e6);
+    printf("  decisions:              %zu traces in %.3f s = %.0f decisions/s (%.0f spans/s), incl. encoding\n"
+           "                          %zu sampled traces (%zu spans, %.1f MiB) and freeing everything\n",
+           decided, t_flush, (double)decided / t_flush, (double)total_spans / t_flush, g_emits, g_emit_spans,
+           (double)g_emit_bytes / 1048576.0);
+    printf("  after flush:            %llu bytes held, %llu sampled, %llu dropped\n",
+           (unsigned long long)st2.bytes_held, (unsigned long long)st2.sampled, (unsigned long long)st2.dropped);
+    sampler_free(s);
+    arena_free(a);
+    buf_free(&wire);
+    config_free(cfg);
+    free(t);
+    return 0;
+}

@@ -1,0 +1,1268 @@
+/* sampler: per-trace buffering, decision timing, memory budget, decision
+ * caches and output encoding for the tail sampler (policies in
+ * sampler_policy.c).
+ *
+ * Storage. Spans are copied out of the request arena as protobuf bytes: for
+ * each (trace, ScopeSpans group) of a request one segment holds the spans'
+ * encodings already framed as ScopeSpans field 2, so emitting is mostly
+ * memcpy. The encoded resource (ResourceSpans fields 1 and 3) and scope
+ * (ScopeSpans fields 1 and 3) are interned per shard by content and shared by
+ * refcount, so a trace's spans cost their own bytes plus a small segment
+ * header. Accounting (bytes_held) is what is malloc'ed plus a fixed allowance
+ * per allocation for the allocator's own header. */
+#include "sampler.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "sampler_policy.h"
+#include "trace_service.pb-c.h"
+
+#define MALLOC_OVERHEAD 16 /* allowance per allocation for the allocator's header */
+#define CACHE_WAYS 8
+#define NO_QUIET UINT64_MAX
+#define POLICY_ATTR_KEY "sampling.policy"
+
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest export_req;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans resource_spans;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans scope_spans;
+typedef Opentelemetry__Proto__Trace__V1__Span span_t;
+
+/* ---- protobuf framing ---- */
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* tag + length + payload of a length-delimited field */
+static size_t field_len(size_t payload) { return 1 + varint_len(payload) + payload; }
+
+static uint8_t *put_field_hdr(uint8_t *p, unsigned field, size_t payload)
+{
+    *p++ = (uint8_t)(field << 3 | 2);
+    return put_varint(p, payload);
+}
+
+static const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
+        uint8_t b = *p++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* ---- interned resource / scope encodings ---- */
+
+typedef struct blob blob;
+struct blob {
+    blob *hnext;
+    blob *parent; /* scope: its resource */
+    uint64_t hash;
+    uint32_t refs;
+    uint32_t len;
+    uint8_t data[];
+};
+
+/* ---- buffered traces ---- */
+
+typedef struct seg seg;
+struct seg {
+    seg *next;
+    blob *scope;
+    uint32_t n_spans;
+    uint32_t len; /* bytes used in data */
+    uint8_t data[]; /* spans, each framed as ScopeSpans field 2 */
+};
+
+typedef struct tenant_name tenant_name;
+struct tenant_name {
+    tenant_name *next;
+    uint64_t hash;
+    char name[];
+};
+
+typedef struct trace trace;
+struct trace {
+    trace *hnext;
+    trace *prev, *next;     /* fifo by first span; the ready list once sampled */
+    trace *qprev, *qnext;   /* quiet list (root seen) by last span */
+    uint8_t id[16];
+    const tenant_name *tenant;
+    uint64_t key;           /* id hash mixed with the tenant: tables and caches */
+    uint64_t first_ns, last_ns;
+    sp_summary sum;
+    seg *segs, *seg_tail;
+    seg *pending;           /* during sampler_add: this request's segment */
+    size_t pending_len;
+    uint32_t pending_n;
+    size_t mem;             /* accounted bytes of trace + segments */
+    int in_quiet;
+    int who;                /* deciding policy once sampled */
+};
+
+/* Set-associative cache of decided trace keys: each key maps to one set of
+ * CACHE_WAYS slots, replaced round-robin within the set (FIFO per set). 9
+ * bytes per entry. */
+typedef struct dcache {
+    uint64_t *keys; /* 0: empty */
+    uint8_t *pol;   /* deciding policy + 1 (0: none) */
+    uint8_t *hand;
+    size_t nsets;
+} dcache;
+
+typedef struct shard_stats {
+    uint64_t sampled, dropped, evicted, evicted_traces, late_sampled, late_dropped, buffered, decided_wait,
+        decided_quiet, decided_flush, spans_sampled, spans_dropped, lat_sum, lat_max, lost_oom;
+} shard_stats;
+
+typedef struct shard {
+    pthread_mutex_t lock;
+    trace **tab;
+    size_t tab_size, n_traces;
+    trace fifo;  /* sentinel: undecided traces by first span */
+    trace quiet; /* sentinel: undecided traces with a root, by last span */
+    trace *ready, *ready_tail; /* sampled, waiting for emit */
+    blob **btab;
+    size_t btab_size, n_blobs;
+    tenant_name *tenants;
+    dcache sampled, not_sampled;
+    size_t bytes;      /* accounted memory held */
+    uint64_t spans_held, wire_held;
+    shard_stats st;
+    /* scratch, reused */
+    trace **span_trace;
+    uint32_t *span_size;
+    int16_t *span_late; /* 0: none; >0: late sampled, policy + 1 (1 = unknown); -1: late dropped */
+    size_t span_cap;
+    uint8_t *pack;
+    size_t pack_cap;
+    buf out, late_rs, late_ss;
+    blob **groups;
+    size_t *group_len;
+    size_t group_cap;
+} shard;
+
+struct sampler {
+    uint64_t wait_ns, quiet_ns;
+    size_t max_bytes, max_traces; /* per shard */
+    int record_policy;
+    sp_set pol;
+    pthread_mutex_t pol_lock;
+    size_t n_shards;
+    shard *shards;
+    /* "sampling.policy" KeyValue per top-level policy, framed as Span field 9 */
+    uint8_t **attr_enc;
+    size_t *attr_len;
+    struct {
+        metric_series *in_flight, *bytes, *late_sampled, *late_dropped, *evicted, *latency;
+        metric_series *traces[2][4]; /* [sampled][reason] */
+    } m;
+};
+
+enum { R_WAIT, R_QUIET, R_EVICT, R_FLUSH };
+
+/* ---- helpers ---- */
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static void held_add(sampler *s, shard *sh, size_t n)
+{
+    sh->bytes += n;
+    metrics_gauge_add(s->m.bytes, (int64_t)n);
+}
+
+static void held_sub(sampler *s, shard *sh, size_t n)
+{
+    sh->bytes -= n;
+    metrics_gauge_add(s->m.bytes, -(int64_t)n);
+}
+
+/* ---- decision caches ---- */
+
+static int dcache_init(dcache *c, size_t entries)
+{
+    memset(c, 0, sizeof(*c));
+    if (entries == 0)
+        return 0;
+    c->nsets = (entries + CACHE_WAYS - 1) / CACHE_WAYS;
+    c->keys = calloc(c->nsets * CACHE_WAYS, sizeof(*c->keys));
+    c->pol = calloc(c->nsets * CACHE_WAYS, 1);
+    c->hand = calloc(c->nsets, 1);
+    return c->keys != NULL && c->pol != NULL && c->hand != NULL ? 0 : -1;
+}
+
+static void dcache_free(dcache *c)
+{
+    free(c->keys);
+    free(c->pol);
+    free(c->hand);
+}
+
+static uint64_t nz(uint64_t k) { return k != 0 ? k : 1; }
+
+/* 0: absent; else the stored policy byte + 1 */
+static int dcache_get(const dcache *c, uint64_t key)
+{
+    if (c->nsets == 0)
+        return 0;
+    key = nz(key);
+    size_t base = (size_t)(key % c->nsets) * CACHE_WAYS;
+    for (size_t i = 0; i < CACHE_WAYS; i++)
+        if (c->keys[base + i] == key)
+            return c->pol[base + i] + 1;
+    return 0;
+}
+
+static void dcache_put(dcache *c, uint64_t key, uint8_t pol)
+{
+    if (c->nsets == 0)
+        return;
+    key = nz(key);
+    size_t set = (size_t)(key % c->nsets), base = set * CACHE_WAYS;
+    for (size_t i = 0; i < CACHE_WAYS; i++) {
+        if (c->keys[base + i] == key || c->keys[base + i] == 0) {
+            c->keys[base + i] = key;
+            c->pol[base + i] = pol;
+            return;
+        }
+    }
+    size_t slot = base + c->hand[set];
+    c->hand[set] = (uint8_t)((c->hand[set] + 1) % CACHE_WAYS);
+    c->keys[slot] = key;
+    c->pol[slot] = pol;
+}
+
+/* ---- blobs ---- */
+
+static int btab_grow(shard *sh)
+{
+    size_t n = sh->btab_size ? sh->btab_size * 2 : 64;
+    blob **t = calloc(n, sizeof(*t));
+    if (t == NULL)
+        return -1;
+    for (size_t i = 0; i < sh->btab_size; i++) {
+        for (blob *b = sh->btab[i], *nx; b != NULL; b = nx) {
+            nx = b->hnext;
+            b->hnext = t[b->hash & (n - 1)];
+            t[b->hash & (n - 1)] = b;
+        }
+    }
+    free(sh->btab);
+    sh->btab = t;
+    sh->btab_size = n;
+    return 0;
+}
+
+/* A reference to the interned blob with these bytes (and parent). */
+static blob *blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, blob *parent)
+{
+    uint64_t h = mix(fnv(data, len, 0xcbf29ce484222325ULL) ^ (uint64_t)(uintptr_t)parent);
+    if (sh->btab_size != 0) {
+        for (blob *b = sh->btab[h & (sh->btab_size - 1)]; b != NULL; b = b->hnext) {
+            if (b->hash == h && b->parent == parent && b->len == len && memcmp(b->data, data, len) == 0) {
+                b->refs++;
+                return b;
+            }
+        }
+    }
+    if (sh->n_blobs >= sh->btab_size && btab_grow(sh) != 0)
+        return NULL;
+    blob *b = malloc(sizeof(*b) + len);
+    if (b == NULL)
+        return NULL;
+    b->parent = parent;
+    if (parent != NULL)
+        parent->refs++;
+    b->hash = h;
+    b->refs = 1;
+    b->len = (uint32_t)len;
+    memcpy(b->data, data, len);
+    b->hnext = sh->btab[h & (sh->btab_size - 1)];
+    sh->btab[h & (sh->btab_size - 1)] = b;
+    sh->n_blobs++;
+    held_add(s, sh, sizeof(*b) + len + MALLOC_OVERHEAD);
+    return b;
+}
+
+static void blob_put(sampler *s, shard *sh, blob *b)
+{
+    while (b != NULL && --b->refs == 0) {
+        blob **pp = &sh->btab[b->hash & (sh->btab_size - 1)];
+        while (*pp != b)
+            pp = &(*pp)->hnext;
+        *pp = b->hnext;
+        sh->n_blobs--;
+        held_sub(s, sh, sizeof(*b) + b->len + MALLOC_OVERHEAD);
+        blob *parent = b->parent;
+        free(b);
+        b = parent;
+    }
+}
+
+/* ---- scratch ---- */
+
+static int ensure(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 64;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (q == NULL)
+        return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int ensure_spans(shard *sh, size_t n)
+{
+    if (n <= sh->span_cap)
+        return 0;
+    size_t cap = sh->span_cap ? sh->span_cap : 64;
+    while (cap < n)
+        cap *= 2;
+    trace **a = realloc(sh->span_trace, cap * sizeof(*a));
+    if (a != NULL)
+        sh->span_trace = a;
+    uint32_t *b = realloc(sh->span_size, cap * sizeof(*b));
+    if (b != NULL)
+        sh->span_size = b;
+    int16_t *c = realloc(sh->span_late, cap * sizeof(*c));
+    if (c != NULL)
+        sh->span_late = c;
+    if (a == NULL || b == NULL || c == NULL)
+        return -1;
+    sh->span_cap = cap;
+    return 0;
+}
+
+/* Pack a message into the shard's pack scratch; NULL on out-of-memory. */
+static const uint8_t *pack_msg(shard *sh, const ProtobufCMessage *m, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    size_t cap = sh->pack_cap;
+    void *p = sh->pack;
+    if (ensure(&p, &cap, n + 1, 1) != 0)
+        return NULL;
+    sh->pack = p;
+    sh->pack_cap = cap;
+    *len = protobuf_c_message_pack(m, sh->pack);
+    return sh->pack;
+}
+
+/* ---- trace table ---- */
+
+static int tab_grow(shard *sh)
+{
+    size_t n = sh->tab_size ? sh->tab_size * 2 : 1024;
+    trace **t = calloc(n, sizeof(*t));
+    if (t == NULL)
+        return -1;
+    for (size_t i = 0; i < sh->tab_size; i++) {
+        for (trace *x = sh->tab[i], *nx; x != NULL; x = nx) {
+            nx = x->hnext;
+            x->hnext = t[x->key & (n - 1)];
+            t[x->key & (n - 1)] = x;
+        }
+    }
+    free(sh->tab);
+    sh->tab = t;
+    sh->tab_size = n;
+    return 0;
+}
+
+static trace *tab_find(shard *sh, uint64_t key, const uint8_t *id, const tenant_name *tn)
+{
+    if (sh->tab_size == 0)
+        return NULL;
+    for (trace *t = sh->tab[key & (sh->tab_size - 1)]; t != NULL; t = t->hnext)
+        if (t->key == key && t->tenant == tn && memcmp(t->id, id, 16) == 0)
+            return t;
+    return NULL;
+}
+
+static void tab_remove(shard *sh, trace *t)
+{
+    trace **pp = &sh->tab[t->key & (sh->tab_size - 1)];
+    while (*pp != t)
+        pp = &(*pp)->hnext;
+    *pp = t->hnext;
+    sh->n_traces--;
+}
+
+static void list_unlink(trace *t)
+{
+    t->prev->next = t->next;
+    t->next->prev = t->prev;
+}
+
+static void list_append(trace *head, trace *t)
+{
+    t->prev = head->prev;
+    t->next = head;
+    head->prev->next = t;
+    head->prev = t;
+}
+
+static void quiet_unlink(trace *t)
+{
+    t->qprev->qnext = t->qnext;
+    t->qnext->qprev = t->qprev;
+    t->in_quiet = 0;
+}
+
+static void quiet_append(shard *sh, trace *t)
+{
+    t->qprev = sh->quiet.qprev;
+    t->qnext = &sh->quiet;
+    sh->quiet.qprev->qnext = t;
+    sh->quiet.qprev = t;
+    t->in_quiet = 1;
+}
+
+static const tenant_name *tenant_intern(shard *sh, const char *tenant)
+{
+    if (tenant == NULL)
+        tenant = "";
+    size_t n = strlen(tenant);
+    uint64_t h = fnv(tenant, n, 0xcbf29ce484222325ULL);
+    for (tenant_name *t = sh->tenants; t != NULL; t = t->next)
+        if (t->hash == h && strcmp(t->name, tenant) == 0)
+            return t;
+    tenant_name *t = malloc(sizeof(*t) + n + 1);
+    if (t == NULL)
+        return NULL;
+    t->hash = h;
+    memcpy(t->name, tenant, n + 1);
+    t->next = sh->tenants;
+    sh->tenants = t;
+    return t;
+}
+
+static void trace_free(sampler *s, shard *sh, trace *t)
+{
+    for (seg *g = t->segs, *nx; g != NULL; g = nx) {
+        nx = g->next;
+        blob_put(s, sh, g->scope);
+        free(g);
+    }
+    held_sub(s, sh, t->mem);
+    sh->spans_held -= t->sum.spans;
+    sh->wire_held -= t->sum.span_bytes;
+    free(t);
+}
+
+/* ---- deciding ---- */
+
+static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
+{
+    int who;
+    if (s->pol.stateful)
+        pthread_mutex_lock(&s->pol_lock);
+    int keep = sp_decide(&s->pol, &t->sum, now_ns, &who);
+    if (s->pol.stateful)
+        pthread_mutex_unlock(&s->pol_lock);
+    tab_remove(sh, t);
+    list_unlink(t);
+    if (t->in_quiet)
+        quiet_unlink(t);
+    metrics_gauge_add(s->m.in_flight, -1);
+    uint64_t lat = now_ns > t->first_ns ? now_ns - t->first_ns : 0;
+    sh->st.lat_sum += lat;
+    if (lat > sh->st.lat_max)
+        sh->st.lat_max = lat;
+    metrics_observe(s->m.latency, (double)lat / 1e9);
+    metrics_add(s->m.traces[keep][reason], 1);
+    switch (reason) {
+    case R_WAIT: sh->st.decided_wait++; break;
+    case R_QUIET: sh->st.decided_quiet++; break;
+    case R_EVICT: sh->st.evicted++; metrics_add(s->m.evicted, 1); break;
+    default: sh->st.decided_flush++; break;
+    }
+    if (keep) {
+        sh->st.sampled++;
+        sh->st.spans_sampled += t->sum.spans;
+        if (who >= 0) {
+            atomic_fetch_add_explicit(&s->pol.top[who].n_kept, 1, memory_order_relaxed);
+            metrics_add(s->pol.top[who].m_kept, 1);
+        }
+        dcache_put(&sh->sampled, t->key, (uint8_t)(who >= 0 && who < 254 ? who + 1 : 0));
+        t->who = who;
+        t->next = NULL;
+        if (sh->ready_tail != NULL)
+            sh->ready_tail->next = t;
+        else
+            sh->ready = t;
+        sh->ready_tail = t;
+    } else {
+        sh->st.dropped++;
+        sh->st.spans_dropped += t->sum.spans;
+        dcache_put(&sh->not_sampled, t->key, 0);
+        trace_free(s, sh, t);
+    }
+}
+
+/* Decide the oldest undecided traces while over the shard's budgets. */
+static size_t enforce_budget(sampler *s, shard *sh, uint64_t now_ns)
+{
+    size_t n = 0;
+    while (sh->fifo.next != &sh->fifo && (sh->bytes > s->max_bytes || sh->n_traces > s->max_traces)) {
+        if (sh->n_traces > s->max_traces)
+            sh->st.evicted_traces++;
+        decide(s, sh, sh->fifo.next, now_ns, R_EVICT);
+        n++;
+    }
+    return n;
+}
+
+/* ---- output ---- */
+
+/* Bytes the segment's spans take in the output (with the policy attribute
+ * appended to each span when extra > 0). */
+static size_t seg_out_len(const seg *g, size_t extra)
+{
+    if (extra == 0)
+        return g->len;
+    size_t n = 0;
+    const uint8_t *p = g->data, *end = g->data + g->len;
+    while (p < end) {
+        uint64_t l = 0;
+        if ((p = get_varint(p + 1, end, &l)) == NULL)
+            break; /* cannot happen: the sampler framed these bytes */
+        n += field_len(l + extra);
+        p += l;
+    }
+    return n;
+}
+
+static uint8_t *seg_write(uint8_t *o, const seg *g, const uint8_t *attr, size_t extra)
+{
+    if (extra == 0) {
+        memcpy(o, g->data, g->len);
+        return o + g->len;
+    }
+    const uint8_t *p = g->data, *end = g->data + g->len;
+    while (p < end) {
+        uint64_t l = 0;
+        if ((p = get_varint(p + 1, end, &l)) == NULL)
+            break;
+        o = put_field_hdr(o, 2, l + extra);
+        memcpy(o, p, l);
+        memcpy(o + l, attr, extra);
+        o += l + extra;
+        p += l;
+    }
+    return o;
+}
+
+/* Encode trace t as an ExportTraceServiceRequest into sh->out. */
+static int encode_trace(sampler *s, shard *sh, const trace *t)
+{
+    const uint8_t *attr = NULL;
+    size_t extra = 0;
+    if (s->record_policy && t->who >= 0) {
+        attr = s->attr_enc[t->who];
+        extra = s->attr_len[t->who];
+    }
+    /* Distinct scopes in order of first appearance, with their payload sizes. */
+    size_t ng = 0;
+    for (const seg *g = t->segs; g != NULL; g = g->next) {
+        size_t i = 0;
+        while (i < ng && sh->groups[i] != g->scope)
+            i++;
+        if (i == ng) {
+            void *gp = sh->groups, *lp = sh->group_len;
+            size_t c1 = sh->group_cap, c2 = sh->group_cap;
+            if (ensure(&gp, &c1, ng + 1, sizeof(blob *)) != 0)
+                return -1;
+            sh->groups = gp;
+            if (ensure(&lp, &c2, ng + 1, sizeof(size_t)) != 0)
+                return -1;
+            sh->group_len = lp;
+            sh->group_cap = c1 < c2 ? c1 : c2;
+            sh->groups[ng] = g->scope;
+            sh->group_len[ng] = g->scope->len;
+            ng++;
+        }
+        sh->group_len[i] += seg_out_len(g, extra);
+    }
+    /* Total size: one ResourceSpans per distinct resource. */
+    size_t total = 0;
+    for (size_t i = 0; i < ng; i++) {
+        blob *r = sh->groups[i]->parent;
+        size_t j = 0;
+        while (j < i && sh->groups[j]->parent != r)
+            j++;
+        if (j < i)
+            continue; /* resource already counted */
+        size_t rs = r->len;
+        for (size_t k = i; k < ng; k++)
+            if (sh->groups[k]->parent == r)
+                rs += field_len(sh->group_len[k]);
+        total += field_len(rs);
+    }
+    buf_clear(&sh->out);
+    if (buf_reserve(&sh->out, total) != 0)
+        return -1;
+    uint8_t *o = (uint8_t *)sh->out.data;
+    for (size_t i = 0; i < ng; i++) {
+        blob *r = sh->groups[i]->parent;
+        size_t j = 0;
+        while (j < i && sh->groups[j]->parent != r)
+            j++;
+        if (j < i)
+            continue;
+        size_t rs = r->len;
+        for (size_t k = i; k < ng; k++)
+            if (sh->groups[k]->parent == r)
+                rs += field_len(sh->group_len[k]);
+        o = put_field_hdr(o, 1, rs);
+        memcpy(o, r->data, r->len);
+        o += r->len;
+        for (size_t k = i; k < ng; k++) {
+            if (sh->groups[k]->parent != r)
+                continue;
+            o = put_field_hdr(o, 2, sh->group_len[k]);
+            memcpy(o, sh->groups[k]->data, sh->groups[k]->len);
+            o += sh->groups[k]->len;
+            for (const seg *g = t->segs; g != NULL; g = g->next)
+                if (g->scope == sh->groups[k])
+                    o = seg_write(o, g, attr, extra);
+        }
+    }
+    sh->out.len = (size_t)(o - (uint8_t *)sh->out.data);
+    return 0;
+}
+
+static void emit_ready(sampler *s, shard *sh, sampler_emit_fn emit, void *data)
+{
+    while (sh->ready != NULL) {
+        trace *t = sh->ready;
+        sh->ready = t->next;
+        if (sh->ready == NULL)
+            sh->ready_tail = NULL;
+        if (encode_trace(s, sh, t) == 0) {
+            if (emit != NULL)
+                emit(data, t->tenant->name, (const uint8_t *)sh->out.data, sh->out.len, t->sum.spans);
+        } else {
+            sh->st.lost_oom += t->sum.spans;
+            log_error("sampler: out of memory encoding a sampled trace", "spans=%llu",
+                      (unsigned long long)t->sum.spans);
+        }
+        trace_free(s, sh, t);
+    }
+}
+
+/* ---- public ---- */
+
+static int read_config(sampler *s, const config_node *n, size_t n_shards, size_t *sampled_cache,
+                       size_t *not_sampled_cache, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"decision_wait", "quiet_after",       "max_bytes",     "max_traces",
+                                       "sampled_cache", "not_sampled_cache", "record_policy", "policies",
+                                       NULL};
+    uint64_t wait, quiet, max_traces, sc, nsc;
+    size_t max_bytes;
+    if (!config_is_map(n))
+        return config_error(n, NULL, err, errlen, "expected a sampling mapping {decision_wait, policies, ...}");
+    if (config_check_keys(n, keys, err, errlen) != 0 ||
+        config_duration_ms(n, "decision_wait", 10000, &wait, err, errlen) != 0 ||
+        config_duration_ms(n, "quiet_after", 0, &quiet, err, errlen) != 0 ||
+        config_size(n, "max_bytes", (size_t)256 << 20, &max_bytes, err, errlen) != 0 ||
+        config_uint(n, "max_traces", 200000, 1, UINT32_MAX, &max_traces, err, errlen) != 0 ||
+        config_uint(n, "sampled_cache", 100000, 0, UINT32_MAX, &sc, err, errlen) != 0 ||
+        config_uint(n, "not_sampled_cache", 100000, 0, UINT32_MAX, &nsc, err, errlen) != 0 ||
+        config_bool(n, "record_policy", 0, &s->record_policy, err, errlen) != 0)
+        return -1;
+    if (wait == 0 || wait > 3600 * 1000)
+        return config_error(n, "decision_wait", err, errlen, "must be more than 0 and at most 1h");
+    if (config_scalar(config_get(n, "quiet_after")) != NULL && quiet >= wait)
+        return config_error(n, "quiet_after", err, errlen, "must be less than decision_wait");
+    if (max_bytes < ((size_t)1 << 20))
+        return config_error(n, "max_bytes", err, errlen, "must be at least 1MiB");
+    if (config_get(n, "policies") == NULL)
+        return config_error(n, "policies", err, errlen, "required key is missing");
+    s->wait_ns = wait * 1000000;
+    s->quiet_ns = config_scalar(config_get(n, "quiet_after")) != NULL ? quiet * 1000000 : NO_QUIET;
+    s->max_bytes = max_bytes / n_shards;
+    s->max_traces = (size_t)(max_traces + n_shards - 1) / n_shards;
+    *sampled_cache = (size_t)(sc + n_shards - 1) / n_shards;
+    *not_sampled_cache = (size_t)(nsc + n_shards - 1) / n_shards;
+    return sp_set_read(&s->pol, config_get(n, "policies"), err, errlen);
+}
+
+/* KeyValue{key: "sampling.policy", value: {string_value: name}} framed as Span field 9. */
+static int build_policy_attrs(sampler *s)
+{
+    s->attr_enc = calloc(s->pol.n_top, sizeof(*s->attr_enc));
+    s->attr_len = calloc(s->pol.n_top, sizeof(*s->attr_len));
+    if (s->attr_enc == NULL || s->attr_len == NULL)
+        return -1;
+    size_t klen = strlen(POLICY_ATTR_KEY);
+    for (size_t i = 0; i < s->pol.n_top; i++) {
+        size_t nlen = strlen(s->pol.top[i].name);
+        size_t any = field_len(nlen), kv = field_len(klen) + field_len(any), total = field_len(kv);
+        uint8_t *p = malloc(total);
+        if (p == NULL)
+            return -1;
+        s->attr_enc[i] = p;
+        s->attr_len[i] = total;
+        p = put_field_hdr(p, 9, kv);
+        p = put_field_hdr(p, 1, klen);
+        memcpy(p, POLICY_ATTR_KEY, klen);
+        p += klen;
+        p = put_field_hdr(p, 2, any);
+        p = put_field_hdr(p, 1, nlen);
+        memcpy(p, s->pol.top[i].name, nlen);
+    }
+    return 0;
+}
+
+sampler *sampler_new(const config_node *n, size_t n_shards, char *err, size_t errlen)
+{
+    if (n_shards == 0)
+        n_shards = 1;
+    sampler *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "sampling: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->pol_lock, NULL);
+    size_t sc = 0, nsc = 0;
+    if (read_config(s, n, n_shards, &sc, &nsc, err, errlen) != 0) {
+        sampler_free(s);
+        return NULL;
+    }
+    s->shards = calloc(n_shards, sizeof(*s->shards));
+    if (s->shards == NULL || build_policy_attrs(s) != 0)
+        goto oom;
+    s->n_shards = n_shards;
+    for (size_t i = 0; i < n_shards; i++) {
+        shard *sh = &s->shards[i];
+        pthread_mutex_init(&sh->lock, NULL);
+        sh->fifo.next = sh->fifo.prev = &sh->fifo;
+        sh->quiet.qnext = sh->quiet.qprev = &sh->quiet;
+        if (dcache_init(&sh->sampled, sc) != 0 || dcache_init(&sh->not_sampled, nsc) != 0 || tab_grow(sh) != 0 ||
+            btab_grow(sh) != 0)
+            goto oom;
+    }
+    return s;
+oom:
+    snprintf(err, errlen, "sampling: out of memory");
+    sampler_free(s);
+    return NULL;
+}
+
+void sampler_free(sampler *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n_shards; i++) {
+        shard *sh = &s->shards[i];
+        while (sh->fifo.next != &sh->fifo) {
+            trace *t = sh->fifo.next;
+            list_unlink(t);
+            trace_free(s, sh, t);
+        }
+        while (sh->ready != NULL) {
+            trace *t = sh->ready;
+            sh->ready = t->next;
+            trace_free(s, sh, t);
+        }
+        metrics_gauge_add(s->m.in_flight, -(int64_t)sh->n_traces);
+        for (tenant_name *t = sh->tenants, *nx; t != NULL; t = nx) {
+            nx = t->next;
+            free(t);
+        }
+        dcache_free(&sh->sampled);
+        dcache_free(&sh->not_sampled);
+        free(sh->tab);
+        free(sh->btab);
+        free(sh->span_trace);
+        free(sh->span_size);
+        free(sh->span_late);
+        free(sh->pack);
+        free(sh->groups);
+        free(sh->group_len);
+        buf_free(&sh->out);
+        buf_free(&sh->late_rs);
+        buf_free(&sh->late_ss);
+        pthread_mutex_destroy(&sh->lock);
+    }
+    free(s->shards);
+    for (size_t i = 0; s->attr_enc != NULL && i < s->pol.n_top; i++)
+        free(s->attr_enc[i]);
+    free(s->attr_enc);
+    free(s->attr_len);
+    sp_set_free(&s->pol);
+    pthread_mutex_destroy(&s->pol_lock);
+    free(s);
+}
+
+size_t sampler_shard_of(const sampler *s, const uint8_t trace_id[16])
+{
+    return s->n_shards <= 1 ? 0 : (size_t)(sp_trace_hash(trace_id) % s->n_shards);
+}
+
+/* Append a length-delimited field to b. */
+static int buf_field(buf *b, unsigned field, const void *p, size_t n)
+{
+    uint8_t hdr[11];
+    size_t h = (size_t)(put_field_hdr(hdr, field, n) - hdr);
+    if (buf_reserve(b, h + n) != 0)
+        return -1;
+    buf_append(b, hdr, h);
+    buf_append(b, p, n);
+    return 0;
+}
+
+/* Encode a message as a length-delimited field into b. */
+static int buf_msg_field(shard *sh, buf *b, unsigned field, const ProtobufCMessage *m)
+{
+    size_t len;
+    const uint8_t *p = pack_msg(sh, m, &len);
+    return p != NULL ? buf_field(b, field, p, len) : -1;
+}
+
+/* The resource or scope part of a container: field 1 (message) and field 3 (schema_url). */
+static blob *context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent)
+{
+    buf b = BUF_INIT;
+    if (m != NULL && buf_msg_field(sh, &b, 1, m) != 0)
+        goto fail;
+    if (schema_url != NULL && schema_url[0] != '\0' && buf_field(&b, 3, schema_url, strlen(schema_url)) != 0)
+        goto fail;
+    blob *r = blob_get(s, sh, (const uint8_t *)b.data, b.len, parent);
+    buf_free(&b);
+    return r;
+fail:
+    buf_free(&b);
+    return NULL;
+}
+
+static void update_summary(trace *t, const span_t *sp, uint64_t bits, size_t wire)
+{
+    sp_summary *m = &t->sum;
+    if (sp->start_time_unix_nano != 0 && sp->start_time_unix_nano < m->min_start)
+        m->min_start = sp->start_time_unix_nano;
+    if (sp->end_time_unix_nano > m->max_end)
+        m->max_end = sp->end_time_unix_nano;
+    m->spans++;
+    m->span_bytes += wire;
+    m->attr_bits |= bits;
+    unsigned code = sp->status != NULL ? (unsigned)sp->status->code : 0;
+    if (code < 8)
+        m->status_mask |= 1u << code;
+}
+
+size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, const char *tenant, uint64_t now_ns,
+                   buf *late_out)
+{
+    if (shard_i >= s->n_shards || msg == NULL)
+        return 0;
+    const export_req *req = (const export_req *)msg;
+    shard *sh = &s->shards[shard_i];
+    size_t buffered = 0;
+    pthread_mutex_lock(&sh->lock);
+    const tenant_name *tn = tenant_intern(sh, tenant);
+    if (tn == NULL)
+        goto out;
+    for (size_t r = 0; r < req->n_resource_spans; r++) {
+        const resource_spans *rs = req->resource_spans[r];
+        if (rs == NULL)
+            continue;
+        blob *rb = NULL;
+        uint64_t rbits = 0;
+        int rbits_done = 0;
+        buf_clear(&sh->late_rs);
+        for (size_t k = 0; k < rs->n_scope_spans; k++) {
+            const scope_spans *ss = rs->scope_spans[k];
+            if (ss == NULL || ss->n_spans == 0)
+                continue;
+            if (ensure_spans(sh, ss->n_spans) != 0) {
+                log_error("sampler: out of memory", "spans=%zu", ss->n_spans);
+                continue;
+            }
+            size_t mine = 0, n_late = 0;
+            /* Pass 1: find or create traces, summarize, size the spans. */
+            for (size_t i = 0; i < ss->n_spans; i++) {
+                const span_t *sp = ss->spans[i];
+                sh->span_trace[i] = NULL;
+                sh->span_late[i] = 0;
+                if (sp == NULL || sp->trace_id.len != 16 || sampler_shard_of(s, sp->trace_id.data) != shard_i)
+                    continue;
+                uint64_t idh = sp_trace_hash(sp->trace_id.data);
+                uint64_t key = mix(idh ^ tn->hash);
+                trace *t = tab_find(sh, key, sp->trace_id.data, tn);
+                if (t == NULL) {
+                    int pol = dcache_get(&sh->sampled, key);
+                    if (pol != 0) {
+                        sh->span_late[i] = (int16_t)pol;
+                        n_late++;
+                        continue;
+                    }
+                    if (dcache_get(&sh->not_sampled, key) != 0) {
+                        sh->span_late[i] = -1;
+                        sh->st.late_dropped++;
+                        metrics_add(s->m.late_dropped, 1);
+                        continue;
+                    }
+                    if (sh->n_traces >= sh->tab_size && tab_grow(sh) != 0)
+                        continue;
+                    t = calloc(1, sizeof(*t));
+                    if (t == NULL)
+                        continue;
+                    memcpy(t->id, sp->trace_id.data, 16);
+                    t->tenant = tn;
+                    t->key = key;
+                    t->first_ns = now_ns;
+                    t->sum.id_hash = idh;
+                    t->sum.min_start = UINT64_MAX;
+                    t->who = -1;
+                    t->mem = sizeof(*t) + MALLOC_OVERHEAD;
+                    held_add(s, sh, t->mem);
+                    t->hnext = sh->tab[key & (sh->tab_size - 1)];
+                    sh->tab[key & (sh->tab_size - 1)] = t;
+                    sh->n_traces++;
+                    list_append(&sh->fifo, t);
+                    metrics_gauge_add(s->m.in_flight, 1);
+                }
+                if (!rbits_done && s->pol.n_attr != 0 && rs->resource != NULL)
+                    rbits = sp_attr_bits(&s->pol, rs->resource->attributes, rs->resource->n_attributes);
+                rbits_done = 1;
+                uint64_t bits = s->pol.n_attr ? sp_attr_bits(&s->pol, sp->attributes, sp->n_attributes) : 0;
+                size_t wire = protobuf_c_message_get_packed_size(&sp->base);
+                update_summary(t, sp, bits | rbits, wire);
+                t->last_ns = now_ns;
+                if (sp->parent_span_id.len == 0 && s->quiet_ns != NO_QUIET) {
+                    if (t->in_quiet)
+                        quiet_unlink(t);
+                    quiet_append(sh, t);
+                } else if (t->in_quiet) {
+                    quiet_unlink(t);
+                    quiet_append(sh, t);
+                }
+                sh->span_trace[i] = t;
+                sh->span_size[i] = (uint32_t)wire;
+                t->pending_len += field_len(wire);
+                t->pending_n++;
+                sh->spans_held++;
+                sh->wire_held += wire;
+                mine++;
+            }
+            /* Pass 2: copy the spans into one segment per trace. */
+            blob *sb = NULL;
+            if (mine != 0) {
+                if (rb == NULL)
+                    rb = context_blob(s, sh, rs->resource ? &rs->resource->base : NULL, rs->schema_url, NULL);
+                sb = rb != NULL ? context_blob(s, sh, ss->scope ? &ss->scope->base : NULL, ss->schema_url, rb)
+                                : NULL;
+            }
+            for (size_t i = 0; i < ss->n_spans && mine != 0; i++) {
+                trace *t = sh->span_trace[i];
+                if (t == NULL)
+                    continue;
+                seg *g = t->pending;
+                if (g == NULL && t->pending_len != 0 && sb != NULL) {
+                    g = malloc(sizeof(*g) + t->pending_len);
+                    if (g != NULL) {
+                        g->next = NULL;
+                        g->scope = sb;
+                        sb->refs++;
+                        g->n_spans = 0;
+                        g->len = 0;
+                        if (t->seg_tail != NULL)
+                            t->seg_tail->next = g;
+                        else
+                            t->segs = g;
+                        t->seg_tail = g;
+                        size_t m = sizeof(*g) + t->pending_len + MALLOC_OVERHEAD;
+                        t->mem += m;
+                        held_add(s, sh, m);
+                    }
+                    t->pending = g;
+                    t->pending_len = 0; /* allocation done (or failed) for this group */
+                }
+                if (g == NULL) {
+                    /* Out of memory: the span is counted in the summary
+                     * but cannot be kept; say so. */
+                    log_error("sampler: out of memory buffering a span", "tenant=%s", tn->name);
+                    t->sum.spans--;
+                    t->sum.span_bytes -= sh->span_size[i];
+                    sh->spans_held--;
+                    sh->wire_held -= sh->span_size[i];
+                    sh->st.lost_oom++;
+                    continue;
+                }
+                uint8_t *o = put_field_hdr(g->data + g->len, 2, sh->span_size[i]);
+                size_t packed = protobuf_c_message_pack(&ss->spans[i]->base, o);
+                g->len = (uint32_t)(o + packed - g->data);
+                g->n_spans++;
+                buffered++;
+            }
+            for (size_t i = 0; i < ss->n_spans && mine != 0; i++) {
+                trace *t = sh->span_trace[i];
+                if (t != NULL) {
+                    t->pending = NULL;
+                    t->pending_len = 0;
+                    t->pending_n = 0;
+                }
+            }
+            if (sb != NULL)
+                blob_put(s, sh, sb); /* segments hold their own references */
+            /* Late spans of sampled traces: straight to late_out. */
+            if (n_late != 0 && late_out != NULL) {
+                buf_clear(&sh->late_ss);
+                if (ss->scope != NULL)
+                    buf_msg_field(sh, &sh->late_ss, 1, &ss->scope->base);
+                if (ss->schema_url != NULL && ss->schema_url[0] != '\0')
+                    buf_field(&sh->late_ss, 3, ss->schema_url, strlen(ss->schema_url));
+                for (size_t i = 0; i < ss->n_spans; i++) {
+                    if (sh->span_late[i] <= 0)
+                        continue;
+                    int who = sh->span_late[i] - 2; /* stored policy byte: who + 1, 0 = none */
+                    size_t len;
+                    const uint8_t *p = pack_msg(sh, &ss->spans[i]->base, &len);
+                    int rc = -1;
+                    if (p != NULL) {
+                        if (s->record_policy && who >= 0 && (size_t)who < s->pol.n_top) {
+                            size_t extra = s->attr_len[who];
+                            uint8_t hdr[11];
+                            size_t h = (size_t)(put_field_hdr(hdr, 2, len + extra) - hdr);
+                            rc = buf_reserve(&sh->late_ss, h + len + extra);
+                            if (rc == 0) {
+                                buf_append(&sh->late_ss, hdr, h);
+                                buf_append(&sh->late_ss, p, len);
+                                buf_append(&sh->late_ss, s->attr_enc[who], extra);
+                            }
+                        } else {
+                            rc = buf_field(&sh->late_ss, 2, p, len);
+                        }
+                    }
+                    if (rc == 0) {
+                        sh->st.late_sampled++;
+                        metrics_add(s->m.late_sampled, 1);
+                    } else {
+                        sh->st.lost_oom++;
+                    }
+                }
+                buf_field(&sh->late_rs, 2, sh->late_ss.data, sh->late_ss.len);
+            } else if (n_late != 0) {
+                sh->st.late_sampled += n_late;
+                metrics_add(s->m.late_sampled, n_late);
+            }
+        }
+        if (sh->late_rs.len != 0 && late_out != NULL) {
+            buf_clear(&sh->late_ss);
+            if (rs->resource != NULL)
+                buf_msg_field(sh, &sh->late_ss, 1, &rs->resource->base);
+            if (rs->schema_url != NULL && rs->schema_url[0] != '\0')
+                buf_field(&sh->late_ss, 3, rs->schema_url, strlen(rs->schema_url));
+            buf_append(&sh->late_ss, sh->late_rs.data, sh->late_rs.len);
+            if (buf_field(late_out, 1, sh->late_ss.data, sh->late_ss.len) != 0)
+                log_error("sampler: out of memory forwarding late spans", "tenant=%s", tn->name);
+        }
+        if (rb != NULL)
+            blob_put(s, sh, rb);
+    }
+    sh->st.buffered += buffered;
+    enforce_budget(s, sh, now_ns);
+out:
+    pthread_mutex_unlock(&sh->lock);
+    return buffered;
+}
+
+size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn emit, void *data)
+{
+    if (shard_i >= s->n_shards)
+        return 0;
+    shard *sh = &s->shards[shard_i];
+    size_t n = 0;
+    pthread_mutex_lock(&sh->lock);
+    n += enforce_budget(s, sh, now_ns);
+    while (sh->fifo.next != &sh->fifo && now_ns - sh->fifo.next->first_ns >= s->wait_ns &&
+           now_ns >= sh->fifo.next->first_ns) {
+        decide(s, sh, sh->fifo.next, now_ns, R_WAIT);
+        n++;
+    }
+    while (s->quiet_ns != NO_QUIET && sh->quiet.qnext != &sh->quiet && now_ns >= sh->quiet.qnext->last_ns &&
+           now_ns - sh->quiet.qnext->last_ns >= s->quiet_ns) {
+        decide(s, sh, sh->quiet.qnext, now_ns, R_QUIET);
+        n++;
+    }
+    emit_ready(s, sh, emit, data);
+    pthread_mutex_unlock(&sh->lock);
+    return n;
+}
+
+size_t sampler_flush(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn emit, void *data)
+{
+    if (shard_i >= s->n_shards)
+        return 0;
+    shard *sh = &s->shards[shard_i];
+    size_t n = 0;
+    pthread_mutex_lock(&sh->lock);
+    while (sh->fifo.next != &sh->fifo) {
+        decide(s, sh, sh->fifo.next, now_ns, R_FLUSH);
+        n++;
+    }
+    emit_ready(s, sh, emit, data);
+    pthread_mutex_unlock(&sh->lock);
+    return n;
+}
+
+void sampler_get_stats(sampler *s, sampler_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < s->n_shards; i++) {
+        shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        out->traces_in_flight += sh->n_traces;
+        out->bytes_held += sh->bytes;
+        out->sampled += sh->st.sampled;
+        out->dropped += sh->st.dropped;
+        out->evicted_early += sh->st.evicted;
+        out->late_spans_sampled += sh->st.late_sampled;
+        out->late_spans_dropped += sh->st.late_dropped;
+        out->spans_buffered += sh->st.buffered;
+        out->spans_held += sh->spans_held;
+        out->wire_bytes_held += sh->wire_held;
+        out->decided_wait += sh->st.decided_wait;
+        out->decided_quiet += sh->st.decided_quiet;
+        out->decided_flush += sh->st.decided_flush;
+        out->evicted_max_traces += sh->st.evicted_traces;
+        out->spans_sampled += sh->st.spans_sampled;
+        out->spans_dropped += sh->st.spans_dropped;
+        out->decision_latency_ns_sum += sh->st.lat_sum;
+        if (sh->st.lat_max > out->decision_latency_ns_max)
+            out->decision_latency_ns_max = sh->st.lat_max;
+        out->spans_lost_oom += sh->st.lost_oom;
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+size_t sampler_policy_count(const sampler *s) { return s->pol.n_top; }
+
+const char *sampler_policy_stats(const sampler *s, size_t i, uint64_t *sampled, uint64_t *not_sampled,
+                                 uint64_t *kept)
+{
+    if (i >= s->pol.n_top)
+        return NULL;
+    sp_policy *p = &s->pol.top[i];
+    if (sampled != NULL)
+        *sampled = atomic_load_explicit(&p->n_sampled, memory_order_relaxed);
+    if (not_sampled != NULL)
+        *not_sampled = atomic_load_explicit(&p->n_not_sampled, memory_order_relaxed);
+    if (kept != NULL)
+        *kept = atomic_load_explicit(&p->n_kept, memory_order_relaxed);
+    return p->name;
+}
+
+void sampler_set_metrics(sampler *s, const char *pipeline)
+{
+    static const double lat_bounds[] = {0.1, 0.5, 1, 2, 5, 10, 20, 30, 60};
+    static const char *const reasons[] = {"wait", "quiet", "evicted", "flush"};
+    metric_family *in_flight = metrics_family("otlp_gateway_sampler_traces_in_flight", METRIC_GAUGE,
+                                              "Traces buffered by the tail sampler awaiting a decision");
+    metric_family *bytes = metrics_family("otlp_gateway_sampler_bytes_held", METRIC_GAUGE,
+                                          "Memory the tail sampler accounts for buffered spans");
+    metric_family *traces = metrics_family("otlp_gateway_sampler_traces_total", METRIC_COUNTER,
+                                           "Traces decided by the tail sampler, by decision and reason");
+    metric_family *pol = metrics_family("otlp_gateway_sampler_policy_decisions_total", METRIC_COUNTER,
+                                        "Tail sampling policy evaluations by outcome");
+    metric_family *kept = metrics_family("otlp_gateway_sampler_policy_kept_traces_total", METRIC_COUNTER,
+                                         "Sampled traces by the first policy that sampled them");
+    metric_family *late = metrics_family("otlp_gateway_sampler_late_spans_total", METRIC_COUNTER,
+                                         "Spans arriving after their trace's decision, by decision");
+    metric_family *evicted = metrics_family("otlp_gateway_sampler_evictions_total", METRIC_COUNTER,
+                                            "Traces decided early because the sampler's memory budget was full");
+    metric_family *lat = metrics_histogram_family("otlp_gateway_sampler_decision_latency_seconds",
+                                                  "Time from a trace's first span to its sampling decision",
+                                                  lat_bounds, sizeof(lat_bounds) / sizeof(lat_bounds[0]));
+    char labels[256], pl[160];
+    log_quote(pl, sizeof(pl), pipeline != NULL ? pipeline : "");
+    /* log_quote yields a quoted, escaped string: usable as a label value. */
+    snprintf(labels, sizeof(labels), "pipeline=%s", pl);
+    s->m.in_flight = metrics_series(in_flight, labels);
+    s->m.bytes = metrics_series(bytes, labels);
+    s->m.evicted = metrics_series(evicted, labels);
+    s->m.latency = metrics_series(lat, labels);
+    for (int k = 0; k < 2; k++) {
+        for (int r = 0; r < 4; r++) {
+            char l[320];
+            snprintf(l, sizeof(l), "%s,decision=\"%s\",reason=\"%s\"", labels, k ? "sampled" : "dropped",
+                     reasons[r]);
+            s->m.traces[k][r] = metrics_series(traces, l);
+        }
+    }
+    char l[320];
+    snprintf(l, sizeof(l), "%s,decision=\"sampled\"", labels);
+    s->m.late_sampled = metrics_series(late, l);
+    snprintf(l, sizeof(l), "%s,decision=\"dropped\"", labels);
+    s->m.late_dropped = metrics_series(late, l);
+    for (size_t i = 0; i < s->pol.n_top; i++) {
+        sp_policy *p = &s->pol.top[i];
+        char pn[160], l2[704];
+        log_quote(pn, sizeof(pn), p->name);
+        snprintf(l2, sizeof(l2), "%s,policy=%s,outcome=\"sampled\"", labels, pn);
+        p->m_sampled = metrics_series(pol, l2);
+        snprintf(l2, sizeof(l2), "%s,policy=%s,outcome=\"not_sampled\"", labels, pn);
+        p->m_not_sampled = metrics_series(pol, l2);
+        snprintf(l2, sizeof(l2), "%s,policy=%s", labels, pn);
+        p->m_kept = metrics_series(kept, l2);
+    }
+    uint64_t in = 0, held = 0;
+    for (size_t i = 0; i < s->n_shards; i++) {
+        in += s->shards[i].n_traces;
+        held += s->shards[i].bytes;
+    }
+    metrics_gauge_add(s->m.in_flight, (int64_t)in);
+    metrics_gauge_add(s->m.bytes, (int64_t)held);
+}

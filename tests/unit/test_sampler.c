@@ -1,0 +1,979 @@
+/* Tail sampler: policies, decision timing, caches, memory budget, output. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arena.h"
+#include "config.h"
+#include "metrics.h"
+#include "otlp.h"
+#include "sampler.h"
+#include "trace_service.pb-c.h"
+
+typedef Opentelemetry__Proto__Trace__V1__Span span_t;
+typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
+typedef Opentelemetry__Proto__Common__V1__AnyValue any_t;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans rs_t;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans ss_t;
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req_t;
+
+#define MS 1000000ULL
+#define SEC 1000000000ULL
+#define T0 (1000 * SEC) /* the injected clock starts here */
+
+/* ---- config ---- */
+
+#define HDR "listeners:\n  - name: a\n    grpc: 127.0.0.1:4317\nbackends:\n  x:\n    type: discard\n    s: "
+
+static config *g_cfg;
+
+static sampler *mk_shards(const char *node, size_t shards)
+{
+    char yaml[4096], err[512];
+    snprintf(yaml, sizeof(yaml), HDR "%s\n", node);
+    config_free(g_cfg);
+    g_cfg = NULL;
+    assert_int_equal(config_load_string("gw.yaml", yaml, strlen(yaml), &g_cfg, err, sizeof(err)), 0);
+    sampler *s = sampler_new(config_get(g_cfg->backends[0].node, "s"), shards, err, sizeof(err));
+    if (s == NULL)
+        fail_msg("sampler_new: %s", err);
+    return s;
+}
+
+static sampler *mk(const char *node) { return mk_shards(node, 1); }
+
+static const char *mk_err(const char *node)
+{
+    static char err[512];
+    char yaml[4096];
+    config *c;
+    snprintf(yaml, sizeof(yaml), HDR "%s\n", node);
+    assert_int_equal(config_load_string("gw.yaml", yaml, strlen(yaml), &c, err, sizeof(err)), 0);
+    sampler *s = sampler_new(config_get(c->backends[0].node, "s"), 2, err, sizeof(err));
+    assert_null(s);
+    config_free(c);
+    return err;
+}
+
+/* ---- request building (in an arena, like a decoded request) ---- */
+
+static arena *A;
+
+static void tid_of(uint8_t out[16], uint64_t n)
+{
+    memset(out, 0, 16);
+    out[0] = 0xab;
+    for (int i = 0; i < 8; i++)
+        out[8 + i] = (uint8_t)(n >> (56 - 8 * i));
+}
+
+static span_t *sp_new(uint64_t trace, unsigned sid, unsigned parent, uint64_t start, uint64_t end, int status)
+{
+    span_t *s = arena_alloc(A, sizeof(*s));
+    opentelemetry__proto__trace__v1__span__init(s);
+    uint8_t *id = arena_alloc(A, 16), *sp = arena_alloc(A, 8), *pp = arena_alloc(A, 8);
+    tid_of(id, trace);
+    memset(sp, 0, 8);
+    sp[7] = (uint8_t)sid;
+    sp[6] = (uint8_t)(sid >> 8);
+    sp[0] = 1;
+    s->trace_id.data = id;
+    s->trace_id.len = 16;
+    s->span_id.data = sp;
+    s->span_id.len = 8;
+    if (parent != 0) {
+        memset(pp, 0, 8);
+        pp[0] = 1;
+        pp[7] = (uint8_t)parent;
+        s->parent_span_id.data = pp;
+        s->parent_span_id.len = 8;
+    }
+    s->name = arena_strndup(A, "op", 2);
+    s->start_time_unix_nano = start;
+    s->end_time_unix_nano = end;
+    if (status >= 0) {
+        s->status = arena_alloc(A, sizeof(*s->status));
+        opentelemetry__proto__trace__v1__status__init(s->status);
+        s->status->code = (Opentelemetry__Proto__Trace__V1__Status__StatusCode)status;
+    }
+    return s;
+}
+
+static kv_t *kv_new(const char *key)
+{
+    kv_t *kv = arena_alloc(A, sizeof(*kv));
+    opentelemetry__proto__common__v1__key_value__init(kv);
+    kv->key = arena_strndup(A, key, strlen(key));
+    kv->value = arena_alloc(A, sizeof(any_t));
+    opentelemetry__proto__common__v1__any_value__init(kv->value);
+    return kv;
+}
+
+static void push_kv(kv_t ***attrs, size_t *n, kv_t *kv)
+{
+    kv_t **a = arena_alloc(A, (*n + 1) * sizeof(*a));
+    if (*n)
+        memcpy(a, *attrs, *n * sizeof(*a));
+    a[(*n)++] = kv;
+    *attrs = a;
+}
+
+static void attr_str(span_t *s, const char *k, const char *v)
+{
+    kv_t *kv = kv_new(k);
+    kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    kv->value->string_value = arena_strndup(A, v, strlen(v));
+    push_kv(&s->attributes, &s->n_attributes, kv);
+}
+
+static void attr_int(span_t *s, const char *k, int64_t v)
+{
+    kv_t *kv = kv_new(k);
+    kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+    kv->value->int_value = v;
+    push_kv(&s->attributes, &s->n_attributes, kv);
+}
+
+static void attr_dbl(span_t *s, const char *k, double v)
+{
+    kv_t *kv = kv_new(k);
+    kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+    kv->value->double_value = v;
+    push_kv(&s->attributes, &s->n_attributes, kv);
+}
+
+static void attr_bool(span_t *s, const char *k, int v)
+{
+    kv_t *kv = kv_new(k);
+    kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+    kv->value->bool_value = v;
+    push_kv(&s->attributes, &s->n_attributes, kv);
+}
+
+/* A request: one resource (service.name = svc, plus optional extra string
+ * attribute) and one scope (name = scope), holding the spans. */
+static req_t *req_new(const char *svc, const char *scope, span_t **spans, size_t n)
+{
+    req_t *r = arena_alloc(A, sizeof(*r));
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(r);
+    rs_t *rs = arena_alloc(A, sizeof(*rs));
+    opentelemetry__proto__trace__v1__resource_spans__init(rs);
+    rs->resource = arena_alloc(A, sizeof(*rs->resource));
+    opentelemetry__proto__resource__v1__resource__init(rs->resource);
+    kv_t *kv = kv_new("service.name");
+    kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    kv->value->string_value = arena_strndup(A, svc, strlen(svc));
+    push_kv(&rs->resource->attributes, &rs->resource->n_attributes, kv);
+    ss_t *ss = arena_alloc(A, sizeof(*ss));
+    opentelemetry__proto__trace__v1__scope_spans__init(ss);
+    ss->scope = arena_alloc(A, sizeof(*ss->scope));
+    opentelemetry__proto__common__v1__instrumentation_scope__init(ss->scope);
+    ss->scope->name = arena_strndup(A, scope, strlen(scope));
+    ss->spans = arena_alloc(A, n * sizeof(span_t *));
+    memcpy(ss->spans, spans, n * sizeof(span_t *));
+    ss->n_spans = n;
+    rs->scope_spans = arena_alloc(A, sizeof(ss_t *));
+    rs->scope_spans[0] = ss;
+    rs->n_scope_spans = 1;
+    r->resource_spans = arena_alloc(A, sizeof(rs_t *));
+    r->resource_spans[0] = rs;
+    r->n_resource_spans = 1;
+    return r;
+}
+
+/* Concatenate requests (several ResourceSpans in one). */
+static req_t *req_join(req_t *a, req_t *b)
+{
+    req_t *r = arena_alloc(A, sizeof(*r));
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(r);
+    r->n_resource_spans = a->n_resource_spans + b->n_resource_spans;
+    r->resource_spans = arena_alloc(A, r->n_resource_spans * sizeof(rs_t *));
+    memcpy(r->resource_spans, a->resource_spans, a->n_resource_spans * sizeof(rs_t *));
+    memcpy(r->resource_spans + a->n_resource_spans, b->resource_spans, b->n_resource_spans * sizeof(rs_t *));
+    return r;
+}
+
+static size_t add(sampler *s, req_t *r, uint64_t now, buf *late)
+{
+    return sampler_add(s, 0, &r->base, "t1", now, late);
+}
+
+/* One-span root trace with duration and status, added at `now`. */
+static void add_trace(sampler *s, uint64_t trace, uint64_t dur_ns, int status, uint64_t now)
+{
+    span_t *sp = sp_new(trace, 1, 0, T0, T0 + dur_ns, status);
+    add(s, req_new("svc", "lib", &sp, 1), now, NULL);
+}
+
+/* ---- emitted output ---- */
+
+typedef struct emitted {
+    size_t n;            /* emits */
+    size_t spans;        /* spans reported */
+    uint64_t ids[4096];  /* low 8 bytes of the first span's trace id per emit */
+    char tenant[32];
+    arena *a;
+    const req_t *last;
+} emitted;
+
+static emitted E;
+
+static void on_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+{
+    emitted *e = data;
+    otlp_request out;
+    char err[160];
+    assert_int_equal(otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, req, len, e->a, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.items, spans);
+    const req_t *r = (const req_t *)out.msg;
+    uint64_t id = 0;
+    const span_t *sp = r->resource_spans[0]->scope_spans[0]->spans[0];
+    for (int i = 0; i < 8; i++)
+        id = id << 8 | sp->trace_id.data[8 + i];
+    if (e->n < 4096)
+        e->ids[e->n] = id;
+    e->n++;
+    e->spans += spans;
+    snprintf(e->tenant, sizeof(e->tenant), "%s", tenant);
+    e->last = r;
+}
+
+static int emitted_has(uint64_t id)
+{
+    for (size_t i = 0; i < E.n && i < 4096; i++)
+        if (E.ids[i] == id)
+            return 1;
+    return 0;
+}
+
+static void flush(sampler *s, uint64_t now) { sampler_flush(s, 0, now, on_emit, &E); }
+static size_t tick(sampler *s, uint64_t now) { return sampler_tick(s, 0, now, on_emit, &E); }
+
+static int setup(void **state)
+{
+    (void)state;
+    A = arena_new(0);
+    memset(&E, 0, sizeof(E));
+    E.a = arena_new(0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    arena_free(A);
+    arena_free(E.a);
+    config_free(g_cfg);
+    g_cfg = NULL;
+    return 0;
+}
+
+/* ---- config errors ---- */
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    assert_string_equal(mk_err("{decision_wait: 10s, bogus: 1, policies: [{name: a, type: always_sample}]}"),
+                        "gw.yaml:7:29: backends.x.s.bogus: unknown key (expected one of: decision_wait, "
+                        "quiet_after, max_bytes, max_traces, sampled_cache, not_sampled_cache, record_policy, "
+                        "policies)");
+    assert_string_equal(mk_err("{policies: [{name: a, type: sometimes}]}"),
+                        "gw.yaml:7:36: backends.x.s.policies[0].type: unknown policy type \"sometimes\" (use "
+                        "always_sample, latency, status_code, probabilistic, string_attribute, numeric_attribute, "
+                        "boolean_attribute, span_count, rate_limiting, bytes_limiting, and, composite or drop)");
+    assert_string_equal(mk_err("{policies: [{name: e, type: status_code, status_codes: [ERROR, BAD]}]}"),
+                        "gw.yaml:7:71: backends.x.s.policies[0].status_codes[1]: invalid status code \"BAD\" "
+                        "(use ERROR, OK or UNSET)");
+    assert_non_null(strstr(mk_err("{policies: [{name: p, type: probabilistic, sampling_percentage: 101}]}"),
+                           "gw.yaml:7:"));
+    assert_non_null(strstr(mk_err("{policies: [{name: p, type: probabilistic, sampling_percentage: 101}]}"),
+                           "policies[0].sampling_percentage: must be between 0 and 100"));
+    assert_non_null(strstr(mk_err("{policies: [{name: p, type: probabilistic, sampling_percentage: ten}]}"),
+                           "sampling_percentage: invalid number \"ten\""));
+    assert_non_null(strstr(mk_err("{policies: [{name: l, type: latency, threshold_ms: 5, upper: 9}]}"),
+                           "policies[0].upper: unknown key"));
+    assert_non_null(strstr(mk_err("{policies: [{name: l, type: latency, threshold_ms: 50, upper_threshold_ms: 9}]}"),
+                           "upper_threshold_ms: must be at least threshold_ms (50)"));
+    assert_non_null(strstr(mk_err("{policies: [{name: l, type: latency}]}"), "threshold_ms: required key is missing"));
+    assert_non_null(strstr(mk_err("{policies: [{name: r, type: string_attribute, key: k, values: ['(a'], "
+                                  "enabled_regex_matching: true}]}"),
+                           "policies[0].values[0]: invalid regex"));
+    assert_non_null(strstr(mk_err("{policies: [{name: a, type: always_sample}, {name: a, type: always_sample}]}"),
+                           "policies[1].name: duplicate policy name \"a\""));
+    assert_non_null(strstr(mk_err("{policies: [{name: c, type: composite, max_total_spans_per_second: 10, "
+                                  "policies: [{name: x, type: always_sample}, {name: y, type: always_sample}], "
+                                  "rate_allocation: [{policy: x, percent: 70}, {policy: y, percent: 40}]}]}"),
+                           "rate_allocation: percentages add up to 110, more than 100"));
+    assert_non_null(strstr(mk_err("{policies: [{name: c, type: composite, max_total_spans_per_second: 10, "
+                                  "policy_order: [z], policies: [{name: x, type: always_sample}]}]}"),
+                           "policy_order[0]: \"z\" is not one of this composite's policies"));
+    assert_non_null(strstr(mk_err("{policies: [{name: a, type: and, policies: [{name: d, type: drop, policies: "
+                                  "[{name: x, type: always_sample}]}]}]}"),
+                           "policies[0].policies[0].type: a drop policy is only allowed at the top level"));
+    assert_non_null(strstr(mk_err("{decision_wait: 2s, quiet_after: 2s, policies: [{name: a, type: always_sample}]}"),
+                           "quiet_after: must be less than decision_wait"));
+    assert_non_null(strstr(mk_err("{max_bytes: 12XB, policies: [{name: a, type: always_sample}]}"),
+                           "max_bytes: invalid size \"12XB\""));
+    assert_non_null(strstr(mk_err("{decision_wait: 10s}"), "backends.x.s.policies: required key is missing"));
+    assert_non_null(strstr(mk_err("{policies: [{name: n, type: numeric_attribute, key: k}]}"),
+                           "min_value or max_value is required"));
+    assert_non_null(strstr(mk_err("{policies: [{name: b, type: boolean_attribute, key: k, value: maybe}]}"),
+                           "policies[0].value: invalid boolean"));
+    assert_non_null(strstr(mk_err("{policies: [{name: s, type: span_count, min_spans: 5, max_spans: 2}]}"),
+                           "max_spans: must be at least min_spans"));
+    assert_non_null(strstr(mk_err("{policies: [{name: r, type: rate_limiting, spans_per_second: 0}]}"),
+                           "spans_per_second: \"0\" is out of range"));
+}
+
+/* ---- policies ---- */
+
+static void test_latency(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: slow, type: latency, threshold_ms: 500}]}");
+    add_trace(s, 1, 500 * MS - 1, -1, T0);
+    add_trace(s, 2, 500 * MS, -1, T0);
+    add_trace(s, 3, 10 * SEC, -1, T0);
+    /* Duration is the trace's earliest start to latest end, across spans. */
+    span_t *a = sp_new(4, 1, 0, T0, T0 + 100 * MS, -1), *b = sp_new(4, 2, 1, T0 + 450 * MS, T0 + 500 * MS, -1);
+    span_t *two[] = {a, b};
+    add(s, req_new("svc", "lib", two, 2), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 3);
+    assert_false(emitted_has(1));
+    assert_true(emitted_has(2) && emitted_has(3) && emitted_has(4));
+    sampler_free(s);
+
+    memset(E.ids, 0, sizeof(E.ids));
+    E.n = 0;
+    s = mk("{policies: [{name: band, type: latency, threshold_ms: 100, upper_threshold_ms: 1000}]}");
+    add_trace(s, 1, 100 * MS, -1, T0);
+    add_trace(s, 2, 1000 * MS, -1, T0);
+    add_trace(s, 3, 1000 * MS + 1, -1, T0);
+    add_trace(s, 4, 99 * MS, -1, T0);
+    flush(s, T0);
+    assert_int_equal(E.n, 2);
+    assert_true(emitted_has(1) && emitted_has(2));
+    sampler_free(s);
+}
+
+static void test_status_code(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: errors, type: status_code, status_codes: [ERROR]}]}");
+    add_trace(s, 1, MS, 2, T0); /* ERROR */
+    add_trace(s, 2, MS, 1, T0); /* OK */
+    add_trace(s, 3, MS, -1, T0); /* no status: UNSET */
+    /* One error span among OK spans samples the trace. */
+    span_t *a = sp_new(4, 1, 0, T0, T0 + 1, 1), *b = sp_new(4, 2, 1, T0, T0 + 1, 2);
+    span_t *two[] = {a, b};
+    add(s, req_new("svc", "lib", two, 2), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 2);
+    assert_true(emitted_has(1) && emitted_has(4));
+    sampler_free(s);
+
+    E.n = 0;
+    s = mk("{policies: [{name: ok, type: status_code, status_codes: [OK, UNSET]}]}");
+    add_trace(s, 1, MS, 2, T0);
+    add_trace(s, 2, MS, 1, T0);
+    add_trace(s, 3, MS, -1, T0);
+    flush(s, T0);
+    assert_int_equal(E.n, 2);
+    assert_true(emitted_has(2) && emitted_has(3));
+    sampler_free(s);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void test_probabilistic(void **state)
+{
+    (void)state;
+    const char *node = "{policies: [{name: some, type: probabilistic, sampling_percentage: 10}]}";
+    sampler *s1 = mk_shards(node, 1);
+    config *keep = g_cfg;
+    g_cfg = NULL;
+    sampler *s2 = mk_shards(node, 4); /* another instance, sharded differently */
+    enum { N = 20000 };
+    static uint64_t ids[N];
+    emitted *e1 = calloc(1, sizeof(*e1)), *e2 = calloc(1, sizeof(*e2));
+    e1->a = arena_new(0);
+    e2->a = arena_new(0);
+    size_t n1 = 0, n2 = 0;
+    for (size_t i = 0; i < N; i++) {
+        ids[i] = rnd();
+        span_t *sp = sp_new(ids[i], 1, 0, T0, T0 + 1, -1);
+        req_t *r = req_new("svc", "lib", &sp, 1);
+        sampler_add(s1, 0, &r->base, "t", T0, NULL);
+        sampler_add(s2, sampler_shard_of(s2, sp->trace_id.data), &r->base, "t", T0, NULL);
+        if (i % 1000 == 999) {
+            sampler_flush(s1, 0, T0, on_emit, e1);
+            for (size_t k = 0; k < 4; k++)
+                sampler_flush(s2, k, T0, on_emit, e2);
+            /* Same decisions, in any order. */
+            assert_int_equal(e1->n, e2->n);
+            n1 += e1->n;
+            n2 += e2->n;
+            for (size_t a = 0; a < e1->n; a++) {
+                size_t b = 0;
+                while (b < e2->n && e2->ids[b] != e1->ids[a])
+                    b++;
+                assert_true(b < e2->n);
+            }
+            e1->n = e2->n = 0;
+            arena_reset(e1->a);
+            arena_reset(e2->a);
+            arena_reset(A);
+        }
+    }
+    /* 10% of 20000 = 2000, sd = sqrt(20000*0.1*0.9) = 42.4: allow 5 sd. */
+    assert_int_equal(n1, n2);
+    assert_in_range(n1, 2000 - 212, 2000 + 212);
+    /* Sequential ids spread too (the hash is finalized). */
+    size_t seq = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        span_t *sp = sp_new(i + 1, 1, 0, T0, T0 + 1, -1);
+        sampler_add(s1, 0, &req_new("svc", "lib", &sp, 1)->base, "t", T0, NULL);
+        if (i % 1000 == 999) {
+            sampler_flush(s1, 0, T0, on_emit, e1);
+            seq += e1->n;
+            e1->n = 0;
+            arena_reset(e1->a);
+            arena_reset(A);
+        }
+    }
+    assert_in_range(seq, 2000 - 212, 2000 + 212);
+    arena_free(e1->a);
+    arena_free(e2->a);
+    free(e1);
+    free(e2);
+    sampler_free(s1);
+    sampler_free(s2);
+    config_free(keep);
+}
+
+static void test_string_attribute(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: exact, type: string_attribute, key: http.route, values: [/checkout, /pay]},"
+                    " {name: re, type: string_attribute, key: db.system, values: ['^post.*sql$'],"
+                    " enabled_regex_matching: true},"
+                    " {name: svc, type: string_attribute, key: service.name, values: [billing]}]}");
+    span_t *a = sp_new(1, 1, 0, T0, T0 + 1, -1);
+    attr_str(a, "http.route", "/checkout");
+    span_t *b = sp_new(2, 1, 0, T0, T0 + 1, -1);
+    attr_str(b, "http.route", "/checkout/x"); /* exact: no */
+    span_t *c = sp_new(3, 1, 0, T0, T0 + 1, -1);
+    attr_str(c, "db.system", "postgresql");
+    span_t *d = sp_new(4, 1, 0, T0, T0 + 1, -1);
+    attr_str(d, "db.system", "mysql");
+    span_t *f = sp_new(5, 1, 0, T0, T0 + 1, -1);
+    attr_int(f, "http.route", 7); /* wrong type */
+    span_t *all[] = {a, b, c, d, f};
+    add(s, req_new("svc", "lib", all, 5), T0, NULL);
+    span_t *g = sp_new(6, 1, 0, T0, T0 + 1, -1); /* resource attribute matches */
+    add(s, req_new("billing", "lib", &g, 1), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 3);
+    assert_true(emitted_has(1) && emitted_has(3) && emitted_has(6));
+    sampler_free(s);
+
+    E.n = 0;
+    s = mk("{policies: [{name: noisy, type: string_attribute, key: http.route, values: [/health],"
+           " invert_match: true}]}");
+    a = sp_new(1, 1, 0, T0, T0 + 1, -1);
+    attr_str(a, "http.route", "/health");
+    b = sp_new(2, 1, 0, T0, T0 + 1, -1);
+    attr_str(b, "http.route", "/orders");
+    c = sp_new(3, 1, 0, T0, T0 + 1, -1); /* no such attribute: sampled when inverted */
+    span_t *three[] = {a, b, c};
+    add(s, req_new("svc", "lib", three, 3), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 2);
+    assert_true(emitted_has(2) && emitted_has(3));
+    sampler_free(s);
+}
+
+static void test_numeric_boolean(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: big, type: numeric_attribute, key: http.status_code, min_value: 500,"
+                    " max_value: 599}, {name: dbg, type: boolean_attribute, key: debug, value: true}]}");
+    int64_t codes[] = {499, 500, 599, 600};
+    for (int i = 0; i < 4; i++) {
+        span_t *sp = sp_new((uint64_t)i + 1, 1, 0, T0, T0 + 1, -1);
+        attr_int(sp, "http.status_code", codes[i]);
+        add(s, req_new("svc", "lib", &sp, 1), T0, NULL);
+    }
+    span_t *d = sp_new(5, 1, 0, T0, T0 + 1, -1);
+    attr_dbl(d, "http.status_code", 503.5);
+    span_t *t = sp_new(6, 1, 0, T0, T0 + 1, -1);
+    attr_bool(t, "debug", 1);
+    span_t *f = sp_new(7, 1, 0, T0, T0 + 1, -1);
+    attr_bool(f, "debug", 0);
+    span_t *st = sp_new(8, 1, 0, T0, T0 + 1, -1);
+    attr_str(st, "debug", "true"); /* a string is not a boolean */
+    span_t *more[] = {d, t, f, st};
+    add(s, req_new("svc", "lib", more, 4), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 4);
+    assert_true(emitted_has(2) && emitted_has(3) && emitted_has(5) && emitted_has(6));
+    sampler_free(s);
+
+    E.n = 0;
+    s = mk("{policies: [{name: small, type: numeric_attribute, key: n, max_value: 10, invert_match: true}]}");
+    span_t *x = sp_new(1, 1, 0, T0, T0 + 1, -1);
+    attr_int(x, "n", -5);
+    span_t *y = sp_new(2, 1, 0, T0, T0 + 1, -1);
+    attr_int(y, "n", 11);
+    span_t *xy[] = {x, y};
+    add(s, req_new("svc", "lib", xy, 2), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 1);
+    assert_true(emitted_has(2));
+    sampler_free(s);
+}
+
+static void add_n_spans(sampler *s, uint64_t trace, size_t n, uint64_t now)
+{
+    span_t *sp[64];
+    for (size_t i = 0; i < n; i++)
+        sp[i] = sp_new(trace, (unsigned)i + 1, i ? 1 : 0, T0, T0 + 1, -1);
+    add(s, req_new("svc", "lib", sp, n), now, NULL);
+}
+
+static void test_span_count(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: mid, type: span_count, min_spans: 2, max_spans: 4}]}");
+    for (uint64_t n = 1; n <= 5; n++)
+        add_n_spans(s, n, n, T0);
+    flush(s, T0);
+    assert_int_equal(E.n, 3);
+    assert_true(emitted_has(2) && emitted_has(3) && emitted_has(4));
+    assert_int_equal(E.spans, 9);
+    sampler_free(s);
+}
+
+static void test_rate_limiting(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: budget, type: rate_limiting, spans_per_second: 10}]}");
+    for (uint64_t i = 1; i <= 4; i++)
+        add_n_spans(s, i, 4, T0);
+    flush(s, T0 + 100 * MS); /* 4 + 4 fit in 10; the third would make 12 */
+    assert_int_equal(E.n, 2);
+    for (uint64_t i = 5; i <= 7; i++)
+        add_n_spans(s, i, 4, T0);
+    flush(s, T0 + 900 * MS); /* same second: budget used up except 2 spans */
+    assert_int_equal(E.n, 2);
+    add_n_spans(s, 8, 2, T0);
+    flush(s, T0 + 950 * MS);
+    assert_int_equal(E.n, 3);
+    for (uint64_t i = 9; i <= 11; i++)
+        add_n_spans(s, i, 4, T0);
+    flush(s, T0 + 1000 * MS); /* next second: budget again */
+    assert_int_equal(E.n, 5);
+    sampler_free(s);
+}
+
+static void test_bytes_limiting(void **state)
+{
+    (void)state;
+    span_t *probe = sp_new(1, 1, 0, T0, T0 + 1, -1);
+    size_t w = protobuf_c_message_get_packed_size(&probe->base);
+    char node[256];
+    snprintf(node, sizeof(node),
+             "{policies: [{name: bytes, type: bytes_limiting, bytes_per_second: %zu, burst: %zu}]}", 2 * w, 3 * w);
+    sampler *s = mk(node);
+    for (uint64_t i = 1; i <= 5; i++)
+        add_trace(s, i, 1, -1, T0);
+    flush(s, T0); /* burst: three one-span traces */
+    assert_int_equal(E.n, 3);
+    for (uint64_t i = 6; i <= 9; i++)
+        add_trace(s, i, 1, -1, T0);
+    flush(s, T0 + SEC); /* refilled 2 spans' worth in one second */
+    assert_int_equal(E.n, 5);
+    for (uint64_t i = 10; i <= 20; i++)
+        add_trace(s, i, 1, -1, T0);
+    flush(s, T0 + 100 * SEC); /* long idle: capped at the burst */
+    assert_int_equal(E.n, 8);
+    sampler_free(s);
+}
+
+static void test_and_drop(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: slow-errors, type: and, policies: ["
+                    "{name: slow, type: latency, threshold_ms: 100}, "
+                    "{name: err, type: status_code, status_codes: [ERROR]}]}]}");
+    add_trace(s, 1, 200 * MS, 2, T0);
+    add_trace(s, 2, 200 * MS, 1, T0);
+    add_trace(s, 3, 50 * MS, 2, T0);
+    flush(s, T0);
+    assert_int_equal(E.n, 1);
+    assert_true(emitted_has(1));
+    sampler_free(s);
+
+    E.n = 0;
+    s = mk("{policies: [{name: all, type: always_sample}, {name: no-health, type: drop, policies: ["
+           "{name: h, type: string_attribute, key: http.route, values: [/health]},"
+           "{name: fast, type: latency, threshold_ms: 0, upper_threshold_ms: 10}]}]}");
+    span_t *a = sp_new(1, 1, 0, T0, T0 + MS, -1); /* health and fast: dropped */
+    attr_str(a, "http.route", "/health");
+    span_t *b = sp_new(2, 1, 0, T0, T0 + SEC, -1); /* health but slow: kept */
+    attr_str(b, "http.route", "/health");
+    span_t *c = sp_new(3, 1, 0, T0, T0 + MS, -1); /* fast but not health: kept */
+    span_t *abc[] = {a, b, c};
+    add(s, req_new("svc", "lib", abc, 3), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 2);
+    assert_true(emitted_has(2) && emitted_has(3));
+    uint64_t smp, not, kept;
+    assert_string_equal(sampler_policy_stats(s, 1, &smp, &not, &kept), "no-health");
+    assert_int_equal(smp, 1); /* matched (dropped) once */
+    assert_int_equal(not, 2);
+    assert_string_equal(sampler_policy_stats(s, 0, &smp, &not, &kept), "all");
+    assert_int_equal(smp, 2); /* not evaluated for the dropped trace */
+    assert_int_equal(kept, 2);
+    assert_null(sampler_policy_stats(s, 2, NULL, NULL, NULL));
+    sampler_free(s);
+}
+
+static void test_composite(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: mix, type: composite, max_total_spans_per_second: 100,"
+                    " policy_order: [errors, rest],"
+                    " rate_allocation: [{policy: errors, percent: 30}, {policy: rest, percent: 70}],"
+                    " policies: [{name: rest, type: always_sample},"
+                    " {name: errors, type: status_code, status_codes: [ERROR]}]}]}");
+    /* 15 error traces of 10 spans in one second: errors takes 30 spans/s
+     * (3 traces), then rest (first matching with budget left) takes 70 (7). */
+    for (uint64_t i = 1; i <= 15; i++) {
+        span_t *sp[10];
+        for (unsigned k = 0; k < 10; k++)
+            sp[k] = sp_new(i, k + 1, k ? 1 : 0, T0, T0 + 1, 2);
+        add(s, req_new("svc", "lib", sp, 10), T0, NULL);
+    }
+    flush(s, T0 + 10 * MS);
+    assert_int_equal(E.n, 10);
+    for (uint64_t i = 1; i <= 10; i++)
+        assert_true(emitted_has(i));
+    /* Next second: an OK trace goes to rest; errors' share is intact. */
+    E.n = 0;
+    for (uint64_t i = 20; i <= 28; i++) {
+        span_t *sp[10];
+        for (unsigned k = 0; k < 10; k++)
+            sp[k] = sp_new(i, k + 1, k ? 1 : 0, T0, T0 + 1, i <= 23 ? 2 : 1);
+        add(s, req_new("svc", "lib", sp, 10), T0, NULL);
+    }
+    flush(s, T0 + SEC + 10 * MS);
+    /* errors: traces 20-22 (30 spans); 23 (error) goes to rest, then OK 24-28 take rest: 23..28 = 60 <= 70 */
+    assert_int_equal(E.n, 9);
+    sampler_free(s);
+}
+
+/* ---- timing ---- */
+
+static void test_decision_timing(void **state)
+{
+    (void)state;
+    sampler *s = mk("{decision_wait: 10s, quiet_after: 2s, policies: [{name: all, type: always_sample}]}");
+    /* Trace 1: no root ever: decided only at decision_wait. */
+    span_t *c1 = sp_new(1, 2, 1, T0, T0 + 1, -1);
+    add(s, req_new("svc", "lib", &c1, 1), T0, NULL);
+    /* Trace 2: root at T0+1s, child at T0+2s: quiet from T0+2s. */
+    span_t *r2 = sp_new(2, 1, 0, T0, T0 + 1, -1);
+    add(s, req_new("svc", "lib", &r2, 1), T0 + SEC, NULL);
+    span_t *c2 = sp_new(2, 2, 1, T0, T0 + 1, -1);
+    add(s, req_new("svc", "lib", &c2, 1), T0 + 2 * SEC, NULL);
+    assert_int_equal(tick(s, T0 + 4 * SEC - 1), 0);
+    assert_int_equal(tick(s, T0 + 4 * SEC), 1);
+    assert_int_equal(E.n, 1);
+    assert_true(emitted_has(2));
+    assert_int_equal(E.spans, 2);
+    assert_int_equal(tick(s, T0 + 10 * SEC - 1), 0);
+    assert_int_equal(tick(s, T0 + 10 * SEC), 1);
+    assert_true(emitted_has(1));
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.decided_quiet, 1);
+    assert_int_equal(st.decided_wait, 1);
+    assert_int_equal(st.traces_in_flight, 0);
+    assert_int_equal(st.decision_latency_ns_max, 10 * SEC);
+    assert_int_equal(st.decision_latency_ns_sum, 13 * SEC);
+    sampler_free(s);
+
+    /* Without quiet_after, a root does not shorten the wait. */
+    E.n = 0;
+    s = mk("{decision_wait: 5s, policies: [{name: all, type: always_sample}]}");
+    add_trace(s, 1, 1, -1, T0);
+    assert_int_equal(tick(s, T0 + 5 * SEC - 1), 0);
+    assert_int_equal(tick(s, T0 + 5 * SEC), 1);
+    sampler_free(s);
+}
+
+static void test_late_spans(void **state)
+{
+    (void)state;
+    sampler *s = mk("{decision_wait: 1s, record_policy: true,"
+                    " policies: [{name: errors, type: status_code, status_codes: [ERROR]}]}");
+    add_trace(s, 1, 1, 2, T0); /* sampled */
+    add_trace(s, 2, 1, 1, T0); /* not sampled */
+    assert_int_equal(tick(s, T0 + SEC), 2);
+    assert_int_equal(E.n, 1);
+    buf late = BUF_INIT;
+    span_t *l1 = sp_new(1, 9, 1, T0, T0 + 1, 1), *l2 = sp_new(2, 9, 1, T0, T0 + 1, 2),
+           *l3 = sp_new(3, 1, 0, T0, T0 + 1, 1);
+    span_t *ls[] = {l1, l2, l3};
+    assert_int_equal(add(s, req_new("svc", "late-lib", ls, 3), T0 + 2 * SEC, &late), 1); /* only trace 3 buffered */
+    otlp_request out;
+    char err[160];
+    assert_int_equal(otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, (const uint8_t *)late.data, late.len, E.a, &out, err,
+                                 sizeof(err)),
+                     0);
+    assert_int_equal(out.items, 1);
+    const req_t *r = (const req_t *)out.msg;
+    const span_t *sp = r->resource_spans[0]->scope_spans[0]->spans[0];
+    assert_int_equal(sp->trace_id.data[15], 1);
+    assert_int_equal(sp->span_id.data[7], 9);
+    assert_string_equal(r->resource_spans[0]->scope_spans[0]->scope->name, "late-lib");
+    assert_string_equal(r->resource_spans[0]->resource->attributes[0]->value->string_value, "svc");
+    assert_int_equal(sp->n_attributes, 1); /* the sampled decision's policy is recorded on late spans too */
+    assert_string_equal(sp->attributes[0]->key, "sampling.policy");
+    assert_string_equal(sp->attributes[0]->value->string_value, "errors");
+    assert_int_equal(l1->n_attributes, 0); /* input untouched */
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.late_spans_sampled, 1);
+    assert_int_equal(st.late_spans_dropped, 1);
+    assert_int_equal(st.traces_in_flight, 1);
+    buf_free(&late);
+    sampler_free(s);
+}
+
+/* ---- memory budget ---- */
+
+static void test_eviction_bytes(void **state)
+{
+    (void)state;
+    sampler *s = mk("{decision_wait: 60s, max_bytes: 1MiB, policies: [{name: odd, type: numeric_attribute,"
+                    " key: i, min_value: 1, max_value: 1}]}");
+    static char big[4000];
+    memset(big, 'x', sizeof(big) - 1);
+    size_t added = 0;
+    for (uint64_t i = 1; i <= 600; i++) { /* ~2.4 MB of spans into 1 MiB */
+        span_t *sp[2];
+        for (unsigned k = 0; k < 2; k++) {
+            sp[k] = sp_new(i, k + 1, k, T0, T0 + 1, -1);
+            attr_str(sp[k], "payload", big);
+            attr_int(sp[k], "i", (int64_t)(i % 2));
+        }
+        added += add(s, req_new("svc", "lib", sp, 2), T0 + i * MS, NULL);
+        sampler_stats st;
+        sampler_get_stats(s, &st);
+        tick(s, T0 + i * MS);
+        sampler_get_stats(s, &st);
+        assert_true(st.bytes_held <= (size_t)1 << 20);
+        if (i % 50 == 0)
+            arena_reset(A);
+    }
+    assert_int_equal(added, 1200);
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_true(st.evicted_early > 300);
+    assert_int_equal(st.evicted_max_traces, 0);
+    /* Oldest first: every odd trace up to the evicted count was emitted. */
+    assert_true(emitted_has(1) && emitted_has(3));
+    assert_int_equal(E.n, st.sampled);
+    /* Nothing lost: emitted + dropped + still held = added. */
+    assert_int_equal(E.spans + st.spans_dropped + st.spans_held, added);
+    assert_int_equal(st.spans_sampled, E.spans);
+    assert_true(st.wire_bytes_held < st.bytes_held);
+    flush(s, T0 + 61 * SEC);
+    sampler_get_stats(s, &st);
+    assert_int_equal(E.spans + st.spans_dropped, added);
+    assert_int_equal(st.bytes_held, 0);
+    assert_int_equal(st.spans_held, 0);
+    sampler_free(s);
+}
+
+static void test_eviction_traces(void **state)
+{
+    (void)state;
+    sampler *s = mk("{max_traces: 3, policies: [{name: all, type: always_sample}]}");
+    for (uint64_t i = 1; i <= 5; i++)
+        add_trace(s, i, 1, -1, T0 + i);
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.traces_in_flight, 3);
+    assert_int_equal(st.evicted_early, 2);
+    assert_int_equal(st.evicted_max_traces, 2);
+    tick(s, T0 + 6); /* the evicted (sampled) traces leave at the next tick */
+    assert_int_equal(E.n, 2);
+    assert_true(emitted_has(1) && emitted_has(2));
+    flush(s, T0 + 7);
+    assert_int_equal(E.n, 5);
+    sampler_free(s);
+}
+
+/* ---- output ---- */
+
+static void test_output_grouping(void **state)
+{
+    (void)state;
+    sampler *s = mk("{record_policy: true, policies: [{name: keep-all, type: always_sample}]}");
+    /* Two resources; the first with spans of traces 1 and 2 interleaved. */
+    span_t *a1 = sp_new(1, 1, 0, T0, T0 + 5, -1), *b1 = sp_new(2, 1, 0, T0, T0 + 5, -1),
+           *a2 = sp_new(1, 2, 1, T0, T0 + 5, -1);
+    attr_str(a1, "k", "v");
+    span_t *first[] = {a1, b1, a2};
+    span_t *a3 = sp_new(1, 3, 1, T0, T0 + 5, 2);
+    req_t *r = req_join(req_new("front", "http", first, 3), req_new("back", "db", &a3, 1));
+    r->resource_spans[1]->schema_url = "https://opentelemetry.io/schemas/1.21.0";
+    size_t a1_size = protobuf_c_message_get_packed_size(&a1->base);
+    assert_int_equal(add(s, r, T0, NULL), 4);
+    /* A later request for trace 1 with the same resource and scope as the first. */
+    span_t *a4 = sp_new(1, 4, 1, T0, T0 + 5, -1);
+    assert_int_equal(add(s, req_new("front", "http", &a4, 1), T0 + 1, NULL), 1);
+    arena_reset(A); /* the sampler holds its own copies */
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.spans_held, 5);
+    flush(s, T0 + 2);
+    assert_int_equal(E.n, 2);
+    assert_int_equal(E.spans, 5);
+    /* The last emit is trace 2... find trace 1's request by decoding again. */
+    sampler_free(s);
+
+    /* Check trace 1's request in detail with a sampler that keeps only it. */
+    E.n = 0;
+    E.spans = 0;
+    s = mk("{record_policy: true, policies: [{name: t1, type: string_attribute, key: k, values: [v]}]}");
+    a1 = sp_new(1, 1, 0, T0, T0 + 5, -1);
+    attr_str(a1, "k", "v");
+    b1 = sp_new(2, 1, 0, T0, T0 + 5, -1);
+    a2 = sp_new(1, 2, 1, T0, T0 + 5, -1);
+    span_t *f2[] = {a1, b1, a2};
+    a3 = sp_new(1, 3, 1, T0, T0 + 5, 2);
+    r = req_join(req_new("front", "http", f2, 3), req_new("back", "db", &a3, 1));
+    r->resource_spans[1]->schema_url = "https://opentelemetry.io/schemas/1.21.0";
+    add(s, r, T0, NULL);
+    a4 = sp_new(1, 4, 1, T0, T0 + 5, -1);
+    add(s, req_new("front", "http", &a4, 1), T0 + 1, NULL);
+    flush(s, T0 + 2);
+    assert_int_equal(E.n, 1);
+    const req_t *o = E.last;
+    assert_int_equal(o->n_resource_spans, 2);
+    const rs_t *front = o->resource_spans[0], *back = o->resource_spans[1];
+    assert_string_equal(front->resource->attributes[0]->value->string_value, "front");
+    assert_string_equal(back->resource->attributes[0]->value->string_value, "back");
+    assert_string_equal(back->schema_url, "https://opentelemetry.io/schemas/1.21.0");
+    assert_int_equal(front->n_scope_spans, 1); /* both requests' front/http spans under one scope */
+    assert_string_equal(front->scope_spans[0]->scope->name, "http");
+    assert_int_equal(front->scope_spans[0]->n_spans, 3);
+    assert_int_equal(back->n_scope_spans, 1);
+    assert_string_equal(back->scope_spans[0]->scope->name, "db");
+    assert_int_equal(back->scope_spans[0]->n_spans, 1);
+    unsigned want[] = {1, 2, 4};
+    for (size_t i = 0; i < 3; i++) {
+        const span_t *sp = front->scope_spans[0]->spans[i];
+        assert_int_equal(sp->span_id.data[7], want[i]);
+        assert_int_equal(sp->trace_id.data[15], 1);
+        const kv_t *last = sp->attributes[sp->n_attributes - 1];
+        assert_string_equal(last->key, "sampling.policy");
+        assert_string_equal(last->value->string_value, "t1");
+    }
+    const span_t *o1 = front->scope_spans[0]->spans[0];
+    assert_int_equal(o1->n_attributes, 2);
+    assert_string_equal(o1->attributes[0]->key, "k");
+    /* The span itself is unchanged but for the appended attribute. */
+    kv_t *saved = o1->attributes[1];
+    ((span_t *)o1)->n_attributes = 1;
+    assert_int_equal(protobuf_c_message_get_packed_size(&o1->base), a1_size);
+    ((span_t *)o1)->attributes[1] = saved;
+    assert_int_equal(back->scope_spans[0]->spans[0]->status->code, 2);
+    assert_int_equal(a1->n_attributes, 1); /* input untouched */
+    sampler_free(s);
+}
+
+static void test_tenants_and_shards(void **state)
+{
+    (void)state;
+    sampler *s = mk_shards("{policies: [{name: all, type: always_sample}]}", 3);
+    span_t *sp = sp_new(42, 1, 0, T0, T0 + 1, -1);
+    req_t *r = req_new("svc", "lib", &sp, 1);
+    size_t sh = sampler_shard_of(s, sp->trace_id.data);
+    assert_true(sh < 3);
+    assert_int_equal(sampler_add(s, (sh + 1) % 3, &r->base, "a", T0, NULL), 0); /* not this shard's */
+    assert_int_equal(sampler_add(s, sh, &r->base, "a", T0, NULL), 1);
+    assert_int_equal(sampler_add(s, sh, &r->base, "b", T0, NULL), 1);
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.traces_in_flight, 2); /* same id, two tenants: two traces */
+    sampler_flush(s, sh, T0, on_emit, &E);
+    assert_int_equal(E.n, 2);
+    /* A late span for tenant b does not follow tenant a's cache entry alone. */
+    sampler_free(s);
+}
+
+static void test_metrics_hook(void **state)
+{
+    (void)state;
+    metrics_reset_for_tests();
+    sampler *s = mk("{policies: [{name: errors, type: status_code, status_codes: [ERROR]}]}");
+    sampler_set_metrics(s, "shop-traces");
+    add_trace(s, 1, 1, 2, T0);
+    add_trace(s, 2, 1, 1, T0);
+    flush(s, T0 + SEC);
+    buf out = BUF_INIT;
+    assert_int_equal(metrics_render(&out), 0);
+    buf_putc(&out, '\0');
+    assert_non_null(strstr(out.data, "otlp_gateway_sampler_policy_decisions_total{pipeline=\"shop-traces\","
+                                     "policy=\"errors\",outcome=\"sampled\"} 1"));
+    assert_non_null(strstr(out.data, "otlp_gateway_sampler_traces_total{pipeline=\"shop-traces\","
+                                     "decision=\"dropped\",reason=\"flush\"} 1"));
+    assert_non_null(strstr(out.data, "otlp_gateway_sampler_traces_in_flight{pipeline=\"shop-traces\"} 0"));
+    assert_non_null(strstr(out.data, "otlp_gateway_sampler_bytes_held{pipeline=\"shop-traces\"} "));
+    buf_free(&out);
+    sampler_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_code, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probabilistic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_string_attribute, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_numeric_boolean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_span_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_limiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_and_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decision_timing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_spans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eviction_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eviction_traces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_grouping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenants_and_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_hook, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
