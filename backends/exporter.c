@@ -323,15 +323,32 @@ static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
 
 /* Adds the exporter's headers to the type's and compresses the body when the
  * type asks for it. *data, *len: what goes on the wire (h->body or e->compressed). */
+/* Is a header named like `line` ("Name: value") already in the list? */
+static int exporter_header_present(const struct curl_slist *list, const char *line)
+{
+    size_t n = strcspn(line, ":");
+    for (; list != NULL; list = list->next)
+        if (strncasecmp(list->data, line, n) == 0 && list->data[n] == ':')
+            return 1;
+    return 0;
+}
+
 static int exporter_finish(exporter *e, const export_batch *b, export_http *h, const uint8_t **data, size_t *len,
                            char *err, size_t errlen)
 {
-    const exporter_headers *sets[] = {&e->set.common, &e->set.per_signal[b->signal],
-                                      exporter_settings_tenant(&e->set, b->tenant)};
+    /* Most specific first: a tenant's header replaces the signal's, which
+     * replaces the common one (a default key plus per-tenant overrides must
+     * send one key, not both). */
+    const exporter_headers *sets[] = {exporter_settings_tenant(&e->set, b->tenant), &e->set.per_signal[b->signal],
+                                      &e->set.common};
     for (size_t s = 0; s < 3; s++)
-        for (size_t i = 0; i < sets[s]->n; i++)
-            if ((h->headers = curl_slist_append(h->headers, sets[s]->lines[i])) == NULL)
+        for (size_t i = 0; i < sets[s]->n; i++) {
+            const char *line = sets[s]->lines[i];
+            if (exporter_header_present(h->headers, line))
+                continue;
+            if ((h->headers = curl_slist_append(h->headers, line)) == NULL)
                 goto oom;
+        }
     /* curl would send "Expect: 100-continue" for large HTTP/1.1 bodies and
      * wait a second for an answer many servers never give. */
     if ((h->headers = curl_slist_append(h->headers, "Expect:")) == NULL || buf_putc(&h->url, '\0') != 0)

@@ -1082,8 +1082,9 @@ static int read_pipeline_backends(arena *a, const config_node *p, const config_n
 
 static int read_pipelines(config *c, arena *a, const config_node *backends, char *err, size_t errlen)
 {
-    /* match, default and resource are read by gateway/pipeline.c. */
-    static const char *const keys[] = {"name", "signals", "backends", "match", "default", "resource", NULL};
+    /* match, default, resource and sampling are read by gateway/pipeline.c. */
+    static const char *const keys[] = {"name",    "signals",  "backends", "match",
+                                       "default", "resource", "sampling", NULL};
     const config_node *seq = value_at(c->root, "pipelines");
     if (seq == NULL)
         return 0;
@@ -1109,7 +1110,8 @@ static int read_config(config *c, arena *a, char *err, size_t errlen)
 {
     /* auth and tenants are read by auth/auth.c from c->root. */
     static const char *const top_keys[] = {"workers",   "admin",    "log",       "limits", "shutdown_timeout",
-                                           "listeners", "backends", "pipelines", "auth",   "tenants", NULL};
+                                           "listeners", "backends", "pipelines", "auth",   "tenants",
+                                           "sampling",  NULL};
     static const char *const log_keys[] = {"level", NULL};
     static const char *const limit_keys[] = {"max_decoded_bytes", NULL};
     const config_node *root = c->root, *log, *limits, *backends;

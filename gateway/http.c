@@ -32,6 +32,10 @@ typedef struct otlp_handler {
  * beyond that h2o refuses on its own (plain 413) without buffering it. */
 #define HTTP_H2O_BODY_SLACK 2
 
+/* At shutdown, how long an HTTP/1.1 connection may stay idle or keep
+ * sending its request. */
+#define HTTP_SHUTDOWN_IDLE_MS 1000
+
 http_site *http_site_new(const http_site_settings *s)
 {
     http_site *site = calloc(1, sizeof(*site));
@@ -270,6 +274,13 @@ void http_listener_shutdown(http_listener *l)
     /* HTTP/2 connections get GOAWAY; HTTP/1.1 ones close after the request
      * in progress. */
     h2o_context_request_shutdown(&l->ctx);
+    /* h2o 2.2.5 leaves idle HTTP/1.1 keep-alive connections open until their
+     * request timeout, which would stretch every shutdown to header_timeout.
+     * Entries expire at registered_at + timeout, so shortening the timeout
+     * closes idle connections within a second while a request still being
+     * uploaded keeps that second to finish. */
+    if (l->ctx.http1.req_timeout.timeout > HTTP_SHUTDOWN_IDLE_MS)
+        l->ctx.http1.req_timeout.timeout = HTTP_SHUTDOWN_IDLE_MS;
 }
 
 static size_t list_len(const h2o_linklist_t *anchor)
@@ -285,10 +296,10 @@ size_t http_listener_connections(const http_listener *l)
     return list_len(&l->ctx.http1._conns) + list_len(&l->ctx.http2._conns);
 }
 
-void http_listener_free(http_listener *l)
+int http_listener_free(http_listener *l)
 {
     if (l == NULL)
-        return;
+        return 0;
     if (l->sock != NULL)
         h2o_socket_close(l->sock);
     proxy_waiters_dispose(&l->proxy);
@@ -304,5 +315,7 @@ void http_listener_free(http_listener *l)
          * sockets but never frees the queue itself. */
         free(l->ctx.queue);
         free(l);
+        return 0;
     }
+    return -1;
 }

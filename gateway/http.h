@@ -41,7 +41,10 @@ http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int list
                                    int proxy_protocol, void *worker_data);
 void http_listener_shutdown(http_listener *l);
 size_t http_listener_connections(const http_listener *l);
-void http_listener_free(http_listener *l);
+/* Frees the listener. Returns 0, or -1 when connections were still open (a
+ * drain that timed out): h2o cannot dispose such a context, so it and its
+ * timers stay, and the caller must not destroy the event loop either. */
+int http_listener_free(http_listener *l);
 void *http_worker_data(const h2o_req_t *req);
 
 /* Finish req with a body (copied) and a content type. */

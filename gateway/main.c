@@ -101,7 +101,7 @@ static int run(const char *path)
         return 1;
     log_set_level(cfg->log_level);
     char err[512];
-    pipeline *pl = pipeline_new(cfg, err, sizeof(err));
+    pipeline *pl = pipeline_new(cfg, server_worker_count(cfg), err, sizeof(err));
     auth *au = pl ? auth_new(cfg, err, sizeof(err)) : NULL;
     if (pl == NULL || au == NULL) {
         char q[600];

@@ -1,15 +1,18 @@
 #include "pipeline.h"
 
+#include <pthread.h>
 #include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest.h"
 #include "log.h"
 #include "logs_service.pb-c.h"
 #include "metrics.h"
 #include "metrics_service.pb-c.h"
+#include "sampler.h"
 #include "trace_service.pb-c.h"
 
 #define PIPELINE_MAX 64 /* routes are selected through a 64-bit mask */
@@ -45,7 +48,14 @@ typedef struct route {
     size_t n_backends;
     int needs_payload;
     metric_series *items[OTLP_SIGNAL_COUNT];
+    /* Tail sampling (`sampling: <set>`): the route's traces are buffered
+     * here and reach the backends only when their trace is sampled. */
+    sampler *smp;
+    struct pipeline *pl;
+    metric_series *smp_dropped[3]; /* by smp_drop_reason */
 } route;
+
+typedef enum { SMP_QUEUE_FULL, SMP_EXPORT_FAILED, SMP_NO_MEMORY } smp_drop_reason;
 
 typedef struct tenant_routes {
     const char *tenant;
@@ -62,6 +72,8 @@ struct pipeline {
     metric_series *export_failed[OTLP_SIGNAL_COUNT];
     metric_series *unrouted[OTLP_SIGNAL_COUNT];
     metric_series *queue_full[OTLP_SIGNAL_COUNT];
+    size_t n_shards;          /* sampler shards: one per worker */
+    size_t max_decoded_bytes; /* arena cap when emitted traces are decoded */
 };
 
 /* ---------- the three signals' resource entries, seen generically ---------- */
@@ -194,10 +206,60 @@ static int read_edits(route *r, const config_node *seq, char *err, size_t errlen
     return 0;
 }
 
+/* `sampling: <set>`: a sampler of its own, built from the named entry of the
+ * top-level `sampling:` map, with one shard per worker. */
+static int read_sampling(pipeline *pl, const config *cfg, const config_pipeline *cp, route *r, char *err,
+                         size_t errlen)
+{
+    const config_node *ref = config_get(cp->node, "sampling");
+    if (ref == NULL)
+        return 0;
+    const char *set = config_scalar(ref);
+    if (set == NULL)
+        return config_error(ref, "sampling", err, errlen, "expected the name of a policy set under sampling:");
+    if (cp->signals != (1u << OTLP_TRACES))
+        return config_error(ref, "sampling", err, errlen,
+                            "tail sampling needs a pipeline whose signals are exactly [traces]");
+    const config_node *node = config_get(config_get(cfg->root, "sampling"), set);
+    if (node == NULL)
+        return config_error(ref, "sampling", err, errlen, "no policy set \"%s\" (define it under sampling:)", set);
+    if ((r->smp = sampler_new(node, pl->n_shards, err, errlen)) == NULL)
+        return -1;
+    sampler_set_metrics(r->smp, r->name);
+    metric_family *f = metrics_family("otlp_gateway_sampler_export_dropped_total", METRIC_COUNTER,
+                                      "Spans of sampled traces a backend could not take (the client had "
+                                      "already been acknowledged), by pipeline and reason.");
+    static const char *const reasons[] = {"queue_full", "export_failed", "no_memory"};
+    for (int i = 0; i < 3; i++) {
+        char labels[200];
+        snprintf(labels, sizeof(labels), "pipeline=\"%s\",reason=\"%s\"", r->name, reasons[i]);
+        r->smp_dropped[i] = metrics_series(f, labels);
+    }
+    return 0;
+}
+
+/* The top-level `sampling:` map: every set must build, used or not. */
+static int check_sampling_sets(const config *cfg, char *err, size_t errlen)
+{
+    const config_node *m = config_get(cfg->root, "sampling");
+    if (m == NULL)
+        return 0;
+    if (!config_is_map(m))
+        return config_error(m, "sampling", err, errlen, "expected a map of policy-set name: {policies: ...}");
+    for (size_t i = 0; i < config_map_len(m); i++) {
+        sampler *s = sampler_new(config_map_value(m, i), 1, err, errlen);
+        if (s == NULL)
+            return -1;
+        sampler_free(s);
+    }
+    return 0;
+}
+
 static int read_route(pipeline *pl, const config *cfg, const config_pipeline *cp, route *r, char *err, size_t errlen)
 {
     r->name = cp->name;
     r->signals = cp->signals;
+    r->pl = pl;
     if (config_bool(cp->node, "default", 0, &r->is_default, err, errlen) != 0 ||
         read_rules(r, config_get(cp->node, "match"), err, errlen) != 0 ||
         read_edits(r, config_get(cp->node, "resource"), err, errlen) != 0)
@@ -205,6 +267,8 @@ static int read_route(pipeline *pl, const config *cfg, const config_pipeline *cp
     if (r->is_default && r->n_rules > 0)
         return config_error(config_get(cp->node, "default"), "default", err, errlen,
                             "a default pipeline takes what others did not match; it cannot have match rules");
+    if (read_sampling(pl, cfg, cp, r, err, errlen) != 0)
+        return -1;
     r->backends = calloc(cp->n_backends + 1, sizeof(*r->backends));
     for (size_t j = 0; j < cp->n_backends; j++)
         for (size_t k = 0; k < cfg->n_backends; k++)
@@ -251,12 +315,18 @@ static int read_tenant_routes(pipeline *pl, const config *cfg, char *err, size_t
     return 0;
 }
 
-pipeline *pipeline_new(const config *cfg, char *err, size_t errlen)
+pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t errlen)
 {
     pipeline *pl = calloc(1, sizeof(*pl));
     if (pl == NULL || (pl->backends = calloc(cfg->n_backends + 1, sizeof(*pl->backends))) == NULL ||
         (pl->routes = calloc(cfg->n_pipelines + 1, sizeof(*pl->routes))) == NULL) {
         snprintf(err, errlen, "out of memory");
+        pipeline_free(pl);
+        return NULL;
+    }
+    pl->n_shards = n_workers ? n_workers : 1;
+    pl->max_decoded_bytes = cfg->max_decoded_bytes;
+    if (check_sampling_sets(cfg, err, errlen) != 0) {
         pipeline_free(pl);
         return NULL;
     }
@@ -315,6 +385,7 @@ void pipeline_free(pipeline *pl)
         free(r->rules);
         free(r->edits);
         free(r->backends);
+        sampler_free(r->smp);
     }
     free(pl->backends);
     free(pl->routes);
@@ -425,7 +496,7 @@ static int build_share(const route *r, unsigned ri, const otlp_request *req, con
         out->req.items = otlp_count_items(req->signal, view);
     }
     out->payload = (export_payload){.tenant = tenant};
-    if (r->needs_payload) {
+    if (r->needs_payload && r->smp == NULL) {
         size_t len = protobuf_c_message_get_packed_size(out->req.msg);
         uint8_t *data = arena_alloc(a, len ? len : 1);
         if (data == NULL)
@@ -487,6 +558,92 @@ static int reserve_all(const pipeline *pl, uint64_t used, const share *shares)
     return 0;
 }
 
+/* ---------- tail-sampled routes ---------- */
+
+static void count_sampler_drop(route *r, smp_drop_reason why, const char *backend, size_t spans)
+{
+    static const char *const reasons[] = {"queue_full", "export_failed", "no_memory"};
+    metrics_add(r->smp_dropped[why], spans);
+    log_warn("sampled spans dropped", "pipeline=%s backend=%s reason=%s spans=%zu", r->name, backend ? backend : "-",
+             reasons[why], spans);
+}
+
+/* A sampled trace (or late spans of one: spans == 0, not counted by the
+ * sampler) for route r's backends: `req` is an encoded ExportTraceServiceRequest. The client was acknowledged when the
+ * spans were buffered, so there is nobody to push back on: a backend that
+ * cannot take them loses them (counted and logged); the others still get
+ * them. May run with a sampler shard lock held: no calls into the sampler. */
+static void route_emit(route *r, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+{
+    otlp_request dec = {.signal = OTLP_TRACES, .items = spans};
+    arena *a = NULL;
+    int need_decoded = spans == 0; /* to count them */
+    for (size_t j = 0; j < r->n_backends; j++)
+        need_decoded |= !r->backends[j]->needs_payload;
+    if (need_decoded) {
+        char derr[160];
+        a = arena_new(r->pl->max_decoded_bytes);
+        if (a == NULL || otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, req, len, a, &dec, derr, sizeof(derr)) != 0) {
+            arena_free(a);
+            count_sampler_drop(r, SMP_NO_MEMORY, NULL, spans);
+            return;
+        }
+    }
+    const export_payload p = {.data = req, .len = len, .tenant = tenant ? tenant : ""};
+    for (size_t j = 0; j < r->n_backends; j++) {
+        backend *b = r->backends[j];
+        if (b->ops->reserve != NULL && b->ops->reserve(b, len) != 0) {
+            count_sampler_drop(r, SMP_QUEUE_FULL, b->name, dec.items);
+            continue;
+        }
+        char berr[256] = "";
+        backend_status st = b->ops->export(b, &dec, &p, berr, sizeof(berr));
+        if (st != BACKEND_OK) {
+            char q[300];
+            metrics_add(r->pl->export_failed[OTLP_TRACES], 1);
+            log_warn("export failed", "backend=%s pipeline=%s signal=traces retryable=%d error=%s", b->name, r->name,
+                     st == BACKEND_RETRY, log_quote(q, sizeof(q), berr));
+            count_sampler_drop(r, SMP_EXPORT_FAILED, b->name, dec.items);
+        }
+    }
+    arena_free(a);
+}
+
+static void sampler_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+{
+    route_emit(data, tenant, req, len, spans);
+}
+
+/* Hand a route's share to its sampler: each shard that has spans of the
+ * share takes them (under that shard's lock), then is ticked so traces its
+ * memory budget decided early go out. */
+static void sample_share(route *r, const pipeline *pl, const otlp_request *req, const char *tenant, arena *a)
+{
+    const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *tr = (const void *)req->msg;
+    uint8_t *has = arena_calloc(a, pl->n_shards, 1); /* NULL: try every shard */
+    for (size_t i = 0; has != NULL && i < tr->n_resource_spans; i++) {
+        const Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = tr->resource_spans[i];
+        for (size_t k = 0; rs != NULL && k < rs->n_scope_spans; k++) {
+            const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[k];
+            for (size_t n = 0; ss != NULL && n < ss->n_spans; n++)
+                if (ss->spans[n] != NULL && ss->spans[n]->trace_id.len == 16)
+                    has[sampler_shard_of(r->smp, ss->spans[n]->trace_id.data)] = 1;
+        }
+    }
+    uint64_t now = ingest_now_ns();
+    buf late = BUF_INIT;
+    for (size_t sh = 0; sh < pl->n_shards; sh++) {
+        if (has != NULL && !has[sh])
+            continue;
+        buf_clear(&late);
+        sampler_add(r->smp, sh, req->msg, tenant, now, &late);
+        if (late.len > 0)
+            route_emit(r, tenant, (const uint8_t *)late.data, late.len, 0);
+        sampler_tick(r->smp, sh, now, sampler_emit, r);
+    }
+    buf_free(&late);
+}
+
 pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ingest_origin *origin, arena *a,
                                 char *err, size_t errlen)
 {
@@ -517,7 +674,12 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ing
     for (size_t ri = 0; ri < pl->n_routes; ri++)
         if (((used >> ri) & 1) && build_share(&pl->routes[ri], (unsigned)ri, req, entry_routes, tenant, a, &shares[ri]) != 0)
             goto nomem;
-    if (reserve_all(pl, used, shares) != 0) {
+    uint64_t sampled = 0;
+    for (size_t ri = 0; ri < pl->n_routes; ri++)
+        if (pl->routes[ri].smp != NULL)
+            sampled |= 1ull << ri;
+    /* Sampled routes buffer instead of exporting: no queue room to reserve. */
+    if (reserve_all(pl, used & ~sampled, shares) != 0) {
         metrics_add(pl->queue_full[req->signal], 1);
         snprintf(err, errlen, "export queue full");
         return PIPELINE_RETRY;
@@ -526,8 +688,12 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ing
     for (size_t ri = 0; ri < pl->n_routes; ri++) {
         if (((used >> ri) & 1) == 0)
             continue;
-        const route *r = &pl->routes[ri];
+        route *r = &pl->routes[ri];
         metrics_add(r->items[req->signal], shares[ri].req.items);
+        if (r->smp != NULL) {
+            sample_share(r, pl, &shares[ri].req, tenant, a);
+            continue;
+        }
         for (size_t j = 0; j < r->n_backends; j++) {
             backend *b = r->backends[j];
             char berr[256] = "";
@@ -560,8 +726,47 @@ int pipeline_ready(pipeline *pl)
     return 1;
 }
 
+void pipeline_tick(pipeline *pl, unsigned worker, uint64_t now_ns)
+{
+    for (size_t ri = 0; ri < pl->n_routes; ri++)
+        if (pl->routes[ri].smp != NULL && worker < pl->n_shards)
+            sampler_tick(pl->routes[ri].smp, worker, now_ns, sampler_emit, &pl->routes[ri]);
+}
+
+static void *flush_one(void *arg)
+{
+    backend *b = arg;
+    b->ops->flush(b);
+    return NULL;
+}
+
+/* Backends flush in parallel: each may wait up to its own bound for a slow
+ * or stalled destination, and shutdown should take the longest of those,
+ * not their sum. */
+static void flush_backends(pipeline *pl)
+{
+    pthread_t *threads = calloc(pl->n_backends + 1, sizeof(*threads));
+    char *started = calloc(pl->n_backends + 1, 1);
+    for (size_t i = 0; i < pl->n_backends; i++) {
+        if (threads != NULL && started != NULL && pthread_create(&threads[i], NULL, flush_one, pl->backends[i]) == 0)
+            started[i] = 1;
+        else
+            flush_one(pl->backends[i]);
+    }
+    for (size_t i = 0; i < pl->n_backends; i++)
+        if (started != NULL && started[i])
+            pthread_join(threads[i], NULL);
+    free(threads);
+    free(started);
+}
+
 void pipeline_flush(pipeline *pl)
 {
-    for (size_t i = 0; i < pl->n_backends; i++)
-        pl->backends[i]->ops->flush(pl->backends[i]);
+    /* Decide every buffered trace first, so sampled ones reach the backends
+     * before those are flushed. */
+    uint64_t now = ingest_now_ns();
+    for (size_t ri = 0; ri < pl->n_routes; ri++)
+        for (size_t sh = 0; pl->routes[ri].smp != NULL && sh < pl->n_shards; sh++)
+            sampler_flush(pl->routes[ri].smp, sh, now, sampler_emit, &pl->routes[ri]);
+    flush_backends(pl);
 }

@@ -13,12 +13,16 @@
  * needs it. Room is reserved in every target backend first, so the request
  * is admitted everywhere or nowhere; then every backend's export runs.
  * pipeline_submit returns only when every backend has taken the data, which
- * is what lets the listener acknowledge the client. Built once from the
+ * is what lets the listener acknowledge the client. A pipeline with
+ * `sampling:` instead hands its share to its tail sampler (routing/sampler.h),
+ * sharded by trace id; the client is acknowledged once the spans are
+ * buffered, and sampled traces are exported when decided. Built once from the
  * config and shared read-only by all workers. */
 #ifndef GW_PIPELINE_H
 #define GW_PIPELINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "arena.h"
 #include "backend.h"
@@ -30,8 +34,10 @@ typedef struct pipeline pipeline;
 
 typedef enum { PIPELINE_OK = 0, PIPELINE_RETRY = 1, PIPELINE_FAIL = 2 } pipeline_status;
 
-/* Creates every configured backend; NULL with a located error. */
-pipeline *pipeline_new(const config *cfg, char *err, size_t errlen);
+/* Creates every configured backend and the tail samplers of pipelines with
+ * `sampling:` (one shard per worker: n_workers, 0 counts as 1); NULL with a
+ * located error. */
+pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t errlen);
 void pipeline_free(pipeline *pl);
 
 /* `a` is the request's arena (views, edits and encodings are allocated there). */
@@ -39,7 +45,12 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ing
                                 char *err, size_t errlen);
 /* 1 when every backend reports ready. */
 int pipeline_ready(pipeline *pl);
-/* Flush every backend (shutdown). */
+/* Decide the traces of sampler shard `worker` that are due at now_ns
+ * (ingest_now_ns clock) and export the sampled ones; each worker calls this
+ * periodically for its own shard, with or without traffic. */
+void pipeline_tick(pipeline *pl, unsigned worker, uint64_t now_ns);
+/* Shutdown, after the workers stopped: decide every buffered trace (sampled
+ * ones are exported), then flush every backend. */
 void pipeline_flush(pipeline *pl);
 
 #endif

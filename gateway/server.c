@@ -160,6 +160,12 @@ static int plan_listener(listener_plan *p, const config_listener *cl, const conf
     return 0;
 }
 
+unsigned server_worker_count(const config *cfg)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
+}
+
 server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin, char *err, size_t errlen)
 {
     server *s = calloc(1, sizeof(*s));
@@ -169,8 +175,7 @@ server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin
     s->pl = pl;
     s->au = au;
     s->admin = admin;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    s->n_workers = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
+    s->n_workers = server_worker_count(cfg);
     s->n_plans = cfg->n_listeners;
     s->plans = calloc(s->n_plans, sizeof(*s->plans));
     s->workers = calloc(s->n_workers, sizeof(*s->workers));
@@ -297,19 +302,33 @@ static void *worker_main(void *arg)
         r.admin = http_listener_start(s->admin_site, r.loop, w->admin_fd, NULL, 0, NULL);
         w->admin_fd = -1;
     }
-    while (!atomic_load(&s->stopping))
+    /* The loop wakes at least every 100 ms; tail-sampling decisions of this
+     * worker's shard are due on time even without traffic. */
+    uint64_t last_tick = 0;
+    while (!atomic_load(&s->stopping)) {
         h2o_evloop_run(r.loop, 100);
+        uint64_t now = ingest_now_ns();
+        if (now - last_tick >= 100000000u) {
+            pipeline_tick(s->pl, w->id, now);
+            last_tick = now;
+        }
+    }
     worker_shutdown(w, &r);
+    int stuck = 0; /* an h2o context that could not be disposed */
     for (size_t i = 0; i < s->n_plans; i++) {
         if (r.grpc[i])
             grpc_listener_free(r.grpc[i]);
-        http_listener_free(r.http[i]);
+        stuck |= http_listener_free(r.http[i]) != 0;
     }
-    http_listener_free(r.admin);
+    stuck |= http_listener_free(r.admin) != 0;
     free(r.grpc);
     free(r.http);
     ingest_ctx_free(r.ictx);
-    worker_release_loop(r.loop);
+    /* After a drain that timed out, live connections still have timers on
+     * the loop and h2o asserts if it is destroyed; the process is exiting,
+     * so leave it to the teardown. */
+    if (!stuck)
+        worker_release_loop(r.loop);
     return NULL;
 }
 

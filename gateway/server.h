@@ -19,6 +19,9 @@
 typedef struct server server;
 
 /* `au` may be NULL (no authentication at all); it is shared by the workers. */
+/* Worker threads the server runs: cfg->workers, or one per CPU when 0. The
+ * pipeline's sampler shards match (pipeline_new takes this count). */
+unsigned server_worker_count(const config *cfg);
 server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin, char *err, size_t errlen);
 /* Starts the worker threads; -1 with err if a thread cannot start. */
 int server_start(server *s, char *err, size_t errlen);

@@ -301,6 +301,8 @@ static int btab_grow(shard *sh)
 /* A reference to the interned blob with these bytes (and parent). */
 static blob *blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, blob *parent)
 {
+    if (len == 0)
+        data = (const uint8_t *)""; /* an empty resource or scope may come as NULL */
     uint64_t h = mix(fnv(data, len, 0xcbf29ce484222325ULL) ^ (uint64_t)(uintptr_t)parent);
     if (sh->btab_size != 0) {
         for (blob *b = sh->btab[h & (sh->btab_size - 1)]; b != NULL; b = b->hnext) {

@@ -207,7 +207,7 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_error(MIN_LISTENER "listner: {}\n",
                  "gw.yaml:4:1: listner: unknown key (expected one of: workers, admin, log, limits, "
-                 "shutdown_timeout, listeners, backends, pipelines, auth, tenants)");
+                 "shutdown_timeout, listeners, backends, pipelines, auth, tenants, sampling)");
     expect_error(MIN_LISTENER "    grcp: 1.2.3.4:1\n",
                  "gw.yaml:4:5: listeners[0].grcp: unknown key (expected one of: name, grpc, http, tls, "
                  "max_request_bytes, max_concurrent_streams, idle_timeout, header_timeout, proxy_protocol, auth, "
@@ -219,8 +219,9 @@ static void test_unknown_keys(void **state)
     expect_error(MIN_LISTENER "limits: {max: 1}\n",
                  "gw.yaml:4:10: limits.max: unknown key (expected one of: max_decoded_bytes)");
     expect_error(MIN_LISTENER "backends: {b: {type: file}}\n"
-                              "pipelines: [{name: p, signals: [logs], backends: [b], sampling: x}]\n",
-                 "gw.yaml:5:55: pipelines[0].sampling: unknown key (expected one of: name, signals, backends, match, default, resource)");
+                              "pipelines: [{name: p, signals: [logs], backends: [b], samplng: x}]\n",
+                 "gw.yaml:5:55: pipelines[0].samplng: unknown key (expected one of: name, signals, backends, match, "
+                 "default, resource, sampling)");
 }
 
 static void test_wrong_types(void **state)

@@ -46,7 +46,7 @@ static int setup(void **state)
              "  - {name: l, signals: [logs], backends: [b, n]}\n",
              f->dir, f->dir);
     assert_int_equal(config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)), 0);
-    f->pl = pipeline_new(f->cfg, err, sizeof(err));
+    f->pl = pipeline_new(f->cfg, 1, err, sizeof(err));
     assert_non_null(f->pl);
     f->ictx = ingest_ctx_new(f->pl, NULL);
     *state = f;
@@ -159,7 +159,7 @@ static void test_backend_write_failure_is_retryable(void **state)
     assert_int_equal(symlink("/dev/full", path), 0);
     pipeline_free(f->pl);
     char err[256];
-    f->pl = pipeline_new(f->cfg, err, sizeof(err));
+    f->pl = pipeline_new(f->cfg, 1, err, sizeof(err));
     assert_non_null(f->pl);
     ingest_ctx_free(f->ictx);
     f->ictx = ingest_ctx_new(f->pl, NULL);
@@ -230,7 +230,7 @@ static void test_routing_rules_default_and_edits(void **state)
              dir, dir, dir, dir);
     config *cfg;
     assert_int_equal(config_load_string("route.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    pipeline *pl = pipeline_new(cfg, err, sizeof(err));
+    pipeline *pl = pipeline_new(cfg, 1, err, sizeof(err));
     if (pl == NULL)
         fail_msg("pipeline_new: %s", err);
     ingest_ctx *ictx = ingest_ctx_new(pl, NULL);
@@ -298,7 +298,7 @@ static void test_default_pipeline_takes_unmatched(void **state)
              dir, dir);
     config *cfg;
     assert_int_equal(config_load_string("route.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    pipeline *pl = pipeline_new(cfg, err, sizeof(err));
+    pipeline *pl = pipeline_new(cfg, 1, err, sizeof(err));
     assert_non_null(pl);
     ingest_ctx *ictx = ingest_ctx_new(pl, NULL);
     ingest_result res;
@@ -328,7 +328,7 @@ static void route_config_fails(const char *pipelines, const char *expected)
              pipelines);
     config *cfg;
     assert_int_equal(config_load_string("r.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    pipeline *pl = pipeline_new(cfg, err, sizeof(err));
+    pipeline *pl = pipeline_new(cfg, 1, err, sizeof(err));
     if (pl != NULL || strstr(err, expected) == NULL)
         fail_msg("expected \"%s\", got \"%s\"", expected, pl ? "(none)" : err);
     config_free(cfg);
@@ -350,6 +350,111 @@ static void test_routing_config_errors(void **state)
     route_config_fails("pipelines: [{name: p, signals: [traces], backends: [d]}]\n"
                        "tenants: [{id: t, endpoints: [l], pipelines: [q]}]\n",
                        "no pipeline \"q\"");
+    static const char set[] = "sampling: {s: {decision_wait: 1s, policies: [{name: all, type: always_sample}]}}\n";
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), "%spipelines: [{name: p, signals: [traces, logs], backends: [d], sampling: s}]\n",
+             set);
+    route_config_fails(yaml, "r.yaml:4:73: pipelines[0].sampling: tail sampling needs a pipeline whose signals are "
+                             "exactly [traces]");
+    snprintf(yaml, sizeof(yaml), "%spipelines: [{name: p, signals: [traces], backends: [d], sampling: t}]\n", set);
+    route_config_fails(yaml, "r.yaml:4:67: pipelines[0].sampling: no policy set \"t\" (define it under sampling:)");
+    route_config_fails("sampling: [1]\n", "r.yaml:3:11: sampling: expected a map of policy-set name");
+    /* An unused set is still checked. */
+    route_config_fails("sampling: {s: {policies: [{name: x, type: nope}]}}\n", "sampling.s.policies[0].type");
+}
+
+/* A traces pipeline with a tail sampler (status_code ERROR) and a file
+ * backend, two shards: only the error trace reaches the file, when due;
+ * late spans follow their trace's decision; flush decides the rest. */
+static const char *trace_json(char *out, size_t len, char id, const char *span, int error)
+{
+    snprintf(out, len,
+             "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"%c%c0102030405060708090a0b0c0d0e0f\","
+             "\"spanId\":\"%s\",\"name\":\"s\"%s}]}]}]}",
+             id, id, span, error ? ",\"status\":{\"code\":2}" : "");
+    return out;
+}
+
+static void send_trace(fixture *f, char id, const char *span, int error, ingest_result *res)
+{
+    char body[512];
+    trace_json(body, sizeof(body), id, span, error);
+    export(f, OTLP_TRACES, body, strlen(body), 0, res);
+    if (res->status != INGEST_OK)
+        fail_msg("export: %s", res->message);
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    int n = 0;
+    char line[8192];
+    while (fgets(line, sizeof(line), fp) != NULL)
+        for (const char *p = line; (p = strstr(p, needle)) != NULL; p++)
+            n++;
+    fclose(fp);
+    return n;
+}
+
+static void test_tail_sampling_pipeline(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/gw-sampling-XXXXXX", yaml[1024], err[512], path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(yaml, sizeof(yaml),
+             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+             "backends: {f: {type: file, dir: %s}}\n"
+             "sampling:\n  errors: {decision_wait: 1s, policies: [{name: e, type: status_code, status_codes: [ERROR]}]}\n"
+             "pipelines: [{name: t, signals: [traces], backends: [f], sampling: errors}]\n",
+             dir);
+    config *cfg;
+    assert_int_equal(config_load_string("s.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+    pipeline *pl = pipeline_new(cfg, 2, err, sizeof(err));
+    if (pl == NULL)
+        fail_msg("pipeline_new: %s", err);
+    fixture f = {.pl = pl, .ictx = ingest_ctx_new(pl, NULL)};
+    snprintf(path, sizeof(path), "%s/traces.jsonl", dir);
+    ingest_result res;
+    /* Trace aa: one error span and one plain span; trace bb: one plain span. */
+    send_trace(&f, 'a', "a000000000000001", 1, &res);
+    assert_int_equal(res.status, INGEST_OK);
+    send_trace(&f, 'a', "a000000000000002", 0, &res);
+    assert_int_equal(res.status, INGEST_OK);
+    send_trace(&f, 'b', "b000000000000001", 0, &res);
+    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(count_in_file(path, "\"spanId\""), 0); /* buffered, not exported */
+
+    uint64_t later = ingest_now_ns() + 2000000000ull;
+    pipeline_tick(pl, 0, later);
+    pipeline_tick(pl, 1, later);
+    assert_int_equal(count_in_file(path, "a000000000000001"), 1);
+    assert_int_equal(count_in_file(path, "a000000000000002"), 1);
+    assert_int_equal(count_in_file(path, "b000000000000001"), 0);
+
+    /* Late spans follow the cached decisions at once. */
+    send_trace(&f, 'a', "a000000000000003", 0, &res);
+    assert_int_equal(res.status, INGEST_OK);
+    send_trace(&f, 'b', "b000000000000002", 1, &res);
+    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(count_in_file(path, "a000000000000003"), 1);
+    assert_int_equal(count_in_file(path, "b000000000000002"), 0);
+
+    /* Shutdown decides what is still buffered. */
+    send_trace(&f, 'c', "c000000000000001", 1, &res);
+    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(count_in_file(path, "c000000000000001"), 0);
+    pipeline_flush(pl);
+    assert_int_equal(count_in_file(path, "c000000000000001"), 1);
+    assert_int_equal(count_in_file(path, "\"spanId\""), 4);
+
+    ingest_ctx_free(f.ictx);
+    pipeline_free(pl);
+    config_free(cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -362,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_routing_rules_default_and_edits),
         cmocka_unit_test(test_default_pipeline_takes_unmatched),
         cmocka_unit_test(test_routing_config_errors),
+        cmocka_unit_test(test_tail_sampling_pipeline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,10 @@
 //   logs         -> [loki]
 // One honeycomb backend carries both tenants: its `tenants:` map picks the
 // x-honeycomb-team header per batch, so a batch must never mix tenants.
+//
+// Further suites, each with its own gateway: OTLP/JSON + zstd against
+// protobuf field by field, and which header wins when a tenant's header has
+// the same name as a backend-wide one.
 
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
@@ -115,24 +119,20 @@ describe('export: fan-out to emulated Honeycomb, Jaeger and Loki', () => {
   const hcKey = { alpha: `hc_alpha_${randomHex(8)}`, beta: `hc_beta_${randomHex(8)}` };
   const exporters = [];
 
+  const keep = (e) => {
+    exporters.push(e);
+    return e;
+  };
+  const auth = (tenant) => ({ authorization: `Bearer ${gwKey[tenant]}` });
   const client = {
-    traces: (tenant) =>
-      exporters[exporters.push(
-        new ProtoTraceExporter({ url: `${gw.httpUrl}/v1/traces`, headers: { authorization: `Bearer ${gwKey[tenant]}` }, timeoutMillis: 10_000 }),
-      ) - 1],
-    tracesGrpc: (tenant) => {
+    traces: (t) => keep(new ProtoTraceExporter({ url: `${gw.httpUrl}/v1/traces`, headers: auth(t), timeoutMillis: 10_000 })),
+    tracesGrpc: (t) => {
       const md = new Metadata();
-      md.set('authorization', `Bearer ${gwKey[tenant]}`);
-      return exporters[exporters.push(new GrpcTraceExporter({ url: `http://${gw.grpcAddr}`, metadata: md, timeoutMillis: 10_000 })) - 1];
+      md.set('authorization', auth(t).authorization);
+      return keep(new GrpcTraceExporter({ url: `http://${gw.grpcAddr}`, metadata: md, timeoutMillis: 10_000 }));
     },
-    metrics: (tenant) =>
-      exporters[exporters.push(
-        new ProtoMetricExporter({ url: `${gw.httpUrl}/v1/metrics`, headers: { authorization: `Bearer ${gwKey[tenant]}` }, timeoutMillis: 10_000 }),
-      ) - 1],
-    logs: (tenant) =>
-      exporters[exporters.push(
-        new ProtoLogExporter({ url: `${gw.httpUrl}/v1/logs`, headers: { authorization: `Bearer ${gwKey[tenant]}` }, timeoutMillis: 10_000 }),
-      ) - 1],
+    metrics: (t) => keep(new ProtoMetricExporter({ url: `${gw.httpUrl}/v1/metrics`, headers: auth(t), timeoutMillis: 10_000 })),
+    logs: (t) => keep(new ProtoLogExporter({ url: `${gw.httpUrl}/v1/logs`, headers: auth(t), timeoutMillis: 10_000 })),
   };
 
   before(async () => {
@@ -414,7 +414,10 @@ pipelines:
       const spans = await buildSpans('json-shop');
       const metrics = await buildMetrics('json-shop', AggregationTemporality.CUMULATIVE);
       const logs = await buildLogs('json-shop');
-      const add = (e) => exporters[exporters.push(e) - 1];
+      const add = (e) => {
+        exporters.push(e);
+        return e;
+      };
       const results = await Promise.all([
         exportOnce(add(new ProtoTraceExporter({ url: `${gw.httpUrl}/v1/traces` })), spans),
         exportOnce(add(new ProtoMetricExporter({ url: `${gw.httpUrl}/v1/metrics` })), metrics),
@@ -456,5 +459,85 @@ pipelines:
       }
       const logBodies = hcJson.delivered('logs').map((l) => (typeof l.body === 'string' ? l.body : l.body.message)).sort();
       assert.deepEqual(logBodies, ['disk full', 'no severity text, unsampled trace', 'user logged in']);
+    }));
+
+  it('reads a partial success answered in OTLP/JSON (int64 as a string)', async () =>
+    gw.withLog(async () => {
+      const spans = await makeSpans('json-shop', 5);
+      const before = await gw.metrics();
+      const n = hcJson.attempts('traces').length;
+      hcJson.once({ kind: 'partial', rejected: 2, message: 'two spans too old' });
+      const e = new ProtoTraceExporter({ url: `${gw.httpUrl}/v1/traces` });
+      exporters.push(e);
+      assert.equal((await exportOnce(e, spans)).code, ExportResultCode.SUCCESS);
+      await waitFor(() => hcJson.attempts('traces').length > n && hcProto.delivered('traces').length >= 10, 5000);
+      await sleep(1200);
+      assert.deepEqual(hcJson.attempts('traces').slice(n).map((r) => r.outcome), ['partial']);
+      const after = await gw.metrics();
+      assert.equal(delta(before, after, EXPORT.failed, { backend: 'hc-json', signal: 'traces', reason: 'rejected' }), 2);
+      assert.equal(delta(before, after, EXPORT.sent, { backend: 'hc-json', signal: 'traces' }), 3);
+      assert.equal(delta(before, after, EXPORT.sent, { backend: 'hc-proto', signal: 'traces' }), 5);
+      assert.equal(delta(before, after, EXPORT.retries), 0);
+    }));
+});
+
+describe('export: header precedence', () => {
+  let gw, hc;
+  const key = { common: `hc_common_${randomHex(6)}`, alpha: `hc_alpha_${randomHex(6)}` };
+
+  before(async () => {
+    hc = await HoneycombSink.start({ keys: { [key.common]: 'env-shared', [key.alpha]: 'env-alpha' } });
+    gw = await Gateway.start({
+      config: (w) => `workers: 2
+admin: 127.0.0.1:${w.adminPort}
+listeners:
+  - {name: alpha-in, http: 127.0.0.1:${w.httpPort}, tenant: alpha, header_timeout: 2s}
+  - {name: beta-in, http: 127.0.0.1:${w.grpcPort}, tenant: beta, header_timeout: 2s}
+tenants:
+  - {id: alpha, endpoints: [alpha-in]}
+  - {id: beta, endpoints: [beta-in]}
+backends:
+  honeycomb:
+    type: otlp_http
+    endpoint: ${hc.url}
+    headers: {x-honeycomb-team: ${key.common}}
+    tenants:
+      alpha: {headers: {x-honeycomb-team: ${key.alpha}}}
+    batch: {timeout: 50ms}
+    retry: {initial_interval: 200ms, max_interval: 1s}
+pipelines:
+  - {name: all, signals: [traces], backends: [honeycomb]}
+`,
+    });
+  });
+
+  after(async () => {
+    try {
+      if (gw) await gw.stop();
+    } finally {
+      await hc?.stop();
+    }
+  });
+
+  it("a tenant's header replaces the backend-wide header of the same name (one value on the wire)", async () =>
+    gw.withLog(async () => {
+      const alpha = await makeSpans('alpha-shop', 4);
+      const beta = await makeSpans('beta-search', 4);
+      const ea = new ProtoTraceExporter({ url: `${gw.httpUrl}/v1/traces` });
+      const eb = new ProtoTraceExporter({ url: `http://127.0.0.1:${gw.grpcPort}/v1/traces` });
+      try {
+        assert.equal((await exportOnce(ea, alpha)).code, ExportResultCode.SUCCESS);
+        assert.equal((await exportOnce(eb, beta)).code, ExportResultCode.SUCCESS);
+      } finally {
+        await ea.shutdown();
+        await eb.shutdown();
+      }
+      await waitFor(() => hc.attempts('traces').length >= 2, 5000);
+      await sleep(1200);
+      const sentKeys = hc.attempts('traces').map((r) => `${r.items[0]?.service}: ${r.headers['x-honeycomb-team']} -> ${r.outcome}`);
+      // The tenant without its own header gets the common one.
+      assert.deepEqual(deliveredSpanMap(hc.deliveredWithKey('traces', key.common)), sdkSpanMap(beta), sentKeys.join('; '));
+      // alpha's batch must carry alpha's key alone, not "common, alpha".
+      assert.deepEqual(deliveredSpanMap(hc.deliveredWithKey('traces', key.alpha)), sdkSpanMap(alpha), sentKeys.join('; '));
     }));
 });

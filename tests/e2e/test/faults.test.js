@@ -165,26 +165,37 @@ describe('export faults', () => {
     }
   });
 
-  it('SIGKILL with a disk queue (fsync: always): acknowledged spans are delivered by the next process', async () => {
+  it('SIGKILL with a disk queue (fsync: always, small segments): acknowledged spans are delivered by the next process, once', async () => {
     const rig = new Rig();
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-faults-q-'));
     tmps.push(dir);
     const qdir = path.join(dir, 'q');
     const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
     const jaeger = rig.add(await JaegerGrpcSink.start());
-    const queue = `queue: {dir: ${qdir}, fsync: always}`;
+    // 4 KiB segments: the queue spans several files, some of them already
+    // delivered and deleted, when the process dies.
+    const queue = `queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB}`;
     const config = (w) =>
       faultConfig(w, { honeycomb: honeycombYaml(hc, queue), jaeger: jaegerYaml(jaeger, queue) }, [
         { name: 'traces', backends: ['honeycomb', 'jaeger'] },
       ]);
-    await hc.down();
-    await jaeger.down();
     const gw1 = await Gateway.start({ config });
     const sent = [];
     try {
       await gw1.withLog(async () => {
         const proto = rig.proto(gw1);
         const grpc = rig.grpc(gw1);
+        // Phase 1, backends up: delivered and acknowledged by the backends.
+        for (let i = 0; i < 4; i++) {
+          const spans = await makeSpans(`before-${i}`, 25);
+          assert.equal((await exportOnce(i % 2 ? grpc : proto, spans)).code, ExportResultCode.SUCCESS);
+          sent.push(...spans);
+        }
+        await waitFor(() => hc.delivered('traces').length >= sent.length && jaeger.delivered().length >= sent.length, 5000);
+        await waitFor(async () => (await gw1.metricSum(M.queueEntries)) === 0, 5000);
+        // Phase 2, backends down: queued on disk only.
+        await hc.down();
+        await jaeger.down();
         for (let i = 0; i < 6; i++) {
           const spans = await makeSpans(`crash-${i}`, 25);
           const r = await exportOnce(i % 2 ? grpc : proto, spans);
@@ -326,6 +337,81 @@ describe('export faults', () => {
         assert.deepEqual([...hc.violations, ...jaeger.violations], []);
       });
       await gw.stop();
+    } finally {
+      await gw.kill();
+      await rig.close();
+    }
+  });
+
+  it('SIGTERM while two backends stall: the flush is bounded as documented (5 s), not 5 s per backend', async () => {
+    const rig = new Rig();
+    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
+    const jaeger = rig.add(await JaegerGrpcSink.start());
+    hc.behave({ kind: 'stall' });
+    jaeger.behave({ kind: 'stall' });
+    // Default exporter timeout (10s): the stalled requests are still open at the stop.
+    const gw = await Gateway.start({
+      config: (w) =>
+        faultConfig(
+          w,
+          {
+            honeycomb: `type: otlp_http\nendpoint: ${hc.url}\nheaders: {x-honeycomb-team: ${HC_KEY}}\nbatch: {timeout: 10ms}`,
+            jaeger: `type: otlp_grpc\nendpoint: ${jaeger.endpoint}\nbatch: {timeout: 10ms}`,
+          },
+          [{ name: 'traces', backends: ['honeycomb', 'jaeger'] }],
+        ),
+    });
+    try {
+      await gw.withLog(async () => {
+        // A raw request on a connection that closes after it, so that only the flush can hold the stop up.
+        const r = await httpRequest({
+          port: gw.httpPort,
+          method: 'POST',
+          path: '/v1/traces',
+          headers: { 'content-type': 'application/x-protobuf' },
+          body: traceRequestProto('stop', [newSpan('a'), newSpan('b')]),
+        });
+        assert.equal(r.status, 200);
+        await waitFor(() => hc.requests.length > 0 && jaeger.requests.length > 0, 5000);
+      });
+      await gw.stop(); // exit code 0 required
+      assert.match(gw.log(), /export queue not drained.*backend=honeycomb.*lost_with_memory_queue/);
+      assert.ok(
+        gw.stopMs < 7500,
+        `stopping took ${gw.stopMs} ms with two stalled backends: each backend's flush waits its own 5 s, one after the other`,
+      );
+    } finally {
+      await gw.kill();
+      await rig.close();
+    }
+  });
+
+  it('SIGTERM with an idle SDK keep-alive connection (default header_timeout) exits promptly', async () => {
+    const rig = new Rig();
+    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
+    // The listener keeps the default header_timeout (10s); the harness' own
+    // config sets 2s, which hides the problem in lifecycle.test.js.
+    const gw = await Gateway.start({
+      config: (w) =>
+        faultConfig(w, { honeycomb: honeycombYaml(hc) }, [{ name: 'traces', backends: ['honeycomb'] }]).replace(
+          ', header_timeout: 2s}',
+          '}',
+        ),
+    });
+    try {
+      const spans = await makeSpans('idle', 3);
+      await gw.withLog(async () => {
+        const exporter = rig.proto(gw); // OTLP/HTTP over a keep-alive agent, as every SDK does
+        assert.equal((await exportOnce(exporter, spans)).code, ExportResultCode.SUCCESS);
+        await waitFor(() => hc.delivered('traces').length >= spans.length, 5000);
+      });
+      await sleep(200);
+      await gw.stop();
+      assert.ok(
+        gw.stopMs < 3000,
+        `stopping took ${gw.stopMs} ms: the idle HTTP/1.1 keep-alive connection was not closed at SIGTERM, ` +
+          'the stop waited for its header_timeout (10 s)',
+      );
     } finally {
       await gw.kill();
       await rig.close();
