@@ -138,8 +138,9 @@ static int pb_prescan(const ProtobufCMessageDescriptor *desc, const uint8_t *d, 
 
 /* ---- counting and validation ---- */
 
-static size_t metric_points(const metric_t *m)
+size_t otlp_metric_points(const ProtobufCMessage *metric)
 {
+    const metric_t *m = (const metric_t *)metric;
     switch (m->data_case) {
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
         return m->gauge->n_data_points;
@@ -173,7 +174,7 @@ size_t otlp_count_items(otlp_signal sig, const ProtobufCMessage *msg)
                 const Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm =
                     r->resource_metrics[i]->scope_metrics[j];
                 for (size_t k = 0; k < sm->n_metrics; k++)
-                    n += metric_points(sm->metrics[k]);
+                    n += otlp_metric_points((const ProtobufCMessage *)sm->metrics[k]);
             }
     } else if (sig == OTLP_LOGS) {
         const logs_req *r = (const logs_req *)msg;
@@ -269,7 +270,7 @@ void otlp_validate(otlp_request *req)
                     r->resource_metrics[i]->scope_metrics[j];
                 size_t w = 0;
                 for (size_t k = 0; k < sm->n_metrics; k++) {
-                    size_t points = metric_points(sm->metrics[k]);
+                    size_t points = otlp_metric_points((const ProtobufCMessage *)sm->metrics[k]);
                     if (metric_invalid(sm->metrics[k], why, sizeof(why))) {
                         /* A metric without points still counts once, so
                          * the client hears that something was dropped. */

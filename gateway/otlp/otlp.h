@@ -56,6 +56,8 @@ void otlp_validate(otlp_request *req);
 
 /* Count items (spans, data points, log records) in a decoded request. */
 size_t otlp_count_items(otlp_signal sig, const ProtobufCMessage *msg);
+/* Data points of one Metric message (0 when it has no data). */
+size_t otlp_metric_points(const ProtobufCMessage *metric);
 
 /* Append the message as one line of OTLP/JSON (no trailing newline): field
  * names lowerCamelCase, trace/span ids as hex, enums as integers, 64-bit

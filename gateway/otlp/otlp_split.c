@@ -12,7 +12,6 @@
  * points than max_items forms a part of its own, as does one oversized span. */
 #include <string.h>
 
-#include "metrics.pb-c.h"
 #include "otlp.h"
 
 /* The repeated message field `id` of m: where its count and its array
@@ -24,25 +23,9 @@ static void repeated(const ProtobufCMessage *m, unsigned id, size_t **n, Protobu
     *arr = (ProtobufCMessage ***)((char *)m + f->offset);
 }
 
-static size_t item_weight(otlp_signal sig, const void *item)
+static size_t item_weight(otlp_signal sig, const ProtobufCMessage *item)
 {
-    if (sig != OTLP_METRICS)
-        return 1;
-    const Opentelemetry__Proto__Metrics__V1__Metric *m = item;
-    switch (m->data_case) {
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-        return m->gauge->n_data_points;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-        return m->sum->n_data_points;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-        return m->histogram->n_data_points;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-        return m->exponential_histogram->n_data_points;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-        return m->summary->n_data_points;
-    default:
-        return 0;
-    }
+    return sig == OTLP_METRICS ? otlp_metric_points(item) : 1;
 }
 
 /* A shallow copy of message m with its repeated field `id` emptied. */
