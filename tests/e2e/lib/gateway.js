@@ -192,7 +192,7 @@ export class Gateway {
     // A port picked by bind-0-then-close can be taken by someone else before
     // the gateway binds it; retry with fresh ports when that happens.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const gw = new Gateway(opts);
+      const gw = new this(opts); // subclasses (e.g. auth.test.js) inherit the retry
       try {
         await gw._start();
         return gw;
@@ -218,6 +218,12 @@ export class Gateway {
   }
 
   async _start() {
+    await this._prepare();
+    await this._launch();
+  }
+
+  /** Temp dir, free ports and the config file; subclasses may replace this. */
+  async _prepare() {
     if (!fs.existsSync(GATEWAY_BIN)) {
       throw new Error(`gateway binary not found: ${GATEWAY_BIN} (set GATEWAY_BIN)`);
     }
@@ -232,6 +238,10 @@ export class Gateway {
     // opts.config(where) returns the whole YAML file (own listeners, backends,
     // pipelines, tenants) in place of the generated one.
     await fsp.writeFile(this.configPath, this.opts.config ? this.opts.config(where) : configYaml({ ...this.opts, ...where }));
+  }
+
+  /** Spawn the binary on this.configPath and wait until /readyz answers 200. */
+  async _launch() {
     this.logPath = path.join(this.dir, 'gateway.log');
     this._logFd = fs.openSync(this.logPath, 'a');
 

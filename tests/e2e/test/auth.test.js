@@ -16,7 +16,6 @@ import fsp from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 
 import { Metadata } from '@grpc/grpc-js';
@@ -93,24 +92,8 @@ pipelines: [{name: all, signals: [traces, metrics, logs], backends: [local]}]
  * config: several listeners, an OIDC provider and an API keys file.
  */
 class AuthGateway extends Gateway {
-  // Gateway.start constructs the base class; the same retry on a port race, here.
-  static async start(opts) {
-    let lastErr;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const gw = new AuthGateway(opts);
-      try {
-        await gw._start();
-        return gw;
-      } catch (e) {
-        lastErr = e;
-        await gw._kill();
-        if (!/in use|EADDRINUSE/i.test(gw.log())) break;
-      }
-    }
-    throw lastErr;
-  }
-
-  async _start() {
+  /** Six ports (secure, partner and insecure listeners), a keys file, the auth config. */
+  async _prepare() {
     if (!fs.existsSync(GATEWAY_BIN)) throw new Error(`gateway binary not found: ${GATEWAY_BIN} (set GATEWAY_BIN)`);
     this.dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-auth-'));
     this.dataDir = path.join(this.dir, 'data');
@@ -123,47 +106,6 @@ class AuthGateway extends Gateway {
     ];
     this.configPath = path.join(this.dir, 'gateway.yaml');
     await fsp.writeFile(this.configPath, authConfigYaml({ ...this.opts, ...this, keysFile: this.keysFile }));
-    this.logPath = path.join(this.dir, 'gateway.log');
-    this._logFd = fs.openSync(this.logPath, 'a');
-    const env = { ...process.env };
-    if (!env.ASAN_OPTIONS) env.ASAN_OPTIONS = 'detect_leaks=1';
-    if (!env.UBSAN_OPTIONS) env.UBSAN_OPTIONS = 'print_stacktrace=1';
-    for (const k of Object.keys(env)) if (k.startsWith('OTEL_')) delete env[k];
-    const extra = (process.env.GATEWAY_ARGS || '').split(/\s+/).filter(Boolean);
-    this.proc = spawn(GATEWAY_BIN, ['--config', this.configPath, ...extra], {
-      cwd: this.dir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.pid = this.proc.pid;
-    const onData = (chunk) => {
-      this._log.push(chunk);
-      try {
-        fs.writeSync(this._logFd, chunk);
-      } catch {
-        /* best effort */
-      }
-    };
-    this.proc.stdout.on('data', onData);
-    this.proc.stderr.on('data', onData);
-    this._exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => resolve((this.exit = { code, signal })));
-      this.proc.on('error', (err) => resolve((this.exit = { code: -1, signal: null, error: err })));
-    });
-    const deadline = Date.now() + 10_000;
-    let last = 'no answer';
-    while (Date.now() < deadline) {
-      if (this.exit) throw new Error(`gateway exited during startup (${JSON.stringify(this.exit)})\n${this.logTail()}`);
-      try {
-        const r = await httpRequest({ port: this.adminPort, path: '/readyz', timeoutMs: 1000 });
-        if (r.status === 200) return;
-        last = `HTTP ${r.status}`;
-      } catch (e) {
-        last = e.message;
-      }
-      await sleep(100);
-    }
-    throw new Error(`gateway not ready within 10 s (last: ${last})\n${this.logTail()}`);
   }
 
   /** Delta helper: run fn, return the change of metric `name`{labels} across it. */
