@@ -138,6 +138,9 @@ function configYaml(o) {
     `    http: 127.0.0.1:${o.httpPort}`,
     `    max_request_bytes: ${o.maxRequestBytes}`,
     `    header_timeout: ${o.headerTimeout}`,
+    // listenerExtra: more keys of the default listener (indented 4), and/or
+    // more listener entries ("  - name: ...").
+    ...(o.listenerExtra ? [o.listenerExtra] : []),
     'backends:',
     `  local: { type: file, dir: ${o.dataDir} }`,
     'pipelines:',
@@ -182,7 +185,7 @@ export function gatewayConfigYaml(o) {
 export class Gateway {
   /**
    * Start a gateway and wait until /readyz answers 200.
-   * opts: workers (2), maxRequestBytes ('1MiB'), headerTimeout ('2s'), extraYaml;
+   * opts: workers (2), maxRequestBytes ('1MiB'), headerTimeout ('2s'), listenerExtra, extraYaml;
    * or config: ({grpcPort, httpPort, adminPort, dataDir, dir}) => full YAML text,
    * which replaces the generated file (the ports are free loopback ports the
    * harness picked; the admin listener must use adminPort for /readyz).

@@ -53,11 +53,10 @@ function proxyV2(src, dst, sport, dport) {
   return h;
 }
 
-// The harness generates a single listener. Its last line is header_timeout,
-// so the rest of that listener and a second, plain one follow the value.
+// The default listener takes PROXY headers from HAProxy; a second, plain
+// listener (no proxy_protocol) is added after it.
 function listenersYaml(plainGrpc, plainHttp) {
   return [
-    `${HEADER_TIMEOUT_MS}ms`,
     '    proxy_protocol: true',
     '    auth: none',
     `    allow_cidrs: [${ALLOWED}/32]`,
@@ -197,7 +196,7 @@ describe('PROXY protocol', { skip: !fs.existsSync(HAPROXY) && 'haproxy is not in
 
   before(async () => {
     plain = { grpc: await freePort(), http: await freePort() };
-    gw = await Gateway.start({ headerTimeout: listenersYaml(plain.grpc, plain.http) });
+    gw = await Gateway.start({ headerTimeout: `${HEADER_TIMEOUT_MS}ms`, listenerExtra: listenersYaml(plain.grpc, plain.http) });
     hap = await startHaproxy({
       http_v2: [gw.httpPort, 'send-proxy-v2'],
       http_v1: [gw.httpPort, 'send-proxy'],

@@ -65,10 +65,9 @@ function makePki(dir) {
   };
 }
 
-// The harness generates one listener whose last line is header_timeout, so
-// the listener's tls mapping follows that value.
+// The tls mapping of the harness's default listener.
 function tlsListener(pki, extra = '') {
-  return `2s\n    tls: {cert: ${pki.certFile}, key: ${pki.keyFile}${extra}}`;
+  return `    tls: {cert: ${pki.certFile}, key: ${pki.keyFile}${extra}}`;
 }
 
 // ---------- clients ----------
@@ -150,7 +149,7 @@ describe('TLS listener', () => {
   before(async () => {
     pki = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-tls-')));
     pki.install('a');
-    gw = await Gateway.start({ headerTimeout: tlsListener(pki) });
+    gw = await Gateway.start({ listenerExtra: tlsListener(pki) });
   });
 
   after(async () => {
@@ -240,7 +239,7 @@ describe('TLS listener with client_auth: required', () => {
     pki = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-mtls-')));
     pki.install('a');
     const caFile = path.join(pki.dir, 'ca.crt');
-    gw = await Gateway.start({ headerTimeout: tlsListener(pki, `, client_ca: ${caFile}, client_auth: required`) });
+    gw = await Gateway.start({ listenerExtra: tlsListener(pki, `, client_ca: ${caFile}, client_auth: required`) });
   });
 
   after(async () => {
