@@ -49,6 +49,8 @@ struct backend {
     const backend_ops *ops;
     const char *name;  /* owned by the config */
     int needs_payload; /* export wants p->data (set by create) */
+    unsigned signals;  /* signals it can take, bits (1u << otlp_signal); 0: all.
+                        * A pipeline routing others to it is a config error. */
 };
 
 /* Create by cfg->type; error names the location when the type is unknown. */

@@ -321,8 +321,6 @@ static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
 
 /* ---- sending ---- */
 
-/* Adds the exporter's headers to the type's and compresses the body when the
- * type asks for it. *data, *len: what goes on the wire (h->body or e->compressed). */
 /* Is a header named like `line` ("Name: value") already in the list? */
 static int exporter_header_present(const struct curl_slist *list, const char *line)
 {
@@ -333,39 +331,66 @@ static int exporter_header_present(const struct curl_slist *list, const char *li
     return 0;
 }
 
-static int exporter_finish(exporter *e, const export_batch *b, export_http *h, const uint8_t **data, size_t *len,
-                           char *err, size_t errlen)
+static int exporter_add_missing(struct curl_slist **list, const char *line)
+{
+    if (exporter_header_present(*list, line))
+        return 0;
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (l == NULL)
+        return -1;
+    *list = l;
+    return 0;
+}
+
+/* Completes the type's headers with the configured ones, once per batch. */
+static int exporter_add_headers(exporter *e, const export_batch *b, export_http *h)
 {
     /* Most specific first: a tenant's header replaces the signal's, which
      * replaces the common one (a default key plus per-tenant overrides must
-     * send one key, not both). */
+     * send one key, not both); the type's defaults come last. */
     const exporter_headers *sets[] = {exporter_settings_tenant(&e->set, b->tenant), &e->set.per_signal[b->signal],
                                       &e->set.common};
     for (size_t s = 0; s < 3; s++)
-        for (size_t i = 0; i < sets[s]->n; i++) {
-            const char *line = sets[s]->lines[i];
-            if (exporter_header_present(h->headers, line))
-                continue;
-            if ((h->headers = curl_slist_append(h->headers, line)) == NULL)
-                goto oom;
-        }
+        for (size_t i = 0; i < sets[s]->n; i++)
+            if (exporter_add_missing(&h->headers, sets[s]->lines[i]) != 0)
+                return -1;
+    for (const struct curl_slist *d = h->defaults; d != NULL; d = d->next)
+        if (exporter_add_missing(&h->headers, d->data) != 0)
+            return -1;
+    if (h->compress && e->set.compression != EXPORTER_COMPRESS_NONE &&
+        (h->headers = curl_slist_append(h->headers, e->set.compression == EXPORTER_COMPRESS_GZIP
+                                                        ? "Content-Encoding: gzip"
+                                                        : "Content-Encoding: zstd")) == NULL)
+        return -1;
     /* curl would send "Expect: 100-continue" for large HTTP/1.1 bodies and
      * wait a second for an answer many servers never give. */
     if ((h->headers = curl_slist_append(h->headers, "Expect:")) == NULL || buf_putc(&h->url, '\0') != 0)
-        goto oom;
+        return -1;
     h->url.len--; /* keep the NUL for curl, not in the length */
+    return 0;
+}
+
+/* The bytes to send for h->body: itself, or compressed into e->compressed
+ * when the type asks for compression. */
+static int exporter_encode(exporter *e, const export_http *h, const uint8_t **data, size_t *len, char *err,
+                           size_t errlen)
+{
     *data = (const uint8_t *)h->body.data;
     *len = h->body.len;
     if (!h->compress || e->set.compression == EXPORTER_COMPRESS_NONE)
         return 0;
     buf_clear(&e->compressed);
     if (e->set.compression == EXPORTER_COMPRESS_GZIP) {
-        if (gzip_deflate(*data, *len, -1, &e->compressed) != GZIP_OK)
-            goto oom;
+        if (gzip_deflate(*data, *len, -1, &e->compressed) != GZIP_OK) {
+            snprintf(err, errlen, "out of memory compressing the request");
+            return -1;
+        }
     } else {
         size_t bound = ZSTD_compressBound(*len);
-        if (buf_reserve(&e->compressed, bound) != 0)
-            goto oom;
+        if (buf_reserve(&e->compressed, bound) != 0) {
+            snprintf(err, errlen, "out of memory compressing the request");
+            return -1;
+        }
         size_t n = ZSTD_compress(e->compressed.data, bound, *data, *len, ZSTD_CLEVEL_DEFAULT);
         if (ZSTD_isError(n)) {
             snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(n));
@@ -373,15 +398,9 @@ static int exporter_finish(exporter *e, const export_batch *b, export_http *h, c
         }
         e->compressed.len = n;
     }
-    const char *ce = e->set.compression == EXPORTER_COMPRESS_GZIP ? "Content-Encoding: gzip" : "Content-Encoding: zstd";
-    if ((h->headers = curl_slist_append(h->headers, ce)) == NULL)
-        goto oom;
     *data = (const uint8_t *)e->compressed.data;
     *len = e->compressed.len;
     return 0;
-oom:
-    snprintf(err, errlen, "out of memory building the request");
-    return -1;
 }
 
 /* One HTTP exchange on the multi handle. -1 when shutdown interrupted it. */
@@ -504,58 +523,110 @@ static const char *exporter_response_text(const export_response *r, const char *
     return msg[0] != '\0' ? msg : r->error != NULL ? r->error : r->grpc_message != NULL ? r->grpc_message : "";
 }
 
-/* Send one batch whose body is ready, retrying as the policy says. 0 once
- * the batch is done with (delivered, refused or given up, all counted); -1
- * when shutdown interrupted it (it stays queued). */
+/* One attempt: sign (if the type does) and perform. The signing headers
+ * live only for this attempt, linked after the batch's own. -1 when
+ * shutdown interrupted it. */
+static int exporter_attempt(exporter *e, export_http *h, const uint8_t *data, size_t len, export_response *r)
+{
+    if (e->type->sign == NULL)
+        return exporter_perform(e, h, data, len, r);
+    struct curl_slist *extra = NULL, *tail = h->headers;
+    char err[256] = "";
+    export_signing req = {.url = h->url.data, .headers = h->headers, .body = data, .len = len};
+    if (e->type->sign(e->type_state, &req, &extra, err, sizeof(err)) != 0) {
+        curl_slist_free_all(extra);
+        snprintf(e->curl_error, sizeof(e->curl_error), "signing: %s", err);
+        *r = (export_response){.error = e->curl_error, .grpc_status = -1};
+        return 0;
+    }
+    while (tail->next != NULL) /* h->headers is never empty: exporter_add_headers added Expect */
+        tail = tail->next;
+    tail->next = extra;
+    int rc = exporter_perform(e, h, data, len, r);
+    tail->next = NULL;
+    curl_slist_free_all(extra);
+    return rc;
+}
+
+/* Send one batch whose body is ready, retrying as the policy says -- all of
+ * it, or only the items the type's per-item results name. 0 once the batch
+ * is done with (delivered, refused or given up, all counted); -1 when
+ * shutdown interrupted it (it stays queued). */
 static int exporter_deliver(exporter *e, const export_batch *bp)
 {
-    const export_batch b = *bp;
+    export_batch b = *bp; /* items/body shrink when only some items are retried */
     exporter_series *s = &e->series[b.signal];
     int rc = 0;
-    export_http h = {.url = BUF_INIT, .headers = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0};
+    export_http h = {.url = BUF_INIT, .headers = NULL, .defaults = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0};
+    buf retry_body = BUF_INIT;
     const uint8_t *data;
     size_t len;
     char err[256] = "";
     if (e->type->prepare(e->type_state, &b, &h, err, sizeof(err)) != 0 ||
-        exporter_finish(e, &b, &h, &data, &len, err, sizeof(err)) != 0) {
+        exporter_encode(e, &h, &data, &len, err, sizeof(err)) != 0) {
         exporter_give_up(e, &b, s->dropped, "prepare", 0, err);
+        goto out;
+    }
+    if (exporter_add_headers(e, &b, &h) != 0) {
+        exporter_give_up(e, &b, s->dropped, "prepare", 0, "out of memory building the request");
         goto out;
     }
     uint64_t first = exporter_now_ms();
     for (unsigned attempt = 0;; attempt++) {
         export_response r;
         uint64_t t0 = exporter_now_ms();
-        if (exporter_perform(e, &h, data, len, &r) != 0) {
+        if (exporter_attempt(e, &h, data, len, &r) != 0) {
             rc = -1; /* shutdown: left in the queue */
             goto out;
         }
         metrics_observe(s->duration, (double)(exporter_now_ms() - t0) / 1000.0);
-        uint64_t rejected = 0;
-        uint32_t retry_after_s = r.retry_after_s;
         char msg[256] = "";
-        export_outcome o = e->type->classify(e->type_state, &b, &r, &rejected, &retry_after_s, msg, sizeof(msg));
-        if (o == EXPORT_OK) {
-            if (rejected > b.items)
-                rejected = b.items;
-            metrics_add(s->sent, b.items - rejected);
-            if (rejected > 0) {
-                char q[300];
-                metrics_add(s->rejected, rejected);
-                log_warn("export partially rejected", "backend=%s signal=%s rejected=%llu of=%llu error=%s",
-                         e->base.name, otlp_signal_name(b.signal), (unsigned long long)rejected,
-                         (unsigned long long)b.items, log_quote(q, sizeof(q), msg));
-            }
-            break;
+        buf_clear(&retry_body);
+        export_result res = {.retry_after_s = r.retry_after_s, .retry_body = &retry_body, .msg = msg,
+                             .msglen = sizeof(msg)};
+        export_outcome o = e->type->classify(e->type_state, &b, &r, &res);
+        int partial = o == EXPORT_RETRY && retry_body.len > 0;
+        if (res.rejected > b.items)
+            res.rejected = b.items;
+        if (!partial)
+            res.retry_items = 0;
+        else if (res.retry_items > b.items - res.rejected)
+            res.retry_items = b.items - res.rejected;
+        if (res.rejected > 0) {
+            char q[300];
+            metrics_add(s->rejected, res.rejected);
+            log_warn("export partially rejected", "backend=%s signal=%s rejected=%llu of=%llu error=%s", e->base.name,
+                     otlp_signal_name(b.signal), (unsigned long long)res.rejected, (unsigned long long)b.items,
+                     log_quote(q, sizeof(q), msg));
         }
+        if (o == EXPORT_OK || partial)
+            metrics_add(s->sent, b.items - res.rejected - res.retry_items);
+        if (o == EXPORT_OK)
+            break;
         const char *text = exporter_response_text(&r, msg);
         if (o == EXPORT_FAIL) {
+            b.items -= res.rejected;
             exporter_give_up(e, &b, s->dropped, "rejected_by_backend", r.http_status, text);
             break;
         }
+        if (partial) { /* from now on only the items the backend asked for again */
+            buf t = h.body;
+            h.body = retry_body;
+            retry_body = t;
+            b.items = res.retry_items;
+            b.body = (const uint8_t *)h.body.data;
+            b.body_len = h.body.len;
+            if (exporter_encode(e, &h, &data, &len, err, sizeof(err)) != 0) {
+                exporter_give_up(e, &b, s->dropped, "prepare", 0, err);
+                break;
+            }
+        } else {
+            b.items -= res.rejected;
+        }
         uint64_t delay = exporter_backoff_ms(e->set.retry_initial_ms, e->set.retry_max_ms, e->set.retry_multiplier,
                                              e->set.retry_jitter, attempt, exporter_random(e));
-        if ((uint64_t)retry_after_s * 1000u > delay)
-            delay = (uint64_t)retry_after_s * 1000u;
+        if ((uint64_t)res.retry_after_s * 1000u > delay)
+            delay = (uint64_t)res.retry_after_s * 1000u;
         if (!e->set.retry_enabled) {
             exporter_give_up(e, &b, s->dropped, "retry_disabled", r.http_status, text);
             break;
@@ -582,8 +653,10 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
     }
 out:
     curl_slist_free_all(h.headers);
+    curl_slist_free_all(h.defaults);
     buf_free(&h.url);
     buf_free(&h.body);
+    buf_free(&retry_body);
     return rc;
 }
 
@@ -884,6 +957,7 @@ backend *exporter_backend_create(const exporter_type *type, const config_backend
     e->base.ops = &e->ops;
     e->base.name = cfg->name;
     e->base.needs_payload = 1;
+    e->base.signals = type->signals;
     e->type = type;
     e->rng = (uint64_t)exporter_now_ms() ^ (uint64_t)(uintptr_t)e ^ 0x9e3779b97f4a7c15ull;
 

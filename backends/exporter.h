@@ -4,9 +4,10 @@
  * thread that takes batches from the queue, sends them with libcurl's multi
  * interface (HTTP/1.1, h2 via ALPN, or h2c prior knowledge), and retries.
  *
- * A backend type (OTLP/HTTP, OTLP/gRPC; later Elastic, AWS) supplies an
- * exporter_type: `prepare` turns a batch into an HTTP request, `classify`
- * turns the reply into an outcome. Batching relies on a protobuf property:
+ * A backend type (OTLP/HTTP, OTLP/gRPC, Elasticsearch, AWS, remote write)
+ * supplies an exporter_type: `prepare` turns a batch into an HTTP request,
+ * `sign` (optional) signs each attempt's final bytes, `classify` turns the
+ * reply into an outcome, possibly retrying only some items. Batching relies on a protobuf property:
  * concatenated Export*ServiceRequest encodings parse as one request whose
  * repeated resource_* field holds all of them, so a batch body is the
  * entries' bytes back to back, with no re-encoding.
@@ -38,11 +39,15 @@ typedef struct export_batch {
     size_t body_len;
 } export_batch;
 
-/* The request `prepare` fills. The exporter adds the common headers
- * (static, per-tenant, compression, content-length) and owns cleanup. */
+/* The request `prepare` fills. The exporter adds the configured headers
+ * (per-tenant, per-signal, common), compression and content-length, and owns
+ * cleanup. */
 typedef struct export_http {
     buf url;                       /* full URL */
-    struct curl_slist *headers;    /* type-specific headers */
+    struct curl_slist *headers;    /* type headers, sent as given (a configured header
+                                    * of the same name is not added) */
+    struct curl_slist *defaults;   /* type headers that a configured header of the same
+                                    * name replaces (e.g. x-aws-log-group per tenant) */
     buf body;                      /* bytes to send (the exporter compresses after prepare
                                     * when the type leaves compress = 1) */
     int compress;                  /* apply the configured compression */
@@ -62,16 +67,48 @@ typedef struct export_response {
 
 typedef enum { EXPORT_OK = 0, EXPORT_RETRY = 1, EXPORT_FAIL = 2 } export_outcome;
 
+/* What classify reports beside the outcome. */
+typedef struct export_result {
+    uint64_t rejected;      /* items refused for good (partial success, per-item
+                             * errors): counted and logged, never retried */
+    uint32_t retry_after_s; /* from the response; a type may raise it */
+    /* Per-item results: with EXPORT_RETRY a type may fill retry_body (empty
+     * on entry) to retry only those bytes -- in prepare's body format,
+     * uncompressed -- which hold retry_items items. The items of the attempt
+     * neither rejected nor retried count as delivered. Left empty, the whole
+     * request is retried. */
+    buf *retry_body;
+    uint64_t retry_items;
+    char *msg;              /* the backend's words for the log (msglen bytes, "" on entry) */
+    size_t msglen;
+} export_result;
+
+/* The request as it goes on the wire, for a type that signs it. */
+typedef struct export_signing {
+    const char *url;
+    const struct curl_slist *headers; /* every header the exporter sets (curl adds
+                                       * Content-Length, User-Agent and, unless
+                                       * given, Host) */
+    const uint8_t *body;              /* after compression */
+    size_t len;
+} export_signing;
+
 typedef struct exporter_type {
     const char *name;               /* config `type:` */
     const char *const *keys;        /* extra config keys the type reads (NULL-terminated) */
-    /* Build type state from the backend's config node; NULL with a located error. */
+    unsigned signals;               /* signals it takes, bits (1u << otlp_signal); 0: all */
+    uint64_t max_batch_items;       /* the backend's per-request limits: defaults and */
+    size_t max_batch_bytes;         /* ceilings of batch.max_items/max_bytes; 0: none */
+    int endpoint_optional;          /* configure derives the URL (e.g. from region) */
+    /* Build type state from the backend's config node; NULL with a located error.
+     * All type state is used by the backend's exporter thread only. */
     void *(*configure)(const config_backend *cfg, char *err, size_t errlen);
     int (*prepare)(void *st, const export_batch *b, export_http *out, char *err, size_t errlen);
-    /* *rejected: items the backend refused (partial success);
-     * *retry_after_s may be raised by the type. msg: the backend's words. */
-    export_outcome (*classify)(void *st, const export_batch *b, const export_response *r, uint64_t *rejected,
-                               uint32_t *retry_after_s, char *msg, size_t msglen);
+    export_outcome (*classify)(void *st, const export_batch *b, const export_response *r, export_result *res);
+    /* Optional, before every attempt (so a signature is fresh on retries):
+     * append headers to *extra. -1 with err: the attempt is not made and is
+     * retried like a transport error (e.g. credentials not available yet). */
+    int (*sign)(void *st, const export_signing *req, struct curl_slist **extra, char *err, size_t errlen);
     void (*destroy)(void *st);
 } exporter_type;
 
@@ -89,5 +126,10 @@ uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multip
 
 extern const exporter_type exporter_otlp_http;
 extern const exporter_type exporter_otlp_grpc;
+extern const exporter_type exporter_elastic_otlp;
+extern const exporter_type exporter_elasticsearch;
+extern const exporter_type exporter_aws_xray;
+extern const exporter_type exporter_aws_cloudwatch_logs;
+extern const exporter_type exporter_prometheus_remote_write;
 
 #endif

@@ -194,15 +194,23 @@ static int exporter_read_tls(exporter_settings *e, const config_node *map, char 
     return 0;
 }
 
-static int exporter_read_batch_retry(exporter_settings *e, const config_node *map, char *err, size_t errlen)
+static int exporter_read_batch_retry(exporter_settings *e, const exporter_type *type, const config_node *map,
+                                     char *err, size_t errlen)
 {
+    /* A backend with per-request limits (X-Ray: 10,000 spans, 5 MB) gets
+     * them as defaults and ceilings; oversized requests are split. */
+    uint64_t max_items = type->max_batch_items ? type->max_batch_items : 1000000;
+    size_t def_bytes = (size_t)4 << 20;
+    if (type->max_batch_bytes && type->max_batch_bytes < def_bytes)
+        def_bytes = type->max_batch_bytes;
     static const char *const batch_keys[] = {"max_items", "max_bytes", "timeout", NULL};
     static const char *const retry_keys[] = {"enabled", "initial_interval", "max_interval", "max_elapsed",
                                              "multiplier", "jitter", NULL};
     const config_node *b, *r;
     if (exporter_section(map, "batch", batch_keys, &b, err, errlen) != 0 ||
-        config_uint(b, "max_items", 8192, 1, 1000000, &e->batch_items, err, errlen) != 0 ||
-        config_size(b, "max_bytes", (size_t)4 << 20, &e->batch_bytes, err, errlen) != 0 ||
+        config_uint(b, "max_items", max_items < 8192 ? max_items : 8192, 1, max_items, &e->batch_items, err,
+                    errlen) != 0 ||
+        config_size(b, "max_bytes", def_bytes, &e->batch_bytes, err, errlen) != 0 ||
         config_duration_ms(b, "timeout", 200, &e->batch_timeout_ms, err, errlen) != 0 ||
         exporter_section(map, "retry", retry_keys, &r, err, errlen) != 0 ||
         config_bool(r, "enabled", 1, &e->retry_enabled, err, errlen) != 0 ||
@@ -214,6 +222,9 @@ static int exporter_read_batch_retry(exporter_settings *e, const config_node *ma
         return -1;
     if (e->batch_bytes == 0)
         return config_error(b, "max_bytes", err, errlen, "must be at least 1 byte");
+    if (type->max_batch_bytes && e->batch_bytes > type->max_batch_bytes)
+        return config_error(b, "max_bytes", err, errlen, "at most %zu for %s (the service's request limit)",
+                            type->max_batch_bytes, type->name);
     e->max_entries =
         e->batch_items < EXPORTER_CONFIG_MAX_ENTRIES ? (size_t)e->batch_items : EXPORTER_CONFIG_MAX_ENTRIES;
     return 0;
@@ -259,16 +270,17 @@ int exporter_settings_read(exporter_settings *e, const exporter_type *type, cons
     const char *endpoint;
     int compression;
     if (config_check_keys(node, allowed, err, errlen) != 0 ||
-        config_str_required(node, "endpoint", &endpoint, err, errlen) != 0)
+        (type->endpoint_optional ? config_str(node, "endpoint", NULL, &endpoint, err, errlen)
+                                 : config_str_required(node, "endpoint", &endpoint, err, errlen)) != 0)
         return -1;
-    if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
+    if (endpoint != NULL && strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
         return config_error(node, "endpoint", err, errlen, "must start with http:// or https://");
-    e->prior_knowledge = strncmp(endpoint, "http://", 7) == 0;
+    e->prior_knowledge = endpoint != NULL && strncmp(endpoint, "http://", 7) == 0;
     if (exporter_choice(node, "compression", compressions, EXPORTER_COMPRESS_GZIP, &compression, err, errlen) != 0 ||
         config_duration_ms(node, "timeout", 10000, &e->timeout_ms, err, errlen) != 0 ||
         exporter_read_headers(node, "headers", &e->common, err, errlen) != 0 ||
         exporter_read_signal_headers(e, node, err, errlen) != 0 || exporter_read_tenants(e, node, err, errlen) != 0 ||
-        exporter_read_tls(e, node, err, errlen) != 0 || exporter_read_batch_retry(e, node, err, errlen) != 0 ||
+        exporter_read_tls(e, node, err, errlen) != 0 || exporter_read_batch_retry(e, type, node, err, errlen) != 0 ||
         exporter_read_queue(&e->queue, node, err, errlen) != 0)
         return -1;
     if (e->timeout_ms == 0 || e->timeout_ms > INT32_MAX)

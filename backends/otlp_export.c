@@ -252,21 +252,21 @@ oom:
 }
 
 static export_outcome otlp_http_classify(void *st, const export_batch *b, const export_response *r,
-                                         uint64_t *rejected, uint32_t *retry_after_s, char *msg, size_t msglen)
+                                         export_result *res)
 {
-    (void)st, (void)retry_after_s;
+    (void)st;
     if (r->http_status == 0) { /* refused, reset, timed out: the receiver may come back */
-        snprintf(msg, msglen, "%s", r->error != NULL ? r->error : "transport error");
+        snprintf(res->msg, res->msglen, "%s", r->error != NULL ? r->error : "transport error");
         return EXPORT_RETRY;
     }
     if (r->http_status >= 200 && r->http_status < 300) {
         if (otlp_export_is_json(r))
-            otlp_export_partial_json(b->signal, r->body, r->body_len, rejected, msg, msglen);
+            otlp_export_partial_json(b->signal, r->body, r->body_len, &res->rejected, res->msg, res->msglen);
         else
-            otlp_export_partial_pb(b->signal, r->body, r->body_len, rejected, msg, msglen);
+            otlp_export_partial_pb(b->signal, r->body, r->body_len, &res->rejected, res->msg, res->msglen);
         return EXPORT_OK;
     }
-    otlp_export_status_message(r, msg, msglen);
+    otlp_export_status_message(r, res->msg, res->msglen);
     return otlp_export_http_retryable(r->http_status) ? EXPORT_RETRY : EXPORT_FAIL;
 }
 
@@ -305,9 +305,11 @@ oom:
 }
 
 static export_outcome otlp_grpc_classify(void *st, const export_batch *b, const export_response *r,
-                                         uint64_t *rejected, uint32_t *retry_after_s, char *msg, size_t msglen)
+                                         export_result *res)
 {
     (void)st;
+    char *msg = res->msg;
+    size_t msglen = res->msglen;
     if (r->http_status == 0) {
         snprintf(msg, msglen, "%s", r->error != NULL ? r->error : "transport error");
         return EXPORT_RETRY;
@@ -327,7 +329,7 @@ static export_outcome otlp_grpc_classify(void *st, const export_batch *b, const 
         if (r->body_len >= 5 && p[0] == 0) {
             size_t mlen = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
             if (mlen <= r->body_len - 5)
-                otlp_export_partial_pb(b->signal, p + 5, mlen, rejected, msg, msglen);
+                otlp_export_partial_pb(b->signal, p + 5, mlen, &res->rejected, msg, msglen);
         }
         return EXPORT_OK;
     }
@@ -342,7 +344,7 @@ static export_outcome otlp_grpc_classify(void *st, const export_batch *b, const 
     case 15: /* DATA_LOSS */
         return EXPORT_RETRY;
     case 8: /* RESOURCE_EXHAUSTED: only a server that says when (RetryInfo) can recover */
-        return *retry_after_s > 0 ? EXPORT_RETRY : EXPORT_FAIL;
+        return res->retry_after_s > 0 ? EXPORT_RETRY : EXPORT_FAIL;
     default:
         return EXPORT_FAIL;
     }

@@ -274,8 +274,17 @@ static int read_route(pipeline *pl, const config *cfg, const config_pipeline *cp
         for (size_t k = 0; k < cfg->n_backends; k++)
             if (strcmp(cfg->backends[k].name, cp->backends[j]) == 0) /* config.c checked existence */
                 r->backends[r->n_backends++] = pl->backends[k];
-    for (size_t j = 0; j < r->n_backends; j++)
-        r->needs_payload |= r->backends[j]->needs_payload;
+    for (size_t j = 0; j < r->n_backends; j++) {
+        const backend *b = r->backends[j];
+        unsigned extra = b->signals != 0 ? r->signals & ~b->signals : 0;
+        if (extra != 0) {
+            int s = __builtin_ctz(extra);
+            return config_error(config_get(cp->node, "backends"), "backends", err, errlen,
+                                "backend \"%s\" (%s) does not take %s; give this pipeline `signals:` it takes",
+                                b->name, b->ops->type, otlp_signal_name((otlp_signal)s));
+        }
+        r->needs_payload |= b->needs_payload;
+    }
     metric_family *f = metrics_family("otlp_gateway_pipeline_items_total", METRIC_COUNTER,
                                       "Items routed into a pipeline, by pipeline and signal.");
     for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {

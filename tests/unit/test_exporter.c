@@ -645,10 +645,9 @@ static void test_grpc_classify(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         export_response r = {.http_status = cases[i].http, .grpc_status = cases[i].grpc,
                              .retry_after_s = cases[i].retry_after, .error = cases[i].http ? NULL : "refused"};
-        uint64_t rejected = 0;
-        uint32_t ra = r.retry_after_s;
         char msg[128] = "";
-        if (t->classify(NULL, &b, &r, &rejected, &ra, msg, sizeof(msg)) != cases[i].want)
+        export_result res = {.retry_after_s = r.retry_after_s, .msg = msg, .msglen = sizeof(msg)};
+        if (t->classify(NULL, &b, &r, &res) != cases[i].want)
             fail_msg("case %zu (http %ld grpc %d)", i, cases[i].http, cases[i].grpc);
         if (cases[i].grpc == -1 && cases[i].http == 200)
             assert_string_equal(msg, "no grpc-status");
@@ -656,11 +655,10 @@ static void test_grpc_classify(void **state)
     /* partial success in the framed reply */
     static const uint8_t reply[] = {0, 0, 0, 0, 7, 0x0a, 0x05, 0x08, 0x03, 0x12, 0x01, 'y'};
     export_response r = {.http_status = 200, .grpc_status = 0, .body = reply, .body_len = sizeof(reply)};
-    uint64_t rejected = 0;
-    uint32_t ra = 0;
     char msg[128] = "";
-    assert_int_equal(t->classify(NULL, &b, &r, &rejected, &ra, msg, sizeof(msg)), EXPORT_OK);
-    assert_int_equal(rejected, 3);
+    export_result res = {.msg = msg, .msglen = sizeof(msg)};
+    assert_int_equal(t->classify(NULL, &b, &r, &res), EXPORT_OK);
+    assert_int_equal(res.rejected, 3);
     assert_string_equal(msg, "y");
 }
 
