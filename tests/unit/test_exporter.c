@@ -623,6 +623,152 @@ static void test_config_errors(void **state)
     config_free(cfg);
 }
 
+/* ---- the hooks the Elastic and AWS types build on, through a test type ----
+ * prepare: the batch's bytes plus a default header a tenant may replace;
+ * sign: fails on the first attempt, then adds "x-signed: <bytes on the
+ * wire>" (so it must see the compressed body); classify: the first answered
+ * attempt rejects 1 item and retries 2 of them as "RETRY-BODY", then OK. */
+typedef struct hook_state {
+    int signs, classifies;
+} hook_state;
+
+static char hook_url[64]; /* the test server's */
+
+static void *hook_configure(const config_backend *cfg, char *err, size_t errlen)
+{
+    (void)cfg, (void)err, (void)errlen;
+    return calloc(1, sizeof(hook_state));
+}
+
+static int hook_prepare(void *st, const export_batch *b, export_http *out, char *err, size_t errlen)
+{
+    (void)st, (void)err, (void)errlen;
+    /* cmocka's asserts belong to the test's thread: this is the exporter's */
+    out->defaults = curl_slist_append(out->defaults, "x-group: default-group");
+    return out->defaults == NULL || buf_puts(&out->url, hook_url) != 0 ||
+                   buf_append(&out->body, b->body, b->body_len) != 0
+               ? -1
+               : 0;
+}
+
+static int hook_sign(void *st, const export_signing *req, struct curl_slist **extra, char *err, size_t errlen)
+{
+    hook_state *h = st;
+    if (h->signs++ == 0) {
+        snprintf(err, errlen, "no credentials yet");
+        return -1;
+    }
+    char line[64];
+    snprintf(line, sizeof(line), "x-signed: %zu", req->len);
+    *extra = curl_slist_append(*extra, line);
+    return 0;
+}
+
+static export_outcome hook_classify(void *st, const export_batch *b, const export_response *r, export_result *res)
+{
+    hook_state *h = st;
+    (void)b;
+    if (r->http_status == 0) /* like every real type: a transport (or signing) error is retried */
+        return EXPORT_RETRY;
+    if (r->http_status != 200)
+        return EXPORT_FAIL;
+    if (h->classifies++ == 0) {
+        res->rejected = 1;
+        res->retry_items = 2;
+        snprintf(res->msg, res->msglen, "item 0: mapper_parsing_exception");
+        return buf_puts(res->retry_body, "RETRY-BODY") == 0 ? EXPORT_RETRY : EXPORT_FAIL;
+    }
+    return EXPORT_OK;
+}
+
+static void hook_destroy(void *st) { free(st); }
+
+static void test_type_hooks(void **state)
+{
+    (void)state;
+    static const exporter_type hook_type = {.name = "hooks", .configure = hook_configure,
+                                            .prepare = hook_prepare, .classify = hook_classify,
+                                            .sign = hook_sign, .destroy = hook_destroy};
+    test_server *s = srv_start(0, NULL, 0);
+    snprintf(hook_url, sizeof(hook_url), "http://127.0.0.1:%d/bulk", s->port);
+    char yaml[1024], err[512];
+    snprintf(yaml, sizeof(yaml),
+             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+             "backends:\n  hooks: {type: otlp_http, endpoint: \"http://127.0.0.1:%d\", batch: {timeout: 0ms},"
+             " retry: {initial_interval: 50ms, max_interval: 50ms, jitter: 0},"
+             " tenants: {acme: {headers: {x-group: acme-group}}}}\n",
+             s->port);
+    config *cfg;
+    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+    backend *b = exporter_backend_create(&hook_type, &cfg->backends[0], err, sizeof(err));
+    if (b == NULL)
+        fail_msg("%s", err);
+    push_spans(b, "acme", 4, "h");
+    assert_int_equal(srv_wait(s, 2, 3000), 2);
+    /* attempt 1 was never sent (signing failed); 2 and 3 were */
+    const char *want_lines[] = {"x-group: acme-group", "content-encoding: gzip"};
+    for (size_t i = 0; i < 2; i++) {
+        const srv_request *r = &s->reqs[i];
+        assert_string_equal(r->path, "/bulk");
+        for (size_t k = 0; k < 2; k++)
+            assert_non_null(strstr(r->headers, want_lines[k]));
+        assert_null(strstr(r->headers, "default-group")); /* the tenant's header replaced the default */
+        assert_true(r->gzipped);
+    }
+    char first[64];
+    assert_int_equal(body_spans(&s->reqs[0], first, sizeof(first)), 4);
+    assert_int_equal(s->reqs[1].body_len, 10);
+    assert_memory_equal(s->reqs[1].body, "RETRY-BODY", 10);
+    /* the signature saw the compressed length: re-gzip the retry body */
+    buf z = BUF_INIT;
+    assert_int_equal(gzip_deflate((const uint8_t *)"RETRY-BODY", 10, -1, &z), GZIP_OK);
+    char want[64];
+    snprintf(want, sizeof(want), "x-signed: %zu\r\n", z.len);
+    assert_non_null(strstr(s->reqs[1].headers, want));
+    buf_free(&z);
+    /* 4 items: 1 rejected, 1 delivered by attempt 2, 2 by attempt 3 */
+    uint64_t end = now_ms() + 2000;
+    while (counter("otlp_gateway_export_sent_items_total", "backend=\"hooks\",signal=\"traces\"") < 3 &&
+           now_ms() < end)
+        usleep(5000);
+    assert_int_equal(counter("otlp_gateway_export_sent_items_total", "backend=\"hooks\",signal=\"traces\""), 3);
+    assert_int_equal(
+        counter("otlp_gateway_export_failed_items_total", "backend=\"hooks\",signal=\"traces\",reason=\"rejected\""),
+        1);
+    assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"hooks\",signal=\"traces\""), 2);
+    b->ops->destroy(b);
+    config_free(cfg);
+    srv_stop(s);
+}
+
+/* A type's request limits are the batch defaults and ceilings. */
+static void test_type_limits(void **state)
+{
+    (void)state;
+    static const exporter_type limited = {.name = "limited", .max_batch_items = 100, .max_batch_bytes = 1000,
+                                          .configure = hook_configure, .prepare = hook_prepare,
+                                          .classify = hook_classify, .destroy = hook_destroy};
+    static const struct {
+        const char *batch, *want;
+    } cases[] = {
+        {"{max_items: 101}", "t.yaml:3:43: backends.x.batch.max_items: \"101\" is out of range (1..100)"},
+        {"{max_bytes: 1001}", "backends.x.batch.max_bytes: at most 1000 for limited (the service's request limit)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512], err[512] = "";
+        config *cfg;
+        snprintf(yaml, sizeof(yaml),
+                 "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends:\n  x: {type: otlp_http, batch: %s, endpoint: "
+                 "\"http://h\"}\n",
+                 cases[i].batch);
+        assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+        assert_null(exporter_backend_create(&limited, &cfg->backends[0], err, sizeof(err)));
+        if (strstr(err, cases[i].want) == NULL)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
+        config_free(cfg);
+    }
+}
+
 /* The gRPC type's status mapping, straight through classify. */
 static void test_grpc_classify(void **state)
 {
@@ -682,6 +828,8 @@ int main(void)
         cmocka_unit_test(test_bad_request_dropped),
         cmocka_unit_test(test_partial_success),
         cmocka_unit_test(test_transport_error_retried),
+        cmocka_unit_test(test_type_hooks),
+        cmocka_unit_test(test_type_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
