@@ -1,9 +1,12 @@
-/* otlp_export: the OTLP exporter types, `otlp_http` and `otlp_grpc`, for any
- * OTLP receiver (an OpenTelemetry Collector, Honeycomb, Jaeger, Loki 3,
- * another gateway). The exporter (exporter.c) batches, adds the configured
- * headers, sends and retries; these types only shape the request and read
- * the answer, following the OTLP specification's rules for which failures
- * are retryable.
+/* otlp_export: the OTLP exporter types. `otlp_http` and `otlp_grpc` serve
+ * any OTLP receiver (an OpenTelemetry Collector, Honeycomb, Jaeger, Loki 3,
+ * another gateway); three presets are otlp_http with a service's
+ * authentication: `elastic_otlp` (APM Server / Elastic's managed OTLP
+ * endpoint: ApiKey or Bearer secret token), `aws_xray` and
+ * `aws_cloudwatch_logs` (SigV4, aws_export.h). The exporter (exporter.c)
+ * batches, adds the configured headers, sends and retries; these types only
+ * shape the request and read the answer, following the OTLP
+ * specification's rules for which failures are retryable.
  *
  * Compression: OTLP/HTTP bodies are compressed by the exporter
  * (Content-Encoding). gRPC compresses the message inside its 5-byte frame and
@@ -15,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aws_export.h"
 #include "exporter.h"
 #include "gzip.h"
 #include "logs_service.pb-c.h"
@@ -29,6 +33,8 @@ typedef struct otlp_export_state {
     otlp_encoding encoding; /* otlp_http only */
     int grpc_gzip;          /* otlp_grpc only: compression is gzip */
     arena *arena;           /* JSON re-encoding; used by the exporter thread only */
+    struct curl_slist *defaults; /* preset headers a tenant's configured ones replace */
+    aws_signer *signer;          /* AWS presets */
 } otlp_export_state;
 
 static const char *const otlp_export_http_paths[OTLP_SIGNAL_COUNT] = {"/v1/traces", "/v1/metrics", "/v1/logs"};
@@ -47,17 +53,16 @@ static void otlp_export_destroy(void *st)
 {
     otlp_export_state *s = st;
     arena_free(s->arena);
+    curl_slist_free_all(s->defaults);
+    aws_signer_free(s->signer);
     free(s);
 }
 
-/* Common to both types: the state with URL = endpoint (without trailing
- * slashes) + path. The exporter has already checked the endpoint. */
-static otlp_export_state *otlp_export_new(const config_backend *cfg, const char *const *paths, char *err,
-                                          size_t errlen)
+/* Common to all types: the state with URL = endpoint (without trailing
+ * slashes) + path. The exporter has already checked a configured endpoint. */
+static otlp_export_state *otlp_export_new(const config_backend *cfg, const char *endpoint, const char *const *paths,
+                                          char *err, size_t errlen)
 {
-    const char *endpoint;
-    if (config_str_required(cfg->node, "endpoint", &endpoint, err, errlen) != 0)
-        return NULL;
     otlp_export_state *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -77,11 +82,14 @@ static otlp_export_state *otlp_export_new(const config_backend *cfg, const char 
     return s;
 }
 
-static void *otlp_http_configure(const config_backend *cfg, char *err, size_t errlen)
+/* otlp_http and its presets: `encoding` and the URL; `paths` only where
+ * the receiver's paths can differ (`custom_paths`). */
+static otlp_export_state *otlp_http_state(const config_backend *cfg, const char *endpoint, int custom_paths,
+                                          char *err, size_t errlen)
 {
     static const char *const path_keys[] = {"traces", "metrics", "logs", NULL};
     const char *paths[OTLP_SIGNAL_COUNT], *encoding;
-    const config_node *pm = config_get(cfg->node, "paths");
+    const config_node *pm = custom_paths ? config_get(cfg->node, "paths") : NULL;
     if (pm != NULL && !config_is_map(pm)) {
         if (config_scalar(pm) != NULL || config_is_seq(pm)) {
             config_error(cfg->node, "paths", err, errlen, "expected a mapping of signal to path");
@@ -105,7 +113,7 @@ static void *otlp_http_configure(const config_backend *cfg, char *err, size_t er
         config_error(cfg->node, "encoding", err, errlen, "invalid value (use protobuf or json)");
         return NULL;
     }
-    otlp_export_state *s = otlp_export_new(cfg, paths, err, errlen);
+    otlp_export_state *s = otlp_export_new(cfg, endpoint, paths, err, errlen);
     if (s == NULL)
         return NULL;
     s->encoding = strcmp(encoding, "json") == 0 ? OTLP_JSON : OTLP_PROTOBUF;
@@ -115,6 +123,123 @@ static void *otlp_http_configure(const config_backend *cfg, char *err, size_t er
         return NULL;
     }
     return s;
+}
+
+static void *otlp_http_configure(const config_backend *cfg, char *err, size_t errlen)
+{
+    const char *endpoint;
+    if (config_str_required(cfg->node, "endpoint", &endpoint, err, errlen) != 0)
+        return NULL;
+    return otlp_http_state(cfg, endpoint, 1, err, errlen);
+}
+
+/* A preset's header value from config (a secret: never echoed), checked to
+ * be one header line. */
+static int otlp_export_default_header(otlp_export_state *s, const config_node *node, const char *key,
+                                      const char *prefix, const char *value, char *err, size_t errlen)
+{
+    for (const char *c = value; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return config_error(node, key, err, errlen, "contains a control character");
+    if (value[0] == '\0')
+        return config_error(node, key, err, errlen, "must not be empty");
+    size_t n = strlen(prefix) + strlen(value) + 1;
+    char *line = malloc(n);
+    struct curl_slist *l = NULL;
+    if (line != NULL) {
+        snprintf(line, n, "%s%s", prefix, value);
+        l = curl_slist_append(s->defaults, line);
+        free(line);
+    }
+    if (l == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->defaults = l;
+    return 0;
+}
+
+/* elastic_otlp: APM Server or Elastic's managed OTLP endpoint, with an API
+ * key (Authorization: ApiKey) or an APM secret token (Authorization:
+ * Bearer). Per-tenant keys go in tenants.<id>.headers.Authorization, which
+ * replaces the backend's. */
+static void *elastic_otlp_configure(const config_backend *cfg, char *err, size_t errlen)
+{
+    const char *api_key, *token;
+    if (config_str(cfg->node, "api_key", NULL, &api_key, err, errlen) != 0 ||
+        config_str(cfg->node, "secret_token", NULL, &token, err, errlen) != 0)
+        return NULL;
+    if (api_key != NULL && token != NULL) {
+        config_error(cfg->node, "secret_token", err, errlen, "set api_key or secret_token, not both");
+        return NULL;
+    }
+    otlp_export_state *s = otlp_http_configure(cfg, err, errlen);
+    if (s != NULL && (api_key != NULL || token != NULL) &&
+        otlp_export_default_header(s, cfg->node, api_key ? "api_key" : "secret_token",
+                                   api_key ? "Authorization: ApiKey " : "Authorization: Bearer ",
+                                   api_key ? api_key : token, err, errlen) != 0) {
+        otlp_export_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The AWS OTLP endpoints take gzip or nothing (no zstd) over HTTP/1.1. */
+static otlp_export_state *aws_otlp_configure(const config_backend *cfg, const char *service, char *err, size_t errlen)
+{
+    const char *compression, *endpoint;
+    if (config_str(cfg->node, "compression", "gzip", &compression, err, errlen) != 0 ||
+        config_str(cfg->node, "endpoint", NULL, &endpoint, err, errlen) != 0)
+        return NULL;
+    if (strcmp(compression, "zstd") == 0) {
+        config_error(cfg->node, "compression", err, errlen, "AWS OTLP endpoints take gzip or none");
+        return NULL;
+    }
+    aws_signer *signer = aws_signer_from_config(cfg->node, service, err, errlen);
+    if (signer == NULL)
+        return NULL;
+    char url[256];
+    if (endpoint == NULL) {
+        snprintf(url, sizeof(url), "https://%s.%s.amazonaws.com", service, aws_signer_region(signer));
+        endpoint = url;
+    }
+    otlp_export_state *s = otlp_http_state(cfg, endpoint, 0, err, errlen);
+    if (s == NULL) {
+        aws_signer_free(signer);
+        return NULL;
+    }
+    s->signer = signer;
+    return s;
+}
+
+/* X-Ray's OTLP endpoint: service "xray"; its 10,000 spans / 5 MB request
+ * limits are the type's batch ceilings (exporter_type below). */
+static void *aws_xray_configure(const config_backend *cfg, char *err, size_t errlen)
+{
+    return aws_otlp_configure(cfg, "xray", err, errlen);
+}
+
+/* CloudWatch Logs' OTLP endpoint: service "logs"; the log group and stream
+ * travel as headers, which a tenant's configured headers may replace. */
+static void *aws_cloudwatch_logs_configure(const config_backend *cfg, char *err, size_t errlen)
+{
+    const char *group, *stream;
+    if (config_str_required(cfg->node, "log_group", &group, err, errlen) != 0 ||
+        config_str_required(cfg->node, "log_stream", &stream, err, errlen) != 0)
+        return NULL;
+    otlp_export_state *s = aws_otlp_configure(cfg, "logs", err, errlen);
+    if (s != NULL &&
+        (otlp_export_default_header(s, cfg->node, "log_group", "x-aws-log-group: ", group, err, errlen) != 0 ||
+         otlp_export_default_header(s, cfg->node, "log_stream", "x-aws-log-stream: ", stream, err, errlen) != 0)) {
+        otlp_export_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int otlp_export_sign(void *st, const export_signing *req, struct curl_slist **extra, char *err, size_t errlen)
+{
+    return aws_signer_sign(((otlp_export_state *)st)->signer, req, extra, err, errlen);
 }
 
 static void *otlp_grpc_configure(const config_backend *cfg, char *err, size_t errlen)
@@ -127,7 +252,10 @@ static void *otlp_grpc_configure(const config_backend *cfg, char *err, size_t er
         config_error(cfg->node, "compression", err, errlen, "otlp_grpc supports none or gzip");
         return NULL;
     }
-    otlp_export_state *s = otlp_export_new(cfg, otlp_export_grpc_paths, err, errlen);
+    const char *endpoint;
+    if (config_str_required(cfg->node, "endpoint", &endpoint, err, errlen) != 0)
+        return NULL;
+    otlp_export_state *s = otlp_export_new(cfg, endpoint, otlp_export_grpc_paths, err, errlen);
     if (s != NULL)
         s->grpc_gzip = strcmp(compression, "gzip") == 0;
     return s;
@@ -229,6 +357,9 @@ static int otlp_http_prepare(void *st, const export_batch *b, export_http *out, 
 {
     otlp_export_state *s = st;
     int json = s->encoding == OTLP_JSON;
+    for (const struct curl_slist *d = s->defaults; d != NULL; d = d->next)
+        if ((out->defaults = curl_slist_append(out->defaults, d->data)) == NULL)
+            goto oom;
     if (buf_puts(&out->url, s->url[b->signal]) != 0 ||
         (out->headers = curl_slist_append(out->headers, json ? "Content-Type: application/json"
                                                              : "Content-Type: application/x-protobuf")) == NULL)
@@ -352,6 +483,10 @@ static export_outcome otlp_grpc_classify(void *st, const export_batch *b, const 
 
 static const char *const otlp_http_keys[] = {"encoding", "paths", NULL};
 static const char *const otlp_grpc_keys[] = {NULL};
+static const char *const elastic_otlp_keys[] = {"encoding", "paths", "api_key", "secret_token", NULL};
+static const char *const aws_xray_keys[] = {"encoding", "region", "credentials", NULL};
+static const char *const aws_cloudwatch_logs_keys[] = {"encoding", "region", "credentials", "log_group", "log_stream",
+                                                       NULL};
 
 const exporter_type exporter_otlp_http = {.name = "otlp_http",
                                           .keys = otlp_http_keys,
@@ -366,3 +501,36 @@ const exporter_type exporter_otlp_grpc = {.name = "otlp_grpc",
                                           .prepare = otlp_grpc_prepare,
                                           .classify = otlp_grpc_classify,
                                           .destroy = otlp_export_destroy};
+
+const exporter_type exporter_elastic_otlp = {.name = "elastic_otlp",
+                                             .keys = elastic_otlp_keys,
+                                             .configure = elastic_otlp_configure,
+                                             .prepare = otlp_http_prepare,
+                                             .classify = otlp_http_classify,
+                                             .destroy = otlp_export_destroy};
+
+const exporter_type exporter_aws_xray = {.name = "aws_xray",
+                                         .keys = aws_xray_keys,
+                                         .signals = 1u << OTLP_TRACES,
+                                         .max_batch_items = 10000,
+                                         .max_batch_bytes = 5000000,
+                                         .endpoint_optional = 1,
+                                         .configure = aws_xray_configure,
+                                         .prepare = otlp_http_prepare,
+                                         .classify = otlp_http_classify,
+                                         .sign = otlp_export_sign,
+                                         .destroy = otlp_export_destroy};
+
+/* CloudWatch Logs takes at most 10,000 events and 1 MiB per batch
+ * (PutLogEvents' limits, which its OTLP endpoint shares). */
+const exporter_type exporter_aws_cloudwatch_logs = {.name = "aws_cloudwatch_logs",
+                                                    .keys = aws_cloudwatch_logs_keys,
+                                                    .signals = 1u << OTLP_LOGS,
+                                                    .max_batch_items = 10000,
+                                                    .max_batch_bytes = 1048576,
+                                                    .endpoint_optional = 1,
+                                                    .configure = aws_cloudwatch_logs_configure,
+                                                    .prepare = otlp_http_prepare,
+                                                    .classify = otlp_http_classify,
+                                                    .sign = otlp_export_sign,
+                                                    .destroy = otlp_export_destroy};

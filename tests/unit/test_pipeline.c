@@ -321,17 +321,21 @@ static void test_default_pipeline_takes_unmatched(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-static void route_config_fails(const char *pipelines, const char *expected)
+static void route_config_fails_with(const char *backends, const char *pipelines, const char *expected)
 {
     char yaml[1024], err[512];
-    snprintf(yaml, sizeof(yaml), "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends: {d: {type: discard}}\n%s",
-             pipelines);
+    snprintf(yaml, sizeof(yaml), "listeners: [{name: l, http: 127.0.0.1:0}]\n%s%s", backends, pipelines);
     config *cfg;
     assert_int_equal(config_load_string("r.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
     pipeline *pl = pipeline_new(cfg, 1, err, sizeof(err));
     if (pl != NULL || strstr(err, expected) == NULL)
         fail_msg("expected \"%s\", got \"%s\"", expected, pl ? "(none)" : err);
     config_free(cfg);
+}
+
+static void route_config_fails(const char *pipelines, const char *expected)
+{
+    route_config_fails_with("backends: {d: {type: discard}}\n", pipelines, expected);
 }
 
 static void test_routing_config_errors(void **state)
@@ -361,6 +365,12 @@ static void test_routing_config_errors(void **state)
     route_config_fails("sampling: [1]\n", "r.yaml:3:11: sampling: expected a map of policy-set name");
     /* An unused set is still checked. */
     route_config_fails("sampling: {s: {policies: [{name: x, type: nope}]}}\n", "sampling.s.policies[0].type");
+    /* A backend that takes traces only, in a pipeline that also routes logs. */
+    route_config_fails_with("backends: {x: {type: aws_xray, region: us-east-1, endpoint: \"http://127.0.0.1:1\",\n"
+                            "  credentials: {source: static, access_key_id: A, secret_access_key: B}}}\n",
+                            "pipelines: [{name: p, signals: [traces, logs], backends: [x]}]\n",
+                       "r.yaml:4:58: pipelines[0].backends: backend \"x\" (aws_xray) does not take logs; give this "
+                       "pipeline `signals:` it takes");
 }
 
 /* A traces pipeline with a tail sampler (status_code ERROR) and a file

@@ -185,7 +185,8 @@ export function gatewayConfigYaml(o) {
 export class Gateway {
   /**
    * Start a gateway and wait until /readyz answers 200.
-   * opts: workers (2), maxRequestBytes ('1MiB'), headerTimeout ('2s'), listenerExtra, extraYaml;
+   * opts: workers (2), maxRequestBytes ('1MiB'), headerTimeout ('2s'), listenerExtra, extraYaml,
+   * env (variables added to the gateway's environment);
    * or config: ({grpcPort, httpPort, adminPort, dataDir, dir}) => full YAML text,
    * which replaces the generated file (the ports are free loopback ports the
    * harness picked; the admin listener must use adminPort for /readyz).
@@ -253,6 +254,7 @@ export class Gateway {
     if (!env.UBSAN_OPTIONS) env.UBSAN_OPTIONS = 'print_stacktrace=1';
     // The SDK's OTEL_* variables must not leak into anything the gateway reads.
     for (const k of Object.keys(env)) if (k.startsWith('OTEL_')) delete env[k];
+    Object.assign(env, this.opts.env); // opts.env: extra variables for this gateway
 
     const extra = (process.env.GATEWAY_ARGS || '').split(/\s+/).filter(Boolean);
     this.proc = spawn(GATEWAY_BIN, ['--config', this.configPath, ...extra], {
