@@ -439,23 +439,11 @@ static int aws_creds_header(struct curl_slist **list, const char *name, const ch
  * (NUL-terminated). The file's name may appear in errors, its content not. */
 static int aws_creds_read_token(const char *path, buf *out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return aws_creds_fail(err, errlen, "%s: %s", path, strerror(errno));
     buf raw = BUF_INIT;
-    char chunk[4096];
-    size_t got;
     int rc = 0;
-    while (rc == 0 && (got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (got > AWS_CREDS_MAX_TOKEN_FILE - raw.len)
-            rc = aws_creds_fail(err, errlen, "%s: larger than %d bytes", path, AWS_CREDS_MAX_TOKEN_FILE);
-        else if (buf_append(&raw, chunk, got) != 0)
-            rc = aws_creds_fail(err, errlen, "%s: out of memory", path);
-    }
-    if (rc == 0 && ferror(f))
-        rc = aws_creds_fail(err, errlen, "%s: read error", path);
-    fclose(f);
-    explicit_bzero(chunk, sizeof(chunk));
+    if (buf_read_file(&raw, path, AWS_CREDS_MAX_TOKEN_FILE) != 0)
+        rc = errno == EFBIG ? aws_creds_fail(err, errlen, "%s: larger than %d bytes", path, AWS_CREDS_MAX_TOKEN_FILE)
+                            : aws_creds_fail(err, errlen, "%s: %s", path, strerror(errno));
     size_t start = 0, end = raw.len;
     while (start < end && isspace((unsigned char)raw.data[start]))
         start++;
@@ -912,20 +900,11 @@ static int aws_creds_check_keys(const aws_creds *p, const config_node *m, aws_cr
 /* The `source` key; *kind AWS_CREDS_AUTO when absent. */
 static int aws_creds_read_source(const config_node *m, aws_creds_kind *kind, char *err, size_t errlen)
 {
-    const char *s;
-    *kind = AWS_CREDS_AUTO;
-    if (config_str(m, "source", NULL, &s, err, errlen) != 0)
+    int k;
+    if (config_choice(m, "source", aws_creds_kind_names, AWS_CREDS_AUTO, &k, err, errlen) != 0)
         return -1;
-    if (s == NULL)
-        return 0;
-    for (int i = 0; aws_creds_kind_names[i] != NULL; i++) {
-        if (strcmp(s, aws_creds_kind_names[i]) == 0) {
-            *kind = (aws_creds_kind)i;
-            return 0;
-        }
-    }
-    return config_error(m, "source", err, errlen,
-                        "invalid value (use one of: auto, static, env, web_identity, ecs, imds)");
+    *kind = (aws_creds_kind)k;
+    return 0;
 }
 
 static int aws_creds_configure(aws_creds *p, const config_node *m, char *err, size_t errlen)

@@ -148,33 +148,23 @@ static int es_check_name(const config_backend *cfg, const char *key, const char 
 
 static void *es_configure(const config_backend *cfg, char *err, size_t errlen)
 {
-    const char *endpoint, *api_key, *user, *password, *dataset, *ns, *compression;
+    const char *endpoint, *api_key, *user, *password, *dataset, *ns;
     if (config_str_required(cfg->node, "endpoint", &endpoint, err, errlen) != 0 ||
         config_str(cfg->node, "api_key", NULL, &api_key, err, errlen) != 0 ||
         config_str(cfg->node, "user", NULL, &user, err, errlen) != 0 ||
         config_str(cfg->node, "password", NULL, &password, err, errlen) != 0 ||
         config_str(cfg->node, "dataset", NULL, &dataset, err, errlen) != 0 ||
         config_str(cfg->node, "namespace", NULL, &ns, err, errlen) != 0 ||
-        config_str(cfg->node, "compression", "gzip", &compression, err, errlen) != 0 ||
         es_check_auth(cfg, api_key, user, password, err, errlen) != 0 ||
         es_check_name(cfg, "dataset", dataset, err, errlen) != 0 ||
         es_check_name(cfg, "namespace", ns, err, errlen) != 0)
         return NULL;
-    /* Elasticsearch decodes gzip (and deflate) request bodies only. */
-    if (strcmp(compression, "zstd") == 0) {
-        config_error(cfg->node, "compression", err, errlen, "elasticsearch supports none or gzip");
-        return NULL;
-    }
     es_state *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    size_t elen = strlen(endpoint);
-    while (elen > 0 && endpoint[elen - 1] == '/')
-        elen--;
-    int n = snprintf(s->url, sizeof(s->url), "%.*s%s", (int)elen, endpoint, ES_BULK_PATH);
-    if (n < 0 || (size_t)n >= sizeof(s->url)) {
+    if (exporter_url(s->url, sizeof(s->url), endpoint, ES_BULK_PATH) != 0) {
         es_destroy(s);
         config_error(cfg->node, "endpoint", err, errlen, "URL too long");
         return NULL;
@@ -402,6 +392,7 @@ static const char *const es_keys[] = {"api_key", "user", "password", "dataset", 
 
 const exporter_type exporter_elasticsearch = {.name = "elasticsearch",
                                               .keys = es_keys,
+                                              .gzip_only = 1, /* Elasticsearch decodes gzip bodies only */
                                               .configure = es_configure,
                                               .prepare = es_prepare,
                                               .classify = es_classify,

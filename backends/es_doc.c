@@ -22,6 +22,7 @@
 
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
+#include "hash.h"
 #include "otlp_json.h"
 #include "trace_service.pb-c.h"
 
@@ -760,9 +761,7 @@ static void es_doc_summary(es_doc_ctx *c, es_doc_point *p,
  * Any stable hash of the names does; this is 64-bit FNV-1a. */
 static json_t *es_doc_names_hash(const char *name)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
-        h = (h ^ *p) * 0x100000001b3ull;
+    uint64_t h = hash_fnv1a(name, strlen(name), HASH_FNV1A_INIT);
     char s[24];
     snprintf(s, sizeof(s), "%llx", (unsigned long long)h);
     return json_string_nocheck(s);

@@ -100,6 +100,7 @@ typedef struct exporter_type {
     uint64_t max_batch_items;       /* the backend's per-request limits: defaults and */
     size_t max_batch_bytes;         /* ceilings of batch.max_items/max_bytes; 0: none */
     int endpoint_optional;          /* configure derives the URL (e.g. from region) */
+    int gzip_only;                  /* the receiver decodes gzip only: no zstd */
     /* Build type state from the backend's config node; NULL with a located error.
      * All type state is used by the backend's exporter thread only. */
     void *(*configure)(const config_backend *cfg, char *err, size_t errlen);
@@ -118,6 +119,9 @@ typedef struct exporter_type {
  * pipeline's reserve), so acknowledgement means "queued" (see queue.h for
  * what survives what). */
 backend *exporter_backend_create(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen);
+
+/* endpoint (trailing slashes dropped) + path into out; -1 if over cap. */
+int exporter_url(char *out, size_t cap, const char *endpoint, const char *path);
 
 /* Exposed for unit tests: the delay before retry number `attempt` (0-based),
  * given a random value r in [0,1). */

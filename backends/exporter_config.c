@@ -31,27 +31,6 @@ static int exporter_section(const config_node *map, const char *key, const char 
 
 /* One of `names` (NULL-terminated); *out is its index. Messages never quote
  * the value: it may have come from a secret. */
-static int exporter_choice(const config_node *map, const char *key, const char *const *names, int def, int *out,
-                           char *err, size_t errlen)
-{
-    const char *s;
-    if (config_str(map, key, NULL, &s, err, errlen) != 0)
-        return -1;
-    *out = def;
-    if (s == NULL)
-        return 0;
-    char list[128] = "";
-    for (int i = 0; names[i] != NULL; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-        size_t len = strlen(list);
-        snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", names[i]);
-    }
-    return config_error(map, key, err, errlen, "invalid value (use one of: %s)", list);
-}
-
 static int exporter_number(const config_node *map, const char *key, double def, double min, double max, double *out,
                            char *err, size_t errlen)
 {
@@ -240,7 +219,7 @@ static int exporter_read_queue(queue_config *qc, const config_node *map, char *e
     if (exporter_section(map, "queue", keys, &m, err, errlen) != 0 ||
         config_size(m, "max_bytes", (size_t)64 << 20, &qc->max_bytes, err, errlen) != 0 ||
         config_str(m, "dir", NULL, &qc->dir, err, errlen) != 0 ||
-        exporter_choice(m, "fsync", fsync_names, 1 /* interval */, &fsync_mode, err, errlen) != 0 ||
+        config_choice(m, "fsync", fsync_names, 1 /* interval */, &fsync_mode, err, errlen) != 0 ||
         config_duration_ms(m, "fsync_interval", 1000, &interval, err, errlen) != 0 ||
         config_size(m, "segment_bytes", (size_t)64 << 20, &qc->segment_bytes, err, errlen) != 0)
         return -1;
@@ -276,13 +255,15 @@ int exporter_settings_read(exporter_settings *e, const exporter_type *type, cons
     if (endpoint != NULL && strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
         return config_error(node, "endpoint", err, errlen, "must start with http:// or https://");
     e->prior_knowledge = endpoint != NULL && strncmp(endpoint, "http://", 7) == 0;
-    if (exporter_choice(node, "compression", compressions, EXPORTER_COMPRESS_GZIP, &compression, err, errlen) != 0 ||
+    if (config_choice(node, "compression", compressions, EXPORTER_COMPRESS_GZIP, &compression, err, errlen) != 0 ||
         config_duration_ms(node, "timeout", 10000, &e->timeout_ms, err, errlen) != 0 ||
         exporter_read_headers(node, "headers", &e->common, err, errlen) != 0 ||
         exporter_read_signal_headers(e, node, err, errlen) != 0 || exporter_read_tenants(e, node, err, errlen) != 0 ||
         exporter_read_tls(e, node, err, errlen) != 0 || exporter_read_batch_retry(e, type, node, err, errlen) != 0 ||
         exporter_read_queue(&e->queue, node, err, errlen) != 0)
         return -1;
+    if (type->gzip_only && compression == EXPORTER_COMPRESS_ZSTD)
+        return config_error(node, "compression", err, errlen, "%s supports none or gzip", type->name);
     if (e->timeout_ms == 0 || e->timeout_ms > INT32_MAX)
         return config_error(node, "timeout", err, errlen, "must be from 1ms to 24d");
     e->compression = (exporter_compression)compression;
@@ -308,4 +289,13 @@ const exporter_headers *exporter_settings_tenant(const exporter_settings *s, con
         if (strcmp(s->tenants[i].id, tenant) == 0)
             return &s->tenants[i].headers;
     return &none;
+}
+
+int exporter_url(char *out, size_t cap, const char *endpoint, const char *path)
+{
+    size_t elen = strlen(endpoint);
+    while (elen > 0 && endpoint[elen - 1] == '/')
+        elen--;
+    int n = snprintf(out, cap, "%.*s%s", (int)elen, endpoint, path);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
 }

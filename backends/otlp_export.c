@@ -68,12 +68,8 @@ static otlp_export_state *otlp_export_new(const config_backend *cfg, const char 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    size_t elen = strlen(endpoint);
-    while (elen > 0 && endpoint[elen - 1] == '/')
-        elen--;
     for (int i = 0; i < OTLP_SIGNAL_COUNT; i++) {
-        int n = snprintf(s->url[i], sizeof(s->url[i]), "%.*s%s", (int)elen, endpoint, paths[i]);
-        if (n < 0 || (size_t)n >= sizeof(s->url[i])) {
+        if (exporter_url(s->url[i], sizeof(s->url[i]), endpoint, paths[i]) != 0) {
             otlp_export_destroy(s);
             config_error(cfg->node, "endpoint", err, errlen, "URL too long");
             return NULL;
@@ -184,17 +180,12 @@ static void *elastic_otlp_configure(const config_backend *cfg, char *err, size_t
     return s;
 }
 
-/* The AWS OTLP endpoints take gzip or nothing (no zstd) over HTTP/1.1. */
+/* The AWS OTLP endpoints: SigV4, and gzip or no compression (gzip_only). */
 static otlp_export_state *aws_otlp_configure(const config_backend *cfg, const char *service, char *err, size_t errlen)
 {
-    const char *compression, *endpoint;
-    if (config_str(cfg->node, "compression", "gzip", &compression, err, errlen) != 0 ||
-        config_str(cfg->node, "endpoint", NULL, &endpoint, err, errlen) != 0)
+    const char *endpoint;
+    if (config_str(cfg->node, "endpoint", NULL, &endpoint, err, errlen) != 0)
         return NULL;
-    if (strcmp(compression, "zstd") == 0) {
-        config_error(cfg->node, "compression", err, errlen, "AWS OTLP endpoints take gzip or none");
-        return NULL;
-    }
     aws_signer *signer = aws_signer_from_config(cfg->node, service, err, errlen);
     if (signer == NULL)
         return NULL;
@@ -244,14 +235,9 @@ static int otlp_export_sign(void *st, const export_signing *req, struct curl_sli
 
 static void *otlp_grpc_configure(const config_backend *cfg, char *err, size_t errlen)
 {
-    const char *compression;
+    const char *compression; /* gzip_only: the one grpc-encoding every OTLP/gRPC receiver must accept */
     if (config_str(cfg->node, "compression", "gzip", &compression, err, errlen) != 0)
         return NULL;
-    /* gzip is the one grpc-encoding every OTLP/gRPC receiver must accept. */
-    if (strcmp(compression, "zstd") == 0) {
-        config_error(cfg->node, "compression", err, errlen, "otlp_grpc supports none or gzip");
-        return NULL;
-    }
     const char *endpoint;
     if (config_str_required(cfg->node, "endpoint", &endpoint, err, errlen) != 0)
         return NULL;
@@ -497,6 +483,7 @@ const exporter_type exporter_otlp_http = {.name = "otlp_http",
 
 const exporter_type exporter_otlp_grpc = {.name = "otlp_grpc",
                                           .keys = otlp_grpc_keys,
+                                          .gzip_only = 1,
                                           .configure = otlp_grpc_configure,
                                           .prepare = otlp_grpc_prepare,
                                           .classify = otlp_grpc_classify,
@@ -515,6 +502,7 @@ const exporter_type exporter_aws_xray = {.name = "aws_xray",
                                          .max_batch_items = 10000,
                                          .max_batch_bytes = 5000000,
                                          .endpoint_optional = 1,
+                                         .gzip_only = 1,
                                          .configure = aws_xray_configure,
                                          .prepare = otlp_http_prepare,
                                          .classify = otlp_http_classify,
@@ -529,6 +517,7 @@ const exporter_type exporter_aws_cloudwatch_logs = {.name = "aws_cloudwatch_logs
                                                     .max_batch_items = 10000,
                                                     .max_batch_bytes = 1048576,
                                                     .endpoint_optional = 1,
+                                                    .gzip_only = 1,
                                                     .configure = aws_cloudwatch_logs_configure,
                                                     .prepare = otlp_http_prepare,
                                                     .classify = otlp_http_classify,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "otlp.h"
+#include "hash.h"
 #include "otlp_json.h"
 #include "remote_write.pb-c.h"
 
@@ -456,13 +457,7 @@ static int prom_rw_series_add(prom_rw_conv *c, Prometheus__Label *const *base, s
     return 0;
 }
 
-static uint64_t prom_rw_hash(const char *s)
-{
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+static uint64_t prom_rw_hash(const char *s) { return hash_fnv1a(s, strlen(s), HASH_FNV1A_INIT); }
 
 /* Metadata for a family, once per request. */
 static int prom_rw_metadata_add(prom_rw_conv *c, prom_rw_type type, const char *family, const char *help,

@@ -1,5 +1,6 @@
 #include "buf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,4 +66,38 @@ void buf_free(buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+int buf_read_file(buf *b, const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    size_t start = b->len;
+    char chunk[8192];
+    size_t got;
+    int rc = 0;
+    while (rc == 0 && (got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (got > max - (b->len - start)) {
+            errno = EFBIG;
+            rc = -1;
+        } else if (buf_append(b, chunk, got) != 0) {
+            errno = ENOMEM;
+            rc = -1;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        rc = -1;
+        if (errno == 0)
+            errno = EIO;
+    }
+    fclose(f);
+    explicit_bzero(chunk, sizeof(chunk));
+    if (rc == 0 && buf_putc(b, '\0') != 0) {
+        errno = ENOMEM;
+        rc = -1;
+    }
+    if (rc == 0)
+        b->len--;
+    return rc;
 }

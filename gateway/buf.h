@@ -21,6 +21,10 @@ int buf_putc(buf *b, char c);
 int buf_puts(buf *b, const char *s);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf *b, const char *fmt, va_list ap);
+/* Appends the whole file at `path` (at most `max` bytes) and a NUL that
+ * b->len does not count. 0, or -1 with errno (EFBIG when over max). The
+ * read chunks are wiped: files may hold secrets. */
+int buf_read_file(buf *b, const char *path, size_t max);
 /* Empties the buffer, keeping its memory. */
 void buf_clear(buf *b);
 void buf_free(buf *b);

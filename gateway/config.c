@@ -143,40 +143,6 @@ static const char *quote(char *out, const char *raw) { return log_quote(out, CON
 
 /* ---- files ---- */
 
-/* Reads a whole file into b, NUL-terminated (not counted in b->len).
- * -1 with errno set on failure; EFBIG when it is larger than max. */
-static int read_file(const char *path, size_t max, buf *b)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -1;
-    char chunk[8192];
-    size_t got;
-    int rc = 0;
-    while (rc == 0 && (got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (got > max - b->len) {
-            errno = EFBIG;
-            rc = -1;
-        } else if (buf_append(b, chunk, got) != 0) {
-            errno = ENOMEM;
-            rc = -1;
-        }
-    }
-    if (rc == 0 && ferror(f)) {
-        rc = -1;
-        if (errno == 0)
-            errno = EIO;
-    }
-    fclose(f);
-    if (rc == 0 && buf_putc(b, '\0') != 0) {
-        errno = ENOMEM;
-        rc = -1;
-    }
-    if (rc == 0)
-        b->len--;
-    return rc;
-}
-
 /* Secrets pass through temporary heap buffers; wipe them so freed memory
  * does not keep a copy around. */
 static void buf_wipe_free(buf *b)
@@ -213,7 +179,7 @@ static int expand_ref(const config_node *n, const char *ref, size_t len, const c
         memcpy(path, ref + 5, len - 5);
         path[len - 5] = '\0';
         buf content = BUF_INIT;
-        if (read_file(path, CONFIG_MAX_SECRET_BYTES, &content) != 0) {
+        if (buf_read_file(&content, path, CONFIG_MAX_SECRET_BYTES) != 0) {
             int e = errno;
             buf_wipe_free(&content);
             if (e == EFBIG)
@@ -783,6 +749,27 @@ int config_bool(const config_node *map, const char *key, int def, int *out, char
     return config_error(map, key, err, errlen, "invalid boolean %s (use true or false)", quote(q, v->raw));
 }
 
+int config_choice(const config_node *map, const char *key, const char *const *names, int def, int *out, char *err,
+                  size_t errlen)
+{
+    const char *s;
+    if (config_str(map, key, NULL, &s, err, errlen) != 0)
+        return -1;
+    *out = def;
+    if (s == NULL)
+        return 0;
+    char list[160] = "";
+    for (int i = 0; names[i] != NULL; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", names[i]);
+    }
+    return config_error(map, key, err, errlen, "invalid value (use one of: %s)", list);
+}
+
 int config_check_keys(const config_node *map, const char *const *allowed, char *err, size_t errlen)
 {
     if (map == NULL)
@@ -1178,7 +1165,7 @@ int config_load_file(const char *path, config **out, char *err, size_t errlen)
 {
     buf text = BUF_INIT;
     *out = NULL;
-    if (read_file(path, CONFIG_MAX_FILE_BYTES, &text) != 0) {
+    if (buf_read_file(&text, path, CONFIG_MAX_FILE_BYTES) != 0) {
         int e = errno;
         buf_free(&text);
         snprintf(err, errlen, "%s: cannot read: %s", path, e == EFBIG ? "larger than 16MiB" : strerror(e));

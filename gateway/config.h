@@ -110,6 +110,10 @@ int config_duration_ms(const config_node *map, const char *key, uint64_t def, ui
 int config_uint(const config_node *map, const char *key, uint64_t def, uint64_t min, uint64_t max,
                 uint64_t *out, char *err, size_t errlen);
 int config_bool(const config_node *map, const char *key, int def, int *out, char *err, size_t errlen);
+/* One of `names` (NULL-terminated): *out its index, def when absent; an
+ * unknown value is an error listing the choices. */
+int config_choice(const config_node *map, const char *key, const char *const *names, int def, int *out, char *err,
+                  size_t errlen);
 /* Error if the map has a key not in `allowed` (NULL-terminated). */
 int config_check_keys(const config_node *map, const char *const *allowed, char *err, size_t errlen);
 /* Format a located error about node n (or its key) into err; returns -1. */

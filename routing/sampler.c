@@ -78,19 +78,10 @@ static const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, uint64_t 
     return NULL;
 }
 
+#include "hash.h"
 #include "sampler_internal.h"
 
 /* ---- helpers ---- */
-
-static uint64_t fnv(const void *p, size_t n, uint64_t h)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 static uint64_t mix(uint64_t h)
 {
@@ -195,7 +186,7 @@ static blob *blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, bl
 {
     if (len == 0)
         data = (const uint8_t *)""; /* an empty resource or scope may come as NULL */
-    uint64_t h = mix(fnv(data, len, 0xcbf29ce484222325ULL) ^ (uint64_t)(uintptr_t)parent);
+    uint64_t h = mix(hash_fnv1a(data, len, HASH_FNV1A_INIT) ^ (uint64_t)(uintptr_t)parent);
     if (sh->btab_size != 0) {
         for (blob *b = sh->btab[h & (sh->btab_size - 1)]; b != NULL; b = b->hnext) {
             if (b->hash == h && b->parent == parent && b->len == len && memcmp(b->data, data, len) == 0) {
@@ -366,7 +357,7 @@ static const tenant_name *tenant_intern(shard *sh, const char *tenant)
     if (tenant == NULL)
         tenant = "";
     size_t n = strlen(tenant);
-    uint64_t h = fnv(tenant, n, 0xcbf29ce484222325ULL);
+    uint64_t h = hash_fnv1a(tenant, n, HASH_FNV1A_INIT);
     for (tenant_name *t = sh->tenants; t != NULL; t = t->next)
         if (t->hash == h && strcmp(t->name, tenant) == 0)
             return t;

@@ -1,7 +1,10 @@
 /* otlp_json: generic OTLP/JSON codec driven by protobuf-c descriptors, so it
  * handles every message generated from proto/ without per-type code.
  *
- * Internal to gateway/otlp (otlp.c wraps it per signal). Mapping rules are the
+ * Internal to gateway/otlp (otlp.c wraps it per signal), except the UTF-8
+ * validator otlp_json_utf8_seq, which the backends that write JSON or
+ * Prometheus labels share so that every output agrees on what valid UTF-8
+ * is. Mapping rules are the
  * OTLP/JSON ones: lowerCamelCase keys (snake_case accepted on input), bytes
  * fields named trace_id/span_id/parent_span_id as hex and other bytes as
  * base64, enums as integers (names accepted on input), 64-bit integers as
