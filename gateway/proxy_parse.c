@@ -160,7 +160,7 @@ static proxy_status proxy_parse_v1(const uint8_t *p, size_t len, proxy_header *o
         st = proxy_v1_unknown(&v, out);
     } else {
         int family = proto == 0 ? AF_INET : AF_INET6;
-        uint16_t sport, dport;
+        uint16_t sport = 0, dport = 0; /* set when proxy_v1_port succeeds; GCC -O3 cannot tell */
         if ((st = proxy_v1_addr(&v, family, ' ', &out->src, &out->src_len)) == PROXY_OK &&
             (st = proxy_v1_addr(&v, family, ' ', &out->dst, &out->dst_len)) == PROXY_OK &&
             (st = proxy_v1_port(&v, ' ', &sport)) == PROXY_OK && (st = proxy_v1_port(&v, '\r', &dport)) == PROXY_OK &&

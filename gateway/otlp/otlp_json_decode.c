@@ -173,7 +173,7 @@ static int unescape(jparser *j, const unsigned char *s, size_t n, char *dst, siz
             *w++ = to[strchr(from, c) - from];
             continue;
         }
-        unsigned cp, lo;
+        unsigned cp = 0, lo = 0; /* read_u16 sets them; GCC -O3 cannot tell */
         read_u16(s, end, &cp);
         s += 4;
         if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -448,7 +448,7 @@ static int parse_message(jparser *j, const ProtobufCMessageDescriptor *d, Protob
 static int read_enum(jparser *j, const ProtobufCFieldDescriptor *f, int32_t *out)
 {
     if (*j->p != '"') {
-        int64_t v;
+        int64_t v = 0;
         if (read_ranged(j, (uint64_t)INT32_MAX + 1, INT32_MAX, &v) != 0)
             return -1;
         *out = (int32_t)v;
@@ -486,7 +486,7 @@ static int read_bytes(jparser *j, const ProtobufCFieldDescriptor *f, ProtobufCBi
 /* One value of field f into dst (the field, or an array element). */
 static int parse_value(jparser *j, const ProtobufCFieldDescriptor *f, void *dst, int depth)
 {
-    int64_t v;
+    int64_t v = 0;
     uint64_t mag;
     int neg;
     double d;
