@@ -9,11 +9,7 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +21,7 @@
 
 #include "aws_creds.h"
 #include "config.h"
+#include "test_util.h"
 
 #define ROLE_ARN "arn:aws:iam::123456789012:role/gateway"
 #define IMDS_TOKEN "imds-session-token-AQAEAA"
@@ -33,9 +30,7 @@
 /* ---- the credential endpoints ---- */
 
 typedef struct srv {
-    int fd, port;
-    pthread_t thread;
-    atomic_bool stop;
+    loopback_server ls;
     pthread_mutex_t mu; /* guards everything below */
     long ttl_s;         /* lifetime of the credentials handed out */
     bool fail;          /* answer 500 to credential requests */
@@ -245,8 +240,9 @@ static int srv_read(int c, srv_req *r)
     return 0;
 }
 
-static void srv_answer(srv *s, int c)
+static void srv_answer(void *ctx, int c)
 {
+    srv *s = ctx;
     static srv_req r; /* one server thread */
     char body[8192], head[256];
     memset(&r, 0, sizeof(r));
@@ -266,43 +262,17 @@ static void srv_answer(srv *s, int c)
     send(c, body, strlen(body), MSG_NOSIGNAL);
 }
 
-static void *srv_main(void *arg)
-{
-    srv *s = arg;
-    while (!atomic_load(&s->stop)) {
-        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
-        if (poll(&pfd, 1, 20) <= 0)
-            continue;
-        int c = accept(s->fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        srv_answer(s, c);
-        close(c);
-    }
-    return NULL;
-}
-
 static void srv_start(srv *s)
 {
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
     s->ttl_s = 3600;
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s->fd, 16), 0);
-    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &al), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->thread, NULL, srv_main, s), 0);
+    loopback_start(&s->ls, srv_answer, s);
 }
 
 static void srv_stop(srv *s)
 {
-    atomic_store(&s->stop, true);
-    pthread_join(s->thread, NULL);
-    close(s->fd);
+    loopback_stop(&s->ls);
     pthread_mutex_destroy(&s->mu);
 }
 
@@ -348,7 +318,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
     srv_start(&f->s);
-    snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", f->s.port);
+    snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", f->s.ls.port);
     for (size_t i = 0; i < sizeof(aws_env) / sizeof(aws_env[0]); i++)
         unsetenv(aws_env[i]);
     /* Never reach for a real instance metadata service from a test. */

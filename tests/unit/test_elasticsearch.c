@@ -20,6 +20,7 @@
 #include "exporter.h"
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
+#include "test_util.h"
 #include "trace_service.pb-c.h"
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
@@ -1314,9 +1315,7 @@ static void test_render_rejections_reported_once(void **state)
 static void test_config_errors(void **state)
 {
     (void)state;
-    static const struct {
-        const char *keys, *want;
-    } cases[] = {
+    static const backend_error_case cases[] = {
         {"api_key: k, user: u, password: p", "backends.x.api_key: use either api_key or user and password, not both"},
         {"user: u", "backends.x.user: user and password go together"},
         {"password: p", "backends.x.password: user and password go together"},
@@ -1331,29 +1330,13 @@ static void test_config_errors(void **state)
         {"namespace: \"\"", "backends.x.namespace: expected a non-empty string"},
         {"index: logs", "backends.x.index: unknown key"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char yaml[512], err[512] = "";
-        config *cfg;
-        snprintf(yaml, sizeof(yaml),
-                 "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends:\n  x: {type: elasticsearch, endpoint: "
-                 "\"http://es:9200\", %s}\n",
-                 cases[i].keys);
-        assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-        assert_null(backend_create(&cfg->backends[0], err, sizeof(err)));
-        if (strstr(err, cases[i].want) == NULL || strncmp(err, "t.yaml:3:", 9) != 0)
-            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
-        config_free(cfg);
-    }
+    expect_backend_errors("type: elasticsearch, endpoint: \"http://es:9200\"", cases);
     /* a backend without credentials may carry its own header */
-    const char *yaml = "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends:\n"
-                       "  x: {type: elasticsearch, endpoint: \"http://es:9200\",\n"
-                       "      headers: {Authorization: \"Bearer t\"}}\n";
+    const char *yaml = TEST_LISTENERS "backends:\n"
+                                      "  x: {type: elasticsearch, endpoint: \"http://es:9200\",\n"
+                                      "      headers: {Authorization: \"Bearer t\"}}\n";
     config *cfg;
-    char err[512];
-    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    backend *b = backend_create(&cfg->backends[0], err, sizeof(err));
-    if (b == NULL)
-        fail_msg("%s", err);
+    backend *b = expect_backend_ok(yaml, &cfg);
     b->ops->destroy(b);
     config_free(cfg);
 }

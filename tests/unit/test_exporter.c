@@ -24,6 +24,7 @@
 #include "exporter.h"
 #include "gzip.h"
 #include "metrics.h"
+#include "test_util.h"
 #include "trace.pb-c.h"
 #include "trace_service.pb-c.h"
 
@@ -585,9 +586,7 @@ static void test_transport_error_retried(void **state)
 static void test_config_errors(void **state)
 {
     (void)state;
-    static const struct {
-        const char *keys, *want;
-    } cases[] = {
+    static const backend_error_case cases[] = {
         {"compression: br", "backends.x.compression: invalid value (use one of: none, gzip, zstd)"},
         {"batch: {max_item: 3}", "backends.x.batch.max_item: unknown key"},
         {"headers: {content-type: a}", "backends.x.headers.content-type: header is set by the exporter"},
@@ -596,31 +595,12 @@ static void test_config_errors(void **state)
         {"encoding: xml", "backends.x.encoding: invalid value (use protobuf or json)"},
         {"paths: {traces: x}", "backends.x.paths.traces: must start with /"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char yaml[512], err[512] = "";
-        config *cfg;
-        snprintf(yaml, sizeof(yaml),
-                 "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends:\n  x: {type: otlp_http, endpoint: "
-                 "\"http://h\", %s}\n",
-                 cases[i].keys);
-        assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-        assert_null(backend_create(&cfg->backends[0], err, sizeof(err)));
-        if (strstr(err, cases[i].want) == NULL || strncmp(err, "t.yaml:3:", 9) != 0)
-            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
-        config_free(cfg);
-    }
+    expect_backend_errors("type: otlp_http, endpoint: \"http://h\"", cases);
     /* gRPC frames gzip only; the endpoint needs a scheme */
-    const char *yaml = "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends:\n"
-                       "  x: {type: otlp_grpc, endpoint: \"http://h\", compression: zstd}\n"
-                       "  y: {type: otlp_grpc, endpoint: \"jaeger:4317\"}\n";
-    config *cfg;
-    char err[512];
-    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    assert_null(backend_create(&cfg->backends[0], err, sizeof(err)));
-    assert_non_null(strstr(err, "compression: otlp_grpc supports none or gzip"));
-    assert_null(backend_create(&cfg->backends[1], err, sizeof(err)));
-    assert_non_null(strstr(err, "endpoint: must start with http:// or https://"));
-    config_free(cfg);
+    expect_backend_error("compression: otlp_grpc supports none or gzip",
+                         "type: otlp_grpc, endpoint: \"http://h\", compression: zstd");
+    expect_backend_error("endpoint: must start with http:// or https://",
+                         "type: otlp_grpc, endpoint: \"jaeger:4317\"");
 }
 
 /* ---- the hooks the Elastic and AWS types build on, through a test type ----

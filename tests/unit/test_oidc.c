@@ -8,11 +8,7 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +23,7 @@
 #include <openssl/rsa.h>
 
 #include "oidc.h"
+#include "test_util.h"
 
 #define REALM "/realms/telemetry"
 #define DISCOVERY_PATH REALM "/.well-known/openid-configuration"
@@ -35,10 +32,7 @@
 /* ---- the provider ---- */
 
 typedef struct srv {
-    int fd;
-    int port;
-    pthread_t thread;
-    atomic_bool stop;
+    loopback_server ls;
     pthread_mutex_t mu; /* guards everything below */
     bool down;          /* close each connection without answering */
     char *discovery;    /* owned response bodies */
@@ -46,8 +40,9 @@ typedef struct srv {
     unsigned discovery_hits, certs_hits;
 } srv;
 
-static void srv_answer(srv *s, int c)
+static void srv_answer(void *ctx, int c)
 {
+    srv *s = ctx;
     char req[4096] = "";
     size_t n = 0;
     while (n < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
@@ -87,42 +82,16 @@ static void srv_answer(srv *s, int c)
     free(body);
 }
 
-static void *srv_main(void *arg)
-{
-    srv *s = arg;
-    while (!atomic_load(&s->stop)) {
-        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
-        if (poll(&pfd, 1, 20) <= 0)
-            continue;
-        int c = accept(s->fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        srv_answer(s, c);
-        close(c);
-    }
-    return NULL;
-}
-
 static void srv_start(srv *s)
 {
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(s->fd, 64), 0);
-    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &al), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->thread, NULL, srv_main, s), 0);
+    loopback_start(&s->ls, srv_answer, s);
 }
 
 static void srv_stop(srv *s)
 {
-    atomic_store(&s->stop, true);
-    pthread_join(s->thread, NULL);
-    close(s->fd);
+    loopback_stop(&s->ls);
     free(s->discovery);
     free(s->certs);
     pthread_mutex_destroy(&s->mu);
@@ -271,8 +240,8 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     srv_start(&f->s);
-    snprintf(f->issuer, sizeof f->issuer, "http://127.0.0.1:%d" REALM, f->s.port);
-    srv_set(&f->s, &f->s.discovery, discovery_doc(f->issuer, f->s.port));
+    snprintf(f->issuer, sizeof f->issuer, "http://127.0.0.1:%d" REALM, f->s.ls.port);
+    srv_set(&f->s, &f->s.discovery, discovery_doc(f->issuer, f->s.ls.port));
     srv_set(&f->s, &f->s.certs, certs_doc(key_a, "A", 0));
     f->cfg = (oidc_provider_config){
         .issuer = f->issuer,
@@ -531,8 +500,8 @@ static void test_discovery_issuer_mismatch(void **state)
 {
     fx *f = *state;
     char other[160];
-    snprintf(other, sizeof other, "http://127.0.0.1:%d/realms/other", f->s.port);
-    srv_set(&f->s, &f->s.discovery, discovery_doc(other, f->s.port));
+    snprintf(other, sizeof other, "http://127.0.0.1:%d/realms/other", f->s.ls.port);
+    srv_set(&f->s, &f->s.discovery, discovery_doc(other, f->s.ls.port));
     assert_int_equal(oidc_start(f->o), 0);
     wait_fetches(f->o, 0, 1);
     assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), 0);

@@ -32,37 +32,58 @@ static const char span_json[] =
 
 static const char log_json[] = "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"body\":{\"stringValue\":\"x\"}}]}]}]}";
 
-/* Two pipelines: traces -> a and b, logs -> b only. */
-static int setup(void **state)
+/* A fresh temp dir for the file backends, f->dir. */
+static void fixture_dir(fixture *f)
 {
-    fixture *f = calloc(1, sizeof(*f));
     snprintf(f->dir, sizeof(f->dir), "/tmp/gw-pipeline-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    char yaml[1024], err[512];
-    snprintf(yaml, sizeof(yaml),
-             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
-             "backends:\n  a: {type: file, dir: %s/a}\n  b: {type: file, dir: %s/b}\n  n: {type: discard}\n"
-             "pipelines:\n  - {name: t, signals: [traces], backends: [a, b]}\n"
-             "  - {name: l, signals: [logs], backends: [b, n]}\n",
-             f->dir, f->dir);
-    assert_int_equal(config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)), 0);
-    f->pl = pipeline_new(f->cfg, 1, err, sizeof(err));
-    assert_non_null(f->pl);
-    f->ictx = ingest_ctx_new(f->pl, NULL);
-    *state = f;
-    return 0;
 }
 
-static int teardown(void **state)
+/* The pipeline of `yaml` (which names its dirs under f->dir) with `workers`
+ * workers, and an ingest context on it. */
+static void fixture_load(fixture *f, const char *yaml, size_t workers)
 {
-    fixture *f = *state;
+    char err[512];
+    if (config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)) != 0)
+        fail_msg("config: %s", err);
+    f->pl = pipeline_new(f->cfg, workers, err, sizeof(err));
+    if (f->pl == NULL)
+        fail_msg("pipeline_new: %s", err);
+    f->ictx = ingest_ctx_new(f->pl, NULL);
+}
+
+/* Frees what fixture_load made and removes f->dir. */
+static void fixture_down(fixture *f)
+{
     ingest_ctx_free(f->ictx);
     pipeline_free(f->pl);
     config_free(f->cfg);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
-    free(f);
+}
+
+/* Two pipelines: traces -> a and b, logs -> b only. */
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    fixture_dir(f);
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+             "backends:\n  a: {type: file, dir: %s/a}\n  b: {type: file, dir: %s/b}\n  n: {type: discard}\n"
+             "pipelines:\n  - {name: t, signals: [traces], backends: [a, b]}\n"
+             "  - {name: l, signals: [logs], backends: [b, n]}\n",
+             f->dir, f->dir);
+    fixture_load(f, yaml, 1);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_down(*state);
+    free(*state);
     return 0;
 }
 
@@ -211,8 +232,9 @@ static const char two_resources[] =
 static void test_routing_rules_default_and_edits(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/gw-route-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    fixture f;
+    fixture_dir(&f);
+    const char *dir = f.dir;
     char yaml[2048], err[512];
     snprintf(yaml, sizeof(yaml),
              "listeners: [{name: l, http: 127.0.0.1:0, tenant: t1}]\n"
@@ -228,13 +250,8 @@ static void test_routing_rules_default_and_edits(void **state)
              "  - {name: audit, signals: [traces, logs], backends: [audit]}\n"
              "  - {name: unused, signals: [traces], backends: [unused]}\n",
              dir, dir, dir, dir);
-    config *cfg;
-    assert_int_equal(config_load_string("route.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    pipeline *pl = pipeline_new(cfg, 1, err, sizeof(err));
-    if (pl == NULL)
-        fail_msg("pipeline_new: %s", err);
-    ingest_ctx *ictx = ingest_ctx_new(pl, NULL);
-    ingest_result res;
+    fixture_load(&f, yaml, 1);
+    pipeline *pl = f.pl;
     ingest_origin o = {.listener = "l", .transport = INGEST_HTTP};
     /* No auth module here: ingest sets tenant "" -- route as tenant t1 by
      * calling the pipeline directly with an origin that names it. */
@@ -273,22 +290,17 @@ static void test_routing_rules_default_and_edits(void **state)
     o.tenant = "";
     assert_int_equal(pipeline_submit(pl, &req, &o, a, err, sizeof(err)), PIPELINE_OK);
     assert_int_equal(file_lines(dir, "unused", "traces", NULL, 0), 1);
-    (void)res;
     arena_free(a);
-    ingest_ctx_free(ictx);
-    pipeline_free(pl);
-    config_free(cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_down(&f);
 }
 
 static void test_default_pipeline_takes_unmatched(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/gw-route-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char yaml[1024], err[512];
+    fixture f;
+    fixture_dir(&f);
+    const char *dir = f.dir;
+    char yaml[1024];
     snprintf(yaml, sizeof(yaml),
              "listeners: [{name: l, http: 127.0.0.1:0}]\n"
              "backends:\n  shop: {type: file, dir: %s/shop}\n  rest: {type: file, dir: %s/rest}\n"
@@ -296,14 +308,10 @@ static void test_default_pipeline_takes_unmatched(void **state)
              "  - {name: shop, signals: [traces], match: {service.name: shop-cart}, backends: [shop]}\n"
              "  - {name: rest, signals: [traces], default: true, backends: [rest]}\n",
              dir, dir);
-    config *cfg;
-    assert_int_equal(config_load_string("route.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    pipeline *pl = pipeline_new(cfg, 1, err, sizeof(err));
-    assert_non_null(pl);
-    ingest_ctx *ictx = ingest_ctx_new(pl, NULL);
+    fixture_load(&f, yaml, 1);
     ingest_result res;
     ingest_origin o = {.listener = "l", .transport = INGEST_HTTP};
-    ingest_export(ictx, &limits, OTLP_TRACES, OTLP_JSON, &o, (const uint8_t *)two_resources, strlen(two_resources), 0,
+    ingest_export(f.ictx, &limits, OTLP_TRACES, OTLP_JSON, &o, (const uint8_t *)two_resources, strlen(two_resources), 0,
                   &res);
     assert_int_equal(res.status, INGEST_OK);
     assert_int_equal(res.accepted, 3);
@@ -313,12 +321,7 @@ static void test_default_pipeline_takes_unmatched(void **state)
     assert_int_equal(file_lines(dir, "rest", "traces", line, sizeof(line)), 1);
     assert_non_null(strstr(line, "billing"));
     assert_null(strstr(line, "shop-cart"));
-    ingest_ctx_free(ictx);
-    pipeline_free(pl);
-    config_free(cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_down(&f);
 }
 
 static void route_config_fails_with(const char *backends, const char *pipelines, const char *expected)
@@ -411,20 +414,18 @@ static int count_in_file(const char *path, const char *needle)
 static void test_tail_sampling_pipeline(void **state)
 {
     (void)state;
-    char dir[64] = "/tmp/gw-sampling-XXXXXX", yaml[1024], err[512], path[128];
-    assert_non_null(mkdtemp(dir));
+    fixture f;
+    fixture_dir(&f);
+    const char *dir = f.dir;
+    char yaml[1024], path[128];
     snprintf(yaml, sizeof(yaml),
              "listeners: [{name: l, http: 127.0.0.1:0}]\n"
              "backends: {f: {type: file, dir: %s}}\n"
              "sampling:\n  errors: {decision_wait: 1s, policies: [{name: e, type: status_code, status_codes: [ERROR]}]}\n"
              "pipelines: [{name: t, signals: [traces], backends: [f], sampling: errors}]\n",
              dir);
-    config *cfg;
-    assert_int_equal(config_load_string("s.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    pipeline *pl = pipeline_new(cfg, 2, err, sizeof(err));
-    if (pl == NULL)
-        fail_msg("pipeline_new: %s", err);
-    fixture f = {.pl = pl, .ictx = ingest_ctx_new(pl, NULL)};
+    fixture_load(&f, yaml, 2);
+    pipeline *pl = f.pl;
     snprintf(path, sizeof(path), "%s/traces.jsonl", dir);
     ingest_result res;
     /* Trace aa: one error span and one plain span; trace bb: one plain span. */
@@ -458,13 +459,7 @@ static void test_tail_sampling_pipeline(void **state)
     pipeline_flush(pl);
     assert_int_equal(count_in_file(path, "c000000000000001"), 1);
     assert_int_equal(count_in_file(path, "\"spanId\""), 4);
-
-    ingest_ctx_free(f.ictx);
-    pipeline_free(pl);
-    config_free(cfg);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_down(&f);
 }
 
 int main(void)

@@ -19,6 +19,7 @@
 #include "metrics_service.pb-c.h"
 #include "prom_rw.h"
 #include "remote_write.pb-c.h"
+#include "test_util.h"
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
 typedef Opentelemetry__Proto__Common__V1__AnyValue any_t;
@@ -953,9 +954,7 @@ static void test_sigv4(void **state)
 static void test_config_errors(void **state)
 {
     (void)state;
-    static const struct {
-        const char *keys, *want;
-    } cases[] = {
+    static const backend_error_case cases[] = {
         {"compression: gzip", "backends.x.compression: not configurable: remote write is always snappy-compressed"},
         {"resource_to_labels: host.name", "backends.x.resource_to_labels: expected a list of resource attribute names"},
         {"resource_to_labels: [a, {b: c}]", "backends.x.resource_to_labels"},
@@ -965,28 +964,11 @@ static void test_config_errors(void **state)
         {"sigv4: {region: us-east-1, servise: aps}", "backends.x.sigv4.servise: unknown key"},
         {"sigv4: {region: \"US EAST\"}", "backends.x.sigv4.region"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char yaml[512], err[512] = "";
-        config *cfg;
-        snprintf(yaml, sizeof(yaml),
-                 "listeners: [{name: l, http: 127.0.0.1:0}]\nbackends:\n  x: {type: prometheus_remote_write, "
-                 "endpoint: \"http://h/api/v1/write\", %s}\n",
-                 cases[i].keys);
-        assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-        assert_null(backend_create(&cfg->backends[0], err, sizeof(err)));
-        if (strstr(err, cases[i].want) == NULL || strncmp(err, "t.yaml:3:", 9) != 0)
-            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
-        config_free(cfg);
-    }
+    expect_backend_errors("type: prometheus_remote_write, endpoint: \"http://h/api/v1/write\"", cases);
     /* a pipeline sending traces to it is refused */
-    const char *yaml = "listeners: [{name: l, http: 127.0.0.1:0}]\n"
-                       "backends:\n  x: {type: prometheus_remote_write, endpoint: \"http://h/api/v1/write\"}\n";
     config *cfg;
-    char err[512];
-    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    backend *b = backend_create(&cfg->backends[0], err, sizeof(err));
-    if (b == NULL)
-        fail_msg("%s", err);
+    backend *b = expect_backend_ok(
+        TEST_LISTENERS "backends:\n  x: {type: prometheus_remote_write, endpoint: \"http://h/api/v1/write\"}\n", &cfg);
     assert_int_equal(b->signals, 1u << OTLP_METRICS);
     b->ops->destroy(b);
     config_free(cfg);

@@ -24,12 +24,12 @@
 //   sink.throttle(1, { status: 429, retryAfter: 1 });
 //   sink.delivered('traces'), sink.violations, sts.counts.sts
 
-import { createHash, createHmac, randomBytes } from 'node:crypto';
-import http from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
 
 import { SignatureV4 } from '@smithy/signature-v4';
 
-import { HttpSink } from './sinks.js';
+import { NodeSha256 } from './sha256.js';
+import { HttpSink, LoopbackHttpServer } from './sinks.js';
 
 // ---------- credential endpoints ----------
 
@@ -48,42 +48,24 @@ function temporaryCredentials(prefix, n, ttlS) {
 }
 
 /**
- * Shared plumbing: an HTTP server whose `_route(req, res, body)` answers;
- * `counts` per route, `issued` keyId -> credentials, `violations` for
- * requests a real endpoint would refuse. mode: 'ok' | 'error' (the
- * endpoint's error answer for credential requests).
+ * Shared plumbing: a loopback HTTP server (sinks.js) whose
+ * `_route(req, res, body)` answers; `counts` per route, `issued` keyId ->
+ * credentials, `violations` for requests a real endpoint would refuse.
+ * mode: 'ok' | 'error' (the endpoint's error answer for credential requests).
  */
-class CredentialEndpoint {
-  static async start(opts = {}) {
-    const e = new this(opts);
-    await new Promise((resolve, reject) => {
-      e.server.once('error', reject);
-      e.server.listen({ host: '127.0.0.1', port: 0 }, () => {
-        e.port = e.server.address().port;
-        resolve();
-      });
-    });
-    return e;
-  }
-
+class CredentialEndpoint extends LoopbackHttpServer {
   constructor({ name, prefix, ttlS = 3600 }) {
-    this.name = name;
+    super({ name });
     this.prefix = prefix;
     this.ttlS = ttlS; // lifetime of the credentials handed out from now on
     this.mode = 'ok';
     this.counts = {};
     this.issued = new Map();
     this.last = null; // the credentials issued last
-    this.violations = [];
-    this.server = http.createServer((req, res) => {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => this._route(req, res, Buffer.concat(chunks).toString('utf8')));
-    });
   }
 
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
+  _exchange(req, res, raw) {
+    this._route(req, res, raw.toString('utf8'));
   }
 
   /** Credentials for an access key id this endpoint issued (for SigV4Sink's lookup). */
@@ -108,13 +90,8 @@ class CredentialEndpoint {
   }
 
   _refuse(res, status, why) {
-    this.violations.push(`${this.name}: ${why}`);
+    this._violation(why);
     this._send(res, status, JSON.stringify({ code: 'Refused', message: why }));
-  }
-
-  async stop() {
-    this.server.closeAllConnections?.();
-    await new Promise((r) => this.server.close(() => r()));
   }
 }
 
@@ -307,20 +284,6 @@ export function keyring(...sources) {
 }
 
 // ---------- the SigV4-verifying intake ----------
-
-// The signer's hash constructor on node's crypto (HMAC when given a secret).
-class NodeSha256 {
-  constructor(secret) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
-  }
-  update(data) {
-    this.h.update(data);
-  }
-  async digest() {
-    return new Uint8Array(this.h.digest());
-  }
-  reset() {}
-}
 
 const AUTH_RE =
   /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\/(\d{8})\/([^/,\s]+)\/([^/,\s]+)\/aws4_request, ?SignedHeaders=([^,\s]+), ?Signature=([0-9a-f]{64})$/;

@@ -12,13 +12,15 @@
 //   es.accepted('traces')   // documents created, each {index, doc, action}
 //   es.requests             // every request: {at, status, headers, items: [{index, doc, status}]}
 //   es.violations           // strictness failures
+//   await es.down(); ... await es.up();                        // nothing listening meanwhile; same port
 //
 // Metric documents are time series: one with the same stream, timestamp,
 // dimensions and _metric_names_hash as one already stored gets 409, as a
 // time series data stream answers a duplicate.
 
-import http from 'node:http';
 import zlib from 'node:zlib';
+
+import { LoopbackHttpServer } from './sinks.js';
 
 const NAME_FORBIDDEN = /[\\/*?"<>| ,#:\-A-Z]/;
 const RFC3339_NS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/;
@@ -180,45 +182,17 @@ function filterReply(reply, filterPath) {
   return out;
 }
 
-export class EsSink {
-  static async start(opts = {}) {
-    const s = new EsSink(opts);
-    await new Promise((resolve, reject) => {
-      s.server.once('error', reject);
-      s.server.listen({ host: '127.0.0.1', port: 0 }, () => {
-        s.port = s.server.address().port;
-        resolve();
-      });
-    });
-    return s;
-  }
-
+export class EsSink extends LoopbackHttpServer {
   constructor(opts) {
-    this.name = opts.name ?? 'elasticsearch';
+    super({ ...opts, name: opts.name ?? 'elasticsearch' });
     this.auth = opts.auth ?? null;
-    this.requests = [];
-    this.violations = [];
     this.stored = []; // {index, type, doc, action}
     this._series = new Set();
     this._seen = new Map(); // document text -> attempts
     this._rules = [];
-    this._once = [];
-    this._sockets = new Set();
-    this.server = http.createServer((req, res) => this._handle(req, res));
-    this.server.on('connection', (sock) => {
-      this._sockets.add(sock);
-      sock.on('close', () => this._sockets.delete(sock));
-    });
   }
 
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Whole-request answer for the next request: {status, type, reason}. */
-  once(action) {
-    this._once.push(action);
-  }
+  // once(action), inherited: the whole-request answer for the next request, {status, type, reason}.
 
   /** Per document: {match(doc, action, index), status, type, reason, times (undefined: always)}. */
   rule(r) {
@@ -234,16 +208,6 @@ export class EsSink {
     return this.stored.filter((d) => d.type === type);
   }
 
-  async stop() {
-    const closed = new Promise((r) => this.server.close(() => r()));
-    for (const s of this._sockets) s.destroy();
-    await closed;
-  }
-
-  _violation(text) {
-    this.violations.push(`${this.name}: ${text}`);
-  }
-
   _send(res, rec, status, body) {
     rec.status = status;
     const text = Buffer.from(JSON.stringify(body));
@@ -256,20 +220,6 @@ export class EsSink {
     this._send(res, rec, status, { error: { root_cause: [{ type, reason }], type, reason }, status });
   }
 
-  _handle(req, res) {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('error', () => {});
-    req.on('end', () => {
-      try {
-        this._bulk(req, res, Buffer.concat(chunks));
-      } catch (e) {
-        this._violation(`handler error: ${e.stack}`);
-        if (!res.headersSent) res.writeHead(500).end();
-      }
-    });
-  }
-
   _checkAuth(header) {
     if (!this.auth) return header === undefined ? null : 'an Authorization header was sent to a cluster without security';
     const want = this.auth.apiKey
@@ -278,7 +228,7 @@ export class EsSink {
     return header === want ? null : `Authorization ${header === undefined ? 'missing' : `"${header}"`}, want "${want}"`;
   }
 
-  _bulk(req, res, raw) {
+  _exchange(req, res, raw) {
     const url = new URL(req.url, 'http://x');
     const rec = { at: Date.now(), method: req.method, path: url.pathname, headers: { ...req.headers }, items: [], status: 0 };
     this.requests.push(rec);

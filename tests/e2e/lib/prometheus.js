@@ -15,7 +15,7 @@
 // forwards good requests to a Prometheus.
 
 import { spawn } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -24,6 +24,7 @@ import path from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
 
 import { freePort, httpRequest, sleep } from './gateway.js';
+import { NodeSha256 } from './sha256.js';
 import { pb } from './wire.js';
 
 export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN || '/usr/bin/prometheus';
@@ -146,20 +147,6 @@ export function gaugeRequestProto(service, name, points) {
   );
   const metric = pb.msg(2, pb.string(1, name), pb.msg(5, ...dps));
   return pb.msg(1, resource, pb.msg(2, metric));
-}
-
-// The hash constructor @smithy/signature-v4 wants, on node's crypto.
-class NodeSha256 {
-  constructor(secret) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
-  }
-  update(data) {
-    this.h.update(data);
-  }
-  async digest() {
-    return new Uint8Array(this.h.digest());
-  }
-  reset() {}
 }
 
 const AUTH_RE =

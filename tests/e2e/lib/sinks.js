@@ -295,15 +295,14 @@ function decodeBody(encoding, body) {
 // ---------- HTTP intakes ----------
 
 /**
- * An OTLP/HTTP intake. opts:
- *   name     for messages
- *   routes   {path: signal} it serves; any other path is a 404 and a violation
- *   accept   content types it takes (without parameters)
- *   check(rec) -> null | {status, message, json, violation}: the intake's own
- *            rules, run on every request once the body is decoded (rec has
- *            signal, headers, items)
+ * What every HTTP stand-in here shares: a server on a loopback port
+ * (opts.port, else a free one) that can go down and come back on the same
+ * port, reads each request's body whole and hands it to the subclass's
+ * _exchange(req, res, raw) (a throw there is a violation and a 500), and
+ * keeps `requests` and `violations` (strings; tests expect []) for the
+ * subclass to fill. opts.name prefixes the violations.
  */
-export class HttpSink {
+export class LoopbackHttpServer {
   static async start(opts = {}) {
     const s = new this(opts);
     await s._listen(opts.port ?? 0);
@@ -312,15 +311,11 @@ export class HttpSink {
 
   constructor(opts) {
     this.name = opts.name ?? 'sink';
-    this.routes = opts.routes ?? { '/v1/traces': 'traces', '/v1/metrics': 'metrics', '/v1/logs': 'logs' };
-    this.accept = opts.accept ?? ['application/x-protobuf', 'application/json'];
-    this.checkFn = opts.check ?? null;
-    this.requests = []; // every request: {signal, path, headers, items, outcome, status, at}
-    this.violations = []; // strings
-    this.mode = { kind: 'ok' };
+    this.requests = [];
+    this.violations = [];
     this._once = [];
     this._sockets = new Set();
-    this._stalled = new Set();
+    this._stalled = new Set(); // responses held open; down() cuts them
     this.isDown = false;
     this.server = http.createServer((req, res) => this._handle(req, res));
     this.server.keepAliveTimeout = 30_000;
@@ -332,11 +327,6 @@ export class HttpSink {
 
   get url() {
     return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Default answer from now on: {kind: 'ok' | 'partial' | 'status' | 'stall' | 'reset', ...}. */
-  behave(action) {
-    this.mode = action;
   }
 
   /** Answer for the next request only (queued: several calls cover several requests). */
@@ -378,6 +368,49 @@ export class HttpSink {
     await this.down();
   }
 
+  _violation(text) {
+    this.violations.push(`${this.name}: ${text}`);
+  }
+
+  _handle(req, res) {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('error', () => {});
+    req.on('end', () => {
+      try {
+        this._exchange(req, res, Buffer.concat(chunks));
+      } catch (e) {
+        this._violation(`handler error: ${e.stack}`);
+        if (!res.headersSent) res.writeHead(500).end();
+      }
+    });
+  }
+}
+
+/**
+ * An OTLP/HTTP intake. opts:
+ *   name     for messages
+ *   routes   {path: signal} it serves; any other path is a 404 and a violation
+ *   accept   content types it takes (without parameters)
+ *   check(rec) -> null | {status, message, json, violation}: the intake's own
+ *            rules, run on every request once the body is decoded (rec has
+ *            signal, headers, items)
+ * `requests` holds every request: {signal, path, headers, items, outcome, status, at}.
+ */
+export class HttpSink extends LoopbackHttpServer {
+  constructor(opts) {
+    super(opts);
+    this.routes = opts.routes ?? { '/v1/traces': 'traces', '/v1/metrics': 'metrics', '/v1/logs': 'logs' };
+    this.accept = opts.accept ?? ['application/x-protobuf', 'application/json'];
+    this.checkFn = opts.check ?? null;
+    this.mode = { kind: 'ok' };
+  }
+
+  /** Default answer from now on: {kind: 'ok' | 'partial' | 'status' | 'stall' | 'reset', ...}. */
+  behave(action) {
+    this.mode = action;
+  }
+
   /** Items of `signal` from every request the sink accepted (success or partial success). */
   delivered(signal) {
     const out = [];
@@ -392,10 +425,6 @@ export class HttpSink {
   /** Requests of `signal` (any outcome). */
   attempts(signal) {
     return this.requests.filter((r) => r.signal === signal);
-  }
-
-  _violation(text) {
-    this.violations.push(`${this.name}: ${text}`);
   }
 
   _reply(res, rec, { status, contentType, body, headers = {} }) {
@@ -416,20 +445,6 @@ export class HttpSink {
       const body = Buffer.concat([pb.varint(1, code), pb.string(2, message)]);
       this._reply(res, rec, { status, contentType: 'application/x-protobuf', body, headers });
     }
-  }
-
-  _handle(req, res) {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('error', () => {});
-    req.on('end', () => {
-      try {
-        this._exchange(req, res, Buffer.concat(chunks));
-      } catch (e) {
-        this._violation(`handler error: ${e.stack}`);
-        if (!res.headersSent) res.writeHead(500).end();
-      }
-    });
   }
 
   _exchange(req, res, raw) {

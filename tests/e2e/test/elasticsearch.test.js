@@ -231,7 +231,14 @@ describe('elasticsearch: _bulk into a strict fake Elasticsearch (ApiKey, gzip)',
         assert.equal(r.encoding, 'gzip');
         assert.equal(r.status, 200);
       }
-      const after = await gw.metrics();
+      // The sink stores documents before it answers; the gateway counts them
+      // once it has read the answer, so poll the counters rather than race them.
+      let after;
+      const sent = (signal) => delta(before, after, EXPORT.sent, { backend: 'es', signal });
+      await waitFor(async () => {
+        after = await gw.metrics();
+        return sent('traces') + sent('logs') + sent('metrics') >= 15;
+      }, 5_000);
       assert.equal(delta(before, after, EXPORT.sent, { backend: 'es', signal: 'traces' }), 5);
       assert.equal(delta(before, after, EXPORT.sent, { backend: 'es', signal: 'logs' }), 3);
       assert.equal(delta(before, after, EXPORT.sent, { backend: 'es', signal: 'metrics' }), 7);

@@ -181,7 +181,13 @@ describe('prometheus_remote_write: SDK metrics into a real Prometheus', () => {
       ]);
       for (const s of all) assert.equal(s.instance, `inst-${RUN_ID}`, JSON.stringify(s));
 
-      const afterM = await gw.metrics();
+      // Prometheus stores samples before it answers; the gateway counts them
+      // once it has the answer: poll rather than race.
+      let afterM;
+      await waitFor(async () => {
+        afterM = await gw.metrics();
+        return delta(before, afterM, EXPORT.sent, { backend: 'prom', signal: 'metrics' }) >= points(rm);
+      }, 5000);
       assert.equal(delta(before, afterM, EXPORT.sent, { backend: 'prom', signal: 'metrics' }), points(rm));
       assert.equal(delta(before, afterM, EXPORT.failed, { backend: 'prom' }), 0);
     }));
@@ -266,7 +272,13 @@ describe('prometheus_remote_write: a Prometheus that is down', () => {
       const orders = await prom.waitFor('shop_orders_total{job="shop/late"}', 2);
       assert.deepEqual(orders.map((s) => s.value).sort(), [1, 5]);
       await waitFor(async () => delta(before, await gw.metrics(), EXPORT.sent, { backend: 'prom' }) > 0, 5000);
-      const afterM = await gw.metrics();
+      // Prometheus stores samples before it answers; the gateway counts them
+      // once it has the answer: poll rather than race.
+      let afterM;
+      await waitFor(async () => {
+        afterM = await gw.metrics();
+        return delta(before, afterM, EXPORT.sent, { backend: 'prom', signal: 'metrics' }) >= points(rm);
+      }, 5000);
       assert.equal(delta(before, afterM, EXPORT.sent, { backend: 'prom', signal: 'metrics' }), points(rm));
       assert.equal(delta(before, afterM, EXPORT.failed, { backend: 'prom' }), 0);
     }));

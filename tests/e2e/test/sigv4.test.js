@@ -10,7 +10,7 @@
 // directory (default build/).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,18 +18,12 @@ import { describe, it } from 'node:test';
 
 import { SignatureV4 } from '@smithy/signature-v4';
 
+import { NodeSha256 } from '../lib/sha256.js';
+
 const here = dirname(fileURLToPath(import.meta.url));
 const TOOL = process.env.SIGV4_TOOL ||
   join(dirname(resolve(process.env.GATEWAY_BIN || join(here, '../../../build/otlp-gateway'))),
     'tests/unit/sigv4_tool');
-
-// The signer's hash constructor, on node's crypto (HMAC when given a secret).
-class NodeSha256 {
-  constructor(secret) { this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret); }
-  update(data) { this.h.update(data); }
-  async digest() { return new Uint8Array(this.h.digest()); }
-  reset() {}
-}
 
 // Deterministic PRNG (mulberry32) so a failure can be replayed with SIGV4_SEED.
 const SEED = Number(process.env.SIGV4_SEED || Date.now() % 2 ** 31);
