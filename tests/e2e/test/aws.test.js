@@ -386,3 +386,110 @@ describe('aws_cloudwatch_logs', () => {
       assert.deepEqual(sink.violations, []);
     }));
 });
+
+/**
+ * A SigV4Sink that also keeps each request's raw header lines (node joins
+ * repeated headers into one "a, b" value in req.headers; rawHeaders keeps
+ * every line as sent).
+ */
+class RawHeaderSigV4Sink extends SigV4Sink {
+  _exchange(req, res, raw) {
+    const n = this.requests.length;
+    try {
+      super._exchange(req, res, raw);
+    } finally {
+      if (this.requests[n]) this.requests[n].rawHeaders = [...req.rawHeaders];
+    }
+  }
+}
+
+/** Every value sent for header `name` on a recorded request, one per line. */
+function headerValues(rec, name) {
+  const out = [];
+  for (let i = 0; i + 1 < rec.rawHeaders.length; i += 2) if (rec.rawHeaders[i].toLowerCase() === name) out.push(rec.rawHeaders[i + 1]);
+  return out;
+}
+
+describe('aws_cloudwatch_logs with a per-tenant log group', () => {
+  let gw, sink;
+
+  before(async () => {
+    sink = await RawHeaderSigV4Sink.start({
+      signal: 'logs',
+      region: REGION,
+      service: 'logs',
+      lookup: keyring(STATIC),
+      signedHeaders: ['x-aws-log-group', 'x-aws-log-stream'],
+    });
+    const creds = { source: 'static', access_key_id: STATIC.accessKeyId, secret_access_key: STATIC.secretAccessKey };
+    gw = await Gateway.start({
+      env: { AWS_EC2_METADATA_DISABLED: 'true' },
+      config: (w) => `workers: 1
+admin: 127.0.0.1:${w.adminPort}
+listeners:
+  - {name: alpha-in, http: 127.0.0.1:${w.httpPort}, tenant: alpha}
+  - {name: beta-in, http: 127.0.0.1:${w.grpcPort}, tenant: beta}
+tenants:
+  - {id: alpha, endpoints: [alpha-in]}
+  - {id: beta, endpoints: [beta-in]}
+backends:
+  aws:
+    type: aws_cloudwatch_logs
+    region: ${REGION}
+    endpoint: ${sink.url}
+    compression: gzip
+    timeout: 5s
+    batch: {timeout: 50ms}
+    retry: {initial_interval: 200ms, max_interval: 1s, max_elapsed: 60s}
+    credentials: ${flow(creds)}
+    log_group: /otel/default
+    log_stream: s1
+    tenants: {beta: {headers: {x-aws-log-group: /otel/beta}}}
+pipelines:
+  - {name: aws, signals: [logs], backends: [aws]}
+`,
+    });
+  });
+
+  after(async () => {
+    try {
+      if (gw) await gw.stop();
+    } finally {
+      await sink?.stop();
+    }
+  });
+
+  it("replaces the default log group with beta's, signed, one value per request", async () =>
+    gw.withLog(async () => {
+      const alpha = await buildLogs('cw-tenant-alpha');
+      const beta = await buildLogs('cw-tenant-beta');
+      await sendLogs(gw, alpha); // alpha-in on gw.httpPort
+      await sendLogs({ httpUrl: `http://127.0.0.1:${gw.grpcPort}` }, beta); // beta-in
+      await waitFor(() => sink.delivered('logs').length >= alpha.length + beta.length, 10_000);
+      await sleep(200); // a duplicate would arrive within a batch timeout
+      assert.deepEqual(sink.violations, []);
+      assert.deepEqual(sink.requests.map((r) => r.outcome).filter((o) => o !== 'ok'), []);
+
+      const want = { 'cw-tenant-alpha': '/otel/default', 'cw-tenant-beta': '/otel/beta' };
+      const seen = { 'cw-tenant-alpha': 0, 'cw-tenant-beta': 0 };
+      for (const r of sink.requests) {
+        const services = [...new Set(r.items.map((it) => it.service))];
+        assert.equal(services.length, 1, `a request mixes tenants: ${services}`);
+        const [svc] = services;
+        assert.ok(svc in want, `unexpected service ${svc}`);
+        seen[svc] += r.items.length;
+        // Exactly one header line each: the tenant's value replaced the
+        // default rather than being sent beside it.
+        assert.deepEqual(headerValues(r, 'x-aws-log-group'), [want[svc]], `${svc}: x-aws-log-group`);
+        assert.deepEqual(headerValues(r, 'x-aws-log-stream'), ['s1'], `${svc}: x-aws-log-stream`);
+        assert.equal(r.headers['x-aws-log-group'], want[svc]);
+        assert.equal(r.headers['x-aws-log-stream'], 's1');
+        // Covered by the signature the sink recomputed (no violation above).
+        const signed = /SignedHeaders=([^,\s]+)/.exec(r.headers.authorization)?.[1]?.split(';') ?? [];
+        for (const h of ['x-aws-log-group', 'x-aws-log-stream']) assert.ok(signed.includes(h), `${svc}: ${h} not signed: ${signed}`);
+        assert.deepEqual(r.signedHeaders, signed);
+        assert.equal(r.accessKeyId, STATIC.accessKeyId);
+      }
+      assert.deepEqual(seen, { 'cw-tenant-alpha': alpha.length, 'cw-tenant-beta': beta.length });
+    }));
+});
