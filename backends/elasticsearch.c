@@ -6,12 +6,9 @@
  * without holding up the rest.
  *
  * Per-item retries: the type keeps the table of the documents in the body
- * the next classify answers for (offsets and item weights). The first
- * attempt's body is the rendering of the batch, which the exporter owns and
- * classify does not see, so a first partial retry renders the batch again
- * (rendering is deterministic) rather than every request keeping a second
- * copy of its body; later attempts send the retry body this type built,
- * which the exporter hands back as the batch body.
+ * the next classify answers for (offsets and item weights); the exporter
+ * hands classify that body (export_response.request_body), from which the
+ * retry body is cut.
  *
  * Authentication: `api_key` (Authorization: ApiKey), or `user` + `password`
  * (Basic), or neither; a tenant's own Authorization header replaces it. */
@@ -38,16 +35,12 @@ typedef struct es_state {
     char url[ES_URL_MAX];
     char *auth;              /* "Authorization: ..." line, a secret; NULL: none */
     es_doc_settings doc;     /* strings owned by the config */
-    arena *arena;            /* the batch prepare decoded, kept for a rebuild */
-    const ProtobufCMessage *msg;
-    otlp_signal signal;
+    arena *arena;            /* the batch prepare decodes */
     es_doc_table docs;       /* documents of the body the next classify answers for */
-    int docs_from_batch;     /* docs describe prepare's body, else the last retry body */
     es_doc_report render;    /* items prepare left out, reported by the next classify */
     uint8_t *outcomes;       /* per document of docs */
     size_t outcomes_cap;
-    buf scratch;             /* prepare's body rendered again for a first retry */
-    es_doc_table scratch_docs, retry_docs;
+    es_doc_table retry_docs;
 } es_state;
 
 /* ---- configuration ---- */
@@ -61,9 +54,7 @@ static void es_destroy(void *st)
     }
     arena_free(s->arena);
     es_doc_table_free(&s->docs);
-    es_doc_table_free(&s->scratch_docs);
     es_doc_table_free(&s->retry_docs);
-    buf_free(&s->scratch);
     free(s->outcomes);
     free(s);
 }
@@ -195,7 +186,6 @@ static int es_prepare(void *st, const export_batch *b, export_http *out, char *e
 {
     es_state *s = st;
     otlp_request req;
-    s->msg = NULL;
     s->docs.n = 0;
     arena_reset(s->arena);
     if (buf_puts(&out->url, s->url) != 0 || es_add_header(&out->headers, "Content-Type: application/x-ndjson") != 0 ||
@@ -214,9 +204,6 @@ static int es_prepare(void *st, const export_batch *b, export_http *out, char *e
         s->render.dropped = 0;
         return -1;
     }
-    s->msg = req.msg;
-    s->signal = b->signal;
-    s->docs_from_batch = 1;
     return 0;
 }
 
@@ -261,38 +248,15 @@ static void es_group_outcome(const es_state *s, size_t i, size_t end, uint32_t *
     }
 }
 
-/* The bytes s->docs describes: the body last handed back for a retry (the
- * exporter sends it as the batch body), or prepare's body rendered again. */
-static int es_source(es_state *s, const export_batch *b, const uint8_t **src, size_t *len)
-{
-    const es_doc_table *t = &s->docs;
-    if (s->docs_from_batch) {
-        es_doc_report rep;
-        buf_clear(&s->scratch);
-        s->scratch_docs.n = 0;
-        if (s->msg == NULL || es_doc_render(&s->doc, s->signal, s->msg, &s->scratch, &s->scratch_docs, &rep) != 0 ||
-            s->scratch_docs.n != t->n)
-            return -1;
-        *src = (const uint8_t *)s->scratch.data;
-        *len = s->scratch.len;
-    } else {
-        *src = b->body;
-        *len = b->body_len;
-    }
-    return t->n > 0 && t->v[t->n - 1].off + t->v[t->n - 1].len > *len ? -1 : 0;
-}
-
 /* The documents to send again, into out, and their table into
  * s->retry_docs: per item, its retried documents, the first carrying the
  * item's weight unless the item was refused (then it counts as rejected). */
-static int es_build_retry(es_state *s, const export_batch *b, buf *out)
+static int es_build_retry(es_state *s, const export_response *r, buf *out)
 {
-    const uint8_t *src;
-    size_t len;
-    int rc = 0;
+    const uint8_t *src = r->request_body;
+    const es_doc_table *t = &s->docs;
+    int rc = t->n > 0 && t->v[t->n - 1].off + t->v[t->n - 1].len > r->request_len ? -1 : 0;
     s->retry_docs.n = 0;
-    if (es_source(s, b, &src, &len) != 0)
-        rc = -1;
     for (size_t i = 0, end; rc == 0 && i < s->docs.n; i = end) {
         end = es_group_end(&s->docs, i);
         uint32_t weight;
@@ -309,13 +273,11 @@ static int es_build_retry(es_state *s, const export_batch *b, buf *out)
             first = 0;
         }
     }
-    buf_free(&s->scratch); /* as large as the request: not kept between requests */
     return rc;
 }
 
 /* A 2xx reply: per-item outcomes. */
-static export_outcome es_classify_items(es_state *s, const export_batch *b, const export_response *r,
-                                        export_result *res)
+static export_outcome es_classify_items(es_state *s, const export_response *r, export_result *res)
 {
     size_t n = s->docs.n;
     if (n > s->outcomes_cap) {
@@ -342,7 +304,7 @@ static export_outcome es_classify_items(es_state *s, const export_batch *b, cons
         rejected += refused ? weight : 0;
         retry_items += !refused && again ? weight : 0;
     }
-    if (sum.retry > 0 && es_build_retry(s, b, res->retry_body) != 0) {
+    if (sum.retry > 0 && es_build_retry(s, r, res->retry_body) != 0) {
         buf_clear(res->retry_body); /* the whole request again (at least once), judged again then */
         es_msg_add(res, "out of memory building the partial retry");
         return EXPORT_RETRY;
@@ -356,7 +318,6 @@ static export_outcome es_classify_items(es_state *s, const export_batch *b, cons
     es_doc_table t = s->docs; /* the next classify answers for the retry body */
     s->docs = s->retry_docs;
     s->retry_docs = t;
-    s->docs_from_batch = 0;
     res->retry_items = retry_items;
     return EXPORT_RETRY;
 }
@@ -364,6 +325,7 @@ static export_outcome es_classify_items(es_state *s, const export_batch *b, cons
 static export_outcome es_classify(void *st, const export_batch *b, const export_response *r, export_result *res)
 {
     es_state *s = st;
+    (void)b; /* the answer indexes r->request_body, which s->docs describes */
     if (s->render.dropped > 0) { /* once per request */
         res->rejected += s->render.dropped;
         es_msg_add(res, "%llu items not representable: %s", (unsigned long long)s->render.dropped,
@@ -375,7 +337,7 @@ static export_outcome es_classify(void *st, const export_batch *b, const export_
         return EXPORT_RETRY;
     }
     if (r->http_status >= 200 && r->http_status < 300)
-        return es_classify_items(s, b, r, res);
+        return es_classify_items(s, r, res);
     char reason[200];
     es_bulk_error_reason(r->body, r->body_len, reason, sizeof(reason));
     if (r->http_status == 413) {

@@ -554,7 +554,7 @@ static int exporter_attempt(exporter *e, export_http *h, const uint8_t *data, si
  * shutdown interrupted it (it stays queued). */
 static int exporter_deliver(exporter *e, const export_batch *bp)
 {
-    export_batch b = *bp; /* items/body shrink when only some items are retried */
+    export_batch b = *bp; /* items shrink when only some items are retried */
     exporter_series *s = &e->series[b.signal];
     int rc = 0;
     export_http h = {.url = BUF_INIT, .headers = NULL, .defaults = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0};
@@ -580,6 +580,8 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
             goto out;
         }
         metrics_observe(s->duration, (double)(exporter_now_ms() - t0) / 1000.0);
+        r.request_body = (const uint8_t *)h.body.data;
+        r.request_len = h.body.len;
         char msg[256] = "";
         buf_clear(&retry_body);
         export_result res = {.retry_after_s = r.retry_after_s, .retry_body = &retry_body, .msg = msg,
@@ -614,8 +616,6 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
             h.body = retry_body;
             retry_body = t;
             b.items = res.retry_items;
-            b.body = (const uint8_t *)h.body.data;
-            b.body_len = h.body.len;
             if (exporter_encode(e, &h, &data, &len, err, sizeof(err)) != 0) {
                 exporter_give_up(e, &b, s->dropped, "prepare", 0, err);
                 break;

@@ -63,6 +63,10 @@ typedef struct export_response {
     int grpc_status;               /* -1 if absent */
     const char *grpc_message;      /* percent-decoded, or NULL */
     uint32_t retry_after_s;        /* Retry-After header or gRPC RetryInfo, 0 if none */
+    /* What this attempt sent, before compression: prepare's body, or the
+     * last retry_body (for types whose per-item answers index into it). */
+    const uint8_t *request_body;
+    size_t request_len;
 } export_response;
 
 typedef enum { EXPORT_OK = 0, EXPORT_RETRY = 1, EXPORT_FAIL = 2 } export_outcome;

@@ -1089,22 +1089,21 @@ static void type_prepare(type_fixture *f, otlp_signal sig, const ProtobufCMessag
 static export_outcome type_classify(type_fixture *f, long status, const char *body)
 {
     export_response r = {.http_status = status, .error = status ? NULL : "Connection refused",
-                         .body = (const uint8_t *)body, .body_len = strlen(body), .grpc_status = -1};
+                         .body = (const uint8_t *)body, .body_len = strlen(body), .grpc_status = -1,
+                         .request_body = (const uint8_t *)f->h.body.data, .request_len = f->h.body.len};
     buf_clear(&f->retry);
     f->msg[0] = '\0';
     f->res = (export_result){.retry_body = &f->retry, .msg = f->msg, .msglen = sizeof(f->msg)};
     return exporter_elasticsearch.classify(f->st, &f->b, &r, &f->res);
 }
 
-/* What the exporter does with a retry body: it becomes the batch. */
+/* What the exporter does with a retry body: it is what the next attempt sends. */
 static void type_take_retry(type_fixture *f)
 {
     buf t = f->h.body;
     f->h.body = f->retry;
     f->retry = t;
     f->b.items = f->res.retry_items;
-    f->b.body = (const uint8_t *)f->h.body.data;
-    f->b.body_len = f->h.body.len;
 }
 
 /* got holds exactly documents [from, to) of body (two lines each). */

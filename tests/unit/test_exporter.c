@@ -616,14 +616,17 @@ static void test_config_errors(void **state)
  * attempt rejects 1 item and retries 2 of them as "RETRY-BODY", then OK. */
 typedef struct hook_state {
     int signs, classifies;
+    int saw_retry_body; /* the second answer came with "RETRY-BODY" as what was sent */
 } hook_state;
+
+static hook_state *hook_last; /* the state of the backend under test */
 
 static char hook_url[64]; /* the test server's */
 
 static void *hook_configure(const config_backend *cfg, char *err, size_t errlen)
 {
     (void)cfg, (void)err, (void)errlen;
-    return calloc(1, sizeof(hook_state));
+    return hook_last = calloc(1, sizeof(hook_state));
 }
 
 static int hook_prepare(void *st, const export_batch *b, export_http *out, char *err, size_t errlen)
@@ -664,6 +667,7 @@ static export_outcome hook_classify(void *st, const export_batch *b, const expor
         snprintf(res->msg, res->msglen, "item 0: mapper_parsing_exception");
         return buf_puts(res->retry_body, "RETRY-BODY") == 0 ? EXPORT_RETRY : EXPORT_FAIL;
     }
+    h->saw_retry_body = r->request_len == 10 && memcmp(r->request_body, "RETRY-BODY", 10) == 0;
     return EXPORT_OK;
 }
 
@@ -718,6 +722,7 @@ static void test_type_hooks(void **state)
         counter("otlp_gateway_export_failed_items_total", "backend=\"hooks\",signal=\"traces\",reason=\"rejected\""),
         1);
     assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"hooks\",signal=\"traces\""), 2);
+    assert_true(hook_last->saw_retry_body); /* classify is told what the attempt sent, uncompressed */
     b->ops->destroy(b);
     config_free(cfg);
     srv_stop(s);
