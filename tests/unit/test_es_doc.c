@@ -1,0 +1,522 @@
+/* es_doc: OTLP messages built in C (es_build.h) rendered to _bulk NDJSON
+ * and read back with jansson: documents per signal, data stream routing
+ * and sanitizing, metric field types. */
+#include <jansson.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "es_build.h"
+#include "es_doc.h"
+#include "logs_service.pb-c.h"
+#include "metrics_service.pb-c.h"
+#include "trace_service.pb-c.h"
+
+/* ---- reading the NDJSON back ---- */
+
+typedef struct rendered {
+    buf body;
+    es_doc_table t;
+    es_doc_report rep;
+    json_t *lines; /* array: action, document, action, document, ... */
+} rendered;
+
+static void render(rendered *r, const es_doc_settings *s, otlp_signal sig, const void *msg)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(es_doc_render(s, sig, msg, &r->body, &r->t, &r->rep), 0);
+    r->lines = json_array();
+    size_t start = 0;
+    for (size_t i = 0; i < r->body.len; i++) {
+        if (r->body.data[i] != '\n')
+            continue;
+        json_error_t e;
+        json_t *v = json_loadb(r->body.data + start, i - start, 0, &e);
+        if (v == NULL)
+            fail_msg("line %zu is not JSON: %s: %.*s", json_array_size(r->lines), e.text, (int)(i - start),
+                     r->body.data + start);
+        json_array_append_new(r->lines, v);
+        start = i + 1;
+    }
+    assert_int_equal(start, r->body.len); /* every line ends with a newline */
+    assert_int_equal(json_array_size(r->lines), 2 * r->t.n);
+    size_t off = 0; /* the table covers the body, in order */
+    for (size_t i = 0; i < r->t.n; i++) {
+        assert_int_equal(r->t.v[i].off, off);
+        off += r->t.v[i].len;
+    }
+    assert_int_equal(off, r->body.len);
+}
+
+static void rendered_free(rendered *r)
+{
+    buf_free(&r->body);
+    es_doc_table_free(&r->t);
+    json_decref(r->lines);
+}
+
+static json_t *doc(const rendered *r, size_t i) { return json_array_get(r->lines, 2 * i + 1); }
+
+static const char *index_of(const rendered *r, size_t i)
+{
+    json_t *a = json_array_get(r->lines, 2 * i);
+    assert_int_equal(json_object_size(a), 1);
+    return json_string_value(json_object_get(json_object_get(a, "create"), "_index"));
+}
+
+/* The string at a path of keys ("a", "b", NULL), or NULL. */
+static json_t *at(json_t *v, ...)
+{
+    va_list ap;
+    va_start(ap, v);
+    for (const char *k; (k = va_arg(ap, const char *)) != NULL;)
+        v = json_object_get(v, k);
+    va_end(ap);
+    return v;
+}
+
+static void assert_str(json_t *v, const char *want)
+{
+    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0) {
+        char *got = v != NULL ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        fail_msg("got %s, want \"%s\"", got != NULL ? got : "(absent)", want);
+    }
+}
+
+static void assert_int(json_t *v, json_int_t want)
+{
+    if (!json_is_integer(v) || json_integer_value(v) != want)
+        fail_msg("got %s, want integer %lld", v != NULL ? json_dumps(v, JSON_ENCODE_ANY) : "(absent)", (long long)want);
+}
+
+static void assert_json(json_t *v, const char *want)
+{
+    json_t *w = json_loads(want, JSON_DECODE_ANY, NULL);
+    assert_non_null(w);
+    if (!json_equal(v, w)) {
+        char *got = v != NULL ? json_dumps(v, JSON_ENCODE_ANY | JSON_SORT_KEYS) : NULL;
+        fail_msg("got %s, want %s", got != NULL ? got : "(absent)", want);
+    }
+    json_decref(w);
+}
+
+
+static const es_doc_settings DEFAULTS = {NULL, NULL};
+
+/* ---- rendering ---- */
+
+static void test_span_document(void **state)
+{
+    (void)state;
+    size_t nr, ns, na, nl, ne;
+    kv_t **ra = kvs(&nr, 3, kv("service.name", v_str("shop")), kv("data_stream.namespace", v_str("Prod-EU")),
+                    kv("host.cpus", v_int(2)));
+    kv_t **sa = kvs(&ns, 1, kv("scope.attr", v_bool(1)));
+    Opentelemetry__Proto__Trace__V1__Span *sp = span("GET /orders", 0x01);
+    sp->parent_span_id = BIN(PID);
+    sp->trace_state = "vendor=x1";
+    sp->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
+    sp->attributes = kvs(&na, 9, kv("http.method", v_str("GET")), kv("http.status", v_int(504)),
+                         kv("ratio", v_double(0.25)), kv("ok", v_bool(0)),
+                         kv("tags", v_array(2, v_str("a"), v_str("b"))),
+                         kv("nested", v_map(1, kv("k", v_int(1)))), kv("raw", v_bytes("hi!")),
+                         kv("data_stream.dataset", v_str("Orders App")), kv("bad.utf8", v_str("a\xff" "b")));
+    sp->n_attributes = na;
+    sp->dropped_attributes_count = 3;
+    Opentelemetry__Proto__Trace__V1__Status *st = mk(sizeof(*st));
+    opentelemetry__proto__trace__v1__status__init(st);
+    st->code = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+    st->message = "upstream timed out";
+    sp->status = st;
+    Opentelemetry__Proto__Trace__V1__Span__Link *l = mk(sizeof(*l));
+    opentelemetry__proto__trace__v1__span__link__init(l);
+    l->trace_id = BIN(LTID);
+    l->span_id = BIN(LSID);
+    l->trace_state = "lk=1";
+    l->attributes = kvs(&nl, 1, kv("link.n", v_int(3)));
+    l->n_attributes = nl;
+    sp->links = mk(sizeof(void *));
+    sp->links[0] = l;
+    sp->n_links = 1;
+    Opentelemetry__Proto__Trace__V1__Span__Event *ev[2];
+    for (int i = 0; i < 2; i++) {
+        ev[i] = mk(sizeof(*ev[i]));
+        opentelemetry__proto__trace__v1__span__event__init(ev[i]);
+        ev[i]->time_unix_nano = T0 + 1000 + (uint64_t)i;
+    }
+    ev[0]->name = "cache.miss";
+    ev[0]->attributes = kvs(&ne, 1, kv("cache.key", v_str("orders:42")));
+    ev[0]->n_attributes = ne;
+    sp->events = ev;
+    sp->n_events = 2;
+    Opentelemetry__Proto__Trace__V1__Span *spans[] = {sp};
+    trace_req *req = traces(resource(nr, ra), scope("e2e-tracer", "1.2.3", ns, sa), 1, spans);
+
+    rendered r;
+    render(&r, &DEFAULTS, OTLP_TRACES, req);
+    assert_int_equal(r.t.n, 3); /* the span and its two events */
+    assert_int_equal(r.t.v[0].items, 1);
+    assert_int_equal(r.t.v[0].first, 1);
+    assert_int_equal(r.t.v[1].items, 0);
+    assert_int_equal(r.t.v[1].first, 0);
+    assert_int_equal(r.t.v[2].first, 0);
+    assert_int_equal(r.rep.dropped, 0);
+
+    /* dataset from the span, namespace from the resource, both sanitized */
+    assert_string_equal(index_of(&r, 0), "traces-orders_app.otel-prod_eu");
+    json_t *d = doc(&r, 0);
+    assert_str(at(d, "@timestamp", NULL), "2023-11-14T22:13:20.000000123Z");
+    assert_json(at(d, "data_stream", NULL),
+                "{\"type\":\"traces\",\"dataset\":\"orders_app.otel\",\"namespace\":\"prod_eu\"}");
+    assert_str(at(d, "trace_id", NULL), "0102030405060708090a0b0c0d0e0fff");
+    assert_str(at(d, "span_id", NULL), "a1a2a3a4a5a6a701");
+    assert_str(at(d, "parent_span_id", NULL), "b1b2b3b4b5b6b7b8");
+    assert_str(at(d, "trace_state", NULL), "vendor=x1");
+    assert_str(at(d, "name", NULL), "GET /orders");
+    assert_str(at(d, "kind", NULL), "Server");
+    assert_int(at(d, "duration", NULL), 1500000);
+    assert_json(at(d, "status", NULL), "{\"code\":\"Error\",\"message\":\"upstream timed out\"}");
+    assert_int(at(d, "dropped_attributes_count", NULL), 3);
+    assert_null(at(d, "dropped_events_count", NULL)); /* zero: left out */
+    assert_json(at(d, "attributes", NULL),
+                "{\"http.method\":\"GET\",\"http.status\":504,\"ratio\":0.25,\"ok\":false,\"tags\":[\"a\",\"b\"],"
+                "\"nested\":{\"k\":1},\"raw\":\"aGkh\",\"bad.utf8\":\"a\xef\xbf\xbd" "b\"}");
+    assert_true(json_is_real(at(d, "attributes", "ratio", NULL)));
+    assert_json(at(d, "links", NULL),
+                "[{\"trace_id\":\"c0000000000000000000000000000001\",\"span_id\":\"d000000000000002\","
+                "\"trace_state\":\"lk=1\",\"attributes\":{\"link.n\":3}}]");
+    assert_json(at(d, "resource", NULL), "{\"attributes\":{\"service.name\":\"shop\",\"host.cpus\":2}}");
+    assert_json(at(d, "scope", NULL),
+                "{\"schema_url\":\"https://opentelemetry.io/schemas/1.26.0\",\"name\":\"e2e-tracer\","
+                "\"version\":\"1.2.3\",\"attributes\":{\"scope.attr\":true}}");
+
+    /* the events: log documents of the span's data stream */
+    assert_string_equal(index_of(&r, 1), "logs-orders_app.otel-prod_eu");
+    json_t *e = doc(&r, 1);
+    assert_str(at(e, "@timestamp", NULL), "2023-11-14T22:13:20.000001000Z");
+    assert_str(at(e, "event_name", NULL), "cache.miss");
+    assert_str(at(e, "trace_id", NULL), "0102030405060708090a0b0c0d0e0fff");
+    assert_str(at(e, "span_id", NULL), "a1a2a3a4a5a6a701");
+    assert_json(at(e, "attributes", NULL), "{\"cache.key\":\"orders:42\",\"event.name\":\"cache.miss\"}");
+    assert_json(at(e, "data_stream", NULL),
+                "{\"type\":\"logs\",\"dataset\":\"orders_app.otel\",\"namespace\":\"prod_eu\"}");
+    assert_non_null(at(e, "resource", "attributes", NULL));
+    json_t *e2 = doc(&r, 2);
+    assert_null(at(e2, "event_name", NULL));
+    assert_null(at(e2, "attributes", NULL));
+    assert_str(at(e2, "@timestamp", NULL), "2023-11-14T22:13:20.000001001Z");
+    rendered_free(&r);
+}
+
+static void test_span_kinds_and_statuses(void **state)
+{
+    (void)state;
+    static const char *const kinds[] = {"Unspecified", "Internal", "Server", "Client", "Producer", "Consumer",
+                                        "Unspecified"};
+    Opentelemetry__Proto__Trace__V1__Span *spans[7];
+    for (int i = 0; i < 7; i++) {
+        spans[i] = span("s", (uint8_t)(i + 1));
+        spans[i]->kind = i == 6 ? 99 : i; /* an unknown kind reads as unspecified */
+        if (i < 3) {
+            Opentelemetry__Proto__Trace__V1__Status *st = mk(sizeof(*st));
+            opentelemetry__proto__trace__v1__status__init(st);
+            st->code = i;
+            spans[i]->status = st;
+        }
+    }
+    spans[5]->end_time_unix_nano = spans[5]->start_time_unix_nano - 1; /* ends before it starts */
+    spans[6]->parent_span_id = (ProtobufCBinaryData){8, (uint8_t *)"\0\0\0\0\0\0\0\0"}; /* all zero: no parent */
+    rendered r;
+    render(&r, &(es_doc_settings){"Cfg Set", "Team:A"}, OTLP_TRACES, traces(NULL, NULL, 7, spans));
+    static const char *const codes[] = {"Unset", "Ok", "Error", "Unset", "Unset", "Unset", "Unset"};
+    for (size_t i = 0; i < 7; i++) {
+        /* no attribute names a data stream: the configured one, sanitized */
+        assert_string_equal(index_of(&r, i), "traces-cfg_set.otel-team_a");
+        assert_str(at(doc(&r, i), "kind", NULL), kinds[i]);
+        char want[64];
+        snprintf(want, sizeof(want), "{\"code\":\"%s\"}", codes[i]);
+        assert_json(at(doc(&r, i), "status", NULL), want);
+        assert_json(at(doc(&r, i), "resource", NULL), "{}");
+        assert_json(at(doc(&r, i), "scope", NULL), "{\"schema_url\":\"https://opentelemetry.io/schemas/1.26.0\"}");
+        assert_json(at(doc(&r, i), "links", NULL), "[]");
+    }
+    assert_int(at(doc(&r, 5), "duration", NULL), 0);
+    assert_null(at(doc(&r, 6), "parent_span_id", NULL));
+    rendered_free(&r);
+}
+
+/* The index one log record goes to, with data_stream.dataset / .namespace
+ * set (or not: NULL) on the record, its scope and its resource. */
+static void route_case(const char *rec_ds, const char *scope_ds, const char *res_ds, const char *rec_ns,
+                       const char *scope_ns, const char *res_ns, const es_doc_settings *set, const char *want)
+{
+    const char *vals[3][2] = {{rec_ds, rec_ns}, {scope_ds, scope_ns}, {res_ds, res_ns}};
+    kv_t **lists[3];
+    size_t counts[3];
+    for (int l = 0; l < 3; l++) {
+        lists[l] = mk(3 * sizeof(kv_t *));
+        counts[l] = 0;
+        lists[l][counts[l]++] = kv("other", v_str("x"));
+        if (vals[l][0] != NULL)
+            lists[l][counts[l]++] = kv("data_stream.dataset", v_str(vals[l][0]));
+        if (vals[l][1] != NULL)
+            lists[l][counts[l]++] = kv("data_stream.namespace", v_str(vals[l][1]));
+    }
+    log_t *rec = log_rec(v_str("m"));
+    rec->attributes = lists[0];
+    rec->n_attributes = counts[0];
+    rendered r;
+    render(&r, set, OTLP_LOGS,
+           logs(resource(counts[2], lists[2]), scope("s", "", counts[1], lists[1]), 1, &rec));
+    assert_string_equal(index_of(&r, 0), want);
+    /* the routing attributes are in data_stream, not among the attributes */
+    assert_json(at(doc(&r, 0), "attributes", NULL), "{\"other\":\"x\"}");
+    assert_json(at(doc(&r, 0), "resource", "attributes", NULL), "{\"other\":\"x\"}");
+    assert_json(at(doc(&r, 0), "scope", "attributes", NULL), "{\"other\":\"x\"}");
+    rendered_free(&r);
+}
+
+static void test_routing_levels(void **state)
+{
+    (void)state;
+    es_doc_settings cfg = {"cfg", "cfgns"};
+    route_case("rec", "scope", "res", "rns", "sns", "resns", &cfg, "logs-rec.otel-rns");
+    route_case(NULL, "scope", "res", NULL, "sns", "resns", &cfg, "logs-scope.otel-sns");
+    route_case(NULL, NULL, "res", NULL, NULL, "resns", &cfg, "logs-res.otel-resns");
+    route_case(NULL, NULL, NULL, NULL, NULL, NULL, &cfg, "logs-cfg.otel-cfgns");
+    route_case(NULL, NULL, NULL, NULL, NULL, NULL, &DEFAULTS, "logs-generic.otel-default");
+    route_case("rec", NULL, NULL, NULL, NULL, "resns", &DEFAULTS, "logs-rec.otel-resns");
+    route_case("", "", "res", NULL, "", NULL, &cfg, "logs-res.otel-cfgns"); /* empty names are no names */
+    route_case("My-App/v2 *beta*", NULL, NULL, "Team #1: Ops", NULL, NULL, &cfg,
+               "logs-my_app_v2__beta_.otel-team__1__ops");
+
+    /* a non-string attribute names nothing */
+    size_t n;
+    log_t *rec = log_rec(v_str("m"));
+    rec->attributes = kvs(&n, 1, kv("data_stream.dataset", v_int(5)));
+    rec->n_attributes = n;
+    rendered r;
+    render(&r, &cfg, OTLP_LOGS, logs(NULL, NULL, 1, &rec));
+    assert_string_equal(index_of(&r, 0), "logs-cfg.otel-cfgns");
+    rendered_free(&r);
+}
+
+static void test_sanitize(void **state)
+{
+    (void)state;
+    char out[ES_DOC_NAME_MAX + 1], in[300];
+    assert_int_equal(es_doc_sanitize("Foo-Bar/Baz*?\"<>| ,#:x", ES_DOC_NAME_MAX, out), 22);
+    assert_string_equal(out, "foo_bar_baz__________x");
+    memset(in, 'A', 150);
+    in[150] = '\0';
+    assert_int_equal(es_doc_sanitize(in, 95, out), 95);
+    assert_int_equal(strspn(out, "a"), 95);
+    /* cut on a character boundary: 60 x "é" is 120 bytes */
+    in[0] = '\0';
+    for (int i = 0; i < 60; i++)
+        strcat(in, "\xc3\xa9");
+    assert_int_equal(es_doc_sanitize(in, 95, out), 94);
+    assert_int_equal(es_doc_sanitize("", 10, out), 0);
+
+    /* long names: dataset with ".otel" and namespace each at most 100 bytes */
+    size_t n;
+    log_t *rec = log_rec(v_str("m"));
+    memset(in, 'D', 150);
+    in[150] = '\0';
+    rec->attributes = kvs(&n, 2, kv("data_stream.dataset", v_str(in)), kv("data_stream.namespace", v_str(in)));
+    rec->n_attributes = n;
+    rendered r;
+    render(&r, &DEFAULTS, OTLP_LOGS, logs(NULL, NULL, 1, &rec));
+    const char *ds = json_string_value(at(doc(&r, 0), "data_stream", "dataset", NULL));
+    const char *ns = json_string_value(at(doc(&r, 0), "data_stream", "namespace", NULL));
+    assert_int_equal(strlen(ds), 100);
+    assert_string_equal(ds + 95, ".otel");
+    assert_int_equal(strlen(ns), 100);
+    char want[256];
+    snprintf(want, sizeof(want), "logs-%s-%s", ds, ns);
+    assert_string_equal(index_of(&r, 0), want);
+    rendered_free(&r);
+}
+
+static void test_log_documents(void **state)
+{
+    (void)state;
+    size_t n;
+    log_t *recs[6];
+    recs[0] = log_rec(v_str("user logged in"));
+    recs[0]->severity_number = OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO;
+    recs[0]->severity_text = "INFO";
+    recs[0]->observed_time_unix_nano = T0 + 500000001;
+    recs[0]->trace_id = BIN(TID);
+    recs[0]->span_id = BIN(SID);
+    recs[0]->attributes = kvs(&n, 2, kv("user.id", v_int(42)), kv("event.name", v_str("login")));
+    recs[0]->n_attributes = n;
+    recs[0]->dropped_attributes_count = 1;
+    recs[1] = log_rec(v_map(3, kv("message", v_str("disk full")), kv("code", v_int(28)),
+                            kv("nested", v_map(1, kv("free", v_double(0))))));
+    recs[1]->time_unix_nano = 0; /* @timestamp falls back to observed */
+    recs[1]->observed_time_unix_nano = T0 + 2000000000;
+    recs[1]->event_name = "disk.alert";
+    recs[2] = log_rec(v_array(2, v_str("x"), v_int(1)));
+    recs[3] = log_rec(v_array(1, v_map(1, kv("a", v_int(1)))));
+    recs[4] = log_rec(v_int(42));
+    recs[5] = log_rec(NULL);
+    rendered r;
+    render(&r, &DEFAULTS, OTLP_LOGS, logs(NULL, scope("e2e-logger", "2.0.0", 0, NULL), 6, recs));
+    assert_int_equal(r.t.n, 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(r.t.v[i].items, 1);
+        assert_int_equal(r.t.v[i].first, 1);
+        assert_string_equal(index_of(&r, i), "logs-generic.otel-default");
+    }
+    json_t *d = doc(&r, 0);
+    assert_str(at(d, "@timestamp", NULL), "2023-11-14T22:13:20.000000001Z");
+    assert_str(at(d, "observed_timestamp", NULL), "2023-11-14T22:13:20.500000001Z");
+    assert_int(at(d, "severity_number", NULL), 9);
+    assert_str(at(d, "severity_text", NULL), "INFO");
+    assert_str(at(d, "trace_id", NULL), "0102030405060708090a0b0c0d0e0fff");
+    assert_str(at(d, "span_id", NULL), "a1a2a3a4a5a6a7a8");
+    assert_str(at(d, "event_name", NULL), "login");
+    assert_int(at(d, "dropped_attributes_count", NULL), 1);
+    assert_json(at(d, "body", NULL), "{\"text\":\"user logged in\"}");
+    assert_json(at(d, "scope", NULL), "{\"name\":\"e2e-logger\",\"version\":\"2.0.0\"}");
+    d = doc(&r, 1);
+    assert_str(at(d, "@timestamp", NULL), "2023-11-14T22:13:22.000000000Z");
+    assert_str(at(d, "event_name", NULL), "disk.alert");
+    assert_json(at(d, "body", NULL),
+                "{\"structured\":{\"message\":\"disk full\",\"code\":28,\"nested\":{\"free\":0.0}}}");
+    assert_null(at(d, "severity_number", NULL));
+    assert_null(at(d, "trace_id", NULL));
+    assert_json(at(doc(&r, 2), "body", NULL), "{\"structured\":{\"value\":[\"x\",1]}}");
+    assert_json(at(doc(&r, 3), "body", NULL), "{\"structured\":[{\"a\":1}]}");
+    assert_json(at(doc(&r, 4), "body", NULL), "{\"structured\":{\"value\":42}}");
+    assert_null(at(doc(&r, 5), "body", NULL));
+    assert_null(at(doc(&r, 5), "observed_timestamp", NULL));
+    rendered_free(&r);
+}
+
+
+static const char *template_of(const rendered *r, size_t i, const char *field)
+{
+    json_t *a = json_array_get(r->lines, 2 * i);
+    return json_string_value(at(a, "create", "dynamic_templates", field, NULL));
+}
+
+static void test_metric_documents(void **state)
+{
+    (void)state;
+    static const double bounds[] = {1, 5, 10};
+    static const uint64_t counts[] = {1, 2, 0, 3}, bad_counts[] = {1, 2};
+    static const uint64_t pos[] = {1, 2}, neg[] = {3};
+    size_t n;
+    number_t *temp = number(0, 21.5);
+    temp->attributes = kvs(&n, 2, kv("room", v_str("a")), kv("where", v_map(1, kv("floor", v_int(2)))));
+    temp->n_attributes = n;
+    number_t *reqs = number(1, 8);
+    reqs->start_time_unix_nano = T0 - 60000000000ull;
+    metric_t *ms[] = {
+        gauge("e2e.temperature", temp),
+        gauge("e2e.int.gauge", number(1, 7)),
+        sum("e2e.requests", reqs, 1, 1),
+        sum("e2e.queue.depth", number(0, 3.25), 0, 0),
+        sum("e2e.delta.counter", number(1, 2), 1, 0),
+        histogram("e2e.latency", 3, bounds, 4, counts, 6, 140),
+        histogram("e2e.nobounds", 0, NULL, 0, NULL, 4, 10),
+        summary("e2e.summary", 5, 12.5),
+        exp_histogram(0, 1, 0, 2, pos, 0, 1, neg),
+        gauge("e2e.novalue", number(-1, 0)),                       /* left out */
+        histogram("e2e.broken", 3, bounds, 2, bad_counts, 3, 1),   /* left out */
+        gauge("e2e.nan", number(0, NAN)),                          /* left out */
+    };
+    size_t nr;
+    kv_t **ra = kvs(&nr, 2, kv("service.name", v_str("shop")), kv("k8s", v_map(1, kv("pod", v_str("p-1")))));
+    rendered r;
+    render(&r, &DEFAULTS, OTLP_METRICS, metrics(resource(nr, ra), 12, ms));
+    assert_int_equal(r.t.n, 9);
+    assert_int_equal(r.rep.dropped, 3);
+    assert_non_null(strstr(r.rep.reason, "e2e.novalue"));
+    assert_non_null(strstr(r.rep.reason, "without a value"));
+    for (size_t i = 0; i < r.t.n; i++) {
+        assert_int_equal(r.t.v[i].items, 1);
+        assert_string_equal(index_of(&r, i), "metrics-generic.otel-default");
+        assert_json(at(doc(&r, i), "resource", NULL),
+                    "{\"attributes\":{\"service.name\":\"shop\",\"k8s\":\"{\\\"pod\\\":\\\"p-1\\\"}\"}}");
+        assert_str(at(doc(&r, i), "scope", "name", NULL), "e2e-meter");
+        assert_int_equal(json_object_size(at(doc(&r, i), "metrics", NULL)), 1);
+        assert_true(json_is_string(at(doc(&r, i), "_metric_names_hash", NULL)));
+    }
+    json_t *d = doc(&r, 0);
+    assert_str(at(d, "@timestamp", NULL), "2023-11-14T22:13:20.000000007Z");
+    assert_null(at(d, "start_timestamp", NULL));
+    assert_str(at(d, "unit", NULL), "Cel");
+    assert_json(at(d, "metrics", NULL), "{\"e2e.temperature\":21.5}");
+    assert_json(at(d, "attributes", NULL), "{\"room\":\"a\",\"where\":\"{\\\"floor\\\":2}\"}");
+    assert_string_equal(template_of(&r, 0, "metrics.e2e.temperature"), "gauge_double");
+    assert_string_equal(template_of(&r, 1, "metrics.e2e.int.gauge"), "gauge_long");
+    assert_json(at(doc(&r, 1), "metrics", NULL), "{\"e2e.int.gauge\":7}");
+    assert_string_equal(template_of(&r, 2, "metrics.e2e.requests"), "counter_long");
+    assert_str(at(doc(&r, 2), "start_timestamp", NULL), "2023-11-14T22:12:20.000000000Z");
+    assert_str(at(doc(&r, 2), "unit", NULL), "{request}");
+    assert_string_equal(template_of(&r, 3, "metrics.e2e.queue.depth"), "gauge_double");
+    assert_string_equal(template_of(&r, 4, "metrics.e2e.delta.counter"), "gauge_long");
+    assert_string_equal(template_of(&r, 5, "metrics.e2e.latency"), "histogram");
+    assert_json(at(doc(&r, 5), "metrics", NULL), "{\"e2e.latency\":{\"counts\":[1,2,3],\"values\":[0.5,3.0,10.0]}}");
+    assert_json(at(doc(&r, 6), "metrics", NULL), "{\"e2e.nobounds\":{\"counts\":[4],\"values\":[2.5]}}");
+    assert_string_equal(template_of(&r, 7, "metrics.e2e.summary"), "summary");
+    assert_json(at(doc(&r, 7), "metrics", NULL), "{\"e2e.summary\":{\"sum\":12.5,\"value_count\":5}}");
+    assert_null(at(doc(&r, 7), "unit", NULL));
+    /* scale 0: buckets [1,2) and [2,4) at 1.5 and 3, the negative [-2,-1) at -1.5 */
+    assert_string_equal(template_of(&r, 8, "metrics.e2e.exp"), "histogram");
+    assert_json(at(doc(&r, 8), "metrics", NULL),
+                "{\"e2e.exp\":{\"counts\":[3,1,1,2],\"values\":[-1.5,0.0,1.5,3.0]}}");
+    /* one metric per document: different names, different hashes */
+    assert_string_not_equal(json_string_value(at(doc(&r, 0), "_metric_names_hash", NULL)),
+                            json_string_value(at(doc(&r, 1), "_metric_names_hash", NULL)));
+    rendered_free(&r);
+}
+
+static void test_exp_histogram_scales(void **state)
+{
+    (void)state;
+    static const uint64_t one[] = {1}, two[] = {2, 0, 5};
+    /* scale 1: base sqrt(2); bucket 2 is [2, 2.83) */
+    rendered r;
+    metric_t *m1[] = {exp_histogram(1, 0, 2, 1, one, 0, 0, NULL)};
+    render(&r, &DEFAULTS, OTLP_METRICS, metrics(NULL, 1, m1));
+    double v = json_real_value(json_array_get(at(doc(&r, 0), "metrics", "e2e.exp", "values", NULL), 0));
+    assert_true(v > 2.414 && v < 2.415);
+    rendered_free(&r);
+    /* scale -1: base 4; offset -1 gives [0.25, 1), then [4, 16) */
+    metric_t *m2[] = {exp_histogram(-1, 0, -1, 3, two, 0, 0, NULL)};
+    render(&r, &DEFAULTS, OTLP_METRICS, metrics(NULL, 1, m2));
+    assert_json(at(doc(&r, 0), "metrics", NULL), "{\"e2e.exp\":{\"counts\":[2,5],\"values\":[0.625,10.0]}}");
+    rendered_free(&r);
+    /* out of range scale, and buckets beyond double range: left out */
+    metric_t *m3[] = {exp_histogram(21, 0, 0, 1, one, 0, 0, NULL), exp_histogram(0, 0, 2000, 1, one, 0, 0, NULL)};
+    render(&r, &DEFAULTS, OTLP_METRICS, metrics(NULL, 2, m3));
+    assert_int_equal(r.t.n, 0);
+    assert_int_equal(r.rep.dropped, 2);
+    assert_non_null(strstr(r.rep.reason, "scale"));
+    rendered_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_span_document, es_setup, es_teardown),
+        cmocka_unit_test_setup_teardown(test_span_kinds_and_statuses, es_setup, es_teardown),
+        cmocka_unit_test_setup_teardown(test_routing_levels, es_setup, es_teardown),
+        cmocka_unit_test_setup_teardown(test_sanitize, es_setup, es_teardown),
+        cmocka_unit_test_setup_teardown(test_log_documents, es_setup, es_teardown),
+        cmocka_unit_test_setup_teardown(test_metric_documents, es_setup, es_teardown),
+        cmocka_unit_test_setup_teardown(test_exp_histogram_scales, es_setup, es_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
