@@ -179,50 +179,13 @@ static int prom_rw_put_float(buf *out, double d)
     return buf_printf(out, "%.*f", digits - 1 - exp > 0 ? digits - 1 - exp : 0, d);
 }
 
-static int prom_rw_put_base64(buf *out, const uint8_t *p, size_t n)
-{
-    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        char q[4] = {digits[v >> 18], digits[(v >> 12) & 63], i + 1 < n ? digits[(v >> 6) & 63] : '=',
-                     i + 2 < n ? digits[v & 63] : '='};
-        if (buf_append(out, q, 4) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int prom_rw_put_json_string(buf *out, const char *s, size_t n)
-{
-    if (buf_putc(out, '"') != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        int rc;
-        if (ch == '"' || ch == '\\')
-            rc = buf_putc(out, '\\') != 0 ? -1 : buf_putc(out, (char)ch);
-        else if (ch < 0x20)
-            rc = buf_printf(out, "\\u%04x", ch);
-        else {
-            size_t run = i;
-            while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
-                run++;
-            rc = prom_rw_put_utf8(out, s + i, run - i);
-            i = run - 1;
-        }
-        if (rc != 0)
-            return -1;
-    }
-    return buf_putc(out, '"');
-}
-
 /* Arrays and maps as compact JSON, scalars as JSON values (non-finite
  * doubles, which JSON lacks, and bytes as strings). */
 static int prom_rw_put_json(buf *out, const prom_rw_any *v)
 {
     switch (v != NULL ? v->value_case : OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET) {
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        return prom_rw_put_json_string(out, v->string_value, strlen(v->string_value));
+        return otlp_json_put_string(out, (const unsigned char *)v->string_value, strlen(v->string_value));
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
         return buf_puts(out, v->bool_value ? "true" : "false");
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
@@ -232,7 +195,7 @@ static int prom_rw_put_json(buf *out, const prom_rw_any *v)
             return buf_putc(out, '"') != 0 || prom_rw_put_float(out, v->double_value) != 0 ? -1 : buf_putc(out, '"');
         return prom_rw_put_float(out, v->double_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
-        return buf_putc(out, '"') != 0 || prom_rw_put_base64(out, v->bytes_value.data, v->bytes_value.len) != 0
+        return buf_putc(out, '"') != 0 || otlp_json_put_base64(out, v->bytes_value.data, v->bytes_value.len) != 0
                    ? -1
                    : buf_putc(out, '"');
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE: {
@@ -250,7 +213,8 @@ static int prom_rw_put_json(buf *out, const prom_rw_any *v)
             return -1;
         for (size_t i = 0; kvl != NULL && i < kvl->n_values; i++) {
             const prom_rw_kv *kv = kvl->values[i];
-            if ((i > 0 && buf_putc(out, ',') != 0) || prom_rw_put_json_string(out, kv->key, strlen(kv->key)) != 0 ||
+            const unsigned char *key = (const unsigned char *)kv->key;
+            if ((i > 0 && buf_putc(out, ',') != 0) || otlp_json_put_string(out, key, strlen(kv->key)) != 0 ||
                 buf_putc(out, ':') != 0 || prom_rw_put_json(out, kv->value) != 0)
                 return -1;
         }
@@ -286,7 +250,7 @@ static const char *prom_rw_value_text(prom_rw_conv *c, const prom_rw_any *v)
         rc = prom_rw_put_float(&c->tmp, v->double_value);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
-        rc = prom_rw_put_base64(&c->tmp, v->bytes_value.data, v->bytes_value.len);
+        rc = otlp_json_put_base64(&c->tmp, v->bytes_value.data, v->bytes_value.len);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET:
         return "";

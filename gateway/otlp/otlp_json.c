@@ -143,7 +143,7 @@ static int put_double(buf *b, double d, int is_float)
 
 /* JSON string: control characters escaped, valid UTF-8 copied as is, each
  * byte of invalid UTF-8 replaced by U+FFFD so the output is always valid. */
-static int put_string(buf *b, const unsigned char *s, size_t n)
+int otlp_json_put_string(buf *b, const unsigned char *s, size_t n)
 {
     if (buf_putc(b, '"') != 0)
         return -1;
@@ -190,36 +190,46 @@ static int put_string(buf *b, const unsigned char *s, size_t n)
     return buf_putc(b, '"');
 }
 
-static int put_bytes(buf *b, const ProtobufCBinaryData *bd, int hex)
+int otlp_json_put_base64(buf *b, const uint8_t *s, size_t n)
 {
-    size_t n = bd->len;
-    size_t out = hex ? 2 * n : (n + 2) / 3 * 4;
-    if (buf_reserve(b, out + 2) != 0)
+    if (buf_reserve(b, (n + 2) / 3 * 4) != 0)
         return -1;
     char *w = b->data + b->len;
-    const unsigned char *s = bd->data;
-    *w++ = '"';
-    if (hex) {
-        for (size_t i = 0; i < n; i++) {
-            *w++ = hex_digits[s[i] >> 4];
-            *w++ = hex_digits[s[i] & 15];
-        }
-    } else {
-        size_t i = 0;
-        for (; i + 3 <= n; i += 3) {
-            uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-            *w++ = b64_digits[v >> 18];
-            *w++ = b64_digits[(v >> 12) & 63];
-            *w++ = b64_digits[(v >> 6) & 63];
-            *w++ = b64_digits[v & 63];
-        }
-        if (i < n) {
-            uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
-            *w++ = b64_digits[v >> 18];
-            *w++ = b64_digits[(v >> 12) & 63];
-            *w++ = i + 1 < n ? b64_digits[(v >> 6) & 63] : '=';
-            *w++ = '=';
-        }
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *w++ = b64_digits[v >> 18];
+        *w++ = b64_digits[(v >> 12) & 63];
+        *w++ = b64_digits[(v >> 6) & 63];
+        *w++ = b64_digits[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
+        *w++ = b64_digits[v >> 18];
+        *w++ = b64_digits[(v >> 12) & 63];
+        *w++ = i + 1 < n ? b64_digits[(v >> 6) & 63] : '=';
+        *w++ = '=';
+    }
+    b->len = (size_t)(w - b->data);
+    return 0;
+}
+
+static int put_bytes(buf *b, const ProtobufCBinaryData *bd, int hex)
+{
+    if (buf_putc(b, '"') != 0)
+        return -1;
+    if (!hex) {
+        if (otlp_json_put_base64(b, bd->data, bd->len) != 0)
+            return -1;
+        return buf_putc(b, '"');
+    }
+    size_t n = bd->len;
+    if (buf_reserve(b, 2 * n + 1) != 0)
+        return -1;
+    char *w = b->data + b->len;
+    for (size_t i = 0; i < n; i++) {
+        *w++ = hex_digits[bd->data[i] >> 4];
+        *w++ = hex_digits[bd->data[i] & 15];
     }
     *w++ = '"';
     b->len = (size_t)(w - b->data);
@@ -255,7 +265,7 @@ static int put_value(buf *b, const ProtobufCFieldDescriptor *f, const void *p)
         return buf_puts(b, *(const protobuf_c_boolean *)p ? "true" : "false");
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)p;
-        return s ? put_string(b, (const unsigned char *)s, strlen(s)) : buf_puts(b, "\"\"");
+        return s ? otlp_json_put_string(b, (const unsigned char *)s, strlen(s)) : buf_puts(b, "\"\"");
     }
     case PROTOBUF_C_TYPE_BYTES:
         return put_bytes(b, p, otlp_json_field_is_hex(f));

@@ -2,9 +2,9 @@
  * handles every message generated from proto/ without per-type code.
  *
  * Internal to gateway/otlp (otlp.c wraps it per signal), except the UTF-8
- * validator otlp_json_utf8_seq, which the backends that write JSON or
- * Prometheus labels share so that every output agrees on what valid UTF-8
- * is. Mapping rules are the
+ * validator and the string and base64 writers at the end, which the
+ * backends that write JSON or Prometheus labels share so that every output
+ * agrees on what valid UTF-8 is. Mapping rules are the
  * OTLP/JSON ones: lowerCamelCase keys (snake_case accepted on input), bytes
  * fields named trace_id/span_id/parent_span_id as hex and other bytes as
  * base64, enums as integers (names accepted on input), 64-bit integers as
@@ -48,5 +48,11 @@ int otlp_json_field_is_hex(const ProtobufCFieldDescriptor *f);
 /* Length of the valid UTF-8 sequence starting at s (n bytes available), or 0
  * when it is malformed, overlong, a surrogate or above U+10FFFF. */
 size_t otlp_json_utf8_seq(const unsigned char *s, size_t n);
+
+/* The writer's pieces, shared with backends that write JSON or label text:
+ * a quoted JSON string (controls escaped, invalid UTF-8 as U+FFFD) and
+ * unquoted standard base64 with padding. 0, or -1 on out-of-memory. */
+int otlp_json_put_string(buf *b, const unsigned char *s, size_t n);
+int otlp_json_put_base64(buf *b, const uint8_t *s, size_t n);
 
 #endif

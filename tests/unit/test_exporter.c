@@ -384,7 +384,10 @@ static void test_batch_max_items(void **state)
     assert_int_equal(body_spans(&s->reqs[2], first, sizeof(first)), 2);
     assert_string_equal(s->reqs[0].path, "/v1/traces");
     assert_non_null(strstr(s->reqs[0].headers, "content-type: application/x-protobuf"));
-    assert_int_equal(counter_reaches("otlp_gateway_export_sent_items_total", "backend=\"items\",signal=\"traces\"", 10), 10);
+    assert_int_equal(
+        counter_reaches("otlp_gateway_export_sent_items_total",
+                        "backend=\"items\",signal=\"traces\"", 10),
+        10);
     backend_down(&f);
     srv_stop(s);
 }
@@ -406,7 +409,10 @@ static void test_oversized_entry_is_split(void **state)
     assert_string_equal(first, "big-4");
     assert_int_equal(body_spans(&s->reqs[2], first, sizeof(first)), 2);
     assert_string_equal(first, "big-8");
-    assert_int_equal(counter_reaches("otlp_gateway_export_sent_items_total", "backend=\"split\",signal=\"traces\"", 10), 10);
+    assert_int_equal(
+        counter_reaches("otlp_gateway_export_sent_items_total",
+                        "backend=\"split\",signal=\"traces\"", 10),
+        10);
     /* Nothing more arrives: the entry was acked, not resent. */
     assert_int_equal(srv_wait(s, 4, 300), 3);
     backend_down(&f);
@@ -524,7 +530,10 @@ static void test_retry_after_then_ok(void **state)
     assert_int_equal(s->reqs[0].body_len, s->reqs[1].body_len);
     assert_memory_equal(s->reqs[0].body, s->reqs[1].body, s->reqs[0].body_len);
     assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"retry\",signal=\"traces\""), 1);
-    assert_int_equal(counter_reaches("otlp_gateway_export_sent_items_total", "backend=\"retry\",signal=\"traces\"", 2), 2);
+    assert_int_equal(
+        counter_reaches("otlp_gateway_export_sent_items_total",
+                        "backend=\"retry\",signal=\"traces\"", 2),
+        2);
     backend_down(&f);
     srv_stop(s);
 }
@@ -540,8 +549,8 @@ static void test_bad_request_dropped(void **state)
     push_spans(f.b, "", 3, "d");
     assert_int_equal(srv_wait(s, 1, 3000), 1);
     assert_int_equal(
-        counter_reaches("otlp_gateway_export_failed_items_total", "backend=\"drop\",signal=\"traces\",reason=\"dropped\"",
-                        3),
+        counter_reaches("otlp_gateway_export_failed_items_total",
+                        "backend=\"drop\",signal=\"traces\",reason=\"dropped\"", 3),
         3);
     usleep(300000);
     assert_int_equal(srv_count(s), 1); /* not retried */
@@ -561,8 +570,10 @@ static void test_partial_success(void **state)
     backend_up(&f, "partial", "otlp_http", s->port, ", batch: {timeout: 0ms}");
     push_spans(f.b, "", 5, "p");
     assert_int_equal(srv_wait(s, 1, 3000), 1);
-    assert_int_equal(counter_reaches("otlp_gateway_export_sent_items_total", "backend=\"partial\",signal=\"traces\"", 3),
-                     3);
+    assert_int_equal(
+        counter_reaches("otlp_gateway_export_sent_items_total",
+                        "backend=\"partial\",signal=\"traces\"", 3),
+        3);
     assert_int_equal(counter("otlp_gateway_export_failed_items_total",
                              "backend=\"partial\",signal=\"traces\",reason=\"rejected\""),
                      2);
@@ -717,7 +728,10 @@ static void test_type_hooks(void **state)
     assert_non_null(strstr(s->reqs[1].headers, want));
     buf_free(&z);
     /* 4 items: 1 rejected, 1 delivered by attempt 2, 2 by attempt 3 */
-    assert_int_equal(counter_reaches("otlp_gateway_export_sent_items_total", "backend=\"hooks\",signal=\"traces\"", 3), 3);
+    assert_int_equal(
+        counter_reaches("otlp_gateway_export_sent_items_total",
+                        "backend=\"hooks\",signal=\"traces\"", 3),
+        3);
     assert_int_equal(
         counter("otlp_gateway_export_failed_items_total", "backend=\"hooks\",signal=\"traces\",reason=\"rejected\""),
         1);
