@@ -14,10 +14,11 @@
  * as the new set is published, even for tokens verified before. A refresh
  * that returns byte-identical JWKS keeps the set (and the cache) as is.
  *
- * Time: `now` given to oidc_verify is wall-clock unix seconds; the unknown-
- * kid rate limit compares it with last_attempt, which the thread also stamps
- * in wall seconds. Scheduling uses CLOCK_MONOTONIC so clock steps do not
- * stall or rush refreshes.
+ * Time: `now` given to oidc_verify is wall-clock unix seconds, for token
+ * claims and cache expiry only. Scheduling and the unknown-kid rate limit use
+ * CLOCK_MONOTONIC in milliseconds: clock steps neither stall nor rush
+ * refreshes, and whole-second rounding cannot let two early refetches through
+ * a few milliseconds apart.
  *
  * Config fields left 0 take the defaults documented in oidc.h. */
 #include "oidc.h"
@@ -59,7 +60,7 @@ typedef struct oidc_provider {
     uint64_t last_gen;        /* generation handed to the latest set */
     int64_t last_ok_ms;       /* monotonic; -1: never */
     int64_t next_fetch_ms;    /* monotonic */
-    int64_t last_attempt;     /* wall seconds of the last fetch or unknown-kid request */
+    int64_t last_attempt_ms;  /* monotonic: last fetch or unknown-kid request */
     bool refresh_requested;
     bool fetching;            /* the thread is fetching this provider right now */
     uint64_t fetch_ok, fetch_failed, unknown_kid_refreshes;
@@ -452,7 +453,7 @@ static void *oidc_thread(void *arg)
         if (due != NULL) {
             due->refresh_requested = false;
             due->fetching = true;
-            due->last_attempt = (int64_t)time(NULL);
+            due->last_attempt_ms = now;
             pthread_mutex_unlock(&o->mu);
             oidc_refresh(o, due);
             pthread_mutex_lock(&o->mu);
@@ -578,15 +579,16 @@ static int oidc_find_provider(const oidc *o, const char *iss)
  * its result may hold the key, so the answer is "retry". Otherwise ask for a
  * refetch, unless one was made (or asked for) within min_refresh_interval:
  * then the kid is just bad. */
-static oidc_status oidc_unknown_kid(oidc *o, oidc_provider *p, uint64_t gen, int64_t now, jwt_status *jst)
+static oidc_status oidc_unknown_kid(oidc *o, oidc_provider *p, uint64_t gen, jwt_status *jst)
 {
     oidc_status st = OIDC_KEYS_UNAVAILABLE;
+    int64_t now_ms = oidc_mono_ms();
     pthread_mutex_lock(&o->mu);
     if (p->current->gen != gen || p->refresh_requested || p->fetching) {
         /* A newer set was published while we verified, or is on its way:
          * the client's retry uses it. */
-    } else if (now - p->last_attempt >= (int64_t)p->cfg.min_refresh_interval_s) {
-        p->last_attempt = now;
+    } else if (now_ms - p->last_attempt_ms >= (int64_t)p->cfg.min_refresh_interval_s * 1000) {
+        p->last_attempt_ms = now_ms;
         p->refresh_requested = true;
         p->unknown_kid_refreshes++;
         pthread_cond_signal(&o->cv);
@@ -643,7 +645,7 @@ oidc_status oidc_verify(oidc *o, const char *token, size_t len, int64_t now, jwt
     oidc_keyset_free(dropped);
 
     if (st == JWT_UNKNOWN_KID)
-        return oidc_unknown_kid(o, p, gen, now, jst);
+        return oidc_unknown_kid(o, p, gen, jst);
     if (st != JWT_OK) {
         *jst = st;
         return OIDC_REJECTED;

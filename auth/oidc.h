@@ -50,7 +50,8 @@ typedef enum {
     OIDC_REJECTED,         /* jwt_verify said no: 401 (see *jst) */
 } oidc_status;
 
-/* Verify a bearer token at `now`. On OIDC_OK, *claims is filled (from the
+/* Verify a bearer token at `now` (unix seconds: claims and cache expiry; the
+ * unknown-kid rate limit keeps its own monotonic time). On OIDC_OK, *claims is filled (from the
  * cache or a fresh verification). On OIDC_REJECTED, *jst says why.
  * *provider is the index of the provider that handled it (-1 if none). */
 oidc_status oidc_verify(oidc *o, const char *token, size_t len, int64_t now, jwt_claims *claims, jwt_status *jst,

@@ -383,7 +383,7 @@ static void test_key_rotation(void **state)
     /* The realm rotates to B; let min_refresh_interval pass since the first fetch. */
     srv_set(&f->s, &f->s.certs, certs_doc(key_b, "B", 0));
     sleep_ms(1100);
-    int64_t t1 = time(NULL); /* one fixed `now` keeps the rate limit deterministic */
+    int64_t t1 = time(NULL);
     unsigned certs0 = srv_hits(&f->s, &f->s.certs_hits);
     assert_int_equal(verify(f->o, tok_b, t1, &c, &jst), OIDC_KEYS_UNAVAILABLE);
     wait_fetches(f->o, 2, 0);
@@ -441,6 +441,42 @@ static void test_unknown_kid_flood(void **state)
     oidc_provider_stats st;
     oidc_stats(f->o, 0, &st);
     assert_int_equal(st.unknown_kid_refreshes, 1);
+}
+
+/* Sleeps until the wall clock's fraction of a second is `ms` milliseconds. */
+static void sleep_until_wall_ms(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int at = (int)(ts.tv_nsec / 1000000);
+    sleep_ms((ms - at + 1000) % 1000);
+}
+
+/* min_refresh_interval is an interval, not a count of second boundaries: an
+ * unknown kid 400 ms after a refetch, but in the next wall-clock second, is
+ * rejected without another fetch. */
+static void test_unknown_kid_limit_is_not_rounded(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    sleep_ms(1100);
+    sleep_until_wall_ms(700);
+    int64_t t = time(NULL);
+    char *first = token_make(NULL, "first", f->issuer, t + 300, 0);
+    char *second = token_make(NULL, "second", f->issuer, t + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(verify(f->o, first, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    wait_fetches(f->o, 2, 0);
+    sleep_until_wall_ms(100); /* into the next second, ~400 ms after the refetch */
+    assert_int_equal(verify(f->o, second, time(NULL), &c, &jst), OIDC_REJECTED);
+    assert_int_equal(jst, JWT_UNKNOWN_KID);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.unknown_kid_refreshes, 1);
+    free(first);
+    free(second);
 }
 
 static void test_provider_down_at_start(void **state)
@@ -536,6 +572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_hit_skips_verification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_kid_flood, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_kid_limit_is_not_rounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_down_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_down_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_issuer, setup, teardown),
