@@ -335,10 +335,19 @@ describe('OIDC and API key authentication', () => {
       await expectRefused(bearer('a.b.c'), { reason: 'malformed' });
       const good = kc.mintToken();
       await expectRefused(bearer(good.slice(0, good.lastIndexOf('.'))), { reason: 'malformed' }); // two parts
-      // An RS256 signature shorter than the modulus is malformed, not a wrong signature.
-      await expectRefused(bearer(good.slice(0, good.length - 20)), { reason: 'malformed' });
+      // A signature one byte short of the modulus, canonically encoded, is a
+      // wrong signature; the full one with non-zero unused bits in its last
+      // character (an encoding no signer produces) is malformed.
+      const dot = good.lastIndexOf('.');
+      const sig = Buffer.from(good.slice(dot + 1), 'base64url');
+      const short = `${good.slice(0, dot + 1)}${sig.subarray(0, sig.length - 1).toString('base64url')}`;
+      await expectRefused(bearer(short), { reason: 'bad_signature' });
+      const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      assert.equal(sig.length % 3, 1, 'a 2048-bit RSA signature leaves 4 unused bits in the last character');
+      const last = B64URL.indexOf(good[good.length - 1]);
+      await expectRefused(bearer(good.slice(0, -1) + B64URL[last ^ 1]), { reason: 'malformed' });
       // Same length, one character of the signature changed.
-      const at = good.lastIndexOf('.') + 40;
+      const at = dot + 40;
       const flipped = good.slice(0, at) + (good[at] === 'A' ? 'B' : 'A') + good.slice(at + 1);
       await expectRefused(bearer(flipped), { reason: 'bad_signature' });
       const g = await grpcTraces(gw.grpcPort, undefined);
@@ -543,8 +552,8 @@ describe('OIDC and API key authentication', () => {
       assert.ok(await waitFor(() => kc.certsHits > hits, 3000, 50), 'no JWKS refetch');
       await sleep(200);
       // A token signed by A (even one verified and cached before) is refused.
-      // With a 1 s min_refresh_interval (counted in whole seconds) its unknown
-      // kid may start one more refetch (503); the answer after it is 401.
+      // Should the refetch above outlast min_refresh_interval (1 s), A's
+      // unknown kid may start one more (503); the answer after it is 401.
       const seen = [];
       const final = await waitFor(async () => {
         const r = await postTraces(gw.httpPort, bearer(tokA));
