@@ -31,8 +31,12 @@ meson test -C build-asan --print-errorlogs | tee "$logs/unit-asan"
 # shown only when it fails (it is long), its totals always.
 e2e() {
     if ! tests/e2e/run.sh "$2" >"$logs/$1" 2>&1; then
-        grep -E '^not ok' "$logs/$1" || true
-        tail -150 "$logs/$1"
+        # Every failing test at any depth, with its diagnostics (the YAML
+        # block up to its closing "..."), then the end of the run.
+        awk '/^ *not ok /{ind = match($0, /[^ ]/); on = 1; n = 0}
+             on && n++ < 200 {print}
+             on && /^ *\.\.\.$/ && match($0, /[^ ]/) == ind + 2 {on = 0}' "$logs/$1"
+        tail -40 "$logs/$1"
         echo "end-to-end tests FAILED ($1)"
         exit 1
     fi
