@@ -10,23 +10,47 @@ static const exporter_type *const exporter_types[] = {&exporter_otlp_http, &expo
                                                       &exporter_elasticsearch, &exporter_aws_xray,
                                                       &exporter_aws_cloudwatch_logs, &exporter_prometheus_remote_write};
 
-backend *backend_create(const config_backend *cfg, char *err, size_t errlen)
+/* The type named by cfg->type: a registry entry or an exporter type; -1
+ * with a located error when there is none. */
+static int backend_find(const config_backend *cfg, const backend_ops **ops, const exporter_type **et, char *err,
+                        size_t errlen)
 {
-    for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
-        if (strcmp(registry[i]->type, cfg->type) == 0) {
-            backend *b = registry[i]->create(cfg, err, errlen);
-            if (b != NULL) {
-                b->ops = registry[i];
-                b->name = cfg->name;
-            }
-            return b;
-        }
-    }
+    *ops = NULL;
+    *et = NULL;
+    for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+        if (strcmp(registry[i]->type, cfg->type) == 0)
+            return *ops = registry[i], 0;
     for (size_t i = 0; i < sizeof(exporter_types) / sizeof(exporter_types[0]); i++)
         if (strcmp(exporter_types[i]->name, cfg->type) == 0)
-            return exporter_backend_create(exporter_types[i], cfg, err, errlen);
-    config_error(config_get(cfg->node, "type"), "type", err, errlen,
-                 "unknown backend type \"%s\" (known: file, discard, otlp_http, otlp_grpc, elastic_otlp, "
-                 "elasticsearch, aws_xray, aws_cloudwatch_logs, prometheus_remote_write)", cfg->type);
-    return NULL;
+            return *et = exporter_types[i], 0;
+    return config_error(config_get(cfg->node, "type"), "type", err, errlen,
+                        "unknown backend type \"%s\" (known: file, discard, otlp_http, otlp_grpc, elastic_otlp, "
+                        "elasticsearch, aws_xray, aws_cloudwatch_logs, prometheus_remote_write)",
+                        cfg->type);
+}
+
+backend *backend_create(const config_backend *cfg, char *err, size_t errlen)
+{
+    const backend_ops *ops;
+    const exporter_type *et;
+    if (backend_find(cfg, &ops, &et, err, errlen) != 0)
+        return NULL;
+    if (et != NULL)
+        return exporter_backend_create(et, cfg, err, errlen);
+    backend *b = ops->create(cfg, err, errlen);
+    if (b != NULL) {
+        b->ops = ops;
+        b->name = cfg->name;
+    }
+    return b;
+}
+
+int backend_check(const config_backend *cfg, unsigned *signals, char *err, size_t errlen)
+{
+    const backend_ops *ops;
+    const exporter_type *et;
+    if (backend_find(cfg, &ops, &et, err, errlen) != 0)
+        return -1;
+    *signals = et != NULL ? et->signals : 0;
+    return et != NULL ? exporter_backend_check(et, cfg, err, errlen) : ops->check(cfg, err, errlen);
 }

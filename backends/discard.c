@@ -4,12 +4,15 @@
 
 #include "backend.h"
 
-static backend *discard_create(const config_backend *cfg, char *err, size_t errlen)
+static int discard_check(const config_backend *cfg, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"type", NULL};
-    if (config_check_keys(cfg->node, allowed, err, errlen) != 0)
-        return NULL;
-    return calloc(1, sizeof(backend));
+    return config_check_keys(cfg->node, allowed, err, errlen);
+}
+
+static backend *discard_create(const config_backend *cfg, char *err, size_t errlen)
+{
+    return discard_check(cfg, err, errlen) == 0 ? calloc(1, sizeof(backend)) : NULL;
 }
 
 static backend_status discard_export(backend *b, const otlp_request *req, const export_payload *p, char *err,
@@ -29,5 +32,5 @@ static void discard_flush(backend *b) { (void)b; }
 
 static void discard_destroy(backend *b) { free(b); }
 
-const backend_ops backend_discard_ops = {.type = "discard", .create = discard_create, .export = discard_export, .ready = discard_ready,
+const backend_ops backend_discard_ops = {.type = "discard", .create = discard_create, .check = discard_check, .export = discard_export, .ready = discard_ready,
                                            .flush = discard_flush, .destroy = discard_destroy};

@@ -936,6 +936,20 @@ static int exporter_curl_init(exporter *e)
     return 0;
 }
 
+int exporter_backend_check(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen)
+{
+    exporter_settings set = {0};
+    void *st = NULL;
+    int rc = exporter_settings_read(&set, type, cfg, err, errlen) != 0 ||
+                     (st = type->configure(cfg, err, errlen)) == NULL
+                 ? -1
+                 : 0;
+    if (st != NULL)
+        type->destroy(st);
+    exporter_settings_free(&set);
+    return rc;
+}
+
 backend *exporter_backend_create(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen)
 {
     if (errlen > 0)

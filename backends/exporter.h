@@ -123,6 +123,9 @@ typedef struct exporter_type {
  * pipeline's reserve), so acknowledgement means "queued" (see queue.h for
  * what survives what). */
 backend *exporter_backend_create(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen);
+/* The common keys and the type's, read as exporter_backend_create reads
+ * them, with no queue, thread or connection (backend_ops.check). */
+int exporter_backend_check(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen);
 
 /* endpoint (trailing slashes dropped) + path into out; -1 if over cap. */
 int exporter_url(char *out, size_t cap, const char *endpoint, const char *path);

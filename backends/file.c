@@ -57,14 +57,28 @@ static void file_destroy(backend *b)
     free(fb);
 }
 
-static backend *file_create(const config_backend *cfg, char *err, size_t errlen)
+static int file_read_config(const config_backend *cfg, const char **dir, int *fsync_each, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"type", "dir", "fsync", NULL};
+    if (config_check_keys(cfg->node, allowed, err, errlen) != 0 ||
+        config_str(cfg->node, "dir", "./otlp-gateway-data", dir, err, errlen) != 0 ||
+        config_bool(cfg->node, "fsync", 0, fsync_each, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+static int file_check(const config_backend *cfg, char *err, size_t errlen)
+{
     const char *dir;
     int fsync_each;
-    if (config_check_keys(cfg->node, allowed, err, errlen) != 0 ||
-        config_str(cfg->node, "dir", "./otlp-gateway-data", &dir, err, errlen) != 0 ||
-        config_bool(cfg->node, "fsync", 0, &fsync_each, err, errlen) != 0)
+    return file_read_config(cfg, &dir, &fsync_each, err, errlen);
+}
+
+static backend *file_create(const config_backend *cfg, char *err, size_t errlen)
+{
+    const char *dir;
+    int fsync_each;
+    if (file_read_config(cfg, &dir, &fsync_each, err, errlen) != 0)
         return NULL;
     if (mkdir_p(dir) != 0) {
         config_error(config_get(cfg->node, "dir"), "dir", err, errlen, "cannot create directory %s: %s", dir,
@@ -160,5 +174,5 @@ static void file_flush(backend *b)
     }
 }
 
-const backend_ops backend_file_ops = {.type = "file", .create = file_create, .export = file_export, .ready = file_ready,
+const backend_ops backend_file_ops = {.type = "file", .create = file_create, .check = file_check, .export = file_export, .ready = file_ready,
                                      .flush = file_flush, .destroy = file_destroy};

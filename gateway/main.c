@@ -35,16 +35,18 @@ static int load(const char *path, config **cfg)
     return rc;
 }
 
-/* Validate the config and the sections modules read themselves (auth,
- * tenants); backends are checked when they are created, at start. */
+/* Validate the config and every section modules read themselves (backends,
+ * pipelines, sampling, auth, tenants, TLS files) as a start would, short of
+ * creating anything: no sockets, directories, queues or threads. */
 static int check_config(const char *path)
 {
     config *cfg;
     char err[512];
     if (load(path, &cfg) != 0)
         return 1;
-    auth *au = auth_new(cfg, err, sizeof(err));
-    int rc = au == NULL;
+    auth *au = NULL;
+    int rc = pipeline_check(cfg, err, sizeof(err)) != 0 || (au = auth_new(cfg, err, sizeof(err))) == NULL ||
+             server_check(cfg, err, sizeof(err)) != 0;
     if (rc)
         fprintf(stderr, "otlp-gateway: config error: %s\n", err);
     else

@@ -270,19 +270,19 @@ static int read_route(pipeline *pl, const config *cfg, const config_pipeline *cp
     if (read_sampling(pl, cfg, cp, r, err, errlen) != 0)
         return -1;
     r->backends = calloc(cp->n_backends + 1, sizeof(*r->backends));
-    for (size_t j = 0; j < cp->n_backends; j++)
-        for (size_t k = 0; k < cfg->n_backends; k++)
-            if (strcmp(cfg->backends[k].name, cp->backends[j]) == 0) /* config.c checked existence */
-                r->backends[r->n_backends++] = pl->backends[k];
-    for (size_t j = 0; j < r->n_backends; j++) {
-        const backend *b = r->backends[j];
+    for (size_t j = 0; j < cp->n_backends; j++) {
+        size_t k = 0;
+        while (strcmp(cfg->backends[k].name, cp->backends[j]) != 0) /* config.c checked existence */
+            k++;
+        const backend *b = pl->backends[k];
         unsigned extra = b->signals != 0 ? r->signals & ~b->signals : 0;
         if (extra != 0) {
             int s = __builtin_ctz(extra);
             return config_error(config_get(cp->node, "backends"), "backends", err, errlen,
                                 "backend \"%s\" (%s) does not take %s; give this pipeline `signals:` it takes",
-                                b->name, b->ops->type, otlp_signal_name((otlp_signal)s));
+                                b->name, cfg->backends[k].type, otlp_signal_name((otlp_signal)s));
         }
+        r->backends[r->n_backends++] = pl->backends[k];
         r->needs_payload |= b->needs_payload;
     }
     metric_family *f = metrics_family("otlp_gateway_pipeline_items_total", METRIC_COUNTER,
@@ -324,7 +324,28 @@ static int read_tenant_routes(pipeline *pl, const config *cfg, char *err, size_t
     return 0;
 }
 
-pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t errlen)
+/* What --check-config builds in place of a backend: its name and signals,
+ * all that routes are checked against. */
+static void checked_backend_free(backend *b) { free(b); }
+static const backend_ops checked_backend_ops = {.type = "checked", .destroy = checked_backend_free};
+
+static backend *checked_backend(const config_backend *cfg, char *err, size_t errlen)
+{
+    unsigned signals;
+    if (backend_check(cfg, &signals, err, errlen) != 0)
+        return NULL;
+    backend *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *b = (backend){.ops = &checked_backend_ops, .name = cfg->name, .signals = signals};
+    return b;
+}
+
+/* pipeline_new, or with `check` the same reading of the config over
+ * checked backends (pipeline_check). */
+static pipeline *pipeline_build(const config *cfg, unsigned n_workers, int check, char *err, size_t errlen)
 {
     pipeline *pl = calloc(1, sizeof(*pl));
     if (pl == NULL || (pl->backends = calloc(cfg->n_backends + 1, sizeof(*pl->backends))) == NULL ||
@@ -345,7 +366,8 @@ pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t 
         return NULL;
     }
     for (size_t i = 0; i < cfg->n_backends; i++) {
-        if ((pl->backends[i] = backend_create(&cfg->backends[i], err, errlen)) == NULL) {
+        const config_backend *cb = &cfg->backends[i];
+        if ((pl->backends[i] = check ? checked_backend(cb, err, errlen) : backend_create(cb, err, errlen)) == NULL) {
             pipeline_free(pl);
             return NULL;
         }
@@ -378,6 +400,20 @@ pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t 
         pl->queue_full[s] = metrics_series(full, labels);
     }
     return pl;
+}
+
+pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t errlen)
+{
+    return pipeline_build(cfg, n_workers, 0, err, errlen);
+}
+
+int pipeline_check(const config *cfg, char *err, size_t errlen)
+{
+    pipeline *pl = pipeline_build(cfg, 1, 1, err, errlen);
+    if (pl == NULL)
+        return -1;
+    pipeline_free(pl);
+    return 0;
 }
 
 void pipeline_free(pipeline *pl)

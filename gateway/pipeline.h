@@ -38,6 +38,10 @@ typedef enum { PIPELINE_OK = 0, PIPELINE_RETRY = 1, PIPELINE_FAIL = 2 } pipeline
  * `sampling:` (one shard per worker: n_workers, 0 counts as 1); NULL with a
  * located error. */
 pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t errlen);
+/* Every check pipeline_new makes (backend keys, routes, sampling, tenants'
+ * pipelines), without building backends: nothing is created on disk or
+ * started (--check-config). 0, or -1 with a located error. */
+int pipeline_check(const config *cfg, char *err, size_t errlen);
 void pipeline_free(pipeline *pl);
 
 /* `a` is the request's arena (views, edits and encodings are allocated there). */

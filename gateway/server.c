@@ -160,6 +160,26 @@ static int plan_listener(listener_plan *p, const config_listener *cl, const conf
     return 0;
 }
 
+static void plan_release(listener_plan *p)
+{
+    SSL_CTX_free(p->grpc_ssl);
+    SSL_CTX_free(p->http_ssl);
+    tls_creds_free(p->tls);
+    http_site_free(p->http_site);
+}
+
+int server_check(const config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        listener_plan p = {0};
+        int rc = plan_listener(&p, &cfg->listeners[i], cfg, err, errlen);
+        plan_release(&p);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 unsigned server_worker_count(const config *cfg)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -397,12 +417,8 @@ void server_free(server *s)
         free(s->workers[0].grpc_fds);
     }
     free(s->workers);
-    for (size_t i = 0; i < s->n_plans && s->plans != NULL; i++) {
-        SSL_CTX_free(s->plans[i].grpc_ssl);
-        SSL_CTX_free(s->plans[i].http_ssl);
-        tls_creds_free(s->plans[i].tls);
-        http_site_free(s->plans[i].http_site);
-    }
+    for (size_t i = 0; i < s->n_plans && s->plans != NULL; i++)
+        plan_release(&s->plans[i]);
     free(s->plans);
     http_site_free(s->admin_site);
     free(s);

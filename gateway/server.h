@@ -23,6 +23,9 @@ typedef struct server server;
  * pipeline's sampler shards match (pipeline_new takes this count). */
 unsigned server_worker_count(const config *cfg);
 server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin, char *err, size_t errlen);
+/* What server_new checks before it binds: each TLS listener's certificate,
+ * key and client CA load and match (--check-config). 0, or -1 with err. */
+int server_check(const config *cfg, char *err, size_t errlen);
 /* Starts the worker threads; -1 with err if a thread cannot start. */
 int server_start(server *s, char *err, size_t errlen);
 /* Ask for a graceful stop: stop accepting, let in-flight requests finish

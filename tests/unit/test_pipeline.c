@@ -333,6 +333,9 @@ static void route_config_fails_with(const char *backends, const char *pipelines,
     pipeline *pl = pipeline_new(cfg, 1, err, sizeof(err));
     if (pl != NULL || strstr(err, expected) == NULL)
         fail_msg("expected \"%s\", got \"%s\"", expected, pl ? "(none)" : err);
+    char check_err[512] = "";
+    if (pipeline_check(cfg, check_err, sizeof(check_err)) == 0 || strcmp(check_err, err) != 0)
+        fail_msg("pipeline_check: expected \"%s\", got \"%s\"", err, check_err);
     config_free(cfg);
 }
 

@@ -95,7 +95,8 @@ static inline backend *expect_backend_ok(const char *yaml, config **cfg)
 
 /* A config whose one backend is `x: {<fmt, ...>}` (on line 3 of t.yaml) must
  * load, and backend_create must refuse it with an error that starts with
- * "t.yaml:3:" and contains `want`. */
+ * "t.yaml:3:" and contains `want`; backend_check (--check-config) must refuse
+ * it with the same error. */
 static inline void expect_backend_error(const char *want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline void expect_backend_error(const char *want, const char *fmt, ...)
 {
@@ -113,6 +114,12 @@ static inline void expect_backend_error(const char *want, const char *fmt, ...)
         fail_msg("{%s}: backend_create succeeded, want \"%s\"", keys, want);
     if (strstr(err, want) == NULL || strncmp(err, "t.yaml:3:", 9) != 0)
         fail_msg("{%s}: got \"%s\", want \"t.yaml:3:...%s\"", keys, err, want);
+    char check_err[512] = "";
+    unsigned signals;
+    if (backend_check(&cfg->backends[0], &signals, check_err, sizeof(check_err)) == 0)
+        fail_msg("{%s}: backend_check passed what backend_create refuses: \"%s\"", keys, err);
+    if (strcmp(check_err, err) != 0)
+        fail_msg("{%s}: backend_check says \"%s\", backend_create \"%s\"", keys, check_err, err);
     config_free(cfg);
 }
 

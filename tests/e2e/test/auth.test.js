@@ -10,6 +10,7 @@
 //   insecure gRPC + HTTP, auth: none, allow_cidrs [127.0.0.1/32], tenant legacy
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -578,9 +579,23 @@ describe('OIDC and API key authentication', () => {
 describe('keycloak/ realm export and sample config', () => {
   const dir = path.resolve(E2E_DIR, '../../keycloak');
 
-  it('gateway.yaml passes --check-config', async () => {
-    const r = await runGatewayOnce(['--check-config', path.join(dir, 'gateway.yaml')]);
-    assert.equal(r.code, 0, r.output);
+  it('gateway.yaml passes --check-config once its TLS files exist', async () => {
+    // The sample names production paths (/etc/otlp-gateway/...); the check
+    // loads the certificate, so it fails here until they point at a real pair.
+    const as = await runGatewayOnce(['--check-config', path.join(dir, 'gateway.yaml')]);
+    assert.equal(as.code, 1, as.output);
+    assert.match(as.output, /\/etc\/otlp-gateway\/tls\.crt/);
+    const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-e2e-sample-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+        '-days', '1', '-subj', '/CN=otlp-gateway', '-keyout', 'tls.key', '-out', 'tls.crt'], { cwd: tmp, stdio: 'ignore' });
+      const text = (await fsp.readFile(path.join(dir, 'gateway.yaml'), 'utf8')).replaceAll('/etc/otlp-gateway/', `${tmp}/`);
+      await fsp.writeFile(path.join(tmp, 'gateway.yaml'), text);
+      const r = await runGatewayOnce(['--check-config', path.join(tmp, 'gateway.yaml')]);
+      assert.equal(r.code, 0, r.output);
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
   });
 
   it('realm-telemetry.json defines what the stand-in provider and gateway.yaml assume', async () => {

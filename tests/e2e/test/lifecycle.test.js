@@ -238,6 +238,59 @@ describe('config errors', () => {
     assert.ok(r.output.includes(`bad-size.yaml:${line}:`), `names the line ${line}: ${r.output}`);
   });
 
+  /** Write `text` as NAME.yaml, run --check-config on it; {r, file, line(s)} */
+  async function check(name, text) {
+    const file = path.join(dir, `${name}.yaml`);
+    await fs.writeFile(file, text);
+    const r = await runGatewayOnce(['--check-config', file]);
+    const line = (needle) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
+    return { r, file, line };
+  }
+  const exists = (p) => fs.access(p).then(() => true, () => false);
+
+  it('--check-config reads every backend type\'s keys and creates nothing', async () => {
+    const out = path.join(dir, 'never-data');
+    const queue = path.join(dir, 'never-queue');
+    const text = (timeoutKey) =>
+      base()
+        .replace(`dir: ${path.join(dir, 'data')}`, `dir: ${out}`)
+        .replace(
+          'pipelines:',
+          ['  remote:', '    type: otlp_http', '    endpoint: http://127.0.0.1:9', `    queue: {dir: ${queue}}`,
+            `    ${timeoutKey}: 5s`, 'pipelines:'].join('\n'),
+        );
+    const bad = await check('bad-backend-key', text('timout'));
+    assert.equal(bad.r.code, 1, bad.r.output);
+    assert.ok(bad.r.output.includes(`bad-backend-key.yaml:${bad.line('timout')}:`), `names the line: ${bad.r.output}`);
+    assert.ok(bad.r.output.includes('timout'), `names the key: ${bad.r.output}`);
+    const good = await check('good-backend-key', text('timeout'));
+    assert.equal(good.r.code, 0, good.r.output);
+    // Neither the file backend's directory nor the disk queue was made, by
+    // the failing check or the passing one.
+    assert.equal(await exists(out), false, 'file backend dir created by --check-config');
+    assert.equal(await exists(queue), false, 'queue dir created by --check-config');
+  });
+
+  it('--check-config refuses a pipeline that routes a signal its backend does not take', async () => {
+    const text = base().replace(
+      'pipelines:',
+      '  prw: {type: prometheus_remote_write, endpoint: http://127.0.0.1:9/api/v1/write}\npipelines:\n' +
+        '  - {name: metrics-only, signals: [metrics, logs], backends: [prw]}',
+    );
+    const { r, line } = await check('bad-signals', text);
+    assert.equal(r.code, 1, r.output);
+    assert.ok(r.output.includes(`bad-signals.yaml:${line('metrics-only')}:`), `names the line: ${r.output}`);
+    assert.match(r.output, /backend "prw" \(prometheus_remote_write\) does not take logs/);
+  });
+
+  it('--check-config loads TLS certificates and names a missing one', async () => {
+    const cert = path.join(dir, 'missing.crt');
+    const text = base().replace('    header_timeout:', `    tls: {cert: ${cert}, key: ${path.join(dir, 'missing.key')}}\n    header_timeout:`);
+    const { r } = await check('bad-tls', text);
+    assert.equal(r.code, 1, r.output);
+    assert.ok(r.output.includes(cert), `names the file: ${r.output}`);
+  });
+
   it('the gateway refuses to start on a bad config and exits non-zero', async () => {
     const file = path.join(dir, 'bad-start.yaml');
     await fs.writeFile(file, base().replace('type: file', 'type: no-such-backend'));
