@@ -371,8 +371,12 @@ static const tenant_name *tenant_intern(shard *sh, const char *tenant)
     return t;
 }
 
+/* The in-flight gauge drops here, not at the decision: a sampled trace is
+ * still held until it has been handed to the backends, so "0 in flight"
+ * means everything decided has also been emitted (as bytes_held does). */
 static void trace_free(sampler *s, shard *sh, trace *t)
 {
+    metrics_gauge_add(s->m.in_flight, -1);
     for (seg *g = t->segs, *nx; g != NULL; g = nx) {
         nx = g->next;
         blob_put(s, sh, g->scope);
@@ -398,7 +402,6 @@ static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
     list_unlink(t);
     if (t->in_quiet)
         quiet_unlink(t);
-    metrics_gauge_add(s->m.in_flight, -1);
     uint64_t lat = now_ns > t->first_ns ? now_ns - t->first_ns : 0;
     sh->st.lat_sum += lat;
     if (lat > sh->st.lat_max)
@@ -701,7 +704,6 @@ void sampler_free(sampler *s)
             sh->ready = t->next;
             trace_free(s, sh, t);
         }
-        metrics_gauge_add(s->m.in_flight, -(int64_t)sh->n_traces);
         for (tenant_name *t = sh->tenants, *nx; t != NULL; t = nx) {
             nx = t->next;
             free(t);

@@ -57,7 +57,7 @@ void sampler_set_metrics(sampler *s, const char *pipeline)
     static const double lat_bounds[] = {0.1, 0.5, 1, 2, 5, 10, 20, 30, 60};
     static const char *const reasons[] = {"wait", "quiet", "evicted", "flush"};
     metric_family *in_flight = metrics_family("otlp_gateway_sampler_traces_in_flight", METRIC_GAUGE,
-                                              "Traces buffered by the tail sampler awaiting a decision");
+                                              "Traces the tail sampler holds: awaiting a decision, or sampled and not yet handed to the backends");
     metric_family *bytes = metrics_family("otlp_gateway_sampler_bytes_held", METRIC_GAUGE,
                                           "Memory the tail sampler accounts for buffered spans");
     metric_family *traces = metrics_family("otlp_gateway_sampler_traces_total", METRIC_COUNTER,

@@ -931,6 +931,22 @@ static void test_tenants_and_shards(void **state)
     sampler_free(s);
 }
 
+/* An emit callback that records the in-flight gauge as /metrics shows it
+ * while the sampled trace is being handed on. */
+static int inflight_seen_in_emit = -1;
+static void emit_reading_gauge(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+{
+    (void)data, (void)tenant, (void)req, (void)len, (void)spans;
+    buf out = BUF_INIT;
+    assert_int_equal(metrics_render(&out), 0);
+    buf_putc(&out, '\0');
+    static const char key[] = "otlp_gateway_sampler_traces_in_flight{pipeline=\"shop-traces\"} ";
+    const char *at = strstr(out.data, key);
+    assert_non_null(at);
+    inflight_seen_in_emit = atoi(at + strlen(key));
+    buf_free(&out);
+}
+
 static void test_metrics_hook(void **state)
 {
     (void)state;
@@ -950,6 +966,11 @@ static void test_metrics_hook(void **state)
     assert_non_null(strstr(out.data, "otlp_gateway_sampler_traces_in_flight{pipeline=\"shop-traces\"} 0"));
     assert_non_null(strstr(out.data, "otlp_gateway_sampler_bytes_held{pipeline=\"shop-traces\"} "));
     buf_free(&out);
+    /* A sampled trace counts as in flight until it has been handed on, so a
+     * gauge at 0 means everything decided is with the backends. */
+    add_trace(s, 3, 1, 2, T0);
+    sampler_flush(s, 0, T0 + SEC, emit_reading_gauge, NULL);
+    assert_int_equal(inflight_seen_in_emit, 1);
     sampler_free(s);
 }
 
