@@ -817,18 +817,19 @@ static void test_stalled_clients_closed(void **state)
     set.header_timeout_ms = 300;
     server *srv = server_start(&set);
 
-    /* No preface at all. */
-    int fd = connect_port(srv->port);
+    /* No preface at all. Each t0 is read before the client acts, so a test
+     * thread preempted in between cannot make a timeout look early. */
     uint64_t t0 = now_ms();
+    int fd = connect_port(srv->port);
     char tmp[256];
     assert_int_equal(read_to_eof(fd, tmp, sizeof(tmp), 3000), 0);
     assert_true(now_ms() - t0 >= 250);
     close(fd);
 
     /* Preface and HEADERS, then the request body never comes. */
+    t0 = now_ms();
     tclient *t = tc_new(srv->port);
     int32_t id = tc_start(t, "POST", TRACES_PATH, "application/grpc", NULL, 0, 1, NULL);
-    t0 = now_ms();
     tc_run(t, NULL, NULL, 3000);
     assert_true(t->eof);
     assert_true(now_ms() - t0 >= 250);
@@ -852,8 +853,8 @@ static void test_idle_timeout(void **state)
     tclient *t = tc_new(srv->port);
     uint8_t frame[16];
     size_t flen = grpc_frame(frame, 0, (const uint8_t *)"abc", 3);
+    uint64_t t0 = now_ms(); /* before the call: the idle timer starts after it */
     assert_ok_reply(tc_call(t, TRACES_PATH, "application/grpc", frame, flen), OTLP_TRACES);
-    uint64_t t0 = now_ms();
     tc_run(t, NULL, NULL, 3000);
     assert_true(t->eof);
     assert_int_equal(t->goaways, 1);

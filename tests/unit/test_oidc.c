@@ -272,6 +272,13 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Waits up to 5 s for at least `ok` successful and `failed` failed fetches. */
 static void wait_fetches(oidc *o, uint64_t ok, uint64_t failed)
 {
@@ -405,20 +412,23 @@ static void test_key_rotation(void **state)
     free(tok_b);
 }
 
+/* A flood of unknown kids within one min_refresh_interval (1 s) costs one
+ * fetch. The flood stops at 700 ms and the late token is sent only while
+ * under 950 ms, so a stalled machine cannot push a request past the limit. */
 static void test_unknown_kid_flood(void **state)
 {
     fx *f = *state;
     assert_int_equal(oidc_start(f->o), 0);
     wait_fetches(f->o, 1, 0);
     sleep_ms(1100);
-    int64_t t = time(NULL);
+    int64_t t = time(NULL), t0 = mono_ms();
     unsigned certs0 = srv_hits(&f->s, &f->s.certs_hits);
     /* The first asks for a refetch; the rest are told to retry while it runs
      * and rejected after, but none causes another fetch. */
-    int unavailable = 0, rejected = 0;
-    for (int i = 0; i < 1000; i++) {
+    int sent = 0, unavailable = 0, rejected = 0;
+    for (; sent < 1000 && mono_ms() - t0 < 700; sent++) {
         char kid[32];
-        snprintf(kid, sizeof kid, "%08x%04d", (unsigned)rand(), i);
+        snprintf(kid, sizeof kid, "%08x%04d", (unsigned)rand(), sent);
         char *tok = token_make(NULL, kid, f->issuer, t + 300, 0);
         jwt_claims c;
         jwt_status jst;
@@ -428,14 +438,16 @@ static void test_unknown_kid_flood(void **state)
         free(tok);
     }
     assert_true(unavailable >= 1);
-    assert_int_equal(unavailable + rejected, 1000);
+    assert_int_equal(unavailable + rejected, sent);
     wait_fetches(f->o, 2, 0);
-    char *late = token_make(NULL, "late", f->issuer, t + 300, 0);
-    jwt_claims c;
-    jwt_status jst;
-    assert_int_equal(verify(f->o, late, t, &c, &jst), OIDC_REJECTED);
-    assert_int_equal(jst, JWT_UNKNOWN_KID);
-    free(late);
+    if (mono_ms() - t0 < 950) {
+        char *late = token_make(NULL, "late", f->issuer, t + 300, 0);
+        jwt_claims c;
+        jwt_status jst;
+        assert_int_equal(verify(f->o, late, t, &c, &jst), OIDC_REJECTED);
+        assert_int_equal(jst, JWT_UNKNOWN_KID);
+        free(late);
+    }
     sleep_ms(200);
     assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), certs0 + 1);
     oidc_provider_stats st;
@@ -453,30 +465,39 @@ static void sleep_until_wall_ms(int ms)
 }
 
 /* min_refresh_interval is an interval, not a count of second boundaries: an
- * unknown kid 400 ms after a refetch, but in the next wall-clock second, is
- * rejected without another fetch. */
+ * unknown kid ~400 ms after a refetch, but in the next wall-clock second, is
+ * rejected without another fetch. A stalled machine can miss that window (the
+ * refetch not done by .100); then the scenario runs again, up to 3 times. */
 static void test_unknown_kid_limit_is_not_rounded(void **state)
 {
     fx *f = *state;
     assert_int_equal(oidc_start(f->o), 0);
     wait_fetches(f->o, 1, 0);
-    sleep_ms(1100);
-    sleep_until_wall_ms(700);
-    int64_t t = time(NULL);
-    char *first = token_make(NULL, "first", f->issuer, t + 300, 0);
-    char *second = token_make(NULL, "second", f->issuer, t + 300, 0);
-    jwt_claims c;
-    jwt_status jst;
-    assert_int_equal(verify(f->o, first, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
-    wait_fetches(f->o, 2, 0);
-    sleep_until_wall_ms(100); /* into the next second, ~400 ms after the refetch */
-    assert_int_equal(verify(f->o, second, time(NULL), &c, &jst), OIDC_REJECTED);
-    assert_int_equal(jst, JWT_UNKNOWN_KID);
+    int attempts = 0, checked = 0;
+    while (!checked && attempts < 3) {
+        sleep_ms(1100); /* past min_refresh_interval since the last fetch */
+        sleep_until_wall_ms(700);
+        int64_t t = time(NULL), t0 = mono_ms();
+        char *first = token_make(NULL, "first", f->issuer, t + 300, 0);
+        char *second = token_make(NULL, "second", f->issuer, t + 300, 0);
+        jwt_claims c;
+        jwt_status jst;
+        assert_int_equal(verify(f->o, first, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+        attempts++;
+        wait_fetches(f->o, 1 + (uint64_t)attempts, 0);
+        sleep_until_wall_ms(100); /* into the next second */
+        if (mono_ms() - t0 < 900) {
+            assert_int_equal(verify(f->o, second, time(NULL), &c, &jst), OIDC_REJECTED);
+            assert_int_equal(jst, JWT_UNKNOWN_KID);
+            checked = 1;
+        }
+        free(first);
+        free(second);
+    }
+    assert_true(checked);
     oidc_provider_stats st;
     oidc_stats(f->o, 0, &st);
-    assert_int_equal(st.unknown_kid_refreshes, 1);
-    free(first);
-    free(second);
+    assert_int_equal(st.unknown_kid_refreshes, attempts);
 }
 
 static void test_provider_down_at_start(void **state)

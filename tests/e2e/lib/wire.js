@@ -284,9 +284,10 @@ export function grpcMessages(data) {
 
 /**
  * Connect, write `data` (optional), then wait until the server closes the
- * connection or `timeoutMs` passes. Resolves {closedByServer, ms, received: Buffer}.
+ * connection, `until(received)` (optional) is true, or `timeoutMs` passes.
+ * Resolves {closedByServer, ms, received: Buffer}.
  */
-export function tcpExchange(port, data, { timeoutMs = 5000 } = {}) {
+export function tcpExchange(port, data, { timeoutMs = 5000, until } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const sock = net.connect({ host: '127.0.0.1', port });
@@ -303,7 +304,10 @@ export function tcpExchange(port, data, { timeoutMs = 5000 } = {}) {
     sock.on('connect', () => {
       if (data !== undefined) sock.write(data);
     });
-    sock.on('data', (c) => chunks.push(c));
+    sock.on('data', (c) => {
+      chunks.push(c);
+      if (until?.(Buffer.concat(chunks))) finish(false);
+    });
     sock.on('end', () => finish(true));
     sock.on('close', () => finish(true));
     sock.on('error', (e) => {

@@ -408,20 +408,25 @@ describe('OIDC and API key authentication', () => {
 
   it('limits JWKS refetches under an unknown-kid flood (200 random kids in 1 s)', async () =>
     gw.withLog(async () => {
+      const batches = 10;
+      // Signed before the clock starts: on a slow machine signing must not stretch the flood.
+      const tokens = Array.from({ length: batches * 20 }, () =>
+        kc.mintToken({ header: { kid: crypto.randomBytes(8).toString('hex') } }),
+      );
       await sleep(1100); // past min_refresh_interval since any earlier refetch
       const t0 = Date.now();
       const failBefore = await gw.metrics();
       const statuses = [];
-      const batches = 10;
       for (let b = 0; b < batches; b++) {
-        const batch = [];
-        for (let i = 0; i < 20; i++) {
-          const tok = kc.mintToken({ header: { kid: crypto.randomBytes(8).toString('hex') } });
-          batch.push(postTraces(gw.httpPort, bearer(tok)).then((r) => statuses.push(r.status)));
-        }
+        const batch = tokens.slice(b * 20, (b + 1) * 20).map((tok) =>
+          postTraces(gw.httpPort, bearer(tok)).then((r) => statuses.push(r.status)),
+        );
         await Promise.all(batch);
         await sleep(Math.max(0, t0 + ((b + 1) * 1000) / batches - Date.now()));
       }
+      // One refetch, plus one per whole min_refresh_interval (1 s) the flood
+      // outlasted: about 1 s here, more only if the machine stalled.
+      const allowed = 1 + Math.floor((Date.now() - t0) / 1000);
       await sleep(300); // let a fetch started at the end be counted
       const hits = kc.certsHitsSince(t0);
       assert.equal(statuses.length, 200);
@@ -429,7 +434,7 @@ describe('OIDC and API key authentication', () => {
         statuses.every((s) => s === 401 || s === 503),
         `unexpected statuses ${[...new Set(statuses)]}`,
       );
-      assert.ok(hits <= 2, `${hits} JWKS downloads during the flood (expected <= 2)`);
+      assert.ok(hits <= allowed, `${hits} JWKS downloads during the flood (expected <= ${allowed})`);
       const after = await gw.metrics();
       const moved = failureDeltas(failBefore, after);
       const n401 = statuses.filter((x) => x === 401).length;
@@ -443,7 +448,7 @@ describe('OIDC and API key authentication', () => {
         ),
       );
       const kidRefreshes = metricSum(after, M.jwks, { result: 'unknown_kid' }) - metricSum(failBefore, M.jwks, { result: 'unknown_kid' });
-      assert.ok(kidRefreshes >= 1 && kidRefreshes <= 2, `jwks unknown_kid refreshes ${kidRefreshes}`);
+      assert.ok(kidRefreshes >= 1 && kidRefreshes <= allowed, `jwks unknown_kid refreshes ${kidRefreshes} (allowed ${allowed})`);
     }));
 
   it('survives a 100 KB Authorization header', async () =>
@@ -464,7 +469,7 @@ describe('OIDC and API key authentication', () => {
       assert.equal((await grpcTraces(gw.grpcPort, bearer(kc.mintToken()))).status, GRPC_CODE.OK);
     }));
 
-  it('accepts a valid API key with its tenant; refuses unknown, revoked (after SIGHUP) and expired keys', async () =>
+  it('accepts a valid API key with its tenant; refuses unknown, revoked (file change noticed) and expired keys', async () =>
     gw.withLog(async () => {
       const out = await keysCli(gw, ['create', '--tenant', 'payments', '--name', 'e2e']);
       const key = out.split('\n').find((l) => l.startsWith('otlpgw_'));
@@ -483,9 +488,9 @@ describe('OIDC and API key authentication', () => {
       const list = await keysCli(gw, ['list']);
       assert.match(list, new RegExp(`${id}.*active`));
       await keysCli(gw, ['revoke', id]);
-      // Still valid until the gateway reloads the file.
-      assert.equal((await postTraces(gw.httpPort, bearer(key))).status, 200);
-      await sighupAndWait(gw);
+      // The gateway notices the rewritten file within about a second, no SIGHUP needed.
+      const revoked = await waitFor(async () => (await postTraces(gw.httpPort, bearer(key))).status === 401, 5000, 100);
+      assert.ok(revoked, `revoked key still accepted 5 s after the keys file changed\n${gw.logTail(2000)}`);
       await expectRefused(bearer(key), { reason: 'revoked_key' });
       assert.equal((await grpcTraces(gw.grpcPort, bearer(key))).status, GRPC_CODE.UNAUTHENTICATED);
     }));

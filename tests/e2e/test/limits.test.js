@@ -41,8 +41,9 @@ describe('per-tenant limits', () => {
   });
 
   it('over spans_per_sec: HTTP 429 with Retry-After, accepted again after waiting', async () => {
-    // 20 spans against 10/s: admitted once (the burst goes into debt) ...
-    let r = await postTraces(gw, traceRequestProto('limits', spans(20)));
+    // 30 spans against 10/s: admitted once (the burst goes into a 2 s debt,
+    // room for a slow machine between the two requests) ...
+    let r = await postTraces(gw, traceRequestProto('limits', spans(30)));
     assert.equal(r.status, 200, gw.logTail());
     // ... then refused until the debt is paid off.
     r = await postTraces(gw, traceRequestProto('limits', spans(1)));
@@ -58,7 +59,7 @@ describe('per-tenant limits', () => {
 
   it('over spans_per_sec on gRPC: RESOURCE_EXHAUSTED with RetryInfo details', async () => {
     await sleep(2500); // let the bucket refill after the previous test
-    let r = await grpcExport(gw.grpcPort, 'traces', traceRequestProto('limits', spans(20)));
+    let r = await grpcExport(gw.grpcPort, 'traces', traceRequestProto('limits', spans(30)));
     assert.equal(r.status, 0, r.message);
     r = await grpcExport(gw.grpcPort, 'traces', traceRequestProto('limits', spans(1)));
     assert.equal(r.status, 8);
@@ -69,7 +70,7 @@ describe('per-tenant limits', () => {
   });
 
   it('over the tenant max_request_bytes: 413, while the listener would take it', async () => {
-    await sleep(2500);
+    await sleep(3000); // the previous test's 2 s debt paid off
     const big = traceRequestProto('limits', spans(1).map((s) => ({ ...s, name: 'x'.repeat(5000) })));
     assert.ok(big.length > 4096 && big.length < 1024 * 1024);
     const r = await postTraces(gw, big);

@@ -330,7 +330,12 @@ ${backend('amp', creds.secretAccessKey)}${backend('amp_wrong_key', 'not-the-secr
       await exporter.shutdown();
       const orders = await prom.waitFor('shop_orders_total{job="shop/signed"}', 2);
       assert.deepEqual(orders.map((s) => s.value).sort(), [1, 5]);
-      await waitFor(async () => delta(before, await gw.metrics(), EXPORT.failed, { backend: 'amp_wrong_key' }) > 0, 5000);
+      // Prometheus stores before it answers: poll until the gateway has read both answers.
+      await waitFor(async () => {
+        const m = await gw.metrics();
+        return delta(before, m, EXPORT.failed, { backend: 'amp_wrong_key' }) > 0 &&
+          delta(before, m, EXPORT.sent, { backend: 'amp', signal: 'metrics' }) >= points(rm);
+      }, 5000);
       const afterM = await gw.metrics();
       assert.equal(delta(before, afterM, EXPORT.sent, { backend: 'amp', signal: 'metrics' }), points(rm));
       assert.equal(delta(before, afterM, EXPORT.failed, { backend: 'amp_wrong_key', reason: 'dropped' }), points(rm));

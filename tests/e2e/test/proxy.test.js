@@ -245,7 +245,7 @@ describe('PROXY protocol', { skip: !fs.existsSync(HAPROXY) && 'haproxy is not in
       const r = await tcpExchange(
         gw.grpcPort,
         Buffer.concat([proxyV2(ALLOWED, '127.0.0.1', 40000, gw.grpcPort), H2_PREFACE, settings]),
-        { timeoutMs: 500 },
+        { timeoutMs: 5000, until: (got) => got.length >= 9 },
       );
       assert.ok(r.received.length >= 9, 'server sent frames');
       assert.equal(r.received[3], 4, 'first frame is SETTINGS');
