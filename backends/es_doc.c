@@ -1,24 +1,28 @@
 /* es_doc: OTLP -> Elasticsearch bulk NDJSON (es_doc.h has the contract).
  *
- * Documents are built as jansson values and dumped compactly (jansson keeps
- * insertion order, so the bytes are the same every time). The resource and
- * scope objects are built once per scope and shared by its documents
- * (reference counted), so a batch of spans from one service does not
- * rebuild them per span. Strings are made valid UTF-8 first (each
- * invalid byte becomes U+FFFD): protobuf does not guarantee it and a JSON
- * document must have it. Reals jansson cannot write (NaN, infinities)
- * become null in attributes and drop the item where they are the value. */
+ * Documents are written straight into the output as compact JSON, with no
+ * tree built first: rendering is the exporter's hot path. The bytes are
+ * exactly those of the jansson-built documents this replaced (json_dumps,
+ * JSON_COMPACT): members in the order they are set, a key given twice
+ * keeping the place of its first occurrence with the value of the last;
+ * in strings '"', backslash and controls escaped (\b \f \n \r \t, the
+ * others as \u00XX in upper-case hex) and nothing else; reals as %.17g,
+ * with ".0" added to integral ones and the exponent without '+' or leading
+ * zeros. The resource and scope objects are written once per scope and
+ * copied into each of its documents, so a batch of spans from one service
+ * does not rewrite them per span. Strings are made valid UTF-8 on the way
+ * (each invalid byte becomes U+FFFD): protobuf does not guarantee it and a
+ * JSON document must have it. Reals JSON cannot hold (NaN, infinities)
+ * become null in attributes and drop the item where they are the value.
+ * Reals are written with snprintf, which assumes the "C" LC_NUMERIC locale
+ * (the gateway never calls setlocale). */
 #include "es_doc.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <openssl/evp.h>
 
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
@@ -37,37 +41,61 @@ typedef Opentelemetry__Proto__Resource__V1__Resource es_resource;
  * templates match `*-*.otel-*`). */
 #define ES_DOC_DATASET_SUFFIX ".otel"
 
+/* Up to this many members, repeated keys are found by comparing every pair
+ * (cheapest for the usual handful of attributes); past it by sorting, so
+ * that a list of thousands costs n log n, not n^2. */
+#define ES_DOC_PAIRWISE_MAX 16
+/* A member of a plan that a later one with the same key replaced. */
+#define ES_DOC_GONE ((size_t)-1)
+
+static const char es_doc_hex[] = "0123456789abcdef";
+
+/* Members of the objects being written, innermost last: for each, the
+ * index of the key-value it takes its key and value from (es_doc_plan). */
+typedef struct es_doc_stack {
+    size_t *v;
+    size_t n, cap;
+} es_doc_stack;
+
+/* One key of a list being planned, as it will be written (escaped, so
+ * keys that differ only in invalid UTF-8 compare equal, as they would
+ * once written). */
+typedef struct es_doc_keyref {
+    const char *s; /* in es_doc_ctx.keytext, at off, once all are written */
+    size_t off, len;
+    size_t pos; /* its place among the list's members */
+} es_doc_keyref;
+
 typedef struct es_doc_ctx {
     const es_doc_settings *s;
     buf *out;
     es_doc_table *t;
     es_doc_report *rep;
-    int failed;           /* out of memory: the render stops with -1 */
-    uint32_t next_items;  /* the item weight the group's next document carries */
-    uint8_t next_first;   /* the next document starts a group */
+    int failed;          /* out of memory: the render stops with -1 */
+    uint32_t next_items; /* the item weight the group's next document carries */
+    uint8_t next_first;  /* the next document starts a group */
+    /* Scratch, reused across the render and freed at its end. */
+    buf origin;          /* ,"resource":{...},"scope":{...} of the current scope */
+    buf value, values;   /* a metric point's value; a histogram's values while its counts go to `value` */
+    buf text;            /* a map written as JSON text (metric dimensions are keywords) */
+    es_doc_stack plan;
+    es_doc_keyref *keys; /* the keys of the list being planned, and their text */
+    size_t keys_cap;
+    buf keytext;
 } es_doc_ctx;
 
-/* Where an item comes from: the shared resource and scope objects and the
- * attributes the data stream routing looks at. */
+/* Where an item comes from: the data stream names its scope or resource
+ * give (else the settings'); its resource and scope text is in ctx.origin. */
 typedef struct es_doc_origin {
-    json_t *resource, *scope;
-    es_kv **res_kv, **scope_kv;
-    size_t res_n, scope_n;
+    const char *dataset, *namespace;
 } es_doc_origin;
 
 typedef struct es_doc_stream {
     const char *type; /* traces | logs | metrics */
     char dataset[ES_DOC_NAME_MAX + 1];
     char namespace[ES_DOC_NAME_MAX + 1];
+    size_t dataset_len, namespace_len;
 } es_doc_stream;
-
-/* ---- small values ---- */
-
-static void es_doc_set(es_doc_ctx *c, json_t *obj, const char *key, json_t *v)
-{
-    if (json_object_set_new(obj, key, v) != 0) /* steals v, even on failure */
-        c->failed = 1;
-}
 
 /* An item left out: counted, the first reason kept. */
 static void es_doc_drop(es_doc_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -81,194 +109,446 @@ static void es_doc_drop(es_doc_ctx *c, const char *fmt, ...)
     va_end(ap);
 }
 
-static int es_doc_utf8_ok(const char *s)
+/* ---- JSON values ---- */
+
+/* buf_append and friends for the many short pieces a document is made of,
+ * with the usual case (the buffer has room) inline. */
+static inline int es_doc_bytes(buf *b, const void *p, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t l = otlp_json_utf8_seq(p + i, n - i);
-        if (l == 0)
-            return 0;
-        i += l;
-    }
-    return 1;
+    if (n == 0) /* p may be NULL then (an empty buffer's data) */
+        return 0;
+    if (n >= b->cap - b->len)
+        return buf_append(b, p, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
 }
 
-/* A copy of s with each byte of invalid UTF-8 replaced by U+FFFD; malloc'd. */
-static char *es_doc_utf8_fix(const char *s)
+static inline int es_doc_char(buf *b, char ch)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), o = 0;
-    char *out = malloc(n * 3 + 1);
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        size_t l = otlp_json_utf8_seq(p + i, n - i);
-        if (l == 0) {
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(out + o, p + i, l);
-            o += l;
-            i += l;
+    if (b->len >= b->cap)
+        return buf_putc(b, ch);
+    b->data[b->len++] = ch;
+    return 0;
+}
+
+static inline int es_doc_lit(buf *b, const char *s) { return es_doc_bytes(b, s, strlen(s)); }
+
+/* Room for n more bytes, to write them through b->data. */
+static inline int es_doc_room(buf *b, size_t n) { return n <= b->cap - b->len ? 0 : buf_reserve(b, n); }
+
+/* One character that needs escaping, or the U+FFFD an invalid byte becomes. */
+static int es_doc_put_escape(buf *b, unsigned char ch)
+{
+    static const char upper_hex[] = "0123456789ABCDEF";
+    char esc[6] = {'\\', otlp_json_short_escape(ch)};
+    if (esc[1] != 0)
+        return es_doc_bytes(b, esc, 2);
+    if (ch >= 0x80)
+        return es_doc_bytes(b, "\xef\xbf\xbd", 3);
+    memcpy(esc, "\\u00", 4);
+    esc[4] = upper_hex[ch >> 4];
+    esc[5] = upper_hex[ch & 15];
+    return es_doc_bytes(b, esc, 6);
+}
+
+/* Whether the 8 bytes at p can all be copied into a JSON string as they
+ * are: none below 0x20, '"', backslash or 0x80 and up. Checked on the whole
+ * word at once: for a byte x below 0x80, (x - k) & ~x has bit 7 set exactly
+ * when x < k; a borrow out of a byte that hit may set bits above it but
+ * never below the lowest hit, so the word has a hit exactly when a byte
+ * does. '"' and backslash are the zero bytes of w xor that byte repeated. */
+static int es_doc_plain8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t w, q, bs;
+    memcpy(&w, p, sizeof(w));
+    q = w ^ (ones * '"');
+    bs = w ^ (ones * '\\');
+    return ((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & high) == 0;
+}
+
+/* The inside of a JSON string: valid UTF-8 copied, '"', backslash and
+ * controls escaped, each byte of invalid UTF-8 as U+FFFD. */
+static int es_doc_put_chars(buf *b, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t run = 0, i = 0;
+    while (i < n) {
+        if (n - i >= 8 && es_doc_plain8(s + i)) {
+            i += 8;
+            continue;
         }
+        unsigned char ch = s[i];
+        if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
+            i++;
+            continue;
+        }
+        size_t l = ch >= 0x80 ? otlp_json_utf8_seq(s + i, n - i) : 0;
+        if (l != 0) {
+            i += l;
+            continue;
+        }
+        if (es_doc_bytes(b, s + run, i - run) != 0 || es_doc_put_escape(b, ch) != 0)
+            return -1;
+        run = ++i;
     }
-    out[o] = '\0';
-    return out;
+    return es_doc_bytes(b, s + run, n - run);
 }
 
-static json_t *es_doc_str(const char *s)
+static int es_doc_put_str(buf *b, const char *s, size_t n)
 {
-    if (es_doc_utf8_ok(s))
-        return json_string_nocheck(s);
-    char *fixed = es_doc_utf8_fix(s);
-    json_t *v = fixed != NULL ? json_string_nocheck(fixed) : NULL;
-    free(fixed);
-    return v;
+    if (es_doc_room(b, n + 2) != 0) /* the usual string, with nothing to escape, then is one copy */
+        return -1;
+    b->data[b->len++] = '"';
+    return es_doc_put_chars(b, s, n) || es_doc_char(b, '"') ? -1 : 0;
 }
 
-/* obj[key] = v for a key from the data (attribute keys, metric names). */
-static void es_doc_set_key(es_doc_ctx *c, json_t *obj, const char *key, json_t *v)
+static int es_doc_put_cstr(buf *b, const char *s) { return es_doc_put_str(b, s, strlen(s)); }
+
+static int es_doc_put_int(buf *b, int64_t v)
 {
-    if (es_doc_utf8_ok(key)) {
-        if (json_object_set_new_nocheck(obj, key, v) != 0)
-            c->failed = 1;
-        return;
+    char tmp[24];
+    char *s = tmp + sizeof(tmp);
+    uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--s = (char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag != 0);
+    if (v < 0)
+        *--s = '-';
+    return es_doc_bytes(b, s, (size_t)(tmp + sizeof(tmp) - s));
+}
+
+/* Counts are unsigned in OTLP; JSON integers here are int64 (saturated). */
+static int es_doc_put_uint(buf *b, uint64_t n) { return es_doc_put_int(b, n > INT64_MAX ? INT64_MAX : (int64_t)n); }
+
+/* A finite double: %.17g (exact on reading back), ".0" added when that
+ * would read as an integer, the exponent without '+' or leading zeros.
+ * (%.17g uses an exponent only below 1e-4 or from 1e17 on: never zero.) */
+static int es_doc_put_real(buf *b, double d)
+{
+    char tmp[32];
+    size_t n = (size_t)snprintf(tmp, sizeof(tmp), "%.17g", d);
+    char *e = memchr(tmp, 'e', n);
+    if (e == NULL) {
+        if (memchr(tmp, '.', n) == NULL) {
+            memcpy(tmp + n, ".0", 2);
+            n += 2;
+        }
+        return es_doc_bytes(b, tmp, n);
     }
-    char *fixed = es_doc_utf8_fix(key);
-    if (fixed == NULL || json_object_set_new_nocheck(obj, fixed, v) != 0) {
-        if (fixed == NULL)
-            json_decref(v);
-        c->failed = 1;
+    char *from = e + 1, *to = e + 1;
+    if (*from == '-')
+        *to++ = *from++;
+    else if (*from == '+')
+        from++;
+    while (*from == '0')
+        from++;
+    memmove(to, from, (size_t)(tmp + n - from));
+    return es_doc_bytes(b, tmp, n - (size_t)(from - to));
+}
+
+/* Zero-padded decimal digits of v, `width` of them, ending at end. */
+static void es_doc_digits(char *end, unsigned v, int width)
+{
+    while (width-- > 0) {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
     }
-    free(fixed);
 }
 
-static void es_doc_set_str(es_doc_ctx *c, json_t *obj, const char *key, const char *s)
+/* RFC 3339 with nanoseconds, UTC: what date_nanos keeps exactly. The date
+ * is worked out here rather than with gmtime_r, which takes the time zone
+ * lock on every call. The year has four digits: 2^64 ns after 1970 is in
+ * 2554. */
+static int es_doc_put_time(buf *b, uint64_t ns)
 {
-    if (s != NULL && s[0] != '\0')
-        es_doc_set(c, obj, key, es_doc_str(s));
+    uint64_t sec = ns / 1000000000u, days = sec / 86400, tod = sec % 86400;
+    /* Counted from 0000-03-01, so that the leap day ends a year; in 400-year
+     * eras of 146097 days, whose years have 365 days plus the leap days. */
+    uint64_t z = days + 719468, era = z / 146097, doe = z % 146097;
+    uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    uint64_t mp = (5 * doy + 2) / 153; /* months from March, 153 days per five */
+    unsigned day = (unsigned)(doy - (153 * mp + 2) / 5 + 1), month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    unsigned year = (unsigned)(era * 400 + yoe + (month <= 2));
+    char s[] = "\"YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ\"";
+    es_doc_digits(s + 5, year, 4);
+    es_doc_digits(s + 8, month, 2);
+    es_doc_digits(s + 11, day, 2);
+    es_doc_digits(s + 14, (unsigned)(tod / 3600), 2);
+    es_doc_digits(s + 17, (unsigned)(tod / 60 % 60), 2);
+    es_doc_digits(s + 20, (unsigned)(tod % 60), 2);
+    es_doc_digits(s + 30, (unsigned)(ns % 1000000000u), 9);
+    return es_doc_bytes(b, s, sizeof(s) - 1);
 }
 
-static void es_doc_set_count(es_doc_ctx *c, json_t *obj, const char *key, uint64_t n)
+static int es_doc_put_base64(buf *b, ProtobufCBinaryData d)
 {
-    if (n != 0)
-        es_doc_set(c, obj, key, json_integer(n > INT64_MAX ? INT64_MAX : (json_int_t)n));
+    return es_doc_char(b, '"') || otlp_json_put_base64(b, d.data, d.len) || es_doc_char(b, '"') ? -1 : 0;
 }
 
-/* RFC 3339 with nanoseconds, UTC: what date_nanos keeps exactly. */
-static json_t *es_doc_time(uint64_t ns)
+/* ---- object members ---- */
+
+/* Starts member `key` (plain ASCII) of the object whose '{' ends at offset
+ * `open`: a comma first unless it is the object's first member. */
+static int es_doc_key(buf *b, size_t open, const char *key)
 {
-    time_t sec = (time_t)(ns / 1000000000u);
-    struct tm tm;
-    char s[64];
-    if (gmtime_r(&sec, &tm) == NULL)
-        return NULL;
-    snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02d.%09uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ns % 1000000000u));
-    return json_string_nocheck(s);
+    size_t n = strlen(key);
+    if (es_doc_room(b, n + 4) != 0)
+        return -1;
+    char *w = b->data + b->len;
+    if (b->len != open)
+        *w++ = ',';
+    *w++ = '"';
+    memcpy(w, key, n);
+    w += n;
+    *w++ = '"';
+    *w++ = ':';
+    b->len = (size_t)(w - b->data);
+    return 0;
+}
+
+/* key: s, when s is not empty. */
+static int es_doc_put_text(buf *b, size_t open, const char *key, const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    return es_doc_key(b, open, key) || es_doc_put_cstr(b, s) ? -1 : 0;
+}
+
+/* key: n, when n is not zero. */
+static int es_doc_put_count(buf *b, size_t open, const char *key, uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    return es_doc_key(b, open, key) || es_doc_put_uint(b, n) ? -1 : 0;
 }
 
 /* Trace and span ids in lower-case hex; an empty or all-zero id is absent. */
-static void es_doc_set_id(es_doc_ctx *c, json_t *obj, const char *key, ProtobufCBinaryData id)
+static int es_doc_put_id(buf *b, size_t open, const char *key, ProtobufCBinaryData id)
 {
-    static const char digits[] = "0123456789abcdef";
-    char s[2 * 32 + 1];
-    int zero = 1;
-    size_t n = id.len < 32 ? id.len : 32;
+    size_t n = id.len < 32 ? id.len : 32, nonzero = 0;
+    for (size_t i = 0; i < n; i++)
+        nonzero |= id.data[i];
+    if (nonzero == 0)
+        return 0;
+    if (es_doc_key(b, open, key) != 0 || es_doc_room(b, 2 * n + 2) != 0)
+        return -1;
+    char *w = b->data + b->len;
+    *w++ = '"';
     for (size_t i = 0; i < n; i++) {
-        zero &= id.data[i] == 0;
-        s[2 * i] = digits[id.data[i] >> 4];
-        s[2 * i + 1] = digits[id.data[i] & 15];
+        *w++ = es_doc_hex[id.data[i] >> 4];
+        *w++ = es_doc_hex[id.data[i] & 15];
     }
-    s[2 * n] = '\0';
-    if (!zero)
-        es_doc_set(c, obj, key, json_string_nocheck(s));
-}
-
-static json_t *es_doc_base64(ProtobufCBinaryData b)
-{
-    if (b.len > (size_t)INT32_MAX / 2)
-        return NULL;
-    unsigned char *s = malloc(4 * ((b.len + 2) / 3) + 1);
-    if (s == NULL)
-        return NULL;
-    EVP_EncodeBlock(s, b.data, (int)b.len);
-    json_t *v = json_string_nocheck((const char *)s);
-    free(s);
-    return v;
+    *w++ = '"';
+    b->len = (size_t)(w - b->data);
+    return 0;
 }
 
 /* ---- attribute values ---- */
 
-static json_t *es_doc_value(es_doc_ctx *c, const es_any *v, int stringify_maps);
-
-static json_t *es_doc_kvlist(es_doc_ctx *c, es_kv **kv, size_t n, int stringify_maps)
-{
-    json_t *o = json_object();
-    for (size_t i = 0; i < n && o != NULL; i++)
-        if (kv[i]->key[0] != '\0') /* Elasticsearch refuses empty field names */
-            es_doc_set_key(c, o, kv[i]->key, es_doc_value(c, kv[i]->value, stringify_maps));
-    return o;
-}
-
-/* A map as its JSON text: metric dimensions must be keywords, not objects. */
-static json_t *es_doc_stringified(json_t *o)
-{
-    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    json_t *v = text != NULL ? json_string_nocheck(text) : NULL;
-    free(text);
-    return v;
-}
-
-static json_t *es_doc_value(es_doc_ctx *c, const es_any *v, int stringify_maps)
-{
-    if (v == NULL)
-        return json_null();
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE: return es_doc_str(v->string_value);
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE: return json_boolean(v->bool_value);
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: return json_integer(v->int_value);
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        return isfinite(v->double_value) ? json_real(v->double_value) : json_null();
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE: return es_doc_base64(v->bytes_value);
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE: {
-        json_t *a = json_array();
-        const Opentelemetry__Proto__Common__V1__ArrayValue *av = v->array_value;
-        for (size_t i = 0; av != NULL && i < av->n_values && a != NULL; i++)
-            if (json_array_append_new(a, es_doc_value(c, av->values[i], stringify_maps)) != 0)
-                c->failed = 1;
-        return a;
-    }
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE: {
-        const Opentelemetry__Proto__Common__V1__KeyValueList *l = v->kvlist_value;
-        json_t *o = es_doc_kvlist(c, l != NULL ? l->values : NULL, l != NULL ? l->n_values : 0, 0);
-        return stringify_maps ? es_doc_stringified(o) : o;
-    }
-    default: return json_null();
-    }
-}
-
+/* Every attribute key is checked: most fail at the first byte, before any call. */
 static int es_doc_is_routing_key(const char *k)
 {
-    return strcmp(k, "data_stream.type") == 0 || strcmp(k, "data_stream.dataset") == 0 ||
-           strcmp(k, "data_stream.namespace") == 0;
+    static const char prefix[] = "data_stream.";
+    if (k[0] != prefix[0] || strncmp(k, prefix, sizeof(prefix) - 1) != 0)
+        return 0;
+    k += sizeof(prefix) - 1;
+    return strcmp(k, "type") == 0 || strcmp(k, "dataset") == 0 || strcmp(k, "namespace") == 0;
 }
 
-/* obj.attributes = {key: value}, flat, when there are any. The routing
- * attributes are left out: the document's data_stream object says it. */
-static void es_doc_set_attributes(es_doc_ctx *c, json_t *obj, es_kv **kv, size_t n, int stringify_maps)
+/* Fills c->keys[0..m) with the written form of the keys kv[slot[j]]. */
+static int es_doc_keys(es_doc_ctx *c, es_kv **kv, const size_t *slot, size_t m)
 {
-    json_t *o = json_object();
-    for (size_t i = 0; i < n && o != NULL; i++)
-        if (kv[i]->key[0] != '\0' && !es_doc_is_routing_key(kv[i]->key))
-            es_doc_set_key(c, o, kv[i]->key, es_doc_value(c, kv[i]->value, stringify_maps));
-    if (o != NULL && json_object_size(o) == 0)
-        json_decref(o);
-    else
-        es_doc_set(c, obj, "attributes", o);
+    if (m > c->keys_cap) {
+        es_doc_keyref *k = realloc(c->keys, m * sizeof(*k));
+        if (k == NULL)
+            return -1;
+        c->keys = k;
+        c->keys_cap = m;
+    }
+    buf_clear(&c->keytext);
+    for (size_t j = 0; j < m; j++) {
+        const char *key = kv[slot[j]]->key;
+        size_t off = c->keytext.len;
+        if (es_doc_put_chars(&c->keytext, key, strlen(key)) != 0)
+            return -1;
+        c->keys[j] = (es_doc_keyref){.off = off, .len = c->keytext.len - off, .pos = j};
+    }
+    for (size_t j = 0; j < m; j++) /* keytext no longer moves */
+        c->keys[j].s = c->keytext.data + c->keys[j].off;
+    return 0;
+}
+
+static int es_doc_same_key(const es_doc_keyref *a, const es_doc_keyref *b)
+{
+    return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
+}
+
+/* Length, then bytes, then place: equal keys side by side, first one first. */
+static int es_doc_key_order(const void *pa, const void *pb)
+{
+    const es_doc_keyref *a = pa, *b = pb;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    int d = memcmp(a->s, b->s, a->len);
+    if (d != 0)
+        return d;
+    return a->pos < b->pos ? -1 : 1;
+}
+
+/* slot[0..m) holds the key-values of an object in order. Each repeated key
+ * is merged into its first slot, which takes the key-value of the last;
+ * the others become ES_DOC_GONE. */
+static int es_doc_merge_repeats(es_doc_ctx *c, es_kv **kv, size_t *slot, size_t m)
+{
+    if (es_doc_keys(c, kv, slot, m) != 0)
+        return -1;
+    const es_doc_keyref *k = c->keys;
+    if (m <= ES_DOC_PAIRWISE_MAX) {
+        for (size_t j = 0; j < m; j++)
+            for (size_t l = j + 1; slot[j] != ES_DOC_GONE && l < m; l++)
+                if (slot[l] != ES_DOC_GONE && es_doc_same_key(&k[j], &k[l])) {
+                    slot[j] = slot[l];
+                    slot[l] = ES_DOC_GONE;
+                }
+        return 0;
+    }
+    qsort(c->keys, m, sizeof(*c->keys), es_doc_key_order);
+    for (size_t g = 0, e; g < m; g = e) {
+        for (e = g + 1; e < m && es_doc_same_key(&k[g], &k[e]); e++)
+            ;
+        size_t last = slot[k[e - 1].pos];
+        for (size_t x = g + 1; x < e; x++)
+            slot[k[x].pos] = ES_DOC_GONE;
+        slot[k[g].pos] = last;
+    }
+    return 0;
+}
+
+/* Pushes the members of an object of kv[0..n) onto c->plan and sets *count:
+ * empty keys left out (Elasticsearch refuses them), and for an item's
+ * attributes the routing keys too (the data_stream object says them). A
+ * key given twice (as written, invalid UTF-8 fixed up) keeps the place of
+ * its first occurrence and takes the value of the last, as setting the
+ * members of a JSON object one by one does. */
+static int es_doc_plan(es_doc_ctx *c, es_kv **kv, size_t n, int attributes, size_t *count)
+{
+    es_doc_stack *st = &c->plan;
+    if (n > st->cap - st->n) {
+        size_t cap = st->n + n > 2 * st->cap ? st->n + n : 2 * st->cap;
+        size_t *v = cap <= SIZE_MAX / sizeof(*v) ? realloc(st->v, cap * sizeof(*v)) : NULL;
+        if (v == NULL)
+            return -1;
+        st->v = v;
+        st->cap = cap;
+    }
+    size_t *slot = st->v + st->n, m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kv[i]->key[0] != '\0' && !(attributes && es_doc_is_routing_key(kv[i]->key)))
+            slot[m++] = i;
+    if (m > 1 && es_doc_merge_repeats(c, kv, slot, m) != 0)
+        return -1;
+    size_t w = 0;
+    for (size_t j = 0; j < m; j++)
+        if (slot[j] != ES_DOC_GONE)
+            slot[w++] = slot[j];
+    st->n += w;
+    *count = w;
+    return 0;
+}
+
+static int es_doc_put_value(es_doc_ctx *c, buf *b, const es_any *v, int stringify_maps);
+
+/* {members}: the `count` planned at c->plan.v[base]. event_name, when set,
+ * is the value of "event.name", in its place or else last. */
+static int es_doc_put_members(es_doc_ctx *c, buf *b, es_kv **kv, size_t base, size_t count, int stringify_maps,
+                              const char *event_name)
+{
+    int named = 0;
+    if (es_doc_char(b, '{') != 0)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        const es_kv *e = kv[c->plan.v[base + i]]; /* re-read: nested plans may move the stack */
+        int is_name = event_name != NULL && strcmp(e->key, "event.name") == 0;
+        named |= is_name;
+        if ((i > 0 && es_doc_char(b, ',') != 0) || es_doc_put_cstr(b, e->key) != 0 || es_doc_char(b, ':') != 0 ||
+            (is_name ? es_doc_put_cstr(b, event_name) : es_doc_put_value(c, b, e->value, stringify_maps)) != 0)
+            return -1;
+    }
+    if (event_name != NULL && !named &&
+        ((count > 0 && es_doc_char(b, ',') != 0) || es_doc_lit(b, "\"event.name\":") != 0 ||
+         es_doc_put_cstr(b, event_name) != 0))
+        return -1;
+    return es_doc_char(b, '}');
+}
+
+/* A map value: nested maps stay objects even where the outer one is text. */
+static int es_doc_put_map(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Common__V1__KeyValueList *l)
+{
+    es_kv **kv = l != NULL ? l->values : NULL;
+    size_t base = c->plan.n, count;
+    int rc = es_doc_plan(c, kv, l != NULL ? l->n_values : 0, 0, &count) != 0 ||
+             es_doc_put_members(c, b, kv, base, count, 0, NULL) != 0;
+    c->plan.n = base;
+    return rc ? -1 : 0;
+}
+
+/* A map as its JSON text: metric dimensions must be keywords, not objects.
+ * Maps inside it are objects, so c->text is never in use twice. */
+static int es_doc_put_map_text(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Common__V1__KeyValueList *l)
+{
+    buf_clear(&c->text);
+    return es_doc_put_map(c, &c->text, l) || es_doc_put_str(b, c->text.data, c->text.len) ? -1 : 0;
+}
+
+static int es_doc_put_array(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Common__V1__ArrayValue *av,
+                            int stringify_maps)
+{
+    if (es_doc_char(b, '[') != 0)
+        return -1;
+    for (size_t i = 0; av != NULL && i < av->n_values; i++)
+        if ((i > 0 && es_doc_char(b, ',') != 0) || es_doc_put_value(c, b, av->values[i], stringify_maps) != 0)
+            return -1;
+    return es_doc_char(b, ']');
+}
+
+static int es_doc_put_value(es_doc_ctx *c, buf *b, const es_any *v, int stringify_maps)
+{
+    if (v == NULL)
+        return es_doc_lit(b, "null");
+    switch (v->value_case) {
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE: return es_doc_put_cstr(b, v->string_value);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+        return es_doc_lit(b, v->bool_value ? "true" : "false");
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: return es_doc_put_int(b, v->int_value);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        return isfinite(v->double_value) ? es_doc_put_real(b, v->double_value) : es_doc_lit(b, "null");
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE: return es_doc_put_base64(b, v->bytes_value);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+        return es_doc_put_array(c, b, v->array_value, stringify_maps);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
+        return stringify_maps ? es_doc_put_map_text(c, b, v->kvlist_value) : es_doc_put_map(c, b, v->kvlist_value);
+    default: return es_doc_lit(b, "null");
+    }
+}
+
+/* "attributes": {key: value}, flat, when there are any (or an event name).
+ * The routing attributes are left out: the document's data_stream object
+ * says them. event_name: see es_doc_put_members. */
+static int es_doc_put_attributes(es_doc_ctx *c, buf *b, size_t open, es_kv **kv, size_t n, int stringify_maps,
+                                 const char *event_name)
+{
+    size_t base = c->plan.n, count;
+    if (es_doc_plan(c, kv, n, 1, &count) != 0)
+        return -1;
+    int rc = (count > 0 || event_name != NULL) &&
+             (es_doc_key(b, open, "attributes") != 0 ||
+              es_doc_put_members(c, b, kv, base, count, stringify_maps, event_name) != 0);
+    c->plan.n = base;
+    return rc ? -1 : 0;
 }
 
 /* ---- data streams ---- */
@@ -299,7 +579,7 @@ static const char *es_doc_lookup(es_kv **const *levels, const size_t *counts, si
     for (size_t l = 0; l < nlevels; l++)
         for (size_t i = 0; i < counts[l]; i++) {
             const es_any *v = levels[l][i]->value;
-            if (strcmp(levels[l][i]->key, key) == 0 && v != NULL &&
+            if (levels[l][i]->key[0] == key[0] && strcmp(levels[l][i]->key, key) == 0 && v != NULL &&
                 v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
                 v->string_value[0] != '\0')
                 return v->string_value;
@@ -308,76 +588,71 @@ static const char *es_doc_lookup(es_kv **const *levels, const size_t *counts, si
 }
 
 /* The data stream of an item: its own attributes (a and, for a span event,
- * its span's b), then the scope's, then the resource's, then the settings. */
-static void es_doc_route(const es_doc_ctx *c, const es_doc_origin *o, const char *type, es_kv **a, size_t an,
-                         es_kv **b, size_t bn, es_doc_stream *ds)
+ * its span's b), else what its origin says. */
+static void es_doc_route(const es_doc_origin *o, const char *type, es_kv **a, size_t an, es_kv **b, size_t bn,
+                         es_doc_stream *ds)
 {
-    es_kv **const levels[] = {a, b, o->scope_kv, o->res_kv};
-    const size_t counts[] = {an, bn, o->scope_n, o->res_n};
-    const char *dataset = es_doc_lookup(levels, counts, 4, "data_stream.dataset");
-    const char *ns = es_doc_lookup(levels, counts, 4, "data_stream.namespace");
-    if (dataset == NULL)
-        dataset = c->s->dataset != NULL ? c->s->dataset : ES_DOC_DEFAULT_DATASET;
-    if (ns == NULL)
-        ns = c->s->namespace != NULL ? c->s->namespace : ES_DOC_DEFAULT_NAMESPACE;
+    es_kv **const levels[] = {a, b};
+    const size_t counts[] = {an, bn};
+    const char *dataset = es_doc_lookup(levels, counts, 2, "data_stream.dataset");
+    const char *ns = es_doc_lookup(levels, counts, 2, "data_stream.namespace");
     ds->type = type;
-    size_t n = es_doc_sanitize(dataset, ES_DOC_NAME_MAX - strlen(ES_DOC_DATASET_SUFFIX), ds->dataset);
-    memcpy(ds->dataset + n, ES_DOC_DATASET_SUFFIX, sizeof(ES_DOC_DATASET_SUFFIX));
-    es_doc_sanitize(ns, ES_DOC_NAME_MAX, ds->namespace);
+    ds->dataset_len = es_doc_sanitize(dataset != NULL ? dataset : o->dataset,
+                                      ES_DOC_NAME_MAX - strlen(ES_DOC_DATASET_SUFFIX), ds->dataset);
+    memcpy(ds->dataset + ds->dataset_len, ES_DOC_DATASET_SUFFIX, sizeof(ES_DOC_DATASET_SUFFIX));
+    ds->dataset_len += strlen(ES_DOC_DATASET_SUFFIX);
+    ds->namespace_len = es_doc_sanitize(ns != NULL ? ns : o->namespace, ES_DOC_NAME_MAX, ds->namespace);
 }
 
-/* {"create":{"_index":..., "dynamic_templates":...}}; takes templates. */
-static json_t *es_doc_action(es_doc_ctx *c, const es_doc_stream *ds, json_t *templates)
+/* {"create":{"_index":..., "dynamic_templates":{"metrics.<metric>": template}}}
+ * and a newline; the templates only for a metric. */
+static int es_doc_put_action(buf *b, const es_doc_stream *ds, const char *metric, const char *template)
 {
-    char index[8 + 2 * (ES_DOC_NAME_MAX + 1)];
-    snprintf(index, sizeof(index), "%s-%s-%s", ds->type, ds->dataset, ds->namespace);
-    json_t *meta = json_object(), *action = json_object();
-    es_doc_set(c, meta, "_index", es_doc_str(index));
-    if (templates != NULL)
-        es_doc_set(c, meta, "dynamic_templates", templates);
-    es_doc_set(c, action, "create", meta);
-    return action;
+    char index[8 + 2 * (ES_DOC_NAME_MAX + 1)], *w = index;
+    size_t type_len = strlen(ds->type);
+    memcpy(w, ds->type, type_len);
+    w += type_len;
+    *w++ = '-';
+    memcpy(w, ds->dataset, ds->dataset_len);
+    w += ds->dataset_len;
+    *w++ = '-';
+    memcpy(w, ds->namespace, ds->namespace_len);
+    w += ds->namespace_len;
+    if (es_doc_lit(b, "{\"create\":{\"_index\":") != 0 || es_doc_put_str(b, index, (size_t)(w - index)) != 0)
+        return -1;
+    if (metric != NULL &&
+        (es_doc_lit(b, ",\"dynamic_templates\":{\"metrics.") != 0 || es_doc_put_chars(b, metric, strlen(metric)) != 0 ||
+         es_doc_lit(b, "\":") != 0 || es_doc_put_cstr(b, template) != 0 || es_doc_char(b, '}') != 0))
+        return -1;
+    return es_doc_lit(b, "}}\n");
 }
 
-/* A new document with @timestamp and data_stream. */
-static json_t *es_doc_new(es_doc_ctx *c, uint64_t ts, const es_doc_stream *ds)
+/* The start of a document, {"@timestamp":...,"data_stream":{...}, left
+ * open; *open is where its members start. */
+static int es_doc_put_head(buf *b, const es_doc_stream *ds, uint64_t ts, size_t *open)
 {
-    json_t *doc = json_object(), *d = json_object();
-    es_doc_set(c, doc, "@timestamp", es_doc_time(ts));
-    es_doc_set(c, d, "type", json_string_nocheck(ds->type));
-    es_doc_set(c, d, "dataset", es_doc_str(ds->dataset));
-    es_doc_set(c, d, "namespace", es_doc_str(ds->namespace));
-    es_doc_set(c, doc, "data_stream", d);
-    return doc;
+    *open = b->len + 1;
+    if (es_doc_lit(b, "{\"@timestamp\":") || es_doc_put_time(b, ts) ||
+        es_doc_lit(b, ",\"data_stream\":{\"type\":") || es_doc_put_cstr(b, ds->type) ||
+        es_doc_lit(b, ",\"dataset\":") || es_doc_put_str(b, ds->dataset, ds->dataset_len) ||
+        es_doc_lit(b, ",\"namespace\":") || es_doc_put_str(b, ds->namespace, ds->namespace_len) ||
+        es_doc_char(b, '}'))
+        return -1;
+    return 0;
 }
 
-static void es_doc_set_origin(es_doc_ctx *c, json_t *doc, const es_doc_origin *o)
+/* Records the document written to c->out since off, or takes it back and
+ * fails the render when writing it ran out of memory (rc != 0). */
+static void es_doc_emit(es_doc_ctx *c, size_t off, int rc)
 {
-    if (json_object_set(doc, "resource", o->resource) != 0 || json_object_set(doc, "scope", o->scope) != 0)
-        c->failed = 1;
-}
-
-static int es_doc_dump_cb(const char *p, size_t n, void *data) { return buf_append(data, p, n); }
-
-/* Append action and document as two lines and record them; takes both.
- * Every string, key and real was made valid for JSON before, so a failure
- * here is out of memory. */
-static void es_doc_emit(es_doc_ctx *c, json_t *action, json_t *doc)
-{
-    size_t off = c->out->len;
-    if (c->failed || action == NULL || doc == NULL ||
-        json_dump_callback(action, es_doc_dump_cb, c->out, JSON_COMPACT) != 0 || buf_putc(c->out, '\n') != 0 ||
-        json_dump_callback(doc, es_doc_dump_cb, c->out, JSON_COMPACT) != 0 || buf_putc(c->out, '\n') != 0 ||
-        es_doc_table_push(c->t, (es_doc_entry){.off = off, .len = c->out->len - off, .items = c->next_items,
-                                               .first = c->next_first}) != 0) {
+    if (rc != 0 || es_doc_table_push(c->t, (es_doc_entry){.off = off, .len = c->out->len - off,
+                                                          .items = c->next_items, .first = c->next_first}) != 0) {
         c->failed = 1;
         c->out->len = off;
-    } else {
-        c->next_items = 0; /* the group's other documents (span events) stand for no item */
-        c->next_first = 0;
+        return;
     }
-    json_decref(action);
-    json_decref(doc);
+    c->next_items = 0; /* the group's other documents (span events) stand for no item */
+    c->next_first = 0;
 }
 
 /* The next document starts the group of one item. */
@@ -387,49 +662,52 @@ static void es_doc_item(es_doc_ctx *c)
     c->next_first = 1;
 }
 
-static json_t *es_doc_resource(es_doc_ctx *c, const es_resource *r, const char *schema_url, int stringify_maps)
+static int es_doc_put_resource(es_doc_ctx *c, buf *b, const es_resource *r, const char *schema_url,
+                               int stringify_maps)
 {
-    json_t *o = json_object();
-    es_doc_set_str(c, o, "schema_url", schema_url);
-    if (r != NULL) {
-        es_doc_set_attributes(c, o, r->attributes, r->n_attributes, stringify_maps);
-        es_doc_set_count(c, o, "dropped_attributes_count", r->dropped_attributes_count);
-    }
-    return o;
+    size_t open = b->len + 1;
+    if (es_doc_char(b, '{') || es_doc_put_text(b, open, "schema_url", schema_url) ||
+        (r != NULL &&
+         (es_doc_put_attributes(c, b, open, r->attributes, r->n_attributes, stringify_maps, NULL) ||
+          es_doc_put_count(b, open, "dropped_attributes_count", r->dropped_attributes_count))) ||
+        es_doc_char(b, '}'))
+        return -1;
+    return 0;
 }
 
-static json_t *es_doc_scope(es_doc_ctx *c, const es_scope *s, const char *schema_url, int stringify_maps)
+static int es_doc_put_scope(es_doc_ctx *c, buf *b, const es_scope *s, const char *schema_url, int stringify_maps)
 {
-    json_t *o = json_object();
-    es_doc_set_str(c, o, "schema_url", schema_url);
-    if (s != NULL) {
-        es_doc_set_str(c, o, "name", s->name);
-        es_doc_set_str(c, o, "version", s->version);
-        es_doc_set_attributes(c, o, s->attributes, s->n_attributes, stringify_maps);
-        es_doc_set_count(c, o, "dropped_attributes_count", s->dropped_attributes_count);
-    }
-    return o;
+    size_t open = b->len + 1;
+    if (es_doc_char(b, '{') || es_doc_put_text(b, open, "schema_url", schema_url) ||
+        (s != NULL &&
+         (es_doc_put_text(b, open, "name", s->name) || es_doc_put_text(b, open, "version", s->version) ||
+          es_doc_put_attributes(c, b, open, s->attributes, s->n_attributes, stringify_maps, NULL) ||
+          es_doc_put_count(b, open, "dropped_attributes_count", s->dropped_attributes_count))) ||
+        es_doc_char(b, '}'))
+        return -1;
+    return 0;
 }
 
-/* Fills o for one scope of one resource; es_doc_origin_clear releases it. */
+/* Sets up o and c->origin for the items of one scope of one resource. */
 static void es_doc_origin_init(es_doc_ctx *c, es_doc_origin *o, const es_resource *r, const char *res_schema,
                                const es_scope *s, const char *scope_schema, int stringify_maps)
 {
-    o->resource = es_doc_resource(c, r, res_schema, stringify_maps);
-    o->scope = es_doc_scope(c, s, scope_schema, stringify_maps);
-    o->res_kv = r != NULL ? r->attributes : NULL;
-    o->res_n = r != NULL ? r->n_attributes : 0;
-    o->scope_kv = s != NULL ? s->attributes : NULL;
-    o->scope_n = s != NULL ? s->n_attributes : 0;
-    if (o->resource == NULL || o->scope == NULL)
+    es_kv **const levels[] = {s != NULL ? s->attributes : NULL, r != NULL ? r->attributes : NULL};
+    const size_t counts[] = {s != NULL ? s->n_attributes : 0, r != NULL ? r->n_attributes : 0};
+    o->dataset = es_doc_lookup(levels, counts, 2, "data_stream.dataset");
+    o->namespace = es_doc_lookup(levels, counts, 2, "data_stream.namespace");
+    if (o->dataset == NULL)
+        o->dataset = c->s->dataset != NULL ? c->s->dataset : ES_DOC_DEFAULT_DATASET;
+    if (o->namespace == NULL)
+        o->namespace = c->s->namespace != NULL ? c->s->namespace : ES_DOC_DEFAULT_NAMESPACE;
+    buf *b = &c->origin;
+    buf_clear(b);
+    if (es_doc_lit(b, ",\"resource\":") != 0 || es_doc_put_resource(c, b, r, res_schema, stringify_maps) != 0 ||
+        es_doc_lit(b, ",\"scope\":") != 0 || es_doc_put_scope(c, b, s, scope_schema, stringify_maps) != 0)
         c->failed = 1;
 }
 
-static void es_doc_origin_clear(es_doc_origin *o)
-{
-    json_decref(o->resource);
-    json_decref(o->scope);
-}
+static int es_doc_put_origin(const es_doc_ctx *c, buf *b) { return es_doc_bytes(b, c->origin.data, c->origin.len); }
 
 /* ---- traces ---- */
 
@@ -446,74 +724,96 @@ static const char *es_doc_status_code(int code)
     return code >= 0 && code < 3 ? names[code] : names[0];
 }
 
-static json_t *es_doc_links(es_doc_ctx *c, const Opentelemetry__Proto__Trace__V1__Span *sp)
+static int es_doc_put_status(buf *b, const Opentelemetry__Proto__Trace__V1__Status *st)
 {
-    json_t *a = json_array();
-    for (size_t i = 0; i < sp->n_links && a != NULL; i++) {
-        const Opentelemetry__Proto__Trace__V1__Span__Link *l = sp->links[i];
-        json_t *o = json_object();
-        es_doc_set_id(c, o, "trace_id", l->trace_id);
-        es_doc_set_id(c, o, "span_id", l->span_id);
-        es_doc_set_str(c, o, "trace_state", l->trace_state);
-        es_doc_set_attributes(c, o, l->attributes, l->n_attributes, 0);
-        es_doc_set_count(c, o, "dropped_attributes_count", l->dropped_attributes_count);
-        if (json_array_append_new(a, o) != 0)
-            c->failed = 1;
-    }
-    return a;
+    size_t open = b->len + 1;
+    if (es_doc_char(b, '{') || es_doc_put_text(b, open, "message", st != NULL ? st->message : NULL) ||
+        es_doc_key(b, open, "code") ||
+        es_doc_put_cstr(b, es_doc_status_code(st != NULL ? (int)st->code : 0)) || es_doc_char(b, '}'))
+        return -1;
+    return 0;
 }
 
-static void es_doc_span_event(es_doc_ctx *c, const es_doc_origin *o, const Opentelemetry__Proto__Trace__V1__Span *sp,
-                              const Opentelemetry__Proto__Trace__V1__Span__Event *ev)
+static int es_doc_put_link(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Trace__V1__Span__Link *l)
 {
-    es_doc_stream ds;
-    es_doc_route(c, o, "logs", ev->attributes, ev->n_attributes, sp->attributes, sp->n_attributes, &ds);
-    json_t *doc = es_doc_new(c, ev->time_unix_nano, &ds);
-    es_doc_set_id(c, doc, "trace_id", sp->trace_id);
-    es_doc_set_id(c, doc, "span_id", sp->span_id);
-    es_doc_set_count(c, doc, "dropped_attributes_count", ev->dropped_attributes_count);
-    es_doc_set_str(c, doc, "event_name", ev->name);
-    es_doc_set_attributes(c, doc, ev->attributes, ev->n_attributes, 0);
-    if (ev->name[0] != '\0') { /* as Elastic does: the name is an attribute too */
-        json_t *attrs = json_object_get(doc, "attributes");
-        if (attrs == NULL) {
-            attrs = json_object();
-            es_doc_set(c, doc, "attributes", attrs);
-        }
-        es_doc_set(c, attrs, "event.name", es_doc_str(ev->name));
-    }
-    es_doc_set_origin(c, doc, o);
-    es_doc_emit(c, es_doc_action(c, &ds, NULL), doc);
+    size_t open = b->len + 1;
+    if (es_doc_char(b, '{') || es_doc_put_id(b, open, "trace_id", l->trace_id) ||
+        es_doc_put_id(b, open, "span_id", l->span_id) ||
+        es_doc_put_text(b, open, "trace_state", l->trace_state) ||
+        es_doc_put_attributes(c, b, open, l->attributes, l->n_attributes, 0, NULL) ||
+        es_doc_put_count(b, open, "dropped_attributes_count", l->dropped_attributes_count) ||
+        es_doc_char(b, '}'))
+        return -1;
+    return 0;
+}
+
+static int es_doc_put_links(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Trace__V1__Span *sp)
+{
+    if (es_doc_char(b, '[') != 0)
+        return -1;
+    for (size_t i = 0; i < sp->n_links; i++)
+        if ((i > 0 && es_doc_char(b, ',') != 0) || es_doc_put_link(c, b, sp->links[i]) != 0)
+            return -1;
+    return es_doc_char(b, ']');
+}
+
+static int es_doc_put_span(es_doc_ctx *c, const es_doc_stream *ds, const Opentelemetry__Proto__Trace__V1__Span *sp)
+{
+    buf *b = c->out;
+    size_t open;
+    uint64_t d = sp->end_time_unix_nano > sp->start_time_unix_nano ? sp->end_time_unix_nano - sp->start_time_unix_nano
+                                                                     : 0;
+    if (es_doc_put_action(b, ds, NULL, NULL) || es_doc_put_head(b, ds, sp->start_time_unix_nano, &open) ||
+        es_doc_put_id(b, open, "trace_id", sp->trace_id) ||
+        es_doc_put_id(b, open, "span_id", sp->span_id) ||
+        es_doc_put_text(b, open, "trace_state", sp->trace_state) ||
+        es_doc_put_id(b, open, "parent_span_id", sp->parent_span_id) ||
+        es_doc_put_text(b, open, "name", sp->name) || es_doc_key(b, open, "kind") ||
+        es_doc_put_cstr(b, es_doc_kind(sp->kind)) || es_doc_key(b, open, "duration") ||
+        es_doc_put_uint(b, d) ||
+        es_doc_put_attributes(c, b, open, sp->attributes, sp->n_attributes, 0, NULL) ||
+        es_doc_put_count(b, open, "dropped_attributes_count", sp->dropped_attributes_count) ||
+        es_doc_put_count(b, open, "dropped_events_count", sp->dropped_events_count) ||
+        es_doc_key(b, open, "links") || es_doc_put_links(c, b, sp) ||
+        es_doc_put_count(b, open, "dropped_links_count", sp->dropped_links_count) ||
+        es_doc_key(b, open, "status") || es_doc_put_status(b, sp->status) || es_doc_put_origin(c, b) ||
+        es_doc_lit(b, "}\n"))
+        return -1;
+    return 0;
+}
+
+/* A span event as a log document. As Elastic does, its name is also the
+ * attribute event.name. */
+static int es_doc_put_span_event(es_doc_ctx *c, const es_doc_stream *ds,
+                                 const Opentelemetry__Proto__Trace__V1__Span *sp,
+                                 const Opentelemetry__Proto__Trace__V1__Span__Event *ev)
+{
+    buf *b = c->out;
+    size_t open;
+    if (es_doc_put_action(b, ds, NULL, NULL) || es_doc_put_head(b, ds, ev->time_unix_nano, &open) ||
+        es_doc_put_id(b, open, "trace_id", sp->trace_id) ||
+        es_doc_put_id(b, open, "span_id", sp->span_id) ||
+        es_doc_put_count(b, open, "dropped_attributes_count", ev->dropped_attributes_count) ||
+        es_doc_put_text(b, open, "event_name", ev->name) ||
+        es_doc_put_attributes(c, b, open, ev->attributes, ev->n_attributes, 0, ev->name[0] != '\0' ? ev->name : NULL) ||
+        es_doc_put_origin(c, b) || es_doc_lit(b, "}\n"))
+        return -1;
+    return 0;
 }
 
 static void es_doc_span(es_doc_ctx *c, const es_doc_origin *o, const Opentelemetry__Proto__Trace__V1__Span *sp)
 {
     es_doc_stream ds;
     es_doc_item(c);
-    es_doc_route(c, o, "traces", sp->attributes, sp->n_attributes, NULL, 0, &ds);
-    json_t *doc = es_doc_new(c, sp->start_time_unix_nano, &ds);
-    es_doc_set_id(c, doc, "trace_id", sp->trace_id);
-    es_doc_set_id(c, doc, "span_id", sp->span_id);
-    es_doc_set_str(c, doc, "trace_state", sp->trace_state);
-    es_doc_set_id(c, doc, "parent_span_id", sp->parent_span_id);
-    es_doc_set_str(c, doc, "name", sp->name);
-    es_doc_set(c, doc, "kind", json_string_nocheck(es_doc_kind(sp->kind)));
-    uint64_t d = sp->end_time_unix_nano > sp->start_time_unix_nano ? sp->end_time_unix_nano - sp->start_time_unix_nano
-                                                                     : 0;
-    es_doc_set(c, doc, "duration", json_integer(d > INT64_MAX ? INT64_MAX : (json_int_t)d));
-    es_doc_set_attributes(c, doc, sp->attributes, sp->n_attributes, 0);
-    es_doc_set_count(c, doc, "dropped_attributes_count", sp->dropped_attributes_count);
-    es_doc_set_count(c, doc, "dropped_events_count", sp->dropped_events_count);
-    es_doc_set(c, doc, "links", es_doc_links(c, sp));
-    es_doc_set_count(c, doc, "dropped_links_count", sp->dropped_links_count);
-    json_t *st = json_object();
-    es_doc_set_str(c, st, "message", sp->status != NULL ? sp->status->message : NULL);
-    es_doc_set(c, st, "code", json_string_nocheck(es_doc_status_code(sp->status != NULL ? (int)sp->status->code : 0)));
-    es_doc_set(c, doc, "status", st);
-    es_doc_set_origin(c, doc, o);
-    es_doc_emit(c, es_doc_action(c, &ds, NULL), doc);
-    for (size_t i = 0; i < sp->n_events && !c->failed; i++)
-        es_doc_span_event(c, o, sp, sp->events[i]);
+    es_doc_route(o, "traces", sp->attributes, sp->n_attributes, NULL, 0, &ds);
+    size_t off = c->out->len;
+    es_doc_emit(c, off, es_doc_put_span(c, &ds, sp));
+    for (size_t i = 0; i < sp->n_events && !c->failed; i++) {
+        const Opentelemetry__Proto__Trace__V1__Span__Event *ev = sp->events[i];
+        es_doc_route(o, "logs", ev->attributes, ev->n_attributes, sp->attributes, sp->n_attributes, &ds);
+        off = c->out->len;
+        es_doc_emit(c, off, es_doc_put_span_event(c, &ds, sp, ev));
+    }
 }
 
 static void es_doc_traces(es_doc_ctx *c, const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *r)
@@ -526,7 +826,6 @@ static void es_doc_traces(es_doc_ctx *c, const Opentelemetry__Proto__Collector__
             es_doc_origin_init(c, &o, rs->resource, rs->schema_url, ss->scope, ss->schema_url, 0);
             for (size_t k = 0; k < ss->n_spans && !c->failed; k++)
                 es_doc_span(c, &o, ss->spans[k]);
-            es_doc_origin_clear(&o);
         }
     }
 }
@@ -542,54 +841,58 @@ static const char *es_doc_event_name(const Opentelemetry__Proto__Logs__V1__LogRe
     return es_doc_lookup(levels, counts, 1, "event.name");
 }
 
-/* body.text for a string; body.structured for the rest, which must be an
- * object (or an array of objects) for Elasticsearch's flattened field, so
- * anything else is wrapped as {"value": ...}. */
-static void es_doc_set_body(es_doc_ctx *c, json_t *doc, const es_any *body)
+/* Whether a structured body is what Elasticsearch's flattened field takes
+ * as is: an object, or an array of objects. */
+static int es_doc_body_is_objects(const es_any *body)
 {
-    if (body == NULL || body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET)
-        return;
-    json_t *b = json_object();
-    if (body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
-        es_doc_set(c, b, "text", es_doc_str(body->string_value));
-    } else {
-        int objects = body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
-        if (body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE) {
-            const Opentelemetry__Proto__Common__V1__ArrayValue *av = body->array_value;
-            objects = 1;
-            for (size_t i = 0; av != NULL && i < av->n_values; i++)
-                objects &= av->values[i] != NULL &&
-                           av->values[i]->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
-        }
-        json_t *v = es_doc_value(c, body, 0);
-        if (!objects) {
-            json_t *w = json_object();
-            es_doc_set(c, w, "value", v);
-            v = w;
-        }
-        es_doc_set(c, b, "structured", v);
-    }
-    es_doc_set(c, doc, "body", b);
+    if (body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE)
+        return 1;
+    if (body->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE)
+        return 0;
+    const Opentelemetry__Proto__Common__V1__ArrayValue *av = body->array_value;
+    for (size_t i = 0; av != NULL && i < av->n_values; i++)
+        if (av->values[i] == NULL ||
+            av->values[i]->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE)
+            return 0;
+    return 1;
 }
 
-static void es_doc_log(es_doc_ctx *c, const es_doc_origin *o, const Opentelemetry__Proto__Logs__V1__LogRecord *lr)
+/* body.text for a string; body.structured for the rest, which must be an
+ * object (or an array of objects), so anything else is wrapped as
+ * {"value": ...}. */
+static int es_doc_put_body(es_doc_ctx *c, buf *b, size_t open, const es_any *body)
 {
-    es_doc_stream ds;
-    es_doc_item(c);
-    es_doc_route(c, o, "logs", lr->attributes, lr->n_attributes, NULL, 0, &ds);
-    json_t *doc = es_doc_new(c, lr->time_unix_nano != 0 ? lr->time_unix_nano : lr->observed_time_unix_nano, &ds);
-    if (lr->observed_time_unix_nano != 0)
-        es_doc_set(c, doc, "observed_timestamp", es_doc_time(lr->observed_time_unix_nano));
-    es_doc_set_str(c, doc, "severity_text", lr->severity_text);
-    es_doc_set_count(c, doc, "severity_number", lr->severity_number > 0 ? (uint64_t)lr->severity_number : 0);
-    es_doc_set_id(c, doc, "trace_id", lr->trace_id);
-    es_doc_set_id(c, doc, "span_id", lr->span_id);
-    es_doc_set_attributes(c, doc, lr->attributes, lr->n_attributes, 0);
-    es_doc_set_count(c, doc, "dropped_attributes_count", lr->dropped_attributes_count);
-    es_doc_set_str(c, doc, "event_name", es_doc_event_name(lr));
-    es_doc_set_origin(c, doc, o);
-    es_doc_set_body(c, doc, lr->body);
-    es_doc_emit(c, es_doc_action(c, &ds, NULL), doc);
+    if (body == NULL || body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET)
+        return 0;
+    if (es_doc_key(b, open, "body") != 0)
+        return -1;
+    if (body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE)
+        return es_doc_lit(b, "{\"text\":") || es_doc_put_cstr(b, body->string_value) || es_doc_char(b, '}') ? -1 : 0;
+    int wrap = !es_doc_body_is_objects(body);
+    if (es_doc_lit(b, wrap ? "{\"structured\":{\"value\":" : "{\"structured\":") ||
+        es_doc_put_value(c, b, body, 0) || es_doc_lit(b, wrap ? "}}" : "}"))
+        return -1;
+    return 0;
+}
+
+static int es_doc_put_log(es_doc_ctx *c, const es_doc_stream *ds, const Opentelemetry__Proto__Logs__V1__LogRecord *lr)
+{
+    buf *b = c->out;
+    size_t open;
+    uint64_t observed = lr->observed_time_unix_nano;
+    if (es_doc_put_action(b, ds, NULL, NULL) ||
+        es_doc_put_head(b, ds, lr->time_unix_nano != 0 ? lr->time_unix_nano : observed, &open) ||
+        (observed != 0 && (es_doc_key(b, open, "observed_timestamp") || es_doc_put_time(b, observed))) ||
+        es_doc_put_text(b, open, "severity_text", lr->severity_text) ||
+        es_doc_put_count(b, open, "severity_number", lr->severity_number > 0 ? (uint64_t)lr->severity_number : 0) ||
+        es_doc_put_id(b, open, "trace_id", lr->trace_id) ||
+        es_doc_put_id(b, open, "span_id", lr->span_id) ||
+        es_doc_put_attributes(c, b, open, lr->attributes, lr->n_attributes, 0, NULL) ||
+        es_doc_put_count(b, open, "dropped_attributes_count", lr->dropped_attributes_count) ||
+        es_doc_put_text(b, open, "event_name", es_doc_event_name(lr)) || es_doc_put_origin(c, b) ||
+        es_doc_put_body(c, b, open, lr->body) || es_doc_lit(b, "}\n"))
+        return -1;
+    return 0;
 }
 
 static void es_doc_logs(es_doc_ctx *c, const Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest *r)
@@ -600,89 +903,105 @@ static void es_doc_logs(es_doc_ctx *c, const Opentelemetry__Proto__Collector__Lo
             const Opentelemetry__Proto__Logs__V1__ScopeLogs *sl = rl->scope_logs[j];
             es_doc_origin o;
             es_doc_origin_init(c, &o, rl->resource, rl->schema_url, sl->scope, sl->schema_url, 0);
-            for (size_t k = 0; k < sl->n_log_records && !c->failed; k++)
-                es_doc_log(c, &o, sl->log_records[k]);
-            es_doc_origin_clear(&o);
+            for (size_t k = 0; k < sl->n_log_records && !c->failed; k++) {
+                const Opentelemetry__Proto__Logs__V1__LogRecord *lr = sl->log_records[k];
+                es_doc_stream ds;
+                es_doc_item(c);
+                es_doc_route(&o, "logs", lr->attributes, lr->n_attributes, NULL, 0, &ds);
+                size_t off = c->out->len;
+                es_doc_emit(c, off, es_doc_put_log(c, &ds, lr));
+            }
         }
     }
 }
 
 /* ---- metrics ---- */
 
-/* What one data point contributes: its dimensions, times and value. */
+/* What one data point contributes: its dimensions, times and value (the
+ * value's JSON in ctx.value). */
 typedef struct es_doc_point {
     es_kv **attrs;
     size_t n_attrs;
     uint64_t start, time;
-    json_t *value;        /* NULL: left out because of `why` (or out of memory) */
     const char *template; /* Elastic's dynamic template for the field */
-    const char *why;
+    const char *why;      /* set: the point is left out because of this */
 } es_doc_point;
 
 #define ES_DOC_POINT(dp) \
     ((es_doc_point){.attrs = (dp)->attributes, .n_attrs = (dp)->n_attributes, \
                     .start = (dp)->start_time_unix_nano, .time = (dp)->time_unix_nano})
 
-static json_t *es_doc_uint(uint64_t n) { return json_integer(n > INT64_MAX ? INT64_MAX : (json_int_t)n); }
-
-static void es_doc_number(es_doc_point *p, const Opentelemetry__Proto__Metrics__V1__NumberDataPoint *dp,
-                          int counter)
+static int es_doc_number(es_doc_ctx *c, es_doc_point *p, const Opentelemetry__Proto__Metrics__V1__NumberDataPoint *dp,
+                         int counter)
 {
     *p = ES_DOC_POINT(dp);
+    buf_clear(&c->value);
     if (dp->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT) {
-        p->value = json_integer(dp->as_int);
         p->template = counter ? "counter_long" : "gauge_long";
-    } else if (dp->value_case != OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE) {
-        p->why = "number data point without a value";
-    } else if (!isfinite(dp->as_double)) {
-        p->why = "value is not a finite number";
-    } else {
-        p->value = json_real(dp->as_double);
-        p->template = counter ? "counter_double" : "gauge_double";
+        return es_doc_put_int(&c->value, dp->as_int);
     }
+    if (dp->value_case != OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE) {
+        p->why = "number data point without a value";
+        return 0;
+    }
+    if (!isfinite(dp->as_double)) {
+        p->why = "value is not a finite number";
+        return 0;
+    }
+    p->template = counter ? "counter_double" : "gauge_double";
+    return es_doc_put_real(&c->value, dp->as_double);
 }
 
-/* An Elasticsearch histogram field value: {counts, values}, the values
- * finite and strictly increasing. */
+/* An Elasticsearch histogram field value, {"counts":[...],"values":[...]},
+ * the values finite and strictly increasing. The counts are written to
+ * ctx.value, the values to ctx.values until es_doc_hist_finish joins them. */
 typedef struct es_doc_hist {
-    json_t *counts, *values;
+    buf *counts, *values;
+    size_t n;
     double last;
     int bad; /* a value broke the rule */
 } es_doc_hist;
 
-static void es_doc_bucket(es_doc_ctx *c, es_doc_hist *h, uint64_t count, double value)
+static int es_doc_hist_start(es_doc_ctx *c, es_doc_hist *h)
 {
-    if (count == 0 || h->bad)
-        return;
-    if (!isfinite(value) || (json_array_size(h->values) > 0 && !(value > h->last))) {
-        h->bad = 1;
-        return;
-    }
-    h->last = value;
-    if (json_array_append_new(h->counts, es_doc_uint(count)) != 0 ||
-        json_array_append_new(h->values, json_real(value)) != 0)
-        c->failed = 1;
+    *h = (es_doc_hist){.counts = &c->value, .values = &c->values};
+    buf_clear(h->counts);
+    buf_clear(h->values);
+    return es_doc_lit(h->counts, "{\"counts\":[");
 }
 
-/* The histogram's value, or NULL with p->why set when it broke the rule. */
-static void es_doc_hist_finish(es_doc_ctx *c, es_doc_hist *h, es_doc_point *p, const char *why)
+static int es_doc_bucket(es_doc_hist *h, uint64_t count, double value)
+{
+    if (count == 0 || h->bad)
+        return 0;
+    if (!isfinite(value) || (h->n > 0 && !(value > h->last))) {
+        h->bad = 1;
+        return 0;
+    }
+    h->last = value;
+    if (h->n++ > 0 && (es_doc_char(h->counts, ',') != 0 || es_doc_char(h->values, ',') != 0))
+        return -1;
+    return es_doc_put_uint(h->counts, count) || es_doc_put_real(h->values, value) ? -1 : 0;
+}
+
+/* The histogram's value, or p->why set when it broke the rule. */
+static int es_doc_hist_finish(es_doc_hist *h, es_doc_point *p, const char *why)
 {
     if (h->bad) {
         p->why = why;
-        json_decref(h->counts);
-        json_decref(h->values);
-        return;
+        return 0;
     }
-    p->value = json_object();
-    es_doc_set(c, p->value, "counts", h->counts);
-    es_doc_set(c, p->value, "values", h->values);
+    if (es_doc_lit(h->counts, "],\"values\":[") || es_doc_bytes(h->counts, h->values->data, h->values->len) ||
+        es_doc_lit(h->counts, "]}"))
+        return -1;
+    return 0;
 }
 
 /* Explicit buckets as Elastic maps them: each non-empty bucket at its
  * midpoint; the first (-inf, b0] at b0/2 when b0 > 0, else at b0; the last
  * (bn, +inf) at bn. Without bounds: one bucket at the mean. */
-static void es_doc_histogram(es_doc_ctx *c, es_doc_point *p,
-                             const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *dp)
+static int es_doc_histogram(es_doc_ctx *c, es_doc_point *p,
+                            const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *dp)
 {
     *p = ES_DOC_POINT(dp);
     p->template = "histogram";
@@ -690,15 +1009,19 @@ static void es_doc_histogram(es_doc_ctx *c, es_doc_point *p,
     const double *b = dp->explicit_bounds;
     if (dp->n_bucket_counts > 0 && dp->n_bucket_counts != nb + 1) {
         p->why = "histogram bucket_counts do not match explicit_bounds";
-        return;
+        return 0;
     }
-    es_doc_hist h = {.counts = json_array(), .values = json_array()};
-    if (nb == 0)
-        es_doc_bucket(c, &h, dp->count, (dp->_sum_case ? dp->sum : 0) / (double)(dp->count ? dp->count : 1));
-    for (size_t i = 0; nb > 0 && i < dp->n_bucket_counts; i++)
-        es_doc_bucket(c, &h, dp->bucket_counts[i],
-                      i == 0 ? (b[0] > 0 ? b[0] / 2 : b[0]) : i == nb ? b[nb - 1] : b[i - 1] + (b[i] - b[i - 1]) / 2);
-    es_doc_hist_finish(c, &h, p, "histogram bounds are not finite and increasing");
+    es_doc_hist h;
+    int rc = es_doc_hist_start(c, &h);
+    if (nb == 0 && rc == 0)
+        rc = es_doc_bucket(&h, dp->count, (dp->_sum_case ? dp->sum : 0) / (double)(dp->count ? dp->count : 1));
+    for (size_t i = 0; nb > 0 && i < dp->n_bucket_counts && rc == 0; i++) {
+        double at = i == 0 ? (b[0] > 0 ? b[0] / 2 : b[0]) : i == nb ? b[nb - 1] : b[i - 1] + (b[i] - b[i - 1]) / 2;
+        rc = es_doc_bucket(&h, dp->bucket_counts[i], at);
+    }
+    if (rc != 0)
+        return -1;
+    return es_doc_hist_finish(&h, p, "histogram bounds are not finite and increasing");
 }
 
 /* Lower boundary of exponential bucket `index` at `scale`: base^index with
@@ -714,93 +1037,106 @@ static double es_doc_exp_lower(int64_t index, int32_t scale)
 /* An exponential histogram as explicit buckets at their midpoints (the
  * negative buckets from the largest magnitude down, the zero bucket at 0,
  * the positive buckets), as Elastic's exporter maps it by default. */
-static void es_doc_exp_histogram(es_doc_ctx *c, es_doc_point *p,
-                                 const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *dp)
+static int es_doc_exp_histogram(es_doc_ctx *c, es_doc_point *p,
+                                const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *dp)
 {
     *p = ES_DOC_POINT(dp);
     p->template = "histogram";
     if (dp->scale < -10 || dp->scale > 20) {
         p->why = "exponential histogram scale out of range (-10..20)";
-        return;
+        return 0;
     }
     const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets *neg = dp->negative,
                                                                                      *pos = dp->positive;
-    es_doc_hist h = {.counts = json_array(), .values = json_array()};
-    for (size_t i = neg != NULL ? neg->n_bucket_counts : 0; i-- > 0;) {
+    es_doc_hist h;
+    int rc = es_doc_hist_start(c, &h);
+    for (size_t i = neg != NULL ? neg->n_bucket_counts : 0; i-- > 0 && rc == 0;) {
         double inner = es_doc_exp_lower((int64_t)neg->offset + (int64_t)i, dp->scale);
         double outer = es_doc_exp_lower((int64_t)neg->offset + (int64_t)i + 1, dp->scale);
-        es_doc_bucket(c, &h, neg->bucket_counts[i], -(inner + (outer - inner) / 2));
+        rc = es_doc_bucket(&h, neg->bucket_counts[i], -(inner + (outer - inner) / 2));
     }
-    es_doc_bucket(c, &h, dp->zero_count, 0.0);
-    for (size_t i = 0; pos != NULL && i < pos->n_bucket_counts; i++) {
+    if (rc == 0)
+        rc = es_doc_bucket(&h, dp->zero_count, 0.0);
+    for (size_t i = 0; pos != NULL && i < pos->n_bucket_counts && rc == 0; i++) {
         double lower = es_doc_exp_lower((int64_t)pos->offset + (int64_t)i, dp->scale);
         double upper = es_doc_exp_lower((int64_t)pos->offset + (int64_t)i + 1, dp->scale);
-        es_doc_bucket(c, &h, pos->bucket_counts[i], lower + (upper - lower) / 2);
+        rc = es_doc_bucket(&h, pos->bucket_counts[i], lower + (upper - lower) / 2);
     }
-    es_doc_hist_finish(c, &h, p, "exponential histogram buckets do not convert to finite increasing values");
+    if (rc != 0)
+        return -1;
+    return es_doc_hist_finish(&h, p, "exponential histogram buckets do not convert to finite increasing values");
 }
 
 /* Summaries as Elastic maps them: sum and count (quantiles are not kept). */
-static void es_doc_summary(es_doc_ctx *c, es_doc_point *p,
-                           const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *dp)
+static int es_doc_summary(es_doc_ctx *c, es_doc_point *p, const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *dp)
 {
     *p = ES_DOC_POINT(dp);
     p->template = "summary";
     if (!isfinite(dp->sum)) {
         p->why = "summary sum is not a finite number";
-        return;
+        return 0;
     }
-    p->value = json_object();
-    es_doc_set(c, p->value, "sum", json_real(dp->sum));
-    es_doc_set(c, p->value, "value_count", es_doc_uint(dp->count));
+    buf_clear(&c->value);
+    if (es_doc_lit(&c->value, "{\"sum\":") || es_doc_put_real(&c->value, dp->sum) ||
+        es_doc_lit(&c->value, ",\"value_count\":") || es_doc_put_uint(&c->value, dp->count) ||
+        es_doc_char(&c->value, '}'))
+        return -1;
+    return 0;
 }
 
 /* Each document holds one metric; metric data streams are time series whose
  * identity is the dimensions plus _metric_names_hash, so two metrics with the
  * same dimensions and timestamp stay two documents instead of colliding.
- * Any stable hash of the names does; this is 64-bit FNV-1a. */
-static json_t *es_doc_names_hash(const char *name)
+ * Any stable hash of the names does; this is 64-bit FNV-1a, in hex. */
+static int es_doc_put_names_hash(buf *b, const char *name)
 {
     uint64_t h = hash_fnv1a(name, strlen(name), HASH_FNV1A_INIT);
-    char s[24];
-    snprintf(s, sizeof(s), "%llx", (unsigned long long)h);
-    return json_string_nocheck(s);
+    char tmp[20];
+    char *s = tmp + sizeof(tmp);
+    *--s = '"';
+    do {
+        *--s = es_doc_hex[h & 15];
+        h >>= 4;
+    } while (h != 0);
+    *--s = '"';
+    return es_doc_bytes(b, s, (size_t)(tmp + sizeof(tmp) - s));
 }
 
-/* The document of one data point (takes p->value), or the point counted
- * as left out. */
+static int es_doc_put_point(es_doc_ctx *c, const es_doc_stream *ds,
+                            const Opentelemetry__Proto__Metrics__V1__Metric *m, const es_doc_point *p)
+{
+    buf *b = c->out;
+    size_t open;
+    if (es_doc_put_action(b, ds, m->name, p->template) || es_doc_put_head(b, ds, p->time, &open) ||
+        (p->start != 0 && (es_doc_key(b, open, "start_timestamp") || es_doc_put_time(b, p->start))) ||
+        es_doc_put_text(b, open, "unit", m->unit) ||
+        es_doc_put_attributes(c, b, open, p->attrs, p->n_attrs, 1, NULL) || es_doc_put_origin(c, b) ||
+        es_doc_key(b, open, "metrics") || es_doc_char(b, '{') || es_doc_put_cstr(b, m->name) ||
+        es_doc_char(b, ':') || es_doc_bytes(b, c->value.data, c->value.len) || es_doc_char(b, '}') ||
+        es_doc_key(b, open, "_metric_names_hash") || es_doc_put_names_hash(b, m->name) ||
+        es_doc_lit(b, "}\n"))
+        return -1;
+    return 0;
+}
+
+/* The document of one data point whose value was made with result rc, or
+ * the point counted as left out. */
 static void es_doc_metric_point(es_doc_ctx *c, const es_doc_origin *o,
-                                const Opentelemetry__Proto__Metrics__V1__Metric *m, es_doc_point *p)
+                                const Opentelemetry__Proto__Metrics__V1__Metric *m, const es_doc_point *p, int rc)
 {
     es_doc_item(c);
-    if (p->value == NULL) {
-        if (p->why == NULL)
-            c->failed = 1;
-        else
-            es_doc_drop(c, "metric \"%s\": %s", m->name, p->why);
+    if (rc != 0) {
+        c->failed = 1;
+        return;
+    }
+    if (p->why != NULL) {
+        es_doc_drop(c, "metric \"%s\": %s", m->name, p->why);
         return;
     }
     es_doc_stream ds;
-    es_doc_route(c, o, "metrics", p->attrs, p->n_attrs, NULL, 0, &ds);
-    json_t *doc = es_doc_new(c, p->time, &ds);
-    if (p->start != 0)
-        es_doc_set(c, doc, "start_timestamp", es_doc_time(p->start));
-    es_doc_set_str(c, doc, "unit", m->unit);
-    es_doc_set_attributes(c, doc, p->attrs, p->n_attrs, 1);
-    es_doc_set_origin(c, doc, o);
-    json_t *metrics = json_object(), *templates = json_object();
-    es_doc_set_key(c, metrics, m->name, p->value);
-    es_doc_set(c, doc, "metrics", metrics);
-    es_doc_set(c, doc, "_metric_names_hash", es_doc_names_hash(m->name));
-    char *field = malloc(strlen(m->name) + sizeof("metrics."));
-    if (field != NULL) {
-        sprintf(field, "metrics.%s", m->name);
-        es_doc_set_key(c, templates, field, json_string_nocheck(p->template));
-        free(field);
-    } else {
-        c->failed = 1;
-    }
-    es_doc_emit(c, es_doc_action(c, &ds, templates), doc);
+    es_doc_route(o, "metrics", p->attrs, p->n_attrs, NULL, 0, &ds);
+    size_t off = c->out->len;
+    es_doc_emit(c, off, es_doc_put_point(c, &ds, m, p));
 }
 
 static void es_doc_metric(es_doc_ctx *c, const es_doc_origin *o, const Opentelemetry__Proto__Metrics__V1__Metric *m)
@@ -808,10 +1144,8 @@ static void es_doc_metric(es_doc_ctx *c, const es_doc_origin *o, const Opentelem
     es_doc_point p;
     switch (m->data_case) {
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-        for (size_t i = 0; i < m->gauge->n_data_points && !c->failed; i++) {
-            es_doc_number(&p, m->gauge->data_points[i], 0);
-            es_doc_metric_point(c, o, m, &p);
-        }
+        for (size_t i = 0; i < m->gauge->n_data_points && !c->failed; i++)
+            es_doc_metric_point(c, o, m, &p, es_doc_number(c, &p, m->gauge->data_points[i], 0));
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: {
         /* Elastic's counter templates: monotonic cumulative sums only. */
@@ -819,29 +1153,21 @@ static void es_doc_metric(es_doc_ctx *c, const es_doc_origin *o, const Opentelem
             m->sum->aggregation_temporality ==
             OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
         int counter = m->sum->is_monotonic && cumulative;
-        for (size_t i = 0; i < m->sum->n_data_points && !c->failed; i++) {
-            es_doc_number(&p, m->sum->data_points[i], counter);
-            es_doc_metric_point(c, o, m, &p);
-        }
+        for (size_t i = 0; i < m->sum->n_data_points && !c->failed; i++)
+            es_doc_metric_point(c, o, m, &p, es_doc_number(c, &p, m->sum->data_points[i], counter));
         break;
     }
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-        for (size_t i = 0; i < m->histogram->n_data_points && !c->failed; i++) {
-            es_doc_histogram(c, &p, m->histogram->data_points[i]);
-            es_doc_metric_point(c, o, m, &p);
-        }
+        for (size_t i = 0; i < m->histogram->n_data_points && !c->failed; i++)
+            es_doc_metric_point(c, o, m, &p, es_doc_histogram(c, &p, m->histogram->data_points[i]));
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-        for (size_t i = 0; i < m->exponential_histogram->n_data_points && !c->failed; i++) {
-            es_doc_exp_histogram(c, &p, m->exponential_histogram->data_points[i]);
-            es_doc_metric_point(c, o, m, &p);
-        }
+        for (size_t i = 0; i < m->exponential_histogram->n_data_points && !c->failed; i++)
+            es_doc_metric_point(c, o, m, &p, es_doc_exp_histogram(c, &p, m->exponential_histogram->data_points[i]));
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-        for (size_t i = 0; i < m->summary->n_data_points && !c->failed; i++) {
-            es_doc_summary(c, &p, m->summary->data_points[i]);
-            es_doc_metric_point(c, o, m, &p);
-        }
+        for (size_t i = 0; i < m->summary->n_data_points && !c->failed; i++)
+            es_doc_metric_point(c, o, m, &p, es_doc_summary(c, &p, m->summary->data_points[i]));
         break;
     default: break; /* no data: otlp_validate keeps no such metric */
     }
@@ -859,12 +1185,22 @@ static void es_doc_metrics(es_doc_ctx *c,
             es_doc_origin_init(c, &o, rm->resource, rm->schema_url, sm->scope, sm->schema_url, 1);
             for (size_t k = 0; k < sm->n_metrics && !c->failed; k++)
                 es_doc_metric(c, &o, sm->metrics[k]);
-            es_doc_origin_clear(&o);
         }
     }
 }
 
 /* ---- entry points ---- */
+
+static void es_doc_scratch_free(es_doc_ctx *c)
+{
+    buf_free(&c->origin);
+    buf_free(&c->value);
+    buf_free(&c->values);
+    buf_free(&c->text);
+    buf_free(&c->keytext);
+    free(c->plan.v);
+    free(c->keys);
+}
 
 int es_doc_render(const es_doc_settings *s, otlp_signal sig, const ProtobufCMessage *msg, buf *out, es_doc_table *t,
                   es_doc_report *rep)
@@ -877,6 +1213,7 @@ int es_doc_render(const es_doc_settings *s, otlp_signal sig, const ProtobufCMess
         es_doc_logs(&c, (const void *)msg);
     else
         es_doc_metrics(&c, (const void *)msg);
+    es_doc_scratch_free(&c);
     return c.failed ? -1 : 0;
 }
 

@@ -141,6 +141,20 @@ static int put_double(buf *b, double d, int is_float)
     return buf_append(b, tmp, (size_t)n);
 }
 
+char otlp_json_short_escape(unsigned char c)
+{
+    switch (c) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case '\b': return 'b';
+    case '\f': return 'f';
+    case '\n': return 'n';
+    case '\r': return 'r';
+    case '\t': return 't';
+    default: return 0;
+    }
+}
+
 /* JSON string: control characters escaped, valid UTF-8 copied as is, each
  * byte of invalid UTF-8 replaced by U+FFFD so the output is always valid. */
 int otlp_json_put_string(buf *b, const unsigned char *s, size_t n)
@@ -159,19 +173,10 @@ int otlp_json_put_string(buf *b, const unsigned char *s, size_t n)
         }
         if (buf_append(b, s + run, i - run) != 0)
             return -1;
-        char esc[8];
+        char esc[8] = {'\\', otlp_json_short_escape(c)};
         const char *e = esc;
         size_t elen = 2;
-        esc[0] = '\\';
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
+        if (esc[1] == 0) {
             if (c >= 0x80) {
                 e = "\\ufffd";
             } else {

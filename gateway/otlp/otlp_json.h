@@ -53,6 +53,9 @@ size_t otlp_json_utf8_seq(const unsigned char *s, size_t n);
  * a quoted JSON string (controls escaped, invalid UTF-8 as U+FFFD) and
  * unquoted standard base64 with padding. 0, or -1 on out-of-memory. */
 int otlp_json_put_string(buf *b, const unsigned char *s, size_t n);
+/* The letter of JSON's two-character escape of c (for '"', '\\', \b, \f, \n,
+ * \r, \t), or 0 when c has none and needs \u00XX if escaped. */
+char otlp_json_short_escape(unsigned char c);
 int otlp_json_put_base64(buf *b, const uint8_t *s, size_t n);
 
 #endif
