@@ -437,6 +437,9 @@ static int es_doc_merge_repeats(es_doc_ctx *c, es_kv **kv, size_t *slot, size_t 
 static int es_doc_plan(es_doc_ctx *c, es_kv **kv, size_t n, int attributes, size_t *count)
 {
     es_doc_stack *st = &c->plan;
+    *count = 0;
+    if (n == 0) /* the stack may not exist yet (NULL): no pointer arithmetic on it */
+        return 0;
     if (n > st->cap - st->n) {
         size_t cap = st->n + n > 2 * st->cap ? st->n + n : 2 * st->cap;
         size_t *v = cap <= SIZE_MAX / sizeof(*v) ? realloc(st->v, cap * sizeof(*v)) : NULL;
