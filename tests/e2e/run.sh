@@ -7,8 +7,9 @@
 # GATEWAY_BIN defaults to $GATEWAY_BIN, then build/otlp-gateway. Installs the
 # pinned node dependencies (npm ci) when node_modules is missing or older than
 # package-lock.json. Exits non-zero when any test fails. For a sanitizer
-# build, point GATEWAY_BIN at it: ASAN_OPTIONS defaults to detect_leaks=1 and
-# a sanitizer report in the gateway's output fails the run.
+# build, point GATEWAY_BIN at it: ASAN_OPTIONS defaults to detect_leaks=1,
+# LSAN_OPTIONS to the project's suppressions, and a sanitizer report in the
+# gateway's output fails the run.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,6 +30,9 @@ fi
 
 export GATEWAY_BIN="$bin"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+# The project's LeakSanitizer suppressions (h2o's thread-local chunk cache), as
+# scripts/test.sh sets them, so a sanitizer binary passes here on its own too.
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$here/../lsan.supp:print_suppressions=0}"
 echo "e2e: GATEWAY_BIN=$GATEWAY_BIN ($(node --version))"
 if [ $# -gt 0 ]; then
   exec node --test --test-concurrency=1 --test-timeout=120000 "$@"
