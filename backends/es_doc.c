@@ -1,21 +1,17 @@
 /* es_doc: OTLP -> Elasticsearch bulk NDJSON (es_doc.h has the contract).
  *
- * Documents are written straight into the output as compact JSON, with no
- * tree built first: rendering is the exporter's hot path. The bytes are
- * exactly those of the jansson-built documents this replaced (json_dumps,
- * JSON_COMPACT): members in the order they are set, a key given twice
- * keeping the place of its first occurrence with the value of the last;
- * in strings '"', backslash and controls escaped (\b \f \n \r \t, the
- * others as \u00XX in upper-case hex) and nothing else; reals as %.17g,
- * with ".0" added to integral ones and the exponent without '+' or leading
- * zeros. The resource and scope objects are written once per scope and
- * copied into each of its documents, so a batch of spans from one service
- * does not rewrite them per span. Strings are made valid UTF-8 on the way
- * (each invalid byte becomes U+FFFD): protobuf does not guarantee it and a
- * JSON document must have it. Reals JSON cannot hold (NaN, infinities)
- * become null in attributes and drop the item where they are the value.
- * Reals are written with snprintf, which assumes the "C" LC_NUMERIC locale
- * (the gateway never calls setlocale). */
+ * Documents are written straight into the output with es_json, with no
+ * tree built first: rendering is the exporter's hot path. Members come in
+ * the order they are set, and a key given twice keeps the place of its
+ * first occurrence with the value of the last (es_doc_plan), as setting
+ * the members of a JSON object one by one does. The resource and scope
+ * objects are written once per scope and copied into each of its
+ * documents, so a batch of spans from one service does not rewrite them
+ * per span. Reals JSON cannot hold (NaN, infinities) become null in
+ * attributes and drop the item where they are the value.
+ *
+ * Layout: attribute values and member planning; data streams (routing,
+ * action lines); then traces, logs and metrics; the entry points last. */
 #include "es_doc.h"
 
 #include <math.h>
@@ -27,6 +23,7 @@
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
 #include "hash.h"
+#include "es_json.h"
 #include "otlp_json.h"
 #include "trace_service.pb-c.h"
 
@@ -47,8 +44,6 @@ typedef Opentelemetry__Proto__Resource__V1__Resource es_resource;
 #define ES_DOC_PAIRWISE_MAX 16
 /* A member of a plan that a later one with the same key replaced. */
 #define ES_DOC_GONE ((size_t)-1)
-
-static const char es_doc_hex[] = "0123456789abcdef";
 
 /* Members of the objects being written, innermost last: for each, the
  * index of the key-value it takes its key and value from (es_doc_plan). */
@@ -109,244 +104,6 @@ static void es_doc_drop(es_doc_ctx *c, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- JSON values ---- */
-
-/* buf_append and friends for the many short pieces a document is made of,
- * with the usual case (the buffer has room) inline. */
-static inline int es_doc_bytes(buf *b, const void *p, size_t n)
-{
-    if (n == 0) /* p may be NULL then (an empty buffer's data) */
-        return 0;
-    if (n >= b->cap - b->len)
-        return buf_append(b, p, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static inline int es_doc_char(buf *b, char ch)
-{
-    if (b->len >= b->cap)
-        return buf_putc(b, ch);
-    b->data[b->len++] = ch;
-    return 0;
-}
-
-static inline int es_doc_lit(buf *b, const char *s) { return es_doc_bytes(b, s, strlen(s)); }
-
-/* Room for n more bytes, to write them through b->data. */
-static inline int es_doc_room(buf *b, size_t n) { return n <= b->cap - b->len ? 0 : buf_reserve(b, n); }
-
-/* One character that needs escaping, or the U+FFFD an invalid byte becomes. */
-static int es_doc_put_escape(buf *b, unsigned char ch)
-{
-    static const char upper_hex[] = "0123456789ABCDEF";
-    char esc[6] = {'\\', otlp_json_short_escape(ch)};
-    if (esc[1] != 0)
-        return es_doc_bytes(b, esc, 2);
-    if (ch >= 0x80)
-        return es_doc_bytes(b, "\xef\xbf\xbd", 3);
-    memcpy(esc, "\\u00", 4);
-    esc[4] = upper_hex[ch >> 4];
-    esc[5] = upper_hex[ch & 15];
-    return es_doc_bytes(b, esc, 6);
-}
-
-/* Whether the 8 bytes at p can all be copied into a JSON string as they
- * are: none below 0x20, '"', backslash or 0x80 and up. Checked on the whole
- * word at once: for a byte x below 0x80, (x - k) & ~x has bit 7 set exactly
- * when x < k; a borrow out of a byte that hit may set bits above it but
- * never below the lowest hit, so the word has a hit exactly when a byte
- * does. '"' and backslash are the zero bytes of w xor that byte repeated. */
-static int es_doc_plain8(const unsigned char *p)
-{
-    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
-    uint64_t w, q, bs;
-    memcpy(&w, p, sizeof(w));
-    q = w ^ (ones * '"');
-    bs = w ^ (ones * '\\');
-    return ((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & high) == 0;
-}
-
-/* The inside of a JSON string: valid UTF-8 copied, '"', backslash and
- * controls escaped, each byte of invalid UTF-8 as U+FFFD. */
-static int es_doc_put_chars(buf *b, const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t run = 0, i = 0;
-    while (i < n) {
-        if (n - i >= 8 && es_doc_plain8(s + i)) {
-            i += 8;
-            continue;
-        }
-        unsigned char ch = s[i];
-        if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
-            i++;
-            continue;
-        }
-        size_t l = ch >= 0x80 ? otlp_json_utf8_seq(s + i, n - i) : 0;
-        if (l != 0) {
-            i += l;
-            continue;
-        }
-        if (es_doc_bytes(b, s + run, i - run) != 0 || es_doc_put_escape(b, ch) != 0)
-            return -1;
-        run = ++i;
-    }
-    return es_doc_bytes(b, s + run, n - run);
-}
-
-static int es_doc_put_str(buf *b, const char *s, size_t n)
-{
-    if (es_doc_room(b, n + 2) != 0) /* the usual string, with nothing to escape, then is one copy */
-        return -1;
-    b->data[b->len++] = '"';
-    return es_doc_put_chars(b, s, n) || es_doc_char(b, '"') ? -1 : 0;
-}
-
-static int es_doc_put_cstr(buf *b, const char *s) { return es_doc_put_str(b, s, strlen(s)); }
-
-static int es_doc_put_int(buf *b, int64_t v)
-{
-    char tmp[24];
-    char *s = tmp + sizeof(tmp);
-    uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--s = (char)('0' + mag % 10);
-        mag /= 10;
-    } while (mag != 0);
-    if (v < 0)
-        *--s = '-';
-    return es_doc_bytes(b, s, (size_t)(tmp + sizeof(tmp) - s));
-}
-
-/* Counts are unsigned in OTLP; JSON integers here are int64 (saturated). */
-static int es_doc_put_uint(buf *b, uint64_t n) { return es_doc_put_int(b, n > INT64_MAX ? INT64_MAX : (int64_t)n); }
-
-/* A finite double: %.17g (exact on reading back), ".0" added when that
- * would read as an integer, the exponent without '+' or leading zeros.
- * (%.17g uses an exponent only below 1e-4 or from 1e17 on: never zero.) */
-static int es_doc_put_real(buf *b, double d)
-{
-    char tmp[32];
-    size_t n = (size_t)snprintf(tmp, sizeof(tmp), "%.17g", d);
-    char *e = memchr(tmp, 'e', n);
-    if (e == NULL) {
-        if (memchr(tmp, '.', n) == NULL) {
-            memcpy(tmp + n, ".0", 2);
-            n += 2;
-        }
-        return es_doc_bytes(b, tmp, n);
-    }
-    char *from = e + 1, *to = e + 1;
-    if (*from == '-')
-        *to++ = *from++;
-    else if (*from == '+')
-        from++;
-    while (*from == '0')
-        from++;
-    memmove(to, from, (size_t)(tmp + n - from));
-    return es_doc_bytes(b, tmp, n - (size_t)(from - to));
-}
-
-/* Zero-padded decimal digits of v, `width` of them, ending at end. */
-static void es_doc_digits(char *end, unsigned v, int width)
-{
-    while (width-- > 0) {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-/* RFC 3339 with nanoseconds, UTC: what date_nanos keeps exactly. The date
- * is worked out here rather than with gmtime_r, which takes the time zone
- * lock on every call. The year has four digits: 2^64 ns after 1970 is in
- * 2554. */
-static int es_doc_put_time(buf *b, uint64_t ns)
-{
-    uint64_t sec = ns / 1000000000u, days = sec / 86400, tod = sec % 86400;
-    /* Counted from 0000-03-01, so that the leap day ends a year; in 400-year
-     * eras of 146097 days, whose years have 365 days plus the leap days. */
-    uint64_t z = days + 719468, era = z / 146097, doe = z % 146097;
-    uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    uint64_t mp = (5 * doy + 2) / 153; /* months from March, 153 days per five */
-    unsigned day = (unsigned)(doy - (153 * mp + 2) / 5 + 1), month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-    unsigned year = (unsigned)(era * 400 + yoe + (month <= 2));
-    char s[] = "\"YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ\"";
-    es_doc_digits(s + 5, year, 4);
-    es_doc_digits(s + 8, month, 2);
-    es_doc_digits(s + 11, day, 2);
-    es_doc_digits(s + 14, (unsigned)(tod / 3600), 2);
-    es_doc_digits(s + 17, (unsigned)(tod / 60 % 60), 2);
-    es_doc_digits(s + 20, (unsigned)(tod % 60), 2);
-    es_doc_digits(s + 30, (unsigned)(ns % 1000000000u), 9);
-    return es_doc_bytes(b, s, sizeof(s) - 1);
-}
-
-static int es_doc_put_base64(buf *b, ProtobufCBinaryData d)
-{
-    return es_doc_char(b, '"') || otlp_json_put_base64(b, d.data, d.len) || es_doc_char(b, '"') ? -1 : 0;
-}
-
-/* ---- object members ---- */
-
-/* Starts member `key` (plain ASCII) of the object whose '{' ends at offset
- * `open`: a comma first unless it is the object's first member. */
-static int es_doc_key(buf *b, size_t open, const char *key)
-{
-    size_t n = strlen(key);
-    if (es_doc_room(b, n + 4) != 0)
-        return -1;
-    char *w = b->data + b->len;
-    if (b->len != open)
-        *w++ = ',';
-    *w++ = '"';
-    memcpy(w, key, n);
-    w += n;
-    *w++ = '"';
-    *w++ = ':';
-    b->len = (size_t)(w - b->data);
-    return 0;
-}
-
-/* key: s, when s is not empty. */
-static int es_doc_put_text(buf *b, size_t open, const char *key, const char *s)
-{
-    if (s == NULL || s[0] == '\0')
-        return 0;
-    return es_doc_key(b, open, key) || es_doc_put_cstr(b, s) ? -1 : 0;
-}
-
-/* key: n, when n is not zero. */
-static int es_doc_put_count(buf *b, size_t open, const char *key, uint64_t n)
-{
-    if (n == 0)
-        return 0;
-    return es_doc_key(b, open, key) || es_doc_put_uint(b, n) ? -1 : 0;
-}
-
-/* Trace and span ids in lower-case hex; an empty or all-zero id is absent. */
-static int es_doc_put_id(buf *b, size_t open, const char *key, ProtobufCBinaryData id)
-{
-    size_t n = id.len < 32 ? id.len : 32, nonzero = 0;
-    for (size_t i = 0; i < n; i++)
-        nonzero |= id.data[i];
-    if (nonzero == 0)
-        return 0;
-    if (es_doc_key(b, open, key) != 0 || es_doc_room(b, 2 * n + 2) != 0)
-        return -1;
-    char *w = b->data + b->len;
-    *w++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        *w++ = es_doc_hex[id.data[i] >> 4];
-        *w++ = es_doc_hex[id.data[i] & 15];
-    }
-    *w++ = '"';
-    b->len = (size_t)(w - b->data);
-    return 0;
-}
-
 /* ---- attribute values ---- */
 
 /* Every attribute key is checked: most fail at the first byte, before any call. */
@@ -373,7 +130,7 @@ static int es_doc_keys(es_doc_ctx *c, es_kv **kv, const size_t *slot, size_t m)
     for (size_t j = 0; j < m; j++) {
         const char *key = kv[slot[j]]->key;
         size_t off = c->keytext.len;
-        if (es_doc_put_chars(&c->keytext, key, strlen(key)) != 0)
+        if (es_json_put_chars(&c->keytext, key, strlen(key)) != 0)
             return -1;
         c->keys[j] = (es_doc_keyref){.off = off, .len = c->keytext.len - off, .pos = j};
     }
@@ -471,21 +228,21 @@ static int es_doc_put_members(es_doc_ctx *c, buf *b, es_kv **kv, size_t base, si
                               const char *event_name)
 {
     int named = 0;
-    if (es_doc_char(b, '{') != 0)
+    if (es_json_char(b, '{') != 0)
         return -1;
     for (size_t i = 0; i < count; i++) {
         const es_kv *e = kv[c->plan.v[base + i]]; /* re-read: nested plans may move the stack */
         int is_name = event_name != NULL && strcmp(e->key, "event.name") == 0;
         named |= is_name;
-        if ((i > 0 && es_doc_char(b, ',') != 0) || es_doc_put_cstr(b, e->key) != 0 || es_doc_char(b, ':') != 0 ||
-            (is_name ? es_doc_put_cstr(b, event_name) : es_doc_put_value(c, b, e->value, stringify_maps)) != 0)
+        if ((i > 0 && es_json_char(b, ',') != 0) || es_json_put_cstr(b, e->key) != 0 || es_json_char(b, ':') != 0 ||
+            (is_name ? es_json_put_cstr(b, event_name) : es_doc_put_value(c, b, e->value, stringify_maps)) != 0)
             return -1;
     }
     if (event_name != NULL && !named &&
-        ((count > 0 && es_doc_char(b, ',') != 0) || es_doc_lit(b, "\"event.name\":") != 0 ||
-         es_doc_put_cstr(b, event_name) != 0))
+        ((count > 0 && es_json_char(b, ',') != 0) || es_json_lit(b, "\"event.name\":") != 0 ||
+         es_json_put_cstr(b, event_name) != 0))
         return -1;
-    return es_doc_char(b, '}');
+    return es_json_char(b, '}');
 }
 
 /* A map value: nested maps stay objects even where the outer one is text. */
@@ -504,37 +261,37 @@ static int es_doc_put_map(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Com
 static int es_doc_put_map_text(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Common__V1__KeyValueList *l)
 {
     buf_clear(&c->text);
-    return es_doc_put_map(c, &c->text, l) || es_doc_put_str(b, c->text.data, c->text.len) ? -1 : 0;
+    return es_doc_put_map(c, &c->text, l) || es_json_put_str(b, c->text.data, c->text.len) ? -1 : 0;
 }
 
 static int es_doc_put_array(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Common__V1__ArrayValue *av,
                             int stringify_maps)
 {
-    if (es_doc_char(b, '[') != 0)
+    if (es_json_char(b, '[') != 0)
         return -1;
     for (size_t i = 0; av != NULL && i < av->n_values; i++)
-        if ((i > 0 && es_doc_char(b, ',') != 0) || es_doc_put_value(c, b, av->values[i], stringify_maps) != 0)
+        if ((i > 0 && es_json_char(b, ',') != 0) || es_doc_put_value(c, b, av->values[i], stringify_maps) != 0)
             return -1;
-    return es_doc_char(b, ']');
+    return es_json_char(b, ']');
 }
 
 static int es_doc_put_value(es_doc_ctx *c, buf *b, const es_any *v, int stringify_maps)
 {
     if (v == NULL)
-        return es_doc_lit(b, "null");
+        return es_json_lit(b, "null");
     switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE: return es_doc_put_cstr(b, v->string_value);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE: return es_json_put_cstr(b, v->string_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        return es_doc_lit(b, v->bool_value ? "true" : "false");
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: return es_doc_put_int(b, v->int_value);
+        return es_json_lit(b, v->bool_value ? "true" : "false");
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: return es_json_put_int(b, v->int_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        return isfinite(v->double_value) ? es_doc_put_real(b, v->double_value) : es_doc_lit(b, "null");
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE: return es_doc_put_base64(b, v->bytes_value);
+        return isfinite(v->double_value) ? es_json_put_real(b, v->double_value) : es_json_lit(b, "null");
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE: return es_json_put_base64(b, v->bytes_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
         return es_doc_put_array(c, b, v->array_value, stringify_maps);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
         return stringify_maps ? es_doc_put_map_text(c, b, v->kvlist_value) : es_doc_put_map(c, b, v->kvlist_value);
-    default: return es_doc_lit(b, "null");
+    default: return es_json_lit(b, "null");
     }
 }
 
@@ -548,7 +305,7 @@ static int es_doc_put_attributes(es_doc_ctx *c, buf *b, size_t open, es_kv **kv,
     if (es_doc_plan(c, kv, n, 1, &count) != 0)
         return -1;
     int rc = (count > 0 || event_name != NULL) &&
-             (es_doc_key(b, open, "attributes") != 0 ||
+             (es_json_key(b, open, "attributes") != 0 ||
               es_doc_put_members(c, b, kv, base, count, stringify_maps, event_name) != 0);
     c->plan.n = base;
     return rc ? -1 : 0;
@@ -621,13 +378,13 @@ static int es_doc_put_action(buf *b, const es_doc_stream *ds, const char *metric
     *w++ = '-';
     memcpy(w, ds->namespace, ds->namespace_len);
     w += ds->namespace_len;
-    if (es_doc_lit(b, "{\"create\":{\"_index\":") != 0 || es_doc_put_str(b, index, (size_t)(w - index)) != 0)
+    if (es_json_lit(b, "{\"create\":{\"_index\":") != 0 || es_json_put_str(b, index, (size_t)(w - index)) != 0)
         return -1;
     if (metric != NULL &&
-        (es_doc_lit(b, ",\"dynamic_templates\":{\"metrics.") != 0 || es_doc_put_chars(b, metric, strlen(metric)) != 0 ||
-         es_doc_lit(b, "\":") != 0 || es_doc_put_cstr(b, template) != 0 || es_doc_char(b, '}') != 0))
+        (es_json_lit(b, ",\"dynamic_templates\":{\"metrics.") != 0 || es_json_put_chars(b, metric, strlen(metric)) != 0 ||
+         es_json_lit(b, "\":") != 0 || es_json_put_cstr(b, template) != 0 || es_json_char(b, '}') != 0))
         return -1;
-    return es_doc_lit(b, "}}\n");
+    return es_json_lit(b, "}}\n");
 }
 
 /* The start of a document, {"@timestamp":...,"data_stream":{...}, left
@@ -635,11 +392,11 @@ static int es_doc_put_action(buf *b, const es_doc_stream *ds, const char *metric
 static int es_doc_put_head(buf *b, const es_doc_stream *ds, uint64_t ts, size_t *open)
 {
     *open = b->len + 1;
-    if (es_doc_lit(b, "{\"@timestamp\":") || es_doc_put_time(b, ts) ||
-        es_doc_lit(b, ",\"data_stream\":{\"type\":") || es_doc_put_cstr(b, ds->type) ||
-        es_doc_lit(b, ",\"dataset\":") || es_doc_put_str(b, ds->dataset, ds->dataset_len) ||
-        es_doc_lit(b, ",\"namespace\":") || es_doc_put_str(b, ds->namespace, ds->namespace_len) ||
-        es_doc_char(b, '}'))
+    if (es_json_lit(b, "{\"@timestamp\":") || es_json_put_time(b, ts) ||
+        es_json_lit(b, ",\"data_stream\":{\"type\":") || es_json_put_cstr(b, ds->type) ||
+        es_json_lit(b, ",\"dataset\":") || es_json_put_str(b, ds->dataset, ds->dataset_len) ||
+        es_json_lit(b, ",\"namespace\":") || es_json_put_str(b, ds->namespace, ds->namespace_len) ||
+        es_json_char(b, '}'))
         return -1;
     return 0;
 }
@@ -669,11 +426,11 @@ static int es_doc_put_resource(es_doc_ctx *c, buf *b, const es_resource *r, cons
                                int stringify_maps)
 {
     size_t open = b->len + 1;
-    if (es_doc_char(b, '{') || es_doc_put_text(b, open, "schema_url", schema_url) ||
+    if (es_json_char(b, '{') || es_json_put_text(b, open, "schema_url", schema_url) ||
         (r != NULL &&
          (es_doc_put_attributes(c, b, open, r->attributes, r->n_attributes, stringify_maps, NULL) ||
-          es_doc_put_count(b, open, "dropped_attributes_count", r->dropped_attributes_count))) ||
-        es_doc_char(b, '}'))
+          es_json_put_count(b, open, "dropped_attributes_count", r->dropped_attributes_count))) ||
+        es_json_char(b, '}'))
         return -1;
     return 0;
 }
@@ -681,12 +438,12 @@ static int es_doc_put_resource(es_doc_ctx *c, buf *b, const es_resource *r, cons
 static int es_doc_put_scope(es_doc_ctx *c, buf *b, const es_scope *s, const char *schema_url, int stringify_maps)
 {
     size_t open = b->len + 1;
-    if (es_doc_char(b, '{') || es_doc_put_text(b, open, "schema_url", schema_url) ||
+    if (es_json_char(b, '{') || es_json_put_text(b, open, "schema_url", schema_url) ||
         (s != NULL &&
-         (es_doc_put_text(b, open, "name", s->name) || es_doc_put_text(b, open, "version", s->version) ||
+         (es_json_put_text(b, open, "name", s->name) || es_json_put_text(b, open, "version", s->version) ||
           es_doc_put_attributes(c, b, open, s->attributes, s->n_attributes, stringify_maps, NULL) ||
-          es_doc_put_count(b, open, "dropped_attributes_count", s->dropped_attributes_count))) ||
-        es_doc_char(b, '}'))
+          es_json_put_count(b, open, "dropped_attributes_count", s->dropped_attributes_count))) ||
+        es_json_char(b, '}'))
         return -1;
     return 0;
 }
@@ -705,12 +462,12 @@ static void es_doc_origin_init(es_doc_ctx *c, es_doc_origin *o, const es_resourc
         o->namespace = c->s->namespace != NULL ? c->s->namespace : ES_DOC_DEFAULT_NAMESPACE;
     buf *b = &c->origin;
     buf_clear(b);
-    if (es_doc_lit(b, ",\"resource\":") != 0 || es_doc_put_resource(c, b, r, res_schema, stringify_maps) != 0 ||
-        es_doc_lit(b, ",\"scope\":") != 0 || es_doc_put_scope(c, b, s, scope_schema, stringify_maps) != 0)
+    if (es_json_lit(b, ",\"resource\":") != 0 || es_doc_put_resource(c, b, r, res_schema, stringify_maps) != 0 ||
+        es_json_lit(b, ",\"scope\":") != 0 || es_doc_put_scope(c, b, s, scope_schema, stringify_maps) != 0)
         c->failed = 1;
 }
 
-static int es_doc_put_origin(const es_doc_ctx *c, buf *b) { return es_doc_bytes(b, c->origin.data, c->origin.len); }
+static int es_doc_put_origin(const es_doc_ctx *c, buf *b) { return es_json_bytes(b, c->origin.data, c->origin.len); }
 
 /* ---- traces ---- */
 
@@ -730,9 +487,9 @@ static const char *es_doc_status_code(int code)
 static int es_doc_put_status(buf *b, const Opentelemetry__Proto__Trace__V1__Status *st)
 {
     size_t open = b->len + 1;
-    if (es_doc_char(b, '{') || es_doc_put_text(b, open, "message", st != NULL ? st->message : NULL) ||
-        es_doc_key(b, open, "code") ||
-        es_doc_put_cstr(b, es_doc_status_code(st != NULL ? (int)st->code : 0)) || es_doc_char(b, '}'))
+    if (es_json_char(b, '{') || es_json_put_text(b, open, "message", st != NULL ? st->message : NULL) ||
+        es_json_key(b, open, "code") ||
+        es_json_put_cstr(b, es_doc_status_code(st != NULL ? (int)st->code : 0)) || es_json_char(b, '}'))
         return -1;
     return 0;
 }
@@ -740,24 +497,24 @@ static int es_doc_put_status(buf *b, const Opentelemetry__Proto__Trace__V1__Stat
 static int es_doc_put_link(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Trace__V1__Span__Link *l)
 {
     size_t open = b->len + 1;
-    if (es_doc_char(b, '{') || es_doc_put_id(b, open, "trace_id", l->trace_id) ||
-        es_doc_put_id(b, open, "span_id", l->span_id) ||
-        es_doc_put_text(b, open, "trace_state", l->trace_state) ||
+    if (es_json_char(b, '{') || es_json_put_id(b, open, "trace_id", l->trace_id) ||
+        es_json_put_id(b, open, "span_id", l->span_id) ||
+        es_json_put_text(b, open, "trace_state", l->trace_state) ||
         es_doc_put_attributes(c, b, open, l->attributes, l->n_attributes, 0, NULL) ||
-        es_doc_put_count(b, open, "dropped_attributes_count", l->dropped_attributes_count) ||
-        es_doc_char(b, '}'))
+        es_json_put_count(b, open, "dropped_attributes_count", l->dropped_attributes_count) ||
+        es_json_char(b, '}'))
         return -1;
     return 0;
 }
 
 static int es_doc_put_links(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Trace__V1__Span *sp)
 {
-    if (es_doc_char(b, '[') != 0)
+    if (es_json_char(b, '[') != 0)
         return -1;
     for (size_t i = 0; i < sp->n_links; i++)
-        if ((i > 0 && es_doc_char(b, ',') != 0) || es_doc_put_link(c, b, sp->links[i]) != 0)
+        if ((i > 0 && es_json_char(b, ',') != 0) || es_doc_put_link(c, b, sp->links[i]) != 0)
             return -1;
-    return es_doc_char(b, ']');
+    return es_json_char(b, ']');
 }
 
 static int es_doc_put_span(es_doc_ctx *c, const es_doc_stream *ds, const Opentelemetry__Proto__Trace__V1__Span *sp)
@@ -767,20 +524,20 @@ static int es_doc_put_span(es_doc_ctx *c, const es_doc_stream *ds, const Opentel
     uint64_t d = sp->end_time_unix_nano > sp->start_time_unix_nano ? sp->end_time_unix_nano - sp->start_time_unix_nano
                                                                      : 0;
     if (es_doc_put_action(b, ds, NULL, NULL) || es_doc_put_head(b, ds, sp->start_time_unix_nano, &open) ||
-        es_doc_put_id(b, open, "trace_id", sp->trace_id) ||
-        es_doc_put_id(b, open, "span_id", sp->span_id) ||
-        es_doc_put_text(b, open, "trace_state", sp->trace_state) ||
-        es_doc_put_id(b, open, "parent_span_id", sp->parent_span_id) ||
-        es_doc_put_text(b, open, "name", sp->name) || es_doc_key(b, open, "kind") ||
-        es_doc_put_cstr(b, es_doc_kind(sp->kind)) || es_doc_key(b, open, "duration") ||
-        es_doc_put_uint(b, d) ||
+        es_json_put_id(b, open, "trace_id", sp->trace_id) ||
+        es_json_put_id(b, open, "span_id", sp->span_id) ||
+        es_json_put_text(b, open, "trace_state", sp->trace_state) ||
+        es_json_put_id(b, open, "parent_span_id", sp->parent_span_id) ||
+        es_json_put_text(b, open, "name", sp->name) || es_json_key(b, open, "kind") ||
+        es_json_put_cstr(b, es_doc_kind(sp->kind)) || es_json_key(b, open, "duration") ||
+        es_json_put_uint(b, d) ||
         es_doc_put_attributes(c, b, open, sp->attributes, sp->n_attributes, 0, NULL) ||
-        es_doc_put_count(b, open, "dropped_attributes_count", sp->dropped_attributes_count) ||
-        es_doc_put_count(b, open, "dropped_events_count", sp->dropped_events_count) ||
-        es_doc_key(b, open, "links") || es_doc_put_links(c, b, sp) ||
-        es_doc_put_count(b, open, "dropped_links_count", sp->dropped_links_count) ||
-        es_doc_key(b, open, "status") || es_doc_put_status(b, sp->status) || es_doc_put_origin(c, b) ||
-        es_doc_lit(b, "}\n"))
+        es_json_put_count(b, open, "dropped_attributes_count", sp->dropped_attributes_count) ||
+        es_json_put_count(b, open, "dropped_events_count", sp->dropped_events_count) ||
+        es_json_key(b, open, "links") || es_doc_put_links(c, b, sp) ||
+        es_json_put_count(b, open, "dropped_links_count", sp->dropped_links_count) ||
+        es_json_key(b, open, "status") || es_doc_put_status(b, sp->status) || es_doc_put_origin(c, b) ||
+        es_json_lit(b, "}\n"))
         return -1;
     return 0;
 }
@@ -794,12 +551,12 @@ static int es_doc_put_span_event(es_doc_ctx *c, const es_doc_stream *ds,
     buf *b = c->out;
     size_t open;
     if (es_doc_put_action(b, ds, NULL, NULL) || es_doc_put_head(b, ds, ev->time_unix_nano, &open) ||
-        es_doc_put_id(b, open, "trace_id", sp->trace_id) ||
-        es_doc_put_id(b, open, "span_id", sp->span_id) ||
-        es_doc_put_count(b, open, "dropped_attributes_count", ev->dropped_attributes_count) ||
-        es_doc_put_text(b, open, "event_name", ev->name) ||
+        es_json_put_id(b, open, "trace_id", sp->trace_id) ||
+        es_json_put_id(b, open, "span_id", sp->span_id) ||
+        es_json_put_count(b, open, "dropped_attributes_count", ev->dropped_attributes_count) ||
+        es_json_put_text(b, open, "event_name", ev->name) ||
         es_doc_put_attributes(c, b, open, ev->attributes, ev->n_attributes, 0, ev->name[0] != '\0' ? ev->name : NULL) ||
-        es_doc_put_origin(c, b) || es_doc_lit(b, "}\n"))
+        es_doc_put_origin(c, b) || es_json_lit(b, "}\n"))
         return -1;
     return 0;
 }
@@ -867,13 +624,13 @@ static int es_doc_put_body(es_doc_ctx *c, buf *b, size_t open, const es_any *bod
 {
     if (body == NULL || body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET)
         return 0;
-    if (es_doc_key(b, open, "body") != 0)
+    if (es_json_key(b, open, "body") != 0)
         return -1;
     if (body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE)
-        return es_doc_lit(b, "{\"text\":") || es_doc_put_cstr(b, body->string_value) || es_doc_char(b, '}') ? -1 : 0;
+        return es_json_lit(b, "{\"text\":") || es_json_put_cstr(b, body->string_value) || es_json_char(b, '}') ? -1 : 0;
     int wrap = !es_doc_body_is_objects(body);
-    if (es_doc_lit(b, wrap ? "{\"structured\":{\"value\":" : "{\"structured\":") ||
-        es_doc_put_value(c, b, body, 0) || es_doc_lit(b, wrap ? "}}" : "}"))
+    if (es_json_lit(b, wrap ? "{\"structured\":{\"value\":" : "{\"structured\":") ||
+        es_doc_put_value(c, b, body, 0) || es_json_lit(b, wrap ? "}}" : "}"))
         return -1;
     return 0;
 }
@@ -885,15 +642,15 @@ static int es_doc_put_log(es_doc_ctx *c, const es_doc_stream *ds, const Opentele
     uint64_t observed = lr->observed_time_unix_nano;
     if (es_doc_put_action(b, ds, NULL, NULL) ||
         es_doc_put_head(b, ds, lr->time_unix_nano != 0 ? lr->time_unix_nano : observed, &open) ||
-        (observed != 0 && (es_doc_key(b, open, "observed_timestamp") || es_doc_put_time(b, observed))) ||
-        es_doc_put_text(b, open, "severity_text", lr->severity_text) ||
-        es_doc_put_count(b, open, "severity_number", lr->severity_number > 0 ? (uint64_t)lr->severity_number : 0) ||
-        es_doc_put_id(b, open, "trace_id", lr->trace_id) ||
-        es_doc_put_id(b, open, "span_id", lr->span_id) ||
+        (observed != 0 && (es_json_key(b, open, "observed_timestamp") || es_json_put_time(b, observed))) ||
+        es_json_put_text(b, open, "severity_text", lr->severity_text) ||
+        es_json_put_count(b, open, "severity_number", lr->severity_number > 0 ? (uint64_t)lr->severity_number : 0) ||
+        es_json_put_id(b, open, "trace_id", lr->trace_id) ||
+        es_json_put_id(b, open, "span_id", lr->span_id) ||
         es_doc_put_attributes(c, b, open, lr->attributes, lr->n_attributes, 0, NULL) ||
-        es_doc_put_count(b, open, "dropped_attributes_count", lr->dropped_attributes_count) ||
-        es_doc_put_text(b, open, "event_name", es_doc_event_name(lr)) || es_doc_put_origin(c, b) ||
-        es_doc_put_body(c, b, open, lr->body) || es_doc_lit(b, "}\n"))
+        es_json_put_count(b, open, "dropped_attributes_count", lr->dropped_attributes_count) ||
+        es_json_put_text(b, open, "event_name", es_doc_event_name(lr)) || es_doc_put_origin(c, b) ||
+        es_doc_put_body(c, b, open, lr->body) || es_json_lit(b, "}\n"))
         return -1;
     return 0;
 }
@@ -941,7 +698,7 @@ static int es_doc_number(es_doc_ctx *c, es_doc_point *p, const Opentelemetry__Pr
     buf_clear(&c->value);
     if (dp->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT) {
         p->template = counter ? "counter_long" : "gauge_long";
-        return es_doc_put_int(&c->value, dp->as_int);
+        return es_json_put_int(&c->value, dp->as_int);
     }
     if (dp->value_case != OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE) {
         p->why = "number data point without a value";
@@ -952,7 +709,7 @@ static int es_doc_number(es_doc_ctx *c, es_doc_point *p, const Opentelemetry__Pr
         return 0;
     }
     p->template = counter ? "counter_double" : "gauge_double";
-    return es_doc_put_real(&c->value, dp->as_double);
+    return es_json_put_real(&c->value, dp->as_double);
 }
 
 /* An Elasticsearch histogram field value, {"counts":[...],"values":[...]},
@@ -970,7 +727,7 @@ static int es_doc_hist_start(es_doc_ctx *c, es_doc_hist *h)
     *h = (es_doc_hist){.counts = &c->value, .values = &c->values};
     buf_clear(h->counts);
     buf_clear(h->values);
-    return es_doc_lit(h->counts, "{\"counts\":[");
+    return es_json_lit(h->counts, "{\"counts\":[");
 }
 
 static int es_doc_bucket(es_doc_hist *h, uint64_t count, double value)
@@ -982,9 +739,9 @@ static int es_doc_bucket(es_doc_hist *h, uint64_t count, double value)
         return 0;
     }
     h->last = value;
-    if (h->n++ > 0 && (es_doc_char(h->counts, ',') != 0 || es_doc_char(h->values, ',') != 0))
+    if (h->n++ > 0 && (es_json_char(h->counts, ',') != 0 || es_json_char(h->values, ',') != 0))
         return -1;
-    return es_doc_put_uint(h->counts, count) || es_doc_put_real(h->values, value) ? -1 : 0;
+    return es_json_put_uint(h->counts, count) || es_json_put_real(h->values, value) ? -1 : 0;
 }
 
 /* The histogram's value, or p->why set when it broke the rule. */
@@ -994,8 +751,8 @@ static int es_doc_hist_finish(es_doc_hist *h, es_doc_point *p, const char *why)
         p->why = why;
         return 0;
     }
-    if (es_doc_lit(h->counts, "],\"values\":[") || es_doc_bytes(h->counts, h->values->data, h->values->len) ||
-        es_doc_lit(h->counts, "]}"))
+    if (es_json_lit(h->counts, "],\"values\":[") || es_json_bytes(h->counts, h->values->data, h->values->len) ||
+        es_json_lit(h->counts, "]}"))
         return -1;
     return 0;
 }
@@ -1080,9 +837,9 @@ static int es_doc_summary(es_doc_ctx *c, es_doc_point *p, const Opentelemetry__P
         return 0;
     }
     buf_clear(&c->value);
-    if (es_doc_lit(&c->value, "{\"sum\":") || es_doc_put_real(&c->value, dp->sum) ||
-        es_doc_lit(&c->value, ",\"value_count\":") || es_doc_put_uint(&c->value, dp->count) ||
-        es_doc_char(&c->value, '}'))
+    if (es_json_lit(&c->value, "{\"sum\":") || es_json_put_real(&c->value, dp->sum) ||
+        es_json_lit(&c->value, ",\"value_count\":") || es_json_put_uint(&c->value, dp->count) ||
+        es_json_char(&c->value, '}'))
         return -1;
     return 0;
 }
@@ -1098,11 +855,11 @@ static int es_doc_put_names_hash(buf *b, const char *name)
     char *s = tmp + sizeof(tmp);
     *--s = '"';
     do {
-        *--s = es_doc_hex[h & 15];
+        *--s = es_json_hex[h & 15];
         h >>= 4;
     } while (h != 0);
     *--s = '"';
-    return es_doc_bytes(b, s, (size_t)(tmp + sizeof(tmp) - s));
+    return es_json_bytes(b, s, (size_t)(tmp + sizeof(tmp) - s));
 }
 
 static int es_doc_put_point(es_doc_ctx *c, const es_doc_stream *ds,
@@ -1111,13 +868,13 @@ static int es_doc_put_point(es_doc_ctx *c, const es_doc_stream *ds,
     buf *b = c->out;
     size_t open;
     if (es_doc_put_action(b, ds, m->name, p->template) || es_doc_put_head(b, ds, p->time, &open) ||
-        (p->start != 0 && (es_doc_key(b, open, "start_timestamp") || es_doc_put_time(b, p->start))) ||
-        es_doc_put_text(b, open, "unit", m->unit) ||
+        (p->start != 0 && (es_json_key(b, open, "start_timestamp") || es_json_put_time(b, p->start))) ||
+        es_json_put_text(b, open, "unit", m->unit) ||
         es_doc_put_attributes(c, b, open, p->attrs, p->n_attrs, 1, NULL) || es_doc_put_origin(c, b) ||
-        es_doc_key(b, open, "metrics") || es_doc_char(b, '{') || es_doc_put_cstr(b, m->name) ||
-        es_doc_char(b, ':') || es_doc_bytes(b, c->value.data, c->value.len) || es_doc_char(b, '}') ||
-        es_doc_key(b, open, "_metric_names_hash") || es_doc_put_names_hash(b, m->name) ||
-        es_doc_lit(b, "}\n"))
+        es_json_key(b, open, "metrics") || es_json_char(b, '{') || es_json_put_cstr(b, m->name) ||
+        es_json_char(b, ':') || es_json_bytes(b, c->value.data, c->value.len) || es_json_char(b, '}') ||
+        es_json_key(b, open, "_metric_names_hash") || es_doc_put_names_hash(b, m->name) ||
+        es_json_lit(b, "}\n"))
         return -1;
     return 0;
 }
