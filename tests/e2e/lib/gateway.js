@@ -151,6 +151,18 @@ function configYaml(o) {
 }
 
 /**
+ * A suite's after(): stop the gateway (which checks its exit status), then run
+ * each closer (e.g. () => sink?.stop()) in order, whether the stop threw or not.
+ */
+export async function stopAll(gw, ...closers) {
+  try {
+    if (gw) await gw.stop();
+  } finally {
+    for (const close of closers) await close();
+  }
+}
+
+/**
  * Run the binary once with `args` (e.g. ['--check-config', file]) and wait for
  * it to exit. Resolves {code, signal, output}.
  */

@@ -19,7 +19,7 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 
 import { EcsEndpoint, ImdsEndpoint, SigV4Sink, StsEndpoint, keyring } from '../lib/aws.js';
-import { Gateway, sleep } from '../lib/gateway.js';
+import { Gateway, sleep, stopAll } from '../lib/gateway.js';
 import { buildLogs } from '../lib/sdkdata.js';
 import { deliveredSpanMap, exportOnce, makeSpans, sdkSpanMap, waitFor } from '../lib/sinks.js';
 
@@ -122,13 +122,7 @@ describe('aws_xray with static keys', () => {
     gw = await startGateway({ sink, credentials: { source: 'static', access_key_id: STATIC.accessKeyId, secret_access_key: STATIC.secretAccessKey } });
   });
 
-  after(async () => {
-    try {
-      if (gw) await gw.stop();
-    } finally {
-      await sink?.stop();
-    }
-  });
+  after(() => stopAll(gw, () => sink?.stop()));
 
   it('signs over the gzip body as sent; the sink recomputes the signature', async () =>
     gw.withLog(async () => {
@@ -350,13 +344,7 @@ describe('aws_cloudwatch_logs', () => {
     });
   });
 
-  after(async () => {
-    try {
-      if (gw) await gw.stop();
-    } finally {
-      await sink?.stop();
-    }
-  });
+  after(() => stopAll(gw, () => sink?.stop()));
 
   it('delivers logs with the log group and stream headers signed', async () =>
     gw.withLog(async () => {
@@ -451,13 +439,7 @@ pipelines:
     });
   });
 
-  after(async () => {
-    try {
-      if (gw) await gw.stop();
-    } finally {
-      await sink?.stop();
-    }
-  });
+  after(() => stopAll(gw, () => sink?.stop()));
 
   it("replaces the default log group with beta's, signed, one value per request", async () =>
     gw.withLog(async () => {

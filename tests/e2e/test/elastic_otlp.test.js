@@ -17,7 +17,7 @@ import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 
-import { Gateway, runGatewayOnce } from '../lib/gateway.js';
+import { Gateway, runGatewayOnce, stopAll } from '../lib/gateway.js';
 import { buildLogs } from '../lib/sdkdata.js';
 import { HttpSink, deliveredSpanMap, exportOnce, makeSpans, sdkSpanMap, waitFor } from '../lib/sinks.js';
 import { randomHex } from '../lib/wire.js';
@@ -81,13 +81,7 @@ pipelines:
     });
   });
 
-  after(async () => {
-    try {
-      if (gw) await gw.stop();
-    } finally {
-      await apm?.stop();
-    }
-  });
+  after(() => stopAll(gw, () => apm?.stop()));
 
   it('sends each tenant with its key and logs with the secret token', async () =>
     gw.withLog(async () => {

@@ -30,7 +30,7 @@ import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 
-import { Gateway, runGatewayOnce, sleep } from '../lib/gateway.js';
+import { Gateway, runGatewayOnce, sleep, stopAll } from '../lib/gateway.js';
 import { buildLogs, buildMetrics, buildSpans } from '../lib/sdkdata.js';
 import {
   HoneycombSink,
@@ -514,13 +514,7 @@ pipelines:
     });
   });
 
-  after(async () => {
-    try {
-      if (gw) await gw.stop();
-    } finally {
-      await hc?.stop();
-    }
-  });
+  after(() => stopAll(gw, () => hc?.stop()));
 
   it("a tenant's header replaces the backend-wide header of the same name (one value on the wire)", async () =>
     gw.withLog(async () => {

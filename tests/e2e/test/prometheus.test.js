@@ -20,7 +20,7 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationTemporality, MeterProvider } from '@opentelemetry/sdk-metrics';
 
-import { Gateway, freePort, httpRequest } from '../lib/gateway.js';
+import { Gateway, freePort, httpRequest, stopAll } from '../lib/gateway.js';
 import { Prometheus, SigV4Verifier, gaugeRequestProto } from '../lib/prometheus.js';
 import { CollectingReader, RUN_ID } from '../lib/sdkdata.js';
 import { exportOnce, waitFor } from '../lib/sinks.js';
@@ -99,6 +99,20 @@ async function sdkMetrics(service, temporality = AggregationTemporality.CUMULATI
 }
 
 const points = (rm) => rm.scopeMetrics.reduce((n, sm) => n + sm.metrics.reduce((k, m) => k + m.dataPoints.length, 0), 0);
+
+/** One SDK export of sdkMetrics(service) through the gateway, acknowledged;
+ * returns the metrics sent and the gateway's metrics from before. */
+async function exportThrough(gw, service) {
+  const exporter = new OTLPMetricExporter({ url: `${gw.httpUrl}/v1/metrics`, timeoutMillis: 10_000 });
+  const rm = await sdkMetrics(service);
+  const before = await gw.metrics();
+  try {
+    assert.equal((await exportOnce(exporter, rm)).code, ExportResultCode.SUCCESS);
+  } finally {
+    await exporter.shutdown();
+  }
+  return { rm, before };
+}
 
 describe('prometheus_remote_write: SDK metrics into a real Prometheus', () => {
   let prom, gw, exporter;
@@ -249,21 +263,11 @@ describe('prometheus_remote_write: a Prometheus that is down', () => {
     gw = await Gateway.start({ config: (w) => configYaml(w, `http://127.0.0.1:${port}/api/v1/write`) });
   });
 
-  after(async () => {
-    try {
-      if (gw) await gw.stop();
-    } finally {
-      await prom?.destroy();
-    }
-  });
+  after(() => stopAll(gw, () => prom?.destroy()));
 
   it('is retried until it is up, then the metrics arrive once', async () =>
     gw.withLog(async () => {
-      const exporter = new OTLPMetricExporter({ url: `${gw.httpUrl}/v1/metrics`, timeoutMillis: 10_000 });
-      const rm = await sdkMetrics('late');
-      const before = await gw.metrics();
-      assert.equal((await exportOnce(exporter, rm)).code, ExportResultCode.SUCCESS);
-      await exporter.shutdown();
+      const { rm, before } = await exportThrough(gw, 'late');
       await waitFor(async () => delta(before, await gw.metrics(), EXPORT.retries, { backend: 'prom' }) >= 2, 5000);
       assert.equal(delta(before, await gw.metrics(), EXPORT.sent, { backend: 'prom' }), 0);
       assert.match(gw.log(), /export retrying.*backend=prom/);
@@ -312,22 +316,11 @@ ${backend('amp', creds.secretAccessKey)}${backend('amp_wrong_key', 'not-the-secr
     });
   });
 
-  after(async () => {
-    try {
-      if (gw) await gw.stop();
-    } finally {
-      await amp?.stop();
-      await prom?.destroy();
-    }
-  });
+  after(() => stopAll(gw, () => amp?.stop(), () => prom?.destroy()));
 
   it('signs every request so that AWS would accept it, and a wrong key is refused (403, dropped)', async () =>
     gw.withLog(async () => {
-      const exporter = new OTLPMetricExporter({ url: `${gw.httpUrl}/v1/metrics`, timeoutMillis: 10_000 });
-      const rm = await sdkMetrics('signed');
-      const before = await gw.metrics();
-      assert.equal((await exportOnce(exporter, rm)).code, ExportResultCode.SUCCESS);
-      await exporter.shutdown();
+      const { rm, before } = await exportThrough(gw, 'signed');
       const orders = await prom.waitFor('shop_orders_total{job="shop/signed"}', 2);
       assert.deepEqual(orders.map((s) => s.value).sort(), [1, 5]);
       // Prometheus stores before it answers: poll until the gateway has read both answers.
