@@ -32,5 +32,10 @@ static void discard_flush(backend *b) { (void)b; }
 
 static void discard_destroy(backend *b) { free(b); }
 
-const backend_ops backend_discard_ops = {.type = "discard", .create = discard_create, .check = discard_check, .export = discard_export, .ready = discard_ready,
-                                           .flush = discard_flush, .destroy = discard_destroy};
+const backend_ops backend_discard_ops = {.type = "discard",
+                                        .create = discard_create,
+                                        .check = discard_check,
+                                        .export = discard_export,
+                                        .ready = discard_ready,
+                                        .flush = discard_flush,
+                                        .destroy = discard_destroy};

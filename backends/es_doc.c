@@ -381,8 +381,9 @@ static int es_doc_put_action(buf *b, const es_doc_stream *ds, const char *metric
     if (es_json_lit(b, "{\"create\":{\"_index\":") != 0 || es_json_put_str(b, index, (size_t)(w - index)) != 0)
         return -1;
     if (metric != NULL &&
-        (es_json_lit(b, ",\"dynamic_templates\":{\"metrics.") != 0 || es_json_put_chars(b, metric, strlen(metric)) != 0 ||
-         es_json_lit(b, "\":") != 0 || es_json_put_cstr(b, template) != 0 || es_json_char(b, '}') != 0))
+        (es_json_lit(b, ",\"dynamic_templates\":{\"metrics.") != 0 ||
+         es_json_put_chars(b, metric, strlen(metric)) != 0 || es_json_lit(b, "\":") != 0 ||
+         es_json_put_cstr(b, template) != 0 || es_json_char(b, '}') != 0))
         return -1;
     return es_json_lit(b, "}}\n");
 }

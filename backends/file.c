@@ -174,5 +174,10 @@ static void file_flush(backend *b)
     }
 }
 
-const backend_ops backend_file_ops = {.type = "file", .create = file_create, .check = file_check, .export = file_export, .ready = file_ready,
-                                     .flush = file_flush, .destroy = file_destroy};
+const backend_ops backend_file_ops = {.type = "file",
+                                     .create = file_create,
+                                     .check = file_check,
+                                     .export = file_export,
+                                     .ready = file_ready,
+                                     .flush = file_flush,
+                                     .destroy = file_destroy};
