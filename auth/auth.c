@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "apikey.h"
+#include "clock.h"
 #include "cidr.h"
 #include "log.h"
 #include "metrics.h"
@@ -136,7 +137,7 @@ static tenant *tenant_find(auth *a, const char *id)
     return NULL;
 }
 
-static int listener_index(const config *cfg, const char *name)
+static int listener_index(const auth_config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->n_listeners; i++)
         if (strcmp(cfg->listeners[i].name, name) == 0)
@@ -153,7 +154,7 @@ static int read_rate(const config_node *limits, const char *key, double *rate, c
     return 0;
 }
 
-static int read_tenant(auth *a, const config *cfg, const config_node *n, tenant *t, char *err, size_t errlen)
+static int read_tenant(auth *a, const auth_config *cfg, const config_node *n, tenant *t, char *err, size_t errlen)
 {
     static const char *const keys[] = {"id", "endpoints", "source_cidrs", "limits", "pipelines",
                                        "client_cert_subjects", NULL};
@@ -212,7 +213,7 @@ static int read_tenant(auth *a, const config *cfg, const config_node *n, tenant 
     return 0;
 }
 
-static int read_listener(auth *a, const config_listener *cl, listener_auth *la, char *err, size_t errlen)
+static int read_listener(auth *a, const auth_listener *cl, listener_auth *la, char *err, size_t errlen)
 {
     const char *mode;
     la->name = cl->name;
@@ -364,7 +365,7 @@ static int same_file_state(const struct stat *x, const struct stat *y)
 
 static void collect_auth(buf *out, void *data);
 
-auth *auth_new(const config *cfg, char *err, size_t errlen)
+auth *auth_new(const auth_config *cfg, char *err, size_t errlen)
 {
     auth *a = calloc(1, sizeof(*a));
     if (a == NULL)
@@ -399,7 +400,7 @@ auth *auth_new(const config *cfg, char *err, size_t errlen)
                          "auth: required but no auth.oidc providers and no auth.api_keys file are configured");
             goto fail;
         }
-        if (a->listeners[i].required && cfg->listeners[i].tls.cert_file == NULL)
+        if (a->listeners[i].required && !cfg->listeners[i].tls)
             log_warn("listener without TLS requires tokens", "listener=%s detail=\"bearer tokens travel in clear text\"",
                      cfg->listeners[i].name);
     }
@@ -514,7 +515,7 @@ void auth_reload(auth *a)
 
 const char *tenant_id(const tenant *t) { return t ? t->id : ""; }
 
-static void fail(auth *a, auth_result *out, ingest_status st, const tenant *t, const char *reason, const char *msg)
+static void fail(auth *a, auth_result *out, req_status st, const tenant *t, const char *reason, const char *msg)
 {
     char labels[256];
     out->status = st;
@@ -533,29 +534,29 @@ static const listener_auth *listener_of(const auth *a, const char *name)
 }
 
 /* Tenant rules shared by every method: endpoint and source address. */
-static int tenant_allowed(auth *a, const tenant *t, const listener_auth *la, const ingest_origin *o, auth_result *out)
+static int tenant_allowed(auth *a, const tenant *t, const listener_auth *la, const req_origin *o, auth_result *out)
 {
     if ((t->endpoints & (1ull << (la - a->listeners))) == 0) {
-        fail(a, out, INGEST_PERMISSION_DENIED, t, "endpoint_not_allowed", "tenant may not use this endpoint");
+        fail(a, out, REQ_PERMISSION_DENIED, t, "endpoint_not_allowed", "tenant may not use this endpoint");
         return 0;
     }
     if (t->n_sources > 0 && cidr_best_match(t->sources, t->n_sources, &o->peer) < 0) {
-        fail(a, out, INGEST_PERMISSION_DENIED, t, "source_not_allowed", "source address not allowed for this tenant");
+        fail(a, out, REQ_PERMISSION_DENIED, t, "source_not_allowed", "source address not allowed for this tenant");
         return 0;
     }
     return 1;
 }
 
-static const tenant *authenticate_source(auth *a, const listener_auth *la, const ingest_origin *o, auth_result *out)
+static const tenant *authenticate_source(auth *a, const listener_auth *la, const req_origin *o, auth_result *out)
 {
     if (la->n_allow > 0 && cidr_best_match(la->allow, la->n_allow, &o->peer) < 0) {
-        fail(a, out, INGEST_PERMISSION_DENIED, NULL, "source_not_allowed", "source address not allowed on this endpoint");
+        fail(a, out, REQ_PERMISSION_DENIED, NULL, "source_not_allowed", "source address not allowed on this endpoint");
         return NULL;
     }
     int i = la->n_by_cidr ? cidr_best_match(la->by_cidr, la->n_by_cidr, &o->peer) : -1;
     const tenant *t = i >= 0 ? la->by_cidr_tenant[i] : la->fixed;
     if (t == NULL)
-        fail(a, out, INGEST_PERMISSION_DENIED, NULL, "no_tenant", "no tenant for this source address");
+        fail(a, out, REQ_PERMISSION_DENIED, NULL, "no_tenant", "no tenant for this source address");
     return t;
 }
 
@@ -570,11 +571,11 @@ static const tenant *authenticate_api_key(auth *a, const char *tok, size_t len, 
         t = tenant_find(a, tid); /* looked up under the lock: tid lives in the store */
     pthread_rwlock_unlock(&a->keys_lock);
     if (st != APIKEY_OK) {
-        fail(a, out, INGEST_UNAUTHENTICATED, NULL, reasons[st], "invalid API key");
+        fail(a, out, REQ_UNAUTHENTICATED, NULL, reasons[st], "invalid API key");
         return NULL;
     }
     if (t == NULL)
-        fail(a, out, INGEST_PERMISSION_DENIED, NULL, "unknown_tenant", "the key's tenant is not configured");
+        fail(a, out, REQ_PERMISSION_DENIED, NULL, "unknown_tenant", "the key's tenant is not configured");
     out->method = method_names[METHOD_API_KEY];
     return t;
 }
@@ -589,7 +590,7 @@ static const tenant *authenticate_client_cert(auth *a, const char *subject, auth
                 out->method = method_names[METHOD_CLIENT_CERT];
                 return &a->tenants[i];
             }
-    fail(a, out, INGEST_UNAUTHENTICATED, NULL, "unknown_client_cert", "client certificate not mapped to a tenant");
+    fail(a, out, REQ_UNAUTHENTICATED, NULL, "unknown_client_cert", "client certificate not mapped to a tenant");
     return NULL;
 }
 
@@ -602,16 +603,16 @@ static const tenant *authenticate_jwt(auth *a, const char *tok, size_t len, auth
                              : OIDC_UNKNOWN_ISSUER;
     if (st == OIDC_KEYS_UNAVAILABLE) {
         out->retry_after_s = 1;
-        fail(a, out, INGEST_UNAVAILABLE, NULL, "keys_unavailable", "token signing keys not available yet, retry");
+        fail(a, out, REQ_UNAVAILABLE, NULL, "keys_unavailable", "token signing keys not available yet, retry");
         return NULL;
     }
     if (st == OIDC_UNKNOWN_ISSUER) {
-        fail(a, out, INGEST_UNAUTHENTICATED, NULL, jst == JWT_MALFORMED ? "malformed" : "unknown_issuer",
+        fail(a, out, REQ_UNAUTHENTICATED, NULL, jst == JWT_MALFORMED ? "malformed" : "unknown_issuer",
              "invalid token");
         return NULL;
     }
     if (st != OIDC_OK) {
-        fail(a, out, INGEST_UNAUTHENTICATED, NULL, jwt_status_reason(jst), "invalid token");
+        fail(a, out, REQ_UNAUTHENTICATED, NULL, jwt_status_reason(jst), "invalid token");
         return NULL;
     }
     const provider *p = &a->providers[pi];
@@ -624,13 +625,13 @@ static const tenant *authenticate_jwt(auth *a, const char *tok, size_t len, auth
                 t = p->clients[i].t;
     }
     if (t == NULL)
-        fail(a, out, INGEST_PERMISSION_DENIED, NULL, "unknown_tenant", "the token's tenant is not configured");
+        fail(a, out, REQ_PERMISSION_DENIED, NULL, "unknown_tenant", "the token's tenant is not configured");
     out->method = method_names[METHOD_JWT];
     return t;
 }
 
 /* "Bearer <token>" with a case-insensitive scheme; NULL if absent/other. */
-static const char *bearer_token(const ingest_origin *o, size_t *len)
+static const char *bearer_token(const req_origin *o, size_t *len)
 {
     const char *v = o->authorization;
     size_t n = o->authorization_len;
@@ -645,12 +646,12 @@ static const char *bearer_token(const ingest_origin *o, size_t *len)
     return n ? v : NULL;
 }
 
-void auth_request(auth *a, const ingest_origin *o, auth_result *out)
+void auth_request(auth *a, const req_origin *o, auth_result *out)
 {
     memset(out, 0, sizeof(*out));
     const listener_auth *la = listener_of(a, o->listener);
     if (la == NULL) { /* listeners come from the same config; cannot happen */
-        fail(a, out, INGEST_INTERNAL, NULL, "internal", "unknown listener");
+        fail(a, out, REQ_INTERNAL, NULL, "internal", "unknown listener");
         return;
     }
     const tenant *t;
@@ -660,7 +661,7 @@ void auth_request(auth *a, const ingest_origin *o, auth_result *out)
             return; /* open mode: no tenants configured (the embedded default) */
         if (la->n_allow > 0 && a->n_tenants == 0) {
             if (cidr_best_match(la->allow, la->n_allow, &o->peer) < 0)
-                fail(a, out, INGEST_PERMISSION_DENIED, NULL, "source_not_allowed",
+                fail(a, out, REQ_PERMISSION_DENIED, NULL, "source_not_allowed",
                      "source address not allowed on this endpoint");
             return;
         }
@@ -677,11 +678,11 @@ void auth_request(auth *a, const ingest_origin *o, auth_result *out)
             return;
         }
         if (tok == NULL) {
-            fail(a, out, INGEST_UNAUTHENTICATED, NULL, "missing_token", "missing bearer token");
+            fail(a, out, REQ_UNAUTHENTICATED, NULL, "missing_token", "missing bearer token");
             return;
         }
         if (len > JWT_MAX_LEN) {
-            fail(a, out, INGEST_UNAUTHENTICATED, NULL, "malformed", "invalid token");
+            fail(a, out, REQ_UNAUTHENTICATED, NULL, "malformed", "invalid token");
             return;
         }
         t = apikey_looks_like(tok, len) ? authenticate_api_key(a, tok, len, out) : authenticate_jwt(a, tok, len, out);
@@ -709,22 +710,22 @@ static int bucket_take(bucket *b, double n, uint64_t now, uint32_t *retry)
     return 1;
 }
 
-ingest_status auth_admit(const tenant *tc, otlp_signal sig, size_t items, size_t bytes, uint32_t *retry_after_s)
+req_status auth_admit(const tenant *tc, otlp_signal sig, size_t items, size_t bytes, uint32_t *retry_after_s)
 {
     tenant *t = (tenant *)tc; /* the buckets are the only mutable part */
     if (t == NULL)
-        return INGEST_OK;
+        return REQ_OK;
     if (t->max_request_bytes && bytes > t->max_request_bytes)
-        return INGEST_TOO_LARGE;
-    uint64_t now = ingest_now_ns();
+        return REQ_TOO_LARGE;
+    uint64_t now = clock_now_ns();
     pthread_mutex_lock(&t->lock);
     int ok = bucket_take(&t->bytes, (double)bytes, now, retry_after_s) &&
              bucket_take(&t->items[sig], (double)items, now, retry_after_s);
     pthread_mutex_unlock(&t->lock);
     if (ok)
-        return INGEST_OK;
+        return REQ_OK;
     metrics_add(t->throttled, 1);
-    return INGEST_THROTTLED;
+    return REQ_THROTTLED;
 }
 
 static void collect_auth(buf *out, void *data)

@@ -22,14 +22,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "ingest.h"
+#include "config_node.h"
+#include "types.h"
 
 typedef struct auth auth;
 typedef struct tenant tenant;
 
+/* A listener as auth sees it: its `auth:`, `allow_cidrs`, `tenant` and
+ * `cidr_tenants` keys are read from node. */
+typedef struct auth_listener {
+    const char *name;
+    int tls; /* the listener terminates TLS (auth: required needs it) */
+    const config_node *node;
+} auth_listener;
+
+/* Everything auth_new reads; owned by the caller (the config). */
+typedef struct auth_config {
+    const config_node *root; /* `auth:` and `tenants:` */
+    const auth_listener *listeners;
+    size_t n_listeners;
+} auth_config;
+
 /* NULL with a located config error. Starts nothing yet. */
-auth *auth_new(const config *cfg, char *err, size_t errlen);
+auth *auth_new(const auth_config *cfg, char *err, size_t errlen);
 /* Start background work (OIDC key fetching). -1 with err on failure. */
 int auth_start(auth *a, char *err, size_t errlen);
 void auth_free(auth *a);
@@ -41,7 +56,7 @@ void auth_reload(auth *a);
 void auth_reload_if_changed(auth *a);
 
 typedef struct auth_result {
-    ingest_status status;   /* OK, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE */
+    req_status status;   /* OK, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE */
     const tenant *tenant;   /* set when OK */
     const char *method;     /* "jwt", "api_key", "none" */
     const char *reason;     /* metric label for failures: "missing_token", "expired", ... */
@@ -50,12 +65,12 @@ typedef struct auth_result {
 } auth_result;
 
 /* Authenticate one request from its origin (listener, peer, Authorization). */
-void auth_request(auth *a, const ingest_origin *o, auth_result *out);
+void auth_request(auth *a, const req_origin *o, auth_result *out);
 
 /* Admission under the tenant's limits (body bytes before decode: items 0;
- * then items after decode). INGEST_OK, INGEST_TOO_LARGE (max_request_bytes),
- * or INGEST_THROTTLED with *retry_after_s. */
-ingest_status auth_admit(const tenant *t, otlp_signal sig, size_t items, size_t bytes, uint32_t *retry_after_s);
+ * then items after decode). REQ_OK, REQ_TOO_LARGE (max_request_bytes),
+ * or REQ_THROTTLED with *retry_after_s. */
+req_status auth_admit(const tenant *t, otlp_signal sig, size_t items, size_t bytes, uint32_t *retry_after_s);
 
 const char *tenant_id(const tenant *t);
 

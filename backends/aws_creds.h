@@ -33,7 +33,7 @@
 #include <time.h>
 
 #include "aws_sigv4.h"
-#include "config.h"
+#include "config_node.h"
 
 typedef struct aws_creds aws_creds;
 

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "config_node.h"
 #include "exporter.h"
 
 typedef struct aws_signer aws_signer;

@@ -12,7 +12,7 @@ static const exporter_type *const exporter_types[] = {&exporter_otlp_http, &expo
 
 /* The type named by cfg->type: a registry entry or an exporter type; -1
  * with a located error when there is none. */
-static int backend_find(const config_backend *cfg, const backend_ops **ops, const exporter_type **et, char *err,
+static int backend_find(const backend_config *cfg, const backend_ops **ops, const exporter_type **et, char *err,
                         size_t errlen)
 {
     *ops = NULL;
@@ -29,7 +29,7 @@ static int backend_find(const config_backend *cfg, const backend_ops **ops, cons
                         cfg->type);
 }
 
-backend *backend_create(const config_backend *cfg, char *err, size_t errlen)
+backend *backend_create(const backend_config *cfg, char *err, size_t errlen)
 {
     const backend_ops *ops;
     const exporter_type *et;
@@ -45,7 +45,7 @@ backend *backend_create(const config_backend *cfg, char *err, size_t errlen)
     return b;
 }
 
-int backend_check(const config_backend *cfg, unsigned *signals, char *err, size_t errlen)
+int backend_check(const backend_config *cfg, unsigned *signals, char *err, size_t errlen)
 {
     const backend_ops *ops;
     const exporter_type *et;

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "config_node.h"
 #include "otlp.h"
 
 typedef enum { BACKEND_OK = 0, BACKEND_RETRY = 1, BACKEND_FAIL = 2 } backend_status;
@@ -30,14 +30,21 @@ typedef struct export_payload {
     const char *tenant;  /* "" when none */
 } export_payload;
 
+/* One entry of `backends:`, as the gateway's config schema read it. */
+typedef struct backend_config {
+    const char *name; /* the key under `backends:` */
+    const char *type; /* "file" | "discard" | ... */
+    const config_node *node; /* the backend's map; its module reads the rest */
+} backend_config;
+
 typedef struct backend_ops {
     const char *type;
     /* Read cfg->node (located errors via config.h readers) and build. */
-    backend *(*create)(const config_backend *cfg, char *err, size_t errlen);
+    backend *(*create)(const backend_config *cfg, char *err, size_t errlen);
     /* Read cfg->node exactly as create does, with no effect outside the
      * process: no directories, files, sockets, threads or queues
      * (--check-config). 0, or -1 with a located error. */
-    int (*check)(const config_backend *cfg, char *err, size_t errlen);
+    int (*check)(const backend_config *cfg, char *err, size_t errlen);
     backend_status (*export)(backend *b, const otlp_request *req, const export_payload *p, char *err,
                              size_t errlen);
     /* Optional: room for `bytes` of payload; 0 or -1 (full). */
@@ -58,10 +65,10 @@ struct backend {
 };
 
 /* Create by cfg->type; error names the location when the type is unknown. */
-backend *backend_create(const config_backend *cfg, char *err, size_t errlen);
+backend *backend_create(const backend_config *cfg, char *err, size_t errlen);
 /* What backend_create would say of cfg, without building anything (see
  * backend_ops.check); on 0, *signals is what the backend would take. */
-int backend_check(const config_backend *cfg, unsigned *signals, char *err, size_t errlen);
+int backend_check(const backend_config *cfg, unsigned *signals, char *err, size_t errlen);
 
 extern const backend_ops backend_file_ops;
 extern const backend_ops backend_discard_ops;

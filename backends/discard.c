@@ -4,13 +4,13 @@
 
 #include "backend.h"
 
-static int discard_check(const config_backend *cfg, char *err, size_t errlen)
+static int discard_check(const backend_config *cfg, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"type", NULL};
     return config_check_keys(cfg->node, allowed, err, errlen);
 }
 
-static backend *discard_create(const config_backend *cfg, char *err, size_t errlen)
+static backend *discard_create(const backend_config *cfg, char *err, size_t errlen)
 {
     return discard_check(cfg, err, errlen) == 0 ? calloc(1, sizeof(backend)) : NULL;
 }

@@ -61,7 +61,7 @@ static void es_destroy(void *st)
 
 /* A credential: non-empty and fit for a header line. Values may be secrets,
  * so messages never quote them. */
-static int es_check_secret(const config_backend *cfg, const char *key, const char *v, char *err, size_t errlen)
+static int es_check_secret(const backend_config *cfg, const char *key, const char *v, char *err, size_t errlen)
 {
     if (v == NULL)
         return 0;
@@ -74,7 +74,7 @@ static int es_check_secret(const config_backend *cfg, const char *key, const cha
 
 /* Exactly one way to authenticate: api_key, user + password, or a header
  * under `headers:` (or none at all). */
-static int es_check_auth(const config_backend *cfg, const char *api_key, const char *user, const char *password,
+static int es_check_auth(const backend_config *cfg, const char *api_key, const char *user, const char *password,
                          char *err, size_t errlen)
 {
     if (es_check_secret(cfg, "api_key", api_key, err, errlen) != 0 ||
@@ -130,14 +130,14 @@ static char *es_auth_line(const char *api_key, const char *user, const char *pas
 }
 
 /* dataset / namespace: sanitized when used, but must name something. */
-static int es_check_name(const config_backend *cfg, const char *key, const char *v, char *err, size_t errlen)
+static int es_check_name(const backend_config *cfg, const char *key, const char *v, char *err, size_t errlen)
 {
     if (v != NULL && v[0] == '\0')
         return config_error(cfg->node, key, err, errlen, "expected a non-empty string");
     return 0;
 }
 
-static void *es_configure(const config_backend *cfg, char *err, size_t errlen)
+static void *es_configure(const backend_config *cfg, char *err, size_t errlen)
 {
     const char *endpoint, *api_key, *user, *password, *dataset, *ns;
     if (config_str_required(cfg->node, "endpoint", &endpoint, err, errlen) != 0 ||

@@ -936,7 +936,7 @@ static int exporter_curl_init(exporter *e)
     return 0;
 }
 
-int exporter_backend_check(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen)
+int exporter_backend_check(const exporter_type *type, const backend_config *cfg, char *err, size_t errlen)
 {
     exporter_settings set = {0};
     void *st = NULL;
@@ -950,7 +950,7 @@ int exporter_backend_check(const exporter_type *type, const config_backend *cfg,
     return rc;
 }
 
-backend *exporter_backend_create(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen)
+backend *exporter_backend_create(const exporter_type *type, const backend_config *cfg, char *err, size_t errlen)
 {
     if (errlen > 0)
         err[0] = '\0';

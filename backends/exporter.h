@@ -107,7 +107,7 @@ typedef struct exporter_type {
     int gzip_only;                  /* the receiver decodes gzip only: no zstd */
     /* Build type state from the backend's config node; NULL with a located error.
      * All type state is used by the backend's exporter thread only. */
-    void *(*configure)(const config_backend *cfg, char *err, size_t errlen);
+    void *(*configure)(const backend_config *cfg, char *err, size_t errlen);
     int (*prepare)(void *st, const export_batch *b, export_http *out, char *err, size_t errlen);
     export_outcome (*classify)(void *st, const export_batch *b, const export_response *r, export_result *res);
     /* Optional, before every attempt (so a signature is fresh on retries):
@@ -122,10 +122,10 @@ typedef struct exporter_type {
  * op pushes the pipeline's encoded bytes into the queue (after the
  * pipeline's reserve), so acknowledgement means "queued" (see queue.h for
  * what survives what). */
-backend *exporter_backend_create(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen);
+backend *exporter_backend_create(const exporter_type *type, const backend_config *cfg, char *err, size_t errlen);
 /* The common keys and the type's, read as exporter_backend_create reads
  * them, with no queue, thread or connection (backend_ops.check). */
-int exporter_backend_check(const exporter_type *type, const config_backend *cfg, char *err, size_t errlen);
+int exporter_backend_check(const exporter_type *type, const backend_config *cfg, char *err, size_t errlen);
 
 /* endpoint (trailing slashes dropped) + path into out; -1 if over cap. */
 int exporter_url(char *out, size_t cap, const char *endpoint, const char *path);

@@ -233,7 +233,7 @@ static int exporter_read_queue(queue_config *qc, const config_node *map, char *e
         return 0;
 }
 
-int exporter_settings_read(exporter_settings *e, const exporter_type *type, const config_backend *cfg, char *err,
+int exporter_settings_read(exporter_settings *e, const exporter_type *type, const backend_config *cfg, char *err,
                            size_t errlen)
 {
     static const char *const compressions[] = {"none", "gzip", "zstd", NULL};

@@ -48,7 +48,7 @@ typedef struct exporter_settings {
 /* Checks cfg->node against the common keys plus type->keys and reads the
  * common ones. 0, or -1 with a located error; call exporter_settings_free
  * either way. `s` must start zeroed. */
-int exporter_settings_read(exporter_settings *s, const exporter_type *type, const config_backend *cfg, char *err,
+int exporter_settings_read(exporter_settings *s, const exporter_type *type, const backend_config *cfg, char *err,
                            size_t errlen);
 void exporter_settings_free(exporter_settings *s);
 

@@ -57,7 +57,7 @@ static void file_destroy(backend *b)
     free(fb);
 }
 
-static int file_read_config(const config_backend *cfg, const char **dir, int *fsync_each, char *err, size_t errlen)
+static int file_read_config(const backend_config *cfg, const char **dir, int *fsync_each, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"type", "dir", "fsync", NULL};
     if (config_check_keys(cfg->node, allowed, err, errlen) != 0 ||
@@ -67,14 +67,14 @@ static int file_read_config(const config_backend *cfg, const char **dir, int *fs
     return 0;
 }
 
-static int file_check(const config_backend *cfg, char *err, size_t errlen)
+static int file_check(const backend_config *cfg, char *err, size_t errlen)
 {
     const char *dir;
     int fsync_each;
     return file_read_config(cfg, &dir, &fsync_each, err, errlen);
 }
 
-static backend *file_create(const config_backend *cfg, char *err, size_t errlen)
+static backend *file_create(const backend_config *cfg, char *err, size_t errlen)
 {
     const char *dir;
     int fsync_each;

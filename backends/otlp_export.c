@@ -60,7 +60,7 @@ static void otlp_export_destroy(void *st)
 
 /* Common to all types: the state with URL = endpoint (without trailing
  * slashes) + path. The exporter has already checked a configured endpoint. */
-static otlp_export_state *otlp_export_new(const config_backend *cfg, const char *endpoint, const char *const *paths,
+static otlp_export_state *otlp_export_new(const backend_config *cfg, const char *endpoint, const char *const *paths,
                                           char *err, size_t errlen)
 {
     otlp_export_state *s = calloc(1, sizeof(*s));
@@ -80,7 +80,7 @@ static otlp_export_state *otlp_export_new(const config_backend *cfg, const char 
 
 /* otlp_http and its presets: `encoding` and the URL; `paths` only where
  * the receiver's paths can differ (`custom_paths`). */
-static otlp_export_state *otlp_http_state(const config_backend *cfg, const char *endpoint, int custom_paths,
+static otlp_export_state *otlp_http_state(const backend_config *cfg, const char *endpoint, int custom_paths,
                                           char *err, size_t errlen)
 {
     static const char *const path_keys[] = {"traces", "metrics", "logs", NULL};
@@ -121,7 +121,7 @@ static otlp_export_state *otlp_http_state(const config_backend *cfg, const char 
     return s;
 }
 
-static void *otlp_http_configure(const config_backend *cfg, char *err, size_t errlen)
+static void *otlp_http_configure(const backend_config *cfg, char *err, size_t errlen)
 {
     const char *endpoint;
     if (config_str_required(cfg->node, "endpoint", &endpoint, err, errlen) != 0)
@@ -159,7 +159,7 @@ static int otlp_export_default_header(otlp_export_state *s, const config_node *n
  * key (Authorization: ApiKey) or an APM secret token (Authorization:
  * Bearer). Per-tenant keys go in tenants.<id>.headers.Authorization, which
  * replaces the backend's. */
-static void *elastic_otlp_configure(const config_backend *cfg, char *err, size_t errlen)
+static void *elastic_otlp_configure(const backend_config *cfg, char *err, size_t errlen)
 {
     const char *api_key, *token;
     if (config_str(cfg->node, "api_key", NULL, &api_key, err, errlen) != 0 ||
@@ -181,7 +181,7 @@ static void *elastic_otlp_configure(const config_backend *cfg, char *err, size_t
 }
 
 /* The AWS OTLP endpoints: SigV4, and gzip or no compression (gzip_only). */
-static otlp_export_state *aws_otlp_configure(const config_backend *cfg, const char *service, char *err, size_t errlen)
+static otlp_export_state *aws_otlp_configure(const backend_config *cfg, const char *service, char *err, size_t errlen)
 {
     const char *endpoint;
     if (config_str(cfg->node, "endpoint", NULL, &endpoint, err, errlen) != 0)
@@ -205,14 +205,14 @@ static otlp_export_state *aws_otlp_configure(const config_backend *cfg, const ch
 
 /* X-Ray's OTLP endpoint: service "xray"; its 10,000 spans / 5 MB request
  * limits are the type's batch ceilings (exporter_type below). */
-static void *aws_xray_configure(const config_backend *cfg, char *err, size_t errlen)
+static void *aws_xray_configure(const backend_config *cfg, char *err, size_t errlen)
 {
     return aws_otlp_configure(cfg, "xray", err, errlen);
 }
 
 /* CloudWatch Logs' OTLP endpoint: service "logs"; the log group and stream
  * travel as headers, which a tenant's configured headers may replace. */
-static void *aws_cloudwatch_logs_configure(const config_backend *cfg, char *err, size_t errlen)
+static void *aws_cloudwatch_logs_configure(const backend_config *cfg, char *err, size_t errlen)
 {
     const char *group, *stream;
     if (config_str_required(cfg->node, "log_group", &group, err, errlen) != 0 ||
@@ -233,7 +233,7 @@ static int otlp_export_sign(void *st, const export_signing *req, struct curl_sli
     return aws_signer_sign(((otlp_export_state *)st)->signer, req, extra, err, errlen);
 }
 
-static void *otlp_grpc_configure(const config_backend *cfg, char *err, size_t errlen)
+static void *otlp_grpc_configure(const backend_config *cfg, char *err, size_t errlen)
 {
     const char *compression; /* gzip_only: the one grpc-encoding every OTLP/gRPC receiver must accept */
     if (config_str(cfg->node, "compression", "gzip", &compression, err, errlen) != 0)

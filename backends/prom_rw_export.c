@@ -112,7 +112,7 @@ static int prom_rw_export_sigv4(prom_rw_export_state *s, const config_node *node
     return s->signer != NULL ? 0 : -1;
 }
 
-static void *prom_rw_export_configure(const config_backend *cfg, char *err, size_t errlen)
+static void *prom_rw_export_configure(const backend_config *cfg, char *err, size_t errlen)
 {
     const config_node *node = cfg->node;
     /* The common reader accepted it; here it would have no effect. */

@@ -248,7 +248,7 @@ int main(int argc, char **argv)
     size_t total_spans = nreq * PER_REQ;
 
     /* Buffer everything: decode + add, RSS measured around it. */
-    sampler *s = sampler_new(config_get(cfg->backends[0].node, "s"), 1, err, sizeof(err));
+    sampler *s = sampler_new(config_get(cfg->routing.backends[0].node, "s"), 1, err, sizeof(err));
     if (s == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;

@@ -67,23 +67,7 @@ static int on_status(h2o_handler_t *self, h2o_req_t *req)
         buf_printf(&out, "  %s grpc=%s http=%s tls=%s\n", l->name, l->grpc_addr ? l->grpc_addr : "-",
                    l->http_addr ? l->http_addr : "-", l->tls.cert_file ? "on" : "off");
     }
-    buf_puts(&out, "\nbackends:\n");
-    for (size_t i = 0; i < c->n_backends; i++)
-        buf_printf(&out, "  %s type=%s\n", c->backends[i].name, c->backends[i].type);
-    buf_puts(&out, "\npipelines:\n");
-    for (size_t i = 0; i < c->n_pipelines; i++) {
-        const config_pipeline *p = &c->pipelines[i];
-        buf_printf(&out, "  %s signals=", p->name);
-        for (int s = 0, first = 1; s < OTLP_SIGNAL_COUNT; s++)
-            if (p->signals & (1u << s)) {
-                buf_printf(&out, "%s%s", first ? "" : ",", otlp_signal_name((otlp_signal)s));
-                first = 0;
-            }
-        buf_puts(&out, " backends=");
-        for (size_t j = 0; j < p->n_backends; j++)
-            buf_printf(&out, "%s%s", j ? "," : "", p->backends[j]);
-        buf_putc(&out, '\n');
-    }
+    pipeline_describe(st->pl, &out);
     buf_puts(&out, "\nendpoints: /healthz /readyz /metrics\n");
     http_respond(req, 200, "text/plain; charset=utf-8", out.data, out.len);
     buf_free(&out);

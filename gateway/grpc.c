@@ -34,6 +34,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "proxy.h"
 #include "tls.h"
@@ -279,21 +280,21 @@ static otlp_signal grpc_stream_metric_signal(const grpc_stream *s)
 }
 
 /* A refusal that never reached ingest_export: count it, then answer. */
-static void grpc_stream_refuse(grpc_stream *s, ingest_status st, int code, const char *msg)
+static void grpc_stream_refuse(grpc_stream *s, req_status st, int code, const char *msg)
 {
-    ingest_count_refused(INGEST_GRPC, grpc_stream_metric_signal(s), st, s->start_ns);
+    ingest_count_refused(REQ_GRPC, grpc_stream_metric_signal(s), st, s->start_ns);
     grpc_stream_reply_status(s, code, msg, 0);
 }
 
 /* Plain HTTP answer for requests that are not gRPC at all. */
-static void grpc_stream_refuse_http(grpc_stream *s, ingest_status st, const char *status)
+static void grpc_stream_refuse_http(grpc_stream *s, req_status st, const char *status)
 {
     nghttp2_nv nva[] = {
         GRPC_NV(":status", status, 3),
         GRPC_NV("allow", "POST", 4),
         GRPC_NV("accept", "application/grpc", 16),
     };
-    ingest_count_refused(INGEST_GRPC, grpc_stream_metric_signal(s), st, s->start_ns);
+    ingest_count_refused(REQ_GRPC, grpc_stream_metric_signal(s), st, s->start_ns);
     if (nghttp2_submit_response(s->conn->session, s->id, nva, sizeof(nva) / sizeof(nva[0]), NULL) != 0)
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
     grpc_stream_answered(s);
@@ -350,13 +351,13 @@ static void grpc_stream_reply_ok(grpc_stream *s, const ingest_result *res)
 static void grpc_stream_check_headers(grpc_stream *s)
 {
     if (!s->method_post)
-        grpc_stream_refuse_http(s, INGEST_INVALID, "405");
+        grpc_stream_refuse_http(s, REQ_INVALID, "405");
     else if (!s->content_type_ok)
-        grpc_stream_refuse_http(s, INGEST_UNSUPPORTED_MEDIA, "415");
+        grpc_stream_refuse_http(s, REQ_UNSUPPORTED_MEDIA, "415");
     else if (s->signal < 0)
-        grpc_stream_refuse(s, INGEST_NOT_FOUND, GRPC_UNIMPLEMENTED, "unknown method");
+        grpc_stream_refuse(s, REQ_NOT_FOUND, GRPC_UNIMPLEMENTED, "unknown method");
     else if (s->encoding == GRPC_ENC_OTHER)
-        grpc_stream_refuse(s, INGEST_UNSUPPORTED_MEDIA, GRPC_UNIMPLEMENTED,
+        grpc_stream_refuse(s, REQ_UNSUPPORTED_MEDIA, GRPC_UNIMPLEMENTED,
                            "unsupported grpc-encoding; supported: identity, gzip");
 }
 
@@ -375,32 +376,32 @@ static void grpc_stream_finish(grpc_stream *s)
     const uint8_t *b = (const uint8_t *)s->body.data;
     size_t len = s->body.len;
     if (len < GRPC_PREFIX_LEN) {
-        grpc_stream_refuse(s, INGEST_INVALID, GRPC_INVALID_ARGUMENT,
+        grpc_stream_refuse(s, REQ_INVALID, GRPC_INVALID_ARGUMENT,
                            len == 0 ? "request has no message" : "truncated gRPC message prefix");
         return;
     }
     uint32_t mlen = grpc_be32(b + 1);
     if (b[0] > 1) {
-        grpc_stream_refuse(s, INGEST_INVALID, GRPC_INVALID_ARGUMENT, "invalid gRPC compressed flag");
+        grpc_stream_refuse(s, REQ_INVALID, GRPC_INVALID_ARGUMENT, "invalid gRPC compressed flag");
         return;
     }
     if ((size_t)mlen > len - GRPC_PREFIX_LEN) {
-        grpc_stream_refuse(s, INGEST_INVALID, GRPC_INVALID_ARGUMENT, "truncated gRPC message");
+        grpc_stream_refuse(s, REQ_INVALID, GRPC_INVALID_ARGUMENT, "truncated gRPC message");
         return;
     }
     if ((size_t)mlen < len - GRPC_PREFIX_LEN) {
-        grpc_stream_refuse(s, INGEST_INVALID, GRPC_INVALID_ARGUMENT, "unary call carries more than one message");
+        grpc_stream_refuse(s, REQ_INVALID, GRPC_INVALID_ARGUMENT, "unary call carries more than one message");
         return;
     }
     if (b[0] == 1 && s->encoding != GRPC_ENC_GZIP) {
-        grpc_stream_refuse(s, INGEST_INVALID, GRPC_INVALID_ARGUMENT,
+        grpc_stream_refuse(s, REQ_INVALID, GRPC_INVALID_ARGUMENT,
                            "compressed message without grpc-encoding gzip");
         return;
     }
     char subject[TLS_SUBJECT_MAX];
-    ingest_origin origin = {
+    req_origin origin = {
         .listener = l->name,
-        .transport = INGEST_GRPC,
+        .transport = REQ_GRPC,
         .peer = c->peer,
         .peer_len = c->peer_len,
         .tls = c->tls,
@@ -414,7 +415,7 @@ static void grpc_stream_finish(grpc_stream *s)
     ingest_export(l->ictx, &l->settings.limits, (otlp_signal)s->signal, OTLP_PROTOBUF, &origin,
                   b + GRPC_PREFIX_LEN, mlen, b[0] == 1, &res);
     res.message[sizeof(res.message) - 1] = '\0';
-    if (res.status == INGEST_OK)
+    if (res.status == REQ_OK)
         grpc_stream_reply_ok(s, &res);
     else
         grpc_stream_reply_status(s, ingest_grpc_status(res.status), res.message, res.retry_after_s);
@@ -429,7 +430,7 @@ static void grpc_stream_on_timeout(h2o_timeout_entry_t *entry)
     grpc_conn *c = s->conn;
     log_debug("grpc stream timeout", "listener=%s stream=%d answered=%d", c->l->name, (int)s->id, s->answered);
     if (!s->answered)
-        ingest_count_refused(INGEST_GRPC, grpc_stream_metric_signal(s), INGEST_INVALID,
+        ingest_count_refused(REQ_GRPC, grpc_stream_metric_signal(s), REQ_INVALID,
                              s->start_ns);
     s->answered = 1;
     nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
@@ -451,7 +452,7 @@ static int grpc_on_begin_headers(nghttp2_session *session, const nghttp2_frame *
     s->conn = c;
     s->id = frame->hd.stream_id;
     s->signal = -1;
-    s->start_ns = ingest_now_ns();
+    s->start_ns = clock_now_ns();
     s->timer.cb = grpc_stream_on_timeout;
     h2o_linklist_insert(&c->streams, &s->link);
     c->nstreams++;
@@ -518,7 +519,7 @@ static int grpc_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t s
         too_large = grpc_be32(prefix + 1) > max;
     }
     if (too_large) {
-        grpc_stream_refuse(s, INGEST_TOO_LARGE, GRPC_RESOURCE_EXHAUSTED, "message larger than the limit");
+        grpc_stream_refuse(s, REQ_TOO_LARGE, GRPC_RESOURCE_EXHAUSTED, "message larger than the limit");
         return 0;
     }
     if (buf_append(&s->body, data, len) != 0)

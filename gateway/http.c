@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "proxy.h"
 #include "tls.h"
@@ -108,11 +109,11 @@ static int parse_content_encoding(const h2o_req_t *req)
     return h2o_lcstris(v.base, v.len, H2O_STRLIT("identity")) ? 0 : -1;
 }
 
-static void fill_origin(h2o_req_t *req, const otlp_handler *h, uint64_t start, ingest_origin *o)
+static void fill_origin(h2o_req_t *req, const otlp_handler *h, uint64_t start, req_origin *o)
 {
     memset(o, 0, sizeof(*o));
     o->listener = h->listener_name;
-    o->transport = INGEST_HTTP;
+    o->transport = REQ_HTTP;
     o->peer_len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&o->peer);
     h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
     o->tls = sock != NULL && sock->ssl != NULL;
@@ -137,7 +138,7 @@ static void respond_result(h2o_req_t *req, otlp_signal sig, otlp_encoding enc, c
         http_respond(req, 500, "text/plain", H2O_STRLIT("out of memory\n"));
         return;
     }
-    if (res->status == INGEST_UNAUTHENTICATED) {
+    if (res->status == REQ_UNAUTHENTICATED) {
         static const char plain[] = "Bearer realm=\"otlp-gateway\"";
         static const char bad[] = "Bearer realm=\"otlp-gateway\", error=\"invalid_token\"";
         const char *v = res->token_rejected ? bad : plain;
@@ -152,19 +153,19 @@ static void respond_result(h2o_req_t *req, otlp_signal sig, otlp_encoding enc, c
     buf_free(&body);
 }
 
-static void refuse(h2o_req_t *req, otlp_signal sig, otlp_encoding enc, ingest_status st, const char *msg,
+static void refuse(h2o_req_t *req, otlp_signal sig, otlp_encoding enc, req_status st, const char *msg,
                    uint64_t start)
 {
     ingest_result res = {.status = st};
     snprintf(res.message, sizeof(res.message), "%s", msg);
-    ingest_count_refused(INGEST_HTTP, sig, st, start);
+    ingest_count_refused(REQ_HTTP, sig, st, start);
     respond_result(req, sig, enc, &res);
 }
 
 static int on_otlp_req(h2o_handler_t *self, h2o_req_t *req)
 {
     otlp_handler *h = (otlp_handler *)self;
-    uint64_t start = ingest_now_ns();
+    uint64_t start = clock_now_ns();
     int sig = ingest_signal_from_http_path(req->path_normalized.base, req->path_normalized.len);
     if (sig < 0) {
         http_respond(req, 404, "text/plain", H2O_STRLIT("not found: OTLP/HTTP paths are /v1/traces, /v1/metrics, /v1/logs\n"));
@@ -176,23 +177,23 @@ static int on_otlp_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
         req->res.status = 405;
         req->res.reason = "Method Not Allowed";
-        ingest_count_refused(INGEST_HTTP, (otlp_signal)sig, INGEST_INVALID, start);
+        ingest_count_refused(REQ_HTTP, (otlp_signal)sig, REQ_INVALID, start);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
         h2o_send_inline(req, H2O_STRLIT("method not allowed: use POST\n"));
         return 0;
     }
     if (ct < 0) {
-        refuse(req, (otlp_signal)sig, enc, INGEST_UNSUPPORTED_MEDIA,
+        refuse(req, (otlp_signal)sig, enc, REQ_UNSUPPORTED_MEDIA,
                "unsupported content-type: use application/x-protobuf or application/json", start);
         return 0;
     }
     int gz = parse_content_encoding(req);
     if (gz < 0) {
-        refuse(req, (otlp_signal)sig, enc, INGEST_UNSUPPORTED_MEDIA, "unsupported content-encoding: use gzip or identity",
+        refuse(req, (otlp_signal)sig, enc, REQ_UNSUPPORTED_MEDIA, "unsupported content-encoding: use gzip or identity",
                start);
         return 0;
     }
-    ingest_origin origin;
+    req_origin origin;
     fill_origin(req, h, start, &origin);
     ingest_result res;
     ingest_export(http_worker_data(req), &h->lim, (otlp_signal)sig, enc, &origin, (const uint8_t *)req->entity.base,

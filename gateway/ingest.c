@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "auth.h"
+#include "clock.h"
 #include "gzip.h"
 #include "log.h"
 #include "metrics.h"
@@ -21,30 +22,30 @@ struct ingest_ctx {
 
 /* Series are resolved once so the hot path only does atomic adds. */
 static struct {
-    metric_series *received[OTLP_SIGNAL_COUNT][INGEST_TRANSPORT_COUNT];
-    metric_series *refused_items[OTLP_SIGNAL_COUNT][INGEST_TRANSPORT_COUNT][INGEST_STATUS_COUNT];
-    metric_series *requests[OTLP_SIGNAL_COUNT][INGEST_TRANSPORT_COUNT][INGEST_STATUS_COUNT];
-    metric_series *duration[OTLP_SIGNAL_COUNT][INGEST_TRANSPORT_COUNT];
+    metric_series *received[OTLP_SIGNAL_COUNT][REQ_TRANSPORT_COUNT];
+    metric_series *refused_items[OTLP_SIGNAL_COUNT][REQ_TRANSPORT_COUNT][REQ_STATUS_COUNT];
+    metric_series *requests[OTLP_SIGNAL_COUNT][REQ_TRANSPORT_COUNT][REQ_STATUS_COUNT];
+    metric_series *duration[OTLP_SIGNAL_COUNT][REQ_TRANSPORT_COUNT];
 } m;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
-static const char *const status_reasons[INGEST_STATUS_COUNT] = {
+static const char *const status_reasons[REQ_STATUS_COUNT] = {
     "ok", "invalid", "too_large", "unsupported_media_type", "not_found", "throttled",
     "unavailable", "unauthenticated", "permission_denied", "internal"};
 
-const char *ingest_status_reason(ingest_status st) { return status_reasons[st]; }
+const char *ingest_status_reason(req_status st) { return status_reasons[st]; }
 
-const char *ingest_transport_name(ingest_transport t) { return t == INGEST_GRPC ? "grpc" : "http"; }
+const char *ingest_transport_name(req_transport t) { return t == REQ_GRPC ? "grpc" : "http"; }
 
-int ingest_http_status(ingest_status st)
+int ingest_http_status(req_status st)
 {
-    static const int codes[INGEST_STATUS_COUNT] = {200, 400, 413, 415, 404, 429, 503, 401, 403, 500};
+    static const int codes[REQ_STATUS_COUNT] = {200, 400, 413, 415, 404, 429, 503, 401, 403, 500};
     return codes[st];
 }
 
-int ingest_grpc_status(ingest_status st)
+int ingest_grpc_status(req_status st)
 {
-    static const int codes[INGEST_STATUS_COUNT] = {
+    static const int codes[REQ_STATUS_COUNT] = {
         GRPC_OK, GRPC_INVALID_ARGUMENT, GRPC_RESOURCE_EXHAUSTED, GRPC_INVALID_ARGUMENT, GRPC_UNIMPLEMENTED,
         GRPC_RESOURCE_EXHAUSTED, GRPC_UNAVAILABLE, GRPC_UNAUTHENTICATED, GRPC_PERMISSION_DENIED, GRPC_INTERNAL};
     return codes[st];
@@ -69,17 +70,17 @@ static void metrics_init(void)
         snprintf(name, sizeof(name), "otlp_gateway_refused_%s_total", item);
         snprintf(help, sizeof(help), "Items (%s) refused, by reason.", item);
         metric_family *ref = metrics_family(name, METRIC_COUNTER, help);
-        for (int t = 0; t < INGEST_TRANSPORT_COUNT; t++) {
-            const char *sig = otlp_signal_name((otlp_signal)s), *tr = ingest_transport_name((ingest_transport)t);
+        for (int t = 0; t < REQ_TRANSPORT_COUNT; t++) {
+            const char *sig = otlp_signal_name((otlp_signal)s), *tr = ingest_transport_name((req_transport)t);
             snprintf(labels, sizeof(labels), "signal=\"%s\",transport=\"%s\"", sig, tr);
             m.received[s][t] = metrics_series(rec, labels);
             m.duration[s][t] = metrics_series(dur, labels);
-            for (int r = 0; r < INGEST_STATUS_COUNT; r++) {
+            for (int r = 0; r < REQ_STATUS_COUNT; r++) {
                 snprintf(labels, sizeof(labels), "signal=\"%s\",transport=\"%s\",reason=\"%s\"", sig, tr,
                          status_reasons[r]);
                 /* Items refused inside an accepted request (partial success)
                  * count as "invalid"; there is no "ok" refusal. */
-                if (r != INGEST_OK)
+                if (r != REQ_OK)
                     m.refused_items[s][t][r] = metrics_series(ref, labels);
                 snprintf(labels, sizeof(labels), "signal=\"%s\",transport=\"%s\",code=\"%s\"", sig, tr,
                          status_reasons[r]);
@@ -87,13 +88,6 @@ static void metrics_init(void)
             }
         }
     }
-}
-
-uint64_t ingest_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 ingest_ctx *ingest_ctx_new(struct pipeline *pl, struct auth *au)
@@ -119,20 +113,20 @@ void ingest_ctx_free(ingest_ctx *ctx)
     free(ctx);
 }
 
-static void observe(ingest_transport t, otlp_signal sig, ingest_status st, uint64_t start_ns)
+static void observe(req_transport t, otlp_signal sig, req_status st, uint64_t start_ns)
 {
-    uint64_t now = ingest_now_ns();
+    uint64_t now = clock_now_ns();
     metrics_add(m.requests[sig][t][st], 1);
     metrics_observe(m.duration[sig][t], (double)(now - (start_ns ? start_ns : now)) / 1e9);
 }
 
-void ingest_count_refused(ingest_transport t, otlp_signal sig, ingest_status st, uint64_t start_ns)
+void ingest_count_refused(req_transport t, otlp_signal sig, req_status st, uint64_t start_ns)
 {
     pthread_once(&metrics_once, metrics_init);
     observe(t, sig, st, start_ns);
 }
 
-static void fail(ingest_result *out, ingest_status st, const char *msg)
+static void fail(ingest_result *out, req_status st, const char *msg)
 {
     out->status = st;
     snprintf(out->message, sizeof(out->message), "%s", msg);
@@ -143,7 +137,7 @@ static int decode(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, ot
                   size_t len, int gzipped, otlp_request *req, ingest_result *out)
 {
     if (len > lim->max_request_bytes) {
-        fail(out, INGEST_TOO_LARGE, "request body exceeds max_request_bytes");
+        fail(out, REQ_TOO_LARGE, "request body exceeds max_request_bytes");
         return -1;
     }
     if (gzipped) {
@@ -151,11 +145,11 @@ static int decode(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, ot
         size_t plain_len;
         gzip_status gs = gzip_inflate(body, len, lim->max_request_bytes, ctx->arena, &plain, &plain_len);
         if (gs == GZIP_ERR_TOO_LARGE) {
-            fail(out, INGEST_TOO_LARGE, "decompressed request body exceeds max_request_bytes");
+            fail(out, REQ_TOO_LARGE, "decompressed request body exceeds max_request_bytes");
             return -1;
         }
         if (gs != GZIP_OK) {
-            fail(out, gs == GZIP_ERR_NOMEM ? INGEST_UNAVAILABLE : INGEST_INVALID, "invalid gzip body");
+            fail(out, gs == GZIP_ERR_NOMEM ? REQ_UNAVAILABLE : REQ_INVALID, "invalid gzip body");
             return -1;
         }
         body = plain;
@@ -164,9 +158,9 @@ static int decode(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, ot
     char err[200];
     if (otlp_decode(sig, enc, body, len, ctx->arena, req, err, sizeof(err)) != 0) {
         if (arena_failed(ctx->arena))
-            fail(out, INGEST_TOO_LARGE, "request too large when decoded");
+            fail(out, REQ_TOO_LARGE, "request too large when decoded");
         else
-            fail(out, INGEST_INVALID, err);
+            fail(out, REQ_INVALID, err);
         return -1;
     }
     return 0;
@@ -174,7 +168,7 @@ static int decode(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, ot
 
 /* Authenticate before spending anything on the body. Returns the tenant
  * (NULL in open mode) or sets out and returns via *ok = 0. */
-static const tenant *authenticate(ingest_ctx *ctx, ingest_origin *o, ingest_result *out, int *ok)
+static const tenant *authenticate(ingest_ctx *ctx, req_origin *o, ingest_result *out, int *ok)
 {
     *ok = 1;
     o->tenant = "";
@@ -182,11 +176,11 @@ static const tenant *authenticate(ingest_ctx *ctx, ingest_origin *o, ingest_resu
         return NULL;
     auth_result ar;
     auth_request(ctx->au, o, &ar);
-    if (ar.status != INGEST_OK) {
+    if (ar.status != REQ_OK) {
         *ok = 0;
         fail(out, ar.status, ar.message);
         out->retry_after_s = ar.retry_after_s;
-        out->token_rejected = ar.status == INGEST_UNAUTHENTICATED && strcmp(ar.reason, "missing_token") != 0;
+        out->token_rejected = ar.status == REQ_UNAUTHENTICATED && strcmp(ar.reason, "missing_token") != 0;
         return NULL;
     }
     o->tenant = tenant_id(ar.tenant);
@@ -194,22 +188,22 @@ static const tenant *authenticate(ingest_ctx *ctx, ingest_origin *o, ingest_resu
 }
 
 void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc,
-                   const ingest_origin *origin, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
+                   const req_origin *origin, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
 {
-    uint64_t start = origin->start_ns ? origin->start_ns : ingest_now_ns();
+    uint64_t start = origin->start_ns ? origin->start_ns : clock_now_ns();
     memset(out, 0, sizeof(*out));
     arena_reset(ctx->arena);
     arena_set_limit(ctx->arena, lim->max_decoded_bytes);
     otlp_request req;
     memset(&req, 0, sizeof(req));
-    ingest_origin o = *origin;
+    req_origin o = *origin;
     int authenticated;
     const tenant *t = authenticate(ctx, &o, out, &authenticated);
     if (authenticated && decode(ctx, lim, sig, enc, body, len, gzipped, &req, out) == 0) {
         otlp_validate(&req);
-        ingest_status admit = auth_admit(t, sig, req.items, len, &out->retry_after_s);
-        if (admit != INGEST_OK) {
-            fail(out, admit, admit == INGEST_TOO_LARGE ? "request exceeds the tenant's max_request_bytes"
+        req_status admit = auth_admit(t, sig, req.items, len, &out->retry_after_s);
+        if (admit != REQ_OK) {
+            fail(out, admit, admit == REQ_TOO_LARGE ? "request exceeds the tenant's max_request_bytes"
                                                        : "tenant rate limit exceeded, retry later");
             metrics_add(m.refused_items[sig][origin->transport][admit], req.items + req.rejected);
             out->rejected = req.items + req.rejected;
@@ -219,28 +213,28 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
         out->rejected = req.rejected;
         if (req.rejected > 0) {
             snprintf(out->message, sizeof(out->message), "%s", req.reject_reason);
-            metrics_add(m.refused_items[sig][origin->transport][INGEST_INVALID], req.rejected);
+            metrics_add(m.refused_items[sig][origin->transport][REQ_INVALID], req.rejected);
         }
         char err[256] = "";
-        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, &o, ctx->arena, err, sizeof(err)) : PIPELINE_OK;
+        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, o.tenant ? o.tenant : "", ctx->arena, err, sizeof(err)) : PIPELINE_OK;
         if (ps == PIPELINE_OK) {
             metrics_add(m.received[sig][origin->transport], req.items);
         } else {
             /* The reason stays in the server log: backend errors name paths
              * and hosts the client has no business seeing. */
             if (arena_failed(ctx->arena))
-                fail(out, INGEST_TOO_LARGE, "request too large when routed");
+                fail(out, REQ_TOO_LARGE, "request too large when routed");
             else
-                fail(out, ps == PIPELINE_RETRY ? INGEST_UNAVAILABLE : INGEST_INTERNAL,
+                fail(out, ps == PIPELINE_RETRY ? REQ_UNAVAILABLE : REQ_INTERNAL,
                      ps == PIPELINE_RETRY ? "export temporarily unavailable, retry later" : "export failed");
-            out->retry_after_s = out->status == INGEST_UNAVAILABLE ? 1 : 0;
+            out->retry_after_s = out->status == REQ_UNAVAILABLE ? 1 : 0;
             metrics_add(m.refused_items[sig][origin->transport][out->status], req.items);
             out->rejected += req.items;
             out->accepted = 0;
         }
     }
 done:
-    if (out->status != INGEST_OK)
+    if (out->status != REQ_OK)
         log_debug("request refused", "signal=%s transport=%s reason=%s", otlp_signal_name(sig),
                   ingest_transport_name(origin->transport), status_reasons[out->status]);
     observe(origin->transport, sig, out->status, start);
@@ -248,7 +242,7 @@ done:
 
 int ingest_response_body(otlp_signal sig, otlp_encoding enc, const ingest_result *res, buf *out)
 {
-    if (res->status == INGEST_OK)
+    if (res->status == REQ_OK)
         return otlp_encode_response(sig, enc, res->rejected, res->rejected ? res->message : "", out);
     return otlp_encode_status(enc, ingest_grpc_status(res->status), res->message, out);
 }

@@ -45,7 +45,7 @@ static int check_config(const char *path)
     if (load(path, &cfg) != 0)
         return 1;
     auth *au = NULL;
-    int rc = pipeline_check(cfg, err, sizeof(err)) != 0 || (au = auth_new(cfg, err, sizeof(err))) == NULL ||
+    int rc = pipeline_check(&cfg->routing, err, sizeof(err)) != 0 || (au = auth_new(&cfg->auth, err, sizeof(err))) == NULL ||
              server_check(cfg, err, sizeof(err)) != 0;
     if (rc)
         fprintf(stderr, "otlp-gateway: config error: %s\n", err);
@@ -103,8 +103,8 @@ static int run(const char *path)
         return 1;
     log_set_level(cfg->log_level);
     char err[512];
-    pipeline *pl = pipeline_new(cfg, server_worker_count(cfg), err, sizeof(err));
-    auth *au = pl ? auth_new(cfg, err, sizeof(err)) : NULL;
+    pipeline *pl = pipeline_new(&cfg->routing, server_worker_count(cfg), err, sizeof(err));
+    auth *au = pl ? auth_new(&cfg->auth, err, sizeof(err)) : NULL;
     if (pl == NULL || au == NULL) {
         char q[600];
         log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));

@@ -15,6 +15,7 @@
 
 #include "grpc.h"
 #include "http.h"
+#include "clock.h"
 #include "log.h"
 #include "tls.h"
 
@@ -272,10 +273,10 @@ static void worker_shutdown(worker *w, worker_run *r)
         if (r->http[i])
             http_listener_shutdown(r->http[i]);
     }
-    uint64_t deadline = ingest_now_ns() + (uint64_t)s->cfg->shutdown_timeout_ms * 1000000u;
+    uint64_t deadline = clock_now_ns() + (uint64_t)s->cfg->shutdown_timeout_ms * 1000000u;
     /* The admin site stays up while draining so /readyz reports 503. */
     while (open_connections(s, r) - (r->admin ? http_listener_connections(r->admin) : 0) > 0 &&
-           ingest_now_ns() < deadline)
+           clock_now_ns() < deadline)
         h2o_evloop_run(r->loop, 50);
     size_t left = open_connections(s, r) - (r->admin ? http_listener_connections(r->admin) : 0);
     if (left > 0)
@@ -327,7 +328,7 @@ static void *worker_main(void *arg)
     uint64_t last_tick = 0;
     while (!atomic_load(&s->stopping)) {
         h2o_evloop_run(r.loop, 100);
-        uint64_t now = ingest_now_ns();
+        uint64_t now = clock_now_ns();
         if (now - last_tick >= 100000000u) {
             pipeline_tick(s->pl, w->id, now);
             last_tick = now;

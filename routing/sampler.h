@@ -21,7 +21,7 @@
 
 #include "arena.h"
 #include "buf.h"
-#include "config.h"
+#include "config_node.h"
 #include "otlp.h"
 
 typedef struct sampler sampler;

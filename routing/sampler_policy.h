@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "config_node.h"
 #include "metrics.h"
 #include "trace_service.pb-c.h"
 

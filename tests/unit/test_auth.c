@@ -15,6 +15,7 @@
 
 #include "apikey.h"
 #include "auth.h"
+#include "config.h"
 #include "cidr.h"
 
 static const char base[] =
@@ -69,7 +70,7 @@ static int setup(void **state)
     char yaml[2048], err[512];
     snprintf(yaml, sizeof(yaml), base, f->keys);
     assert_int_equal(config_load_string("auth.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)), 0);
-    f->au = auth_new(f->cfg, err, sizeof(err));
+    f->au = auth_new(&f->cfg->auth, err, sizeof(err));
     if (f->au == NULL)
         fail_msg("auth_new: %s", err);
     *state = f;
@@ -86,9 +87,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static ingest_origin origin(const char *listener, const char *ip, const char *authz)
+static req_origin origin(const char *listener, const char *ip, const char *authz)
 {
-    ingest_origin o = {.listener = listener, .transport = INGEST_HTTP};
+    req_origin o = {.listener = listener, .transport = REQ_HTTP};
     struct sockaddr_in *sin = (struct sockaddr_in *)&o.peer;
     sin->sin_family = AF_INET;
     inet_pton(AF_INET, ip, &sin->sin_addr);
@@ -97,14 +98,14 @@ static ingest_origin origin(const char *listener, const char *ip, const char *au
     return o;
 }
 
-static void expect(fixture *f, const char *listener, const char *ip, const char *authz, ingest_status st,
+static void expect(fixture *f, const char *listener, const char *ip, const char *authz, req_status st,
                    const char *tenant_or_reason)
 {
-    ingest_origin o = origin(listener, ip, authz);
+    req_origin o = origin(listener, ip, authz);
     auth_result r;
     auth_request(f->au, &o, &r);
     assert_int_equal(r.status, st);
-    if (st == INGEST_OK)
+    if (st == REQ_OK)
         assert_string_equal(tenant_id(r.tenant), tenant_or_reason);
     else
         assert_string_equal(r.reason, tenant_or_reason);
@@ -115,37 +116,37 @@ static void test_secure_listener_tokens(void **state)
     fixture *f = *state;
     char h[128];
     snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
-    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+    expect(f, "secure", "192.0.2.1", h, REQ_OK, "shop");
     snprintf(h, sizeof(h), "bearer   %s  ", f->key_shop); /* scheme is case-insensitive */
-    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
-    expect(f, "secure", "192.0.2.1", NULL, INGEST_UNAUTHENTICATED, "missing_token");
-    expect(f, "secure", "192.0.2.1", "Basic dXNlcjpwYXNz", INGEST_UNAUTHENTICATED, "missing_token");
-    expect(f, "secure", "192.0.2.1", "Bearer ", INGEST_UNAUTHENTICATED, "missing_token");
-    expect(f, "secure", "192.0.2.1", "Bearer otlpgw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", INGEST_UNAUTHENTICATED,
+    expect(f, "secure", "192.0.2.1", h, REQ_OK, "shop");
+    expect(f, "secure", "192.0.2.1", NULL, REQ_UNAUTHENTICATED, "missing_token");
+    expect(f, "secure", "192.0.2.1", "Basic dXNlcjpwYXNz", REQ_UNAUTHENTICATED, "missing_token");
+    expect(f, "secure", "192.0.2.1", "Bearer ", REQ_UNAUTHENTICATED, "missing_token");
+    expect(f, "secure", "192.0.2.1", "Bearer otlpgw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", REQ_UNAUTHENTICATED,
            "unknown_key");
     /* A JWT-shaped token with no OIDC provider configured is refused, not crashed on. */
-    expect(f, "secure", "192.0.2.1", "Bearer a.b.c", INGEST_UNAUTHENTICATED, "malformed");
+    expect(f, "secure", "192.0.2.1", "Bearer a.b.c", REQ_UNAUTHENTICATED, "malformed");
     /* A valid key whose tenant is not configured. */
     snprintf(h, sizeof(h), "Bearer %s", f->key_other);
-    expect(f, "secure", "192.0.2.1", h, INGEST_PERMISSION_DENIED, "unknown_tenant");
+    expect(f, "secure", "192.0.2.1", h, REQ_PERMISSION_DENIED, "unknown_tenant");
 }
 
 static void test_insecure_listener_sources(void **state)
 {
     fixture *f = *state;
-    expect(f, "insecure", "10.9.9.9", NULL, INGEST_OK, "legacy");      /* listener's tenant */
-    expect(f, "insecure", "10.1.0.1", NULL, INGEST_OK, "shop");        /* cidr_tenants */
-    expect(f, "insecure", "10.1.2.200", NULL, INGEST_OK, "legacy2");   /* longest prefix wins */
-    expect(f, "insecure", "10.1.2.5", NULL, INGEST_PERMISSION_DENIED, "source_not_allowed"); /* legacy2's own rule */
-    expect(f, "insecure", "192.0.2.1", NULL, INGEST_PERMISSION_DENIED, "source_not_allowed");
+    expect(f, "insecure", "10.9.9.9", NULL, REQ_OK, "legacy");      /* listener's tenant */
+    expect(f, "insecure", "10.1.0.1", NULL, REQ_OK, "shop");        /* cidr_tenants */
+    expect(f, "insecure", "10.1.2.200", NULL, REQ_OK, "legacy2");   /* longest prefix wins */
+    expect(f, "insecure", "10.1.2.5", NULL, REQ_PERMISSION_DENIED, "source_not_allowed"); /* legacy2's own rule */
+    expect(f, "insecure", "192.0.2.1", NULL, REQ_PERMISSION_DENIED, "source_not_allowed");
     /* An IPv4-mapped IPv6 peer is matched as IPv4. */
-    ingest_origin o = {.listener = "insecure", .transport = INGEST_GRPC};
+    req_origin o = {.listener = "insecure", .transport = REQ_GRPC};
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&o.peer;
     s6->sin6_family = AF_INET6;
     inet_pton(AF_INET6, "::ffff:10.9.9.9", &s6->sin6_addr);
     auth_result r;
     auth_request(f->au, &o, &r);
-    assert_int_equal(r.status, INGEST_OK);
+    assert_int_equal(r.status, REQ_OK);
     assert_string_equal(tenant_id(r.tenant), "legacy");
 }
 
@@ -157,7 +158,7 @@ static void test_endpoint_rules(void **state)
     create_key(f->keys, "legacy", key, sizeof(key));
     auth_reload(f->au);
     snprintf(h, sizeof(h), "Bearer %s", key);
-    expect(f, "secure", "192.0.2.1", h, INGEST_PERMISSION_DENIED, "endpoint_not_allowed");
+    expect(f, "secure", "192.0.2.1", h, REQ_PERMISSION_DENIED, "endpoint_not_allowed");
     /* Revoke via the CLI, reload, and the key stops working. */
     apikey_store *st;
     assert_int_equal(apikey_store_load(f->keys, &st, err, sizeof(err)), 0);
@@ -170,22 +171,22 @@ static void test_endpoint_rules(void **state)
     assert_int_equal(apikey_cli(5, argv, NULL), 0);
     auth_reload(f->au);
     snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
-    expect(f, "secure", "192.0.2.1", h, INGEST_UNAUTHENTICATED, "revoked_key");
+    expect(f, "secure", "192.0.2.1", h, REQ_UNAUTHENTICATED, "revoked_key");
 }
 
 static void test_client_certificate_subject(void **state)
 {
     fixture *f = *state;
-    ingest_origin o = origin("secure", "192.0.2.1", NULL);
+    req_origin o = origin("secure", "192.0.2.1", NULL);
     auth_result r;
     o.client_cert_subject = "agent-1.shop.example";
     auth_request(f->au, &o, &r);
-    assert_int_equal(r.status, INGEST_OK);
+    assert_int_equal(r.status, REQ_OK);
     assert_string_equal(tenant_id(r.tenant), "shop");
     assert_string_equal(r.method, "client_cert");
     o.client_cert_subject = "stranger.example";
     auth_request(f->au, &o, &r);
-    assert_int_equal(r.status, INGEST_UNAUTHENTICATED);
+    assert_int_equal(r.status, REQ_UNAUTHENTICATED);
     assert_string_equal(r.reason, "unknown_client_cert");
     /* A bearer token, when present, decides (here: an unknown key). */
     o.authorization = "Bearer otlpgw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -201,17 +202,17 @@ static void test_keys_file_change_is_noticed(void **state)
     char key[64], h[128];
     create_key(f->keys, "shop", key, sizeof(key));
     snprintf(h, sizeof(h), "Bearer %s", key);
-    expect(f, "secure", "192.0.2.1", h, INGEST_UNAUTHENTICATED, "unknown_key"); /* not loaded yet */
+    expect(f, "secure", "192.0.2.1", h, REQ_UNAUTHENTICATED, "unknown_key"); /* not loaded yet */
     auth_reload_if_changed(f->au);
-    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+    expect(f, "secure", "192.0.2.1", h, REQ_OK, "shop");
     auth_reload_if_changed(f->au); /* unchanged: a no-op that keeps working */
-    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+    expect(f, "secure", "192.0.2.1", h, REQ_OK, "shop");
     /* A broken keys file keeps the previous keys. */
     FILE *fp = fopen(f->keys, "a");
     fputs("garbage: [\n", fp);
     fclose(fp);
     auth_reload_if_changed(f->au);
-    expect(f, "secure", "192.0.2.1", h, INGEST_OK, "shop");
+    expect(f, "secure", "192.0.2.1", h, REQ_OK, "shop");
 }
 
 static void test_rate_limit(void **state)
@@ -219,18 +220,18 @@ static void test_rate_limit(void **state)
     fixture *f = *state;
     char h[128];
     snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
-    ingest_origin o = origin("secure", "192.0.2.1", h);
+    req_origin o = origin("secure", "192.0.2.1", h);
     auth_result r;
     auth_request(f->au, &o, &r);
-    assert_int_equal(r.status, INGEST_OK);
+    assert_int_equal(r.status, REQ_OK);
     uint32_t retry = 0;
     /* 100 spans/s with a 1 s burst: 150 pass once (debt), then refused. */
-    assert_int_equal(auth_admit(r.tenant, OTLP_TRACES, 150, 1000, &retry), INGEST_OK);
-    assert_int_equal(auth_admit(r.tenant, OTLP_TRACES, 1, 10, &retry), INGEST_THROTTLED);
+    assert_int_equal(auth_admit(r.tenant, OTLP_TRACES, 150, 1000, &retry), REQ_OK);
+    assert_int_equal(auth_admit(r.tenant, OTLP_TRACES, 1, 10, &retry), REQ_THROTTLED);
     assert_true(retry >= 1);
     /* Other signals have no limit configured. */
-    assert_int_equal(auth_admit(r.tenant, OTLP_LOGS, 100000, 10, &retry), INGEST_OK);
-    assert_int_equal(auth_admit(NULL, OTLP_TRACES, 1u << 30, 1u << 30, &retry), INGEST_OK);
+    assert_int_equal(auth_admit(r.tenant, OTLP_LOGS, 100000, 10, &retry), REQ_OK);
+    assert_int_equal(auth_admit(NULL, OTLP_TRACES, 1u << 30, 1u << 30, &retry), REQ_OK);
 }
 
 static void config_fails(const char *yaml, const char *expected)
@@ -238,7 +239,7 @@ static void config_fails(const char *yaml, const char *expected)
     config *cfg;
     char err[512];
     assert_int_equal(config_load_string("bad.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    auth *a = auth_new(cfg, err, sizeof(err));
+    auth *a = auth_new(&cfg->auth, err, sizeof(err));
     if (a != NULL || strstr(err, expected) == NULL)
         fail_msg("expected error containing \"%s\", got \"%s\"", expected, a ? "(none)" : err);
     config_free(cfg);

@@ -352,7 +352,7 @@ static aws_creds *provider(const char *flow, char *err, size_t errlen)
     config *c = NULL;
     if (config_load_string("gw.yaml", yaml, strlen(yaml), &c, err, errlen) != 0)
         fail_msg("config: %s", err);
-    aws_creds *p = aws_creds_from_config(c->backends[0].node, "eu-west-1", err, errlen);
+    aws_creds *p = aws_creds_from_config(c->routing.backends[0].node, "eu-west-1", err, errlen);
     config_free(c);
     return p;
 }

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "aws_export.h"
 #include "aws_sigv4.h"
 
@@ -25,7 +26,7 @@ typedef struct signer_fixture {
 static const char *signer_up(signer_fixture *f, const char *yaml, char *err, size_t errlen)
 {
     assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, err, errlen), 0);
-    f->s = aws_signer_from_config(f->cfg->backends[0].node, "logs", err, errlen);
+    f->s = aws_signer_from_config(f->cfg->routing.backends[0].node, "logs", err, errlen);
     return f->s != NULL ? NULL : err;
 }
 

@@ -66,18 +66,18 @@ static void test_embedded_default(void **state)
     assert_int_equal(l->header_timeout_ms, 10000);
     assert_true(config_is_map(l->node));
 
-    assert_int_equal(c->n_backends, 1);
-    assert_string_equal(c->backends[0].name, "local");
-    assert_string_equal(c->backends[0].type, "file");
+    assert_int_equal(c->routing.n_backends, 1);
+    assert_string_equal(c->routing.backends[0].name, "local");
+    assert_string_equal(c->routing.backends[0].type, "file");
     const char *dir;
-    assert_int_equal(config_str(c->backends[0].node, "dir", NULL, &dir, err, sizeof(err)), 0);
+    assert_int_equal(config_str(c->routing.backends[0].node, "dir", NULL, &dir, err, sizeof(err)), 0);
     assert_string_equal(dir, "./otlp-gateway-data");
 
-    assert_int_equal(c->n_pipelines, 1);
-    assert_string_equal(c->pipelines[0].name, "default");
-    assert_int_equal(c->pipelines[0].signals, ALL_SIGNALS);
-    assert_int_equal(c->pipelines[0].n_backends, 1);
-    assert_string_equal(c->pipelines[0].backends[0], "local");
+    assert_int_equal(c->routing.n_pipelines, 1);
+    assert_string_equal(c->routing.pipelines[0].name, "default");
+    assert_int_equal(c->routing.pipelines[0].signals, ALL_SIGNALS);
+    assert_int_equal(c->routing.pipelines[0].n_backends, 1);
+    assert_string_equal(c->routing.pipelines[0].backends[0], "local");
     config_free(c);
 }
 
@@ -135,14 +135,14 @@ static void test_full_config(void **state)
     assert_null(i->tls.cert_file);
     assert_int_equal(i->max_request_bytes, 1024);
     assert_int_equal(i->idle_timeout_ms, 120000);
-    assert_int_equal(c->n_backends, 2);
-    assert_string_equal(c->backends[1].name, "jaeger");
-    assert_string_equal(c->backends[1].type, "otlp_grpc");
-    assert_int_equal(c->n_pipelines, 2);
-    assert_int_equal(c->pipelines[0].signals, 1u << OTLP_TRACES);
-    assert_int_equal(c->pipelines[0].n_backends, 2);
-    assert_string_equal(c->pipelines[0].backends[1], "jaeger");
-    assert_int_equal(c->pipelines[1].signals, (1u << OTLP_LOGS) | (1u << OTLP_METRICS));
+    assert_int_equal(c->routing.n_backends, 2);
+    assert_string_equal(c->routing.backends[1].name, "jaeger");
+    assert_string_equal(c->routing.backends[1].type, "otlp_grpc");
+    assert_int_equal(c->routing.n_pipelines, 2);
+    assert_int_equal(c->routing.pipelines[0].signals, 1u << OTLP_TRACES);
+    assert_int_equal(c->routing.pipelines[0].n_backends, 2);
+    assert_string_equal(c->routing.pipelines[0].backends[1], "jaeger");
+    assert_int_equal(c->routing.pipelines[1].signals, (1u << OTLP_LOGS) | (1u << OTLP_METRICS));
     config_free(c);
     unsetenv("GW_TEST_ADMIN");
 }
@@ -154,8 +154,8 @@ static void test_defaults_and_nulls(void **state)
     assert_null(c->admin_addr);
     assert_int_equal(c->log_level, LOG_INFO);
     assert_int_equal(c->max_decoded_bytes, 256u << 20);
-    assert_int_equal(c->n_backends, 0);
-    assert_int_equal(c->n_pipelines, 0);
+    assert_int_equal(c->routing.n_backends, 0);
+    assert_int_equal(c->routing.n_pipelines, 0);
     assert_null(c->listeners[0].http_addr);
     config_free(c);
     c = load_ok(MIN_LISTENER);
@@ -356,7 +356,7 @@ static void test_env_expansion(void **state)
                         "    two: ${GW_TEST_PORT}-${GW_TEST_PORT}\n");
     assert_string_equal(c->listeners[0].grpc_addr, "127.0.0.1:4317");
     assert_string_equal(c->listeners[0].http_addr, "127.0.0.1:4318");
-    const config_node *b = c->backends[0].node;
+    const config_node *b = c->routing.backends[0].node;
     assert_string_equal(config_scalar(config_get(b, "empty")), "");
     assert_string_equal(config_scalar(config_get(b, "empty_default")), "dflt");
     assert_string_equal(config_scalar(config_get(b, "literal")), "${NOT_EXPANDED} costs $5");
@@ -398,7 +398,7 @@ static void test_file_expansion(void **state)
     char yaml[512];
     snprintf(yaml, sizeof(yaml), MIN_LISTENER "backends:\n  b:\n    type: x\n    key: ${file:%s}\n", path);
     config *c = load_ok(yaml);
-    assert_string_equal(config_scalar(config_get(c->backends[0].node, "key")), "hunter2");
+    assert_string_equal(config_scalar(config_get(c->routing.backends[0].node, "key")), "hunter2");
     config_free(c);
 
     /* Only one trailing newline (or CRLF) goes. */
@@ -406,7 +406,7 @@ static void test_file_expansion(void **state)
     fputs("a\nb\r\n\r\n", f);
     fclose(f);
     c = load_ok(yaml);
-    assert_string_equal(config_scalar(config_get(c->backends[0].node, "key")), "a\nb\r\n");
+    assert_string_equal(config_scalar(config_get(c->routing.backends[0].node, "key")), "a\nb\r\n");
     config_free(c);
 
     f = fopen(path, "w");
@@ -453,7 +453,7 @@ static void test_node_readers(void **state)
                                      "    hosts: [h1, h2]\n"
                                      "    bad_bool: yes\n"
                                      "    nothing:\n");
-    const config_node *b = c->backends[0].node;
+    const config_node *b = c->routing.backends[0].node;
     char err[512];
     const char *s;
     size_t size;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "config.h"
 #include "es_bulk.h"
 #include "es_doc.h"
 #include "exporter.h"
@@ -173,7 +174,7 @@ static void type_up(type_fixture *f, const char *keys)
              "\"http://es:9200/\"%s}\n",
              keys);
     assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)), 0);
-    f->st = exporter_elasticsearch.configure(&f->cfg->backends[0], err, sizeof(err));
+    f->st = exporter_elasticsearch.configure(&f->cfg->routing.backends[0], err, sizeof(err));
     if (f->st == NULL)
         fail_msg("%s", err);
 }

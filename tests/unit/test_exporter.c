@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "config.h"
 #include "exporter.h"
 #include "gzip.h"
 #include "metrics.h"
@@ -301,7 +302,7 @@ static void backend_up(fixture *f, const char *name, const char *type, int port,
              "backends:\n  %s: {type: %s, endpoint: \"http://127.0.0.1:%d\"%s}\n",
              name, type, port, extra);
     assert_int_equal(config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)), 0);
-    f->b = backend_create(&f->cfg->backends[0], err, sizeof(err));
+    f->b = backend_create(&f->cfg->routing.backends[0], err, sizeof(err));
     if (f->b == NULL)
         fail_msg("%s", err);
 }
@@ -634,7 +635,7 @@ static hook_state *hook_last; /* the state of the backend under test */
 
 static char hook_url[64]; /* the test server's */
 
-static void *hook_configure(const config_backend *cfg, char *err, size_t errlen)
+static void *hook_configure(const backend_config *cfg, char *err, size_t errlen)
 {
     (void)cfg, (void)err, (void)errlen;
     return hook_last = calloc(1, sizeof(hook_state));
@@ -701,7 +702,7 @@ static void test_type_hooks(void **state)
              s->port);
     config *cfg;
     assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    backend *b = exporter_backend_create(&hook_type, &cfg->backends[0], err, sizeof(err));
+    backend *b = exporter_backend_create(&hook_type, &cfg->routing.backends[0], err, sizeof(err));
     if (b == NULL)
         fail_msg("%s", err);
     push_spans(b, "acme", 4, "h");
@@ -763,7 +764,7 @@ static void test_type_limits(void **state)
                  "\"http://h\"}\n",
                  cases[i].batch);
         assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-        assert_null(exporter_backend_create(&limited, &cfg->backends[0], err, sizeof(err)));
+        assert_null(exporter_backend_create(&limited, &cfg->routing.backends[0], err, sizeof(err)));
         if (strstr(err, cases[i].want) == NULL)
             fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
         config_free(cfg);

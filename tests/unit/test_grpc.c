@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 
 #include "grpc.h"
+#include "clock.h"
 #include "log.h"
 
 /* ---- ingest test doubles ---------------------------------------------- */
@@ -38,7 +39,7 @@
 static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     /* what the test wants ingest_export to answer */
-    ingest_status next_status;
+    req_status next_status;
     uint32_t next_retry_after;
     char next_message[256];
     /* what ingest_export saw */
@@ -49,7 +50,7 @@ static struct {
     uint8_t *body;
     size_t body_len;
     char authorization[256];
-    int refused[INGEST_STATUS_COUNT];
+    int refused[REQ_STATUS_COUNT];
 } fake;
 
 static void fake_reset(void)
@@ -61,12 +62,12 @@ static void fake_reset(void)
 }
 
 void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc,
-                   const ingest_origin *origin, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
+                   const req_origin *origin, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
 {
     (void)ctx;
     (void)lim;
     assert_int_equal(enc, OTLP_PROTOBUF);
-    assert_int_equal(origin->transport, INGEST_GRPC);
+    assert_int_equal(origin->transport, REQ_GRPC);
     assert_true(origin->peer_len > 0);
     pthread_mutex_lock(&fake_mu);
     fake.calls++;
@@ -89,7 +90,7 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
     pthread_mutex_unlock(&fake_mu);
 }
 
-void ingest_count_refused(ingest_transport t, otlp_signal sig, ingest_status st, uint64_t start_ns)
+void ingest_count_refused(req_transport t, otlp_signal sig, req_status st, uint64_t start_ns)
 {
     (void)t;
     (void)sig;
@@ -121,19 +122,19 @@ int ingest_signal_from_grpc_path(const char *path, size_t len)
     return -1;
 }
 
-int ingest_grpc_status(ingest_status st)
+int ingest_grpc_status(req_status st)
 {
     switch (st) {
-    case INGEST_OK: return GRPC_OK;
-    case INGEST_THROTTLED:
-    case INGEST_TOO_LARGE: return GRPC_RESOURCE_EXHAUSTED;
-    case INGEST_UNAVAILABLE: return GRPC_UNAVAILABLE;
-    case INGEST_UNAUTHENTICATED: return GRPC_UNAUTHENTICATED;
+    case REQ_OK: return GRPC_OK;
+    case REQ_THROTTLED:
+    case REQ_TOO_LARGE: return GRPC_RESOURCE_EXHAUSTED;
+    case REQ_UNAVAILABLE: return GRPC_UNAVAILABLE;
+    case REQ_UNAUTHENTICATED: return GRPC_UNAUTHENTICATED;
     default: return GRPC_INVALID_ARGUMENT;
     }
 }
 
-uint64_t ingest_now_ns(void)
+uint64_t clock_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -142,7 +143,7 @@ uint64_t ingest_now_ns(void)
 
 static uint64_t now_ms(void)
 {
-    return ingest_now_ns() / 1000000u;
+    return clock_now_ns() / 1000000u;
 }
 
 /* h2o keeps freed buffers in per-thread recycle lists that nothing drains
@@ -680,9 +681,9 @@ static void test_refusals_before_ingest(void **state)
 
     pthread_mutex_lock(&fake_mu);
     assert_int_equal(fake.calls, 0);
-    assert_int_equal(fake.refused[INGEST_NOT_FOUND], 1);
-    assert_int_equal(fake.refused[INGEST_UNSUPPORTED_MEDIA], 2);
-    assert_int_equal(fake.refused[INGEST_INVALID], 5);
+    assert_int_equal(fake.refused[REQ_NOT_FOUND], 1);
+    assert_int_equal(fake.refused[REQ_UNSUPPORTED_MEDIA], 2);
+    assert_int_equal(fake.refused[REQ_INVALID], 5);
     pthread_mutex_unlock(&fake_mu);
 
     /* The connection survives all of that. */
@@ -710,7 +711,7 @@ static void test_oversized_message(void **state)
     assert_trailers_only(s, GRPC_RESOURCE_EXHAUSTED);
     pthread_mutex_lock(&fake_mu);
     assert_int_equal(fake.calls, 0);
-    assert_int_equal(fake.refused[INGEST_TOO_LARGE], 2);
+    assert_int_equal(fake.refused[REQ_TOO_LARGE], 2);
     pthread_mutex_unlock(&fake_mu);
     uint8_t ok[16];
     flen = grpc_frame(ok, 0, (const uint8_t *)"abc", 3);
@@ -730,7 +731,7 @@ static void test_ingest_errors_become_grpc_status(void **state)
     uint8_t frame[16];
     size_t flen = grpc_frame(frame, 0, (const uint8_t *)"abc", 3);
     pthread_mutex_lock(&fake_mu);
-    fake.next_status = INGEST_THROTTLED;
+    fake.next_status = REQ_THROTTLED;
     fake.next_retry_after = 7;
     snprintf(fake.next_message, sizeof(fake.next_message), "slow down: 100%%\n");
     pthread_mutex_unlock(&fake_mu);
@@ -739,7 +740,7 @@ static void test_ingest_errors_become_grpc_status(void **state)
     assert_string_equal(s->grpc_message, "slow down: 100%25%0A");
     assert_true(s->has_details);
     pthread_mutex_lock(&fake_mu);
-    fake.next_status = INGEST_UNAUTHENTICATED;
+    fake.next_status = REQ_UNAUTHENTICATED;
     fake.next_retry_after = 0;
     snprintf(fake.next_message, sizeof(fake.next_message), "missing token");
     pthread_mutex_unlock(&fake_mu);
@@ -837,7 +838,7 @@ static void test_stalled_clients_closed(void **state)
     assert_int_equal(t->goaways, 1);
     assert_int_equal(tc_find(t, id)->http_status, 0);
     pthread_mutex_lock(&fake_mu);
-    assert_int_equal(fake.refused[INGEST_INVALID], 1);
+    assert_int_equal(fake.refused[REQ_INVALID], 1);
     pthread_mutex_unlock(&fake_mu);
     tc_free(t);
     assert_true(wait_conns(srv, 0, 3000));

@@ -11,7 +11,9 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "arena.h"
+#include "clock.h"
 #include "gzip.h"
 #include "ingest.h"
 #include "pipeline.h"
@@ -46,7 +48,7 @@ static void fixture_load(fixture *f, const char *yaml, size_t workers)
     char err[512];
     if (config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)) != 0)
         fail_msg("config: %s", err);
-    f->pl = pipeline_new(f->cfg, workers, err, sizeof(err));
+    f->pl = pipeline_new(&f->cfg->routing, workers, err, sizeof(err));
     if (f->pl == NULL)
         fail_msg("pipeline_new: %s", err);
     f->ictx = ingest_ctx_new(f->pl, NULL);
@@ -106,7 +108,7 @@ static long file_lines(const char *dir, const char *sub, const char *name, char 
 
 static void export(fixture *f, otlp_signal sig, const void *body, size_t len, int gz, ingest_result *res)
 {
-    ingest_origin o = {.listener = "l", .transport = INGEST_HTTP};
+    req_origin o = {.listener = "l", .transport = REQ_HTTP};
     ingest_export(f->ictx, &limits, sig, OTLP_JSON, &o, body, len, gz, res);
 }
 
@@ -115,7 +117,7 @@ static void test_fan_out_by_signal_with_partial_success(void **state)
     fixture *f = *state;
     ingest_result res;
     export(f, OTLP_TRACES, span_json, strlen(span_json), 0, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     assert_int_equal(res.accepted, 1);
     assert_int_equal(res.rejected, 1);
     assert_true(strlen(res.message) > 0);
@@ -127,13 +129,13 @@ static void test_fan_out_by_signal_with_partial_success(void **state)
     assert_int_equal(file_lines(f->dir, "a", "logs", NULL, 0), 0); /* a takes no logs */
 
     export(f, OTLP_LOGS, log_json, strlen(log_json), 0, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     assert_int_equal(res.accepted, 1);
     assert_int_equal(file_lines(f->dir, "b", "logs", NULL, 0), 1);
     assert_int_equal(file_lines(f->dir, "a", "logs", NULL, 0), 0);
     /* Metrics go nowhere: no pipeline takes them, which is accepted, not an error. */
     export(f, OTLP_METRICS, "{}", 2, 0, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
 }
 
 static void test_gzip_and_limits(void **state)
@@ -143,12 +145,12 @@ static void test_gzip_and_limits(void **state)
     assert_int_equal(gzip_deflate((const uint8_t *)log_json, strlen(log_json), -1, &gz), GZIP_OK);
     ingest_result res;
     export(f, OTLP_LOGS, gz.data, gz.len, 1, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     assert_int_equal(res.accepted, 1);
     buf_free(&gz);
 
     export(f, OTLP_LOGS, "not gzip", 8, 1, &res);
-    assert_int_equal(res.status, INGEST_INVALID);
+    assert_int_equal(res.status, REQ_INVALID);
     assert_int_equal(ingest_http_status(res.status), 400);
 
     /* A 1 MiB body of zeros compresses to ~1 KiB but inflates past the 64 KiB limit. */
@@ -157,16 +159,16 @@ static void test_gzip_and_limits(void **state)
     buf bomb = BUF_INIT;
     assert_int_equal(gzip_deflate(zeros, big, 9, &bomb), GZIP_OK);
     export(f, OTLP_LOGS, bomb.data, bomb.len, 1, &res);
-    assert_int_equal(res.status, INGEST_TOO_LARGE);
+    assert_int_equal(res.status, REQ_TOO_LARGE);
     assert_int_equal(ingest_grpc_status(res.status), GRPC_RESOURCE_EXHAUSTED);
     export(f, OTLP_LOGS, zeros, limits.max_request_bytes + 1, 0, &res);
-    assert_int_equal(res.status, INGEST_TOO_LARGE);
+    assert_int_equal(res.status, REQ_TOO_LARGE);
     assert_int_equal(ingest_http_status(res.status), 413);
     buf_free(&bomb);
     free(zeros);
 
     export(f, OTLP_TRACES, "{\"resourceSpans\":[", 18, 0, &res);
-    assert_int_equal(res.status, INGEST_INVALID);
+    assert_int_equal(res.status, REQ_INVALID);
     assert_true(strlen(res.message) > 0);
 }
 
@@ -180,13 +182,13 @@ static void test_backend_write_failure_is_retryable(void **state)
     assert_int_equal(symlink("/dev/full", path), 0);
     pipeline_free(f->pl);
     char err[256];
-    f->pl = pipeline_new(f->cfg, 1, err, sizeof(err));
+    f->pl = pipeline_new(&f->cfg->routing, 1, err, sizeof(err));
     assert_non_null(f->pl);
     ingest_ctx_free(f->ictx);
     f->ictx = ingest_ctx_new(f->pl, NULL);
     ingest_result res;
     export(f, OTLP_TRACES, span_json, strlen(span_json), 0, &res);
-    assert_int_equal(res.status, INGEST_UNAVAILABLE);
+    assert_int_equal(res.status, REQ_UNAVAILABLE);
     assert_int_equal(ingest_http_status(res.status), 503);
     assert_int_equal(ingest_grpc_status(res.status), GRPC_UNAVAILABLE);
     assert_true(res.retry_after_s > 0);
@@ -210,13 +212,13 @@ static void test_paths_and_status_tables(void **state)
     const char *g = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     assert_int_equal(ingest_signal_from_grpc_path(g, strlen(g)), OTLP_METRICS);
     assert_int_equal(ingest_signal_from_grpc_path(g, strlen(g) - 1), -1);
-    assert_int_equal(ingest_http_status(INGEST_UNSUPPORTED_MEDIA), 415);
-    assert_int_equal(ingest_http_status(INGEST_THROTTLED), 429);
-    assert_int_equal(ingest_http_status(INGEST_UNAUTHENTICATED), 401);
-    assert_int_equal(ingest_http_status(INGEST_PERMISSION_DENIED), 403);
-    assert_int_equal(ingest_grpc_status(INGEST_NOT_FOUND), GRPC_UNIMPLEMENTED);
-    assert_int_equal(ingest_grpc_status(INGEST_INVALID), GRPC_INVALID_ARGUMENT);
-    assert_string_equal(ingest_status_reason(INGEST_TOO_LARGE), "too_large");
+    assert_int_equal(ingest_http_status(REQ_UNSUPPORTED_MEDIA), 415);
+    assert_int_equal(ingest_http_status(REQ_THROTTLED), 429);
+    assert_int_equal(ingest_http_status(REQ_UNAUTHENTICATED), 401);
+    assert_int_equal(ingest_http_status(REQ_PERMISSION_DENIED), 403);
+    assert_int_equal(ingest_grpc_status(REQ_NOT_FOUND), GRPC_UNIMPLEMENTED);
+    assert_int_equal(ingest_grpc_status(REQ_INVALID), GRPC_INVALID_ARGUMENT);
+    assert_string_equal(ingest_status_reason(REQ_TOO_LARGE), "too_large");
 }
 
 /* Routing: two resources in one request, rules, default, tenant lists, edits. */
@@ -252,7 +254,7 @@ static void test_routing_rules_default_and_edits(void **state)
              dir, dir, dir, dir);
     fixture_load(&f, yaml, 1);
     pipeline *pl = f.pl;
-    ingest_origin o = {.listener = "l", .transport = INGEST_HTTP};
+    req_origin o = {.listener = "l", .transport = REQ_HTTP};
     /* No auth module here: ingest sets tenant "" -- route as tenant t1 by
      * calling the pipeline directly with an origin that names it. */
     arena *a = arena_new(0);
@@ -262,7 +264,7 @@ static void test_routing_rules_default_and_edits(void **state)
                                  &req, derr, sizeof(derr)), 0);
     otlp_validate(&req);
     o.tenant = "t1";
-    assert_int_equal(pipeline_submit(pl, &req, &o, a, err, sizeof(err)), PIPELINE_OK);
+    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, err, sizeof(err)), PIPELINE_OK);
     char line[4096];
     /* shop: only the shop-cart resource, edited. */
     assert_int_equal(file_lines(dir, "shop", "traces", line, sizeof(line)), 1);
@@ -284,11 +286,11 @@ static void test_routing_rules_default_and_edits(void **state)
     assert_int_equal(file_lines(dir, "unused", "traces", NULL, 0), 0);
     /* t2 only reaches audit; an unknown tenant (no list) reaches all routes. */
     o.tenant = "t2";
-    assert_int_equal(pipeline_submit(pl, &req, &o, a, err, sizeof(err)), PIPELINE_OK);
+    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, err, sizeof(err)), PIPELINE_OK);
     assert_int_equal(file_lines(dir, "audit", "traces", NULL, 0), 2);
     assert_int_equal(file_lines(dir, "shop", "traces", NULL, 0), 1);
     o.tenant = "";
-    assert_int_equal(pipeline_submit(pl, &req, &o, a, err, sizeof(err)), PIPELINE_OK);
+    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, err, sizeof(err)), PIPELINE_OK);
     assert_int_equal(file_lines(dir, "unused", "traces", NULL, 0), 1);
     arena_free(a);
     fixture_down(&f);
@@ -310,10 +312,10 @@ static void test_default_pipeline_takes_unmatched(void **state)
              dir, dir);
     fixture_load(&f, yaml, 1);
     ingest_result res;
-    ingest_origin o = {.listener = "l", .transport = INGEST_HTTP};
+    req_origin o = {.listener = "l", .transport = REQ_HTTP};
     ingest_export(f.ictx, &limits, OTLP_TRACES, OTLP_JSON, &o, (const uint8_t *)two_resources, strlen(two_resources), 0,
                   &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     assert_int_equal(res.accepted, 3);
     char line[4096];
     assert_int_equal(file_lines(dir, "shop", "traces", line, sizeof(line)), 1);
@@ -330,11 +332,11 @@ static void route_config_fails_with(const char *backends, const char *pipelines,
     snprintf(yaml, sizeof(yaml), "listeners: [{name: l, http: 127.0.0.1:0}]\n%s%s", backends, pipelines);
     config *cfg;
     assert_int_equal(config_load_string("r.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    pipeline *pl = pipeline_new(cfg, 1, err, sizeof(err));
+    pipeline *pl = pipeline_new(&cfg->routing, 1, err, sizeof(err));
     if (pl != NULL || strstr(err, expected) == NULL)
         fail_msg("expected \"%s\", got \"%s\"", expected, pl ? "(none)" : err);
     char check_err[512] = "";
-    if (pipeline_check(cfg, check_err, sizeof(check_err)) == 0 || strcmp(check_err, err) != 0)
+    if (pipeline_check(&cfg->routing, check_err, sizeof(check_err)) == 0 || strcmp(check_err, err) != 0)
         fail_msg("pipeline_check: expected \"%s\", got \"%s\"", err, check_err);
     config_free(cfg);
 }
@@ -396,7 +398,7 @@ static void send_trace(fixture *f, char id, const char *span, int error, ingest_
     char body[512];
     trace_json(body, sizeof(body), id, span, error);
     export(f, OTLP_TRACES, body, strlen(body), 0, res);
-    if (res->status != INGEST_OK)
+    if (res->status != REQ_OK)
         fail_msg("export: %s", res->message);
 }
 
@@ -433,14 +435,14 @@ static void test_tail_sampling_pipeline(void **state)
     ingest_result res;
     /* Trace aa: one error span and one plain span; trace bb: one plain span. */
     send_trace(&f, 'a', "a000000000000001", 1, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     send_trace(&f, 'a', "a000000000000002", 0, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     send_trace(&f, 'b', "b000000000000001", 0, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     assert_int_equal(count_in_file(path, "\"spanId\""), 0); /* buffered, not exported */
 
-    uint64_t later = ingest_now_ns() + 2000000000ull;
+    uint64_t later = clock_now_ns() + 2000000000ull;
     pipeline_tick(pl, 0, later);
     pipeline_tick(pl, 1, later);
     assert_int_equal(count_in_file(path, "a000000000000001"), 1);
@@ -449,15 +451,15 @@ static void test_tail_sampling_pipeline(void **state)
 
     /* Late spans follow the cached decisions at once. */
     send_trace(&f, 'a', "a000000000000003", 0, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     send_trace(&f, 'b', "b000000000000002", 1, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     assert_int_equal(count_in_file(path, "a000000000000003"), 1);
     assert_int_equal(count_in_file(path, "b000000000000002"), 0);
 
     /* Shutdown decides what is still buffered. */
     send_trace(&f, 'c', "c000000000000001", 1, &res);
-    assert_int_equal(res.status, INGEST_OK);
+    assert_int_equal(res.status, REQ_OK);
     assert_int_equal(count_in_file(path, "c000000000000001"), 0);
     pipeline_flush(pl);
     assert_int_equal(count_in_file(path, "c000000000000001"), 1);

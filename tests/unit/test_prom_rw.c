@@ -15,6 +15,7 @@
 #include <snappy-c.h>
 
 #include "backend.h"
+#include "config.h"
 #include "exporter.h"
 #include "metrics_service.pb-c.h"
 #include "prom_rw.h"
@@ -761,7 +762,7 @@ static void type_up(type_fixture *f, const char *extra)
              "backends:\n  p: {type: prometheus_remote_write, endpoint: \"http://127.0.0.1:9/api/v1/write\"%s}\n",
              extra);
     assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, err, sizeof(err)), 0);
-    f->st = exporter_prometheus_remote_write.configure(&f->cfg->backends[0], err, sizeof(err));
+    f->st = exporter_prometheus_remote_write.configure(&f->cfg->routing.backends[0], err, sizeof(err));
     if (f->st == NULL)
         fail_msg("%s", err);
 }

@@ -40,7 +40,7 @@ static sampler *mk_shards(const char *node, size_t shards)
     config_free(g_cfg);
     g_cfg = NULL;
     assert_int_equal(config_load_string("gw.yaml", yaml, strlen(yaml), &g_cfg, err, sizeof(err)), 0);
-    sampler *s = sampler_new(config_get(g_cfg->backends[0].node, "s"), shards, err, sizeof(err));
+    sampler *s = sampler_new(config_get(g_cfg->routing.backends[0].node, "s"), shards, err, sizeof(err));
     if (s == NULL)
         fail_msg("sampler_new: %s", err);
     return s;
@@ -55,7 +55,7 @@ static const char *mk_err(const char *node)
     config *c;
     snprintf(yaml, sizeof(yaml), HDR "%s\n", node);
     assert_int_equal(config_load_string("gw.yaml", yaml, strlen(yaml), &c, err, sizeof(err)), 0);
-    sampler *s = sampler_new(config_get(c->backends[0].node, "s"), 2, err, sizeof(err));
+    sampler *s = sampler_new(config_get(c->routing.backends[0].node, "s"), 2, err, sizeof(err));
     assert_null(s);
     config_free(c);
     return err;

@@ -87,7 +87,7 @@ static inline backend *expect_backend_ok(const char *yaml, config **cfg)
     char err[512] = "";
     if (config_load_string("t.yaml", yaml, strlen(yaml), cfg, err, sizeof(err)) != 0)
         fail_msg("config: %s", err);
-    backend *b = backend_create(&(*cfg)->backends[0], err, sizeof(err));
+    backend *b = backend_create(&(*cfg)->routing.backends[0], err, sizeof(err));
     if (b == NULL)
         fail_msg("backend_create: %s", err);
     return b;
@@ -109,14 +109,14 @@ static inline void expect_backend_error(const char *want, const char *fmt, ...)
     config *cfg;
     if (config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)) != 0)
         fail_msg("{%s}: config: %s", keys, err);
-    backend *b = backend_create(&cfg->backends[0], err, sizeof(err));
+    backend *b = backend_create(&cfg->routing.backends[0], err, sizeof(err));
     if (b != NULL)
         fail_msg("{%s}: backend_create succeeded, want \"%s\"", keys, want);
     if (strstr(err, want) == NULL || strncmp(err, "t.yaml:3:", 9) != 0)
         fail_msg("{%s}: got \"%s\", want \"t.yaml:3:...%s\"", keys, err, want);
     char check_err[512] = "";
     unsigned signals;
-    if (backend_check(&cfg->backends[0], &signals, check_err, sizeof(check_err)) == 0)
+    if (backend_check(&cfg->routing.backends[0], &signals, check_err, sizeof(check_err)) == 0)
         fail_msg("{%s}: backend_check passed what backend_create refuses: \"%s\"", keys, err);
     if (strcmp(check_err, err) != 0)
         fail_msg("{%s}: backend_check says \"%s\", backend_create \"%s\"", keys, check_err, err);

@@ -31,7 +31,7 @@ const STOP_TIMEOUT_MS = 20_000;
 const SANITIZER_MARKERS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'];
 
 // The gateway's own Prometheus metric names, in one place so that a rename in
-// gateway/metrics.c is a one-line change here.
+// core/metrics.c is a one-line change here.
 export const METRIC = {
   receivedSpans: 'otlp_gateway_received_spans_total',
   receivedMetricPoints: 'otlp_gateway_received_metric_points_total',

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingest.h"
+#include "clock.h"
 #include "log.h"
 #include "logs_service.pb-c.h"
 #include "metrics.h"
@@ -74,6 +74,7 @@ struct pipeline {
     metric_series *queue_full[OTLP_SIGNAL_COUNT];
     size_t n_shards;          /* sampler shards: one per worker */
     size_t max_decoded_bytes; /* arena cap when emitted traces are decoded */
+    const routing_config *cfg; /* borrowed: names for the status page */
 };
 
 /* ---------- the three signals' resource entries, seen generically ---------- */
@@ -208,7 +209,7 @@ static int read_edits(route *r, const config_node *seq, char *err, size_t errlen
 
 /* `sampling: <set>`: a sampler of its own, built from the named entry of the
  * top-level `sampling:` map, with one shard per worker. */
-static int read_sampling(pipeline *pl, const config *cfg, const config_pipeline *cp, route *r, char *err,
+static int read_sampling(pipeline *pl, const routing_config *cfg, const pipeline_config *cp, route *r, char *err,
                          size_t errlen)
 {
     const config_node *ref = config_get(cp->node, "sampling");
@@ -239,7 +240,7 @@ static int read_sampling(pipeline *pl, const config *cfg, const config_pipeline 
 }
 
 /* The top-level `sampling:` map: every set must build, used or not. */
-static int check_sampling_sets(const config *cfg, char *err, size_t errlen)
+static int check_sampling_sets(const routing_config *cfg, char *err, size_t errlen)
 {
     const config_node *m = config_get(cfg->root, "sampling");
     if (m == NULL)
@@ -255,7 +256,7 @@ static int check_sampling_sets(const config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-static int read_route(pipeline *pl, const config *cfg, const config_pipeline *cp, route *r, char *err, size_t errlen)
+static int read_route(pipeline *pl, const routing_config *cfg, const pipeline_config *cp, route *r, char *err, size_t errlen)
 {
     r->name = cp->name;
     r->signals = cp->signals;
@@ -297,7 +298,7 @@ static int read_route(pipeline *pl, const config *cfg, const config_pipeline *cp
 }
 
 /* tenants[].pipelines (optional): which pipelines a tenant's data enters. */
-static int read_tenant_routes(pipeline *pl, const config *cfg, char *err, size_t errlen)
+static int read_tenant_routes(pipeline *pl, const routing_config *cfg, char *err, size_t errlen)
 {
     const config_node *ts = config_get(cfg->root, "tenants");
     size_t n = config_seq_len(ts);
@@ -329,7 +330,7 @@ static int read_tenant_routes(pipeline *pl, const config *cfg, char *err, size_t
 static void checked_backend_free(backend *b) { free(b); }
 static const backend_ops checked_backend_ops = {.type = "checked", .destroy = checked_backend_free};
 
-static backend *checked_backend(const config_backend *cfg, char *err, size_t errlen)
+static backend *checked_backend(const backend_config *cfg, char *err, size_t errlen)
 {
     unsigned signals;
     if (backend_check(cfg, &signals, err, errlen) != 0)
@@ -345,7 +346,7 @@ static backend *checked_backend(const config_backend *cfg, char *err, size_t err
 
 /* pipeline_new, or with `check` the same reading of the config over
  * checked backends (pipeline_check). */
-static pipeline *pipeline_build(const config *cfg, unsigned n_workers, int check, char *err, size_t errlen)
+static pipeline *pipeline_build(const routing_config *cfg, unsigned n_workers, int check, char *err, size_t errlen)
 {
     pipeline *pl = calloc(1, sizeof(*pl));
     if (pl == NULL || (pl->backends = calloc(cfg->n_backends + 1, sizeof(*pl->backends))) == NULL ||
@@ -356,6 +357,7 @@ static pipeline *pipeline_build(const config *cfg, unsigned n_workers, int check
     }
     pl->n_shards = n_workers ? n_workers : 1;
     pl->max_decoded_bytes = cfg->max_decoded_bytes;
+    pl->cfg = cfg;
     if (check_sampling_sets(cfg, err, errlen) != 0) {
         pipeline_free(pl);
         return NULL;
@@ -366,7 +368,7 @@ static pipeline *pipeline_build(const config *cfg, unsigned n_workers, int check
         return NULL;
     }
     for (size_t i = 0; i < cfg->n_backends; i++) {
-        const config_backend *cb = &cfg->backends[i];
+        const backend_config *cb = &cfg->backends[i];
         if ((pl->backends[i] = check ? checked_backend(cb, err, errlen) : backend_create(cb, err, errlen)) == NULL) {
             pipeline_free(pl);
             return NULL;
@@ -402,12 +404,12 @@ static pipeline *pipeline_build(const config *cfg, unsigned n_workers, int check
     return pl;
 }
 
-pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t errlen)
+pipeline *pipeline_new(const routing_config *cfg, unsigned n_workers, char *err, size_t errlen)
 {
     return pipeline_build(cfg, n_workers, 0, err, errlen);
 }
 
-int pipeline_check(const config *cfg, char *err, size_t errlen)
+int pipeline_check(const routing_config *cfg, char *err, size_t errlen)
 {
     pipeline *pl = pipeline_build(cfg, 1, 1, err, errlen);
     if (pl == NULL)
@@ -675,7 +677,7 @@ static void sample_share(route *r, const pipeline *pl, const otlp_request *req, 
                     has[sampler_shard_of(r->smp, ss->spans[n]->trace_id.data)] = 1;
         }
     }
-    uint64_t now = ingest_now_ns();
+    uint64_t now = clock_now_ns();
     buf late = BUF_INIT;
     for (size_t sh = 0; sh < pl->n_shards; sh++) {
         if (has != NULL && !has[sh])
@@ -689,10 +691,9 @@ static void sample_share(route *r, const pipeline *pl, const otlp_request *req, 
     buf_free(&late);
 }
 
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ingest_origin *origin, arena *a,
-                                char *err, size_t errlen)
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a, char *err,
+                                size_t errlen)
 {
-    const char *tenant = origin->tenant ? origin->tenant : "";
     uint64_t candidates = pl->n_routes == PIPELINE_MAX ? ~0ull : (1ull << pl->n_routes) - 1;
     for (size_t i = 0; i < pl->n_tenants; i++)
         if (strcmp(pl->tenants[i].tenant, tenant) == 0)
@@ -809,9 +810,31 @@ void pipeline_flush(pipeline *pl)
 {
     /* Decide every buffered trace first, so sampled ones reach the backends
      * before those are flushed. */
-    uint64_t now = ingest_now_ns();
+    uint64_t now = clock_now_ns();
     for (size_t ri = 0; ri < pl->n_routes; ri++)
         for (size_t sh = 0; pl->routes[ri].smp != NULL && sh < pl->n_shards; sh++)
             sampler_flush(pl->routes[ri].smp, sh, now, sampler_emit, &pl->routes[ri]);
     flush_backends(pl);
+}
+
+void pipeline_describe(const pipeline *pl, buf *out)
+{
+    const routing_config *c = pl->cfg;
+    buf_puts(out, "\nbackends:\n");
+    for (size_t i = 0; i < c->n_backends; i++)
+        buf_printf(out, "  %s type=%s\n", c->backends[i].name, c->backends[i].type);
+    buf_puts(out, "\npipelines:\n");
+    for (size_t i = 0; i < c->n_pipelines; i++) {
+        const pipeline_config *p = &c->pipelines[i];
+        buf_printf(out, "  %s signals=", p->name);
+        for (int s = 0, first = 1; s < OTLP_SIGNAL_COUNT; s++)
+            if (p->signals & (1u << s)) {
+                buf_printf(out, "%s%s", first ? "" : ",", otlp_signal_name((otlp_signal)s));
+                first = 0;
+            }
+        buf_puts(out, " backends=");
+        for (size_t j = 0; j < p->n_backends; j++)
+            buf_printf(out, "%s%s", j ? "," : "", p->backends[j]);
+        buf_putc(out, '\n');
+    }
 }

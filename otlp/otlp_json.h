@@ -1,7 +1,7 @@
 /* otlp_json: generic OTLP/JSON codec driven by protobuf-c descriptors, so it
  * handles every message generated from proto/ without per-type code.
  *
- * Internal to gateway/otlp (otlp.c wraps it per signal), except the UTF-8
+ * Internal to otlp/ (otlp.c wraps it per signal), except the UTF-8
  * validator and the string and base64 writers at the end, which the
  * backends that write JSON or Prometheus labels share so that every output
  * agrees on what valid UTF-8 is. Mapping rules are the

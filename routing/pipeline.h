@@ -26,35 +26,58 @@
 
 #include "arena.h"
 #include "backend.h"
-#include "config.h"
-#include "ingest.h"
+#include "config_node.h"
 #include "otlp.h"
+#include "types.h"
 
 typedef struct pipeline pipeline;
+
+/* One entry of `pipelines:`, as the gateway's config schema read it. */
+typedef struct pipeline_config {
+    const char *name;
+    unsigned signals; /* bit (1u << otlp_signal) */
+    const char **backends; /* names, each defined under backends: (checked) */
+    size_t n_backends;
+    const config_node *node; /* match, default, resource and sampling are read here */
+} pipeline_config;
+
+/* Everything pipeline_new reads; owned by the caller (the config). */
+typedef struct routing_config {
+    const config_node *root; /* `tenants:` (each tenant's pipelines) */
+    backend_config *backends;
+    size_t n_backends;
+    pipeline_config *pipelines;
+    size_t n_pipelines;
+    size_t max_decoded_bytes; /* arena cap when sampled traces are decoded again */
+} routing_config;
 
 typedef enum { PIPELINE_OK = 0, PIPELINE_RETRY = 1, PIPELINE_FAIL = 2 } pipeline_status;
 
 /* Creates every configured backend and the tail samplers of pipelines with
  * `sampling:` (one shard per worker: n_workers, 0 counts as 1); NULL with a
  * located error. */
-pipeline *pipeline_new(const config *cfg, unsigned n_workers, char *err, size_t errlen);
+/* cfg must outlive the pipeline (the status page reads its names). */
+pipeline *pipeline_new(const routing_config *cfg, unsigned n_workers, char *err, size_t errlen);
 /* Every check pipeline_new makes (backend keys, routes, sampling, tenants'
  * pipelines), without building backends: nothing is created on disk or
  * started (--check-config). 0, or -1 with a located error. */
-int pipeline_check(const config *cfg, char *err, size_t errlen);
+int pipeline_check(const routing_config *cfg, char *err, size_t errlen);
 void pipeline_free(pipeline *pl);
 
-/* `a` is the request's arena (views, edits and encodings are allocated there). */
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const ingest_origin *origin, arena *a,
-                                char *err, size_t errlen);
+/* `tenant` is the authenticated tenant's id ("" when there are no tenants);
+ * `a` is the request's arena (views, edits and encodings are allocated there). */
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a, char *err,
+                                size_t errlen);
 /* 1 when every backend reports ready. */
 int pipeline_ready(pipeline *pl);
 /* Decide the traces of sampler shard `worker` that are due at now_ns
- * (ingest_now_ns clock) and export the sampled ones; each worker calls this
+ * (clock_now_ns) and export the sampled ones; each worker calls this
  * periodically for its own shard, with or without traffic. */
 void pipeline_tick(pipeline *pl, unsigned worker, uint64_t now_ns);
 /* Shutdown, after the workers stopped: decide every buffered trace (sampled
  * ones are exported), then flush every backend. */
 void pipeline_flush(pipeline *pl);
+/* The status page's "backends:" and "pipelines:" sections, appended to out. */
+void pipeline_describe(const pipeline *pl, buf *out);
 
 #endif

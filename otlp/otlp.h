@@ -17,12 +17,9 @@
 
 #include "arena.h"
 #include "buf.h"
+#include "types.h" /* otlp_signal, otlp_encoding */
 
 #define OTLP_MAX_DEPTH 64
-
-typedef enum { OTLP_TRACES = 0, OTLP_METRICS = 1, OTLP_LOGS = 2, OTLP_SIGNAL_COUNT = 3 } otlp_signal;
-
-typedef enum { OTLP_PROTOBUF = 0, OTLP_JSON = 1 } otlp_encoding;
 
 /* "traces" | "metrics" | "logs" */
 const char *otlp_signal_name(otlp_signal sig);
