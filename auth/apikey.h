@@ -64,9 +64,9 @@ const char *apikey_format_time(int64_t t, char out[APIKEY_TIME_LEN + 1]);
 /* 1 when `v` is only A-Z a-z 0-9 _ - . (the characters of an id), else 0. */
 int apikey_is_word(const char *v);
 
-/* Editing the keys file (for `otlp-gateway keys`): each call loads the file
- * under an exclusive lock on its directory, changes it and rewrites it
- * atomically (temp file, fsync, rename; mode 0600, owner kept).
+/* Editing the keys file (for `otlp-gateway keys`, gateway/keys_cli.h): each
+ * call loads the file under an exclusive lock on its directory, changes it and
+ * rewrites it atomically (temp file, fsync, rename; mode 0600, owner kept).
  * Errors go into err; nothing is printed. */
 typedef struct apikey_new {
     const char *tenant, *name;  /* in: name NULL: none */
@@ -81,10 +81,5 @@ int apikey_file_create(const char *path, apikey_new *k, char *err, size_t errlen
 /* Mark key `id` revoked: 0, 1 when it already was (file untouched), or -1
  * (also when no key has that id). */
 int apikey_file_revoke(const char *path, const char *id, char *err, size_t errlen);
-
-/* CLI: `otlp-gateway keys create|list|revoke ...` on the keys file given by
- * --keys-file or the config's auth.api_keys.file. Writes the file atomically
- * (temp file + rename). Returns the process exit status. */
-int apikey_cli(int argc, char **argv, const char *default_keys_file);
 
 #endif
