@@ -1,5 +1,5 @@
-/* apikey: key generation, the hashed keys file, lookup, and the
- * `otlp-gateway keys` command.
+/* apikey: key generation, the hashed keys file, lookup, and the locked
+ * edits of the file behind `otlp-gateway keys` (gateway/keys_cli.c).
  *
  * What is hashed is the whole key string as presented, prefix included, so a
  * check needs no decoding: shape check, one SHA-256, one table lookup.
@@ -30,13 +30,9 @@
 
 #define APIKEY_PREFIX_LEN (sizeof(APIKEY_PREFIX) - 1)
 #define APIKEY_RANDOM_BYTES 32
-#define APIKEY_BODY_LEN 43 /* unpadded base64url of 32 bytes: ceil(256 / 6) */
-#define APIKEY_LEN (APIKEY_PREFIX_LEN + APIKEY_BODY_LEN)
-#define APIKEY_ID_HEX 12
+#define APIKEY_ID_HEX (APIKEY_ID_LEN - 2) /* after "k_" */
 #define APIKEY_ID_MAX 64
-#define APIKEY_NO_TIME ((int64_t)-1) /* absent; dates before 1970 are rejected, so no clash */
 #define APIKEY_MAX_ENTRIES (1u << 24) /* slots hold uint32 indices; far above any real use */
-#define APIKEY_TIME_LEN 20            /* YYYY-MM-DDTHH:MM:SSZ */
 
 typedef struct apikey_entry {
     uint8_t digest[SHA256_DIGEST_LENGTH];
@@ -86,7 +82,7 @@ int apikey_looks_like(const char *token, size_t len)
 /* ---- time -------------------------------------------------------------- */
 
 /* Strict RFC 3339 in UTC, whole seconds: the one form the file is written in. */
-static int apikey_parse_time(const char *s, int64_t *out)
+int apikey_parse_time(const char *s, int64_t *out)
 {
     static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
     if (strlen(s) != APIKEY_TIME_LEN)
@@ -108,39 +104,13 @@ static int apikey_parse_time(const char *s, int64_t *out)
     return 0;
 }
 
-static const char *apikey_format_time(int64_t t, char out[APIKEY_TIME_LEN + 1])
+const char *apikey_format_time(int64_t t, char out[APIKEY_TIME_LEN + 1])
 {
     struct tm tm;
     time_t tt = (time_t)t;
     if (gmtime_r(&tt, &tm) == NULL || strftime(out, APIKEY_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(out, APIKEY_TIME_LEN + 1, "?");
     return out;
-}
-
-/* "90d", "12h", "30m", "2w": a positive count and a unit, at most ~100 years. */
-static int apikey_parse_duration(const char *s, int64_t *out)
-{
-    int64_t n = 0;
-    size_t i = 0;
-    for (; s[i] >= '0' && s[i] <= '9'; i++) {
-        n = n * 10 + (s[i] - '0');
-        if (n > 100 * 366 * 24 * 60)
-            return -1;
-    }
-    if (i == 0 || n == 0 || s[i] == '\0' || s[i + 1] != '\0')
-        return -1;
-    int64_t unit;
-    switch (s[i]) {
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    case 'w': unit = 7 * 86400; break;
-    default: return -1;
-    }
-    if (n * unit > (int64_t)100 * 366 * 86400)
-        return -1;
-    *out = n * unit;
-    return 0;
 }
 
 /* ---- store ------------------------------------------------------------- */
@@ -183,6 +153,13 @@ void apikey_store_free(apikey_store *s)
 size_t apikey_store_count(const apikey_store *s)
 {
     return s ? s->n : 0;
+}
+
+apikey_info apikey_store_entry(const apikey_store *s, size_t i)
+{
+    const apikey_entry *e = &s->entries[i];
+    return (apikey_info){.id = e->id, .tenant = e->tenant, .name = e->name, .created = e->created,
+                         .expires = e->expires, .revoked = e->revoked};
 }
 
 /* Appends a zeroed entry (times absent); NULL when out of memory or full. */
@@ -280,7 +257,7 @@ static const char *apikey_scalar(apikey_reader *r, const yaml_node_t *n, const c
 }
 
 /* Only A-Z a-z 0-9 _ - . : safe unquoted in YAML, shells and log lines. */
-static int apikey_is_word(const char *v)
+int apikey_is_word(const char *v)
 {
     for (; *v; v++)
         if (!apikey_is_b64url(*v) && *v != '.')
@@ -635,69 +612,8 @@ static int apikey_write_file(const char *path, int dirfd, const apikey_store *s,
     return rc;
 }
 
-/* ---- the `keys` command ------------------------------------------------ */
 
-static const char apikey_usage[] =
-    "usage: otlp-gateway keys create --tenant TENANT [--name NAME] [--expires DURATION|DATE] [--keys-file FILE]\n"
-    "       otlp-gateway keys list [--keys-file FILE]\n"
-    "       otlp-gateway keys revoke ID [--keys-file FILE]\n"
-    "       otlp-gateway keys --help\n"
-    "\n"
-    "Manages gateway API keys, sent by clients as `Authorization: Bearer otlpgw_...`.\n"
-    "Only a SHA-256 hash of each key is stored; `create` prints the new key once, on\n"
-    "stdout. DURATION is a count and a unit m, h, d or w (e.g. 90d); DATE is RFC 3339\n"
-    "UTC (e.g. 2027-01-31T00:00:00Z). FILE defaults to auth.api_keys.file of the\n"
-    "configuration. Running gateways see changes when they reload the keys file.\n"
-    "Exit status: 0 ok, 1 error, 2 usage error.\n";
-
-typedef enum { APIKEY_CMD_CREATE, APIKEY_CMD_LIST, APIKEY_CMD_REVOKE } apikey_cmd;
-
-typedef struct apikey_args {
-    const char *tenant, *name, *expires, *file, *id;
-} apikey_args;
-
-static int apikey_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int apikey_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("otlp-gateway keys: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n\n%s", apikey_usage);
-    return 2;
-}
-
-/* Options take their value as the next argument or after '='. Returns 0, 2
- * (usage error, already reported) or -1 when help was asked for. */
-static int apikey_parse_args(int argc, char **argv, apikey_cmd cmd, apikey_args *a)
-{
-    static const char *const names[] = {"--tenant", "--name", "--expires", "--keys-file"};
-    const char **slots[] = {&a->tenant, &a->name, &a->expires, &a->file};
-    for (int i = 2; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
-            return -1;
-        if (strncmp(arg, "--", 2) != 0) {
-            if (cmd != APIKEY_CMD_REVOKE || a->id != NULL)
-                return apikey_usage_error("unexpected argument \"%s\"", arg);
-            a->id = arg;
-            continue;
-        }
-        size_t nlen = strcspn(arg, "="), k = 0;
-        while (k < 4 && !(strlen(names[k]) == nlen && strncmp(arg, names[k], nlen) == 0))
-            k++;
-        if (k == 4 || (k < 3 && cmd != APIKEY_CMD_CREATE)) /* only --keys-file is common to all */
-            return apikey_usage_error("unknown option \"%s\" for %s", arg, argv[1]);
-        const char *v = arg[nlen] == '=' ? arg + nlen + 1 : i + 1 < argc ? argv[++i] : NULL;
-        if (v == NULL || (arg[nlen] != '=' && strncmp(v, "--", 2) == 0))
-            return apikey_usage_error("%s needs a value", names[k]);
-        if (*slots[k] != NULL)
-            return apikey_usage_error("%s given twice", names[k]);
-        *slots[k] = v;
-    }
-    return 0;
-}
+/* ---- editing the keys file --------------------------------------------- */
 
 static char *apikey_dirname(const char *path)
 {
@@ -709,40 +625,28 @@ static char *apikey_dirname(const char *path)
 typedef int (*apikey_edit_fn)(apikey_store *s, void *ctx, char *err, size_t errlen);
 
 /* Load, edit, write under an exclusive flock on the directory (the file
- * itself is replaced by rename, so it cannot carry the lock). */
-static int apikey_edit(const char *path, apikey_edit_fn fn, void *ctx)
+ * itself is replaced by rename, so it cannot carry the lock). The edited
+ * store is only written, never looked up in: its digest table is stale. */
+static int apikey_edit(const char *path, apikey_edit_fn fn, void *ctx, char *err, size_t errlen)
 {
-    char err[512];
     char *dir = apikey_dirname(path);
     int dirfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    int rc = dirfd < 0 ? apikey_fail(err, sizeof(err), "%s: %s", dir ? dir : path, strerror(dir ? errno : ENOMEM))
-                       : 0;
+    int rc = dirfd < 0 ? apikey_fail(err, errlen, "%s: %s", dir ? dir : path, strerror(dir ? errno : ENOMEM)) : 0;
     if (rc == 0 && flock(dirfd, LOCK_EX) != 0)
-        rc = apikey_fail(err, sizeof(err), "%s: cannot lock: %s", dir, strerror(errno));
+        rc = apikey_fail(err, errlen, "%s: cannot lock: %s", dir, strerror(errno));
     apikey_store *s = NULL;
     if (rc == 0)
-        rc = apikey_store_load(path, &s, err, sizeof(err));
+        rc = apikey_store_load(path, &s, err, errlen);
     if (rc == 0)
-        rc = fn(s, ctx, err, sizeof(err));
+        rc = fn(s, ctx, err, errlen);
     if (rc == 0)
-        rc = apikey_write_file(path, dirfd, s, err, sizeof(err));
+        rc = apikey_write_file(path, dirfd, s, err, errlen);
     apikey_store_free(s);
     if (dirfd >= 0)
         close(dirfd); /* releases the lock */
     free(dir);
-    if (rc < 0) {
-        fprintf(stderr, "otlp-gateway keys: %s\n", err);
-        return -1;
-    }
     return rc;
 }
-
-typedef struct apikey_create_ctx {
-    const char *tenant, *name;
-    int64_t created, expires;
-    char key[APIKEY_LEN + 1];
-    char id[2 + APIKEY_ID_HEX + 1];
-} apikey_create_ctx;
 
 static int apikey_taken(const apikey_store *s, const char *id, const uint8_t *digest)
 {
@@ -754,7 +658,7 @@ static int apikey_taken(const apikey_store *s, const char *id, const uint8_t *di
 
 static int apikey_do_create(apikey_store *s, void *arg, char *err, size_t errlen)
 {
-    apikey_create_ctx *c = arg;
+    apikey_new *c = arg;
     uint8_t raw[APIKEY_RANDOM_BYTES], digest[SHA256_DIGEST_LENGTH];
     /* The id is 48 bits of the hash: a clash with an existing key is
      * improbable, not impossible, so draw again rather than fail later. */
@@ -795,6 +699,14 @@ static int apikey_do_create(apikey_store *s, void *arg, char *err, size_t errlen
     return 0;
 }
 
+int apikey_file_create(const char *path, apikey_new *k, char *err, size_t errlen)
+{
+    int rc = apikey_edit(path, apikey_do_create, k, err, errlen);
+    if (rc != 0)
+        OPENSSL_cleanse(k->key, sizeof(k->key));
+    return rc;
+}
+
 typedef struct apikey_revoke_ctx {
     const char *path, *id;
 } apikey_revoke_ctx;
@@ -813,131 +725,8 @@ static int apikey_do_revoke(apikey_store *s, void *arg, char *err, size_t errlen
     return apikey_fail(err, errlen, "%s: no key with id \"%s\" (see `keys list`)", c->path, c->id);
 }
 
-/* Writes a table cell; control characters in names become '?' so a hostile
- * name cannot rewrite the terminal. `width` 0: last column, no padding. */
-static void apikey_cell(const char *v, size_t width)
+int apikey_file_revoke(const char *path, const char *id, char *err, size_t errlen)
 {
-    size_t n = 0;
-    for (; v[n]; n++)
-        putchar((unsigned char)v[n] < 0x20 || v[n] == 0x7f ? '?' : v[n]);
-    if (width == 0)
-        putchar('\n');
-    else
-        printf("%*s", (int)(width - n + 2), "");
-}
-
-static int apikey_cmd_list(const char *path, int64_t now)
-{
-    char err[512];
-    apikey_store *s;
-    if (apikey_store_load(path, &s, err, sizeof(err)) != 0) {
-        fprintf(stderr, "otlp-gateway keys: %s\n", err);
-        return 1;
-    }
-    size_t w_id = 2, w_tenant = 6, w_name = 4; /* the headings */
-    for (size_t i = 0; i < s->n; i++) {
-        const apikey_entry *e = &s->entries[i];
-        size_t n = e->name ? strlen(e->name) : 1;
-        w_id = strlen(e->id) > w_id ? strlen(e->id) : w_id;
-        w_tenant = strlen(e->tenant) > w_tenant ? strlen(e->tenant) : w_tenant;
-        w_name = n > w_name ? n : w_name;
-    }
-    apikey_cell("ID", w_id);
-    apikey_cell("TENANT", w_tenant);
-    apikey_cell("NAME", w_name);
-    apikey_cell("CREATED", APIKEY_TIME_LEN);
-    apikey_cell("EXPIRES", APIKEY_TIME_LEN);
-    apikey_cell("STATUS", 0);
-    for (size_t i = 0; i < s->n; i++) {
-        const apikey_entry *e = &s->entries[i];
-        char created[APIKEY_TIME_LEN + 1], expires[APIKEY_TIME_LEN + 1];
-        apikey_cell(e->id, w_id);
-        apikey_cell(e->tenant, w_tenant);
-        apikey_cell(e->name ? e->name : "-", w_name);
-        apikey_cell(e->created == APIKEY_NO_TIME ? "-" : apikey_format_time(e->created, created), APIKEY_TIME_LEN);
-        apikey_cell(e->expires == APIKEY_NO_TIME ? "never" : apikey_format_time(e->expires, expires),
-                    APIKEY_TIME_LEN);
-        apikey_cell(e->revoked                                             ? "revoked"
-                    : e->expires != APIKEY_NO_TIME && e->expires <= now ? "expired"
-                                                                           : "active",
-                    0);
-    }
-    apikey_store_free(s);
-    return fflush(stdout) == 0 ? 0 : 1;
-}
-
-static int apikey_cmd_create(const char *path, const apikey_args *a, int64_t now)
-{
-    apikey_create_ctx c = {.tenant = a->tenant, .name = a->name, .created = now, .expires = APIKEY_NO_TIME};
-    if (a->tenant == NULL || *a->tenant == '\0')
-        return apikey_usage_error("create needs --tenant");
-    if (!apikey_is_word(a->tenant)) /* tenant ids are names in the configuration */
-        return apikey_usage_error("--tenant must be letters, digits, _ - or .");
-    if (a->expires != NULL) {
-        int64_t d;
-        if (apikey_parse_time(a->expires, &c.expires) == 0) {
-            if (c.expires <= now)
-                return apikey_usage_error("--expires %s is in the past", a->expires);
-        } else if (apikey_parse_duration(a->expires, &d) == 0) {
-            c.expires = now + d;
-        } else {
-            return apikey_usage_error("invalid --expires \"%s\" (use e.g. 90d, 12h, 30m or 2027-01-31T00:00:00Z)",
-                                      a->expires);
-        }
-    }
-    if (apikey_edit(path, apikey_do_create, &c) != 0) {
-        OPENSSL_cleanse(c.key, sizeof(c.key));
-        return 1;
-    }
-    char expires[APIKEY_TIME_LEN + 1];
-    fprintf(stderr, "created key %s for tenant %s in %s, expires %s\n", c.id, c.tenant, path,
-            c.expires == APIKEY_NO_TIME ? "never" : apikey_format_time(c.expires, expires));
-    fprintf(stderr, "the key follows on stdout; it is shown only this once\n");
-    int rc = printf("%s\n", c.key) < 0 || fflush(stdout) != 0 ? 1 : 0;
-    OPENSSL_cleanse(c.key, sizeof(c.key));
-    return rc;
-}
-
-int apikey_cli(int argc, char **argv, const char *default_keys_file)
-{
-    if (argc < 2)
-        return apikey_usage_error("missing command (create, list or revoke)");
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
-        fputs(apikey_usage, stdout);
-        return 0;
-    }
-    apikey_cmd cmd;
-    if (strcmp(sub, "create") == 0)
-        cmd = APIKEY_CMD_CREATE;
-    else if (strcmp(sub, "list") == 0)
-        cmd = APIKEY_CMD_LIST;
-    else if (strcmp(sub, "revoke") == 0)
-        cmd = APIKEY_CMD_REVOKE;
-    else
-        return apikey_usage_error("unknown command \"%s\"", sub);
-    apikey_args a = {0};
-    int rc = apikey_parse_args(argc, argv, cmd, &a);
-    if (rc < 0) {
-        fputs(apikey_usage, stdout);
-        return 0;
-    }
-    if (rc != 0)
-        return rc;
-    const char *path = a.file ? a.file : default_keys_file;
-    if (path == NULL || *path == '\0')
-        return apikey_usage_error("no keys file: give --keys-file or set auth.api_keys.file in the configuration");
-    int64_t now = (int64_t)time(NULL);
-    if (cmd == APIKEY_CMD_LIST)
-        return apikey_cmd_list(path, now);
-    if (cmd == APIKEY_CMD_CREATE)
-        return apikey_cmd_create(path, &a, now);
-    if (a.id == NULL)
-        return apikey_usage_error("revoke needs a key id (see `keys list`)");
-    apikey_revoke_ctx c = {.path = path, .id = a.id};
-    rc = apikey_edit(path, apikey_do_revoke, &c);
-    if (rc < 0)
-        return 1;
-    fprintf(stderr, rc == 1 ? "key %s was already revoked\n" : "revoked key %s\n", a.id);
-    return 0;
+    apikey_revoke_ctx c = {.path = path, .id = id};
+    return apikey_edit(path, apikey_do_revoke, &c, err, errlen);
 }

@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 
 #include "apikey.h"
+#include "keys_cli.h"
 
 /* Each test works in its own fresh directory; paths are built from it. */
 static char dir[64];
@@ -44,7 +45,7 @@ static void read_fd(FILE *f, char *out, size_t cap)
     fclose(f);
 }
 
-/* Runs apikey_cli with the NULL-terminated arguments after "keys", stdout
+/* Runs keys_cli_main with the NULL-terminated arguments after "keys", stdout
  * captured into out_text and stderr into a discarded file. */
 static int run_cli(const char *first, ...)
 {
@@ -65,7 +66,7 @@ static int run_cli(const char *first, ...)
     int saved_out = dup(1), saved_err = dup(2);
     dup2(fileno(out), 1);
     dup2(fileno(errf), 2);
-    int rc = apikey_cli(argc, argv, NULL);
+    int rc = keys_cli_main(argc, argv, NULL);
     fflush(stdout);
     fflush(stderr);
     dup2(saved_out, 1);
