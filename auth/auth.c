@@ -430,7 +430,7 @@ fail:
     return NULL;
 }
 
-int auth_start(auth *a, char *err, size_t errlen)
+int auth_start(auth *a, http_get_fn get, char *err, size_t errlen)
 {
     if (a->n_providers == 0)
         return 0;
@@ -441,7 +441,7 @@ int auth_start(auth *a, char *err, size_t errlen)
     }
     for (size_t i = 0; i < a->n_providers; i++)
         cfgs[i] = a->providers[i].cfg;
-    a->oidc = oidc_new(cfgs, a->n_providers, a->token_cache_size);
+    a->oidc = oidc_new(cfgs, a->n_providers, a->token_cache_size, get);
     free(cfgs);
     if (a->oidc == NULL || oidc_start(a->oidc) != 0) {
         snprintf(err, errlen, "cannot start the OIDC key refresher");

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "config_node.h"
+#include "http_get.h"
 #include "types.h"
 
 typedef struct auth auth;
@@ -45,8 +46,9 @@ typedef struct auth_config {
 
 /* NULL with a located config error. Starts nothing yet. */
 auth *auth_new(const auth_config *cfg, char *err, size_t errlen);
-/* Start background work (OIDC key fetching). -1 with err on failure. */
-int auth_start(auth *a, char *err, size_t errlen);
+/* Start background work: OIDC key fetching with get (the gateway passes
+ * http_get_curl). -1 with err on failure. */
+int auth_start(auth *a, http_get_fn get, char *err, size_t errlen);
 void auth_free(auth *a);
 /* SIGHUP: reload the API keys file, refetch OIDC keys. Logs the outcome;
  * a bad keys file keeps the previous keys. */

@@ -31,7 +31,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/sha.h>
 
@@ -96,7 +95,8 @@ struct oidc {
     pthread_cond_t cv;        /* wakes the thread: refresh request or stop */
     pthread_t thread;
     bool started;
-    atomic_bool stopping;     /* also polled by curl's progress callback to abort a fetch */
+    atomic_bool stopping;     /* also aborts a fetch in progress (http_get_request.stop) */
+    http_get_fn http_get;
     size_t next_scan;         /* round-robin start so one busy provider cannot starve others */
 };
 
@@ -233,85 +233,16 @@ static void oidc_cache_put(oidc *o, const unsigned char *digest, int provider, u
 /* ---- HTTP ---- */
 
 typedef struct oidc_body {
-    char *data; /* NUL-terminated for the JSON parser's error messages */
-    size_t len, cap;
-    bool too_large;
+    char *data; /* NUL-terminated */
+    size_t len;
 } oidc_body;
 
-static size_t oidc_body_write(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    oidc_body *b = ud;
-    size_t n = size * nmemb;
-    if (n > OIDC_MAX_BODY - b->len) {
-        b->too_large = true;
-        return 0; /* makes curl fail with CURLE_WRITE_ERROR */
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (d == NULL)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-static int oidc_abort_check(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return atomic_load((atomic_bool *)ud) ? 1 : 0;
-}
-
-/* GET url into *body (caller frees body->data); 0 only for HTTP 200 with a
- * non-empty body no larger than OIDC_MAX_BODY. */
+/* GET url into *body (caller frees body->data) through the injected client. */
 static int oidc_http_get(oidc *o, const oidc_provider *p, const char *url, oidc_body *body, char *err, size_t errlen)
 {
-    CURL *c = curl_easy_init();
-    if (c == NULL) {
-        snprintf(err, errlen, "curl_easy_init failed");
-        return -1;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* Redirects may not downgrade an https provider to http. */
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, strncmp(url, "https:", 6) == 0 ? "https" : "http,https");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)p->cfg.http_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)p->cfg.http_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)OIDC_MAX_BODY);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, oidc_body_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, oidc_abort_check);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &o->stopping);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "otlp-gateway/" GATEWAY_VERSION);
-    if (p->cfg.ca_file != NULL)
-        curl_easy_setopt(c, CURLOPT_CAINFO, p->cfg.ca_file);
-
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-
-    if (body->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-        snprintf(err, errlen, "%s: response larger than %u bytes", url, OIDC_MAX_BODY);
-    else if (rc != CURLE_OK)
-        snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
-    else if (status != 200)
-        snprintf(err, errlen, "%s: HTTP %ld", url, status);
-    else if (body->len == 0)
-        snprintf(err, errlen, "%s: empty response", url);
-    else
-        return 0;
-    return -1;
+    http_get_request rq = {.url = url, .ca_file = p->cfg.ca_file, .timeout_ms = p->cfg.http_timeout_ms,
+                           .max_bytes = OIDC_MAX_BODY, .stop = &o->stopping};
+    return o->http_get(&rq, &body->data, &body->len, err, errlen);
 }
 
 /* ---- discovery and refresh (refresh thread only) ---- */
@@ -470,11 +401,6 @@ static void *oidc_thread(void *arg)
 
 /* ---- public API ---- */
 
-static pthread_once_t oidc_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode oidc_curl_rc;
-
-static void oidc_curl_init(void) { oidc_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 static void oidc_providers_free(oidc_provider *ps, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -486,14 +412,12 @@ static void oidc_providers_free(oidc_provider *ps, size_t n)
     free(ps);
 }
 
-oidc *oidc_new(const oidc_provider_config *providers, size_t n, size_t cache_entries)
+oidc *oidc_new(const oidc_provider_config *providers, size_t n, size_t cache_entries, http_get_fn get)
 {
-    pthread_once(&oidc_curl_once, oidc_curl_init);
-    if (oidc_curl_rc != CURLE_OK)
-        return NULL;
-    oidc *o = calloc(1, sizeof *o);
+    oidc *o = get != NULL ? calloc(1, sizeof *o) : NULL;
     if (o == NULL)
         return NULL;
+    o->http_get = get;
     o->n = n;
     o->providers = calloc(n ? n : 1, sizeof *o->providers);
     if (o->providers == NULL)

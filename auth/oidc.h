@@ -2,7 +2,7 @@
  *
  * Each provider's keys are discovered from
  * <issuer>/.well-known/openid-configuration -> jwks_uri and fetched with
- * libcurl by one background thread, which refreshes them every
+ * the given HTTP client (http_get.h) by one background thread, which refreshes them every
  * refresh_interval, retries every retry_interval while a provider is
  * unreachable (the gateway starts anyway), and refetches early when a token
  * names an unknown kid -- at most once per min_refresh_interval, so a flood of
@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http_get.h"
 #include "jwt.h"
 
 typedef struct oidc_provider_config {
@@ -35,8 +36,9 @@ typedef struct oidc_provider_config {
 typedef struct oidc oidc;
 
 /* Copies the configs (strings must outlive the oidc: they belong to the
- * config). cache_entries bounds the verified-token cache (0 = no cache). */
-oidc *oidc_new(const oidc_provider_config *providers, size_t n, size_t cache_entries);
+ * config). cache_entries bounds the verified-token cache (0 = no cache);
+ * keys are fetched with get (NULL: fails). */
+oidc *oidc_new(const oidc_provider_config *providers, size_t n, size_t cache_entries, http_get_fn get);
 /* Start the refresh thread (first fetch happens immediately, in the
  * background). -1 if the thread cannot start. */
 int oidc_start(oidc *o);

@@ -123,7 +123,7 @@ static int run(const char *path)
 
     admin_state admin = {.cfg = cfg, .pl = pl};
     server *srv = server_new(cfg, pl, au, &admin, err, sizeof(err));
-    if (srv == NULL || auth_start(au, err, sizeof(err)) != 0 || server_start(srv, err, sizeof(err)) != 0) {
+    if (srv == NULL || auth_start(au, http_get_curl, err, sizeof(err)) != 0 || server_start(srv, err, sizeof(err)) != 0) {
         char q[600];
         log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));
         server_free(srv);

@@ -251,7 +251,7 @@ static int setup(void **state)
         .retry_interval_s = 1,
         .http_timeout_ms = 2000,
     };
-    f->o = oidc_new(&f->cfg, 1, 1024);
+    f->o = oidc_new(&f->cfg, 1, 1024, http_get_curl);
     assert_non_null(f->o);
     *state = f;
     return 0;
@@ -365,7 +365,7 @@ static void test_cache_hit_skips_verification(void **state)
     assert_int_equal(jst, JWT_EXPIRED);
 
     /* Without a cache every call verifies. */
-    oidc *nocache = oidc_new(&f->cfg, 1, 0);
+    oidc *nocache = oidc_new(&f->cfg, 1, 0, http_get_curl);
     assert_int_equal(oidc_start(nocache), 0);
     wait_fetches(nocache, 1, 0);
     assert_int_equal(verify(nocache, tok, t + 200, &c, &jst), OIDC_OK);
