@@ -19,6 +19,9 @@ build build
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false
 CC=clang build build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
 
+echo "== layers"
+scripts/check_layers.sh build
+
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
