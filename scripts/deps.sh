@@ -33,5 +33,9 @@ build() {
     if [ ! -f "$dir/build.ninja" ]; then
         meson setup "$dir" "$@" >/dev/null
     fi
-    ninja -C "$dir" >/dev/null
+    # Quiet when it builds; the compiler's errors when it does not.
+    if ! out=$(ninja -C "$dir" 2>&1); then
+        printf '%s\n' "$out" | grep -v '^\[' | tail -60
+        return 1
+    fi
 }
