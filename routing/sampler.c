@@ -105,6 +105,30 @@ static void held_sub(sampler *s, shard *sh, size_t n)
     metrics_gauge_add(s->m.bytes, -(int64_t)n);
 }
 
+/* Traces and blobs are kept in the same kind of chained table (a next link
+ * and a 64-bit hash in each entry), so one doubling rehash serves both:
+ * the new table (the old one freed, *size updated), or NULL with the old
+ * one intact. */
+static void **chain_grow(void **old, size_t *size, size_t first, size_t link_off, size_t key_off)
+{
+    size_t n = *size ? *size * 2 : first;
+    void **t = calloc(n, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    for (size_t i = 0; i < *size; i++) {
+        for (char *x = old[i], *nx; x != NULL; x = nx) {
+            void **link = (void **)(x + link_off);
+            uint64_t key = *(const uint64_t *)(x + key_off);
+            nx = *link;
+            *link = t[key & (n - 1)];
+            t[key & (n - 1)] = x;
+        }
+    }
+    free(old);
+    *size = n;
+    return t;
+}
+
 /* ---- decision caches ---- */
 
 static int dcache_init(dcache *c, size_t entries)
@@ -164,21 +188,10 @@ static void dcache_put(dcache *c, uint64_t key, uint8_t pol)
 
 static int btab_grow(shard *sh)
 {
-    size_t n = sh->btab_size ? sh->btab_size * 2 : 64;
-    blob **t = calloc(n, sizeof(*t));
-    if (t == NULL)
-        return -1;
-    for (size_t i = 0; i < sh->btab_size; i++) {
-        for (blob *b = sh->btab[i], *nx; b != NULL; b = nx) {
-            nx = b->hnext;
-            b->hnext = t[b->hash & (n - 1)];
-            t[b->hash & (n - 1)] = b;
-        }
-    }
-    free(sh->btab);
-    sh->btab = t;
-    sh->btab_size = n;
-    return 0;
+    void **t = chain_grow((void **)sh->btab, &sh->btab_size, 64, offsetof(blob, hnext), offsetof(blob, hash));
+    if (t != NULL)
+        sh->btab = (blob **)t;
+    return t != NULL ? 0 : -1;
 }
 
 /* A reference to the interned blob with these bytes (and parent). */
@@ -286,21 +299,10 @@ static const uint8_t *pack_msg(shard *sh, const ProtobufCMessage *m, size_t *len
 
 static int tab_grow(shard *sh)
 {
-    size_t n = sh->tab_size ? sh->tab_size * 2 : 1024;
-    trace **t = calloc(n, sizeof(*t));
-    if (t == NULL)
-        return -1;
-    for (size_t i = 0; i < sh->tab_size; i++) {
-        for (trace *x = sh->tab[i], *nx; x != NULL; x = nx) {
-            nx = x->hnext;
-            x->hnext = t[x->key & (n - 1)];
-            t[x->key & (n - 1)] = x;
-        }
-    }
-    free(sh->tab);
-    sh->tab = t;
-    sh->tab_size = n;
-    return 0;
+    void **t = chain_grow((void **)sh->tab, &sh->tab_size, 1024, offsetof(trace, hnext), offsetof(trace, key));
+    if (t != NULL)
+        sh->tab = (trace **)t;
+    return t != NULL ? 0 : -1;
 }
 
 static trace *tab_find(shard *sh, uint64_t key, const uint8_t *id, const tenant_name *tn)
