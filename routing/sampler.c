@@ -492,16 +492,11 @@ static uint8_t *seg_write(uint8_t *o, const seg *g, const uint8_t *attr, size_t 
     return o;
 }
 
-/* Encode trace t as an ExportTraceServiceRequest into sh->out. */
-static int encode_trace(sampler *s, shard *sh, const trace *t)
+/* The output has one ScopeSpans per distinct scope, however many requests
+ * the trace's segments came in: the scopes in order of first appearance in
+ * sh->groups, with their payload sizes in sh->group_len. */
+static int collect_groups(shard *sh, const trace *t, size_t extra, size_t *n_groups)
 {
-    const uint8_t *attr = NULL;
-    size_t extra = 0;
-    if (s->record_policy && t->who >= 0) {
-        attr = s->attr_enc[t->who];
-        extra = s->attr_len[t->who];
-    }
-    /* Distinct scopes in order of first appearance, with their payload sizes. */
     size_t ng = 0;
     for (const seg *g = t->segs; g != NULL; g = g->next) {
         size_t i = 0;
@@ -523,36 +518,53 @@ static int encode_trace(sampler *s, shard *sh, const trace *t)
         }
         sh->group_len[i] += seg_out_len(g, extra);
     }
+    *n_groups = ng;
+    return 0;
+}
+
+/* Sizing and writing must agree on where each ResourceSpans starts (at the
+ * first group of its resource): its payload size there, 0 elsewhere. */
+static size_t resource_payload(const shard *sh, size_t i, size_t ng)
+{
+    const blob *r = sh->groups[i]->parent;
+    for (size_t j = 0; j < i; j++)
+        if (sh->groups[j]->parent == r)
+            return 0; /* resource already counted */
+    size_t rs = r->len;
+    for (size_t k = i; k < ng; k++)
+        if (sh->groups[k]->parent == r)
+            rs += field_len(sh->group_len[k]);
+    return rs;
+}
+
+/* Encode trace t as an ExportTraceServiceRequest into sh->out. */
+static int encode_trace(sampler *s, shard *sh, const trace *t)
+{
+    const uint8_t *attr = NULL;
+    size_t extra = 0;
+    if (s->record_policy && t->who >= 0) {
+        attr = s->attr_enc[t->who];
+        extra = s->attr_len[t->who];
+    }
+    size_t ng;
+    if (collect_groups(sh, t, extra, &ng) != 0)
+        return -1;
     /* Total size: one ResourceSpans per distinct resource. */
     size_t total = 0;
     for (size_t i = 0; i < ng; i++) {
-        blob *r = sh->groups[i]->parent;
-        size_t j = 0;
-        while (j < i && sh->groups[j]->parent != r)
-            j++;
-        if (j < i)
-            continue; /* resource already counted */
-        size_t rs = r->len;
-        for (size_t k = i; k < ng; k++)
-            if (sh->groups[k]->parent == r)
-                rs += field_len(sh->group_len[k]);
-        total += field_len(rs);
+        size_t rs = resource_payload(sh, i, ng);
+        if (rs != 0)
+            total += field_len(rs);
     }
     buf_clear(&sh->out);
     if (buf_reserve(&sh->out, total) != 0)
         return -1;
     uint8_t *o = (uint8_t *)sh->out.data;
     for (size_t i = 0; i < ng; i++) {
-        blob *r = sh->groups[i]->parent;
-        size_t j = 0;
-        while (j < i && sh->groups[j]->parent != r)
-            j++;
-        if (j < i)
+        size_t rs = resource_payload(sh, i, ng);
+        if (rs == 0)
             continue;
-        size_t rs = r->len;
-        for (size_t k = i; k < ng; k++)
-            if (sh->groups[k]->parent == r)
-                rs += field_len(sh->group_len[k]);
+        blob *r = sh->groups[i]->parent;
         o = put_field_hdr(o, 1, rs);
         memcpy(o, r->data, r->len);
         o += r->len;
