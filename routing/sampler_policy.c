@@ -159,6 +159,79 @@ static size_t sub_index(const sp_policy *p, const char *name)
     return (size_t)-1;
 }
 
+/* policy_order says which policies get the shared rate first; those not
+ * listed follow in the order the policies are listed (p->order). */
+static int read_policy_order(read_ctx *c, const config_node *n, sp_policy *p, int *seen)
+{
+    size_t k = 0;
+    const config_node *order = config_get(n, "policy_order");
+    if (order != NULL && !config_is_seq(order))
+        return config_error(n, "policy_order", c->err, c->errlen, "expected a sequence of policy names");
+    for (size_t i = 0; i < config_seq_len(order); i++) {
+        const char *name = config_scalar(config_seq_at(order, i));
+        size_t j = name != NULL ? sub_index(p, name) : (size_t)-1;
+        if (j == (size_t)-1)
+            return config_error(config_seq_at(order, i), NULL, c->err, c->errlen,
+                                "\"%.60s\" is not one of this composite's policies", name != NULL ? name : "");
+        if (seen[j])
+            return config_error(config_seq_at(order, i), NULL, c->err, c->errlen, "\"%.60s\" is listed twice",
+                                name);
+        seen[j] = 1;
+        p->order[k++] = j;
+    }
+    for (size_t j = 0; j < p->n_subs; j++)
+        if (!seen[j])
+            p->order[k++] = j; /* not in policy_order: evaluated after, in listed order */
+    return 0;
+}
+
+/* One rate_allocation entry {policy, percent}: a policy is allocated at most
+ * once, so its percent is added to *sum once. */
+static int read_allocation(read_ctx *c, const config_node *e, const sp_policy *p, int *seen, double *pct,
+                           double *sum)
+{
+    static const char *const keys[] = {"policy", "percent", NULL};
+    const char *name;
+    double v;
+    int set;
+    if (!config_is_map(e))
+        return config_error(e, NULL, c->err, c->errlen, "expected a mapping {policy, percent}");
+    if (config_check_keys(e, keys, c->err, c->errlen) != 0 ||
+        config_str_required(e, "policy", &name, c->err, c->errlen) != 0 || read_double(c, e, "percent", &v, &set) != 0)
+        return -1;
+    size_t j = sub_index(p, name);
+    if (j == (size_t)-1)
+        return config_error(e, "policy", c->err, c->errlen, "\"%.60s\" is not one of this composite's policies",
+                            name);
+    if (seen[j])
+        return config_error(e, "policy", c->err, c->errlen, "\"%.60s\" is allocated twice", name);
+    if (!set)
+        return config_error(e, "percent", c->err, c->errlen, "required key is missing");
+    if (v <= 0 || v > 100)
+        return config_error(e, "percent", c->err, c->errlen, "must be more than 0 and at most 100");
+    seen[j] = 1;
+    pct[j] = v;
+    *sum += v;
+    return 0;
+}
+
+/* rate_allocation: the percent of the composite's rate a policy may use
+ * (seen[j] and pct[j] for those allocated, their total in *sum). */
+static int read_rate_allocation(read_ctx *c, const config_node *n, const sp_policy *p, int *seen, double *pct,
+                                double *sum)
+{
+    const config_node *ra = config_get(n, "rate_allocation");
+    if (ra != NULL && !config_is_seq(ra))
+        return config_error(n, "rate_allocation", c->err, c->errlen, "expected a sequence of {policy, percent}");
+    for (size_t i = 0; i < config_seq_len(ra); i++)
+        if (read_allocation(c, config_seq_at(ra, i), p, seen, pct, sum) != 0)
+            return -1;
+    if (*sum > 100.0 + 1e-9)
+        return config_error(n, "rate_allocation", c->err, c->errlen, "percentages add up to %.4g, more than 100",
+                            *sum);
+    return 0;
+}
+
 static int read_composite(read_ctx *c, const config_node *n, sp_policy *p, int depth)
 {
     uint64_t total;
@@ -179,66 +252,11 @@ static int read_composite(read_ctx *c, const config_node *n, sp_policy *p, int d
         free(pct);
         return oom(c, n);
     }
-    int rc = 0;
-    size_t k = 0;
-    const config_node *order = config_get(n, "policy_order");
-    if (order != NULL && !config_is_seq(order))
-        rc = config_error(n, "policy_order", c->err, c->errlen, "expected a sequence of policy names");
-    for (size_t i = 0; rc == 0 && i < config_seq_len(order); i++) {
-        const char *name = config_scalar(config_seq_at(order, i));
-        size_t j = name != NULL ? sub_index(p, name) : (size_t)-1;
-        if (j == (size_t)-1)
-            rc = config_error(config_seq_at(order, i), NULL, c->err, c->errlen,
-                              "\"%.60s\" is not one of this composite's policies", name != NULL ? name : "");
-        else if (seen[j])
-            rc = config_error(config_seq_at(order, i), NULL, c->err, c->errlen, "\"%.60s\" is listed twice", name);
-        else {
-            seen[j] = 1;
-            p->order[k++] = j;
-        }
-    }
-    for (size_t j = 0; rc == 0 && j < p->n_subs; j++)
-        if (!seen[j])
-            p->order[k++] = j; /* not in policy_order: evaluated after, in listed order */
-    const config_node *ra = config_get(n, "rate_allocation");
-    if (rc == 0 && ra != NULL && !config_is_seq(ra))
-        rc = config_error(n, "rate_allocation", c->err, c->errlen, "expected a sequence of {policy, percent}");
     double sum = 0;
+    int rc = read_policy_order(c, n, p, seen);
     memset(seen, 0, p->n_subs * sizeof(int));
-    for (size_t i = 0; rc == 0 && i < config_seq_len(ra); i++) {
-        static const char *const keys[] = {"policy", "percent", NULL};
-        const config_node *e = config_seq_at(ra, i);
-        const char *name;
-        double v;
-        int set;
-        if (!config_is_map(e)) {
-            rc = config_error(e, NULL, c->err, c->errlen, "expected a mapping {policy, percent}");
-            break;
-        }
-        if (config_check_keys(e, keys, c->err, c->errlen) != 0 ||
-            config_str_required(e, "policy", &name, c->err, c->errlen) != 0 ||
-            read_double(c, e, "percent", &v, &set) != 0) {
-            rc = -1;
-            break;
-        }
-        size_t j = sub_index(p, name);
-        if (j == (size_t)-1)
-            rc = config_error(e, "policy", c->err, c->errlen, "\"%.60s\" is not one of this composite's policies",
-                              name);
-        else if (seen[j])
-            rc = config_error(e, "policy", c->err, c->errlen, "\"%.60s\" is allocated twice", name);
-        else if (!set)
-            rc = config_error(e, "percent", c->err, c->errlen, "required key is missing");
-        else if (v <= 0 || v > 100)
-            rc = config_error(e, "percent", c->err, c->errlen, "must be more than 0 and at most 100");
-        else {
-            seen[j] = 1;
-            pct[j] = v;
-            sum += v;
-        }
-    }
-    if (rc == 0 && sum > 100.0 + 1e-9)
-        rc = config_error(n, "rate_allocation", c->err, c->errlen, "percentages add up to %.4g, more than 100", sum);
+    if (rc == 0)
+        rc = read_rate_allocation(c, n, p, seen, pct, &sum);
     if (rc == 0) {
         /* Policies without an allocation share what is left equally (all of
          * it when there is no rate_allocation). */
