@@ -274,6 +274,161 @@ static int token_ok(const char *s)
     return 1;
 }
 
+/* One signing in progress: each step reads what the ones before it made. */
+typedef struct sigv4_state {
+    const aws_sigv4_request *r;
+    const aws_credentials *c;
+    const char *region, *service, *amz_date;
+    const char *token; /* NULL if none */
+    int add_content_sha256;
+    char payload[65]; /* hex SHA-256 of the body */
+    char sig[65];
+    kv *h; /* the signed headers, sorted */
+    size_t n;
+    buf creq, sts, signed_names, scope;
+} sigv4_state;
+
+/* Every header line goes in the same way: order keeps duplicates in the
+ * caller's order once sorted. */
+static int push_header(sigv4_state *st, const char *name, size_t nl, const char *val)
+{
+    if (header_kv(name, nl, val, &st->h[st->n]) < 0)
+        return -1;
+    st->h[st->n].order = st->n;
+    st->n++;
+    return 0;
+}
+
+/* A caller's header that is never signed, or that this signer replaces with
+ * its own, must not be signed twice or at all. */
+static int replaced_or_unsignable(const sigv4_state *st, const char *name)
+{
+    return unsignable(name) || (st->token && strcmp(name, "x-amz-security-token") == 0) ||
+           (st->add_content_sha256 && strcmp(name, "x-amz-content-sha256") == 0);
+}
+
+/* What is signed is a fixed, sorted set: the caller's headers that may be
+ * signed plus the signer's own, in st->h (st->n of them). */
+static int collect_headers(sigv4_state *st)
+{
+    const aws_sigv4_request *r = st->r;
+    size_t nh = 0;
+    if (r->headers)
+        while (r->headers[nh])
+            nh++;
+    st->h = calloc(nh + 3, sizeof *st->h);
+    if (!st->h)
+        return -1;
+    for (size_t i = 0; i < nh; i++) {
+        const char *line = r->headers[i], *colon = strchr(line, ':');
+        if (!colon || colon == line || push_header(st, line, (size_t)(colon - line), colon + 1) < 0)
+            return -1;
+        if (replaced_or_unsignable(st, st->h[st->n - 1].k)) {
+            st->n--;
+            free(st->h[st->n].k);
+            free(st->h[st->n].v);
+            st->h[st->n].k = st->h[st->n].v = NULL;
+        }
+    }
+    if (push_header(st, "x-amz-date", 10, st->amz_date) < 0 ||
+        (st->token && push_header(st, "x-amz-security-token", 20, st->token) < 0) ||
+        (st->add_content_sha256 && push_header(st, "x-amz-content-sha256", 20, st->payload) < 0))
+        return -1;
+    qsort(st->h, st->n, sizeof *st->h, cmp_header);
+    return 0;
+}
+
+/* Canonical request: what AWS hashes on its side; any byte of difference
+ * fails the signature. Also lists the signed header names. */
+static int canonical_request(sigv4_state *st)
+{
+    buf *creq = &st->creq;
+    const kv *h = st->h;
+    if (buf_printf(creq, "%s\n", st->r->method) < 0 || canonical_uri(creq, st->r->path) < 0 ||
+        buf_putc(creq, '\n') < 0 || canonical_query(creq, st->r->query) < 0 ||
+        buf_putc(creq, '\n') < 0)
+        return -1;
+    for (size_t i = 0; i < st->n;) {
+        size_t j = i + 1;
+        if (buf_printf(creq, "%s:%s", h[i].k, h[i].v) < 0 ||
+            buf_printf(&st->signed_names, "%s%s", i ? ";" : "", h[i].k) < 0)
+            return -1;
+        for (; j < st->n && strcmp(h[j].k, h[i].k) == 0; j++)
+            if (buf_printf(creq, ",%s", h[j].v) < 0)
+                return -1;
+        if (buf_putc(creq, '\n') < 0)
+            return -1;
+        i = j;
+    }
+    if (buf_putc(&st->signed_names, '\0') < 0 ||
+        buf_printf(creq, "\n%s\n%s", st->signed_names.data, st->payload) < 0)
+        return -1;
+    return 0;
+}
+
+/* String to sign: binds the canonical request's hash to the time and the
+ * credential scope. NUL-terminated (not counted in len) for the HMAC. */
+static int string_to_sign_of(sigv4_state *st)
+{
+    char creq_hash[65];
+    if (sha256_hex(st->creq.data, st->creq.len, creq_hash) < 0 ||
+        buf_printf(&st->scope, "%.8s/%s/%s/aws4_request", st->amz_date, st->region,
+                   st->service) < 0 ||
+        buf_printf(&st->sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", st->amz_date, st->scope.data,
+                   creq_hash) < 0 ||
+        buf_putc(&st->sts, '\0') < 0)
+        return -1;
+    st->sts.len--;
+    return 0;
+}
+
+/* The secret never signs directly: a key scoped to the date, region and
+ * service is derived from it (HMAC chain from "AWS4" + secret), used once
+ * and wiped. */
+static int signature(sigv4_state *st)
+{
+    uint8_t k[32], k2[32];
+    char date8[9];
+    memcpy(date8, st->amz_date, 8);
+    date8[8] = '\0';
+    size_t sl = strlen(st->c->secret_access_key);
+    char *seed = malloc(sl + 5);
+    if (!seed)
+        return -1;
+    memcpy(seed, "AWS4", 4);
+    memcpy(seed + 4, st->c->secret_access_key, sl + 1);
+    int hr = hmac(seed, sl + 4, date8, k);
+    OPENSSL_cleanse(seed, sl + 4);
+    free(seed);
+    if (hr < 0 || hmac(k, 32, st->region, k2) < 0 || hmac(k2, 32, st->service, k) < 0 ||
+        hmac(k, 32, "aws4_request", k2) < 0 || hmac(k2, 32, st->sts.data, k) < 0)
+        return -1;
+    to_hex(k, 32, st->sig);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(k2, sizeof k2);
+    return 0;
+}
+
+/* The headers the signature covers must be sent as signed, so all of them
+ * are added, or none (out_headers restored on failure). */
+static int authorization(const sigv4_state *st, buf *out_headers)
+{
+    size_t mark = out_headers->len;
+    if (buf_printf(out_headers, "X-Amz-Date: %s\n", st->amz_date) < 0 ||
+        (st->add_content_sha256 &&
+         buf_printf(out_headers, "X-Amz-Content-Sha256: %s\n", st->payload) < 0) ||
+        (st->token &&
+         buf_printf(out_headers, "X-Amz-Security-Token: %s\n", st->token) < 0) ||
+        buf_printf(out_headers,
+                   "Authorization: AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, "
+                   "Signature=%s\n",
+                   st->c->access_key_id, st->scope.data, st->signed_names.data, st->sig) < 0) {
+        out_headers->len = mark;
+        return -1;
+    }
+    return 0;
+}
+
 int aws_sigv4_sign(const aws_sigv4_request *r, const aws_credentials *c, const char *region,
                    const char *service, const char *amz_date, int add_content_sha256,
                    buf *out_headers, buf *canonical, buf *string_to_sign)
@@ -282,132 +437,28 @@ int aws_sigv4_sign(const aws_sigv4_request *r, const aws_credentials *c, const c
         !token_ok(region) || !token_ok(service) || !valid_date(amz_date) || !out_headers ||
         (r->body_len && !r->body))
         return -1;
-    const char *token = c->session_token && *c->session_token ? c->session_token : NULL;
-
-    char payload[65];
-    if (sha256_hex(r->body_len ? (const void *)r->body : "", r->body_len, payload) < 0)
+    sigv4_state st = {
+        .r = r, .c = c, .region = region, .service = service, .amz_date = amz_date,
+        .token = c->session_token && *c->session_token ? c->session_token : NULL,
+        .add_content_sha256 = add_content_sha256,
+        .creq = BUF_INIT, .sts = BUF_INIT, .signed_names = BUF_INIT, .scope = BUF_INIT,
+    };
+    if (sha256_hex(r->body_len ? (const void *)r->body : "", r->body_len, st.payload) < 0)
         return -1;
-
-    size_t nh = 0;
-    if (r->headers)
-        while (r->headers[nh])
-            nh++;
-    kv *h = calloc(nh + 3, sizeof *h);
-    if (!h)
-        return -1;
-    size_t n = 0;
     int rc = -1;
-    buf creq = BUF_INIT, sts = BUF_INIT, signed_names = BUF_INIT, scope = BUF_INIT;
-
-    for (size_t i = 0; i < nh; i++) {
-        const char *line = r->headers[i], *colon = strchr(line, ':');
-        if (!colon || colon == line)
-            goto out;
-        size_t nl = (size_t)(colon - line);
-        if (header_kv(line, nl, colon + 1, &h[n]) < 0)
-            goto out;
-        h[n].order = n;
-        n++;
-        /* Names we generate, or never sign, are dropped from what is signed. */
-        if (unsignable(h[n - 1].k) ||
-            (token && strcmp(h[n - 1].k, "x-amz-security-token") == 0) ||
-            (add_content_sha256 && strcmp(h[n - 1].k, "x-amz-content-sha256") == 0)) {
-            n--;
-            free(h[n].k);
-            free(h[n].v);
-            h[n].k = h[n].v = NULL;
-        }
-    }
-    if (header_kv("x-amz-date", 10, amz_date, &h[n]) < 0)
+    if (collect_headers(&st) < 0 || canonical_request(&st) < 0 || string_to_sign_of(&st) < 0 ||
+        signature(&st) < 0 || authorization(&st, out_headers) < 0)
         goto out;
-    h[n].order = n;
-    n++;
-    if (token) {
-        if (header_kv("x-amz-security-token", 20, token, &h[n]) < 0)
-            goto out;
-        h[n].order = n;
-        n++;
-    }
-    if (add_content_sha256) {
-        if (header_kv("x-amz-content-sha256", 20, payload, &h[n]) < 0)
-            goto out;
-        h[n].order = n;
-        n++;
-    }
-    qsort(h, n, sizeof *h, cmp_header);
-
-    /* Canonical request. */
-    if (buf_printf(&creq, "%s\n", r->method) < 0 || canonical_uri(&creq, r->path) < 0 ||
-        buf_putc(&creq, '\n') < 0 || canonical_query(&creq, r->query) < 0 ||
-        buf_putc(&creq, '\n') < 0)
+    if (canonical && buf_append(canonical, st.creq.data, st.creq.len) < 0)
         goto out;
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        if (buf_printf(&creq, "%s:%s", h[i].k, h[i].v) < 0 ||
-            buf_printf(&signed_names, "%s%s", i ? ";" : "", h[i].k) < 0)
-            goto out;
-        for (; j < n && strcmp(h[j].k, h[i].k) == 0; j++)
-            if (buf_printf(&creq, ",%s", h[j].v) < 0)
-                goto out;
-        if (buf_putc(&creq, '\n') < 0)
-            goto out;
-        i = j;
-    }
-    if (buf_putc(&signed_names, '\0') < 0 ||
-        buf_printf(&creq, "\n%s\n%s", signed_names.data, payload) < 0)
-        goto out;
-
-    /* String to sign. */
-    char creq_hash[65];
-    if (sha256_hex(creq.data, creq.len, creq_hash) < 0 ||
-        buf_printf(&scope, "%.8s/%s/%s/aws4_request", amz_date, region, service) < 0 ||
-        buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", amz_date, scope.data, creq_hash) < 0)
-        goto out;
-
-    /* Signing key: HMAC chain from "AWS4" + secret over date, region, service. */
-    uint8_t k[32], k2[32];
-    char date8[9], sig[65];
-    memcpy(date8, amz_date, 8);
-    date8[8] = '\0';
-    size_t sl = strlen(c->secret_access_key);
-    char *seed = malloc(sl + 5);
-    if (!seed)
-        goto out;
-    memcpy(seed, "AWS4", 4);
-    memcpy(seed + 4, c->secret_access_key, sl + 1);
-    int hr = hmac(seed, sl + 4, date8, k);
-    OPENSSL_cleanse(seed, sl + 4);
-    free(seed);
-    if (hr < 0 || hmac(k, 32, region, k2) < 0 || hmac(k2, 32, service, k) < 0 ||
-        hmac(k, 32, "aws4_request", k2) < 0 || buf_putc(&sts, '\0') < 0 ||
-        hmac(k2, 32, sts.data, k) < 0)
-        goto out;
-    sts.len--;
-    to_hex(k, 32, sig);
-    OPENSSL_cleanse(k, sizeof k);
-    OPENSSL_cleanse(k2, sizeof k2);
-
-    size_t mark = out_headers->len;
-    if (buf_printf(out_headers, "X-Amz-Date: %s\n", amz_date) < 0 ||
-        (add_content_sha256 && buf_printf(out_headers, "X-Amz-Content-Sha256: %s\n", payload) < 0) ||
-        (token && buf_printf(out_headers, "X-Amz-Security-Token: %s\n", token) < 0) ||
-        buf_printf(out_headers,
-                   "Authorization: AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, "
-                   "Signature=%s\n",
-                   c->access_key_id, scope.data, signed_names.data, sig) < 0) {
-        out_headers->len = mark;
-        goto out;
-    }
-    if (canonical && buf_append(canonical, creq.data, creq.len) < 0)
-        goto out;
-    if (string_to_sign && buf_append(string_to_sign, sts.data, sts.len) < 0)
+    if (string_to_sign && buf_append(string_to_sign, st.sts.data, st.sts.len) < 0)
         goto out;
     rc = 0;
 out:
-    free_kvs(h, n);
-    buf_free(&creq);
-    buf_free(&sts);
-    buf_free(&signed_names);
-    buf_free(&scope);
+    free_kvs(st.h, st.n);
+    buf_free(&st.creq);
+    buf_free(&st.sts);
+    buf_free(&st.signed_names);
+    buf_free(&st.scope);
     return rc;
 }

@@ -548,115 +548,169 @@ static int exporter_attempt(exporter *e, export_http *h, const uint8_t *data, si
     return rc;
 }
 
+/* A batch being delivered: the request as it stands, which a partial retry
+ * narrows to the items the backend asked for again. */
+typedef struct exporter_delivery {
+    export_batch b; /* items shrink when only some items are retried */
+    export_http h;
+    buf retry_body;
+    const uint8_t *data; /* h.body as sent (compressed when asked) */
+    size_t len;
+} exporter_delivery;
+
+/* The request is built once per batch, not per attempt; a batch that cannot
+ * be built is given up (counted), never retried. */
+static int exporter_build(exporter *e, exporter_delivery *d)
+{
+    metric_series *dropped = e->series[d->b.signal].dropped;
+    char err[256] = "";
+    if (e->type->prepare(e->type_state, &d->b, &d->h, err, sizeof(err)) != 0 ||
+        exporter_encode(e, &d->h, &d->data, &d->len, err, sizeof(err)) != 0) {
+        exporter_give_up(e, &d->b, dropped, "prepare", 0, err);
+        return -1;
+    }
+    if (exporter_add_headers(e, &d->b, &d->h) != 0) {
+        exporter_give_up(e, &d->b, dropped, "prepare", 0, "out of memory building the request");
+        return -1;
+    }
+    return 0;
+}
+
+/* A type's per-item counts are held to the batch (a backend may claim more
+ * items than were sent) before they are counted and logged. */
+static export_outcome exporter_judge(exporter *e, const exporter_delivery *d, export_response *r,
+                                     export_result *res, int *partial)
+{
+    const export_batch *b = &d->b;
+    exporter_series *s = &e->series[b->signal];
+    r->request_body = (const uint8_t *)d->h.body.data;
+    r->request_len = d->h.body.len;
+    buf_clear(res->retry_body);
+    res->retry_after_s = r->retry_after_s;
+    export_outcome o = e->type->classify(e->type_state, b, r, res);
+    *partial = o == EXPORT_RETRY && res->retry_body->len > 0;
+    if (res->rejected > b->items)
+        res->rejected = b->items;
+    if (!*partial)
+        res->retry_items = 0;
+    else if (res->retry_items > b->items - res->rejected)
+        res->retry_items = b->items - res->rejected;
+    if (res->rejected > 0) {
+        char q[300];
+        metrics_add(s->rejected, res->rejected);
+        log_warn("export partially rejected", "backend=%s signal=%s rejected=%llu of=%llu error=%s", e->base.name,
+                 otlp_signal_name(b->signal), (unsigned long long)res->rejected, (unsigned long long)b->items,
+                 log_quote(q, sizeof(q), res->msg));
+    }
+    if (o == EXPORT_OK || *partial)
+        metrics_add(s->sent, b->items - res->rejected - res->retry_items);
+    return o;
+}
+
+/* What is retried is what is still owed: the rejected items are gone, and
+ * after a partial result only the retry body's items remain. -1 when that
+ * body cannot be encoded (given up). */
+static int exporter_narrow(exporter *e, exporter_delivery *d, const export_result *res, int partial)
+{
+    if (!partial) {
+        d->b.items -= res->rejected;
+        return 0;
+    }
+    buf t = d->h.body; /* from now on only the items the backend asked for again */
+    d->h.body = d->retry_body;
+    d->retry_body = t;
+    d->b.items = res->retry_items;
+    char err[256] = "";
+    if (exporter_encode(e, &d->h, &d->data, &d->len, err, sizeof(err)) != 0) {
+        exporter_give_up(e, &d->b, e->series[d->b.signal].dropped, "prepare", 0, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The retry policy: back off (at least as long as the backend asked) unless
+ * retrying is off or would outlast retry_max_elapsed. 1: retry now; 0:
+ * given up (counted); -1: shutdown came first. */
+static int exporter_retry_wait(exporter *e, const export_batch *b, unsigned attempt, uint64_t first,
+                               const export_response *r, const export_result *res, const char *text)
+{
+    exporter_series *s = &e->series[b->signal];
+    uint64_t delay = exporter_backoff_ms(e->set.retry_initial_ms, e->set.retry_max_ms, e->set.retry_multiplier,
+                                         e->set.retry_jitter, attempt, exporter_random(e));
+    if ((uint64_t)res->retry_after_s * 1000u > delay)
+        delay = (uint64_t)res->retry_after_s * 1000u;
+    if (!e->set.retry_enabled) {
+        exporter_give_up(e, b, s->dropped, "retry_disabled", r->http_status, text);
+        return 0;
+    }
+    if (exporter_now_ms() - first + delay > e->set.retry_max_elapsed_ms) {
+        exporter_give_up(e, b, s->expired, "retries_exhausted", r->http_status, text);
+        return 0;
+    }
+    metrics_add(s->retries, 1);
+    if (attempt == 0) {
+        char q[300];
+        log_warn("export retrying", "backend=%s signal=%s items=%llu status=%ld delay_ms=%llu error=%s",
+                 e->base.name, otlp_signal_name(b->signal), (unsigned long long)b->items, r->http_status,
+                 (unsigned long long)delay, log_quote(q, sizeof(q), text));
+    }
+    atomic_store(&e->waiting_retry, 1);
+    exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
+    int stopped = exporter_sleep(e, delay);
+    atomic_store(&e->waiting_retry, 0);
+    return stopped != 0 ? -1 : 1;
+}
+
 /* Send one batch whose body is ready, retrying as the policy says -- all of
  * it, or only the items the type's per-item results name. 0 once the batch
  * is done with (delivered, refused or given up, all counted); -1 when
  * shutdown interrupted it (it stays queued). */
 static int exporter_deliver(exporter *e, const export_batch *bp)
 {
-    export_batch b = *bp; /* items shrink when only some items are retried */
-    exporter_series *s = &e->series[b.signal];
+    exporter_delivery d = {
+        .b = *bp,
+        .h = {.url = BUF_INIT, .headers = NULL, .defaults = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0},
+        .retry_body = BUF_INIT,
+    };
+    exporter_series *s = &e->series[d.b.signal];
     int rc = 0;
-    export_http h = {.url = BUF_INIT, .headers = NULL, .defaults = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0};
-    buf retry_body = BUF_INIT;
-    const uint8_t *data;
-    size_t len;
-    char err[256] = "";
-    if (e->type->prepare(e->type_state, &b, &h, err, sizeof(err)) != 0 ||
-        exporter_encode(e, &h, &data, &len, err, sizeof(err)) != 0) {
-        exporter_give_up(e, &b, s->dropped, "prepare", 0, err);
+    if (exporter_build(e, &d) != 0)
         goto out;
-    }
-    if (exporter_add_headers(e, &b, &h) != 0) {
-        exporter_give_up(e, &b, s->dropped, "prepare", 0, "out of memory building the request");
-        goto out;
-    }
     uint64_t first = exporter_now_ms();
     for (unsigned attempt = 0;; attempt++) {
         export_response r;
         uint64_t t0 = exporter_now_ms();
-        if (exporter_attempt(e, &h, data, len, &r) != 0) {
+        if (exporter_attempt(e, &d.h, d.data, d.len, &r) != 0) {
             rc = -1; /* shutdown: left in the queue */
             goto out;
         }
         metrics_observe(s->duration, (double)(exporter_now_ms() - t0) / 1000.0);
-        r.request_body = (const uint8_t *)h.body.data;
-        r.request_len = h.body.len;
         char msg[256] = "";
-        buf_clear(&retry_body);
-        export_result res = {.retry_after_s = r.retry_after_s, .retry_body = &retry_body, .msg = msg,
-                             .msglen = sizeof(msg)};
-        export_outcome o = e->type->classify(e->type_state, &b, &r, &res);
-        int partial = o == EXPORT_RETRY && retry_body.len > 0;
-        if (res.rejected > b.items)
-            res.rejected = b.items;
-        if (!partial)
-            res.retry_items = 0;
-        else if (res.retry_items > b.items - res.rejected)
-            res.retry_items = b.items - res.rejected;
-        if (res.rejected > 0) {
-            char q[300];
-            metrics_add(s->rejected, res.rejected);
-            log_warn("export partially rejected", "backend=%s signal=%s rejected=%llu of=%llu error=%s", e->base.name,
-                     otlp_signal_name(b.signal), (unsigned long long)res.rejected, (unsigned long long)b.items,
-                     log_quote(q, sizeof(q), msg));
-        }
-        if (o == EXPORT_OK || partial)
-            metrics_add(s->sent, b.items - res.rejected - res.retry_items);
+        export_result res = {.retry_body = &d.retry_body, .msg = msg, .msglen = sizeof(msg)};
+        int partial;
+        export_outcome o = exporter_judge(e, &d, &r, &res, &partial);
         if (o == EXPORT_OK)
             break;
         const char *text = exporter_response_text(&r, msg);
         if (o == EXPORT_FAIL) {
-            b.items -= res.rejected;
-            exporter_give_up(e, &b, s->dropped, "rejected_by_backend", r.http_status, text);
+            d.b.items -= res.rejected;
+            exporter_give_up(e, &d.b, s->dropped, "rejected_by_backend", r.http_status, text);
             break;
         }
-        if (partial) { /* from now on only the items the backend asked for again */
-            buf t = h.body;
-            h.body = retry_body;
-            retry_body = t;
-            b.items = res.retry_items;
-            if (exporter_encode(e, &h, &data, &len, err, sizeof(err)) != 0) {
-                exporter_give_up(e, &b, s->dropped, "prepare", 0, err);
-                break;
-            }
-        } else {
-            b.items -= res.rejected;
-        }
-        uint64_t delay = exporter_backoff_ms(e->set.retry_initial_ms, e->set.retry_max_ms, e->set.retry_multiplier,
-                                             e->set.retry_jitter, attempt, exporter_random(e));
-        if ((uint64_t)res.retry_after_s * 1000u > delay)
-            delay = (uint64_t)res.retry_after_s * 1000u;
-        if (!e->set.retry_enabled) {
-            exporter_give_up(e, &b, s->dropped, "retry_disabled", r.http_status, text);
+        if (exporter_narrow(e, &d, &res, partial) != 0)
             break;
-        }
-        if (exporter_now_ms() - first + delay > e->set.retry_max_elapsed_ms) {
-            exporter_give_up(e, &b, s->expired, "retries_exhausted", r.http_status, text);
+        int w = exporter_retry_wait(e, &d.b, attempt, first, &r, &res, text);
+        if (w <= 0) {
+            rc = w; /* given up (0) or shutdown (-1) */
             break;
-        }
-        metrics_add(s->retries, 1);
-        if (attempt == 0) {
-            char q[300];
-            log_warn("export retrying", "backend=%s signal=%s items=%llu status=%ld delay_ms=%llu error=%s",
-                     e->base.name, otlp_signal_name(b.signal), (unsigned long long)b.items, r.http_status,
-                     (unsigned long long)delay, log_quote(q, sizeof(q), text));
-        }
-        atomic_store(&e->waiting_retry, 1);
-        exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
-        int stopped = exporter_sleep(e, delay);
-        atomic_store(&e->waiting_retry, 0);
-        if (stopped != 0) {
-            rc = -1;
-            goto out;
         }
     }
 out:
-    curl_slist_free_all(h.headers);
-    curl_slist_free_all(h.defaults);
-    buf_free(&h.url);
-    buf_free(&h.body);
-    buf_free(&retry_body);
+    curl_slist_free_all(d.h.headers);
+    curl_slist_free_all(d.h.defaults);
+    buf_free(&d.h.url);
+    buf_free(&d.h.body);
+    buf_free(&d.retry_body);
     return rc;
 }
 

@@ -105,6 +105,30 @@ static void held_sub(sampler *s, shard *sh, size_t n)
     metrics_gauge_add(s->m.bytes, -(int64_t)n);
 }
 
+/* Traces and blobs are kept in the same kind of chained table (a next link
+ * and a 64-bit hash in each entry), so one doubling rehash serves both:
+ * the new table (the old one freed, *size updated), or NULL with the old
+ * one intact. */
+static void **chain_grow(void **old, size_t *size, size_t first, size_t link_off, size_t key_off)
+{
+    size_t n = *size ? *size * 2 : first;
+    void **t = calloc(n, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    for (size_t i = 0; i < *size; i++) {
+        for (char *x = old[i], *nx; x != NULL; x = nx) {
+            void **link = (void **)(x + link_off);
+            uint64_t key = *(const uint64_t *)(x + key_off);
+            nx = *link;
+            *link = t[key & (n - 1)];
+            t[key & (n - 1)] = x;
+        }
+    }
+    free(old);
+    *size = n;
+    return t;
+}
+
 /* ---- decision caches ---- */
 
 static int dcache_init(dcache *c, size_t entries)
@@ -164,21 +188,10 @@ static void dcache_put(dcache *c, uint64_t key, uint8_t pol)
 
 static int btab_grow(shard *sh)
 {
-    size_t n = sh->btab_size ? sh->btab_size * 2 : 64;
-    blob **t = calloc(n, sizeof(*t));
-    if (t == NULL)
-        return -1;
-    for (size_t i = 0; i < sh->btab_size; i++) {
-        for (blob *b = sh->btab[i], *nx; b != NULL; b = nx) {
-            nx = b->hnext;
-            b->hnext = t[b->hash & (n - 1)];
-            t[b->hash & (n - 1)] = b;
-        }
-    }
-    free(sh->btab);
-    sh->btab = t;
-    sh->btab_size = n;
-    return 0;
+    void **t = chain_grow((void **)sh->btab, &sh->btab_size, 64, offsetof(blob, hnext), offsetof(blob, hash));
+    if (t != NULL)
+        sh->btab = (blob **)t;
+    return t != NULL ? 0 : -1;
 }
 
 /* A reference to the interned blob with these bytes (and parent). */
@@ -286,21 +299,10 @@ static const uint8_t *pack_msg(shard *sh, const ProtobufCMessage *m, size_t *len
 
 static int tab_grow(shard *sh)
 {
-    size_t n = sh->tab_size ? sh->tab_size * 2 : 1024;
-    trace **t = calloc(n, sizeof(*t));
-    if (t == NULL)
-        return -1;
-    for (size_t i = 0; i < sh->tab_size; i++) {
-        for (trace *x = sh->tab[i], *nx; x != NULL; x = nx) {
-            nx = x->hnext;
-            x->hnext = t[x->key & (n - 1)];
-            t[x->key & (n - 1)] = x;
-        }
-    }
-    free(sh->tab);
-    sh->tab = t;
-    sh->tab_size = n;
-    return 0;
+    void **t = chain_grow((void **)sh->tab, &sh->tab_size, 1024, offsetof(trace, hnext), offsetof(trace, key));
+    if (t != NULL)
+        sh->tab = (trace **)t;
+    return t != NULL ? 0 : -1;
 }
 
 static trace *tab_find(shard *sh, uint64_t key, const uint8_t *id, const tenant_name *tn)
@@ -490,16 +492,11 @@ static uint8_t *seg_write(uint8_t *o, const seg *g, const uint8_t *attr, size_t 
     return o;
 }
 
-/* Encode trace t as an ExportTraceServiceRequest into sh->out. */
-static int encode_trace(sampler *s, shard *sh, const trace *t)
+/* The output has one ScopeSpans per distinct scope, however many requests
+ * the trace's segments came in: the scopes in order of first appearance in
+ * sh->groups, with their payload sizes in sh->group_len. */
+static int collect_groups(shard *sh, const trace *t, size_t extra, size_t *n_groups)
 {
-    const uint8_t *attr = NULL;
-    size_t extra = 0;
-    if (s->record_policy && t->who >= 0) {
-        attr = s->attr_enc[t->who];
-        extra = s->attr_len[t->who];
-    }
-    /* Distinct scopes in order of first appearance, with their payload sizes. */
     size_t ng = 0;
     for (const seg *g = t->segs; g != NULL; g = g->next) {
         size_t i = 0;
@@ -521,36 +518,53 @@ static int encode_trace(sampler *s, shard *sh, const trace *t)
         }
         sh->group_len[i] += seg_out_len(g, extra);
     }
+    *n_groups = ng;
+    return 0;
+}
+
+/* Sizing and writing must agree on where each ResourceSpans starts (at the
+ * first group of its resource): its payload size there, 0 elsewhere. */
+static size_t resource_payload(const shard *sh, size_t i, size_t ng)
+{
+    const blob *r = sh->groups[i]->parent;
+    for (size_t j = 0; j < i; j++)
+        if (sh->groups[j]->parent == r)
+            return 0; /* resource already counted */
+    size_t rs = r->len;
+    for (size_t k = i; k < ng; k++)
+        if (sh->groups[k]->parent == r)
+            rs += field_len(sh->group_len[k]);
+    return rs;
+}
+
+/* Encode trace t as an ExportTraceServiceRequest into sh->out. */
+static int encode_trace(sampler *s, shard *sh, const trace *t)
+{
+    const uint8_t *attr = NULL;
+    size_t extra = 0;
+    if (s->record_policy && t->who >= 0) {
+        attr = s->attr_enc[t->who];
+        extra = s->attr_len[t->who];
+    }
+    size_t ng;
+    if (collect_groups(sh, t, extra, &ng) != 0)
+        return -1;
     /* Total size: one ResourceSpans per distinct resource. */
     size_t total = 0;
     for (size_t i = 0; i < ng; i++) {
-        blob *r = sh->groups[i]->parent;
-        size_t j = 0;
-        while (j < i && sh->groups[j]->parent != r)
-            j++;
-        if (j < i)
-            continue; /* resource already counted */
-        size_t rs = r->len;
-        for (size_t k = i; k < ng; k++)
-            if (sh->groups[k]->parent == r)
-                rs += field_len(sh->group_len[k]);
-        total += field_len(rs);
+        size_t rs = resource_payload(sh, i, ng);
+        if (rs != 0)
+            total += field_len(rs);
     }
     buf_clear(&sh->out);
     if (buf_reserve(&sh->out, total) != 0)
         return -1;
     uint8_t *o = (uint8_t *)sh->out.data;
     for (size_t i = 0; i < ng; i++) {
-        blob *r = sh->groups[i]->parent;
-        size_t j = 0;
-        while (j < i && sh->groups[j]->parent != r)
-            j++;
-        if (j < i)
+        size_t rs = resource_payload(sh, i, ng);
+        if (rs == 0)
             continue;
-        size_t rs = r->len;
-        for (size_t k = i; k < ng; k++)
-            if (sh->groups[k]->parent == r)
-                rs += field_len(sh->group_len[k]);
+        blob *r = sh->groups[i]->parent;
         o = put_field_hdr(o, 1, rs);
         memcpy(o, r->data, r->len);
         o += r->len;
@@ -758,13 +772,23 @@ static int buf_msg_field(shard *sh, buf *b, unsigned field, const ProtobufCMessa
     return p != NULL ? buf_field(b, field, p, len) : -1;
 }
 
-/* The resource or scope part of a container: field 1 (message) and field 3 (schema_url). */
+/* The resource or scope part of a container: field 1 (message) and field 3
+ * (schema_url), appended to b; both are tried, -1 if either failed. */
+static int context_fields(shard *sh, buf *b, const ProtobufCMessage *m, const char *schema_url)
+{
+    int rc = 0;
+    if (m != NULL && buf_msg_field(sh, b, 1, m) != 0)
+        rc = -1;
+    if (schema_url != NULL && schema_url[0] != '\0' && buf_field(b, 3, schema_url, strlen(schema_url)) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* Resources and scopes are interned by their encoded context part. */
 static blob *context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent)
 {
     buf b = BUF_INIT;
-    if (m != NULL && buf_msg_field(sh, &b, 1, m) != 0)
-        goto fail;
-    if (schema_url != NULL && schema_url[0] != '\0' && buf_field(&b, 3, schema_url, strlen(schema_url)) != 0)
+    if (context_fields(sh, &b, m, schema_url) != 0)
         goto fail;
     blob *r = blob_get(s, sh, (const uint8_t *)b.data, b.len, parent);
     buf_free(&b);
@@ -789,6 +813,298 @@ static void update_summary(trace *t, const span_t *sp, uint64_t bits, size_t wir
         m->status_mask |= 1u << code;
 }
 
+/* What the passes of sampler_add share while they work through one
+ * ResourceSpans of a request. */
+typedef struct add_ctx {
+    sampler *s;
+    shard *sh;
+    size_t shard_i;
+    const tenant_name *tn;
+    uint64_t now_ns;
+    buf *late_out;
+    const resource_spans *rs;
+    blob *rb;       /* the resource's interned encoding, made on first use */
+    uint64_t rbits; /* the resource's attribute-policy bits, computed on first use */
+    int rbits_done;
+} add_ctx;
+
+/* A trace is born on its first span: its links and accounting start here. */
+static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key, uint64_t idh)
+{
+    sampler *s = c->s;
+    shard *sh = c->sh;
+    if (sh->n_traces >= sh->tab_size && tab_grow(sh) != 0)
+        return NULL;
+    trace *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    memcpy(t->id, id, 16);
+    t->tenant = c->tn;
+    t->key = key;
+    t->first_ns = c->now_ns;
+    t->sum.id_hash = idh;
+    t->sum.min_start = UINT64_MAX;
+    t->who = -1;
+    t->mem = sizeof(*t) + MALLOC_OVERHEAD;
+    held_add(s, sh, t->mem);
+    t->hnext = sh->tab[key & (sh->tab_size - 1)];
+    sh->tab[key & (sh->tab_size - 1)] = t;
+    sh->n_traces++;
+    list_append(&sh->fifo, t);
+    metrics_gauge_add(s->m.in_flight, 1);
+    return t;
+}
+
+/* A span of a trace decided earlier must not start a new trace: the
+ * decision caches are asked before one is made. NULL when the span is not
+ * buffered (span_late[i] then says whether it is late sampled or dropped). */
+static trace *span_trace_of(add_ctx *c, const span_t *sp, size_t i, size_t *n_late)
+{
+    shard *sh = c->sh;
+    uint64_t idh = sp_trace_hash(sp->trace_id.data);
+    uint64_t key = mix(idh ^ c->tn->hash);
+    trace *t = tab_find(sh, key, sp->trace_id.data, c->tn);
+    if (t != NULL)
+        return t;
+    int pol = dcache_get(&sh->sampled, key);
+    if (pol != 0) {
+        sh->span_late[i] = (int16_t)pol;
+        (*n_late)++;
+        return NULL;
+    }
+    if (dcache_get(&sh->not_sampled, key) != 0) {
+        sh->span_late[i] = -1;
+        sh->st.late_dropped++;
+        metrics_add(c->s->m.late_dropped, 1);
+        return NULL;
+    }
+    return trace_new(c, sp->trace_id.data, key, idh);
+}
+
+/* The policies decide on the summary, and pass 2 allocates a trace's
+ * segment once per request: both are fed here, before any bytes move. */
+static void span_account(add_ctx *c, trace *t, const span_t *sp, size_t i)
+{
+    sampler *s = c->s;
+    shard *sh = c->sh;
+    const resource_spans *rs = c->rs;
+    if (!c->rbits_done && s->pol.n_attr != 0 && rs->resource != NULL)
+        c->rbits = sp_attr_bits(&s->pol, rs->resource->attributes, rs->resource->n_attributes);
+    c->rbits_done = 1;
+    uint64_t bits = s->pol.n_attr ? sp_attr_bits(&s->pol, sp->attributes, sp->n_attributes) : 0;
+    size_t wire = protobuf_c_message_get_packed_size(&sp->base);
+    update_summary(t, sp, bits | c->rbits, wire);
+    t->last_ns = c->now_ns;
+    if (sp->parent_span_id.len == 0 && s->quiet_ns != NO_QUIET) {
+        if (t->in_quiet)
+            quiet_unlink(t);
+        quiet_append(sh, t);
+    } else if (t->in_quiet) {
+        quiet_unlink(t);
+        quiet_append(sh, t);
+    }
+    sh->span_trace[i] = t;
+    sh->span_size[i] = (uint32_t)wire;
+    t->pending_len += field_len(wire);
+    t->pending_n++;
+    sh->spans_held++;
+    sh->wire_held += wire;
+}
+
+/* Pass 1: find or create traces, summarize, size the spans; the spans of
+ * this shard's traces to buffer (late ones counted in *n_late). */
+static size_t index_spans(add_ctx *c, const scope_spans *ss, size_t *n_late)
+{
+    shard *sh = c->sh;
+    size_t mine = 0;
+    for (size_t i = 0; i < ss->n_spans; i++) {
+        const span_t *sp = ss->spans[i];
+        sh->span_trace[i] = NULL;
+        sh->span_late[i] = 0;
+        if (sp == NULL || sp->trace_id.len != 16 || sampler_shard_of(c->s, sp->trace_id.data) != c->shard_i)
+            continue;
+        trace *t = span_trace_of(c, sp, i, n_late);
+        if (t == NULL)
+            continue;
+        span_account(c, t, sp, i);
+        mine++;
+    }
+    return mine;
+}
+
+/* A trace gets one segment per request, sized in pass 1: made at its first
+ * span here, and not tried again after a failure (pending_len cleared). */
+static seg *pending_seg(sampler *s, shard *sh, trace *t, blob *sb)
+{
+    seg *g = t->pending;
+    if (g != NULL || t->pending_len == 0 || sb == NULL)
+        return g;
+    g = malloc(sizeof(*g) + t->pending_len);
+    if (g != NULL) {
+        g->next = NULL;
+        g->scope = sb;
+        sb->refs++;
+        g->n_spans = 0;
+        g->len = 0;
+        if (t->seg_tail != NULL)
+            t->seg_tail->next = g;
+        else
+            t->segs = g;
+        t->seg_tail = g;
+        size_t m = sizeof(*g) + t->pending_len + MALLOC_OVERHEAD;
+        t->mem += m;
+        held_add(s, sh, m);
+    }
+    t->pending = g;
+    t->pending_len = 0; /* allocation done (or failed) for this group */
+    return g;
+}
+
+/* Out of memory: the span is counted in the summary but cannot be kept;
+ * take it back out of the counts, and say so. */
+static void span_lost(add_ctx *c, trace *t, uint32_t size)
+{
+    shard *sh = c->sh;
+    log_error("sampler: out of memory buffering a span", "tenant=%s", c->tn->name);
+    t->sum.spans--;
+    t->sum.span_bytes -= size;
+    sh->spans_held--;
+    sh->wire_held -= size;
+    sh->st.lost_oom++;
+}
+
+/* Pass 2: copy the spans into one segment per trace; the spans buffered. */
+static size_t copy_spans(add_ctx *c, const scope_spans *ss)
+{
+    sampler *s = c->s;
+    shard *sh = c->sh;
+    const resource_spans *rs = c->rs;
+    size_t buffered = 0;
+    if (c->rb == NULL)
+        c->rb = context_blob(s, sh, rs->resource ? &rs->resource->base : NULL, rs->schema_url, NULL);
+    blob *sb = c->rb != NULL ? context_blob(s, sh, ss->scope ? &ss->scope->base : NULL, ss->schema_url, c->rb) : NULL;
+    for (size_t i = 0; i < ss->n_spans; i++) {
+        trace *t = sh->span_trace[i];
+        if (t == NULL)
+            continue;
+        seg *g = pending_seg(s, sh, t, sb);
+        if (g == NULL) {
+            span_lost(c, t, sh->span_size[i]);
+            continue;
+        }
+        uint8_t *o = put_field_hdr(g->data + g->len, 2, sh->span_size[i]);
+        size_t packed = protobuf_c_message_pack(&ss->spans[i]->base, o);
+        g->len = (uint32_t)(o + packed - g->data);
+        g->n_spans++;
+        buffered++;
+    }
+    for (size_t i = 0; i < ss->n_spans; i++) {
+        trace *t = sh->span_trace[i];
+        if (t != NULL) {
+            t->pending = NULL;
+            t->pending_len = 0;
+            t->pending_n = 0;
+        }
+    }
+    if (sb != NULL)
+        blob_put(s, sh, sb); /* segments hold their own references */
+    return buffered;
+}
+
+/* A late span leaves with the attribute naming the policy that kept its
+ * trace, as the buffered spans of that trace did (when record_policy). */
+static int late_span(sampler *s, shard *sh, const span_t *sp, int who)
+{
+    size_t len;
+    const uint8_t *p = pack_msg(sh, &sp->base, &len);
+    if (p == NULL)
+        return -1;
+    if (!s->record_policy || who < 0 || (size_t)who >= s->pol.n_top)
+        return buf_field(&sh->late_ss, 2, p, len);
+    size_t extra = s->attr_len[who];
+    uint8_t hdr[11];
+    size_t h = (size_t)(put_field_hdr(hdr, 2, len + extra) - hdr);
+    if (buf_reserve(&sh->late_ss, h + len + extra) != 0)
+        return -1;
+    buf_append(&sh->late_ss, hdr, h);
+    buf_append(&sh->late_ss, p, len);
+    buf_append(&sh->late_ss, s->attr_enc[who], extra);
+    return 0;
+}
+
+/* Pass 3: late spans of sampled traces go straight to late_out (under this
+ * scope, into late_rs) instead of being buffered again. */
+static void forward_late_spans(add_ctx *c, const scope_spans *ss, size_t n_late)
+{
+    sampler *s = c->s;
+    shard *sh = c->sh;
+    if (n_late == 0)
+        return;
+    if (c->late_out == NULL) {
+        sh->st.late_sampled += n_late;
+        metrics_add(s->m.late_sampled, n_late);
+        return;
+    }
+    buf_clear(&sh->late_ss);
+    context_fields(sh, &sh->late_ss, ss->scope ? &ss->scope->base : NULL, ss->schema_url);
+    for (size_t i = 0; i < ss->n_spans; i++) {
+        if (sh->span_late[i] <= 0)
+            continue;
+        int who = sh->span_late[i] - 2; /* stored policy byte: who + 1, 0 = none */
+        if (late_span(s, sh, ss->spans[i], who) == 0) {
+            sh->st.late_sampled++;
+            metrics_add(s->m.late_sampled, 1);
+        } else {
+            sh->st.lost_oom++;
+        }
+    }
+    buf_field(&sh->late_rs, 2, sh->late_ss.data, sh->late_ss.len);
+}
+
+/* The passes depend on each other in this order: pass 2 copies into what
+ * pass 1 sized, pass 3 forwards what pass 1 found late. */
+static size_t add_scope(add_ctx *c, const scope_spans *ss)
+{
+    if (ensure_spans(c->sh, ss->n_spans) != 0) {
+        log_error("sampler: out of memory", "spans=%zu", ss->n_spans);
+        return 0;
+    }
+    size_t n_late = 0;
+    size_t mine = index_spans(c, ss, &n_late);
+    size_t buffered = mine != 0 ? copy_spans(c, ss) : 0;
+    forward_late_spans(c, ss, n_late);
+    return buffered;
+}
+
+/* The scopes of one resource share its interned encoding and attribute
+ * bits, and their late spans leave together as one ResourceSpans. */
+static size_t add_resource(add_ctx *c, const resource_spans *rs)
+{
+    sampler *s = c->s;
+    shard *sh = c->sh;
+    size_t buffered = 0;
+    c->rs = rs;
+    c->rb = NULL;
+    c->rbits = 0;
+    c->rbits_done = 0;
+    buf_clear(&sh->late_rs);
+    for (size_t k = 0; k < rs->n_scope_spans; k++) {
+        const scope_spans *ss = rs->scope_spans[k];
+        if (ss != NULL && ss->n_spans != 0)
+            buffered += add_scope(c, ss);
+    }
+    if (sh->late_rs.len != 0 && c->late_out != NULL) {
+        buf_clear(&sh->late_ss);
+        context_fields(sh, &sh->late_ss, rs->resource ? &rs->resource->base : NULL, rs->schema_url);
+        buf_append(&sh->late_ss, sh->late_rs.data, sh->late_rs.len);
+        if (buf_field(c->late_out, 1, sh->late_ss.data, sh->late_ss.len) != 0)
+            log_error("sampler: out of memory forwarding late spans", "tenant=%s", c->tn->name);
+    }
+    if (c->rb != NULL)
+        blob_put(s, sh, c->rb);
+    return buffered;
+}
+
 size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, const char *tenant, uint64_t now_ns,
                    buf *late_out)
 {
@@ -798,207 +1114,13 @@ size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, cons
     shard *sh = &s->shards[shard_i];
     size_t buffered = 0;
     pthread_mutex_lock(&sh->lock);
-    const tenant_name *tn = tenant_intern(sh, tenant);
-    if (tn == NULL)
+    add_ctx c = {.s = s, .sh = sh, .shard_i = shard_i, .now_ns = now_ns, .late_out = late_out};
+    c.tn = tenant_intern(sh, tenant);
+    if (c.tn == NULL)
         goto out;
-    for (size_t r = 0; r < req->n_resource_spans; r++) {
-        const resource_spans *rs = req->resource_spans[r];
-        if (rs == NULL)
-            continue;
-        blob *rb = NULL;
-        uint64_t rbits = 0;
-        int rbits_done = 0;
-        buf_clear(&sh->late_rs);
-        for (size_t k = 0; k < rs->n_scope_spans; k++) {
-            const scope_spans *ss = rs->scope_spans[k];
-            if (ss == NULL || ss->n_spans == 0)
-                continue;
-            if (ensure_spans(sh, ss->n_spans) != 0) {
-                log_error("sampler: out of memory", "spans=%zu", ss->n_spans);
-                continue;
-            }
-            size_t mine = 0, n_late = 0;
-            /* Pass 1: find or create traces, summarize, size the spans. */
-            for (size_t i = 0; i < ss->n_spans; i++) {
-                const span_t *sp = ss->spans[i];
-                sh->span_trace[i] = NULL;
-                sh->span_late[i] = 0;
-                if (sp == NULL || sp->trace_id.len != 16 || sampler_shard_of(s, sp->trace_id.data) != shard_i)
-                    continue;
-                uint64_t idh = sp_trace_hash(sp->trace_id.data);
-                uint64_t key = mix(idh ^ tn->hash);
-                trace *t = tab_find(sh, key, sp->trace_id.data, tn);
-                if (t == NULL) {
-                    int pol = dcache_get(&sh->sampled, key);
-                    if (pol != 0) {
-                        sh->span_late[i] = (int16_t)pol;
-                        n_late++;
-                        continue;
-                    }
-                    if (dcache_get(&sh->not_sampled, key) != 0) {
-                        sh->span_late[i] = -1;
-                        sh->st.late_dropped++;
-                        metrics_add(s->m.late_dropped, 1);
-                        continue;
-                    }
-                    if (sh->n_traces >= sh->tab_size && tab_grow(sh) != 0)
-                        continue;
-                    t = calloc(1, sizeof(*t));
-                    if (t == NULL)
-                        continue;
-                    memcpy(t->id, sp->trace_id.data, 16);
-                    t->tenant = tn;
-                    t->key = key;
-                    t->first_ns = now_ns;
-                    t->sum.id_hash = idh;
-                    t->sum.min_start = UINT64_MAX;
-                    t->who = -1;
-                    t->mem = sizeof(*t) + MALLOC_OVERHEAD;
-                    held_add(s, sh, t->mem);
-                    t->hnext = sh->tab[key & (sh->tab_size - 1)];
-                    sh->tab[key & (sh->tab_size - 1)] = t;
-                    sh->n_traces++;
-                    list_append(&sh->fifo, t);
-                    metrics_gauge_add(s->m.in_flight, 1);
-                }
-                if (!rbits_done && s->pol.n_attr != 0 && rs->resource != NULL)
-                    rbits = sp_attr_bits(&s->pol, rs->resource->attributes, rs->resource->n_attributes);
-                rbits_done = 1;
-                uint64_t bits = s->pol.n_attr ? sp_attr_bits(&s->pol, sp->attributes, sp->n_attributes) : 0;
-                size_t wire = protobuf_c_message_get_packed_size(&sp->base);
-                update_summary(t, sp, bits | rbits, wire);
-                t->last_ns = now_ns;
-                if (sp->parent_span_id.len == 0 && s->quiet_ns != NO_QUIET) {
-                    if (t->in_quiet)
-                        quiet_unlink(t);
-                    quiet_append(sh, t);
-                } else if (t->in_quiet) {
-                    quiet_unlink(t);
-                    quiet_append(sh, t);
-                }
-                sh->span_trace[i] = t;
-                sh->span_size[i] = (uint32_t)wire;
-                t->pending_len += field_len(wire);
-                t->pending_n++;
-                sh->spans_held++;
-                sh->wire_held += wire;
-                mine++;
-            }
-            /* Pass 2: copy the spans into one segment per trace. */
-            blob *sb = NULL;
-            if (mine != 0) {
-                if (rb == NULL)
-                    rb = context_blob(s, sh, rs->resource ? &rs->resource->base : NULL, rs->schema_url, NULL);
-                sb = rb != NULL ? context_blob(s, sh, ss->scope ? &ss->scope->base : NULL, ss->schema_url, rb)
-                                : NULL;
-            }
-            for (size_t i = 0; i < ss->n_spans && mine != 0; i++) {
-                trace *t = sh->span_trace[i];
-                if (t == NULL)
-                    continue;
-                seg *g = t->pending;
-                if (g == NULL && t->pending_len != 0 && sb != NULL) {
-                    g = malloc(sizeof(*g) + t->pending_len);
-                    if (g != NULL) {
-                        g->next = NULL;
-                        g->scope = sb;
-                        sb->refs++;
-                        g->n_spans = 0;
-                        g->len = 0;
-                        if (t->seg_tail != NULL)
-                            t->seg_tail->next = g;
-                        else
-                            t->segs = g;
-                        t->seg_tail = g;
-                        size_t m = sizeof(*g) + t->pending_len + MALLOC_OVERHEAD;
-                        t->mem += m;
-                        held_add(s, sh, m);
-                    }
-                    t->pending = g;
-                    t->pending_len = 0; /* allocation done (or failed) for this group */
-                }
-                if (g == NULL) {
-                    /* Out of memory: the span is counted in the summary
-                     * but cannot be kept; say so. */
-                    log_error("sampler: out of memory buffering a span", "tenant=%s", tn->name);
-                    t->sum.spans--;
-                    t->sum.span_bytes -= sh->span_size[i];
-                    sh->spans_held--;
-                    sh->wire_held -= sh->span_size[i];
-                    sh->st.lost_oom++;
-                    continue;
-                }
-                uint8_t *o = put_field_hdr(g->data + g->len, 2, sh->span_size[i]);
-                size_t packed = protobuf_c_message_pack(&ss->spans[i]->base, o);
-                g->len = (uint32_t)(o + packed - g->data);
-                g->n_spans++;
-                buffered++;
-            }
-            for (size_t i = 0; i < ss->n_spans && mine != 0; i++) {
-                trace *t = sh->span_trace[i];
-                if (t != NULL) {
-                    t->pending = NULL;
-                    t->pending_len = 0;
-                    t->pending_n = 0;
-                }
-            }
-            if (sb != NULL)
-                blob_put(s, sh, sb); /* segments hold their own references */
-            /* Late spans of sampled traces: straight to late_out. */
-            if (n_late != 0 && late_out != NULL) {
-                buf_clear(&sh->late_ss);
-                if (ss->scope != NULL)
-                    buf_msg_field(sh, &sh->late_ss, 1, &ss->scope->base);
-                if (ss->schema_url != NULL && ss->schema_url[0] != '\0')
-                    buf_field(&sh->late_ss, 3, ss->schema_url, strlen(ss->schema_url));
-                for (size_t i = 0; i < ss->n_spans; i++) {
-                    if (sh->span_late[i] <= 0)
-                        continue;
-                    int who = sh->span_late[i] - 2; /* stored policy byte: who + 1, 0 = none */
-                    size_t len;
-                    const uint8_t *p = pack_msg(sh, &ss->spans[i]->base, &len);
-                    int rc = -1;
-                    if (p != NULL) {
-                        if (s->record_policy && who >= 0 && (size_t)who < s->pol.n_top) {
-                            size_t extra = s->attr_len[who];
-                            uint8_t hdr[11];
-                            size_t h = (size_t)(put_field_hdr(hdr, 2, len + extra) - hdr);
-                            rc = buf_reserve(&sh->late_ss, h + len + extra);
-                            if (rc == 0) {
-                                buf_append(&sh->late_ss, hdr, h);
-                                buf_append(&sh->late_ss, p, len);
-                                buf_append(&sh->late_ss, s->attr_enc[who], extra);
-                            }
-                        } else {
-                            rc = buf_field(&sh->late_ss, 2, p, len);
-                        }
-                    }
-                    if (rc == 0) {
-                        sh->st.late_sampled++;
-                        metrics_add(s->m.late_sampled, 1);
-                    } else {
-                        sh->st.lost_oom++;
-                    }
-                }
-                buf_field(&sh->late_rs, 2, sh->late_ss.data, sh->late_ss.len);
-            } else if (n_late != 0) {
-                sh->st.late_sampled += n_late;
-                metrics_add(s->m.late_sampled, n_late);
-            }
-        }
-        if (sh->late_rs.len != 0 && late_out != NULL) {
-            buf_clear(&sh->late_ss);
-            if (rs->resource != NULL)
-                buf_msg_field(sh, &sh->late_ss, 1, &rs->resource->base);
-            if (rs->schema_url != NULL && rs->schema_url[0] != '\0')
-                buf_field(&sh->late_ss, 3, rs->schema_url, strlen(rs->schema_url));
-            buf_append(&sh->late_ss, sh->late_rs.data, sh->late_rs.len);
-            if (buf_field(late_out, 1, sh->late_ss.data, sh->late_ss.len) != 0)
-                log_error("sampler: out of memory forwarding late spans", "tenant=%s", tn->name);
-        }
-        if (rb != NULL)
-            blob_put(s, sh, rb);
-    }
+    for (size_t r = 0; r < req->n_resource_spans; r++)
+        if (req->resource_spans[r] != NULL)
+            buffered += add_resource(&c, req->resource_spans[r]);
     sh->st.buffered += buffered;
     enforce_budget(s, sh, now_ns);
 out:

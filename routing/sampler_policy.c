@@ -159,6 +159,79 @@ static size_t sub_index(const sp_policy *p, const char *name)
     return (size_t)-1;
 }
 
+/* policy_order says which policies get the shared rate first; those not
+ * listed follow in the order the policies are listed (p->order). */
+static int read_policy_order(read_ctx *c, const config_node *n, sp_policy *p, int *seen)
+{
+    size_t k = 0;
+    const config_node *order = config_get(n, "policy_order");
+    if (order != NULL && !config_is_seq(order))
+        return config_error(n, "policy_order", c->err, c->errlen, "expected a sequence of policy names");
+    for (size_t i = 0; i < config_seq_len(order); i++) {
+        const char *name = config_scalar(config_seq_at(order, i));
+        size_t j = name != NULL ? sub_index(p, name) : (size_t)-1;
+        if (j == (size_t)-1)
+            return config_error(config_seq_at(order, i), NULL, c->err, c->errlen,
+                                "\"%.60s\" is not one of this composite's policies", name != NULL ? name : "");
+        if (seen[j])
+            return config_error(config_seq_at(order, i), NULL, c->err, c->errlen, "\"%.60s\" is listed twice",
+                                name);
+        seen[j] = 1;
+        p->order[k++] = j;
+    }
+    for (size_t j = 0; j < p->n_subs; j++)
+        if (!seen[j])
+            p->order[k++] = j; /* not in policy_order: evaluated after, in listed order */
+    return 0;
+}
+
+/* One rate_allocation entry {policy, percent}: a policy is allocated at most
+ * once, so its percent is added to *sum once. */
+static int read_allocation(read_ctx *c, const config_node *e, const sp_policy *p, int *seen, double *pct,
+                           double *sum)
+{
+    static const char *const keys[] = {"policy", "percent", NULL};
+    const char *name;
+    double v;
+    int set;
+    if (!config_is_map(e))
+        return config_error(e, NULL, c->err, c->errlen, "expected a mapping {policy, percent}");
+    if (config_check_keys(e, keys, c->err, c->errlen) != 0 ||
+        config_str_required(e, "policy", &name, c->err, c->errlen) != 0 || read_double(c, e, "percent", &v, &set) != 0)
+        return -1;
+    size_t j = sub_index(p, name);
+    if (j == (size_t)-1)
+        return config_error(e, "policy", c->err, c->errlen, "\"%.60s\" is not one of this composite's policies",
+                            name);
+    if (seen[j])
+        return config_error(e, "policy", c->err, c->errlen, "\"%.60s\" is allocated twice", name);
+    if (!set)
+        return config_error(e, "percent", c->err, c->errlen, "required key is missing");
+    if (v <= 0 || v > 100)
+        return config_error(e, "percent", c->err, c->errlen, "must be more than 0 and at most 100");
+    seen[j] = 1;
+    pct[j] = v;
+    *sum += v;
+    return 0;
+}
+
+/* rate_allocation: the percent of the composite's rate a policy may use
+ * (seen[j] and pct[j] for those allocated, their total in *sum). */
+static int read_rate_allocation(read_ctx *c, const config_node *n, const sp_policy *p, int *seen, double *pct,
+                                double *sum)
+{
+    const config_node *ra = config_get(n, "rate_allocation");
+    if (ra != NULL && !config_is_seq(ra))
+        return config_error(n, "rate_allocation", c->err, c->errlen, "expected a sequence of {policy, percent}");
+    for (size_t i = 0; i < config_seq_len(ra); i++)
+        if (read_allocation(c, config_seq_at(ra, i), p, seen, pct, sum) != 0)
+            return -1;
+    if (*sum > 100.0 + 1e-9)
+        return config_error(n, "rate_allocation", c->err, c->errlen, "percentages add up to %.4g, more than 100",
+                            *sum);
+    return 0;
+}
+
 static int read_composite(read_ctx *c, const config_node *n, sp_policy *p, int depth)
 {
     uint64_t total;
@@ -179,66 +252,11 @@ static int read_composite(read_ctx *c, const config_node *n, sp_policy *p, int d
         free(pct);
         return oom(c, n);
     }
-    int rc = 0;
-    size_t k = 0;
-    const config_node *order = config_get(n, "policy_order");
-    if (order != NULL && !config_is_seq(order))
-        rc = config_error(n, "policy_order", c->err, c->errlen, "expected a sequence of policy names");
-    for (size_t i = 0; rc == 0 && i < config_seq_len(order); i++) {
-        const char *name = config_scalar(config_seq_at(order, i));
-        size_t j = name != NULL ? sub_index(p, name) : (size_t)-1;
-        if (j == (size_t)-1)
-            rc = config_error(config_seq_at(order, i), NULL, c->err, c->errlen,
-                              "\"%.60s\" is not one of this composite's policies", name != NULL ? name : "");
-        else if (seen[j])
-            rc = config_error(config_seq_at(order, i), NULL, c->err, c->errlen, "\"%.60s\" is listed twice", name);
-        else {
-            seen[j] = 1;
-            p->order[k++] = j;
-        }
-    }
-    for (size_t j = 0; rc == 0 && j < p->n_subs; j++)
-        if (!seen[j])
-            p->order[k++] = j; /* not in policy_order: evaluated after, in listed order */
-    const config_node *ra = config_get(n, "rate_allocation");
-    if (rc == 0 && ra != NULL && !config_is_seq(ra))
-        rc = config_error(n, "rate_allocation", c->err, c->errlen, "expected a sequence of {policy, percent}");
     double sum = 0;
+    int rc = read_policy_order(c, n, p, seen);
     memset(seen, 0, p->n_subs * sizeof(int));
-    for (size_t i = 0; rc == 0 && i < config_seq_len(ra); i++) {
-        static const char *const keys[] = {"policy", "percent", NULL};
-        const config_node *e = config_seq_at(ra, i);
-        const char *name;
-        double v;
-        int set;
-        if (!config_is_map(e)) {
-            rc = config_error(e, NULL, c->err, c->errlen, "expected a mapping {policy, percent}");
-            break;
-        }
-        if (config_check_keys(e, keys, c->err, c->errlen) != 0 ||
-            config_str_required(e, "policy", &name, c->err, c->errlen) != 0 ||
-            read_double(c, e, "percent", &v, &set) != 0) {
-            rc = -1;
-            break;
-        }
-        size_t j = sub_index(p, name);
-        if (j == (size_t)-1)
-            rc = config_error(e, "policy", c->err, c->errlen, "\"%.60s\" is not one of this composite's policies",
-                              name);
-        else if (seen[j])
-            rc = config_error(e, "policy", c->err, c->errlen, "\"%.60s\" is allocated twice", name);
-        else if (!set)
-            rc = config_error(e, "percent", c->err, c->errlen, "required key is missing");
-        else if (v <= 0 || v > 100)
-            rc = config_error(e, "percent", c->err, c->errlen, "must be more than 0 and at most 100");
-        else {
-            seen[j] = 1;
-            pct[j] = v;
-            sum += v;
-        }
-    }
-    if (rc == 0 && sum > 100.0 + 1e-9)
-        rc = config_error(n, "rate_allocation", c->err, c->errlen, "percentages add up to %.4g, more than 100", sum);
+    if (rc == 0)
+        rc = read_rate_allocation(c, n, p, seen, pct, &sum);
     if (rc == 0) {
         /* Policies without an allocation share what is left equally (all of
          * it when there is no rate_allocation). */
@@ -320,9 +338,175 @@ static int read_string_attr(read_ctx *c, const config_node *n, sp_policy *p)
     return take_attr_bit(c, n, p);
 }
 
-static int read_policy(read_ctx *c, const config_node *n, sp_policy *p, int depth, int parent_composite)
+static int read_latency(read_ctx *c, const config_node *n, sp_policy *p)
+{
+    uint64_t u, u2;
+    if (config_get(n, "threshold_ms") == NULL)
+        return config_error(n, "threshold_ms", c->err, c->errlen, "required key is missing");
+    if (config_uint(n, "threshold_ms", 0, 0, UINT64_MAX / 1000000, &u, c->err, c->errlen) != 0 ||
+        config_uint(n, "upper_threshold_ms", 0, 0, UINT64_MAX / 1000000, &u2, c->err, c->errlen) != 0)
+        return -1;
+    if (u2 != 0 && u2 < u)
+        return config_error(n, "upper_threshold_ms", c->err, c->errlen, "must be at least threshold_ms (%llu)",
+                            (unsigned long long)u);
+    p->lat_lo_ns = u * 1000000;
+    p->lat_hi_ns = u2 * 1000000;
+    return 0;
+}
+
+static int read_probabilistic(read_ctx *c, const config_node *n, sp_policy *p)
+{
+    double pct;
+    int set;
+    if (read_double(c, n, "sampling_percentage", &pct, &set) != 0)
+        return -1;
+    if (!set)
+        return config_error(n, "sampling_percentage", c->err, c->errlen, "required key is missing");
+    if (pct < 0 || pct > 100)
+        return config_error(n, "sampling_percentage", c->err, c->errlen, "must be between 0 and 100");
+    if (pct >= 100)
+        p->prob_all = 1;
+    else
+        p->prob_threshold = (uint64_t)ldexp(pct / 100.0, 64); /* < 2^64 since pct < 100 */
+    return 0;
+}
+
+static int read_numeric_attr(read_ctx *c, const config_node *n, sp_policy *p)
+{
+    const char *key;
+    int set, set2;
+    if (config_str_required(n, "key", &key, c->err, c->errlen) != 0 ||
+        read_int64(c, n, "min_value", &p->min_value, &set) != 0 ||
+        read_int64(c, n, "max_value", &p->max_value, &set2) != 0 ||
+        config_bool(n, "invert_match", 0, &p->invert, c->err, c->errlen) != 0)
+        return -1;
+    if (!set && !set2)
+        return config_error(n, "min_value", c->err, c->errlen, "min_value or max_value is required");
+    if (!set)
+        p->min_value = INT64_MIN;
+    if (!set2)
+        p->max_value = INT64_MAX;
+    if (p->max_value < p->min_value)
+        return config_error(n, "max_value", c->err, c->errlen, "must be at least min_value");
+    if ((p->key = dup_str(key)) == NULL)
+        return oom(c, n);
+    return take_attr_bit(c, n, p);
+}
+
+static int read_boolean_attr(read_ctx *c, const config_node *n, sp_policy *p)
+{
+    const char *key;
+    if (config_get(n, "value") == NULL)
+        return config_error(n, "value", c->err, c->errlen, "required key is missing");
+    if (config_str_required(n, "key", &key, c->err, c->errlen) != 0 ||
+        config_bool(n, "value", 0, &p->bool_value, c->err, c->errlen) != 0 ||
+        config_bool(n, "invert_match", 0, &p->invert, c->err, c->errlen) != 0)
+        return -1;
+    if ((p->key = dup_str(key)) == NULL)
+        return oom(c, n);
+    return take_attr_bit(c, n, p);
+}
+
+static int read_span_count(read_ctx *c, const config_node *n, sp_policy *p)
+{
+    if (config_get(n, "min_spans") == NULL)
+        return config_error(n, "min_spans", c->err, c->errlen, "required key is missing");
+    if (config_uint(n, "min_spans", 1, 1, UINT32_MAX, &p->min_spans, c->err, c->errlen) != 0 ||
+        config_uint(n, "max_spans", 0, 0, UINT32_MAX, &p->max_spans, c->err, c->errlen) != 0)
+        return -1;
+    if (p->max_spans != 0 && p->max_spans < p->min_spans)
+        return config_error(n, "max_spans", c->err, c->errlen, "must be at least min_spans");
+    return 0;
+}
+
+static int read_bytes_limit(read_ctx *c, const config_node *n, sp_policy *p)
+{
+    size_t bps, burst;
+    if (config_get(n, "bytes_per_second") == NULL)
+        return config_error(n, "bytes_per_second", c->err, c->errlen, "required key is missing");
+    if (config_size(n, "bytes_per_second", 0, &bps, c->err, c->errlen) != 0)
+        return -1;
+    if (bps == 0)
+        return config_error(n, "bytes_per_second", c->err, c->errlen, "must be at least 1");
+    if (config_size(n, "burst", bps, &burst, c->err, c->errlen) != 0)
+        return -1;
+    if (burst == 0)
+        return config_error(n, "burst", c->err, c->errlen, "must be at least 1");
+    p->bytes_per_sec = bps;
+    p->burst = burst;
+    c->set->stateful = 1;
+    return 0;
+}
+
+/* Each type's own keys mean something different: one reader per type, and
+ * the stateful types flag the set so deciding takes the policy lock. */
+static int read_settings(read_ctx *c, const config_node *n, sp_policy *p, int depth)
+{
+    switch (p->type) {
+    case SP_ALWAYS:
+        return 0;
+    case SP_LATENCY:
+        return read_latency(c, n, p);
+    case SP_STATUS:
+        return read_status_codes(c, n, p);
+    case SP_PROBABILISTIC:
+        return read_probabilistic(c, n, p);
+    case SP_STRING:
+        return read_string_attr(c, n, p);
+    case SP_NUMERIC:
+        return read_numeric_attr(c, n, p);
+    case SP_BOOLEAN:
+        return read_boolean_attr(c, n, p);
+    case SP_SPAN_COUNT:
+        return read_span_count(c, n, p);
+    case SP_RATE:
+        if (config_get(n, "spans_per_second") == NULL)
+            return config_error(n, "spans_per_second", c->err, c->errlen, "required key is missing");
+        c->set->stateful = 1;
+        return config_uint(n, "spans_per_second", 0, 1, UINT32_MAX, &p->spans_per_sec, c->err, c->errlen);
+    case SP_BYTES:
+        return read_bytes_limit(c, n, p);
+    case SP_AND:
+    case SP_DROP:
+        return read_subs(c, n, p, depth);
+    case SP_COMPOSITE:
+        c->set->stateful = 1;
+        return read_composite(c, n, p, depth);
+    }
+    return 0;
+}
+
+/* The policy's type, or a config error that lists the types there are. */
+static const type_info *read_type(read_ctx *c, const config_node *n, const char *type)
+{
+    for (size_t i = 0; i < N_TYPES; i++)
+        if (strcmp(types[i].name, type) == 0)
+            return &types[i];
+    config_error(n, "type", c->err, c->errlen,
+                 "unknown policy type \"%.40s\" (use always_sample, latency, status_code, probabilistic, "
+                 "string_attribute, numeric_attribute, boolean_attribute, span_count, rate_limiting, "
+                 "bytes_limiting, and, composite or drop)",
+                 type);
+    return NULL;
+}
+
+/* A key another type uses (or a typo) is an error, not silently ignored:
+ * allowed are name, type and the type's own. */
+static int check_policy_keys(read_ctx *c, const config_node *n, const type_info *ti)
 {
     static const char *const base_keys[] = {"name", "type", NULL};
+    const char *allowed[12];
+    size_t k = 0;
+    for (size_t i = 0; base_keys[i] != NULL; i++)
+        allowed[k++] = base_keys[i];
+    for (size_t i = 0; ti->keys[i] != NULL; i++)
+        allowed[k++] = ti->keys[i];
+    allowed[k] = NULL;
+    return config_check_keys(n, allowed, c->err, c->errlen);
+}
+
+static int read_policy(read_ctx *c, const config_node *n, sp_policy *p, int depth, int parent_composite)
+{
     const char *name, *type;
     if (!config_is_map(n))
         return config_error(n, NULL, c->err, c->errlen, "expected a policy mapping {name, type, ...}");
@@ -334,136 +518,16 @@ static int read_policy(read_ctx *c, const config_node *n, sp_policy *p, int dept
     if ((p->name = dup_str(name)) == NULL)
         return oom(c, n);
     p->attr_bit = -1;
-    const type_info *ti = NULL;
-    for (size_t i = 0; i < N_TYPES; i++)
-        if (strcmp(types[i].name, type) == 0)
-            ti = &types[i];
+    const type_info *ti = read_type(c, n, type);
     if (ti == NULL)
-        return config_error(n, "type", c->err, c->errlen,
-                            "unknown policy type \"%.40s\" (use always_sample, latency, status_code, probabilistic, "
-                            "string_attribute, numeric_attribute, boolean_attribute, span_count, rate_limiting, "
-                            "bytes_limiting, and, composite or drop)",
-                            type);
+        return -1;
     p->type = ti->type;
     if ((p->type == SP_DROP && depth > 0) || (p->type == SP_COMPOSITE && (depth > 0)))
         return config_error(n, "type", c->err, c->errlen, "a %s policy is only allowed at the top level", ti->name);
     (void)parent_composite;
-    /* Allowed keys: name, type and the type's own. */
-    const char *allowed[12];
-    size_t k = 0;
-    for (size_t i = 0; base_keys[i] != NULL; i++)
-        allowed[k++] = base_keys[i];
-    for (size_t i = 0; ti->keys[i] != NULL; i++)
-        allowed[k++] = ti->keys[i];
-    allowed[k] = NULL;
-    if (config_check_keys(n, allowed, c->err, c->errlen) != 0)
+    if (check_policy_keys(c, n, ti) != 0)
         return -1;
-
-    uint64_t u, u2;
-    int set, set2;
-    switch (p->type) {
-    case SP_ALWAYS:
-        return 0;
-    case SP_LATENCY:
-        if (config_get(n, "threshold_ms") == NULL)
-            return config_error(n, "threshold_ms", c->err, c->errlen, "required key is missing");
-        if (config_uint(n, "threshold_ms", 0, 0, UINT64_MAX / 1000000, &u, c->err, c->errlen) != 0 ||
-            config_uint(n, "upper_threshold_ms", 0, 0, UINT64_MAX / 1000000, &u2, c->err, c->errlen) != 0)
-            return -1;
-        if (u2 != 0 && u2 < u)
-            return config_error(n, "upper_threshold_ms", c->err, c->errlen, "must be at least threshold_ms (%llu)",
-                                (unsigned long long)u);
-        p->lat_lo_ns = u * 1000000;
-        p->lat_hi_ns = u2 * 1000000;
-        return 0;
-    case SP_STATUS:
-        return read_status_codes(c, n, p);
-    case SP_PROBABILISTIC: {
-        double pct;
-        if (read_double(c, n, "sampling_percentage", &pct, &set) != 0)
-            return -1;
-        if (!set)
-            return config_error(n, "sampling_percentage", c->err, c->errlen, "required key is missing");
-        if (pct < 0 || pct > 100)
-            return config_error(n, "sampling_percentage", c->err, c->errlen, "must be between 0 and 100");
-        if (pct >= 100)
-            p->prob_all = 1;
-        else
-            p->prob_threshold = (uint64_t)ldexp(pct / 100.0, 64); /* < 2^64 since pct < 100 */
-        return 0;
-    }
-    case SP_STRING:
-        return read_string_attr(c, n, p);
-    case SP_NUMERIC: {
-        const char *key;
-        if (config_str_required(n, "key", &key, c->err, c->errlen) != 0 ||
-            read_int64(c, n, "min_value", &p->min_value, &set) != 0 ||
-            read_int64(c, n, "max_value", &p->max_value, &set2) != 0 ||
-            config_bool(n, "invert_match", 0, &p->invert, c->err, c->errlen) != 0)
-            return -1;
-        if (!set && !set2)
-            return config_error(n, "min_value", c->err, c->errlen, "min_value or max_value is required");
-        if (!set)
-            p->min_value = INT64_MIN;
-        if (!set2)
-            p->max_value = INT64_MAX;
-        if (p->max_value < p->min_value)
-            return config_error(n, "max_value", c->err, c->errlen, "must be at least min_value");
-        if ((p->key = dup_str(key)) == NULL)
-            return oom(c, n);
-        return take_attr_bit(c, n, p);
-    }
-    case SP_BOOLEAN: {
-        const char *key;
-        if (config_get(n, "value") == NULL)
-            return config_error(n, "value", c->err, c->errlen, "required key is missing");
-        if (config_str_required(n, "key", &key, c->err, c->errlen) != 0 ||
-            config_bool(n, "value", 0, &p->bool_value, c->err, c->errlen) != 0 ||
-            config_bool(n, "invert_match", 0, &p->invert, c->err, c->errlen) != 0)
-            return -1;
-        if ((p->key = dup_str(key)) == NULL)
-            return oom(c, n);
-        return take_attr_bit(c, n, p);
-    }
-    case SP_SPAN_COUNT:
-        if (config_get(n, "min_spans") == NULL)
-            return config_error(n, "min_spans", c->err, c->errlen, "required key is missing");
-        if (config_uint(n, "min_spans", 1, 1, UINT32_MAX, &p->min_spans, c->err, c->errlen) != 0 ||
-            config_uint(n, "max_spans", 0, 0, UINT32_MAX, &p->max_spans, c->err, c->errlen) != 0)
-            return -1;
-        if (p->max_spans != 0 && p->max_spans < p->min_spans)
-            return config_error(n, "max_spans", c->err, c->errlen, "must be at least min_spans");
-        return 0;
-    case SP_RATE:
-        if (config_get(n, "spans_per_second") == NULL)
-            return config_error(n, "spans_per_second", c->err, c->errlen, "required key is missing");
-        c->set->stateful = 1;
-        return config_uint(n, "spans_per_second", 0, 1, UINT32_MAX, &p->spans_per_sec, c->err, c->errlen);
-    case SP_BYTES: {
-        size_t bps, burst;
-        if (config_get(n, "bytes_per_second") == NULL)
-            return config_error(n, "bytes_per_second", c->err, c->errlen, "required key is missing");
-        if (config_size(n, "bytes_per_second", 0, &bps, c->err, c->errlen) != 0)
-            return -1;
-        if (bps == 0)
-            return config_error(n, "bytes_per_second", c->err, c->errlen, "must be at least 1");
-        if (config_size(n, "burst", bps, &burst, c->err, c->errlen) != 0)
-            return -1;
-        if (burst == 0)
-            return config_error(n, "burst", c->err, c->errlen, "must be at least 1");
-        p->bytes_per_sec = bps;
-        p->burst = burst;
-        c->set->stateful = 1;
-        return 0;
-    }
-    case SP_AND:
-    case SP_DROP:
-        return read_subs(c, n, p, depth);
-    case SP_COMPOSITE:
-        c->set->stateful = 1;
-        return read_composite(c, n, p, depth);
-    }
-    return 0;
+    return read_settings(c, n, p, depth);
 }
 
 int sp_set_read(sp_set *set, const config_node *seq, char *err, size_t errlen)
