@@ -1166,3 +1166,38 @@ size_t sampler_flush(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_f
     pthread_mutex_unlock(&sh->lock);
     return n;
 }
+
+/* Removes an undecided trace that another member now owns; no decision is
+ * remembered, so its later spans are routed (and owned) afresh. */
+static void release_trace(sampler *s, shard *sh, trace *t)
+{
+    tab_remove(sh, t);
+    list_unlink(t);
+    if (t->in_quiet)
+        quiet_unlink(t);
+    sh->st.released++;
+    sh->st.spans_released += t->sum.spans;
+    trace_free(s, sh, t);
+}
+
+size_t sampler_release(sampler *s, size_t shard_i, sampler_keep_fn keep, sampler_give_fn give, void *data)
+{
+    if (shard_i >= s->n_shards)
+        return 0;
+    shard *sh = &s->shards[shard_i];
+    size_t n = 0;
+    pthread_mutex_lock(&sh->lock);
+    for (trace *t = sh->fifo.next, *nx; t != &sh->fifo; t = nx) {
+        nx = t->next;
+        if (keep != NULL && keep(data, t->id))
+            continue;
+        t->who = -1; /* undecided: no policy attribute */
+        if (encode_trace(s, sh, t) != 0 ||
+            give(data, t->tenant->name, (const uint8_t *)sh->out.data, sh->out.len, t->sum.spans) != 0)
+            continue; /* stays here, decided as usual */
+        release_trace(s, sh, t);
+        n++;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return n;
+}

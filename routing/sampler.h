@@ -64,6 +64,19 @@ size_t sampler_tick(sampler *s, size_t shard, uint64_t now_ns, sampler_emit_fn e
 /* Decide everything now (shutdown). */
 size_t sampler_flush(sampler *s, size_t shard, uint64_t now_ns, sampler_emit_fn emit, void *data);
 
+/* Cluster ownership moved (a member joined or left, or this one is
+ * stopping): hand over the undecided traces of `shard` that keep(data,
+ * trace_id) says are no longer ours (NULL keep: all of them). give(data,
+ * tenant, req, len, spans) gets each one's buffered spans as an encoded
+ * ExportTraceServiceRequest (resource and scope grouping kept, no policy
+ * attribute); when it returns 0 the trace leaves the sampler undecided and
+ * no decision is remembered for it, else it stays and is decided here as
+ * usual. Both run with the shard's lock held (as emit does). Returns the
+ * number of traces handed over. */
+typedef int (*sampler_keep_fn)(void *data, const uint8_t trace_id[16]);
+typedef int (*sampler_give_fn)(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans);
+size_t sampler_release(sampler *s, size_t shard, sampler_keep_fn keep, sampler_give_fn give, void *data);
+
 typedef struct sampler_stats {
     uint64_t traces_in_flight, bytes_held;
     uint64_t sampled, dropped, evicted_early, late_spans_sampled, late_spans_dropped;
@@ -81,6 +94,7 @@ typedef struct sampler_stats {
     uint64_t spans_sampled, spans_dropped; /* buffered spans by decision (late spans not included) */
     uint64_t decision_latency_ns_sum, decision_latency_ns_max; /* first span to decision, over decided traces */
     uint64_t spans_lost_oom;      /* sampled spans that could not be encoded for lack of memory (logged) */
+    uint64_t released, spans_released; /* undecided traces (and their spans) handed to another member */
 } sampler_stats;
 void sampler_get_stats(sampler *s, sampler_stats *out);
 

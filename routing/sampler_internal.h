@@ -74,7 +74,8 @@ typedef struct dcache {
 
 typedef struct shard_stats {
     uint64_t sampled, dropped, evicted, evicted_traces, late_sampled, late_dropped, buffered, decided_wait,
-        decided_quiet, decided_flush, spans_sampled, spans_dropped, lat_sum, lat_max, lost_oom;
+        decided_quiet, decided_flush, spans_sampled, spans_dropped, lat_sum, lat_max, lost_oom, released,
+        spans_released;
 } shard_stats;
 
 typedef struct shard {

@@ -31,6 +31,8 @@ void sampler_get_stats(sampler *s, sampler_stats *out)
         if (sh->st.lat_max > out->decision_latency_ns_max)
             out->decision_latency_ns_max = sh->st.lat_max;
         out->spans_lost_oom += sh->st.lost_oom;
+        out->released += sh->st.released;
+        out->spans_released += sh->st.spans_released;
         pthread_mutex_unlock(&sh->lock);
     }
 }

@@ -931,6 +931,66 @@ static void test_tenants_and_shards(void **state)
     sampler_free(s);
 }
 
+/* Cluster handover: keep trace 7, give the others (trace 8 twice: once
+ * refused, so it stays). */
+static int keep_seven(void *data, const uint8_t id[16])
+{
+    (void)data;
+    return id[15] == 7;
+}
+
+static int give_refuses = 0;
+static int on_give(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+{
+    if (give_refuses)
+        return -1;
+    on_emit(data, tenant, req, len, spans);
+    return 0;
+}
+
+static void test_release_hands_over_undecided_traces(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: all, type: always_sample}]}");
+    span_t *sp[4] = {sp_new(7, 1, 0, T0, T0 + 1, -1), sp_new(8, 1, 0, T0, T0 + 1, -1), sp_new(8, 2, 1, T0, T0 + 1, -1),
+                     sp_new(9, 1, 0, T0, T0 + 1, -1)};
+    req_t *r = req_new("svc", "lib", sp, 4);
+    assert_int_equal(sampler_add(s, 0, &r->base, "t1", T0, NULL), 4);
+    give_refuses = 1;
+    assert_int_equal(sampler_release(s, 0, keep_seven, on_give, &E), 0);
+    assert_int_equal(E.n, 0);
+    give_refuses = 0;
+    assert_int_equal(sampler_release(s, 0, keep_seven, on_give, &E), 2);
+    assert_int_equal(E.n, 2);
+    assert_int_equal(E.spans, 3);
+    assert_string_equal(E.tenant, "t1");
+    assert_true(emitted_has(8) && emitted_has(9) && !emitted_has(7));
+    /* Undecided and unremembered: the spans carry no policy attribute, and a
+     * later span of trace 8 starts a new trace instead of following a decision. */
+    assert_int_equal(E.last->resource_spans[0]->scope_spans[0]->spans[0]->n_attributes, 0);
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.released, 2);
+    assert_int_equal(st.spans_released, 3);
+    assert_int_equal(st.traces_in_flight, 1);
+    assert_int_equal(st.sampled + st.dropped, 0);
+    span_t *again = sp_new(8, 3, 1, T0, T0 + 1, -1);
+    assert_int_equal(sampler_add(s, 0, &req_new("svc", "lib", &again, 1)->base, "t1", T0, NULL), 1);
+    E.n = 0;
+    E.spans = 0;
+    flush(s, T0 + SEC);
+    assert_int_equal(E.n, 2); /* 7 and the new 8, decided here */
+    assert_int_equal(E.spans, 2);
+    /* NULL keep: everything goes (a graceful stop). */
+    span_t *last = sp_new(10, 1, 0, T0, T0 + 1, -1);
+    assert_int_equal(sampler_add(s, 0, &req_new("svc", "lib", &last, 1)->base, "t2", T0, NULL), 1);
+    assert_int_equal(sampler_release(s, 0, NULL, on_give, &E), 1);
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.traces_in_flight, 0);
+    assert_int_equal(st.bytes_held, 0);
+    sampler_free(s);
+}
+
 /* An emit callback that records the in-flight gauge as /metrics shows it
  * while the sampled trace is being handed on. */
 static int inflight_seen_in_emit = -1;
@@ -995,6 +1055,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_output_grouping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenants_and_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_hands_over_undecided_traces, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
