@@ -832,7 +832,7 @@ int config_name(const config_node *map, const char **out, char *err, size_t errl
 
 /* "host:port" or "[v6]:port", port 0..65535 (0: any free port, for tests).
  * Catching typos here beats a bind error at startup that names no line. */
-static int valid_addr(const char *s)
+int config_valid_addr(const char *s)
 {
     const char *colon = strrchr(s, ':');
     if (colon == NULL || colon == s)
@@ -852,7 +852,7 @@ int config_addr(const config_node *map, const char *key, const char **out, char 
 {
     if (config_str(map, key, NULL, out, err, errlen) != 0)
         return -1;
-    if (*out == NULL || valid_addr(*out))
+    if (*out == NULL || config_valid_addr(*out))
         return 0;
     char q[CONFIG_QUOTE];
     return config_error(map, key, err, errlen, "invalid address %s (use host:port, e.g. 0.0.0.0:4317)",

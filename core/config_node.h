@@ -84,6 +84,7 @@ int config_valid_name(const char *s);
 int config_name(const config_node *map, const char **out, char *err, size_t errlen);
 int config_name_error(const config_node *n, const char *key, char *err, size_t errlen);
 /* "host:port" or "[v6]:port"; *out NULL when absent. */
+int config_valid_addr(const char *s);
 int config_addr(const config_node *map, const char *key, const char **out, char *err, size_t errlen);
 /* A duration that must fit in uint32 ms and be at least min ms. */
 int config_duration_u32(const config_node *map, const char *key, uint32_t def, uint32_t min, uint32_t *out,

@@ -202,12 +202,134 @@ static int read_pipelines(config *c, arena *a, char *err, size_t errlen)
     return config_unique_names(a, seq, "pipeline", err, errlen);
 }
 
+/* 0.0.0.0:<the advertised port>: the peer listener on every interface. */
+static const char *default_listen(arena *a, const char *advertise)
+{
+    const char *port = strrchr(advertise, ':');
+    char *out = arena_alloc(a, strlen(port) + 8);
+    if (out != NULL)
+        sprintf(out, "0.0.0.0%s", port);
+    return out;
+}
+
+static int read_cluster_members(cluster_config *cc, arena *a, const config_node *n, char *err, size_t errlen)
+{
+    const config_node *seq;
+    if (config_seq(n, "members", 0, &seq, err, errlen) != 0)
+        return -1;
+    if (seq != NULL) {
+        size_t len = config_seq_len(seq);
+        const char **m = arena_calloc(a, len ? len : 1, sizeof(*m));
+        if (m == NULL)
+            return config_error(seq, NULL, err, errlen, "out of memory");
+        if (len == 0)
+            return config_error(seq, NULL, err, errlen, "must not be empty");
+        for (size_t i = 0; i < len; i++) {
+            const config_node *item = config_seq_at(seq, i);
+            if (config_scalar(item) == NULL || !config_valid_addr(config_scalar(item)))
+                return config_error(item, NULL, err, errlen, "invalid address (use host:port, e.g. 10.0.1.5:4319)");
+            m[i] = config_scalar(item);
+        }
+        cc->members = m;
+        cc->n_members = len;
+        if (config_unique_items(a, seq, "member", err, errlen) != 0)
+            return -1;
+    }
+    if (config_str(n, "members_dns", NULL, &cc->members_dns, err, errlen) != 0 ||
+        config_addr(n, "dns_server", &cc->dns_server, err, errlen) != 0)
+        return -1;
+    if ((cc->members != NULL) == (cc->members_dns != NULL))
+        return config_error(n, cc->members ? "members_dns" : "members", err, errlen,
+                            "give the members as a static list (members) or a DNS name (members_dns), one of them");
+    if (cc->members_dns != NULL && !config_valid_addr(cc->members_dns))
+        return config_error(n, "members_dns", err, errlen, "expected name:port, e.g. gateway-peers.local:4319");
+    return 0;
+}
+
+static int read_cluster_peer_auth(cluster_config *cc, const config_node *n, char *err, size_t errlen)
+{
+    static const char *const tls_keys[] = {"cert", "key", "ca", NULL};
+    const config_node *t;
+    if (config_str(n, "secret", NULL, &cc->forward.secret, err, errlen) != 0 ||
+        config_section(n, "tls", tls_keys, &t, err, errlen) != 0 ||
+        config_str(t, "cert", NULL, &cc->forward.tls_cert, err, errlen) != 0 ||
+        config_str(t, "key", NULL, &cc->forward.tls_key, err, errlen) != 0 ||
+        config_str(t, "ca", NULL, &cc->forward.tls_ca, err, errlen) != 0)
+        return -1;
+    if (t != NULL && (cc->forward.tls_cert == NULL || cc->forward.tls_key == NULL || cc->forward.tls_ca == NULL))
+        return config_error(t, cc->forward.tls_cert == NULL ? "cert" : cc->forward.tls_key == NULL ? "key" : "ca", err,
+                            errlen, "mutual TLS between members needs cert, key and ca");
+    cc->tls_client_ca = cc->forward.tls_ca;
+    /* Nothing but a member may use the peer listener: it trusts the tenant it is told. */
+    if (cc->forward.secret == NULL && t == NULL)
+        return config_error(n, "secret", err, errlen,
+                            "the peer listener must be authenticated: set secret, tls (mutual TLS) or both");
+    if (cc->forward.secret != NULL && strlen(cc->forward.secret) < 16)
+        return config_error(n, "secret", err, errlen, "must be at least 16 characters");
+    return 0;
+}
+
+static int read_cluster_tuning(cluster_config *cc, const config_node *n, char *err, size_t errlen)
+{
+    static const char *const fwd_keys[] = {"queue_bytes", "batch_bytes", "flush", "timeout", "give_up", NULL};
+    static const char *const health_keys[] = {"interval", "failures", NULL};
+    const config_node *f, *h;
+    uint64_t failures;
+    forward_settings *fs = &cc->forward;
+    if (config_section(n, "forward", fwd_keys, &f, err, errlen) != 0 ||
+        config_size(f, "queue_bytes", (size_t)64 << 20, &fs->queue_bytes, err, errlen) != 0 ||
+        config_size(f, "batch_bytes", (size_t)4 << 20, &fs->batch_bytes, err, errlen) != 0 ||
+        config_duration_u32(f, "flush", 20, 1, &fs->flush_ms, err, errlen) != 0 ||
+        config_duration_u32(f, "timeout", 5000, 1, &fs->timeout_ms, err, errlen) != 0 ||
+        config_duration_u32(f, "give_up", 2000, 1, &fs->give_up_ms, err, errlen) != 0 ||
+        config_section(n, "health", health_keys, &h, err, errlen) != 0 ||
+        config_duration_u32(h, "interval", 1000, 10, &fs->health_interval_ms, err, errlen) != 0 ||
+        config_uint(h, "failures", 3, 1, 100, &failures, err, errlen) != 0 ||
+        config_duration_u32(n, "dns_interval", 5000, 100, &cc->dns_interval_ms, err, errlen) != 0 ||
+        config_duration_u32(n, "handoff_timeout", 10000, 0, &cc->handoff_timeout_ms, err, errlen) != 0)
+        return -1;
+    fs->health_failures = (uint32_t)failures;
+    if (fs->batch_bytes > fs->queue_bytes)
+        return config_error(f, "batch_bytes", err, errlen, "must not exceed queue_bytes");
+    return 0;
+}
+
+/* `cluster:` (docs/cluster.md); c->cluster stays NULL without it. */
+static int read_cluster(config *c, arena *a, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"advertise", "listen",  "members", "members_dns",     "dns_server",
+                                       "dns_interval", "secret", "tls",   "forward",         "health",
+                                       "handoff_timeout", NULL};
+    const config_node *n;
+    if (config_section(c->root, "cluster", keys, &n, err, errlen) != 0)
+        return -1;
+    if (n == NULL)
+        return 0;
+    cluster_config *cc = arena_calloc(a, 1, sizeof(*cc));
+    if (cc == NULL)
+        return config_error(n, NULL, err, errlen, "out of memory");
+    if (config_addr(n, "advertise", &cc->advertise, err, errlen) != 0 ||
+        config_addr(n, "listen", &cc->listen, err, errlen) != 0)
+        return -1;
+    if (cc->advertise == NULL)
+        return config_error(n, "advertise", err, errlen,
+                            "required: this member's peer address as the others reach it (host:port)");
+    if (cc->listen == NULL && (cc->listen = default_listen(a, cc->advertise)) == NULL)
+        return config_error(n, NULL, err, errlen, "out of memory");
+    if (read_cluster_members(cc, a, n, err, errlen) != 0 || read_cluster_peer_auth(cc, n, err, errlen) != 0 ||
+        read_cluster_tuning(cc, n, err, errlen) != 0)
+        return -1;
+    c->cluster = cc;
+    c->routing.cluster = cc;
+    return 0;
+}
+
 static int read_config(config *c, arena *a, char *err, size_t errlen)
 {
     /* auth and tenants are read by auth/auth.c from c->root. */
     static const char *const top_keys[] = {"workers",   "admin",    "log",       "limits", "shutdown_timeout",
                                            "listeners", "backends", "pipelines", "auth",   "tenants",
-                                           "sampling",  NULL};
+                                           "sampling",  "cluster",  NULL};
     static const char *const log_keys[] = {"level", NULL};
     static const char *const limit_keys[] = {"max_decoded_bytes", NULL};
     const config_node *root = c->root, *log, *limits;
@@ -235,7 +357,7 @@ static int read_config(config *c, arena *a, char *err, size_t errlen)
         return config_error(limits, "max_decoded_bytes", err, errlen, "must be at least 1KiB");
     c->routing.root = root;
     c->routing.max_decoded_bytes = c->max_decoded_bytes;
-    if (read_listeners(c, a, err, errlen) != 0 || config_map_of_maps(root, "backends", "backend", read_backend, &(backends_reader){c, a}, err, errlen) != 0 ||
+    if (read_listeners(c, a, err, errlen) != 0 || read_cluster(c, a, err, errlen) != 0 || config_map_of_maps(root, "backends", "backend", read_backend, &(backends_reader){c, a}, err, errlen) != 0 ||
         read_pipelines(c, a, err, errlen) != 0)
         return -1;
     return 0;

@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "backend.h"
+#include "cluster.h"
 #include "config_node.h"
 #include "log.h"
 #include "pipeline.h"
@@ -54,7 +55,8 @@ typedef struct config {
     size_t n_listeners;
     const config_node *root;
     auth_config auth;       /* what auth_new reads: root and a view of each listener */
-    routing_config routing; /* what pipeline_new reads: root, backends, pipelines */
+    routing_config routing; /* what pipeline_new reads: root, backends, pipelines, cluster */
+    const cluster_config *cluster; /* `cluster:`; NULL: a single instance */
     config_doc *doc;        /* owns the node tree and everything above */
 } config;
 

@@ -26,6 +26,7 @@
 
 #include "arena.h"
 #include "backend.h"
+#include "cluster.h"
 #include "config_node.h"
 #include "otlp.h"
 #include "types.h"
@@ -49,6 +50,7 @@ typedef struct routing_config {
     pipeline_config *pipelines;
     size_t n_pipelines;
     size_t max_decoded_bytes; /* arena cap when sampled traces are decoded again */
+    const cluster_config *cluster; /* NULL: a single instance */
 } routing_config;
 
 typedef enum { PIPELINE_OK = 0, PIPELINE_RETRY = 1, PIPELINE_FAIL = 2 } pipeline_status;

@@ -207,7 +207,7 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_error(MIN_LISTENER "listner: {}\n",
                  "gw.yaml:4:1: listner: unknown key (expected one of: workers, admin, log, limits, "
-                 "shutdown_timeout, listeners, backends, pipelines, auth, tenants, sampling)");
+                 "shutdown_timeout, listeners, backends, pipelines, auth, tenants, sampling, cluster)");
     expect_error(MIN_LISTENER "    grcp: 1.2.3.4:1\n",
                  "gw.yaml:4:5: listeners[0].grcp: unknown key (expected one of: name, grpc, http, tls, "
                  "max_request_bytes, max_concurrent_streams, idle_timeout, header_timeout, proxy_protocol, auth, "
@@ -564,6 +564,80 @@ static void test_load_file(void **state)
     config_free(NULL);
 }
 
+#define CLUSTER_HDR MIN_LISTENER "cluster:\n"
+
+static void test_cluster(void **state)
+{
+    (void)state;
+    config *c = load_ok(MIN_LISTENER "cluster:\n"
+                                     "  advertise: 127.0.0.1:4319\n"
+                                     "  members: [127.0.0.1:4319, 127.0.0.2:4319, '[::1]:4319']\n"
+                                     "  secret: 0123456789abcdef\n"
+                                     "  forward: {queue_bytes: 8MiB, flush: 5ms}\n"
+                                     "  health: {interval: 200ms, failures: 2}\n");
+    const cluster_config *cc = c->cluster;
+    assert_non_null(cc);
+    assert_ptr_equal(c->routing.cluster, cc);
+    assert_string_equal(cc->advertise, "127.0.0.1:4319");
+    assert_string_equal(cc->listen, "0.0.0.0:4319");
+    assert_int_equal(cc->n_members, 3);
+    assert_string_equal(cc->members[2], "[::1]:4319");
+    assert_null(cc->members_dns);
+    assert_int_equal(cc->forward.queue_bytes, 8u << 20);
+    assert_int_equal(cc->forward.batch_bytes, 4u << 20);
+    assert_int_equal(cc->forward.flush_ms, 5);
+    assert_int_equal(cc->forward.health_interval_ms, 200);
+    assert_int_equal(cc->forward.health_failures, 2);
+    assert_int_equal(cc->dns_interval_ms, 5000);
+    assert_int_equal(cc->handoff_timeout_ms, 10000);
+    config_free(c);
+    c = load_ok(MIN_LISTENER "cluster: {advertise: '10.0.0.5:7000', listen: '10.0.0.5:7000', members_dns: "
+                             "'peers.local:7000', dns_server: '127.0.0.1:5353', tls: {cert: c, key: k, ca: a}}\n");
+    assert_string_equal(c->cluster->members_dns, "peers.local:7000");
+    assert_string_equal(c->cluster->tls_client_ca, "a");
+    assert_null(c->cluster->forward.secret);
+    config_free(c);
+    c = load_ok(MIN_LISTENER);
+    assert_null(c->cluster);
+    assert_null(c->routing.cluster);
+    config_free(c);
+}
+
+static void test_cluster_errors(void **state)
+{
+    (void)state;
+    expect_error(CLUSTER_HDR "  members: [a:1]\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:5:3: cluster.advertise: required: this member's peer address as the others reach it "
+                 "(host:port)");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:5:3: cluster.members: give the members as a static list (members) or a DNS name "
+                 "(members_dns), one of them");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1]\n  members_dns: x:1\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:7:16: cluster.members_dns: give the members as a static list (members) or a DNS name "
+                 "(members_dns), one of them");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1]\n",
+                 "gw.yaml:5:3: cluster.secret: the peer listener must be authenticated: set secret, tls (mutual "
+                 "TLS) or both");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1]\n  secret: short\n",
+                 "gw.yaml:7:11: cluster.secret: must be at least 16 characters");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1]\n  tls: {cert: c, key: k}\n",
+                 "gw.yaml:7:8: cluster.tls.ca: mutual TLS between members needs cert, key and ca");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1, nope]\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:6:18: cluster.members[1]: invalid address (use host:port, e.g. 10.0.1.5:4319)");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1, a:1]\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:6:18: cluster.members[1]: member \"a:1\" is listed twice");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: []\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:6:12: cluster.members: must not be empty");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members_dns: peers\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:6:16: cluster.members_dns: expected name:port, e.g. gateway-peers.local:4319");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1]\n  secret: 0123456789abcdef\n"
+                             "  forward: {queue_bytes: 1MiB, batch_bytes: 2MiB}\n",
+                 "gw.yaml:8:45: cluster.forward.batch_bytes: must not exceed queue_bytes");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1]\n  secret: 0123456789abcdef\n  peers: 3\n",
+                 "gw.yaml:8:3: cluster.peers: unknown key (expected one of: advertise, listen, members, members_dns, "
+                 "dns_server, dns_interval, secret, tls, forward, health, handoff_timeout)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,6 +655,8 @@ int main(void)
         cmocka_unit_test(test_file_expansion),
         cmocka_unit_test(test_node_readers),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_cluster),
+        cmocka_unit_test(test_cluster_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
