@@ -33,6 +33,7 @@
 #include "grpc.h"
 #include "clock.h"
 #include "log.h"
+#include "test_util.h"
 
 /* ---- ingest test doubles ---------------------------------------------- */
 
@@ -168,13 +169,7 @@ static void *server_main(void *arg)
 {
     server *srv = arg;
     h2o_evloop_t *loop = h2o_evloop_create();
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t slen = sizeof(sin);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(fd, 512), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
-    srv->port = ntohs(sin.sin_port);
+    int fd = loopback_listen(SOCK_NONBLOCK, 512, &srv->port);
     grpc_listener *l = grpc_listener_start(loop, fd, &srv->settings, NULL);
     assert_non_null(l);
     atomic_store(&srv->ready, 1);
@@ -227,18 +222,6 @@ static int wait_conns(server *srv, size_t want, int timeout_ms)
     while (atomic_load(&srv->conns) != want && now_ms() < end)
         usleep(2000);
     return atomic_load(&srv->conns) == want;
-}
-
-static int connect_port(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 /* ---- nghttp2 test client -------------------------------------------------- */
@@ -366,7 +349,7 @@ static ssize_t tc_read_body(nghttp2_session *session, int32_t id, uint8_t *dst, 
 static tclient *tc_new(int port)
 {
     tclient *t = calloc(1, sizeof(*t));
-    t->fd = connect_port(port);
+    t->fd = loopback_connect(port);
     assert_true(t->fd >= 0);
     nghttp2_session_callbacks *cb;
     nghttp2_session_callbacks_new(&cb);
@@ -766,46 +749,25 @@ static void test_settings_advertised(void **state)
     server_stop(srv);
 }
 
-/* Reads until EOF (or timeout); returns bytes read, -1 on timeout. */
-static ssize_t read_to_eof(int fd, char *out, size_t cap, int timeout_ms)
-{
-    size_t len = 0;
-    uint64_t end = now_ms() + (uint64_t)timeout_ms;
-    while (now_ms() < end) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, 20) <= 0)
-            continue;
-        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
-        if (n <= 0) {
-            out[len] = '\0';
-            return (ssize_t)len;
-        }
-        len += (size_t)n;
-        if (len == cap - 1)
-            break;
-    }
-    return -1;
-}
-
 static void test_http1_and_garbage(void **state)
 {
     (void)state;
     grpc_settings set = default_settings();
     server *srv = server_start(&set);
-    int fd = connect_port(srv->port);
+    int fd = loopback_connect(srv->port);
     const char req[] = "POST /v1/traces HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_int_equal(send(fd, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
     char resp[1024];
-    ssize_t n = read_to_eof(fd, resp, sizeof(resp), 3000);
+    ssize_t n = loopback_read_to_eof(fd, resp, sizeof(resp), 3000);
     assert_true(n > 0);
     assert_true(strncmp(resp, "HTTP/1.1 400 ", 13) == 0);
     assert_non_null(strstr(resp, "Connection: close"));
     close(fd);
 
-    fd = connect_port(srv->port);
+    fd = loopback_connect(srv->port);
     const char junk[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
     send(fd, junk, sizeof(junk) - 1, 0);
-    assert_int_equal(read_to_eof(fd, resp, sizeof(resp), 3000), 0);
+    assert_int_equal(loopback_read_to_eof(fd, resp, sizeof(resp), 3000), 0);
     close(fd);
     assert_true(wait_conns(srv, 0, 3000));
     server_stop(srv);
@@ -821,9 +783,9 @@ static void test_stalled_clients_closed(void **state)
     /* No preface at all. Each t0 is read before the client acts, so a test
      * thread preempted in between cannot make a timeout look early. */
     uint64_t t0 = now_ms();
-    int fd = connect_port(srv->port);
+    int fd = loopback_connect(srv->port);
     char tmp[256];
-    assert_int_equal(read_to_eof(fd, tmp, sizeof(tmp), 3000), 0);
+    assert_int_equal(loopback_read_to_eof(fd, tmp, sizeof(tmp), 3000), 0);
     assert_true(now_ms() - t0 >= 250);
     close(fd);
 
@@ -870,7 +832,7 @@ static int32_t read_goaway_raw(int fd)
 {
     static uint8_t in[65536];
     char *p = (char *)in;
-    ssize_t n = read_to_eof(fd, p, sizeof(in), 3000);
+    ssize_t n = loopback_read_to_eof(fd, p, sizeof(in), 3000);
     int32_t last = -1;
     for (size_t off = 0; n > 0 && off + 9 <= (size_t)n;) {
         size_t flen = (size_t)in[off] << 16 | (size_t)in[off + 1] << 8 | in[off + 2];
@@ -904,7 +866,7 @@ static void test_shutdown_drains_in_flight(void **state)
     tc_run(idle, NULL, NULL, 3000);                       /* idle connection just goes */
     assert_true(idle->eof);
     tc_free(idle);
-    assert_int_equal(connect_port(srv->port), -1);
+    assert_int_equal(loopback_connect(srv->port), -1);
 
     tc_finish_body(t, id);
     tc_run(t, tc_stream_closed, &id, 3000);
@@ -926,7 +888,7 @@ static void test_many_connections_dropped(void **state)
     enum { N = 200 };
     int fds[N];
     for (int i = 0; i < N; i++) {
-        fds[i] = connect_port(srv->port);
+        fds[i] = loopback_connect(srv->port);
         assert_true(fds[i] >= 0);
         if (i % 3 == 1)
             send(fds[i], "PRI * HTTP/2", 12, MSG_NOSIGNAL);

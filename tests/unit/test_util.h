@@ -5,6 +5,12 @@
  *   loopback_start/stop    a TCP server on 127.0.0.1:<free port> whose one
  *                          thread accepts connections one at a time and hands
  *                          each to the test's answer(ctx, fd) (then closes it)
+ *   loopback_listen        a listening socket on 127.0.0.1:<free port>
+ *   loopback_connect       a client connection to 127.0.0.1:<port>
+ *   loopback_read_to_eof   everything a peer sends until it closes, bounded
+ *   http_exchange          one raw HTTP/1.1 request over a new connection, and
+ *                          the whole response (the request says Connection: close)
+ *   http_status/http_header/http_body   pieces of such a response
  *   expect_backend_error   (include "backend.h" first) a one-backend config
  *                          loads, backend_create refuses it, and the error is
  *                          located at t.yaml:3 and says what the test wants
@@ -15,6 +21,7 @@
 #define GW_TEST_UTIL_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,8 +29,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- a loopback TCP server ---- */
@@ -35,6 +46,21 @@ typedef struct loopback_server {
     void (*answer)(void *ctx, int conn); /* answers one connection; the server closes it */
     void *ctx;
 } loopback_server;
+
+/* A TCP socket listening on 127.0.0.1 at a free port (set in *port);
+ * flags go to socket(2) with the type (e.g. SOCK_NONBLOCK for an event loop). */
+static inline int loopback_listen(int flags, int backlog, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
 
 static inline void *loopback_main(void *arg)
 {
@@ -57,14 +83,7 @@ static inline void loopback_start(loopback_server *ls, void (*answer)(void *ctx,
     memset(ls, 0, sizeof(*ls));
     ls->answer = answer;
     ls->ctx = ctx;
-    ls->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(ls->fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    assert_int_equal(bind(ls->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(ls->fd, 64), 0);
-    assert_int_equal(getsockname(ls->fd, (struct sockaddr *)&a, &al), 0);
-    ls->port = ntohs(a.sin_port);
+    ls->fd = loopback_listen(0, 64, &ls->port);
     assert_int_equal(pthread_create(&ls->thread, NULL, loopback_main, ls), 0);
 }
 
@@ -73,6 +92,126 @@ static inline void loopback_stop(loopback_server *ls)
     atomic_store(&ls->stop, true);
     pthread_join(ls->thread, NULL);
     close(ls->fd);
+}
+
+/* ---- a loopback TCP client ---- */
+
+static inline uint64_t loopback_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A blocking connection to 127.0.0.1:port; -1 when it is refused. */
+static inline int loopback_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads until the peer closes (EOF or reset) into out (NUL-terminated);
+ * returns the bytes read, or -1 when timeout_ms passed or out filled up
+ * first. */
+static inline ssize_t loopback_read_to_eof(int fd, char *out, size_t cap, int timeout_ms)
+{
+    size_t len = 0;
+    uint64_t end = loopback_now_ms() + (uint64_t)timeout_ms;
+    while (loopback_now_ms() < end) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 20) <= 0)
+            continue;
+        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            out[len] = '\0';
+            return (ssize_t)len;
+        }
+        len += (size_t)n;
+        if (len == cap - 1)
+            break;
+    }
+    return -1;
+}
+
+/* ---- raw HTTP/1.1 ---- */
+
+/* Sends `method path` with the extra header lines `headers` ("Name: v\r\n"
+ * each, may be "") and Content-Length: content_length (-1: none) followed by
+ * the `len` bytes of body (fewer than content_length announces a body the
+ * server never gets in full), then reads the response until the server
+ * closes. Returns the response length (resp NUL-terminated). */
+static inline size_t http_exchange(int port, const char *method, const char *path, const char *headers,
+                                   long content_length, const void *body, size_t len, char *resp, size_t cap)
+{
+    char head[2048];
+    int hl = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n%s", method, path,
+                      headers);
+    if (content_length >= 0)
+        hl += snprintf(head + hl, sizeof(head) - (size_t)hl, "Content-Length: %ld\r\n", content_length);
+    hl += snprintf(head + hl, sizeof(head) - (size_t)hl, "\r\n");
+    assert_true(hl > 0 && (size_t)hl < sizeof(head));
+    char *req = malloc((size_t)hl + len);
+    memcpy(req, head, (size_t)hl);
+    if (len)
+        memcpy(req + hl, body, len);
+    int fd = loopback_connect(port);
+    assert_true(fd >= 0);
+    assert_int_equal(send(fd, req, (size_t)hl + len, MSG_NOSIGNAL), (ssize_t)((size_t)hl + len));
+    free(req);
+    ssize_t n = loopback_read_to_eof(fd, resp, cap, 5000);
+    close(fd);
+    assert_true(n > 0);
+    return (size_t)n;
+}
+
+/* The status code of a response, 0 when it has no status line. */
+static inline int http_status(const char *resp)
+{
+    return strncmp(resp, "HTTP/1.1 ", 9) == 0 ? atoi(resp + 9) : 0;
+}
+
+/* The value of header `name` (case-insensitive) copied into out, or NULL
+ * when the response head has no such header. */
+static inline const char *http_header(const char *resp, const char *name, char *out, size_t cap)
+{
+    const char *end = strstr(resp, "\r\n\r\n");
+    size_t nl = strlen(name);
+    for (const char *p = strstr(resp, "\r\n"); p != NULL && p < end; p = strstr(p + 2, "\r\n")) {
+        const char *line = p + 2;
+        if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1, *e = strstr(v, "\r\n");
+            while (*v == ' ')
+                v++;
+            snprintf(out, cap, "%.*s", (int)(e - v), v);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* The body of a response (after the head), "" when there is none; a chunked
+ * body is decoded in place. */
+static inline const char *http_body(char *resp)
+{
+    char *body = strstr(resp, "\r\n\r\n"), te[32];
+    if (body == NULL)
+        return "";
+    body += 4;
+    if (http_header(resp, "transfer-encoding", te, sizeof(te)) == NULL || strcasecmp(te, "chunked") != 0)
+        return body;
+    char *in = body, *out = body, *end;
+    for (unsigned long n; (n = strtoul(in, &end, 16)) > 0; in = end + 2 + n + 2, out += n) {
+        assert_true(end != in && strncmp(end, "\r\n", 2) == 0 && n + 2 <= strlen(end + 2));
+        memmove(out, end + 2, n);
+    }
+    *out = '\0';
+    return body;
 }
 
 /* ---- backend configs (with backend.h) ---- */
