@@ -1193,7 +1193,7 @@ size_t sampler_release(sampler *s, size_t shard_i, sampler_keep_fn keep, sampler
             continue;
         t->who = -1; /* undecided: no policy attribute */
         if (encode_trace(s, sh, t) != 0 ||
-            give(data, t->tenant->name, (const uint8_t *)sh->out.data, sh->out.len, t->sum.spans) != 0)
+            give(data, t->id, t->tenant->name, (const uint8_t *)sh->out.data, sh->out.len, t->sum.spans) != 0)
             continue; /* stays here, decided as usual */
         release_trace(s, sh, t);
         n++;

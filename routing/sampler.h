@@ -67,14 +67,15 @@ size_t sampler_flush(sampler *s, size_t shard, uint64_t now_ns, sampler_emit_fn 
 /* Cluster ownership moved (a member joined or left, or this one is
  * stopping): hand over the undecided traces of `shard` that keep(data,
  * trace_id) says are no longer ours (NULL keep: all of them). give(data,
- * tenant, req, len, spans) gets each one's buffered spans as an encoded
+ * trace_id, tenant, req, len, spans) gets each one's buffered spans as an encoded
  * ExportTraceServiceRequest (resource and scope grouping kept, no policy
- * attribute); when it returns 0 the trace leaves the sampler undecided and
+ * attribute) and its trace id; when it returns 0 the trace leaves the sampler undecided and
  * no decision is remembered for it, else it stays and is decided here as
  * usual. Both run with the shard's lock held (as emit does). Returns the
  * number of traces handed over. */
 typedef int (*sampler_keep_fn)(void *data, const uint8_t trace_id[16]);
-typedef int (*sampler_give_fn)(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans);
+typedef int (*sampler_give_fn)(void *data, const uint8_t trace_id[16], const char *tenant, const uint8_t *req,
+                               size_t len, size_t spans);
 size_t sampler_release(sampler *s, size_t shard, sampler_keep_fn keep, sampler_give_fn give, void *data);
 
 typedef struct sampler_stats {

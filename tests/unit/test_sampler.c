@@ -940,8 +940,9 @@ static int keep_seven(void *data, const uint8_t id[16])
 }
 
 static int give_refuses = 0;
-static int on_give(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+static int on_give(void *data, const uint8_t id[16], const char *tenant, const uint8_t *req, size_t len, size_t spans)
 {
+    assert_int_equal(id[0], 0xab);
     if (give_refuses)
         return -1;
     on_emit(data, tenant, req, len, spans);
