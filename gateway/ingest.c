@@ -148,6 +148,12 @@ static int decode(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, ot
             fail(out, REQ_TOO_LARGE, "decompressed request body exceeds max_request_bytes");
             return -1;
         }
+        /* Out of room in the capped decode arena is the request's size, not
+         * a passing shortage: a retry would fail the same way. */
+        if (gs == GZIP_ERR_NOMEM && arena_failed(ctx->arena)) {
+            fail(out, REQ_TOO_LARGE, "request too large when decoded");
+            return -1;
+        }
         if (gs != GZIP_OK) {
             fail(out, gs == GZIP_ERR_NOMEM ? REQ_UNAVAILABLE : REQ_INVALID, "invalid gzip body");
             return -1;

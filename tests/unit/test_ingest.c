@@ -407,6 +407,23 @@ static void test_gzip_bomb(void **state)
     free(zeros);
 }
 
+/* Inflating past max_decoded_bytes (the arena cap) while still under
+ * max_request_bytes is 413, not a retryable 503: the same request would
+ * fail the same way every time. */
+static void test_gzip_over_decoded_cap(void **state)
+{
+    size_t big = 32 * 1024, gz_len;
+    uint8_t *zeros = calloc(1, big);
+    uint8_t *gz = gzipped(zeros, big, &gz_len);
+    ingest_limits lim = {.max_request_bytes = 64 * 1024, .max_decoded_bytes = 8 * 1024};
+    ingest_result res;
+    export_body(*state, &lim, OTLP_TRACES, OTLP_PROTOBUF, gz, gz_len, 1, &res);
+    assert_refused(&res, REQ_TOO_LARGE, "request too large when decoded");
+    assert_int_equal(fake.submit_calls, 0);
+    free(gz);
+    free(zeros);
+}
+
 static void test_wire_body_over_limit(void **state)
 {
     size_t len;
@@ -751,6 +768,7 @@ int main(void)
         T(test_invalid_body),
         T(test_gzip),
         T(test_gzip_bomb),
+        T(test_gzip_over_decoded_cap),
         T(test_wire_body_over_limit),
         T(test_decoded_bytes_cap),
         T(test_partial_success),
