@@ -21,6 +21,7 @@
 
 #include <zstd.h>
 
+#include "codec.h"
 #include "gzip.h"
 #include "log.h"
 #include "metrics.h"
@@ -112,36 +113,6 @@ static double exporter_random(exporter *e)
 
 /* ---- responses ---- */
 
-static int exporter_b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' || c == '-' ? 62 : c == '/' || c == '_' ? 63 : -1;
-}
-
-/* Base64 (padding optional, as gRPC sends -bin headers); bytes written or -1. */
-static long exporter_b64_decode(const char *s, size_t len, uint8_t *out, size_t cap)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < len && s[i] != '='; i++) {
-        int v = exporter_b64_value(s[i]);
-        if (v < 0 || n >= cap)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (long)n;
-}
-
 static int exporter_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 {
     *out = 0;
@@ -197,10 +168,12 @@ static int exporter_pb_field(const uint8_t *p, const uint8_t *end, uint64_t want
 static uint32_t exporter_retry_info_s(const char *b64, size_t len)
 {
     uint8_t raw[2048];
-    long n = exporter_b64_decode(b64, len, raw, sizeof(raw));
-    if (n <= 0)
+    size_t n;
+    /* padding optional, as gRPC sends -bin headers */
+    if (codec_base64_decode(b64, len, CODEC_B64_STD | CODEC_B64_URL | CODEC_B64_UNTIL_PAD, raw, sizeof(raw), &n) != 0 ||
+        n == 0)
         return 0;
-    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, (size_t)n, raw);
+    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, n, raw);
     if (st == NULL)
         return 0;
     uint32_t out = 0;
@@ -238,22 +211,13 @@ static uint32_t exporter_retry_after(const char *v)
     return t - now > 86400 ? 86400 : (uint32_t)(t - now);
 }
 
-static int exporter_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* grpc-message is percent-encoded. */
 static void exporter_percent_decode(const char *s, char *out, size_t cap)
 {
     size_t n = 0;
     while (*s != '\0' && n + 1 < cap) {
-        if (s[0] == '%' && exporter_hex(s[1]) >= 0 && exporter_hex(s[2]) >= 0) {
-            out[n++] = (char)(exporter_hex(s[1]) * 16 + exporter_hex(s[2]));
+        if (s[0] == '%' && codec_hex_value(s[1]) >= 0 && codec_hex_value(s[2]) >= 0) {
+            out[n++] = (char)(codec_hex_value(s[1]) * 16 + codec_hex_value(s[2]));
             s += 3;
         } else {
             out[n++] = *s++;
