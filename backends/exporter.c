@@ -21,6 +21,7 @@
 
 #include <zstd.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "gzip.h"
 #include "log.h"
@@ -84,13 +85,6 @@ typedef struct exporter {
     atomic_int draining;      /* flush: send without waiting for batch.timeout */
     atomic_int waiting_retry; /* sleeping before a retry: the backend is not taking data */
 } exporter;
-
-static uint64_t exporter_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter, unsigned attempt,
                              double r)
@@ -435,24 +429,10 @@ static void exporter_signal(exporter *e)
     pthread_mutex_unlock(&e->lock);
 }
 
-/* CLOCK_MONOTONIC time ms from now (the condition variable uses that clock). */
-static struct timespec exporter_deadline(uint64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Sleeps ms unless shutdown comes first (-1 then). */
 static int exporter_sleep(exporter *e, uint64_t ms)
 {
-    struct timespec ts = exporter_deadline(ms);
+    struct timespec ts = clock_deadline(ms);
     pthread_mutex_lock(&e->lock);
     while (!atomic_load(&e->stopping) && pthread_cond_timedwait(&e->cond, &e->lock, &ts) != ETIMEDOUT)
         ;
@@ -535,15 +515,15 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
         exporter_give_up(e, &b, s->dropped, "prepare", 0, "out of memory building the request");
         goto out;
     }
-    uint64_t first = exporter_now_ms();
+    uint64_t first = clock_now_ms();
     for (unsigned attempt = 0;; attempt++) {
         export_response r;
-        uint64_t t0 = exporter_now_ms();
+        uint64_t t0 = clock_now_ms();
         if (exporter_attempt(e, &h, data, len, &r) != 0) {
             rc = -1; /* shutdown: left in the queue */
             goto out;
         }
-        metrics_observe(s->duration, (double)(exporter_now_ms() - t0) / 1000.0);
+        metrics_observe(s->duration, (double)(clock_now_ms() - t0) / 1000.0);
         r.request_body = (const uint8_t *)h.body.data;
         r.request_len = h.body.len;
         char msg[256] = "";
@@ -595,7 +575,7 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
             exporter_give_up(e, &b, s->dropped, "retry_disabled", r.http_status, text);
             break;
         }
-        if (exporter_now_ms() - first + delay > e->set.retry_max_elapsed_ms) {
+        if (clock_now_ms() - first + delay > e->set.retry_max_elapsed_ms) {
             exporter_give_up(e, &b, s->expired, "retries_exhausted", r.http_status, text);
             break;
         }
@@ -774,13 +754,13 @@ static void exporter_flush(backend *b)
     exporter *e = (exporter *)b;
     atomic_store(&e->draining, 1);
     queue_wake(e->queue); /* cut a batch.timeout wait short */
-    uint64_t deadline = exporter_now_ms() + EXPORTER_FLUSH_MS;
+    uint64_t deadline = clock_now_ms() + EXPORTER_FLUSH_MS;
     queue_stats st;
     for (;;) {
         queue_get_stats(e->queue, &st);
-        if (st.entries == 0 || atomic_load(&e->waiting_retry) || exporter_now_ms() >= deadline)
+        if (st.entries == 0 || atomic_load(&e->waiting_retry) || clock_now_ms() >= deadline)
             break;
-        struct timespec ts = exporter_deadline(50); /* also re-checks without a signal */
+        struct timespec ts = clock_deadline(50); /* also re-checks without a signal */
         pthread_mutex_lock(&e->lock);
         pthread_cond_timedwait(&e->cond, &e->lock, &ts);
         pthread_mutex_unlock(&e->lock);
@@ -937,7 +917,7 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
     e->base.needs_payload = 1;
     e->base.signals = type->signals;
     e->type = type;
-    e->rng = (uint64_t)exporter_now_ms() ^ (uint64_t)(uintptr_t)e ^ 0x9e3779b97f4a7c15ull;
+    e->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)e ^ 0x9e3779b97f4a7c15ull;
 
     if (exporter_settings_read(&e->set, type, cfg, err, errlen) != 0 ||
         (e->type_state = type->configure(cfg, err, errlen)) == NULL)
