@@ -28,6 +28,8 @@
 #include <openssl/sha.h>
 #include <yaml.h>
 
+#include "codec.h"
+
 #define APIKEY_PREFIX_LEN (sizeof(APIKEY_PREFIX) - 1)
 #define APIKEY_RANDOM_BYTES 32
 #define APIKEY_ID_HEX (APIKEY_ID_LEN - 2) /* after "k_" */
@@ -51,8 +53,6 @@ struct apikey_store {
     uint32_t *slots; /* open addressing on the digest: entry index + 1, 0 empty */
     size_t mask;
 };
-
-static const char apikey_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static int apikey_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int apikey_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -668,14 +668,7 @@ static int apikey_do_create(apikey_store *s, void *arg, char *err, size_t errlen
         if (RAND_bytes(raw, sizeof(raw)) != 1)
             return apikey_fail(err, errlen, "no randomness available (RAND_bytes failed)");
         memcpy(c->key, APIKEY_PREFIX, APIKEY_PREFIX_LEN);
-        size_t o = APIKEY_PREFIX_LEN, bits = 0;
-        uint32_t acc = 0;
-        for (size_t i = 0; i < sizeof(raw); i++) {
-            acc = acc << 8 | raw[i];
-            for (bits += 8; bits >= 6; bits -= 6)
-                c->key[o++] = apikey_b64url[(acc >> (bits - 6)) & 63];
-        }
-        c->key[o++] = apikey_b64url[(acc << (6 - bits)) & 63]; /* 256 = 42 * 6 + 4 bits left */
+        size_t o = APIKEY_PREFIX_LEN + codec_base64_encode(raw, sizeof(raw), CODEC_B64_URL, c->key + APIKEY_PREFIX_LEN);
         c->key[o] = '\0';
         SHA256((const unsigned char *)c->key, APIKEY_LEN, digest);
         memcpy(c->id, "k_", 2);

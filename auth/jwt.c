@@ -16,6 +16,8 @@
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
+#include "codec.h"
+
 /* A JWKS is fetched from the issuer, but still bounded: a hostile or broken
  * endpoint must not make us hold megabytes of keys. */
 #define JWKS_MAX_LEN (1u << 20)
@@ -101,46 +103,13 @@ static void jwt_set_err(char *err, size_t errlen, const char *msg)
 
 /* ---- base64url (RFC 4648 §5, no padding, RFC 7515 §2) ---- */
 
-static int jwt_b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
 /* Decodes into out (cap bytes). Rejects padding, foreign characters, a
  * length that no encoding produces, and non-zero unused trailing bits: each
  * byte string then has exactly one accepted encoding, so a signature cannot
  * be re-encoded into a "different" token. */
 static int jwt_b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t cap, size_t *outlen)
 {
-    size_t rem = inlen % 4;
-    if (rem == 1)
-        return -1;
-    size_t need = inlen / 4 * 3 + (rem ? rem - 1 : 0);
-    if (need > cap)
-        return -1;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < inlen; i++) {
-        int v = jwt_b64_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if (acc & ((1u << bits) - 1))
-        return -1;
-    *outlen = o;
-    return 0;
+    return codec_base64_decode(in, inlen, CODEC_B64_URL | CODEC_B64_CANONICAL, out, cap, outlen);
 }
 
 /* Decodes a JWK member that must be a base64url string of 1..cap bytes. */

@@ -34,6 +34,7 @@
 #include <jansson.h>
 #include <openssl/sha.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define OIDC_MAX_BODY (1u << 20) /* discovery and JWKS documents are a few KiB */
@@ -99,13 +100,6 @@ struct oidc {
     http_get_fn http_get;
     size_t next_scan;         /* round-robin start so one busy provider cannot starve others */
 };
-
-static int64_t oidc_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- key sets ---- */
 
@@ -332,7 +326,7 @@ static void oidc_refresh(oidc *o, oidc_provider *p)
     oidc_keyset *dropped = NULL;
     size_t n_keys = 0;
     pthread_mutex_lock(&o->mu);
-    int64_t now = oidc_mono_ms();
+    int64_t now = (int64_t)clock_now_ms();
     p->fetching = false;
     if (rc == 0) {
         p->fetch_ok++;
@@ -368,7 +362,7 @@ static void *oidc_thread(void *arg)
     oidc *o = arg;
     pthread_mutex_lock(&o->mu);
     while (!atomic_load(&o->stopping)) {
-        int64_t now = oidc_mono_ms();
+        int64_t now = (int64_t)clock_now_ms();
         int64_t wake = INT64_MAX;
         oidc_provider *due = NULL;
         for (size_t k = 0; k < o->n && due == NULL; k++) {
@@ -506,7 +500,7 @@ static int oidc_find_provider(const oidc *o, const char *iss)
 static oidc_status oidc_unknown_kid(oidc *o, oidc_provider *p, uint64_t gen, jwt_status *jst)
 {
     oidc_status st = OIDC_KEYS_UNAVAILABLE;
-    int64_t now_ms = oidc_mono_ms();
+    int64_t now_ms = (int64_t)clock_now_ms();
     pthread_mutex_lock(&o->mu);
     if (p->current->gen != gen || p->refresh_requested || p->fetching) {
         /* A newer set was published while we verified, or is on its way:
@@ -588,7 +582,7 @@ void oidc_stats(oidc *o, size_t provider, oidc_provider_stats *out)
     const oidc_provider *p = &o->providers[provider];
     pthread_mutex_lock(&o->mu);
     if (p->last_ok_ms >= 0)
-        out->key_age_s = (double)(oidc_mono_ms() - p->last_ok_ms) / 1000.0;
+        out->key_age_s = (double)((int64_t)clock_now_ms() - p->last_ok_ms) / 1000.0;
     out->n_keys = p->current ? p->current->keys->n_keys : 0;
     out->fetch_ok = p->fetch_ok;
     out->fetch_failed = p->fetch_failed;

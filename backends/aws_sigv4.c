@@ -8,15 +8,12 @@
 #include <string.h>
 #include <strings.h>
 
-static const char hexdig[] = "0123456789abcdef";
+#include "codec.h"
 
+/* Lowercase hex, NUL-terminated (out holds 2 * n + 1). */
 static void to_hex(const uint8_t *in, size_t n, char *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hexdig[in[i] >> 4];
-        out[2 * i + 1] = hexdig[in[i] & 15];
-    }
-    out[2 * n] = '\0';
+    *codec_hex_encode(in, n, out) = '\0';
 }
 
 static int is_unreserved(unsigned char ch)
@@ -43,17 +40,6 @@ static int uri_encode(buf *b, const char *p, size_t n, int keep_slash)
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes p[0..n) (malformed escapes stay literal, '+' stays '+'),
  * then encodes the result into out as a NUL-terminated string. */
 static int query_component(const char *p, size_t n, char **out)
@@ -62,7 +48,8 @@ static int query_component(const char *p, size_t n, char **out)
     int rc = -1;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (p[i] == '%' && i + 2 < n && (hi = hexval(p[i + 1])) >= 0 && (lo = hexval(p[i + 2])) >= 0) {
+        if (p[i] == '%' && i + 2 < n && (hi = codec_hex_value(p[i + 1])) >= 0 &&
+            (lo = codec_hex_value(p[i + 2])) >= 0) {
             if (buf_putc(&dec, (char)(hi << 4 | lo)) < 0)
                 goto out;
             i += 2;

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "codec.h"
 #include "otlp_json.h"
 
 const char es_json_hex[] = "0123456789abcdef";
@@ -191,10 +192,7 @@ int es_json_put_id(buf *b, size_t open, const char *key, ProtobufCBinaryData id)
         return -1;
     char *w = b->data + b->len;
     *w++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        *w++ = es_json_hex[id.data[i] >> 4];
-        *w++ = es_json_hex[id.data[i] & 15];
-    }
+    w = codec_hex_encode(id.data, n, w);
     *w++ = '"';
     b->len = (size_t)(w - b->data);
     return 0;

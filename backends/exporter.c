@@ -21,6 +21,8 @@
 
 #include <zstd.h>
 
+#include "clock.h"
+#include "codec.h"
 #include "gzip.h"
 #include "log.h"
 #include "metrics.h"
@@ -84,13 +86,6 @@ typedef struct exporter {
     atomic_int waiting_retry; /* sleeping before a retry: the backend is not taking data */
 } exporter;
 
-static uint64_t exporter_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter, unsigned attempt,
                              double r)
 {
@@ -111,36 +106,6 @@ static double exporter_random(exporter *e)
 }
 
 /* ---- responses ---- */
-
-static int exporter_b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' || c == '-' ? 62 : c == '/' || c == '_' ? 63 : -1;
-}
-
-/* Base64 (padding optional, as gRPC sends -bin headers); bytes written or -1. */
-static long exporter_b64_decode(const char *s, size_t len, uint8_t *out, size_t cap)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < len && s[i] != '='; i++) {
-        int v = exporter_b64_value(s[i]);
-        if (v < 0 || n >= cap)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (long)n;
-}
 
 static int exporter_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 {
@@ -197,10 +162,12 @@ static int exporter_pb_field(const uint8_t *p, const uint8_t *end, uint64_t want
 static uint32_t exporter_retry_info_s(const char *b64, size_t len)
 {
     uint8_t raw[2048];
-    long n = exporter_b64_decode(b64, len, raw, sizeof(raw));
-    if (n <= 0)
+    size_t n;
+    /* padding optional, as gRPC sends -bin headers */
+    if (codec_base64_decode(b64, len, CODEC_B64_STD | CODEC_B64_URL | CODEC_B64_UNTIL_PAD, raw, sizeof(raw), &n) != 0 ||
+        n == 0)
         return 0;
-    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, (size_t)n, raw);
+    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, n, raw);
     if (st == NULL)
         return 0;
     uint32_t out = 0;
@@ -238,22 +205,13 @@ static uint32_t exporter_retry_after(const char *v)
     return t - now > 86400 ? 86400 : (uint32_t)(t - now);
 }
 
-static int exporter_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* grpc-message is percent-encoded. */
 static void exporter_percent_decode(const char *s, char *out, size_t cap)
 {
     size_t n = 0;
     while (*s != '\0' && n + 1 < cap) {
-        if (s[0] == '%' && exporter_hex(s[1]) >= 0 && exporter_hex(s[2]) >= 0) {
-            out[n++] = (char)(exporter_hex(s[1]) * 16 + exporter_hex(s[2]));
+        if (s[0] == '%' && codec_hex_value(s[1]) >= 0 && codec_hex_value(s[2]) >= 0) {
+            out[n++] = (char)(codec_hex_value(s[1]) * 16 + codec_hex_value(s[2]));
             s += 3;
         } else {
             out[n++] = *s++;
@@ -471,24 +429,10 @@ static void exporter_signal(exporter *e)
     pthread_mutex_unlock(&e->lock);
 }
 
-/* CLOCK_MONOTONIC time ms from now (the condition variable uses that clock). */
-static struct timespec exporter_deadline(uint64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Sleeps ms unless shutdown comes first (-1 then). */
 static int exporter_sleep(exporter *e, uint64_t ms)
 {
-    struct timespec ts = exporter_deadline(ms);
+    struct timespec ts = clock_deadline(ms);
     pthread_mutex_lock(&e->lock);
     while (!atomic_load(&e->stopping) && pthread_cond_timedwait(&e->cond, &e->lock, &ts) != ETIMEDOUT)
         ;
@@ -643,7 +587,7 @@ static int exporter_retry_wait(exporter *e, const export_batch *b, unsigned atte
         exporter_give_up(e, b, s->dropped, "retry_disabled", r->http_status, text);
         return 0;
     }
-    if (exporter_now_ms() - first + delay > e->set.retry_max_elapsed_ms) {
+    if (clock_now_ms() - first + delay > e->set.retry_max_elapsed_ms) {
         exporter_give_up(e, b, s->expired, "retries_exhausted", r->http_status, text);
         return 0;
     }
@@ -676,15 +620,15 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
     int rc = 0;
     if (exporter_build(e, &d) != 0)
         goto out;
-    uint64_t first = exporter_now_ms();
+    uint64_t first = clock_now_ms();
     for (unsigned attempt = 0;; attempt++) {
         export_response r;
-        uint64_t t0 = exporter_now_ms();
+        uint64_t t0 = clock_now_ms();
         if (exporter_attempt(e, &d.h, d.data, d.len, &r) != 0) {
             rc = -1; /* shutdown: left in the queue */
             goto out;
         }
-        metrics_observe(s->duration, (double)(exporter_now_ms() - t0) / 1000.0);
+        metrics_observe(s->duration, (double)(clock_now_ms() - t0) / 1000.0);
         char msg[256] = "";
         export_result res = {.retry_body = &d.retry_body, .msg = msg, .msglen = sizeof(msg)};
         int partial;
@@ -864,13 +808,13 @@ static void exporter_flush(backend *b)
     exporter *e = (exporter *)b;
     atomic_store(&e->draining, 1);
     queue_wake(e->queue); /* cut a batch.timeout wait short */
-    uint64_t deadline = exporter_now_ms() + EXPORTER_FLUSH_MS;
+    uint64_t deadline = clock_now_ms() + EXPORTER_FLUSH_MS;
     queue_stats st;
     for (;;) {
         queue_get_stats(e->queue, &st);
-        if (st.entries == 0 || atomic_load(&e->waiting_retry) || exporter_now_ms() >= deadline)
+        if (st.entries == 0 || atomic_load(&e->waiting_retry) || clock_now_ms() >= deadline)
             break;
-        struct timespec ts = exporter_deadline(50); /* also re-checks without a signal */
+        struct timespec ts = clock_deadline(50); /* also re-checks without a signal */
         pthread_mutex_lock(&e->lock);
         pthread_cond_timedwait(&e->cond, &e->lock, &ts);
         pthread_mutex_unlock(&e->lock);
@@ -1027,7 +971,7 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
     e->base.needs_payload = 1;
     e->base.signals = type->signals;
     e->type = type;
-    e->rng = (uint64_t)exporter_now_ms() ^ (uint64_t)(uintptr_t)e ^ 0x9e3779b97f4a7c15ull;
+    e->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)e ^ 0x9e3779b97f4a7c15ull;
 
     if (exporter_settings_read(&e->set, type, cfg, err, errlen) != 0 ||
         (e->type_state = type->configure(cfg, err, errlen)) == NULL)

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "queue.h"
 
 #define QUEUE_MAGIC 0x31515747u /* "GWQ1" as little-endian bytes */
@@ -91,13 +92,6 @@ static void queue_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-}
-
-static uint64_t queue_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---- CRC-32C (Castagnoli, reflected 0x82F63B78), slicing by 8 ---- */
@@ -316,7 +310,7 @@ static int queue_sync(export_queue *q)
     if (fdatasync(q->wfd) != 0)
         return -1;
     q->dirty = 0;
-    q->last_sync_ms = queue_now_ms();
+    q->last_sync_ms = clock_now_ms();
     return 0;
 }
 
@@ -361,7 +355,7 @@ static int queue_append(export_queue *q, queue_node *n, char *err, size_t errlen
     q->dirty = 1;
     int rc = queue_pwrite_all(q->wfd, n->rec, rl, s->end);
     if (rc == 0 && (q->fsync_mode == QUEUE_FSYNC_ALWAYS ||
-                    (q->fsync_mode == QUEUE_FSYNC_INTERVAL && queue_now_ms() - q->last_sync_ms >= q->fsync_interval_ms)))
+                    (q->fsync_mode == QUEUE_FSYNC_INTERVAL && clock_now_ms() - q->last_sync_ms >= q->fsync_interval_ms)))
         rc = queue_sync(q);
     if (rc != 0) {
         queue_err(err, errlen, "queue: write segment %" PRIu64 ": %s", s->num, strerror(errno));
@@ -663,7 +657,7 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
     q->fsync_mode = cfg->fsync;
     q->fsync_interval_ms = cfg->fsync_interval_ms ? cfg->fsync_interval_ms : 1000;
     q->segment_bytes = cfg->segment_bytes ? cfg->segment_bytes : (size_t)64 << 20;
-    q->last_sync_ms = queue_now_ms();
+    q->last_sync_ms = clock_now_ms();
     if (cfg->dir != NULL && queue_recover(q, cfg, name, err, errlen) != 0) {
         queue_free(q);
         return NULL;
@@ -715,7 +709,7 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
     }
     n->signal = sig;
     n->items = items;
-    n->enqueued_ms = queue_now_ms();
+    n->enqueued_ms = clock_now_ms();
     memcpy((char *)n->tenant, tenant, tlen);
     queue_put32(n->rec, QUEUE_MAGIC);
     queue_put32(n->rec + 4, (uint32_t)len);
@@ -843,14 +837,7 @@ static void queue_load(export_queue *q, size_t want)
 size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
                   uint64_t *oldest_age_ms)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = clock_deadline(timeout_ms);
     pthread_mutex_lock(&q->lock);
     while (q->entries < min_entries && !q->woken && pthread_cond_timedwait(&q->cond, &q->lock, &dl) != ETIMEDOUT)
         ;
@@ -868,7 +855,7 @@ size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t 
     if (oldest_age_ms != NULL)
         /* Records read back from disk have no push time; enqueued_ms 0 makes
          * them look as old as the process, i.e. overdue, which they are. */
-        *oldest_age_ms = first != NULL ? queue_now_ms() - first->enqueued_ms : 0;
+        *oldest_age_ms = first != NULL ? clock_now_ms() - first->enqueued_ms : 0;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

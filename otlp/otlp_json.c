@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "otlp.h"
 #include "otlp_json.h"
 
@@ -75,7 +76,6 @@ size_t otlp_json_type_size(ProtobufCType t)
 /* ---- writer ---- */
 
 static const char hex_digits[] = "0123456789abcdef";
-static const char b64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Appends ,"lowerCamelName": (the comma unless first). */
 static int put_key(buf *b, const char *name, int first)
@@ -197,25 +197,9 @@ int otlp_json_put_string(buf *b, const unsigned char *s, size_t n)
 
 int otlp_json_put_base64(buf *b, const uint8_t *s, size_t n)
 {
-    if (buf_reserve(b, (n + 2) / 3 * 4) != 0)
+    if (buf_reserve(b, codec_base64_encoded_len(n, CODEC_B64_PAD)) != 0)
         return -1;
-    char *w = b->data + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        *w++ = b64_digits[v >> 18];
-        *w++ = b64_digits[(v >> 12) & 63];
-        *w++ = b64_digits[(v >> 6) & 63];
-        *w++ = b64_digits[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
-        *w++ = b64_digits[v >> 18];
-        *w++ = b64_digits[(v >> 12) & 63];
-        *w++ = i + 1 < n ? b64_digits[(v >> 6) & 63] : '=';
-        *w++ = '=';
-    }
-    b->len = (size_t)(w - b->data);
+    b->len += codec_base64_encode(s, n, CODEC_B64_PAD, b->data + b->len);
     return 0;
 }
 
@@ -231,11 +215,7 @@ static int put_bytes(buf *b, const ProtobufCBinaryData *bd, int hex)
     size_t n = bd->len;
     if (buf_reserve(b, 2 * n + 1) != 0)
         return -1;
-    char *w = b->data + b->len;
-    for (size_t i = 0; i < n; i++) {
-        *w++ = hex_digits[bd->data[i] >> 4];
-        *w++ = hex_digits[bd->data[i] & 15];
-    }
+    char *w = codec_hex_encode(bd->data, n, b->data + b->len);
     *w++ = '"';
     b->len = (size_t)(w - b->data);
     return 0;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "otlp.h"
 #include "otlp_json.h"
 
@@ -76,21 +77,13 @@ static int literal(jparser *j, const char *word)
 
 /* ---- strings ---- */
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static int read_u16(const unsigned char *s, const unsigned char *end, unsigned *out)
 {
     if (end - s < 4)
         return -1;
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
+        int h = codec_hex_value(s[i]);
         if (h < 0)
             return -1;
         v = v << 4 | (unsigned)h;
@@ -256,21 +249,6 @@ static int read_cstring(jparser *j, char **out)
 
 /* ---- bytes ---- */
 
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
 static int decode_hex(jparser *j, const unsigned char *s, size_t n, ProtobufCBinaryData *out)
 {
     if (n % 2 != 0)
@@ -278,51 +256,25 @@ static int decode_hex(jparser *j, const unsigned char *s, size_t n, ProtobufCBin
     uint8_t *d = jalloc(j, n / 2 + 1);
     if (d == NULL)
         return -1;
-    for (size_t i = 0; i < n; i += 2) {
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return fail(j, "bad hex");
-        d[i / 2] = (uint8_t)(hi << 4 | lo);
-    }
+    if (codec_hex_decode((const char *)s, n, d, n / 2, &out->len) != 0)
+        return fail(j, "bad hex");
     out->data = n ? d : NULL;
-    out->len = n / 2;
     return 0;
 }
 
 /* Standard or URL-safe alphabet, padding optional. */
 static int decode_base64(jparser *j, const unsigned char *s, size_t n, ProtobufCBinaryData *out)
 {
-    size_t pad = 0;
-    while (n > 0 && s[n - 1] == '=' && pad < 2) {
-        n--;
-        pad++;
-    }
-    if (n % 4 == 1 || (pad != 0 && (n + pad) % 4 != 0))
+    const unsigned flags = CODEC_B64_STD | CODEC_B64_URL | CODEC_B64_PAD;
+    size_t len;
+    if (codec_base64_decoded_len((const char *)s, n, flags, &len) != 0)
         return fail(j, "bad base64");
-    uint8_t *d = jalloc(j, n / 4 * 3 + 3);
+    uint8_t *d = jalloc(j, len / 3 * 3 + 3);
     if (d == NULL)
         return -1;
-    size_t w = 0;
-    uint32_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val(s[i]);
-        if (v < 0)
-            return fail(j, "bad base64");
-        acc = acc << 6 | (uint32_t)v;
-        if (i % 4 == 3) {
-            d[w++] = (uint8_t)(acc >> 16);
-            d[w++] = (uint8_t)(acc >> 8);
-            d[w++] = (uint8_t)acc;
-        }
-    }
-    if (n % 4 == 2) {
-        d[w++] = (uint8_t)(acc >> 4);
-    } else if (n % 4 == 3) {
-        d[w++] = (uint8_t)(acc >> 10);
-        d[w++] = (uint8_t)(acc >> 2);
-    }
-    out->data = w ? d : NULL;
-    out->len = w;
+    if (codec_base64_decode((const char *)s, n, flags, d, len, &out->len) != 0)
+        return fail(j, "bad base64");
+    out->data = out->len ? d : NULL;
     return 0;
 }
 

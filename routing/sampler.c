@@ -83,16 +83,6 @@ static const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, uint64_t 
 
 /* ---- helpers ---- */
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 static void held_add(sampler *s, shard *sh, size_t n)
 {
     sh->bytes += n;
@@ -199,7 +189,7 @@ static blob *blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, bl
 {
     if (len == 0)
         data = (const uint8_t *)""; /* an empty resource or scope may come as NULL */
-    uint64_t h = mix(hash_fnv1a(data, len, HASH_FNV1A_INIT) ^ (uint64_t)(uintptr_t)parent);
+    uint64_t h = hash_mix64(hash_fnv1a(data, len, HASH_FNV1A_INIT) ^ (uint64_t)(uintptr_t)parent);
     if (sh->btab_size != 0) {
         for (blob *b = sh->btab[h & (sh->btab_size - 1)]; b != NULL; b = b->hnext) {
             if (b->hash == h && b->parent == parent && b->len == len && memcmp(b->data, data, len) == 0) {
@@ -862,7 +852,7 @@ static trace *span_trace_of(add_ctx *c, const span_t *sp, size_t i, size_t *n_la
 {
     shard *sh = c->sh;
     uint64_t idh = sp_trace_hash(sp->trace_id.data);
-    uint64_t key = mix(idh ^ c->tn->hash);
+    uint64_t key = hash_mix64(idh ^ c->tn->hash);
     trace *t = tab_find(sh, key, sp->trace_id.data, c->tn);
     if (t != NULL)
         return t;

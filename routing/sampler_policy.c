@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 typedef struct type_info {
     const char *name;
     sp_type type;
@@ -630,17 +632,7 @@ uint64_t sp_attr_bits(const sp_set *set, Opentelemetry__Proto__Common__V1__KeyVa
 
 uint64_t sp_trace_hash(const uint8_t id[16])
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < 16; i++) {
-        h ^= id[i];
-        h *= 0x100000001b3ULL;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
+    return hash_mix64(hash_fnv1a(id, 16, HASH_FNV1A_INIT));
 }
 
 /* Spans/s window: reset when the second changes. */

@@ -13,22 +13,12 @@
 #include <string.h>
 
 #include "aws_sigv4.h"
+#include "codec.h"
 
 static const char *jstr(json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);
     return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static json_t *sign_one(json_t *in)
@@ -41,14 +31,8 @@ static json_t *sign_one(json_t *in)
     const char **headers = calloc(nh + 1, sizeof *headers);
     json_t *res = NULL;
     buf out = BUF_INIT, cr = BUF_INIT, st = BUF_INIT;
-    if (!body || !headers || hl % 2)
+    if (!body || !headers || codec_hex_decode(hex ? hex : "", hl, body, body_len, &body_len) != 0)
         goto out;
-    for (size_t i = 0; i < body_len; i++) {
-        int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
-        if (a < 0 || b < 0)
-            goto out;
-        body[i] = (uint8_t)(a << 4 | b);
-    }
     for (size_t i = 0; i < nh; i++) {
         headers[i] = json_string_value(json_array_get(jh, i));
         if (!headers[i])

@@ -810,6 +810,26 @@ static void test_grpc_classify(void **state)
     assert_string_equal(msg, "y");
 }
 
+/* An unknown type names every known one, in registry order, as the message
+ * did when the list was written out by hand. */
+static void test_unknown_type(void **state)
+{
+    (void)state;
+    const char yaml[] = "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+                        "backends:\n  x: {type: honeycomb}\n";
+    char err[512];
+    config *cfg;
+    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+    unsigned signals;
+    assert_int_equal(backend_check(&cfg->routing.backends[0], &signals, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown backend type \"honeycomb\" (known: file, discard, otlp_http, otlp_grpc, "
+                                "elastic_otlp, elasticsearch, aws_xray, aws_cloudwatch_logs, "
+                                "prometheus_remote_write)"));
+    assert_null(backend_create(&cfg->routing.backends[0], err, sizeof(err)));
+    assert_non_null(strstr(err, "(known: file, discard, otlp_http,"));
+    config_free(cfg);
+}
+
 int main(void)
 {
     /* The in-test server may answer a connection curl already closed (a
@@ -832,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_transport_error_retried),
         cmocka_unit_test(test_type_hooks),
         cmocka_unit_test(test_type_limits),
+        cmocka_unit_test(test_unknown_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
