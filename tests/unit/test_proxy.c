@@ -34,6 +34,7 @@
 
 #include "http.h"
 #include "proxy.h"
+#include "test_util.h"
 
 static const uint8_t v2_sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 
@@ -341,13 +342,7 @@ static void *server_main(void *arg)
                              .header_timeout_ms = 400};
     http_site *site = http_site_new(&hs);
     assert_non_null(http_site_handler(site, "/", sizeof(h2o_handler_t), on_peer));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t slen = sizeof(sin);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(fd, 64), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
-    srv->port = ntohs(sin.sin_port);
+    int fd = loopback_listen(SOCK_NONBLOCK | SOCK_CLOEXEC, 64, &srv->port);
     http_listener *l = http_listener_start(site, loop, fd, srv->ssl_ctx, srv->proxy_protocol, NULL);
     assert_non_null(l);
     atomic_store(&srv->ready, 1);
