@@ -70,6 +70,14 @@ void pipeline_free(pipeline *pl);
  * `a` is the request's arena (views, edits and encodings are allocated there). */
 pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a, char *err,
                                 size_t errlen);
+/* Spans a cluster member forwarded because this member owns their traces
+ * (forward.h): routed to pipeline `pipeline_name` of `tenant` only (the
+ * sender already chose it), with the same acknowledgement as
+ * pipeline_submit. */
+pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req, const char *tenant,
+                                          const char *pipeline_name, arena *a, char *err, size_t errlen);
+/* 1 once this member is draining (cluster_drain): peers stop forwarding to it. */
+int pipeline_draining(pipeline *pl);
 /* 1 when every backend reports ready. */
 int pipeline_ready(pipeline *pl);
 /* Decide the traces of sampler shard `worker` that are due at now_ns
