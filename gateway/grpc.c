@@ -442,8 +442,8 @@ static void grpc_stream_finish(grpc_stream *s)
         return;
     }
     if (l->settings.peer)
-        ingest_forwarded(l->ictx, &l->settings.limits, &origin, s->tenant, s->pipeline, b + GRPC_PREFIX_LEN, mlen,
-                         b[0] == 1, &res);
+        ingest_forwarded(l->ictx, &l->settings.limits, &origin, s->tenant, s->pipeline, s->peer_id,
+                         b + GRPC_PREFIX_LEN, mlen, b[0] == 1, &res);
     else
         ingest_export(l->ictx, &l->settings.limits, (otlp_signal)s->signal, OTLP_PROTOBUF, &origin,
                       b + GRPC_PREFIX_LEN, mlen, b[0] == 1, &res);

@@ -261,7 +261,8 @@ done:
 }
 
 void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origin *origin, const char *tenant,
-                      const char *pipeline, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
+                      const char *pipeline, const char *from, const uint8_t *body, size_t len, int gzipped,
+                      ingest_result *out)
 {
     memset(out, 0, sizeof(*out));
     arena_reset(ctx->arena);
@@ -273,8 +274,8 @@ void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origi
         out->accepted = req.items;
         out->rejected = req.rejected;
         char err[256] = "";
-        pipeline_status ps = req.items > 0 ? pipeline_accept_forwarded(ctx->pl, &req, tenant, pipeline, ctx->arena,
-                                                                       err, sizeof(err))
+        pipeline_status ps = req.items > 0 ? pipeline_accept_forwarded(ctx->pl, &req, tenant, pipeline, from,
+                                                                       ctx->arena, err, sizeof(err))
                                            : PIPELINE_OK;
         if (ps != PIPELINE_OK) {
             log_warn("forwarded spans refused", "listener=%s tenant=%s pipeline=%s err=\"%s\"", origin->listener,

@@ -68,11 +68,13 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
  * ExportTraceServiceRequest from an authenticated member: decoded and
  * bounded as ingest_export does, validated, then handed to
  * pipeline_accept_forwarded for `pipeline` of `tenant` (trusted: the peer
- * authenticated the original client). No client authentication, tenant
+ * authenticated the original client), sent by the member `from` (its
+ * advertised address, or NULL). No client authentication, tenant
  * limits or ingest metrics apply (the member that received the request
  * applied them). */
 void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origin *origin, const char *tenant,
-                      const char *pipeline, const uint8_t *body, size_t len, int gzipped, ingest_result *out);
+                      const char *pipeline, const char *from, const uint8_t *body, size_t len, int gzipped,
+                      ingest_result *out);
 /* Is this member draining (the peer health check answers FORWARD_DRAINING)? */
 int ingest_draining(ingest_ctx *ctx);
 /* A peer call's authorization header (not NUL-terminated; NULL if absent)

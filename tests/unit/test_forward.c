@@ -45,6 +45,7 @@
 static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     int calls;          /* pipeline_accept_forwarded */
+    char from[64];      /* its sender, as the peer header named it */
     int submits;        /* pipeline_submit (a normal listener) */
     char submit_tenant[64];
     size_t submit_spans;
@@ -64,11 +65,13 @@ static void fake_reset(void)
 }
 
 pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req, const char *tenant,
-                                          const char *pipeline_name, arena *a, char *err, size_t errlen)
+                                          const char *pipeline_name, const char *from, arena *a, char *err,
+                                          size_t errlen)
 {
     (void)pl, (void)a, (void)err, (void)errlen;
     pthread_mutex_lock(&fake_mu);
     fake.calls++;
+    snprintf(fake.from, sizeof(fake.from), "%s", from ? from : "(none)");
     for (int i = 0; i < MAX_KEYS; i++) {
         if (fake.keys[i].calls == 0) {
             snprintf(fake.keys[i].tenant, sizeof(fake.keys[i].tenant), "%s", tenant);
@@ -335,6 +338,10 @@ static void test_batching(void **state)
     assert_int_equal(metric("otlp_gateway_cluster_forwarded_spans_total", addr, NULL), 33);
     assert_true(metric("otlp_gateway_cluster_forwarded_bytes_total", addr, NULL) > 0);
     assert_int_equal(sink_returned(&s), 0);
+    /* The receiver learns who sent it (so it never sends spans back). */
+    pthread_mutex_lock(&fake_mu);
+    assert_string_equal(fake.from, "127.0.0.1:1");
+    pthread_mutex_unlock(&fake_mu);
     forward_free(f);
 
     /* batch_bytes smaller than three entries: at least four calls for ten. */

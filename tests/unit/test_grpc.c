@@ -95,9 +95,11 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
 
 /* The peer-mode entry points (tested in test_forward): never reached here. */
 void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origin *origin, const char *tenant,
-                      const char *pipeline, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
+                      const char *pipeline, const char *from, const uint8_t *body, size_t len, int gzipped,
+                      ingest_result *out)
 {
-    (void)ctx, (void)lim, (void)origin, (void)tenant, (void)pipeline, (void)body, (void)len, (void)gzipped, (void)out;
+    (void)ctx, (void)lim, (void)origin, (void)tenant, (void)pipeline, (void)from, (void)body, (void)len, (void)gzipped,
+        (void)out;
     fail_msg("ingest_forwarded called on a listener that is not in peer mode");
 }
 
