@@ -68,7 +68,7 @@ static int keys_command(int argc, char **argv, const char *config_path)
         const config_node *ak = config_get(config_get(cfg->root, "auth"), "api_keys");
         keys_file = ak ? config_scalar(config_get(ak, "file")) : NULL;
     }
-    int rc = keys_cli_main(argc, argv, keys_file);
+    int rc = keys_cli_main(argc, argv, keys_file, NULL);
     config_free(cfg);
     return rc;
 }

@@ -66,7 +66,7 @@ static int run_cli(const char *first, ...)
     int saved_out = dup(1), saved_err = dup(2);
     dup2(fileno(out), 1);
     dup2(fileno(errf), 2);
-    int rc = keys_cli_main(argc, argv, NULL);
+    int rc = keys_cli_main(argc, argv, NULL, NULL);
     fflush(stdout);
     fflush(stderr);
     dup2(saved_out, 1);

@@ -48,7 +48,7 @@ static void create_key(const char *file, const char *tenant, char *out, size_t o
     fflush(stdout);
     dup2(fd, 1);
     char *argv[] = {"keys", "create", "--tenant", (char *)tenant, "--keys-file", (char *)file, NULL};
-    int rc = keys_cli_main(6, argv, NULL);
+    int rc = keys_cli_main(6, argv, NULL, NULL);
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
@@ -169,7 +169,7 @@ static void test_endpoint_rules(void **state)
     snprintf(idbuf, sizeof(idbuf), "%s", id);
     apikey_store_free(st);
     char *argv[] = {"keys", "revoke", idbuf, "--keys-file", f->keys, NULL};
-    assert_int_equal(keys_cli_main(5, argv, NULL), 0);
+    assert_int_equal(keys_cli_main(5, argv, NULL, NULL), 0);
     auth_reload(f->au);
     snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
     expect(f, "secure", "192.0.2.1", h, REQ_UNAUTHENTICATED, "revoked_key");
