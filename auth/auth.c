@@ -331,7 +331,7 @@ static int read_api_keys(auth *a, const config_node *ak, const char *const *keys
 {
     static const char *const sources[] = {"file", "url", "s3"};
     if (!config_is_map(ak))
-        return config_error(ak, "api_keys", err, errlen, "expected a map with one of file, url or s3");
+        return config_error(ak, NULL, err, errlen, "expected a map with one of file, url or s3");
     if (config_check_keys(ak, keys, err, errlen) != 0)
         return -1;
     const char *given = NULL;
@@ -339,12 +339,12 @@ static int read_api_keys(auth *a, const config_node *ak, const char *const *keys
         if (config_get(ak, sources[i]) == NULL)
             continue;
         if (given != NULL)
-            return config_error(config_get(ak, sources[i]), sources[i], err, errlen,
+            return config_error(ak, sources[i], err, errlen,
                                 "give exactly one of file, url and s3 (%s is set too)", given);
         given = sources[i];
     }
     if (given == NULL)
-        return config_error(ak, "api_keys", err, errlen, "needs one of file (a local keys file), url (https://...) "
+        return config_error(ak, NULL, err, errlen, "needs one of file (a local keys file), url (https://...) "
                             "or s3 (s3://bucket/key)");
     if (strcmp(given, "file") != 0) {
         a->keys_remote = 1;
@@ -352,7 +352,7 @@ static int read_api_keys(auth *a, const config_node *ak, const char *const *keys
     }
     for (size_t i = 3; keys[i] != NULL; i++) /* the keys after file, url, s3 are for remote sources */
         if (config_get(ak, keys[i]) != NULL)
-            return config_error(config_get(ak, keys[i]), keys[i], err, errlen,
+            return config_error(ak, keys[i], err, errlen,
                                 "applies to url and s3 sources; a keys file is checked every second");
     return config_str_required(ak, "file", &a->keys_file, err, errlen);
 }

@@ -85,19 +85,18 @@ static int ks_valid_endpoint(const char *e)
 
 static int ks_read_s3(keys_source *ks, const config_node *ak, const char *s3, char *err, size_t errlen)
 {
-    const config_node *n = config_get(ak, "s3");
     const char *b = strncmp(s3, "s3://", 5) == 0 ? s3 + 5 : NULL;
     const char *slash = b ? strchr(b, '/') : NULL;
     if (slash == NULL || !ks_valid_bucket(b, (size_t)(slash - b)))
-        return config_error(n, "s3", err, errlen, "expected s3://bucket/key (bucket: 3-63 of a-z 0-9 . -)");
+        return config_error(ak, "s3", err, errlen, "expected s3://bucket/key (bucket: 3-63 of a-z 0-9 . -)");
     if (!ks_valid_s3_key(slash + 1))
-        return config_error(n, "s3", err, errlen, "the object key must be 1-1024 of A-Z a-z 0-9 - . _ ~ and '/' "
+        return config_error(ak, "s3", err, errlen, "the object key must be 1-1024 of A-Z a-z 0-9 - . _ ~ and '/' "
                             "between segments (no empty, . or .. segment)");
     const char *endpoint;
     if (config_str(ak, "endpoint", NULL, &endpoint, err, errlen) != 0)
         return -1;
     if (endpoint != NULL && !ks_valid_endpoint(endpoint))
-        return config_error(config_get(ak, "endpoint"), "endpoint", err, errlen,
+        return config_error(ak, "endpoint", err, errlen,
                             "expected http(s)://host[:port] without a path (objects are addressed path-style)");
     if ((ks->signer = aws_signer_from_config(ak, "s3", err, errlen)) == NULL)
         return -1;
@@ -120,10 +119,10 @@ static int ks_read_url(keys_source *ks, const config_node *ak, const char *url, 
     static const char *const s3_only[] = {"region", "endpoint", "credentials", NULL};
     for (size_t i = 0; s3_only[i] != NULL; i++)
         if (config_get(ak, s3_only[i]) != NULL)
-            return config_error(config_get(ak, s3_only[i]), s3_only[i], err, errlen, "applies to an s3 source only");
+            return config_error(ak, s3_only[i], err, errlen, "applies to an s3 source only");
     const char *h = strncmp(url, "https://", 8) == 0 ? url + 8 : strncmp(url, "http://", 7) == 0 ? url + 7 : NULL;
     if (h == NULL || strcspn(h, "/?#") == 0 || strlen(url) >= sizeof(ks->url) || strpbrk(url, " \t\r\n\"\\") != NULL)
-        return config_error(config_get(ak, "url"), "url", err, errlen, "expected an http:// or https:// URL");
+        return config_error(ak, "url", err, errlen, "expected an http:// or https:// URL");
     snprintf(ks->where, sizeof(ks->where), "%.*s", (int)strcspn(url, "?#"), url); /* a query may hold a token */
     snprintf(ks->url, sizeof(ks->url), "%s", url);
     return 0;
@@ -140,7 +139,7 @@ int keys_source_from_config(const config_node *ak, keys_source **out, char *err,
     if (url == NULL && s3 == NULL)
         return 0;
     if (url != NULL && s3 != NULL)
-        return config_error(config_get(ak, "s3"), "s3", err, errlen, "give exactly one of file, url and s3");
+        return config_error(ak, "s3", err, errlen, "give exactly one of file, url and s3");
     keys_source *ks = calloc(1, sizeof(*ks));
     if (ks == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -155,9 +154,9 @@ int keys_source_from_config(const config_node *ak, keys_source **out, char *err,
                     config_duration_ms(ak, "timeout", 5000, &ks->timeout_ms, err, errlen) != 0))
         rc = -1;
     if (rc == 0 && ks->poll_ms < KS_MIN_POLL_MS)
-        rc = config_error(config_get(ak, "poll_interval"), "poll_interval", err, errlen, "at least 100ms");
+        rc = config_error(ak, "poll_interval", err, errlen, "at least 100ms");
     if (rc == 0 && ks->timeout_ms == 0)
-        rc = config_error(config_get(ak, "timeout"), "timeout", err, errlen, "must be more than 0");
+        rc = config_error(ak, "timeout", err, errlen, "must be more than 0");
     if (rc != 0) {
         keys_source_free(ks);
         return -1;
