@@ -45,41 +45,36 @@ static void test_config_errors(void **state)
     setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
     unsetenv("AWS_REGION");
     unsetenv("AWS_DEFAULT_REGION");
-    const char *cred = ", region: eu-west-1";
-    char s[256];
-    fails("{s3: s3://bucket/k}", "k.yaml:3:13: auth.api_keys.region: required (or set AWS_REGION");
-    snprintf(s, sizeof(s), "{s3: s3:/bucket/k%s}", cred);
-    fails(s, "k.yaml:3:18: auth.api_keys.s3: expected s3://bucket/key");
-    snprintf(s, sizeof(s), "{s3: s3://Bucket/k%s}", cred);
-    fails(s, "auth.api_keys.s3: expected s3://bucket/key (bucket: 3-63 of a-z 0-9 . -)");
-    snprintf(s, sizeof(s), "{s3: s3://bucket%s}", cred);
-    fails(s, "auth.api_keys.s3: expected s3://bucket/key");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/a/../k%s}", cred);
-    fails(s, "auth.api_keys.s3: the object key must be");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/a b%s}", cred);
-    fails(s, "auth.api_keys.s3: the object key must be");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/k/%s}", cred);
-    fails(s, "auth.api_keys.s3: the object key must be");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/k%s, endpoint: http://127.0.0.1:9000/bucket}", cred);
-    fails(s, "auth.api_keys.endpoint: expected http(s)://host[:port] without a path");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/k%s, endpoint: ftp://127.0.0.1}", cred);
-    fails(s, "auth.api_keys.endpoint: expected http(s)://host[:port]");
-    fails("{s3: s3://bucket/k, region: US-East}", "auth.api_keys.region: \"US-East\" is not a region name");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/k%s, credentials: {source: vault}}", cred);
-    fails(s, "auth.api_keys.credentials.source");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/k%s, poll_interval: 10ms}", cred);
-    fails(s, "k.yaml:3:67: auth.api_keys.poll_interval: at least 100ms");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/k%s, timeout: 0s}", cred);
-    fails(s, "auth.api_keys.timeout: must be more than 0");
-    snprintf(s, sizeof(s), "{s3: s3://bucket/k%s, timeout: soon}", cred);
-    fails(s, "auth.api_keys.timeout");
-    fails("{url: https://keys.example.com/k.yaml, region: eu-west-1}",
-          "k.yaml:3:60: auth.api_keys.region: applies to an s3 source only");
-    fails("{url: https://keys.example.com/k.yaml, credentials: {source: env}}",
-          "auth.api_keys.credentials: applies to an s3 source only");
-    fails("{url: ftp://keys.example.com/k.yaml}", "k.yaml:3:19: auth.api_keys.url: expected an http:// or https:// URL");
-    fails("{url: https:///k.yaml}", "auth.api_keys.url: expected an http:// or https:// URL");
-    fails("{url: \"https://k/a\\\"b\"}", "auth.api_keys.url: expected an http:// or https:// URL");
+    static const struct {
+        const char *api_keys, *expected;
+    } cases[] = {
+        {"{s3: s3://bucket/k}", "k.yaml:3:13: auth.api_keys.region: required (or set AWS_REGION"},
+        {"{s3: s3:/bucket/k, region: eu-west-1}", "k.yaml:3:18: auth.api_keys.s3: expected s3://bucket/key"},
+        {"{s3: s3://Bucket/k, region: eu-west-1}", "auth.api_keys.s3: expected s3://bucket/key (bucket: 3-63"},
+        {"{s3: s3://bucket, region: eu-west-1}", "auth.api_keys.s3: expected s3://bucket/key"},
+        {"{s3: s3://bucket/a/../k, region: eu-west-1}", "auth.api_keys.s3: the object key must be"},
+        {"{s3: s3://bucket/a b, region: eu-west-1}", "auth.api_keys.s3: the object key must be"},
+        {"{s3: s3://bucket/k/, region: eu-west-1}", "auth.api_keys.s3: the object key must be"},
+        {"{s3: s3://bucket/k, region: eu-west-1, endpoint: http://127.0.0.1:9000/bucket}",
+         "auth.api_keys.endpoint: expected http(s)://host[:port] without a path"},
+        {"{s3: s3://bucket/k, region: eu-west-1, endpoint: ftp://127.0.0.1}",
+         "auth.api_keys.endpoint: expected http(s)://host[:port]"},
+        {"{s3: s3://bucket/k, region: US-East}", "auth.api_keys.region: \"US-East\" is not a region name"},
+        {"{s3: s3://bucket/k, region: eu-west-1, credentials: {source: vault}}", "auth.api_keys.credentials.source"},
+        {"{s3: s3://bucket/k, region: eu-west-1, poll_interval: 10ms}",
+         "k.yaml:3:67: auth.api_keys.poll_interval: at least 100ms"},
+        {"{s3: s3://bucket/k, region: eu-west-1, timeout: 0s}", "auth.api_keys.timeout: must be more than 0"},
+        {"{s3: s3://bucket/k, region: eu-west-1, timeout: soon}", "auth.api_keys.timeout"},
+        {"{url: https://keys.example.com/k.yaml, region: eu-west-1}",
+         "k.yaml:3:60: auth.api_keys.region: applies to an s3 source only"},
+        {"{url: https://keys.example.com/k.yaml, credentials: {source: env}}",
+         "auth.api_keys.credentials: applies to an s3 source only"},
+        {"{url: ftp://keys.example.com/k.yaml}", "k.yaml:3:19: auth.api_keys.url: expected an http:// or https:// URL"},
+        {"{url: https:///k.yaml}", "auth.api_keys.url: expected an http:// or https:// URL"},
+        {"{url: \"https://k/a\\\"b\"}", "auth.api_keys.url: expected an http:// or https:// URL"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        fails(cases[i].api_keys, cases[i].expected);
 }
 
 static void test_sources(void **state)
