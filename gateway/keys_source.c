@@ -123,6 +123,8 @@ static int ks_read_url(keys_source *ks, const config_node *ak, const char *url, 
     const char *h = strncmp(url, "https://", 8) == 0 ? url + 8 : strncmp(url, "http://", 7) == 0 ? url + 7 : NULL;
     if (h == NULL || strcspn(h, "/?#") == 0 || strlen(url) >= sizeof(ks->url) || strpbrk(url, " \t\r\n\"\\") != NULL)
         return config_error(ak, "url", err, errlen, "expected an http:// or https:// URL");
+    if (memchr(h, '@', strcspn(h, "/?#")) != NULL) /* user:password@ would show in logs and metrics */
+        return config_error(ak, "url", err, errlen, "credentials in the URL are not supported");
     snprintf(ks->where, sizeof(ks->where), "%.*s", (int)strcspn(url, "?#"), url); /* a query may hold a token */
     snprintf(ks->url, sizeof(ks->url), "%s", url);
     return 0;

@@ -71,6 +71,7 @@ static void test_config_errors(void **state)
          "auth.api_keys.credentials: applies to an s3 source only"},
         {"{url: ftp://keys.example.com/k.yaml}", "k.yaml:3:19: auth.api_keys.url: expected an http:// or https:// URL"},
         {"{url: https:///k.yaml}", "auth.api_keys.url: expected an http:// or https:// URL"},
+        {"{url: \"https://u:p@keys.example.com/k\"}", "auth.api_keys.url: credentials in the URL are not supported"},
         {"{url: \"https://k/a\\\"b\"}", "auth.api_keys.url: expected an http:// or https:// URL"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
