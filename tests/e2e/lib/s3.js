@@ -16,7 +16,8 @@
 // If-None-Match it looks up the object's current ETag with a signed HEAD and
 // answers 412 PreconditionFailed when the condition fails, holding a per-key
 // lock from the check until s3rver has stored the object, so check-and-write
-// is atomic as on S3. Every other request, and every PUT that passes, goes to
+// is atomic as on S3. The same lock orders GETs after a PUT in flight
+// (s3rver, unlike S3, can abort a GET that overlaps a PUT of the object). Every other request, and every PUT that passes, goes to
 // s3rver unchanged (same Host header, so the signature still verifies).
 
 import fs from 'node:fs';
@@ -114,12 +115,13 @@ export class S3Preconditions extends LoopbackHttpServer {
     if (rec.signatureProblem) {
       const xml = s3Error('SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided.');
       work = Promise.resolve({ status: 403, headers: { 'content-type': 'application/xml' }, body: xml });
-    } else if (req.method === 'PUT') {
-      const prev = this.locks.get(key) ?? Promise.resolve();
-      work = prev.then(() => this._put(req, body));
-      this.locks.set(key, work.catch(() => {}));
     } else {
-      work = forward(this.backendPort, req, body);
+      // Every request on a key waits for the one before it: S3 replaces an
+      // object atomically, while s3rver can abort a GET that overlaps a PUT of
+      // the same object (it rewrites the file in place).
+      const prev = this.locks.get(key) ?? Promise.resolve();
+      work = prev.then(() => (req.method === 'PUT' ? this._put(req, body) : forward(this.backendPort, req, body)));
+      this.locks.set(key, work.catch(() => {}));
     }
     work.then(
       (r) => {
