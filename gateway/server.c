@@ -282,8 +282,16 @@ static void worker_shutdown(worker *w, worker_run *r)
     size_t left = open_connections(s, r) - (r->admin ? http_listener_connections(r->admin) : 0);
     if (left > 0)
         log_warn("shutdown timeout", "worker=%u connections_left=%zu", w->id, left);
-    if (r->admin)
-        http_listener_shutdown(r->admin);
+    if (r->admin == NULL)
+        return;
+    /* Last, the admin site: a load balancer's health check may be connected
+     * or half-way through a request. Shutdown shortens its idle timeout, so
+     * those close within about a second; wait for that (bounded) so the
+     * listener can be freed rather than left to the process teardown. */
+    http_listener_shutdown(r->admin);
+    deadline = clock_now_ns() + 3000000000u;
+    while (http_listener_connections(r->admin) > 0 && clock_now_ns() < deadline)
+        h2o_evloop_run(r->loop, 50);
 }
 
 /* h2o frees closed sockets on the loop's next pass and keeps freed socket
