@@ -42,15 +42,6 @@ typedef struct exporter_series {
     metric_series *sent, *rejected, *dropped, *expired, *retries, *duration;
 } exporter_series;
 
-/* What the curl callbacks collect from one response. */
-typedef struct exporter_reply {
-    buf body;
-    char content_type[128];
-    char grpc_message[512];
-    int grpc_status;
-    uint32_t retry_after_s;
-} exporter_reply;
-
 typedef struct exporter {
     backend base;
     backend_ops ops; /* exporter_ops with the type's name */
@@ -220,9 +211,7 @@ static void exporter_percent_decode(const char *s, char *out, size_t cap)
     out[n] = '\0';
 }
 
-/* Called for every header line, and -- with HTTP/2 -- for trailers too,
- * which is where gRPC puts grpc-status. */
-static size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
+size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
 {
     exporter_reply *r = ud;
     size_t len = size * nitems;
@@ -267,7 +256,7 @@ static size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
     return len;
 }
 
-static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
+size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     exporter_reply *r = ud;
     size_t len = size * nmemb;
@@ -275,6 +264,20 @@ static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
     if (buf_append(&r->body, p, len < room ? len : room) != 0)
         return 0;
     return len;
+}
+
+void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply)
+{
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "otlp-gateway/" GATEWAY_VERSION);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, exporter_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, reply);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, exporter_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 
 /* ---- sending ---- */
@@ -911,16 +914,7 @@ static int exporter_curl_init(exporter *e)
         return -1;
     e->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
     CURL *c = e->easy;
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "otlp-gateway/" GATEWAY_VERSION);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)e->set.timeout_ms);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, e->curl_error);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, exporter_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &e->reply);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, exporter_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &e->reply);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    exporter_easy_defaults(c, (long)e->set.timeout_ms, e->curl_error, &e->reply);
     if (e->set.ca_file != NULL)
         curl_easy_setopt(c, CURLOPT_CAINFO, e->set.ca_file);
     if (e->set.insecure_skip_verify) {

@@ -130,6 +130,27 @@ int exporter_backend_check(const exporter_type *type, const backend_config *cfg,
 /* endpoint (trailing slashes dropped) + path into out; -1 if over cap. */
 int exporter_url(char *out, size_t cap, const char *endpoint, const char *path);
 
+/* What the curl callbacks below collect from one response; reset
+ * content_type, grpc_message, grpc_status (-1) and retry_after_s before each
+ * request. Shared with the cluster forwarder (routing/forward.c). */
+typedef struct exporter_reply {
+    buf body;
+    char content_type[128];
+    char grpc_message[512]; /* percent-decoded */
+    int grpc_status;        /* -1 if absent */
+    uint32_t retry_after_s; /* Retry-After or gRPC RetryInfo */
+} exporter_reply;
+/* CURLOPT_HEADERFUNCTION with an exporter_reply: called for every header
+ * line and -- with HTTP/2 -- for trailers too, which is where gRPC puts
+ * grpc-status. */
+size_t exporter_on_header(char *p, size_t size, size_t nitems, void *reply);
+/* CURLOPT_WRITEFUNCTION with an exporter_reply: keeps the first 64 KiB. */
+size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *reply);
+/* The options every POST of ours sets: no signals, the timeout, http(s)
+ * only, the error text into errbuf (CURL_ERROR_SIZE) and the reply into
+ * `reply` through the two callbacks above. */
+void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply);
+
 /* Exposed for unit tests: the delay before retry number `attempt` (0-based),
  * given a random value r in [0,1). */
 uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter, unsigned attempt,

@@ -20,6 +20,7 @@
 
 #include "aws_export.h"
 #include "exporter.h"
+#include "grpc_frame.h"
 #include "gzip.h"
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
@@ -394,7 +395,7 @@ static int otlp_grpc_prepare(void *st, const export_batch *b, export_http *out, 
     otlp_export_state *s = st;
     out->compress = 0;
     out->grpc = 1;
-    static const uint8_t frame[5] = {0};
+    static const uint8_t frame[GRPC_FRAME_PREFIX] = {0};
     if (buf_puts(&out->url, s->url[b->signal]) != 0 ||
         (out->headers = curl_slist_append(out->headers, "Content-Type: application/grpc")) == NULL ||
         (out->headers = curl_slist_append(out->headers, "TE: trailers")) == NULL ||
@@ -409,12 +410,7 @@ static int otlp_grpc_prepare(void *st, const export_batch *b, export_http *out, 
         snprintf(err, errlen, "message too large for gRPC");
         return -1;
     }
-    uint8_t *f = (uint8_t *)out->body.data;
-    f[0] = s->grpc_gzip ? 1 : 0; /* compressed-flag */
-    f[1] = (uint8_t)(mlen >> 24);
-    f[2] = (uint8_t)(mlen >> 16);
-    f[3] = (uint8_t)(mlen >> 8);
-    f[4] = (uint8_t)mlen;
+    grpc_frame_put_prefix((uint8_t *)out->body.data, s->grpc_gzip, (uint32_t)mlen);
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -443,10 +439,10 @@ static export_outcome otlp_grpc_classify(void *st, const export_batch *b, const 
         /* No grpc-accept-encoding is sent, so the reply is uncompressed;
          * a compressed one is accepted without reading partial success. */
         const uint8_t *p = r->body;
-        if (r->body_len >= 5 && p[0] == 0) {
-            size_t mlen = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
-            if (mlen <= r->body_len - 5)
-                otlp_export_partial_pb(b->signal, p + 5, mlen, &res->rejected, msg, msglen);
+        if (r->body_len >= GRPC_FRAME_PREFIX && p[0] == 0) {
+            size_t mlen = grpc_frame_len(p);
+            if (mlen <= r->body_len - GRPC_FRAME_PREFIX)
+                otlp_export_partial_pb(b->signal, p + GRPC_FRAME_PREFIX, mlen, &res->rejected, msg, msglen);
         }
         return EXPORT_OK;
     }

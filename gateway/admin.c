@@ -14,7 +14,12 @@ typedef struct admin_handler {
     admin_state *st;
 } admin_handler;
 
-static int is_ready(const admin_state *st) { return atomic_load(&st->serving) && pipeline_ready(st->pl); }
+/* Not ready while starting, stopping or leaving the cluster, so the load
+ * balancer (and, through health checks, the other members) stop sending first. */
+static int is_ready(const admin_state *st)
+{
+    return atomic_load(&st->serving) && !pipeline_draining(st->pl) && pipeline_ready(st->pl);
+}
 
 static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
 {

@@ -294,6 +294,36 @@ static int read_cluster_tuning(cluster_config *cc, const config_node *n, char *e
     return 0;
 }
 
+/* The peer listener: gRPC only, mutual TLS when the cluster has tls, and
+ * room for the largest request a client listener takes (a forwarded part
+ * is never larger than the request it came from) or a whole forward batch. */
+static int add_peer_listener(config *c, arena *a, const config_node *n, const cluster_config *cc, char *err,
+                             size_t errlen)
+{
+    config_listener *ls = arena_calloc(a, c->n_listeners + 1, sizeof(*ls));
+    if (ls == NULL)
+        return config_error(n, NULL, err, errlen, "out of memory");
+    memcpy(ls, c->listeners, c->n_listeners * sizeof(*ls));
+    config_listener *p = &ls[c->n_listeners];
+    size_t most = cc->forward.batch_bytes;
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        if (strcmp(c->listeners[i].name, "cluster") == 0)
+            return config_error(c->listeners[i].node, "name", err, errlen,
+                                "\"cluster\" is the peer listener's name while cluster: is set");
+        if (c->listeners[i].max_request_bytes > most)
+            most = c->listeners[i].max_request_bytes;
+    }
+    *p = (config_listener){.name = "cluster", .grpc_addr = cc->listen, .max_request_bytes = 2 * most,
+                           .max_concurrent_streams = 1000, .idle_timeout_ms = 600000, .header_timeout_ms = 10000,
+                           .node = n, .peer = cc};
+    if (cc->forward.tls_cert != NULL)
+        p->tls = (config_tls){.cert_file = cc->forward.tls_cert, .key_file = cc->forward.tls_key,
+                              .client_ca_file = cc->tls_client_ca, .client_auth = TLS_CLIENT_AUTH_REQUIRED};
+    c->listeners = ls;
+    c->n_listeners++;
+    return 0;
+}
+
 /* `cluster:` (docs/cluster.md); c->cluster stays NULL without it. */
 static int read_cluster(config *c, arena *a, char *err, size_t errlen)
 {
@@ -321,7 +351,7 @@ static int read_cluster(config *c, arena *a, char *err, size_t errlen)
         return -1;
     c->cluster = cc;
     c->routing.cluster = cc;
-    return 0;
+    return add_peer_listener(c, a, n, cc, err, errlen);
 }
 
 static int read_config(config *c, arena *a, char *err, size_t errlen)

@@ -42,6 +42,7 @@ typedef struct config_listener {
     uint32_t header_timeout_ms;      /* default 10000 */
     int proxy_protocol;              /* expect a PROXY v1/v2 header first (behind an NLB/HAProxy) */
     const config_node *node;         /* the listener's map; auth.c reads auth keys from it */
+    const cluster_config *peer;      /* the cluster's peer listener (made from `cluster:`); NULL for the others */
 } config_listener;
 
 typedef struct config {
@@ -51,7 +52,7 @@ typedef struct config {
     log_level log_level;
     size_t max_decoded_bytes;     /* per-request decode arena cap, default 256 MiB */
     uint32_t shutdown_timeout_ms; /* default 10000 */
-    config_listener *listeners;
+    config_listener *listeners; /* with `cluster:`, the peer listener last */
     size_t n_listeners;
     const config_node *root;
     auth_config auth;       /* what auth_new reads: root and a view of each listener */

@@ -35,6 +35,8 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "forward.h"
+#include "grpc_frame.h"
 #include "log.h"
 #include "proxy.h"
 #include "tls.h"
@@ -47,7 +49,7 @@
 #define GRPC_CONN_WINDOW (16u << 20)      /* connection receive window */
 #define GRPC_MAX_HEADER_LIST 65536u       /* bytes of request headers we accept per stream */
 #define GRPC_WRITE_CHUNK 65536u           /* bytes gathered from nghttp2 per socket write */
-#define GRPC_PREFIX_LEN 5u                /* compressed flag + 4-byte big-endian length */
+#define GRPC_PREFIX_LEN GRPC_FRAME_PREFIX /* compressed flag + 4-byte big-endian length */
 #define GRPC_MAX_METHOD_TOKEN 16u         /* longest HTTP/1 method we bother to recognise */
 
 static const char grpc_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -78,6 +80,7 @@ struct grpc_listener {
     h2o_socket_t *sock; /* listening socket; NULL after shutdown */
     grpc_settings settings;
     char *name;
+    char *peer_secret; /* settings.peer_secret's copy */
     ingest_ctx *ictx;
     nghttp2_session_callbacks *callbacks;
     h2o_timeout_t header_timeout;
@@ -117,8 +120,12 @@ typedef struct grpc_stream {
     int content_type_ok;
     int signal; /* otlp_signal, -1 when the path is unknown */
     grpc_encoding encoding;
-    char *authorization; /* copy of the header value; not NUL-terminated */
+    char *authorization; /* copy of the header value (NUL-terminated, may hold NULs) */
     size_t authorization_len;
+    int health;      /* peer mode: FORWARD_HEALTH_PATH */
+    char *tenant;    /* peer mode: FORWARD_HDR_TENANT, FORWARD_HDR_PIPELINE, FORWARD_HDR_PEER */
+    char *pipeline;
+    char *peer_id;
     buf body;      /* length-prefixed request messages as received */
     int recv_done; /* END_STREAM received */
     int answered;  /* a response was submitted; ignore further input */
@@ -229,6 +236,9 @@ static void grpc_stream_free(grpc_stream *s)
     h2o_linklist_unlink(&s->link);
     s->conn->nstreams--;
     free(s->authorization);
+    free(s->tenant);
+    free(s->pipeline);
+    free(s->peer_id);
     buf_free(&s->body);
     buf_free(&s->resp);
     free(s);
@@ -319,6 +329,8 @@ static ssize_t grpc_stream_read_resp(nghttp2_session *session, int32_t stream_id
     return (ssize_t)n;
 }
 
+/* OK with the response message: the Export*ServiceResponse for res, or an
+ * empty message (a peer health check) when res is NULL. */
 static void grpc_stream_reply_ok(grpc_stream *s, const ingest_result *res)
 {
     static const nghttp2_nv nva[] = {
@@ -329,21 +341,32 @@ static void grpc_stream_reply_ok(grpc_stream *s, const ingest_result *res)
     uint8_t prefix[GRPC_PREFIX_LEN] = {0};
     buf_clear(&s->resp);
     if (buf_append(&s->resp, prefix, sizeof(prefix)) != 0 ||
-        ingest_response_body((otlp_signal)s->signal, OTLP_PROTOBUF, res, &s->resp) != 0) {
+        (res != NULL && ingest_response_body((otlp_signal)s->signal, OTLP_PROTOBUF, res, &s->resp) != 0)) {
         grpc_stream_reply_status(s, GRPC_INTERNAL, "out of memory", 0);
         return;
     }
-    size_t mlen = s->resp.len - GRPC_PREFIX_LEN;
-    uint8_t *p = (uint8_t *)s->resp.data;
-    p[1] = (uint8_t)(mlen >> 24);
-    p[2] = (uint8_t)(mlen >> 16);
-    p[3] = (uint8_t)(mlen >> 8);
-    p[4] = (uint8_t)mlen;
+    grpc_frame_put_prefix((uint8_t *)s->resp.data, 0, (uint32_t)(s->resp.len - GRPC_PREFIX_LEN));
     s->resp_off = 0;
     nghttp2_data_provider prd = {.source = {.ptr = s}, .read_callback = grpc_stream_read_resp};
     if (nghttp2_submit_response(s->conn->session, s->id, nva, sizeof(nva) / sizeof(nva[0]), &prd) != 0)
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
     grpc_stream_answered(s);
+}
+
+/* Peer mode: the caller must be a member (secret) and, for an export, name
+ * the tenant and pipeline. */
+static void grpc_stream_check_peer(grpc_stream *s)
+{
+    grpc_listener *l = s->conn->l;
+    ingest_result res;
+    if (ingest_peer_authorize(l->peer_secret, s->authorization, s->authorization_len, &res) != 0) {
+        log_info("cluster peer refused", "listener=%s peer=%s reason=\"%s\"", l->name,
+                 s->peer_id != NULL ? s->peer_id : "-", res.message);
+        grpc_stream_reply_status(s, ingest_grpc_status(res.status), res.message, 0);
+    } else if (!s->health && (s->tenant == NULL || s->pipeline == NULL)) {
+        grpc_stream_refuse(s, REQ_INVALID, GRPC_INVALID_ARGUMENT,
+                           "missing " FORWARD_HDR_TENANT " or " FORWARD_HDR_PIPELINE);
+    }
 }
 
 /* Request headers are complete: refuse anything that is not a call we serve
@@ -354,17 +377,15 @@ static void grpc_stream_check_headers(grpc_stream *s)
         grpc_stream_refuse_http(s, REQ_INVALID, "405");
     else if (!s->content_type_ok)
         grpc_stream_refuse_http(s, REQ_UNSUPPORTED_MEDIA, "415");
-    else if (s->signal < 0)
+    else if (s->signal < 0 && !s->health)
         grpc_stream_refuse(s, REQ_NOT_FOUND, GRPC_UNIMPLEMENTED, "unknown method");
     else if (s->encoding == GRPC_ENC_OTHER)
         grpc_stream_refuse(s, REQ_UNSUPPORTED_MEDIA, GRPC_UNIMPLEMENTED,
                            "unsupported grpc-encoding; supported: identity, gzip");
+    else if (s->conn->l->settings.peer)
+        grpc_stream_check_peer(s);
 }
 
-static uint32_t grpc_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* END_STREAM (recv_done is set): the body must hold exactly one length-prefixed message. */
 static void grpc_stream_finish(grpc_stream *s)
@@ -380,7 +401,7 @@ static void grpc_stream_finish(grpc_stream *s)
                            len == 0 ? "request has no message" : "truncated gRPC message prefix");
         return;
     }
-    uint32_t mlen = grpc_be32(b + 1);
+    uint32_t mlen = grpc_frame_len(b);
     if (b[0] > 1) {
         grpc_stream_refuse(s, REQ_INVALID, GRPC_INVALID_ARGUMENT, "invalid gRPC compressed flag");
         return;
@@ -412,8 +433,20 @@ static void grpc_stream_finish(grpc_stream *s)
     };
     ingest_result res;
     memset(&res, 0, sizeof(res));
-    ingest_export(l->ictx, &l->settings.limits, (otlp_signal)s->signal, OTLP_PROTOBUF, &origin,
-                  b + GRPC_PREFIX_LEN, mlen, b[0] == 1, &res);
+    if (s->health) {
+        /* A draining member tells its peers to stop sending it traces. */
+        if (ingest_draining(l->ictx))
+            grpc_stream_reply_status(s, GRPC_UNAVAILABLE, FORWARD_DRAINING, 0);
+        else
+            grpc_stream_reply_ok(s, NULL);
+        return;
+    }
+    if (l->settings.peer)
+        ingest_forwarded(l->ictx, &l->settings.limits, &origin, s->tenant, s->pipeline, s->peer_id,
+                         b + GRPC_PREFIX_LEN, mlen, b[0] == 1, &res);
+    else
+        ingest_export(l->ictx, &l->settings.limits, (otlp_signal)s->signal, OTLP_PROTOBUF, &origin,
+                      b + GRPC_PREFIX_LEN, mlen, b[0] == 1, &res);
     res.message[sizeof(res.message) - 1] = '\0';
     if (res.status == REQ_OK)
         grpc_stream_reply_ok(s, &res);
@@ -461,6 +494,22 @@ static int grpc_on_begin_headers(nghttp2_session *session, const nghttp2_frame *
     return 0;
 }
 
+/* Replace *dst with a NUL-terminated copy of a header value (*len gets its
+ * length when len is not NULL); an nghttp2 callback result. */
+static int grpc_copy_header(char **dst, size_t *len, const uint8_t *value, size_t valuelen)
+{
+    char *copy = malloc(valuelen + 1);
+    if (!copy)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    memcpy(copy, value, valuelen);
+    copy[valuelen] = '\0';
+    free(*dst);
+    *dst = copy;
+    if (len)
+        *len = valuelen;
+    return 0;
+}
+
 static int grpc_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                           size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
 {
@@ -471,6 +520,7 @@ static int grpc_on_header(nghttp2_session *session, const nghttp2_frame *frame, 
     grpc_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (!s)
         return 0;
+    int peer = s->conn->l->settings.peer;
     /* nghttp2 bounds each field, not the list; bound what one stream may send. */
     s->header_bytes += namelen + valuelen + 32;
     if (s->header_bytes > GRPC_MAX_HEADER_LIST)
@@ -478,7 +528,13 @@ static int grpc_on_header(nghttp2_session *session, const nghttp2_frame *frame, 
     if (grpc_token_eq(name, namelen, ":method")) {
         s->method_post = grpc_token_eq(value, valuelen, "POST");
     } else if (grpc_token_eq(name, namelen, ":path")) {
-        s->signal = ingest_signal_from_grpc_path((const char *)value, valuelen);
+        if (!peer) {
+            s->signal = ingest_signal_from_grpc_path((const char *)value, valuelen);
+        } else {
+            /* A peer listener serves the cluster's two calls and nothing else. */
+            s->signal = grpc_token_eq(value, valuelen, FORWARD_EXPORT_PATH) ? OTLP_TRACES : -1;
+            s->health = grpc_token_eq(value, valuelen, FORWARD_HEALTH_PATH);
+        }
     } else if (grpc_token_eq(name, namelen, "content-type")) {
         s->content_type_ok = grpc_content_type_ok(value, valuelen);
     } else if (grpc_token_eq(name, namelen, "grpc-encoding")) {
@@ -489,13 +545,15 @@ static int grpc_on_header(nghttp2_session *session, const nghttp2_frame *frame, 
         else
             s->encoding = GRPC_ENC_OTHER;
     } else if (grpc_token_eq(name, namelen, "authorization")) {
-        char *copy = malloc(valuelen ? valuelen : 1);
-        if (!copy)
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        memcpy(copy, value, valuelen);
-        free(s->authorization);
-        s->authorization = copy;
-        s->authorization_len = valuelen;
+        return grpc_copy_header(&s->authorization, &s->authorization_len, value, valuelen);
+    } else if (!peer) {
+        return 0; /* a tenant is only taken from an authenticated peer */
+    } else if (grpc_token_eq(name, namelen, FORWARD_HDR_TENANT)) {
+        return grpc_copy_header(&s->tenant, NULL, value, valuelen);
+    } else if (grpc_token_eq(name, namelen, FORWARD_HDR_PIPELINE)) {
+        return grpc_copy_header(&s->pipeline, NULL, value, valuelen);
+    } else if (grpc_token_eq(name, namelen, FORWARD_HDR_PEER)) {
+        return grpc_copy_header(&s->peer_id, NULL, value, valuelen);
     }
     return 0;
 }
@@ -516,7 +574,7 @@ static int grpc_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t s
         if (s->body.len > 0)
             memcpy(prefix, s->body.data, s->body.len);
         memcpy(prefix + s->body.len, data, GRPC_PREFIX_LEN - s->body.len);
-        too_large = grpc_be32(prefix + 1) > max;
+        too_large = grpc_frame_len(prefix) > max;
     }
     if (too_large) {
         grpc_stream_refuse(s, REQ_TOO_LARGE, GRPC_RESOURCE_EXHAUSTED, "message larger than the limit");
@@ -887,6 +945,13 @@ grpc_listener *grpc_listener_start(h2o_evloop_t *loop, int listen_fd, const grpc
         return NULL;
     }
     l->settings.name = l->name;
+    if (settings->peer_secret && !(l->peer_secret = strdup(settings->peer_secret))) {
+        nghttp2_session_callbacks_del(l->callbacks);
+        free(l->name);
+        free(l);
+        return NULL;
+    }
+    l->settings.peer_secret = l->peer_secret;
     if (l->settings.limits.max_request_bytes == 0)
         l->settings.limits.max_request_bytes = GRPC_DEFAULT_MAX_MESSAGE;
     if (l->settings.max_concurrent_streams == 0)
@@ -950,5 +1015,6 @@ void grpc_listener_free(grpc_listener *l)
     h2o_timeout_dispose(l->loop, &l->idle_timeout);
     nghttp2_session_callbacks_del(l->callbacks);
     free(l->name);
+    free(l->peer_secret);
     free(l);
 }

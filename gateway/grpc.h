@@ -5,7 +5,8 @@
  *   /opentelemetry.proto.collector.{trace,metrics,logs}.v1.{Trace,Metrics,Logs}Service/Export
  * goes to ingest_export(); the reply is HEADERS, one length-prefixed DATA
  * message, then trailers with grpc-status/grpc-message. A grpc_listener
- * belongs to one worker's event loop. */
+ * belongs to one worker's event loop. A listener in peer mode (settings.peer)
+ * is a cluster member's peer listener instead (see grpc_settings). */
 #ifndef GW_GRPC_H
 #define GW_GRPC_H
 
@@ -25,6 +26,13 @@ typedef struct grpc_settings {
     uint32_t header_timeout_ms;      /* a connection/stream must finish its preface or headers/request within this */
     SSL_CTX *ssl_ctx;                /* NULL: h2c prior knowledge; else TLS, ALPN h2 (owned by caller) */
     int proxy_protocol;              /* a PROXY v1/v2 header precedes TLS/HTTP/2 (within header_timeout_ms) */
+    /* Cluster peer listener (forward.h): serves only FORWARD_EXPORT_PATH
+     * (to ingest_forwarded, with the tenant and pipeline the peer names)
+     * and FORWARD_HEALTH_PATH; every call must carry "authorization:
+     * Bearer <peer_secret>" when peer_secret is set (copied). With mutual
+     * TLS, ssl_ctx verifies the peer's certificate before any call. */
+    int peer;
+    const char *peer_secret;
 } grpc_settings;
 
 typedef struct grpc_listener grpc_listener;

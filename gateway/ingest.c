@@ -6,6 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "arena.h"
 #include "auth.h"
 #include "clock.h"
@@ -26,6 +29,7 @@ static struct {
     metric_series *refused_items[OTLP_SIGNAL_COUNT][REQ_TRANSPORT_COUNT][REQ_STATUS_COUNT];
     metric_series *requests[OTLP_SIGNAL_COUNT][REQ_TRANSPORT_COUNT][REQ_STATUS_COUNT];
     metric_series *duration[OTLP_SIGNAL_COUNT][REQ_TRANSPORT_COUNT];
+    metric_series *peer_missing, *peer_invalid; /* cluster peer refusals */
 } m;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
@@ -61,6 +65,10 @@ static void metrics_init(void)
         sizeof(bounds) / sizeof(bounds[0]));
     metric_family *req = metrics_family("otlp_gateway_requests_total", METRIC_COUNTER,
                                         "Export requests answered, by signal, transport and outcome.");
+    metric_family *peer = metrics_family("otlp_gateway_cluster_peer_refused_total", METRIC_COUNTER,
+                                         "Calls to the cluster peer listener refused, by reason.");
+    m.peer_missing = metrics_series(peer, "reason=\"missing_token\"");
+    m.peer_invalid = metrics_series(peer, "reason=\"invalid_token\"");
     for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {
         const char *item = otlp_item_name((otlp_signal)s);
         char name[96], help[160], labels[160];
@@ -193,6 +201,21 @@ static const tenant *authenticate(ingest_ctx *ctx, req_origin *o, ingest_result 
     return ar.tenant;
 }
 
+/* The pipeline did not take the request: out says why, in words fit for the
+ * client. The pipeline's own reason stays in the server log: backend errors
+ * name paths and hosts the client has no business seeing. */
+static void routing_failed(ingest_ctx *ctx, pipeline_status ps, const otlp_request *req, ingest_result *out)
+{
+    if (arena_failed(ctx->arena))
+        fail(out, REQ_TOO_LARGE, "request too large when routed");
+    else
+        fail(out, ps == PIPELINE_RETRY ? REQ_UNAVAILABLE : REQ_INTERNAL,
+             ps == PIPELINE_RETRY ? "export temporarily unavailable, retry later" : "export failed");
+    out->retry_after_s = out->status == REQ_UNAVAILABLE ? 1 : 0;
+    out->rejected += req->items;
+    out->accepted = 0;
+}
+
 void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc,
                    const req_origin *origin, const uint8_t *body, size_t len, int gzipped, ingest_result *out)
 {
@@ -226,17 +249,8 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
         if (ps == PIPELINE_OK) {
             metrics_add(m.received[sig][origin->transport], req.items);
         } else {
-            /* The reason stays in the server log: backend errors name paths
-             * and hosts the client has no business seeing. */
-            if (arena_failed(ctx->arena))
-                fail(out, REQ_TOO_LARGE, "request too large when routed");
-            else
-                fail(out, ps == PIPELINE_RETRY ? REQ_UNAVAILABLE : REQ_INTERNAL,
-                     ps == PIPELINE_RETRY ? "export temporarily unavailable, retry later" : "export failed");
-            out->retry_after_s = out->status == REQ_UNAVAILABLE ? 1 : 0;
+            routing_failed(ctx, ps, &req, out);
             metrics_add(m.refused_items[sig][origin->transport][out->status], req.items);
-            out->rejected += req.items;
-            out->accepted = 0;
         }
     }
 done:
@@ -244,6 +258,66 @@ done:
         log_debug("request refused", "signal=%s transport=%s reason=%s", otlp_signal_name(sig),
                   ingest_transport_name(origin->transport), status_reasons[out->status]);
     observe(origin->transport, sig, out->status, start);
+}
+
+void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origin *origin, const char *tenant,
+                      const char *pipeline, const char *from, const uint8_t *body, size_t len, int gzipped,
+                      ingest_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    arena_reset(ctx->arena);
+    arena_set_limit(ctx->arena, lim->max_decoded_bytes);
+    otlp_request req;
+    memset(&req, 0, sizeof(req));
+    if (decode(ctx, lim, OTLP_TRACES, OTLP_PROTOBUF, body, len, gzipped, &req, out) == 0) {
+        otlp_validate(&req); /* the sampler relies on valid trace ids, whoever sent them */
+        out->accepted = req.items;
+        out->rejected = req.rejected;
+        char err[256] = "";
+        pipeline_status ps = req.items > 0 ? pipeline_accept_forwarded(ctx->pl, &req, tenant, pipeline, from,
+                                                                       ctx->arena, err, sizeof(err))
+                                           : PIPELINE_OK;
+        if (ps != PIPELINE_OK) {
+            log_warn("forwarded spans refused", "listener=%s tenant=%s pipeline=%s err=\"%s\"", origin->listener,
+                     tenant, pipeline, err);
+            routing_failed(ctx, ps, &req, out);
+        }
+    }
+    if (out->status != REQ_OK)
+        log_debug("forwarded request refused", "listener=%s reason=%s", origin->listener, status_reasons[out->status]);
+}
+
+int ingest_draining(ingest_ctx *ctx) { return pipeline_draining(ctx->pl); }
+
+int ingest_peer_authorize(const char *secret, const char *authorization, size_t len, ingest_result *out)
+{
+    pthread_once(&metrics_once, metrics_init);
+    memset(out, 0, sizeof(*out));
+    if (secret == NULL)
+        return 0;
+    if (authorization == NULL) {
+        metrics_add(m.peer_missing, 1);
+        fail(out, REQ_UNAUTHENTICATED, "missing peer secret");
+        return -1;
+    }
+    /* Digests of equal length, compared in constant time: neither the
+     * secret's bytes nor its length leak through timing. */
+    static const char prefix[] = "Bearer ";
+    unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
+    unsigned wl = 0, gl = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(md, prefix, sizeof(prefix) - 1) == 1 &&
+             EVP_DigestUpdate(md, secret, strlen(secret)) == 1 && EVP_DigestFinal_ex(md, want, &wl) == 1 &&
+             EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(md, authorization, len) == 1 &&
+             EVP_DigestFinal_ex(md, got, &gl) == 1 && wl == gl && CRYPTO_memcmp(want, got, wl) == 0;
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        metrics_add(m.peer_invalid, 1);
+        fail(out, REQ_UNAUTHENTICATED, "invalid peer secret");
+        return -1;
+    }
+    return 0;
 }
 
 int ingest_response_body(otlp_signal sig, otlp_encoding enc, const ingest_result *res, buf *out)

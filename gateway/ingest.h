@@ -63,6 +63,26 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
                    const req_origin *origin, const uint8_t *body, size_t len, int gzipped,
                    ingest_result *out);
 
+/* The cluster peer listener's half (grpc.h, peer mode; forward.h is the
+ * sending side). ingest_forwarded takes one forwarded
+ * ExportTraceServiceRequest from an authenticated member: decoded and
+ * bounded as ingest_export does, validated, then handed to
+ * pipeline_accept_forwarded for `pipeline` of `tenant` (trusted: the peer
+ * authenticated the original client), sent by the member `from` (its
+ * advertised address, or NULL). No client authentication, tenant
+ * limits or ingest metrics apply (the member that received the request
+ * applied them). */
+void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origin *origin, const char *tenant,
+                      const char *pipeline, const char *from, const uint8_t *body, size_t len, int gzipped,
+                      ingest_result *out);
+/* Is this member draining (the peer health check answers FORWARD_DRAINING)? */
+int ingest_draining(ingest_ctx *ctx);
+/* A peer call's authorization header (not NUL-terminated; NULL if absent)
+ * against "Bearer <secret>", in constant time; secret NULL: nothing to
+ * check (mutual TLS authenticates members). 0, or -1 with out set to
+ * UNAUTHENTICATED, counted in otlp_gateway_cluster_peer_refused_total{reason}. */
+int ingest_peer_authorize(const char *secret, const char *authorization, size_t len, ingest_result *out);
+
 /* Count a request refused before it reached ingest_export (bad path, bad
  * content type, body over the limit while still receiving, ...). */
 void ingest_count_refused(req_transport t, otlp_signal sig, req_status st, uint64_t start_ns);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin.h"
 #include "auth.h"
@@ -96,6 +97,24 @@ static void wait_for_stop(const sigset_t *set, auth *au, server *srv)
     }
 }
 
+/* A member stopping (SIGTERM, scale-in, a rolling deploy) first leaves the
+ * ring while it still serves: /readyz and its peer health answer draining,
+ * new spans of sampled traces go to their new owners, and the workers hand
+ * over the traces they hold. It waits long enough for every peer's health
+ * check to have seen it draining (two intervals, plus a forward flush) so
+ * what they had queued for it still arrives and is passed on. */
+static void leave_cluster(const config *cfg, pipeline *pl)
+{
+    if (cfg->cluster == NULL)
+        return;
+    pipeline_drain(pl);
+    const forward_settings *f = &cfg->cluster->forward;
+    uint64_t ms = 2 * (uint64_t)f->health_interval_ms + 2 * (uint64_t)f->flush_ms;
+    log_info("cluster: leaving", "wait_ms=%llu", (unsigned long long)ms);
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static int run(const char *path)
 {
     config *cfg;
@@ -135,8 +154,12 @@ static int run(const char *path)
     log_info("started", "version=%s config=%s admin=%s", GATEWAY_VERSION, cfg->source,
              cfg->admin_addr ? cfg->admin_addr : "off");
     wait_for_stop(&set, au, srv);
+    leave_cluster(cfg, pl);
     server_stop(srv);
     server_wait(srv);
+    if (cfg->cluster != NULL && pipeline_handoff(pl, cfg->cluster->handoff_timeout_ms) != 0)
+        log_warn("cluster: handoff timed out; deciding what is left here", "timeout_ms=%u",
+                 (unsigned)cfg->cluster->handoff_timeout_ms);
     pipeline_flush(pl);
     server_free(srv);
     auth_free(au);

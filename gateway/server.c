@@ -149,7 +149,8 @@ static int plan_listener(listener_plan *p, const config_listener *cl, const conf
     }
     p->grpc = (grpc_settings){.name = cl->name, .limits = lim, .max_concurrent_streams = cl->max_concurrent_streams,
                               .idle_timeout_ms = cl->idle_timeout_ms, .header_timeout_ms = cl->header_timeout_ms,
-                              .ssl_ctx = p->grpc_ssl, .proxy_protocol = cl->proxy_protocol};
+                              .ssl_ctx = p->grpc_ssl, .proxy_protocol = cl->proxy_protocol,
+                              .peer = cl->peer != NULL, .peer_secret = cl->peer ? cl->peer->forward.secret : NULL};
     if (cl->http_addr != NULL) {
         http_site_settings hs = {.name = cl->name, .max_body_bytes = cl->max_request_bytes,
                                  .idle_timeout_ms = cl->idle_timeout_ms, .header_timeout_ms = cl->header_timeout_ms};

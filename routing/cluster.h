@@ -61,6 +61,8 @@ size_t cluster_view_members(const cluster_view *v);
 uint64_t cluster_view_epoch(const cluster_view *v);
 
 forward *cluster_forward(cluster *c);
+/* The forwarder handle of the member at addr ("host:port"), -1 if none. */
+int cluster_peer_of(cluster *c, const char *addr);
 
 /* Stop owning traces: health checks of this member answer draining, and
  * this member leaves its own ring (every trace is owned elsewhere, if there

@@ -1,4 +1,5 @@
 #include "pipeline.h"
+#include "pipeline_internal.h"
 
 #include <pthread.h>
 #include <regex.h>
@@ -15,67 +16,9 @@
 #include "sampler.h"
 #include "trace_service.pb-c.h"
 
-#define PIPELINE_MAX 64 /* routes are selected through a 64-bit mask */
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
 typedef Opentelemetry__Proto__Common__V1__AnyValue any_t;
-typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
-
-typedef struct match_rule {
-    const char *key;
-    const char *exact; /* NULL when regex */
-    regex_t re;
-} match_rule;
-
-typedef enum { EDIT_INSERT, EDIT_UPDATE, EDIT_UPSERT, EDIT_DELETE } edit_action;
-
-typedef struct edit {
-    edit_action action;
-    const char *key;
-    const char *value; /* NULL with from_tenant or delete */
-    int from_tenant;
-} edit;
-
-typedef struct route {
-    const char *name;
-    unsigned signals;
-    int is_default;
-    match_rule *rules;
-    size_t n_rules;
-    edit *edits;
-    size_t n_edits;
-    backend **backends; /* borrowed from pipeline.backends */
-    size_t n_backends;
-    int needs_payload;
-    metric_series *items[OTLP_SIGNAL_COUNT];
-    /* Tail sampling (`sampling: <set>`): the route's traces are buffered
-     * here and reach the backends only when their trace is sampled. */
-    sampler *smp;
-    struct pipeline *pl;
-    metric_series *smp_dropped[3]; /* by smp_drop_reason */
-} route;
-
-typedef enum { SMP_QUEUE_FULL, SMP_EXPORT_FAILED, SMP_NO_MEMORY } smp_drop_reason;
-
-typedef struct tenant_routes {
-    const char *tenant;
-    uint64_t mask;
-} tenant_routes;
-
-struct pipeline {
-    backend **backends; /* one per configured backend, owned */
-    size_t n_backends;
-    route *routes;
-    size_t n_routes;
-    tenant_routes *tenants;
-    size_t n_tenants;
-    metric_series *export_failed[OTLP_SIGNAL_COUNT];
-    metric_series *unrouted[OTLP_SIGNAL_COUNT];
-    metric_series *queue_full[OTLP_SIGNAL_COUNT];
-    size_t n_shards;          /* sampler shards: one per worker */
-    size_t max_decoded_bytes; /* arena cap when emitted traces are decoded */
-    const routing_config *cfg; /* borrowed: names for the status page */
-};
 
 /* ---------- the three signals' resource entries, seen generically ---------- */
 
@@ -224,7 +167,8 @@ static int read_sampling(pipeline *pl, const routing_config *cfg, const pipeline
     const config_node *node = config_get(config_get(cfg->root, "sampling"), set);
     if (node == NULL)
         return config_error(ref, "sampling", err, errlen, "no policy set \"%s\" (define it under sampling:)", set);
-    if ((r->smp = sampler_new(node, pl->n_shards, err, errlen)) == NULL)
+    if ((r->smp = sampler_new(node, pl->n_shards, err, errlen)) == NULL ||
+        (cfg->cluster != NULL && pipeline_cluster_route(pl, r) != 0))
         return -1;
     sampler_set_metrics(r->smp, r->name);
     metric_family *f = metrics_family("otlp_gateway_sampler_export_dropped_total", METRIC_COUNTER,
@@ -383,7 +327,8 @@ static pipeline *pipeline_build(const routing_config *cfg, unsigned n_workers, i
             return NULL;
         }
     }
-    if (read_tenant_routes(pl, cfg, err, errlen) != 0) {
+    if (read_tenant_routes(pl, cfg, err, errlen) != 0 ||
+        (!check && cfg->cluster != NULL && pipeline_cluster_start(pl, cfg->cluster, err, errlen) != 0)) {
         pipeline_free(pl);
         return NULL;
     }
@@ -422,6 +367,7 @@ void pipeline_free(pipeline *pl)
 {
     if (pl == NULL)
         return;
+    cluster_free(pl->cl); /* hands undelivered spans back to the samplers freed below */
     for (size_t i = 0; i < pl->n_backends; i++)
         pl->backends[i]->ops->destroy(pl->backends[i]);
     for (size_t i = 0; i < pl->n_routes; i++) {
@@ -432,6 +378,7 @@ void pipeline_free(pipeline *pl)
         free(r->rules);
         free(r->edits);
         free(r->backends);
+        free(r->shard_epoch);
         sampler_free(r->smp);
     }
     free(pl->backends);
@@ -664,7 +611,7 @@ static void sampler_emit(void *data, const char *tenant, const uint8_t *req, siz
 /* Hand a route's share to its sampler: each shard that has spans of the
  * share takes them (under that shard's lock), then is ticked so traces its
  * memory budget decided early go out. */
-static void sample_share(route *r, const pipeline *pl, const otlp_request *req, const char *tenant, arena *a)
+void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req, const char *tenant, arena *a)
 {
     const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *tr = (const void *)req->msg;
     uint8_t *has = arena_calloc(a, pl->n_shards, 1); /* NULL: try every shard */
@@ -689,6 +636,13 @@ static void sample_share(route *r, const pipeline *pl, const otlp_request *req, 
         sampler_tick(r->smp, sh, now, sampler_emit, r);
     }
     buf_free(&late);
+}
+
+/* Releases what pipeline_owned_prepare reserved for every route (own may be NULL). */
+static void owned_cancel_all(pipeline *pl, owned *own)
+{
+    for (size_t ri = 0; own != NULL && ri < pl->n_routes; ri++)
+        pipeline_owned_cancel(pl, &own[ri]);
 }
 
 pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a, char *err,
@@ -724,8 +678,28 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
     for (size_t ri = 0; ri < pl->n_routes; ri++)
         if (pl->routes[ri].smp != NULL)
             sampled |= 1ull << ri;
-    /* Sampled routes buffer instead of exporting: no queue room to reserve. */
+    /* Sampled routes buffer instead of exporting: no backend room to
+     * reserve, but in a cluster their spans owned elsewhere need room in
+     * the owners' forward queues, reserved first so nothing is half-taken. */
+    owned *own = NULL;
+    if (pl->cl != NULL && (used & sampled) != 0) {
+        pipeline_status ps = PIPELINE_OK;
+        if ((own = arena_calloc(a, pl->n_routes, sizeof(*own))) == NULL)
+            goto nomem;
+        for (size_t ri = 0; ri < pl->n_routes && ps == PIPELINE_OK; ri++)
+            if (((used & sampled) >> ri) & 1)
+                ps = pipeline_owned_prepare(pl, &shares[ri].req, NULL, a, &own[ri]);
+        if (ps != PIPELINE_OK) {
+            owned_cancel_all(pl, own);
+            if (ps == PIPELINE_FAIL)
+                goto nomem;
+            metrics_add(pl->queue_full[req->signal], 1);
+            snprintf(err, errlen, "cluster forward queue full");
+            return PIPELINE_RETRY;
+        }
+    }
     if (reserve_all(pl, used & ~sampled, shares) != 0) {
+        owned_cancel_all(pl, own);
         metrics_add(pl->queue_full[req->signal], 1);
         snprintf(err, errlen, "export queue full");
         return PIPELINE_RETRY;
@@ -737,7 +711,10 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
         route *r = &pl->routes[ri];
         metrics_add(r->items[req->signal], shares[ri].req.items);
         if (r->smp != NULL) {
-            sample_share(r, pl, &shares[ri].req, tenant, a);
+            if (own != NULL)
+                pipeline_owned_commit(pl, r, &own[ri], tenant, a);
+            else
+                pipeline_sample_local(r, pl, &shares[ri].req, tenant, a);
             continue;
         }
         for (size_t j = 0; j < r->n_backends; j++) {
@@ -774,6 +751,8 @@ int pipeline_ready(pipeline *pl)
 
 void pipeline_tick(pipeline *pl, unsigned worker, uint64_t now_ns)
 {
+    if (pl->cl != NULL)
+        pipeline_cluster_tick(pl, worker);
     for (size_t ri = 0; ri < pl->n_routes; ri++)
         if (pl->routes[ri].smp != NULL && worker < pl->n_shards)
             sampler_tick(pl->routes[ri].smp, worker, now_ns, sampler_emit, &pl->routes[ri]);
@@ -808,6 +787,10 @@ static void flush_backends(pipeline *pl)
 
 void pipeline_flush(pipeline *pl)
 {
+    /* The forwarder stops first: what it still holds comes back and is
+     * decided here with the rest. */
+    cluster_free(pl->cl);
+    pl->cl = NULL;
     /* Decide every buffered trace first, so sampled ones reach the backends
      * before those are flushed. */
     uint64_t now = clock_now_ns();
@@ -819,6 +802,8 @@ void pipeline_flush(pipeline *pl)
 
 void pipeline_describe(const pipeline *pl, buf *out)
 {
+    if (pl->cl != NULL)
+        cluster_describe(pl->cl, out);
     const routing_config *c = pl->cfg;
     buf_puts(out, "\nbackends:\n");
     for (size_t i = 0; i < c->n_backends; i++)

@@ -79,6 +79,28 @@ void pipeline_tick(pipeline *pl, unsigned worker, uint64_t now_ns);
 /* Shutdown, after the workers stopped: decide every buffered trace (sampled
  * ones are exported), then flush every backend. */
 void pipeline_flush(pipeline *pl);
+/* ---- cluster (docs/cluster.md); without `cluster:` these do nothing ---- */
+
+/* Spans another member forwarded here (the peer listener, once the peer is
+ * authenticated): `pipeline_name`'s traces for `tenant`, sent by the member
+ * at `from` (its advertised address). They skip routing and edits (the
+ * sender applied them) and go to that pipeline's sampler, or on to their
+ * owner when this member's ring says another one (never back to `from`).
+ * PIPELINE_FAIL with err when there is no such tail-sampled pipeline,
+ * PIPELINE_RETRY when an owner's forward queue is full. */
+pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req, const char *tenant,
+                                          const char *pipeline_name, const char *from, arena *a, char *err,
+                                          size_t errlen);
+/* Stop owning traces (SIGTERM): health checks say draining, every trace
+ * is owned elsewhere from now on. */
+void pipeline_drain(pipeline *pl);
+int pipeline_draining(pipeline *pl);
+/* After the workers stopped: drain, hand every undecided trace to its
+ * owner, and wait up to timeout_ms for the forward queues to empty. 0 when
+ * everything left, -1 on timeout (what is left is decided here by
+ * pipeline_flush). */
+int pipeline_handoff(pipeline *pl, uint64_t timeout_ms);
+
 /* The status page's "backends:" and "pipelines:" sections, appended to out. */
 void pipeline_describe(const pipeline *pl, buf *out);
 

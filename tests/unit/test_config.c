@@ -590,12 +590,26 @@ static void test_cluster(void **state)
     assert_int_equal(cc->forward.health_failures, 2);
     assert_int_equal(cc->dns_interval_ms, 5000);
     assert_int_equal(cc->handoff_timeout_ms, 10000);
+    /* The peer listener is the last listener: gRPC only, no TLS here. */
+    assert_int_equal(c->n_listeners, 2);
+    assert_null(c->listeners[0].peer);
+    assert_ptr_equal(c->listeners[1].peer, cc);
+    assert_string_equal(c->listeners[1].name, "cluster");
+    assert_string_equal(c->listeners[1].grpc_addr, "0.0.0.0:4319");
+    assert_null(c->listeners[1].http_addr);
+    assert_null(c->listeners[1].tls.cert_file);
+    assert_int_equal(c->listeners[1].max_request_bytes, 2 * (8u << 20));
+    assert_int_equal(c->auth.n_listeners, 1); /* auth never sees it: peers authenticate there */
     config_free(c);
     c = load_ok(MIN_LISTENER "cluster: {advertise: '10.0.0.5:7000', listen: '10.0.0.5:7000', members_dns: "
                              "'peers.local:7000', dns_server: '127.0.0.1:5353', tls: {cert: c, key: k, ca: a}}\n");
     assert_string_equal(c->cluster->members_dns, "peers.local:7000");
     assert_string_equal(c->cluster->tls_client_ca, "a");
     assert_null(c->cluster->forward.secret);
+    assert_string_equal(c->listeners[1].grpc_addr, "10.0.0.5:7000");
+    assert_string_equal(c->listeners[1].tls.cert_file, "c");
+    assert_string_equal(c->listeners[1].tls.client_ca_file, "a");
+    assert_int_equal(c->listeners[1].tls.client_auth, TLS_CLIENT_AUTH_REQUIRED);
     config_free(c);
     c = load_ok(MIN_LISTENER);
     assert_null(c->cluster);
@@ -633,6 +647,9 @@ static void test_cluster_errors(void **state)
     expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1]\n  secret: 0123456789abcdef\n"
                              "  forward: {queue_bytes: 1MiB, batch_bytes: 2MiB}\n",
                  "gw.yaml:8:45: cluster.forward.batch_bytes: must not exceed queue_bytes");
+    expect_error("listeners:\n  - {name: cluster, grpc: 127.0.0.1:4317}\ncluster:\n  advertise: a:1\n  members: [a:1]\n"
+                 "  secret: 0123456789abcdef\n",
+                 "gw.yaml:2:12: listeners[0].name: \"cluster\" is the peer listener's name while cluster: is set");
     expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1]\n  secret: 0123456789abcdef\n  peers: 3\n",
                  "gw.yaml:8:3: cluster.peers: unknown key (expected one of: advertise, listen, members, members_dns, "
                  "dns_server, dns_interval, secret, tls, forward, health, handoff_timeout)");

@@ -25,9 +25,9 @@
 #include "exporter.h"
 #include "gzip.h"
 #include "metrics.h"
-#include "test_util.h"
 #include "trace.pb-c.h"
 #include "trace_service.pb-c.h"
+#include "test_util.h"
 
 /* ---- recording HTTP/1.1 server ---- */
 
@@ -240,37 +240,6 @@ static size_t srv_wait(test_server *s, size_t n, uint64_t timeout_ms)
 }
 
 /* ---- helpers ---- */
-
-/* An ExportTraceServiceRequest with `spans` spans named "<tag>-<i>". */
-static size_t make_payload(uint8_t *out, size_t cap, unsigned spans, const char *tag)
-{
-    static uint8_t tid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, sid[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    Opentelemetry__Proto__Trace__V1__Span span[16], *sp[16];
-    char names[16][32];
-    assert_true(spans <= 16);
-    for (unsigned i = 0; i < spans; i++) {
-        opentelemetry__proto__trace__v1__span__init(&span[i]);
-        span[i].trace_id = (ProtobufCBinaryData){16, tid};
-        span[i].span_id = (ProtobufCBinaryData){8, sid};
-        snprintf(names[i], sizeof(names[i]), "%s-%u", tag, i);
-        span[i].name = names[i];
-        sp[i] = &span[i];
-    }
-    Opentelemetry__Proto__Trace__V1__ScopeSpans ss = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT, *ssp = &ss;
-    ss.n_spans = spans;
-    ss.spans = sp;
-    Opentelemetry__Proto__Trace__V1__ResourceSpans rs = OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT,
-                                                   *rsp = &rs;
-    rs.n_scope_spans = 1;
-    rs.scope_spans = &ssp;
-    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req =
-        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
-    req.n_resource_spans = 1;
-    req.resource_spans = &rsp;
-    size_t n = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(&req);
-    assert_true(n <= cap);
-    return opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(&req, out);
-}
 
 /* Spans in a recorded body (the merged request) and the first span's name. */
 static size_t body_spans(const srv_request *r, char *first, size_t firstlen)

@@ -29,6 +29,8 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "grpc.h"
 #include "clock.h"
@@ -89,6 +91,30 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
     out->retry_after_s = fake.next_retry_after;
     snprintf(out->message, sizeof(out->message), "%s", fake.next_message);
     pthread_mutex_unlock(&fake_mu);
+}
+
+/* The peer-mode entry points (tested in test_forward): never reached here. */
+void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origin *origin, const char *tenant,
+                      const char *pipeline, const char *from, const uint8_t *body, size_t len, int gzipped,
+                      ingest_result *out)
+{
+    (void)ctx, (void)lim, (void)origin, (void)tenant, (void)pipeline, (void)from, (void)body, (void)len, (void)gzipped,
+        (void)out;
+    fail_msg("ingest_forwarded called on a listener that is not in peer mode");
+}
+
+int ingest_draining(ingest_ctx *ctx)
+{
+    (void)ctx;
+    fail_msg("ingest_draining called on a listener that is not in peer mode");
+    return 0;
+}
+
+int ingest_peer_authorize(const char *secret, const char *authorization, size_t len, ingest_result *out)
+{
+    (void)secret, (void)authorization, (void)len, (void)out;
+    fail_msg("ingest_peer_authorize called on a listener that is not in peer mode");
+    return -1;
 }
 
 void ingest_count_refused(req_transport t, otlp_signal sig, req_status st, uint64_t start_ns)
@@ -916,24 +942,8 @@ static void test_many_connections_dropped(void **state)
 static SSL_CTX *tls_server_ctx(void)
 {
     static const h2o_iovec_t alpn[] = {{(char *)"h2", 2}, {NULL, 0}};
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    assert_non_null(key);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+    SSL_CTX *ctx = self_signed_server_ctx(NULL, NULL);
     h2o_ssl_register_alpn_protocols(ctx, alpn);
-    X509_free(x);
-    EVP_PKEY_free(key);
     return ctx;
 }
 
