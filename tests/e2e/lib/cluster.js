@@ -340,8 +340,13 @@ export class Cluster {
   async stopMember(i) {
     const m = this.members[i];
     const gw = m.gw;
-    await gw.stop({ keepDir: true });
     this.gone.push(gw);
+    try {
+      await gw.stop({ keepDir: true });
+    } catch (e) {
+      this.keepDirs = true; // its log stays for whoever reads the failure
+      throw e;
+    }
     return gw;
   }
 
@@ -418,16 +423,16 @@ export class Cluster {
     return parsePrometheus(await this.members[i].gw.metricsText());
   }
 
-  /** Stop every running member (SIGTERM, in parallel; exit 0 required) and HAProxy. */
+  /** Stop HAProxy (the clients' side first), then every running member (SIGTERM, in parallel; exit 0 required). */
   async stop() {
     const errors = [];
+    await this.haproxy?.stop();
     await Promise.all(
       this.running.map((m) =>
         m.gw.stop({ keepDir: true }).catch((e) => errors.push(`${m.name}: ${e.message}`)),
       ),
     );
-    await this.haproxy?.stop();
-    if (process.env.E2E_KEEP_TMP !== '1' && errors.length === 0) {
+    if (process.env.E2E_KEEP_TMP !== '1' && errors.length === 0 && !this.keepDirs) {
       for (const gw of this.allGateways) await gw.removeDir();
     }
     if (errors.length) throw new Error(`cluster stop:\n${errors.join('\n')}`);

@@ -95,8 +95,8 @@ describe('docs/examples/cluster as documented', () => {
   });
   after(async () => {
     const errors = [];
-    await Promise.all(gws.map((gw) => gw.stop().catch((e) => errors.push(e.message))));
     await hap?.stop();
+    await Promise.all(gws.map((gw) => gw.stop().catch((e) => errors.push(e.message))));
     assert.deepEqual(errors, []);
   });
 
