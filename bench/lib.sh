@@ -30,10 +30,10 @@ wait_port() { # port
     return 1
 }
 
-# Sum of a counter over the given label filter (regex on the labels), from /metrics.
+# Sum of a metric (its series matching a regex on the labels; "" for all), from /metrics.
 metric_sum() { # admin_port metric label_regex
     curl -fs "http://127.0.0.1:$1/metrics" |
-        awk -v m="$2" -v re="$3" '$1 ~ "^"m"[{]" && $1 ~ re { s += $NF } END { printf "%d\n", s }'
+        awk -v m="$2" -v re="$3" '$1 ~ "^"m"([{]|$)" && $1 ~ re { s += $NF } END { printf "%d\n", s }'
 }
 
 peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
