@@ -16,41 +16,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-N=${BENCH_REQUESTS:-10000}
-C=${BENCH_CONNS:-16}
-M=${BENCH_STREAMS:-10}
-SPANS=${BENCH_SPANS:-100}
 WORKERS=${BENCH_WORKERS:-1}
-BUILD_DIR=${BUILD_DIR:-build}
-GATEWAY_BIN=${GATEWAY_BIN:-$BUILD_DIR/otlp-gateway}
-MKPAYLOAD_BIN=${MKPAYLOAD_BIN:-$BUILD_DIR/bench/mkpayload}
 HAPROXY_BIN=${HAPROXY_BIN:-/usr/sbin/haproxy}
-WARMUP=${BENCH_WARMUP:-$(( N / 10 > 2000 ? 2000 : N / 10 ))}
-GRPC_PATH=/opentelemetry.proto.collector.trace.v1.TraceService/Export
 SECRET=bench-cluster-secret-0123456789
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-
-for t in h2load curl awk ss getconf; do command -v "$t" >/dev/null || die "$t not found"; done
+bench_setup 10000
+command -v getconf >/dev/null || die "getconf not found"
 [ -x "$HAPROXY_BIN" ] || die "haproxy not found at $HAPROXY_BIN (Debian package haproxy)"
-(( C >= 3 && M >= 1 && SPANS >= 1 && N >= C && WORKERS >= 1 )) || die "bad parameters"
-
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    ninja -C "$BUILD_DIR" otlp-gateway bench/mkpayload >&2 || die "build failed"
-fi
-[ -x "$GATEWAY_BIN" ] || die "gateway binary $GATEWAY_BIN missing"
-[ -x "$MKPAYLOAD_BIN" ] || die "mkpayload binary $MKPAYLOAD_BIN missing"
-
-TMP=$(mktemp -d /tmp/otlp-bench-cluster.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+(( C >= 3 && WORKERS >= 1 )) || die "bad parameters (BENCH_CONNS >= 3 to reach three members)"
 TICK=$(getconf CLK_TCK)
 
 # gateway_yaml NAME GRPC ADMIN [CLUSTER_YAML]: one gateway, proxy-protocol gRPC

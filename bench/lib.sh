@@ -1,10 +1,46 @@
 # shellcheck shell=bash
-# Sourced by bench/run.sh and bench/cluster.sh: messages, free ports,
-# /metrics sums and h2load runs with their checks. The caller sets TMP (its
-# temp dir, holding payload.bin), C and M (h2load -c, -m) and GRPC_PATH.
+# Sourced by bench/run.sh and bench/cluster.sh: their common setup
+# (bench_setup), messages, free ports, /metrics sums and h2load runs with
+# their checks.
 
 die() { echo "bench: FAIL: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
+
+# bench_setup DEFAULT_REQUESTS: the common parameters from the environment
+# (N C M SPANS BUILD_DIR GATEWAY_BIN MKPAYLOAD_BIN WARMUP, see bench/README.md),
+# the tools, the build, the temp dir TMP, and at exit the end of every
+# process in PIDS and the removal of TMP (unless BENCH_KEEP_TMP=1).
+# shellcheck disable=SC2034 # the variables are the caller's
+bench_setup() {
+    N=${BENCH_REQUESTS:-$1}
+    C=${BENCH_CONNS:-16}
+    M=${BENCH_STREAMS:-10}
+    SPANS=${BENCH_SPANS:-100}
+    BUILD_DIR=${BUILD_DIR:-build}
+    GATEWAY_BIN=${GATEWAY_BIN:-$BUILD_DIR/otlp-gateway}
+    MKPAYLOAD_BIN=${MKPAYLOAD_BIN:-$BUILD_DIR/bench/mkpayload}
+    WARMUP=${BENCH_WARMUP:-$(( N / 10 > 2000 ? 2000 : N / 10 ))}
+    GRPC_PATH=/opentelemetry.proto.collector.trace.v1.TraceService/Export
+    local t
+    for t in h2load curl awk ss; do command -v "$t" >/dev/null || die "$t not found"; done
+    (( C >= 1 && M >= 1 && SPANS >= 1 && N >= C )) || die "bad parameters"
+    if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+        ninja -C "$BUILD_DIR" otlp-gateway bench/mkpayload >&2 || die "build failed"
+    fi
+    [ -x "$GATEWAY_BIN" ] || die "gateway binary $GATEWAY_BIN missing"
+    [ -x "$MKPAYLOAD_BIN" ] || die "mkpayload binary $MKPAYLOAD_BIN missing"
+    TMP=$(mktemp -d /tmp/otlp-bench.XXXXXX)
+    PIDS=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
 
 # A free loopback TCP port (not listening now, not handed out before).
 USED_PORTS=" "

@@ -14,40 +14,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-N=${BENCH_REQUESTS:-20000}
-C=${BENCH_CONNS:-16}
-M=${BENCH_STREAMS:-10}
-SPANS=${BENCH_SPANS:-100}
-BUILD_DIR=${BUILD_DIR:-build}
-GATEWAY_BIN=${GATEWAY_BIN:-$BUILD_DIR/otlp-gateway}
-MKPAYLOAD_BIN=${MKPAYLOAD_BIN:-$BUILD_DIR/bench/mkpayload}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
-WARMUP=${BENCH_WARMUP:-$(( N / 10 > 2000 ? 2000 : N / 10 ))}
-GRPC_PATH=/opentelemetry.proto.collector.trace.v1.TraceService/Export
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-
-for t in h2load curl awk ss; do command -v "$t" >/dev/null || die "$t not found"; done
+bench_setup 20000
 [ -x "$NGINX_BIN" ] || die "nginx not found at $NGINX_BIN"
-(( C >= 1 && M >= 1 && SPANS >= 1 && N >= C )) || die "bad parameters"
-
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    ninja -C "$BUILD_DIR" otlp-gateway bench/mkpayload >&2 || die "build failed"
-fi
-[ -x "$GATEWAY_BIN" ] || die "gateway binary $GATEWAY_BIN missing"
-[ -x "$MKPAYLOAD_BIN" ] || die "mkpayload binary $MKPAYLOAD_BIN missing"
-
-TMP=$(mktemp -d /tmp/otlp-bench.XXXXXX)
 chmod 755 "$TMP" # nginx workers may run as nobody
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # start_gateway NAME GRPC_PORT ADMIN_PORT -> sets GW_PID
 start_gateway() {
