@@ -396,23 +396,20 @@ static int apikey_parse_error(const yaml_parser_t *p, const char *path, char *er
                        p->problem ? p->problem : "syntax error", p->context ? " " : "", p->context ? p->context : "");
 }
 
-static int apikey_parse_file(FILE *f, const char *path, apikey_store *s, char *err, size_t errlen)
+/* Parses the one document `parser` reads (its input already set) into s. */
+static int apikey_parse(yaml_parser_t *parser, const char *path, apikey_store *s, char *err, size_t errlen)
 {
-    yaml_parser_t parser;
     yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser))
-        return apikey_fail(err, errlen, "%s: out of memory", path);
-    yaml_parser_set_input_file(&parser, f);
     int rc;
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = apikey_parse_error(&parser, path, err, errlen);
+    if (!yaml_parser_load(parser, &doc)) {
+        rc = apikey_parse_error(parser, path, err, errlen);
     } else {
         apikey_reader r = {.path = path, .doc = &doc, .err = err, .errlen = errlen};
         rc = apikey_read_doc(&r, s);
         yaml_document_delete(&doc);
         /* A second document would be ignored silently, hiding whatever it says. */
-        if (rc == 0 && !yaml_parser_load(&parser, &doc)) {
-            rc = apikey_parse_error(&parser, path, err, errlen);
+        if (rc == 0 && !yaml_parser_load(parser, &doc)) {
+            rc = apikey_parse_error(parser, path, err, errlen);
         } else if (rc == 0) {
             const yaml_node_t *extra = yaml_document_get_root_node(&doc);
             if (extra != NULL)
@@ -420,25 +417,26 @@ static int apikey_parse_file(FILE *f, const char *path, apikey_store *s, char *e
             yaml_document_delete(&doc);
         }
     }
-    yaml_parser_delete(&parser);
     return rc;
 }
 
-int apikey_store_load(const char *path, apikey_store **out, char *err, size_t errlen)
+/* Reads from f, or else from data/len, into a new indexed store. */
+static int apikey_store_read(FILE *f, const char *data, size_t len, const char *path, apikey_store **out, char *err,
+                             size_t errlen)
 {
     *out = NULL;
     apikey_store *s = calloc(1, sizeof(*s));
-    if (s == NULL)
+    yaml_parser_t parser;
+    if (s == NULL || !yaml_parser_initialize(&parser)) {
+        free(s);
         return apikey_fail(err, errlen, "%s: out of memory", path);
-    FILE *f = fopen(path, "rb");
-    int rc = 0;
-    if (f == NULL) {
-        if (errno != ENOENT) /* missing means no keys issued yet; anything else is a real problem */
-            rc = apikey_fail(err, errlen, "%s: %s", path, strerror(errno));
-    } else {
-        rc = apikey_parse_file(f, path, s, err, errlen);
-        fclose(f);
     }
+    if (f != NULL)
+        yaml_parser_set_input_file(&parser, f);
+    else
+        yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    int rc = apikey_parse(&parser, path, s, err, errlen);
+    yaml_parser_delete(&parser);
     if (rc == 0)
         rc = apikey_store_index(s, path, err, errlen);
     if (rc != 0) {
@@ -447,6 +445,29 @@ int apikey_store_load(const char *path, apikey_store **out, char *err, size_t er
     }
     *out = s;
     return 0;
+}
+
+int apikey_store_parse(const char *name, const char *data, size_t len, apikey_store **out, char *err, size_t errlen)
+{
+    if (len > 0 && memchr(data, '\0', len) != NULL) { /* refused up front: a clearer error than the YAML one */
+        *out = NULL;
+        return apikey_fail(err, errlen, "%s: the document contains a NUL byte", name);
+    }
+    return apikey_store_read(NULL, data, len, name, out, err, errlen);
+}
+
+int apikey_store_load(const char *path, apikey_store **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        *out = NULL;
+        if (errno != ENOENT) /* missing means no keys issued yet; anything else is a real problem */
+            return apikey_fail(err, errlen, "%s: %s", path, strerror(errno));
+        return apikey_store_read(NULL, "", 0, path, out, err, errlen);
+    }
+    int rc = apikey_store_read(f, NULL, 0, path, out, err, errlen);
+    fclose(f);
+    return rc;
 }
 
 /* tenant and key_id are also set for revoked and expired keys, so the caller
@@ -559,6 +580,29 @@ static int apikey_emit(FILE *f, const apikey_store *s)
     return ok ? 0 : -1;
 }
 
+/* The whole document: the comment header, then the keys. */
+static int apikey_write_doc(FILE *f, const apikey_store *s)
+{
+    return fputs(apikey_file_header, f) >= 0 && apikey_emit(f, s) == 0 ? 0 : -1;
+}
+
+int apikey_store_format(const apikey_store *s, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = open_memstream(out, len);
+    if (f == NULL)
+        return -1;
+    int rc = apikey_write_doc(f, s);
+    if (fclose(f) != 0 || rc != 0) {
+        free(*out);
+        *out = NULL;
+        *len = 0;
+        return -1;
+    }
+    return 0;
+}
+
 /* Fills the temp file and makes it durable; closes fd. */
 static int apikey_write_fd(int fd, const char *path, const char *tmp, const apikey_store *s, char *err, size_t errlen)
 {
@@ -576,7 +620,7 @@ static int apikey_write_fd(int fd, const char *path, const char *tmp, const apik
         return apikey_fail(err, errlen, "%s: %s", tmp, strerror(errno));
     }
     errno = 0;
-    int ok = fputs(apikey_file_header, f) >= 0 && apikey_emit(f, s) == 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int ok = apikey_write_doc(f, s) == 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
     int saved = errno;
     if (fclose(f) != 0 && ok) {
         ok = 0;
@@ -621,13 +665,10 @@ static char *apikey_dirname(const char *path)
     return slash == NULL ? strdup(".") : slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
 }
 
-/* Edits the store in place: 0 to write it, 1 when nothing changed, -1 on error. */
-typedef int (*apikey_edit_fn)(apikey_store *s, void *ctx, char *err, size_t errlen);
-
 /* Load, edit, write under an exclusive flock on the directory (the file
  * itself is replaced by rename, so it cannot carry the lock). The edited
  * store is only written, never looked up in: its digest table is stale. */
-static int apikey_edit(const char *path, apikey_edit_fn fn, void *ctx, char *err, size_t errlen)
+int apikey_file_edit(const char *path, apikey_edit_fn fn, void *ctx, char *err, size_t errlen)
 {
     char *dir = apikey_dirname(path);
     int dirfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
@@ -656,7 +697,7 @@ static int apikey_taken(const apikey_store *s, const char *id, const uint8_t *di
     return 0;
 }
 
-static int apikey_do_create(apikey_store *s, void *arg, char *err, size_t errlen)
+int apikey_edit_create(apikey_store *s, void *arg, char *err, size_t errlen)
 {
     apikey_new *c = arg;
     uint8_t raw[APIKEY_RANDOM_BYTES], digest[SHA256_DIGEST_LENGTH];
@@ -692,21 +733,9 @@ static int apikey_do_create(apikey_store *s, void *arg, char *err, size_t errlen
     return 0;
 }
 
-int apikey_file_create(const char *path, apikey_new *k, char *err, size_t errlen)
+int apikey_edit_revoke(apikey_store *s, void *arg, char *err, size_t errlen)
 {
-    int rc = apikey_edit(path, apikey_do_create, k, err, errlen);
-    if (rc != 0)
-        OPENSSL_cleanse(k->key, sizeof(k->key));
-    return rc;
-}
-
-typedef struct apikey_revoke_ctx {
-    const char *path, *id;
-} apikey_revoke_ctx;
-
-static int apikey_do_revoke(apikey_store *s, void *arg, char *err, size_t errlen)
-{
-    const apikey_revoke_ctx *c = arg;
+    const apikey_revoke *c = arg;
     for (size_t i = 0; i < s->n; i++) {
         if (strcmp(s->entries[i].id, c->id) == 0) {
             if (s->entries[i].revoked)
@@ -715,11 +744,5 @@ static int apikey_do_revoke(apikey_store *s, void *arg, char *err, size_t errlen
             return 0;
         }
     }
-    return apikey_fail(err, errlen, "%s: no key with id \"%s\" (see `keys list`)", c->path, c->id);
-}
-
-int apikey_file_revoke(const char *path, const char *id, char *err, size_t errlen)
-{
-    apikey_revoke_ctx c = {.path = path, .id = id};
-    return apikey_edit(path, apikey_do_revoke, &c, err, errlen);
+    return apikey_fail(err, errlen, "%s: no key with id \"%s\" (see `keys list`)", c->where, c->id);
 }

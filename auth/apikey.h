@@ -36,8 +36,18 @@ typedef enum { APIKEY_OK = 0, APIKEY_UNKNOWN, APIKEY_REVOKED, APIKEY_EXPIRED, AP
 /* 1 when `token` has the API-key shape (prefix and length), else 0. */
 int apikey_looks_like(const char *token, size_t len);
 
-/* Load a keys file; a missing file is an empty store. -1 with "file:line: ..." on error. */
+/* Load a keys file; a missing file is an empty store. -1 with "file:line: ..." on error.
+ * The new store (*out) belongs to the caller: apikey_store_free. */
 int apikey_store_load(const char *path, apikey_store **out, char *err, size_t errlen);
+/* The same parser on a document in memory (an object fetched from a URL or
+ * S3): `name` stands for the file in errors ("name:line: ..."); data need not
+ * be NUL-terminated and is not kept. An empty document is an empty store. */
+int apikey_store_parse(const char *name, const char *data, size_t len, apikey_store **out, char *err,
+                       size_t errlen);
+/* The document a writer stores (comment header and keys, as the file has
+ * them): *out is malloc'd and NUL-terminated, the caller frees it. 0 or -1
+ * (out of memory). */
+int apikey_store_format(const apikey_store *s, char **out, size_t *len);
 void apikey_store_free(apikey_store *s);
 size_t apikey_store_count(const apikey_store *s);
 
@@ -64,10 +74,12 @@ const char *apikey_format_time(int64_t t, char out[APIKEY_TIME_LEN + 1]);
 /* 1 when `v` is only A-Z a-z 0-9 _ - . (the characters of an id), else 0. */
 int apikey_is_word(const char *v);
 
-/* Editing the keys file (for `otlp-gateway keys`, gateway/keys_cli.h): each
- * call loads the file under an exclusive lock on its directory, changes it and
- * rewrites it atomically (temp file, fsync, rename; mode 0600, owner kept).
- * Errors go into err; nothing is printed. */
+/* Editing keys (for `otlp-gateway keys`, gateway/keys_cli.h): an edit
+ * function changes a loaded store; apikey_file_edit loads the file under an
+ * exclusive lock on its directory, applies it and rewrites the file
+ * atomically (temp file, fsync, rename; mode 0600, owner kept); a shared
+ * object's writer (gateway/keys_source.h) applies it and PUTs the formatted
+ * store. Errors go into err; nothing is printed. */
 typedef struct apikey_new {
     const char *tenant, *name;  /* in: name NULL: none */
     int64_t created, expires;   /* in: expires APIKEY_NO_TIME: never */
@@ -75,11 +87,20 @@ typedef struct apikey_new {
     char id[APIKEY_ID_LEN + 1]; /* out */
 } apikey_new;
 
-/* Generate a key with a fresh id and append it: 0, or -1 (key cleansed). */
-int apikey_file_create(const char *path, apikey_new *k, char *err, size_t errlen);
+/* An edit of a loaded store (its lookups are stale afterwards: it is only
+ * formatted or written): 0 when changed, 1 when nothing changed, -1 with err. */
+typedef int (*apikey_edit_fn)(apikey_store *s, void *ctx, char *err, size_t errlen);
+/* ctx is an apikey_new: generates a key with a fresh id and appends it. */
+int apikey_edit_create(apikey_store *s, void *ctx, char *err, size_t errlen);
+/* ctx is an apikey_revoke: marks key `id` revoked (1 when it already was). */
+typedef struct apikey_revoke {
+    const char *where; /* the file or object, for the error message */
+    const char *id;
+} apikey_revoke;
+int apikey_edit_revoke(apikey_store *s, void *ctx, char *err, size_t errlen);
 
-/* Mark key `id` revoked: 0, 1 when it already was (file untouched), or -1
- * (also when no key has that id). */
-int apikey_file_revoke(const char *path, const char *id, char *err, size_t errlen);
+/* Load the file under the lock, apply fn, and write it back when fn returns 0.
+ * Returns what fn returned, or -1. */
+int apikey_file_edit(const char *path, apikey_edit_fn fn, void *ctx, char *err, size_t errlen);
 
 #endif

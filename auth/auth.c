@@ -76,8 +76,10 @@ struct auth {
     size_t token_cache_size;
     oidc *oidc;
     const char *keys_file;
-    pthread_rwlock_t keys_lock; /* readers check keys; SIGHUP swaps the store */
-    apikey_store *keys;
+    int keys_remote;            /* api_keys names a url or s3 source: keys come through auth_keys_replace */
+    pthread_rwlock_t keys_lock; /* readers check keys; a reload or auth_keys_replace swaps the store */
+    apikey_store *keys;         /* NULL only while a remote source has not loaded yet */
+    metric_series *keys_count;
     struct stat keys_stat;      /* what was loaded, to notice changes */
     metric_family *failures;
 };
@@ -322,10 +324,44 @@ static int read_provider(auth *a, const config_node *n, provider *p, char *err, 
     return 0;
 }
 
+/* `api_keys:` names exactly one source. A file is read here; the url and s3
+ * sources' own keys are read by the gateway's poller (gateway/keys_source.h),
+ * which hands each key set over with auth_keys_replace. */
+static int read_api_keys(auth *a, const config_node *ak, const char *const *keys, char *err, size_t errlen)
+{
+    static const char *const sources[] = {"file", "url", "s3"};
+    if (!config_is_map(ak))
+        return config_error(ak, NULL, err, errlen, "expected a map with one of file, url or s3");
+    if (config_check_keys(ak, keys, err, errlen) != 0)
+        return -1;
+    const char *given = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        if (config_get(ak, sources[i]) == NULL)
+            continue;
+        if (given != NULL)
+            return config_error(ak, sources[i], err, errlen,
+                                "give exactly one of file, url and s3 (%s is set too)", given);
+        given = sources[i];
+    }
+    if (given == NULL)
+        return config_error(ak, NULL, err, errlen, "needs one of file (a local keys file), url (https://...) "
+                            "or s3 (s3://bucket/key)");
+    if (strcmp(given, "file") != 0) {
+        a->keys_remote = 1;
+        return 0;
+    }
+    for (size_t i = 3; keys[i] != NULL; i++) /* the keys after file, url, s3 are for remote sources */
+        if (config_get(ak, keys[i]) != NULL)
+            return config_error(ak, keys[i], err, errlen,
+                                "applies to url and s3 sources; a keys file is checked every second");
+    return config_str_required(ak, "file", &a->keys_file, err, errlen);
+}
+
 static int read_auth_section(auth *a, const config_node *sec, char *err, size_t errlen)
 {
     static const char *const keys[] = {"oidc", "api_keys", "token_cache_size", NULL};
-    static const char *const key_keys[] = {"file", NULL};
+    static const char *const key_keys[] = {"file", "url", "s3", "region", "endpoint", "credentials",
+                                           "poll_interval", "timeout", NULL};
     uint64_t cache;
     if (!config_is_map(sec))
         return config_error(sec, "auth", err, errlen, "expected a map");
@@ -334,8 +370,7 @@ static int read_auth_section(auth *a, const config_node *sec, char *err, size_t 
         return -1;
     a->token_cache_size = (size_t)cache;
     const config_node *ak = config_get(sec, "api_keys");
-    if (ak != NULL && (config_check_keys(ak, key_keys, err, errlen) != 0 ||
-                       config_str_required(ak, "file", &a->keys_file, err, errlen) != 0))
+    if (ak != NULL && read_api_keys(a, ak, key_keys, err, errlen) != 0)
         return -1;
     const config_node *ps = config_get(sec, "oidc");
     if (ps == NULL)
@@ -395,9 +430,9 @@ auth *auth_new(const auth_config *cfg, char *err, size_t errlen)
         a->n_listeners++;
         if (rc != 0)
             goto fail;
-        if (a->listeners[i].required && a->n_providers == 0 && a->keys_file == NULL) {
+        if (a->listeners[i].required && a->n_providers == 0 && a->keys_file == NULL && !a->keys_remote) {
             config_error(config_get(cfg->listeners[i].node, "auth"), "auth", err, errlen,
-                         "auth: required but no auth.oidc providers and no auth.api_keys file are configured");
+                         "auth: required but no auth.oidc providers and no auth.api_keys are configured");
             goto fail;
         }
         if (a->listeners[i].required && !cfg->listeners[i].tls)
@@ -409,6 +444,10 @@ auth *auth_new(const auth_config *cfg, char *err, size_t errlen)
         if (apikey_store_load(a->keys_file, &a->keys, err, errlen) != 0)
             goto fail;
     }
+    a->keys_count = metrics_series(metrics_family("otlp_gateway_api_keys", METRIC_GAUGE,
+                                                  "API keys in the key set in use (active, revoked and expired)."),
+                                   "");
+    metrics_set(a->keys_count, (int64_t)apikey_store_count(a->keys));
     a->failures = metrics_family("otlp_gateway_auth_failure_total", METRIC_COUNTER,
                                  "Requests refused by authentication or tenant rules, by tenant and reason.");
     metric_family *ok = metrics_family("otlp_gateway_auth_success_total", METRIC_COUNTER,
@@ -488,6 +527,16 @@ void auth_reload_if_changed(auth *a)
         auth_reload(a);
 }
 
+void auth_keys_replace(auth *a, apikey_store *keys)
+{
+    pthread_rwlock_wrlock(&a->keys_lock);
+    apikey_store *old = a->keys;
+    a->keys = keys;
+    pthread_rwlock_unlock(&a->keys_lock);
+    apikey_store_free(old);
+    metrics_set(a->keys_count, (int64_t)apikey_store_count(keys));
+}
+
 void auth_reload(auth *a)
 {
     if (a->keys_file != NULL) {
@@ -499,11 +548,7 @@ void auth_reload(auth *a)
             char q[600];
             log_error("api keys reload failed; keeping the previous keys", "error=%s", log_quote(q, sizeof(q), err));
         } else {
-            pthread_rwlock_wrlock(&a->keys_lock);
-            apikey_store *old = a->keys;
-            a->keys = fresh;
-            pthread_rwlock_unlock(&a->keys_lock);
-            apikey_store_free(old);
+            auth_keys_replace(a, fresh);
             log_info("api keys reloaded", "file=%s keys=%zu", a->keys_file, apikey_store_count(fresh));
         }
     }
@@ -566,10 +611,18 @@ static const tenant *authenticate_api_key(auth *a, const char *tok, size_t len, 
     const char *tid = NULL, *kid = NULL;
     tenant *t = NULL;
     pthread_rwlock_rdlock(&a->keys_lock);
-    apikey_status st = a->keys ? apikey_check(a->keys, tok, len, (int64_t)time(NULL), &tid, &kid) : APIKEY_UNKNOWN;
+    int loaded = a->keys != NULL;
+    apikey_status st = loaded ? apikey_check(a->keys, tok, len, (int64_t)time(NULL), &tid, &kid) : APIKEY_UNKNOWN;
     if (st == APIKEY_OK)
         t = tenant_find(a, tid); /* looked up under the lock: tid lives in the store */
     pthread_rwlock_unlock(&a->keys_lock);
+    if (!loaded && a->keys_remote) {
+        /* The shared key set has not loaded yet: a retryable answer, so agents
+         * keep their data and retry instead of dropping it on a 401. */
+        out->retry_after_s = 1;
+        fail(a, out, REQ_UNAVAILABLE, NULL, "keys_unavailable", "API keys not available yet, retry");
+        return NULL;
+    }
     if (st != APIKEY_OK) {
         fail(a, out, REQ_UNAUTHENTICATED, NULL, reasons[st], "invalid API key");
         return NULL;
@@ -753,3 +806,5 @@ static void collect_auth(buf *out, void *data)
                    (unsigned long long)st.unknown_kid_refreshes);
     }
 }
+
+int auth_keys_remote(const auth *a) { return a->keys_remote; }

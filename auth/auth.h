@@ -27,6 +27,7 @@
 #include "types.h"
 
 typedef struct auth auth;
+typedef struct apikey_store apikey_store;
 typedef struct tenant tenant;
 
 /* A listener as auth sees it: its `auth:`, `allow_cidrs`, `tenant` and
@@ -56,6 +57,15 @@ void auth_reload(auth *a);
 /* Reload the API keys file if it changed on disk (inode, size or mtime);
  * cheap enough to call every second. */
 void auth_reload_if_changed(auth *a);
+
+/* Whether auth.api_keys names a url or s3 source (whose key sets the
+ * gateway's poller hands over with auth_keys_replace). */
+int auth_keys_remote(const auth *a);
+/* Use `keys` from now on; auth takes ownership and frees the previous set
+ * once no request is checking against it. Thread-safe. Until the first call,
+ * an auth with a remote source answers API-key tokens with a retryable
+ * UNAVAILABLE (503, Retry-After: 1), not UNAUTHENTICATED. */
+void auth_keys_replace(auth *a, apikey_store *keys);
 
 typedef struct auth_result {
     req_status status;   /* OK, UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE */

@@ -136,7 +136,7 @@ int aws_signer_sign(aws_signer *s, const export_signing *req, struct curl_slist 
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
-    aws_sigv4_request r = {.method = "POST", .path = path, .query = query, .headers = lines, .body = req->body,
+    aws_sigv4_request r = {.method = req->method ? req->method : "POST", .path = path, .query = query, .headers = lines, .body = req->body,
                            .body_len = req->len};
     buf_clear(&s->lines);
     if (aws_sigv4_sign(&r, &c, s->region, s->service, amz_date, 1, &s->lines, NULL, NULL) != 0 ||

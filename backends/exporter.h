@@ -89,6 +89,7 @@ typedef struct export_result {
 
 /* The request as it goes on the wire, for a type that signs it. */
 typedef struct export_signing {
+    const char *method;               /* NULL: POST (what exporters send) */
     const char *url;
     const struct curl_slist *headers; /* every header the exporter sets (curl adds
                                        * Content-Length, User-Agent and, unless

@@ -103,6 +103,15 @@ static long open_fds(void)
     return n - 1; /* the directory stream's own fd */
 }
 
+/* User plus system CPU time of the whole process, in seconds. */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void collect_process(buf *out, void *data)
 {
     const admin_state *st = data;
@@ -111,13 +120,15 @@ static void collect_process(buf *out, void *data)
                "otlp_gateway_build_info{version=\"%s\"} 1\n"
                "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
                "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n"
+               "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+               "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n"
                "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
                "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
                "# HELP process_open_fds Number of open file descriptors.\n"
                "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n"
                "# HELP otlp_gateway_ready Whether the gateway reports ready.\n"
                "# TYPE otlp_gateway_ready gauge\notlp_gateway_ready %d\n",
-               GATEWAY_VERSION, st->started_unix, resident_bytes(), open_fds(), is_ready(st));
+               GATEWAY_VERSION, st->started_unix, cpu_seconds(), resident_bytes(), open_fds(), is_ready(st));
 }
 
 http_site *admin_site_new(admin_state *st)

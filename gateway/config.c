@@ -234,6 +234,14 @@ static int read_cluster_members(cluster_config *cc, arena *a, const config_node 
         cc->n_members = len;
         if (config_unique_items(a, seq, "member", err, errlen) != 0)
             return -1;
+        /* Every member must compute the same ring: one that others do not
+         * list would own traces nobody sends it. */
+        size_t i = 0;
+        while (i < len && strcmp(m[i], cc->advertise) != 0)
+            i++;
+        if (i == len)
+            return config_error(seq, NULL, err, errlen, "must list this member's advertise address %s too",
+                                cc->advertise);
     }
     if (config_str(n, "members_dns", NULL, &cc->members_dns, err, errlen) != 0 ||
         config_addr(n, "dns_server", &cc->dns_server, err, errlen) != 0)

@@ -121,6 +121,7 @@ typedef struct grpc_stream {
     int signal; /* otlp_signal, -1 when the path is unknown */
     grpc_encoding encoding;
     char *authorization; /* copy of the header value (NUL-terminated, may hold NULs) */
+    int authorizations;  /* how many authorization headers came: more than one is refused */
     size_t authorization_len;
     int health;      /* peer mode: FORWARD_HEALTH_PATH */
     char *tenant;    /* peer mode: FORWARD_HDR_TENANT, FORWARD_HDR_PIPELINE, FORWARD_HDR_PEER */
@@ -382,6 +383,8 @@ static void grpc_stream_check_headers(grpc_stream *s)
     else if (s->encoding == GRPC_ENC_OTHER)
         grpc_stream_refuse(s, REQ_UNSUPPORTED_MEDIA, GRPC_UNIMPLEMENTED,
                            "unsupported grpc-encoding; supported: identity, gzip");
+    else if (s->authorizations > 1) /* ambiguous: refused as the HTTP listener does */
+        grpc_stream_refuse(s, REQ_UNAUTHENTICATED, GRPC_UNAUTHENTICATED, "more than one authorization header");
     else if (s->conn->l->settings.peer)
         grpc_stream_check_peer(s);
 }
@@ -545,6 +548,7 @@ static int grpc_on_header(nghttp2_session *session, const nghttp2_frame *frame, 
         else
             s->encoding = GRPC_ENC_OTHER;
     } else if (grpc_token_eq(name, namelen, "authorization")) {
+        s->authorizations++;
         return grpc_copy_header(&s->authorization, &s->authorization_len, value, valuelen);
     } else if (!peer) {
         return 0; /* a tenant is only taken from an authenticated peer */

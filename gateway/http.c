@@ -193,6 +193,13 @@ static int on_otlp_req(h2o_handler_t *self, h2o_req_t *req)
                start);
         return 0;
     }
+    /* Two tokens are ambiguous (which one is the client?): refuse, as the
+     * gRPC listener does, rather than pick one. */
+    ssize_t first = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (first >= 0 && h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, first) >= 0) {
+        refuse(req, (otlp_signal)sig, enc, REQ_UNAUTHENTICATED, "more than one Authorization header", start);
+        return 0;
+    }
     req_origin origin;
     fill_origin(req, h, start, &origin);
     ingest_result res;

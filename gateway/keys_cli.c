@@ -21,8 +21,11 @@ static const char keys_cli_usage[] =
     "Manages gateway API keys, sent by clients as `Authorization: Bearer otlpgw_...`.\n"
     "Only a SHA-256 hash of each key is stored; `create` prints the new key once, on\n"
     "stdout. DURATION is a count and a unit m, h, d or w (e.g. 90d); DATE is RFC 3339\n"
-    "UTC (e.g. 2027-01-31T00:00:00Z). FILE defaults to auth.api_keys.file of the\n"
-    "configuration. Running gateways see changes when they reload the keys file.\n"
+    "UTC (e.g. 2027-01-31T00:00:00Z). Without --keys-file, the keys are where the\n"
+    "configuration's auth.api_keys says: a file, or an s3://bucket/key object shared\n"
+    "by a fleet (written with conditional PUTs, so concurrent edits are not lost; a\n"
+    "url source is read-only). Running gateways see changes within their reload or\n"
+    "poll interval.\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
 
 typedef enum { KEYS_CLI_CREATE, KEYS_CLI_LIST, KEYS_CLI_REVOKE } keys_cli_cmd;
@@ -120,11 +123,21 @@ static void keys_cli_cell(const char *v, size_t width)
         printf("%*s", (int)(width - n + 2), "");
 }
 
-static int keys_cli_list(const char *path, int64_t now)
+static int keys_cli_file_load(void *path, apikey_store **out, char *err, size_t errlen)
+{
+    return apikey_store_load(path, out, err, errlen);
+}
+
+static int keys_cli_file_edit(void *path, apikey_edit_fn fn, void *arg, char *err, size_t errlen)
+{
+    return apikey_file_edit(path, fn, arg, err, errlen);
+}
+
+static int keys_cli_list(const keys_cli_store *st, int64_t now)
 {
     char err[512];
     apikey_store *s;
-    if (apikey_store_load(path, &s, err, sizeof(err)) != 0)
+    if (st->load(st->ctx, &s, err, sizeof(err)) != 0)
         return keys_cli_error(err);
     size_t n = apikey_store_count(s);
     size_t w_id = 2, w_tenant = 6, w_name = 4; /* the headings */
@@ -159,7 +172,7 @@ static int keys_cli_list(const char *path, int64_t now)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-static int keys_cli_create(const char *path, const keys_cli_args *a, int64_t now)
+static int keys_cli_create(const keys_cli_store *st, const keys_cli_args *a, int64_t now)
 {
     apikey_new k = {.tenant = a->tenant, .name = a->name, .created = now, .expires = APIKEY_NO_TIME};
     if (a->tenant == NULL || *a->tenant == '\0')
@@ -179,10 +192,12 @@ static int keys_cli_create(const char *path, const keys_cli_args *a, int64_t now
         }
     }
     char err[512];
-    if (apikey_file_create(path, &k, err, sizeof(err)) != 0)
+    if (st->edit(st->ctx, apikey_edit_create, &k, err, sizeof(err)) != 0) {
+        OPENSSL_cleanse(k.key, sizeof(k.key));
         return keys_cli_error(err);
+    }
     char expires[APIKEY_TIME_LEN + 1];
-    fprintf(stderr, "created key %s for tenant %s in %s, expires %s\n", k.id, k.tenant, path,
+    fprintf(stderr, "created key %s for tenant %s in %s, expires %s\n", k.id, k.tenant, st->where,
             k.expires == APIKEY_NO_TIME ? "never" : apikey_format_time(k.expires, expires));
     fprintf(stderr, "the key follows on stdout; it is shown only this once\n");
     int rc = printf("%s\n", k.key) < 0 || fflush(stdout) != 0 ? 1 : 0;
@@ -190,19 +205,20 @@ static int keys_cli_create(const char *path, const keys_cli_args *a, int64_t now
     return rc;
 }
 
-static int keys_cli_revoke(const char *path, const char *id)
+static int keys_cli_revoke(const keys_cli_store *st, const char *id)
 {
     if (id == NULL)
         return keys_cli_usage_error("revoke needs a key id (see `keys list`)");
     char err[512];
-    int rc = apikey_file_revoke(path, id, err, sizeof(err));
+    apikey_revoke r = {.where = st->where, .id = id};
+    int rc = st->edit(st->ctx, apikey_edit_revoke, &r, err, sizeof(err));
     if (rc < 0)
         return keys_cli_error(err);
     fprintf(stderr, rc == 1 ? "key %s was already revoked\n" : "revoked key %s\n", id);
     return 0;
 }
 
-int keys_cli_main(int argc, char **argv, const char *default_keys_file)
+int keys_cli_main(int argc, char **argv, const char *default_keys_file, const keys_cli_store *remote)
 {
     if (argc < 2)
         return keys_cli_usage_error("missing command (create, list or revoke)");
@@ -229,12 +245,14 @@ int keys_cli_main(int argc, char **argv, const char *default_keys_file)
     if (rc != 0)
         return rc;
     const char *path = a.file ? a.file : default_keys_file;
-    if (path == NULL || *path == '\0')
-        return keys_cli_usage_error("no keys file: give --keys-file or set auth.api_keys.file in the configuration");
+    keys_cli_store file = {.where = path, .load = keys_cli_file_load, .edit = keys_cli_file_edit, .ctx = (void *)path};
+    const keys_cli_store *st = a.file == NULL && remote != NULL ? remote : &file;
+    if (st == &file && (path == NULL || *path == '\0'))
+        return keys_cli_usage_error("no keys file: give --keys-file or set auth.api_keys in the configuration");
     int64_t now = (int64_t)time(NULL);
     if (cmd == KEYS_CLI_LIST)
-        return keys_cli_list(path, now);
+        return keys_cli_list(st, now);
     if (cmd == KEYS_CLI_CREATE)
-        return keys_cli_create(path, &a, now);
-    return keys_cli_revoke(path, a.id);
+        return keys_cli_create(st, &a, now);
+    return keys_cli_revoke(st, a.id);
 }

@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "config.h"
 #include "keys_cli.h"
+#include "keys_source.h"
 #include "log.h"
 #include "pipeline.h"
 #include "server.h"
@@ -24,6 +25,12 @@ static const char usage[] =
     "Without --config it runs the embedded default: OTLP/gRPC on 127.0.0.1:4317,\n"
     "OTLP/HTTP on 127.0.0.1:4318, admin on 127.0.0.1:8888, data written as\n"
     "OTLP/JSON lines to ./otlp-gateway-data/. SIGTERM or SIGINT stops it gracefully.\n";
+
+/* The config's auth.api_keys map, or NULL. */
+static const config_node *api_keys_node(const config *cfg)
+{
+    return config_get(config_get(cfg->root, "auth"), "api_keys");
+}
 
 static int load(const char *path, config **cfg)
 {
@@ -46,8 +53,11 @@ static int check_config(const char *path)
     if (load(path, &cfg) != 0)
         return 1;
     auth *au = NULL;
+    keys_source *ks = NULL;
     int rc = pipeline_check(&cfg->routing, err, sizeof(err)) != 0 || (au = auth_new(&cfg->auth, err, sizeof(err))) == NULL ||
+             keys_source_from_config(api_keys_node(cfg), &ks, err, sizeof(err)) != 0 ||
              server_check(cfg, err, sizeof(err)) != 0;
+    keys_source_free(ks);
     if (rc)
         fprintf(stderr, "otlp-gateway: config error: %s\n", err);
     else
@@ -57,19 +67,40 @@ static int check_config(const char *path)
     return rc;
 }
 
+static int keys_source_load_cb(void *ks, apikey_store **out, char *err, size_t errlen)
+{
+    return keys_source_load(ks, out, err, errlen);
+}
+
+static int keys_source_edit_cb(void *ks, apikey_edit_fn fn, void *arg, char *err, size_t errlen)
+{
+    return keys_source_edit(ks, fn, arg, err, errlen);
+}
+
 /* `otlp-gateway [--config FILE] keys ...`: the API key CLI. With --config,
- * the keys file defaults to the config's auth.api_keys.file. */
+ * the keys are where the config's auth.api_keys says (file, url or s3). */
 static int keys_command(int argc, char **argv, const char *config_path)
 {
     config *cfg = NULL;
     const char *keys_file = NULL;
+    keys_source *ks = NULL;
     if (config_path != NULL) {
+        char err[512];
         if (load(config_path, &cfg) != 0)
             return 1;
-        const config_node *ak = config_get(config_get(cfg->root, "auth"), "api_keys");
+        const config_node *ak = api_keys_node(cfg);
         keys_file = ak ? config_scalar(config_get(ak, "file")) : NULL;
+        if (keys_source_from_config(ak, &ks, err, sizeof(err)) != 0) {
+            fprintf(stderr, "otlp-gateway: config error: %s\n", err);
+            config_free(cfg);
+            return 1;
+        }
     }
-    int rc = keys_cli_main(argc, argv, keys_file);
+    keys_cli_store remote = {.load = keys_source_load_cb, .edit = keys_source_edit_cb, .ctx = ks};
+    if (ks != NULL)
+        remote.where = keys_source_where(ks);
+    int rc = keys_cli_main(argc, argv, keys_file, ks ? &remote : NULL);
+    keys_source_free(ks);
     config_free(cfg);
     return rc;
 }
@@ -124,9 +155,11 @@ static int run(const char *path)
     char err[512];
     pipeline *pl = pipeline_new(&cfg->routing, server_worker_count(cfg), err, sizeof(err));
     auth *au = pl ? auth_new(&cfg->auth, err, sizeof(err)) : NULL;
-    if (pl == NULL || au == NULL) {
+    keys_source *ks = NULL;
+    if (pl == NULL || au == NULL || keys_source_from_config(api_keys_node(cfg), &ks, err, sizeof(err)) != 0) {
         char q[600];
         log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));
+        auth_free(au);
         pipeline_free(pl);
         config_free(cfg);
         return 1;
@@ -142,9 +175,13 @@ static int run(const char *path)
 
     admin_state admin = {.cfg = cfg, .pl = pl};
     server *srv = server_new(cfg, pl, au, &admin, err, sizeof(err));
-    if (srv == NULL || auth_start(au, http_get_curl, err, sizeof(err)) != 0 || server_start(srv, err, sizeof(err)) != 0) {
+    /* A shared key source starts polling before the listeners open; until its
+     * first load, API-key tokens get a retryable 503 (auth_keys_replace). */
+    if (srv == NULL || auth_start(au, http_get_curl, err, sizeof(err)) != 0 ||
+        (ks != NULL && keys_source_start(ks, au, err, sizeof(err)) != 0) || server_start(srv, err, sizeof(err)) != 0) {
         char q[600];
         log_error("cannot start", "error=%s", log_quote(q, sizeof(q), err));
+        keys_source_free(ks);
         server_free(srv);
         auth_free(au);
         pipeline_free(pl);
@@ -162,6 +199,7 @@ static int run(const char *path)
                  (unsigned)cfg->cluster->handoff_timeout_ms);
     pipeline_flush(pl);
     server_free(srv);
+    keys_source_free(ks); /* before auth: the poller hands key sets to it */
     auth_free(au);
     pipeline_free(pl);
     config_free(cfg);

@@ -56,7 +56,8 @@ struct cluster {
     int resolver_started;
     pthread_cond_t cv;
     int stopping;
-    int dns_failing; /* log a failing resolution once, and its recovery */
+    int dns_failing;   /* log a failing resolution once, and its recovery */
+    int self_unlisted; /* log once that the records do not include this member */
     metric_series *m_members, *m_changes, *m_draining;
     cluster_return_fn ret; /* the owner's (the pipeline's) */
     void *ret_data;
@@ -374,8 +375,17 @@ static void resolve_members(cluster *c)
         if (c->dns_failing)
             log_info("cluster: members_dns resolves again", "name=%s records=%zu", c->cfg.members_dns, l.n);
         c->dns_failing = 0;
-        for (size_t i = 0; i < l.n; i++)
+        int self_listed = 0;
+        for (size_t i = 0; i < l.n; i++) {
+            self_listed |= strcmp(l.v[i], c->cfg.advertise) == 0;
             member_seen(c, l.v[i]);
+        }
+        /* The others build their ring from the same records: until this
+         * member is among them, it owns traces nobody sends it. */
+        if (!self_listed && !c->self_unlisted)
+            log_warn("cluster: this member is not among members_dns's records yet", "name=%s advertise=%s",
+                     c->cfg.members_dns, c->cfg.advertise);
+        c->self_unlisted = !self_listed;
         members_sweep(c);
     }
     pthread_mutex_unlock(&c->mu);

@@ -1118,13 +1118,22 @@ out:
     return buffered;
 }
 
-size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn emit, void *data)
+/* The shard, locked; NULL (nothing locked) for a shard that does not exist. */
+static shard *shard_enter(sampler *s, size_t shard_i)
 {
     if (shard_i >= s->n_shards)
-        return 0;
+        return NULL;
     shard *sh = &s->shards[shard_i];
-    size_t n = 0;
     pthread_mutex_lock(&sh->lock);
+    return sh;
+}
+
+size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn emit, void *data)
+{
+    shard *sh = shard_enter(s, shard_i);
+    size_t n = 0;
+    if (sh == NULL)
+        return 0;
     n += enforce_budget(s, sh, now_ns);
     while (sh->fifo.next != &sh->fifo && now_ns - sh->fifo.next->first_ns >= s->wait_ns &&
            now_ns >= sh->fifo.next->first_ns) {
@@ -1143,11 +1152,10 @@ size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn
 
 size_t sampler_flush(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn emit, void *data)
 {
-    if (shard_i >= s->n_shards)
-        return 0;
-    shard *sh = &s->shards[shard_i];
+    shard *sh = shard_enter(s, shard_i);
     size_t n = 0;
-    pthread_mutex_lock(&sh->lock);
+    if (sh == NULL)
+        return 0;
     while (sh->fifo.next != &sh->fifo) {
         decide(s, sh, sh->fifo.next, now_ns, R_FLUSH);
         n++;
@@ -1172,11 +1180,10 @@ static void release_trace(sampler *s, shard *sh, trace *t)
 
 size_t sampler_release(sampler *s, size_t shard_i, sampler_keep_fn keep, sampler_give_fn give, void *data)
 {
-    if (shard_i >= s->n_shards)
-        return 0;
-    shard *sh = &s->shards[shard_i];
+    shard *sh = shard_enter(s, shard_i);
     size_t n = 0;
-    pthread_mutex_lock(&sh->lock);
+    if (sh == NULL)
+        return 0;
     for (trace *t = sh->fifo.next, *nx; t != &sh->fifo; t = nx) {
         nx = t->next;
         if (keep != NULL && keep(data, t->id))

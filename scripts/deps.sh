@@ -1,10 +1,13 @@
+# shellcheck shell=sh
 # Sourced by run.sh and test.sh: installs missing Debian packages (and, for
 # tests, the pinned npm packages). Fast when everything is already there.
 
+# shellcheck disable=SC2034 # both lists are read by the scripts that source this
 build_packages="meson ninja-build pkg-config gcc libc6-dev libh2o-evloop-dev libnghttp2-dev
   libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev libjansson-dev
   libyaml-dev zlib1g-dev libzstd-dev libsnappy-dev libcmocka-dev"
-test_packages="clang libclang-rt-14-dev nghttp2-client nginx-light curl procps prometheus haproxy"
+test_packages="clang libclang-rt-14-dev nghttp2-client nginx-light curl procps prometheus haproxy
+  shellcheck docker-compose systemd openssl podman buildah mmdebstrap"
 
 # ensure_packages PKG... : apt-get install whatever dpkg does not have yet.
 ensure_packages() {
@@ -17,6 +20,7 @@ ensure_packages() {
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -q >/dev/null
+    # shellcheck disable=SC2086 # $missing is a list of package names
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends $missing >/dev/null
 }
 

@@ -5,6 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+# shellcheck disable=SC2086 # the package lists are meant to split into names
 ensure_packages $build_packages
 build build
 exec ./build/otlp-gateway "$@"

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+# shellcheck disable=SC2086 # the package lists are meant to split into names
 ensure_packages $build_packages $test_packages
 ensure_node
 
@@ -49,6 +50,9 @@ echo "== end-to-end tests"
 e2e e2e "$PWD/build/otlp-gateway"
 echo "== end-to-end tests (asan+ubsan)"
 e2e e2e-asan "$PWD/build-asan/otlp-gateway"
+
+echo "== infra (image, terraform, dashboard, alerts, compose, systemd)"
+infra/check.sh build/otlp-gateway
 
 echo "== fuzz (${FUZZ_SECONDS:-20}s per target)"
 tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}" | tee "$logs/fuzz"

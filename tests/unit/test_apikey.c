@@ -66,7 +66,7 @@ static int run_cli(const char *first, ...)
     int saved_out = dup(1), saved_err = dup(2);
     dup2(fileno(out), 1);
     dup2(fileno(errf), 2);
-    int rc = keys_cli_main(argc, argv, NULL);
+    int rc = keys_cli_main(argc, argv, NULL, NULL);
     fflush(stdout);
     fflush(stderr);
     dup2(saved_out, 1);
@@ -282,6 +282,94 @@ static void test_malformed(void **state)
     apikey_store_free(s);
 }
 
+/* A document in memory (a fetched object) goes through the file's parser:
+ * same entries, same located errors under the name given; format writes
+ * what parses back to the same set; edits work on a store. */
+static void test_memory_parse_format_edit(void **state)
+{
+    (void)state;
+    static const char doc[] =
+        "keys:\n"
+        "  - id: k_a\n    tenant: shop\n    name: \"ci: agents\"\n"
+        "    sha256: 0000000000000000000000000000000000000000000000000000000000000000\n"
+        "    created: 2026-01-01T00:00:00Z\n    revoked: false\n"
+        "  - id: k_b\n    tenant: pay\n"
+        "    sha256: 1111111111111111111111111111111111111111111111111111111111111111\n"
+        "    expires: 2027-01-01T00:00:00Z\n    revoked: true\n";
+    apikey_store *s, *again;
+    char err[512];
+    /* Not NUL-terminated: the length is what is parsed. */
+    char *copy = malloc(sizeof(doc) - 1);
+    memcpy(copy, doc, sizeof(doc) - 1);
+    assert_int_equal(apikey_store_parse("s3://b/keys.yaml", copy, sizeof(doc) - 1, &s, err, sizeof(err)), 0);
+    free(copy);
+    assert_int_equal(apikey_store_count(s), 2);
+    apikey_info e = apikey_store_entry(s, 0);
+    assert_string_equal(e.id, "k_a");
+    assert_string_equal(e.name, "ci: agents");
+    assert_int_equal(e.expires, APIKEY_NO_TIME);
+    e = apikey_store_entry(s, 1);
+    assert_true(e.revoked);
+    assert_null(e.name);
+
+    char *out;
+    size_t len;
+    assert_int_equal(apikey_store_format(s, &out, &len), 0);
+    assert_int_equal(strlen(out), len);
+    assert_non_null(strstr(out, "# otlp-gateway API keys."));
+    assert_int_equal(apikey_store_parse("formatted", out, len, &again, err, sizeof(err)), 0);
+    free(out);
+    assert_int_equal(apikey_store_count(again), 2);
+    for (size_t i = 0; i < 2; i++) {
+        apikey_info x = apikey_store_entry(s, i), y = apikey_store_entry(again, i);
+        assert_string_equal(x.id, y.id);
+        assert_string_equal(x.tenant, y.tenant);
+        assert_int_equal(x.created, y.created);
+        assert_int_equal(x.expires, y.expires);
+        assert_int_equal(x.revoked, y.revoked);
+    }
+    apikey_store_free(again);
+
+    /* Edits on a store: revoke (1 when already revoked, -1 naming the place
+     * when the id is unknown) and create. */
+    apikey_revoke rv = {.where = "s3://b/keys.yaml", .id = "k_a"};
+    assert_int_equal(apikey_edit_revoke(s, &rv, err, sizeof(err)), 0);
+    assert_true(apikey_store_entry(s, 0).revoked);
+    assert_int_equal(apikey_edit_revoke(s, &rv, err, sizeof(err)), 1);
+    rv.id = "k_zz";
+    assert_int_equal(apikey_edit_revoke(s, &rv, err, sizeof(err)), -1);
+    assert_string_equal(err, "s3://b/keys.yaml: no key with id \"k_zz\" (see `keys list`)");
+    apikey_new k = {.tenant = "shop", .created = 1, .expires = APIKEY_NO_TIME};
+    assert_int_equal(apikey_edit_create(s, &k, err, sizeof(err)), 0);
+    assert_int_equal(apikey_store_count(s), 3);
+    assert_true(apikey_looks_like(k.key, strlen(k.key)));
+    assert_string_equal(apikey_store_entry(s, 2).id, k.id);
+    /* The edited store formats to a document in which the new key checks out. */
+    assert_int_equal(apikey_store_format(s, &out, &len), 0);
+    assert_int_equal(apikey_store_parse("edited", out, len, &again, err, sizeof(err)), 0);
+    free(out);
+    const char *tenant, *id;
+    assert_int_equal(apikey_check(again, k.key, strlen(k.key), 2, &tenant, &id), APIKEY_OK);
+    assert_string_equal(tenant, "shop");
+    assert_int_equal(apikey_check(again, k.key, strlen(k.key), 2, NULL, NULL), APIKEY_OK);
+    apikey_store_free(again);
+    apikey_store_free(s);
+
+    /* Errors are located under the name; empty documents are empty sets. */
+    assert_int_equal(apikey_store_parse("https://k/x", "keys:\n  - id: [a\n", 17, &s, err, sizeof(err)), -1);
+    assert_null(s);
+    assert_non_null(strstr(err, "https://k/x:3: invalid YAML"));
+    assert_int_equal(apikey_store_parse("u", "keys:\n  - {id: a}\n", 18, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "u:2: entry has no tenant");
+    assert_int_equal(apikey_store_parse("u", "keys: []\0junk", 14, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "u: the document contains a NUL byte");
+    assert_int_equal(apikey_store_parse("u", "", 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(apikey_store_count(s), 0);
+    apikey_store_free(s);
+    assert_int_equal(apikey_store_parse("u", "# nothing yet\n", 14, &s, err, sizeof(err)), 0);
+    apikey_store_free(s);
+}
+
 static void test_file_errors(void **state)
 {
     (void)state;
@@ -446,6 +534,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+        cmocka_unit_test(test_memory_parse_format_edit),
         cmocka_unit_test_setup_teardown(test_missing_and_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quoting_round_trip, setup, teardown),

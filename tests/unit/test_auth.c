@@ -48,7 +48,7 @@ static void create_key(const char *file, const char *tenant, char *out, size_t o
     fflush(stdout);
     dup2(fd, 1);
     char *argv[] = {"keys", "create", "--tenant", (char *)tenant, "--keys-file", (char *)file, NULL};
-    int rc = keys_cli_main(6, argv, NULL);
+    int rc = keys_cli_main(6, argv, NULL, NULL);
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
@@ -169,7 +169,7 @@ static void test_endpoint_rules(void **state)
     snprintf(idbuf, sizeof(idbuf), "%s", id);
     apikey_store_free(st);
     char *argv[] = {"keys", "revoke", idbuf, "--keys-file", f->keys, NULL};
-    assert_int_equal(keys_cli_main(5, argv, NULL), 0);
+    assert_int_equal(keys_cli_main(5, argv, NULL, NULL), 0);
     auth_reload(f->au);
     snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
     expect(f, "secure", "192.0.2.1", h, REQ_UNAUTHENTICATED, "revoked_key");
@@ -272,6 +272,72 @@ static void test_config_errors(void **state)
                  "set exactly one of tenant_claim");
 }
 
+/* auth.api_keys: exactly one source; the remote sources' own keys are read
+ * by gateway/keys_source (test_keys_source). */
+static void test_api_keys_config_errors(void **state)
+{
+    (void)state;
+    static const char head[] = "listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\nauth:\n";
+    static const struct {
+        const char *api_keys, *expected;
+    } cases[] = {
+        {"  api_keys: {file: /k.yaml, s3: s3://b/k}\n",
+         "bad.yaml:3:33: auth.api_keys.s3: give exactly one of file, url and s3 (file is set too)"},
+        {"  api_keys: {url: https://x/k, s3: s3://b/k}\n", "bad.yaml:3:36: auth.api_keys.s3: give exactly one"},
+        {"  api_keys: {poll_interval: 1s}\n", "bad.yaml:3:13: auth.api_keys: needs one of file"},
+        {"  api_keys: {file: /k.yaml, poll_interval: 1s}\n",
+         "bad.yaml:3:44: auth.api_keys.poll_interval: applies to url and s3 sources"},
+        {"  api_keys: {s3: s3://b/k, bucket: b}\n", "auth.api_keys.bucket: unknown key"},
+        {"  api_keys: /k.yaml\n", "bad.yaml:3:13: auth.api_keys: expected a map"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), "%s%s", head, cases[i].api_keys);
+        config_fails(yaml, cases[i].expected);
+    }
+}
+
+/* A url or s3 source: API-key tokens get a retryable UNAVAILABLE until the
+ * first key set arrives, then are checked against it; replacing the set
+ * takes effect at once (a revocation). */
+static void test_remote_keys(void **state)
+{
+    fixture *f = *state;
+    static const char yaml[] = "listeners: [{name: secure, http: 127.0.0.1:0, auth: required}]\n"
+                               "auth: {api_keys: {s3: s3://bucket/keys.yaml}}\n"
+                               "tenants: [{id: shop, endpoints: [secure]}]\n";
+    config *cfg;
+    char err[512];
+    assert_int_equal(config_load_string("remote.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+    auth *a = auth_new(&cfg->auth, err, sizeof(err));
+    if (a == NULL)
+        fail_msg("auth_new: %s", err);
+    assert_true(auth_keys_remote(a));
+    char hdr[128];
+    snprintf(hdr, sizeof(hdr), "Bearer %s", f->key_shop);
+    req_origin o = {.listener = "secure", .authorization = hdr, .authorization_len = strlen(hdr)};
+    auth_result r;
+    auth_request(a, &o, &r);
+    assert_int_equal(r.status, REQ_UNAVAILABLE);
+    assert_string_equal(r.reason, "keys_unavailable");
+    assert_int_equal(r.retry_after_s, 1);
+
+    apikey_store *keys;
+    assert_int_equal(apikey_store_load(f->keys, &keys, err, sizeof(err)), 0);
+    auth_keys_replace(a, keys); /* auth owns it now */
+    auth_request(a, &o, &r);
+    assert_int_equal(r.status, REQ_OK);
+    assert_string_equal(tenant_id(r.tenant), "shop");
+
+    assert_int_equal(apikey_store_parse("empty", "keys: []\n", 9, &keys, err, sizeof(err)), 0);
+    auth_keys_replace(a, keys);
+    auth_request(a, &o, &r);
+    assert_int_equal(r.status, REQ_UNAUTHENTICATED);
+    assert_string_equal(r.reason, "unknown_key");
+    auth_free(a);
+    config_free(cfg);
+}
+
 static void test_cidr(void **state)
 {
     (void)state;
@@ -307,6 +373,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_endpoint_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_file_change_is_noticed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_keys, setup, teardown),
+        cmocka_unit_test(test_api_keys_config_errors),
         cmocka_unit_test_setup_teardown(test_client_certificate_subject, setup, teardown),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_cidr),

@@ -640,6 +640,8 @@ static void test_cluster_errors(void **state)
                  "gw.yaml:6:18: cluster.members[1]: invalid address (use host:port, e.g. 10.0.1.5:4319)");
     expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [a:1, a:1]\n  secret: 0123456789abcdef\n",
                  "gw.yaml:6:18: cluster.members[1]: member \"a:1\" is listed twice");
+    expect_error(CLUSTER_HDR "  advertise: a:1\n  members: [b:1, c:1]\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:6:12: cluster.members: must list this member's advertise address a:1 too");
     expect_error(CLUSTER_HDR "  advertise: a:1\n  members: []\n  secret: 0123456789abcdef\n",
                  "gw.yaml:6:12: cluster.members: must not be empty");
     expect_error(CLUSTER_HDR "  advertise: a:1\n  members_dns: peers\n  secret: 0123456789abcdef\n",

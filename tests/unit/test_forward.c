@@ -420,6 +420,60 @@ static void test_one_connection_per_peer(void **state)
     server_stop(srv);
 }
 
+/* Mutual TLS without a secret: the peer listener verifies the member's
+ * client certificate against the cluster CA. A member with a certificate
+ * the CA did not sign never gets a call through, and its spans come back;
+ * one with the CA's certificate is served. */
+static void test_mutual_tls(void **state)
+{
+    (void)state;
+    fake_reset();
+    char ca[] = "/tmp/test_forward_caXXXXXX", ca_key[] = "/tmp/test_forward_cakeyXXXXXX";
+    char other[] = "/tmp/test_forward_otherXXXXXX", other_key[] = "/tmp/test_forward_otherkeyXXXXXX";
+    close(mkstemp(ca));
+    close(mkstemp(ca_key));
+    close(mkstemp(other));
+    close(mkstemp(other_key));
+    SSL_CTX *ssl = tls_files(ca, ca_key);
+    SSL_CTX_free(self_signed_server_ctx(other, other_key)); /* only its files: a certificate from nobody's CA */
+    assert_int_equal(SSL_CTX_load_verify_locations(ssl, ca, NULL), 1);
+    SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    server *srv = server_start(1, NULL, ssl);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "localhost:%d", srv->port);
+
+    sink s;
+    sink_init(&s);
+    forward *f = fwd_start((forward_settings){.flush_ms = 1, .give_up_ms = 200, .tls_cert = other, .tls_key = other_key,
+                                              .tls_ca = ca, .health_interval_ms = 20, .health_failures = 2},
+                           &s);
+    int p = forward_peer_add(f, addr);
+    push(f, p, "acme", "sampled", 2);
+    WAIT_UNTIL(sink_returned(&s) == 2, 10000);
+    WAIT_UNTIL(sink_state(&s, p) == FORWARD_PEER_DOWN, 5000);
+    pthread_mutex_lock(&fake_mu);
+    assert_int_equal(fake.calls, 0);
+    pthread_mutex_unlock(&fake_mu);
+    forward_free(f);
+
+    sink_init(&s);
+    f = fwd_start((forward_settings){.flush_ms = 1, .tls_cert = ca, .tls_key = ca_key, .tls_ca = ca,
+                                     .health_interval_ms = 20},
+                  &s);
+    p = forward_peer_add(f, addr);
+    push(f, p, "acme", "sampled", 2);
+    assert_int_equal(forward_wait_idle(f, 10000), 0);
+    assert_int_equal(key_spans("acme", "sampled", NULL), 2);
+    WAIT_UNTIL(sink_state(&s, p) == FORWARD_PEER_UP, 5000);
+    assert_int_equal(sink_returned(&s), 0);
+    forward_free(f);
+    server_stop(srv);
+    unlink(ca);
+    unlink(ca_key);
+    unlink(other);
+    unlink(other_key);
+}
+
 /* The queue bound: reserve fails when full, unreserve gives room back,
  * pushed bytes count until delivered; unknown handles are full. */
 static void test_queue_full(void **state)
@@ -621,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_batching),
         cmocka_unit_test(test_one_connection_per_peer),
         cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_mutual_tls),
         cmocka_unit_test(test_refused_secret),
         cmocka_unit_test(test_peer_down),
         cmocka_unit_test(test_health_states),

@@ -688,8 +688,17 @@ static void test_refusals_before_ingest(void **state)
     assert_trailers_only(tc_call(t, TRACES_PATH, "application/grpc", bad, flen), GRPC_INVALID_ARGUMENT);
     assert_trailers_only(tc_call(t, TRACES_PATH, "application/grpc", NULL, 0), GRPC_INVALID_ARGUMENT);
 
+    /* Two authorization headers (a forged one beside a valid one) are
+     * refused, never resolved by picking one. */
+    flen = grpc_frame(frame, 0, (const uint8_t *)"abc", 3);
+    id = tc_start(t, "POST", TRACES_PATH, "application/grpc", frame, flen, 0, "authorization", "Bearer good",
+                  "authorization", "Bearer forged", NULL);
+    tc_run(t, tc_stream_closed, &id, 5000);
+    assert_trailers_only(tc_find(t, id), GRPC_UNAUTHENTICATED);
+
     pthread_mutex_lock(&fake_mu);
     assert_int_equal(fake.calls, 0);
+    assert_int_equal(fake.refused[REQ_UNAUTHENTICATED], 1);
     assert_int_equal(fake.refused[REQ_NOT_FOUND], 1);
     assert_int_equal(fake.refused[REQ_UNSUPPORTED_MEDIA], 2);
     assert_int_equal(fake.refused[REQ_INVALID], 5);

@@ -267,6 +267,22 @@ static void test_authorization_passed_through(void **state)
     pthread_mutex_unlock(&fake_mu);
 }
 
+/* Two tokens (one forged beside a valid one) are refused, never resolved by
+ * picking one: 401 before ingest. */
+static void test_two_authorization_headers(void **state)
+{
+    server *srv = *state;
+    pthread_mutex_lock(&fake_mu);
+    int before = fake.calls;
+    pthread_mutex_unlock(&fake_mu);
+    assert_int_equal(post(srv, "/v1/traces", CT_PROTOBUF "Authorization: Bearer good\r\nAuthorization: Bearer forged\r\n",
+                          "x"),
+                     401);
+    pthread_mutex_lock(&fake_mu);
+    assert_int_equal(fake.calls, before);
+    pthread_mutex_unlock(&fake_mu);
+}
+
 static void test_content_encoding(void **state)
 {
     server *srv = *state;
@@ -425,6 +441,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_post_each_signal_and_type),
         T(test_authorization_passed_through),
+        T(test_two_authorization_headers),
         T(test_content_encoding),
         T(test_unknown_path),
         T(test_wrong_method),

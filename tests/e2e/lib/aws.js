@@ -291,6 +291,80 @@ const MAX_SKEW_MS = 5 * 60 * 1000;
 const SIGNAL_PATH = { traces: '/v1/traces', logs: '/v1/logs', metrics: '/api/v1/remote_write' };
 
 /**
+ * Checks one request's SigV4 signature by recomputing it with the AWS SDK's
+ * signer: {accessKeyId, signedHeaders} or {problem, type}. opts: lookup
+ * (keyId -> credentials), region, service, mustSign (header names), and
+ * uriEscapePath (true, as for every service but S3, which signs the path as
+ * sent).
+ */
+export async function verifySigV4(req, raw, { lookup, region: wantRegion, service: wantService, mustSign, uriEscapePath = true }) {
+  const h = req.headers;
+  const m = AUTH_RE.exec(h.authorization ?? '');
+  if (!m) return { problem: `missing or malformed Authorization: ${h.authorization}`, type: 'MissingAuthenticationTokenException' };
+  const [, accessKeyId, date, region, service, signedList, signature] = m;
+  const signed = signedList.split(';');
+  const out = { accessKeyId, signedHeaders: signed };
+  const fail = (problem, type) => ({ ...out, problem, type });
+  const creds = lookup(accessKeyId);
+  if (!creds) return fail(`The security token included in the request is invalid (unknown key ${accessKeyId})`, 'UnrecognizedClientException');
+  if (creds.expiration && creds.expiration.getTime() <= Date.now()) return fail(`key ${accessKeyId} has expired`, 'ExpiredTokenException');
+  if (region !== wantRegion || service !== wantService) return fail(`credential scope ${region}/${service}, expected ${wantRegion}/${wantService}`);
+
+  const amzDate = h['x-amz-date'] ?? '';
+  const dm = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate);
+  if (!dm) return fail(`X-Amz-Date "${amzDate}" is not YYYYMMDDTHHMMSSZ`);
+  if (amzDate.slice(0, 8) !== date) return fail(`credential scope date ${date} differs from X-Amz-Date ${amzDate}`);
+  const when = new Date(Date.UTC(+dm[1], +dm[2] - 1, +dm[3], +dm[4], +dm[5], +dm[6]));
+  if (Math.abs(Date.now() - when.getTime()) > MAX_SKEW_MS) return fail(`Signature expired: ${amzDate} is more than 5 minutes from now`);
+
+  if ([...signed].sort().join(';') !== signedList || new Set(signed).size !== signed.length) return fail(`SignedHeaders ${signedList} not sorted or repeated`);
+  for (const name of mustSign) if (!signed.includes(name)) return fail(`${name} is not signed (SignedHeaders ${signedList})`);
+  for (const name of signed) if (h[name] === undefined) return fail(`signed header ${name} was not sent`);
+  const sha = h['x-amz-content-sha256'];
+  if (sha !== undefined) {
+    if (!signed.includes('x-amz-content-sha256')) return fail('X-Amz-Content-Sha256 sent but not signed');
+    const actual = createHash('sha256').update(raw).digest('hex');
+    if (sha !== actual) return fail(`X-Amz-Content-Sha256 ${sha} is not the SHA-256 of the ${raw.length} bytes received (${actual})`);
+  }
+  if (creds.sessionToken) {
+    if (h['x-amz-security-token'] !== creds.sessionToken) return fail('X-Amz-Security-Token missing or not the session token of this key', 'UnrecognizedClientException');
+    if (!signed.includes('x-amz-security-token')) return fail('X-Amz-Security-Token is not signed');
+  } else if (h['x-amz-security-token'] !== undefined) {
+    return fail('X-Amz-Security-Token sent with long-term credentials', 'UnrecognizedClientException');
+  }
+
+  const headers = {};
+  for (const name of signed) headers[name] = h[name];
+  const [path, query = ''] = req.url.split('?');
+  const signer = new SignatureV4({
+    credentials: { accessKeyId, secretAccessKey: creds.secretAccessKey, sessionToken: creds.sessionToken },
+    region,
+    service,
+    sha256: NodeSha256,
+    uriEscapePath,
+    applyChecksum: false,
+  });
+  const mine = await signer.sign(
+    {
+      method: req.method,
+      protocol: 'http:',
+      hostname: h.host.replace(/:\d+$/, ''),
+      path,
+      query: Object.fromEntries(new URLSearchParams(query)),
+      headers,
+      body: raw,
+    },
+    { signingDate: when, signableHeaders: new Set(signed) },
+  );
+  const want = AUTH_RE.exec(mine.headers.authorization);
+  if (!want || want[5] !== signedList) return fail(`recomputed SignedHeaders ${want?.[5]} differ from ${signedList}`);
+  if (want[6] !== signature) {
+    return fail('The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.');
+  }
+  return out;
+}
+
+/**
  * opts: signal ('traces' | 'logs' | 'metrics'), region, service, lookup
  * (keyId -> credentials, see keyring), signedHeaders (extra header names
  * that must be signed, e.g. x-aws-log-group), plus HttpSink's (name,
@@ -369,70 +443,7 @@ export class SigV4Sink extends HttpSink {
   }
 
   /** {accessKeyId, signedHeaders} or {problem, type} for one request. */
-  async _verify(req, raw) {
-    const h = req.headers;
-    const m = AUTH_RE.exec(h.authorization ?? '');
-    if (!m) return { problem: `missing or malformed Authorization: ${h.authorization}`, type: 'MissingAuthenticationTokenException' };
-    const [, accessKeyId, date, region, service, signedList, signature] = m;
-    const signed = signedList.split(';');
-    const out = { accessKeyId, signedHeaders: signed };
-    const fail = (problem, type) => ({ ...out, problem, type });
-    const creds = this.lookup(accessKeyId);
-    if (!creds) return fail(`The security token included in the request is invalid (unknown key ${accessKeyId})`, 'UnrecognizedClientException');
-    if (creds.expiration && creds.expiration.getTime() <= Date.now()) return fail(`key ${accessKeyId} has expired`, 'ExpiredTokenException');
-    if (region !== this.region || service !== this.service) return fail(`credential scope ${region}/${service}, expected ${this.region}/${this.service}`);
-
-    const amzDate = h['x-amz-date'] ?? '';
-    const dm = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate);
-    if (!dm) return fail(`X-Amz-Date "${amzDate}" is not YYYYMMDDTHHMMSSZ`);
-    if (amzDate.slice(0, 8) !== date) return fail(`credential scope date ${date} differs from X-Amz-Date ${amzDate}`);
-    const when = new Date(Date.UTC(+dm[1], +dm[2] - 1, +dm[3], +dm[4], +dm[5], +dm[6]));
-    if (Math.abs(Date.now() - when.getTime()) > MAX_SKEW_MS) return fail(`Signature expired: ${amzDate} is more than 5 minutes from now`);
-
-    if ([...signed].sort().join(';') !== signedList || new Set(signed).size !== signed.length) return fail(`SignedHeaders ${signedList} not sorted or repeated`);
-    for (const name of this.mustSign) if (!signed.includes(name)) return fail(`${name} is not signed (SignedHeaders ${signedList})`);
-    for (const name of signed) if (h[name] === undefined) return fail(`signed header ${name} was not sent`);
-    const sha = h['x-amz-content-sha256'];
-    if (sha !== undefined) {
-      if (!signed.includes('x-amz-content-sha256')) return fail('X-Amz-Content-Sha256 sent but not signed');
-      const actual = createHash('sha256').update(raw).digest('hex');
-      if (sha !== actual) return fail(`X-Amz-Content-Sha256 ${sha} is not the SHA-256 of the ${raw.length} bytes received (${actual})`);
-    }
-    if (creds.sessionToken) {
-      if (h['x-amz-security-token'] !== creds.sessionToken) return fail('X-Amz-Security-Token missing or not the session token of this key', 'UnrecognizedClientException');
-      if (!signed.includes('x-amz-security-token')) return fail('X-Amz-Security-Token is not signed');
-    } else if (h['x-amz-security-token'] !== undefined) {
-      return fail('X-Amz-Security-Token sent with long-term credentials', 'UnrecognizedClientException');
-    }
-
-    const headers = {};
-    for (const name of signed) headers[name] = h[name];
-    const [path, query = ''] = req.url.split('?');
-    const signer = new SignatureV4({
-      credentials: { accessKeyId, secretAccessKey: creds.secretAccessKey, sessionToken: creds.sessionToken },
-      region,
-      service,
-      sha256: NodeSha256,
-      uriEscapePath: true,
-      applyChecksum: false,
-    });
-    const mine = await signer.sign(
-      {
-        method: req.method,
-        protocol: 'http:',
-        hostname: h.host.replace(/:\d+$/, ''),
-        path,
-        query: Object.fromEntries(new URLSearchParams(query)),
-        headers,
-        body: raw,
-      },
-      { signingDate: when, signableHeaders: new Set(signed) },
-    );
-    const want = AUTH_RE.exec(mine.headers.authorization);
-    if (!want || want[5] !== signedList) return fail(`recomputed SignedHeaders ${want?.[5]} differ from ${signedList}`);
-    if (want[6] !== signature) {
-      return fail('The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.');
-    }
-    return out;
+  _verify(req, raw) {
+    return verifySigV4(req, raw, this);
   }
 }
