@@ -14,65 +14,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-N=${BENCH_REQUESTS:-20000}
-C=${BENCH_CONNS:-16}
-M=${BENCH_STREAMS:-10}
-SPANS=${BENCH_SPANS:-100}
-BUILD_DIR=${BUILD_DIR:-build}
-GATEWAY_BIN=${GATEWAY_BIN:-$BUILD_DIR/otlp-gateway}
-MKPAYLOAD_BIN=${MKPAYLOAD_BIN:-$BUILD_DIR/bench/mkpayload}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
-WARMUP=${BENCH_WARMUP:-$(( N / 10 > 2000 ? 2000 : N / 10 ))}
-GRPC_PATH=/opentelemetry.proto.collector.trace.v1.TraceService/Export
-
-die() { echo "bench: FAIL: $*" >&2; exit 1; }
-log() { echo "bench: $*" >&2; }
-
-for t in h2load curl awk ss; do command -v "$t" >/dev/null || die "$t not found"; done
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_setup 20000
 [ -x "$NGINX_BIN" ] || die "nginx not found at $NGINX_BIN"
-(( C >= 1 && M >= 1 && SPANS >= 1 && N >= C )) || die "bad parameters"
-
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    ninja -C "$BUILD_DIR" otlp-gateway bench/mkpayload >&2 || die "build failed"
-fi
-[ -x "$GATEWAY_BIN" ] || die "gateway binary $GATEWAY_BIN missing"
-[ -x "$MKPAYLOAD_BIN" ] || die "mkpayload binary $MKPAYLOAD_BIN missing"
-
-TMP=$(mktemp -d /tmp/otlp-bench.XXXXXX)
 chmod 755 "$TMP" # nginx workers may run as nobody
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A free loopback TCP port (not listening now, not handed out before).
-USED_PORTS=" "
-free_port() {
-    local p
-    while :; do
-        p=$(( 20000 + RANDOM % 30000 ))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htln "sport = :$p")" ]; then
-            USED_PORTS+="$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-
-wait_port() { # port
-    local i
-    for i in $(seq 100); do
-        [ -n "$(ss -Htln "sport = :$1")" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # start_gateway NAME GRPC_PORT ADMIN_PORT -> sets GW_PID
 start_gateway() {
@@ -96,8 +43,8 @@ EOF
     "$GATEWAY_BIN" --config "$TMP/$name.yaml" 2>"$TMP/$name.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
-    local i
-    for i in $(seq 100); do
+    local _
+    for _ in $(seq 100); do
         curl -fs -o /dev/null "http://127.0.0.1:$aport/readyz" && return 0
         kill -0 "$GW_PID" 2>/dev/null || break
         sleep 0.1
@@ -105,35 +52,6 @@ EOF
     wait "$GW_PID" 2>/dev/null || true
     cat "$TMP/$name.log" >&2
     die "$name did not become ready"
-}
-
-# Sum of a counter over the given label filter (regex on the labels), from /metrics.
-metric_sum() { # admin_port metric label_regex
-    curl -fs "http://127.0.0.1:$1/metrics" |
-        awk -v m="$2" -v re="$3" '$1 ~ "^"m"[{]" && $1 ~ re { s += $NF } END { printf "%d\n", s }'
-}
-
-peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
-
-# run_h2load NAME PORT REQUESTS [--log-file] -> h2load's output in $TMP/NAME.out
-run_h2load() {
-    local name=$1 port=$2 n=$3
-    shift 3
-    h2load -n "$n" -c "$C" -m "$M" -d "$TMP/payload.bin" \
-        -H 'content-type: application/grpc' -H 'te: trailers' "$@" \
-        "http://127.0.0.1:$port$GRPC_PATH" >"$TMP/$name.out" 2>&1 || { cat "$TMP/$name.out" >&2; die "h2load ($name) failed"; }
-    # "requests: N total, N started, N done, N succeeded, 0 failed, 0 errored, 0 timeout"
-    local line
-    line=$(grep '^requests:' "$TMP/$name.out") || die "no requests line from h2load ($name)"
-    read -r succ failed errored timeout < <(echo "$line" |
-        sed -E 's/.* ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored, ([0-9]+) timeout.*/\1 \2 \3 \4/')
-    if [ "$succ" != "$n" ] || [ "$failed" != 0 ] || [ "$errored" != 0 ] || [ "$timeout" != 0 ]; then
-        cat "$TMP/$name.out" >&2
-        die "$name: h2load: $succ/$n succeeded, $failed failed, $errored errored, $timeout timeout"
-    fi
-    local twoxx
-    twoxx=$(sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' "$TMP/$name.out")
-    [ "$twoxx" = "$n" ] || die "$name: only $twoxx of $n answers were HTTP 2xx"
 }
 
 # measure NAME H2LOAD_PORT SINK_ADMIN_PORT: warm-up, measured run, checks.
@@ -154,17 +72,10 @@ measure() {
         die "$name: gateway received $(( after - before )) spans, expected $N x $SPANS = $want"
     [ $(( ok_after - ok_before )) -eq "$N" ] ||
         die "$name: gateway answered OK to $(( ok_after - ok_before )) requests, expected $N"
-    RPS=$(sed -nE 's/^finished in .*, ([0-9.]+) req\/s.*/\1/p' "$TMP/$name.out")
+    RPS=$(h2load_rps "$name")
     [ -n "$RPS" ] || die "$name: cannot read req/s from h2load"
     # --log-file lines: start time (µs), status, latency (µs).
-    read -r P50 P99 < <(awk '{ print $3 }' "$TMP/$name.lat" | sort -n | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) exit 1
-            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; if (i50 < 1) i50 = 1
-            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++; if (i99 < 1) i99 = 1
-            printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000
-        }')
+    read -r P50 P99 < <(latency_p50_p99 "$TMP/$name.lat")
     local lines
     lines=$(wc -l <"$TMP/$name.lat")
     [ "$lines" -eq "$N" ] || die "$name: latency log has $lines lines, expected $N"

@@ -198,7 +198,8 @@ export class Gateway {
   /**
    * Start a gateway and wait until /readyz answers 200.
    * opts: workers (2), maxRequestBytes ('1MiB'), headerTimeout ('2s'), listenerExtra, extraYaml,
-   * env (variables added to the gateway's environment);
+   * env (variables added to the gateway's environment), ports ({grpcPort, httpPort, adminPort}: use
+   * these instead of picking free ones);
    * or config: ({grpcPort, httpPort, adminPort, dataDir, dir}) => full YAML text,
    * which replaces the generated file (the ports are free loopback ports the
    * harness picked; the admin listener must use adminPort for /readyz).
@@ -246,9 +247,15 @@ export class Gateway {
     this.dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-e2e-'));
     this.dataDir = path.join(this.dir, 'data');
     await fsp.mkdir(this.dataDir);
-    const ports = new Set();
-    while (ports.size < 3) ports.add(await freePort());
-    [this.grpcPort, this.httpPort, this.adminPort] = [...ports];
+    if (this.opts.ports) {
+      // opts.ports: {grpcPort, httpPort, adminPort} chosen by the caller (a
+      // cluster's load balancer must know them before the gateway starts).
+      ({ grpcPort: this.grpcPort, httpPort: this.httpPort, adminPort: this.adminPort } = this.opts.ports);
+    } else {
+      const ports = new Set();
+      while (ports.size < 3) ports.add(await freePort());
+      [this.grpcPort, this.httpPort, this.adminPort] = [...ports];
+    }
     this.configPath = path.join(this.dir, 'gateway.yaml');
     const where = { grpcPort: this.grpcPort, httpPort: this.httpPort, adminPort: this.adminPort, dataDir: this.dataDir, dir: this.dir };
     // opts.config(where) returns the whole YAML file (own listeners, backends,

@@ -16,6 +16,33 @@ import { randomHex } from './wire.js';
 
 export const RUN_ID = randomHex(4);
 
+/** Trace and span ids from a seeded generator (mulberry32): the share the
+ * probabilistic policy keeps (and a cluster's trace owners) depend only on
+ * the ids, so they are the same in every run. */
+export class SeededIds {
+  constructor(seed) {
+    this.s = seed >>> 0;
+  }
+  word() {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0).toString(16).padStart(8, '0');
+  }
+  hex(words) {
+    let out = '';
+    for (let i = 0; i < words; i++) out += this.word();
+    return out;
+  }
+  generateTraceId() {
+    return this.hex(4);
+  }
+  generateSpanId() {
+    return this.hex(2);
+  }
+}
+
 /** Five finished spans in one trace (plus links), two scopes. */
 export async function buildSpans(service) {
   const mem = new InMemorySpanExporter();

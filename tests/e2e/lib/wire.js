@@ -12,7 +12,7 @@ export const GRPC_PATH = {
   logs: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
 };
 
-export const GRPC = { OK: 0, INVALID_ARGUMENT: 3, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, UNAVAILABLE: 14 };
+export const GRPC = { OK: 0, INVALID_ARGUMENT: 3, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
 
 export function randomHex(bytes) {
   return crypto.randomBytes(bytes).toString('hex');

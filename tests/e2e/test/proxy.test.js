@@ -8,17 +8,13 @@
 // plain listener, no header or a broken one on a proxy listener, a stall.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { Gateway, freePort } from '../lib/gateway.js';
+import { Haproxy } from '../lib/haproxy.js';
 import {
   GRPC,
   GRPC_PATH,
@@ -30,7 +26,6 @@ import {
   traceRequestProto,
 } from '../lib/wire.js';
 
-const HAPROXY = '/usr/sbin/haproxy';
 const ALLOWED = '127.0.0.7';
 const DENIED = '127.0.0.9';
 const HEADER_TIMEOUT_MS = 1000;
@@ -67,26 +62,8 @@ function listenersYaml(plainGrpc, plainHttp) {
   ].join('\n');
 }
 
-function waitForPort(port, deadline) {
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve();
-      });
-      s.on('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) reject(new Error(`port ${port} not listening`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
-
 /** HAProxy with one TCP frontend per {name: [gatewayPort, 'send-proxy' | 'send-proxy-v2']}. */
 async function startHaproxy(routes) {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-haproxy-'));
   const ports = {};
   const lines = [
     'global',
@@ -101,28 +78,8 @@ async function startHaproxy(routes) {
     ports[name] = await freePort();
     lines.push(`listen ${name}`, `  bind 127.0.0.1:${ports[name]}`, `  server gw 127.0.0.1:${target} ${send}`);
   }
-  const cfg = path.join(dir, 'haproxy.cfg');
-  await fsp.writeFile(cfg, lines.join('\n') + '\n');
-  const log = [];
-  const proc = spawn(HAPROXY, ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout.on('data', (c) => log.push(c));
-  proc.stderr.on('data', (c) => log.push(c));
-  const exited = new Promise((r) => proc.on('exit', r));
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL');
-      await exited;
-    }
-    await fsp.rm(dir, { recursive: true, force: true });
-  };
-  try {
-    const deadline = Date.now() + 5000;
-    for (const p of Object.values(ports)) await waitForPort(p, deadline);
-  } catch (e) {
-    await stop();
-    throw new Error(`${e.message}; haproxy output:\n${Buffer.concat(log)}`);
-  }
-  return { ports, stop };
+  const hap = await Haproxy.start({ config: () => lines.join('\n') + '\n', ports: Object.values(ports) });
+  return { ports, stop: () => hap.stop() };
 }
 
 /** OTLP/HTTP JSON export from `localAddress`. Resolves {status, body}. */
@@ -189,7 +146,7 @@ function grpcExportFrom(port, localAddress, msg) {
   });
 }
 
-describe('PROXY protocol', { skip: !fs.existsSync(HAPROXY) && 'haproxy is not installed' }, () => {
+describe('PROXY protocol', () => {
   let gw;
   let hap;
   let plain;

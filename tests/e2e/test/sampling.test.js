@@ -17,7 +17,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 import { Gateway, sleep } from '../lib/gateway.js';
-import { RUN_ID } from '../lib/sdkdata.js';
+import { RUN_ID, SeededIds } from '../lib/sdkdata.js';
 
 const PIPELINE = 'sampled';
 const config = ({ grpcPort, httpPort, adminPort, dataDir }) => `
@@ -39,33 +39,6 @@ pipelines:
 `;
 
 const FAST_TRACES = 1000;
-
-/** Trace and span ids from a seeded generator (mulberry32): the share the
- * probabilistic policy keeps depends only on the ids, so it is the same in
- * every run instead of failing the bound below once in several hundred runs. */
-class SeededIds {
-  constructor(seed) {
-    this.s = seed >>> 0;
-  }
-  word() {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0).toString(16).padStart(8, '0');
-  }
-  hex(words) {
-    let out = '';
-    for (let i = 0; i < words; i++) out += this.word();
-    return out;
-  }
-  generateTraceId() {
-    return this.hex(4);
-  }
-  generateSpanId() {
-    return this.hex(2);
-  }
-}
 
 /** Spans made by the real SDK; returns {traces: Map(traceId -> {kind, spans: [ReadableSpan]})}. */
 function makeTraces() {

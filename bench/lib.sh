@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# Sourced by bench/run.sh and bench/cluster.sh: their common setup
+# (bench_setup), messages, free ports, /metrics sums and h2load runs with
+# their checks.
+
+die() { echo "bench: FAIL: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+# bench_setup DEFAULT_REQUESTS: the common parameters from the environment
+# (N C M SPANS BUILD_DIR GATEWAY_BIN MKPAYLOAD_BIN WARMUP, see bench/README.md),
+# the tools, the build, the temp dir TMP, and at exit the end of every
+# process in PIDS and the removal of TMP (unless BENCH_KEEP_TMP=1).
+# shellcheck disable=SC2034 # the variables are the caller's
+bench_setup() {
+    N=${BENCH_REQUESTS:-$1}
+    C=${BENCH_CONNS:-16}
+    M=${BENCH_STREAMS:-10}
+    SPANS=${BENCH_SPANS:-100}
+    BUILD_DIR=${BUILD_DIR:-build}
+    GATEWAY_BIN=${GATEWAY_BIN:-$BUILD_DIR/otlp-gateway}
+    MKPAYLOAD_BIN=${MKPAYLOAD_BIN:-$BUILD_DIR/bench/mkpayload}
+    WARMUP=${BENCH_WARMUP:-$(( N / 10 > 2000 ? 2000 : N / 10 ))}
+    GRPC_PATH=/opentelemetry.proto.collector.trace.v1.TraceService/Export
+    local t
+    for t in h2load curl awk ss; do command -v "$t" >/dev/null || die "$t not found"; done
+    (( C >= 1 && M >= 1 && SPANS >= 1 && N >= C )) || die "bad parameters"
+    if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+        ninja -C "$BUILD_DIR" otlp-gateway bench/mkpayload >&2 || die "build failed"
+    fi
+    [ -x "$GATEWAY_BIN" ] || die "gateway binary $GATEWAY_BIN missing"
+    [ -x "$MKPAYLOAD_BIN" ] || die "mkpayload binary $MKPAYLOAD_BIN missing"
+    TMP=$(mktemp -d /tmp/otlp-bench.XXXXXX)
+    PIDS=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+
+# A free loopback TCP port (not listening now, not handed out before).
+USED_PORTS=" "
+free_port() {
+    local p
+    while :; do
+        p=$(( 20000 + RANDOM % 30000 ))
+        case "$USED_PORTS" in *" $p "*) continue ;; esac
+        if [ -z "$(ss -Htln "sport = :$p")" ]; then
+            USED_PORTS+="$p "
+            echo "$p"
+            return
+        fi
+    done
+}
+
+wait_port() { # port
+    local _
+    for _ in $(seq 100); do
+        [ -n "$(ss -Htln "sport = :$1")" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Sum of a metric (its series matching a regex on the labels; "" for all), from /metrics.
+metric_sum() { # admin_port metric label_regex
+    curl -fs "http://127.0.0.1:$1/metrics" |
+        awk -v m="$2" -v re="$3" '$1 ~ "^"m"([{]|$)" && $1 ~ re { s += $NF } END { printf "%d\n", s }'
+}
+
+peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# run_h2load NAME PORT REQUESTS [--log-file] -> h2load's output in $TMP/NAME.out
+run_h2load() {
+    local name=$1 port=$2 n=$3
+    shift 3
+    h2load -n "$n" -c "$C" -m "$M" -d "$TMP/payload.bin" \
+        -H 'content-type: application/grpc' -H 'te: trailers' "$@" \
+        "http://127.0.0.1:$port$GRPC_PATH" >"$TMP/$name.out" 2>&1 || { cat "$TMP/$name.out" >&2; die "h2load ($name) failed"; }
+    # "requests: N total, N started, N done, N succeeded, 0 failed, 0 errored, 0 timeout"
+    local line
+    line=$(grep '^requests:' "$TMP/$name.out") || die "no requests line from h2load ($name)"
+    read -r succ failed errored timeout < <(echo "$line" |
+        sed -E 's/.* ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored, ([0-9]+) timeout.*/\1 \2 \3 \4/')
+    if [ "$succ" != "$n" ] || [ "$failed" != 0 ] || [ "$errored" != 0 ] || [ "$timeout" != 0 ]; then
+        cat "$TMP/$name.out" >&2
+        die "$name: h2load: $succ/$n succeeded, $failed failed, $errored errored, $timeout timeout"
+    fi
+    local twoxx
+    twoxx=$(sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' "$TMP/$name.out")
+    [ "$twoxx" = "$n" ] || die "$name: only $twoxx of $n answers were HTTP 2xx"
+}
+
+# h2load's req/s for a run (from "finished in ..., X req/s").
+h2load_rps() { sed -nE 's/^finished in .*, ([0-9.]+) req\/s.*/\1/p' "$TMP/$1.out"; }
+
+# "P50 P99" in ms from an h2load --log-file (start time µs, status, latency µs).
+latency_p50_p99() {
+    awk '{ print $3 }' "$1" | sort -n | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) exit 1
+            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; if (i50 < 1) i50 = 1
+            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++; if (i99 < 1) i99 = 1
+            printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000
+        }'
+}

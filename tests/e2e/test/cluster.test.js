@@ -1,0 +1,332 @@
+// Cluster mode end to end (docs/cluster.md): real gateways behind Debian's
+// HAProxy (TCP, round-robin per connection, send-proxy-v2, health checks on
+// /readyz), the OpenTelemetry JS SDK sending traces whose spans come from
+// several services over many connections, so every trace reaches several
+// instances. Checked on the instances' file backends: a kept trace is complete
+// in exactly one instance's file (its owner's, computed here from ring.c's
+// hash), no span of a dropped trace is anywhere; the same while a member
+// stops gracefully and another joins; after a SIGKILL the traces the dead
+// member did not own are complete and the fragments are counted. The peer
+// listener refuses callers without the cluster secret, a normal listener
+// ignores a forged tenant header, and members_dns follows a DNS server.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import {
+  CM,
+  Cluster,
+  DnsServer,
+  PIPELINE,
+  SECRET,
+  assertTraces,
+  checkTraces,
+  memberKey,
+  probabilisticKeeps,
+  ringOwner,
+} from '../lib/cluster.js';
+import { httpRequest } from '../lib/gateway.js';
+import { makeTraces, planRequests, sendSpread } from '../lib/spread.js';
+import { GRPC, GRPC_PATH, grpcFrame, grpcRaw, randomHex, traceRequestProto } from '../lib/wire.js';
+
+const ALWAYS = '[{name: all, type: always_sample}]';
+const HEALTH_PATH = '/otlp_gateway.cluster.v1.Peer/Health';
+
+/** Name of the member that owns trace `id` among the given members. */
+const ownerName = (members, id) => members[ringOwner(members.map((m) => m.peerAddr), id)].name;
+
+/** The owner's name must be the one file a kept trace is in. */
+function assertOwners(found, sent, members, keep = () => true) {
+  const wrong = [];
+  for (const id of sent.keys()) {
+    if (!keep(id)) continue;
+    const where = [...(found.byTrace.get(id)?.keys() ?? [])];
+    const want = ownerName(members, id);
+    if (where.length !== 1 || where[0] !== want) wrong.push(`${id}: in [${where}], owner ${want}`);
+  }
+  assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} traces not (only) in their owner's file`);
+}
+
+describe('cluster: the ring in JS is ring.c', () => {
+  it('agrees with the fixed vectors of tests/unit/test_ring.c', () => {
+    // test_order_and_agreement: members 127.0.0.1:4319 and 127.0.0.2:4319,
+    // trace id 15 zero bytes then b, owners for b = 0..7.
+    const ab = ['127.0.0.1:4319', '127.0.0.2:4319'];
+    const ba = [...ab].reverse();
+    const expect = [0, 0, 1, 0, 0, 0, 1, 1];
+    for (let b = 0; b < 8; b++) {
+      const id = Buffer.alloc(16);
+      id[15] = b;
+      assert.equal(ringOwner(ab, id), expect[b], `trace ...0${b}`);
+      assert.equal(ba[ringOwner(ba, id)], ab[expect[b]], 'owner independent of member order');
+    }
+    assert.equal(typeof memberKey('a:1'), 'bigint');
+  });
+});
+
+describe('cluster: 3 members, always_sample', () => {
+  let c;
+  before(async () => {
+    c = await Cluster.start({ slots: 3, policies: ALWAYS });
+  });
+  after(async () => c?.stop());
+
+  it('every trace arrives complete in exactly one file, its owner', async () => {
+    const set = makeTraces({ count: 240, services: 5, perService: 1, seed: 0xc1a0 });
+    const stats = await sendSpread(c, planRequests(set, { wave: 40, perRequest: 10 }));
+    assert.deepEqual(stats.retried, [], 'no export may fail');
+    await c.waitQuiet();
+    const found = c.readTraces();
+    assertTraces(checkTraces(set.sent, found, () => true), 'always_sample');
+    assertOwners(found, set.sent, c.members);
+
+    // Spans reached the wrong instance about 2/3 of the time and were forwarded.
+    const total = [...set.sent.values()].reduce((n, s) => n + s.length, 0);
+    const fwd = await c.sum(CM.forwardedSpans);
+    const recv = await c.sum(CM.received, { pipeline: PIPELINE });
+    assert.equal(recv, fwd, 'spans forwarded = spans received from peers');
+    assert.ok(fwd > 0.5 * total && fwd < 0.8 * total, `forwarded ${fwd} of ${total} spans, expected about 2/3`);
+    for (const m of c.members) assert.ok((await m.gw.metricSum(CM.forwardedSpans)) > 0, `${m.name} forwarded nothing`);
+    assert.ok((await c.sum(CM.forwardedBytes)) > 0);
+    assert.equal(await c.sum(CM.fragments, { pipeline: PIPELINE }), 0, 'no fragments in a healthy cluster');
+    assert.deepEqual(await c.each(CM.members), { gw1: 3, gw2: 3, gw3: 3 });
+
+    const page = await c.statusPage(0);
+    assert.match(page, /cluster:/);
+    for (const m of c.members) assert.ok(page.includes(m.peerAddr), `status page lacks ${m.peerAddr}:\n${page}`);
+  });
+});
+
+describe('cluster: 3 members, probabilistic 10%', () => {
+  let c;
+  before(async () => {
+    c = await Cluster.start({ slots: 3, policies: '[{name: some, type: probabilistic, sampling_percentage: 10}]' });
+  });
+  after(async () => c?.stop());
+
+  it('every kept trace is complete in its owner file; no dropped trace leaks a span', async () => {
+    const set = makeTraces({ count: 600, services: 4, perService: 1, seed: 0xc1a1 });
+    const stats = await sendSpread(c, planRequests(set, { wave: 60, perRequest: 12 }));
+    assert.deepEqual(stats.retried, []);
+    await c.waitQuiet();
+    const found = c.readTraces();
+    const keep = (id) => probabilisticKeeps(id, 10);
+    const res = checkTraces(set.sent, found, keep);
+    assertTraces(res, 'probabilistic 10%');
+    // binomial(600, 0.1): sd 7.3; the ids are seeded, so this is fixed per run.
+    assert.ok(res.kept >= 35 && res.kept <= 85, `kept ${res.kept} of 600`);
+    assertOwners(found, set.sent, c.members, keep);
+  });
+});
+
+describe('cluster: a member stops gracefully and another joins, mid-run', () => {
+  let c;
+  before(async () => {
+    // Four slots (HAProxy lists four servers); gw4 starts later.
+    c = await Cluster.start({ slots: 4, running: 3, policies: ALWAYS, decisionWait: '4s' });
+  });
+  after(async () => c?.stop());
+
+  it('100% completeness', async () => {
+    const set = makeTraces({ count: 320, services: 4, perService: 2, seed: 0xc1a2 });
+    let stopping;
+    const stats = await sendSpread(c, planRequests(set, { wave: 40, perRequest: 10 }), {
+      between: async (wave) => {
+        if (wave === 2) {
+          await c.startMember(3);
+          await c.waitMembers(4);
+          await c.waitBalancer();
+        }
+        if (wave === 5) stopping = c.stopMember(1); // drains while waves 5..7 are sent
+      },
+    });
+    await stopping;
+    await c.waitBalancer();
+    await c.waitMembers(3);
+    await c.waitQuiet();
+    const found = c.readTraces();
+    const res = checkTraces(set.sent, found, () => true);
+    // A request retried after a connection error may have landed twice.
+    res.problems = res.problems.filter((p) => ![...stats.retriedSpanIds].some((s) => p.startsWith(`span ${s} `)));
+    assertTraces(res, `graceful stop + join (${stats.retried.length} retried requests)`);
+    const handedOff = await c.sum(CM.handoff, { pipeline: PIPELINE });
+    assert.ok(handedOff > 0, 'the members handed undecided traces to the newcomer');
+    // The stopped member left before it stopped serving, handed what it held
+    // to the new owners in time, and nothing anywhere was decided as a fragment.
+    const log = c.gone[0].log();
+    assert.match(log, /cluster: leaving/);
+    const moved = [...log.matchAll(/traces handed to their owners.* moved=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    assert.ok(moved > 0, 'gw2 handed its undecided traces over');
+    assert.doesNotMatch(log, /handoff timed out|deciding spans of another member/);
+    assert.equal(await c.sum(CM.fragments, { pipeline: PIPELINE }), 0, 'no fragments in a graceful change');
+  });
+});
+
+describe('cluster: a member is killed (SIGKILL)', () => {
+  let c;
+  before(async () => {
+    c = await Cluster.start({ slots: 3, policies: ALWAYS, decisionWait: '3s' });
+  });
+  after(async () => c?.stop());
+
+  it('traces the dead member did not own are complete; fragments are counted', async () => {
+    const set = makeTraces({ count: 300, services: 4, perService: 1, seed: 0xc1a3 });
+    const members = c.members;
+    const owner = new Map([...set.sent.keys()].map((id) => [id, ownerName(members, id)]));
+    const plan = planRequests(set, { wave: 300, perRequest: 10 });
+    // Phase 1: the root and first child of every trace. Then, with nothing
+    // left in any forward queue, gw3 is killed, and phase 2 sends the rest,
+    // spans of gw3's traces first, while the others still count gw3 as live.
+    const phase1 = plan.filter((r) => r.service <= 1);
+    const rest = plan.filter((r) => !phase1.includes(r)).flatMap((r) => r.spans);
+    const ofGw3 = (s) => owner.get(s.spanContext().traceId) === 'gw3';
+    const phase2 = [...rest.filter(ofGw3), ...rest.filter((s) => !ofGw3(s))];
+    const chunks = [];
+    for (let i = 0; i < phase2.length; i += 5) chunks.push({ wave: 0, spans: phase2.slice(i, i + 5) });
+
+    const s1 = await sendSpread(c, phase1);
+    assert.deepEqual(s1.retried, []);
+    await c.until('forward queues empty', async () => (await c.sum(CM.queueBytes)) === 0);
+    await c.killMember(2);
+    const s2 = await sendSpread(c, chunks, { concurrency: 8 });
+    await c.waitBalancer();
+    await c.waitMembers(2);
+    await c.waitQuiet();
+
+    const found = c.readTraces();
+    const res = checkTraces(set.sent, found, (id) => (owner.get(id) === 'gw3' ? null : true));
+    res.problems = res.problems.filter((p) => ![...s2.retriedSpanIds].some((s) => p.startsWith(`span ${s} `)));
+    assertTraces(res, `after SIGKILL, traces owned by gw1/gw2 (${s2.retried.length} retried requests)`);
+    assert.ok(res.kept > 150, `only ${res.kept} traces were not gw3's`);
+    const fragments = await c.sum(CM.fragments, { pipeline: PIPELINE });
+    assert.ok(fragments > 0, 'spans of gw3 traces that could not reach it were decided as counted fragments');
+    assert.equal(await c.members[0].gw.metricSum(CM.peerUp, { peer: c.members[2].peerAddr }), 0, 'gw1 sees gw3 down');
+  });
+});
+
+describe('cluster: the peer listener', () => {
+  let c;
+  before(async () => {
+    c = await Cluster.start({
+      slots: 2,
+      policies: ALWAYS,
+      decisionWait: '1s',
+      listenerExtra: '    auth: none\n    tenant: acme',
+      extraYaml: 'tenants:\n  - {id: acme, endpoints: [lb]}\n  - {id: evil, endpoints: [lb]}',
+      pipelineExtra: ', resource: [{action: upsert, key: tenant.id, from: tenant}]',
+    });
+  });
+  after(async () => c?.stop());
+
+  /** A span whose trace member `i` owns, so a call to its peer listener keeps it there. */
+  const spanOwnedBy = (i, name) => {
+    for (;;) {
+      const s = { traceId: randomHex(16), spanId: randomHex(8), name };
+      if (ownerName(c.members, s.traceId) === c.members[i].name) return s;
+    }
+  };
+  const peerPort = (i) => Number(c.members[i].peerAddr.split(':')[1]);
+  const peerCall = (i, path, msg, headers) => grpcRaw(peerPort(i), path, grpcFrame(msg), { headers });
+
+  it('refuses calls without the cluster secret, and a forged tenant from anyone but a peer', async () => {
+    const refusedBefore = await c.sum(CM.peerRefused);
+    const bad = spanOwnedBy(0, 'unauthenticated');
+    const msg = traceRequestProto('e2e-peer', [bad]);
+    const hdr = { 'x-otlp-gateway-tenant': 'evil', 'x-otlp-gateway-pipeline': PIPELINE, 'x-otlp-gateway-peer': c.members[1].peerAddr };
+    const none = await peerCall(0, GRPC_PATH.traces, msg, hdr);
+    assert.equal(none.status, GRPC.UNAUTHENTICATED, `no secret: ${JSON.stringify(none.message)}`);
+    const wrong = await peerCall(0, GRPC_PATH.traces, msg, { ...hdr, authorization: `Bearer ${SECRET}x` });
+    assert.equal(wrong.status, GRPC.UNAUTHENTICATED, 'wrong secret');
+    const notBearer = await peerCall(0, GRPC_PATH.traces, msg, { ...hdr, authorization: SECRET });
+    assert.equal(notBearer.status, GRPC.UNAUTHENTICATED, 'secret without Bearer');
+    const health = await peerCall(0, HEALTH_PATH, Buffer.alloc(0), {});
+    assert.equal(health.status, GRPC.UNAUTHENTICATED, 'health without the secret');
+    const healthOk = await peerCall(0, HEALTH_PATH, Buffer.alloc(0), { authorization: `Bearer ${SECRET}` });
+    assert.equal(healthOk.status, GRPC.OK, `health with the secret: ${healthOk.message}`);
+    const metricsPath = await peerCall(0, GRPC_PATH.metrics, Buffer.alloc(0), { authorization: `Bearer ${SECRET}` });
+    assert.notEqual(metricsPath.status, GRPC.OK, 'the peer listener serves trace forwarding and health only');
+    assert.equal((await c.sum(CM.peerRefused)) - refusedBefore, 4);
+    assert.ok((await c.members[0].gw.metricSum(CM.peerRefused, { reason: 'missing_token' })) >= 2);
+    assert.ok((await c.members[0].gw.metricSum(CM.peerRefused, { reason: 'invalid_token' })) >= 1);
+
+    // A real peer (the secret) is accepted, with the tenant it names.
+    const good = spanOwnedBy(0, 'from-peer');
+    const ok = await peerCall(0, GRPC_PATH.traces, traceRequestProto('e2e-peer', [good]), {
+      ...hdr,
+      authorization: `Bearer ${SECRET}`,
+    });
+    assert.equal(ok.status, GRPC.OK, `authenticated peer: ${ok.message}`);
+
+    // The OTLP listener (through HAProxy) ignores the cluster headers, even with the secret.
+    const forged = { ...hdr, authorization: `Bearer ${SECRET}` };
+    const viaGrpc = spanOwnedBy(1, 'forged-grpc');
+    const g = await grpcRaw(c.grpcPort, GRPC_PATH.traces, grpcFrame(traceRequestProto('e2e-forged', [viaGrpc])), {
+      headers: forged,
+    });
+    assert.equal(g.status, GRPC.OK, g.message);
+    const viaHttp = spanOwnedBy(0, 'forged-http');
+    const h = await httpRequest({
+      port: c.httpPort,
+      method: 'POST',
+      path: '/v1/traces',
+      headers: { ...forged, 'content-type': 'application/x-protobuf' },
+      body: traceRequestProto('e2e-forged', [viaHttp]),
+    });
+    assert.equal(h.status, 200, h.body.toString());
+
+    await c.until('the accepted spans are written', () => {
+      const f = c.readTraces();
+      return [good, viaGrpc, viaHttp].every((s) => f.byTrace.has(s.traceId));
+    });
+    await c.waitQuiet();
+    const found = c.readTraces();
+    assert.ok(!found.byTrace.has(bad.traceId), 'a refused call wrote nothing');
+    const tenantOf = (s) => found.resources.get(s.spanId)?.['tenant.id'];
+    // (Resource edits run on the member that received the client's request,
+    // before forwarding; the owner writes forwarded spans as they came.)
+    assert.ok(found.byTrace.get(good.traceId)?.get('gw1')?.has(good.spanId), 'the authenticated peer call was written');
+    assert.equal(tenantOf(viaGrpc), 'acme', 'gRPC listener: the listener tenant, not the header');
+    assert.equal(tenantOf(viaHttp), 'acme', 'HTTP listener: the listener tenant, not the header');
+  });
+});
+
+describe('cluster: members from DNS', () => {
+  let c;
+  let dns;
+  before(async () => {
+    dns = await DnsServer.start('gateways.cluster.test', ['127.0.0.11', '127.0.0.12']);
+    c = await Cluster.start({ slots: 3, running: 2, policies: ALWAYS, dns, dnsInterval: '200ms' });
+  });
+  after(async () => {
+    try {
+      await c?.stop();
+    } finally {
+      await dns?.stop();
+    }
+  });
+
+  it('a new record joins the ring, a removed one leaves it', async () => {
+    assert.deepEqual(await c.each(CM.members), { gw1: 2, gw2: 2 });
+    assert.ok(dns.queries > 0);
+    await c.startMember(2); // 127.0.0.13: running, but not in DNS yet
+    const changes = await c.members[0].gw.metricSum(CM.ringChanges);
+    dns.set(['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+    await c.waitMembers(3);
+    assert.ok((await c.members[0].gw.metricSum(CM.ringChanges)) > changes);
+    const page = await c.statusPage(0);
+    assert.ok(page.includes(c.members[2].peerAddr), `status page lacks the new member:\n${page}`);
+
+    // Traffic now reaches the newcomer's share.
+    const set = makeTraces({ count: 60, services: 3, seed: 0xc1a5 });
+    assert.deepEqual((await sendSpread(c, planRequests(set, { wave: 60 }))).retried, []);
+    await c.waitQuiet();
+    const found = c.readTraces();
+    assertTraces(checkTraces(set.sent, found, () => true), 'after the DNS join');
+    assertOwners(found, set.sent, c.members);
+
+    dns.set(['127.0.0.11', '127.0.0.12']);
+    await c.waitMembers(2, ['gw1', 'gw2']);
+    const after = await c.statusPage(0);
+    assert.ok(!after.includes(c.members[2].peerAddr), `the removed member is still listed:\n${after}`);
+  });
+});
