@@ -8,9 +8,10 @@
 # - Amazon Managed Prometheus remote write: aps:RemoteWrite (AWS managed
 #   policy AmazonPrometheusRemoteWriteAccess), here scoped to one workspace.
 # - X-Ray OTLP endpoint (https://xray.<region>.amazonaws.com/v1/traces):
-#   xray:PutSpans; xray:PutSpansForIndexing only when Transaction Search
-#   indexes spans (var.xray_transaction_search_indexing). X-Ray has no
-#   resource-level permissions for them (Service Authorization Reference), so "*".
+#   "authorized as xray:PutTraceSegments" (X-Ray developer guide, "Setting
+#   up bearer token authentication for traces"), granted on "*" as every
+#   AWS-documented policy for it is. Transaction Search's own permissions belong to the
+#   account's one-time setup, not to the sender.
 # - CloudWatch Logs OTLP endpoint (/v1/logs into an existing group and
 #   stream): logs:PutLogEvents on that log stream.
 # - S3 fleet-wide API keys object (auth.api_keys.s3): s3:GetObject and
@@ -80,7 +81,7 @@ resource "aws_iam_role" "task" {
 data "aws_iam_policy_document" "task" {
   statement {
     sid       = "XRayOtlpTraces"
-    actions   = var.xray_transaction_search_indexing ? ["xray:PutSpans", "xray:PutSpansForIndexing"] : ["xray:PutSpans"]
+    actions   = ["xray:PutTraceSegments"]
     resources = ["*"]
   }
   statement {

@@ -68,12 +68,6 @@ variable "api_keys_s3_object_arn" {
   default     = ""
 }
 
-variable "xray_transaction_search_indexing" {
-  description = "Also grant xray:PutSpansForIndexing (CloudWatch Transaction Search indexing)."
-  type        = bool
-  default     = false
-}
-
 variable "cloud_map_namespace" {
   description = "Private DNS namespace; the peers are peers.<namespace>."
   type        = string
