@@ -26,10 +26,25 @@ scripts/check_layers.sh build
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
+# no_skips WHAT N: a skipped test is a test that did not run, so the command
+# fails on one, unless a developer opts out by hand with ALLOW_SKIPS=1 (CI
+# never sets it).
+no_skips() {
+    [ "$2" -eq 0 ] && return 0
+    if [ "${ALLOW_SKIPS:-0}" = 1 ]; then
+        echo "warning: $1: $2 skipped (ALLOW_SKIPS=1)"
+        return 0
+    fi
+    echo "$1: $2 tests skipped: every test must run (install what they need; ALLOW_SKIPS=1 to accept locally)"
+    exit 1
+}
+
 echo "== unit tests"
 meson test -C build --print-errorlogs | tee "$logs/unit"
+no_skips unit "$(awk '/^Skipped:/ {print $2}' "$logs/unit")"
 echo "== unit tests (asan+ubsan)"
 meson test -C build-asan --print-errorlogs | tee "$logs/unit-asan"
+no_skips unit-asan "$(awk '/^Skipped:/ {print $2}' "$logs/unit-asan")"
 
 # e2e NAME BINARY: the node:test suite against one build; its full output is
 # shown only when it fails (it is long), its totals always.
@@ -44,7 +59,8 @@ e2e() {
         echo "end-to-end tests FAILED ($1)"
         exit 1
     fi
-    grep -E '^# (tests|pass|fail)' "$logs/$1"
+    grep -E '^# (tests|pass|fail|skipped|todo)' "$logs/$1"
+    no_skips "$1" "$(awk '/^# (skipped|todo) / {n += $3} END {print n + 0}' "$logs/$1")"
 }
 echo "== end-to-end tests"
 e2e e2e "$PWD/build/otlp-gateway"
