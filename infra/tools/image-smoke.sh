@@ -7,15 +7,21 @@ set -eu
 image="$1"
 ctr=$(buildah from "$image")
 pid=""
+log=$(mktemp)
 # The gateway is a descendant of our `buildah run` (no pid namespace with
-# chroot isolation): SIGTERM exactly those processes, nothing by name.
+# chroot isolation): SIGTERM exactly those processes, nothing by name, and
+# let `buildah run` end on its own once the gateway has stopped. The run's
+# output is shown only when something failed.
 descendants() { for c in $(ps -o pid= --ppid "$1"); do descendants "$c"; echo "$c"; done; }
 cleanup() {
+    rc=$?
     if [ -n "$pid" ]; then
         # shellcheck disable=SC2046 # one pid per word
-        kill -TERM $(descendants "$pid") "$pid" 2>/dev/null || true
+        kill -TERM $(descendants "$pid") 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     fi
+    [ "$rc" -eq 0 ] || cat "$log" >&2
+    rm -f "$log"
     buildah rm "$ctr" >/dev/null
 }
 trap cleanup EXIT
@@ -26,7 +32,7 @@ cfg="admin: 127.0.0.1:$port
 listeners: [{name: default, http: 127.0.0.1:0}]
 backends: {local: {type: file}}
 pipelines: [{name: default, signals: [traces, metrics, logs], backends: [local]}]"
-buildah run --isolation chroot --env OTLP_GATEWAY_CONFIG_YAML="$cfg" --env SECRET_FILE_demo=s3cret "$ctr" -- /usr/bin/otlp-gateway-entrypoint &
+buildah run --isolation chroot --env OTLP_GATEWAY_CONFIG_YAML="$cfg" --env SECRET_FILE_demo=s3cret "$ctr" -- /usr/bin/otlp-gateway-entrypoint >"$log" 2>&1 &
 pid=$!
 health=$(buildah inspect --type image --format '{{.Docker.Config.Healthcheck}}' "$image")
 case "$health" in *readyz*) ;; *) echo "image-smoke: no HEALTHCHECK on /readyz: $health" >&2; exit 1 ;; esac
