@@ -3,14 +3,22 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define ARENA_ALIGN 16
 #define ARENA_MIN_CHUNK (16 * 1024)
+/* Chunks this large are mapped and unmapped directly. Through malloc, glibc
+ * raises its mmap threshold after the first large free and then serves big
+ * chunks from the heap, which it rarely gives back: a few decode bombs (each
+ * refused, but each filling max_decoded_bytes) would keep hundreds of MiB
+ * resident for good. */
+#define ARENA_MAP_MIN ((size_t)1 << 20)
 
 typedef struct chunk {
     struct chunk *next;
     size_t size; /* usable bytes after the header */
     size_t used;
+    int mapped;  /* from mmap: returned with munmap */
     _Alignas(ARENA_ALIGN) unsigned char data[];
 } chunk;
 
@@ -23,13 +31,29 @@ struct arena {
 
 static chunk *chunk_new(size_t size)
 {
-    chunk *c = malloc(sizeof(*c) + size);
+    int mapped = sizeof(chunk) + size >= ARENA_MAP_MIN;
+    chunk *c;
+    if (mapped) {
+        void *p = mmap(NULL, sizeof(*c) + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        c = p == MAP_FAILED ? NULL : p;
+    } else {
+        c = malloc(sizeof(*c) + size);
+    }
     if (c == NULL)
         return NULL;
     c->next = NULL;
     c->size = size;
     c->used = 0;
+    c->mapped = mapped;
     return c;
+}
+
+static void chunk_free(chunk *c)
+{
+    if (c->mapped)
+        munmap(c, sizeof(*c) + c->size);
+    else
+        free(c);
 }
 
 arena *arena_new(size_t limit)
@@ -47,7 +71,7 @@ static void chunks_free(chunk *c)
 {
     while (c != NULL) {
         chunk *next = c->next;
-        free(c);
+        chunk_free(c);
         c = next;
     }
 }

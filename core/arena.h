@@ -19,7 +19,9 @@ arena *arena_new(size_t limit);
 void arena_set_limit(arena *a, size_t limit);
 /* Frees every chunk; `a` may be NULL. */
 void arena_free(arena *a);
-/* Releases all allocations but keeps the first chunk for reuse. */
+/* Releases all allocations but keeps the first chunk for reuse; every other
+ * chunk goes back to the system (chunks of 1 MiB and more are unmapped, so
+ * a huge request's memory is returned at once, not kept by malloc). */
 void arena_reset(arena *a);
 /* 16-byte aligned; NULL when over the limit or out of memory. */
 void *arena_alloc(arena *a, size_t size);

@@ -254,6 +254,9 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
         }
     }
 done:
+    /* The answer is built from *out alone: give the request's memory back
+     * now rather than when this worker's next request comes. */
+    arena_reset(ctx->arena);
     if (out->status != REQ_OK)
         log_debug("request refused", "signal=%s transport=%s reason=%s", otlp_signal_name(sig),
                   ingest_transport_name(origin->transport), status_reasons[out->status]);
@@ -283,6 +286,7 @@ void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origi
             routing_failed(ctx, ps, &req, out);
         }
     }
+    arena_reset(ctx->arena); /* as ingest_export: the answer needs none of it */
     if (out->status != REQ_OK)
         log_debug("forwarded request refused", "listener=%s reason=%s", origin->listener, status_reasons[out->status]);
 }
