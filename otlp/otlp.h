@@ -19,7 +19,15 @@
 #include "buf.h"
 #include "types.h" /* otlp_signal, otlp_encoding */
 
-#define OTLP_MAX_DEPTH 64
+/* Nesting bound for decoded messages (protobuf and JSON alike): 400
+ * message levels are 131 levels of kvlist inside kvlist, or 197 of arrays
+ * inside arrays, in an attribute value. Attribute values nested 20 deep are
+ * ordinary (config dumps, JSON documents as attributes), and SDKs and the
+ * Collector put no limit of their own on it; 400 keeps the recursive
+ * protobuf-c unpack well inside a worker thread's 8 MiB stack (measured in
+ * test_otlp and test_otlp_json: 400 levels fit a 512 KiB thread stack, also
+ * under AddressSanitizer; 256 KiB does not). */
+#define OTLP_MAX_DEPTH 400
 
 /* "traces" | "metrics" | "logs" */
 const char *otlp_signal_name(otlp_signal sig);

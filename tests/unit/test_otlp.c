@@ -13,6 +13,7 @@
 #include "metrics_service.pb-c.h"
 #include "otlp.h"
 #include "status.pb-c.h"
+#include "test_util.h"
 #include "trace_service.pb-c.h"
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest trace_req;
@@ -386,16 +387,31 @@ static uint8_t *nested_anyvalue(size_t levels, size_t *len)
     return b;
 }
 
+typedef struct pb_input {
+    const uint8_t *data;
+    size_t len;
+} pb_input;
+
+static int decode_pb_input(void *arg)
+{
+    const pb_input *in = arg;
+    char err[160];
+    return decode_pb(OTLP_TRACES, in->data, in->len, err, sizeof(err));
+}
+
 static void test_depth_limit(void **state)
 {
     (void)state;
     char err[160];
     size_t len;
-    /* 5 + 2 * 29 = 63 levels pass, 65 do not. */
-    uint8_t *ok = nested_anyvalue(29, &len);
+    /* 5 + 2 * 197 = 399 levels pass, 401 do not. */
+    uint8_t *ok = nested_anyvalue(197, &len);
     assert_int_equal(decode_pb(OTLP_TRACES, ok, len, err, sizeof(err)), 0);
+    /* At the limit, protobuf-c's recursive unpack fits a 512 KiB stack
+     * (a worker's is 8 MiB). */
+    assert_int_equal(run_on_small_stack(decode_pb_input, &(pb_input){ok, len}, 512 << 10), 0);
     free(ok);
-    uint8_t *deep = nested_anyvalue(30, &len);
+    uint8_t *deep = nested_anyvalue(198, &len);
     assert_int_equal(decode_pb(OTLP_TRACES, deep, len, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "invalid protobuf: nesting too deep at offset"));
     free(deep);

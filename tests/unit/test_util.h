@@ -7,6 +7,7 @@
  *                          thread accepts connections one at a time and hands
  *                          each to the test's answer(ctx, fd) (then closes it)
  *   loopback_connect       a client connection to 127.0.0.1:<port>
+ *   run_on_small_stack     a call on a thread with a small stack (recursion bounds)
  *   loopback_read_to_eof   everything a peer sends until it closes, bounded
  *   http_exchange          one raw HTTP/1.1 request over a new connection, and
  *                          the whole response (the request says Connection: close)
@@ -371,4 +372,33 @@ static inline size_t make_payload(uint8_t *out, size_t cap, unsigned spans, cons
 }
 
 #endif /* trace_service.pb-c.h */
+/* Runs fn(arg) on a thread whose stack is only stack_bytes and returns its
+ * result: a recursion that would overflow a worker's stack crashes here
+ * first (worker threads get the default, 8 MiB, far more). */
+typedef struct small_stack_call {
+    int (*fn)(void *arg);
+    void *arg;
+    int result;
+} small_stack_call;
+
+static inline void *small_stack_main(void *p)
+{
+    small_stack_call *c = p;
+    c->result = c->fn(c->arg);
+    return NULL;
+}
+
+static inline int run_on_small_stack(int (*fn)(void *arg), void *arg, size_t stack_bytes)
+{
+    small_stack_call c = {.fn = fn, .arg = arg};
+    pthread_attr_t at;
+    pthread_t t;
+    assert_int_equal(pthread_attr_init(&at), 0);
+    assert_int_equal(pthread_attr_setstacksize(&at, stack_bytes), 0);
+    assert_int_equal(pthread_create(&t, &at, small_stack_main, &c), 0);
+    pthread_attr_destroy(&at);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    return c.result;
+}
+
 #endif /* GW_TEST_UTIL_H */
