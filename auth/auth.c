@@ -652,10 +652,11 @@ static const tenant *authenticate_jwt(auth *a, const char *tok, size_t len, auth
     jwt_claims claims;
     jwt_status jst = JWT_MALFORMED;
     int pi = -1;
-    oidc_status st = a->oidc ? oidc_verify(a->oidc, tok, len, (int64_t)time(NULL), &claims, &jst, &pi)
+    uint32_t retry_after = 1;
+    oidc_status st = a->oidc ? oidc_verify(a->oidc, tok, len, (int64_t)time(NULL), &claims, &jst, &pi, &retry_after)
                              : OIDC_UNKNOWN_ISSUER;
     if (st == OIDC_KEYS_UNAVAILABLE) {
-        out->retry_after_s = 1;
+        out->retry_after_s = retry_after;
         fail(a, out, REQ_UNAVAILABLE, NULL, "keys_unavailable", "token signing keys not available yet, retry");
         return NULL;
     }

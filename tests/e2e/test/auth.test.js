@@ -668,3 +668,57 @@ describe('gateway started while the provider is down', () => {
     }
   });
 });
+
+// Issue 13: a signing key rotation inside min_refresh_interval of the last
+// JWKS fetch (here 4 s, right after the gateway's first fetch), while an
+// attacker sends made-up kids. The new key's tokens get the retryable 503 /
+// UNAVAILABLE with Retry-After until the next allowed fetch -- never 401 --,
+// that fetch happens with no further request, and the tokens pass after it.
+describe('key rotation within min_refresh_interval', () => {
+  it('answers 503 with Retry-After until the scheduled refetch, then accepts; made-up kids cost one fetch', async () => {
+    const A = makeKeySet('ra');
+    const B = makeKeySet('rb');
+    const kc = await FakeKeycloak.start({ keys: A });
+    let gw;
+    try {
+      gw = await AuthGateway.start({ issuer: kc.issuer, minRefreshInterval: '4s' });
+      await gw.withLog(async () => {
+        const ok = await waitFor(async () => (await gw.metricSum(M.jwks, { result: 'ok' })) >= 1, 5000, 50);
+        assert.ok(ok, 'no first JWKS fetch');
+        const t0 = Date.now();
+        await kc.restart({ keys: [B.rsa, A.rsa] });
+        const tokB = kc.mintToken({ key: B.rsa });
+        const r = await postTraces(gw.httpPort, bearer(tokB));
+        assert.equal(r.status, 503, `new key within min_refresh_interval: expected 503, got ${r.status}`);
+        const ra = Number(r.headers['retry-after']);
+        assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= 4, `Retry-After: ${r.headers['retry-after']}`);
+        assert.equal((await grpcTraces(gw.grpcPort, bearer(tokB))).status, GRPC_CODE.UNAVAILABLE);
+        // A flood of made-up kids in the window: all 503, and no extra fetch.
+        const statuses = await Promise.all(
+          Array.from({ length: 50 }, () =>
+            postTraces(gw.httpPort, bearer(kc.mintToken({ header: { kid: crypto.randomBytes(8).toString('hex') } }))).then(
+              (x) => x.status,
+            ),
+          ),
+        );
+        assert.ok(statuses.every((s) => s === 503), `made-up kids: ${[...new Set(statuses)]}`);
+        assert.notEqual((await postTraces(gw.httpPort, bearer(tokB))).status, 401);
+        const fetchesBefore = kc.certsHitsSince(t0);
+        // The refetch comes by itself, at the end of the interval.
+        const accepted = await waitFor(async () => (await postTraces(gw.httpPort, bearer(tokB))).status === 200, 7000, 250);
+        assert.ok(accepted, 'new key never accepted');
+        const ms = Date.now() - t0;
+        assert.ok(ms <= 4000 + 2000, `accepted only after ${ms} ms`);
+        assert.equal((await grpcTraces(gw.grpcPort, bearer(tokB))).status, GRPC_CODE.OK);
+        assert.equal(fetchesBefore, 0, 'a JWKS fetch inside min_refresh_interval');
+        assert.equal(kc.certsHitsSince(t0), 1, 'one JWKS fetch for the rotation and the flood');
+      });
+    } finally {
+      try {
+        await gw?.stop();
+      } finally {
+        await kc.stop();
+      }
+    }
+  });
+});
