@@ -62,6 +62,7 @@ typedef struct client_tenant {
 typedef struct provider {
     oidc_provider_config cfg;
     const char **roles; /* NULL-terminated, for cfg.policy.required_roles */
+    const char **allowed_clients; /* NULL-terminated, for cfg.policy.allowed_clients; NULL: any client */
     client_tenant *clients;
     size_t n_clients;
 } provider;
@@ -262,7 +263,8 @@ static int read_provider(auth *a, const config_node *n, provider *p, char *err, 
 {
     static const char *const keys[] = {"issuer", "discovery_url", "audience", "algorithms", "tenant_claim",
                                        "client_tenants", "clock_skew", "required_roles", "refresh_interval",
-                                       "min_refresh_interval", "retry_interval", "http_timeout", "ca_file", NULL};
+                                       "min_refresh_interval", "retry_interval", "http_timeout", "ca_file",
+                                       "allowed_clients", "require_typ", NULL};
     oidc_provider_config *c = &p->cfg;
     uint64_t skew, refresh, minref, retry, timeout;
     if (config_check_keys(n, keys, err, errlen) != 0 || config_str_required(n, "issuer", &c->issuer, err, errlen) ||
@@ -304,6 +306,20 @@ static int read_provider(auth *a, const config_node *n, provider *p, char *err, 
     if (read_str_list(n, "required_roles", &p->roles, &n_roles, err, errlen) != 0)
         return -1;
     c->policy.required_roles = p->roles;
+    size_t n_allowed;
+    if (read_str_list(n, "allowed_clients", &p->allowed_clients, &n_allowed, err, errlen) != 0)
+        return -1;
+    if (config_get(n, "allowed_clients") != NULL && n_allowed == 0)
+        return config_error(n, "allowed_clients", err, errlen,
+                            "an empty list would refuse every token; list client ids or leave it out");
+    c->policy.allowed_clients = p->allowed_clients;
+    const char *typ;
+    if (config_str(n, "require_typ", NULL, &typ, err, errlen) != 0)
+        return -1;
+    if (typ != NULL && strcmp(typ, "Bearer") != 0)
+        return config_error(n, "require_typ", err, errlen,
+                            "only Bearer (the typ claim of Keycloak's access tokens) is supported");
+    c->policy.require_typ = typ != NULL;
     const config_node *m = config_get(n, "client_tenants");
     if (m != NULL) {
         if (!config_is_map(m))
@@ -507,6 +523,7 @@ void auth_free(auth *a)
     }
     for (size_t i = 0; i < a->n_providers; i++) {
         free(a->providers[i].roles);
+        free(a->providers[i].allowed_clients);
         free(a->providers[i].clients);
     }
     apikey_store_free(a->keys);
@@ -652,10 +669,11 @@ static const tenant *authenticate_jwt(auth *a, const char *tok, size_t len, auth
     jwt_claims claims;
     jwt_status jst = JWT_MALFORMED;
     int pi = -1;
-    oidc_status st = a->oidc ? oidc_verify(a->oidc, tok, len, (int64_t)time(NULL), &claims, &jst, &pi)
+    uint32_t retry_after = 1;
+    oidc_status st = a->oidc ? oidc_verify(a->oidc, tok, len, (int64_t)time(NULL), &claims, &jst, &pi, &retry_after)
                              : OIDC_UNKNOWN_ISSUER;
     if (st == OIDC_KEYS_UNAVAILABLE) {
-        out->retry_after_s = 1;
+        out->retry_after_s = retry_after;
         fail(a, out, REQ_UNAVAILABLE, NULL, "keys_unavailable", "token signing keys not available yet, retry");
         return NULL;
     }

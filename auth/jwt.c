@@ -91,6 +91,7 @@ const char *jwt_status_reason(jwt_status st)
     case JWT_BAD_TYPE: return "bad_type";
     case JWT_MISSING_CLAIM: return "missing_claim";
     case JWT_MISSING_ROLE: return "missing_role";
+    case JWT_CLIENT_NOT_ALLOWED: return "client_not_allowed";
     }
     return "unknown";
 }
@@ -526,6 +527,18 @@ static jwt_status jwt_check_claims(const json_t *c, const jwt_policy *p, int64_t
     const json_t *typ = json_object_get(c, "typ");
     if (typ && (!json_is_string(typ) || strcmp(json_string_value(typ), "Bearer") != 0))
         return *why = "not an access token", JWT_BAD_TYPE;
+    if (!typ && p->require_typ)
+        return *why = "typ claim missing", JWT_BAD_TYPE;
+    const json_t *azp = json_object_get(c, "azp");
+    const json_t *client = azp ? azp : json_object_get(c, "client_id");
+    if (p->allowed_clients != NULL) {
+        /* The whole value, not the truncated copy in out->azp. */
+        bool allowed = false;
+        for (const char *const *a = p->allowed_clients; json_is_string(client) && *a && !allowed; a++)
+            allowed = strlen(*a) == json_string_length(client) && strcmp(*a, json_string_value(client)) == 0;
+        if (!allowed)
+            return *why = "client not allowed", JWT_CLIENT_NOT_ALLOWED;
+    }
     const json_t *ten = p->tenant_claim ? jwt_claim_path(c, p->tenant_claim) : NULL;
     if (p->tenant_claim &&
         (!json_is_string(ten) || json_string_length(ten) == 0 || json_string_length(ten) >= sizeof out->tenant))
@@ -536,8 +549,7 @@ static jwt_status jwt_check_claims(const json_t *c, const jwt_policy *p, int64_t
             return *why = "required role missing", JWT_MISSING_ROLE;
     jwt_copy_trunc(iss, out->iss, sizeof out->iss);
     jwt_copy_trunc(json_object_get(c, "sub"), out->sub, sizeof out->sub);
-    const json_t *azp = json_object_get(c, "azp");
-    jwt_copy_trunc(azp ? azp : json_object_get(c, "client_id"), out->azp, sizeof out->azp);
+    jwt_copy_trunc(client, out->azp, sizeof out->azp);
     jwt_copy_trunc(ten, out->tenant, sizeof out->tenant);
     out->exp = exp;
     return JWT_OK;

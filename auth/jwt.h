@@ -57,9 +57,11 @@ typedef enum {
     JWT_NOT_YET_VALID,   /* nbf (or iat) in the future beyond the skew */
     JWT_BAD_ISSUER,
     JWT_BAD_AUDIENCE,
-    JWT_BAD_TYPE,        /* typ present and not "JWT"/"at+jwt" (case-insensitive), or Keycloak typ claim not "Bearer" */
+    JWT_BAD_TYPE,        /* typ present and not "JWT"/"at+jwt" (case-insensitive), or Keycloak typ claim not "Bearer"
+                          * (or absent when policy->require_typ) */
     JWT_MISSING_CLAIM,   /* exp, or the tenant claim, missing */
     JWT_MISSING_ROLE,    /* a required realm role is absent */
+    JWT_CLIENT_NOT_ALLOWED, /* azp (or client_id) absent or not in policy->allowed_clients */
 } jwt_status;
 
 /* Short label for metrics: "malformed", "bad_alg", "unknown_kid", ... */
@@ -72,6 +74,9 @@ typedef struct jwt_policy {
     int64_t skew_s;                /* allowed clock skew for exp/nbf/iat */
     const char *tenant_claim;      /* claim naming the tenant (e.g. "tenant"); NULL: none */
     const char *const *required_roles; /* NULL-terminated; each must be in realm_access.roles */
+    const char *const *allowed_clients; /* NULL-terminated; NULL: any. The azp claim (client_id when azp is
+                                         * absent) must be present and equal one of them, exactly */
+    int require_typ;               /* the typ claim must be present (and, as always, "Bearer") */
 } jwt_policy;
 
 typedef struct jwt_claims {

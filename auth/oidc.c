@@ -41,6 +41,17 @@
 #define OIDC_CACHE_SHARDS 16
 #define OIDC_CACHE_WAYS 8        /* slots probed per lookup: bounds the work per request */
 #define OIDC_WELL_KNOWN "/.well-known/openid-configuration"
+#define OIDC_MISSED_KIDS 64      /* unknown kids remembered per provider (direct-mapped) */
+
+/* An unknown kid the provider was asked about. seen_seq is the number of
+ * fetches started when it was first seen (or re-armed): a successful fetch
+ * started after that (a higher sequence number) that did not bring the kid
+ * proves it is not published. Sequence numbers, not times: a fetch starting
+ * in the same millisecond is still ordered. */
+typedef struct oidc_missed_kid {
+    char kid[128]; /* "" = empty slot */
+    uint64_t seen_seq;
+} oidc_missed_kid;
 
 /* A published key set. refs counts the provider's pointer (while current)
  * plus each verifier using it; guarded by oidc.mu. Freed at zero. */
@@ -61,6 +72,10 @@ typedef struct oidc_provider {
     int64_t last_ok_ms;       /* monotonic; -1: never */
     int64_t next_fetch_ms;    /* monotonic */
     int64_t last_attempt_ms;  /* monotonic: last fetch or unknown-kid request */
+    uint64_t fetch_seq;       /* fetches started so far; the one in progress (or the last) has this number */
+    uint64_t checked_seq;     /* number of the last successful fetch; 0: none */
+    int64_t kid_refetch_ms;   /* monotonic: an unknown-kid refetch scheduled for then; 0: none */
+    oidc_missed_kid missed[OIDC_MISSED_KIDS];
     bool refresh_requested;
     bool fetching;            /* the thread is fetching this provider right now */
     uint64_t fetch_ok, fetch_failed, unknown_kid_refreshes;
@@ -331,6 +346,7 @@ static void oidc_refresh(oidc *o, oidc_provider *p)
     if (rc == 0) {
         p->fetch_ok++;
         p->last_ok_ms = now;
+        p->checked_seq = p->fetch_seq;
         p->next_fetch_ms = now + (int64_t)p->cfg.refresh_interval_s * 1000;
         if (ks != NULL) {
             ks->keys = keys;
@@ -368,17 +384,24 @@ static void *oidc_thread(void *arg)
         for (size_t k = 0; k < o->n && due == NULL; k++) {
             size_t i = (o->next_scan + k) % o->n;
             oidc_provider *p = &o->providers[i];
-            if (p->refresh_requested || p->next_fetch_ms <= now) {
+            bool kid_due = p->kid_refetch_ms > 0 && p->kid_refetch_ms <= now;
+            if (p->refresh_requested || p->next_fetch_ms <= now || kid_due) {
                 due = p;
                 o->next_scan = i + 1;
-            } else if (p->next_fetch_ms < wake) {
-                wake = p->next_fetch_ms;
+            } else {
+                if (p->next_fetch_ms < wake)
+                    wake = p->next_fetch_ms;
+                if (p->kid_refetch_ms > 0 && p->kid_refetch_ms < wake)
+                    wake = p->kid_refetch_ms;
             }
         }
         if (due != NULL) {
+            /* Any fetch serves a scheduled unknown-kid refetch too. */
             due->refresh_requested = false;
+            due->kid_refetch_ms = 0;
             due->fetching = true;
             due->last_attempt_ms = now;
+            due->fetch_seq++;
             pthread_mutex_unlock(&o->mu);
             oidc_refresh(o, due);
             pthread_mutex_lock(&o->mu);
@@ -493,36 +516,77 @@ static int oidc_find_provider(const oidc *o, const char *iss)
     return -1;
 }
 
-/* jwt_verify said the kid is unknown. While a fetch is pending or running
- * its result may hold the key, so the answer is "retry". Otherwise ask for a
- * refetch, unless one was made (or asked for) within min_refresh_interval:
- * then the kid is just bad. */
-static oidc_status oidc_unknown_kid(oidc *o, oidc_provider *p, uint64_t gen, jwt_status *jst)
+/* Retry-After for a wait of ms milliseconds: whole seconds, rounded up, at least 1. */
+static uint32_t oidc_retry_s(int64_t ms)
 {
-    oidc_status st = OIDC_KEYS_UNAVAILABLE;
+    return ms <= 1000 ? 1 : (uint32_t)((ms + 999) / 1000);
+}
+
+/* jwt_verify said the kid is unknown. The answer is 401 only when a fetch
+ * that started after this kid was first seen succeeded without it, and no
+ * refetch is allowed yet: then the provider does not publish the kid. In
+ * every other case the key may be new (a rotation), so the answer is the
+ * retryable 503 with *retry_after_s until the fetch that will tell:
+ *  - a fetch is pending or running, or a newer set was just published: 1 s;
+ *  - a refetch is allowed (min_refresh_interval since the last attempt): it
+ *    is asked for now, 1 s;
+ *  - otherwise one refetch is scheduled for the moment it is allowed, and
+ *    the client is told to come back then.
+ * Whatever the kids, this makes at most one unknown-kid fetch per
+ * min_refresh_interval. Kids are remembered in a small direct-mapped table:
+ * a made-up kid can evict another kid's entry, which only turns that kid's
+ * 401 back into a 503 (never a real new key's 503 into a 401), so a flood of
+ * made-up kids cannot hold a rotation at 401. */
+static oidc_status oidc_unknown_kid(oidc *o, oidc_provider *p, uint64_t gen, const char *kid, jwt_status *jst,
+                                    uint32_t *retry_after_s)
+{
     int64_t now_ms = (int64_t)clock_now_ms();
+    int64_t interval_ms = (int64_t)p->cfg.min_refresh_interval_s * 1000;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = kid; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    oidc_status st = OIDC_KEYS_UNAVAILABLE;
+    *retry_after_s = 1;
     pthread_mutex_lock(&o->mu);
+    oidc_missed_kid *m = &p->missed[h % OIDC_MISSED_KIDS];
+    bool known = m->kid[0] != '\0' && strcmp(m->kid, kid) == 0;
+    if (!known) {
+        snprintf(m->kid, sizeof m->kid, "%s", kid);
+        m->seen_seq = p->fetch_seq;
+    }
+    bool allowed = now_ms - p->last_attempt_ms >= interval_ms;
     if (p->current->gen != gen || p->refresh_requested || p->fetching) {
         /* A newer set was published while we verified, or is on its way:
          * the client's retry uses it. */
-    } else if (now_ms - p->last_attempt_ms >= (int64_t)p->cfg.min_refresh_interval_s * 1000) {
+    } else if (known && p->checked_seq > m->seen_seq && !allowed) {
+        *jst = JWT_UNKNOWN_KID;
+        st = OIDC_REJECTED;
+    } else if (allowed) {
+        m->seen_seq = p->fetch_seq; /* the coming fetch is the one that tells */
         p->last_attempt_ms = now_ms;
         p->refresh_requested = true;
+        p->kid_refetch_ms = 0;
         p->unknown_kid_refreshes++;
         pthread_cond_signal(&o->cv);
     } else {
-        *jst = JWT_UNKNOWN_KID;
-        st = OIDC_REJECTED;
+        int64_t due = p->last_attempt_ms + interval_ms;
+        if (p->kid_refetch_ms == 0) {
+            p->kid_refetch_ms = due;
+            p->unknown_kid_refreshes++;
+            pthread_cond_signal(&o->cv);
+        }
+        *retry_after_s = oidc_retry_s(due - now_ms);
     }
     pthread_mutex_unlock(&o->mu);
     return st;
 }
 
 oidc_status oidc_verify(oidc *o, const char *token, size_t len, int64_t now, jwt_claims *claims, jwt_status *jst,
-                        int *provider)
+                        int *provider, uint32_t *retry_after_s)
 {
     *provider = -1;
     *jst = JWT_OK;
+    *retry_after_s = 1;
     unsigned char digest[SHA256_DIGEST_LENGTH];
     if (o->shards != NULL && token != NULL) {
         SHA256((const unsigned char *)token, len, digest);
@@ -563,7 +627,7 @@ oidc_status oidc_verify(oidc *o, const char *token, size_t len, int64_t now, jwt
     oidc_keyset_free(dropped);
 
     if (st == JWT_UNKNOWN_KID)
-        return oidc_unknown_kid(o, p, gen, jst);
+        return oidc_unknown_kid(o, p, gen, kid, jst, retry_after_s);
     if (st != JWT_OK) {
         *jst = st;
         return OIDC_REJECTED;

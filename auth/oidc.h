@@ -6,7 +6,11 @@
  * refresh_interval, retries every retry_interval while a provider is
  * unreachable (the gateway starts anyway), and refetches early when a token
  * names an unknown kid -- at most once per min_refresh_interval, so a flood of
- * random kids costs at most one fetch per interval. Workers verify against
+ * random kids costs at most one fetch per interval. A token with an unknown
+ * kid gets the retryable KEYS_UNAVAILABLE (with a Retry-After until the
+ * refetch that will tell, which is scheduled) unless a fetch that started
+ * after the kid was first seen came back without it: only then REJECTED
+ * (JWT_UNKNOWN_KID), until the next refetch is allowed. Workers verify against
  * the current key set without blocking on the network: a key set is
  * published by pointer swap under a short lock and reference-counted.
  *
@@ -48,16 +52,18 @@ void oidc_free(oidc *o);
 typedef enum {
     OIDC_OK = 0,
     OIDC_UNKNOWN_ISSUER,   /* iss matches no provider (or token unreadable): 401 */
-    OIDC_KEYS_UNAVAILABLE, /* provider's keys not fetched yet, or a refresh for an unknown kid was just started: retryable 503 */
+    OIDC_KEYS_UNAVAILABLE, /* provider's keys not fetched yet, or an unknown kid a refetch may bring: retryable 503 */
     OIDC_REJECTED,         /* jwt_verify said no: 401 (see *jst) */
 } oidc_status;
 
 /* Verify a bearer token at `now` (unix seconds: claims and cache expiry; the
  * unknown-kid rate limit keeps its own monotonic time). On OIDC_OK, *claims is filled (from the
  * cache or a fresh verification). On OIDC_REJECTED, *jst says why.
- * *provider is the index of the provider that handled it (-1 if none). */
+ * *provider is the index of the provider that handled it (-1 if none).
+ * On OIDC_KEYS_UNAVAILABLE, *retry_after_s (at least 1) is when to retry:
+ * the time until the fetch that may bring the key. */
 oidc_status oidc_verify(oidc *o, const char *token, size_t len, int64_t now, jwt_claims *claims, jwt_status *jst,
-                        int *provider);
+                        int *provider, uint32_t *retry_after_s);
 
 /* For metrics/status: seconds since the provider's keys were last fetched
  * successfully (-1 if never), number of keys, and fetch counters. */

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "arena.h"
 #include "otlp.h"
 
@@ -25,17 +28,52 @@ static const char *const signal_names[OTLP_SIGNAL_COUNT] = {
     [OTLP_LOGS] = "logs",
 };
 
+/* tls.ciphers: OpenSSL must make at least one TLS 1.2 suite of it. Checked
+ * here, with the OpenSSL the gateway runs on, so a bad list is a located
+ * config error (also for --check-config), not a failure at start. */
+static int check_ciphers(const config_node *t, const char *list, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        ERR_clear_error();
+        return config_error(t, "ciphers", err, errlen, "cannot create a TLS context to check it");
+    }
+    int ok = list[0] != '\0' && SSL_CTX_set_cipher_list(ctx, list) == 1;
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    if (!ok)
+        return config_error(t, "ciphers", err, errlen,
+                            "OpenSSL finds no TLS 1.2 cipher suite in \"%s\" (an OpenSSL cipher list, e.g. "
+                            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256)", list);
+    return 0;
+}
+
 static int read_tls(const config_node *listener, config_tls *tls, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"cert", "key", "client_ca", "client_auth", NULL};
+    static const char *const keys[] = {"cert", "key", "client_ca", "client_auth", "min_version", "ciphers", NULL};
     static const char *const modes[] = {"none", "optional", "required"};
     const config_node *t;
-    const char *mode;
+    const char *mode, *min_version;
     if (config_section(listener, "tls", keys, &t, err, errlen) != 0 ||
         config_str(t, "cert", NULL, &tls->cert_file, err, errlen) != 0 ||
         config_str(t, "key", NULL, &tls->key_file, err, errlen) != 0 ||
         config_str(t, "client_ca", NULL, &tls->client_ca_file, err, errlen) != 0 ||
-        config_str(t, "client_auth", "none", &mode, err, errlen) != 0)
+        config_str(t, "client_auth", "none", &mode, err, errlen) != 0 ||
+        config_str(t, "min_version", NULL, &min_version, err, errlen) != 0 ||
+        config_str(t, "ciphers", NULL, &tls->ciphers, err, errlen) != 0)
+        return -1;
+    if (min_version == NULL || strcmp(min_version, "1.2") == 0)
+        tls->min_version = TLS1_2_VERSION;
+    else if (strcmp(min_version, "1.3") == 0)
+        tls->min_version = TLS1_3_VERSION;
+    else
+        return config_error(t, "min_version", err, errlen, "expected 1.2 or 1.3");
+    if ((min_version != NULL || tls->ciphers != NULL) && tls->cert_file == NULL)
+        return config_error(t, min_version != NULL ? "min_version" : "ciphers", err, errlen, "needs cert and key");
+    if (tls->ciphers != NULL && tls->min_version == TLS1_3_VERSION)
+        return config_error(t, "ciphers", err, errlen,
+                            "applies to TLS 1.2 only, and min_version is 1.3 (TLS 1.3 uses OpenSSL's suites)");
+    if (tls->ciphers != NULL && check_ciphers(t, tls->ciphers, err, errlen) != 0)
         return -1;
     size_t m = 0;
     while (m < sizeof(modes) / sizeof(modes[0]) && strcmp(mode, modes[m]) != 0)

@@ -29,6 +29,8 @@ typedef struct config_tls {
     const char *key_file;
     const char *client_ca_file;     /* PEM CA certificates for client certificates; NULL with CLIENT_AUTH_NONE */
     config_client_auth client_auth; /* OPTIONAL: verify a certificate if the client sends one */
+    int min_version;                /* TLS1_2_VERSION or TLS1_3_VERSION; 0: TLS 1.2 */
+    const char *ciphers;            /* OpenSSL cipher list for TLS 1.2; NULL: TLS_DEFAULT_CIPHERS_12 (tls.h) */
 } config_tls;
 
 typedef struct config_listener {

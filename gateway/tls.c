@@ -270,7 +270,14 @@ SSL_CTX *tls_server_ctx(tls_creds *c, tls_alpn alpn, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create TLS context");
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    const char *ciphers = c->cfg->ciphers != NULL ? c->cfg->ciphers : TLS_DEFAULT_CIPHERS_12;
+    if (SSL_CTX_set_min_proto_version(ctx, c->cfg->min_version ? c->cfg->min_version : TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        snprintf(err, errlen, "cannot use TLS min_version or ciphers \"%s\"", ciphers);
+        return NULL;
+    }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_client_hello_cb(ctx, on_client_hello, c);
     SSL_CTX_set_cert_cb(ctx, on_cert, c);

@@ -1,4 +1,4 @@
-/* tls: server-side TLS for a listener: TLS 1.2 or newer, ALPN offering `h2`
+/* tls: server-side TLS for a listener: TLS 1.2 (AEAD suites only by default) or newer, ALPN offering `h2`
  * (gRPC) or `h2` and `http/1.1` (OTLP/HTTP), optional client certificates.
  *
  * A listener's certificate chain, private key and client CA are held by one
@@ -22,6 +22,15 @@
 
 struct st_h2o_socket_t;
 
+/* TLS 1.2 suites unless a listener's tls.ciphers says otherwise: Mozilla's
+ * "intermediate" profile (Server Side TLS guidelines 5.7) without its DHE
+ * suites (no DH parameters are configured): ECDHE key exchange with AES-GCM
+ * or ChaCha20-Poly1305 only, so no CBC and no SHA-1 MAC. TLS 1.3 keeps
+ * OpenSSL's default suites (all AEAD). */
+#define TLS_DEFAULT_CIPHERS_12                                                                                        \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"                        \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 typedef enum { TLS_ALPN_H2_ONLY, TLS_ALPN_H2_HTTP1 } tls_alpn;
 
 typedef struct tls_creds tls_creds;
@@ -37,7 +46,8 @@ int tls_reload(tls_creds *c, char *err, size_t errlen);
 void tls_creds_free(tls_creds *c);
 
 /* A server SSL_CTX serving c's current credentials, verifying client
- * certificates as c's config says. The caller owns it (SSL_CTX_free). NULL
+ * certificates as c's config says, with its min_version (default TLS 1.2)
+ * and TLS 1.2 ciphers (default TLS_DEFAULT_CIPHERS_12). The caller owns it (SSL_CTX_free). NULL
  * with a message on error. */
 SSL_CTX *tls_server_ctx(tls_creds *c, tls_alpn alpn, char *err, size_t errlen);
 

@@ -270,6 +270,19 @@ static void test_config_errors(void **state)
     config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\nauth:\n  oidc:\n"
                  "    - {issuer: http://x/realms/t}\n",
                  "set exactly one of tenant_claim");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\nauth:\n  oidc:\n"
+                 "    - {issuer: http://x/realms/t, tenant_claim: tenant, require_typ: ID}\n",
+                 "bad.yaml:4:70: auth.oidc[0].require_typ: only Bearer (the typ claim of Keycloak's access tokens) is "
+                 "supported");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\nauth:\n  oidc:\n"
+                 "    - {issuer: http://x/realms/t, tenant_claim: tenant, allowed_clients: []}\n",
+                 "bad.yaml:4:74: auth.oidc[0].allowed_clients: an empty list would refuse every token");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\nauth:\n  oidc:\n"
+                 "    - {issuer: http://x/realms/t, tenant_claim: tenant, allowed_clients: agent}\n",
+                 "auth.oidc[0].allowed_clients: expected a list");
+    config_fails("listeners: [{name: a, http: 127.0.0.1:0, auth: required}]\nauth:\n  oidc:\n"
+                 "    - {issuer: http://x/realms/t, tenant_claim: tenant, allowed_clients: [agent, '']}\n",
+                 "auth.oidc[0].allowed_clients[1]");
 }
 
 /* auth.api_keys: exactly one source; the remote sources' own keys are read

@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "otlp.h"
 
@@ -213,7 +215,8 @@ static void test_unknown_keys(void **state)
                  "max_request_bytes, max_concurrent_streams, idle_timeout, header_timeout, proxy_protocol, auth, "
                  "allow_cidrs, tenant, cidr_tenants)");
     expect_error(MIN_LISTENER "    tls: {cert: a, key: b, ca: c}\n",
-                 "gw.yaml:4:28: listeners[0].tls.ca: unknown key (expected one of: cert, key, client_ca, client_auth)");
+                 "gw.yaml:4:28: listeners[0].tls.ca: unknown key (expected one of: cert, key, client_ca, client_auth, "
+                 "min_version, ciphers)");
     expect_error(MIN_LISTENER "log: {format: json}\n",
                  "gw.yaml:4:7: log.format: unknown key (expected one of: level)");
     expect_error(MIN_LISTENER "limits: {max: 1}\n",
@@ -222,6 +225,34 @@ static void test_unknown_keys(void **state)
                               "pipelines: [{name: p, signals: [logs], backends: [b], samplng: x}]\n",
                  "gw.yaml:5:55: pipelines[0].samplng: unknown key (expected one of: name, signals, backends, match, "
                  "default, resource, sampling)");
+}
+
+/* tls.min_version and tls.ciphers: defaults, overrides, located errors. The
+ * cipher list is checked with OpenSSL when the config is read. */
+static void test_tls_versions_and_ciphers(void **state)
+{
+    (void)state;
+    config *c = load_ok(MIN_LISTENER "    tls: {cert: c, key: k}\n");
+    assert_int_equal(c->listeners[0].tls.min_version, TLS1_2_VERSION);
+    assert_null(c->listeners[0].tls.ciphers);
+    config_free(c);
+    c = load_ok(MIN_LISTENER "    tls: {cert: c, key: k, min_version: '1.3'}\n");
+    assert_int_equal(c->listeners[0].tls.min_version, TLS1_3_VERSION);
+    config_free(c);
+    c = load_ok(MIN_LISTENER "    tls: {cert: c, key: k, min_version: 1.2, ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256'}\n");
+    assert_int_equal(c->listeners[0].tls.min_version, TLS1_2_VERSION);
+    assert_string_equal(c->listeners[0].tls.ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    config_free(c);
+    expect_error(MIN_LISTENER "    tls: {cert: c, key: k, min_version: 1.1}\n",
+                 "gw.yaml:4:41: listeners[0].tls.min_version: expected 1.2 or 1.3");
+    expect_error(MIN_LISTENER "    tls: {cert: c, key: k, ciphers: NOT-A-CIPHER}\n",
+                 "gw.yaml:4:37: listeners[0].tls.ciphers: OpenSSL finds no TLS 1.2 cipher suite in \"NOT-A-CIPHER\" (an "
+                 "OpenSSL cipher list, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256)");
+    expect_error(MIN_LISTENER "    tls: {cert: c, key: k, min_version: 1.3, ciphers: ECDHE-RSA-AES128-GCM-SHA256}\n",
+                 "gw.yaml:4:55: listeners[0].tls.ciphers: applies to TLS 1.2 only, and min_version is 1.3 (TLS 1.3 "
+                 "uses OpenSSL's suites)");
+    expect_error(MIN_LISTENER "    tls: {min_version: 1.3}\n",
+                 "gw.yaml:4:24: listeners[0].tls.min_version: needs cert and key");
 }
 
 static void test_wrong_types(void **state)
@@ -666,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_duplicate_yaml_key),
         cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_tls_versions_and_ciphers),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_listener_rules),

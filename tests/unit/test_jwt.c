@@ -611,6 +611,54 @@ static void test_roles(void **state)
     assert_int_equal(verify_with(rs(claims()), k_set, &p, NULL), JWT_MISSING_ROLE);
 }
 
+/* Issue 13: require_typ makes the typ claim mandatory (Keycloak's access
+ * tokens carry typ "Bearer"; without it a token may be another kind). */
+static void test_require_typ(void **state)
+{
+    (void)state;
+    jwt_policy p = policy();
+    p.require_typ = 1;
+    assert_int_equal(verify_with(rs(claims()), k_set, &p, NULL), JWT_OK);
+    assert_int_equal(verify_with(rs(with(claims(), "typ", NULL)), k_set, &p, NULL), JWT_BAD_TYPE);
+    assert_int_equal(verify_with(rs(with(claims(), "typ", json_string("ID"))), k_set, &p, NULL), JWT_BAD_TYPE);
+    assert_int_equal(verify_with(rs(with(claims(), "typ", json_string("bearer"))), k_set, &p, NULL), JWT_BAD_TYPE);
+}
+
+/* Issue 13: allowed_clients checks azp (client_id when azp is absent) in
+ * full; a token naming no client is refused when a list is configured. */
+static void test_allowed_clients(void **state)
+{
+    (void)state;
+    jwt_policy p = policy();
+    const char *const allowed[] = {"collector", "legacy-client", NULL};
+    p.allowed_clients = allowed;
+    jwt_claims c;
+    assert_int_equal(verify_with(rs(claims()), k_set, &p, &c), JWT_OK);
+    assert_string_equal(c.azp, "collector");
+    assert_int_equal(verify_with(rs(with(claims(), "azp", json_string("intruder"))), k_set, &p, NULL),
+                     JWT_CLIENT_NOT_ALLOWED);
+    /* azp wins over client_id: an allowed client_id does not excuse another azp. */
+    json_t *cl = with(with(claims(), "azp", json_string("intruder")), "client_id", json_string("collector"));
+    assert_int_equal(verify_with(rs(cl), k_set, &p, NULL), JWT_CLIENT_NOT_ALLOWED);
+    cl = with(with(claims(), "azp", NULL), "client_id", json_string("legacy-client"));
+    assert_int_equal(verify_with(rs(cl), k_set, &p, NULL), JWT_OK);
+    assert_int_equal(verify_with(rs(with(claims(), "azp", NULL)), k_set, &p, NULL), JWT_CLIENT_NOT_ALLOWED);
+    assert_int_equal(verify_with(rs(with(claims(), "azp", json_integer(1))), k_set, &p, NULL), JWT_CLIENT_NOT_ALLOWED);
+    /* Compared in full: a longer id that the claims copy would truncate to an allowed one is not it. */
+    char longid[300];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    char prefix[128];
+    memcpy(prefix, longid, sizeof prefix - 1);
+    prefix[sizeof prefix - 1] = '\0';
+    const char *const long_allowed[] = {prefix, NULL};
+    p.allowed_clients = long_allowed;
+    assert_int_equal(verify_with(rs(with(claims(), "azp", json_string(longid))), k_set, &p, NULL),
+                     JWT_CLIENT_NOT_ALLOWED);
+    assert_int_equal(verify_with(rs(with(claims(), "azp", json_string(prefix))), k_set, &p, NULL), JWT_OK);
+    assert_string_equal(jwt_status_reason(JWT_CLIENT_NOT_ALLOWED), "client_not_allowed");
+}
+
 static void test_jwks_parse_skips(void **state)
 {
     (void)state;
@@ -748,6 +796,8 @@ int main(void)
         cmocka_unit_test(test_types),
         cmocka_unit_test(test_tenant),
         cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_require_typ),
+        cmocka_unit_test(test_allowed_clients),
         cmocka_unit_test(test_jwks_parse_skips),
         cmocka_unit_test(test_jwk_alg_narrows),
         cmocka_unit_test(test_keys_without_kid),

@@ -292,10 +292,12 @@ static void wait_fetches(oidc *o, uint64_t ok, uint64_t failed)
     fail_msg("fetches: ok %llu failed %llu", (unsigned long long)st.fetch_ok, (unsigned long long)st.fetch_failed);
 }
 
+static uint32_t last_retry; /* Retry-After of the last verify() */
+
 static oidc_status verify(oidc *o, const char *tok, int64_t now, jwt_claims *c, jwt_status *jst)
 {
     int provider;
-    oidc_status st = oidc_verify(o, tok, strlen(tok), now, c, jst, &provider);
+    oidc_status st = oidc_verify(o, tok, strlen(tok), now, c, jst, &provider, &last_retry);
     if (st != OIDC_UNKNOWN_ISSUER)
         assert_int_equal(provider, 0);
     return st;
@@ -397,24 +399,33 @@ static void test_key_rotation(void **state)
     assert_int_equal(verify(f->o, tok_b, t1, &c, &jst), OIDC_OK);
     assert_string_equal(c.tenant, "shop");
 
-    /* Key A is gone: its cached token and a fresh one both fail, with no new fetch. */
+    /* Key A is gone. Its cached token is a miss (new generation); kid A was
+     * never looked for, so it may be new: retry after the refetch scheduled
+     * for the end of min_refresh_interval. That fetch proves A unpublished:
+     * then the cached token and a fresh one both fail, with no new fetch. */
+    assert_int_equal(verify(f->o, tok_a, t1, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    assert_int_equal(last_retry, 1);
+    wait_fetches(f->o, 3, 0);
     assert_int_equal(verify(f->o, tok_a, t1, &c, &jst), OIDC_REJECTED);
     assert_int_equal(jst, JWT_UNKNOWN_KID);
     assert_int_equal(verify(f->o, tok_a2, t1, &c, &jst), OIDC_REJECTED);
     sleep_ms(200);
-    assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), certs0 + 1);
+    assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), certs0 + 2);
     oidc_provider_stats st;
     oidc_stats(f->o, 0, &st);
-    assert_int_equal(st.unknown_kid_refreshes, 1);
-    assert_int_equal(st.fetch_ok, 2);
+    assert_int_equal(st.unknown_kid_refreshes, 2);
+    assert_int_equal(st.fetch_ok, 3);
     free(tok_a);
     free(tok_a2);
     free(tok_b);
 }
 
-/* A flood of unknown kids within one min_refresh_interval (1 s) costs one
- * fetch. The flood stops at 700 ms and the late token is sent only while
- * under 950 ms, so a stalled machine cannot push a request past the limit. */
+/* A flood of made-up kids costs one fetch per min_refresh_interval (1 s):
+ * the first asks for one now, the rest are told to retry while it runs and,
+ * after it, to come back when the next one is allowed, which is scheduled.
+ * None is refused: each may be a new key. Once a fetch that started after a
+ * kid was first seen has come back without it, that kid is refused (401)
+ * until the next refetch is allowed. The flood stops at 700 ms. */
 static void test_unknown_kid_flood(void **state)
 {
     fx *f = *state;
@@ -423,81 +434,175 @@ static void test_unknown_kid_flood(void **state)
     sleep_ms(1100);
     int64_t t = time(NULL), t0 = mono_ms();
     unsigned certs0 = srv_hits(&f->s, &f->s.certs_hits);
-    /* The first asks for a refetch; the rest are told to retry while it runs
-     * and rejected after, but none causes another fetch. */
-    int sent = 0, unavailable = 0, rejected = 0;
-    for (; sent < 1000 && mono_ms() - t0 < 700; sent++) {
+    enum { MAX = 1000 };
+    static char *toks[MAX];
+    int sent = 0, unavailable = 0;
+    for (; sent < MAX && mono_ms() - t0 < 700; sent++) {
         char kid[32];
         snprintf(kid, sizeof kid, "%08x%04d", (unsigned)rand(), sent);
-        char *tok = token_make(NULL, kid, f->issuer, t + 300, 0);
+        toks[sent] = token_make(NULL, kid, f->issuer, t + 300, 0);
         jwt_claims c;
         jwt_status jst;
-        oidc_status st = verify(f->o, tok, t, &c, &jst);
-        unavailable += st == OIDC_KEYS_UNAVAILABLE;
-        rejected += st == OIDC_REJECTED && jst == JWT_UNKNOWN_KID;
-        free(tok);
+        unavailable += verify(f->o, toks[sent], t, &c, &jst) == OIDC_KEYS_UNAVAILABLE && last_retry == 1;
     }
-    assert_true(unavailable >= 1);
-    assert_int_equal(unavailable + rejected, sent);
-    wait_fetches(f->o, 2, 0);
-    if (mono_ms() - t0 < 950) {
-        char *late = token_make(NULL, "late", f->issuer, t + 300, 0);
+    assert_int_equal(unavailable, sent);
+    /* The scheduled refetch happens with no further request, about 1 s after the first. */
+    wait_fetches(f->o, 3, 0);
+    int64_t t2 = mono_ms();
+    assert_true(t2 - t0 >= 990);
+    if (t2 - t0 < 1700) {
+        /* Within the window after that fetch: a flood kid it proved unpublished is refused. */
         jwt_claims c;
         jwt_status jst;
-        assert_int_equal(verify(f->o, late, t, &c, &jst), OIDC_REJECTED);
+        assert_int_equal(verify(f->o, toks[sent - 1], t, &c, &jst), OIDC_REJECTED);
         assert_int_equal(jst, JWT_UNKNOWN_KID);
-        free(late);
     }
-    sleep_ms(200);
-    assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), certs0 + 1);
+    sleep_ms(300);
+    assert_int_equal(srv_hits(&f->s, &f->s.certs_hits), certs0 + 2);
     oidc_provider_stats st;
     oidc_stats(f->o, 0, &st);
-    assert_int_equal(st.unknown_kid_refreshes, 1);
+    assert_int_equal(st.unknown_kid_refreshes, 2);
+    for (int i = 0; i < sent; i++)
+        free(toks[i]);
 }
 
-/* Sleeps until the wall clock's fraction of a second is `ms` milliseconds. */
-static void sleep_until_wall_ms(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int at = (int)(ts.tv_nsec / 1000000);
-    sleep_ms((ms - at + 1000) % 1000);
-}
-
-/* min_refresh_interval is an interval, not a count of second boundaries: an
- * unknown kid ~400 ms after a refetch, but in the next wall-clock second, is
- * rejected without another fetch. A stalled machine can miss that window (the
- * refetch not done by .100); then the scenario runs again, up to 3 times. */
-static void test_unknown_kid_limit_is_not_rounded(void **state)
+/* min_refresh_interval is measured in milliseconds from the last attempt: an
+ * unknown kid 400 ms after a refetch gets Retry-After 1 and its refetch starts
+ * no earlier than 1000 ms after the one before, and without another request. */
+static void test_unknown_kid_refetch_waits_for_interval(void **state)
 {
     fx *f = *state;
     assert_int_equal(oidc_start(f->o), 0);
     wait_fetches(f->o, 1, 0);
-    int attempts = 0, checked = 0;
-    while (!checked && attempts < 3) {
-        sleep_ms(1100); /* past min_refresh_interval since the last fetch */
-        sleep_until_wall_ms(700);
-        int64_t t = time(NULL), t0 = mono_ms();
-        char *first = token_make(NULL, "first", f->issuer, t + 300, 0);
-        char *second = token_make(NULL, "second", f->issuer, t + 300, 0);
-        jwt_claims c;
-        jwt_status jst;
-        assert_int_equal(verify(f->o, first, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
-        attempts++;
-        wait_fetches(f->o, 1 + (uint64_t)attempts, 0);
-        sleep_until_wall_ms(100); /* into the next second */
-        if (mono_ms() - t0 < 900) {
-            assert_int_equal(verify(f->o, second, time(NULL), &c, &jst), OIDC_REJECTED);
-            assert_int_equal(jst, JWT_UNKNOWN_KID);
-            checked = 1;
-        }
-        free(first);
-        free(second);
+    sleep_ms(1100);
+    int64_t t = time(NULL), t0 = mono_ms();
+    char *first = token_make(NULL, "first", f->issuer, t + 300, 0);
+    char *second = token_make(NULL, "second", f->issuer, t + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(verify(f->o, first, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    wait_fetches(f->o, 2, 0);
+    sleep_ms(400);
+    unsigned hits = srv_hits(&f->s, &f->s.certs_hits);
+    assert_int_equal(verify(f->o, second, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    assert_int_equal(last_retry, 1);
+    int64_t t2 = -1;
+    for (int i = 0; i < 300 && t2 < 0; i++) {
+        if (srv_hits(&f->s, &f->s.certs_hits) > hits)
+            t2 = mono_ms();
+        else
+            sleep_ms(5);
     }
-    assert_true(checked);
+    assert_true(t2 - t0 >= 990);
+    assert_true(t2 > 0 && t2 - t0 < 1900);
     oidc_provider_stats st;
     oidc_stats(f->o, 0, &st);
-    assert_int_equal(st.unknown_kid_refreshes, attempts);
+    assert_int_equal(st.unknown_kid_refreshes, 2);
+    free(first);
+    free(second);
+}
+
+/* Issue 13: a key rotation inside min_refresh_interval (3 s here) of the
+ * last fetch. The new key's token gets the retryable answer with Retry-After
+ * until the next allowed fetch, which then happens without another request,
+ * and the token is accepted. (Before: 401 for the whole window.) */
+static void test_rotation_within_min_refresh_interval(void **state)
+{
+    fx *f = *state;
+    oidc_free(f->o);
+    f->cfg.min_refresh_interval_s = 3;
+    f->o = oidc_new(&f->cfg, 1, 1024, http_get_curl);
+    assert_non_null(f->o);
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    int64_t t0 = mono_ms(), t = time(NULL);
+    srv_set(&f->s, &f->s.certs, certs_doc(key_b, "B", 0));
+    char *tok_b = token_make(key_b, "B", f->issuer, t + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(verify(f->o, tok_b, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    int64_t waited = mono_ms() - t0;
+    assert_true(last_retry >= 1 && last_retry <= 3);
+    if (waited < 900)
+        assert_true(last_retry >= 2);
+    /* Asking again does not bring the fetch forward nor schedule another. */
+    assert_int_equal(verify(f->o, tok_b, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    wait_fetches(f->o, 2, 0);
+    assert_true(mono_ms() - t0 >= 2500);
+    assert_int_equal(verify(f->o, tok_b, time(NULL), &c, &jst), OIDC_OK);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.unknown_kid_refreshes, 1);
+    assert_int_equal(st.fetch_ok, 2);
+    free(tok_b);
+}
+
+/* An attacker sending a made-up kid every 10 ms keeps a refetch going every
+ * min_refresh_interval; a rotation in the middle is still never answered
+ * with 401, and is accepted after at most about two intervals. The fetch
+ * budget stays one per interval (plus the first). */
+static void test_made_up_kids_cannot_hold_rotation(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    int64_t t = time(NULL), t0 = mono_ms();
+    unsigned certs0 = srv_hits(&f->s, &f->s.certs_hits);
+    char *tok_b = token_make(key_b, "B", f->issuer, t + 300, 0);
+    bool rotated = false, accepted = false;
+    int rejected_b = 0, i = 0;
+    while (mono_ms() - t0 < 3500 && !accepted) {
+        char kid[32];
+        snprintf(kid, sizeof kid, "bogus-%d", i++);
+        char *bogus = token_make(NULL, kid, f->issuer, t + 300, 0);
+        jwt_claims c;
+        jwt_status jst;
+        oidc_status st = verify(f->o, bogus, t, &c, &jst);
+        assert_true(st == OIDC_KEYS_UNAVAILABLE || st == OIDC_REJECTED);
+        free(bogus);
+        if (!rotated && mono_ms() - t0 >= 300) {
+            srv_set(&f->s, &f->s.certs, certs_doc(key_b, "B", 0));
+            rotated = true;
+        }
+        if (rotated) {
+            st = verify(f->o, tok_b, t, &c, &jst);
+            rejected_b += st == OIDC_REJECTED;
+            accepted = st == OIDC_OK;
+        }
+        sleep_ms(10);
+    }
+    int64_t elapsed = mono_ms() - t0;
+    assert_int_equal(rejected_b, 0);
+    assert_true(accepted);
+    unsigned hits = srv_hits(&f->s, &f->s.certs_hits) - certs0;
+    assert_true(hits <= 2 + (unsigned)(elapsed / 1000));
+    free(tok_b);
+}
+
+/* A kid a fetch proved unpublished is refused until the next refetch is
+ * allowed; then it asks for one more (503) and is refused after it. */
+static void test_missing_kid_rejected_until_next_window(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(oidc_start(f->o), 0);
+    wait_fetches(f->o, 1, 0);
+    sleep_ms(1100);
+    int64_t t = time(NULL);
+    char *x = token_make(NULL, "X", f->issuer, t + 300, 0);
+    jwt_claims c;
+    jwt_status jst;
+    assert_int_equal(verify(f->o, x, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    wait_fetches(f->o, 2, 0);
+    assert_int_equal(verify(f->o, x, t, &c, &jst), OIDC_REJECTED);
+    assert_int_equal(jst, JWT_UNKNOWN_KID);
+    sleep_ms(1100);
+    assert_int_equal(verify(f->o, x, t, &c, &jst), OIDC_KEYS_UNAVAILABLE);
+    wait_fetches(f->o, 3, 0);
+    assert_int_equal(verify(f->o, x, t, &c, &jst), OIDC_REJECTED);
+    oidc_provider_stats st;
+    oidc_stats(f->o, 0, &st);
+    assert_int_equal(st.unknown_kid_refreshes, 2);
+    free(x);
 }
 
 static void test_provider_down_at_start(void **state)
@@ -545,10 +650,10 @@ static void test_unknown_issuer(void **state)
     jwt_claims c;
     jwt_status jst;
     int provider = 7;
-    assert_int_equal(oidc_verify(f->o, tok, strlen(tok), now, &c, &jst, &provider), OIDC_UNKNOWN_ISSUER);
+    assert_int_equal(oidc_verify(f->o, tok, strlen(tok), now, &c, &jst, &provider, &last_retry), OIDC_UNKNOWN_ISSUER);
     assert_int_equal(jst, JWT_BAD_ISSUER);
     assert_int_equal(provider, -1);
-    assert_int_equal(oidc_verify(f->o, "not.a-token", 11, now, &c, &jst, &provider), OIDC_UNKNOWN_ISSUER);
+    assert_int_equal(oidc_verify(f->o, "not.a-token", 11, now, &c, &jst, &provider, &last_retry), OIDC_UNKNOWN_ISSUER);
     assert_int_equal(jst, JWT_MALFORMED);
     free(tok);
 }
@@ -593,7 +698,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_hit_skips_verification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_kid_flood, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_kid_limit_is_not_rounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_kid_refetch_waits_for_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_within_min_refresh_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_made_up_kids_cannot_hold_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_kid_rejected_until_next_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_down_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provider_down_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_issuer, setup, teardown),

@@ -131,6 +131,7 @@ static int teardown_pki(void **state)
 
 typedef struct client_opts {
     int version;              /* 0: any the client supports; else exactly this one */
+    const char *ciphers;      /* TLS 1.2 cipher list the client offers; NULL: its default */
     const char *alpn;         /* wire format; NULL: "h2" */
     size_t alpn_len;
     X509 *cert;               /* client certificate, or NULL */
@@ -149,6 +150,7 @@ typedef struct handshake_result {
     int client_ok;
     long served_serial;         /* serial of the certificate the server sent; -1 if none */
     int resumed;
+    char cipher[64];            /* negotiated suite (OpenSSL name) */
     SSL_SESSION *session;       /* with keep_session, for a later resumption attempt (caller frees) */
 } handshake_result;
 
@@ -175,6 +177,8 @@ static void *client_main(void *arg)
         SSL_CTX_set_min_proto_version(ctx, o->version);
         SSL_CTX_set_max_proto_version(ctx, o->version);
     }
+    if (o->ciphers != NULL)
+        SSL_CTX_set_cipher_list(ctx, o->ciphers);
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, run->fd);
     if (o->alpn != NULL)
@@ -192,6 +196,7 @@ static void *client_main(void *arg)
         if (peer != NULL)
             r->served_serial = ASN1_INTEGER_get(X509_get0_serialNumber(peer));
         r->resumed = SSL_session_reused(ssl);
+        snprintf(r->cipher, sizeof(r->cipher), "%s", SSL_get_cipher_name(ssl));
         /* Read until the server closes: this takes TLS 1.3 session tickets,
          * and an alert if the server refused the client's certificate
          * after a TLS 1.3 client already considered the handshake done. */
@@ -328,6 +333,83 @@ static void test_old_versions_refused(void **state)
     }
     SSL_CTX_free(lax);
     unlisten(&l);
+}
+
+/* Issue 13: TLS 1.2 offers AEAD suites only by default (Mozilla's
+ * intermediate profile, ECDHE): a client offering only CBC suites (SHA-1 or
+ * SHA-256 MAC) is refused; GCM and ChaCha20-Poly1305 pass. The control
+ * server (OpenSSL's defaults) takes the CBC suites, so the refusal is the
+ * gateway's. TLS 1.3 is unchanged. */
+static void test_tls12_aead_only_by_default(void **state)
+{
+    (void)state;
+    install(P.server1, P.key1);
+    config_tls cfg = plain_cfg();
+    listener l = listen_tls(&cfg, TLS_ALPN_H2_ONLY);
+    SSL_CTX *lax = SSL_CTX_new(TLS_server_method());
+    assert_int_equal(SSL_CTX_use_certificate(lax, P.server1), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(lax, P.key1), 1);
+    static const char *const legacy[] = {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",
+                                         "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"};
+    for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
+        handshake_result r;
+        client_opts o = {.version = TLS1_2_VERSION, .ciphers = legacy[i]};
+        handshake(lax, &o, &r);
+        assert_true(r.server_ok && r.client_ok);
+        assert_string_equal(r.cipher, legacy[i]);
+        handshake(l.ctx, &o, &r);
+        if (r.server_ok || r.client_ok)
+            fail_msg("TLS 1.2 with %s accepted", legacy[i]);
+    }
+    static const char *const aead[] = {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                                       "ECDHE-ECDSA-CHACHA20-POLY1305"};
+    for (size_t i = 0; i < sizeof(aead) / sizeof(aead[0]); i++) {
+        handshake_result r;
+        handshake(l.ctx, &(client_opts){.version = TLS1_2_VERSION, .ciphers = aead[i]}, &r);
+        assert_true(r.server_ok && r.client_ok);
+        assert_string_equal(r.cipher, aead[i]);
+    }
+    handshake_result r;
+    handshake(l.ctx, &(client_opts){.version = TLS1_3_VERSION}, &r);
+    assert_true(r.server_ok && r.client_ok);
+    assert_string_equal(r.cipher, "TLS_AES_256_GCM_SHA384");
+    SSL_CTX_free(lax);
+    unlisten(&l);
+}
+
+/* Per-listener overrides: min_version 1.3 refuses TLS 1.2; ciphers replaces
+ * the TLS 1.2 list (here with a CBC suite, which then passes while GCM does not). */
+static void test_min_version_and_ciphers_overrides(void **state)
+{
+    (void)state;
+    install(P.server1, P.key1);
+    config_tls cfg = plain_cfg();
+    cfg.min_version = TLS1_3_VERSION;
+    listener l = listen_tls(&cfg, TLS_ALPN_H2_ONLY);
+    handshake_result r;
+    handshake(l.ctx, &(client_opts){.version = TLS1_2_VERSION, .ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256"}, &r);
+    assert_false(r.server_ok || r.client_ok);
+    handshake(l.ctx, &(client_opts){.version = TLS1_3_VERSION}, &r);
+    assert_true(r.server_ok && r.client_ok);
+    unlisten(&l);
+
+    cfg = plain_cfg();
+    cfg.ciphers = "ECDHE-ECDSA-AES128-SHA";
+    l = listen_tls(&cfg, TLS_ALPN_H2_ONLY);
+    handshake(l.ctx, &(client_opts){.version = TLS1_2_VERSION, .ciphers = "ECDHE-ECDSA-AES128-SHA"}, &r);
+    assert_true(r.server_ok && r.client_ok);
+    handshake(l.ctx, &(client_opts){.version = TLS1_2_VERSION, .ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256"}, &r);
+    assert_false(r.server_ok || r.client_ok);
+    unlisten(&l);
+
+    /* A list OpenSSL cannot use fails at tls_server_ctx too (config.c checks it first). */
+    cfg.ciphers = "NOT-A-CIPHER";
+    char err[512] = "";
+    tls_creds *c = tls_creds_new(&cfg, err, sizeof(err));
+    assert_non_null(c);
+    assert_null(tls_server_ctx(c, TLS_ALPN_H2_ONLY, err, sizeof(err)));
+    assert_non_null(strstr(err, "NOT-A-CIPHER"));
+    tls_creds_free(c);
 }
 
 static void test_reload_serves_new_certificate(void **state)
@@ -501,6 +583,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alpn),
         cmocka_unit_test(test_old_versions_refused),
+        cmocka_unit_test(test_tls12_aead_only_by_default),
+        cmocka_unit_test(test_min_version_and_ciphers_overrides),
         cmocka_unit_test(test_reload_serves_new_certificate),
         cmocka_unit_test(test_failed_reload_keeps_old_certificate),
         cmocka_unit_test(test_client_auth_required),

@@ -75,7 +75,7 @@ auth:
       min_refresh_interval: ${o.minRefreshInterval ?? '1s'}
       retry_interval: ${o.retryInterval ?? '1s'}
       http_timeout: 2s
-tenants:
+${o.providerExtra ?? ''}tenants:
   - id: shop
     endpoints: [secure]
     limits: {spans_per_sec: 50000, max_request_bytes: 4MiB}
@@ -665,6 +665,130 @@ describe('gateway started while the provider is down', () => {
       } finally {
         await kc?.stop();
       }
+    }
+  });
+});
+
+// Issue 13: a signing key rotation inside min_refresh_interval of the last
+// JWKS fetch (here 4 s, right after the gateway's first fetch), while an
+// attacker sends made-up kids. The new key's tokens get the retryable 503 /
+// UNAVAILABLE with Retry-After until the next allowed fetch -- never 401 --,
+// that fetch happens with no further request, and the tokens pass after it.
+describe('key rotation within min_refresh_interval', () => {
+  it('answers 503 with Retry-After until the scheduled refetch, then accepts; made-up kids cost one fetch', async () => {
+    const A = makeKeySet('ra');
+    const B = makeKeySet('rb');
+    const kc = await FakeKeycloak.start({ keys: A });
+    let gw;
+    try {
+      gw = await AuthGateway.start({ issuer: kc.issuer, minRefreshInterval: '4s' });
+      await gw.withLog(async () => {
+        const ok = await waitFor(async () => (await gw.metricSum(M.jwks, { result: 'ok' })) >= 1, 5000, 50);
+        assert.ok(ok, 'no first JWKS fetch');
+        const t0 = Date.now();
+        await kc.restart({ keys: [B.rsa, A.rsa] });
+        const tokB = kc.mintToken({ key: B.rsa });
+        const r = await postTraces(gw.httpPort, bearer(tokB));
+        assert.equal(r.status, 503, `new key within min_refresh_interval: expected 503, got ${r.status}`);
+        const ra = Number(r.headers['retry-after']);
+        assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= 4, `Retry-After: ${r.headers['retry-after']}`);
+        assert.equal((await grpcTraces(gw.grpcPort, bearer(tokB))).status, GRPC_CODE.UNAVAILABLE);
+        // A flood of made-up kids in the window: all 503, and no extra fetch.
+        const statuses = await Promise.all(
+          Array.from({ length: 50 }, () =>
+            postTraces(gw.httpPort, bearer(kc.mintToken({ header: { kid: crypto.randomBytes(8).toString('hex') } }))).then(
+              (x) => x.status,
+            ),
+          ),
+        );
+        assert.ok(statuses.every((s) => s === 503), `made-up kids: ${[...new Set(statuses)]}`);
+        assert.notEqual((await postTraces(gw.httpPort, bearer(tokB))).status, 401);
+        const fetchesBefore = kc.certsHitsSince(t0);
+        // The refetch comes by itself, at the end of the interval.
+        const accepted = await waitFor(async () => (await postTraces(gw.httpPort, bearer(tokB))).status === 200, 7000, 250);
+        assert.ok(accepted, 'new key never accepted');
+        const ms = Date.now() - t0;
+        assert.ok(ms <= 4000 + 2000, `accepted only after ${ms} ms`);
+        assert.equal((await grpcTraces(gw.grpcPort, bearer(tokB))).status, GRPC_CODE.OK);
+        assert.equal(fetchesBefore, 0, 'a JWKS fetch inside min_refresh_interval');
+        assert.equal(kc.certsHitsSince(t0), 1, 'one JWKS fetch for the rotation and the flood');
+      });
+    } finally {
+      try {
+        await gw?.stop();
+      } finally {
+        await kc.stop();
+      }
+    }
+  });
+});
+
+// Issue 13: in tenant_claim mode azp used to be ignored. allowed_clients
+// limits a provider to listed client ids (azp, or client_id without azp);
+// require_typ: Bearer refuses a token without Keycloak's typ claim. Tokens
+// from the provider's token endpoint and minted ones.
+describe('allowed_clients and require_typ', () => {
+  it('accepts a listed client, refuses another client and a token without typ', async () => {
+    const A = makeKeySet('ac');
+    const kc = await FakeKeycloak.start({ keys: A });
+    let gw;
+    try {
+      gw = await AuthGateway.start({
+        issuer: kc.issuer,
+        providerExtra: '      allowed_clients: [agent-shop]\n      require_typ: Bearer\n',
+      });
+      await gw.withLog(async () => {
+        const ok = await waitFor(async () => (await gw.metricSum(M.jwks, { result: 'ok' })) >= 1, 5000, 50);
+        assert.ok(ok, 'no first JWKS fetch');
+        const shop = await kc.getToken('agent-shop', CLIENTS['agent-shop'].secret);
+        assert.equal(decodeJwt(shop).payload.azp, 'agent-shop');
+        assert.equal(decodeJwt(shop).payload.typ, 'Bearer');
+        assert.equal((await postTraces(gw.httpPort, bearer(shop))).status, 200);
+        assert.equal((await grpcTraces(gw.grpcPort, bearer(shop))).status, GRPC_CODE.OK);
+
+        // A real token of another client of the realm (whose tenant may use the endpoint).
+        const pay = await kc.getToken('agent-payments', CLIENTS['agent-payments'].secret);
+        assert.equal(decodeJwt(pay).payload.azp, 'agent-payments');
+        const before = await gw.metricSum(M.fail, { reason: 'client_not_allowed' });
+        const r = await postTraces(gw.httpPort, bearer(pay));
+        assert.equal(r.status, 401, `other client: ${r.status}`);
+        assert.equal(r.headers['www-authenticate'], WWW_INVALID);
+        assert.equal((await grpcTraces(gw.grpcPort, bearer(pay))).status, GRPC_CODE.UNAUTHENTICATED);
+        assert.equal((await gw.metricSum(M.fail, { reason: 'client_not_allowed' })) - before, 2);
+
+        // azp decides; client_id only when azp is absent; neither: refused.
+        const mint = (claims) => postTraces(gw.httpPort, bearer(kc.mintToken({ claims })));
+        assert.equal((await mint({ azp: undefined })).status, 200);
+        assert.equal((await mint({ azp: 'agent-payments', client_id: 'agent-shop' })).status, 401);
+        assert.equal((await mint({ azp: undefined, client_id: undefined })).status, 401);
+
+        // require_typ: Bearer.
+        const typBefore = await gw.metricSum(M.fail, { reason: 'bad_type' });
+        assert.equal((await mint({ typ: undefined })).status, 401);
+        assert.equal((await mint({ typ: 'ID' })).status, 401);
+        assert.equal((await gw.metricSum(M.fail, { reason: 'bad_type' })) - typBefore, 2);
+      });
+    } finally {
+      try {
+        await gw?.stop();
+      } finally {
+        await kc.stop();
+      }
+    }
+  });
+
+  it('--check-config names a bad require_typ', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-auth-cfg-'));
+    try {
+      const file = path.join(dir, 'gw.yaml');
+      fs.writeFileSync(file, 'listeners: [{name: s, http: 127.0.0.1:0, auth: required}]\nauth:\n  oidc:\n' +
+        '    - {issuer: http://127.0.0.1:9/realms/t, tenant_claim: tenant, require_typ: ID}\n' +
+        'tenants: [{id: t, endpoints: [s]}]\nbackends: {d: {type: discard}}\npipelines: [{name: p, signals: [traces], backends: [d]}]\n');
+      const r = await runGatewayOnce(['--check-config', file]);
+      assert.notEqual(r.code, 0, r.output);
+      assert.match(r.output, /gw\.yaml:4:\d+: auth\.oidc\[0\]\.require_typ: only Bearer/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

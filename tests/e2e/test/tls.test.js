@@ -6,7 +6,7 @@
 // with `client_auth: required`.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http2 from 'node:http2';
@@ -20,7 +20,7 @@ import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 
-import { Gateway, sleep } from '../lib/gateway.js';
+import { Gateway, runGatewayOnce, sleep } from '../lib/gateway.js';
 import { serviceNameOf } from '../lib/expect.js';
 import { RUN_ID, buildSpans } from '../lib/sdkdata.js';
 import { grpcExport, newSpan, traceRequestProto } from '../lib/wire.js';
@@ -139,6 +139,24 @@ async function waitForLog(gw, text, seen) {
 }
 
 const countLog = (gw, text) => gw.log().split(text).length - 1;
+
+/**
+ * One handshake by Debian's openssl s_client (the real peer) offering only
+ * `cipher` (TLS 1.2) or TLS 1.3: {ok, cipher} (the negotiated suite, or '').
+ */
+function sClient(port, caFile, { version = '-tls1_2', cipher } = {}) {
+  const args = ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', caFile,
+    '-verify_return_error', version];
+  if (cipher) args.push('-cipher', cipher);
+  return new Promise((resolve) => {
+    const p = execFile('openssl', args, { timeout: STEP_TIMEOUT_MS }, (err, stdout) => {
+      const m = /Cipher is (\S+)/.exec(stdout);
+      const cipherOut = m && m[1] !== '(NONE)' ? m[1] : '';
+      resolve({ ok: !err && cipherOut !== '', cipher: cipherOut });
+    });
+    p.stdin.end(); // EOF: s_client closes after the handshake
+  });
+}
 
 // ---------- tests ----------
 
@@ -279,4 +297,92 @@ describe('TLS listener with client_auth: required', () => {
       );
       assert.match(outcome, /^error /, `a client without a certificate got: ${outcome}`);
     }));
+});
+
+// Issue 13: TLS 1.2 offers only AEAD suites (Mozilla "intermediate", ECDHE
+// with AES-GCM or ChaCha20-Poly1305) unless tls.ciphers says otherwise, and
+// tls.min_version: '1.3' refuses TLS 1.2. Checked with openssl s_client
+// against an RSA and an ECDSA certificate.
+describe('TLS cipher suites and versions (openssl s_client)', () => {
+  let pki;
+
+  before(() => {
+    pki = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-tls-ciphers-')));
+    openssl(pki.dir, 'req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'rsa.key',
+      '-out', 'rsa.csr');
+    openssl(pki.dir, 'x509', '-req', '-in', 'rsa.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '9',
+      '-days', '1', '-extfile', 'server.ext', '-out', 'rsa.crt');
+  });
+
+  after(() => {
+    if (pki && process.env.E2E_KEEP_TMP !== '1') fs.rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  const caFile = () => path.join(pki.dir, 'ca.crt');
+
+  it('refuses CBC suites on TLS 1.2 by default and negotiates AEAD ones (RSA and ECDSA certificates)', async () => {
+    for (const [pair, kx] of [['rsa', 'RSA'], ['a', 'ECDSA']]) {
+      pki.install(pair);
+      const gw = await Gateway.start({ listenerExtra: tlsListener(pki) });
+      try {
+        await gw.withLog(async () => {
+          for (const port of [gw.grpcPort, gw.httpPort]) {
+            for (const legacy of [`ECDHE-${kx}-AES128-SHA`, `ECDHE-${kx}-AES256-SHA`, `ECDHE-${kx}-AES128-SHA256`]) {
+              const r = await sClient(port, caFile(), { cipher: legacy });
+              assert.equal(r.ok, false, `TLS 1.2 ${legacy} negotiated on port ${port}`);
+            }
+            for (const aead of [`ECDHE-${kx}-AES128-GCM-SHA256`, `ECDHE-${kx}-AES256-GCM-SHA384`, `ECDHE-${kx}-CHACHA20-POLY1305`]) {
+              const r = await sClient(port, caFile(), { cipher: aead });
+              assert.deepEqual(r, { ok: true, cipher: aead }, `TLS 1.2 ${aead} on port ${port}`);
+            }
+            const t13 = await sClient(port, caFile(), { version: '-tls1_3' });
+            assert.ok(t13.ok && t13.cipher.startsWith('TLS_'), `TLS 1.3: ${JSON.stringify(t13)}`);
+          }
+          gw.assertAlive();
+        });
+      } finally {
+        await gw.stop();
+      }
+    }
+  });
+
+  it('honours tls.min_version 1.3 and a tls.ciphers override', async () => {
+    pki.install('rsa');
+    let gw = await Gateway.start({ listenerExtra: tlsListener(pki, ", min_version: '1.3'") });
+    try {
+      await gw.withLog(async () => {
+        const r = await sClient(gw.httpPort, caFile(), { cipher: 'ECDHE-RSA-AES128-GCM-SHA256' });
+        assert.equal(r.ok, false, 'TLS 1.2 negotiated with min_version 1.3');
+        assert.ok((await sClient(gw.httpPort, caFile(), { version: '-tls1_3' })).ok);
+      });
+    } finally {
+      await gw.stop();
+    }
+    gw = await Gateway.start({ listenerExtra: tlsListener(pki, ', ciphers: ECDHE-RSA-CHACHA20-POLY1305') });
+    try {
+      await gw.withLog(async () => {
+        assert.equal((await sClient(gw.httpPort, caFile(), { cipher: 'ECDHE-RSA-AES128-GCM-SHA256' })).ok, false);
+        assert.deepEqual(await sClient(gw.httpPort, caFile(), { cipher: 'ECDHE-RSA-CHACHA20-POLY1305' }), {
+          ok: true,
+          cipher: 'ECDHE-RSA-CHACHA20-POLY1305',
+        });
+      });
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('--check-config names a bad min_version or cipher list', async () => {
+    for (const [extra, want] of [
+      [', min_version: 1.1', /listeners\[0\]\.tls\.min_version: expected 1\.2 or 1\.3/],
+      [', ciphers: NO-SUCH-CIPHER', /listeners\[0\]\.tls\.ciphers: OpenSSL finds no TLS 1\.2 cipher suite in "NO-SUCH-CIPHER"/],
+    ]) {
+      const file = path.join(pki.dir, 'bad.yaml');
+      fs.writeFileSync(file, `listeners:\n  - name: t\n    http: 127.0.0.1:0\n${tlsListener(pki, extra)}\n` +
+        'backends: {d: {type: discard}}\npipelines: [{name: p, signals: [traces], backends: [d]}]\n');
+      const r = await runGatewayOnce(['--check-config', file]);
+      assert.notEqual(r.code, 0, r.output);
+      assert.match(r.output, want);
+    }
+  });
 });
