@@ -51,6 +51,10 @@ typedef struct backend_ops {
     int (*reserve)(backend *b, size_t bytes);
     void (*unreserve)(backend *b, size_t bytes);
     int (*ready)(backend *b);   /* 1 when able to take data */
+    /* Optional (NULL: always 1): 0 while the destination is failing (its
+     * last attempt got no answer, a 401/403/408/429 or a 5xx), 1 otherwise.
+     * Not readiness: a failing backend still takes data into its queue. */
+    int (*healthy)(backend *b);
     void (*flush)(backend *b);  /* make everything exported so far durable */
     void (*destroy)(backend *b);
 } backend_ops;

@@ -51,6 +51,8 @@ typedef struct exporter {
 
     export_queue *queue;
     metric_series *queue_entries, *queue_bytes;
+    metric_series *up;  /* otlp_gateway_backend_up */
+    atomic_int failing; /* the last attempt says the destination is in trouble */
     exporter_series series[OTLP_SIGNAL_COUNT];
 
     /* consumer thread only */
@@ -525,6 +527,25 @@ static int exporter_build(exporter *e, exporter_delivery *d)
 
 /* A type's per-item counts are held to the batch (a backend may claim more
  * items than were sent) before they are counted and logged. */
+/* A destination is failing when it did not answer or answered that it
+ * cannot take data now (or not from us); bad data (other 4xx) says nothing
+ * about its health. */
+static void exporter_note_health(exporter *e, const export_response *r)
+{
+    long st = r->http_status;
+    int failing = st == 0 || st == 401 || st == 403 || st == 408 || st == 429 || st >= 500 ||
+                  r->grpc_status == 14 /* UNAVAILABLE */ || r->grpc_status == 16 /* UNAUTHENTICATED */ ||
+                  r->grpc_status == 7 /* PERMISSION_DENIED */ || r->grpc_status == 8 /* RESOURCE_EXHAUSTED */;
+    if (atomic_exchange(&e->failing, failing) != failing) {
+        metrics_set(e->up, !failing);
+        if (failing)
+            log_warn("backend failing", "backend=%s http_status=%ld grpc_status=%d error=%s", e->base.name, st,
+                     r->grpc_status, r->error ? r->error : "-");
+        else
+            log_info("backend recovered", "backend=%s", e->base.name);
+    }
+}
+
 static export_outcome exporter_judge(exporter *e, const exporter_delivery *d, export_response *r,
                                      export_result *res, int *partial)
 {
@@ -535,6 +556,7 @@ static export_outcome exporter_judge(exporter *e, const exporter_delivery *d, ex
     buf_clear(res->retry_body);
     res->retry_after_s = r->retry_after_s;
     export_outcome o = e->type->classify(e->type_state, b, r, res);
+    exporter_note_health(e, r);
     *partial = o == EXPORT_RETRY && res->retry_body->len > 0;
     if (res->rejected > b->items)
         res->rejected = b->items;
@@ -797,6 +819,8 @@ static int exporter_reserve(backend *b, size_t bytes) { return queue_reserve(((e
 
 static void exporter_unreserve(backend *b, size_t bytes) { queue_unreserve(((exporter *)b)->queue, bytes); }
 
+static int exporter_healthy(backend *b) { return !atomic_load(&((exporter *)b)->failing); }
+
 static int exporter_ready(backend *b)
 {
     (void)b; /* a replaying disk queue still takes new data behind the old */
@@ -865,10 +889,16 @@ static void exporter_destroy(backend *b)
     curl_global_cleanup();
 }
 
-static const backend_ops exporter_ops = {.create = NULL, .export = exporter_export,
-                                         .reserve = exporter_reserve, .unreserve = exporter_unreserve,
-                                         .ready = exporter_ready, .flush = exporter_flush,
-                                         .destroy = exporter_destroy};
+static const backend_ops exporter_ops = {
+    .create = NULL,
+    .export = exporter_export,
+    .reserve = exporter_reserve,
+    .unreserve = exporter_unreserve,
+    .ready = exporter_ready,
+    .healthy = exporter_healthy,
+    .flush = exporter_flush,
+    .destroy = exporter_destroy,
+};
 
 static void exporter_metrics(exporter *e)
 {
@@ -891,6 +921,11 @@ static void exporter_metrics(exporter *e)
     snprintf(labels, sizeof(labels), "backend=\"%s\"", e->base.name);
     e->queue_entries = metrics_series(entries, labels);
     e->queue_bytes = metrics_series(bytes, labels);
+    e->up = metrics_series(metrics_family("otlp_gateway_backend_up", METRIC_GAUGE,
+                                          "0 while a backend's destination is failing (no answer, 401, 403, 408, "
+                                          "429 or 5xx on its last attempt), else 1; not readiness"),
+                           labels);
+    metrics_set(e->up, 1);
     for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {
         exporter_series *es = &e->series[s];
         const char *sig = otlp_signal_name((otlp_signal)s);

@@ -806,8 +806,11 @@ void pipeline_describe(const pipeline *pl, buf *out)
         cluster_describe(pl->cl, out);
     const routing_config *c = pl->cfg;
     buf_puts(out, "\nbackends:\n");
-    for (size_t i = 0; i < c->n_backends; i++)
-        buf_printf(out, "  %s type=%s\n", c->backends[i].name, c->backends[i].type);
+    for (size_t i = 0; i < c->n_backends; i++) {
+        const backend *b = pl->backends[i];
+        buf_printf(out, "  %s type=%s state=%s\n", c->backends[i].name, c->backends[i].type,
+                   b->ops->healthy == NULL || b->ops->healthy((backend *)b) ? "up" : "failing");
+    }
     buf_puts(out, "\npipelines:\n");
     for (size_t i = 0; i < c->n_pipelines; i++) {
         const pipeline_config *p = &c->pipelines[i];

@@ -314,6 +314,20 @@ static uint64_t counter_reaches(const char *family, const char *labels, uint64_t
     return counter(family, labels);
 }
 
+/* The backend's health as the status page and otlp_gateway_backend_up
+ * show it, once it reaches `want` (bounded wait: the exporter judges a reply
+ * after the server has recorded the request). */
+static int health_reaches(backend *b, const char *name, int want)
+{
+    char labels[80];
+    snprintf(labels, sizeof(labels), "backend=\"%s\"", name);
+    uint64_t end = now_ms() + 3000;
+    while (b->ops->healthy(b) != want && now_ms() < end)
+        usleep(5000);
+    assert_int_equal(counter("otlp_gateway_backend_up", labels), (uint64_t)b->ops->healthy(b));
+    return b->ops->healthy(b);
+}
+
 /* ---- tests ---- */
 
 static void test_backoff(void **state)
@@ -492,7 +506,11 @@ static void test_retry_after_then_ok(void **state)
     backend_up(&f, "retry", "otlp_http", s->port,
                ", batch: {timeout: 0ms}, retry: {initial_interval: 50ms, max_interval: 100ms}");
     uint64_t t0 = now_ms();
+    assert_int_equal(health_reaches(f.b, "retry", 1), 1);
     push_spans(f.b, "", 2, "r");
+    /* Failing while the 503's Retry-After runs (not unready: it still queues). */
+    assert_int_equal(health_reaches(f.b, "retry", 0), 0);
+    assert_int_equal(f.b->ops->ready(f.b), 1);
     assert_int_equal(srv_wait(s, 2, 4000), 2);
     assert_true(now_ms() - t0 >= 900); /* Retry-After beats the 50 ms backoff */
     usleep(200000);
@@ -504,6 +522,7 @@ static void test_retry_after_then_ok(void **state)
         counter_reaches("otlp_gateway_export_sent_items_total",
                         "backend=\"retry\",signal=\"traces\"", 2),
         2);
+    assert_int_equal(health_reaches(f.b, "retry", 1), 1); /* the retry was answered */
     backend_down(&f);
     srv_stop(s);
 }
@@ -525,6 +544,7 @@ static void test_bad_request_dropped(void **state)
     usleep(300000);
     assert_int_equal(srv_count(s), 1); /* not retried */
     assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"drop\",signal=\"traces\""), 0);
+    assert_int_equal(health_reaches(f.b, "drop", 1), 1); /* bad data says nothing about the backend */
     backend_down(&f);
     srv_stop(s);
 }
