@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accept.h"
 #include "clock.h"
 #include "log.h"
 #include "proxy.h"
@@ -11,12 +12,15 @@
 struct http_site {
     h2o_globalconf_t conf;
     h2o_hostconf_t *host;
+    uint32_t header_timeout_ms;
+    conn_gate *gate;
 };
 
 struct http_listener {
     h2o_context_t ctx; /* first: handlers map req->conn->ctx back to us */
     h2o_accept_ctx_t accept;
-    h2o_socket_t *sock;
+    http_site *site;
+    conn_acceptor acceptor;
     int proxy_protocol;
     proxy_waiters proxy; /* connections still sending their PROXY header */
     void *worker_data;
@@ -47,6 +51,8 @@ http_site *http_site_new(const http_site_settings *s)
     site->conf.max_request_entity_size = s->max_body_bytes;
     site->conf.http1.req_timeout = s->header_timeout_ms;
     site->conf.http2.idle_timeout = s->idle_timeout_ms;
+    site->header_timeout_ms = s->header_timeout_ms;
+    site->gate = s->gate;
     site->host = h2o_config_register_host(&site->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     return site;
 }
@@ -58,6 +64,8 @@ void http_site_free(http_site *site)
     h2o_config_dispose(&site->conf);
     free(site);
 }
+
+void http_site_set_gate(http_site *site, conn_gate *gate) { site->gate = gate; }
 
 h2o_handler_t *http_site_handler(http_site *site, const char *path, size_t size,
                                  int (*on_req)(h2o_handler_t *self, h2o_req_t *req))
@@ -234,22 +242,13 @@ static void on_proxy_done(h2o_socket_t *sock, void *data)
     h2o_accept(&l->accept, sock);
 }
 
-static void on_accept(h2o_socket_t *listener, const char *err)
+static void on_conn(h2o_socket_t *sock, void *data)
 {
-    http_listener *l = listener->data;
-    if (err != NULL)
-        return;
-    /* Drain a few pending connections per wake-up, not all: keeps one busy
-     * listener from starving the loop's other sockets. */
-    for (int i = 0; i < 16; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            return;
-        if (l->proxy_protocol)
-            proxy_accept(&l->proxy, sock, on_proxy_done, l);
-        else
-            h2o_accept(&l->accept, sock);
-    }
+    http_listener *l = data;
+    if (l->proxy_protocol)
+        proxy_accept(&l->proxy, sock, on_proxy_done, l);
+    else
+        h2o_accept(&l->accept, sock);
 }
 
 http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int listen_fd, SSL_CTX *ssl_ctx,
@@ -259,25 +258,22 @@ http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int list
     if (l == NULL)
         return NULL;
     h2o_context_init(&l->ctx, loop, &site->conf);
+    l->site = site;
     l->accept.ctx = &l->ctx;
     l->accept.hosts = site->conf.hosts;
     l->accept.ssl_ctx = ssl_ctx;
     l->worker_data = worker_data;
     l->proxy_protocol = proxy_protocol;
-    proxy_waiters_init(&l->proxy, loop, site->conf.http1.req_timeout);
-    l->sock = h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    l->sock->data = l;
-    h2o_socket_read_start(l->sock, on_accept);
+    proxy_waiters_init(&l->proxy, loop, site->header_timeout_ms);
+    /* Drain a few pending connections per wake-up, not all: keeps one busy
+     * listener from starving the loop's other sockets. */
+    conn_acceptor_start(&l->acceptor, loop, listen_fd, site->gate, sizeof(conn_slot), 16, on_conn, l);
     return l;
 }
 
 void http_listener_shutdown(http_listener *l)
 {
-    if (l->sock != NULL) {
-        h2o_socket_read_stop(l->sock);
-        h2o_socket_close(l->sock);
-        l->sock = NULL;
-    }
+    conn_acceptor_stop(&l->acceptor);
     proxy_waiters_close(&l->proxy);
     /* HTTP/2 connections get GOAWAY; HTTP/1.1 ones close after the request
      * in progress. */
@@ -308,8 +304,7 @@ int http_listener_free(http_listener *l)
 {
     if (l == NULL)
         return 0;
-    if (l->sock != NULL)
-        h2o_socket_close(l->sock);
+    conn_acceptor_dispose(&l->acceptor);
     proxy_waiters_dispose(&l->proxy);
     /* h2o cannot dispose a context with live connections; at exit after a
      * timed-out drain those are left to the process teardown. */
