@@ -24,7 +24,7 @@ typedef struct http_site_settings {
     const char *name;        /* listener name */
     size_t max_body_bytes;   /* h2o refuses larger bodies itself */
     uint32_t idle_timeout_ms;
-    uint32_t header_timeout_ms; /* HTTP/1.1: whole request, keep-alive idle too */
+    uint32_t header_timeout_ms; /* HTTP/1.1: a request must arrive within this (idle keep-alive: idle_timeout) */
     conn_gate *gate;            /* connection cap and metrics; NULL: none */
 } http_site_settings;
 

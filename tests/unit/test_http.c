@@ -185,6 +185,15 @@ static int server_start(void **state)
     return server_start_with(state);
 }
 
+/* header_timeout 300 ms, idle_timeout 3 s */
+static int server_start_short(void **state)
+{
+    fixture.header_timeout_ms = 300;
+    fixture.idle_timeout_ms = 3000;
+    fixture.gate = NULL;
+    return server_start_with(state);
+}
+
 /* Connections counted by test_gate, at most `max` (0: no cap). */
 static int server_start_gate(void **state, size_t max)
 {
@@ -507,6 +516,41 @@ static long ms_until_closed(int fd, int limit_ms)
     return n < 0 ? -1 : (long)(loopback_now_ms() - t0);
 }
 
+/* Issue 13: h2o 2.2.5 closed keep-alive connections at header_timeout. */
+static void test_keepalive_idle_lives_past_header_timeout(void **state)
+{
+    server *srv = *state;
+    int fd = loopback_connect(srv->port);
+    assert_true(fd >= 0);
+    assert_int_equal(keepalive_post(fd), 200);
+    usleep(800 * 1000); /* idle: header_timeout 300 ms < 800 ms < idle_timeout 3 s */
+    assert_int_equal(keepalive_post(fd), 200);
+    /* idle_timeout still closes it (from the last response, about 3 s) */
+    long ms = ms_until_closed(fd, 5000);
+    assert_true(ms >= 2500 && ms < 4500);
+    close(fd);
+}
+
+static void test_slow_header_gets_header_timeout(void **state)
+{
+    server *srv = *state;
+    /* a fresh connection that sends nothing */
+    int fd = loopback_connect(srv->port);
+    assert_true(fd >= 0);
+    long ms = ms_until_closed(fd, 2000);
+    assert_true(ms >= 0 && ms < 1000);
+    close(fd);
+    /* after a request, a next one that stalls half-way through its header */
+    fd = loopback_connect(srv->port);
+    assert_int_equal(keepalive_post(fd), 200);
+    usleep(500 * 1000);
+    static const char part[] = "POST /v1/traces HTTP/1.1\r\nHost: t";
+    assert_int_equal(send(fd, part, sizeof(part) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(part) - 1));
+    ms = ms_until_closed(fd, 2000);
+    assert_true(ms >= 250 && ms < 1000);
+    close(fd);
+}
+
 static void test_connection_cap(void **state)
 {
     server *srv = *state;
@@ -592,6 +636,8 @@ int main(void)
         T(test_unsupported_content_type),
         T(test_body_over_limit),
         T(test_result_status_and_headers),
+        cmocka_unit_test_setup_teardown(test_keepalive_idle_lives_past_header_timeout, server_start_short, server_stop),
+        cmocka_unit_test_setup_teardown(test_slow_header_gets_header_timeout, server_start_short, server_stop),
         cmocka_unit_test_setup_teardown(test_connection_cap, server_start_capped, server_stop),
         cmocka_unit_test_setup_teardown(test_out_of_descriptors_does_not_spin, server_start_gated, server_stop),
     };
