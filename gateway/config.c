@@ -18,6 +18,7 @@
 #include "otlp.h"
 
 #define CONFIG_MAX_WORKERS 1024
+#define CONFIG_MAX_CONNECTIONS 100000000
 #define CONFIG_QUOTE 96 /* room for a quoted value in a message */
 
 static const char *quote(char *out, const char *raw) { return log_quote(out, CONFIG_QUOTE, raw); }
@@ -101,7 +102,7 @@ static int read_listener(const config_node *n, config_listener *l, char *err, si
     /* auth, allow_cidrs, tenant and cidr_tenants are read by auth/auth.c. */
     static const char *const keys[] = {"name", "grpc", "http", "tls", "max_request_bytes",
                                        "max_concurrent_streams", "idle_timeout", "header_timeout",
-                                       "proxy_protocol", "auth", "allow_cidrs", "tenant", "cidr_tenants", NULL};
+                                       "proxy_protocol", "max_connections", "auth", "allow_cidrs", "tenant", "cidr_tenants", NULL};
     uint64_t streams;
     l->node = n;
     if (config_check_keys(n, keys, err, errlen) != 0 || config_name(n, &l->name, err, errlen) != 0 ||
@@ -111,7 +112,8 @@ static int read_listener(const config_node *n, config_listener *l, char *err, si
         config_uint(n, "max_concurrent_streams", 100, 1, 10000, &streams, err, errlen) != 0 ||
         config_duration_u32(n, "idle_timeout", 120000, 1, &l->idle_timeout_ms, err, errlen) != 0 ||
         config_duration_u32(n, "header_timeout", 10000, 1, &l->header_timeout_ms, err, errlen) != 0 ||
-        config_bool(n, "proxy_protocol", 0, &l->proxy_protocol, err, errlen) != 0)
+        config_bool(n, "proxy_protocol", 0, &l->proxy_protocol, err, errlen) != 0 ||
+        config_uint(n, "max_connections", 0, 1, CONFIG_MAX_CONNECTIONS, &l->max_connections, err, errlen) != 0)
         return -1;
     l->max_concurrent_streams = (uint32_t)streams;
     if (l->grpc_addr == NULL && l->http_addr == NULL)
@@ -407,7 +409,7 @@ static int read_config(config *c, arena *a, char *err, size_t errlen)
                                            "listeners", "backends", "pipelines", "auth",   "tenants",
                                            "sampling",  "cluster",  NULL};
     static const char *const log_keys[] = {"level", NULL};
-    static const char *const limit_keys[] = {"max_decoded_bytes", NULL};
+    static const char *const limit_keys[] = {"max_decoded_bytes", "max_connections", NULL};
     const config_node *root = c->root, *log, *limits;
     uint64_t workers;
     const char *level;
@@ -422,6 +424,7 @@ static int read_config(config *c, arena *a, char *err, size_t errlen)
         config_str(log, "level", "info", &level, err, errlen) != 0 ||
         config_section(root, "limits", limit_keys, &limits, err, errlen) != 0 ||
         config_size(limits, "max_decoded_bytes", (size_t)256 << 20, &c->max_decoded_bytes, err, errlen) != 0 ||
+        config_uint(limits, "max_connections", 0, 1, CONFIG_MAX_CONNECTIONS, &c->max_connections, err, errlen) != 0 ||
         config_duration_u32(root, "shutdown_timeout", 10000, 0, &c->shutdown_timeout_ms, err, errlen) != 0)
         return -1;
     c->workers = (unsigned)workers;

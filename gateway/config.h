@@ -43,6 +43,7 @@ typedef struct config_listener {
     uint32_t idle_timeout_ms;        /* default 120000 */
     uint32_t header_timeout_ms;      /* default 10000 */
     int proxy_protocol;              /* expect a PROXY v1/v2 header first (behind an NLB/HAProxy) */
+    uint64_t max_connections;        /* open connections (grpc + http, all workers); 0: only the global cap */
     const config_node *node;         /* the listener's map; auth.c reads auth keys from it */
     const cluster_config *peer;      /* the cluster's peer listener (made from `cluster:`); NULL for the others */
 } config_listener;
@@ -53,6 +54,7 @@ typedef struct config {
     const char *admin_addr; /* NULL: no admin listener */
     log_level log_level;
     size_t max_decoded_bytes;     /* per-request decode arena cap, default 256 MiB */
+    uint64_t max_connections;     /* all listeners but admin; 0: derived from the descriptor limit at start */
     uint32_t shutdown_timeout_ms; /* default 10000 */
     config_listener *listeners; /* with `cluster:`, the peer listener last */
     size_t n_listeners;

@@ -77,7 +77,7 @@ typedef enum { GRPC_ENC_IDENTITY, GRPC_ENC_GZIP, GRPC_ENC_OTHER } grpc_encoding;
 
 struct grpc_listener {
     h2o_evloop_t *loop;
-    h2o_socket_t *sock; /* listening socket; NULL after shutdown */
+    conn_acceptor acceptor; /* the listening socket; stopped at shutdown */
     grpc_settings settings;
     char *name;
     char *peer_secret; /* settings.peer_secret's copy */
@@ -903,21 +903,13 @@ static void grpc_conn_on_proxy_done(h2o_socket_t *sock, void *data)
 
 /* ---- listener ---------------------------------------------------------- */
 
-static void grpc_listener_on_accept(h2o_socket_t *listener, const char *err)
+static void grpc_listener_on_conn(h2o_socket_t *sock, void *data)
 {
-    grpc_listener *l = listener->data;
-    if (err)
-        return;
-    /* Bounded batch so one busy listener cannot starve the loop. */
-    for (int i = 0; i < 64; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (!sock)
-            break;
-        if (l->settings.proxy_protocol)
-            proxy_accept(&l->proxy, sock, grpc_conn_on_proxy_done, l);
-        else
-            grpc_conn_new(l, sock);
-    }
+    grpc_listener *l = data;
+    if (l->settings.proxy_protocol)
+        proxy_accept(&l->proxy, sock, grpc_conn_on_proxy_done, l);
+    else
+        grpc_conn_new(l, sock);
 }
 
 static int grpc_listener_init_nghttp2(grpc_listener *l)
@@ -968,9 +960,8 @@ grpc_listener *grpc_listener_start(h2o_evloop_t *loop, int listen_fd, const grpc
     h2o_timeout_init(loop, &l->idle_timeout, l->settings.idle_timeout_ms);
     proxy_waiters_init(&l->proxy, loop, l->settings.header_timeout_ms);
     h2o_linklist_init_anchor(&l->conns);
-    l->sock = h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    l->sock->data = l;
-    h2o_socket_read_start(l->sock, grpc_listener_on_accept);
+    /* A bounded batch per wake-up so one busy listener cannot starve the loop. */
+    conn_acceptor_start(&l->acceptor, loop, listen_fd, l->settings.gate, 0, 64, grpc_listener_on_conn, l);
     return l;
 }
 
@@ -979,9 +970,7 @@ void grpc_listener_shutdown(grpc_listener *l)
     if (l->shutting_down)
         return;
     l->shutting_down = 1;
-    h2o_socket_read_stop(l->sock);
-    h2o_socket_close(l->sock);
-    l->sock = NULL;
+    conn_acceptor_stop(&l->acceptor);
     proxy_waiters_close(&l->proxy);
     /* pump may free the connection, so step before calling it. */
     h2o_linklist_t *node = l->conns.next;
@@ -1008,13 +997,11 @@ void grpc_listener_free(grpc_listener *l)
 {
     if (!l)
         return;
-    if (l->sock) {
-        h2o_socket_read_stop(l->sock);
-        h2o_socket_close(l->sock);
-    }
+    conn_acceptor_stop(&l->acceptor);
     while (!h2o_linklist_is_empty(&l->conns))
         grpc_conn_close(H2O_STRUCT_FROM_MEMBER(grpc_conn, link, l->conns.next));
     proxy_waiters_dispose(&l->proxy);
+    conn_acceptor_dispose(&l->acceptor); /* TLS sockets may still be closing */
     h2o_timeout_dispose(l->loop, &l->header_timeout);
     h2o_timeout_dispose(l->loop, &l->idle_timeout);
     nghttp2_session_callbacks_del(l->callbacks);

@@ -16,6 +16,7 @@
 #include <h2o.h>
 #include <openssl/ssl.h>
 
+#include "accept.h"
 #include "ingest.h"
 
 typedef struct grpc_settings {
@@ -33,6 +34,7 @@ typedef struct grpc_settings {
      * TLS, ssl_ctx verifies the peer's certificate before any call. */
     int peer;
     const char *peer_secret;
+    conn_gate *gate; /* connection cap and metrics (shared, outlives the listener); NULL: none */
 } grpc_settings;
 
 typedef struct grpc_listener grpc_listener;

@@ -2,25 +2,63 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "accept.h"
 #include "clock.h"
 #include "log.h"
 #include "proxy.h"
 #include "tls.h"
 
+#define HTTP_MAX_HANDLERS 16
+
 struct http_site {
     h2o_globalconf_t conf;
     h2o_hostconf_t *host;
+    uint32_t header_timeout_ms;
+    conn_gate *gate;
+    struct {
+        h2o_handler_t *h;
+        int (*on_req)(h2o_handler_t *self, h2o_req_t *req);
+    } handlers[HTTP_MAX_HANDLERS];
+    size_t n_handlers;
 };
 
 struct http_listener {
     h2o_context_t ctx; /* first: handlers map req->conn->ctx back to us */
     h2o_accept_ctx_t accept;
-    h2o_socket_t *sock;
+    http_site *site;
+    conn_acceptor acceptor;
     int proxy_protocol;
     proxy_waiters proxy; /* connections still sending their PROXY header */
+    h2o_timeout_t sweep_every;
+    h2o_timeout_entry_t sweep;
     void *worker_data;
 };
+
+/* HTTP/1.1 timeouts. h2o 2.2.5 has one timer per HTTP/1 connection, armed
+ * with ctx.http1.req_timeout both when a connection opens and when a
+ * keep-alive connection waits for its next request (and again for a body),
+ * so it cannot tell "idle between requests" (idle_timeout) from "a request
+ * that is slow to arrive" (header_timeout). req_timeout is therefore set to
+ * idle_timeout, and a sweep here (every header_timeout/4, at most 1 s)
+ * enforces header_timeout from the sockets' public state:
+ *   - a connection that has not completed a request (reached a handler)
+ *     within header_timeout of its accept is closed (as before, and as the
+ *     gRPC listener closes one without its preface);
+ *   - after a request, the first new byte (bytes_read moved, or bytes
+ *     waiting in sock->input) starts the next request's clock: it must
+ *     reach a handler within header_timeout, headers and body together.
+ * HTTP/2 connections (seen by a request, or ALPN h2) are left to h2o's
+ * http2.idle_timeout. Closing is shutdown(2) on the descriptor: h2o sees
+ * the read fail and closes the connection itself. */
+typedef struct http_conn {
+    conn_slot slot;
+    size_t mark_bytes;   /* sock->bytes_read when the last request reached a handler */
+    uint64_t started_ns; /* when the sweep saw the next request begin; 0: idle */
+    unsigned requests;
+    int h2;
+} http_conn;
 
 typedef struct otlp_handler {
     h2o_handler_t super;
@@ -45,8 +83,12 @@ http_site *http_site_new(const http_site_settings *s)
     h2o_config_init(&site->conf);
     site->conf.server_name = h2o_iovec_init(H2O_STRLIT("otlp-gateway"));
     site->conf.max_request_entity_size = s->max_body_bytes;
-    site->conf.http1.req_timeout = s->header_timeout_ms;
+    /* see http_conn: header_timeout is enforced by the listener's sweep */
+    site->conf.http1.req_timeout = s->idle_timeout_ms > s->header_timeout_ms ? s->idle_timeout_ms
+                                                                              : s->header_timeout_ms;
     site->conf.http2.idle_timeout = s->idle_timeout_ms;
+    site->header_timeout_ms = s->header_timeout_ms;
+    site->gate = s->gate;
     site->host = h2o_config_register_host(&site->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     return site;
 }
@@ -59,13 +101,40 @@ void http_site_free(http_site *site)
     free(site);
 }
 
+void http_site_set_gate(http_site *site, conn_gate *gate) { site->gate = gate; }
+
+/* Every request reaches its handler through here: the connection's record
+ * learns that a request arrived (see http_conn). */
+static int dispatch(h2o_handler_t *self, h2o_req_t *req)
+{
+    http_listener *l = (http_listener *)req->conn->ctx;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    http_conn *c = (http_conn *)conn_slot_of(sock);
+    if (c != NULL) {
+        c->requests++;
+        c->mark_bytes = sock->bytes_read;
+        c->started_ns = 0;
+        if (req->version >= 0x200)
+            c->h2 = 1;
+    }
+    for (size_t i = 0; i < l->site->n_handlers; i++)
+        if (l->site->handlers[i].h == self)
+            return l->site->handlers[i].on_req(self, req);
+    return -1;
+}
+
 h2o_handler_t *http_site_handler(http_site *site, const char *path, size_t size,
                                  int (*on_req)(h2o_handler_t *self, h2o_req_t *req))
 {
+    if (site->n_handlers == HTTP_MAX_HANDLERS)
+        return NULL;
     h2o_pathconf_t *pc = h2o_config_register_path(site->host, path, 0);
     h2o_handler_t *h = h2o_create_handler(pc, size);
-    if (h != NULL)
-        h->on_req = on_req;
+    if (h != NULL) {
+        h->on_req = dispatch;
+        site->handlers[site->n_handlers].h = h;
+        site->handlers[site->n_handlers++].on_req = on_req;
+    }
     return h;
 }
 
@@ -231,25 +300,60 @@ http_site *http_otlp_site_new(const http_site_settings *s, const ingest_limits *
 static void on_proxy_done(h2o_socket_t *sock, void *data)
 {
     http_listener *l = data;
+    conn_slot *slot = conn_slot_of(sock);
+    if (slot != NULL) /* header_timeout for the first request starts now */
+        slot->accepted_ns = clock_now_ns();
     h2o_accept(&l->accept, sock);
 }
 
-static void on_accept(h2o_socket_t *listener, const char *err)
+static void on_conn(h2o_socket_t *sock, void *data)
 {
-    http_listener *l = listener->data;
-    if (err != NULL)
-        return;
-    /* Drain a few pending connections per wake-up, not all: keeps one busy
-     * listener from starving the loop's other sockets. */
-    for (int i = 0; i < 16; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            return;
-        if (l->proxy_protocol)
-            proxy_accept(&l->proxy, sock, on_proxy_done, l);
-        else
-            h2o_accept(&l->accept, sock);
+    http_listener *l = data;
+    if (l->proxy_protocol)
+        proxy_accept(&l->proxy, sock, on_proxy_done, l);
+    else
+        h2o_accept(&l->accept, sock);
+}
+
+static uint32_t sweep_interval(uint32_t header_timeout_ms)
+{
+    uint32_t t = header_timeout_ms / 4;
+    return t < 10 ? 10 : t > 1000 ? 1000 : t;
+}
+
+static void on_sweep(h2o_timeout_entry_t *entry)
+{
+    http_listener *l = H2O_STRUCT_FROM_MEMBER(http_listener, sweep, entry);
+    uint64_t now = clock_now_ns(), limit = (uint64_t)l->site->header_timeout_ms * 1000000u;
+    for (h2o_linklist_t *p = l->acceptor.slots.next; p != &l->acceptor.slots; p = p->next) {
+        http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, slot.link, p);
+        h2o_socket_t *sock = c->slot.sock;
+        if (c->h2)
+            continue;
+        if (sock->ssl != NULL) {
+            h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
+            if (h2o_memis(proto.base, proto.len, H2O_STRLIT("h2"))) {
+                c->h2 = 1;
+                continue;
+            }
+        }
+        int late;
+        if (c->requests == 0) {
+            late = now - c->slot.accepted_ns > limit;
+        } else if (sock->bytes_read != c->mark_bytes || sock->input->size > 0) {
+            if (c->started_ns == 0)
+                c->started_ns = now;
+            late = now - c->started_ns > limit;
+        } else {
+            late = 0;
+        }
+        if (late) {
+            log_debug("http header timeout", "requests=%u", c->requests);
+            shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+            c->h2 = 1; /* once */
+        }
     }
+    h2o_timeout_link(l->ctx.loop, &l->sweep_every, &l->sweep);
 }
 
 http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int listen_fd, SSL_CTX *ssl_ctx,
@@ -259,31 +363,31 @@ http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int list
     if (l == NULL)
         return NULL;
     h2o_context_init(&l->ctx, loop, &site->conf);
+    l->site = site;
     l->accept.ctx = &l->ctx;
     l->accept.hosts = site->conf.hosts;
     l->accept.ssl_ctx = ssl_ctx;
     l->worker_data = worker_data;
     l->proxy_protocol = proxy_protocol;
-    proxy_waiters_init(&l->proxy, loop, site->conf.http1.req_timeout);
-    l->sock = h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    l->sock->data = l;
-    h2o_socket_read_start(l->sock, on_accept);
+    proxy_waiters_init(&l->proxy, loop, site->header_timeout_ms);
+    h2o_timeout_init(loop, &l->sweep_every, sweep_interval(site->header_timeout_ms));
+    l->sweep.cb = on_sweep;
+    h2o_timeout_link(loop, &l->sweep_every, &l->sweep);
+    /* Drain a few pending connections per wake-up, not all: keeps one busy
+     * listener from starving the loop's other sockets. */
+    conn_acceptor_start(&l->acceptor, loop, listen_fd, site->gate, sizeof(http_conn), 16, on_conn, l);
     return l;
 }
 
 void http_listener_shutdown(http_listener *l)
 {
-    if (l->sock != NULL) {
-        h2o_socket_read_stop(l->sock);
-        h2o_socket_close(l->sock);
-        l->sock = NULL;
-    }
+    conn_acceptor_stop(&l->acceptor);
     proxy_waiters_close(&l->proxy);
     /* HTTP/2 connections get GOAWAY; HTTP/1.1 ones close after the request
      * in progress. */
     h2o_context_request_shutdown(&l->ctx);
     /* h2o 2.2.5 leaves idle HTTP/1.1 keep-alive connections open until their
-     * request timeout, which would stretch every shutdown to header_timeout.
+     * request timeout, which would stretch every shutdown to idle_timeout.
      * Entries expire at registered_at + timeout, so shortening the timeout
      * closes idle connections within a second while a request still being
      * uploaded keeps that second to finish. */
@@ -308,8 +412,10 @@ int http_listener_free(http_listener *l)
 {
     if (l == NULL)
         return 0;
-    if (l->sock != NULL)
-        h2o_socket_close(l->sock);
+    conn_acceptor_dispose(&l->acceptor);
+    if (h2o_timeout_is_linked(&l->sweep))
+        h2o_timeout_unlink(&l->sweep);
+    h2o_timeout_dispose(l->ctx.loop, &l->sweep_every);
     proxy_waiters_dispose(&l->proxy);
     /* h2o cannot dispose a context with live connections; at exit after a
      * timed-out drain those are left to the process teardown. */

@@ -14,6 +14,7 @@
 #include <h2o.h>
 #include <openssl/ssl.h>
 
+#include "accept.h"
 #include "ingest.h"
 
 typedef struct http_site http_site;
@@ -23,11 +24,14 @@ typedef struct http_site_settings {
     const char *name;        /* listener name */
     size_t max_body_bytes;   /* h2o refuses larger bodies itself */
     uint32_t idle_timeout_ms;
-    uint32_t header_timeout_ms; /* HTTP/1.1: whole request, keep-alive idle too */
+    uint32_t header_timeout_ms; /* HTTP/1.1: a request must arrive within this (idle keep-alive: idle_timeout) */
+    conn_gate *gate;            /* connection cap and metrics; NULL: none */
 } http_site_settings;
 
 http_site *http_site_new(const http_site_settings *s);
 void http_site_free(http_site *site);
+/* Set the site's connection gate (before listeners start). */
+void http_site_set_gate(http_site *site, conn_gate *gate);
 /* Register a handler at a path prefix; returns the handler (zeroed, `size`
  * bytes) for the caller to fill, or NULL. */
 h2o_handler_t *http_site_handler(http_site *site, const char *path, size_t size,

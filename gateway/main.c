@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "accept.h"
 #include "admin.h"
 #include "auth.h"
 #include "config.h"
@@ -152,6 +153,7 @@ static int run(const char *path)
     if (load(path, &cfg) != 0)
         return 1;
     log_set_level(cfg->log_level);
+    accept_raise_fd_limit(); /* before anything opens descriptors */
     char err[512];
     pipeline *pl = pipeline_new(&cfg->routing, server_worker_count(cfg), err, sizeof(err));
     auth *au = pl ? auth_new(&cfg->auth, err, sizeof(err)) : NULL;

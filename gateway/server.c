@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <h2o.h>
 
+#include "accept.h"
 #include "grpc.h"
 #include "http.h"
 #include "clock.h"
@@ -26,6 +28,7 @@ typedef struct listener_plan {
     SSL_CTX *grpc_ssl, *http_ssl;
     http_site *http_site;
     grpc_settings grpc;
+    conn_gate gate; /* the listener's connections, every worker */
 } listener_plan;
 
 typedef struct worker {
@@ -47,6 +50,8 @@ struct server {
     size_t n_plans;
     worker *workers;
     unsigned n_workers;
+    conn_gate global_gate; /* limits.max_connections: every listener but admin */
+    conn_gate admin_gate;
     atomic_int stopping;
 };
 
@@ -137,9 +142,12 @@ static int bind_all(const char *addr, const char *what, unsigned n, int reusepor
     return 0;
 }
 
-static int plan_listener(listener_plan *p, const config_listener *cl, const config *cfg, char *err, size_t errlen)
+static int plan_listener(listener_plan *p, const config_listener *cl, const config *cfg, conn_gate *global, char *err,
+                         size_t errlen)
 {
     p->cfg = cl;
+    if (global != NULL)
+        conn_gate_init(&p->gate, cl->name, (size_t)cl->max_connections, global, 0);
     ingest_limits lim = {.max_request_bytes = cl->max_request_bytes, .max_decoded_bytes = cfg->max_decoded_bytes};
     if (cl->tls.cert_file != NULL) {
         if ((p->tls = tls_creds_new(&cl->tls, err, errlen)) == NULL ||
@@ -150,10 +158,12 @@ static int plan_listener(listener_plan *p, const config_listener *cl, const conf
     p->grpc = (grpc_settings){.name = cl->name, .limits = lim, .max_concurrent_streams = cl->max_concurrent_streams,
                               .idle_timeout_ms = cl->idle_timeout_ms, .header_timeout_ms = cl->header_timeout_ms,
                               .ssl_ctx = p->grpc_ssl, .proxy_protocol = cl->proxy_protocol,
-                              .peer = cl->peer != NULL, .peer_secret = cl->peer ? cl->peer->forward.secret : NULL};
+                              .peer = cl->peer != NULL, .peer_secret = cl->peer ? cl->peer->forward.secret : NULL,
+                              .gate = global != NULL ? &p->gate : NULL};
     if (cl->http_addr != NULL) {
         http_site_settings hs = {.name = cl->name, .max_body_bytes = cl->max_request_bytes,
-                                 .idle_timeout_ms = cl->idle_timeout_ms, .header_timeout_ms = cl->header_timeout_ms};
+                                 .idle_timeout_ms = cl->idle_timeout_ms, .header_timeout_ms = cl->header_timeout_ms,
+                                 .gate = global != NULL ? &p->gate : NULL};
         if ((p->http_site = http_otlp_site_new(&hs, &lim)) == NULL) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -174,7 +184,7 @@ int server_check(const config *cfg, char *err, size_t errlen)
 {
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         listener_plan p = {0};
-        int rc = plan_listener(&p, &cfg->listeners[i], cfg, err, errlen);
+        int rc = plan_listener(&p, &cfg->listeners[i], cfg, NULL, err, errlen);
         plan_release(&p);
         if (rc != 0)
             return -1;
@@ -188,6 +198,32 @@ unsigned server_worker_count(const config *cfg)
     return cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
 }
 
+static size_t open_descriptors(void)
+{
+    size_t n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 64;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n > 3 ? n - 3 : n; /* ".", ".." and the DIR's own descriptor */
+}
+
+/* limits.max_connections when not configured: the descriptors left once the
+ * listeners are bound, minus room for everything else the gateway opens
+ * while running (backend and cluster connections, disk queue segments, key
+ * and OIDC fetches, the reserve descriptors): 16 + 1/16 of the limit. */
+static size_t default_max_connections(size_t used)
+{
+    size_t limit = accept_fd_limit(), room = 16 + limit / 16;
+    if (used + room + 1 > limit) {
+        log_warn("file descriptor limit leaves almost no room for connections", "limit=%zu in_use=%zu", limit, used);
+        return 1;
+    }
+    return limit - used - room;
+}
+
 server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin, char *err, size_t errlen)
 {
     server *s = calloc(1, sizeof(*s));
@@ -199,6 +235,8 @@ server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin
     s->admin = admin;
     s->n_workers = server_worker_count(cfg);
     s->n_plans = cfg->n_listeners;
+    conn_gate_init(&s->global_gate, "all", (size_t)cfg->max_connections, NULL, 0);
+    conn_gate_init(&s->admin_gate, "admin", 0, NULL, 1);
     s->plans = calloc(s->n_plans, sizeof(*s->plans));
     s->workers = calloc(s->n_workers, sizeof(*s->workers));
     int *fds = calloc(2 * s->n_plans * s->n_workers + 1, sizeof(int));
@@ -221,7 +259,7 @@ server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin
     for (size_t i = 0; i < s->n_plans; i++) {
         const config_listener *cl = &cfg->listeners[i];
         char what[160];
-        if (plan_listener(&s->plans[i], cl, cfg, err, errlen) != 0)
+        if (plan_listener(&s->plans[i], cl, cfg, &s->global_gate, err, errlen) != 0)
             goto fail;
         snprintf(what, sizeof(what), "listener=%s transport=grpc tls=%s", cl->name, cl->tls.cert_file ? "on" : "off");
         if (cl->grpc_addr && bind_all(cl->grpc_addr, what, s->n_workers, 1, &fds[i], stride, err, errlen) != 0)
@@ -239,7 +277,13 @@ server *server_new(const config *cfg, pipeline *pl, auth *au, admin_state *admin
         if (bind_all(cfg->admin_addr, "listener=admin transport=http", 1, 0, &s->workers[0].admin_fd, 0, err,
                      errlen) != 0)
             goto fail;
+        http_site_set_gate(s->admin_site, &s->admin_gate);
     }
+    /* Each worker's event loop and reserve descriptor are not open yet. */
+    if (s->global_gate.max == 0)
+        s->global_gate.max = default_max_connections(open_descriptors() + 4 * s->n_workers);
+    log_info("connection limits", "max_connections=%zu fd_limit=%zu%s", s->global_gate.max, accept_fd_limit(),
+             cfg->max_connections ? "" : " derived=true");
     return s;
 fail:
     server_free(s);

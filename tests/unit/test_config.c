@@ -53,6 +53,7 @@ static void test_embedded_default(void **state)
     assert_string_equal(c->admin_addr, "127.0.0.1:8888");
     assert_int_equal(c->log_level, LOG_INFO);
     assert_int_equal(c->max_decoded_bytes, 256u << 20);
+    assert_int_equal(c->max_connections, 0); /* derived from the descriptor limit */
     assert_int_equal(c->shutdown_timeout_ms, 10000);
 
     assert_int_equal(c->n_listeners, 1);
@@ -93,6 +94,7 @@ static void test_full_config(void **state)
                         "log: {level: debug}\n"
                         "limits:\n"
                         "  max_decoded_bytes: 1GB\n"
+                        "  max_connections: 50000\n"
                         "shutdown_timeout: 1m\n"
                         "listeners:\n"
                         "  - name: secure\n"
@@ -103,6 +105,7 @@ static void test_full_config(void **state)
                         "    max_concurrent_streams: 10000\n"
                         "    idle_timeout: 1h\n"
                         "    header_timeout: 1500ms\n"
+                        "    max_connections: 2000\n"
                         "  - name: insecure\n"
                         "    http: 0.0.0.0:14318\n"
                         "    max_request_bytes: 1KiB\n"
@@ -122,9 +125,12 @@ static void test_full_config(void **state)
     assert_string_equal(c->admin_addr, "0.0.0.0:9999");
     assert_int_equal(c->log_level, LOG_DEBUG);
     assert_int_equal(c->max_decoded_bytes, 1000000000);
+    assert_int_equal(c->max_connections, 50000);
     assert_int_equal(c->shutdown_timeout_ms, 60000);
     assert_int_equal(c->n_listeners, 2);
     const config_listener *s = &c->listeners[0], *i = &c->listeners[1];
+    assert_int_equal(s->max_connections, 2000);
+    assert_int_equal(i->max_connections, 0);
     assert_string_equal(s->http_addr, "[::]:4318");
     assert_string_equal(s->tls.cert_file, "/etc/gw/tls.crt");
     assert_string_equal(s->tls.key_file, "/etc/gw/tls.key");
@@ -212,7 +218,7 @@ static void test_unknown_keys(void **state)
                  "shutdown_timeout, listeners, backends, pipelines, auth, tenants, sampling, cluster)");
     expect_error(MIN_LISTENER "    grcp: 1.2.3.4:1\n",
                  "gw.yaml:4:5: listeners[0].grcp: unknown key (expected one of: name, grpc, http, tls, "
-                 "max_request_bytes, max_concurrent_streams, idle_timeout, header_timeout, proxy_protocol, auth, "
+                 "max_request_bytes, max_concurrent_streams, idle_timeout, header_timeout, proxy_protocol, max_connections, auth, "
                  "allow_cidrs, tenant, cidr_tenants)");
     expect_error(MIN_LISTENER "    tls: {cert: a, key: b, ca: c}\n",
                  "gw.yaml:4:28: listeners[0].tls.ca: unknown key (expected one of: cert, key, client_ca, client_auth, "
@@ -220,7 +226,7 @@ static void test_unknown_keys(void **state)
     expect_error(MIN_LISTENER "log: {format: json}\n",
                  "gw.yaml:4:7: log.format: unknown key (expected one of: level)");
     expect_error(MIN_LISTENER "limits: {max: 1}\n",
-                 "gw.yaml:4:10: limits.max: unknown key (expected one of: max_decoded_bytes)");
+                 "gw.yaml:4:10: limits.max: unknown key (expected one of: max_decoded_bytes, max_connections)");
     expect_error(MIN_LISTENER "backends: {b: {type: file}}\n"
                               "pipelines: [{name: p, signals: [logs], backends: [b], samplng: x}]\n",
                  "gw.yaml:5:55: pipelines[0].samplng: unknown key (expected one of: name, signals, backends, match, "
@@ -306,6 +312,10 @@ static void test_bad_values(void **state)
     expect_error(MIN_LISTENER "workers: 1025\n", "gw.yaml:4:10: workers: \"1025\" is out of range (0..1024)");
     expect_error(MIN_LISTENER "limits: {max_decoded_bytes: 1000B}\n",
                  "gw.yaml:4:29: limits.max_decoded_bytes: must be at least 1KiB");
+    expect_error(MIN_LISTENER "limits: {max_connections: 0}\n",
+                 "gw.yaml:4:27: limits.max_connections: \"0\" is out of range (1..100000000)");
+    expect_error(MIN_LISTENER "    max_connections: lots\n",
+                 "gw.yaml:4:22: listeners[0].max_connections: invalid integer \"lots\"");
     expect_error(MIN_LISTENER "admin: localhost\n",
                  "gw.yaml:4:8: admin: invalid address \"localhost\" (use host:port, e.g. 0.0.0.0:4317)");
     expect_error(MIN_LISTENER "admin: ::1:80\n",

@@ -35,6 +35,7 @@
 #include "grpc.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "test_util.h"
 
 /* ---- ingest test doubles ---------------------------------------------- */
@@ -770,6 +771,42 @@ static void test_ingest_errors_become_grpc_status(void **state)
     server_stop(srv);
 }
 
+static void test_connection_cap_and_global_cap(void **state)
+{
+    (void)state;
+    metrics_reset_for_tests();
+    conn_gate global, gate;
+    conn_gate_init(&global, "all", 3, NULL, 0);
+    conn_gate_init(&gate, "test", 2, &global, 0);
+    grpc_settings set = default_settings();
+    set.gate = &gate;
+    server *srv = server_start(&set);
+    int a = loopback_connect(srv->port), b = loopback_connect(srv->port), c = loopback_connect(srv->port);
+    assert_true(a >= 0 && b >= 0 && c >= 0);
+    char resp[256];
+    /* over the listener's cap of 2: accepted and closed at once */
+    assert_int_equal(loopback_read_to_eof(c, resp, sizeof(resp), 2000), 0);
+    close(c);
+    assert_true(wait_conns(srv, 2, 2000));
+    assert_int_equal(metrics_value(gate.refused_listener), 1);
+    assert_int_equal(metrics_value(gate.gauge), 2);
+    assert_int_equal(conn_gate_open(&global), 2);
+    /* the global cap (3) counts other listeners' connections too (2 here) */
+    atomic_fetch_add(&global.open, 2);
+    close(b);
+    assert_true(wait_conns(srv, 1, 2000));
+    c = loopback_connect(srv->port);
+    assert_int_equal(loopback_read_to_eof(c, resp, sizeof(resp), 2000), 0);
+    close(c);
+    assert_int_equal(metrics_value(gate.refused_global), 1);
+    atomic_fetch_sub(&global.open, 2);
+    close(a);
+    assert_true(wait_conns(srv, 0, 2000));
+    assert_int_equal(conn_gate_open(&gate), 0);
+    assert_int_equal(conn_gate_open(&global), 0);
+    server_stop(srv);
+}
+
 static void test_settings_advertised(void **state)
 {
     (void)state;
@@ -1006,6 +1043,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary_export_all_signals),
+        cmocka_unit_test(test_connection_cap_and_global_cap),
         cmocka_unit_test(test_concurrent_streams_and_large_message),
         cmocka_unit_test(test_gzip_message),
         cmocka_unit_test(test_refusals_before_ingest),

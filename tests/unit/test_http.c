@@ -13,11 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "test_util.h"
 
 /* ---- ingest test doubles ---------------------------------------------- */
@@ -125,13 +129,22 @@ typedef struct server {
     atomic_int ready, stop;
 } server;
 
+/* The listener's settings; tests may change them before server_start
+ * (through the setups below); server_start's callers reset them. */
+static struct {
+    uint32_t header_timeout_ms, idle_timeout_ms;
+    conn_gate *gate;
+} fixture;
+static conn_gate test_gate;
+
 static void *server_main(void *arg)
 {
     server *srv = arg;
     h2o_evloop_t *loop = h2o_evloop_create();
     int fd = loopback_listen(SOCK_NONBLOCK, 64, &srv->port);
-    http_site_settings hs = {.name = "otlp-test", .max_body_bytes = MAX_REQUEST, .idle_timeout_ms = 5000,
-                             .header_timeout_ms = 5000};
+    http_site_settings hs = {.name = "otlp-test", .max_body_bytes = MAX_REQUEST,
+                             .idle_timeout_ms = fixture.idle_timeout_ms, .header_timeout_ms = fixture.header_timeout_ms,
+                             .gate = fixture.gate};
     ingest_limits lim = {.max_request_bytes = MAX_REQUEST, .max_decoded_bytes = 1 << 20};
     http_site *site = http_otlp_site_new(&hs, &lim);
     assert_non_null(site);
@@ -142,8 +155,9 @@ static void *server_main(void *arg)
         h2o_evloop_run(loop, 5);
     http_listener_shutdown(l);
     /* Every test reads its responses to EOF, so no connection is left but
-     * the ones h2o has yet to reap. */
-    for (int i = 0; i < 100 && http_listener_connections(l) > 0; i++)
+     * the ones h2o has yet to reap (idle keep-alive ones close within a
+     * second of the shutdown). */
+    for (int i = 0; i < 300 && http_listener_connections(l) > 0; i++)
         h2o_evloop_run(loop, 10);
     assert_int_equal(http_listener_free(l), 0);
     for (int i = 0; i < 3; i++) /* let h2o release the closed sockets */
@@ -153,7 +167,7 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-static int server_start(void **state)
+static int server_start_with(void **state)
 {
     fake_reset();
     server *srv = calloc(1, sizeof(*srv));
@@ -163,6 +177,35 @@ static int server_start(void **state)
     *state = srv;
     return 0;
 }
+
+static int server_start(void **state)
+{
+    fixture.header_timeout_ms = fixture.idle_timeout_ms = 5000;
+    fixture.gate = NULL;
+    return server_start_with(state);
+}
+
+/* header_timeout 300 ms, idle_timeout 3 s */
+static int server_start_short(void **state)
+{
+    fixture.header_timeout_ms = 300;
+    fixture.idle_timeout_ms = 3000;
+    fixture.gate = NULL;
+    return server_start_with(state);
+}
+
+/* Connections counted by test_gate, at most `max` (0: no cap). */
+static int server_start_gate(void **state, size_t max)
+{
+    fixture.header_timeout_ms = fixture.idle_timeout_ms = 5000;
+    metrics_reset_for_tests();
+    conn_gate_init(&test_gate, "gated", max, NULL, 0);
+    fixture.gate = &test_gate;
+    return server_start_with(state);
+}
+
+static int server_start_capped(void **state) { return server_start_gate(state, 2); }
+static int server_start_gated(void **state) { return server_start_gate(state, 0); }
 
 static int server_stop(void **state)
 {
@@ -434,6 +477,151 @@ static void test_result_status_and_headers(void **state)
     assert_string_equal(http_body(resp), "sig=0 enc=1 status=0 msg=span 1 bad");
 }
 
+
+/* ---- connections: timeouts, caps, descriptors ------------------------------ */
+
+/* Sends one keep-alive POST on fd and reads its (chunked) response; returns
+ * the status, 0 when the connection closed instead. */
+static int keepalive_post(int fd)
+{
+    static const char req[] = "POST /v1/traces HTTP/1.1\r\nHost: test\r\n" CT_PROTOBUF
+                              "Content-Length: 1\r\n\r\nx";
+    set_next(REQ_OK, 0, 0, "");
+    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1))
+        return 0;
+    size_t len = 0;
+    uint64_t end = loopback_now_ms() + 3000;
+    while (loopback_now_ms() < end && len < sizeof(resp) - 1) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 20) <= 0)
+            continue;
+        ssize_t n = recv(fd, resp + len, sizeof(resp) - 1 - len, 0);
+        if (n <= 0)
+            return 0;
+        len += (size_t)n;
+        resp[len] = '\0';
+        if (strstr(resp, "\r\n0\r\n\r\n") != NULL || (strstr(resp, "Content-Length") && strstr(resp, "\r\n\r\n") &&
+                                                      strlen(strstr(resp, "\r\n\r\n") + 4) > 0))
+            return http_status(resp);
+    }
+    return 0;
+}
+
+/* ms until the server closes fd (reading and discarding), -1 if not within limit_ms. */
+static long ms_until_closed(int fd, int limit_ms)
+{
+    uint64_t t0 = loopback_now_ms();
+    char sink[4096];
+    ssize_t n = loopback_read_to_eof(fd, sink, sizeof(sink), limit_ms);
+    return n < 0 ? -1 : (long)(loopback_now_ms() - t0);
+}
+
+/* Issue 13: h2o 2.2.5 closed keep-alive connections at header_timeout. */
+static void test_keepalive_idle_lives_past_header_timeout(void **state)
+{
+    server *srv = *state;
+    int fd = loopback_connect(srv->port);
+    assert_true(fd >= 0);
+    assert_int_equal(keepalive_post(fd), 200);
+    usleep(800 * 1000); /* idle: header_timeout 300 ms < 800 ms < idle_timeout 3 s */
+    assert_int_equal(keepalive_post(fd), 200);
+    /* idle_timeout still closes it (from the last response, about 3 s) */
+    long ms = ms_until_closed(fd, 5000);
+    assert_true(ms >= 2500 && ms < 4500);
+    close(fd);
+}
+
+static void test_slow_header_gets_header_timeout(void **state)
+{
+    server *srv = *state;
+    /* a fresh connection that sends nothing */
+    int fd = loopback_connect(srv->port);
+    assert_true(fd >= 0);
+    long ms = ms_until_closed(fd, 2000);
+    assert_true(ms >= 0 && ms < 1000);
+    close(fd);
+    /* after a request, a next one that stalls half-way through its header */
+    fd = loopback_connect(srv->port);
+    assert_int_equal(keepalive_post(fd), 200);
+    usleep(500 * 1000);
+    static const char part[] = "POST /v1/traces HTTP/1.1\r\nHost: t";
+    assert_int_equal(send(fd, part, sizeof(part) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(part) - 1));
+    ms = ms_until_closed(fd, 2000);
+    assert_true(ms >= 250 && ms < 1000);
+    close(fd);
+}
+
+static void test_connection_cap(void **state)
+{
+    server *srv = *state;
+    int a = loopback_connect(srv->port), b = loopback_connect(srv->port), c = loopback_connect(srv->port);
+    assert_true(a >= 0 && b >= 0 && c >= 0);
+    /* the third is accepted and closed at once; the first two are served */
+    assert_true(ms_until_closed(c, 1000) >= 0);
+    close(c);
+    assert_int_equal(keepalive_post(a), 200);
+    assert_int_equal(keepalive_post(b), 200);
+    assert_int_equal(metrics_value(test_gate.refused_listener), 1);
+    assert_int_equal(conn_gate_open(&test_gate), 2);
+    assert_int_equal(metrics_value(test_gate.gauge), 2);
+    /* a place freed is a place for the next one */
+    close(a);
+    for (int i = 0; i < 100 && conn_gate_open(&test_gate) > 1; i++)
+        usleep(10 * 1000);
+    c = loopback_connect(srv->port);
+    assert_int_equal(keepalive_post(c), 200);
+    close(b);
+    close(c);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static size_t fds_open(void)
+{
+    size_t n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
+/* Issue 13: with no descriptor left, a pending connection kept the listener
+ * readable and the loop spun at 100% CPU. */
+static void test_out_of_descriptors_does_not_spin(void **state)
+{
+    server *srv = *state;
+    enum { CLIENTS = 12 };
+    int cl[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        assert_true((cl[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+    struct rlimit saved, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    /* room for 4 accepted connections, then EMFILE */
+    low = (struct rlimit){.rlim_cur = fds_open() + 4, .rlim_max = saved.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < CLIENTS; i++)
+        assert_int_equal(connect(cl[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+    usleep(100 * 1000);
+    double c0 = cpu_seconds();
+    usleep(500 * 1000);
+    double used = cpu_seconds() - c0;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    print_message("cpu over 500 ms with EMFILE pending: %.3f s\n", used);
+    assert_true(used < 0.15);
+    /* 3 served (4 descriptors, one taken by an accept-and-close), one let
+     * in with the reserve and closed, the others wait in the backlog */
+    assert_true(metrics_value(test_gate.refused_fds) >= 1);
+    assert_true(conn_gate_open(&test_gate) >= 3);
+    for (int i = 0; i < CLIENTS; i++)
+        close(cl[i]);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, server_start, server_stop)
 
 int main(void)
@@ -448,6 +636,10 @@ int main(void)
         T(test_unsupported_content_type),
         T(test_body_over_limit),
         T(test_result_status_and_headers),
+        cmocka_unit_test_setup_teardown(test_keepalive_idle_lives_past_header_timeout, server_start_short, server_stop),
+        cmocka_unit_test_setup_teardown(test_slow_header_gets_header_timeout, server_start_short, server_stop),
+        cmocka_unit_test_setup_teardown(test_connection_cap, server_start_capped, server_stop),
+        cmocka_unit_test_setup_teardown(test_out_of_descriptors_does_not_spin, server_start_gated, server_stop),
     };
     /* As in the gateway's main: a peer that hung up must be an EPIPE. */
     signal(SIGPIPE, SIG_IGN);

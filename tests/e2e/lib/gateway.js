@@ -198,7 +198,8 @@ export class Gateway {
   /**
    * Start a gateway and wait until /readyz answers 200.
    * opts: workers (2), maxRequestBytes ('1MiB'), headerTimeout ('2s'), listenerExtra, extraYaml,
-   * env (variables added to the gateway's environment), ports ({grpcPort, httpPort, adminPort}: use
+   * env (variables added to the gateway's environment), nofile (a number: run with
+   * RLIMIT_NOFILE soft = hard = nofile, through prlimit(1)), ports ({grpcPort, httpPort, adminPort}: use
    * these instead of picking free ones);
    * or config: ({grpcPort, httpPort, adminPort, dataDir, dir}) => full YAML text,
    * which replaces the generated file (the ports are free loopback ports the
@@ -276,7 +277,13 @@ export class Gateway {
     Object.assign(env, this.opts.env); // opts.env: extra variables for this gateway
 
     const extra = (process.env.GATEWAY_ARGS || '').split(/\s+/).filter(Boolean);
-    this.proc = spawn(GATEWAY_BIN, ['--config', this.configPath, ...extra], {
+    // opts.nofile: prlimit sets the descriptor limit and execs the gateway
+    // (same pid).
+    const argv = ['--config', this.configPath, ...extra];
+    const [cmd, cmdArgs] = this.opts.nofile
+      ? ['prlimit', [`--nofile=${this.opts.nofile}:${this.opts.nofile}`, '--', GATEWAY_BIN, ...argv]]
+      : [GATEWAY_BIN, argv];
+    this.proc = spawn(cmd, cmdArgs, {
       cwd: this.dir,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

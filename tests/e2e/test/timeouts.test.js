@@ -1,0 +1,140 @@
+// HTTP/1.1 timeouts (issue 13): an idle keep-alive connection lives until
+// idle_timeout, while a request that is slow to arrive (and a connection that
+// never sends one) still gets only header_timeout.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+
+import { Gateway, sleep } from '../lib/gateway.js';
+import { newSpan, traceRequestProto } from '../lib/wire.js';
+
+const HEADER_TIMEOUT_MS = 1000;
+const IDLE_TIMEOUT_MS = 5000;
+
+/** A raw keep-alive HTTP/1.1 connection: send requests, read whole responses. */
+class Conn {
+  static open(port) {
+    return new Promise((resolve, reject) => {
+      const c = new Conn();
+      c.sock = net.connect({ host: '127.0.0.1', port }, () => resolve(c));
+      c.sock.on('error', (e) => (c.error = e));
+      c.sock.once('error', reject);
+      c.buf = Buffer.alloc(0);
+      c.closedAt = null;
+      c.sock.on('data', (d) => {
+        c.buf = Buffer.concat([c.buf, d]);
+        c.wake?.();
+      });
+      c.sock.on('close', () => {
+        c.closedAt = Date.now();
+        c.wake?.();
+      });
+    });
+  }
+
+  /** Next complete response: {status, body}, or null when the connection closed first. */
+  async response(timeoutMs = 3000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const end = this.buf.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const head = this.buf.subarray(0, end).toString('latin1');
+        if (/transfer-encoding:\s*chunked/i.test(head)) {
+          // the body's chunks end with a zero-length chunk
+          const last = this.buf.indexOf('\r\n0\r\n\r\n', end + 2);
+          if (last >= 0) {
+            const body = this.buf.subarray(end + 4, last + 2);
+            this.buf = this.buf.subarray(last + 7);
+            return { status: Number(head.split(' ')[1]), head, body };
+          }
+        } else {
+          const len = Number(/content-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+          if (this.buf.length >= end + 4 + len) {
+            const body = this.buf.subarray(end + 4, end + 4 + len);
+            this.buf = this.buf.subarray(end + 4 + len);
+            return { status: Number(head.split(' ')[1]), head, body };
+          }
+        }
+      }
+      if (this.closedAt !== null) return null;
+      if (Date.now() > deadline) throw new Error('no response in time');
+      await new Promise((r) => {
+        this.wake = r;
+        setTimeout(r, 50);
+      });
+    }
+  }
+
+  post(port) {
+    const body = traceRequestProto('keepalive', [newSpan('k')]);
+    this.sock.write(
+      `POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-protobuf\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n`,
+    );
+    this.sock.write(body);
+  }
+
+  async waitClosed(timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    while (this.closedAt === null && Date.now() < deadline) await sleep(20);
+    return this.closedAt;
+  }
+}
+
+describe('HTTP/1.1 header_timeout and idle_timeout', () => {
+  let gw;
+  before(async () => {
+    gw = await Gateway.start({
+      workers: 1,
+      headerTimeout: `${HEADER_TIMEOUT_MS}ms`,
+      listenerExtra: `    idle_timeout: ${IDLE_TIMEOUT_MS}ms`,
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  it('keeps an idle keep-alive connection past header_timeout', async () => {
+    const c = await Conn.open(gw.httpPort);
+    c.post(gw.httpPort);
+    const r1 = await c.response();
+    assert.equal(r1?.status, 200);
+    await sleep(HEADER_TIMEOUT_MS * 2.5); // idle: longer than header_timeout, shorter than idle_timeout
+    assert.equal(c.closedAt, null, 'the idle keep-alive connection was closed');
+    c.post(gw.httpPort);
+    const r2 = await c.response();
+    assert.equal(r2?.status, 200, 'second request on the idle connection');
+    c.sock.destroy();
+  });
+
+  it('closes an idle keep-alive connection at idle_timeout', async () => {
+    const c = await Conn.open(gw.httpPort);
+    c.post(gw.httpPort);
+    assert.equal((await c.response())?.status, 200);
+    const t0 = Date.now();
+    const closed = await c.waitClosed(IDLE_TIMEOUT_MS + 3000);
+    assert.ok(closed !== null, 'not closed after idle_timeout');
+    const idle = closed - t0;
+    assert.ok(idle >= IDLE_TIMEOUT_MS - 200 && idle < IDLE_TIMEOUT_MS + 1500, `closed after ${idle} ms`);
+  });
+
+  it('gives a connection that sends nothing only header_timeout', async () => {
+    const c = await Conn.open(gw.httpPort);
+    const t0 = Date.now();
+    const closed = await c.waitClosed(HEADER_TIMEOUT_MS + 2000);
+    assert.ok(closed !== null, 'a silent connection outlived header_timeout');
+    assert.ok(closed - t0 < HEADER_TIMEOUT_MS + 1000, `closed after ${closed - t0} ms`);
+  });
+
+  it('gives a slow request header on a keep-alive connection only header_timeout', async () => {
+    const c = await Conn.open(gw.httpPort);
+    c.post(gw.httpPort);
+    assert.equal((await c.response())?.status, 200);
+    await sleep(HEADER_TIMEOUT_MS * 1.5); // idle, allowed
+    const t0 = Date.now();
+    c.sock.write('POST /v1/traces HTTP/1.1\r\nHost: x\r\n'); // and never the rest
+    const closed = await c.waitClosed(HEADER_TIMEOUT_MS + 2000);
+    assert.ok(closed !== null, 'a stalled request header outlived header_timeout');
+    assert.ok(closed - t0 < HEADER_TIMEOUT_MS + 1000, `closed after ${closed - t0} ms`);
+  });
+});
