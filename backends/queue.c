@@ -724,7 +724,7 @@ int queue_reserve(export_queue *q, size_t bytes)
 {
     pthread_mutex_lock(&q->lock);
     size_t used = q->reserved + q->bytes;
-    int rc = used <= q->max_bytes && bytes <= q->max_bytes - used ? 0 : -1;
+    int rc = bytes > q->max_bytes ? -2 : used <= q->max_bytes && bytes <= q->max_bytes - used ? 0 : -1;
     if (rc == 0)
         q->reserved += bytes;
     pthread_mutex_unlock(&q->lock);

@@ -65,7 +65,8 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
 void queue_close(export_queue *q);
 
 /* Admission: reserve room for `bytes` before pushing, so a request bound for
- * several backends is admitted to all or none. 0, or -1 when full. */
+ * several backends is admitted to all or none. 0, or -1 when full, or -2
+ * when `bytes` is more than max_bytes (it will never fit). */
 int queue_reserve(export_queue *q, size_t bytes);
 void queue_unreserve(export_queue *q, size_t bytes);
 /* Append (consumes a reservation of len bytes). Copies data. 0, or -1 on an

@@ -604,13 +604,18 @@ static int route_deliver(route *r, const char *tenant, const uint8_t *req, size_
         uint64_t bit = 1ull << j;
         if (*done & bit)
             continue;
-        if ((*full & bit) || (b->ops->reserve != NULL && b->ops->reserve(b, len) != 0)) {
+        int room = (*full & bit) ? -1 : b->ops->reserve != NULL ? b->ops->reserve(b, len) : 0;
+        if (room == -1) {
             *full |= bit;
             pending = 1;
             continue;
         }
         char berr[256] = "";
-        backend_status st = b->ops->export(b, &dec, &p, berr, sizeof(berr));
+        backend_status st = BACKEND_FAIL;
+        if (room == 0)
+            st = b->ops->export(b, &dec, &p, berr, sizeof(berr));
+        else /* bigger than the whole queue: holding it would only wedge the sampler */
+            snprintf(berr, sizeof(berr), "sampled trace of %zu bytes is larger than the backend's queue.max_bytes", len);
         *done |= bit;
         if (st != BACKEND_OK) {
             char q[300];

@@ -199,6 +199,7 @@ static void test_reserve_accounting(void **state)
     export_queue *q = open_q(NULL, 100, 0, QUEUE_FSYNC_INTERVAL);
     assert_int_equal(queue_reserve(q, 60), 0);
     assert_int_equal(queue_reserve(q, 50), -1);
+    assert_int_equal(queue_reserve(q, 101), -2); /* can never fit: not "full for now" */
     queue_unreserve(q, 60);
     assert_int_equal(queue_reserve(q, 100), 0);
     uint8_t data[100] = {0};
