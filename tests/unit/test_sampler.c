@@ -1143,6 +1143,27 @@ static void test_held_until_every_destination_has_room(void **state)
     assert_int_equal(st.held_traces, 0);
     assert_int_equal(st.abandoned, held);
     assert_int_equal(sampler_full(s, 0), 0);
+
+    /* Late spans the caller could not deliver everywhere (sampler_hold):
+     * offered again only to the destination that lacks them. */
+    memset(d.got, 0, sizeof(d.got));
+    d.room[0] = 100;
+    d.room[1] = 0;
+    span_t *late = sp_new(7, 9, 1, T0, T0 + 1, 0);
+    req_t *lr = req_new("svc", "lib", &late, 1);
+    uint8_t enc[512];
+    size_t elen = protobuf_c_message_pack(&lr->base, enc);
+    assert_int_equal(sampler_hold(s, 0, "t1", enc, elen, 1, 1 /* destination 0 has them */), 0);
+    sampler_tick(s, 0, T0 + 8 * SEC, two_dest_emit, &d);
+    assert_int_equal(sampler_held(s, 0, &spans), 1);
+    assert_int_equal(spans, 1);
+    d.room[1] = 1;
+    sampler_tick(s, 0, T0 + 9 * SEC, two_dest_emit, &d);
+    assert_int_equal(sampler_held(s, 0, NULL), 0);
+    assert_int_equal(d.got[0][7], 0);
+    assert_int_equal(d.got[1][7], 1);
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.bytes_held, 0);
     arena_free(d.a);
     sampler_free(s);
 }
