@@ -47,7 +47,8 @@ typedef struct backend_ops {
     int (*check)(const backend_config *cfg, char *err, size_t errlen);
     backend_status (*export)(backend *b, const otlp_request *req, const export_payload *p, char *err,
                              size_t errlen);
-    /* Optional: room for `bytes` of payload; 0 or -1 (full). */
+    /* Optional: room for `bytes` of payload; 0, -1 (full) or -2 (more
+     * than the queue can ever hold). */
     int (*reserve)(backend *b, size_t bytes);
     void (*unreserve)(backend *b, size_t bytes);
     int (*ready)(backend *b);   /* 1 when able to take data */

@@ -53,6 +53,8 @@ typedef struct exporter {
     metric_series *queue_entries, *queue_bytes;
     metric_series *up;  /* otlp_gateway_backend_up */
     atomic_int failing; /* the last attempt says the destination is in trouble */
+    metric_series *queue_damaged[2]; /* corrupt, torn */
+    uint64_t damaged_seen[2];        /* counted into queue_damaged so far (exporter thread) */
     exporter_series series[OTLP_SIGNAL_COUNT];
 
     /* consumer thread only */
@@ -769,12 +771,29 @@ static size_t exporter_prefix(const exporter *e, size_t n, int *full)
     return k;
 }
 
+/* Damaged disk-queue records (found at open, or when read back) into the
+ * metric: only the exporter thread calls this, after each peek. */
+static void exporter_count_damage(exporter *e)
+{
+    queue_stats st;
+    queue_get_stats(e->queue, &st);
+    uint64_t now[2] = {st.corrupt_records, st.torn_records};
+    for (int k = 0; k < 2; k++) {
+        if (now[k] > e->damaged_seen[k])
+            metrics_add(e->queue_damaged[k], now[k] - e->damaged_seen[k]);
+        e->damaged_seen[k] = now[k];
+    }
+}
+
 static void *exporter_run(void *arg)
 {
     exporter *e = arg;
+    exporter_count_damage(e);
     while (!atomic_load(&e->stopping)) {
         uint64_t age = 0;
         size_t n = queue_peek(e->queue, e->entries, e->set.max_entries, 1, EXPORTER_POLL_MS, &age);
+        if (e->set.queue.dir != NULL)
+            exporter_count_damage(e);
         if (n == 0)
             continue;
         int full;
@@ -917,6 +936,10 @@ static void exporter_metrics(exporter *e)
     metric_family *duration = metrics_histogram_family("otlp_gateway_export_duration_seconds",
                                                        "Duration of one export request attempt.", bounds,
                                                        sizeof(bounds) / sizeof(bounds[0]));
+    metric_family *damaged = metrics_family("otlp_gateway_export_queue_damaged_records_total", METRIC_COUNTER,
+                                            "Disk queue records found damaged and skipped: kind=corrupt (failed "
+                                            "magic, length or checksum; replay resumed at the next valid record), "
+                                            "torn (a torn tail, cut off at start).");
     char labels[160];
     snprintf(labels, sizeof(labels), "backend=\"%s\"", e->base.name);
     e->queue_entries = metrics_series(entries, labels);
@@ -926,6 +949,10 @@ static void exporter_metrics(exporter *e)
                                           "429 or 5xx on its last attempt), else 1; not readiness"),
                            labels);
     metrics_set(e->up, 1);
+    snprintf(labels, sizeof(labels), "backend=\"%s\",kind=\"corrupt\"", e->base.name);
+    e->queue_damaged[0] = metrics_series(damaged, labels);
+    snprintf(labels, sizeof(labels), "backend=\"%s\",kind=\"torn\"", e->base.name);
+    e->queue_damaged[1] = metrics_series(damaged, labels);
     for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {
         exporter_series *es = &e->series[s];
         const char *sig = otlp_signal_name((otlp_signal)s);
@@ -1024,9 +1051,10 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
         goto fail;
     }
     e->thread_started = 1;
-    log_info("exporter backend", "name=%s type=%s queue=%s recovered=%llu corrupt=%llu", cfg->name, type->name,
-             e->set.queue.dir != NULL ? e->set.queue.dir : "memory", (unsigned long long)st.recovered_entries,
-             (unsigned long long)st.corrupt_records);
+    log_info("exporter backend", "name=%s type=%s queue=%s recovered=%llu corrupt=%llu torn=%llu", cfg->name,
+             type->name, e->set.queue.dir != NULL ? e->set.queue.dir : "memory",
+             (unsigned long long)st.recovered_entries, (unsigned long long)st.corrupt_records,
+             (unsigned long long)st.torn_records);
     return &e->base;
 fail:
     exporter_destroy(&e->base);

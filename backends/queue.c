@@ -69,7 +69,7 @@ struct export_queue {
     size_t resident_entries, resident_bytes; /* in the list */
     queue_node *head, *tail;
     int woken;
-    uint64_t recovered, corrupt;
+    uint64_t recovered, corrupt, torn;
 
     /* disk mode (dirfd >= 0) */
     int dirfd, wfd, rfd;
@@ -262,19 +262,56 @@ static queue_rec_status queue_read_record(int fd, uint64_t off, uint64_t size, q
     return QUEUE_REC_OK;
 }
 
-/* Records lost from `off` (< size) on after a bad one: the bad record, plus those
- * that still look like records when stepping by the length fields. */
-static uint64_t queue_count_lost(int fd, uint64_t off, uint64_t size)
+/* The first offset after `off` (< size) where a whole valid record starts
+ * (magic, a length that fits, a matching CRC), or `size` when none does:
+ * damage costs the damaged record, not the rest of its segment. A false
+ * match needs the magic and a CRC-32C collision at once. *ioerr is set on a
+ * read error (then `size` is returned). */
+static uint64_t queue_resync(int fd, uint64_t off, uint64_t size, int *ioerr)
 {
-    uint64_t lost = 0;
-    uint8_t h[QUEUE_HDR];
-    while (off < size) {
-        lost++;
-        if (size - off < QUEUE_HDR || queue_pread_all(fd, h, sizeof(h), off) != 0 || queue_get32(h) != QUEUE_MAGIC)
-            break;
-        off += QUEUE_HDR + (uint64_t)h[13] + queue_get32(h + 4);
+    enum { CHUNK = 64 << 10 };
+    static const uint8_t magic[4] = {QUEUE_MAGIC & 0xff, (QUEUE_MAGIC >> 8) & 0xff, (QUEUE_MAGIC >> 16) & 0xff,
+                                     QUEUE_MAGIC >> 24};
+    uint8_t *chunk = malloc(CHUNK);
+    *ioerr = 0;
+    if (chunk == NULL) {
+        *ioerr = 1;
+        return size;
     }
-    return lost;
+    uint64_t pos = off + 1;
+    while (pos + QUEUE_HDR <= size) {
+        size_t n = size - pos < CHUNK ? (size_t)(size - pos) : CHUNK;
+        ssize_t r;
+        do
+            r = pread(fd, chunk, n, (off_t)pos);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+            *ioerr = r < 0;
+            break;
+        }
+        size_t i = 0;
+        for (; i + 4 <= (size_t)r; i++) {
+            if (memcmp(chunk + i, magic, 4) != 0)
+                continue;
+            queue_node *rec;
+            queue_rec_status rs = queue_read_record(fd, pos + i, size, &rec);
+            if (rs == QUEUE_REC_OK) {
+                free(rec);
+                free(chunk);
+                return pos + i;
+            }
+            if (rs == QUEUE_REC_IOERR) {
+                *ioerr = 1;
+                free(chunk);
+                return size;
+            }
+        }
+        if ((size_t)r < 4)
+            break;
+        pos += (uint64_t)r - 3; /* a magic split across chunks is seen in the next one */
+    }
+    free(chunk);
+    return size;
 }
 
 /* ---- segments ---- */
@@ -453,9 +490,11 @@ static void queue_cursor_read(export_queue *q, uint64_t *seg, uint64_t *off)
 
 /* ---- recovery ---- */
 
-/* Validates segment s from `start`, counting its records as spilled. Only
- * the last segment may end in a torn record, which is cut off; elsewhere a
- * short or bad record ends the replay of that segment. */
+/* Validates segment s from `start`, counting its records as spilled. A
+ * damaged record is skipped up to the next valid one (queue_resync) and
+ * counted in `corrupt`; damage with no valid record after it is a torn tail
+ * (a crash mid-write looks like this): counted in `torn`, and cut off when
+ * it ends the last segment (the one written before the crash). */
 static int queue_scan(export_queue *q, queue_seg *s, uint64_t start, int last, char *err, size_t errlen)
 {
     char name[32];
@@ -468,35 +507,42 @@ static int queue_scan(export_queue *q, queue_seg *s, uint64_t start, int last, c
             close(fd);
         return -1;
     }
-    uint64_t size = (uint64_t)st.st_size, off = start < size ? start : size;
+    uint64_t size = (uint64_t)st.st_size, off = start < size ? start : size, valid_end = off;
     while (off < size) {
         queue_node *n;
         queue_rec_status rs = queue_read_record(fd, off, size, &n);
         if (rs == QUEUE_REC_OK) {
             s->spilled_entries++;
             s->spilled_bytes += n->len;
-            off = n->end;
+            off = valid_end = n->end;
             free(n);
             continue;
         }
-        if (rs == QUEUE_REC_IOERR) {
+        int ioerr = rs == QUEUE_REC_IOERR;
+        uint64_t next = ioerr ? size : queue_resync(fd, off, size, &ioerr);
+        if (ioerr) {
             queue_err(err, errlen, "queue: read segment %s: %s", name, strerror(errno));
             close(fd);
             return -1;
         }
-        if (rs == QUEUE_REC_TORN && last) {
-            if (ftruncate(fd, (off_t)off) != 0) {
-                queue_err(err, errlen, "queue: truncate segment %s: %s", name, strerror(errno));
-                close(fd);
-                return -1;
-            }
-        } else {
-            q->corrupt += queue_count_lost(fd, off, size);
+        if (next < size) {
+            q->corrupt++;
+            off = next;
+            continue;
+        }
+        if (last)
+            q->torn++;
+        else
+            q->corrupt++; /* a sealed segment was complete once: damage */
+        if (last && ftruncate(fd, (off_t)valid_end) != 0) {
+            queue_err(err, errlen, "queue: truncate segment %s: %s", name, strerror(errno));
+            close(fd);
+            return -1;
         }
         break;
     }
     close(fd);
-    s->end = off;
+    s->end = valid_end;
     q->spilled += s->spilled_entries;
     q->entries += s->spilled_entries;
     q->bytes += s->spilled_bytes;
@@ -678,7 +724,7 @@ int queue_reserve(export_queue *q, size_t bytes)
 {
     pthread_mutex_lock(&q->lock);
     size_t used = q->reserved + q->bytes;
-    int rc = used <= q->max_bytes && bytes <= q->max_bytes - used ? 0 : -1;
+    int rc = bytes > q->max_bytes ? -2 : used <= q->max_bytes && bytes <= q->max_bytes - used ? 0 : -1;
     if (rc == 0)
         q->reserved += bytes;
     pthread_mutex_unlock(&q->lock);
@@ -759,7 +805,8 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
  * released around the reads, which is safe because only this (consumer)
  * thread reads or moves the load position, and producers only append newer
  * spilled records while any are spilled. A record that no longer reads back
- * intact loses the rest of its segment, counted as corrupt. */
+ * intact is skipped up to the next valid one; records the segment then
+ * fails to yield are counted as corrupt. */
 static void queue_load(export_queue *q, size_t want)
 {
     while (q->spilled > 0 && q->resident_entries < want &&
@@ -794,6 +841,16 @@ static void queue_load(export_queue *q, size_t want)
         while (got < avail && (have == 0 || (have < want && have_bytes < QUEUE_RESIDENT_MAX))) {
             queue_node *n;
             rs = q->rfd < 0 ? QUEUE_REC_IOERR : queue_read_record(q->rfd, off, size, &n);
+            if (rs == QUEUE_REC_BAD || (rs == QUEUE_REC_TORN && off < size)) {
+                /* Damaged since the scan: skip to the next valid record;
+                 * whatever it cost is reckoned when the segment runs out. */
+                int ioerr;
+                uint64_t next = queue_resync(q->rfd, off, size, &ioerr);
+                if (next < size && !ioerr) {
+                    off = next;
+                    continue;
+                }
+            }
             if (rs != QUEUE_REC_OK)
                 break;
             n->seg = num;
@@ -917,5 +974,6 @@ void queue_get_stats(export_queue *q, queue_stats *out)
     out->bytes = q->bytes;
     out->recovered_entries = q->recovered;
     out->corrupt_records = q->corrupt;
+    out->torn_records = q->torn;
     pthread_mutex_unlock(&q->lock);
 }

@@ -18,9 +18,12 @@
  * tenant bytes, payload. Segments roll at segment_bytes and are deleted once
  * fully acknowledged; the consumer's position is kept in a small cursor file
  * (written on ack, so a restart may resend what was in flight: at-least-once).
- * queue_open replays what is left: a torn last record (crash mid-write) is cut
- * off; a record failing its checksum ends that segment's replay, and the
- * records lost are counted in `corrupt_records`. */
+ * queue_open replays what is left: a record failing its magic, length or
+ * checksum is skipped and replay resumes at the next valid record (magic,
+ * length and CRC all hold), so damage costs the damaged record, counted in
+ * `corrupt_records`; damage with no valid record after it is a torn tail
+ * (a crash mid-write), counted in `torn_records` and cut off the last
+ * segment. */
 #ifndef GW_QUEUE_H
 #define GW_QUEUE_H
 
@@ -51,7 +54,8 @@ typedef struct queue_entry {
 typedef struct queue_stats {
     size_t entries, bytes;      /* queued now */
     uint64_t recovered_entries; /* replayed at open */
-    uint64_t corrupt_records;   /* skipped at open */
+    uint64_t corrupt_records;   /* damaged records skipped (at open, or read back later) */
+    uint64_t torn_records;      /* torn tails found at open (cut off the last segment) */
 } queue_stats;
 
 typedef struct export_queue export_queue;
@@ -61,7 +65,8 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
 void queue_close(export_queue *q);
 
 /* Admission: reserve room for `bytes` before pushing, so a request bound for
- * several backends is admitted to all or none. 0, or -1 when full. */
+ * several backends is admitted to all or none. 0, or -1 when full, or -2
+ * when `bytes` is more than max_bytes (it will never fit). */
 int queue_reserve(export_queue *q, size_t bytes);
 void queue_unreserve(export_queue *q, size_t bytes);
 /* Append (consumes a reservation of len bytes). Copies data. 0, or -1 on an

@@ -189,14 +189,18 @@ static void tmpl_fill(tmpl *t, uint64_t r, uint64_t seed)
 }
 
 static size_t g_emits, g_emit_spans, g_emit_bytes;
-static void on_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+static int on_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans, uint64_t *done,
+                   uint64_t *full)
 {
     (void)data;
     (void)tenant;
     (void)req;
+    (void)full;
+    *done = 1;
     g_emits++;
     g_emit_spans += spans;
     g_emit_bytes += len;
+    return 0;
 }
 
 static const char yaml[] =

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "log.h"
@@ -16,6 +17,9 @@
 #include "sampler.h"
 #include "trace_service.pb-c.h"
 
+
+/* How long shutdown offers held sampled traces to backends without room. */
+#define PIPELINE_HELD_FLUSH_MS 5000
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
 typedef Opentelemetry__Proto__Common__V1__AnyValue any_t;
@@ -167,6 +171,9 @@ static int read_sampling(pipeline *pl, const routing_config *cfg, const pipeline
     const config_node *node = config_get(config_get(cfg->root, "sampling"), set);
     if (node == NULL)
         return config_error(ref, "sampling", err, errlen, "no policy set \"%s\" (define it under sampling:)", set);
+    if (cp->n_backends > 64) /* a held trace tracks its delivery per backend in 64 bits */
+        return config_error(config_get(cp->node, "backends"), "backends", err, errlen,
+                            "a tail-sampled pipeline takes at most 64 backends");
     if ((r->smp = sampler_new(node, pl->n_shards, err, errlen)) == NULL ||
         (cfg->cluster != NULL && pipeline_cluster_route(pl, r) != 0))
         return -1;
@@ -174,8 +181,8 @@ static int read_sampling(pipeline *pl, const routing_config *cfg, const pipeline
     metric_family *f = metrics_family("otlp_gateway_sampler_export_dropped_total", METRIC_COUNTER,
                                       "Spans of sampled traces a backend could not take (the client had "
                                       "already been acknowledged), by pipeline and reason.");
-    static const char *const reasons[] = {"queue_full", "export_failed", "no_memory"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const reasons[] = {"queue_full", "export_failed", "no_memory", "shutdown"};
+    for (int i = 0; i < 4; i++) {
         char labels[200];
         snprintf(labels, sizeof(labels), "pipeline=\"%s\",reason=\"%s\"", r->name, reasons[i]);
         r->smp_dropped[i] = metrics_series(f, labels);
@@ -230,6 +237,8 @@ static int read_route(pipeline *pl, const routing_config *cfg, const pipeline_co
         r->backends[r->n_backends++] = pl->backends[k];
         r->needs_payload |= b->needs_payload;
     }
+    if (r->smp != NULL)
+        sampler_set_destinations(r->smp, (unsigned)r->n_backends);
     metric_family *f = metrics_family("otlp_gateway_pipeline_items_total", METRIC_COUNTER,
                                       "Items routed into a pipeline, by pipeline and signal.");
     for (int s = 0; s < OTLP_SIGNAL_COUNT; s++) {
@@ -556,42 +565,58 @@ static int reserve_all(const pipeline *pl, uint64_t used, const share *shares)
 
 static void count_sampler_drop(route *r, smp_drop_reason why, const char *backend, size_t spans)
 {
-    static const char *const reasons[] = {"queue_full", "export_failed", "no_memory"};
+    static const char *const reasons[] = {"queue_full", "export_failed", "no_memory", "shutdown"};
     metrics_add(r->smp_dropped[why], spans);
     log_warn("sampled spans dropped", "pipeline=%s backend=%s reason=%s spans=%zu", r->name, backend ? backend : "-",
              reasons[why], spans);
 }
 
-/* A sampled trace (or late spans of one: spans == 0, not counted by the
- * sampler) for route r's backends: `req` is an encoded ExportTraceServiceRequest. The client was acknowledged when the
- * spans were buffered, so there is nobody to push back on: a backend that
- * cannot take them loses them (counted and logged); the others still get
- * them. May run with a sampler shard lock held: no calls into the sampler. */
-static void route_emit(route *r, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+/* A sampled trace (or late spans of one: spans == 0, counted here by
+ * decoding) for route r's backends: `req` is an encoded
+ * ExportTraceServiceRequest. The client was acknowledged when the spans
+ * were buffered, so a backend without queue room must not lose them: it is
+ * left out of *done (and put in *full, so this pass offers it nothing
+ * more) and the sampler holds the trace for a later tick. A backend that
+ * refuses it for good is done with it (counted and logged as
+ * export_failed). Returns 0 when every backend is done. May run with a
+ * sampler shard lock held: no calls into the sampler. */
+static int route_deliver(route *r, const char *tenant, const uint8_t *req, size_t len, size_t spans, uint64_t *done,
+                         uint64_t *full, size_t *items)
 {
     otlp_request dec = {.signal = OTLP_TRACES, .items = spans};
     arena *a = NULL;
     int need_decoded = spans == 0; /* to count them */
     for (size_t j = 0; j < r->n_backends; j++)
-        need_decoded |= !r->backends[j]->needs_payload;
+        need_decoded |= !r->backends[j]->needs_payload && !(*done >> j & 1);
     if (need_decoded) {
         char derr[160];
         a = arena_new(r->pl->max_decoded_bytes);
         if (a == NULL || otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, req, len, a, &dec, derr, sizeof(derr)) != 0) {
             arena_free(a);
             count_sampler_drop(r, SMP_NO_MEMORY, NULL, spans);
-            return;
+            return 0;
         }
     }
     const export_payload p = {.data = req, .len = len, .tenant = tenant ? tenant : ""};
+    int pending = 0;
     for (size_t j = 0; j < r->n_backends; j++) {
         backend *b = r->backends[j];
-        if (b->ops->reserve != NULL && b->ops->reserve(b, len) != 0) {
-            count_sampler_drop(r, SMP_QUEUE_FULL, b->name, dec.items);
+        uint64_t bit = 1ull << j;
+        if (*done & bit)
+            continue;
+        int room = (*full & bit) ? -1 : b->ops->reserve != NULL ? b->ops->reserve(b, len) : 0;
+        if (room == -1) {
+            *full |= bit;
+            pending = 1;
             continue;
         }
         char berr[256] = "";
-        backend_status st = b->ops->export(b, &dec, &p, berr, sizeof(berr));
+        backend_status st = BACKEND_FAIL;
+        if (room == 0)
+            st = b->ops->export(b, &dec, &p, berr, sizeof(berr));
+        else /* bigger than the whole queue: holding it would only wedge the sampler */
+            snprintf(berr, sizeof(berr), "sampled trace of %zu bytes is larger than the backend's queue.max_bytes", len);
+        *done |= bit;
         if (st != BACKEND_OK) {
             char q[300];
             metrics_add(r->pl->export_failed[OTLP_TRACES], 1);
@@ -601,20 +626,23 @@ static void route_emit(route *r, const char *tenant, const uint8_t *req, size_t 
         }
     }
     arena_free(a);
+    if (items != NULL)
+        *items = dec.items;
+    return pending;
 }
 
-static void sampler_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+static int sampler_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans,
+                        uint64_t *done, uint64_t *full)
 {
-    route_emit(data, tenant, req, len, spans);
+    return route_deliver(data, tenant, req, len, spans, done, full, NULL);
 }
 
-/* Hand a route's share to its sampler: each shard that has spans of the
- * share takes them (under that shard's lock), then is ticked so traces its
- * memory budget decided early go out. */
-void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req, const char *tenant, arena *a)
+/* The sampler shards that spans of req belong to, as a flag per shard in
+ * an arena array (NULL: out of memory, treat as every shard). */
+static uint8_t *shards_of(const route *r, const pipeline *pl, const otlp_request *req, arena *a)
 {
     const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *tr = (const void *)req->msg;
-    uint8_t *has = arena_calloc(a, pl->n_shards, 1); /* NULL: try every shard */
+    uint8_t *has = arena_calloc(a, pl->n_shards, 1);
     for (size_t i = 0; has != NULL && i < tr->n_resource_spans; i++) {
         const Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = tr->resource_spans[i];
         for (size_t k = 0; rs != NULL && k < rs->n_scope_spans; k++) {
@@ -624,6 +652,25 @@ void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req
                     has[sampler_shard_of(r->smp, ss->spans[n]->trace_id.data)] = 1;
         }
     }
+    return has;
+}
+
+int pipeline_sampler_full(const route *r, const pipeline *pl, const otlp_request *req, arena *a)
+{
+    uint8_t *has = shards_of(r, pl, req, a);
+    for (size_t sh = 0; sh < pl->n_shards; sh++)
+        if ((has == NULL || has[sh]) && sampler_full(r->smp, sh))
+            return 1;
+    return 0;
+}
+
+/* Hand a route's share to its sampler: each shard that has spans of the
+ * share takes them (under that shard's lock), then is ticked so traces its
+ * memory budget decided early go out. Late spans of sampled traces go to
+ * the backends at once; what finds no room is held in the shard too. */
+void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req, const char *tenant, arena *a)
+{
+    uint8_t *has = shards_of(r, pl, req, a);
     uint64_t now = clock_now_ns();
     buf late = BUF_INIT;
     for (size_t sh = 0; sh < pl->n_shards; sh++) {
@@ -631,8 +678,11 @@ void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req
             continue;
         buf_clear(&late);
         sampler_add(r->smp, sh, req->msg, tenant, now, &late);
-        if (late.len > 0)
-            route_emit(r, tenant, (const uint8_t *)late.data, late.len, 0);
+        uint64_t done = 0, full = 0;
+        size_t n = 0;
+        if (late.len > 0 && route_deliver(r, tenant, (const uint8_t *)late.data, late.len, 0, &done, &full, &n) != 0 &&
+            sampler_hold(r->smp, sh, tenant, (const uint8_t *)late.data, late.len, n, done) != 0)
+            count_sampler_drop(r, SMP_NO_MEMORY, NULL, n);
         sampler_tick(r->smp, sh, now, sampler_emit, r);
     }
     buf_free(&late);
@@ -681,6 +731,16 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
     /* Sampled routes buffer instead of exporting: no backend room to
      * reserve, but in a cluster their spans owned elsewhere need room in
      * the owners' forward queues, reserved first so nothing is half-taken. */
+    /* A sampler full of sampled traces waiting for backend room takes
+     * nothing more: the client retries later, nothing acknowledged is lost. */
+    for (size_t ri = 0; ri < pl->n_routes; ri++) {
+        if (((used & sampled) >> ri & 1) && pipeline_sampler_full(&pl->routes[ri], pl, &shares[ri].req, a)) {
+            metrics_add(pl->queue_full[req->signal], 1);
+            snprintf(err, errlen, "tail sampler of pipeline %s full: sampled traces wait for backend room",
+                     pl->routes[ri].name);
+            return PIPELINE_RETRY;
+        }
+    }
     owned *own = NULL;
     if (pl->cl != NULL && (used & sampled) != 0) {
         pipeline_status ps = PIPELINE_OK;
@@ -785,6 +845,59 @@ static void flush_backends(pipeline *pl)
     free(started);
 }
 
+/* Sampled traces still held for backend room at shutdown (every shard,
+ * every sampled route); their spans in *spans. */
+static size_t held_total(pipeline *pl, uint64_t *spans)
+{
+    size_t n = 0;
+    *spans = 0;
+    for (size_t ri = 0; ri < pl->n_routes; ri++) {
+        for (size_t sh = 0; pl->routes[ri].smp != NULL && sh < pl->n_shards; sh++) {
+            uint64_t sp = 0;
+            n += sampler_held(pl->routes[ri].smp, sh, &sp);
+            *spans += sp;
+        }
+    }
+    return n;
+}
+
+/* Shutdown: held traces are offered again every 100 ms while the backends
+ * drain their queues, for up to PIPELINE_HELD_FLUSH_MS; what is still held
+ * then is lost with the process: counted (reason "shutdown") and logged. */
+static void flush_held(pipeline *pl)
+{
+    uint64_t spans, deadline = clock_now_ms() + PIPELINE_HELD_FLUSH_MS;
+    size_t n = held_total(pl, &spans);
+    if (n == 0)
+        return;
+    log_warn("sampled traces wait for backend room at shutdown", "traces=%zu spans=%llu wait_ms=%d", n,
+             (unsigned long long)spans, PIPELINE_HELD_FLUSH_MS);
+    while (n > 0 && clock_now_ms() < deadline) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        uint64_t now = clock_now_ns();
+        for (size_t ri = 0; ri < pl->n_routes; ri++)
+            for (size_t sh = 0; pl->routes[ri].smp != NULL && sh < pl->n_shards; sh++)
+                sampler_tick(pl->routes[ri].smp, sh, now, sampler_emit, &pl->routes[ri]);
+        n = held_total(pl, &spans);
+    }
+    for (size_t ri = 0; ri < pl->n_routes; ri++) {
+        route *r = &pl->routes[ri];
+        uint64_t lost = 0, sp;
+        size_t traces = 0;
+        for (size_t sh = 0; r->smp != NULL && sh < pl->n_shards; sh++) {
+            traces += sampler_abandon(r->smp, sh, &sp);
+            lost += sp;
+        }
+        if (traces == 0)
+            continue;
+        metrics_add(r->smp_dropped[SMP_SHUTDOWN], lost);
+        log_error("sampled traces lost at shutdown: no backend room",
+                  "pipeline=%s traces=%zu spans=%llu waited_ms=%d reason=shutdown", r->name, traces,
+                  (unsigned long long)lost, PIPELINE_HELD_FLUSH_MS);
+    }
+}
+
 void pipeline_flush(pipeline *pl)
 {
     /* The forwarder stops first: what it still holds comes back and is
@@ -797,6 +910,7 @@ void pipeline_flush(pipeline *pl)
     for (size_t ri = 0; ri < pl->n_routes; ri++)
         for (size_t sh = 0; pl->routes[ri].smp != NULL && sh < pl->n_shards; sh++)
             sampler_flush(pl->routes[ri].smp, sh, now, sampler_emit, &pl->routes[ri]);
+    flush_held(pl);
     flush_backends(pl);
 }
 

@@ -77,7 +77,8 @@ int pipeline_ready(pipeline *pl);
  * periodically for its own shard, with or without traffic. */
 void pipeline_tick(pipeline *pl, unsigned worker, uint64_t now_ns);
 /* Shutdown, after the workers stopped: decide every buffered trace (sampled
- * ones are exported), then flush every backend. */
+ * ones are exported; those held for backend room are offered again for up
+ * to 5 s, then counted as lost), then flush every backend. */
 void pipeline_flush(pipeline *pl);
 /* ---- cluster (docs/cluster.md); without `cluster:` these do nothing ---- */
 

@@ -216,6 +216,10 @@ pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req,
         snprintf(err, errlen, "no tail-sampled traces pipeline named \"%s\" here", pipeline_name);
         return PIPELINE_FAIL;
     }
+    if (pipeline_sampler_full(r, pl, req, a)) {
+        snprintf(err, errlen, "tail sampler of pipeline %s full: sampled traces wait for backend room", r->name);
+        return PIPELINE_RETRY;
+    }
     metrics_add(r->m_received, req->items);
     if (pl->cl == NULL) {
         pipeline_sample_local(r, pl, req, tenant, a);

@@ -47,14 +47,14 @@ typedef struct route {
      * here and reach the backends only when their trace is sampled. */
     sampler *smp;
     struct pipeline *pl;
-    metric_series *smp_dropped[3]; /* by smp_drop_reason */
+    metric_series *smp_dropped[4]; /* by smp_drop_reason */
     /* Cluster (pipeline_cluster.c): the ring epoch each sampler shard last
      * handed over non-owned traces at, and the route's cluster counters. */
     uint64_t *shard_epoch;
     metric_series *m_received, *m_fragments, *m_handoff;
 } route;
 
-typedef enum { SMP_QUEUE_FULL, SMP_EXPORT_FAILED, SMP_NO_MEMORY } smp_drop_reason;
+typedef enum { SMP_QUEUE_FULL, SMP_EXPORT_FAILED, SMP_NO_MEMORY, SMP_SHUTDOWN } smp_drop_reason;
 
 typedef struct tenant_routes {
     const char *tenant;
@@ -79,6 +79,9 @@ struct pipeline {
 
 /* A sampled route's spans into its own sampler, shard by shard (pipeline.c). */
 void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req, const char *tenant, arena *a);
+/* 1 when a sampler shard that spans of req belong to is full of sampled
+ * traces waiting for backend room (sampler_full): refuse req, retryably. */
+int pipeline_sampler_full(const route *r, const pipeline *pl, const otlp_request *req, arena *a);
 
 /* ---- pipeline_cluster.c ---- */
 

@@ -374,10 +374,40 @@ static void trace_free(sampler *s, shard *sh, trace *t)
         blob_put(s, sh, g->scope);
         free(g);
     }
+    free(t->raw);
     held_sub(s, sh, t->mem);
     sh->spans_held -= t->sum.spans;
     sh->wire_held -= t->sum.span_bytes;
     free(t);
+}
+
+/* The ready list: sampled traces in decision order, until every
+ * destination has them. */
+static void ready_append(shard *sh, trace *t)
+{
+    t->next = NULL;
+    if (sh->ready_tail != NULL)
+        sh->ready_tail->next = t;
+    else
+        sh->ready = t;
+    sh->ready_tail = t;
+    sh->n_ready++;
+    sh->ready_bytes += t->mem;
+    sh->ready_spans += t->sum.spans;
+}
+
+/* Unlinks t, whose predecessor on the ready list is prev (NULL: the head). */
+static void ready_remove(shard *sh, trace *prev, trace *t)
+{
+    if (prev != NULL)
+        prev->next = t->next;
+    else
+        sh->ready = t->next;
+    if (sh->ready_tail == t)
+        sh->ready_tail = prev;
+    sh->n_ready--;
+    sh->ready_bytes -= t->mem;
+    sh->ready_spans -= t->sum.spans;
 }
 
 /* ---- deciding ---- */
@@ -415,12 +445,7 @@ static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
         }
         dcache_put(&sh->sampled, t->key, (uint8_t)(who >= 0 && who < 254 ? who + 1 : 0));
         t->who = who;
-        t->next = NULL;
-        if (sh->ready_tail != NULL)
-            sh->ready_tail->next = t;
-        else
-            sh->ready = t;
-        sh->ready_tail = t;
+        ready_append(sh, t);
     } else {
         sh->st.dropped++;
         sh->st.spans_dropped += t->sum.spans;
@@ -530,6 +555,13 @@ static size_t resource_payload(const shard *sh, size_t i, size_t ng)
 /* Encode trace t as an ExportTraceServiceRequest into sh->out. */
 static int encode_trace(sampler *s, shard *sh, const trace *t)
 {
+    if (t->raw != NULL) {
+        buf_clear(&sh->out);
+        if (buf_reserve(&sh->out, t->raw_len) != 0)
+            return -1;
+        buf_append(&sh->out, t->raw, t->raw_len);
+        return 0;
+    }
     const uint8_t *attr = NULL;
     size_t extra = 0;
     if (s->record_policy && t->who >= 0) {
@@ -573,22 +605,39 @@ static int encode_trace(sampler *s, shard *sh, const trace *t)
     return 0;
 }
 
+/* One pass over the ready list, oldest first: each trace is offered to the
+ * destinations that do not have it yet; those that found no room (full,
+ * this pass) are not offered anything more, and a trace that waits only on
+ * them is kept without being encoded. Delivered traces are freed; the rest
+ * stay, in order, held for the next pass. */
 static void emit_ready(sampler *s, shard *sh, sampler_emit_fn emit, void *data)
 {
-    while (sh->ready != NULL) {
-        trace *t = sh->ready;
-        sh->ready = t->next;
-        if (sh->ready == NULL)
-            sh->ready_tail = NULL;
+    uint64_t full = 0;
+    trace *prev = NULL;
+    for (trace *t = sh->ready, *nx; t != NULL; t = nx) {
+        nx = t->next;
+        if ((s->dest_mask & ~t->done & ~full) == 0) {
+            prev = t; /* waits for room only where this pass found none */
+            continue;
+        }
         if (encode_trace(s, sh, t) == 0) {
-            if (emit != NULL)
-                emit(data, t->tenant->name, (const uint8_t *)sh->out.data, sh->out.len, t->sum.spans);
+            if (emit != NULL &&
+                emit(data, t->tenant->name, (const uint8_t *)sh->out.data, sh->out.len, t->sum.spans, &t->done,
+                     &full) != 0) {
+                prev = t;
+                continue;
+            }
         } else {
             sh->st.lost_oom += t->sum.spans;
             log_error("sampler: out of memory encoding a sampled trace", "spans=%llu",
                       (unsigned long long)t->sum.spans);
         }
+        ready_remove(sh, prev, t);
         trace_free(s, sh, t);
+    }
+    if (sh->n_ready != sh->held_pub) {
+        metrics_gauge_add(s->m.held, (int64_t)sh->n_ready - (int64_t)sh->held_pub);
+        sh->held_pub = sh->n_ready;
     }
 }
 
@@ -667,6 +716,7 @@ sampler *sampler_new(const config_node *n, size_t n_shards, char *err, size_t er
         return NULL;
     }
     pthread_mutex_init(&s->pol_lock, NULL);
+    s->dest_mask = 1;
     size_t sc = 0, nsc = 0;
     if (read_config(s, n, n_shards, &sc, &nsc, err, errlen) != 0) {
         sampler_free(s);
@@ -1196,5 +1246,96 @@ size_t sampler_release(sampler *s, size_t shard_i, sampler_keep_fn keep, sampler
         n++;
     }
     pthread_mutex_unlock(&sh->lock);
+    return n;
+}
+
+/* Held traces of a shard, their spans, and whether they leave the shard
+ * over its budget (sampler_full). */
+static size_t sampler_held_full(sampler *s, size_t shard_i, uint64_t *spans, int *full)
+{
+    shard *sh = shard_enter(s, shard_i);
+    if (sh == NULL)
+        return 0;
+    size_t n = sh->n_ready;
+    if (spans != NULL)
+        *spans = sh->ready_spans;
+    *full = n > 0 && sh->bytes >= s->max_bytes;
+    pthread_mutex_unlock(&sh->lock);
+    return n;
+}
+
+void sampler_set_destinations(sampler *s, unsigned n)
+{
+    s->dest_mask = n >= 64 ? UINT64_MAX : n == 0 ? 1 : (1ull << n) - 1;
+}
+
+int sampler_hold(sampler *s, size_t shard_i, const char *tenant, const uint8_t *req, size_t len, size_t spans,
+                 uint64_t done)
+{
+    shard *sh = shard_enter(s, shard_i);
+    if (sh == NULL)
+        return -1;
+    const tenant_name *tn = tenant_intern(sh, tenant);
+    trace *t = tn != NULL ? calloc(1, sizeof(*t)) : NULL;
+    uint8_t *raw = t != NULL ? malloc(len ? len : 1) : NULL;
+    if (raw == NULL) {
+        free(t);
+        pthread_mutex_unlock(&sh->lock);
+        return -1;
+    }
+    memcpy(raw, req, len);
+    t->raw = raw;
+    t->raw_len = len;
+    t->tenant = tn;
+    t->who = -1;
+    t->done = done;
+    t->sum.spans = spans;
+    sh->spans_held += spans; /* trace_free takes them back */
+    t->mem = sizeof(*t) + len + 2 * MALLOC_OVERHEAD;
+    held_add(s, sh, t->mem);
+    metrics_gauge_add(s->m.in_flight, 1); /* trace_free takes it back */
+    ready_append(sh, t);
+    if (sh->n_ready != sh->held_pub) {
+        metrics_gauge_add(s->m.held, (int64_t)sh->n_ready - (int64_t)sh->held_pub);
+        sh->held_pub = sh->n_ready;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return 0;
+}
+
+size_t sampler_held(sampler *s, size_t shard_i, uint64_t *spans)
+{
+    int full;
+    return sampler_held_full(s, shard_i, spans, &full);
+}
+
+int sampler_full(sampler *s, size_t shard_i)
+{
+    int full = 0;
+    sampler_held_full(s, shard_i, NULL, &full);
+    return full;
+}
+
+size_t sampler_abandon(sampler *s, size_t shard_i, uint64_t *spans)
+{
+    shard *sh = shard_enter(s, shard_i);
+    if (sh == NULL)
+        return 0;
+    size_t n = 0;
+    uint64_t sp = 0;
+    while (sh->ready != NULL) {
+        trace *t = sh->ready;
+        ready_remove(sh, NULL, t);
+        sp += t->sum.spans;
+        n++;
+        trace_free(s, sh, t);
+    }
+    sh->st.abandoned += n;
+    sh->st.spans_abandoned += sp;
+    metrics_gauge_add(s->m.held, -(int64_t)sh->held_pub);
+    sh->held_pub = 0;
+    pthread_mutex_unlock(&sh->lock);
+    if (spans != NULL)
+        *spans = sp;
     return n;
 }

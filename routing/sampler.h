@@ -50,19 +50,56 @@ size_t sampler_add(sampler *s, size_t shard, const ProtobufCMessage *export_trac
                    uint64_t now_ns, buf *late_out);
 
 /* Decide every trace of `shard` that is due at now_ns (or over the memory
- * budget); for each sampled trace, call emit with an encoded
+ * budget), then hand each sampled trace to emit as an encoded
  * ExportTraceServiceRequest holding all its buffered spans (resource and
- * scope grouping preserved) and the tenant it came with. Returns the number
- * of traces decided during this call (traces decided early by sampler_add's
- * memory budget are emitted here but were counted there). */
-typedef void (*sampler_emit_fn)(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans);
+ * scope grouping preserved) with the tenant it came with. Returns the
+ * number of traces decided during this call (traces decided early by
+ * sampler_add's memory budget are emitted here but were counted there).
+ *
+ * Delivery is tracked per destination (see sampler_set_destinations; bit j
+ * of a mask is destination j). emit gets the trace's `done` mask (kept by
+ * the sampler, 0 at first) and this pass's `full` mask: it must not try
+ * the destinations in *full, sets in *done each destination that took the
+ * trace (or refused it for good), and in *full each one that had no room.
+ * It returns 0 once every destination is done: the trace is freed. Else
+ * the trace is held (still counted in bytes_held, in order) and offered
+ * again, to the destinations not done, on later ticks; a held trace whose
+ * pending destinations are all in this pass's *full is not even encoded.
+ * Nothing sampled is dropped for lack of room; see sampler_full. */
+typedef int (*sampler_emit_fn)(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans,
+                               uint64_t *done, uint64_t *full);
 size_t sampler_tick(sampler *s, size_t shard, uint64_t now_ns, sampler_emit_fn emit, void *data);
 
 /* emit runs with the shard's lock held: it must not call back into the
  * sampler for the same shard. `req` is valid only during the call. */
 
-/* Decide everything now (shutdown). */
+/* How many destinations emit delivers to (1..64; default 1). Call once,
+ * before the sampler is used. */
+void sampler_set_destinations(sampler *s, unsigned n);
+
+/* Spans of a sampled trace that the caller could not deliver at once (late
+ * spans of a decided trace: `req` an encoded ExportTraceServiceRequest of
+ * `spans` spans, `done` the destinations that already have them): held and
+ * offered again like a held trace. 0, or -1 without memory. */
+int sampler_hold(sampler *s, size_t shard, const char *tenant, const uint8_t *req, size_t len, size_t spans,
+                 uint64_t done);
+
+/* 1 when `shard` is over its memory budget while sampled traces wait there
+ * for destination room: new spans for it must be refused (the client gets
+ * a retryable answer) rather than anything acknowledged being dropped. */
+int sampler_full(sampler *s, size_t shard);
+
+/* Decide everything now (shutdown) and offer every sampled trace once;
+ * those no destination had room for stay held (see sampler_held). */
 size_t sampler_flush(sampler *s, size_t shard, uint64_t now_ns, sampler_emit_fn emit, void *data);
+
+/* Sampled traces of `shard` held for destination room, and their spans. */
+size_t sampler_held(sampler *s, size_t shard, uint64_t *spans);
+
+/* Shutdown, after the wait for room ran out: free the held traces of
+ * `shard`; returns how many, their spans in *spans (for the caller to
+ * count and log as lost). */
+size_t sampler_abandon(sampler *s, size_t shard, uint64_t *spans);
 
 /* Cluster ownership moved (a member joined or left, or this one is
  * stopping): hand over the undecided traces of `shard` that keep(data,
@@ -96,6 +133,8 @@ typedef struct sampler_stats {
     uint64_t decision_latency_ns_sum, decision_latency_ns_max; /* first span to decision, over decided traces */
     uint64_t spans_lost_oom;      /* sampled spans that could not be encoded for lack of memory (logged) */
     uint64_t released, spans_released; /* undecided traces (and their spans) handed to another member */
+    uint64_t held_traces, held_bytes;  /* sampled, waiting for destination room (in bytes_held too) */
+    uint64_t abandoned, spans_abandoned; /* held traces freed by sampler_abandon */
 } sampler_stats;
 void sampler_get_stats(sampler *s, sampler_stats *out);
 

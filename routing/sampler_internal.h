@@ -60,6 +60,9 @@ struct trace {
     size_t mem;             /* accounted bytes of trace + segments */
     int in_quiet;
     int who;                /* deciding policy once sampled */
+    uint64_t done;          /* sampled: destinations that have it (sampler_emit_fn) */
+    uint8_t *raw;           /* sampler_hold: the encoded request, instead of segs */
+    size_t raw_len;
 };
 
 /* Set-associative cache of decided trace keys: each key maps to one set of
@@ -75,7 +78,7 @@ typedef struct dcache {
 typedef struct shard_stats {
     uint64_t sampled, dropped, evicted, evicted_traces, late_sampled, late_dropped, buffered, decided_wait,
         decided_quiet, decided_flush, spans_sampled, spans_dropped, lat_sum, lat_max, lost_oom, released,
-        spans_released;
+        spans_released, abandoned, spans_abandoned;
 } shard_stats;
 
 typedef struct shard {
@@ -84,7 +87,9 @@ typedef struct shard {
     size_t tab_size, n_traces;
     trace fifo;  /* sentinel: undecided traces by first span */
     trace quiet; /* sentinel: undecided traces with a root, by last span */
-    trace *ready, *ready_tail; /* sampled, waiting for emit */
+    trace *ready, *ready_tail; /* sampled, waiting for emit (or held for room) */
+    size_t n_ready, ready_bytes, ready_spans;
+    size_t held_pub;           /* n_ready after the last emit pass, as published */
     blob **btab;
     size_t btab_size, n_blobs;
     tenant_name *tenants;
@@ -108,6 +113,7 @@ typedef struct shard {
 struct sampler {
     uint64_t wait_ns, quiet_ns;
     size_t max_bytes, max_traces; /* per shard */
+    uint64_t dest_mask;           /* sampler_set_destinations */
     int record_policy;
     sp_set pol;
     pthread_mutex_t pol_lock;
@@ -117,7 +123,7 @@ struct sampler {
     uint8_t **attr_enc;
     size_t *attr_len;
     struct {
-        metric_series *in_flight, *bytes, *late_sampled, *late_dropped, *evicted, *latency;
+        metric_series *in_flight, *bytes, *late_sampled, *late_dropped, *evicted, *latency, *held;
         metric_series *traces[2][4]; /* [sampled][reason] */
     } m;
 };

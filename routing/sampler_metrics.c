@@ -33,6 +33,10 @@ void sampler_get_stats(sampler *s, sampler_stats *out)
         out->spans_lost_oom += sh->st.lost_oom;
         out->released += sh->st.released;
         out->spans_released += sh->st.spans_released;
+        out->held_traces += sh->held_pub;
+        out->held_bytes += sh->held_pub != 0 ? sh->ready_bytes : 0;
+        out->abandoned += sh->st.abandoned;
+        out->spans_abandoned += sh->st.spans_abandoned;
         pthread_mutex_unlock(&sh->lock);
     }
 }
@@ -72,6 +76,9 @@ void sampler_set_metrics(sampler *s, const char *pipeline)
                                          "Spans arriving after their trace's decision, by decision");
     metric_family *evicted = metrics_family("otlp_gateway_sampler_evictions_total", METRIC_COUNTER,
                                             "Traces decided early because the sampler's memory budget was full");
+    metric_family *held_f = metrics_family("otlp_gateway_sampler_traces_held", METRIC_GAUGE,
+                                           "Sampled traces held in the tail sampler until every backend has room "
+                                           "(new requests get 503 / UNAVAILABLE while this fills the budget)");
     metric_family *lat = metrics_histogram_family("otlp_gateway_sampler_decision_latency_seconds",
                                                   "Time from a trace's first span to its sampling decision",
                                                   lat_bounds, sizeof(lat_bounds) / sizeof(lat_bounds[0]));
@@ -81,6 +88,7 @@ void sampler_set_metrics(sampler *s, const char *pipeline)
     snprintf(labels, sizeof(labels), "pipeline=%s", pl);
     s->m.in_flight = metrics_series(in_flight, labels);
     s->m.bytes = metrics_series(bytes, labels);
+    s->m.held = metrics_series(held_f, labels);
     s->m.evicted = metrics_series(evicted, labels);
     s->m.latency = metrics_series(lat, labels);
     for (int k = 0; k < 2; k++) {

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -16,6 +20,7 @@
 #include "clock.h"
 #include "gzip.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "pipeline.h"
 
 typedef struct fixture {
@@ -467,6 +472,145 @@ static void test_tail_sampling_pipeline(void **state)
     fixture_down(&f);
 }
 
+/* ---- a sampled pipeline in front of a backend without queue room ---- */
+
+/* A listening socket that never accepts: the exporter connects (the
+ * kernel completes it), sends, and waits for an answer until its timeout. */
+static int stalled_sink(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 64), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* The value of one series in /metrics (0 when absent). */
+static double metric_value(const char *series)
+{
+    buf out = BUF_INIT;
+    assert_int_equal(metrics_render(&out), 0);
+    buf_putc(&out, '\0');
+    const char *at = strstr(out.data, series);
+    double v = at != NULL ? atof(at + strlen(series) + 1) : 0;
+    buf_free(&out);
+    return v;
+}
+
+/* Whole-file occurrences of needle (lines here are longer than fgets' buffer). */
+static int count_in_whole_file(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    rewind(fp);
+    char *d = malloc((size_t)n + 1);
+    assert_int_equal(fread(d, 1, (size_t)n, fp), (size_t)n);
+    d[n] = '\0';
+    fclose(fp);
+    int c = 0;
+    for (const char *p = d; (p = strstr(p, needle)) != NULL; p++)
+        c++;
+    free(d);
+    return c;
+}
+
+/* One trace of one span with a ~30 KB attribute: trace and span id from i. */
+static void send_big_trace(fixture *f, unsigned i, ingest_result *res)
+{
+    static char body[40000], pad[30001];
+    memset(pad, 'x', sizeof(pad) - 1);
+    snprintf(body, sizeof(body),
+             "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"%032x\",\"spanId\":\"%016x\","
+             "\"name\":\"s\",\"attributes\":[{\"key\":\"pad\",\"value\":{\"stringValue\":\"%s\"}}]}]}]}]}",
+             i + 1, i + 1, pad);
+    export(f, OTLP_TRACES, body, strlen(body), 0, res);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Backends f (file: always room) and q (otlp_http whose sink never answers,
+ * 256 KiB queue, each batch given up after 500 ms so room comes back
+ * slowly). Sampled traces that q has no room for are held in the sampler,
+ * not dropped; once the held traces fill the sampler's 1 MiB budget new
+ * requests get 503; when q has room again the held traces reach it, and a
+ * new request is accepted; at shutdown pipeline_flush waits for the rest.
+ * f gets every acknowledged trace exactly once, and no sampled span is
+ * counted as dropped. */
+static void test_sampled_traces_held_for_queue_room(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_dir(&f);
+    int port, sink = stalled_sink(&port);
+    char yaml[1024], path[128];
+    snprintf(yaml, sizeof(yaml),
+             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+             "backends:\n  f: {type: file, dir: %s}\n"
+             "  q: {type: otlp_http, endpoint: \"http://127.0.0.1:%d\", compression: none, timeout: 500ms,\n"
+             "      retry: {enabled: false}, batch: {timeout: 0ms}, queue: {max_bytes: 256KiB}}\n"
+             "sampling:\n  all: {decision_wait: 1s, max_bytes: 1MiB, policies: [{name: a, type: always_sample}]}\n"
+             "pipelines: [{name: held, signals: [traces], backends: [f, q], sampling: all}]\n",
+             f.dir, port);
+    fixture_load(&f, yaml, 1);
+    snprintf(path, sizeof(path), "%s/traces.jsonl", f.dir);
+    ingest_result res;
+    unsigned accepted = 0, refused = 0;
+    for (unsigned i = 0; i < 200 && refused == 0; i++) {
+        send_big_trace(&f, i, &res);
+        if (res.status == REQ_OK)
+            accepted++;
+        else if (res.status == REQ_UNAVAILABLE)
+            refused++;
+        else
+            fail_msg("status %d: %s", (int)res.status, res.message);
+    }
+    assert_int_equal(refused, 1); /* the budget filled with held traces: 503, retryable */
+    assert_true(accepted > 8 && accepted < 100);
+    assert_true(metric_value("otlp_gateway_sampler_traces_held{pipeline=\"held\"}") > 0);
+    assert_int_equal(metric_value("otlp_gateway_sampler_export_dropped_total{pipeline=\"held\",reason=\"queue_full\"}"), 0);
+
+    /* q's queue gives room back as it gives batches up: ticks hand the held
+     * traces on, and the pipeline takes requests again. */
+    int ok = 0;
+    for (int k = 0; k < 150 && !ok; k++) {
+        sleep_ms(100);
+        pipeline_tick(f.pl, 0, clock_now_ns() + 2000000000ull);
+        send_big_trace(&f, accepted + refused, &res);
+        ok = res.status == REQ_OK;
+    }
+    assert_true(ok);
+    accepted++;
+    /* Shutdown waits (bounded) for room for what is still held. */
+    pipeline_flush(f.pl);
+    assert_int_equal(metric_value("otlp_gateway_sampler_traces_held{pipeline=\"held\"}"), 0);
+    assert_int_equal(metric_value("otlp_gateway_sampler_export_dropped_total{pipeline=\"held\",reason=\"queue_full\"}"), 0);
+    assert_int_equal(metric_value("otlp_gateway_sampler_export_dropped_total{pipeline=\"held\",reason=\"shutdown\"}"), 0);
+    /* Every acknowledged trace reached f once and q once (q's sink never
+     * answers, so q counts each as given up: still exactly once). */
+    assert_int_equal(count_in_whole_file(path, "\"spanId\""), (int)accepted);
+    for (unsigned i = 0; i <= accepted; i++) { /* ids 1..accepted-1, the refused one, the last one */
+        char id[32];
+        snprintf(id, sizeof(id), "\"%016x\"", i + 1);
+        assert_int_equal(count_in_whole_file(path, id), i == accepted - 1 ? 0 : 1);
+    }
+    double q_items = metric_value("otlp_gateway_export_sent_items_total{backend=\"q\",signal=\"traces\"}") +
+                     metric_value("otlp_gateway_export_failed_items_total{backend=\"q\",signal=\"traces\",reason=\"dropped\"}");
+    assert_int_equal((int)q_items, (int)accepted);
+    close(sink);
+    fixture_down(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_default_pipeline_takes_unmatched),
         cmocka_unit_test(test_routing_config_errors),
         cmocka_unit_test(test_tail_sampling_pipeline),
+        cmocka_unit_test(test_sampled_traces_held_for_queue_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

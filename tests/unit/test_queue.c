@@ -134,6 +134,16 @@ static off_t file_size(const char *path)
     return st.st_size;
 }
 
+/* What a reopen found: records replayed, skipped as damaged, torn tails. */
+static void expect_recovery(export_queue *q, uint64_t recovered, uint64_t corrupt, uint64_t torn)
+{
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.recovered_entries, recovered);
+    assert_int_equal(st.corrupt_records, corrupt);
+    assert_int_equal(st.torn_records, torn);
+}
+
 static void test_memory_fifo_batching(void **state)
 {
     (void)state;
@@ -189,6 +199,7 @@ static void test_reserve_accounting(void **state)
     export_queue *q = open_q(NULL, 100, 0, QUEUE_FSYNC_INTERVAL);
     assert_int_equal(queue_reserve(q, 60), 0);
     assert_int_equal(queue_reserve(q, 50), -1);
+    assert_int_equal(queue_reserve(q, 101), -2); /* can never fit: not "full for now" */
     queue_unreserve(q, 60);
     assert_int_equal(queue_reserve(q, 100), 0);
     uint8_t data[100] = {0};
@@ -341,6 +352,7 @@ static void test_disk_torn_tail(void **state)
     queue_get_stats(q, &st);
     assert_int_equal(st.recovered_entries, 9);
     assert_int_equal(st.corrupt_records, 0);
+    assert_int_equal(st.torn_records, 1); /* a torn tail is damage, and counted */
     assert_int_equal(file_size(path), 9 * rec);
     queue_entry e[16];
     assert_int_equal(queue_peek(q, e, 16, 1, 0, NULL), 9);
@@ -372,14 +384,15 @@ static void test_disk_bad_checksum(void **state)
     q = open_q(base, 64 << 20, 90, QUEUE_FSYNC_INTERVAL);
     queue_stats st;
     queue_get_stats(q, &st);
-    assert_int_equal(st.recovered_entries, 7);
-    assert_true(st.corrupt_records >= 1);
+    /* Only the damaged record is lost: replay resumes at record-002. */
+    expect_recovery(q, 8, 1, 0);
     queue_entry e[16];
-    assert_int_equal(queue_peek(q, e, 16, 1, 0, NULL), 7);
+    assert_int_equal(queue_peek(q, e, 16, 1, 0, NULL), 8);
     assert_memory_equal(e[0].data, "record-000", 10);
-    assert_memory_equal(e[1].data, "record-003", 10);
-    assert_memory_equal(e[6].data, "record-008", 10);
-    queue_ack(q, 7);
+    assert_memory_equal(e[1].data, "record-002", 10);
+    assert_memory_equal(e[2].data, "record-003", 10);
+    assert_memory_equal(e[7].data, "record-008", 10);
+    queue_ack(q, 8);
     queue_close(q);
     /* Consumed, the damaged segment is gone and nothing comes back. */
     assert_int_equal(access(path, F_OK), -1);
@@ -387,6 +400,49 @@ static void test_disk_bad_checksum(void **state)
     queue_get_stats(q, &st);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.corrupt_records, 0);
+    queue_close(q);
+}
+
+/* One flipped byte in the middle of a big segment (in a record's payload,
+ * then in another record's length field) costs those two records, not the
+ * rest of the segment: replay resynchronizes on the next valid record. */
+static void test_disk_flip_resync(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_NEVER);
+    push_n(q, 0, 400);
+    queue_close(q);
+    char path[160];
+    seg_path(path, sizeof(path), 1);
+    /* Offsets of records 100 and 300, from the layout (18-byte header). */
+    static uint8_t buf[4096];
+    uint64_t off = 0, at100 = 0, at300 = 0;
+    for (unsigned i = 0; i < 400; i++) {
+        if (i == 100)
+            at100 = off;
+        if (i == 300)
+            at300 = off;
+        off += 18 + strlen(i % 5 == 4 ? "other" : "t1") + payload(i, buf);
+    }
+    assert_int_equal(file_size(path), (off_t)off);
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+    uint64_t where[2] = {at100 + 18 + 2 + payload(100, buf) / 2, at300 + 5}; /* payload; length field */
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(pread(fd, &b, 1, (off_t)where[k]), 1);
+        b ^= 0x10;
+        assert_int_equal(pwrite(fd, &b, 1, (off_t)where[k]), 1);
+    }
+    close(fd);
+
+    q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_NEVER);
+    expect_recovery(q, 398, 2, 0);
+    expect_n(q, 0, 100);
+    expect_n(q, 101, 199);
+    expect_n(q, 301, 99);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries + st.bytes, 0);
     queue_close(q);
 }
 
@@ -638,6 +694,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_segments_roll_and_unlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_bad_checksum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_flip_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_foreign_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_damaged_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_locked, setup, teardown),

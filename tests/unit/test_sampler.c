@@ -224,9 +224,12 @@ typedef struct emitted {
 
 static emitted E;
 
-static void on_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+static int on_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans, uint64_t *done,
+                   uint64_t *full)
 {
     emitted *e = data;
+    (void)full;
+    *done = 1; /* the one destination took it */
     otlp_request out;
     char err[160];
     assert_int_equal(otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, req, len, e->a, &out, err, sizeof(err)), 0);
@@ -242,6 +245,7 @@ static void on_emit(void *data, const char *tenant, const uint8_t *req, size_t l
     e->spans += spans;
     snprintf(e->tenant, sizeof(e->tenant), "%s", tenant);
     e->last = r;
+    return 0;
 }
 
 static int emitted_has(uint64_t id)
@@ -945,7 +949,8 @@ static int on_give(void *data, const uint8_t id[16], const char *tenant, const u
     assert_int_equal(id[0], 0xab);
     if (give_refuses)
         return -1;
-    on_emit(data, tenant, req, len, spans);
+    uint64_t done = 0, full = 0;
+    on_emit(data, tenant, req, len, spans, &done, &full);
     return 0;
 }
 
@@ -995,9 +1000,11 @@ static void test_release_hands_over_undecided_traces(void **state)
 /* An emit callback that records the in-flight gauge as /metrics shows it
  * while the sampled trace is being handed on. */
 static int inflight_seen_in_emit = -1;
-static void emit_reading_gauge(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans)
+static int emit_reading_gauge(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans,
+                              uint64_t *done, uint64_t *full)
 {
-    (void)data, (void)tenant, (void)req, (void)len, (void)spans;
+    (void)data, (void)tenant, (void)req, (void)len, (void)spans, (void)full;
+    *done = 1;
     buf out = BUF_INIT;
     assert_int_equal(metrics_render(&out), 0);
     buf_putc(&out, '\0');
@@ -1006,6 +1013,7 @@ static void emit_reading_gauge(void *data, const char *tenant, const uint8_t *re
     assert_non_null(at);
     inflight_seen_in_emit = atoi(at + strlen(key));
     buf_free(&out);
+    return 0;
 }
 
 static void test_metrics_hook(void **state)
@@ -1035,6 +1043,131 @@ static void test_metrics_hook(void **state)
     sampler_free(s);
 }
 
+/* Two destinations with room counted in traces: a sampled trace that one
+ * of them cannot take yet is held (in bytes_held, in order) and offered
+ * again to that one only, so each destination gets each trace exactly
+ * once; while the budget is full of held traces sampler_full says so; at
+ * shutdown sampler_abandon frees and counts what is left. */
+typedef struct dests {
+    size_t room[2];
+    unsigned got[2][16]; /* per destination: deliveries of trace id i */
+    size_t calls;
+    arena *a;
+} dests;
+
+static int two_dest_emit(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans,
+                         uint64_t *done, uint64_t *full)
+{
+    dests *d = data;
+    (void)tenant, (void)spans;
+    otlp_request out;
+    char err[160];
+    assert_int_equal(otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, req, len, d->a, &out, err, sizeof(err)), 0);
+    const req_t *r = (const req_t *)out.msg;
+    unsigned id = r->resource_spans[0]->scope_spans[0]->spans[0]->trace_id.data[15] & 15;
+    d->calls++;
+    for (int j = 0; j < 2; j++) {
+        if (*done >> j & 1 || *full >> j & 1)
+            continue;
+        if (d->room[j] == 0) {
+            *full |= 1ull << j;
+            continue;
+        }
+        d->room[j]--;
+        d->got[j][id]++;
+        *done |= 1ull << j;
+    }
+    return (*done & 3) != 3;
+}
+
+static void test_held_until_every_destination_has_room(void **state)
+{
+    (void)state;
+    sampler *s = mk("{decision_wait: 1s, max_bytes: 1MiB, policies: [{name: all, type: always_sample}]}");
+    sampler_set_destinations(s, 2);
+    dests d = {.room = {2, 100}, .a = arena_new(0)};
+    for (uint64_t t = 1; t <= 5; t++)
+        add_trace(s, t, 1, 0, T0);
+    sampler_tick(s, 0, T0 + 2 * SEC, two_dest_emit, &d);
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.held_traces, 3);
+    assert_true(st.held_bytes > 0 && st.bytes_held >= st.held_bytes);
+    assert_int_equal(sampler_held(s, 0, NULL), 3);
+    for (unsigned i = 1; i <= 5; i++) {
+        assert_int_equal(d.got[1][i], 1);
+        assert_int_equal(d.got[0][i], i <= 2);
+    }
+    /* Still no room: the held traces are not even encoded again. */
+    size_t calls = d.calls;
+    sampler_tick(s, 0, T0 + 3 * SEC, two_dest_emit, &d);
+    assert_int_equal(d.calls, calls + 1); /* the first held one finds dest 0 full; the rest are skipped */
+    /* Room: each held trace reaches dest 0 once, and dest 1 never again. */
+    d.room[0] = 100;
+    sampler_tick(s, 0, T0 + 4 * SEC, two_dest_emit, &d);
+    for (unsigned i = 1; i <= 5; i++) {
+        assert_int_equal(d.got[0][i], 1);
+        assert_int_equal(d.got[1][i], 1);
+    }
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.held_traces, 0);
+    assert_int_equal(st.bytes_held, 0);
+    assert_int_equal(sampler_full(s, 0), 0);
+
+    /* Fill the budget with held traces (dest 0 full): sampler_full. */
+    d.room[0] = 0;
+    span_t *big[64];
+    uint64_t t = 100;
+    while (!sampler_full(s, 0) && t < 100000) {
+        for (unsigned k = 0; k < 64; k++) {
+            big[k] = sp_new(t, k + 1, k ? 1 : 0, T0, T0 + 1, 0);
+            attr_str(big[k], "payload", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        }
+        add(s, req_new("svc", "lib", big, 64), T0 + 5 * SEC, NULL);
+        sampler_tick(s, 0, T0 + 7 * SEC, two_dest_emit, &d);
+        t++;
+    }
+    assert_int_equal(sampler_full(s, 0), 1);
+    sampler_get_stats(s, &st);
+    assert_true(st.bytes_held >= (1u << 20));
+    assert_int_equal(st.sampled, st.held_traces + 5);
+    uint64_t spans = 0;
+    size_t held = sampler_held(s, 0, &spans);
+    assert_true(held > 0);
+    assert_int_equal(spans, held * 64);
+    /* Shutdown with no room ever: abandoned, counted, and the memory freed. */
+    uint64_t lost = 0;
+    assert_int_equal(sampler_abandon(s, 0, &lost), held);
+    assert_int_equal(lost, held * 64);
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.held_traces, 0);
+    assert_int_equal(st.abandoned, held);
+    assert_int_equal(sampler_full(s, 0), 0);
+
+    /* Late spans the caller could not deliver everywhere (sampler_hold):
+     * offered again only to the destination that lacks them. */
+    memset(d.got, 0, sizeof(d.got));
+    d.room[0] = 100;
+    d.room[1] = 0;
+    span_t *late = sp_new(7, 9, 1, T0, T0 + 1, 0);
+    req_t *lr = req_new("svc", "lib", &late, 1);
+    uint8_t enc[512];
+    size_t elen = protobuf_c_message_pack(&lr->base, enc);
+    assert_int_equal(sampler_hold(s, 0, "t1", enc, elen, 1, 1 /* destination 0 has them */), 0);
+    sampler_tick(s, 0, T0 + 8 * SEC, two_dest_emit, &d);
+    assert_int_equal(sampler_held(s, 0, &spans), 1);
+    assert_int_equal(spans, 1);
+    d.room[1] = 1;
+    sampler_tick(s, 0, T0 + 9 * SEC, two_dest_emit, &d);
+    assert_int_equal(sampler_held(s, 0, NULL), 0);
+    assert_int_equal(d.got[0][7], 0);
+    assert_int_equal(d.got[1][7], 1);
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.bytes_held, 0);
+    arena_free(d.a);
+    sampler_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1057,6 +1190,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tenants_and_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_hands_over_undecided_traces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_until_every_destination_has_room, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
