@@ -56,6 +56,11 @@ typedef struct backend_ops {
      * last attempt got no answer, a 401/403/408/429 or a 5xx), 1 otherwise.
      * Not readiness: a failing backend still takes data into its queue. */
     int (*healthy)(backend *b);
+    /* Optional (NULL: no hint): seconds until the destination is expected
+     * to take data again (the wait before the exporter's next retry); 0 when
+     * it has no reason to think it is not taking data. The pipeline turns it
+     * into a client's Retry-After when this backend's queue is full. */
+    uint32_t (*retry_after)(backend *b);
     void (*flush)(backend *b);  /* make everything exported so far durable */
     void (*destroy)(backend *b);
 } backend_ops;

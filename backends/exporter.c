@@ -79,6 +79,7 @@ typedef struct exporter {
     atomic_int stopping;      /* destroy: abandon the batch in hand and exit */
     atomic_int draining;      /* flush: send without waiting for batch.timeout */
     atomic_int waiting_retry; /* sleeping before a retry: the backend is not taking data */
+    _Atomic uint64_t retry_at_ms; /* clock_now_ms of the next retry while waiting_retry */
 } exporter;
 
 uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter, unsigned attempt,
@@ -625,6 +626,7 @@ static int exporter_retry_wait(exporter *e, const export_batch *b, unsigned atte
                  e->base.name, otlp_signal_name(b->signal), (unsigned long long)b->items, r->http_status,
                  (unsigned long long)delay, log_quote(q, sizeof(q), text));
     }
+    atomic_store(&e->retry_at_ms, clock_now_ms() + delay);
     atomic_store(&e->waiting_retry, 1);
     exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
     int stopped = exporter_sleep(e, delay);
@@ -840,6 +842,21 @@ static void exporter_unreserve(backend *b, size_t bytes) { queue_unreserve(((exp
 
 static int exporter_healthy(backend *b) { return !atomic_load(&((exporter *)b)->failing); }
 
+/* Until the next retry (rounded up), while one is pending; 1 s while failing
+ * between attempts. At most EXPORTER_RETRY_AFTER_MAX_S: a client told to wait
+ * longer would hold its data for longer than a recovery usually takes. */
+#define EXPORTER_RETRY_AFTER_MAX_S 120
+static uint32_t exporter_retry_hint(backend *b)
+{
+    exporter *e = (exporter *)b;
+    uint64_t now = clock_now_ms(), at = atomic_load(&e->retry_at_ms);
+    if (atomic_load(&e->waiting_retry) && at > now) {
+        uint64_t s = (at - now + 999) / 1000;
+        return s > EXPORTER_RETRY_AFTER_MAX_S ? EXPORTER_RETRY_AFTER_MAX_S : (uint32_t)s;
+    }
+    return atomic_load(&e->failing) ? 1 : 0;
+}
+
 static int exporter_ready(backend *b)
 {
     (void)b; /* a replaying disk queue still takes new data behind the old */
@@ -915,6 +932,7 @@ static const backend_ops exporter_ops = {
     .unreserve = exporter_unreserve,
     .ready = exporter_ready,
     .healthy = exporter_healthy,
+    .retry_after = exporter_retry_hint,
     .flush = exporter_flush,
     .destroy = exporter_destroy,
 };

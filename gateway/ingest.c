@@ -204,14 +204,17 @@ static const tenant *authenticate(ingest_ctx *ctx, req_origin *o, ingest_result 
 /* The pipeline did not take the request: out says why, in words fit for the
  * client. The pipeline's own reason stays in the server log: backend errors
  * name paths and hosts the client has no business seeing. */
-static void routing_failed(ingest_ctx *ctx, pipeline_status ps, const otlp_request *req, ingest_result *out)
+/* retry_after_s: the pipeline's hint with PIPELINE_RETRY (when the backend
+ * that had no room expects to take data again). */
+static void routing_failed(ingest_ctx *ctx, pipeline_status ps, uint32_t retry_after_s, const otlp_request *req,
+                           ingest_result *out)
 {
     if (arena_failed(ctx->arena))
         fail(out, REQ_TOO_LARGE, "request too large when routed");
     else
         fail(out, ps == PIPELINE_RETRY ? REQ_UNAVAILABLE : REQ_INTERNAL,
              ps == PIPELINE_RETRY ? "export temporarily unavailable, retry later" : "export failed");
-    out->retry_after_s = out->status == REQ_UNAVAILABLE ? 1 : 0;
+    out->retry_after_s = out->status == REQ_UNAVAILABLE ? (retry_after_s > 0 ? retry_after_s : 1) : 0;
     out->rejected += req->items;
     out->accepted = 0;
 }
@@ -245,11 +248,14 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
             metrics_add(m.refused_items[sig][origin->transport][REQ_INVALID], req.rejected);
         }
         char err[256] = "";
-        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, o.tenant ? o.tenant : "", ctx->arena, err, sizeof(err)) : PIPELINE_OK;
+        uint32_t retry_after_s = 0;
+        pipeline_status ps = req.items > 0 ? pipeline_submit(ctx->pl, &req, o.tenant ? o.tenant : "", ctx->arena,
+                                                             &retry_after_s, err, sizeof(err))
+                                           : PIPELINE_OK;
         if (ps == PIPELINE_OK) {
             metrics_add(m.received[sig][origin->transport], req.items);
         } else {
-            routing_failed(ctx, ps, &req, out);
+            routing_failed(ctx, ps, retry_after_s, &req, out);
             metrics_add(m.refused_items[sig][origin->transport][out->status], req.items);
         }
     }
@@ -277,13 +283,14 @@ void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origi
         out->accepted = req.items;
         out->rejected = req.rejected;
         char err[256] = "";
+        uint32_t retry_after_s = 0;
         pipeline_status ps = req.items > 0 ? pipeline_accept_forwarded(ctx->pl, &req, tenant, pipeline, from,
-                                                                       ctx->arena, err, sizeof(err))
+                                                                       ctx->arena, &retry_after_s, err, sizeof(err))
                                            : PIPELINE_OK;
         if (ps != PIPELINE_OK) {
             log_warn("forwarded spans refused", "listener=%s tenant=%s pipeline=%s err=\"%s\"", origin->listener,
                      tenant, pipeline, err);
-            routing_failed(ctx, ps, &req, out);
+            routing_failed(ctx, ps, retry_after_s, &req, out);
         }
     }
     arena_reset(ctx->arena); /* as ingest_export: the answer needs none of it */

@@ -536,7 +536,7 @@ static void select_routes(const pipeline *pl, uint64_t candidates, const otlp_re
 }
 
 /* Reserve queue room for every (backend, share) pair, or none. */
-static int reserve_all(const pipeline *pl, uint64_t used, const share *shares)
+static int reserve_all(const pipeline *pl, uint64_t used, const share *shares, backend **full)
 {
     for (size_t ri = 0; ri < pl->n_routes; ri++) {
         if (((used >> ri) & 1) == 0)
@@ -555,10 +555,30 @@ static int reserve_all(const pipeline *pl, uint64_t used, const share *shares)
                     if (u->backends[k]->ops->unreserve)
                         u->backends[k]->ops->unreserve(u->backends[k], shares[rj].payload.len);
             }
+            *full = b;
             return -1;
         }
     }
     return 0;
+}
+
+/* When a backend without room expects to take data again: its own hint,
+ * else a second (its queue drains as it sends). */
+static uint32_t backend_retry_after(backend *b)
+{
+    uint32_t s = b != NULL && b->ops->retry_after != NULL ? b->ops->retry_after(b) : 0;
+    return s > 0 ? s : 1;
+}
+
+uint32_t pipeline_route_retry_after(const route *r)
+{
+    uint32_t most = 1;
+    for (size_t j = 0; j < r->n_backends; j++) {
+        uint32_t s = backend_retry_after(r->backends[j]);
+        if (s > most)
+            most = s;
+    }
+    return most;
 }
 
 /* ---------- tail-sampled routes ---------- */
@@ -695,8 +715,8 @@ static void owned_cancel_all(pipeline *pl, owned *own)
         pipeline_owned_cancel(pl, &own[ri]);
 }
 
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a, char *err,
-                                size_t errlen)
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a,
+                                uint32_t *retry_after_s, char *err, size_t errlen)
 {
     uint64_t candidates = pl->n_routes == PIPELINE_MAX ? ~0ull : (1ull << pl->n_routes) - 1;
     for (size_t i = 0; i < pl->n_tenants; i++)
@@ -738,6 +758,7 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
             metrics_add(pl->queue_full[req->signal], 1);
             snprintf(err, errlen, "tail sampler of pipeline %s full: sampled traces wait for backend room",
                      pl->routes[ri].name);
+            *retry_after_s = pipeline_route_retry_after(&pl->routes[ri]);
             return PIPELINE_RETRY;
         }
     }
@@ -755,13 +776,16 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
                 goto nomem;
             metrics_add(pl->queue_full[req->signal], 1);
             snprintf(err, errlen, "cluster forward queue full");
+            *retry_after_s = 1; /* a peer's queue drains in batches of forward.flush */
             return PIPELINE_RETRY;
         }
     }
-    if (reserve_all(pl, used & ~sampled, shares) != 0) {
+    backend *full = NULL;
+    if (reserve_all(pl, used & ~sampled, shares, &full) != 0) {
         owned_cancel_all(pl, own);
         metrics_add(pl->queue_full[req->signal], 1);
         snprintf(err, errlen, "export queue full");
+        *retry_after_s = backend_retry_after(full);
         return PIPELINE_RETRY;
     }
     pipeline_status worst = PIPELINE_OK;

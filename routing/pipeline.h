@@ -67,9 +67,11 @@ int pipeline_check(const routing_config *cfg, char *err, size_t errlen);
 void pipeline_free(pipeline *pl);
 
 /* `tenant` is the authenticated tenant's id ("" when there are no tenants);
- * `a` is the request's arena (views, edits and encodings are allocated there). */
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a, char *err,
-                                size_t errlen);
+ * `a` is the request's arena (views, edits and encodings are allocated there).
+ * With PIPELINE_RETRY, *retry_after_s (>= 1) is when to try again: the wait
+ * of the backend that had no room. */
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a,
+                                uint32_t *retry_after_s, char *err, size_t errlen);
 /* 1 when every backend reports ready. */
 int pipeline_ready(pipeline *pl);
 /* Decide the traces of sampler shard `worker` that are due at now_ns
@@ -90,8 +92,8 @@ void pipeline_flush(pipeline *pl);
  * PIPELINE_FAIL with err when there is no such tail-sampled pipeline,
  * PIPELINE_RETRY when an owner's forward queue is full. */
 pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req, const char *tenant,
-                                          const char *pipeline_name, const char *from, arena *a, char *err,
-                                          size_t errlen);
+                                          const char *pipeline_name, const char *from, arena *a,
+                                          uint32_t *retry_after_s, char *err, size_t errlen);
 /* Stop owning traces (SIGTERM): health checks say draining, every trace
  * is owned elsewhere from now on. */
 void pipeline_drain(pipeline *pl);

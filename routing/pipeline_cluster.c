@@ -208,8 +208,8 @@ static route *sampled_route(pipeline *pl, const char *name)
 }
 
 pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req, const char *tenant,
-                                          const char *pipeline_name, const char *from, arena *a, char *err,
-                                          size_t errlen)
+                                          const char *pipeline_name, const char *from, arena *a,
+                                          uint32_t *retry_after_s, char *err, size_t errlen)
 {
     route *r = sampled_route(pl, pipeline_name);
     if (r == NULL || req->signal != OTLP_TRACES) {
@@ -218,6 +218,7 @@ pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req,
     }
     if (pipeline_sampler_full(r, pl, req, a)) {
         snprintf(err, errlen, "tail sampler of pipeline %s full: sampled traces wait for backend room", r->name);
+        *retry_after_s = pipeline_route_retry_after(r);
         return PIPELINE_RETRY;
     }
     metrics_add(r->m_received, req->items);
@@ -231,6 +232,7 @@ pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req,
         pipeline_owned_commit(pl, r, &o, tenant, a);
     else
         snprintf(err, errlen, ps == PIPELINE_RETRY ? "cluster forward queue full" : "out of memory");
+    *retry_after_s = 1;
     return ps;
 }
 

@@ -83,6 +83,10 @@ void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req
  * traces waiting for backend room (sampler_full): refuse req, retryably. */
 int pipeline_sampler_full(const route *r, const pipeline *pl, const otlp_request *req, arena *a);
 
+/* The longest wait any of the route's backends expects before it takes data
+ * again (at least 1 s): the Retry-After when its sampler is full. */
+uint32_t pipeline_route_retry_after(const route *r);
+
 /* ---- pipeline_cluster.c ---- */
 
 /* One sampled route's share of a request, split by owner: reserved in the

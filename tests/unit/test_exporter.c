@@ -527,6 +527,28 @@ static void test_retry_after_then_ok(void **state)
     srv_stop(s);
 }
 
+/* While the exporter waits out a 30 s Retry-After, a client refused for a
+ * full queue is told to come back when the backend will take data again,
+ * not in 1 s. */
+static void test_retry_hint_follows_backoff(void **state)
+{
+    (void)state;
+    static const srv_reply script[] = {{503, "retry-after: 30\r\n", NULL, 0}};
+    test_server *s = srv_start(0, script, 1);
+    fixture f;
+    backend_up(&f, "hint", "otlp_http", s->port, ", batch: {timeout: 0ms}, retry: {initial_interval: 50ms}");
+    assert_int_equal(f.b->ops->retry_after(f.b), 0); /* healthy: no reason to wait */
+    push_spans(f.b, "", 1, "h");
+    assert_int_equal(health_reaches(f.b, "hint", 0), 0);
+    uint64_t end = now_ms() + 3000;
+    while (f.b->ops->retry_after(f.b) < 2 && now_ms() < end)
+        usleep(5000); /* failing is noted just before the wait starts */
+    uint32_t hint = f.b->ops->retry_after(f.b);
+    assert_in_range(hint, 28, 30);
+    backend_down(&f); /* interrupts the wait */
+    srv_stop(s);
+}
+
 static void test_bad_request_dropped(void **state)
 {
     (void)state;
@@ -836,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_tenants_and_signals),
         cmocka_unit_test(test_gzip_body),
         cmocka_unit_test(test_retry_after_then_ok),
+        cmocka_unit_test(test_retry_hint_follows_backoff),
         cmocka_unit_test(test_bad_request_dropped),
         cmocka_unit_test(test_partial_success),
         cmocka_unit_test(test_transport_error_retried),

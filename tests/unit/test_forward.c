@@ -65,10 +65,10 @@ static void fake_reset(void)
 }
 
 pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req, const char *tenant,
-                                          const char *pipeline_name, const char *from, arena *a, char *err,
-                                          size_t errlen)
+                                          const char *pipeline_name, const char *from, arena *a,
+                                          uint32_t *retry_after_s, char *err, size_t errlen)
 {
-    (void)pl, (void)a, (void)err, (void)errlen;
+    (void)pl, (void)a, (void)retry_after_s, (void)err, (void)errlen;
     pthread_mutex_lock(&fake_mu);
     fake.calls++;
     snprintf(fake.from, sizeof(fake.from), "%s", from ? from : "(none)");
@@ -87,10 +87,10 @@ pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req,
     return PIPELINE_OK;
 }
 
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a, char *err,
-                                size_t errlen)
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a,
+                                uint32_t *retry_after_s, char *err, size_t errlen)
 {
-    (void)pl, (void)a, (void)err, (void)errlen;
+    (void)pl, (void)a, (void)retry_after_s, (void)err, (void)errlen;
     pthread_mutex_lock(&fake_mu);
     fake.submits++;
     fake.submit_spans += req->items;

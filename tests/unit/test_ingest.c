@@ -48,6 +48,7 @@ static struct {
     req_status admit_status;
     uint32_t admit_retry_after;
     pipeline_status submit_status;
+    uint32_t submit_retry_after; /* with PIPELINE_RETRY: the pipeline's hint */
     size_t submit_alloc; /* bytes pipeline_submit takes from the request's arena */
     /* what the doubles saw */
     int auth_calls, admit_calls, submit_calls;
@@ -104,10 +105,11 @@ const char *tenant_id(const tenant *t) { return t->id; }
 /* The peer listener's calls (ingest_forwarded, ingest_draining) are covered
  * by test_forward against the real listener; here they only have to link. */
 pipeline_status pipeline_accept_forwarded(pipeline *pl, const otlp_request *req, const char *tenant,
-                                          const char *pipeline_name, const char *from, arena *a, char *err,
-                                          size_t errlen)
+                                          const char *pipeline_name, const char *from, arena *a,
+                                          uint32_t *retry_after_s, char *err, size_t errlen)
 {
-    (void)pl, (void)req, (void)tenant, (void)pipeline_name, (void)from, (void)a, (void)err, (void)errlen;
+    (void)pl, (void)req, (void)tenant, (void)pipeline_name, (void)from, (void)a, (void)retry_after_s, (void)err,
+        (void)errlen;
     fail_msg("pipeline_accept_forwarded is not reached from ingest_export");
     return PIPELINE_FAIL;
 }
@@ -118,10 +120,12 @@ int pipeline_draining(pipeline *pl)
     return 0;
 }
 
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a, char *err,
-                                size_t errlen)
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a,
+                                uint32_t *retry_after_s, char *err, size_t errlen)
 {
     assert_ptr_equal(pl, FAKE_PIPELINE);
+    if (fake.submit_status == PIPELINE_RETRY)
+        *retry_after_s = fake.submit_retry_after;
     fake.submit_calls++;
     fake.submit_sig = req->signal;
     fake.submit_items = req->items;
@@ -634,6 +638,22 @@ static void test_pipeline_refusals(void **state)
     }
 }
 
+/* The pipeline's hint (a backend backing off for 17 s) reaches the client,
+ * and no hint still means 1 s. */
+static void test_pipeline_retry_after(void **state)
+{
+    fake_reset();
+    fake.submit_status = PIPELINE_RETRY;
+    fake.submit_retry_after = 17;
+    ingest_result res;
+    export_json(*state, OTLP_TRACES, OTLP_JSON, TRACES_JSON, &res);
+    assert_int_equal(res.status, REQ_UNAVAILABLE);
+    assert_int_equal(res.retry_after_s, 17);
+    fake.submit_retry_after = 0;
+    export_json(*state, OTLP_TRACES, OTLP_JSON, TRACES_JSON, &res);
+    assert_int_equal(res.retry_after_s, 1);
+}
+
 static void test_pipeline_refusal_after_partial_success(void **state)
 {
     fake.submit_status = PIPELINE_RETRY;
@@ -794,6 +814,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_mode, setup_open, teardown),
         T(test_admission_refusals),
         T(test_pipeline_refusals),
+        T(test_pipeline_retry_after),
         T(test_pipeline_refusal_after_partial_success),
         cmocka_unit_test(test_status_mapping),
         cmocka_unit_test(test_count_refused),

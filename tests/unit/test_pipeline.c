@@ -265,11 +265,12 @@ static void test_routing_rules_default_and_edits(void **state)
     arena *a = arena_new(0);
     otlp_request req;
     char derr[200];
+    uint32_t retry_after_s = 0;
     assert_int_equal(otlp_decode(OTLP_TRACES, OTLP_JSON, (const uint8_t *)two_resources, strlen(two_resources), a,
                                  &req, derr, sizeof(derr)), 0);
     otlp_validate(&req);
     o.tenant = "t1";
-    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, err, sizeof(err)), PIPELINE_OK);
+    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, &retry_after_s, err, sizeof(err)), PIPELINE_OK);
     char line[4096];
     /* shop: only the shop-cart resource, edited. */
     assert_int_equal(file_lines(dir, "shop", "traces", line, sizeof(line)), 1);
@@ -291,11 +292,11 @@ static void test_routing_rules_default_and_edits(void **state)
     assert_int_equal(file_lines(dir, "unused", "traces", NULL, 0), 0);
     /* t2 only reaches audit; an unknown tenant (no list) reaches all routes. */
     o.tenant = "t2";
-    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, err, sizeof(err)), PIPELINE_OK);
+    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, &retry_after_s, err, sizeof(err)), PIPELINE_OK);
     assert_int_equal(file_lines(dir, "audit", "traces", NULL, 0), 2);
     assert_int_equal(file_lines(dir, "shop", "traces", NULL, 0), 1);
     o.tenant = "";
-    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, err, sizeof(err)), PIPELINE_OK);
+    assert_int_equal(pipeline_submit(pl, &req, o.tenant, a, &retry_after_s, err, sizeof(err)), PIPELINE_OK);
     assert_int_equal(file_lines(dir, "unused", "traces", NULL, 0), 1);
     arena_free(a);
     fixture_down(&f);
