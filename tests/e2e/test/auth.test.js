@@ -10,7 +10,7 @@
 //   insecure gRPC + HTTP, auth: none, allow_cidrs [127.0.0.1/32], tenant legacy
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -28,7 +28,7 @@ import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-
 import { E2E_DIR, GATEWAY_BIN, Gateway, freePort, httpRequest, metricSum, runGatewayOnce, sleep } from '../lib/gateway.js';
 import { CLIENTS, FakeKeycloak, decodeJwt, makeKey, makeKeySet, signJwt } from '../lib/keycloak.js';
 import { buildSpans } from '../lib/sdkdata.js';
-import { grpcExport, newSpan, traceRequestProto } from '../lib/wire.js';
+import { grpcExport, grpcFrame, newSpan, traceRequestProto } from '../lib/wire.js';
 
 const M = {
   ok: 'otlp_gateway_auth_success_total',
@@ -143,6 +143,26 @@ const bearer = (t) => `Bearer ${t}`;
 function grpcTraces(port, auth) {
   const headers = auth === undefined ? {} : { authorization: auth };
   return grpcExport(port, 'traces', traceRequestProto('auth-e2e-grpc', [newSpan('raw')]), { headers });
+}
+
+/** One OTLP/gRPC trace export through the nghttp client with every
+ * authorization value as its own header; resolves the grpc-status it got. */
+async function nghttpGrpcTraces(port, auths) {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-nghttp-'));
+  try {
+    const body = path.join(dir, 'body');
+    await fsp.writeFile(body, grpcFrame(traceRequestProto('auth-e2e-nghttp', [newSpan('raw')])));
+    const args = ['-v', '-H', ':method: POST', '-H', 'content-type: application/grpc', '-H', 'te: trailers'];
+    for (const a of auths) args.push('-H', `authorization: ${a}`);
+    args.push('-d', body, `http://127.0.0.1:${port}/opentelemetry.proto.collector.trace.v1.TraceService/Export`);
+    const out = await new Promise((resolve, reject) =>
+      execFile('nghttp', args, { timeout: 10_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+    const m = /grpc-status: (\d+)/.exec(out);
+    assert.ok(m, `no grpc-status in nghttp's output:\n${out.slice(-2000)}`);
+    return Number(m[1]);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 }
 
 function exportOnce(exporter, items) {
@@ -355,6 +375,22 @@ describe('OIDC and API key authentication', () => {
       assert.equal(g.status, GRPC_CODE.UNAUTHENTICATED);
       const g2 = await grpcTraces(gw.grpcPort, bearer('not-a-token'));
       assert.equal(g2.status, GRPC_CODE.UNAUTHENTICATED);
+    }));
+
+  it('refuses a request with two Authorization headers on both transports, even with one valid token', async () =>
+    gw.withLog(async () => {
+      const good = bearer(kc.mintToken());
+      const forged = bearer('forged.token.value');
+      for (const pair of [[good, forged], [forged, good]]) {
+        const r = await postTraces(gw.httpPort, pair);
+        assert.equal(r.status, 401, `HTTP with ${pair.map((a) => a.slice(0, 12)).join(' + ')}: ${r.body.toString().slice(0, 200)}`);
+        // node's http2 will not send a header twice; nghttp (Debian's nghttp2-client) will.
+        const g = await nghttpGrpcTraces(gw.grpcPort, pair);
+        assert.equal(g, GRPC_CODE.UNAUTHENTICATED, `gRPC with ${pair.map((a) => a.slice(0, 12)).join(' + ')}`);
+      }
+      // The valid token alone still passes on both.
+      assert.equal((await postTraces(gw.httpPort, good)).status, 200);
+      assert.equal((await grpcTraces(gw.grpcPort, good)).status, GRPC_CODE.OK);
     }));
 
   it('refuses alg confusion: none, HS256 keyed with the RSA public key (PEM and JWK n)', async () =>
