@@ -49,8 +49,8 @@ typedef struct backend_ops {
                              size_t errlen);
     /* Optional: room for `bytes` of payload; 0, -1 (full) or -2 (more
      * than the queue can ever hold). */
-    int (*reserve)(backend *b, size_t bytes);
-    void (*unreserve)(backend *b, size_t bytes);
+    int (*reserve)(backend *b, const char *tenant, size_t bytes);
+    void (*unreserve)(backend *b, const char *tenant, size_t bytes);
     int (*ready)(backend *b);   /* 1 when able to take data */
     /* Optional (NULL: always 1): 0 while the destination is failing (its
      * last attempt got no answer, a 401/403/408/429 or a 5xx), 1 otherwise.

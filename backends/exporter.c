@@ -42,6 +42,14 @@ typedef struct exporter_series {
     metric_series *sent, *rejected, *dropped, *expired, *retries, *duration;
 } exporter_series;
 
+/* A tenant whose batch waits for a retry (memory queue): its entries are
+ * passed over until retry_at, while other tenants' batches are sent. */
+typedef struct exporter_parked {
+    char tenant[256];
+    uint64_t retry_at, first; /* clock_now_ms: next attempt; first attempt */
+    unsigned attempt;         /* attempts made so far */
+} exporter_parked;
+
 typedef struct exporter {
     backend base;
     backend_ops ops; /* exporter_ops with the type's name */
@@ -71,6 +79,10 @@ typedef struct exporter {
      * curl issue 10634, fixed by PR 10643); such a libcurl (Debian 12's
      * 7.88) gets a fresh connection per gRPC request over http://. */
     int h2c_no_reuse;
+    exporter_parked *parked; /* memory queue: tenants backing off */
+    size_t nparked, parkcap;
+    char last_tenant[256];   /* served last: the next batch prefers another */
+    int splitting;           /* delivering an oversized entry in parts: no parking */
 
     pthread_t thread;
     int thread_started;
@@ -602,9 +614,11 @@ static int exporter_narrow(exporter *e, exporter_delivery *d, const export_resul
 
 /* The retry policy: back off (at least as long as the backend asked) unless
  * retrying is off or would outlast retry_max_elapsed. 1: retry now; 0:
- * given up (counted); -1: shutdown came first. */
+ * given up (counted); -1: shutdown came first; 2: with `park`, no wait
+ * here: park->retry_at says when to try again. */
 static int exporter_retry_wait(exporter *e, const export_batch *b, unsigned attempt, uint64_t first,
-                               const export_response *r, const export_result *res, const char *text)
+                               const export_response *r, const export_result *res, const char *text,
+                               exporter_parked *park)
 {
     exporter_series *s = &e->series[b->signal];
     uint64_t delay = exporter_backoff_ms(e->set.retry_initial_ms, e->set.retry_max_ms, e->set.retry_multiplier,
@@ -626,6 +640,10 @@ static int exporter_retry_wait(exporter *e, const export_batch *b, unsigned atte
                  e->base.name, otlp_signal_name(b->signal), (unsigned long long)b->items, r->http_status,
                  (unsigned long long)delay, log_quote(q, sizeof(q), text));
     }
+    if (park != NULL) {
+        park->retry_at = clock_now_ms() + delay;
+        return 2;
+    }
     atomic_store(&e->retry_at_ms, clock_now_ms() + delay);
     atomic_store(&e->waiting_retry, 1);
     exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
@@ -638,6 +656,50 @@ static int exporter_retry_wait(exporter *e, const export_batch *b, unsigned atte
  * it, or only the items the type's per-item results name. 0 once the batch
  * is done with (delivered, refused or given up, all counted); -1 when
  * shutdown interrupted it (it stays queued). */
+static exporter_parked *exporter_parked_find(exporter *e, const char *tenant)
+{
+    for (size_t i = 0; i < e->nparked; i++)
+        if (strcmp(e->parked[i].tenant, tenant) == 0)
+            return &e->parked[i];
+    return NULL;
+}
+
+static void exporter_unpark(exporter *e, const char *tenant)
+{
+    exporter_parked *p = exporter_parked_find(e, tenant);
+    if (p != NULL)
+        *p = e->parked[--e->nparked];
+}
+
+/* queue_peek_fair's skip: a tenant still backing off. */
+static int exporter_parked_skip(void *ud, const char *tenant)
+{
+    exporter *e = ud;
+    exporter_parked *p = exporter_parked_find(e, tenant);
+    return p != NULL && p->retry_at > clock_now_ms();
+}
+
+/* Remembers a tenant's retry (memory queue): the batch stays queued and is
+ * built again from the queue at retry_at. */
+static int exporter_park(exporter *e, const char *tenant, const exporter_parked *st)
+{
+    exporter_parked *p = exporter_parked_find(e, tenant);
+    if (p == NULL) {
+        if (e->nparked == e->parkcap) {
+            size_t cap = e->parkcap ? e->parkcap * 2 : 8;
+            exporter_parked *n = realloc(e->parked, cap * sizeof(*n));
+            if (n == NULL)
+                return -1;
+            e->parked = n;
+            e->parkcap = cap;
+        }
+        p = &e->parked[e->nparked++];
+    }
+    *p = *st;
+    snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
+    return 0;
+}
+
 static int exporter_deliver(exporter *e, const export_batch *bp)
 {
     exporter_delivery d = {
@@ -647,10 +709,19 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
     };
     exporter_series *s = &e->series[d.b.signal];
     int rc = 0;
+    /* Memory queue: a retry parks the tenant instead of holding up the
+     * others; the batch resumes the tenant's retry count and clock. */
+    int parking = e->set.queue.dir == NULL;
     if (exporter_build(e, &d) != 0)
         goto out;
     uint64_t first = clock_now_ms();
-    for (unsigned attempt = 0;; attempt++) {
+    unsigned attempt = 0;
+    exporter_parked *was = parking ? exporter_parked_find(e, d.b.tenant) : NULL;
+    if (was != NULL) {
+        first = was->first;
+        attempt = was->attempt;
+    }
+    for (;; attempt++) {
         export_response r;
         uint64_t t0 = clock_now_ms();
         if (exporter_attempt(e, &d.h, d.data, d.len, &r) != 0) {
@@ -672,13 +743,23 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
         }
         if (exporter_narrow(e, &d, &res, partial) != 0)
             break;
-        int w = exporter_retry_wait(e, &d.b, attempt, first, &r, &res, text);
+        exporter_parked park = {.first = first, .attempt = attempt + 1};
+        int w = exporter_retry_wait(e, &d.b, attempt, first, &r, &res, text,
+                                    parking && !partial && !e->splitting ? &park : NULL);
+        if (w == 2 && exporter_park(e, d.b.tenant, &park) == 0) {
+            rc = 1; /* parked: stays queued */
+            goto out;
+        }
+        if (w == 2)
+            w = exporter_sleep(e, park.retry_at - clock_now_ms()) != 0 ? -1 : 1;
         if (w <= 0) {
             rc = w; /* given up (0) or shutdown (-1) */
             break;
         }
     }
 out:
+    if (rc != 1 && rc != -1 && parking)
+        exporter_unpark(e, bp->tenant);
     curl_slist_free_all(d.h.headers);
     curl_slist_free_all(d.h.defaults);
     buf_free(&d.h.url);
@@ -725,7 +806,10 @@ static int exporter_send_split(exporter *e, const export_batch *b)
         return 0;
     }
     split_ctx c = {.e = e, .whole = b};
-    return otlp_split(b->signal, r.msg, e->set.batch_items, e->set.batch_bytes, e->split_arena, exporter_send_part, &c);
+    e->splitting = 1;
+    int rc = otlp_split(b->signal, r.msg, e->set.batch_items, e->set.batch_bytes, e->split_arena, exporter_send_part, &c);
+    e->splitting = 0;
+    return rc;
 }
 
 /* Deliver the first n peeked entries as one request (or one oversized entry
@@ -753,6 +837,7 @@ static void exporter_send(exporter *e, size_t n)
     }
     b.body = (const uint8_t *)e->body.data;
     b.body_len = e->body.len;
+    snprintf(e->last_tenant, sizeof(e->last_tenant), "%s", b.tenant);
     if (exporter_deliver(e, &b) == 0)
         exporter_ack(e, n);
 }
@@ -787,13 +872,40 @@ static void exporter_count_damage(exporter *e)
     }
 }
 
+/* The next batch: in queue order from a disk queue; from a memory queue the
+ * oldest of a tenant not backing off, preferring another tenant than the
+ * last one served (round-robin). While only backing-off tenants have
+ * entries, waits (at most until the first retry is due) with waiting_retry
+ * set, as a backend-wide backoff would. */
+static size_t exporter_peek(exporter *e, size_t min_entries, uint32_t timeout_ms, uint64_t *age)
+{
+    if (e->set.queue.dir != NULL)
+        return queue_peek(e->queue, e->entries, e->set.max_entries, min_entries, timeout_ms, age);
+    uint64_t now = clock_now_ms(), due = 0;
+    for (size_t i = 0; i < e->nparked; i++)
+        if (e->parked[i].retry_at > now && (due == 0 || e->parked[i].retry_at < due))
+            due = e->parked[i].retry_at;
+    if (due != 0 && due - now < timeout_ms)
+        timeout_ms = (uint32_t)(due - now);
+    size_t n = queue_peek_fair(e->queue, e->entries, e->set.max_entries, min_entries, timeout_ms, age,
+                               exporter_parked_skip, e, e->last_tenant);
+    queue_stats st;
+    queue_get_stats(e->queue, &st);
+    int blocked = n == 0 && due != 0 && st.entries > 0;
+    if (blocked)
+        atomic_store(&e->retry_at_ms, due);
+    if (atomic_exchange(&e->waiting_retry, blocked) != blocked && blocked)
+        exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
+    return n;
+}
+
 static void *exporter_run(void *arg)
 {
     exporter *e = arg;
     exporter_count_damage(e);
     while (!atomic_load(&e->stopping)) {
         uint64_t age = 0;
-        size_t n = queue_peek(e->queue, e->entries, e->set.max_entries, 1, EXPORTER_POLL_MS, &age);
+        size_t n = exporter_peek(e, 1, EXPORTER_POLL_MS, &age);
         if (e->set.queue.dir != NULL)
             exporter_count_damage(e);
         if (n == 0)
@@ -804,8 +916,7 @@ static void *exporter_run(void *arg)
          * old. A peek that brings nothing new means the wait ran out or the
          * next entry cannot join (another signal or tenant): send now. */
         while (!full && age < e->set.batch_timeout_ms && !atomic_load(&e->stopping) && !atomic_load(&e->draining)) {
-            size_t more = queue_peek(e->queue, e->entries, e->set.max_entries, n + 1,
-                                     (uint32_t)(e->set.batch_timeout_ms - age), &age);
+            size_t more = exporter_peek(e, n + 1, (uint32_t)(e->set.batch_timeout_ms - age), &age);
             take = exporter_prefix(e, more, &full);
             if (more <= n)
                 break;
@@ -836,9 +947,15 @@ static backend_status exporter_export(backend *b, const otlp_request *req, const
     return BACKEND_OK;
 }
 
-static int exporter_reserve(backend *b, size_t bytes) { return queue_reserve(((exporter *)b)->queue, bytes); }
+static int exporter_reserve(backend *b, const char *tenant, size_t bytes)
+{
+    return queue_reserve(((exporter *)b)->queue, tenant, bytes);
+}
 
-static void exporter_unreserve(backend *b, size_t bytes) { queue_unreserve(((exporter *)b)->queue, bytes); }
+static void exporter_unreserve(backend *b, const char *tenant, size_t bytes)
+{
+    queue_unreserve(((exporter *)b)->queue, tenant, bytes);
+}
 
 static int exporter_healthy(backend *b) { return !atomic_load(&((exporter *)b)->failing); }
 
@@ -915,6 +1032,7 @@ static void exporter_destroy(backend *b)
         e->type->destroy(e->type_state);
     exporter_settings_free(&e->set);
     free(e->entries);
+    free(e->parked);
     arena_free(e->split_arena);
     buf_free(&e->body);
     buf_free(&e->compressed);

@@ -211,7 +211,8 @@ static int exporter_read_batch_retry(exporter_settings *e, const exporter_type *
 
 static int exporter_read_queue(queue_config *qc, const config_node *map, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"max_bytes", "dir", "fsync", "fsync_interval", "segment_bytes", NULL};
+    static const char *const keys[] = {"max_bytes", "dir", "fsync", "fsync_interval", "segment_bytes", "tenant_share",
+                                       NULL};
     static const char *const fsync_names[] = {"never", "interval", "always", NULL};
     const config_node *m;
     int fsync_mode;
@@ -221,7 +222,8 @@ static int exporter_read_queue(queue_config *qc, const config_node *map, char *e
         config_str(m, "dir", NULL, &qc->dir, err, errlen) != 0 ||
         config_choice(m, "fsync", fsync_names, 1 /* interval */, &fsync_mode, err, errlen) != 0 ||
         config_duration_ms(m, "fsync_interval", 1000, &interval, err, errlen) != 0 ||
-        config_size(m, "segment_bytes", (size_t)64 << 20, &qc->segment_bytes, err, errlen) != 0)
+        config_size(m, "segment_bytes", (size_t)64 << 20, &qc->segment_bytes, err, errlen) != 0 ||
+        exporter_number(m, "tenant_share", 1.0, 0.01, 1.0, &qc->tenant_share, err, errlen) != 0)
         return -1;
     if (interval > UINT32_MAX)
         return config_error(m, "fsync_interval", err, errlen, "too long");

@@ -51,6 +51,7 @@ typedef struct queue_node {
     size_t len;
     uint32_t items;
     otlp_signal signal;
+    int taken;          /* memory mode: returned by the last peek */
     const char *tenant; /* inside this allocation, after rec */
     uint8_t rec[];      /* header, tenant, payload: exactly what is on disk */
 } queue_node;
@@ -70,6 +71,9 @@ struct export_queue {
     queue_node *head, *tail;
     int woken;
     uint64_t recovered, corrupt, torn;
+    size_t tenant_cap;           /* 0: no per-tenant cap */
+    struct queue_tenant *tenants; /* bytes reserved + queued per tenant admitted here */
+    size_t ntenants, tenantcap;
 
     /* disk mode (dirfd >= 0) */
     int dirfd, wfd, rfd;
@@ -83,6 +87,64 @@ struct export_queue {
     size_t spilled;
     uint64_t load_seg, load_off; /* the oldest spilled record (consumer-owned) */
 };
+
+/* Room for one more element in a growing array of n (doubling from
+ * `first`). -1 when out of memory (the array is unchanged). */
+static int queue_grow(void **arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : first;
+    void *p = realloc(*arr, c * elem);
+    if (p == NULL)
+        return -1;
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
+typedef struct queue_tenant {
+    char *name;
+    size_t used;
+} queue_tenant;
+
+/* The tenant's accounting entry (lock held); NULL when out of memory and
+ * `add` is set, or not found. */
+static queue_tenant *queue_tenant_get(export_queue *q, const char *name, int add)
+{
+    for (size_t i = 0; i < q->ntenants; i++)
+        if (strcmp(q->tenants[i].name, name) == 0)
+            return &q->tenants[i];
+    if (!add)
+        return NULL;
+    if (queue_grow((void **)&q->tenants, &q->tenantcap, q->ntenants, sizeof(*q->tenants), 8) != 0)
+        return NULL;
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return NULL;
+    q->tenants[q->ntenants] = (queue_tenant){.name = copy, .used = 0};
+    return &q->tenants[q->ntenants++];
+}
+
+/* Gives back `bytes` of a tenant's share (lock held). Tenants holding
+ * nothing are forgotten, and an empty queue forgets every count (records a
+ * read-back dropped as corrupt are not returned one by one). */
+static void queue_tenant_release(export_queue *q, const char *name, size_t bytes)
+{
+    queue_tenant *t = queue_tenant_get(q, name, 0);
+    if (t != NULL) {
+        t->used -= bytes < t->used ? bytes : t->used;
+        if (t->used == 0) {
+            free(t->name);
+            *t = q->tenants[--q->ntenants];
+        }
+    }
+    if (q->entries == 0 && q->reserved == 0) {
+        for (size_t i = 0; i < q->ntenants; i++)
+            free(q->tenants[i].name);
+        q->ntenants = 0;
+    }
+}
 
 static void queue_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -326,14 +388,8 @@ static queue_seg *queue_seg_find(export_queue *q, uint64_t num)
 
 static queue_seg *queue_seg_add(export_queue *q, uint64_t num)
 {
-    if (q->nsegs == q->segcap) {
-        size_t cap = q->segcap ? q->segcap * 2 : 16;
-        queue_seg *s = realloc(q->segs, cap * sizeof(*s));
-        if (s == NULL)
-            return NULL;
-        q->segs = s;
-        q->segcap = cap;
-    }
+    if (queue_grow((void **)&q->segs, &q->segcap, q->nsegs, sizeof(*q->segs), 16) != 0)
+        return NULL;
     queue_seg *s = &q->segs[q->nsegs++];
     memset(s, 0, sizeof(*s));
     s->num = num;
@@ -679,6 +735,9 @@ static void queue_free(export_queue *q)
     if (q->dirfd >= 0)
         close(q->dirfd); /* also releases the flock */
     free(q->segs);
+    for (size_t i = 0; i < q->ntenants; i++)
+        free(q->tenants[i].name);
+    free(q->tenants);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);
     free(q);
@@ -700,6 +759,8 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
     pthread_mutex_init(&q->lock, NULL);
     q->dirfd = q->wfd = q->rfd = -1;
     q->max_bytes = cfg->max_bytes;
+    if (cfg->tenant_share > 0 && cfg->tenant_share < 1)
+        q->tenant_cap = (size_t)((double)cfg->max_bytes * cfg->tenant_share);
     q->fsync_mode = cfg->fsync;
     q->fsync_interval_ms = cfg->fsync_interval_ms ? cfg->fsync_interval_ms : 1000;
     q->segment_bytes = cfg->segment_bytes ? cfg->segment_bytes : (size_t)64 << 20;
@@ -720,21 +781,33 @@ void queue_close(export_queue *q)
     queue_free(q);
 }
 
-int queue_reserve(export_queue *q, size_t bytes)
+int queue_reserve(export_queue *q, const char *tenant, size_t bytes)
 {
     pthread_mutex_lock(&q->lock);
     size_t used = q->reserved + q->bytes;
     int rc = bytes > q->max_bytes ? -2 : used <= q->max_bytes && bytes <= q->max_bytes - used ? 0 : -1;
-    if (rc == 0)
+    queue_tenant *t = rc == 0 ? queue_tenant_get(q, tenant != NULL ? tenant : "", 1) : NULL;
+    if (rc == 0 && t == NULL)
+        rc = -1; /* out of memory: refuse (retryable) rather than lose count */
+    /* A tenant is held to its share; one whose share is smaller than the
+     * request may still have it while it holds nothing else. */
+    if (t != NULL && q->tenant_cap > 0 && t->used > 0 && t->used + bytes > q->tenant_cap)
+        rc = -1;
+    if (rc == 0) {
         q->reserved += bytes;
+        t->used += bytes;
+    } else if (t != NULL && t->used == 0) {
+        queue_tenant_release(q, t->name, 0);
+    }
     pthread_mutex_unlock(&q->lock);
     return rc;
 }
 
-void queue_unreserve(export_queue *q, size_t bytes)
+void queue_unreserve(export_queue *q, const char *tenant, size_t bytes)
 {
     pthread_mutex_lock(&q->lock);
     q->reserved -= bytes < q->reserved ? bytes : q->reserved;
+    queue_tenant_release(q, tenant != NULL ? tenant : "", bytes);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -750,7 +823,7 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
     else if ((n = queue_node_new(tlen, len)) == NULL)
         queue_err(err, errlen, "queue: out of memory");
     if (n == NULL) {
-        queue_unreserve(q, len);
+        queue_unreserve(q, tenant, len);
         return -1;
     }
     n->signal = sig;
@@ -794,6 +867,8 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
             }
         }
         pthread_cond_signal(&q->cond);
+    } else {
+        queue_tenant_release(q, tenant, len);
     }
     pthread_mutex_unlock(&q->lock);
     free(n); /* spilled (or failed): the file has it, memory need not */
@@ -891,23 +966,60 @@ static void queue_load(export_queue *q, size_t want)
     }
 }
 
-size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
-                  uint64_t *oldest_age_ms)
+/* Memory mode: the first node a fair peek may start its batch with (lock
+ * held), or NULL. */
+static queue_node *queue_pick(export_queue *q, int (*skip)(void *, const char *), void *ud, const char *avoid)
+{
+    queue_node *fallback = NULL;
+    for (queue_node *e = q->head; e != NULL; e = e->next) {
+        if (skip != NULL && skip(ud, e->tenant))
+            continue;
+        if (avoid == NULL || strcmp(e->tenant, avoid) != 0)
+            return e;
+        if (fallback == NULL)
+            fallback = e;
+    }
+    return fallback;
+}
+
+/* Memory mode: how many entries the next fair peek would return (lock held). */
+static size_t queue_batchable(export_queue *q, int (*skip)(void *, const char *), void *ud, const char *avoid)
+{
+    const queue_node *first = queue_pick(q, skip, ud, avoid);
+    size_t n = 0;
+    for (const queue_node *e = first; e != NULL; e = e->next)
+        n += e->signal == first->signal && strcmp(e->tenant, first->tenant) == 0;
+    return n;
+}
+
+size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
+                       uint64_t *oldest_age_ms, int (*skip)(void *ud, const char *tenant), void *ud,
+                       const char *avoid)
 {
     struct timespec dl = clock_deadline(timeout_ms);
+    int disk = q->dirfd >= 0;
     pthread_mutex_lock(&q->lock);
-    while (q->entries < min_entries && !q->woken && pthread_cond_timedwait(&q->cond, &q->lock, &dl) != ETIMEDOUT)
-        ;
+    for (;;) {
+        int ready = q->entries >= min_entries && (disk || queue_batchable(q, skip, ud, avoid) >= min_entries);
+        if (ready || q->woken || pthread_cond_timedwait(&q->cond, &q->lock, &dl) == ETIMEDOUT)
+            break;
+    }
     q->woken = 0; /* a wake is consumed by one peek, even one that did not wait */
     if (q->spilled > 0 && q->resident_entries < max_entries)
         queue_load(q, max_entries);
     size_t n = 0;
-    const queue_node *first = q->head;
-    for (const queue_node *e = first; e != NULL && n < max_entries; e = e->next, n++) {
-        if (e->signal != first->signal || strcmp(e->tenant, first->tenant) != 0)
-            break;
-        out[n] = (queue_entry){.signal = e->signal, .items = e->items, .tenant = e->tenant,
-                               .data = queue_node_data(e), .len = e->len};
+    for (queue_node *e = q->head; e != NULL; e = e->next)
+        e->taken = 0;
+    queue_node *first = disk ? q->head : queue_pick(q, skip, ud, avoid);
+    for (queue_node *e = first; e != NULL && n < max_entries; e = e->next) {
+        if (e->signal != first->signal || strcmp(e->tenant, first->tenant) != 0) {
+            if (disk)
+                break; /* strictly in order: ack removes a prefix */
+            continue;
+        }
+        e->taken = 1;
+        out[n++] = (queue_entry){.signal = e->signal, .items = e->items, .tenant = e->tenant,
+                                 .data = queue_node_data(e), .len = e->len};
     }
     if (oldest_age_ms != NULL)
         /* Records read back from disk have no push time; enqueued_ms 0 makes
@@ -917,14 +1029,73 @@ size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t 
     return n;
 }
 
+size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
+                  uint64_t *oldest_age_ms)
+{
+    return queue_peek_fair(q, out, max_entries, min_entries, timeout_ms, oldest_age_ms, NULL, NULL, NULL);
+}
+
+static void queue_free_list(queue_node *n)
+{
+    while (n != NULL) {
+        queue_node *next = n->next;
+        free(n);
+        n = next;
+    }
+}
+
+/* Memory mode: unlinks the first n nodes the last peek took (lock held);
+ * returns them as a list and their bytes in *bytes. */
+static queue_node *queue_take(export_queue *q, size_t n, size_t *k, size_t *bytes)
+{
+    queue_node *done = NULL, **dtail = &done, *prev = NULL;
+    *k = *bytes = 0;
+    for (queue_node *e = q->head; e != NULL && *k < n;) {
+        queue_node *next = e->next;
+        if (!e->taken) {
+            prev = e;
+            e = next;
+            continue;
+        }
+        if (prev != NULL)
+            prev->next = next;
+        else
+            q->head = next;
+        if (q->tail == e)
+            q->tail = prev;
+        e->next = NULL;
+        *dtail = e;
+        dtail = &e->next;
+        (*k)++;
+        *bytes += e->len;
+        queue_tenant_release(q, e->tenant, e->len);
+        e = next;
+    }
+    return done;
+}
+
 void queue_ack(export_queue *q, size_t n)
 {
     pthread_mutex_lock(&q->lock);
+    if (q->dirfd < 0) {
+        size_t k, bytes;
+        queue_node *done = queue_take(q, n, &k, &bytes);
+        q->entries -= k;
+        q->bytes -= bytes;
+        q->resident_entries -= k;
+        q->resident_bytes -= bytes;
+        if (q->entries == 0)
+            queue_tenant_release(q, "", 0);
+        pthread_mutex_unlock(&q->lock);
+        queue_free_list(done);
+        return;
+    }
     queue_node *done = q->head, *last = NULL;
     size_t k = 0, bytes = 0;
     for (queue_node *e = q->head; e != NULL && k < n; e = e->next, k++) {
         last = e;
         bytes += e->len;
+        queue_tenant_release(q, e->tenant, e->len);
     }
     if (last == NULL) {
         pthread_mutex_unlock(&q->lock);
@@ -938,25 +1109,19 @@ void queue_ack(export_queue *q, size_t n)
     q->bytes -= bytes;
     q->resident_entries -= k;
     q->resident_bytes -= bytes;
+    if (q->entries == 0)
+        queue_tenant_release(q, "", 0);
     uint64_t *gone = NULL, cseg = 0, coff = 0;
     size_t ngone = 0;
-    if (q->dirfd >= 0) {
-        ngone = queue_prune(q, &gone);
-        queue_cursor_pos(q, last->seg, last->end, &cseg, &coff);
-    }
+    ngone = queue_prune(q, &gone);
+    queue_cursor_pos(q, last->seg, last->end, &cseg, &coff);
     pthread_mutex_unlock(&q->lock);
 
-    if (q->dirfd >= 0) {
-        /* Cursor first: a crash before the unlinks leaves segments that the
-         * cursor already says are consumed, and recovery deletes them. */
-        queue_cursor_write(q, cseg, coff);
-        queue_unlink_segs(q, gone, ngone);
-    }
-    while (done != NULL) {
-        queue_node *next = done->next;
-        free(done);
-        done = next;
-    }
+    /* Cursor first: a crash before the unlinks leaves segments that the
+     * cursor already says are consumed, and recovery deletes them. */
+    queue_cursor_write(q, cseg, coff);
+    queue_unlink_segs(q, gone, ngone);
+    queue_free_list(done);
 }
 
 void queue_wake(export_queue *q)

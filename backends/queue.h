@@ -41,6 +41,8 @@ typedef struct queue_config {
     queue_fsync fsync;           /* disk mode; default INTERVAL */
     uint32_t fsync_interval_ms;  /* default 1000 */
     size_t segment_bytes;        /* default 64 MiB */
+    double tenant_share;         /* most of max_bytes one tenant may hold (reserved
+                                  * + queued), 0 < share <= 1; 0 or 1: no cap */
 } queue_config;
 
 typedef struct queue_entry {
@@ -65,10 +67,13 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
 void queue_close(export_queue *q);
 
 /* Admission: reserve room for `bytes` before pushing, so a request bound for
- * several backends is admitted to all or none. 0, or -1 when full, or -2
- * when `bytes` is more than max_bytes (it will never fit). */
-int queue_reserve(export_queue *q, size_t bytes);
-void queue_unreserve(export_queue *q, size_t bytes);
+ * several backends is admitted to all or none. 0, or -1 when full (the
+ * queue, or the tenant's share of it: tenant_share * max_bytes counts the
+ * tenant's reserved and queued bytes), or -2 when `bytes` is more than
+ * max_bytes (it will never fit). tenant NULL is "". Bytes recovered from
+ * disk at open count against no tenant's share. */
+int queue_reserve(export_queue *q, const char *tenant, size_t bytes);
+void queue_unreserve(export_queue *q, const char *tenant, size_t bytes);
 /* Append (consumes a reservation of len bytes). Copies data. 0, or -1 on an
  * I/O error or a tenant longer than 255 bytes (err set; the reservation is
  * released). Wakes the consumer. */
@@ -83,7 +88,17 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
  * queue_wake; 0 when empty). */
 size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
                   uint64_t *oldest_age_ms);
-/* Remove the first n entries (delivered or dropped). */
+/* The same, for a consumer that serves tenants in turn. Memory mode: the
+ * batch is the oldest entry whose tenant `skip` does not refuse (skip NULL:
+ * none refused) -- preferring a tenant other than `avoid` when one has an
+ * entry -- with the later entries of its signal and tenant, in order, passing
+ * over other tenants' entries. min_entries counts that batch's entries
+ * (the wait is for the batch to fill, not for the queue). Disk mode reads strictly in order (one cursor):
+ * skip and avoid are ignored and this is queue_peek. */
+size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
+                       uint64_t *oldest_age_ms, int (*skip)(void *ud, const char *tenant), void *ud,
+                       const char *avoid);
+/* Remove the first n entries the last peek returned (delivered or dropped). */
 void queue_ack(export_queue *q, size_t n);
 /* Make a waiting queue_peek return now (shutdown). */
 void queue_wake(export_queue *q);

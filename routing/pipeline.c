@@ -544,7 +544,7 @@ static int reserve_all(const pipeline *pl, uint64_t used, const share *shares, b
         const route *r = &pl->routes[ri];
         for (size_t j = 0; j < r->n_backends; j++) {
             backend *b = r->backends[j];
-            if (b->ops->reserve == NULL || b->ops->reserve(b, shares[ri].payload.len) == 0)
+            if (b->ops->reserve == NULL || b->ops->reserve(b, shares[ri].payload.tenant, shares[ri].payload.len) == 0)
                 continue;
             /* Undo what was reserved so far: earlier routes fully, this one up to j. */
             for (size_t rj = 0; rj <= ri; rj++) {
@@ -553,7 +553,8 @@ static int reserve_all(const pipeline *pl, uint64_t used, const share *shares, b
                 const route *u = &pl->routes[rj];
                 for (size_t k = 0; k < (rj == ri ? j : u->n_backends); k++)
                     if (u->backends[k]->ops->unreserve)
-                        u->backends[k]->ops->unreserve(u->backends[k], shares[rj].payload.len);
+                        u->backends[k]->ops->unreserve(u->backends[k], shares[rj].payload.tenant,
+                                                   shares[rj].payload.len);
             }
             *full = b;
             return -1;
@@ -624,7 +625,7 @@ static int route_deliver(route *r, const char *tenant, const uint8_t *req, size_
         uint64_t bit = 1ull << j;
         if (*done & bit)
             continue;
-        int room = (*full & bit) ? -1 : b->ops->reserve != NULL ? b->ops->reserve(b, len) : 0;
+        int room = (*full & bit) ? -1 : b->ops->reserve != NULL ? b->ops->reserve(b, tenant, len) : 0;
         if (room == -1) {
             *full |= bit;
             pending = 1;

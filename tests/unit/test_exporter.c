@@ -60,6 +60,8 @@ typedef struct test_server {
     size_t n_reqs;
     const srv_reply *script; /* answers in order; 200 with an empty body after */
     size_t n_script;
+    const char *throttle;    /* a request with this header line gets throttle_reply */
+    srv_reply throttle_reply;
 } test_server;
 
 /* cmocka's asserts may only run on the test's thread; the server's threads
@@ -120,6 +122,8 @@ static void record(test_server *s, const char *path, const char *headers, const 
     else
         free(r.body);
     *reply = i < s->n_script ? s->script[i] : (srv_reply){200, "", NULL, 0};
+    if (s->throttle != NULL && strstr(headers, s->throttle) != NULL)
+        *reply = s->throttle_reply;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -287,7 +291,7 @@ static void push(backend *b, otlp_signal sig, const char *tenant, const uint8_t 
     otlp_request req = {.signal = sig, .items = items};
     export_payload p = {.data = data, .len = len, .tenant = tenant};
     char err[256];
-    assert_int_equal(b->ops->reserve(b, len), 0);
+    assert_int_equal(b->ops->reserve(b, NULL, len), 0);
     assert_int_equal(b->ops->export(b, &req, &p, err, sizeof(err)), BACKEND_OK);
 }
 
@@ -440,7 +444,8 @@ static void test_batch_max_bytes(void **state)
 }
 
 /* Per-tenant headers go with that tenant's batches only; batches never mix
- * tenants or signals. */
+ * tenants or signals. From a memory queue a tenant's entries join one batch
+ * across another tenant's entry in between. */
 static void test_tenants_and_signals(void **state)
 {
     (void)state;
@@ -455,13 +460,13 @@ static void test_tenants_and_signals(void **state)
     push_spans(f.b, "acme", 1, "acme");
     size_t len = make_payload(buf, sizeof(buf), 1, "logs");
     push(f.b, OTLP_LOGS, "acme", buf, len, 1);
-    size_t n = srv_wait(s, 4, 3000);
-    assert_int_equal(n, 4); /* acme, other, acme, logs: each run is its own batch */
+    size_t n = srv_wait(s, 3, 3000);
+    assert_int_equal(n, 3); /* acme (both trace entries), other, logs */
     for (size_t i = 0; i < n; i++) {
         const srv_request *r = &s->reqs[i];
         char first[32];
         size_t spans = body_spans(r, first, sizeof(first));
-        assert_int_equal(spans, 1);
+        assert_int_equal(spans, strncmp(first, "acme", 4) == 0 ? 2 : 1);
         assert_non_null(strstr(r->headers, "x-common: c1\r\n"));
         int acme = strncmp(first, "acme", 4) == 0 || strncmp(first, "logs", 4) == 0;
         assert_int_equal(strstr(r->headers, "x-key: acme-secret\r\n") != NULL, acme);
@@ -546,6 +551,66 @@ static void test_retry_hint_follows_backoff(void **state)
     uint32_t hint = f.b->ops->retry_after(f.b);
     assert_in_range(hint, 28, 30);
     backend_down(&f); /* interrupts the wait */
+    srv_stop(s);
+}
+
+/* Spans in the first n requests carrying header line `hdr`. */
+static size_t spans_with(test_server *s, const char *hdr)
+{
+    size_t spans = 0;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->n_reqs; i++)
+        if (strstr(s->reqs[i].headers, hdr) != NULL)
+            spans += body_spans(&s->reqs[i], NULL, 0);
+    pthread_mutex_unlock(&s->lock);
+    return spans;
+}
+
+/* Tenant A's key is throttled (429, Retry-After: 3): its batch waits, and
+ * tenant B's batches -- queued behind it -- are delivered meanwhile, well
+ * within A's wait. Once the throttle lifts A's spans arrive, once. */
+static void test_throttled_tenant_isolated(void **state)
+{
+    (void)state;
+    test_server *s = srv_start(0, NULL, 0);
+    pthread_mutex_lock(&s->lock);
+    s->throttle = "x-key: a-key\r\n";
+    s->throttle_reply = (srv_reply){429, "retry-after: 3\r\n", NULL, 0};
+    pthread_mutex_unlock(&s->lock);
+    fixture f;
+    backend_up(&f, "fair", "otlp_http", s->port,
+               ", tenants: {ta: {headers: {x-key: a-key}}, tb: {headers: {x-key: b-key}}},"
+               " batch: {timeout: 0ms}, retry: {initial_interval: 50ms, max_interval: 100ms}");
+    push_spans(f.b, "ta", 2, "a");
+    uint64_t end = now_ms() + 2000;
+    while (spans_with(s, "x-key: a-key") == 0 && now_ms() < end)
+        usleep(5000);
+    assert_int_equal(spans_with(s, "x-key: a-key"), 2); /* A was tried, and throttled */
+    uint64_t t0 = now_ms();
+    for (int i = 0; i < 5; i++) {
+        push_spans(f.b, "tb", 1, "b");
+        push_spans(f.b, "ta", 1, "a");
+    }
+    while (spans_with(s, "x-key: b-key") < 5 && now_ms() - t0 < 5000)
+        usleep(5000);
+    uint64_t took = now_ms() - t0;
+    assert_int_equal(spans_with(s, "x-key: b-key"), 5);
+    assert_true(took < 1000); /* well under A's 3 s wait */
+    pthread_mutex_lock(&s->lock);
+    s->throttle = NULL; /* lift it */
+    size_t before = s->n_reqs;
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(counter_reaches("otlp_gateway_export_sent_items_total", "backend=\"fair\",signal=\"traces\"", 12),
+                     12);
+    pthread_mutex_lock(&s->lock);
+    size_t a_after = 0;
+    for (size_t i = before; i < s->n_reqs; i++)
+        if (strstr(s->reqs[i].headers, "x-key: a-key") != NULL)
+            a_after += body_spans(&s->reqs[i], NULL, 0);
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(a_after, 7); /* every A span, delivered after the throttle lifted */
+    assert_true(now_ms() - t0 >= 2000); /* not before A's Retry-After */
+    backend_down(&f);
     srv_stop(s);
 }
 
@@ -858,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_tenants_and_signals),
         cmocka_unit_test(test_gzip_body),
         cmocka_unit_test(test_retry_after_then_ok),
+        cmocka_unit_test(test_throttled_tenant_isolated),
         cmocka_unit_test(test_retry_hint_follows_backoff),
         cmocka_unit_test(test_bad_request_dropped),
         cmocka_unit_test(test_partial_success),

@@ -67,7 +67,7 @@ static export_queue *open_q(const char *dir, size_t max_bytes, size_t segment_by
 static void push(export_queue *q, otlp_signal sig, const char *tenant, const void *data, size_t len)
 {
     char err[256] = "";
-    assert_int_equal(queue_reserve(q, len), 0);
+    assert_int_equal(queue_reserve(q, NULL, len), 0);
     if (queue_push(q, sig, tenant, (uint32_t)len, data, len, err, sizeof(err)) != 0)
         fail_msg("queue_push: %s", err);
 }
@@ -197,18 +197,18 @@ static void test_reserve_accounting(void **state)
 {
     (void)state;
     export_queue *q = open_q(NULL, 100, 0, QUEUE_FSYNC_INTERVAL);
-    assert_int_equal(queue_reserve(q, 60), 0);
-    assert_int_equal(queue_reserve(q, 50), -1);
-    assert_int_equal(queue_reserve(q, 101), -2); /* can never fit: not "full for now" */
-    queue_unreserve(q, 60);
-    assert_int_equal(queue_reserve(q, 100), 0);
+    assert_int_equal(queue_reserve(q, NULL, 60), 0);
+    assert_int_equal(queue_reserve(q, NULL, 50), -1);
+    assert_int_equal(queue_reserve(q, NULL, 101), -2); /* can never fit: not "full for now" */
+    queue_unreserve(q, NULL, 60);
+    assert_int_equal(queue_reserve(q, NULL, 100), 0);
     uint8_t data[100] = {0};
     assert_int_equal(queue_push(q, OTLP_TRACES, "t", 1, data, 100, NULL, 0), 0);
-    assert_int_equal(queue_reserve(q, 1), -1);
+    assert_int_equal(queue_reserve(q, NULL, 1), -1);
     queue_entry e[1];
     assert_int_equal(queue_peek(q, e, 1, 1, 0, NULL), 1);
     queue_ack(q, 1);
-    assert_int_equal(queue_reserve(q, 100), 0);
+    assert_int_equal(queue_reserve(q, NULL, 100), 0);
 
     /* A refused push gives its reservation back. */
     char tenant[300], err[128] = "";
@@ -216,7 +216,101 @@ static void test_reserve_accounting(void **state)
     tenant[sizeof(tenant) - 1] = '\0';
     assert_int_equal(queue_push(q, OTLP_TRACES, tenant, 1, data, 100, err, sizeof(err)), -1);
     assert_true(err[0] != '\0');
-    assert_int_equal(queue_reserve(q, 100), 0);
+    assert_int_equal(queue_reserve(q, NULL, 100), 0);
+    queue_close(q);
+}
+
+/* queue.tenant_share: a tenant holds at most its share of max_bytes,
+ * reserved and queued together; the others still get in. */
+static void test_tenant_share(void **state)
+{
+    (void)state;
+    queue_config c = {.max_bytes = 1000, .tenant_share = 0.5};
+    char err[128] = "";
+    export_queue *q = queue_open(&c, "b", err, sizeof(err));
+    assert_non_null(q);
+    uint8_t data[400] = {0};
+    assert_int_equal(queue_reserve(q, "a", 400), 0);
+    assert_int_equal(queue_push(q, OTLP_TRACES, "a", 1, data, 400, NULL, 0), 0);
+    assert_int_equal(queue_reserve(q, "a", 200), -1); /* 600 > 500: over a's share */
+    assert_int_equal(queue_reserve(q, "a", 100), 0);  /* 500: exactly its share */
+    assert_int_equal(queue_reserve(q, "a", 1), -1);
+    queue_unreserve(q, "a", 100);
+    assert_int_equal(queue_reserve(q, "b", 400), 0); /* b is not held up by a */
+    assert_int_equal(queue_push(q, OTLP_TRACES, "b", 1, data, 400, NULL, 0), 0);
+    assert_int_equal(queue_reserve(q, "c", 300), -1); /* the queue itself is full (800 + 300) */
+    assert_int_equal(queue_reserve(q, "c", 200), 0);
+    queue_unreserve(q, "c", 200);
+    queue_entry e[4];
+    assert_int_equal(queue_peek(q, e, 4, 1, 0, NULL), 1);
+    assert_string_equal(e[0].tenant, "a");
+    queue_ack(q, 1); /* a's bytes are given back */
+    assert_int_equal(queue_reserve(q, "a", 500), 0);
+    queue_unreserve(q, "a", 500);
+    queue_close(q);
+
+    /* Share 1 (the default): one tenant may fill the queue. */
+    c.tenant_share = 1;
+    q = queue_open(&c, "b", err, sizeof(err));
+    assert_int_equal(queue_reserve(q, "a", 1000), 0);
+    queue_unreserve(q, "a", 1000);
+    queue_close(q);
+}
+
+static int skip_a(void *ud, const char *tenant)
+{
+    (void)ud;
+    return strcmp(tenant, "a") == 0;
+}
+
+/* Memory mode: a fair peek passes over a refused tenant and a just-served
+ * one, takes a tenant's entries across others', and the ack removes exactly
+ * what it returned. */
+static void test_memory_fair_peek(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(NULL, 1 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    push(q, OTLP_TRACES, "a", "A1", 2);
+    push(q, OTLP_TRACES, "b", "B1", 2);
+    push(q, OTLP_TRACES, "a", "A2", 2);
+    push(q, OTLP_TRACES, "b", "B2", 2);
+    queue_entry e[8];
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, skip_a, NULL, NULL), 2);
+    assert_memory_equal(e[0].data, "B1", 2);
+    assert_memory_equal(e[1].data, "B2", 2);
+    /* while only refused entries are there, the wait runs its course */
+    queue_ack(q, 2);
+    uint64_t t0 = now_ms();
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 100, NULL, skip_a, NULL, NULL), 0);
+    assert_true(now_ms() - t0 >= 90);
+    push(q, OTLP_TRACES, "b", "B3", 2);
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, "a"), 1); /* not the last served */
+    assert_memory_equal(e[0].data, "B3", 2);
+    queue_ack(q, 1);
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, "a"), 2); /* only a is left */
+    assert_memory_equal(e[0].data, "A1", 2);
+    assert_memory_equal(e[1].data, "A2", 2);
+    queue_ack(q, 1);
+    assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 1);
+    assert_memory_equal(e[0].data, "A2", 2);
+    queue_ack(q, 1);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    queue_close(q);
+}
+
+/* Disk mode keeps one read cursor: a fair peek is an in-order peek. */
+static void test_disk_fair_peek_in_order(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(qdir, 1 << 20, 0, QUEUE_FSYNC_NEVER);
+    push(q, OTLP_TRACES, "a", "A1", 2);
+    push(q, OTLP_TRACES, "b", "B1", 2);
+    queue_entry e[8];
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, skip_a, NULL, NULL), 1);
+    assert_memory_equal(e[0].data, "A1", 2);
     queue_close(q);
 }
 
@@ -297,7 +391,7 @@ static void test_disk_record_layout(void **state)
     (void)state;
     export_queue *q = open_q(base, 1 << 20, 0, QUEUE_FSYNC_ALWAYS);
     char err[64];
-    assert_int_equal(queue_reserve(q, 5), 0);
+    assert_int_equal(queue_reserve(q, NULL, 5), 0);
     assert_int_equal(queue_push(q, OTLP_LOGS, "t1", 7, (const uint8_t *)"hello", 5, err, sizeof(err)), 0);
     queue_close(q);
     /* CRC-32C of 02 02 07 00 00 00 "t1hello", computed independently. */
@@ -589,9 +683,9 @@ static void test_disk_full_after_recovery(void **state)
     push_n(q, 0, 10);
     queue_close(q);
     q = open_q(base, 100, 0, QUEUE_FSYNC_INTERVAL); /* smaller than what is queued */
-    assert_int_equal(queue_reserve(q, 1), -1);
+    assert_int_equal(queue_reserve(q, NULL, 1), -1);
     expect_n(q, 0, 10);
-    assert_int_equal(queue_reserve(q, 100), 0);
+    assert_int_equal(queue_reserve(q, NULL, 100), 0);
     queue_close(q);
 }
 
@@ -619,7 +713,7 @@ static void *producer_main(void *arg)
     for (uint32_t i = 0; i < PER_PRODUCER; i++) {
         uint32_t v[6] = {p->id, i, mix(p->id * PER_PRODUCER + i), 0, 0, 0};
         size_t len = 12 + (i % 4) * 4;
-        while (queue_reserve(p->q, len) != 0)
+        while (queue_reserve(p->q, NULL, len) != 0)
             usleep(100);
         assert_int_equal(queue_push(p->q, OTLP_TRACES, tenant, 1, (const uint8_t *)v, len, NULL, 0), 0);
     }
@@ -688,6 +782,9 @@ int main(void)
         cmocka_unit_test(test_memory_fifo_batching),
         cmocka_unit_test(test_memory_max_entries),
         cmocka_unit_test(test_reserve_accounting),
+        cmocka_unit_test(test_tenant_share),
+        cmocka_unit_test(test_memory_fair_peek),
+        cmocka_unit_test_setup_teardown(test_disk_fair_peek_in_order, setup, teardown),
         cmocka_unit_test(test_peek_waits),
         cmocka_unit_test_setup_teardown(test_disk_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_record_layout, setup, teardown),

@@ -493,3 +493,12 @@ export class Gateway {
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }
+
+/** A gateway API key for `tenant`, added to keysFile by `otlp-gateway keys create`. */
+export async function createApiKey(keysFile, tenant) {
+  const r = await runGatewayOnce(['keys', 'create', '--tenant', tenant, '--name', `e2e-${tenant}`, '--keys-file', keysFile]);
+  if (r.code !== 0) throw new Error(`keys create failed:\n${r.output}`);
+  const key = r.output.split('\n').find((l) => l.startsWith('otlpgw_'));
+  if (!key) throw new Error(`no key in the CLI output:\n${r.output}`);
+  return key;
+}

@@ -404,11 +404,25 @@ export class HttpSink extends LoopbackHttpServer {
     this.accept = opts.accept ?? ['application/x-protobuf', 'application/json'];
     this.checkFn = opts.check ?? null;
     this.mode = { kind: 'ok' };
+    this.rules = [];
   }
 
   /** Default answer from now on: {kind: 'ok' | 'partial' | 'status' | 'stall' | 'reset', ...}. */
   behave(action) {
     this.mode = action;
+  }
+
+  /**
+   * From now on, requests for which match(headers) is true get `action`
+   * instead of the default (e.g. throttle one tenant's key). Returns a
+   * function that removes the rule.
+   */
+  behaveWhen(match, action) {
+    const rule = { match, action };
+    this.rules.push(rule);
+    return () => {
+      this.rules = this.rules.filter((r) => r !== rule);
+    };
   }
 
   /** Items of `signal` from every request the sink accepted (success or partial success). */
@@ -484,7 +498,9 @@ export class HttpSink extends LoopbackHttpServer {
       this._violation(`${path}: cannot read the body (content-encoding ${req.headers['content-encoding'] ?? 'none'}): ${e.message}`);
       return this._errorReply(res, rec, e.status ?? 400, e.message);
     }
-    const action = this._once.length ? this._once.shift() : this.mode;
+    const action = this._once.length
+      ? this._once.shift()
+      : (this.rules.find((r) => r.match(rec.headers))?.action ?? this.mode);
     if (action.kind === 'stall') {
       rec.outcome = 'stalled';
       this._stalled.add(res);

@@ -30,7 +30,7 @@ import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 
-import { Gateway, runGatewayOnce, sleep, stopAll } from '../lib/gateway.js';
+import { Gateway, createApiKey as createKey, sleep, stopAll } from '../lib/gateway.js';
 import { buildLogs, buildMetrics, buildSpans } from '../lib/sdkdata.js';
 import {
   HoneycombSink,
@@ -103,14 +103,6 @@ function delta(before, after, name, labels = {}) {
   const pick = (m) =>
     m.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((a, x) => a + x.value, 0);
   return pick(after) - pick(before);
-}
-
-async function createKey(keysFile, tenant) {
-  const r = await runGatewayOnce(['keys', 'create', '--tenant', tenant, '--name', `e2e-${tenant}`, '--keys-file', keysFile]);
-  assert.equal(r.code, 0, `keys create failed:\n${r.output}`);
-  const key = r.output.split('\n').find((l) => l.startsWith('otlpgw_'));
-  assert.ok(key, `no key in the CLI output:\n${r.output}`);
-  return key;
 }
 
 describe('export: fan-out to emulated Honeycomb, Jaeger and Loki', () => {
