@@ -81,7 +81,7 @@ static int route_matches(const route *r, const resource_t *res)
         const char *v = string_attribute(res, r->rules[i].key);
         if (v == NULL)
             return 0;
-        if (r->rules[i].exact ? strcmp(v, r->rules[i].exact) != 0 : regexec(&r->rules[i].re, v, 0, NULL, 0) != 0)
+        if (r->rules[i].exact ? strcmp(v, r->rules[i].exact) != 0 : !regexp_match(r->rules[i].re, v, strlen(v)))
             return 0;
     }
     return 1;
@@ -105,17 +105,14 @@ static int read_rules(route *r, const config_node *m, char *err, size_t errlen)
             continue;
         static const char *const keys[] = {"regex", NULL};
         const char *pattern;
-        mr->exact = "";            /* not a compiled regex until regcomp succeeds */
+        char why[200];
         if (!config_is_map(v))
             return config_error(v, mr->key, err, errlen, "expected a string or {regex: ...}");
         if (config_check_keys(v, keys, err, errlen) != 0 || config_str_required(v, "regex", &pattern, err, errlen) != 0)
             return -1;
         /* Anchored: a rule describes the whole value, as users expect. */
-        char anchored[1024];
-        snprintf(anchored, sizeof(anchored), "^(%s)$", pattern);
-        if (regcomp(&mr->re, anchored, REG_EXTENDED | REG_NOSUB) != 0)
-            return config_error(config_get(v, "regex"), "regex", err, errlen, "invalid regular expression");
-        mr->exact = NULL;
+        if ((mr->re = regexp_compile(pattern, REGEXP_FULL, why, sizeof(why))) == NULL)
+            return config_error(config_get(v, "regex"), "regex", err, errlen, "invalid regular expression: %s", why);
     }
     return 0;
 }
@@ -382,8 +379,7 @@ void pipeline_free(pipeline *pl)
     for (size_t i = 0; i < pl->n_routes; i++) {
         route *r = &pl->routes[i];
         for (size_t j = 0; j < r->n_rules; j++)
-            if (r->rules[j].exact == NULL)
-                regfree(&r->rules[j].re);
+            regexp_free(r->rules[j].re);
         free(r->rules);
         free(r->edits);
         free(r->backends);

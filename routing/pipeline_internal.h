@@ -4,11 +4,10 @@
 #ifndef GW_PIPELINE_INTERNAL_H
 #define GW_PIPELINE_INTERNAL_H
 
-#include <regex.h>
-
 #include "cluster.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "regexp.h"
 #include "sampler.h"
 #include "trace_service.pb-c.h"
 
@@ -19,7 +18,7 @@ typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
 typedef struct match_rule {
     const char *key;
     const char *exact; /* NULL when regex */
-    regex_t re;
+    regexp *re;        /* REGEXP_FULL: the rule describes the whole value */
 } match_rule;
 
 typedef enum { EDIT_INSERT, EDIT_UPDATE, EDIT_UPSERT, EDIT_DELETE } edit_action;

@@ -319,23 +319,18 @@ static int read_string_attr(read_ctx *c, const config_node *n, sp_policy *p)
     p->values = calloc(m, sizeof(char *));
     if (p->values == NULL)
         return oom(c, n);
-    if (p->use_regex && (p->regexes = calloc(m, sizeof(regex_t))) == NULL)
+    if (p->use_regex && (p->regexes = calloc(m, sizeof(*p->regexes))) == NULL)
         return oom(c, n);
     for (size_t i = 0; i < m; i++) {
         const char *v = config_scalar(config_seq_at(seq, i));
         if ((p->values[i] = dup_str(v)) == NULL)
             return oom(c, n);
-        if (p->use_regex) {
-            int rc = regcomp(&p->regexes[i], v, REG_EXTENDED | REG_NOSUB);
-            if (rc != 0) {
-                char msg[128];
-                regerror(rc, &p->regexes[i], msg, sizeof(msg));
-                free(p->values[i]);
-                p->values[i] = NULL;
-                return config_error(config_seq_at(seq, i), NULL, c->err, c->errlen, "invalid regex: %s", msg);
-            }
-        }
-        p->n_values = i + 1; /* compiled so far: what sp_set_free releases */
+        p->n_values = i + 1; /* read so far: what sp_set_free releases */
+        char why[200];
+        /* Unanchored, as upstream: a value matches when the pattern occurs in it. */
+        if (p->use_regex && (p->regexes[i] = regexp_compile(v, REGEXP_SEARCH, why, sizeof(why))) == NULL)
+            return config_error(config_seq_at(seq, i), NULL, c->err, c->errlen, "invalid regular expression: %s",
+                                why);
     }
     return take_attr_bit(c, n, p);
 }
@@ -564,7 +559,7 @@ static void policy_free(sp_policy *p)
     for (size_t i = 0; i < p->n_values; i++) {
         free(p->values[i]);
         if (p->regexes != NULL)
-            regfree(&p->regexes[i]);
+            regexp_free(p->regexes[i]);
     }
     free(p->values);
     free(p->regexes);
@@ -595,7 +590,7 @@ static int attr_matches(const sp_policy *p, const Opentelemetry__Proto__Common__
         if (v->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE)
             return 0;
         for (size_t i = 0; i < p->n_values; i++) {
-            if (p->use_regex ? regexec(&p->regexes[i], v->string_value, 0, NULL, 0) == 0
+            if (p->use_regex ? regexp_match(p->regexes[i], v->string_value, strlen(v->string_value))
                              : strcmp(p->values[i], v->string_value) == 0)
                 return 1;
         }

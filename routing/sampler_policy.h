@@ -9,13 +9,13 @@
 #ifndef GW_SAMPLER_POLICY_H
 #define GW_SAMPLER_POLICY_H
 
-#include <regex.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config_node.h"
 #include "metrics.h"
+#include "regexp.h"
 #include "trace_service.pb-c.h"
 
 /* At most this many attribute policies (each owns one bit of a trace's
@@ -65,7 +65,7 @@ struct sp_policy {
     int attr_bit;
     char *key;
     char **values;
-    regex_t *regexes;
+    regexp **regexes; /* REGEXP_SEARCH, as the Collector's MatchString */
     size_t n_values;
     int use_regex, invert;
     int64_t min_value, max_value;

@@ -47,7 +47,7 @@ for floor in "${!below[@]}"; do
             echo "layers: $file:$line: $floor/ includes $o/$h, a floor above it (allowed: $floor ${below[$floor]})"
             bad=1
         fi
-    done < <(grep -Hn '#include "' "$floor"/*.[ch] || true)
+    done < <(shopt -s nullglob; grep -Hn '#include "' "$floor"/*.[ch] "$floor"/*.cc || true)
 done
 
 if [ $# -ge 1 ]; then

@@ -5,7 +5,7 @@
 # shellcheck disable=SC2034 # both lists are read by the scripts that source this
 build_packages="meson ninja-build pkg-config gcc libc6-dev libh2o-evloop-dev libnghttp2-dev
   libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev libjansson-dev
-  libyaml-dev zlib1g-dev libzstd-dev libsnappy-dev libcmocka-dev"
+  libyaml-dev zlib1g-dev libzstd-dev libsnappy-dev libcmocka-dev libre2-dev g++"
 test_packages="clang libclang-rt-14-dev nghttp2-client nginx-light curl procps prometheus haproxy
   shellcheck docker-compose systemd openssl podman buildah mmdebstrap"
 

@@ -18,7 +18,7 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_sup
 echo "== build (release, asan+ubsan, fuzz)"
 build build
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false
-CC=clang build build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
+CC=clang CXX=clang++ build build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
 
 echo "== layers"
 scripts/check_layers.sh build

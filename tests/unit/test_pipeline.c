@@ -249,7 +249,8 @@ static void test_routing_rules_default_and_edits(void **state)
              "backends:\n  shop: {type: file, dir: %s/shop}\n  rest: {type: file, dir: %s/rest}\n"
              "  audit: {type: file, dir: %s/audit}\n  unused: {type: file, dir: %s/unused}\n"
              "pipelines:\n"
-             "  - name: shop\n    signals: [traces]\n    match: {service.name: {regex: \"shop-.*\"}}\n"
+             /* RE2 syntax ((?i), \\w), anchored as a whole: "bill" must not take "billing". */
+             "  - name: shop\n    signals: [traces]\n    match: {service.name: {regex: 'bill|(?i)SHOP-\\w+'}}\n"
              "    resource:\n      - {action: upsert, key: tenant.id, from: tenant}\n"
              "      - {action: delete, key: secret}\n      - {action: insert, key: service.name, value: nope}\n"
              "      - {action: update, key: missing, value: nope}\n    backends: [shop]\n"
@@ -356,7 +357,11 @@ static void test_routing_config_errors(void **state)
 {
     (void)state;
     route_config_fails("pipelines: [{name: p, signals: [traces], backends: [d], match: {a: {regex: \"(\"}}}]\n",
-                       "r.yaml:3:76: pipelines[0].match.a.regex: invalid regular expression");
+                       "r.yaml:3:76: pipelines[0].match.a.regex: invalid regular expression: missing ): ( (RE2 "
+                       "syntax, as Go's regexp: no backreferences, lookaround or POSIX word boundaries)");
+    route_config_fails("pipelines: [{name: p, signals: [traces], backends: [d], match: {a: {regex: '(x)\\1'}}}]\n",
+                       "r.yaml:3:76: pipelines[0].match.a.regex: invalid regular expression: invalid escape sequence: "
+                       "\\1 (RE2 syntax");
     route_config_fails("pipelines: [{name: p, signals: [traces], backends: [d], match: {a: [1]}}]\n",
                        "expected a string or {regex: ...}");
     route_config_fails("pipelines: [{name: p, signals: [traces], backends: [d], default: true, match: {a: b}}]\n",

@@ -307,7 +307,14 @@ static void test_config_errors(void **state)
     assert_non_null(strstr(mk_err("{policies: [{name: l, type: latency}]}"), "threshold_ms: required key is missing"));
     assert_non_null(strstr(mk_err("{policies: [{name: r, type: string_attribute, key: k, values: ['(a'], "
                                   "enabled_regex_matching: true}]}"),
-                           "policies[0].values[0]: invalid regex"));
+                           "gw.yaml:7:71: backends.x.s.policies[0].values[0]: invalid regular expression: missing ): (a "
+                           "(RE2 syntax"));
+    /* POSIX-only syntax that RE2 refuses says so, located at the value. */
+    assert_non_null(strstr(mk_err("{policies: [{name: r, type: string_attribute, key: k, values: [ok, '[[:<:]]x'], "
+                                  "enabled_regex_matching: true}]}"),
+                           "gw.yaml:7:75: backends.x.s.policies[0].values[1]: invalid regular expression: invalid "
+                           "character class range: [:<:] (RE2 syntax, as Go's regexp: no backreferences, lookaround or "
+                           "POSIX word boundaries)"));
     assert_non_null(strstr(mk_err("{policies: [{name: a, type: always_sample}, {name: a, type: always_sample}]}"),
                            "policies[1].name: duplicate policy name \"a\""));
     assert_non_null(strstr(mk_err("{policies: [{name: c, type: composite, max_total_spans_per_second: 10, "
@@ -508,6 +515,42 @@ static void test_string_attribute(void **state)
     flush(s, T0);
     assert_int_equal(E.n, 2);
     assert_true(emitted_has(2) && emitted_has(3));
+    sampler_free(s);
+}
+
+/* Regexes are RE2 (Go's syntax, as upstream) and unanchored (Go's
+ * MatchString): \d and (?i) work, and a value matches when the pattern
+ * occurs anywhere in it. A pathological pattern against a long client value
+ * finishes (RE2 is linear-time; a backtracking engine would not). */
+static void test_string_attribute_re2(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: api, type: string_attribute, key: http.route, values: ['^/api/v\\d+/users'],"
+                    " enabled_regex_matching: true},"
+                    " {name: sel, type: string_attribute, key: db.statement, values: ['(?i)^select', 'tmp'],"
+                    " enabled_regex_matching: true},"
+                    " {name: evil, type: string_attribute, key: q, values: ['(a+)+$'], enabled_regex_matching: true}]}");
+    const char *routes[] = {"/api/v2/users/7", "/api/vx/users", "/x/api/v2/users"};
+    const char *stmts[] = {"SeLeCt 1", "update t", "drop tmp_1"};
+    span_t *spans[9];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        spans[n] = sp_new(1 + (uint64_t)i, 1, 0, T0, T0 + 1, -1);
+        attr_str(spans[n++], "http.route", routes[i]);
+        spans[n] = sp_new(11 + (uint64_t)i, 1, 0, T0, T0 + 1, -1);
+        attr_str(spans[n++], "db.statement", stmts[i]);
+    }
+    size_t len = 50000;
+    char *evil = arena_alloc(A, len + 2);
+    memset(evil, 'a', len);
+    evil[len] = 'b';
+    evil[len + 1] = '\0';
+    spans[n] = sp_new(21, 1, 0, T0, T0 + 1, -1);
+    attr_str(spans[n++], "q", evil);
+    add(s, req_new("svc", "lib", spans, n), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 3);
+    assert_true(emitted_has(1) && emitted_has(11) && emitted_has(13));
     sampler_free(s);
 }
 
@@ -1176,6 +1219,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probabilistic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_attribute, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_string_attribute_re2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numeric_boolean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_span_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limiting, setup, teardown),
