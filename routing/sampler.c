@@ -865,6 +865,7 @@ typedef struct add_ctx {
     const resource_spans *rs;
     blob *rb;       /* the resource's interned encoding, made on first use */
     uint64_t rbits; /* the resource's attribute-policy bits, computed on first use */
+    const Opentelemetry__Proto__Common__V1__InstrumentationScope *scope; /* of the spans being indexed */
     int rbits_done;
 } add_ctx;
 
@@ -934,6 +935,8 @@ static void span_account(add_ctx *c, trace *t, const span_t *sp, size_t i)
     uint64_t bits = s->pol.n_attr ? sp_attr_bits(&s->pol, sp->attributes, sp->n_attributes) : 0;
     size_t wire = protobuf_c_message_get_packed_size(&sp->base);
     update_summary(t, sp, bits | c->rbits, wire);
+    if (s->pol.n_ottl != 0)
+        sp_ottl_span(&s->pol, &t->sum, rs->resource, c->scope, sp);
     t->last_ns = c->now_ns;
     if (sp->parent_span_id.len == 0 && s->quiet_ns != NO_QUIET) {
         if (t->in_quiet)
@@ -957,6 +960,7 @@ static size_t index_spans(add_ctx *c, const scope_spans *ss, size_t *n_late)
 {
     shard *sh = c->sh;
     size_t mine = 0;
+    c->scope = ss->scope;
     for (size_t i = 0; i < ss->n_spans; i++) {
         const span_t *sp = ss->spans[i];
         sh->span_trace[i] = NULL;

@@ -28,6 +28,7 @@ static const char *const k_bytes[] = {"bytes_per_second", "burst", NULL};
 static const char *const k_subs[] = {"policies", NULL};
 static const char *const k_composite[] = {"max_total_spans_per_second", "policy_order", "rate_allocation",
                                           "policies", NULL};
+static const char *const k_ottl[] = {"error_mode", "span", "spanevent", NULL};
 
 static const type_info types[] = {
     {"always_sample", SP_ALWAYS, k_none},
@@ -43,6 +44,7 @@ static const type_info types[] = {
     {"and", SP_AND, k_subs},
     {"composite", SP_COMPOSITE, k_composite},
     {"drop", SP_DROP, k_subs},
+    {"ottl_condition", SP_OTTL, k_ottl},
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 
@@ -335,6 +337,53 @@ static int read_string_attr(read_ctx *c, const config_node *n, sp_policy *p)
     return take_attr_bit(c, n, p);
 }
 
+/* One list of OTTL conditions (`span` or `spanevent`), compiled into
+ * p->conds from index *at on; an error is located at the condition. */
+static int read_ottl_list(read_ctx *c, const config_node *seq, ottl_context ctx, sp_policy *p, size_t *at)
+{
+    for (size_t i = 0; i < config_seq_len(seq); i++) {
+        const config_node *item = config_seq_at(seq, i);
+        const char *text = config_scalar(item);
+        char why[320];
+        if (text == NULL || text[0] == '\0')
+            return config_error(item, NULL, c->err, c->errlen, "expected an OTTL condition (a string)");
+        if ((p->conds[*at] = ottl_parse(text, ctx, why, sizeof(why))) == NULL)
+            return config_error(item, NULL, c->err, c->errlen, "invalid OTTL condition \"%.80s\": %s", text, why);
+        (*at)++;
+    }
+    return 0;
+}
+
+/* ottl_condition: the trace is sampled when any span condition holds for a
+ * span, or any spanevent condition for one of its events (upstream's). */
+static int read_ottl(read_ctx *c, const config_node *n, sp_policy *p)
+{
+    static const char *const modes[] = {"propagate", "ignore", "silent", NULL};
+    int mode;
+    const config_node *span, *event;
+    if (config_choice(n, "error_mode", modes, OTTL_PROPAGATE, &mode, c->err, c->errlen) != 0 ||
+        config_seq(n, "span", 0, &span, c->err, c->errlen) != 0 ||
+        config_seq(n, "spanevent", 0, &event, c->err, c->errlen) != 0)
+        return -1;
+    p->ottl_mode = (ottl_error_mode)mode;
+    p->n_span_conds = config_seq_len(span);
+    p->n_event_conds = config_seq_len(event);
+    if (p->n_span_conds + p->n_event_conds == 0)
+        return config_error(n, "span", c->err, c->errlen,
+                            "expected at least one OTTL condition in span or spanevent");
+    if (c->set->n_ottl >= SP_MAX_OTTL_POLICIES)
+        return config_error(n, NULL, c->err, c->errlen, "too many ottl_condition policies (at most %d)",
+                            SP_MAX_OTTL_POLICIES);
+    if ((p->conds = calloc(p->n_span_conds + p->n_event_conds, sizeof(*p->conds))) == NULL)
+        return oom(c, n);
+    size_t at = 0;
+    if (read_ottl_list(c, span, OTTL_SPAN, p, &at) != 0 || read_ottl_list(c, event, OTTL_SPANEVENT, p, &at) != 0)
+        return -1;
+    p->attr_bit = (int)c->set->n_ottl;
+    c->set->ottl[c->set->n_ottl++] = p;
+    return 0;
+}
+
 static int read_latency(read_ctx *c, const config_node *n, sp_policy *p)
 {
     uint64_t u, u2;
@@ -469,6 +518,8 @@ static int read_settings(read_ctx *c, const config_node *n, sp_policy *p, int de
     case SP_COMPOSITE:
         c->set->stateful = 1;
         return read_composite(c, n, p, depth);
+    case SP_OTTL:
+        return read_ottl(c, n, p);
     }
     return 0;
 }
@@ -482,7 +533,7 @@ static const type_info *read_type(read_ctx *c, const config_node *n, const char 
     config_error(n, "type", c->err, c->errlen,
                  "unknown policy type \"%.40s\" (use always_sample, latency, status_code, probabilistic, "
                  "string_attribute, numeric_attribute, boolean_attribute, span_count, rate_limiting, "
-                 "bytes_limiting, and, composite or drop)",
+                 "bytes_limiting, and, composite, drop or ottl_condition)",
                  type);
     return NULL;
 }
@@ -563,6 +614,9 @@ static void policy_free(sp_policy *p)
     }
     free(p->values);
     free(p->regexes);
+    for (size_t i = 0; p->conds != NULL && i < p->n_span_conds + p->n_event_conds; i++)
+        ottl_free(p->conds[i]);
+    free(p->conds);
     for (size_t i = 0; p->subs != NULL && i < p->n_subs; i++)
         policy_free(&p->subs[i]);
     free(p->subs);
@@ -625,6 +679,28 @@ uint64_t sp_attr_bits(const sp_set *set, Opentelemetry__Proto__Common__V1__KeyVa
     return bits;
 }
 
+void sp_ottl_span(const sp_set *set, sp_summary *t, const Opentelemetry__Proto__Resource__V1__Resource *resource,
+                  const Opentelemetry__Proto__Common__V1__InstrumentationScope *scope,
+                  const Opentelemetry__Proto__Trace__V1__Span *span)
+{
+    for (size_t k = 0; k < set->n_ottl; k++) {
+        const sp_policy *p = set->ottl[k];
+        uint32_t bit = (uint32_t)1 << k;
+        if ((t->ottl_match | t->ottl_error) & bit)
+            continue;
+        ottl_subject s = {.resource = resource, .scope = scope, .span = span};
+        ottl_result r = ottl_eval_any(p->conds, p->n_span_conds, p->ottl_mode, &s);
+        for (size_t e = 0; r == OTTL_FALSE && p->n_event_conds != 0 && e < span->n_events; e++) {
+            if ((s.event = span->events[e]) != NULL)
+                r = ottl_eval_any(p->conds + p->n_span_conds, p->n_event_conds, p->ottl_mode, &s);
+        }
+        if (r == OTTL_TRUE)
+            t->ottl_match |= bit;
+        else if (r == OTTL_ERROR)
+            t->ottl_error |= bit;
+    }
+}
+
 uint64_t sp_trace_hash(const uint8_t id[16])
 {
     return hash_mix64(hash_fnv1a(id, 16, HASH_FNV1A_INIT));
@@ -661,6 +737,8 @@ static int eval(sp_policy *p, const sp_summary *t, uint64_t now_ns)
         int m = (t->attr_bits >> p->attr_bit) & 1;
         return p->invert ? !m : m;
     }
+    case SP_OTTL:
+        return (t->ottl_match >> p->attr_bit) & 1;
     case SP_SPAN_COUNT:
         return t->spans >= p->min_spans && (p->max_spans == 0 || t->spans <= p->max_spans);
     case SP_RATE:

@@ -15,6 +15,7 @@
 
 #include "config_node.h"
 #include "metrics.h"
+#include "ottl.h"
 #include "regexp.h"
 #include "trace_service.pb-c.h"
 
@@ -22,6 +23,8 @@
  * match set), and this many policies in all, nested ones included. */
 #define SP_MAX_ATTR_POLICIES 64
 #define SP_MAX_POLICIES 256
+/* ottl_condition policies: each owns a bit of ottl_match and ottl_error. */
+#define SP_MAX_OTTL_POLICIES 32
 
 typedef enum {
     SP_ALWAYS,
@@ -37,6 +40,7 @@ typedef enum {
     SP_AND,
     SP_COMPOSITE,
     SP_DROP,
+    SP_OTTL,
 } sp_type;
 
 /* What a decision needs to know about a trace. */
@@ -48,6 +52,10 @@ typedef struct sp_summary {
     uint64_t span_bytes; /* sum of the spans' protobuf sizes */
     uint64_t attr_bits;  /* bit i: attribute policy i matched a span or resource */
     unsigned status_mask; /* bit per status code seen: 1<<UNSET, 1<<OK, 1<<ERROR */
+    /* ottl_condition policy i: bit i of ottl_match when a span or event
+     * satisfied it, of ottl_error when its evaluation failed first (under
+     * error_mode propagate: the policy then does not sample the trace). */
+    uint32_t ottl_match, ottl_error;
 } sp_summary;
 
 typedef struct sp_policy sp_policy;
@@ -80,6 +88,10 @@ struct sp_policy {
     double tokens;
     uint64_t tokens_at_ns;
     int tokens_init;
+    /* ottl_condition: n_span_conds span conditions, then the span event ones */
+    ottl_cond **conds;
+    size_t n_span_conds, n_event_conds;
+    ottl_error_mode ottl_mode;
     /* and, drop, composite */
     sp_policy *subs;
     size_t n_subs;
@@ -96,6 +108,8 @@ typedef struct sp_set {
     size_t n_top;
     sp_policy *attr[SP_MAX_ATTR_POLICIES]; /* attribute policies by bit */
     size_t n_attr;
+    sp_policy *ottl[SP_MAX_OTTL_POLICIES]; /* ottl_condition policies by bit */
+    size_t n_ottl;
     int stateful; /* some policy keeps budgets: serialize sp_decide */
 } sp_set;
 
@@ -105,6 +119,14 @@ void sp_set_free(sp_set *set);
 
 /* The attribute-policy bits a list of attributes (a span's or a resource's) matches. */
 uint64_t sp_attr_bits(const sp_set *set, Opentelemetry__Proto__Common__V1__KeyValue *const *attrs, size_t n);
+
+/* Evaluate the ottl_condition policies on one span of a trace and its
+ * events, in arrival order: a policy already matched or failed on an earlier
+ * span is not evaluated again (upstream walks the spans in that order and
+ * stops at the first match or error). resource and scope may be NULL. */
+void sp_ottl_span(const sp_set *set, sp_summary *t, const Opentelemetry__Proto__Resource__V1__Resource *resource,
+                  const Opentelemetry__Proto__Common__V1__InstrumentationScope *scope,
+                  const Opentelemetry__Proto__Trace__V1__Span *span);
 
 /* Decide a trace. Returns 1 to sample; *who is the index of the first
  * top-level policy that sampled (or that dropped, for a drop), -1 if none.

@@ -290,7 +290,7 @@ static void test_config_errors(void **state)
     assert_string_equal(mk_err("{policies: [{name: a, type: sometimes}]}"),
                         "gw.yaml:7:36: backends.x.s.policies[0].type: unknown policy type \"sometimes\" (use "
                         "always_sample, latency, status_code, probabilistic, string_attribute, numeric_attribute, "
-                        "boolean_attribute, span_count, rate_limiting, bytes_limiting, and, composite or drop)");
+                        "boolean_attribute, span_count, rate_limiting, bytes_limiting, and, composite, drop or ottl_condition)");
     assert_string_equal(mk_err("{policies: [{name: e, type: status_code, status_codes: [ERROR, BAD]}]}"),
                         "gw.yaml:7:71: backends.x.s.policies[0].status_codes[1]: invalid status code \"BAD\" "
                         "(use ERROR, OK or UNSET)");
@@ -315,6 +315,22 @@ static void test_config_errors(void **state)
                            "gw.yaml:7:75: backends.x.s.policies[0].values[1]: invalid regular expression: invalid "
                            "character class range: [:<:] (RE2 syntax, as Go's regexp: no backreferences, lookaround or "
                            "POSIX word boundaries)"));
+    assert_non_null(strstr(mk_err("{policies: [{name: o, type: ottl_condition}]}"),
+                           "gw.yaml:7:20: backends.x.s.policies[0].span: expected at least one OTTL condition in span "
+                           "or spanevent"));
+    assert_string_equal(mk_err("{policies: [{name: o, type: ottl_condition, span: [name == \"x\", kind = 2]}]}"),
+                        "gw.yaml:7:72: backends.x.s.policies[0].span[1]: invalid OTTL condition \"kind = 2\": column "
+                        "6: unexpected \"=\" (expected a comparison operator (==, !=, <, <=, >, >=))");
+    assert_non_null(strstr(mk_err("{policies: [{name: o, type: ottl_condition, spanevent: ['IsMatch(name, \"(?<n>x)\")']}]}"),
+                           "policies[0].spanevent[0]: invalid OTTL condition \"IsMatch(name, \"(?<n>x)\")\": column 15: "
+                           "invalid regular expression: invalid perl operator: (?<"));
+    assert_non_null(strstr(mk_err("{policies: [{name: o, type: ottl_condition, spanevent: ['kind == 2']}]}"),
+                           "policies[0].spanevent[0]: invalid OTTL condition \"kind == 2\": column 1: unknown path "
+                           "\"kind\" (span event conditions"));
+    assert_non_null(strstr(mk_err("{policies: [{name: o, type: ottl_condition, error_mode: loud, span: [true]}]}"),
+                           "policies[0].error_mode:"));
+    assert_non_null(strstr(mk_err("{policies: [{name: o, type: ottl_condition, span: 'name == \"x\"'}]}"),
+                           "policies[0].span:"));
     assert_non_null(strstr(mk_err("{policies: [{name: a, type: always_sample}, {name: a, type: always_sample}]}"),
                            "policies[1].name: duplicate policy name \"a\""));
     assert_non_null(strstr(mk_err("{policies: [{name: c, type: composite, max_total_spans_per_second: 10, "
@@ -552,6 +568,85 @@ static void test_string_attribute_re2(void **state)
     assert_int_equal(E.n, 3);
     assert_true(emitted_has(1) && emitted_has(11) && emitted_has(13));
     sampler_free(s);
+}
+
+/* An event named `name` with a string attribute k = v on span s. */
+static void event_add(span_t *s, const char *name, const char *k, const char *v)
+{
+    Opentelemetry__Proto__Trace__V1__Span__Event *ev = arena_alloc(A, sizeof(*ev));
+    opentelemetry__proto__trace__v1__span__event__init(ev);
+    ev->name = arena_strndup(A, name, strlen(name));
+    kv_t *kv = kv_new(k);
+    kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    kv->value->string_value = arena_strndup(A, v, strlen(v));
+    push_kv(&ev->attributes, &ev->n_attributes, kv);
+    Opentelemetry__Proto__Trace__V1__Span__Event **evs = arena_alloc(A, (s->n_events + 1) * sizeof(*evs));
+    if (s->n_events)
+        memcpy(evs, s->events, s->n_events * sizeof(*evs));
+    evs[s->n_events++] = ev;
+    s->events = evs;
+}
+
+/* ottl_condition: a trace is sampled when a span condition holds for one of
+ * its spans or a spanevent condition for one of their events; resource and
+ * scope paths see the span's own. */
+static void test_ottl_condition(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: o, type: ottl_condition, span: ['attributes[\"http.route\"] == \"/pay\" and "
+                    "end_time_unix_nano - start_time_unix_nano > 500000000', 'resource.attributes[\"service.name\"] == "
+                    "\"billing\" and instrumentation_scope.name == \"db\"'], spanevent: ['name == \"exception\" and "
+                    "IsMatch(attributes[\"exception.type\"], \"(?i)timeout\")']}]}");
+    span_t *slow = sp_new(1, 1, 0, T0, T0 + 600 * MS, -1);
+    attr_str(slow, "http.route", "/pay");
+    span_t *fast = sp_new(2, 1, 0, T0, T0 + 100 * MS, -1);
+    attr_str(fast, "http.route", "/pay");
+    span_t *timeout = sp_new(3, 1, 0, T0, T0 + 1, -1);
+    event_add(timeout, "exception", "exception.type", "ReadTimeoutError");
+    span_t *other = sp_new(4, 1, 0, T0, T0 + 1, -1);
+    event_add(other, "exception", "exception.type", "ValueError");
+    event_add(other, "log", "exception.type", "timeout"); /* not an exception event */
+    span_t *child = sp_new(3, 2, 1, T0, T0 + 1, -1); /* a second span of trace 3: no effect */
+    span_t *all[] = {slow, fast, timeout, other, child};
+    add(s, req_new("svc", "lib", all, 5), T0, NULL);
+    span_t *db = sp_new(5, 1, 0, T0, T0 + 1, -1);
+    span_t *db2 = sp_new(6, 1, 0, T0, T0 + 1, -1);
+    add(s, req_new("billing", "db", &db, 1), T0, NULL);
+    add(s, req_new("billing", "http", &db2, 1), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 3);
+    assert_true(emitted_has(1) && emitted_has(3) && emitted_has(5));
+    sampler_free(s);
+}
+
+/* error_mode: under propagate the first span to fail decides the policy (it
+ * does not sample even if a later span matches), as upstream's in-order walk;
+ * under ignore a failing condition is false and a later match samples. */
+static void test_ottl_error_mode(void **state)
+{
+    (void)state;
+    const char *modes[] = {"propagate", "ignore"};
+    for (int m = 0; m < 2; m++) {
+        char cfg[512];
+        snprintf(cfg, sizeof(cfg), "{policies: [{name: o, type: ottl_condition, error_mode: %s, "
+                                   "span: ['100 / attributes[\"d\"] > 10']}]}", modes[m]);
+        E.n = 0;
+        sampler *s = mk(cfg);
+        span_t *bad = sp_new(1, 1, 0, T0, T0 + 1, -1), *good = sp_new(1, 2, 1, T0, T0 + 1, -1);
+        attr_int(bad, "d", 0);
+        attr_int(good, "d", 2);
+        span_t *bad_first[] = {bad, good};
+        add(s, req_new("svc", "lib", bad_first, 2), T0, NULL);
+        span_t *bad2 = sp_new(2, 1, 0, T0, T0 + 1, -1), *good2 = sp_new(2, 2, 1, T0, T0 + 1, -1);
+        attr_int(bad2, "d", 0);
+        attr_int(good2, "d", 2);
+        add(s, req_new("svc", "lib", &good2, 1), T0, NULL); /* the match arrives first */
+        add(s, req_new("svc", "lib", &bad2, 1), T0, NULL);
+        flush(s, T0);
+        assert_true(emitted_has(2));
+        assert_int_equal(emitted_has(1), m == 1);
+        sampler_free(s);
+    }
 }
 
 static void test_numeric_boolean(void **state)
@@ -1220,6 +1315,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_probabilistic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_attribute, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_attribute_re2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ottl_condition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ottl_error_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numeric_boolean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_span_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limiting, setup, teardown),

@@ -16,6 +16,22 @@ import { randomHex } from './wire.js';
 
 export const RUN_ID = randomHex(4);
 
+/** The spans a file backend wrote (gw.readSignal('traces') lines), as
+ * traceId (hex) -> Set of spanIds (hex); a span written twice fails. */
+export function spansByTrace(lines) {
+  const found = new Map();
+  for (const line of lines)
+    for (const rs of line.resourceSpans ?? [])
+      for (const ss of rs.scopeSpans ?? [])
+        for (const sp of ss.spans ?? []) {
+          if (!found.has(sp.traceId)) found.set(sp.traceId, new Set());
+          const set = found.get(sp.traceId);
+          assert.ok(!set.has(sp.spanId), `span ${sp.spanId} of trace ${sp.traceId} written twice`);
+          set.add(sp.spanId);
+        }
+  return found;
+}
+
 /** Trace and span ids from a seeded generator (mulberry32): the share the
  * probabilistic policy keeps (and a cluster's trace owners) depend only on
  * the ids, so they are the same in every run. */

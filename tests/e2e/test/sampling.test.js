@@ -17,7 +17,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 import { Gateway, sleep } from '../lib/gateway.js';
-import { RUN_ID, SeededIds } from '../lib/sdkdata.js';
+import { RUN_ID, SeededIds, spansByTrace } from '../lib/sdkdata.js';
 
 const PIPELINE = 'sampled';
 const config = ({ grpcPort, httpPort, adminPort, dataDir }) => `
@@ -98,19 +98,8 @@ async function exportAll(exporter, traceList, per = 600) {
   await flush();
 }
 
-/** traceId (hex) -> Set of spanIds (hex) found in the file backend. */
 function spansInFile(gw) {
-  const found = new Map();
-  for (const line of gw.readSignal('traces'))
-    for (const rs of line.resourceSpans ?? [])
-      for (const ss of rs.scopeSpans ?? [])
-        for (const sp of ss.spans ?? []) {
-          if (!found.has(sp.traceId)) found.set(sp.traceId, new Set());
-          const set = found.get(sp.traceId);
-          assert.ok(!set.has(sp.spanId), `span ${sp.spanId} of trace ${sp.traceId} written twice`);
-          set.add(sp.spanId);
-        }
-  return found;
+  return spansByTrace(gw.readSignal('traces'));
 }
 
 async function waitNoneInFlight(gw, timeoutMs = 10_000) {
