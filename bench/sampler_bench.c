@@ -1,7 +1,11 @@
 /* sampler_bench: memory per buffered span and decision throughput of the
  * tail sampler.
  *
- *   sampler_bench [SPANS]        (default 1000000)
+ *   sampler_bench [SPANS] [ottl]   (default 1000000)
+ *
+ * With `ottl` the policy set also has an ottl_condition policy (an IsMatch
+ * on a route plus a duration, and a resource attribute comparison) and an
+ * RE2 string_attribute policy: what those cost per span in sampler_add.
  *
  * Requests have a realistic shape: one resource (service.name and four more
  * attributes), one scope, 100 spans with ten attributes of mixed types,
@@ -209,16 +213,22 @@ static const char yaml[] =
     "    s: {decision_wait: 1h, max_bytes: 8GiB, max_traces: 10000000, sampled_cache: 1000000,\n"
     "        not_sampled_cache: 1000000, policies: [{name: errors, type: status_code, status_codes: [ERROR]},\n"
     "        {name: slow, type: latency, threshold_ms: 500}, {name: some, type: probabilistic,\n"
-    "        sampling_percentage: 10}]}\n";
+    "        sampling_percentage: 10}%s]}\n";
+static const char ottl_policies[] =
+    ", {name: api, type: ottl_condition, span: ['IsMatch(attributes[\"http.route\"], \"^/api/orders/\") and "
+    "end_time_unix_nano - start_time_unix_nano > 300000000', 'resource.attributes[\"deployment.environment\"] == "
+    "\"staging\"']}, {name: pg, type: string_attribute, key: db.system, values: ['(?i)^postgres'], "
+    "enabled_regex_matching: true}";
 
 int main(int argc, char **argv)
 {
     size_t spans = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 1000000;
     size_t nreq = (spans + PER_REQ - 1) / PER_REQ;
     nreq += nreq % 2;
-    char err[512];
+    char err[512], text[2048];
     config *cfg;
-    if (config_load_string("bench.yaml", yaml, sizeof(yaml) - 1, &cfg, err, sizeof(err)) != 0) {
+    snprintf(text, sizeof(text), yaml, argc > 2 && strcmp(argv[2], "ottl") == 0 ? ottl_policies : "");
+    if (config_load_string("bench.yaml", text, strlen(text), &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }

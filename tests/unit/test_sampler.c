@@ -617,6 +617,20 @@ static void test_ottl_condition(void **state)
     assert_int_equal(E.n, 3);
     assert_true(emitted_has(1) && emitted_has(3) && emitted_has(5));
     sampler_free(s);
+
+    /* As a sub-policy: `and` with latency, both on the same trace. */
+    E.n = 0;
+    s = mk("{policies: [{name: a, type: and, policies: [{name: o, type: ottl_condition, span: ['kind == "
+           "SPAN_KIND_SERVER']}, {name: l, type: latency, threshold_ms: 100}]}]}");
+    span_t *server_slow = sp_new(1, 1, 0, T0, T0 + 200 * MS, -1), *server_fast = sp_new(2, 1, 0, T0, T0 + MS, -1);
+    span_t *internal_slow = sp_new(3, 1, 0, T0, T0 + 200 * MS, -1);
+    server_slow->kind = server_fast->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
+    span_t *three[] = {server_slow, server_fast, internal_slow};
+    add(s, req_new("svc", "lib", three, 3), T0, NULL);
+    flush(s, T0);
+    assert_int_equal(E.n, 1);
+    assert_true(emitted_has(1));
+    sampler_free(s);
 }
 
 /* error_mode: under propagate the first span to fail decides the policy (it
