@@ -147,6 +147,7 @@ typedef struct parser {
     ottl_context ctx;
     ottl_cond *c;
     int failed, hard;
+    int depth; /* nesting of parentheses, signs and calls: bounds the recursion */
     size_t err_pos;
     char err[320];
 } parser;
@@ -559,8 +560,24 @@ static node *literal(parser *p, vtype t)
     return n;
 }
 
-/* unary := ('+'|'-')? (INT | FLOAT | path | IsMatch(...) | '(' math ')') */
+static node *parse_unary_at(parser *p);
+
+/* Nesting is bounded so that neither parsing nor evaluating (both
+ * recursive) can exhaust a thread's stack; the length limit bounds chains. */
+#define OTTL_MAX_DEPTH 64
+#define OTTL_MAX_LEN 4096
+
 static node *parse_unary(parser *p)
+{
+    if (++p->depth > OTTL_MAX_DEPTH)
+        return fail_at(p, peek(p)->pos, 1, "column %zu: nested more than %d deep", peek(p)->pos + 1, OTTL_MAX_DEPTH);
+    node *n = parse_unary_at(p);
+    p->depth--;
+    return n;
+}
+
+/* unary := ('+'|'-')? (INT | FLOAT | path | IsMatch(...) | '(' math ')') */
+static node *parse_unary_at(parser *p)
 {
     tok *t = peek(p);
     if (t->k == T_ADDSUB) {
@@ -674,6 +691,8 @@ static node *parse_comparison(parser *p)
  * each alternative from the same token, the comparison first. */
 static node *parse_boolval(parser *p)
 {
+    if (++p->depth > OTTL_MAX_DEPTH)
+        return fail_at(p, peek(p)->pos, 1, "column %zu: nested more than %d deep", peek(p)->pos + 1, OTTL_MAX_DEPTH);
     node *neg = NULL;
     if (is_word(peek(p), "not")) {
         if ((neg = mk(p, N_NOT)) == NULL)
@@ -702,6 +721,7 @@ static node *parse_boolval(parser *p)
             p->i = at;
         }
     }
+    p->depth--;
     if (n == NULL)
         return NULL;
     p->failed = 0; /* an alternative parsed: the errors of the others are moot */
@@ -733,7 +753,9 @@ ottl_cond *ottl_parse(const char *text, ottl_context ctx, char *err, size_t errl
         return NULL;
     }
     parser p = {.text = text, .ctx = ctx, .c = c};
-    if (lex(&p) == 0) {
+    if (strlen(text) > OTTL_MAX_LEN)
+        fail_at(&p, 0, 1, "longer than %d bytes", OTTL_MAX_LEN);
+    else if (lex(&p) == 0) {
         c->root = parse_expr(&p);
         if (c->root != NULL && peek(&p)->k != T_EOF) {
             c->root = NULL;

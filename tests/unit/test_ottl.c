@@ -290,6 +290,35 @@ static void test_parse_errors(void **state)
     }
 }
 
+/* Nesting and length are bounded (parsing and evaluating recurse); a chain
+ * up to the length limit evaluates. */
+static void test_limits(void **state)
+{
+    (void)state;
+    char text[5000], err[320];
+    size_t n = 0;
+    for (int i = 0; i < 65; i++)
+        text[n++] = '(';
+    strcpy(text + n, "true");
+    assert_null(ottl_parse(text, OTTL_SPAN, err, sizeof(err)));
+    assert_string_equal(err, "column 64: nested more than 64 deep");
+    memset(text, '-', 70);
+    strcpy(text + 70, "1 == 1");
+    assert_null(ottl_parse(text, OTTL_SPAN, err, sizeof(err)));
+    assert_string_equal(err, "column 64: nested more than 64 deep");
+    n = 0;
+    while (n + 9 + 4 <= 4096) /* "false or " each, then "true" */
+        n += (size_t)sprintf(text + n, "false or ");
+    strcpy(text + n, "true");
+    ottl_cond *c = parse_ok(text, OTTL_SPAN);
+    assert_int_equal(ottl_eval(c, &S, NULL, 0), OTTL_TRUE);
+    ottl_free(c);
+    memset(text, ' ', 4097);
+    text[4097] = '\0';
+    assert_null(ottl_parse(text, OTTL_SPAN, err, sizeof(err)));
+    assert_string_equal(err, "longer than 4096 bytes");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_eval_errors),
         cmocka_unit_test(test_error_modes),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
