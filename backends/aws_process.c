@@ -149,19 +149,29 @@ int aws_process_run(const char *command, long timeout_ms, buf *out, char *err, s
         return -1;
     int op[2] = {-1, -1}, ep[2] = {-1, -1}, rc = -1;
     posix_spawn_file_actions_t fa;
-    int fa_ok = 0;
+    posix_spawnattr_t attr;
+    int fa_ok = 0, attr_ok = 0;
     pid_t pid = -1;
     if (pipe2(op, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
         aws_process_fail(err, errlen, "credential_process: pipe: %s", strerror(errno));
         goto out;
     }
     fa_ok = posix_spawn_file_actions_init(&fa) == 0;
-    int spawn_rc = !fa_ok ? ENOMEM
+    attr_ok = posix_spawnattr_init(&attr) == 0;
+    /* The child starts as from a shell: the gateway ignores SIGPIPE and its
+     * threads may block signals; neither must leak into the command. */
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    int spawn_rc = !fa_ok || !attr_ok ? ENOMEM
                    : (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) ||
                       posix_spawn_file_actions_adddup2(&fa, op[1], 1) || posix_spawn_file_actions_adddup2(&fa, ep[1], 2) ||
-                      posix_spawn_file_actions_addclosefrom_np(&fa, 3))
+                      posix_spawn_file_actions_addclosefrom_np(&fa, 3) ||
+                      posix_spawnattr_setsigmask(&attr, &none) || posix_spawnattr_setsigdefault(&attr, &defaults) ||
+                      posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
                        ? ENOMEM
-                       : posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+                       : posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
     if (spawn_rc != 0) {
         aws_process_fail(err, errlen, "credential_process: cannot run %s: %s", argv[0], strerror(spawn_rc));
         goto out;
@@ -197,6 +207,8 @@ int aws_process_run(const char *command, long timeout_ms, buf *out, char *err, s
 out:
     if (fa_ok)
         posix_spawn_file_actions_destroy(&fa);
+    if (attr_ok)
+        posix_spawnattr_destroy(&attr);
     for (int i = 0; i < 2; i++) {
         if (op[i] >= 0)
             close(op[i]);

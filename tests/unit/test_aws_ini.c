@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,13 @@ static void test_process_run(void **state)
     buf_clear(&out);
     assert_int_equal(aws_process_run("/bin/sh -c \"head -c 70000 /dev/zero\"", 5000, &out, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "output larger than"));
+    /* SIGPIPE is back to its default in the child, whatever the parent does. */
+    buf_clear(&out);
+    signal(SIGPIPE, SIG_IGN);
+    assert_int_equal(aws_process_run("/bin/sh -c \"grep SigIgn /proc/self/status\"", 5000, &out, err, sizeof(err)), 0);
+    signal(SIGPIPE, SIG_DFL);
+    unsigned long long ign = strtoull(strchr(out.data, ':') + 1, NULL, 16);
+    assert_int_equal(ign & (1ull << (SIGPIPE - 1)), 0);
     /* Only stdin, stdout and stderr reach the child. */
     buf_clear(&out);
     assert_int_equal(aws_process_run("/bin/sh -c \"ls /proc/self/fd | wc -l\"", 5000, &out, err, sizeof(err)), 0);
