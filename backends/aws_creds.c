@@ -1111,6 +1111,7 @@ static int aws_creds_profile_role(aws_creds *p, const aws_profiles *f, const cha
                                   AWS_CREDS_ROLE_DURATION_MIN, AWS_CREDS_ROLE_DURATION_MAX);
         p->duration_s = d;
     }
+    aws_creds_free(p->base); /* from an earlier attempt that failed further on */
     if ((p->base = aws_creds_child(p)) == NULL)
         return aws_creds_fail(err, errlen, "out of memory");
     if (src != NULL) {

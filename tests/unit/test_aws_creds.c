@@ -1119,6 +1119,21 @@ static void test_profile_errors(void **state)
     /* credential_source Environment without the variables: located. */
     snprintf(want, sizeof(want), "%s:27: profile r6: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", f->config_file);
     expect_profile_error("{profile: r6}", want);
+    /* In auto the profile is resolved at each export until it works: the
+     * same error each time, nothing left over from the failed attempts. */
+    setenv("AWS_PROFILE", "r6", 1);
+    aws_creds *p = provider_ok("{}");
+    aws_credentials c;
+    char err[512];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(aws_creds_get(p, &c, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, want));
+    }
+    setenv("AWS_ACCESS_KEY_ID", "AKIAK", 1); /* env keys now win over the profile */
+    setenv("AWS_SECRET_ACCESS_KEY", "s", 1);
+    get_ok(p, &c);
+    assert_string_equal(aws_creds_source(p), "env");
+    aws_creds_free(p);
 }
 
 /* A credential_process script that logs each run to <dir>/runs and prints
