@@ -3,7 +3,9 @@
 // role in another account at the STS stand-in of lib/aws.js, which
 // recomputes every AssumeRole signature with @smithy/signature-v4 and
 // checks the form as STS does; the X-Ray / CloudWatch Logs stand-ins then
-// accept only the assumed role's keys, never the base keys. Profiles come
+// accept only the assumed role's keys, never the base keys (for Amazon
+// Managed Prometheus: a SigV4 verifier in front of Debian's Prometheus,
+// which must then hold the samples). Profiles come
 // from real shared config and credentials files (AWS_CONFIG_FILE,
 // AWS_SHARED_CREDENTIALS_FILE). Everything is on loopback.
 
@@ -19,7 +21,8 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 
 import { SigV4Sink, StsEndpoint, keyring } from '../lib/aws.js';
-import { Gateway } from '../lib/gateway.js';
+import { Gateway, httpRequest } from '../lib/gateway.js';
+import { Prometheus, SigV4Verifier, gaugeRequestProto } from '../lib/prometheus.js';
 import { buildLogs } from '../lib/sdkdata.js';
 import { deliveredSpanMap, exportOnce, makeSpans, sdkSpanMap, waitFor } from '../lib/sinks.js';
 
@@ -29,9 +32,22 @@ const CHAINED = 'arn:aws:iam::555566667777:role/otel-chained';
 const EXTERNAL_ID = 'e2e-ext:42';
 const BASE = { accessKeyId: 'AKIAE2EBASE000000001', secretAccessKey: `base/${randomBytes(24).toString('base64')}` };
 
-/** One listener, one AWS backend (`backendYaml`), one pipeline. */
+/** One listener, one AWS backend `aws` of `type`, one pipeline. */
 function gatewayYaml(w, { type, sink, credentialsYaml }) {
-  const signal = type === 'aws_xray' ? 'traces' : 'logs';
+  const retry = `    batch: {timeout: 50ms}
+    retry: {initial_interval: 200ms, max_interval: 1s, max_elapsed: 120s}
+`;
+  const backend =
+    type === 'prometheus_remote_write'
+      ? `    endpoint: ${sink.url}/api/v1/write
+    sigv4: {region: ${REGION}, credentials: ${credentialsYaml}}
+`
+      : `    region: ${REGION}
+    endpoint: ${sink.url}
+    timeout: 5s
+    credentials: ${credentialsYaml}
+${type === 'aws_cloudwatch_logs' ? '    log_group: /e2e/cross\n    log_stream: s1\n' : ''}`;
+  const signal = { aws_xray: 'traces', aws_cloudwatch_logs: 'logs', prometheus_remote_write: 'metrics' }[type];
   return `workers: 1
 admin: 127.0.0.1:${w.adminPort}
 listeners:
@@ -40,13 +56,7 @@ listeners:
 backends:
   aws:
     type: ${type}
-    region: ${REGION}
-    endpoint: ${sink.url}
-    timeout: 5s
-    batch: {timeout: 50ms}
-    retry: {initial_interval: 200ms, max_interval: 1s, max_elapsed: 120s}
-    credentials: ${credentialsYaml}
-${type === 'aws_cloudwatch_logs' ? '    log_group: /e2e/cross\n    log_stream: s1\n' : ''}pipelines:
+${backend}${retry}pipelines:
   - {name: aws, signals: [${signal}], backends: [aws]}
 `;
 }
@@ -213,6 +223,43 @@ aws_secret_access_key = ${BASE.secretAccessKey}
     } finally {
       sts.ttlS = 3600;
     }
+  });
+
+  it('Amazon Managed Prometheus: remote write signed for aps with the assumed role lands in Prometheus', async () => {
+    const prom = await Prometheus.start();
+    stops.push(() => prom.destroy());
+    // The verifier accepts the key STS issued last, and nothing else.
+    const assumed = {
+      get accessKeyId() {
+        return sts.last?.accessKeyId;
+      },
+      get secretAccessKey() {
+        return sts.last?.secretAccessKey;
+      },
+      get sessionToken() {
+        return sts.last?.sessionToken;
+      },
+    };
+    const amp = await SigV4Verifier.start({ targetPort: prom.port, credentials: assumed, region: REGION, service: 'aps' });
+    stops.push(() => amp.stop());
+    const first = sts.assumeCalls.length;
+    const gw = await gateway({ type: 'prometheus_remote_write', sink: amp, credentialsYaml: '{profile: cross}' });
+    await gw.withLog(async () => {
+      const res = await httpRequest({
+        port: gw.httpPort,
+        method: 'POST',
+        path: '/v1/metrics',
+        headers: { 'content-type': 'application/x-protobuf' },
+        body: gaugeRequestProto('amp-cross', 'e2e.amp.cross', [{ timeMs: Date.now(), value: 42 }]),
+      });
+      assert.equal(res.status, 200);
+      const [series] = await prom.waitFor('e2e_amp_cross{job="amp-cross"}', 1, 15_000);
+      assert.equal(Number(series.value), 42);
+      assert.deepEqual([...new Set(amp.verdicts)], ['ok']);
+      assert.deepEqual(sts.assumeCalls.slice(first).map((c) => [c.signer, c.roleArn, c.externalId]), [[BASE.accessKeyId, WRITER, EXTERNAL_ID]]);
+      assert.deepEqual(sts.violations, []);
+      assertNoSecrets(gw);
+    });
   });
 
   it('AccessDenied: a clear logged error, retried with backoff, delivered once the trust policy allows it', async () => {
