@@ -568,6 +568,30 @@ static void test_parse_sts(void **state)
     assert_int_equal(aws_creds_parse_sts(error_reply, strlen(error_reply), &v, err, sizeof(err)), -1);
     assert_string_equal(err, "STS error InvalidIdentityToken: No OpenIDConnect provider 'x'");
 
+    /* AssumeRole's reply: the same <Credentials>, next to AssumedRoleUser
+     * and PackedPolicySize; its AccessDenied error the same way. */
+    static const char assume_ok[] =
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>"
+        "<SourceIdentity>gw</SourceIdentity><AssumedRoleUser><Arn>arn:aws:sts::2:assumed-role/w/s</Arn>"
+        "<AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>ASIAROLE</AccessKeyId>"
+        "<SecretAccessKey>r/s+k</SecretAccessKey><SessionToken>FwoG&amp;tok</SessionToken>"
+        "<Expiration>2024-01-02T04:04:05Z</Expiration></Credentials><PackedPolicySize>6</PackedPolicySize>"
+        "</AssumeRoleResult><ResponseMetadata><RequestId>c6104cbe</RequestId></ResponseMetadata>"
+        "</AssumeRoleResponse>";
+    assert_int_equal(aws_creds_parse_sts(assume_ok, strlen(assume_ok), &v, err, sizeof(err)), 0);
+    assert_string_equal(v.access_key_id, "ASIAROLE");
+    assert_string_equal(v.secret_access_key, "r/s+k");
+    assert_string_equal(v.session_token, "FwoG&tok");
+    assert_int_equal(v.expiration, 1704168245);
+    static const char denied[] =
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>"
+        "<Code>AccessDenied</Code><Message>User: arn:aws:iam::1:user/gw is not authorized to perform: "
+        "sts:AssumeRole on resource: arn:aws:iam::2:role/w</Message></Error><RequestId>2</RequestId>"
+        "</ErrorResponse>";
+    assert_int_equal(aws_creds_parse_sts(denied, strlen(denied), &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "STS error AccessDenied: User: arn:aws:iam::1:user/gw is not authorized to perform: "
+                             "sts:AssumeRole on resource: arn:aws:iam::2:role/w");
+
     static const struct {
         const char *xml, *want;
     } bad[] = {
