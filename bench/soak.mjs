@@ -38,7 +38,7 @@ const MINUTES = Number(process.env.SOAK_MINUTES ?? 60);
 const SAMPLE_S = Number(process.env.SOAK_SAMPLE_SECONDS ?? 10);
 const RSS_SLACK_KIB = Number(process.env.SOAK_RSS_SLACK_KIB ?? 8192);
 const OUT = process.env.SOAK_OUT ?? 'soak.csv';
-const HUP_EVERY_MS = 30_000;
+const HUP_EVERY_MS = Number(process.env.SOAK_HUP_SECONDS ?? 30) * 1000;
 const ROTATE_EVERY_MS = 120_000;
 const TOKEN_EVERY_MS = 120_000;
 const SPANS_PER_REQ = 10;
@@ -260,7 +260,7 @@ class H2 {
       req.on('data', () => {});
       req.on('error', (e) => {
         clearTimeout(timer);
-        resolve({ error: e.code ?? 'stream' });
+        resolve({ error: e.code === 'ERR_HTTP2_STREAM_ERROR' ? `${e.code}(${e.message.replace(/^.*code /, '')})` : e.code ?? 'stream' });
       });
       req.on('close', () => {
         clearTimeout(timer);
@@ -285,7 +285,7 @@ function http1(port, headers, body, timeoutMs = 30_000) {
 
 /** Classify an answer: ok, revoked-401 (expected) or a description of what went wrong. */
 function outcome(r, { grpc, revoked }) {
-  if (r.error) return `error:${r.error}`;
+  if (r.error) return `${grpc ? "grpc" : "http"}-error:${r.error}`;
   if (grpc) {
     if (r.status === 200 && r.grpcStatus === 0) return 'ok';
     if (revoked && r.grpcStatus === 16) return 'revoked-401';
@@ -373,9 +373,13 @@ async function main() {
   async function rotateKey() {
     const old = apiKey;
     const oldIds = await keyId();
-    apiKey = await createApiKey(keysFile, 'api');
+    const keysBefore = await gw.metricSum('otlp_gateway_api_keys');
+    const fresh = await createApiKey(keysFile, 'api');
     process.kill(gw.pid, 'SIGHUP');
-    await sleep(1000); // the clients switch to the new key meanwhile
+    // Hand the key out only once the gateway has it, as an operator would.
+    for (let i = 0; i < 100 && (await gw.metricSum('otlp_gateway_api_keys')) <= keysBefore; i++) await sleep(50);
+    apiKey = fresh;
+    await sleep(1000); // requests still carrying the old key finish
     for (const id of oldIds) {
       const r = await cli('revoke', id);
       if (r.code !== 0) throw new Error(`keys revoke ${id} failed: ${r.output}`);
@@ -396,6 +400,7 @@ async function main() {
   let nextRotate = t0 + ROTATE_EVERY_MS;
   let nextToken = t0 + TOKEN_EVERY_MS;
   let nextSample = t0 + SAMPLE_S * 1000;
+  let reported = 0;
   while (Date.now() < end) {
     await sleep(Math.max(0, Math.min(nextHup, nextRotate, nextToken, nextSample) - Date.now()));
     gw.assertAlive();
@@ -435,6 +440,10 @@ async function main() {
           `p99=${row.p99.toFixed(1)}ms max=${row.max.toFixed(0)}ms ok=${stats.ok} unexpected=${stats.unexpectedTotal} revoked_401=${stats.expected401} ` +
           `queue=${row.queue} sampler_bytes=${row.sbytes}`,
       );
+      if (stats.unexpectedTotal !== reported) {
+        reported = stats.unexpectedTotal;
+        console.log(`soak: unexpected so far ${JSON.stringify(Object.fromEntries(stats.unexpected))}`);
+      }
       nextSample += SAMPLE_S * 1000;
     }
   }
@@ -461,6 +470,10 @@ async function main() {
     .map((backend) => metricSum(final, 'otlp_gateway_export_sent_items_total', { backend }))
     .reduce((a, b) => a + b, 0);
 
+  const authFailures = final
+    .filter((x) => x.name === 'otlp_gateway_auth_failure_total' && x.value > 0)
+    .map((x) => `${x.labels.tenant || '-'}/${x.labels.reason}=${x.value}`);
+  console.log(`soak: auth failures ${authFailures.join(' ') || 'none'}`);
   await gw.stop();
   await sink.stop();
   await kc.stop();
