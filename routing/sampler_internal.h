@@ -1,6 +1,9 @@
-/* sampler_internal: the sampler's private types, shared by sampler.c (the
- * buffering and decisions) and sampler_metrics.c (stats and metrics). Not
- * for use outside routing/sampler*.c. */
+/* sampler_internal: the sampler's private types and the functions its files
+ * share. sampler.c (config, lifecycle), sampler_store.c (accounting, trace
+ * table, decision caches, interned resources/scopes), sampler_add.c (taking
+ * spans in), sampler_decide.c (deciding, encoding and emitting, holding) and
+ * sampler_metrics.c (stats and metrics). Not for use outside
+ * routing/sampler*.c. */
 #ifndef GW_SAMPLER_INTERNAL_H
 #define GW_SAMPLER_INTERNAL_H
 
@@ -12,6 +15,7 @@
 #include "metrics.h"
 #include "sampler.h"
 #include "sampler_policy.h"
+#include "trace_service.pb-c.h"
 
 /* ---- interned resource / scope encodings ---- */
 
@@ -129,5 +133,95 @@ struct sampler {
 };
 
 enum { R_WAIT, R_QUIET, R_EVICT, R_FLUSH };
+
+#define MALLOC_OVERHEAD 16 /* allowance per allocation for the allocator's header */
+#define CACHE_WAYS 8
+#define NO_QUIET UINT64_MAX
+#define POLICY_ATTR_KEY "sampling.policy"
+
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest export_req;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans resource_spans;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans scope_spans;
+typedef Opentelemetry__Proto__Trace__V1__Span span_t;
+
+/* ---- protobuf framing ---- */
+
+static inline size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* tag + length + payload of a length-delimited field */
+static inline size_t field_len(size_t payload) { return 1 + varint_len(payload) + payload; }
+
+static inline uint8_t *put_field_hdr(uint8_t *p, unsigned field, size_t payload)
+{
+    *p++ = (uint8_t)(field << 3 | 2);
+    return put_varint(p, payload);
+}
+
+static inline const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
+        uint8_t b = *p++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* ---- sampler_store.c: accounting, tables, caches, interning, lists ---- */
+
+void sm_held_add(sampler *s, shard *sh, size_t n);
+int sm_dcache_init(dcache *c, size_t entries);
+void sm_dcache_free(dcache *c);
+int sm_dcache_get(const dcache *c, uint64_t key); /* 0: absent; else the stored policy byte + 1 */
+void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol);
+int sm_btab_grow(shard *sh);
+void sm_blob_put(sampler *s, shard *sh, blob *b);
+/* Grow *p (of *cap elements of elem bytes) to hold need; -1 without memory. */
+int sm_ensure(void **p, size_t *cap, size_t need, size_t elem);
+int sm_ensure_spans(shard *sh, size_t n);
+/* Pack a message into the shard's pack scratch; NULL on out-of-memory. */
+const uint8_t *sm_pack_msg(shard *sh, const ProtobufCMessage *m, size_t *len);
+int sm_tab_grow(shard *sh);
+trace *sm_tab_find(shard *sh, uint64_t key, const uint8_t *id, const tenant_name *tn);
+void sm_tab_remove(shard *sh, trace *t);
+void sm_list_unlink(trace *t);
+void sm_list_append(trace *head, trace *t);
+void sm_quiet_unlink(trace *t);
+void sm_quiet_append(shard *sh, trace *t);
+const tenant_name *sm_tenant_intern(shard *sh, const char *tenant);
+void sm_trace_free(sampler *s, shard *sh, trace *t);
+void sm_ready_append(shard *sh, trace *t);
+void sm_ready_remove(shard *sh, trace *prev, trace *t);
+/* Append a length-delimited field to b. */
+int sm_buf_field(buf *b, unsigned field, const void *p, size_t n);
+int sm_context_fields(shard *sh, buf *b, const ProtobufCMessage *m, const char *schema_url);
+blob *sm_context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent);
+
+/* ---- sampler_decide.c ---- */
+
+/* Decide the oldest undecided traces while over the shard's budgets. */
+size_t sm_enforce_budget(sampler *s, shard *sh, uint64_t now_ns);
 
 #endif
