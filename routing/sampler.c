@@ -16,7 +16,7 @@ static int read_config(sampler *s, const config_node *n, size_t n_shards, size_t
 {
     static const char *const keys[] = {"decision_wait", "quiet_after",       "max_bytes",     "max_traces",
                                        "sampled_cache", "not_sampled_cache", "record_policy", "policies",
-                                       NULL};
+                                       "sample_rate_attribute", "trace_state_threshold", NULL};
     uint64_t wait, quiet, max_traces, sc, nsc;
     size_t max_bytes;
     if (!config_is_map(n))
@@ -28,7 +28,9 @@ static int read_config(sampler *s, const config_node *n, size_t n_shards, size_t
         config_uint(n, "max_traces", 200000, 1, UINT32_MAX, &max_traces, err, errlen) != 0 ||
         config_uint(n, "sampled_cache", 100000, 0, UINT32_MAX, &sc, err, errlen) != 0 ||
         config_uint(n, "not_sampled_cache", 100000, 0, UINT32_MAX, &nsc, err, errlen) != 0 ||
-        config_bool(n, "record_policy", 0, &s->record_policy, err, errlen) != 0)
+        config_bool(n, "record_policy", 0, &s->record_policy, err, errlen) != 0 ||
+        config_bool(n, "sample_rate_attribute", 0, &s->weight.sample_rate, err, errlen) != 0 ||
+        config_bool(n, "trace_state_threshold", 0, &s->weight.threshold, err, errlen) != 0)
         return -1;
     if (wait == 0 || wait > 3600 * 1000)
         return config_error(n, "decision_wait", err, errlen, "must be more than 0 and at most 1h");
@@ -47,29 +49,22 @@ static int read_config(sampler *s, const config_node *n, size_t n_shards, size_t
     return sp_set_read(&s->pol, config_get(n, "policies"), err, errlen);
 }
 
-/* KeyValue{key: "sampling.policy", value: {string_value: name}} framed as Span field 9. */
+/* The Collector's tailsampling.policy KeyValue per top-level policy, and
+ * tailsampling.cached_decision: true, framed as InstrumentationScope field 3. */
 static int build_policy_attrs(sampler *s)
 {
     s->attr_enc = calloc(s->pol.n_top, sizeof(*s->attr_enc));
     s->attr_len = calloc(s->pol.n_top, sizeof(*s->attr_len));
-    if (s->attr_enc == NULL || s->attr_len == NULL)
+    size_t cl = sw_kv_bool(3, CACHED_ATTR_KEY, 1, NULL);
+    s->cached_kv = malloc(cl);
+    if (s->attr_enc == NULL || s->attr_len == NULL || s->cached_kv == NULL)
         return -1;
-    size_t klen = strlen(POLICY_ATTR_KEY);
+    s->cached_len = sw_kv_bool(3, CACHED_ATTR_KEY, 1, s->cached_kv);
     for (size_t i = 0; i < s->pol.n_top; i++) {
-        size_t nlen = strlen(s->pol.top[i].name);
-        size_t any = field_len(nlen), kv = field_len(klen) + field_len(any), total = field_len(kv);
-        uint8_t *p = malloc(total);
-        if (p == NULL)
+        size_t n = sw_kv_str(3, POLICY_ATTR_KEY, s->pol.top[i].name, NULL);
+        if ((s->attr_enc[i] = malloc(n)) == NULL)
             return -1;
-        s->attr_enc[i] = p;
-        s->attr_len[i] = total;
-        p = put_field_hdr(p, 9, kv);
-        p = put_field_hdr(p, 1, klen);
-        memcpy(p, POLICY_ATTR_KEY, klen);
-        p += klen;
-        p = put_field_hdr(p, 2, any);
-        p = put_field_hdr(p, 1, nlen);
-        memcpy(p, s->pol.top[i].name, nlen);
+        s->attr_len[i] = sw_kv_str(3, POLICY_ATTR_KEY, s->pol.top[i].name, s->attr_enc[i]);
     }
     return 0;
 }
@@ -99,7 +94,8 @@ sampler *sampler_new(const config_node *n, size_t n_shards, char *err, size_t er
         pthread_mutex_init(&sh->lock, NULL);
         sh->fifo.next = sh->fifo.prev = &sh->fifo;
         sh->quiet.qnext = sh->quiet.qprev = &sh->quiet;
-        if (sm_dcache_init(&sh->sampled, sc) != 0 || sm_dcache_init(&sh->not_sampled, nsc) != 0 || sm_tab_grow(sh) != 0 ||
+        if (sm_dcache_init(&sh->sampled, sc, s->weight.sample_rate || s->weight.threshold) != 0 ||
+            sm_dcache_init(&sh->not_sampled, nsc, 0) != 0 || sm_tab_grow(sh) != 0 ||
             sm_btab_grow(sh) != 0)
             goto oom;
     }
@@ -137,6 +133,7 @@ void sampler_free(sampler *s)
         free(sh->span_trace);
         free(sh->span_size);
         free(sh->span_late);
+        free(sh->span_rate);
         free(sh->pack);
         free(sh->groups);
         free(sh->group_len);
@@ -150,6 +147,7 @@ void sampler_free(sampler *s)
         free(s->attr_enc[i]);
     free(s->attr_enc);
     free(s->attr_len);
+    free(s->cached_kv);
     sp_set_free(&s->pol);
     pthread_mutex_destroy(&s->pol_lock);
     free(s);

@@ -76,13 +76,13 @@ static trace *span_trace_of(add_ctx *c, const span_t *sp, size_t i, size_t *n_la
     trace *t = sm_tab_find(sh, key, sp->trace_id.data, c->tn);
     if (t != NULL)
         return t;
-    int pol = sm_dcache_get(&sh->sampled, key);
+    int pol = sm_dcache_get(&sh->sampled, key, &sh->span_rate[i]);
     if (pol != 0) {
         sh->span_late[i] = (int16_t)pol;
         (*n_late)++;
         return NULL;
     }
-    if (sm_dcache_get(&sh->not_sampled, key) != 0) {
+    if (sm_dcache_get(&sh->not_sampled, key, NULL) != 0) {
         sh->span_late[i] = -1;
         sh->st.late_dropped++;
         metrics_add(c->s->m.late_dropped, 1);
@@ -221,25 +221,48 @@ static size_t copy_spans(add_ctx *c, const scope_spans *ss)
     return buffered;
 }
 
-/* A late span leaves with the attribute naming the policy that kept its
- * trace, as the buffered spans of that trace did (when record_policy). */
-static int late_span(sampler *s, shard *sh, const span_t *sp, int who)
+/* A late span leaves with its trace's weight, as the buffered spans of that
+ * trace did (when the set writes weights). */
+static int late_span(sampler *s, shard *sh, const span_t *sp, double rate)
 {
     size_t len;
     const uint8_t *p = sm_pack_msg(sh, &sp->base, &len);
     if (p == NULL)
         return -1;
-    if (!s->record_policy || who < 0 || (size_t)who >= s->pol.n_top)
+    if (!s->weight.sample_rate && !s->weight.threshold)
         return sm_buf_field(&sh->late_ss, 2, p, len);
-    size_t extra = s->attr_len[who];
-    uint8_t hdr[11];
-    size_t h = (size_t)(put_field_hdr(hdr, 2, len + extra) - hdr);
-    if (buf_reserve(&sh->late_ss, h + len + extra) != 0)
+    size_t n = sw_span(&s->weight, rate, p, len, NULL);
+    if (buf_reserve(&sh->late_ss, field_len(n)) != 0)
         return -1;
-    buf_append(&sh->late_ss, hdr, h);
-    buf_append(&sh->late_ss, p, len);
-    buf_append(&sh->late_ss, s->attr_enc[who], extra);
+    uint8_t *o = put_field_hdr((uint8_t *)sh->late_ss.data + sh->late_ss.len, 2, n);
+    sh->late_ss.len = (size_t)(o - (uint8_t *)sh->late_ss.data) + sw_span(&s->weight, rate, p, len, o);
     return 0;
+}
+
+/* The scope context of late spans: as it came, or with the Collector's
+ * tailsampling.policy (when known) and tailsampling.cached_decision. */
+static void late_scope(sampler *s, shard *sh, const scope_spans *ss, int who)
+{
+    sm_context_fields(sh, &sh->late_ss, ss->scope ? &ss->scope->base : NULL, ss->schema_url);
+    if (!s->record_policy)
+        return;
+    size_t pl = who >= 0 && (size_t)who < s->pol.n_top ? s->attr_len[who] : 0;
+    uint8_t *kv = malloc(pl + s->cached_len);
+    if (kv == NULL)
+        return;
+    if (pl != 0)
+        memcpy(kv, s->attr_enc[who], pl);
+    memcpy(kv + pl, s->cached_kv, s->cached_len);
+    size_t n = sw_scope((const uint8_t *)sh->late_ss.data, sh->late_ss.len, kv, pl + s->cached_len, NULL);
+    uint8_t *o = malloc(n);
+    if (o != NULL) {
+        sw_scope((const uint8_t *)sh->late_ss.data, sh->late_ss.len, kv, pl + s->cached_len, o);
+        buf_clear(&sh->late_ss);
+        if (buf_reserve(&sh->late_ss, n) == 0)
+            buf_append(&sh->late_ss, o, n);
+    }
+    free(o);
+    free(kv);
 }
 
 /* Pass 3: late spans of sampled traces go straight to late_out (under this
@@ -256,12 +279,15 @@ static void forward_late_spans(add_ctx *c, const scope_spans *ss, size_t n_late)
         return;
     }
     buf_clear(&sh->late_ss);
-    sm_context_fields(sh, &sh->late_ss, ss->scope ? &ss->scope->base : NULL, ss->schema_url);
+    int who = -1; /* the scope names the policy of its first late span's trace */
+    for (size_t i = 0; i < ss->n_spans && who < 0; i++)
+        if (sh->span_late[i] > 0)
+            who = sh->span_late[i] - 2; /* stored policy byte: who + 1, 0 = none */
+    late_scope(s, sh, ss, who);
     for (size_t i = 0; i < ss->n_spans; i++) {
         if (sh->span_late[i] <= 0)
             continue;
-        int who = sh->span_late[i] - 2; /* stored policy byte: who + 1, 0 = none */
-        if (late_span(s, sh, ss->spans[i], who) == 0) {
+        if (late_span(s, sh, ss->spans[i], sh->span_rate[i]) == 0) {
             sh->st.late_sampled++;
             metrics_add(s->m.late_sampled, 1);
         } else {

@@ -13,11 +13,18 @@
 static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
 {
     int who;
+    double rate;
+    sm_view v;
+    int viewed = s->pol.view && sm_view_build(t, s->pol.view > 1, &v) == 0;
+    t->sum.view = viewed ? &v.tr : NULL; /* none (out of memory): Refinery samplers say no */
     if (s->pol.stateful)
         pthread_mutex_lock(&s->pol_lock);
-    int keep = sp_decide(&s->pol, &t->sum, now_ns, &who);
+    int keep = sp_decide(&s->pol, &t->sum, now_ns, &who, &rate);
     if (s->pol.stateful)
         pthread_mutex_unlock(&s->pol_lock);
+    t->sum.view = NULL;
+    if (viewed)
+        sm_view_free(&v);
     sm_tab_remove(sh, t);
     sm_list_unlink(t);
     if (t->in_quiet)
@@ -41,13 +48,14 @@ static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
             atomic_fetch_add_explicit(&s->pol.top[who].n_kept, 1, memory_order_relaxed);
             metrics_add(s->pol.top[who].m_kept, 1);
         }
-        sm_dcache_put(&sh->sampled, t->key, (uint8_t)(who >= 0 && who < 254 ? who + 1 : 0));
+        sm_dcache_put(&sh->sampled, t->key, (uint8_t)(who >= 0 && who < 254 ? who + 1 : 0), rate);
         t->who = who;
+        t->rate = rate;
         sm_ready_append(sh, t);
     } else {
         sh->st.dropped++;
         sh->st.spans_dropped += t->sum.spans;
-        sm_dcache_put(&sh->not_sampled, t->key, 0);
+        sm_dcache_put(&sh->not_sampled, t->key, 0, 1);
         sm_trace_free(s, sh, t);
     }
 }
@@ -67,48 +75,53 @@ size_t sm_enforce_budget(sampler *s, shard *sh, uint64_t now_ns)
 
 /* ---- output ---- */
 
-/* Bytes the segment's spans take in the output (with the policy attribute
- * appended to each span when extra > 0). */
-static size_t seg_out_len(const seg *g, size_t extra)
+/* What a sampled trace's output adds: the weight on each span (when the
+ * set writes one) and attributes on each scope (record_policy). */
+typedef struct out_ctx {
+    const sw_opts *w; /* NULL: spans leave as they came */
+    double rate;
+    const uint8_t *kv; /* KeyValues for the scopes' attributes (NULL: none) */
+    size_t kvlen;
+} out_ctx;
+
+/* Bytes the segment's spans take in the output, and the spans written at o
+ * unless o is NULL. */
+static size_t seg_out(uint8_t *o, const seg *g, const out_ctx *oc)
 {
-    if (extra == 0)
+    if (oc->w == NULL) {
+        if (o != NULL)
+            memcpy(o, g->data, g->len);
         return g->len;
+    }
     size_t n = 0;
     const uint8_t *p = g->data, *end = g->data + g->len;
     while (p < end) {
         uint64_t l = 0;
         if ((p = get_varint(p + 1, end, &l)) == NULL)
             break; /* cannot happen: the sampler framed these bytes */
-        n += field_len(l + extra);
+        size_t sl = sw_span(oc->w, oc->rate, p, l, NULL);
+        if (o != NULL)
+            sw_span(oc->w, oc->rate, p, l, put_field_hdr(o + n, 2, sl));
+        n += field_len(sl);
         p += l;
     }
     return n;
 }
 
-static uint8_t *seg_write(uint8_t *o, const seg *g, const uint8_t *attr, size_t extra)
+/* A scope's context as output, written at o unless NULL; its length. */
+static size_t scope_out(uint8_t *o, const blob *b, const out_ctx *oc)
 {
-    if (extra == 0) {
-        memcpy(o, g->data, g->len);
-        return o + g->len;
-    }
-    const uint8_t *p = g->data, *end = g->data + g->len;
-    while (p < end) {
-        uint64_t l = 0;
-        if ((p = get_varint(p + 1, end, &l)) == NULL)
-            break;
-        o = put_field_hdr(o, 2, l + extra);
-        memcpy(o, p, l);
-        memcpy(o + l, attr, extra);
-        o += l + extra;
-        p += l;
-    }
-    return o;
+    if (oc->kv != NULL)
+        return sw_scope(b->data, b->len, oc->kv, oc->kvlen, o);
+    if (o != NULL)
+        memcpy(o, b->data, b->len);
+    return b->len;
 }
 
 /* The output has one ScopeSpans per distinct scope, however many requests
  * the trace's segments came in: the scopes in order of first appearance in
  * sh->groups, with their payload sizes in sh->group_len. */
-static int collect_groups(shard *sh, const trace *t, size_t extra, size_t *n_groups)
+static int collect_groups(shard *sh, const trace *t, const out_ctx *oc, size_t *n_groups)
 {
     size_t ng = 0;
     for (const seg *g = t->segs; g != NULL; g = g->next) {
@@ -126,10 +139,10 @@ static int collect_groups(shard *sh, const trace *t, size_t extra, size_t *n_gro
             sh->group_len = lp;
             sh->group_cap = c1 < c2 ? c1 : c2;
             sh->groups[ng] = g->scope;
-            sh->group_len[ng] = g->scope->len;
+            sh->group_len[ng] = scope_out(NULL, g->scope, oc);
             ng++;
         }
-        sh->group_len[i] += seg_out_len(g, extra);
+        sh->group_len[i] += seg_out(NULL, g, oc);
     }
     *n_groups = ng;
     return 0;
@@ -160,14 +173,14 @@ static int encode_trace(sampler *s, shard *sh, const trace *t)
         buf_append(&sh->out, t->raw, t->raw_len);
         return 0;
     }
-    const uint8_t *attr = NULL;
-    size_t extra = 0;
+    out_ctx oc = {.w = t->who >= 0 && (s->weight.sample_rate || s->weight.threshold) ? &s->weight : NULL,
+                  .rate = t->rate};
     if (s->record_policy && t->who >= 0) {
-        attr = s->attr_enc[t->who];
-        extra = s->attr_len[t->who];
+        oc.kv = s->attr_enc[t->who];
+        oc.kvlen = s->attr_len[t->who];
     }
     size_t ng;
-    if (collect_groups(sh, t, extra, &ng) != 0)
+    if (collect_groups(sh, t, &oc, &ng) != 0)
         return -1;
     /* Total size: one ResourceSpans per distinct resource. */
     size_t total = 0;
@@ -192,11 +205,10 @@ static int encode_trace(sampler *s, shard *sh, const trace *t)
             if (sh->groups[k]->parent != r)
                 continue;
             o = put_field_hdr(o, 2, sh->group_len[k]);
-            memcpy(o, sh->groups[k]->data, sh->groups[k]->len);
-            o += sh->groups[k]->len;
+            o += scope_out(o, sh->groups[k], &oc);
             for (const seg *g = t->segs; g != NULL; g = g->next)
                 if (g->scope == sh->groups[k])
-                    o = seg_write(o, g, attr, extra);
+                    o += seg_out(o, g, &oc);
         }
     }
     sh->out.len = (size_t)(o - (uint8_t *)sh->out.data);

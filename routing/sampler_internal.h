@@ -15,6 +15,8 @@
 #include "metrics.h"
 #include "sampler.h"
 #include "sampler_policy.h"
+#include "sampler_refinery.h"
+#include "sampler_weight.h"
 #include "trace_service.pb-c.h"
 
 /* ---- interned resource / scope encodings ---- */
@@ -64,6 +66,7 @@ struct trace {
     size_t mem;             /* accounted bytes of trace + segments */
     int in_quiet;
     int who;                /* deciding policy once sampled */
+    double rate;            /* sampled: the sample rate it was kept at (its weight) */
     uint64_t done;          /* sampled: destinations that have it (sampler_emit_fn) */
     uint8_t *raw;           /* sampler_hold: the encoded request, instead of segs */
     size_t raw_len;
@@ -76,6 +79,7 @@ typedef struct dcache {
     uint64_t *keys; /* 0: empty */
     uint8_t *pol;   /* deciding policy + 1 (0: none) */
     uint8_t *hand;
+    float *rate; /* sample rate per entry, when spans carry weights (NULL: not kept) */
     size_t nsets;
 } dcache;
 
@@ -105,6 +109,7 @@ typedef struct shard {
     trace **span_trace;
     uint32_t *span_size;
     int16_t *span_late; /* 0: none; >0: late sampled, policy + 1 (1 = unknown); -1: late dropped */
+    double *span_rate;  /* late sampled: the trace's sample rate */
     size_t span_cap;
     uint8_t *pack;
     size_t pack_cap;
@@ -123,9 +128,13 @@ struct sampler {
     pthread_mutex_t pol_lock;
     size_t n_shards;
     shard *shards;
-    /* "sampling.policy" KeyValue per top-level policy, framed as Span field 9 */
+    sw_opts weight; /* sample_rate_attribute, trace_state_threshold */
+    /* record_policy: "tailsampling.policy" KeyValue per top-level policy and
+     * "tailsampling.cached_decision", framed as InstrumentationScope field 3 */
     uint8_t **attr_enc;
     size_t *attr_len;
+    uint8_t *cached_kv;
+    size_t cached_len;
     struct {
         metric_series *in_flight, *bytes, *late_sampled, *late_dropped, *evicted, *latency, *held;
         metric_series *traces[2][4]; /* [sampled][reason] */
@@ -137,7 +146,8 @@ enum { R_WAIT, R_QUIET, R_EVICT, R_FLUSH };
 #define MALLOC_OVERHEAD 16 /* allowance per allocation for the allocator's header */
 #define CACHE_WAYS 8
 #define NO_QUIET UINT64_MAX
-#define POLICY_ATTR_KEY "sampling.policy"
+#define POLICY_ATTR_KEY "tailsampling.policy" /* the Collector's names (record_policy) */
+#define CACHED_ATTR_KEY "tailsampling.cached_decision"
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest export_req;
 typedef Opentelemetry__Proto__Trace__V1__ResourceSpans resource_spans;
@@ -192,10 +202,12 @@ static inline const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, ui
 /* ---- sampler_store.c: accounting, tables, caches, interning, lists ---- */
 
 void sm_held_add(sampler *s, shard *sh, size_t n);
-int sm_dcache_init(dcache *c, size_t entries);
+/* with_rate: also keep each trace's sample rate (4 bytes more per entry) */
+int sm_dcache_init(dcache *c, size_t entries, int with_rate);
 void sm_dcache_free(dcache *c);
-int sm_dcache_get(const dcache *c, uint64_t key); /* 0: absent; else the stored policy byte + 1 */
-void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol);
+/* 0: absent; else the stored policy byte + 1, and the rate in *rate (1 when not kept) */
+int sm_dcache_get(const dcache *c, uint64_t key, double *rate);
+void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol, double rate);
 int sm_btab_grow(shard *sh);
 void sm_blob_put(sampler *s, shard *sh, blob *b);
 /* Grow *p (of *cap elements of elem bytes) to hold need; -1 without memory. */
@@ -218,6 +230,22 @@ void sm_ready_remove(shard *sh, trace *prev, trace *t);
 int sm_buf_field(buf *b, unsigned field, const void *p, size_t n);
 int sm_context_fields(shard *sh, buf *b, const ProtobufCMessage *m, const char *schema_url);
 blob *sm_context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent);
+
+/* ---- sampler_view.c: a trace decoded for the Refinery samplers ---- */
+
+typedef struct sm_view {
+    sr_trace tr;
+    sr_span *spans;
+    size_t n;
+    Opentelemetry__Proto__Resource__V1__Resource **res; /* decoded resources, by blob */
+    const blob **res_blob;
+    size_t n_res;
+} sm_view;
+
+/* t's id and span count in v->tr, and its spans decoded when `spans`;
+ * -1 without memory (v then holds nothing). */
+int sm_view_build(const trace *t, int spans, sm_view *v);
+void sm_view_free(sm_view *v);
 
 /* ---- sampler_decide.c ---- */
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "sampler_refinery.h"
 
 typedef struct type_info {
     const char *name;
@@ -43,6 +44,13 @@ static const type_info types[] = {
     {"and", SP_AND, k_subs},
     {"composite", SP_COMPOSITE, k_composite},
     {"drop", SP_DROP, k_subs},
+    {"deterministic", SP_DETERMINISTIC, sr_keys_deterministic},
+    {"rules", SP_RULES, sr_keys_rules},
+    {"dynamic", SP_DYNAMIC, sr_keys_dynamic},
+    {"ema_dynamic", SP_EMA_DYNAMIC, sr_keys_ema_dynamic},
+    {"ema_throughput", SP_EMA_THROUGHPUT, sr_keys_ema_throughput},
+    {"windowed_throughput", SP_WINDOWED_THROUGHPUT, sr_keys_windowed},
+    {"total_throughput", SP_TOTAL_THROUGHPUT, sr_keys_total},
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 
@@ -366,6 +374,7 @@ static int read_probabilistic(read_ctx *c, const config_node *n, sp_policy *p)
         return config_error(n, "sampling_percentage", c->err, c->errlen, "required key is missing");
     if (pct < 0 || pct > 100)
         return config_error(n, "sampling_percentage", c->err, c->errlen, "must be between 0 and 100");
+    p->prob_rate = pct > 0 ? 100.0 / pct : 1;
     if (pct >= 100)
         p->prob_all = 1;
     else
@@ -440,6 +449,20 @@ static int read_bytes_limit(read_ctx *c, const config_node *n, sp_policy *p)
     return 0;
 }
 
+/* Refinery's samplers keep per-key state (stateful) and look at the trace
+ * id, most also at its spans (the set's view level). */
+static int read_refinery(read_ctx *c, const config_node *n, sp_policy *p)
+{
+    p->refinery = sr_read((sr_kind)(p->type - SP_DETERMINISTIC), p->name, n, c->err, c->errlen);
+    if (p->refinery == NULL)
+        return -1;
+    c->set->stateful = 1;
+    int view = sr_needs_spans(p->refinery) ? 2 : 1;
+    if (view > c->set->view)
+        c->set->view = view;
+    return 0;
+}
+
 /* Each type's own keys mean something different: one reader per type, and
  * the stateful types flag the set so deciding takes the policy lock. */
 static int read_settings(read_ctx *c, const config_node *n, sp_policy *p, int depth)
@@ -474,6 +497,8 @@ static int read_settings(read_ctx *c, const config_node *n, sp_policy *p, int de
     case SP_COMPOSITE:
         c->set->stateful = 1;
         return read_composite(c, n, p, depth);
+    default:
+        return read_refinery(c, n, p);
     }
     return 0;
 }
@@ -487,7 +512,8 @@ static const type_info *read_type(read_ctx *c, const config_node *n, const char 
     config_error(n, "type", c->err, c->errlen,
                  "unknown policy type \"%.40s\" (use always_sample, latency, status_code, probabilistic, "
                  "string_attribute, numeric_attribute, boolean_attribute, span_count, rate_limiting, "
-                 "bytes_limiting, and, composite or drop)",
+                 "bytes_limiting, and, composite, drop, deterministic, rules, dynamic, ema_dynamic, "
+                 "ema_throughput, windowed_throughput or total_throughput)",
                  type);
     return NULL;
 }
@@ -497,7 +523,7 @@ static const type_info *read_type(read_ctx *c, const config_node *n, const char 
 static int check_policy_keys(read_ctx *c, const config_node *n, const type_info *ti)
 {
     static const char *const base_keys[] = {"name", "type", NULL};
-    const char *allowed[12];
+    const char *allowed[16];
     size_t k = 0;
     for (size_t i = 0; base_keys[i] != NULL; i++)
         allowed[k++] = base_keys[i];
@@ -574,6 +600,7 @@ static void policy_free(sp_policy *p)
     free(p->order);
     free(p->alloc);
     free(p->used);
+    sr_free(p->refinery);
 }
 
 void sp_set_free(sp_set *set)
@@ -695,6 +722,14 @@ static int eval(sp_policy *p, const sp_summary *t, uint64_t now_ns)
             if (!eval(&p->subs[i], t, now_ns))
                 return 0;
         return 1;
+    case SP_DETERMINISTIC:
+    case SP_RULES:
+    case SP_DYNAMIC:
+    case SP_EMA_DYNAMIC:
+    case SP_EMA_THROUGHPUT:
+    case SP_WINDOWED_THROUGHPUT:
+    case SP_TOTAL_THROUGHPUT:
+        return t->view != NULL && sr_eval(p->refinery, t->view, now_ns, &p->last_rate);
     case SP_COMPOSITE:
         window_roll(p, now_ns);
         for (size_t k = 0; k < p->n_subs; k++) {
@@ -709,15 +744,32 @@ static int eval(sp_policy *p, const sp_summary *t, uint64_t now_ns)
     return 0;
 }
 
+/* The sample rate a policy that just sampled kept the trace at (sp_decide). */
+static double policy_rate(const sp_policy *p)
+{
+    double r = 1;
+    switch (p->type) {
+    case SP_PROBABILISTIC:
+        return p->prob_rate;
+    case SP_AND:
+        for (size_t i = 0; i < p->n_subs; i++)
+            r *= policy_rate(&p->subs[i]);
+        return r;
+    default:
+        return p->refinery != NULL ? p->last_rate : 1;
+    }
+}
+
 static void count(sp_policy *p, int sampled)
 {
     atomic_fetch_add_explicit(sampled ? &p->n_sampled : &p->n_not_sampled, 1, memory_order_relaxed);
     metrics_add(sampled ? p->m_sampled : p->m_not_sampled, 1);
 }
 
-int sp_decide(sp_set *set, const sp_summary *t, uint64_t now_ns, int *who)
+int sp_decide(sp_set *set, const sp_summary *t, uint64_t now_ns, int *who, double *rate)
 {
     *who = -1;
+    *rate = 1;
     /* Drop policies veto: evaluated first so stateful policies spend no
      * budget on a trace that is dropped anyway. */
     for (size_t i = 0; i < set->n_top; i++) {
@@ -738,6 +790,8 @@ int sp_decide(sp_set *set, const sp_summary *t, uint64_t now_ns, int *who)
             continue;
         int r = eval(p, t, now_ns);
         count(p, r);
+        if (r && (!keep || policy_rate(p) < *rate))
+            *rate = policy_rate(p);
         if (r && !keep) {
             keep = 1;
             *who = (int)i;

@@ -37,6 +37,14 @@ typedef enum {
     SP_AND,
     SP_COMPOSITE,
     SP_DROP,
+    /* Refinery's samplers (sampler_refinery.h), in sr_kind order */
+    SP_DETERMINISTIC,
+    SP_RULES,
+    SP_DYNAMIC,
+    SP_EMA_DYNAMIC,
+    SP_EMA_THROUGHPUT,
+    SP_WINDOWED_THROUGHPUT,
+    SP_TOTAL_THROUGHPUT,
 } sp_type;
 
 /* What a decision needs to know about a trace. */
@@ -48,6 +56,7 @@ typedef struct sp_summary {
     uint64_t span_bytes; /* sum of the spans' protobuf sizes */
     uint64_t attr_bits;  /* bit i: attribute policy i matched a span or resource */
     unsigned status_mask; /* bit per status code seen: 1<<UNSET, 1<<OK, 1<<ERROR */
+    const struct sr_trace *view; /* Refinery samplers: the trace's id and spans (sp_set.view) */
 } sp_summary;
 
 typedef struct sp_policy sp_policy;
@@ -61,6 +70,7 @@ struct sp_policy {
     /* probabilistic: sampled when hash < threshold, or always when all */
     uint64_t prob_threshold;
     int prob_all;
+    double prob_rate; /* 100 / sampling_percentage */
     /* attributes */
     int attr_bit;
     char *key;
@@ -86,6 +96,9 @@ struct sp_policy {
     size_t *order;     /* composite: evaluation order (indexes into subs) */
     uint64_t *alloc;   /* composite: spans/s each sub may sample */
     uint64_t *used;    /* composite: spans sampled by each sub this second */
+    /* Refinery samplers: their state, and the rate of their last decision */
+    struct sr_policy *refinery;
+    double last_rate;
     /* top level only: decisions by outcome */
     _Atomic uint64_t n_sampled, n_not_sampled, n_kept; /* kept: traces this policy was first to sample */
     metric_series *m_sampled, *m_not_sampled, *m_kept;
@@ -97,6 +110,7 @@ typedef struct sp_set {
     sp_policy *attr[SP_MAX_ATTR_POLICIES]; /* attribute policies by bit */
     size_t n_attr;
     int stateful; /* some policy keeps budgets: serialize sp_decide */
+    int view;     /* 1: Refinery samplers need sp_summary.view with the id; 2: and the spans */
 } sp_set;
 
 /* Read `policies:` (a sequence) into set. -1 with a located error. */
@@ -108,8 +122,12 @@ uint64_t sp_attr_bits(const sp_set *set, Opentelemetry__Proto__Common__V1__KeyVa
 
 /* Decide a trace. Returns 1 to sample; *who is the index of the first
  * top-level policy that sampled (or that dropped, for a drop), -1 if none.
- * Counts each top-level policy's outcome. */
-int sp_decide(sp_set *set, const sp_summary *t, uint64_t now_ns, int *who);
+ * Counts each top-level policy's outcome. *rate is the sample rate the
+ * trace is kept at (its weight): the least of the sampling policies' rates
+ * (1 for policies without one: always_sample, latency, attributes, rate
+ * limits; 100/percentage for probabilistic; the chosen rate for Refinery
+ * samplers; the product of the subs' for and). */
+int sp_decide(sp_set *set, const sp_summary *t, uint64_t now_ns, int *who, double *rate);
 
 /* FNV-1a 64 over the 16 bytes, then the murmur3 64-bit finalizer so every
  * bit depends on every input byte (sequential ids spread evenly). */

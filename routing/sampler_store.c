@@ -54,7 +54,7 @@ static void **chain_grow(void **old, size_t *size, size_t first, size_t link_off
 
 /* ---- decision caches ---- */
 
-int sm_dcache_init(dcache *c, size_t entries)
+int sm_dcache_init(dcache *c, size_t entries, int with_rate)
 {
     memset(c, 0, sizeof(*c));
     if (entries == 0)
@@ -63,6 +63,8 @@ int sm_dcache_init(dcache *c, size_t entries)
     c->keys = calloc(c->nsets * CACHE_WAYS, sizeof(*c->keys));
     c->pol = calloc(c->nsets * CACHE_WAYS, 1);
     c->hand = calloc(c->nsets, 1);
+    if (with_rate && (c->rate = calloc(c->nsets * CACHE_WAYS, sizeof(*c->rate))) == NULL)
+        return -1;
     return c->keys != NULL && c->pol != NULL && c->hand != NULL ? 0 : -1;
 }
 
@@ -71,40 +73,44 @@ void sm_dcache_free(dcache *c)
     free(c->keys);
     free(c->pol);
     free(c->hand);
+    free(c->rate);
 }
 
 static uint64_t nz(uint64_t k) { return k != 0 ? k : 1; }
 
 /* 0: absent; else the stored policy byte + 1 */
-int sm_dcache_get(const dcache *c, uint64_t key)
+int sm_dcache_get(const dcache *c, uint64_t key, double *rate)
 {
     if (c->nsets == 0)
         return 0;
     key = nz(key);
     size_t base = (size_t)(key % c->nsets) * CACHE_WAYS;
-    for (size_t i = 0; i < CACHE_WAYS; i++)
-        if (c->keys[base + i] == key)
+    for (size_t i = 0; i < CACHE_WAYS; i++) {
+        if (c->keys[base + i] == key) {
+            if (rate != NULL)
+                *rate = c->rate != NULL ? c->rate[base + i] : 1;
             return c->pol[base + i] + 1;
+        }
+    }
     return 0;
 }
 
-void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol)
+void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol, double rate)
 {
     if (c->nsets == 0)
         return;
     key = nz(key);
-    size_t set = (size_t)(key % c->nsets), base = set * CACHE_WAYS;
-    for (size_t i = 0; i < CACHE_WAYS; i++) {
-        if (c->keys[base + i] == key || c->keys[base + i] == 0) {
-            c->keys[base + i] = key;
-            c->pol[base + i] = pol;
-            return;
-        }
+    size_t set = (size_t)(key % c->nsets), base = set * CACHE_WAYS, slot = base;
+    while (slot < base + CACHE_WAYS && c->keys[slot] != key && c->keys[slot] != 0)
+        slot++;
+    if (slot == base + CACHE_WAYS) { /* set full: replace the oldest */
+        slot = base + c->hand[set];
+        c->hand[set] = (uint8_t)((c->hand[set] + 1) % CACHE_WAYS);
     }
-    size_t slot = base + c->hand[set];
-    c->hand[set] = (uint8_t)((c->hand[set] + 1) % CACHE_WAYS);
     c->keys[slot] = key;
     c->pol[slot] = pol;
+    if (c->rate != NULL)
+        c->rate[slot] = (float)rate;
 }
 
 /* ---- blobs ---- */
@@ -198,7 +204,10 @@ int sm_ensure_spans(shard *sh, size_t n)
     int16_t *c = realloc(sh->span_late, cap * sizeof(*c));
     if (c != NULL)
         sh->span_late = c;
-    if (a == NULL || b == NULL || c == NULL)
+    double *d = realloc(sh->span_rate, cap * sizeof(*d));
+    if (d != NULL)
+        sh->span_rate = d;
+    if (a == NULL || b == NULL || c == NULL || d == NULL)
         return -1;
     sh->span_cap = cap;
     return 0;
