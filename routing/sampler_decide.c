@@ -10,14 +10,18 @@
 
 /* ---- deciding ---- */
 
-static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
+/* A trace over the Collector's maximum_trace_size_bytes is dropped without
+ * asking the policies (oversize_drop); over our caps it is decided by them. */
+void sm_decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
 {
-    int who;
-    if (s->pol.stateful)
-        pthread_mutex_lock(&s->pol_lock);
-    int keep = sp_decide(&s->pol, &t->sum, now_ns, &who);
-    if (s->pol.stateful)
-        pthread_mutex_unlock(&s->pol_lock);
+    int who = -1, keep = 0;
+    if (reason != R_OVERSIZE || !s->oversize_drop || t->sum.span_bytes <= s->max_trace_bytes) {
+        if (s->pol.stateful)
+            pthread_mutex_lock(&s->pol_lock);
+        keep = sp_decide(&s->pol, t->id, &t->sum, now_ns, &who);
+        if (s->pol.stateful)
+            pthread_mutex_unlock(&s->pol_lock);
+    }
     sm_tab_remove(sh, t);
     sm_list_unlink(t);
     if (t->in_quiet)
@@ -32,6 +36,7 @@ static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
     case R_WAIT: sh->st.decided_wait++; break;
     case R_QUIET: sh->st.decided_quiet++; break;
     case R_EVICT: sh->st.evicted++; metrics_add(s->m.evicted, 1); break;
+    case R_OVERSIZE: sh->st.decided_oversize++; break;
     default: sh->st.decided_flush++; break;
     }
     if (keep) {
@@ -59,7 +64,7 @@ size_t sm_enforce_budget(sampler *s, shard *sh, uint64_t now_ns)
     while (sh->fifo.next != &sh->fifo && (sh->bytes > s->max_bytes || sh->n_traces > s->max_traces)) {
         if (sh->n_traces > s->max_traces)
             sh->st.evicted_traces++;
-        decide(s, sh, sh->fifo.next, now_ns, R_EVICT);
+        sm_decide(s, sh, sh->fifo.next, now_ns, R_EVICT);
         n++;
     }
     return n;
@@ -258,12 +263,12 @@ size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn
     n += sm_enforce_budget(s, sh, now_ns);
     while (sh->fifo.next != &sh->fifo && now_ns - sh->fifo.next->first_ns >= s->wait_ns &&
            now_ns >= sh->fifo.next->first_ns) {
-        decide(s, sh, sh->fifo.next, now_ns, R_WAIT);
+        sm_decide(s, sh, sh->fifo.next, now_ns, R_WAIT);
         n++;
     }
-    while (s->quiet_ns != NO_QUIET && sh->quiet.qnext != &sh->quiet && now_ns >= sh->quiet.qnext->last_ns &&
-           now_ns - sh->quiet.qnext->last_ns >= s->quiet_ns) {
-        decide(s, sh, sh->quiet.qnext, now_ns, R_QUIET);
+    while (s->quiet_ns != NO_QUIET && sh->quiet.qnext != &sh->quiet && now_ns >= sh->quiet.qnext->qkey_ns &&
+           now_ns - sh->quiet.qnext->qkey_ns >= s->quiet_ns) {
+        sm_decide(s, sh, sh->quiet.qnext, now_ns, R_QUIET);
         n++;
     }
     emit_ready(s, sh, emit, data);
@@ -278,7 +283,7 @@ size_t sampler_flush(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_f
     if (sh == NULL)
         return 0;
     while (sh->fifo.next != &sh->fifo) {
-        decide(s, sh, sh->fifo.next, now_ns, R_FLUSH);
+        sm_decide(s, sh, sh->fifo.next, now_ns, R_FLUSH);
         n++;
     }
     emit_ready(s, sh, emit, data);
@@ -330,7 +335,12 @@ static size_t sampler_held_full(sampler *s, size_t shard_i, uint64_t *spans, int
     size_t n = sh->n_ready;
     if (spans != NULL)
         *spans = sh->ready_spans;
-    *full = n > 0 && sh->bytes >= s->max_bytes;
+    /* Held traces fill the budget: refuse rather than drop what was
+     * acknowledged. With block_on_overflow, a full budget (bytes or
+     * traces) refuses too, instead of deciding the oldest traces early. */
+    *full = (n > 0 || s->block) && sh->bytes >= s->max_bytes;
+    if (s->block && sh->n_traces >= s->max_traces)
+        *full = 1;
     pthread_mutex_unlock(&sh->lock);
     return n;
 }
