@@ -39,7 +39,7 @@ typedef struct add_ctx {
 } add_ctx;
 
 /* A trace is born on its first span: its links and accounting start here. */
-static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key, uint64_t idh)
+static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key)
 {
     sampler *s = c->s;
     shard *sh = c->sh;
@@ -52,7 +52,6 @@ static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key, uint64_t id
     t->tenant = c->tn;
     t->key = key;
     t->first_ns = c->now_ns;
-    t->sum.id_hash = idh;
     t->sum.min_start = UINT64_MAX;
     t->who = -1;
     t->mem = sizeof(*t) + MALLOC_OVERHEAD;
@@ -88,7 +87,35 @@ static trace *span_trace_of(add_ctx *c, const span_t *sp, size_t i, size_t *n_la
         metrics_add(c->s->m.late_dropped, 1);
         return NULL;
     }
-    return trace_new(c, sp->trace_id.data, key, idh);
+    return trace_new(c, sp->trace_id.data, key);
+}
+
+/* The quiet list orders the traces that may be decided before
+ * decision_wait by qkey_ns. quiet_after: the root has arrived, and qkey_ns
+ * is the trace's last span (each span moves it to the end).
+ * decision_wait_after_root_received: qkey_ns is when the root arrived. */
+static void quiet_update(sampler *s, shard *sh, trace *t, int root, uint64_t now_ns)
+{
+    if (s->quiet_ns == NO_QUIET || (s->quiet_root ? !root || t->in_quiet : !root && !t->in_quiet))
+        return;
+    if (t->in_quiet)
+        sm_quiet_unlink(t);
+    t->qkey_ns = now_ns;
+    sm_quiet_append(sh, t);
+}
+
+/* A trace over max_trace_spans / max_trace_bytes is decided at the end of
+ * this sampler_add (after its spans are copied): noted here, once. Out of
+ * memory for the note, it is decided later as usual (still bounded by the
+ * shard's budget). */
+static void oversize_mark(shard *sh, trace *t)
+{
+    void *p = sh->over;
+    if (sm_ensure(&p, &sh->over_cap, sh->n_over + 1, sizeof(*sh->over)) != 0)
+        return;
+    sh->over = p;
+    sh->over[sh->n_over++] = t;
+    t->oversize = 1;
 }
 
 /* The policies decide on the summary, and pass 2 allocates a trace's
@@ -101,18 +128,14 @@ static void span_account(add_ctx *c, trace *t, const span_t *sp, size_t i)
     if (!c->rbits_done && s->pol.n_attr != 0 && rs->resource != NULL)
         c->rbits = sp_attr_bits(&s->pol, rs->resource->attributes, rs->resource->n_attributes);
     c->rbits_done = 1;
-    uint64_t bits = s->pol.n_attr ? sp_attr_bits(&s->pol, sp->attributes, sp->n_attributes) : 0;
+    uint64_t bits = s->pol.n_attr ? sp_span_bits(&s->pol, sp) : 0;
     size_t wire = protobuf_c_message_get_packed_size(&sp->base);
     update_summary(t, sp, bits | c->rbits, wire);
     t->last_ns = c->now_ns;
-    if (sp->parent_span_id.len == 0 && s->quiet_ns != NO_QUIET) {
-        if (t->in_quiet)
-            sm_quiet_unlink(t);
-        sm_quiet_append(sh, t);
-    } else if (t->in_quiet) {
-        sm_quiet_unlink(t);
-        sm_quiet_append(sh, t);
-    }
+    quiet_update(s, sh, t, sp->parent_span_id.len == 0, c->now_ns);
+    if (!t->oversize && ((s->max_trace_spans != 0 && t->sum.spans > s->max_trace_spans) ||
+                         (s->max_trace_bytes != 0 && t->sum.span_bytes > s->max_trace_bytes)))
+        oversize_mark(sh, t);
     sh->span_trace[i] = t;
     sh->span_size[i] = (uint32_t)wire;
     t->pending_len += field_len(wire);
@@ -358,6 +381,9 @@ size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, cons
         if (req->resource_spans[r] != NULL)
             buffered += add_resource(&c, req->resource_spans[r]);
     sh->st.buffered += buffered;
+    for (size_t i = 0; i < sh->n_over; i++)
+        sm_decide(s, sh, sh->over[i], now_ns, R_OVERSIZE);
+    sh->n_over = 0;
     sm_enforce_budget(s, sh, now_ns);
 out:
     pthread_mutex_unlock(&sh->lock);

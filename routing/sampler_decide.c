@@ -10,21 +10,25 @@
 
 /* ---- deciding ---- */
 
-static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
+/* A trace over the Collector's maximum_trace_size_bytes is dropped without
+ * asking the policies (oversize_drop); over our caps it is decided by them. */
+void sm_decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
 {
-    int who;
-    double rate;
-    sm_view v;
-    int viewed = s->pol.view && sm_view_build(t, s->pol.view > 1, &v) == 0;
-    t->sum.view = viewed ? &v.tr : NULL; /* none (out of memory): Refinery samplers say no */
-    if (s->pol.stateful)
-        pthread_mutex_lock(&s->pol_lock);
-    int keep = sp_decide(&s->pol, &t->sum, now_ns, &who, &rate);
-    if (s->pol.stateful)
-        pthread_mutex_unlock(&s->pol_lock);
-    t->sum.view = NULL;
-    if (viewed)
-        sm_view_free(&v);
+    int who = -1, keep = 0;
+    sp_weight w = {.rate = 1};
+    if (reason != R_OVERSIZE || !s->oversize_drop || t->sum.span_bytes <= s->max_trace_bytes) {
+        sm_view v;
+        int viewed = s->pol.view && sm_view_build(t, s->pol.view > 1, &v) == 0;
+        t->sum.view = viewed ? &v.tr : NULL; /* none (out of memory): Refinery samplers say no */
+        if (s->pol.stateful)
+            pthread_mutex_lock(&s->pol_lock);
+        keep = sp_decide(&s->pol, t->id, &t->sum, now_ns, &who, &w);
+        if (s->pol.stateful)
+            pthread_mutex_unlock(&s->pol_lock);
+        t->sum.view = NULL;
+        if (viewed)
+            sm_view_free(&v);
+    }
     sm_tab_remove(sh, t);
     sm_list_unlink(t);
     if (t->in_quiet)
@@ -39,6 +43,7 @@ static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
     case R_WAIT: sh->st.decided_wait++; break;
     case R_QUIET: sh->st.decided_quiet++; break;
     case R_EVICT: sh->st.evicted++; metrics_add(s->m.evicted, 1); break;
+    case R_OVERSIZE: sh->st.decided_oversize++; break;
     default: sh->st.decided_flush++; break;
     }
     if (keep) {
@@ -48,9 +53,10 @@ static void decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
             atomic_fetch_add_explicit(&s->pol.top[who].n_kept, 1, memory_order_relaxed);
             metrics_add(s->pol.top[who].m_kept, 1);
         }
-        sm_dcache_put(&sh->sampled, t->key, (uint8_t)(who >= 0 && who < 254 ? who + 1 : 0), rate);
+        sm_dcache_put(&sh->sampled, t->key, (uint8_t)(who >= 0 && who < 254 ? who + 1 : 0), w.rate);
         t->who = who;
-        t->rate = rate;
+        t->rate = w.rate;
+        t->composite_sub = w.composite_sub;
         sm_ready_append(sh, t);
     } else {
         sh->st.dropped++;
@@ -67,7 +73,7 @@ size_t sm_enforce_budget(sampler *s, shard *sh, uint64_t now_ns)
     while (sh->fifo.next != &sh->fifo && (sh->bytes > s->max_bytes || sh->n_traces > s->max_traces)) {
         if (sh->n_traces > s->max_traces)
             sh->st.evicted_traces++;
-        decide(s, sh, sh->fifo.next, now_ns, R_EVICT);
+        sm_decide(s, sh, sh->fifo.next, now_ns, R_EVICT);
         n++;
     }
     return n;
@@ -163,6 +169,26 @@ static size_t resource_payload(const shard *sh, size_t i, size_t ng)
     return rs;
 }
 
+/* record_policy: the scopes' tailsampling.policy, and for a composite the
+ * sub-policy that sampled as tailsampling.composite_policy (in sh->kv). */
+static int scope_attrs(sampler *s, shard *sh, const trace *t, out_ctx *oc)
+{
+    oc->kv = s->attr_enc[t->who];
+    oc->kvlen = s->attr_len[t->who];
+    if (t->composite_sub == NULL)
+        return 0;
+    size_t n = sw_kv_str(3, COMPOSITE_ATTR_KEY, t->composite_sub, NULL);
+    buf_clear(&sh->kv);
+    if (buf_reserve(&sh->kv, oc->kvlen + n) != 0)
+        return -1;
+    buf_append(&sh->kv, oc->kv, oc->kvlen);
+    sw_kv_str(3, COMPOSITE_ATTR_KEY, t->composite_sub, (uint8_t *)sh->kv.data + sh->kv.len);
+    sh->kv.len += n;
+    oc->kv = (const uint8_t *)sh->kv.data;
+    oc->kvlen = sh->kv.len;
+    return 0;
+}
+
 /* Encode trace t as an ExportTraceServiceRequest into sh->out. */
 static int encode_trace(sampler *s, shard *sh, const trace *t)
 {
@@ -175,10 +201,8 @@ static int encode_trace(sampler *s, shard *sh, const trace *t)
     }
     out_ctx oc = {.w = t->who >= 0 && (s->weight.sample_rate || s->weight.threshold) ? &s->weight : NULL,
                   .rate = t->rate};
-    if (s->record_policy && t->who >= 0) {
-        oc.kv = s->attr_enc[t->who];
-        oc.kvlen = s->attr_len[t->who];
-    }
+    if (s->record_policy && t->who >= 0 && scope_attrs(s, sh, t, &oc) != 0)
+        return -1;
     size_t ng;
     if (collect_groups(sh, t, &oc, &ng) != 0)
         return -1;
@@ -270,12 +294,12 @@ size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn
     n += sm_enforce_budget(s, sh, now_ns);
     while (sh->fifo.next != &sh->fifo && now_ns - sh->fifo.next->first_ns >= s->wait_ns &&
            now_ns >= sh->fifo.next->first_ns) {
-        decide(s, sh, sh->fifo.next, now_ns, R_WAIT);
+        sm_decide(s, sh, sh->fifo.next, now_ns, R_WAIT);
         n++;
     }
-    while (s->quiet_ns != NO_QUIET && sh->quiet.qnext != &sh->quiet && now_ns >= sh->quiet.qnext->last_ns &&
-           now_ns - sh->quiet.qnext->last_ns >= s->quiet_ns) {
-        decide(s, sh, sh->quiet.qnext, now_ns, R_QUIET);
+    while (s->quiet_ns != NO_QUIET && sh->quiet.qnext != &sh->quiet && now_ns >= sh->quiet.qnext->qkey_ns &&
+           now_ns - sh->quiet.qnext->qkey_ns >= s->quiet_ns) {
+        sm_decide(s, sh, sh->quiet.qnext, now_ns, R_QUIET);
         n++;
     }
     emit_ready(s, sh, emit, data);
@@ -290,7 +314,7 @@ size_t sampler_flush(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_f
     if (sh == NULL)
         return 0;
     while (sh->fifo.next != &sh->fifo) {
-        decide(s, sh, sh->fifo.next, now_ns, R_FLUSH);
+        sm_decide(s, sh, sh->fifo.next, now_ns, R_FLUSH);
         n++;
     }
     emit_ready(s, sh, emit, data);
@@ -342,7 +366,12 @@ static size_t sampler_held_full(sampler *s, size_t shard_i, uint64_t *spans, int
     size_t n = sh->n_ready;
     if (spans != NULL)
         *spans = sh->ready_spans;
-    *full = n > 0 && sh->bytes >= s->max_bytes;
+    /* Held traces fill the budget: refuse rather than drop what was
+     * acknowledged. With block_on_overflow, a full budget (bytes or
+     * traces) refuses too, instead of deciding the oldest traces early. */
+    *full = (n > 0 || s->block) && sh->bytes >= s->max_bytes;
+    if (s->block && sh->n_traces >= s->max_traces)
+        *full = 1;
     pthread_mutex_unlock(&sh->lock);
     return n;
 }

@@ -64,9 +64,12 @@ struct trace {
     size_t pending_len;
     uint32_t pending_n;
     size_t mem;             /* accounted bytes of trace + segments */
-    int in_quiet;
+    uint64_t qkey_ns;       /* order on the quiet list (sampler_add.c, quiet_update) */
+    uint8_t in_quiet;
+    uint8_t oversize;       /* over max_trace_spans / max_trace_bytes: decided at the end of sampler_add */
     int who;                /* deciding policy once sampled */
     double rate;            /* sampled: the sample rate it was kept at (its weight) */
+    const char *composite_sub; /* sampled by a composite: its sub-policy that did (record_policy) */
     uint64_t done;          /* sampled: destinations that have it (sampler_emit_fn) */
     uint8_t *raw;           /* sampler_hold: the encoded request, instead of segs */
     size_t raw_len;
@@ -85,7 +88,7 @@ typedef struct dcache {
 
 typedef struct shard_stats {
     uint64_t sampled, dropped, evicted, evicted_traces, late_sampled, late_dropped, buffered, decided_wait,
-        decided_quiet, decided_flush, spans_sampled, spans_dropped, lat_sum, lat_max, lost_oom, released,
+        decided_quiet, decided_flush, decided_oversize, spans_sampled, spans_dropped, lat_sum, lat_max, lost_oom, released,
         spans_released, abandoned, spans_abandoned;
 } shard_stats;
 
@@ -102,6 +105,8 @@ typedef struct shard {
     size_t btab_size, n_blobs;
     tenant_name *tenants;
     dcache sampled, not_sampled;
+    trace **over;      /* during sampler_add: traces that went over the per-trace cap */
+    size_t n_over, over_cap;
     size_t bytes;      /* accounted memory held */
     uint64_t spans_held, wire_held;
     shard_stats st;
@@ -113,15 +118,22 @@ typedef struct shard {
     size_t span_cap;
     uint8_t *pack;
     size_t pack_cap;
-    buf out, late_rs, late_ss;
+    buf out, late_rs, late_ss, kv; /* kv: a sampled trace's scope attributes */
     blob **groups;
     size_t *group_len;
     size_t group_cap;
 } shard;
 
+/* Why a trace was decided (sampler_decide.c; metric label reason=). */
+enum { R_WAIT, R_QUIET, R_EVICT, R_FLUSH, R_OVERSIZE, R_COUNT };
+
 struct sampler {
     uint64_t wait_ns, quiet_ns;
+    int quiet_root;               /* quiet_ns counts from the root's arrival, not the last span */
     size_t max_bytes, max_traces; /* per shard */
+    uint64_t max_trace_spans, max_trace_bytes; /* per trace, 0: none */
+    int oversize_drop;            /* a trace over them is dropped, not decided by the policies */
+    int block;                    /* block_on_overflow: full at max_traces too (sampler_full) */
     uint64_t dest_mask;           /* sampler_set_destinations */
     int record_policy;
     sp_set pol;
@@ -137,17 +149,16 @@ struct sampler {
     size_t cached_len;
     struct {
         metric_series *in_flight, *bytes, *late_sampled, *late_dropped, *evicted, *latency, *held;
-        metric_series *traces[2][4]; /* [sampled][reason] */
+        metric_series *traces[2][R_COUNT]; /* [sampled][reason] */
     } m;
 };
-
-enum { R_WAIT, R_QUIET, R_EVICT, R_FLUSH };
 
 #define MALLOC_OVERHEAD 16 /* allowance per allocation for the allocator's header */
 #define CACHE_WAYS 8
 #define NO_QUIET UINT64_MAX
 #define POLICY_ATTR_KEY "tailsampling.policy" /* the Collector's names (record_policy) */
 #define CACHED_ATTR_KEY "tailsampling.cached_decision"
+#define COMPOSITE_ATTR_KEY "tailsampling.composite_policy"
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest export_req;
 typedef Opentelemetry__Proto__Trace__V1__ResourceSpans resource_spans;
@@ -251,5 +262,7 @@ void sm_view_free(sm_view *v);
 
 /* Decide the oldest undecided traces while over the shard's budgets. */
 size_t sm_enforce_budget(sampler *s, shard *sh, uint64_t now_ns);
+/* Decide trace t now (reason R_*): dropped, or queued for emit. */
+void sm_decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason);
 
 #endif
