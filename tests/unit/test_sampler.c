@@ -1311,6 +1311,37 @@ static void test_weight_on_spans(void **state)
     sampler_free(s);
 }
 
+/* record_policy on a composite's decision also names its sub-policy, and
+ * the weight is that sub-policy's (probabilistic 50%: 2). */
+static void test_weight_composite(void **state)
+{
+    (void)state;
+    sampler *s = mk("{decision_wait: 1s, record_policy: true, sample_rate_attribute: true, policies: [{name: c,"
+                    " type: composite, max_total_spans_per_second: 100000, policies: [{name: errors, type:"
+                    " status_code, status_codes: [ERROR]}, {name: half, type: probabilistic, sampling_percentage: 50}],"
+                    " rate_allocation: [{policy: errors, percent: 50}, {policy: half, percent: 50}]}]}");
+    add_trace(s, 1, MS, 2, T0); /* error: the first sub-policy */
+    tick(s, T0 + SEC);
+    assert_int_equal(E.n, 1);
+    const Opentelemetry__Proto__Common__V1__InstrumentationScope *sc = E.last->resource_spans[0]->scope_spans[0]->scope;
+    assert_int_equal(sc->n_attributes, 2);
+    assert_string_equal(sc->attributes[0]->key, "tailsampling.policy");
+    assert_string_equal(sc->attributes[0]->value->string_value, "c");
+    assert_string_equal(sc->attributes[1]->key, "tailsampling.composite_policy");
+    assert_string_equal(sc->attributes[1]->value->string_value, "errors");
+    assert_int_equal(E.rates[0], 1);
+    E.n = 0;
+    for (uint64_t n = 10; n < 200 && E.n == 0; n++) { /* until one passes the 50% */
+        add_trace(s, n, MS, 1, T0 + 2 * SEC);
+        tick(s, T0 + 3 * SEC);
+    }
+    assert_int_equal(E.n, 1);
+    sc = E.last->resource_spans[0]->scope_spans[0]->scope;
+    assert_string_equal(sc->attributes[1]->value->string_value, "half");
+    assert_int_equal(E.rates[0], 2);
+    sampler_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1343,6 +1374,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refinery_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weight_thresholds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weight_on_spans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weight_composite, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
