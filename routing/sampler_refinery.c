@@ -13,6 +13,8 @@
 
 #define DETERMINISTIC_SALT "5VQ8l2jE5aJLPVqk" /* Refinery's, so decisions match */
 #define MAX_KEY_VALUES 100                    /* distinct values in one key, as Refinery */
+#define MAX_KEY_BYTES 1024                    /* longer keys keep a prefix and a hash of the rest */
+#define DEFAULT_MAX_KEYS 500                  /* Refinery's when MaxKeys is 0 */
 #define NS_PER_SEC 1000000000ull
 
 const char *const sr_keys_deterministic[] = {"sample_rate", NULL};
@@ -397,6 +399,10 @@ const char *sr_trace_key(sr_policy *p, const sr_trace *t)
         snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)t->span_count);
         keybuf_add(p, &len, tmp);
     }
+    if (len > MAX_KEY_BYTES) { /* attribute values are the sender's: bound what a key costs */
+        uint64_t h = hash_mix64(hash_fnv1a(p->keybuf, len, HASH_FNV1A_INIT));
+        snprintf(p->keybuf + MAX_KEY_BYTES - 17, 18, "#%016llx", (unsigned long long)h);
+    }
     return p->keybuf;
 }
 
@@ -672,7 +678,7 @@ static uint32_t key_rate(sr_policy *p, const char *key, uint64_t count, uint64_t
 {
     run_ticks(p, now_ns);
     sr_ent *e = (sr_ent *)map_get(&p->counts, key);
-    if (e == NULL && (p->max_keys == 0 || p->counts.n < p->max_keys)) {
+    if (e == NULL && p->counts.n < p->max_keys) {
         e = map_put(&p->counts, key);
         if (e != NULL && p->kind == SR_WINDOWED_THROUGHPUT &&
             (e->slots = calloc(p->lookback + 1, sizeof(double))) == NULL)
@@ -1054,10 +1060,10 @@ static int read_key(sr_policy *p, const config_node *n, int required, char *err,
     }
     free(all);
     uint64_t mk;
-    if (config_uint(n, "max_keys", 0, 0, UINT32_MAX, &mk, err, errlen) != 0 ||
+    if (config_uint(n, "max_keys", DEFAULT_MAX_KEYS, 0, 1000000, &mk, err, errlen) != 0 ||
         config_bool(n, "use_trace_length", 0, &p->use_trace_length, err, errlen) != 0)
         return -1;
-    p->max_keys = (uint32_t)mk;
+    p->max_keys = mk != 0 ? (uint32_t)mk : DEFAULT_MAX_KEYS; /* 0 means the default, as in Refinery */
     return 0;
 oom:
     for (size_t i = 0; all != NULL && i < m; i++)

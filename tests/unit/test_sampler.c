@@ -1342,6 +1342,50 @@ static void test_weight_composite(void **state)
     sampler_free(s);
 }
 
+/* Refinery's trace key: fields sorted, distinct values sorted and joined by
+ * U+2022, root. fields from the root, the span count last; a key past 1 KiB
+ * keeps a prefix and a hash, still distinct. */
+static void test_refinery_trace_key(void **state)
+{
+    (void)state;
+    static const char yaml[] = "{sample_rate: 10, field_list: [k, j, root.name], use_trace_length: true}";
+    char err[256];
+    config_doc *doc = config_doc_parse("key.yaml", yaml, strlen(yaml), err, sizeof(err));
+    assert_non_null(doc);
+    sr_policy *p = sr_read(SR_DYNAMIC, "d", config_doc_root(doc), err, sizeof(err));
+    assert_non_null(p);
+    span_t *sp[3] = {sp_new(1, 1, 0, T0, T0 + 1, -1), sp_new(1, 2, 1, T0, T0 + 1, -1), sp_new(1, 3, 1, T0, T0 + 1, -1)};
+    attr_str(sp[0], "k", "b");
+    attr_str(sp[1], "k", "a");
+    attr_str(sp[2], "k", "b");
+    attr_str(sp[2], "j", "z");
+    sr_span spans[3];
+    for (int i = 0; i < 3; i++)
+        spans[i] = (sr_span){.span = sp[i]};
+    sr_trace t = {.spans = spans, .n_spans = 3, .root = &spans[0], .span_count = 3};
+    assert_string_equal(sr_trace_key(p, &t), "z\xe2\x80\xa2,a\xe2\x80\xa2" "b\xe2\x80\xa2,op,3");
+    static char big[2100];
+    memset(big, 'x', 2000);
+    big[2000] = 'a';
+    span_t *l1 = sp_new(2, 1, 0, T0, T0 + 1, -1);
+    attr_str(l1, "k", big);
+    sr_span s1 = {.span = l1};
+    sr_trace t1 = {.spans = &s1, .n_spans = 1, .root = &s1, .span_count = 1};
+    char *k1 = strdup(sr_trace_key(p, &t1));
+    big[2000] = 'b';
+    span_t *l2 = sp_new(3, 1, 0, T0, T0 + 1, -1);
+    attr_str(l2, "k", big);
+    sr_span s2 = {.span = l2};
+    sr_trace t2 = {.spans = &s2, .n_spans = 1, .root = &s2, .span_count = 1};
+    const char *k2 = sr_trace_key(p, &t2);
+    assert_int_equal(strlen(k1), 1024);
+    assert_int_equal(strlen(k2), 1024);
+    assert_string_not_equal(k1, k2);
+    free(k1);
+    sr_free(p);
+    config_doc_free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1367,6 +1411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_held_until_every_destination_has_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refinery_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refinery_avg_rates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refinery_trace_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refinery_dynamic_skew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refinery_ema_dynamic_skew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refinery_throughput, setup, teardown),
