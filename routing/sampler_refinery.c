@@ -158,10 +158,12 @@ typedef struct rule {
     int drop, span_scope;
     cond *conds;
     size_t n_conds;
+    sr_policy *sampler; /* a downstream sampler decides instead of sample_rate/drop */
 } rule;
 
 struct sr_policy {
     sr_kind kind;
+    char *name; /* the policy's (a downstream sampler's: policy/rule) */
     uint64_t salt; /* random choices: hash(trace id) ^ salt */
     /* key */
     char **fields, **root_fields;
@@ -950,12 +952,14 @@ static int rule_matches(const rule *r, const sr_trace *t)
     return 1;
 }
 
-static int rules_eval(sr_policy *p, const sr_trace *t, double *rate)
+static int rules_eval(sr_policy *p, const sr_trace *t, uint64_t now_ns, double *rate)
 {
     for (size_t i = 0; i < p->n_rules; i++) {
         const rule *r = &p->rules[i];
         if (!rule_matches(r, t))
             continue;
+        if (r->sampler != NULL)
+            return sr_eval(r->sampler, t, now_ns, rate);
         *rate = r->sample_rate > 0 ? r->sample_rate : 1;
         return !r->drop && r->sample_rate > 0 && chance(p, t, r->sample_rate);
     }
@@ -973,7 +977,7 @@ int sr_eval(sr_policy *p, const sr_trace *t, uint64_t now_ns, double *rate)
         return sr_deterministic_keep(id, n, p->det_rate);
     }
     case SR_RULES:
-        return rules_eval(p, t, rate);
+        return rules_eval(p, t, now_ns, rate);
     default: {
         uint32_t r = key_rate(p, sr_trace_key(p, t), t->span_count ? t->span_count : 1, now_ns);
         if (r < 1)
@@ -1203,9 +1207,40 @@ static int read_cond(cond *c, const config_node *n, char *err, size_t errlen)
     return read_cond_value(c, n, err, errlen);
 }
 
-static int read_rule(rule *r, const config_node *n, char *err, size_t errlen)
+/* A rule's downstream `sampler: {type, <its keys>}` (Refinery's
+ * RulesBasedDownstreamSampler: any sampler but rules), salted by the
+ * policy's and the rule's names. */
+static int read_downstream(rule *r, const char *policy, const config_node *n, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name", "sample_rate", "drop", "scope", "conditions", NULL};
+    static const char *const kinds[] = {"deterministic", "dynamic", "ema_dynamic", "ema_throughput",
+                                        "windowed_throughput", "total_throughput", NULL};
+    static const sr_kind kind_of[] = {SR_DETERMINISTIC, SR_DYNAMIC, SR_EMA_DYNAMIC, SR_EMA_THROUGHPUT,
+                                      SR_WINDOWED_THROUGHPUT, SR_TOTAL_THROUGHPUT};
+    static const char *const *const keys_of[] = {sr_keys_deterministic, sr_keys_dynamic, sr_keys_ema_dynamic,
+                                                 sr_keys_ema_throughput, sr_keys_windowed, sr_keys_total};
+    const config_node *d = config_get(n, "sampler");
+    int k;
+    if (!config_is_map(d))
+        return read_err(n, "sampler", err, errlen, "expected a sampler mapping {type, ...}");
+    if (config_choice(d, "type", kinds, -1, &k, err, errlen) != 0)
+        return -1;
+    if (k < 0)
+        return read_err(d, "type", err, errlen, "required key is missing");
+    const char *allowed[16] = {"type"};
+    size_t m = 1;
+    for (size_t i = 0; keys_of[k][i] != NULL && m < 15; i++)
+        allowed[m++] = keys_of[k][i];
+    if (config_check_keys(d, allowed, err, errlen) != 0)
+        return -1;
+    char salt[256];
+    snprintf(salt, sizeof(salt), "%s/%s", policy, r->name);
+    r->sampler = sr_read(kind_of[k], salt, d, err, errlen);
+    return r->sampler != NULL ? 0 : -1;
+}
+
+static int read_rule(rule *r, const char *policy, const config_node *n, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"name", "sample_rate", "drop", "scope", "conditions", "sampler", NULL};
     static const char *const scopes[] = {"trace", "span", NULL};
     const char *name;
     uint64_t rate;
@@ -1229,7 +1264,7 @@ static int read_rule(rule *r, const config_node *n, char *err, size_t errlen)
         if (read_cond(&r->conds[i], config_seq_at(conds, i), err, errlen) != 0)
             return -1;
     }
-    return 0;
+    return config_get(n, "sampler") != NULL ? read_downstream(r, policy, n, err, errlen) : 0;
 }
 
 static int read_rules(sr_policy *p, const config_node *n, char *err, size_t errlen)
@@ -1243,7 +1278,7 @@ static int read_rules(sr_policy *p, const config_node *n, char *err, size_t errl
         return read_err(n, NULL, err, errlen, "out of memory");
     for (size_t i = 0; i < config_seq_len(seq); i++) {
         p->n_rules = i + 1;
-        if (read_rule(&p->rules[i], config_seq_at(seq, i), err, errlen) != 0)
+        if (read_rule(&p->rules[i], p->name, config_seq_at(seq, i), err, errlen) != 0)
             return -1;
     }
     return 0;
@@ -1312,6 +1347,11 @@ sr_policy *sr_read(sr_kind kind, const char *name, const config_node *n, char *e
     }
     p->kind = kind;
     p->salt = hash_mix64(hash_fnv1a(name, strlen(name), HASH_FNV1A_INIT));
+    if ((p->name = strdup(name)) == NULL) {
+        sr_free(p);
+        read_err(n, NULL, err, errlen, "out of memory");
+        return NULL;
+    }
     if (read_kind(p, n, err, errlen) != 0) {
         sr_free(p);
         return NULL;
@@ -1353,7 +1393,9 @@ void sr_free(sr_policy *p)
             cond_free(&p->rules[i].conds[k]);
         free(p->rules[i].conds);
         free(p->rules[i].name);
+        sr_free(p->rules[i].sampler);
     }
     free(p->rules);
+    free(p->name);
     free(p);
 }

@@ -1160,6 +1160,12 @@ static void test_refinery_rules(void **state)
          4},
         {"[{name: nd, sample_rate: 4, conditions: [{field: '?.NUM_DESCENDANTS', operator: '>=', value: 2}]}]",
          "x=i:1", "x=i:2", 4},
+        /* a rule handing the decision to a downstream sampler (rates: its own) */
+        {"[{name: det, sampler: {type: deterministic, sample_rate: 5}}]", "x=i:1", NULL, 5},
+        {"[{name: skip, sample_rate: 1, conditions: [{field: x, operator: '=', value: 2}]},"
+         " {name: dyn, conditions: [{field: x, operator: exists}], sampler: {type: dynamic, sample_rate: 4,"
+         " field_list: [x]}}]",
+         "x=i:1", NULL, 4}, /* before the first clear_frequency: the goal */
     };
     for (size_t c = 0; c < sizeof(v) / sizeof(v[0]); c++) {
         char cfg[1024];
@@ -1220,6 +1226,12 @@ static void test_refinery_config_errors(void **state)
                                " value: x, datatype: int}]}]}]}"),
                         "gw.yaml:7:98: backends.x.s.policies[0].rules[0].conditions[0].value: does not convert to "
                         "the datatype");
+    assert_non_null(strstr(mk_err("{policies: [{name: r, type: rules, rules: [{sampler: {type: rules}}]}]}"),
+                           "rules[0].sampler.type: invalid value (use one of: deterministic, dynamic, ema_dynamic, "
+                           "ema_throughput, windowed_throughput, total_throughput)"));
+    assert_non_null(strstr(mk_err("{policies: [{name: r, type: rules, rules: [{sampler: {type: dynamic, sample_rate: 2,"
+                                  " field_list: [a], weight: 0.5}}]}]}"),
+                           "rules[0].sampler.weight: unknown key"));
     assert_string_equal(mk_err("{policies: [{name: e, type: ema_dynamic, field_list: [a], weight: 1.5}]}"),
                         "gw.yaml:7:74: backends.x.s.policies[0].weight: must be more than 0 and less than 1");
 }
