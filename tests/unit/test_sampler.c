@@ -1398,6 +1398,37 @@ static void test_refinery_trace_key(void **state)
     config_doc_free(doc);
 }
 
+/* A late span of a kept trace carries the trace's weight too (the rate is
+ * remembered with the decision). */
+static void test_weight_late_spans(void **state)
+{
+    (void)state;
+    sampler *s = mk("{decision_wait: 1s, sample_rate_attribute: true, trace_state_threshold: true,"
+                    " policies: [{name: det, type: deterministic, sample_rate: 4}]}");
+    for (uint64_t n = 1; n <= 40; n++)
+        add_trace(s, n, MS, -1, T0);
+    tick(s, T0 + SEC);
+    assert_true(E.n > 0);
+    uint64_t kept = E.ids[0];
+    assert_int_equal(E.rates[0], 4);
+    buf late = BUF_INIT;
+    span_t *l = sp_new(kept, 9, 1, T0, T0 + 1, -1);
+    assert_int_equal(add(s, req_new("svc", "lib", &l, 1), T0 + 2 * SEC, &late), 0);
+    otlp_request out;
+    char err[160];
+    assert_int_equal(otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, (const uint8_t *)late.data, late.len, E.a, &out, err,
+                                 sizeof(err)),
+                     0);
+    const span_t *sp = ((const req_t *)out.msg)->resource_spans[0]->scope_spans[0]->spans[0];
+    assert_int_equal(sp->span_id.data[7], 9);
+    assert_int_equal(sp->n_attributes, 1);
+    assert_string_equal(sp->attributes[0]->key, "SampleRate");
+    assert_int_equal(sp->attributes[0]->value->int_value, 4);
+    assert_string_equal(sp->trace_state, "ot=th:c");
+    buf_free(&late);
+    sampler_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1432,6 +1463,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_weight_thresholds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weight_on_spans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weight_composite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weight_late_spans, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
