@@ -66,10 +66,12 @@ int es_doc_render(const es_doc_settings *s, otlp_signal sig, const ProtobufCMess
 int es_doc_table_push(es_doc_table *t, es_doc_entry e);
 void es_doc_table_free(es_doc_table *t);
 
-/* A dataset or namespace as the data stream naming rules allow: ASCII
- * lower-cased, each of \ / * ? " < > | space , # : - as '_', at most max
- * bytes (cut on a UTF-8 boundary). Writes a NUL-terminated string to out
- * (max + 1 bytes) and returns its length. */
-size_t es_doc_sanitize(const char *in, size_t max, char *out);
+/* A dataset or namespace in[0..n) as the data stream naming rules allow
+ * (Elastic's exporter's rules): ASCII lower-cased, each of
+ * \ / * ? " < > | space , # : as '_', and '-' too unless keep_dash (a
+ * namespace may hold '-', a dataset may not: it separates the parts of the
+ * index name); at most max bytes (cut on a UTF-8 boundary). Writes a
+ * NUL-terminated string to out (max + 1 bytes) and returns its length. */
+size_t es_doc_sanitize(const char *in, size_t n, size_t max, int keep_dash, char *out);
 
 #endif
