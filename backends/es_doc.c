@@ -497,17 +497,17 @@ static void es_doc_route(const es_doc_ctx *c, const es_doc_origin *o, const char
         return;
     const char *dataset = es_doc_lookup(levels, counts, 1, "data_stream.dataset");
     const char *ns = es_doc_lookup(levels, counts, 1, "data_stream.namespace");
-    size_t dataset_len = 0;
+    size_t dataset_len;
     if (dataset == NULL)
         dataset = o->dataset;
     if (dataset == NULL && o->receiver != NULL) {
-        dataset = o->receiver;
+        dataset = o->receiver; /* a part of the scope name: not terminated */
         dataset_len = o->receiver_len;
-    }
-    if (dataset == NULL)
-        dataset = c->s->dataset != NULL ? c->s->dataset : ES_DOC_DEFAULT_DATASET;
-    if (dataset != o->receiver)
+    } else {
+        if (dataset == NULL)
+            dataset = c->s->dataset != NULL ? c->s->dataset : ES_DOC_DEFAULT_DATASET;
         dataset_len = strlen(dataset);
+    }
     if (ns == NULL)
         ns = o->namespace != NULL ? o->namespace
              : c->s->namespace != NULL ? c->s->namespace
