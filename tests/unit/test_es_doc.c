@@ -650,6 +650,82 @@ static void test_metric_documents(void **state)
     rendered_free(&r);
 }
 
+/* Span and log documents for the inputs of upstream's serializer and
+ * exporter tests (TestSerializeTraces "default", TestExporterLogs "publish
+ * otel mapping mode"), compared whole. The one difference on purpose: times
+ * are RFC 3339 with nanoseconds where upstream writes "<ms>.<ns>" strings
+ * ("0.0" for the epoch), so the expected documents below carry our form. */
+static void test_span_and_log_documents_as_upstream(void **state)
+{
+    (void)state;
+    size_t n;
+    Opentelemetry__Proto__Trace__V1__Span *sp = span("", 1);
+    sp->trace_id = (ProtobufCBinaryData){0, NULL};
+    sp->span_id = (ProtobufCBinaryData){0, NULL};
+    sp->start_time_unix_nano = 1721314113467654123ull;
+    sp->end_time_unix_nano = 1721314113469654123ull;
+    sp->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
+    Opentelemetry__Proto__Trace__V1__Status *st = mk(sizeof(*st));
+    opentelemetry__proto__trace__v1__status__init(st);
+    st->code = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_OK;
+    st->message = "Hello";
+    sp->status = st;
+    kv_t **ra = kvs(&n, 1, kv("resource_map", v_map(1, kv("foo", v_str("bar")))));
+    kv_t **sa = kvs(&n, 1, kv("scope_map", v_map(1, kv("foo", v_str("bar")))));
+    trace_req *tr = traces(resource(1, ra), scope("", "", 1, sa), 1, &sp);
+    tr->resource_spans[0]->scope_spans[0]->schema_url = "";
+    rendered r;
+    render(&r, &DEFAULTS, OTLP_TRACES, tr);
+    json_t *d = json_deep_copy(doc(&r, 0));
+    json_object_del(d, "data_stream"); /* upstream's test renders without an index */
+    assert_json(d, "{\"@timestamp\":\"2024-07-18T14:48:33.467654123Z\",\"duration\":2000000,\"kind\":\"Server\","
+                   "\"links\":[],\"resource\":{\"attributes\":{\"resource_map\":{\"foo\":\"bar\"}}},"
+                   "\"scope\":{\"attributes\":{\"scope_map\":{\"foo\":\"bar\"}}},"
+                   "\"status\":{\"code\":\"Ok\",\"message\":\"Hello\"}}");
+    json_decref(d);
+    rendered_free(&r);
+
+    static const char *const head =
+        "{\"@timestamp\":\"1970-01-01T00:00:00.000000000Z\",\"observed_timestamp\":\"1970-01-01T00:00:00.000000000Z\","
+        "\"data_stream\":{\"dataset\":\"attr.dataset.otel\",\"namespace\":\"resource.attribute.namespace\","
+        "\"type\":\"logs\"},\"resource\":{\"attributes\":{\"resource.attr.foo\":\"resource.attr.foo.value\"}},"
+        "\"scope\":{},";
+    struct {
+        any_t *body;
+        int event;
+        const char *rest;
+    } cases[] = {
+        {v_str("foo"), 0, "\"attributes\":{\"attr.foo\":\"attr.foo.value\"},\"body\":{\"text\":\"foo\"}}"},
+        {v_map(3, kv("true", v_bool(1)), kv("false", v_bool(0)), kv("inner", v_map(1, kv("foo", v_str("bar"))))), 0,
+         "\"attributes\":{\"attr.foo\":\"attr.foo.value\"},"
+         "\"body\":{\"structured\":{\"true\":true,\"false\":false,\"inner\":{\"foo\":\"bar\"}}}}"},
+        {v_map(3, kv("true", v_bool(1)), kv("false", v_bool(0)), kv("inner", v_map(1, kv("foo", v_str("bar"))))), 1,
+         "\"attributes\":{\"attr.foo\":\"attr.foo.value\",\"event.name\":\"foo\"},\"event_name\":\"foo\","
+         "\"body\":{\"structured\":{\"true\":true,\"false\":false,\"inner\":{\"foo\":\"bar\"}}}}"},
+        {v_array(3, v_str("foo"), v_bool(0), v_map(1, kv("foo", v_str("bar")))), 0,
+         "\"attributes\":{\"attr.foo\":\"attr.foo.value\"},"
+         "\"body\":{\"structured\":{\"value\":[\"foo\",false,{\"foo\":\"bar\"}]}}}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        log_t *rec = log_rec(cases[i].body);
+        rec->time_unix_nano = 0;
+        rec->attributes = cases[i].event ? kvs(&n, 3, kv("data_stream.dataset", v_str("attr.dataset")),
+                                               kv("attr.foo", v_str("attr.foo.value")), kv("event.name", v_str("foo")))
+                                         : kvs(&n, 2, kv("data_stream.dataset", v_str("attr.dataset")),
+                                               kv("attr.foo", v_str("attr.foo.value")));
+        rec->n_attributes = n;
+        kv_t **res = kvs(&n, 3, kv("data_stream.dataset", v_str("resource.attribute.dataset")),
+                         kv("data_stream.namespace", v_str("resource.attribute.namespace")),
+                         kv("resource.attr.foo", v_str("resource.attr.foo.value")));
+        render(&r, &DEFAULTS, OTLP_LOGS, logs(resource(n, res), NULL, 1, &rec));
+        char want[1024];
+        snprintf(want, sizeof(want), "%s%s", head, cases[i].rest);
+        assert_string_equal(index_of(&r, 0), "logs-attr.dataset.otel-resource.attribute.namespace");
+        assert_json(doc(&r, 0), want);
+        rendered_free(&r);
+    }
+}
+
 /* A metrics request with neither resource nor scope, as upstream's tests
  * build them. */
 static metrics_req *bare_metrics(size_t n, metric_t **ms)
@@ -901,6 +977,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_documents, es_setup, es_teardown),
         cmocka_unit_test_setup_teardown(test_metric_documents, es_setup, es_teardown),
         cmocka_unit_test_setup_teardown(test_metric_documents_as_upstream, es_setup, es_teardown),
+        cmocka_unit_test_setup_teardown(test_span_and_log_documents_as_upstream, es_setup, es_teardown),
         cmocka_unit_test_setup_teardown(test_metric_grouping, es_setup, es_teardown),
         cmocka_unit_test_setup_teardown(test_exp_histogram_scales, es_setup, es_teardown),
     };
