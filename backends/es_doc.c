@@ -78,6 +78,8 @@ typedef struct es_doc_ctx {
     size_t keys_cap;
     buf keytext;
     size_t *order, order_cap; /* a list's members in key order (es_doc_put_canonical) */
+    es_doc_keyref *geo;       /* geo coordinates of an attributes object, by prefix (es_doc_put_geo) */
+    size_t geo_cap;
     /* Metrics: the origins and points of the request, their group keys,
      * and the metrics, templates and names of the document being made. */
     struct es_doc_origin *origins;
@@ -86,8 +88,10 @@ typedef struct es_doc_ctx {
     size_t n_pts, pts_cap;
     buf okeys, gkeys;
     buf mvals, mtmpl;
-    const char **namev;
-    size_t namev_cap;
+    es_doc_keyref *names; /* a group's metric names, sorted */
+    size_t names_cap;
+    uint8_t *dup;         /* per point of a group: a second point of its metric */
+    size_t dup_cap;
 } es_doc_ctx;
 
 /* Where an item comes from: the index or data stream names its scope or
@@ -124,6 +128,21 @@ static void es_doc_drop(es_doc_ctx *c, const char *fmt, ...)
 }
 
 /* ---- attribute values ---- */
+
+/* Room for `need` elements of `size` bytes in *v (capacity *cap). */
+static int es_doc_grow(void **v, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = need > 2 * *cap ? need : 2 * *cap;
+    void *w = n <= SIZE_MAX / size ? realloc(*v, n * size) : NULL;
+    if (w == NULL)
+        return -1;
+    *v = w;
+    *cap = n;
+    return 0;
+}
+
 
 /* Attributes that steer the exporter rather than describe the data, left
  * out of every attributes object as Elastic's exporter leaves them out: the
@@ -282,37 +301,35 @@ static int es_doc_put_member(es_doc_ctx *c, buf *b, size_t *written, const char 
 
 /* The geo coordinates among the members, last: each latitude and longitude
  * of one prefix as "<prefix>geo.location": [lon, lat] (a geo_point), a
- * coordinate without its partner as it was. */
+ * coordinate without its partner as it was. The coordinates are sorted by
+ * prefix (not compared pairwise: an attribute list may hold thousands);
+ * keys are unique after es_doc_plan, so a prefix has at most one of each. */
 static int es_doc_put_geo(es_doc_ctx *c, buf *b, es_kv **kv, size_t base, size_t count, size_t *written)
 {
+    size_t g = 0, pl;
     for (size_t i = 0; i < count; i++) {
         const es_kv *e = kv[c->plan.v[base + i]];
-        size_t pl, ql;
-        int part = es_doc_geo_part(e, &pl), seen = 0;
-        if (part == 0)
+        if (es_doc_geo_part(e, &pl) == 0)
             continue;
-        const es_kv *mate = NULL;
-        for (size_t j = 0; j < count && !seen; j++) {
-            const es_kv *f = kv[c->plan.v[base + j]];
-            int q = j != i ? es_doc_geo_part(f, &ql) : 0;
-            if (q == 0 || ql != pl || memcmp(f->key, e->key, pl) != 0)
-                continue;
-            seen = j < i; /* the pair was written with the first of the two */
-            mate = q != part ? f : mate;
-        }
-        if (seen)
-            continue;
-        if (mate == NULL) {
-            if (es_doc_put_member(c, b, written, e->key, e->value, 0) != 0)
-                return -1;
-            continue;
-        }
-        const es_kv *lon = part == 'o' ? e : mate, *lat = part == 'o' ? mate : e;
-        if (((*written)++ > 0 && es_json_char(b, ',') != 0) || es_json_char(b, '"') != 0 ||
-            es_json_put_chars(b, e->key, pl) != 0 || es_json_lit(b, "geo.location\":[") != 0 ||
-            es_doc_put_value(c, b, lon->value, 0) != 0 || es_json_char(b, ',') != 0 ||
-            es_doc_put_value(c, b, lat->value, 0) != 0 || es_json_char(b, ']') != 0)
+        if (es_doc_grow((void **)&c->geo, &c->geo_cap, g + 1, sizeof(*c->geo)) != 0)
             return -1;
+        c->geo[g++] = (es_doc_keyref){.s = e->key, .len = pl, .pos = c->plan.v[base + i]};
+    }
+    qsort(c->geo, g, sizeof(*c->geo), es_doc_key_order);
+    for (size_t i = 0; i < g; i++) {
+        const es_kv *e = kv[c->geo[i].pos];
+        int part = es_doc_geo_part(e, &pl);
+        if (i + 1 < g && es_doc_same_key(&c->geo[i], &c->geo[i + 1])) { /* a latitude and a longitude */
+            const es_kv *mate = kv[c->geo[++i].pos];
+            const es_kv *lon = part == 'o' ? e : mate, *lat = part == 'o' ? mate : e;
+            if (((*written)++ > 0 && es_json_char(b, ',') != 0) || es_json_char(b, '"') != 0 ||
+                es_json_put_chars(b, e->key, pl) != 0 || es_json_lit(b, "geo.location\":[") != 0 ||
+                es_doc_put_value(c, b, lon->value, 0) != 0 || es_json_char(b, ',') != 0 ||
+                es_doc_put_value(c, b, lat->value, 0) != 0 || es_json_char(b, ']') != 0)
+                return -1;
+        } else if (es_doc_put_member(c, b, written, e->key, e->value, 0) != 0) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -1075,20 +1092,6 @@ typedef struct es_doc_mpoint {
     size_t key_off, key_len; /* its group key in ctx.gkeys */
 } es_doc_mpoint;
 
-/* Room for `need` elements of `size` bytes in *v (capacity *cap). */
-static int es_doc_grow(void **v, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = need > 2 * *cap ? need : 2 * *cap;
-    void *w = n <= SIZE_MAX / size ? realloc(*v, n * size) : NULL;
-    if (w == NULL)
-        return -1;
-    *v = w;
-    *cap = n;
-    return 0;
-}
-
 /* The value of a point into ctx.value and its template, or p->why; *doc_count
  * what _doc_count would say of it. */
 static int es_doc_point_value(es_doc_ctx *c, const es_doc_mpoint *mp, unsigned hints, es_doc_point *p,
@@ -1241,21 +1244,45 @@ static int es_doc_group_key(es_doc_ctx *c, es_doc_mpoint *p)
     return rc ? -1 : 0;
 }
 
+/* Byte order of the names (what Elastic sorts them by), then place. */
 static int es_doc_name_order(const void *pa, const void *pb)
 {
-    return strcmp(*(const char *const *)pa, *(const char *const *)pb);
+    const es_doc_keyref *a = pa, *b = pb;
+    int d = strcmp(a->s, b->s);
+    if (d != 0)
+        return d;
+    return a->pos < b->pos ? -1 : 1;
+}
+
+/* The metric names of the group g[0..n) sorted into c->names (each name
+ * once, at its first point), and c->dup[k] set for every later point of a
+ * name: found by sorting, not pairwise, as a group may hold thousands. */
+static int es_doc_group_names(es_doc_ctx *c, const es_doc_keyref *g, size_t n)
+{
+    if (es_doc_grow((void **)&c->names, &c->names_cap, n, sizeof(*c->names)) != 0 ||
+        es_doc_grow((void **)&c->dup, &c->dup_cap, n, sizeof(*c->dup)) != 0)
+        return -1;
+    for (size_t k = 0; k < n; k++)
+        c->names[k] = (es_doc_keyref){.s = c->pts[g[k].pos].m->name, .pos = k};
+    qsort(c->names, n, sizeof(*c->names), es_doc_name_order);
+    memset(c->dup, 0, n);
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(c->names[k].s, c->names[k - 1].s) == 0)
+            c->dup[c->names[k].pos] = 1;
+    return 0;
 }
 
 /* `_metric_names_hash` as Elastic writes it: XXH64 of the document's metric
- * names, sorted (byte order) and concatenated, in lower-case hex without
- * leading zeros. It keeps documents of the same dimensions but different
- * sets of metrics apart in the time series data stream. */
+ * names (c->names, sorted by es_doc_group_names), each once, concatenated,
+ * in lower-case hex without leading zeros. It keeps documents of the same
+ * dimensions but different sets of metrics apart in the time series data
+ * stream. A name whose point was left out is in it, as Elastic has it. */
 static int es_doc_put_names_hash(es_doc_ctx *c, buf *b, size_t n)
 {
-    qsort(c->namev, n, sizeof(*c->namev), es_doc_name_order);
     buf_clear(&c->text);
     for (size_t i = 0; i < n; i++)
-        if (es_json_bytes(&c->text, c->namev[i], strlen(c->namev[i])) != 0)
+        if ((i == 0 || strcmp(c->names[i].s, c->names[i - 1].s) != 0) &&
+            es_json_bytes(&c->text, c->names[i].s, strlen(c->names[i].s)) != 0)
             return -1;
     uint64_t h = es_xxh64(c->text.data, c->text.len);
     char tmp[20];
@@ -1280,23 +1307,18 @@ static void es_doc_group(es_doc_ctx *c, const es_doc_keyref *g, size_t n)
     buf_clear(&c->mvals);
     buf_clear(&c->mtmpl);
     uint64_t doc_count = 0;
-    size_t names = 0;
     uint32_t weight = 0;
-    if (es_doc_grow((void **)&c->namev, &c->namev_cap, n, sizeof(*c->namev)) != 0) {
+    if (es_doc_group_names(c, g, n) != 0) {
         c->failed = 1;
         return;
     }
     for (size_t k = 0; k < n && !c->failed; k++) {
         const es_doc_mpoint *mp = &c->pts[g[k].pos];
         const char *name = mp->m->name;
-        int dup = 0;
-        for (size_t j = 0; j < names && !dup; j++)
-            dup = strcmp(c->namev[j], name) == 0;
-        if (dup) {
+        if (c->dup[k]) {
             es_doc_drop(c, "metric \"%s\": a second point with the same dimensions and time", name);
             continue;
         }
-        c->namev[names++] = name; /* in the hash even when its value is left out, as Elastic does */
         unsigned hints = es_doc_hints(mp->attrs, mp->n_attrs);
         es_doc_point pt;
         uint64_t count;
@@ -1336,7 +1358,7 @@ static void es_doc_group(es_doc_ctx *c, const es_doc_keyref *g, size_t n)
              es_json_key(b, open, "metrics") || es_json_char(b, '{') ||
              es_json_bytes(b, c->mvals.data, c->mvals.len) || es_json_char(b, '}') ||
              es_json_put_count(b, open, "_doc_count", doc_count) || es_json_key(b, open, "_metric_names_hash") ||
-             es_doc_put_names_hash(c, b, names) || es_json_lit(b, "}\n");
+             es_doc_put_names_hash(c, b, n) || es_json_lit(b, "}\n");
     c->next_items = weight;
     c->next_first = 1;
     es_doc_emit(c, off, rc);
@@ -1429,9 +1451,11 @@ static void es_doc_scratch_free(es_doc_ctx *c)
     free(c->plan.v);
     free(c->keys);
     free(c->order);
+    free(c->geo);
     free(c->origins);
     free(c->pts);
-    free(c->namev);
+    free(c->names);
+    free(c->dup);
 }
 
 int es_doc_render(const es_doc_settings *s, otlp_signal sig, const ProtobufCMessage *msg, buf *out, es_doc_table *t,
