@@ -42,7 +42,7 @@ static uint64_t es_xxh64_merge(uint64_t h, uint64_t acc)
 
 uint64_t es_xxh64(const void *data, size_t n)
 {
-    const uint8_t *p = data, *end = p + n;
+    const uint8_t *p = data, *end = n > 0 ? p + n : p; /* data may be NULL when n is 0 */
     uint64_t h;
     if (n >= 32) {
         uint64_t v1 = P1 + P2, v2 = P2, v3 = 0, v4 = 0 - P1;

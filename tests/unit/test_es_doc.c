@@ -451,6 +451,7 @@ static void test_xxh64(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (es_xxh64(cases[i].in, cases[i].len) != cases[i].want)
             fail_msg("xxh64(\"%s\") = %016llx", cases[i].in, (unsigned long long)es_xxh64(cases[i].in, cases[i].len));
+    assert_true(es_xxh64(NULL, 0) == 0xef46db3751d8e999ull); /* an empty buffer's data */
     uint8_t seq[100];
     for (int i = 0; i < 100; i++)
         seq[i] = (uint8_t)i;
