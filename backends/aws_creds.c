@@ -14,6 +14,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "aws_ini.h"
+#include "aws_process.h"
 #include "buf.h"
 #include "log.h"
 
@@ -21,6 +23,11 @@
 #define AWS_CREDS_RETRY_S 10           /* after a failed refresh, while the old ones are valid */
 #define AWS_CREDS_TIMEOUT_MS 5000      /* per HTTP call: STS, ECS */
 #define AWS_CREDS_IMDS_TIMEOUT_MS 1000 /* per HTTP call: IMDS, absent off EC2, so fail fast */
+#define AWS_CREDS_PROCESS_TIMEOUT_MS 30000 /* credential_process: may itself call a service */
+#define AWS_CREDS_MAX_PROFILE_DEPTH 8  /* source_profile hops before a chain counts as circular */
+#define AWS_CREDS_ROLE_DURATION_MIN 900
+#define AWS_CREDS_ROLE_DURATION_MAX 43200
+#define AWS_CREDS_ROLE_DURATION_DEF 3600
 #define AWS_CREDS_MAX_REPLY 65536      /* credential replies are a few KiB */
 #define AWS_CREDS_MAX_TOKEN_FILE 65536 /* web identity / ECS authorization token files */
 #define AWS_CREDS_IMDS_TOKEN_TTL "21600"
@@ -35,9 +42,17 @@ typedef enum {
     AWS_CREDS_WEB_IDENTITY,
     AWS_CREDS_ECS,
     AWS_CREDS_IMDS,
+    AWS_CREDS_PROFILE, /* last of the `source` values; resolved into one of the kinds below or above */
+    AWS_CREDS_PROCESS,
+    AWS_CREDS_ASSUME_ROLE,
 } aws_creds_kind;
 
-static const char *const aws_creds_kind_names[] = {"auto", "static", "env", "web_identity", "ecs", "imds", NULL};
+/* The `source` values (config_choice's list) ... */
+static const char *const aws_creds_source_names[] = {"auto", "static", "env", "web_identity", "ecs",
+                                                     "imds", "profile", NULL};
+/* ... and every kind's name, for logs and errors. */
+static const char *const aws_creds_kind_names[] = {"auto", "static",  "env",     "web_identity", "ecs",
+                                                   "imds", "profile", "process", "assume_role"};
 
 #define AWS_CREDS_BIT(k) (1u << (k))
 
@@ -55,10 +70,13 @@ static const struct {
     {"role_arn", AWS_CREDS_BIT(AWS_CREDS_WEB_IDENTITY)},
     {"role_session_name", AWS_CREDS_BIT(AWS_CREDS_WEB_IDENTITY)},
     {"web_identity_token_file", AWS_CREDS_BIT(AWS_CREDS_WEB_IDENTITY)},
-    {"sts_endpoint", AWS_CREDS_BIT(AWS_CREDS_WEB_IDENTITY)},
+    {"sts_endpoint", AWS_CREDS_BIT(AWS_CREDS_WEB_IDENTITY) | AWS_CREDS_BIT(AWS_CREDS_PROFILE)},
+    {"profile", AWS_CREDS_BIT(AWS_CREDS_PROFILE)},
+    {"assume_role", ~0u},
     {"imds_endpoint", AWS_CREDS_BIT(AWS_CREDS_IMDS)},
     {"ecs_endpoint", AWS_CREDS_BIT(AWS_CREDS_ECS)},
-    {"timeout", AWS_CREDS_BIT(AWS_CREDS_WEB_IDENTITY) | AWS_CREDS_BIT(AWS_CREDS_ECS) | AWS_CREDS_BIT(AWS_CREDS_IMDS)},
+    {"timeout", AWS_CREDS_BIT(AWS_CREDS_WEB_IDENTITY) | AWS_CREDS_BIT(AWS_CREDS_ECS) | AWS_CREDS_BIT(AWS_CREDS_IMDS) |
+                    AWS_CREDS_BIT(AWS_CREDS_PROFILE)},
 };
 #define AWS_CREDS_N_KEYS (sizeof(aws_creds_keys) / sizeof(aws_creds_keys[0]))
 
@@ -71,6 +89,13 @@ struct aws_creds {
     char *sts_endpoint, *imds_endpoint, *ecs_endpoint;
     char *region;
     uint64_t timeout_ms; /* 0: the source's default */
+    char *profile;       /* profile: its name (else AWS_PROFILE, else "default") */
+    char *process;       /* process: the credential_process command */
+    /* assume_role: STS AssumeRole (role_arn, role_session_name and
+     * sts_endpoint above) signed with the credentials of `base`. */
+    aws_creds *base;
+    char *external_id;
+    long duration_s;
     /* Set when the source is picked: the ECS credentials URL and its
      * authorization (a value, or a file re-read on every refresh). */
     char *ecs_url, *ecs_token, *ecs_token_file;
@@ -221,42 +246,80 @@ static int aws_creds_json_str(json_t *obj, const char *key, char *dst, size_t ca
     return aws_creds_field(dst, cap, json_string_value(v), json_string_length(v), key, err, errlen) == 0 ? 1 : -1;
 }
 
-int aws_creds_parse_json(const char *body, size_t len, aws_creds_value *out, char *err, size_t errlen)
+/* The two JSON credential formats: the endpoints' (ECS, IMDS) and
+ * credential_process's. They differ in the token's name and in what comes
+ * before the keys: IMDS's "Code", the process's "Version". */
+typedef struct aws_creds_json_format {
+    const char *what;      /* in errors */
+    const char *token_key; /* "Token" or "SessionToken" */
+    int (*check)(json_t *doc, char *err, size_t errlen);
+} aws_creds_json_format;
+
+/* IMDS says "Code": "Success"; anything else comes with a Message. */
+static int aws_creds_json_check_code(json_t *doc, char *err, size_t errlen)
+{
+    char code[64] = "", msg[256] = "";
+    if (aws_creds_json_str(doc, "Code", code, sizeof(code), err, errlen) < 0)
+        return -1;
+    if (code[0] == '\0' || strcmp(code, "Success") == 0)
+        return 0;
+    if (aws_creds_json_str(doc, "Message", msg, sizeof(msg), err, errlen) < 0)
+        msg[0] = '\0';
+    return aws_creds_fail(err, errlen, "credentials endpoint answered Code %s%s%s", code, msg[0] ? ": " : "", msg);
+}
+
+static int aws_creds_json_check_version(json_t *doc, char *err, size_t errlen)
+{
+    json_t *version = json_object_get(doc, "Version");
+    if (!json_is_integer(version) || json_integer_value(version) != 1)
+        return aws_creds_fail(err, errlen, "credential_process output: Version must be the number 1");
+    return 0;
+}
+
+static int aws_creds_parse_json_as(const aws_creds_json_format *f, const char *body, size_t len, aws_creds_value *out,
+                                   char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     json_error_t jerr;
     json_t *doc = json_loadb(body, len, 0, &jerr);
     if (doc == NULL || !json_is_object(doc)) {
         json_decref(doc);
-        return aws_creds_fail(err, errlen, "reply is not a JSON object");
+        return aws_creds_fail(err, errlen, "%s is not a JSON object", f->what);
     }
-    char code[64] = "", msg[256] = "", when[64] = "";
-    int rc = aws_creds_json_str(doc, "Code", code, sizeof(code), err, errlen) < 0 ? -1 : 0;
-    /* IMDS says "Code": "Success"; anything else comes with a Message. */
-    if (rc == 0 && code[0] != '\0' && strcmp(code, "Success") != 0) {
-        if (aws_creds_json_str(doc, "Message", msg, sizeof(msg), err, errlen) < 0)
-            msg[0] = '\0';
-        rc = aws_creds_fail(err, errlen, "credentials endpoint answered Code %s%s%s", code, msg[0] ? ": " : "", msg);
-    }
+    char when[64] = "";
+    int rc = f->check(doc, err, errlen);
     int has_id = 0, has_secret = 0, has_when = 0;
     if (rc == 0 &&
         ((has_id = aws_creds_json_str(doc, "AccessKeyId", out->access_key_id, sizeof(out->access_key_id), err,
                                       errlen)) < 0 ||
          (has_secret = aws_creds_json_str(doc, "SecretAccessKey", out->secret_access_key,
                                           sizeof(out->secret_access_key), err, errlen)) < 0 ||
-         aws_creds_json_str(doc, "Token", out->session_token, sizeof(out->session_token), err, errlen) < 0 ||
+         aws_creds_json_str(doc, f->token_key, out->session_token, sizeof(out->session_token), err, errlen) < 0 ||
          (has_when = aws_creds_json_str(doc, "Expiration", when, sizeof(when), err, errlen)) < 0))
         rc = -1;
     if (rc == 0 && (!has_id || !has_secret))
-        rc = aws_creds_fail(err, errlen, "reply lacks AccessKeyId or SecretAccessKey");
+        rc = aws_creds_fail(err, errlen, "%s lacks AccessKeyId or SecretAccessKey", f->what);
     if (rc == 0 && has_when && (out->expiration = aws_creds_parse_time(when)) == -1)
-        rc = aws_creds_fail(err, errlen, "invalid Expiration time");
+        rc = aws_creds_fail(err, errlen, "%s: invalid Expiration time", f->what);
     if (rc == 0)
         rc = aws_creds_value_check(out, err, errlen);
     json_decref(doc);
     if (rc != 0)
         explicit_bzero(out, sizeof(*out));
     return rc;
+}
+
+int aws_creds_parse_json(const char *body, size_t len, aws_creds_value *out, char *err, size_t errlen)
+{
+    static const aws_creds_json_format f = {"reply", "Token", aws_creds_json_check_code};
+    return aws_creds_parse_json_as(&f, body, len, out, err, errlen);
+}
+
+int aws_creds_parse_process(const char *body, size_t len, aws_creds_value *out, char *err, size_t errlen)
+{
+    static const aws_creds_json_format f = {"credential_process output", "SessionToken",
+                                            aws_creds_json_check_version};
+    return aws_creds_parse_json_as(&f, body, len, out, err, errlen);
 }
 
 /* The content of the first <tag>...</tag> (no attributes) in p[0..n):
@@ -587,37 +650,142 @@ static int aws_creds_form_param(buf *form, const char *name, const char *value)
     return rc;
 }
 
+/* The start of an STS query: Action, Version, RoleArn, RoleSessionName. */
+static int aws_creds_sts_form(buf *form, const char *action, const aws_creds *p)
+{
+    return buf_printf(form, "Action=%s&Version=2011-06-15", action) != 0 ||
+                   aws_creds_form_param(form, "RoleArn", p->role_arn) != 0 ||
+                   aws_creds_form_param(form, "RoleSessionName", p->role_session_name) != 0
+               ? -1
+               : 0;
+}
+
+/* POSTs an STS form (with hdr) and parses the <Credentials> of the reply,
+ * or its <Error>. */
+static int aws_creds_sts_post(const aws_creds *p, const struct curl_slist *hdr, const char *form, aws_creds_value *v,
+                              char *err, size_t errlen)
+{
+    buf reply = BUF_INIT;
+    int rc = -1;
+    aws_creds_http_req r = {.method = "POST", .url = p->sts_endpoint, .headers = hdr, .form = form,
+                            .timeout_ms = aws_creds_timeout(p, AWS_CREDS_TIMEOUT_MS)};
+    long status;
+    if (aws_creds_http(&r, &status, &reply, err, errlen) == 0) {
+        if (status == 200)
+            rc = aws_creds_parse_sts(reply.data, reply.len, v, err, errlen);
+        else if (!aws_creds_sts_error(reply.data, reply.len, err, errlen))
+            aws_creds_fail(err, errlen, "POST %s: HTTP %ld", p->sts_endpoint, status);
+    }
+    aws_creds_buf_wipe(&reply);
+    return rc;
+}
+
 /* STS AssumeRoleWithWebIdentity: an unsigned form POST carrying the
  * (re-read) web identity token. */
 static int aws_creds_fetch_sts(aws_creds *p, aws_creds_value *v, char *err, size_t errlen)
 {
-    buf token = BUF_INIT, form = BUF_INIT, reply = BUF_INIT;
+    buf token = BUF_INIT, form = BUF_INIT;
     struct curl_slist *hdr = NULL;
     int rc = -1;
     if (aws_creds_read_token(p->web_identity_token_file, &token, err, errlen) != 0)
         goto out;
-    if (buf_puts(&form, "Action=AssumeRoleWithWebIdentity&Version=2011-06-15") != 0 ||
-        aws_creds_form_param(&form, "RoleArn", p->role_arn) != 0 ||
-        aws_creds_form_param(&form, "RoleSessionName", p->role_session_name) != 0 ||
+    if (aws_creds_sts_form(&form, "AssumeRoleWithWebIdentity", p) != 0 ||
         aws_creds_form_param(&form, "WebIdentityToken", token.data) != 0 || buf_putc(&form, '\0') != 0 ||
         aws_creds_header(&hdr, "Accept", "text/xml") != 0) {
         aws_creds_fail(err, errlen, "out of memory");
         goto out;
     }
-    aws_creds_http_req r = {.method = "POST", .url = p->sts_endpoint, .headers = hdr, .form = form.data,
-                            .timeout_ms = aws_creds_timeout(p, AWS_CREDS_TIMEOUT_MS)};
-    long status;
-    if (aws_creds_http(&r, &status, &reply, err, errlen) != 0)
-        goto out;
-    if (status == 200)
-        rc = aws_creds_parse_sts(reply.data, reply.len, v, err, errlen);
-    else if (!aws_creds_sts_error(reply.data, reply.len, err, errlen))
-        aws_creds_fail(err, errlen, "POST %s: HTTP %ld", p->sts_endpoint, status);
+    rc = aws_creds_sts_post(p, hdr, form.data, v, err, errlen);
 out:
     aws_creds_buf_wipe(&token);
     aws_creds_buf_wipe(&form);
-    aws_creds_buf_wipe(&reply);
     curl_slist_free_all(hdr);
+    return rc;
+}
+
+/* The region STS calls are signed for: the backend's, else us-east-1,
+ * the global endpoint's. */
+static const char *aws_creds_sts_region(const aws_creds *p) { return p->region != NULL ? p->region : "us-east-1"; }
+
+/* Appends the signature's header lines ("Name: value\n" each, edited in
+ * place) to *hdr. */
+static int aws_creds_header_lines(struct curl_slist **hdr, char *lines)
+{
+    char *save = NULL;
+    for (char *line = strtok_r(lines, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        struct curl_slist *t = curl_slist_append(*hdr, line);
+        if (t == NULL)
+            return -1;
+        *hdr = t;
+    }
+    return 0;
+}
+
+/* STS AssumeRole: a form POST signed (SigV4, service sts) with the base
+ * provider's credentials, refreshed by it as they age. */
+static int aws_creds_fetch_assume_role(aws_creds *p, aws_creds_value *v, char *err, size_t errlen)
+{
+    static const char ctype[] = "Content-Type: application/x-www-form-urlencoded; charset=utf-8";
+    aws_credentials base;
+    char why[512];
+    if (aws_creds_get(p->base, &base, why, sizeof(why)) != 0)
+        return aws_creds_fail(err, errlen, "AssumeRole %s: no base credentials (source %s): %s", p->role_arn,
+                              aws_creds_source(p->base), why);
+    buf form = BUF_INIT, lines = BUF_INIT;
+    struct curl_slist *hdr = NULL;
+    int rc = -1;
+    char dur[24], host[300], path[1024], query[1024], hostline[310], amz_date[17];
+    snprintf(dur, sizeof(dur), "%ld", p->duration_s);
+    const char *pp, *q;
+    size_t plen;
+    if (aws_sigv4_url_parts(p->sts_endpoint, host, sizeof(host), &pp, &plen, &q) != 0 || plen >= sizeof(path)) {
+        aws_creds_fail(err, errlen, "STS endpoint %s: not a URL that can be signed", p->sts_endpoint);
+        goto out;
+    }
+    memcpy(path, pp, plen);
+    path[plen] = '\0';
+    if (q != NULL)
+        snprintf(query, sizeof(query), "%.*s", (int)strcspn(q, "#"), q);
+    snprintf(hostline, sizeof(hostline), "Host: %s", host);
+    if (aws_creds_sts_form(&form, "AssumeRole", p) != 0 || aws_creds_form_param(&form, "DurationSeconds", dur) != 0 ||
+        (p->external_id != NULL && aws_creds_form_param(&form, "ExternalId", p->external_id) != 0) ||
+        buf_putc(&form, '\0') != 0) {
+        aws_creds_fail(err, errlen, "out of memory");
+        goto out;
+    }
+    const char *signed_headers[] = {hostline, ctype, NULL};
+    aws_sigv4_request r = {.method = "POST", .path = path, .query = q != NULL ? query : NULL,
+                           .headers = signed_headers, .body = (const uint8_t *)form.data, .body_len = form.len - 1};
+    aws_sigv4_amz_date(time(NULL), amz_date);
+    if (aws_sigv4_sign(&r, &base, aws_creds_sts_region(p), "sts", amz_date, 0, &lines, NULL, NULL) != 0 ||
+        buf_putc(&lines, '\0') != 0 || aws_creds_header(&hdr, "Host", host) != 0 ||
+        aws_creds_header(&hdr, "Content-Type", ctype + strlen("Content-Type: ")) != 0 ||
+        aws_creds_header_lines(&hdr, lines.data) != 0) {
+        aws_creds_fail(err, errlen, "cannot sign the AssumeRole request");
+        goto out;
+    }
+    rc = aws_creds_sts_post(p, hdr, form.data, v, err, errlen);
+    if (rc != 0) {
+        /* Name the role: with several backends the log must say which. */
+        char detail[512];
+        snprintf(detail, sizeof(detail), "%s", err);
+        aws_creds_fail(err, errlen, "AssumeRole %s: %s", p->role_arn, detail);
+    }
+out:
+    aws_creds_buf_wipe(&form);
+    aws_creds_buf_wipe(&lines);
+    curl_slist_free_all(hdr);
+    return rc;
+}
+
+/* credential_process: the command's JSON output. */
+static int aws_creds_fetch_process(aws_creds *p, aws_creds_value *v, char *err, size_t errlen)
+{
+    buf out = BUF_INIT;
+    int rc = aws_process_run(p->process, aws_creds_timeout(p, AWS_CREDS_PROCESS_TIMEOUT_MS), &out, err, errlen);
+    if (rc == 0)
+        rc = aws_creds_parse_process(out.data, out.len, v, err, errlen);
+    aws_creds_buf_wipe(&out);
     return rc;
 }
 
@@ -708,14 +876,11 @@ static int aws_creds_setup_ecs(aws_creds *p, char *err, size_t errlen)
     return 0;
 }
 
-static int aws_creds_setup_web_identity(aws_creds *p, char *err, size_t errlen)
+/* What every STS source needs besides its role: the session name
+ * (AWS_ROLE_SESSION_NAME, else one naming this process) and the endpoint
+ * (AWS_ENDPOINT_URL_STS, else the region's). */
+static int aws_creds_setup_sts(aws_creds *p, char *err, size_t errlen)
 {
-    const char *arn = p->role_arn ? p->role_arn : aws_creds_env("AWS_ROLE_ARN");
-    const char *file = p->web_identity_token_file ? p->web_identity_token_file
-                                                  : aws_creds_env("AWS_WEB_IDENTITY_TOKEN_FILE");
-    if (arn == NULL || file == NULL)
-        return aws_creds_fail(err, errlen, "web identity needs AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE "
-                                           "(or role_arn and web_identity_token_file)");
     char pid_name[64];
     snprintf(pid_name, sizeof(pid_name), "otlp-gateway-%ld", (long)getpid());
     const char *name = p->role_session_name ? p->role_session_name : aws_creds_env("AWS_ROLE_SESSION_NAME");
@@ -733,10 +898,22 @@ static int aws_creds_setup_web_identity(aws_creds *p, char *err, size_t errlen)
             snprintf(def, sizeof(def), "https://sts.amazonaws.com/");
         sts = def;
     }
-    if (aws_creds_dup(&p->role_arn, arn) != 0 || aws_creds_dup(&p->web_identity_token_file, file) != 0 ||
-        aws_creds_dup(&p->role_session_name, name ? name : pid_name) != 0 || aws_creds_dup(&p->sts_endpoint, sts) != 0)
+    if (aws_creds_dup(&p->role_session_name, name ? name : pid_name) != 0 || aws_creds_dup(&p->sts_endpoint, sts) != 0)
         return aws_creds_fail(err, errlen, "out of memory");
     return 0;
+}
+
+static int aws_creds_setup_web_identity(aws_creds *p, char *err, size_t errlen)
+{
+    const char *arn = p->role_arn ? p->role_arn : aws_creds_env("AWS_ROLE_ARN");
+    const char *file = p->web_identity_token_file ? p->web_identity_token_file
+                                                  : aws_creds_env("AWS_WEB_IDENTITY_TOKEN_FILE");
+    if (arn == NULL || file == NULL)
+        return aws_creds_fail(err, errlen, "web identity needs AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE "
+                                           "(or role_arn and web_identity_token_file)");
+    if (aws_creds_dup(&p->role_arn, arn) != 0 || aws_creds_dup(&p->web_identity_token_file, file) != 0)
+        return aws_creds_fail(err, errlen, "out of memory");
+    return aws_creds_setup_sts(p, err, errlen);
 }
 
 static int aws_creds_imds_disabled(void)
@@ -802,7 +979,220 @@ static void aws_creds_log_in_use(const aws_creds *p)
         gmtime_r(&p->cur.expiration, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    log_info("aws credentials loaded", "source=%s expiration=%s", aws_creds_kind_names[p->kind], when);
+    if (p->kind == AWS_CREDS_ASSUME_ROLE)
+        log_info("aws credentials loaded", "source=%s role_arn=%s base=%s expiration=%s",
+                 aws_creds_kind_names[p->kind], p->role_arn, aws_creds_kind_names[p->base->kind], when);
+    else
+        log_info("aws credentials loaded", "source=%s expiration=%s", aws_creds_kind_names[p->kind], when);
+}
+
+static int aws_creds_setup_process(aws_creds *p, char *err, size_t errlen)
+{
+    /* Split now, so a malformed command is an error before the first export. */
+    char **argv = p->process != NULL ? aws_process_split(p->process, err, errlen) : NULL;
+    free(argv);
+    return argv != NULL ? 0 : -1;
+}
+
+static int aws_creds_setup_assume_role(aws_creds *p, char *err, size_t errlen)
+{
+    if (p->base == NULL || p->role_arn == NULL)
+        return aws_creds_fail(err, errlen, "assume_role needs a role ARN and base credentials");
+    if (p->duration_s == 0)
+        p->duration_s = AWS_CREDS_ROLE_DURATION_DEF;
+    return aws_creds_setup_sts(p, err, errlen);
+}
+
+static int aws_creds_setup(aws_creds *p, aws_creds_kind kind, char *err, size_t errlen);
+
+/* ---- profiles: the shared config and credentials files ---- */
+
+/* A provider for a profile's base credentials, sharing p's region,
+ * endpoints and timeout. NULL on out-of-memory. */
+static aws_creds *aws_creds_child(const aws_creds *p)
+{
+    aws_creds *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* paired with the cleanup in aws_creds_free */
+    c->timeout_ms = p->timeout_ms;
+    if (aws_creds_dup(&c->region, p->region) != 0 || aws_creds_dup(&c->sts_endpoint, p->sts_endpoint) != 0 ||
+        aws_creds_dup(&c->imds_endpoint, p->imds_endpoint) != 0 ||
+        aws_creds_dup(&c->ecs_endpoint, p->ecs_endpoint) != 0) {
+        aws_creds_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Prefixes err with "<where>: profile <name>: " (a located error). */
+static int aws_creds_locate(char *err, size_t errlen, const char *where, const char *name)
+{
+    char detail[512];
+    snprintf(detail, sizeof(detail), "%s", err);
+    return aws_creds_fail(err, errlen, "%s: profile %s: %s", where, name, detail);
+}
+
+/* A profile's aws_access_key_id / aws_secret_access_key / aws_session_token. */
+static int aws_creds_profile_static(aws_creds *p, const aws_profiles *f, const char *name, char *err, size_t errlen)
+{
+    char where[512];
+    const char *id = aws_profiles_get(f, name, "aws_access_key_id", where, sizeof(where));
+    const char *secret = aws_profiles_get(f, name, "aws_secret_access_key", NULL, 0);
+    if (id == NULL)
+        return aws_creds_fail(err, errlen, "profile %s has no aws_access_key_id", name);
+    if (secret == NULL)
+        return aws_creds_fail(err, errlen, "%s: profile %s: aws_access_key_id without aws_secret_access_key", where,
+                              name);
+    if (aws_creds_dup(&p->access_key_id, id) != 0 || aws_creds_dup(&p->secret_access_key, secret) != 0 ||
+        aws_creds_dup(&p->session_token, aws_profiles_get(f, name, "aws_session_token", NULL, 0)) != 0)
+        return aws_creds_fail(err, errlen, "out of memory");
+    if (aws_creds_setup(p, AWS_CREDS_STATIC, err, errlen) != 0)
+        return aws_creds_locate(err, errlen, where, name);
+    return 0;
+}
+
+static int aws_creds_resolve_profile(aws_creds *p, const aws_profiles *f, const char *name, int depth, char *err,
+                                     size_t errlen);
+
+/* credential_source: which provider of the environment a role is assumed with. */
+static int aws_creds_credential_source(const char *v, aws_creds_kind *kind)
+{
+    static const struct {
+        const char *name;
+        aws_creds_kind kind;
+    } sources[] = {{"Environment", AWS_CREDS_ENV},
+                   {"Ec2InstanceMetadata", AWS_CREDS_IMDS},
+                   {"EcsContainer", AWS_CREDS_ECS}};
+    for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
+        if (strcmp(v, sources[i].name) == 0) {
+            *kind = sources[i].kind;
+            return 0;
+        }
+    return -1;
+}
+
+/* role_arn: the base credentials, then the role on top of them (or web
+ * identity when the profile names a token file). */
+static int aws_creds_profile_role(aws_creds *p, const aws_profiles *f, const char *name, const char *where,
+                                  int depth, char *err, size_t errlen)
+{
+    char w_src[512], w_cs[512], w_dur[512], w_sess[512];
+    const char *arn = aws_profiles_get(f, name, "role_arn", NULL, 0);
+    const char *session = aws_profiles_get(f, name, "role_session_name", w_sess, sizeof(w_sess));
+    const char *token_file = aws_profiles_get(f, name, "web_identity_token_file", NULL, 0);
+    const char *src = aws_profiles_get(f, name, "source_profile", w_src, sizeof(w_src));
+    const char *cs = aws_profiles_get(f, name, "credential_source", w_cs, sizeof(w_cs));
+    const char *duration = aws_profiles_get(f, name, "duration_seconds", w_dur, sizeof(w_dur));
+    if (strncmp(arn, "arn:", 4) != 0)
+        return aws_creds_fail(err, errlen, "%s: profile %s: role_arn: expected a role ARN", where, name);
+    if (session != NULL && (strlen(session) < 2 || !aws_creds_role_name_ok(session)))
+        return aws_creds_fail(err, errlen, "%s: profile %s: role_session_name: expected 2 to 64 letters, digits or "
+                              "+=,.@_- characters", w_sess, name);
+    if (aws_creds_dup(&p->role_arn, arn) != 0 || aws_creds_dup(&p->role_session_name, session) != 0 ||
+        aws_creds_dup(&p->web_identity_token_file, token_file) != 0 ||
+        aws_creds_dup(&p->external_id, aws_profiles_get(f, name, "external_id", NULL, 0)) != 0)
+        return aws_creds_fail(err, errlen, "out of memory");
+    if (token_file != NULL)
+        return aws_creds_setup(p, AWS_CREDS_WEB_IDENTITY, err, errlen);
+    if (src != NULL && cs != NULL)
+        return aws_creds_fail(err, errlen, "%s: profile %s: source_profile and credential_source exclude each other",
+                              w_cs, name);
+    if (src == NULL && cs == NULL)
+        return aws_creds_fail(err, errlen, "%s: profile %s: role_arn needs source_profile, credential_source or "
+                              "web_identity_token_file", where, name);
+    if (duration != NULL) {
+        char *end;
+        errno = 0;
+        long d = strtol(duration, &end, 10);
+        if (errno != 0 || *end != '\0' || end == duration || d < AWS_CREDS_ROLE_DURATION_MIN ||
+            d > AWS_CREDS_ROLE_DURATION_MAX)
+            return aws_creds_fail(err, errlen, "%s: profile %s: duration_seconds: expected %d to %d", w_dur, name,
+                                  AWS_CREDS_ROLE_DURATION_MIN, AWS_CREDS_ROLE_DURATION_MAX);
+        p->duration_s = d;
+    }
+    aws_creds_free(p->base); /* from an earlier attempt that failed further on */
+    if ((p->base = aws_creds_child(p)) == NULL)
+        return aws_creds_fail(err, errlen, "out of memory");
+    if (src != NULL) {
+        /* A profile naming itself as its source uses its own keys. */
+        int rc = strcmp(src, name) == 0 ? aws_creds_profile_static(p->base, f, name, err, errlen)
+                                        : aws_creds_resolve_profile(p->base, f, src, depth + 1, err, errlen);
+        if (rc != 0)
+            return -1;
+    } else {
+        aws_creds_kind k;
+        if (aws_creds_credential_source(cs, &k) != 0)
+            return aws_creds_fail(err, errlen, "%s: profile %s: credential_source: expected Environment, "
+                                  "Ec2InstanceMetadata or EcsContainer", w_cs, name);
+        if (aws_creds_setup(p->base, k, err, errlen) != 0)
+            return aws_creds_locate(err, errlen, w_cs, name);
+    }
+    return aws_creds_setup(p, AWS_CREDS_ASSUME_ROLE, err, errlen);
+}
+
+/* Makes p the provider profile `name` describes. In a profile, role_arn
+ * comes first, then credential_process, then static keys, as in the SDKs. */
+static int aws_creds_resolve_profile(aws_creds *p, const aws_profiles *f, const char *name, int depth, char *err,
+                                     size_t errlen)
+{
+    char where[512];
+    if (depth > AWS_CREDS_MAX_PROFILE_DEPTH)
+        return aws_creds_fail(err, errlen, "profile %s: source_profile chain longer than %d profiles (a loop?)", name,
+                              AWS_CREDS_MAX_PROFILE_DEPTH);
+    if (!aws_profiles_has(f, name))
+        return aws_creds_fail(err, errlen, "profile %s not found (config file %s, credentials file %s)", name,
+                              f->config ? aws_ini_name(f->config) : "absent",
+                              f->credentials ? aws_ini_name(f->credentials) : "absent");
+    if (aws_profiles_get(f, name, "role_arn", where, sizeof(where)) != NULL)
+        return aws_creds_profile_role(p, f, name, where, depth, err, errlen);
+    const char *cmd = aws_profiles_get(f, name, "credential_process", where, sizeof(where));
+    if (cmd != NULL) {
+        if (aws_creds_dup(&p->process, cmd) != 0)
+            return aws_creds_fail(err, errlen, "out of memory");
+        if (aws_creds_setup(p, AWS_CREDS_PROCESS, err, errlen) != 0)
+            return aws_creds_locate(err, errlen, where, name);
+        return 0;
+    }
+    if (aws_profiles_get(f, name, "aws_access_key_id", NULL, 0) != NULL)
+        return aws_creds_profile_static(p, f, name, err, errlen);
+    return aws_creds_fail(err, errlen, "profile %s has no credentials (aws_access_key_id, credential_process or "
+                          "role_arn)", name);
+}
+
+/* The profile to use: the `profile` key, else AWS_PROFILE, else "default". */
+static const char *aws_creds_profile_name(const aws_creds *p)
+{
+    const char *env = aws_creds_env("AWS_PROFILE");
+    return p->profile != NULL ? p->profile : env != NULL ? env : "default";
+}
+
+static int aws_creds_setup_profile(aws_creds *p, char *err, size_t errlen)
+{
+    aws_profiles f;
+    if (aws_profiles_load(&f, err, errlen) != 0)
+        return -1;
+    int rc = aws_creds_resolve_profile(p, &f, aws_creds_profile_name(p), 0, err, errlen);
+    aws_profiles_free(&f);
+    return rc;
+}
+
+/* `auto`: whether the profile step applies. A profile named by the config
+ * or AWS_PROFILE always does (and then must work); the default profile
+ * only when it holds credentials of some kind. */
+static int aws_creds_profile_present(const aws_creds *p)
+{
+    if (p->profile != NULL || aws_creds_env("AWS_PROFILE") != NULL)
+        return 1;
+    aws_profiles f;
+    char err[256];
+    if (aws_profiles_load(&f, err, sizeof(err)) != 0)
+        return 1; /* a broken file is an error to report, not a step to skip */
+    int present = aws_profiles_get(&f, "default", "aws_access_key_id", NULL, 0) != NULL ||
+                  aws_profiles_get(&f, "default", "credential_process", NULL, 0) != NULL ||
+                  aws_profiles_get(&f, "default", "role_arn", NULL, 0) != NULL;
+    aws_profiles_free(&f);
+    return present;
 }
 
 /* Makes `kind` the source in use, reading its inputs (and loading the
@@ -810,8 +1200,12 @@ static void aws_creds_log_in_use(const aws_creds *p)
 static int aws_creds_setup(aws_creds *p, aws_creds_kind kind, char *err, size_t errlen)
 {
     int rc;
+    if (kind == AWS_CREDS_PROFILE) /* becomes the kind the profile describes */
+        return aws_creds_setup_profile(p, err, errlen);
     switch (kind) {
     case AWS_CREDS_STATIC: rc = aws_creds_setup_static(p, err, errlen); break;
+    case AWS_CREDS_PROCESS: rc = aws_creds_setup_process(p, err, errlen); break;
+    case AWS_CREDS_ASSUME_ROLE: rc = aws_creds_setup_assume_role(p, err, errlen); break;
     case AWS_CREDS_ENV: rc = aws_creds_setup_env(p, err, errlen); break;
     case AWS_CREDS_WEB_IDENTITY: rc = aws_creds_setup_web_identity(p, err, errlen); break;
     case AWS_CREDS_ECS: rc = aws_creds_setup_ecs(p, err, errlen); break;
@@ -832,6 +1226,8 @@ static aws_creds_kind aws_creds_detect(const aws_creds *p)
 {
     if (aws_creds_env("AWS_ACCESS_KEY_ID") && aws_creds_env("AWS_SECRET_ACCESS_KEY"))
         return AWS_CREDS_ENV;
+    if (aws_creds_profile_present(p))
+        return AWS_CREDS_PROFILE;
     if ((p->role_arn || aws_creds_env("AWS_ROLE_ARN")) &&
         (p->web_identity_token_file || aws_creds_env("AWS_WEB_IDENTITY_TOKEN_FILE")))
         return AWS_CREDS_WEB_IDENTITY;
@@ -854,7 +1250,7 @@ static int aws_creds_read_keys(aws_creds *p, const config_node *m, char *err, si
         {"session_token", &p->session_token, 0},       {"role_arn", &p->role_arn, 0},
         {"role_session_name", &p->role_session_name, 0}, {"web_identity_token_file", &p->web_identity_token_file, 0},
         {"sts_endpoint", &p->sts_endpoint, 1},         {"imds_endpoint", &p->imds_endpoint, 1},
-        {"ecs_endpoint", &p->ecs_endpoint, 1},
+        {"ecs_endpoint", &p->ecs_endpoint, 1},         {"profile", &p->profile, 0},
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         const char *v;
@@ -870,38 +1266,48 @@ static int aws_creds_read_keys(aws_creds *p, const config_node *m, char *err, si
     return 0;
 }
 
+/* role_arn and role_session_name as STS takes them. */
+static int aws_creds_check_role(const aws_creds *p, const config_node *m, char *err, size_t errlen)
+{
+    if (p->role_arn != NULL && strncmp(p->role_arn, "arn:", 4) != 0)
+        return config_error(m, "role_arn", err, errlen, "expected a role ARN (arn:aws:iam::<account>:role/<name>)");
+    /* STS: 2 to 64 of [A-Za-z0-9+=,.@_-]. */
+    if (p->role_session_name != NULL &&
+        (strlen(p->role_session_name) < 2 || !aws_creds_role_name_ok(p->role_session_name)))
+        return config_error(m, "role_session_name", err, errlen,
+                            "expected 2 to 64 letters, digits or +=,.@_- characters");
+    return 0;
+}
+
 /* Checks between keys: values the config reader cannot see alone. Messages
  * name keys, never values (they are often secrets). */
 static int aws_creds_check_keys(const aws_creds *p, const config_node *m, aws_creds_kind kind, char *err,
                                 size_t errlen)
 {
-    for (size_t i = 0; kind != AWS_CREDS_AUTO && i < AWS_CREDS_N_KEYS; i++)
-        if (config_get(m, aws_creds_keys[i].key) != NULL && !(aws_creds_keys[i].used_by & AWS_CREDS_BIT(kind)))
-            return config_error(m, aws_creds_keys[i].key, err, errlen, "not used with source %s",
-                                aws_creds_kind_names[kind]);
+    /* assume_role talks to STS whatever the source: its endpoint and timeout apply. */
+    unsigned sts_keys = config_get(m, "assume_role") != NULL ? ~0u : 0;
+    for (size_t i = 0; kind != AWS_CREDS_AUTO && i < AWS_CREDS_N_KEYS; i++) {
+        const char *key = aws_creds_keys[i].key;
+        unsigned used_by = aws_creds_keys[i].used_by;
+        if (strcmp(key, "sts_endpoint") == 0 || strcmp(key, "timeout") == 0)
+            used_by |= sts_keys;
+        if (config_get(m, key) != NULL && !(used_by & AWS_CREDS_BIT(kind)))
+            return config_error(m, key, err, errlen, "not used with source %s", aws_creds_kind_names[kind]);
+    }
     if (kind == AWS_CREDS_STATIC || p->access_key_id || p->secret_access_key || p->session_token) {
         if (p->access_key_id == NULL)
             return config_error(m, "access_key_id", err, errlen, "required with static credentials");
         if (p->secret_access_key == NULL)
             return config_error(m, "secret_access_key", err, errlen, "required with static credentials");
     }
-    if (p->role_arn != NULL && strncmp(p->role_arn, "arn:", 4) != 0)
-        return config_error(m, "role_arn", err, errlen, "expected a role ARN (arn:aws:iam::<account>:role/<name>)");
-    if (p->role_session_name != NULL) {
-        /* STS: 2 to 64 of [A-Za-z0-9+=,.@_-]. */
-        size_t n = strlen(p->role_session_name);
-        if (n < 2 || !aws_creds_role_name_ok(p->role_session_name))
-            return config_error(m, "role_session_name", err, errlen,
-                                "expected 2 to 64 letters, digits or +=,.@_- characters");
-    }
-    return 0;
+    return aws_creds_check_role(p, m, err, errlen);
 }
 
 /* The `source` key; *kind AWS_CREDS_AUTO when absent. */
 static int aws_creds_read_source(const config_node *m, aws_creds_kind *kind, char *err, size_t errlen)
 {
     int k;
-    if (config_choice(m, "source", aws_creds_kind_names, AWS_CREDS_AUTO, &k, err, errlen) != 0)
+    if (config_choice(m, "source", aws_creds_source_names, AWS_CREDS_AUTO, &k, err, errlen) != 0)
         return -1;
     *kind = (aws_creds_kind)k;
     return 0;
@@ -923,12 +1329,67 @@ static int aws_creds_configure(aws_creds *p, const config_node *m, char *err, si
     /* Configured keys come first in `auto`'s order: nothing to wait for. */
     if (kind == AWS_CREDS_AUTO && p->access_key_id != NULL)
         kind = AWS_CREDS_STATIC;
+    else if (kind == AWS_CREDS_AUTO && p->profile != NULL)
+        kind = AWS_CREDS_PROFILE;
     /* An explicit source reads its inputs now, so a missing environment
      * variable is a startup error rather than a failing export. */
     char why[256];
     if (kind != AWS_CREDS_AUTO && aws_creds_setup(p, kind, why, sizeof(why)) != 0)
         return config_error(m, "source", err, errlen, "%s: %s", aws_creds_kind_names[kind], why);
     return 0;
+}
+
+/* STS's ExternalId: 2 to 1224 of [A-Za-z0-9+=,.@:/_-]. */
+static int aws_creds_external_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 2 && n <= 1224 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+=,.@:/_-") == n;
+}
+
+/* The `assume_role:` map: a provider that assumes the role with the
+ * credentials of `base` (which it then owns, freed on failure too). */
+static aws_creds *aws_creds_assume_role_from_config(aws_creds *base, const config_node *m, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"role_arn", "external_id", "role_session_name", "duration", NULL};
+    const config_node *a = config_get(m, "assume_role");
+    aws_creds *p = aws_creds_child(base);
+    if (p == NULL) {
+        aws_creds_free(base);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->base = base;
+    const char *arn, *ext, *session;
+    uint64_t dur_ms;
+    char why[512];
+    if (!config_is_map(a)) {
+        config_error(m, "assume_role", err, errlen, "expected a mapping (role_arn, external_id, role_session_name, "
+                                                    "duration)");
+    } else if (config_check_keys(a, keys, err, errlen) != 0 ||
+               config_str_required(a, "role_arn", &arn, err, errlen) != 0 ||
+               config_str(a, "external_id", NULL, &ext, err, errlen) != 0 ||
+               config_str(a, "role_session_name", NULL, &session, err, errlen) != 0 ||
+               config_duration_ms(a, "duration", AWS_CREDS_ROLE_DURATION_DEF * 1000ull, &dur_ms, err, errlen) != 0) {
+        /* err is set */
+    } else if (aws_creds_dup(&p->role_arn, arn) != 0 || aws_creds_dup(&p->role_session_name, session) != 0 ||
+               aws_creds_dup(&p->external_id, ext) != 0) {
+        snprintf(err, errlen, "out of memory");
+    } else if (aws_creds_check_role(p, a, err, errlen) != 0) {
+        /* err is set */
+    } else if (ext != NULL && !aws_creds_external_id_ok(ext)) {
+        config_error(a, "external_id", err, errlen, "expected 2 to 1224 letters, digits or +=,.@:/_- characters");
+    } else if (dur_ms < AWS_CREDS_ROLE_DURATION_MIN * 1000ull || dur_ms > AWS_CREDS_ROLE_DURATION_MAX * 1000ull ||
+               dur_ms % 1000 != 0) {
+        config_error(a, "duration", err, errlen, "must be whole seconds from 15m to 12h");
+    } else {
+        p->duration_s = (long)(dur_ms / 1000);
+        if (aws_creds_setup(p, AWS_CREDS_ASSUME_ROLE, why, sizeof(why)) == 0)
+            return p;
+        config_error(a, "role_arn", err, errlen, "%s", why);
+    }
+    aws_creds_free(p);
+    return NULL;
 }
 
 aws_creds *aws_creds_from_config(const config_node *backend_node, const char *region, char *err, size_t errlen)
@@ -956,6 +1417,8 @@ aws_creds *aws_creds_from_config(const config_node *backend_node, const char *re
         aws_creds_free(p);
         return NULL;
     }
+    if (m != NULL && config_get(m, "assume_role") != NULL)
+        return aws_creds_assume_role_from_config(p, m, err, errlen);
     return p;
 }
 
@@ -967,6 +1430,8 @@ static int aws_creds_fetch(aws_creds *p, aws_creds_value *v, char *err, size_t e
     case AWS_CREDS_WEB_IDENTITY: return aws_creds_fetch_sts(p, v, err, errlen);
     case AWS_CREDS_ECS: return aws_creds_fetch_ecs(p, v, err, errlen);
     case AWS_CREDS_IMDS: return aws_creds_fetch_imds(p, v, err, errlen);
+    case AWS_CREDS_PROCESS: return aws_creds_fetch_process(p, v, err, errlen);
+    case AWS_CREDS_ASSUME_ROLE: return aws_creds_fetch_assume_role(p, v, err, errlen);
     default: return aws_creds_fail(err, errlen, "source %s cannot refresh", aws_creds_kind_names[p->kind]);
     }
 }
@@ -1004,8 +1469,8 @@ int aws_creds_get(aws_creds *p, aws_credentials *out, char *err, size_t errlen)
     if (p->kind == AWS_CREDS_AUTO) {
         aws_creds_kind k = aws_creds_detect(p);
         if (k == AWS_CREDS_AUTO)
-            return aws_creds_fail(err, errlen, "no AWS credentials found (static keys, AWS_ACCESS_KEY_ID, web "
-                                               "identity, ECS) and IMDS is disabled");
+            return aws_creds_fail(err, errlen, "no AWS credentials found (static keys, AWS_ACCESS_KEY_ID, a "
+                                               "profile, web identity, ECS) and IMDS is disabled");
         if (aws_creds_setup(p, k, err, errlen) != 0)
             return -1;
     }
@@ -1046,6 +1511,10 @@ void aws_creds_free(aws_creds *p)
     free(p->region);
     free(p->ecs_url);
     free(p->ecs_token_file);
+    free(p->profile);
+    free(p->process);
+    free(p->external_id);
+    aws_creds_free(p->base);
     explicit_bzero(&p->cur, sizeof(p->cur));
     free(p);
     curl_global_cleanup();

@@ -66,36 +66,6 @@ aws_signer *aws_signer_from_config(const config_node *node, const char *service,
 
 const char *aws_signer_region(const aws_signer *s) { return s->region; }
 
-/* Splits a URL the exporter built (scheme://authority/path?query) into the
- * Host header curl will send and the path and query SigV4 signs. The
- * authority is sent as written, so a non-default port stays in it exactly
- * as curl would put it. */
-static int aws_url_parts(const char *url, char *host, size_t hostcap, const char **path, size_t *pathlen,
-                         const char **query)
-{
-    const char *p = strstr(url, "://");
-    if (p == NULL)
-        return -1;
-    p += 3;
-    size_t alen = strcspn(p, "/?#");
-    if (alen == 0 || alen >= hostcap || memchr(p, '@', alen) != NULL)
-        return -1;
-    memcpy(host, p, alen);
-    host[alen] = '\0';
-    /* Drop a port that is the scheme's default: curl does not send it. */
-    size_t hl = alen;
-    if (strncmp(url, "https://", 8) == 0 && hl > 4 && strcmp(host + hl - 4, ":443") == 0)
-        host[hl - 4] = '\0';
-    else if (strncmp(url, "http://", 7) == 0 && hl > 3 && strcmp(host + hl - 3, ":80") == 0)
-        host[hl - 3] = '\0';
-    p += alen;
-    *path = *p == '/' ? p : "/";
-    *pathlen = *p == '/' ? strcspn(p, "?#") : 1;
-    const char *q = strchr(p, '?');
-    *query = q != NULL ? q + 1 : NULL;
-    return 0;
-}
-
 int aws_signer_sign(aws_signer *s, const export_signing *req, struct curl_slist **extra, char *err, size_t errlen)
 {
     aws_credentials c;
@@ -104,7 +74,7 @@ int aws_signer_sign(aws_signer *s, const export_signing *req, struct curl_slist 
     char host[300], path[2048], hostline[310], amz_date[17];
     const char *p, *query;
     size_t plen;
-    if (aws_url_parts(req->url, host, sizeof(host), &p, &plen, &query) != 0 || plen >= sizeof(path)) {
+    if (aws_sigv4_url_parts(req->url, host, sizeof(host), &p, &plen, &query) != 0 || plen >= sizeof(path)) {
         snprintf(err, errlen, "cannot sign: bad URL");
         return -1;
     }
@@ -132,10 +102,7 @@ int aws_signer_sign(aws_signer *s, const export_signing *req, struct curl_slist 
         lines[n++] = h->data;
     }
     lines[n] = NULL;
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
+    aws_sigv4_amz_date(time(NULL), amz_date);
     aws_sigv4_request r = {.method = req->method ? req->method : "POST", .path = path, .query = query, .headers = lines, .body = req->body,
                            .body_len = req->len};
     buf_clear(&s->lines);

@@ -449,3 +449,36 @@ out:
     buf_free(&st.scope);
     return rc;
 }
+
+void aws_sigv4_amz_date(time_t t, char out[17])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+int aws_sigv4_url_parts(const char *url, char *host, size_t hostcap, const char **path, size_t *pathlen,
+                        const char **query)
+{
+    const char *p = strstr(url, "://");
+    if (p == NULL)
+        return -1;
+    p += 3;
+    size_t alen = strcspn(p, "/?#");
+    if (alen == 0 || alen >= hostcap || memchr(p, '@', alen) != NULL)
+        return -1;
+    memcpy(host, p, alen);
+    host[alen] = '\0';
+    /* Drop a port that is the scheme's default: curl does not send it. */
+    size_t hl = alen;
+    if (strncmp(url, "https://", 8) == 0 && hl > 4 && strcmp(host + hl - 4, ":443") == 0)
+        host[hl - 4] = '\0';
+    else if (strncmp(url, "http://", 7) == 0 && hl > 3 && strcmp(host + hl - 3, ":80") == 0)
+        host[hl - 3] = '\0';
+    p += alen;
+    *path = *p == '/' ? p : "/";
+    *pathlen = *p == '/' ? strcspn(p, "?#") : 1;
+    const char *q = strchr(p, '?');
+    *query = q != NULL ? q + 1 : NULL;
+    return 0;
+}

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "buf.h"
 
@@ -45,5 +46,17 @@ typedef struct aws_sigv4_request {
 int aws_sigv4_sign(const aws_sigv4_request *r, const aws_credentials *c, const char *region,
                    const char *service, const char *amz_date, int add_content_sha256,
                    buf *out_headers, buf *canonical /* NULL ok */, buf *string_to_sign /* NULL ok */);
+
+/* t as X-Amz-Date wants it, "YYYYMMDDTHHMMSSZ" (UTC). */
+void aws_sigv4_amz_date(time_t t, char out[17]);
+
+/* Splits an absolute URL (scheme://authority/path?query#frag) into the
+ * Host header value curl sends (the authority as written, minus the
+ * scheme's default port), the path (pointer into url, *pathlen bytes, "/"
+ * when empty) and the query (pointer after '?', NULL when none; it runs
+ * to '#' or the end). -1 on a URL without "://", an empty or overlong
+ * authority, or userinfo. */
+int aws_sigv4_url_parts(const char *url, char *host, size_t hostcap, const char **path, size_t *pathlen,
+                        const char **query);
 
 #endif

@@ -70,6 +70,8 @@ struct backend {
     const backend_ops *ops;
     const char *name;  /* owned by the config */
     int needs_payload; /* export wants p->data (set by create) */
+    int payload_only;  /* export reads only p, req->signal and req->items:
+                        * req->msg may be NULL (set by create) */
     unsigned signals;  /* signals it can take, bits (1u << otlp_signal); 0: all.
                         * A pipeline routing others to it is a config error. */
 };

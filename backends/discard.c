@@ -12,7 +12,12 @@ static int discard_check(const backend_config *cfg, char *err, size_t errlen)
 
 static backend *discard_create(const backend_config *cfg, char *err, size_t errlen)
 {
-    return discard_check(cfg, err, errlen) == 0 ? calloc(1, sizeof(backend)) : NULL;
+    if (discard_check(cfg, err, errlen) != 0)
+        return NULL;
+    backend *b = calloc(1, sizeof(backend));
+    if (b != NULL)
+        b->payload_only = 1; /* it reads nothing at all */
+    return b;
 }
 
 static backend_status discard_export(backend *b, const otlp_request *req, const export_payload *p, char *err,

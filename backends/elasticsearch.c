@@ -1,9 +1,9 @@
 /* elasticsearch: the `elasticsearch` exporter type. Each batch becomes one
  * _bulk request of `create` actions into the otel-mode data streams
  * (es_doc.h renders it); the reply is read per item (es_bulk.h), so that only
- * the documents Elasticsearch asked for again (429, 502-504) are resent, and
- * documents it refused for good (mapping errors ...) are counted and logged
- * without holding up the rest.
+ * the documents Elasticsearch asked for again (429) are resent, and documents
+ * it refused for good (mapping errors, 409 conflicts ...) are counted and
+ * logged without holding up the rest.
  *
  * Per-item retries: the type keeps the table of the documents in the body
  * the next classify answers for (offsets and item weights); the exporter
@@ -26,10 +26,15 @@
 #include "exporter.h"
 
 #define ES_URL_MAX 2048
-/* Only what classify reads: keeps a reply for thousands of documents
- * within the exporter's 64 KiB response limit ({"create":{"status":201}}
- * per item). */
-#define ES_BULK_PATH "/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
+/* require_data_stream: every document goes to a data stream, so a cluster
+ * without the OpenTelemetry index templates refuses the documents (each
+ * item an error naming the missing template) rather than creating plain
+ * indices with guessed mappings (Elasticsearch 8.13 and later know the
+ * parameter). filter_path: only what classify reads, which keeps a reply
+ * for thousands of documents within the exporter's 64 KiB response limit
+ * ({"create":{"status":201}} per item). */
+#define ES_BULK_PATH \
+    "/_bulk?require_data_stream=true&filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
 
 typedef struct es_state {
     char url[ES_URL_MAX];
@@ -311,7 +316,9 @@ static export_outcome es_classify_items(es_state *s, const export_response *r, e
     }
     res->rejected += rejected;
     if (sum.reject > 0)
-        es_msg_add(res, "%zu of %zu documents refused, first: %s", sum.reject, n, sum.reason);
+        es_msg_add(res, "%zu of %zu documents refused (%zu of them 409 conflicts: a document with the same "
+                        "identity exists), first: %s",
+                   sum.reject, n, sum.conflicts, sum.reason);
     if (sum.retry == 0)
         return EXPORT_OK;
     es_msg_add(res, "%zu of %zu documents to send again: %s", sum.retry, n, sum.retry_reason);
@@ -346,8 +353,11 @@ static export_outcome es_classify(void *st, const export_batch *b, const export_
         return EXPORT_FAIL;
     }
     es_msg_add(res, "HTTP %ld%s%s", r->http_status, reason[0] ? ": " : "", reason);
-    /* the statuses an item is retried for (429, 502-504) retry the whole request */
-    return es_bulk_item_outcome(r->http_status) == ES_BULK_RETRY ? EXPORT_RETRY : EXPORT_FAIL;
+    /* Overload and gateway answers retry the whole request: nothing was
+     * written, or (behind a proxy) it may have been, which sending again
+     * at worst duplicates or turns into 409s. */
+    long code = r->http_status;
+    return code == 429 || code == 502 || code == 503 || code == 504 ? EXPORT_RETRY : EXPORT_FAIL;
 }
 
 static const char *const es_keys[] = {"api_key", "user", "password", "dataset", "namespace", NULL};

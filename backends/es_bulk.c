@@ -68,9 +68,9 @@ static es_bulk_read es_bulk_value(es_bulk_cursor *c, json_t **out)
 
 es_bulk_outcome es_bulk_item_outcome(long status)
 {
-    if ((status >= 200 && status < 300) || status == 409)
+    if (status >= 200 && status < 300)
         return ES_BULK_OK;
-    if (status == 429 || status == 502 || status == 503 || status == 504)
+    if (status == 429)
         return ES_BULK_RETRY;
     return ES_BULK_REJECT;
 }
@@ -99,6 +99,7 @@ static es_bulk_outcome es_bulk_item(const json_t *item, es_bulk_summary *s)
     const json_t *st = json_object_get(op, "status");
     long status = json_is_integer(st) ? (long)json_integer_value(st) : -1;
     es_bulk_outcome o = status < 0 ? ES_BULK_REJECT : es_bulk_item_outcome(status);
+    s->conflicts += status == 409;
     char *reason = o == ES_BULK_REJECT ? s->reason : o == ES_BULK_RETRY ? s->retry_reason : NULL;
     if (reason != NULL && reason[0] == '\0') {
         char what[200];

@@ -6,9 +6,11 @@
  * a body cut short still yields the outcomes of the items before the cut;
  * the documents after it are reported as ES_BULK_RETRY (unknown: sending
  * them again is the at-least-once choice). Items correspond to documents by
- * position. Item statuses: 2xx and 409 (create found the document there: an
- * earlier, ambiguous attempt wrote it) are delivered; 429, 502, 503, 504
- * are retried; anything else is refused for good. */
+ * position. Item statuses, as Elastic's exporter reads them by default:
+ * 2xx is delivered; 429 is retried; anything else is refused for good,
+ * 409 included (a `create` whose document is there: in a time series data
+ * stream another document with the same dimensions and time, not this
+ * one, so never "delivered"); 409s are also counted apart. */
 #ifndef GW_ES_BULK_H
 #define GW_ES_BULK_H
 
@@ -22,6 +24,7 @@ typedef struct es_bulk_summary {
     size_t items;      /* items read */
     int truncated;     /* the body ended before the response did */
     size_t ok, retry, reject;
+    size_t conflicts;  /* of reject: items refused with 409 (version conflict) */
     char reason[256];  /* first refused item: "<status> <error.type>: <error.reason>" */
     char retry_reason[256]; /* first retried item, the same way */
 } es_bulk_summary;

@@ -22,8 +22,8 @@
 
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
-#include "hash.h"
 #include "es_json.h"
+#include "es_xxh64.h"
 #include "otlp_json.h"
 #include "trace_service.pb-c.h"
 
@@ -77,16 +77,39 @@ typedef struct es_doc_ctx {
     es_doc_keyref *keys; /* the keys of the list being planned, and their text */
     size_t keys_cap;
     buf keytext;
+    size_t *order, order_cap; /* a list's members in key order (es_doc_put_canonical) */
+    es_doc_keyref *geo;       /* geo coordinates of an attributes object, by prefix (es_doc_put_geo) */
+    size_t geo_cap;
+    /* Metrics: the origins and points of the request, their group keys,
+     * and the metrics, templates and names of the document being made. */
+    struct es_doc_origin *origins;
+    size_t n_origins, origins_cap;
+    struct es_doc_mpoint *pts;
+    size_t n_pts, pts_cap;
+    buf okeys, gkeys;
+    buf mvals, mtmpl;
+    es_doc_keyref *names; /* a group's metric names, sorted */
+    size_t names_cap;
+    uint8_t *dup;         /* per point of a group: a second point of its metric */
+    size_t dup_cap;
 } es_doc_ctx;
 
-/* Where an item comes from: the data stream names its scope or resource
- * give (else the settings'); its resource and scope text is in ctx.origin. */
+/* Where an item comes from: the index or data stream names its scope or
+ * resource give; its resource and scope text is in ctx.origin. */
 typedef struct es_doc_origin {
-    const char *dataset, *namespace;
+    const char *dataset, *namespace, *index; /* NULL: not named there */
+    const char *receiver;                    /* dataset from the scope name (not terminated), or NULL */
+    size_t receiver_len;
+    size_t text_off, text_len;               /* ,"resource":{...},"scope":{...} in ctx.origin */
+    size_t key_off, key_len;                 /* metrics: its part of a group key, in ctx.okeys */
 } es_doc_origin;
 
+/* Longest index name of a data stream: "metrics-<dataset>-<namespace>". */
+#define ES_DOC_INDEX_MAX (8 + 2 * (ES_DOC_NAME_MAX + 1))
+
 typedef struct es_doc_stream {
-    const char *type; /* traces | logs | metrics */
+    const char *type;  /* traces | logs | metrics */
+    const char *index; /* named outright by elasticsearch.index: no data stream */
     char dataset[ES_DOC_NAME_MAX + 1];
     char namespace[ES_DOC_NAME_MAX + 1];
     size_t dataset_len, namespace_len;
@@ -106,14 +129,39 @@ static void es_doc_drop(es_doc_ctx *c, const char *fmt, ...)
 
 /* ---- attribute values ---- */
 
-/* Every attribute key is checked: most fail at the first byte, before any call. */
-static int es_doc_is_routing_key(const char *k)
+/* Room for `need` elements of `size` bytes in *v (capacity *cap). */
+static int es_doc_grow(void **v, size_t *cap, size_t need, size_t size)
 {
-    static const char prefix[] = "data_stream.";
-    if (k[0] != prefix[0] || strncmp(k, prefix, sizeof(prefix) - 1) != 0)
+    if (need <= *cap)
         return 0;
-    k += sizeof(prefix) - 1;
-    return strcmp(k, "type") == 0 || strcmp(k, "dataset") == 0 || strcmp(k, "namespace") == 0;
+    size_t n = need > 2 * *cap ? need : 2 * *cap;
+    void *w = n <= SIZE_MAX / size ? realloc(*v, n * size) : NULL;
+    if (w == NULL)
+        return -1;
+    *v = w;
+    *cap = n;
+    return 0;
+}
+
+
+/* Attributes that steer the exporter rather than describe the data, left
+ * out of every attributes object as Elastic's exporter leaves them out: the
+ * data stream (the document's data_stream object says it), the index, and
+ * Elastic's mapping and ingest controls. Every attribute key is checked:
+ * most fail at the first byte, before any call. */
+static int es_doc_is_reserved_key(const char *k)
+{
+    static const char ds[] = "data_stream.", es[] = "elasticsearch.";
+    if (k[0] == 'd' && strncmp(k, ds, sizeof(ds) - 1) == 0) {
+        k += sizeof(ds) - 1;
+        return strcmp(k, "type") == 0 || strcmp(k, "dataset") == 0 || strcmp(k, "namespace") == 0;
+    }
+    if (k[0] == 'e' && strncmp(k, es, sizeof(es) - 1) == 0) {
+        k += sizeof(es) - 1;
+        return strcmp(k, "index") == 0 || strcmp(k, "mapping.hints") == 0 || strcmp(k, "mapping.mode") == 0 ||
+               strcmp(k, "document_id") == 0 || strcmp(k, "ingest_pipeline") == 0;
+    }
+    return 0;
 }
 
 /* Fills c->keys[0..m) with the written form of the keys kv[slot[j]]. */
@@ -186,8 +234,8 @@ static int es_doc_merge_repeats(es_doc_ctx *c, es_kv **kv, size_t *slot, size_t 
 }
 
 /* Pushes the members of an object of kv[0..n) onto c->plan and sets *count:
- * empty keys left out (Elasticsearch refuses them), and for an item's
- * attributes the routing keys too (the data_stream object says them). A
+ * empty keys left out (Elasticsearch refuses them), and for an attributes
+ * object the reserved keys too (es_doc_is_reserved_key). A
  * key given twice (as written, invalid UTF-8 fixed up) keeps the place of
  * its first occurrence and takes the value of the last, as setting the
  * members of a JSON object one by one does. */
@@ -207,7 +255,7 @@ static int es_doc_plan(es_doc_ctx *c, es_kv **kv, size_t n, int attributes, size
     }
     size_t *slot = st->v + st->n, m = 0;
     for (size_t i = 0; i < n; i++)
-        if (kv[i]->key[0] != '\0' && !(attributes && es_doc_is_routing_key(kv[i]->key)))
+        if (kv[i]->key[0] != '\0' && !(attributes && es_doc_is_reserved_key(kv[i]->key)))
             slot[m++] = i;
     if (m > 1 && es_doc_merge_repeats(c, kv, slot, m) != 0)
         return -1;
@@ -222,24 +270,98 @@ static int es_doc_plan(es_doc_ctx *c, es_kv **kv, size_t n, int attributes, size
 
 static int es_doc_put_value(es_doc_ctx *c, buf *b, const es_any *v, int stringify_maps);
 
-/* {members}: the `count` planned at c->plan.v[base]. event_name, when set,
- * is the value of "event.name", in its place or else last. */
-static int es_doc_put_members(es_doc_ctx *c, buf *b, es_kv **kv, size_t base, size_t count, int stringify_maps,
-                              const char *event_name)
+/* A coordinate Elastic merges into a geo point: a double attribute
+ * `geo.location.lat` / `geo.location.lon`, or `<prefix>.geo.location.lat`
+ * / `.lon`. Returns 'a' (latitude) or 'o' (longitude) and sets *prefix to
+ * the length of the key before "geo.location." (its dot included); else 0. */
+static int es_doc_geo_part(const es_kv *e, size_t *prefix)
 {
-    int named = 0;
+    static const char tail[] = "geo.location.l"; /* then "at" or "on" */
+    const size_t tail_len = sizeof(tail) - 1 + 2;
+    if (e->value == NULL || e->value->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE)
+        return 0;
+    const char *k = e->key;
+    size_t n = strlen(k);
+    if (n < tail_len || memcmp(k + n - tail_len, tail, sizeof(tail) - 1) != 0 ||
+        (n > tail_len && k[n - tail_len - 1] != '.'))
+        return 0;
+    *prefix = n - tail_len;
+    return strcmp(k + n - 2, "at") == 0 ? 'a' : strcmp(k + n - 2, "on") == 0 ? 'o' : 0;
+}
+
+/* `"key":value` as the next member of an object that has `*written` so far. */
+static int es_doc_put_member(es_doc_ctx *c, buf *b, size_t *written, const char *key, const es_any *v,
+                             int stringify_maps)
+{
+    return ((*written)++ > 0 && es_json_char(b, ',') != 0) || es_json_put_cstr(b, key) != 0 ||
+                   es_json_char(b, ':') != 0 || es_doc_put_value(c, b, v, stringify_maps) != 0
+               ? -1
+               : 0;
+}
+
+/* The geo coordinates among the members, last: each latitude and longitude
+ * of one prefix as "<prefix>geo.location": [lon, lat] (a geo_point), a
+ * coordinate without its partner as it was. The coordinates are sorted by
+ * prefix (not compared pairwise: an attribute list may hold thousands);
+ * keys are unique after es_doc_plan, so a prefix has at most one of each. */
+static int es_doc_put_geo(es_doc_ctx *c, buf *b, es_kv **kv, size_t base, size_t count, size_t *written)
+{
+    size_t g = 0, pl;
+    for (size_t i = 0; i < count; i++) {
+        const es_kv *e = kv[c->plan.v[base + i]];
+        if (es_doc_geo_part(e, &pl) == 0)
+            continue;
+        if (es_doc_grow((void **)&c->geo, &c->geo_cap, g + 1, sizeof(*c->geo)) != 0)
+            return -1;
+        c->geo[g++] = (es_doc_keyref){.s = e->key, .len = pl, .pos = c->plan.v[base + i]};
+    }
+    qsort(c->geo, g, sizeof(*c->geo), es_doc_key_order);
+    for (size_t i = 0; i < g; i++) {
+        const es_kv *e = kv[c->geo[i].pos];
+        int part = es_doc_geo_part(e, &pl);
+        if (i + 1 < g && es_doc_same_key(&c->geo[i], &c->geo[i + 1])) { /* a latitude and a longitude */
+            const es_kv *mate = kv[c->geo[++i].pos];
+            const es_kv *lon = part == 'o' ? e : mate, *lat = part == 'o' ? mate : e;
+            if (((*written)++ > 0 && es_json_char(b, ',') != 0) || es_json_char(b, '"') != 0 ||
+                es_json_put_chars(b, e->key, pl) != 0 || es_json_lit(b, "geo.location\":[") != 0 ||
+                es_doc_put_value(c, b, lon->value, 0) != 0 || es_json_char(b, ',') != 0 ||
+                es_doc_put_value(c, b, lat->value, 0) != 0 || es_json_char(b, ']') != 0)
+                return -1;
+        } else if (es_doc_put_member(c, b, written, e->key, e->value, 0) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* {members}: the `count` planned at c->plan.v[base]. event_name, when set,
+ * is the value of "event.name", in its place or else last. With geo, the
+ * coordinates es_doc_geo_part names are merged into geo points, last (what
+ * Elastic's exporter does with an attributes object). */
+static int es_doc_put_members(es_doc_ctx *c, buf *b, es_kv **kv, size_t base, size_t count, int stringify_maps,
+                              const char *event_name, int geo)
+{
+    int named = 0, geo_parts = 0;
+    size_t written = 0, pl;
     if (es_json_char(b, '{') != 0)
         return -1;
     for (size_t i = 0; i < count; i++) {
         const es_kv *e = kv[c->plan.v[base + i]]; /* re-read: nested plans may move the stack */
+        if (geo && es_doc_geo_part(e, &pl) != 0) {
+            geo_parts = 1;
+            continue;
+        }
         int is_name = event_name != NULL && strcmp(e->key, "event.name") == 0;
         named |= is_name;
-        if ((i > 0 && es_json_char(b, ',') != 0) || es_json_put_cstr(b, e->key) != 0 || es_json_char(b, ':') != 0 ||
-            (is_name ? es_json_put_cstr(b, event_name) : es_doc_put_value(c, b, e->value, stringify_maps)) != 0)
+        if (is_name ? ((written++ > 0 && es_json_char(b, ',') != 0) || es_json_lit(b, "\"event.name\":") != 0 ||
+                       es_json_put_cstr(b, event_name) != 0)
+                    : es_doc_put_member(c, b, &written, e->key, e->value, stringify_maps) != 0)
             return -1;
     }
+    if (geo_parts && es_doc_put_geo(c, b, kv, base, count, &written) != 0)
+        return -1;
     if (event_name != NULL && !named &&
-        ((count > 0 && es_json_char(b, ',') != 0) || es_json_lit(b, "\"event.name\":") != 0 ||
+        ((written > 0 && es_json_char(b, ',') != 0) || es_json_lit(b, "\"event.name\":") != 0 ||
          es_json_put_cstr(b, event_name) != 0))
         return -1;
     return es_json_char(b, '}');
@@ -251,7 +373,7 @@ static int es_doc_put_map(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__Com
     es_kv **kv = l != NULL ? l->values : NULL;
     size_t base = c->plan.n, count;
     int rc = es_doc_plan(c, kv, l != NULL ? l->n_values : 0, 0, &count) != 0 ||
-             es_doc_put_members(c, b, kv, base, count, 0, NULL) != 0;
+             es_doc_put_members(c, b, kv, base, count, 0, NULL, 0) != 0;
     c->plan.n = base;
     return rc ? -1 : 0;
 }
@@ -286,7 +408,7 @@ static int es_doc_put_value(es_doc_ctx *c, buf *b, const es_any *v, int stringif
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: return es_json_put_int(b, v->int_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
         return isfinite(v->double_value) ? es_json_put_real(b, v->double_value) : es_json_lit(b, "null");
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE: return es_json_put_base64(b, v->bytes_value);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE: return es_json_put_hex(b, v->bytes_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
         return es_doc_put_array(c, b, v->array_value, stringify_maps);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
@@ -295,27 +417,28 @@ static int es_doc_put_value(es_doc_ctx *c, buf *b, const es_any *v, int stringif
     }
 }
 
-/* "attributes": {key: value}, flat, when there are any (or an event name).
- * The routing attributes are left out: the document's data_stream object
- * says them. event_name: see es_doc_put_members. */
+/* "attributes": {key: value}, flat, when there are any (or an event name),
+ * the reserved keys left out and geo coordinates merged. event_name: see
+ * es_doc_put_members. */
 static int es_doc_put_attributes(es_doc_ctx *c, buf *b, size_t open, es_kv **kv, size_t n, int stringify_maps,
                                  const char *event_name)
 {
     size_t base = c->plan.n, count;
     if (es_doc_plan(c, kv, n, 1, &count) != 0)
         return -1;
-    int rc = (count > 0 || event_name != NULL) &&
+    /* Present when the list is not empty, even if every key was left out
+     * (as Elastic's exporter writes it). */
+    int rc = (n > 0 || event_name != NULL) &&
              (es_json_key(b, open, "attributes") != 0 ||
-              es_doc_put_members(c, b, kv, base, count, stringify_maps, event_name) != 0);
+              es_doc_put_members(c, b, kv, base, count, stringify_maps, event_name, 1) != 0);
     c->plan.n = base;
     return rc ? -1 : 0;
 }
 
 /* ---- data streams ---- */
 
-size_t es_doc_sanitize(const char *in, size_t max, char *out)
+size_t es_doc_sanitize(const char *in, size_t n, size_t max, int keep_dash, char *out)
 {
-    size_t n = strlen(in);
     if (n > max) {
         n = max;
         while (n > 0 && ((unsigned char)in[n] & 0xc0) == 0x80) /* not inside a character */
@@ -325,7 +448,9 @@ size_t es_doc_sanitize(const char *in, size_t max, char *out)
         char ch = in[i];
         if (ch >= 'A' && ch <= 'Z')
             ch = (char)(ch - 'A' + 'a');
-        else if (strchr("\\/*?\"<>| ,#:-", ch) != NULL)
+        else if (ch != '\0' && strchr("\\/*?\"<>| ,#:", ch) != NULL)
+            ch = '_';
+        else if (ch == '-' && !keep_dash)
             ch = '_';
         out[i] = ch;
     }
@@ -347,28 +472,74 @@ static const char *es_doc_lookup(es_kv **const *levels, const size_t *counts, si
     return NULL;
 }
 
-/* The data stream of an item: its own attributes (a and, for a span event,
- * its span's b), else what its origin says. */
-static void es_doc_route(const es_doc_origin *o, const char *type, es_kv **a, size_t an, es_kv **b, size_t bn,
-                         es_doc_stream *ds)
+/* Receiver-based routing: a scope name with `/receiver/<name>receiver` in
+ * it (the import paths the collector's receivers name their scopes with,
+ * e.g. .../receiver/hostmetricsreceiver/internal/scraper/cpuscraper) names
+ * the dataset <name>receiver. As Elastic's exporter matches it: the first
+ * "/receiver/" followed by word characters ([A-Za-z0-9_]) of which the
+ * longest run ending in "receiver" is the name. */
+static const char *es_doc_receiver(const char *scope_name, size_t *len)
 {
-    es_kv **const levels[] = {a, b};
-    const size_t counts[] = {an, bn};
-    const char *dataset = es_doc_lookup(levels, counts, 2, "data_stream.dataset");
-    const char *ns = es_doc_lookup(levels, counts, 2, "data_stream.namespace");
-    ds->type = type;
-    ds->dataset_len = es_doc_sanitize(dataset != NULL ? dataset : o->dataset,
-                                      ES_DOC_NAME_MAX - strlen(ES_DOC_DATASET_SUFFIX), ds->dataset);
-    memcpy(ds->dataset + ds->dataset_len, ES_DOC_DATASET_SUFFIX, sizeof(ES_DOC_DATASET_SUFFIX));
-    ds->dataset_len += strlen(ES_DOC_DATASET_SUFFIX);
-    ds->namespace_len = es_doc_sanitize(ns != NULL ? ns : o->namespace, ES_DOC_NAME_MAX, ds->namespace);
+    static const char mark[] = "/receiver/", tail[] = "receiver";
+    for (const char *p = scope_name; (p = strstr(p, mark)) != NULL; p++) {
+        const char *w = p + sizeof(mark) - 1;
+        size_t run = 0;
+        while ((w[run] >= 'a' && w[run] <= 'z') || (w[run] >= 'A' && w[run] <= 'Z') ||
+               (w[run] >= '0' && w[run] <= '9') || w[run] == '_')
+            run++;
+        for (size_t k = run; k >= sizeof(tail) - 1; k--)
+            if (memcmp(w + k - (sizeof(tail) - 1), tail, sizeof(tail) - 1) == 0) {
+                *len = k;
+                return w;
+            }
+    }
+    return NULL;
 }
 
-/* {"create":{"_index":..., "dynamic_templates":{"metrics.<metric>": template}}}
- * and a newline; the templates only for a metric. */
-static int es_doc_put_action(buf *b, const es_doc_stream *ds, const char *metric, const char *template)
+/* The index or data stream of an item, in Elastic's order: an
+ * elasticsearch.index attribute (the item's, else its origin's) names the
+ * index outright; else data_stream.dataset / .namespace of the item, else
+ * of its origin; else a receiver's scope name names the dataset; else the
+ * settings. */
+static void es_doc_route(const es_doc_ctx *c, const es_doc_origin *o, const char *type, es_kv **a, size_t an,
+                         es_doc_stream *ds)
 {
-    char index[8 + 2 * (ES_DOC_NAME_MAX + 1)], *w = index;
+    es_kv **const levels[] = {a};
+    const size_t counts[] = {an};
+    ds->type = type;
+    ds->index = es_doc_lookup(levels, counts, 1, "elasticsearch.index");
+    if (ds->index == NULL)
+        ds->index = o->index;
+    if (ds->index != NULL)
+        return;
+    const char *dataset = es_doc_lookup(levels, counts, 1, "data_stream.dataset");
+    const char *ns = es_doc_lookup(levels, counts, 1, "data_stream.namespace");
+    size_t dataset_len;
+    if (dataset == NULL)
+        dataset = o->dataset;
+    if (dataset == NULL && o->receiver != NULL) {
+        dataset = o->receiver; /* a part of the scope name: not terminated */
+        dataset_len = o->receiver_len;
+    } else {
+        if (dataset == NULL)
+            dataset = c->s->dataset != NULL ? c->s->dataset : ES_DOC_DEFAULT_DATASET;
+        dataset_len = strlen(dataset);
+    }
+    if (ns == NULL)
+        ns = o->namespace != NULL ? o->namespace
+             : c->s->namespace != NULL ? c->s->namespace
+                                       : ES_DOC_DEFAULT_NAMESPACE;
+    ds->dataset_len = es_doc_sanitize(dataset, dataset_len, ES_DOC_NAME_MAX - strlen(ES_DOC_DATASET_SUFFIX), 0,
+                                      ds->dataset);
+    memcpy(ds->dataset + ds->dataset_len, ES_DOC_DATASET_SUFFIX, sizeof(ES_DOC_DATASET_SUFFIX));
+    ds->dataset_len += strlen(ES_DOC_DATASET_SUFFIX);
+    ds->namespace_len = es_doc_sanitize(ns, strlen(ns), ES_DOC_NAME_MAX, 1, ds->namespace);
+}
+
+/* The index name of ds into out (ES_DOC_INDEX_MAX bytes); its length. */
+static size_t es_doc_index_name(const es_doc_stream *ds, char *out)
+{
+    char *w = out;
     size_t type_len = strlen(ds->type);
     memcpy(w, ds->type, type_len);
     w += type_len;
@@ -378,23 +549,40 @@ static int es_doc_put_action(buf *b, const es_doc_stream *ds, const char *metric
     *w++ = '-';
     memcpy(w, ds->namespace, ds->namespace_len);
     w += ds->namespace_len;
-    if (es_json_lit(b, "{\"create\":{\"_index\":") != 0 || es_json_put_str(b, index, (size_t)(w - index)) != 0)
+    return (size_t)(w - out);
+}
+
+/* {"create":{"_index":..., "dynamic_templates":{...}}} and a newline;
+ * templates (the members, "metrics.<name>":"<template>", ...) for a metric
+ * document, else NULL. */
+static int es_doc_put_action(buf *b, const es_doc_stream *ds, const buf *templates)
+{
+    char index[ES_DOC_INDEX_MAX];
+    if (es_json_lit(b, "{\"create\":{\"_index\":") != 0 ||
+        (ds->index != NULL ? es_json_put_cstr(b, ds->index)
+                           : es_json_put_str(b, index, es_doc_index_name(ds, index))) != 0)
         return -1;
-    if (metric != NULL &&
-        (es_json_lit(b, ",\"dynamic_templates\":{\"metrics.") != 0 ||
-         es_json_put_chars(b, metric, strlen(metric)) != 0 || es_json_lit(b, "\":") != 0 ||
-         es_json_put_cstr(b, template) != 0 || es_json_char(b, '}') != 0))
+    if (templates != NULL &&
+        (es_json_lit(b, ",\"dynamic_templates\":{") != 0 || es_json_bytes(b, templates->data, templates->len) != 0 ||
+         es_json_char(b, '}') != 0))
         return -1;
     return es_json_lit(b, "}}\n");
 }
 
 /* The start of a document, {"@timestamp":...,"data_stream":{...}, left
- * open; *open is where its members start. */
-static int es_doc_put_head(buf *b, const es_doc_stream *ds, uint64_t ts, size_t *open)
+ * open; *open is where its members start. The time as RFC 3339 with
+ * nanoseconds, or for a metric document as epoch milliseconds (a number:
+ * the metrics templates map @timestamp as a date in milliseconds). An
+ * index named outright has no data_stream object. */
+static int es_doc_put_head(buf *b, const es_doc_stream *ds, uint64_t ts, int millis, size_t *open)
 {
     *open = b->len + 1;
-    if (es_json_lit(b, "{\"@timestamp\":") || es_json_put_time(b, ts) ||
-        es_json_lit(b, ",\"data_stream\":{\"type\":") || es_json_put_cstr(b, ds->type) ||
+    if (es_json_lit(b, "{\"@timestamp\":") ||
+        (millis ? es_json_put_uint(b, ts / 1000000u) : es_json_put_time(b, ts)))
+        return -1;
+    if (ds->index != NULL)
+        return 0;
+    if (es_json_lit(b, ",\"data_stream\":{\"type\":") || es_json_put_cstr(b, ds->type) ||
         es_json_lit(b, ",\"dataset\":") || es_json_put_str(b, ds->dataset, ds->dataset_len) ||
         es_json_lit(b, ",\"namespace\":") || es_json_put_str(b, ds->namespace, ds->namespace_len) ||
         es_json_char(b, '}'))
@@ -449,26 +637,32 @@ static int es_doc_put_scope(es_doc_ctx *c, buf *b, const es_scope *s, const char
     return 0;
 }
 
-/* Sets up o and c->origin for the items of one scope of one resource. */
+/* Sets up o, and its text in c->origin, for the items of one scope of one
+ * resource. The text is added to what c->origin holds (metrics keep every
+ * origin of a request until their documents are written), unless fresh. */
 static void es_doc_origin_init(es_doc_ctx *c, es_doc_origin *o, const es_resource *r, const char *res_schema,
-                               const es_scope *s, const char *scope_schema, int stringify_maps)
+                               const es_scope *s, const char *scope_schema, int stringify_maps, int fresh)
 {
     es_kv **const levels[] = {s != NULL ? s->attributes : NULL, r != NULL ? r->attributes : NULL};
     const size_t counts[] = {s != NULL ? s->n_attributes : 0, r != NULL ? r->n_attributes : 0};
     o->dataset = es_doc_lookup(levels, counts, 2, "data_stream.dataset");
     o->namespace = es_doc_lookup(levels, counts, 2, "data_stream.namespace");
-    if (o->dataset == NULL)
-        o->dataset = c->s->dataset != NULL ? c->s->dataset : ES_DOC_DEFAULT_DATASET;
-    if (o->namespace == NULL)
-        o->namespace = c->s->namespace != NULL ? c->s->namespace : ES_DOC_DEFAULT_NAMESPACE;
+    o->index = es_doc_lookup(levels, counts, 2, "elasticsearch.index");
+    o->receiver = s != NULL ? es_doc_receiver(s->name, &o->receiver_len) : NULL;
     buf *b = &c->origin;
-    buf_clear(b);
+    if (fresh)
+        buf_clear(b);
+    o->text_off = b->len;
     if (es_json_lit(b, ",\"resource\":") != 0 || es_doc_put_resource(c, b, r, res_schema, stringify_maps) != 0 ||
         es_json_lit(b, ",\"scope\":") != 0 || es_doc_put_scope(c, b, s, scope_schema, stringify_maps) != 0)
         c->failed = 1;
+    o->text_len = b->len - o->text_off;
 }
 
-static int es_doc_put_origin(const es_doc_ctx *c, buf *b) { return es_json_bytes(b, c->origin.data, c->origin.len); }
+static int es_doc_put_origin(const es_doc_ctx *c, const es_doc_origin *o, buf *b)
+{
+    return es_json_bytes(b, c->origin.data + o->text_off, o->text_len);
+}
 
 /* ---- traces ---- */
 
@@ -518,13 +712,14 @@ static int es_doc_put_links(es_doc_ctx *c, buf *b, const Opentelemetry__Proto__T
     return es_json_char(b, ']');
 }
 
-static int es_doc_put_span(es_doc_ctx *c, const es_doc_stream *ds, const Opentelemetry__Proto__Trace__V1__Span *sp)
+static int es_doc_put_span(es_doc_ctx *c, const es_doc_origin *o, const es_doc_stream *ds,
+                           const Opentelemetry__Proto__Trace__V1__Span *sp)
 {
     buf *b = c->out;
     size_t open;
     uint64_t d = sp->end_time_unix_nano > sp->start_time_unix_nano ? sp->end_time_unix_nano - sp->start_time_unix_nano
                                                                      : 0;
-    if (es_doc_put_action(b, ds, NULL, NULL) || es_doc_put_head(b, ds, sp->start_time_unix_nano, &open) ||
+    if (es_doc_put_action(b, ds, NULL) || es_doc_put_head(b, ds, sp->start_time_unix_nano, 0, &open) ||
         es_json_put_id(b, open, "trace_id", sp->trace_id) ||
         es_json_put_id(b, open, "span_id", sp->span_id) ||
         es_json_put_text(b, open, "trace_state", sp->trace_state) ||
@@ -537,7 +732,7 @@ static int es_doc_put_span(es_doc_ctx *c, const es_doc_stream *ds, const Opentel
         es_json_put_count(b, open, "dropped_events_count", sp->dropped_events_count) ||
         es_json_key(b, open, "links") || es_doc_put_links(c, b, sp) ||
         es_json_put_count(b, open, "dropped_links_count", sp->dropped_links_count) ||
-        es_json_key(b, open, "status") || es_doc_put_status(b, sp->status) || es_doc_put_origin(c, b) ||
+        es_json_key(b, open, "status") || es_doc_put_status(b, sp->status) || es_doc_put_origin(c, o, b) ||
         es_json_lit(b, "}\n"))
         return -1;
     return 0;
@@ -545,19 +740,19 @@ static int es_doc_put_span(es_doc_ctx *c, const es_doc_stream *ds, const Opentel
 
 /* A span event as a log document. As Elastic does, its name is also the
  * attribute event.name. */
-static int es_doc_put_span_event(es_doc_ctx *c, const es_doc_stream *ds,
+static int es_doc_put_span_event(es_doc_ctx *c, const es_doc_origin *o, const es_doc_stream *ds,
                                  const Opentelemetry__Proto__Trace__V1__Span *sp,
                                  const Opentelemetry__Proto__Trace__V1__Span__Event *ev)
 {
     buf *b = c->out;
     size_t open;
-    if (es_doc_put_action(b, ds, NULL, NULL) || es_doc_put_head(b, ds, ev->time_unix_nano, &open) ||
+    if (es_doc_put_action(b, ds, NULL) || es_doc_put_head(b, ds, ev->time_unix_nano, 0, &open) ||
         es_json_put_id(b, open, "trace_id", sp->trace_id) ||
         es_json_put_id(b, open, "span_id", sp->span_id) ||
         es_json_put_count(b, open, "dropped_attributes_count", ev->dropped_attributes_count) ||
         es_json_put_text(b, open, "event_name", ev->name) ||
         es_doc_put_attributes(c, b, open, ev->attributes, ev->n_attributes, 0, ev->name[0] != '\0' ? ev->name : NULL) ||
-        es_doc_put_origin(c, b) || es_json_lit(b, "}\n"))
+        es_doc_put_origin(c, o, b) || es_json_lit(b, "}\n"))
         return -1;
     return 0;
 }
@@ -566,14 +761,16 @@ static void es_doc_span(es_doc_ctx *c, const es_doc_origin *o, const Opentelemet
 {
     es_doc_stream ds;
     es_doc_item(c);
-    es_doc_route(o, "traces", sp->attributes, sp->n_attributes, NULL, 0, &ds);
+    es_doc_route(c, o, "traces", sp->attributes, sp->n_attributes, &ds);
     size_t off = c->out->len;
-    es_doc_emit(c, off, es_doc_put_span(c, &ds, sp));
+    es_doc_emit(c, off, es_doc_put_span(c, o, &ds, sp));
     for (size_t i = 0; i < sp->n_events && !c->failed; i++) {
         const Opentelemetry__Proto__Trace__V1__Span__Event *ev = sp->events[i];
-        es_doc_route(o, "logs", ev->attributes, ev->n_attributes, sp->attributes, sp->n_attributes, &ds);
+        /* as Elastic routes it: the event's attributes, then the origin's (not
+         * the span's) */
+        es_doc_route(c, o, "logs", ev->attributes, ev->n_attributes, &ds);
         off = c->out->len;
-        es_doc_emit(c, off, es_doc_put_span_event(c, &ds, sp, ev));
+        es_doc_emit(c, off, es_doc_put_span_event(c, o, &ds, sp, ev));
     }
 }
 
@@ -584,7 +781,7 @@ static void es_doc_traces(es_doc_ctx *c, const Opentelemetry__Proto__Collector__
         for (size_t j = 0; j < rs->n_scope_spans && !c->failed; j++) {
             const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[j];
             es_doc_origin o;
-            es_doc_origin_init(c, &o, rs->resource, rs->schema_url, ss->scope, ss->schema_url, 0);
+            es_doc_origin_init(c, &o, rs->resource, rs->schema_url, ss->scope, ss->schema_url, 0, 1);
             for (size_t k = 0; k < ss->n_spans && !c->failed; k++)
                 es_doc_span(c, &o, ss->spans[k]);
         }
@@ -618,17 +815,19 @@ static int es_doc_body_is_objects(const es_any *body)
     return 1;
 }
 
-/* body.text for a string; body.structured for the rest, which must be an
- * object (or an array of objects), so anything else is wrapped as
- * {"value": ...}. */
+/* As Elastic's exporter writes a body: a map, or an array of maps, as
+ * body.structured; any other array as body.structured.value (the flattened
+ * field takes objects only); a scalar (string, number, bool, bytes as hex)
+ * as body.text, the value keeping its JSON type. */
 static int es_doc_put_body(es_doc_ctx *c, buf *b, size_t open, const es_any *body)
 {
     if (body == NULL || body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET)
         return 0;
     if (es_json_key(b, open, "body") != 0)
         return -1;
-    if (body->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE)
-        return es_json_lit(b, "{\"text\":") || es_json_put_cstr(b, body->string_value) || es_json_char(b, '}') ? -1 : 0;
+    if (body->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE &&
+        body->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE)
+        return es_json_lit(b, "{\"text\":") || es_doc_put_value(c, b, body, 0) || es_json_char(b, '}') ? -1 : 0;
     int wrap = !es_doc_body_is_objects(body);
     if (es_json_lit(b, wrap ? "{\"structured\":{\"value\":" : "{\"structured\":") ||
         es_doc_put_value(c, b, body, 0) || es_json_lit(b, wrap ? "}}" : "}"))
@@ -636,21 +835,23 @@ static int es_doc_put_body(es_doc_ctx *c, buf *b, size_t open, const es_any *bod
     return 0;
 }
 
-static int es_doc_put_log(es_doc_ctx *c, const es_doc_stream *ds, const Opentelemetry__Proto__Logs__V1__LogRecord *lr)
+static int es_doc_put_log(es_doc_ctx *c, const es_doc_origin *o, const es_doc_stream *ds,
+                          const Opentelemetry__Proto__Logs__V1__LogRecord *lr)
 {
     buf *b = c->out;
     size_t open;
     uint64_t observed = lr->observed_time_unix_nano;
-    if (es_doc_put_action(b, ds, NULL, NULL) ||
-        es_doc_put_head(b, ds, lr->time_unix_nano != 0 ? lr->time_unix_nano : observed, &open) ||
-        (observed != 0 && (es_json_key(b, open, "observed_timestamp") || es_json_put_time(b, observed))) ||
+    if (es_doc_put_action(b, ds, NULL) ||
+        es_doc_put_head(b, ds, lr->time_unix_nano != 0 ? lr->time_unix_nano : observed, 0, &open) ||
+        /* always, as Elastic writes it (1970-01-01 when the record has none) */
+        es_json_key(b, open, "observed_timestamp") || es_json_put_time(b, observed) ||
         es_json_put_text(b, open, "severity_text", lr->severity_text) ||
         es_json_put_count(b, open, "severity_number", lr->severity_number > 0 ? (uint64_t)lr->severity_number : 0) ||
         es_json_put_id(b, open, "trace_id", lr->trace_id) ||
         es_json_put_id(b, open, "span_id", lr->span_id) ||
         es_doc_put_attributes(c, b, open, lr->attributes, lr->n_attributes, 0, NULL) ||
         es_json_put_count(b, open, "dropped_attributes_count", lr->dropped_attributes_count) ||
-        es_json_put_text(b, open, "event_name", es_doc_event_name(lr)) || es_doc_put_origin(c, b) ||
+        es_json_put_text(b, open, "event_name", es_doc_event_name(lr)) || es_doc_put_origin(c, o, b) ||
         es_doc_put_body(c, b, open, lr->body) || es_json_lit(b, "}\n"))
         return -1;
     return 0;
@@ -663,14 +864,14 @@ static void es_doc_logs(es_doc_ctx *c, const Opentelemetry__Proto__Collector__Lo
         for (size_t j = 0; j < rl->n_scope_logs && !c->failed; j++) {
             const Opentelemetry__Proto__Logs__V1__ScopeLogs *sl = rl->scope_logs[j];
             es_doc_origin o;
-            es_doc_origin_init(c, &o, rl->resource, rl->schema_url, sl->scope, sl->schema_url, 0);
+            es_doc_origin_init(c, &o, rl->resource, rl->schema_url, sl->scope, sl->schema_url, 0, 1);
             for (size_t k = 0; k < sl->n_log_records && !c->failed; k++) {
                 const Opentelemetry__Proto__Logs__V1__LogRecord *lr = sl->log_records[k];
                 es_doc_stream ds;
                 es_doc_item(c);
-                es_doc_route(&o, "logs", lr->attributes, lr->n_attributes, NULL, 0, &ds);
+                es_doc_route(c, &o, "logs", lr->attributes, lr->n_attributes, &ds);
                 size_t off = c->out->len;
-                es_doc_emit(c, off, es_doc_put_log(c, &ds, lr));
+                es_doc_emit(c, off, es_doc_put_log(c, &o, &ds, lr));
             }
         }
     }
@@ -828,30 +1029,262 @@ static int es_doc_exp_histogram(es_doc_ctx *c, es_doc_point *p,
     return es_doc_hist_finish(&h, p, "exponential histogram buckets do not convert to finite increasing values");
 }
 
-/* Summaries as Elastic maps them: sum and count (quantiles are not kept). */
-static int es_doc_summary(es_doc_ctx *c, es_doc_point *p, const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *dp)
+/* {"sum": sum, "value_count": count}: Elastic's `summary` template (an
+ * aggregate_metric_double). */
+static int es_doc_aggregate(es_doc_ctx *c, es_doc_point *p, double sum, uint64_t count, const char *why)
 {
-    *p = ES_DOC_POINT(dp);
     p->template = "summary";
-    if (!isfinite(dp->sum)) {
-        p->why = "summary sum is not a finite number";
+    if (!isfinite(sum)) {
+        p->why = why;
         return 0;
     }
     buf_clear(&c->value);
-    if (es_json_lit(&c->value, "{\"sum\":") || es_json_put_real(&c->value, dp->sum) ||
-        es_json_lit(&c->value, ",\"value_count\":") || es_json_put_uint(&c->value, dp->count) ||
+    if (es_json_lit(&c->value, "{\"sum\":") || es_json_put_real(&c->value, sum) ||
+        es_json_lit(&c->value, ",\"value_count\":") || es_json_put_uint(&c->value, count) ||
         es_json_char(&c->value, '}'))
         return -1;
     return 0;
 }
 
-/* Each document holds one metric; metric data streams are time series whose
- * identity is the dimensions plus _metric_names_hash, so two metrics with the
- * same dimensions and timestamp stay two documents instead of colliding.
- * Any stable hash of the names does; this is 64-bit FNV-1a, in hex. */
-static int es_doc_put_names_hash(buf *b, const char *name)
+/* Summaries as Elastic maps them: sum and count (quantiles are not kept). */
+static int es_doc_summary(es_doc_ctx *c, es_doc_point *p, const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *dp)
 {
-    uint64_t h = hash_fnv1a(name, strlen(name), HASH_FNV1A_INIT);
+    *p = ES_DOC_POINT(dp);
+    return es_doc_aggregate(c, p, dp->sum, dp->count, "summary sum is not a finite number");
+}
+
+/* Elastic's mapping hints, the strings of a point's
+ * elasticsearch.mapping.hints array: `_doc_count` (the document's
+ * _doc_count is the point's count) and `aggregate_metric_double` (a
+ * histogram kept as sum and count only). */
+#define ES_DOC_HINT_DOC_COUNT 1u
+#define ES_DOC_HINT_AGGREGATE 2u
+
+static unsigned es_doc_hints(es_kv **kv, size_t n)
+{
+    unsigned hints = 0;
+    for (size_t i = 0; i < n; i++) {
+        const es_any *v = kv[i]->value;
+        if (strcmp(kv[i]->key, "elasticsearch.mapping.hints") != 0 || v == NULL ||
+            v->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE || v->array_value == NULL)
+            continue;
+        for (size_t j = 0; j < v->array_value->n_values; j++) {
+            const es_any *h = v->array_value->values[j];
+            if (h == NULL || h->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE)
+                continue;
+            hints |= strcmp(h->string_value, "_doc_count") == 0 ? ES_DOC_HINT_DOC_COUNT
+                     : strcmp(h->string_value, "aggregate_metric_double") == 0 ? ES_DOC_HINT_AGGREGATE
+                                                                                : 0;
+        }
+        break; /* the first such attribute */
+    }
+    return hints;
+}
+
+/* One data point waiting for the document of its group. */
+typedef struct es_doc_mpoint {
+    const Opentelemetry__Proto__Metrics__V1__Metric *m;
+    const void *dp; /* a data point of m's kind */
+    es_kv **attrs;
+    size_t n_attrs;
+    uint64_t time, start;
+    size_t origin;           /* in ctx.origins */
+    size_t key_off, key_len; /* its group key in ctx.gkeys */
+} es_doc_mpoint;
+
+/* The value of a point into ctx.value and its template, or p->why; *doc_count
+ * what _doc_count would say of it. */
+static int es_doc_point_value(es_doc_ctx *c, const es_doc_mpoint *mp, unsigned hints, es_doc_point *p,
+                              uint64_t *doc_count)
+{
+    const Opentelemetry__Proto__Metrics__V1__Metric *m = mp->m;
+    *doc_count = 1;
+    switch (m->data_case) {
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: {
+        /* Elastic's counter templates: monotonic cumulative sums only. */
+        int counter = m->sum->is_monotonic &&
+                      m->sum->aggregation_temporality ==
+                          OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
+        return es_doc_number(c, p, mp->dp, counter);
+    }
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM: {
+        const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *dp = mp->dp;
+        *doc_count = dp->count;
+        if (!(hints & ES_DOC_HINT_AGGREGATE))
+            return es_doc_histogram(c, p, dp);
+        *p = ES_DOC_POINT(dp);
+        return es_doc_aggregate(c, p, dp->_sum_case ? dp->sum : 0, dp->count, "histogram sum is not a finite number");
+    }
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM: {
+        const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *dp = mp->dp;
+        *doc_count = dp->count;
+        if (!(hints & ES_DOC_HINT_AGGREGATE))
+            return es_doc_exp_histogram(c, p, dp);
+        *p = ES_DOC_POINT(dp);
+        return es_doc_aggregate(c, p, dp->_sum_case ? dp->sum : 0, dp->count,
+                                "exponential histogram sum is not a finite number");
+    }
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY: {
+        const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *dp = mp->dp;
+        *doc_count = dp->count;
+        return es_doc_summary(c, p, dp);
+    }
+    default: return es_doc_number(c, p, mp->dp, 0); /* a gauge */
+    }
+}
+
+/* The identity of an attribute list, as Elastic's grouping hashes it: the
+ * members es_doc_plan keeps, sorted by key, each as key, NUL, its value's
+ * JSON (maps as text), RS. */
+static int es_doc_put_canonical(es_doc_ctx *c, buf *b, es_kv **kv, size_t n)
+{
+    size_t base = c->plan.n, count;
+    int rc = es_doc_plan(c, kv, n, 1, &count);
+    if (rc == 0 && count > 1) { /* sort the planned slots by key */
+        size_t *slot = c->plan.v + base;
+        rc = es_doc_keys(c, kv, slot, count) != 0 ||
+             es_doc_grow((void **)&c->order, &c->order_cap, count, sizeof(*c->order)) != 0;
+        if (rc == 0) {
+            qsort(c->keys, count, sizeof(*c->keys), es_doc_key_order);
+            for (size_t j = 0; j < count; j++)
+                c->order[j] = slot[c->keys[j].pos];
+            memcpy(slot, c->order, count * sizeof(*slot));
+        }
+    }
+    for (size_t j = 0; rc == 0 && j < count; j++) {
+        const es_kv *e = kv[c->plan.v[base + j]]; /* re-read: nested plans may move the stack */
+        rc = es_json_put_chars(b, e->key, strlen(e->key)) || es_json_char(b, '\0') ||
+             es_doc_put_value(c, b, e->value, 1) || es_json_char(b, '\x1e');
+    }
+    c->plan.n = base;
+    return rc ? -1 : 0;
+}
+
+static int es_doc_put_u64(buf *b, uint64_t v)
+{
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
+    return es_json_bytes(b, le, sizeof(le));
+}
+
+/* Queues the points of one scope of one resource (the origin just set up). */
+static void es_doc_collect(es_doc_ctx *c, const Opentelemetry__Proto__Metrics__V1__Metric *m)
+{
+    size_t n;
+    void *const *dps;
+    switch (m->data_case) {
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+        n = m->gauge->n_data_points, dps = (void *const *)m->gauge->data_points;
+        break;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
+        n = m->sum->n_data_points, dps = (void *const *)m->sum->data_points;
+        break;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+        n = m->histogram->n_data_points, dps = (void *const *)m->histogram->data_points;
+        break;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        n = m->exponential_histogram->n_data_points, dps = (void *const *)m->exponential_histogram->data_points;
+        break;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+        n = m->summary->n_data_points, dps = (void *const *)m->summary->data_points;
+        break;
+    default: return; /* no data: otlp_validate keeps no such metric */
+    }
+    if (es_doc_grow((void **)&c->pts, &c->pts_cap, c->n_pts + n, sizeof(*c->pts)) != 0) {
+        c->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        es_doc_mpoint *p = &c->pts[c->n_pts++];
+        *p = (es_doc_mpoint){.m = m, .dp = dps[i], .origin = c->n_origins - 1};
+        switch (m->data_case) { /* the fields every kind of point has, by name */
+#define ES_DOC_COLLECT(CASE, TYPE) \
+    case CASE: { \
+        const TYPE *dp = dps[i]; \
+        p->attrs = dp->attributes, p->n_attrs = dp->n_attributes; \
+        p->time = dp->time_unix_nano, p->start = dp->start_time_unix_nano; \
+        break; \
+    }
+            ES_DOC_COLLECT(OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM,
+                           Opentelemetry__Proto__Metrics__V1__HistogramDataPoint)
+            ES_DOC_COLLECT(OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM,
+                           Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint)
+            ES_DOC_COLLECT(OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY,
+                           Opentelemetry__Proto__Metrics__V1__SummaryDataPoint)
+            ES_DOC_COLLECT(OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM,
+                           Opentelemetry__Proto__Metrics__V1__NumberDataPoint)
+            ES_DOC_COLLECT(OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE,
+                           Opentelemetry__Proto__Metrics__V1__NumberDataPoint)
+#undef ES_DOC_COLLECT
+        default: break;
+        }
+    }
+}
+
+/* The group key of a point: what Elastic's exporter groups metric points
+ * into one document by. Its index (data stream), its resource's attributes,
+ * its scope's name and attributes, its time and start time, its metric's
+ * unit and its own attributes (the reserved ones left out everywhere). */
+static int es_doc_group_key(es_doc_ctx *c, es_doc_mpoint *p)
+{
+    const es_doc_origin *o = &c->origins[p->origin];
+    es_doc_stream ds;
+    es_doc_route(c, o, "metrics", p->attrs, p->n_attrs, &ds);
+    char index[ES_DOC_INDEX_MAX];
+    buf *b = &c->gkeys;
+    p->key_off = b->len;
+    int rc = (ds.index != NULL ? es_json_bytes(b, ds.index, strlen(ds.index))
+                               : es_json_bytes(b, index, es_doc_index_name(&ds, index))) ||
+             es_json_char(b, '\0') || es_json_bytes(b, c->okeys.data + o->key_off, o->key_len) ||
+             es_doc_put_u64(b, p->time) || es_doc_put_u64(b, p->start) ||
+             es_json_bytes(b, p->m->unit, strlen(p->m->unit)) || es_json_char(b, '\0') ||
+             es_doc_put_canonical(c, b, p->attrs, p->n_attrs);
+    p->key_len = b->len - p->key_off;
+    return rc ? -1 : 0;
+}
+
+/* Byte order of the names (what Elastic sorts them by), then place. */
+static int es_doc_name_order(const void *pa, const void *pb)
+{
+    const es_doc_keyref *a = pa, *b = pb;
+    int d = strcmp(a->s, b->s);
+    if (d != 0)
+        return d;
+    return a->pos < b->pos ? -1 : 1;
+}
+
+/* The metric names of the group g[0..n) sorted into c->names (each name
+ * once, at its first point), and c->dup[k] set for every later point of a
+ * name: found by sorting, not pairwise, as a group may hold thousands. */
+static int es_doc_group_names(es_doc_ctx *c, const es_doc_keyref *g, size_t n)
+{
+    if (es_doc_grow((void **)&c->names, &c->names_cap, n, sizeof(*c->names)) != 0 ||
+        es_doc_grow((void **)&c->dup, &c->dup_cap, n, sizeof(*c->dup)) != 0)
+        return -1;
+    for (size_t k = 0; k < n; k++)
+        c->names[k] = (es_doc_keyref){.s = c->pts[g[k].pos].m->name, .pos = k};
+    qsort(c->names, n, sizeof(*c->names), es_doc_name_order);
+    memset(c->dup, 0, n);
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(c->names[k].s, c->names[k - 1].s) == 0)
+            c->dup[c->names[k].pos] = 1;
+    return 0;
+}
+
+/* `_metric_names_hash` as Elastic writes it: XXH64 of the document's metric
+ * names (c->names, sorted by es_doc_group_names), each once, concatenated,
+ * in lower-case hex without leading zeros. It keeps documents of the same
+ * dimensions but different sets of metrics apart in the time series data
+ * stream. A name whose point was left out is in it, as Elastic has it. */
+static int es_doc_put_names_hash(es_doc_ctx *c, buf *b, size_t n)
+{
+    buf_clear(&c->text);
+    for (size_t i = 0; i < n; i++)
+        if ((i == 0 || strcmp(c->names[i].s, c->names[i - 1].s) != 0) &&
+            es_json_bytes(&c->text, c->names[i].s, strlen(c->names[i].s)) != 0)
+            return -1;
+    uint64_t h = es_xxh64(c->text.data, c->text.len);
     char tmp[20];
     char *s = tmp + sizeof(tmp);
     *--s = '"';
@@ -863,77 +1296,79 @@ static int es_doc_put_names_hash(buf *b, const char *name)
     return es_json_bytes(b, s, (size_t)(tmp + sizeof(tmp) - s));
 }
 
-static int es_doc_put_point(es_doc_ctx *c, const es_doc_stream *ds,
-                            const Opentelemetry__Proto__Metrics__V1__Metric *m, const es_doc_point *p)
+/* The document of the group g[0..n): the points of one key, in their order.
+ * Each metric is a member of `metrics` with its template in the action; a
+ * point that cannot be represented, or a second point of a metric already
+ * there, is left out and counted. A group left without a metric writes no
+ * document. */
+static void es_doc_group(es_doc_ctx *c, const es_doc_keyref *g, size_t n)
 {
-    buf *b = c->out;
-    size_t open;
-    if (es_doc_put_action(b, ds, m->name, p->template) || es_doc_put_head(b, ds, p->time, &open) ||
-        (p->start != 0 && (es_json_key(b, open, "start_timestamp") || es_json_put_time(b, p->start))) ||
-        es_json_put_text(b, open, "unit", m->unit) ||
-        es_doc_put_attributes(c, b, open, p->attrs, p->n_attrs, 1, NULL) || es_doc_put_origin(c, b) ||
-        es_json_key(b, open, "metrics") || es_json_char(b, '{') || es_json_put_cstr(b, m->name) ||
-        es_json_char(b, ':') || es_json_bytes(b, c->value.data, c->value.len) || es_json_char(b, '}') ||
-        es_json_key(b, open, "_metric_names_hash") || es_doc_put_names_hash(b, m->name) ||
-        es_json_lit(b, "}\n"))
-        return -1;
-    return 0;
-}
-
-/* The document of one data point whose value was made with result rc, or
- * the point counted as left out. */
-static void es_doc_metric_point(es_doc_ctx *c, const es_doc_origin *o,
-                                const Opentelemetry__Proto__Metrics__V1__Metric *m, const es_doc_point *p, int rc)
-{
-    es_doc_item(c);
-    if (rc != 0) {
+    const es_doc_mpoint *p0 = &c->pts[g[0].pos];
+    buf_clear(&c->mvals);
+    buf_clear(&c->mtmpl);
+    uint64_t doc_count = 0;
+    uint32_t weight = 0;
+    if (es_doc_group_names(c, g, n) != 0) {
         c->failed = 1;
         return;
     }
-    if (p->why != NULL) {
-        es_doc_drop(c, "metric \"%s\": %s", m->name, p->why);
+    for (size_t k = 0; k < n && !c->failed; k++) {
+        const es_doc_mpoint *mp = &c->pts[g[k].pos];
+        const char *name = mp->m->name;
+        if (c->dup[k]) {
+            es_doc_drop(c, "metric \"%s\": a second point with the same dimensions and time", name);
+            continue;
+        }
+        unsigned hints = es_doc_hints(mp->attrs, mp->n_attrs);
+        es_doc_point pt;
+        uint64_t count;
+        if (es_doc_point_value(c, mp, hints, &pt, &count) != 0) {
+            c->failed = 1;
+            return;
+        }
+        if (hints & ES_DOC_HINT_DOC_COUNT)
+            doc_count = count;
+        if (pt.why != NULL) {
+            es_doc_drop(c, "metric \"%s\": %s", name, pt.why);
+            continue;
+        }
+        size_t nl = strlen(name);
+        if ((weight > 0 && (es_json_char(&c->mvals, ',') || es_json_char(&c->mtmpl, ','))) ||
+            es_json_put_str(&c->mvals, name, nl) || es_json_char(&c->mvals, ':') ||
+            es_json_bytes(&c->mvals, c->value.data, c->value.len) || es_json_lit(&c->mtmpl, "\"metrics.") ||
+            es_json_put_chars(&c->mtmpl, name, nl) || es_json_lit(&c->mtmpl, "\":") ||
+            es_json_put_cstr(&c->mtmpl, pt.template)) {
+            c->failed = 1;
+            return;
+        }
+        weight++;
+    }
+    if (weight == 0 || c->failed)
         return;
-    }
+    const es_doc_origin *o = &c->origins[p0->origin];
     es_doc_stream ds;
-    es_doc_route(o, "metrics", p->attrs, p->n_attrs, NULL, 0, &ds);
-    size_t off = c->out->len;
-    es_doc_emit(c, off, es_doc_put_point(c, &ds, m, p));
+    es_doc_route(c, o, "metrics", p0->attrs, p0->n_attrs, &ds);
+    buf *b = c->out;
+    size_t off = b->len, open;
+    int rc = es_doc_put_action(b, &ds, &c->mtmpl) || es_doc_put_head(b, &ds, p0->time, 1, &open) ||
+             (p0->start != 0 && (es_json_key(b, open, "start_timestamp") || es_json_put_uint(b, p0->start / 1000000u))) ||
+             es_json_put_text(b, open, "unit", p0->m->unit) ||
+             /* metric dimensions are keywords: map-valued attributes as JSON text */
+             es_doc_put_attributes(c, b, open, p0->attrs, p0->n_attrs, 1, NULL) || es_doc_put_origin(c, o, b) ||
+             es_json_key(b, open, "metrics") || es_json_char(b, '{') ||
+             es_json_bytes(b, c->mvals.data, c->mvals.len) || es_json_char(b, '}') ||
+             es_json_put_count(b, open, "_doc_count", doc_count) || es_json_key(b, open, "_metric_names_hash") ||
+             es_doc_put_names_hash(c, b, n) || es_json_lit(b, "}\n");
+    c->next_items = weight;
+    c->next_first = 1;
+    es_doc_emit(c, off, rc);
 }
 
-static void es_doc_metric(es_doc_ctx *c, const es_doc_origin *o, const Opentelemetry__Proto__Metrics__V1__Metric *m)
-{
-    es_doc_point p;
-    switch (m->data_case) {
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-        for (size_t i = 0; i < m->gauge->n_data_points && !c->failed; i++)
-            es_doc_metric_point(c, o, m, &p, es_doc_number(c, &p, m->gauge->data_points[i], 0));
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: {
-        /* Elastic's counter templates: monotonic cumulative sums only. */
-        int cumulative =
-            m->sum->aggregation_temporality ==
-            OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
-        int counter = m->sum->is_monotonic && cumulative;
-        for (size_t i = 0; i < m->sum->n_data_points && !c->failed; i++)
-            es_doc_metric_point(c, o, m, &p, es_doc_number(c, &p, m->sum->data_points[i], counter));
-        break;
-    }
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-        for (size_t i = 0; i < m->histogram->n_data_points && !c->failed; i++)
-            es_doc_metric_point(c, o, m, &p, es_doc_histogram(c, &p, m->histogram->data_points[i]));
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-        for (size_t i = 0; i < m->exponential_histogram->n_data_points && !c->failed; i++)
-            es_doc_metric_point(c, o, m, &p, es_doc_exp_histogram(c, &p, m->exponential_histogram->data_points[i]));
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-        for (size_t i = 0; i < m->summary->n_data_points && !c->failed; i++)
-            es_doc_metric_point(c, o, m, &p, es_doc_summary(c, &p, m->summary->data_points[i]));
-        break;
-    default: break; /* no data: otlp_validate keeps no such metric */
-    }
-}
-
+/* Metrics are grouped as Elastic's exporter groups them: every point of the
+ * request is queued with its group key (es_doc_group_key), then each group
+ * becomes one document, in the order of its first point. One document per
+ * point would multiply storage and, in the time series data streams,
+ * collide points of different metrics with the same dimensions. */
 static void es_doc_metrics(es_doc_ctx *c,
                            const Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *r)
 {
@@ -941,13 +1376,63 @@ static void es_doc_metrics(es_doc_ctx *c,
         const Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = r->resource_metrics[i];
         for (size_t j = 0; j < rm->n_scope_metrics && !c->failed; j++) {
             const Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = rm->scope_metrics[j];
-            es_doc_origin o;
+            if (es_doc_grow((void **)&c->origins, &c->origins_cap, c->n_origins + 1, sizeof(*c->origins)) != 0) {
+                c->failed = 1;
+                break;
+            }
+            es_doc_origin *o = &c->origins[c->n_origins++];
             /* Metric dimensions are keywords: map-valued attributes as JSON text. */
-            es_doc_origin_init(c, &o, rm->resource, rm->schema_url, sm->scope, sm->schema_url, 1);
+            es_doc_origin_init(c, o, rm->resource, rm->schema_url, sm->scope, sm->schema_url, 1, 0);
+            const es_resource *res = rm->resource;
+            const es_scope *sc = sm->scope;
+            o->key_off = c->okeys.len;
+            if (es_doc_put_canonical(c, &c->okeys, res != NULL ? res->attributes : NULL,
+                                     res != NULL ? res->n_attributes : 0) ||
+                es_json_char(&c->okeys, '\x1d') ||
+                es_json_put_chars(&c->okeys, sc != NULL ? sc->name : "", sc != NULL ? strlen(sc->name) : 0) ||
+                es_json_char(&c->okeys, '\0') ||
+                es_doc_put_canonical(c, &c->okeys, sc != NULL ? sc->attributes : NULL, sc != NULL ? sc->n_attributes : 0))
+                c->failed = 1;
+            o->key_len = c->okeys.len - o->key_off;
             for (size_t k = 0; k < sm->n_metrics && !c->failed; k++)
-                es_doc_metric(c, &o, sm->metrics[k]);
+                es_doc_collect(c, sm->metrics[k]);
         }
     }
+    size_t n = c->n_pts;
+    if (c->failed || n == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (es_doc_group_key(c, &c->pts[i]) != 0) {
+            c->failed = 1;
+            return;
+        }
+    es_doc_keyref *g = malloc(n * sizeof(*g)); /* the points' group keys, sorted: groups side by side */
+    size_t *run = malloc(n * sizeof(*run)); /* point -> the start of its group in g */
+    if (g == NULL || run == NULL) {
+        free(g);
+        free(run);
+        c->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) /* gkeys no longer moves */
+        g[i] = (es_doc_keyref){.s = c->gkeys.data + c->pts[i].key_off, .len = c->pts[i].key_len, .pos = i};
+    qsort(g, n, sizeof(*g), es_doc_key_order);
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && es_doc_same_key(&g[a], &g[b]); b++)
+            ;
+        for (size_t k = a; k < b; k++)
+            run[g[k].pos] = a;
+    }
+    for (size_t i = 0; i < n && !c->failed; i++) {
+        size_t a = run[i], b = a + 1;
+        if (g[a].pos != i) /* not the group's first point */
+            continue;
+        while (b < n && run[g[b].pos] == a)
+            b++;
+        es_doc_group(c, g + a, b - a);
+    }
+    free(g);
+    free(run);
 }
 
 /* ---- entry points ---- */
@@ -959,8 +1444,18 @@ static void es_doc_scratch_free(es_doc_ctx *c)
     buf_free(&c->values);
     buf_free(&c->text);
     buf_free(&c->keytext);
+    buf_free(&c->gkeys);
+    buf_free(&c->okeys);
+    buf_free(&c->mvals);
+    buf_free(&c->mtmpl);
     free(c->plan.v);
     free(c->keys);
+    free(c->order);
+    free(c->geo);
+    free(c->origins);
+    free(c->pts);
+    free(c->names);
+    free(c->dup);
 }
 
 int es_doc_render(const es_doc_settings *s, otlp_signal sig, const ProtobufCMessage *msg, buf *out, es_doc_table *t,

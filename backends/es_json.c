@@ -1,6 +1,7 @@
 /* es_json: see es_json.h. */
 #include "es_json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "codec.h"
@@ -145,9 +146,16 @@ int es_json_put_time(buf *b, uint64_t ns)
     return es_json_bytes(b, s, sizeof(s) - 1);
 }
 
-int es_json_put_base64(buf *b, ProtobufCBinaryData d)
+int es_json_put_hex(buf *b, ProtobufCBinaryData d)
 {
-    return es_json_char(b, '"') || otlp_json_put_base64(b, d.data, d.len) || es_json_char(b, '"') ? -1 : 0;
+    if (d.len > (SIZE_MAX - 2) / 2 || es_json_room(b, 2 * d.len + 2) != 0)
+        return -1;
+    char *w = b->data + b->len;
+    *w++ = '"';
+    w = codec_hex_encode(d.data, d.len, w);
+    *w++ = '"';
+    b->len = (size_t)(w - b->data);
+    return 0;
 }
 
 int es_json_key(buf *b, size_t open, const char *key)
@@ -188,13 +196,6 @@ int es_json_put_id(buf *b, size_t open, const char *key, ProtobufCBinaryData id)
         nonzero |= id.data[i];
     if (nonzero == 0)
         return 0;
-    if (es_json_key(b, open, key) != 0 || es_json_room(b, 2 * n + 2) != 0)
-        return -1;
-    char *w = b->data + b->len;
-    *w++ = '"';
-    w = codec_hex_encode(id.data, n, w);
-    *w++ = '"';
-    b->len = (size_t)(w - b->data);
-    return 0;
+    return es_json_key(b, open, key) || es_json_put_hex(b, (ProtobufCBinaryData){n, id.data}) ? -1 : 0;
 }
 

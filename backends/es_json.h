@@ -71,8 +71,8 @@ int es_json_put_real(buf *b, double d);
  * lock on every call. The year has four digits: 2^64 ns after 1970 is in
  * 2554. */
 int es_json_put_time(buf *b, uint64_t ns);
-/* Quoted standard base64 (bytes attribute values). */
-int es_json_put_base64(buf *b, ProtobufCBinaryData d);
+/* Quoted lower-case hex (bytes values, as Elastic's exporter writes them). */
+int es_json_put_hex(buf *b, ProtobufCBinaryData d);
 
 /* Starts member `key` (plain ASCII) of the object whose '{' ends at offset
  * `open`: a comma first unless it is the object's first member. */

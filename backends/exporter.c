@@ -1161,6 +1161,7 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
     e->base.ops = &e->ops;
     e->base.name = cfg->name;
     e->base.needs_payload = 1;
+    e->base.payload_only = 1; /* it queues the bytes; conversions decode them when sending */
     e->base.signals = type->signals;
     e->type = type;
     e->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)e ^ 0x9e3779b97f4a7c15ull;

@@ -1,11 +1,15 @@
 /* sampler_bench: memory per buffered span and decision throughput of the
  * tail sampler.
  *
- *   sampler_bench [SPANS] [ottl]   (default 1000000)
+ *   sampler_bench [SPANS [SET]]  (default 1000000 spans, SET collector)
  *
- * With `ottl` the policy set also has an ottl_condition policy (an IsMatch
- * on a route plus a duration, and a resource attribute comparison) and an
- * RE2 string_attribute policy: what those cost per span in sampler_add.
+ * SET is the policy set: `collector` (errors, slow, 10%), `weights` (the
+ * same, writing SampleRate and th on kept spans), `dynamic` (Refinery's
+ * dynamic sampler keyed on service.name and http.route, goal 10: the trace's
+ * spans are decoded at the decision), `rules` (Refinery's rules sampler) or
+ * `ottl` (the collector set plus an ottl_condition policy, an IsMatch on a
+ * route plus a duration and a resource attribute comparison, and an RE2
+ * string_attribute policy: what those cost per span in sampler_add).
  *
  * Requests have a realistic shape: one resource (service.name and four more
  * attributes), one scope, 100 spans with ten attributes of mixed types,
@@ -47,12 +51,18 @@ static uint64_t rnd(void)
     return rng * 2685821657736338717ULL;
 }
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
+
+/* CPU time of this thread: what the decisions cost on a shared machine,
+ * where wall time also counts the time other processes had the CPU. */
+static double cpu_s(void) { return clock_s(CLOCK_THREAD_CPUTIME_ID); }
 
 static long rss_kib(void)
 {
@@ -207,28 +217,51 @@ static int on_emit(void *data, const char *tenant, const uint8_t *req, size_t le
     return 0;
 }
 
-static const char yaml[] =
-    "listeners:\n  - name: a\n    grpc: 127.0.0.1:4317\n"
-    "backends:\n  x:\n    type: discard\n"
-    "    s: {decision_wait: 1h, max_bytes: 8GiB, max_traces: 10000000, sampled_cache: 1000000,\n"
-    "        not_sampled_cache: 1000000, policies: [{name: errors, type: status_code, status_codes: [ERROR]},\n"
-    "        {name: slow, type: latency, threshold_ms: 500}, {name: some, type: probabilistic,\n"
-    "        sampling_percentage: 10}%s]}\n";
-static const char ottl_policies[] =
-    ", {name: api, type: ottl_condition, span: ['IsMatch(attributes[\"http.route\"], \"^/api/orders/\") and "
-    "end_time_unix_nano - start_time_unix_nano > 300000000', 'resource.attributes[\"deployment.environment\"] == "
-    "\"staging\"']}, {name: pg, type: string_attribute, key: db.system, values: ['(?i)^postgres'], "
-    "enabled_regex_matching: true}";
+#define YAML_HEAD                                                                                               \
+    "listeners:\n  - name: a\n    grpc: 127.0.0.1:4317\n"                                                      \
+    "backends:\n  x:\n    type: discard\n"                                                                     \
+    "    s: {decision_wait: 1h, max_bytes: 8GiB, max_traces: 10000000, sampled_cache: 1000000,\n"             \
+    "        not_sampled_cache: 1000000, "
+#define COLLECTOR_LIST                                                                                          \
+    "policies: [{name: errors, type: status_code, status_codes: [ERROR]},\n"                                  \
+    "        {name: slow, type: latency, threshold_ms: 500}, {name: some, type: probabilistic,\n"             \
+    "        sampling_percentage: 10}"
+#define COLLECTOR_POLICIES COLLECTOR_LIST "]}\n"
+#define OTTL_POLICIES                                                                                           \
+    ", {name: api, type: ottl_condition, span: ['IsMatch(attributes[\"http.route\"], \"^/api/orders/\") and "   \
+    "end_time_unix_nano - start_time_unix_nano > 300000000', 'resource.attributes[\"deployment.environment\"] == " \
+    "\"staging\"']}, {name: pg, type: string_attribute, key: db.system, values: ['(?i)^postgres'], "            \
+    "enabled_regex_matching: true}]}\n"
+
+static const struct {
+    const char *name, *yaml;
+} sets[] = {
+    {"collector", YAML_HEAD COLLECTOR_POLICIES},
+    {"weights", YAML_HEAD "sample_rate_attribute: true, trace_state_threshold: true, " COLLECTOR_POLICIES},
+    {"dynamic", YAML_HEAD "policies: [{name: dyn, type: dynamic, sample_rate: 10, clear_frequency: 30s,\n"
+                "        field_list: [service.name, http.route]}]}\n"},
+    {"rules", YAML_HEAD "policies: [{name: r, type: rules, rules: [{name: errors, conditions: [{field: error,\n"
+              "        operator: '=', value: true}]}, {name: health, drop: true, conditions: [{field: http.route,\n"
+              "        operator: '=', value: /health}]}, {name: rest, sample_rate: 10}]}]}\n"},
+    {"ottl", YAML_HEAD COLLECTOR_LIST OTTL_POLICIES},
+};
 
 int main(int argc, char **argv)
 {
     size_t spans = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 1000000;
+    const char *set = argc > 2 ? argv[2] : "collector", *yaml = NULL;
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+        if (strcmp(sets[i].name, set) == 0)
+            yaml = sets[i].yaml;
+    if (yaml == NULL) {
+        fprintf(stderr, "sampler_bench: unknown policy set %s (use collector, weights, dynamic, rules or ottl)\n", set);
+        return 2;
+    }
     size_t nreq = (spans + PER_REQ - 1) / PER_REQ;
     nreq += nreq % 2;
-    char err[512], text[2048];
+    char err[512];
     config *cfg;
-    snprintf(text, sizeof(text), yaml, argc > 2 && strcmp(argv[2], "ottl") == 0 ? ottl_policies : "");
-    if (config_load_string("bench.yaml", text, strlen(text), &cfg, err, sizeof(err)) != 0) {
+    if (config_load_string("bench.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -285,14 +318,14 @@ int main(int argc, char **argv)
     long rss1 = rss_kib();
     sampler_stats st;
     sampler_get_stats(s, &st);
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     size_t decided = sampler_flush(s, 0, 2000000000ULL, on_emit, NULL);
-    double t_flush = now_s() - t0;
+    double t_flush = now_s() - t0, c_flush = cpu_s() - c0;
     sampler_stats st2;
     sampler_get_stats(s, &st2);
 
-    printf("sampler_bench: %zu spans in %zu requests (%zu traces of 10 spans), %zu shard\n", total_spans, nreq,
-           total_spans / 10, (size_t)1);
+    printf("sampler_bench: %zu spans in %zu requests (%zu traces of 10 spans), %zu shard, policy set %s\n",
+           total_spans, nreq, total_spans / 10, (size_t)1, set);
     printf("  wire size:              %.1f bytes/span as sent (request %.0f bytes/span incl. resource/scope)\n",
            (double)span_wire / (double)total_spans, (double)wire_total / (double)total_spans);
     printf("  sampler accounting:     %.1f bytes/span held (%.2fx the span's wire size); %llu spans, %.1f MiB\n",
@@ -308,6 +341,8 @@ int main(int argc, char **argv)
            "                          %zu sampled traces (%zu spans, %.1f MiB) and freeing everything\n",
            decided, t_flush, (double)decided / t_flush, (double)total_spans / t_flush, g_emits, g_emit_spans,
            (double)g_emit_bytes / 1048576.0);
+    printf("  decision CPU time:      %.3f s = %.0f decisions per CPU-second (%.1f us a trace)\n", c_flush,
+           (double)decided / c_flush, c_flush * 1e6 / (double)decided);
     printf("  after flush:            %llu bytes held, %llu sampled, %llu dropped\n",
            (unsigned long long)st2.bytes_held, (unsigned long long)st2.sampled, (unsigned long long)st2.dropped);
     sampler_free(s);

@@ -784,7 +784,7 @@ int config_check_keys(const config_node *map, const char *const *allowed, char *
             j++;
         if (allowed[j] != NULL)
             continue;
-        char list[256];
+        char list[512]; /* the sampler's flat policy-set keys need more than 256 */
         size_t len = 0;
         list[0] = '\0';
         for (j = 0; allowed[j] != NULL; j++)

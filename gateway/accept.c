@@ -130,12 +130,20 @@ static void warn_exhausted(const conn_gate *g, int err)
 
 /* ---- acceptor ------------------------------------------------------------- */
 
+/* The open-connections gauges of a gate and of its global gate ("all"). */
+static void gate_gauge_add(const conn_gate *g, int64_t d)
+{
+    metrics_gauge_add(g->gauge, d);
+    if (g->global != NULL)
+        metrics_gauge_add(g->global->gauge, d);
+}
+
 static void on_sock_close(void *data)
 {
     conn_slot *s = data;
     if (s->gate != NULL) {
         gate_release(s->gate);
-        metrics_gauge_add(s->gate->gauge, -1);
+        gate_gauge_add(s->gate, -1);
     }
     if (s->acceptor != NULL)
         h2o_linklist_unlink(&s->link);
@@ -186,7 +194,7 @@ static int adopt(conn_acceptor *a, int fd)
     sock->on_close.cb = on_sock_close;
     sock->on_close.data = s;
     if (a->gate != NULL)
-        metrics_gauge_add(a->gate->gauge, 1);
+        gate_gauge_add(a->gate, 1);
     a->on_conn(sock, a->data);
     return 0;
 }

@@ -492,6 +492,15 @@ static int grpc_on_begin_headers(nghttp2_session *session, const nghttp2_frame *
     s->timer.cb = grpc_stream_on_timeout;
     h2o_linklist_insert(&c->streams, &s->link);
     c->nstreams++;
+    /* A stream is open: the connection is not idle. The pump re-arms the
+     * idle timer from zero when the last stream is done; left running, it
+     * would close a busy connection whose requests each come and go within
+     * one read (a GOAWAY every idle_timeout, refusing a client's next
+     * stream). */
+    if (c->timer_kind == GRPC_TIMER_IDLE) {
+        h2o_timeout_unlink(&c->timer);
+        c->timer_kind = GRPC_TIMER_NONE;
+    }
     h2o_timeout_link(c->l->loop, &c->l->header_timeout, &s->timer);
     nghttp2_session_set_stream_user_data(session, s->id, s);
     return 0;

@@ -15,6 +15,7 @@
 #include "gzip.h"
 #include "log.h"
 #include "metrics.h"
+#include "otlp_wire.h"
 #include "pipeline.h"
 
 struct ingest_ctx {
@@ -140,42 +141,78 @@ static void fail(ingest_result *out, req_status st, const char *msg)
     snprintf(out->message, sizeof(out->message), "%s", msg);
 }
 
-/* Decompress and decode into the arena; on failure fills out and returns -1. */
-static int decode(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc, const uint8_t *body,
-                  size_t len, int gzipped, otlp_request *req, ingest_result *out)
+/* The body as plain bytes, inflated into the arena when it came gzipped;
+ * on failure fills out and returns -1. */
+static int plain_body(ingest_ctx *ctx, const ingest_limits *lim, const uint8_t *body, size_t len, int gzipped,
+                      const uint8_t **plain, size_t *plain_len, ingest_result *out)
 {
     if (len > lim->max_request_bytes) {
         fail(out, REQ_TOO_LARGE, "request body exceeds max_request_bytes");
         return -1;
     }
-    if (gzipped) {
-        uint8_t *plain;
-        size_t plain_len;
-        gzip_status gs = gzip_inflate(body, len, lim->max_request_bytes, ctx->arena, &plain, &plain_len);
-        if (gs == GZIP_ERR_TOO_LARGE) {
-            fail(out, REQ_TOO_LARGE, "decompressed request body exceeds max_request_bytes");
-            return -1;
-        }
-        /* Out of room in the capped decode arena is the request's size, not
-         * a passing shortage: a retry would fail the same way. */
-        if (gs == GZIP_ERR_NOMEM && arena_failed(ctx->arena)) {
-            fail(out, REQ_TOO_LARGE, "request too large when decoded");
-            return -1;
-        }
-        if (gs != GZIP_OK) {
-            fail(out, gs == GZIP_ERR_NOMEM ? REQ_UNAVAILABLE : REQ_INVALID, "invalid gzip body");
-            return -1;
-        }
-        body = plain;
-        len = plain_len;
+    *plain = body;
+    *plain_len = len;
+    if (!gzipped)
+        return 0;
+    uint8_t *inflated;
+    gzip_status gs = gzip_inflate(body, len, lim->max_request_bytes, ctx->arena, &inflated, plain_len);
+    if (gs == GZIP_ERR_TOO_LARGE) {
+        fail(out, REQ_TOO_LARGE, "decompressed request body exceeds max_request_bytes");
+        return -1;
     }
+    /* Out of room in the capped decode arena is the request's size, not
+     * a passing shortage: a retry would fail the same way. */
+    if (gs == GZIP_ERR_NOMEM && arena_failed(ctx->arena)) {
+        fail(out, REQ_TOO_LARGE, "request too large when decoded");
+        return -1;
+    }
+    if (gs != GZIP_OK) {
+        fail(out, gs == GZIP_ERR_NOMEM ? REQ_UNAVAILABLE : REQ_INVALID, "invalid gzip body");
+        return -1;
+    }
+    *plain = inflated;
+    return 0;
+}
+
+/* Decode plain bytes into the arena; on failure fills out and returns -1. */
+static int decode(ingest_ctx *ctx, otlp_signal sig, otlp_encoding enc, const uint8_t *data, size_t len,
+                  otlp_request *req, ingest_result *out)
+{
     char err[200];
-    if (otlp_decode(sig, enc, body, len, ctx->arena, req, err, sizeof(err)) != 0) {
+    if (otlp_decode(sig, enc, data, len, ctx->arena, req, err, sizeof(err)) != 0) {
         if (arena_failed(ctx->arena))
             fail(out, REQ_TOO_LARGE, "request too large when decoded");
         else
             fail(out, REQ_INVALID, err);
         return -1;
+    }
+    return 0;
+}
+
+/* The request as the pipeline will take it: validated, and decoded only
+ * when some pipeline needs more than its protobuf bytes. When the wire
+ * scan finds the bytes are exactly the valid request, they travel along
+ * (req->wire) so that nothing encodes them again. */
+static int read_request(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc,
+                        const char *tenant, const uint8_t *body, size_t len, int gzipped, otlp_request *req,
+                        ingest_result *out)
+{
+    const uint8_t *plain;
+    size_t plain_len, items = 0;
+    if (plain_body(ctx, lim, body, len, gzipped, &plain, &plain_len, out) != 0)
+        return -1;
+    pipeline_wire use = enc == OTLP_PROTOBUF ? pipeline_wire_use(ctx->pl, tenant, sig) : PIPELINE_WIRE_NONE;
+    int whole = use != PIPELINE_WIRE_NONE && otlp_wire_scan(sig, plain, plain_len, &items);
+    if (whole && use == PIPELINE_WIRE_ONLY) {
+        *req = (otlp_request){.signal = sig, .items = items};
+    } else {
+        if (decode(ctx, sig, enc, plain, plain_len, req, out) != 0)
+            return -1;
+        otlp_validate(req);
+    }
+    if (whole) {
+        req->wire = plain;
+        req->wire_len = plain_len;
     }
     return 0;
 }
@@ -231,8 +268,7 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
     req_origin o = *origin;
     int authenticated;
     const tenant *t = authenticate(ctx, &o, out, &authenticated);
-    if (authenticated && decode(ctx, lim, sig, enc, body, len, gzipped, &req, out) == 0) {
-        otlp_validate(&req);
+    if (authenticated && read_request(ctx, lim, sig, enc, o.tenant ? o.tenant : "", body, len, gzipped, &req, out) == 0) {
         req_status admit = auth_admit(t, sig, req.items, len, &out->retry_after_s);
         if (admit != REQ_OK) {
             fail(out, admit, admit == REQ_TOO_LARGE ? "request exceeds the tenant's max_request_bytes"
@@ -278,7 +314,10 @@ void ingest_forwarded(ingest_ctx *ctx, const ingest_limits *lim, const req_origi
     arena_set_limit(ctx->arena, lim->max_decoded_bytes);
     otlp_request req;
     memset(&req, 0, sizeof(req));
-    if (decode(ctx, lim, OTLP_TRACES, OTLP_PROTOBUF, body, len, gzipped, &req, out) == 0) {
+    const uint8_t *plain;
+    size_t plain_len;
+    if (plain_body(ctx, lim, body, len, gzipped, &plain, &plain_len, out) == 0 &&
+        decode(ctx, OTLP_TRACES, OTLP_PROTOBUF, plain, plain_len, &req, out) == 0) {
         otlp_validate(&req); /* the sampler relies on valid trace ids, whoever sent them */
         out->accepted = req.items;
         out->rejected = req.rejected;

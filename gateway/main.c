@@ -154,6 +154,18 @@ static int run(const char *path)
         return 1;
     log_set_level(cfg->log_level);
     accept_raise_fd_limit(); /* before anything opens descriptors */
+    /* Block the stop and reload signals before any thread starts (the
+     * pipeline's exporters start theirs), so that only wait_for_stop sees
+     * them: a thread that had them unblocked would take a SIGHUP or SIGTERM
+     * arriving while the main thread is busy, and its default action ends
+     * the process at once. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     char err[512];
     pipeline *pl = pipeline_new(&cfg->routing, server_worker_count(cfg), err, sizeof(err));
     auth *au = pl ? auth_new(&cfg->auth, err, sizeof(err)) : NULL;
@@ -166,15 +178,6 @@ static int run(const char *path)
         config_free(cfg);
         return 1;
     }
-    /* Block the stop signals before any thread starts so only sigwait sees them. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     admin_state admin = {.cfg = cfg, .pl = pl};
     server *srv = server_new(cfg, pl, au, &admin, err, sizeof(err));
     /* A shared key source starts polling before the listeners open; until its

@@ -42,6 +42,13 @@ typedef struct otlp_request {
     size_t items;    /* spans / data points / log records present after validation */
     size_t rejected; /* items otlp_validate removed */
     char reject_reason[160]; /* first reason for a rejection, "" when none */
+    /* The request's protobuf bytes when they are exactly this request
+     * (otlp_wire_scan passed them; not owned): a pipeline's share that is
+     * the whole request, unedited, forwards them instead of encoding
+     * again. NULL otherwise. msg is NULL when these bytes are all the
+     * pipelines need (pipeline_wire_use). */
+    const uint8_t *wire;
+    size_t wire_len;
 } otlp_request;
 
 /* Decode a request body. Return 0 on success; on failure -1 with a short,

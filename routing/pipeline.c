@@ -234,6 +234,9 @@ static int read_route(pipeline *pl, const routing_config *cfg, const pipeline_co
         r->backends[r->n_backends++] = pl->backends[k];
         r->needs_payload |= b->needs_payload;
     }
+    r->wire_only = r->n_rules == 0 && r->n_edits == 0 && r->smp == NULL;
+    for (size_t j = 0; j < r->n_backends; j++)
+        r->wire_only &= r->backends[j]->payload_only;
     if (r->smp != NULL)
         sampler_set_destinations(r->smp, (unsigned)r->n_backends);
     metric_family *f = metrics_family("otlp_gateway_pipeline_items_total", METRIC_COUNTER,
@@ -492,10 +495,15 @@ static int build_share(const route *r, unsigned ri, const otlp_request *req, con
         *dst.n = n;
         *dst.items = items;
         out->req.msg = view;
+        out->req.wire = NULL; /* no longer the request's own bytes */
         out->req.items = otlp_count_items(req->signal, view);
     }
     out->payload = (export_payload){.tenant = tenant};
-    if (r->needs_payload && r->smp == NULL) {
+    if (out->req.wire != NULL && out->req.msg == req->msg) {
+        /* The whole request, unedited: its own bytes are its encoding. */
+        out->payload.data = req->wire;
+        out->payload.len = req->wire_len;
+    } else if (r->needs_payload && r->smp == NULL) {
         size_t len = protobuf_c_message_get_packed_size(out->req.msg);
         uint8_t *data = arena_alloc(a, len ? len : 1);
         if (data == NULL)
@@ -712,16 +720,61 @@ static void owned_cancel_all(pipeline *pl, owned *own)
         pipeline_owned_cancel(pl, &own[ri]);
 }
 
-pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a,
-                                uint32_t *retry_after_s, char *err, size_t errlen)
+/* The routes a tenant's request of signal sig may enter. */
+static uint64_t candidate_routes(const pipeline *pl, const char *tenant, otlp_signal sig)
 {
     uint64_t candidates = pl->n_routes == PIPELINE_MAX ? ~0ull : (1ull << pl->n_routes) - 1;
     for (size_t i = 0; i < pl->n_tenants; i++)
         if (strcmp(pl->tenants[i].tenant, tenant) == 0)
             candidates = pl->tenants[i].mask;
     for (size_t ri = 0; ri < pl->n_routes; ri++)
-        if ((pl->routes[ri].signals & (1u << req->signal)) == 0)
+        if ((pl->routes[ri].signals & (1u << sig)) == 0)
             candidates &= ~(1ull << ri);
+    return candidates;
+}
+
+pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig)
+{
+    uint64_t candidates = candidate_routes(pl, tenant, sig);
+    int all = 1, some = 0;
+    for (size_t ri = 0; ri < pl->n_routes; ri++) {
+        if (((candidates >> ri) & 1) == 0)
+            continue;
+        all &= pl->routes[ri].wire_only;
+        some |= pl->routes[ri].needs_payload && pl->routes[ri].smp == NULL;
+    }
+    return all ? PIPELINE_WIRE_ONLY : some ? PIPELINE_WIRE_PAYLOAD : PIPELINE_WIRE_NONE;
+}
+
+static pipeline_status deliver(pipeline *pl, const otlp_request *req, uint64_t used, share *shares,
+                               const char *tenant, arena *a, uint32_t *retry_after_s, char *err, size_t errlen);
+
+/* A request without its decoded form (pipeline_wire_use said
+ * PIPELINE_WIRE_ONLY): every candidate route takes all of it, as bytes. */
+static pipeline_status submit_wire(pipeline *pl, const otlp_request *req, uint64_t candidates, const char *tenant,
+                                   arena *a, uint32_t *retry_after_s, char *err, size_t errlen)
+{
+    if (candidates == 0) {
+        metrics_add(pl->unrouted[req->signal], req->items);
+        return PIPELINE_OK;
+    }
+    share *shares = arena_calloc(a, pl->n_routes + 1, sizeof(share));
+    if (shares == NULL) {
+        snprintf(err, errlen, "request too large to route within the decode memory limit");
+        return PIPELINE_FAIL;
+    }
+    for (size_t ri = 0; ri < pl->n_routes; ri++)
+        if ((candidates >> ri) & 1)
+            shares[ri] = (share){.req = *req, .payload = {.data = req->wire, .len = req->wire_len, .tenant = tenant}};
+    return deliver(pl, req, candidates, shares, tenant, a, retry_after_s, err, errlen);
+}
+
+pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a,
+                                uint32_t *retry_after_s, char *err, size_t errlen)
+{
+    uint64_t candidates = candidate_routes(pl, tenant, req->signal);
+    if (req->msg == NULL)
+        return submit_wire(pl, req, candidates, tenant, a, retry_after_s, err, errlen);
 
     entry_list el = request_entries(req->signal, req->msg);
     uint64_t *entry_routes = arena_calloc(a, *el.n + 1, sizeof(uint64_t));
@@ -741,6 +794,19 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
     for (size_t ri = 0; ri < pl->n_routes; ri++)
         if (((used >> ri) & 1) && build_share(&pl->routes[ri], (unsigned)ri, req, entry_routes, tenant, a, &shares[ri]) != 0)
             goto nomem;
+    return deliver(pl, req, used, shares, tenant, a, retry_after_s, err, errlen);
+nomem:
+    /* The arena is capped by max_decoded_bytes; ingest sees arena_failed()
+     * and answers "too large" -- retrying the same request cannot help. */
+    snprintf(err, errlen, "request too large to route within the decode memory limit");
+    return PIPELINE_FAIL;
+}
+
+/* The shares of the routes in `used` into their samplers and backends, or
+ * nothing into any of them (PIPELINE_RETRY when one has no room). */
+static pipeline_status deliver(pipeline *pl, const otlp_request *req, uint64_t used, share *shares,
+                               const char *tenant, arena *a, uint32_t *retry_after_s, char *err, size_t errlen)
+{
     uint64_t sampled = 0;
     for (size_t ri = 0; ri < pl->n_routes; ri++)
         if (pl->routes[ri].smp != NULL)
@@ -816,8 +882,6 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
     }
     return worst;
 nomem:
-    /* The arena is capped by max_decoded_bytes; ingest sees arena_failed()
-     * and answers "too large" -- retrying the same request cannot help. */
     snprintf(err, errlen, "request too large to route within the decode memory limit");
     return PIPELINE_FAIL;
 }

@@ -67,11 +67,20 @@ int pipeline_check(const routing_config *cfg, char *err, size_t errlen);
 void pipeline_free(pipeline *pl);
 
 /* `tenant` is the authenticated tenant's id ("" when there are no tenants);
+ * req->msg may be NULL only as pipeline_wire_use allows;
  * `a` is the request's arena (views, edits and encodings are allocated there).
  * With PIPELINE_RETRY, *retry_after_s (>= 1) is when to try again: the wait
  * of the backend that had no room. */
 pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a,
                                 uint32_t *retry_after_s, char *err, size_t errlen);
+/* What a (tenant, signal) request's protobuf bytes are good for, so that
+ * ingest scans them (otlp_wire_scan) only when it pays:
+ * PIPELINE_WIRE_ONLY: every pipeline it enters takes it whole and unedited
+ * into backends that need only the bytes: submit it with req->msg NULL and
+ * req->wire set, without decoding. PIPELINE_WIRE_PAYLOAD: some pipeline
+ * would encode the request again; req->wire saves that when set. */
+typedef enum { PIPELINE_WIRE_NONE, PIPELINE_WIRE_PAYLOAD, PIPELINE_WIRE_ONLY } pipeline_wire;
+pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig);
 /* 1 when every backend reports ready. */
 int pipeline_ready(pipeline *pl);
 /* Decide the traces of sampler shard `worker` that are due at now_ns

@@ -41,6 +41,10 @@ typedef struct route {
     backend **backends; /* borrowed from pipeline.backends */
     size_t n_backends;
     int needs_payload;
+    /* Takes whole requests unedited into backends that read only the
+     * encoded payload: no match rules, no edits, no sampling, every
+     * backend payload_only (pipeline_wire_use). */
+    int wire_only;
     metric_series *items[OTLP_SIGNAL_COUNT];
     /* Tail sampling (`sampling: <set>`): the route's traces are buffered
      * here and reach the backends only when their trace is sampled. */

@@ -2,11 +2,12 @@
  *
  * Spans are held per trace until a decision: `decision_wait` after the
  * trace's first span, or earlier once its root span (no parent) has arrived
- * and the trace has been quiet for `quiet_after`. Policies are the
- * OpenTelemetry Collector's set; any `drop` verdict drops, else any `sample`
- * samples, else the trace is dropped. Memory is bounded in bytes: when full,
- * the oldest traces are decided early (counted as evictions), never silently
- * lost. Decided trace ids are remembered in sampled/not-sampled caches so
+ * and the trace has been quiet for `quiet_after` (or
+ * `decision_wait_after_root_received` after the root), or at once when it
+ * outgrows the per-trace cap. Policies are the OpenTelemetry Collector's
+ * set, with its decision rules (sampler_policy.h, sp_decide). Memory is
+ * bounded in bytes: when full, the oldest traces are decided early (counted
+ * as evictions), never silently lost. Decided trace ids are remembered in sampled/not-sampled caches so
  * late spans follow the decision.
  *
  * A sampler is a set of shards; a trace belongs to shard hash(trace_id) %
@@ -26,10 +27,14 @@
 
 typedef struct sampler sampler;
 
-/* Build from a `sampling:` policy-set node (see docs/configuration.md):
- *   { decision_wait: 10s, quiet_after: 2s, max_bytes: 256MiB, max_traces: 200000,
+/* Build from a `sampling:` policy-set node (see docs/configuration.md), flat:
+ *   { decision_wait: 30s, quiet_after: 2s, max_bytes: 256MiB, max_traces: 200000,
  *     sampled_cache: 100000, not_sampled_cache: 100000, record_policy: true,
  *     policies: [ {name, type, ...}, ... ] }
+ * or the Collector's processor block under `tail_sampling:` (our max_bytes,
+ * record_policy, max_trace_spans, quiet_after beside it):
+ *   { max_bytes: 256MiB, tail_sampling: {decision_wait: 30s, num_traces: 50000,
+ *     policies: [ {name, type, <type>: {...}}, ... ]} }
  * NULL with a located config error. */
 sampler *sampler_new(const config_node *n, size_t n_shards, char *err, size_t errlen);
 void sampler_free(sampler *s);
@@ -86,7 +91,9 @@ int sampler_hold(sampler *s, size_t shard, const char *tenant, const uint8_t *re
 
 /* 1 when `shard` is over its memory budget while sampled traces wait there
  * for destination room: new spans for it must be refused (the client gets
- * a retryable answer) rather than anything acknowledged being dropped. */
+ * a retryable answer) rather than anything acknowledged being dropped.
+ * With block_on_overflow, also whenever the shard is at max_traces or
+ * max_bytes (rather than deciding its oldest traces early). */
 int sampler_full(sampler *s, size_t shard);
 
 /* Decide everything now (shutdown) and offer every sampled trace once;
@@ -128,6 +135,7 @@ typedef struct sampler_stats {
     uint64_t decided_wait;        /* traces decided at decision_wait */
     uint64_t decided_quiet;       /* decided early: root seen and quiet_after elapsed */
     uint64_t decided_flush;       /* decided by sampler_flush */
+    uint64_t decided_oversize;    /* decided early: over max_trace_spans / max_trace_bytes (or dropped: maximum_trace_size_bytes) */
     uint64_t evicted_max_traces;  /* of evicted_early: for max_traces (the rest for max_bytes) */
     uint64_t spans_sampled, spans_dropped; /* buffered spans by decision (late spans not included) */
     uint64_t decision_latency_ns_sum, decision_latency_ns_max; /* first span to decision, over decided traces */

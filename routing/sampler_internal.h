@@ -1,6 +1,9 @@
-/* sampler_internal: the sampler's private types, shared by sampler.c (the
- * buffering and decisions) and sampler_metrics.c (stats and metrics). Not
- * for use outside routing/sampler*.c. */
+/* sampler_internal: the sampler's private types and the functions its files
+ * share. sampler.c (config, lifecycle), sampler_store.c (accounting, trace
+ * table, decision caches, interned resources/scopes), sampler_add.c (taking
+ * spans in), sampler_decide.c (deciding, encoding and emitting, holding) and
+ * sampler_metrics.c (stats and metrics). Not for use outside
+ * routing/sampler*.c. */
 #ifndef GW_SAMPLER_INTERNAL_H
 #define GW_SAMPLER_INTERNAL_H
 
@@ -12,6 +15,9 @@
 #include "metrics.h"
 #include "sampler.h"
 #include "sampler_policy.h"
+#include "sampler_refinery.h"
+#include "sampler_weight.h"
+#include "trace_service.pb-c.h"
 
 /* ---- interned resource / scope encodings ---- */
 
@@ -58,8 +64,12 @@ struct trace {
     size_t pending_len;
     uint32_t pending_n;
     size_t mem;             /* accounted bytes of trace + segments */
-    int in_quiet;
+    uint64_t qkey_ns;       /* order on the quiet list (sampler_add.c, quiet_update) */
+    uint8_t in_quiet;
+    uint8_t oversize;       /* over max_trace_spans / max_trace_bytes: decided at the end of sampler_add */
     int who;                /* deciding policy once sampled */
+    double rate;            /* sampled: the sample rate it was kept at (its weight) */
+    const char *composite_sub; /* sampled by a composite: its sub-policy that did (record_policy) */
     uint64_t done;          /* sampled: destinations that have it (sampler_emit_fn) */
     uint8_t *raw;           /* sampler_hold: the encoded request, instead of segs */
     size_t raw_len;
@@ -72,12 +82,13 @@ typedef struct dcache {
     uint64_t *keys; /* 0: empty */
     uint8_t *pol;   /* deciding policy + 1 (0: none) */
     uint8_t *hand;
+    float *rate; /* sample rate per entry, when spans carry weights (NULL: not kept) */
     size_t nsets;
 } dcache;
 
 typedef struct shard_stats {
     uint64_t sampled, dropped, evicted, evicted_traces, late_sampled, late_dropped, buffered, decided_wait,
-        decided_quiet, decided_flush, spans_sampled, spans_dropped, lat_sum, lat_max, lost_oom, released,
+        decided_quiet, decided_flush, decided_oversize, spans_sampled, spans_dropped, lat_sum, lat_max, lost_oom, released,
         spans_released, abandoned, spans_abandoned;
 } shard_stats;
 
@@ -94,6 +105,8 @@ typedef struct shard {
     size_t btab_size, n_blobs;
     tenant_name *tenants;
     dcache sampled, not_sampled;
+    trace **over;      /* during sampler_add: traces that went over the per-trace cap */
+    size_t n_over, over_cap;
     size_t bytes;      /* accounted memory held */
     uint64_t spans_held, wire_held;
     shard_stats st;
@@ -101,33 +114,155 @@ typedef struct shard {
     trace **span_trace;
     uint32_t *span_size;
     int16_t *span_late; /* 0: none; >0: late sampled, policy + 1 (1 = unknown); -1: late dropped */
+    double *span_rate;  /* late sampled: the trace's sample rate */
     size_t span_cap;
     uint8_t *pack;
     size_t pack_cap;
-    buf out, late_rs, late_ss;
+    buf out, late_rs, late_ss, kv; /* kv: a sampled trace's scope attributes */
     blob **groups;
     size_t *group_len;
     size_t group_cap;
 } shard;
 
+/* Why a trace was decided (sampler_decide.c; metric label reason=). */
+enum { R_WAIT, R_QUIET, R_EVICT, R_FLUSH, R_OVERSIZE, R_COUNT };
+
 struct sampler {
     uint64_t wait_ns, quiet_ns;
+    int quiet_root;               /* quiet_ns counts from the root's arrival, not the last span */
     size_t max_bytes, max_traces; /* per shard */
+    uint64_t max_trace_spans, max_trace_bytes; /* per trace, 0: none */
+    int oversize_drop;            /* a trace over them is dropped, not decided by the policies */
+    int block;                    /* block_on_overflow: full at max_traces too (sampler_full) */
     uint64_t dest_mask;           /* sampler_set_destinations */
     int record_policy;
     sp_set pol;
     pthread_mutex_t pol_lock;
     size_t n_shards;
     shard *shards;
-    /* "sampling.policy" KeyValue per top-level policy, framed as Span field 9 */
+    sw_opts weight; /* sample_rate_attribute, trace_state_threshold */
+    /* record_policy: "tailsampling.policy" KeyValue per top-level policy and
+     * "tailsampling.cached_decision", framed as InstrumentationScope field 3 */
     uint8_t **attr_enc;
     size_t *attr_len;
+    uint8_t *cached_kv;
+    size_t cached_len;
     struct {
         metric_series *in_flight, *bytes, *late_sampled, *late_dropped, *evicted, *latency, *held;
-        metric_series *traces[2][4]; /* [sampled][reason] */
+        metric_series *traces[2][R_COUNT]; /* [sampled][reason] */
     } m;
 };
 
-enum { R_WAIT, R_QUIET, R_EVICT, R_FLUSH };
+#define MALLOC_OVERHEAD 16 /* allowance per allocation for the allocator's header */
+#define CACHE_WAYS 8
+#define NO_QUIET UINT64_MAX
+#define POLICY_ATTR_KEY "tailsampling.policy" /* the Collector's names (record_policy) */
+#define CACHED_ATTR_KEY "tailsampling.cached_decision"
+#define COMPOSITE_ATTR_KEY "tailsampling.composite_policy"
+
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest export_req;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans resource_spans;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans scope_spans;
+typedef Opentelemetry__Proto__Trace__V1__Span span_t;
+
+/* ---- protobuf framing ---- */
+
+static inline size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* tag + length + payload of a length-delimited field */
+static inline size_t field_len(size_t payload) { return 1 + varint_len(payload) + payload; }
+
+static inline uint8_t *put_field_hdr(uint8_t *p, unsigned field, size_t payload)
+{
+    *p++ = (uint8_t)(field << 3 | 2);
+    return put_varint(p, payload);
+}
+
+static inline const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
+        uint8_t b = *p++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* ---- sampler_store.c: accounting, tables, caches, interning, lists ---- */
+
+void sm_held_add(sampler *s, shard *sh, size_t n);
+/* with_rate: also keep each trace's sample rate (4 bytes more per entry) */
+int sm_dcache_init(dcache *c, size_t entries, int with_rate);
+void sm_dcache_free(dcache *c);
+/* 0: absent; else the stored policy byte + 1, and the rate in *rate (1 when not kept) */
+int sm_dcache_get(const dcache *c, uint64_t key, double *rate);
+void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol, double rate);
+int sm_btab_grow(shard *sh);
+void sm_blob_put(sampler *s, shard *sh, blob *b);
+/* Grow *p (of *cap elements of elem bytes) to hold need; -1 without memory. */
+int sm_ensure(void **p, size_t *cap, size_t need, size_t elem);
+int sm_ensure_spans(shard *sh, size_t n);
+/* Pack a message into the shard's pack scratch; NULL on out-of-memory. */
+const uint8_t *sm_pack_msg(shard *sh, const ProtobufCMessage *m, size_t *len);
+int sm_tab_grow(shard *sh);
+trace *sm_tab_find(shard *sh, uint64_t key, const uint8_t *id, const tenant_name *tn);
+void sm_tab_remove(shard *sh, trace *t);
+void sm_list_unlink(trace *t);
+void sm_list_append(trace *head, trace *t);
+void sm_quiet_unlink(trace *t);
+void sm_quiet_append(shard *sh, trace *t);
+const tenant_name *sm_tenant_intern(shard *sh, const char *tenant);
+void sm_trace_free(sampler *s, shard *sh, trace *t);
+void sm_ready_append(shard *sh, trace *t);
+void sm_ready_remove(shard *sh, trace *prev, trace *t);
+/* Append a length-delimited field to b. */
+int sm_buf_field(buf *b, unsigned field, const void *p, size_t n);
+int sm_context_fields(shard *sh, buf *b, const ProtobufCMessage *m, const char *schema_url);
+blob *sm_context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent);
+
+/* ---- sampler_view.c: a trace decoded for the Refinery samplers ---- */
+
+typedef struct sm_view {
+    sr_trace tr;
+    sr_span *spans;
+    size_t n;
+    Opentelemetry__Proto__Resource__V1__Resource **res; /* decoded resources, by blob */
+    const blob **res_blob;
+    size_t n_res;
+} sm_view;
+
+/* t's id and span count in v->tr, and its spans decoded when `spans`;
+ * -1 without memory (v then holds nothing). */
+int sm_view_build(const trace *t, int spans, sm_view *v);
+void sm_view_free(sm_view *v);
+
+/* ---- sampler_decide.c ---- */
+
+/* Decide the oldest undecided traces while over the shard's budgets. */
+size_t sm_enforce_budget(sampler *s, shard *sh, uint64_t now_ns);
+/* Decide trace t now (reason R_*): dropped, or queued for emit. */
+void sm_decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason);
 
 #endif

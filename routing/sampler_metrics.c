@@ -24,6 +24,7 @@ void sampler_get_stats(sampler *s, sampler_stats *out)
         out->decided_wait += sh->st.decided_wait;
         out->decided_quiet += sh->st.decided_quiet;
         out->decided_flush += sh->st.decided_flush;
+        out->decided_oversize += sh->st.decided_oversize;
         out->evicted_max_traces += sh->st.evicted_traces;
         out->spans_sampled += sh->st.spans_sampled;
         out->spans_dropped += sh->st.spans_dropped;
@@ -61,7 +62,7 @@ const char *sampler_policy_stats(const sampler *s, size_t i, uint64_t *sampled, 
 void sampler_set_metrics(sampler *s, const char *pipeline)
 {
     static const double lat_bounds[] = {0.1, 0.5, 1, 2, 5, 10, 20, 30, 60};
-    static const char *const reasons[] = {"wait", "quiet", "evicted", "flush"};
+    static const char *const reasons[R_COUNT] = {"wait", "quiet", "evicted", "flush", "oversize"};
     metric_family *in_flight = metrics_family("otlp_gateway_sampler_traces_in_flight", METRIC_GAUGE,
                                               "Traces the tail sampler holds: awaiting a decision, or sampled and not yet handed to the backends");
     metric_family *bytes = metrics_family("otlp_gateway_sampler_bytes_held", METRIC_GAUGE,
@@ -92,7 +93,7 @@ void sampler_set_metrics(sampler *s, const char *pipeline)
     s->m.evicted = metrics_series(evicted, labels);
     s->m.latency = metrics_series(lat, labels);
     for (int k = 0; k < 2; k++) {
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < R_COUNT; r++) {
             char l[320];
             snprintf(l, sizeof(l), "%s,decision=\"%s\",reason=\"%s\"", labels, k ? "sampled" : "dropped",
                      reasons[r]);

@@ -60,12 +60,15 @@ static void test_bulk_parse(void **state)
 
     /* mixed outcomes, by position */
     assert_int_equal(parse(MIXED, 6, out, &sum, err, sizeof(err)), 0);
-    static const uint8_t want[] = {ES_BULK_OK, ES_BULK_RETRY, ES_BULK_REJECT, ES_BULK_OK, ES_BULK_RETRY,
+    /* a 409 is a conflict, never delivered; only 429 is sent again (Elastic's
+     * default retry_on_status), a 503 is refused like any other status */
+    static const uint8_t want[] = {ES_BULK_OK, ES_BULK_RETRY, ES_BULK_REJECT, ES_BULK_REJECT, ES_BULK_REJECT,
                                    ES_BULK_REJECT};
     assert_memory_equal(out, want, 6);
-    assert_int_equal(sum.ok, 2);
-    assert_int_equal(sum.retry, 2);
-    assert_int_equal(sum.reject, 2);
+    assert_int_equal(sum.ok, 1);
+    assert_int_equal(sum.retry, 1);
+    assert_int_equal(sum.reject, 4);
+    assert_int_equal(sum.conflicts, 1);
     assert_int_equal(sum.truncated, 0);
     assert_string_equal(sum.reason,
                         "400 mapper_parsing_exception: failed to parse field [attributes.n] of type [long]");
@@ -148,8 +151,9 @@ static void test_bulk_error_reason(void **state)
     es_bulk_error_reason((const uint8_t *)b, strlen(b), r, sizeof(r));
     assert_string_equal(r, "");
     assert_int_equal(es_bulk_item_outcome(201), ES_BULK_OK);
-    assert_int_equal(es_bulk_item_outcome(409), ES_BULK_OK);
-    assert_int_equal(es_bulk_item_outcome(504), ES_BULK_RETRY);
+    assert_int_equal(es_bulk_item_outcome(409), ES_BULK_REJECT);
+    assert_int_equal(es_bulk_item_outcome(429), ES_BULK_RETRY);
+    assert_int_equal(es_bulk_item_outcome(504), ES_BULK_REJECT);
     assert_int_equal(es_bulk_item_outcome(500), ES_BULK_REJECT);
 }
 
@@ -279,7 +283,8 @@ static void test_prepare_request(void **state)
     type_up(&f, ", api_key: \"a2V5OnNlY3JldA==\"");
     type_prepare(&f, OTLP_TRACES, &three_spans()->base, 3);
     static const char url[] =
-        "http://es:9200/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason";
+        "http://es:9200/_bulk?require_data_stream=true&filter_path=errors,items.*.status,items.*.error.type,"
+        "items.*.error.reason";
     assert_int_equal(f.h.url.len, strlen(url));
     assert_memory_equal(f.h.url.data, url, strlen(url));
     assert_true(has_header(f.h.headers, "Content-Type: application/x-ndjson"));
@@ -338,7 +343,19 @@ static void test_partial_retry(void **state)
     assert_int_equal(f.res.rejected, 0);
     assert_docs(&f.retry, &first, 2, 3);
     type_take_retry(&f);
-    assert_int_equal(type_classify(&f, 200, BULK(ITEM(409))), EXPORT_OK); /* already there: delivered */
+    /* a 409 on create: a conflict, counted and logged as refused, never as delivered */
+    assert_int_equal(type_classify(&f, 200, BULK(ITEM_ERR(409, "version_conflict_engine_exception",
+                                                          "[abc]: version conflict, document already exists"))),
+                     EXPORT_OK);
+    assert_int_equal(f.res.rejected, 1);
+    assert_int_equal(f.retry.len, 0);
+    assert_non_null(strstr(f.msg, "1 of 1 documents refused (1 of them 409 conflicts"));
+    assert_non_null(strstr(f.msg, "409 version_conflict_engine_exception"));
+
+    /* a 409 among created documents: the others are delivered */
+    type_prepare(&f, OTLP_TRACES, &three_spans()->base, 3);
+    assert_int_equal(type_classify(&f, 200, BULK(ITEM(201) "," ITEM(201) "," ITEM(201) "," ITEM(409))), EXPORT_OK);
+    assert_int_equal(f.res.rejected, 1);
 
     /* the event refused: its span is not whole, it counts as rejected */
     type_prepare(&f, OTLP_TRACES, &three_spans()->base, 3);

@@ -99,6 +99,12 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
     return PIPELINE_OK;
 }
 
+pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig)
+{
+    (void)pl, (void)tenant, (void)sig;
+    return PIPELINE_WIRE_NONE;
+}
+
 int pipeline_draining(pipeline *pl)
 {
     (void)pl;

@@ -50,6 +50,7 @@ static struct {
     pipeline_status submit_status;
     uint32_t submit_retry_after; /* with PIPELINE_RETRY: the pipeline's hint */
     size_t submit_alloc; /* bytes pipeline_submit takes from the request's arena */
+    pipeline_wire wire_use; /* what pipeline_wire_use answers */
     /* what the doubles saw */
     int auth_calls, admit_calls, submit_calls;
     char authorization[64];
@@ -61,6 +62,8 @@ static struct {
     size_t submit_items;
     char submit_tenant[32];
     char submit_json[4096]; /* the request pipeline_submit got, as OTLP/JSON */
+    int submit_decoded;     /* it had req->msg */
+    size_t submit_wire_len; /* its req->wire_len, 0 without wire bytes */
 } fake;
 
 static void fake_reset(void)
@@ -120,6 +123,13 @@ int pipeline_draining(pipeline *pl)
     return 0;
 }
 
+pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig)
+{
+    assert_ptr_equal(pl, FAKE_PIPELINE);
+    (void)tenant, (void)sig;
+    return fake.wire_use;
+}
+
 pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const char *tenant, arena *a,
                                 uint32_t *retry_after_s, char *err, size_t errlen)
 {
@@ -129,9 +139,23 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
     fake.submit_calls++;
     fake.submit_sig = req->signal;
     fake.submit_items = req->items;
+    fake.submit_decoded = req->msg != NULL;
+    fake.submit_wire_len = req->wire != NULL ? req->wire_len : 0;
     snprintf(fake.submit_tenant, sizeof(fake.submit_tenant), "%s", tenant);
+    /* Without a decoded form, the wire bytes are the request. */
+    const ProtobufCMessage *msg = req->msg;
+    arena *wa = arena_new(0);
+    if (msg == NULL) {
+        otlp_request w;
+        char derr[160];
+        assert_non_null(req->wire);
+        assert_int_equal(otlp_decode(req->signal, OTLP_PROTOBUF, req->wire, req->wire_len, wa, &w, derr, sizeof(derr)), 0);
+        assert_int_equal(w.items, req->items);
+        msg = w.msg;
+    }
     buf json = BUF_INIT;
-    assert_int_equal(otlp_encode_json(req->msg, &json), 0);
+    assert_int_equal(otlp_encode_json(msg, &json), 0);
+    arena_free(wa);
     snprintf(fake.submit_json, sizeof(fake.submit_json), "%.*s", (int)json.len, json.data);
     buf_free(&json);
     if (fake.submit_alloc)
@@ -795,6 +819,54 @@ static void test_signal_from_path(void **state)
             fail_msg("grpc path \"%s\": want %d", grpc[i].path, grpc[i].sig);
 }
 
+/* ---- tests: the wire path ------------------------------------------------------ */
+
+/* What the pipeline's answer to pipeline_wire_use does to each request:
+ * whole valid protobuf skips decoding only with PIPELINE_WIRE_ONLY and
+ * carries its bytes (inflated, when gzipped) with ONLY and PAYLOAD; JSON,
+ * a request with an invalid item, and NONE go the decoding way. */
+static void test_wire_path(void **state)
+{
+    static const struct {
+        pipeline_wire use;
+        otlp_encoding enc;
+        const char *json;
+        int gz;
+        int decoded, wire; /* expected at pipeline_submit */
+        size_t accepted, rejected;
+    } cases[] = {
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 1, 0, 1, 2, 0},
+        {PIPELINE_WIRE_PAYLOAD, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 1, 2, 0},
+        {PIPELINE_WIRE_NONE, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 0, 2, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_JSON, TRACES_JSON, 0, 1, 0, 2, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_PARTIAL_JSON, 0, 1, 0, 2, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fake_reset();
+        fake.wire_use = cases[i].use;
+        size_t len, plain_len;
+        uint8_t *plain = body_of(OTLP_TRACES, cases[i].enc, cases[i].json, &plain_len), *body = plain;
+        len = plain_len;
+        if (cases[i].gz)
+            body = gzipped(plain, plain_len, &len);
+        ingest_result res;
+        export_body(*state, &LIMITS, OTLP_TRACES, cases[i].enc, body, len, cases[i].gz, &res);
+        assert_int_equal(res.status, REQ_OK);
+        assert_int_equal(res.accepted, cases[i].accepted);
+        assert_int_equal(res.rejected, cases[i].rejected);
+        assert_int_equal(fake.submit_calls, 1);
+        assert_int_equal(fake.submit_items, cases[i].accepted);
+        assert_int_equal(fake.submit_decoded, cases[i].decoded);
+        assert_int_equal(fake.submit_wire_len, cases[i].wire ? plain_len : 0);
+        /* the spans themselves reached the pipeline, whichever way */
+        assert_non_null(strstr(fake.submit_json, cases[i].json == TRACES_JSON ? "\"name\":\"child\"" : "\"name\":\"good2\""));
+        if (body != plain)
+            free(body);
+        free(plain);
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -808,6 +880,7 @@ int main(void)
         T(test_gzip_over_decoded_cap),
         T(test_wire_body_over_limit),
         T(test_decoded_bytes_cap),
+        T(test_wire_path),
         T(test_partial_success),
         T(test_auth_refusals_pass_through),
         T(test_tenant_reaches_pipeline),

@@ -12,6 +12,7 @@
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
 #include "otlp.h"
+#include "otlp_wire.h"
 #include "status.pb-c.h"
 #include "test_util.h"
 #include "trace_service.pb-c.h"
@@ -53,6 +54,28 @@ static arena *must_decode_msg(otlp_signal sig, const ProtobufCMessage *m, otlp_r
     arena *a = must_decode(sig, data, len, req);
     free(data);
     return a;
+}
+
+/* otlp_wire_scan's contract: 1 only when decode and validate accept every
+ * item, with their count; returns what the scan said. */
+static int scan_agrees(otlp_signal sig, const uint8_t *data, size_t len)
+{
+    size_t items = 12345;
+    int ok = otlp_wire_scan(sig, data, len, &items);
+    arena *a = arena_new(0);
+    otlp_request req;
+    char err[160];
+    int clean = otlp_decode(sig, OTLP_PROTOBUF, data, len, a, &req, err, sizeof(err)) == 0;
+    if (clean) {
+        otlp_validate(&req);
+        clean = req.rejected == 0;
+    }
+    if (ok) {
+        assert_true(clean);
+        assert_int_equal(items, req.items);
+    }
+    arena_free(a);
+    return ok;
 }
 
 static ProtobufCBinaryData bin(const uint8_t *p, size_t n)
@@ -120,6 +143,7 @@ static void test_decode_traces(void **state)
     otlp_request req;
     arena *a = must_decode(OTLP_TRACES, data, len, &req);
     assert_int_equal(req.items, 2);
+    assert_int_equal(scan_agrees(OTLP_TRACES, data, len), 1);
     trace_req *r = (trace_req *)req.msg;
     Opentelemetry__Proto__Trace__V1__Span *s = r->resource_spans[0]->scope_spans[0]->spans[1];
     assert_int_equal(s->trace_id.len, 16);
@@ -145,6 +169,13 @@ static void test_validate_spans(void **state)
     otlp_request req;
     arena *a = must_decode(OTLP_TRACES, data, len, &req);
     assert_int_equal(req.items, 7);
+    assert_int_equal(scan_agrees(OTLP_TRACES, data, len), 0);
+    for (size_t i = 0; i < 7; i++) { /* each shape alone: the scan passes exactly the valid ones */
+        size_t one_len;
+        uint8_t *one = trace_request(&shapes[i], 1, &one_len);
+        assert_int_equal(scan_agrees(OTLP_TRACES, one, one_len), i == 0 || i == 6);
+        free(one);
+    }
     otlp_validate(&req);
     assert_int_equal(req.items, 2);
     assert_int_equal(req.rejected, 5);
@@ -237,6 +268,15 @@ static void test_metrics_count_validate(void **state)
     metrics_req r = OPENTELEMETRY__PROTO__COLLECTOR__METRICS__V1__EXPORT_METRICS_SERVICE_REQUEST__INIT;
     r.n_resource_metrics = 1;
     r.resource_metrics = &rmp;
+    size_t plen;
+    uint8_t *packed = pack(&r.base, &plen);
+    assert_int_equal(scan_agrees(OTLP_METRICS, packed, plen), 0); /* a nameless and a dataless metric */
+    free(packed);
+    sm.n_metrics = 5; /* every data type, all valid */
+    packed = pack(&r.base, &plen);
+    assert_int_equal(scan_agrees(OTLP_METRICS, packed, plen), 1);
+    free(packed);
+    sm.n_metrics = 7;
     otlp_request req;
     arena *a = must_decode_msg(OTLP_METRICS, &r.base, &req);
     assert_int_equal(req.items, 8);
@@ -276,6 +316,15 @@ static void test_logs_count_validate(void **state)
     logs_req r = OPENTELEMETRY__PROTO__COLLECTOR__LOGS__V1__EXPORT_LOGS_SERVICE_REQUEST__INIT;
     r.n_resource_logs = 1;
     r.resource_logs = &rlp;
+    size_t plen;
+    uint8_t *packed = pack(&r.base, &plen);
+    assert_int_equal(scan_agrees(OTLP_LOGS, packed, plen), 0);
+    free(packed);
+    sl.n_log_records = 2; /* no ids, and both ids */
+    packed = pack(&r.base, &plen);
+    assert_int_equal(scan_agrees(OTLP_LOGS, packed, plen), 1);
+    free(packed);
+    sl.n_log_records = 4;
     otlp_request req;
     arena *a = must_decode_msg(OTLP_LOGS, &r.base, &req);
     assert_int_equal(req.items, 4);
@@ -306,6 +355,7 @@ static void test_truncated_and_garbage(void **state)
     char err[160];
     /* Every strict prefix is cut inside some field. */
     for (size_t n = 1; n < len; n++) {
+        assert_int_equal(scan_agrees(OTLP_TRACES, data, n), 0);
         assert_int_equal(decode_pb(OTLP_TRACES, data, n, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "invalid protobuf: truncated field at offset"));
     }
@@ -412,14 +462,142 @@ static void test_depth_limit(void **state)
     assert_int_equal(run_on_small_stack(decode_pb_input, &(pb_input){ok, len}, 512 << 10), 0);
     free(ok);
     uint8_t *deep = nested_anyvalue(198, &len);
+    assert_int_equal(scan_agrees(OTLP_TRACES, deep, len), 0);
     assert_int_equal(decode_pb(OTLP_TRACES, deep, len, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "invalid protobuf: nesting too deep at offset"));
     free(deep);
     /* 100k levels (about 1 MB): rejected, stack intact. */
     uint8_t *bomb = nested_anyvalue(100000, &len);
+    assert_int_equal(scan_agrees(OTLP_TRACES, bomb, len), 0);
     assert_int_equal(decode_pb(OTLP_TRACES, bomb, len, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "nesting too deep"));
     free(bomb);
+}
+
+/* ---- the wire scan on hand-built bytes ---- */
+
+typedef struct {
+    uint8_t b[1024];
+    size_t n;
+} wbuf;
+
+static void w_varint(wbuf *w, uint64_t v)
+{
+    do {
+        assert_true(w->n < sizeof(w->b));
+        w->b[w->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v != 0);
+}
+
+static void w_bytes(wbuf *w, unsigned field, const void *p, size_t n)
+{
+    w_varint(w, (uint64_t)field << 3 | 2);
+    w_varint(w, n);
+    assert_true(w->n + n <= sizeof(w->b));
+    memcpy(w->b + w->n, p, n);
+    w->n += n;
+}
+
+/* A whole request around one item: request{field 1: resource entry{field 2:
+ * scope entry{item_field: item}}}. */
+static wbuf w_request(const wbuf *item, unsigned item_field)
+{
+    wbuf scope = {0}, resource = {0}, req = {0};
+    w_bytes(&scope, item_field, item->b, item->n);
+    w_bytes(&resource, 2, scope.b, scope.n);
+    w_bytes(&req, 1, resource.b, resource.n);
+    return req;
+}
+
+static void test_wire_scan_last_field_wins(void **state)
+{
+    (void)state;
+    /* A span whose trace_id comes twice: protobuf-c keeps the last. */
+    for (int valid_last = 0; valid_last < 2; valid_last++) {
+        wbuf span = {0};
+        w_bytes(&span, 1, valid_last ? ZEROS : TRACE_ID, 16);
+        w_bytes(&span, 1, valid_last ? TRACE_ID : ZEROS, 16);
+        w_bytes(&span, 2, SPAN_ID, 8);
+        wbuf req = w_request(&span, 2);
+        assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), valid_last);
+    }
+    /* A metric with gauge (2 points), then sum (1 point): the oneof keeps
+     * the sum; gauge twice: the second, not both. */
+    static const uint8_t point[] = {0x21, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f}; /* as_double (4) = 1.0 */
+    wbuf two = {0}, one = {0};
+    w_bytes(&two, 1, point, sizeof(point));
+    w_bytes(&two, 1, point, sizeof(point));
+    w_bytes(&one, 1, point, sizeof(point));
+    const unsigned second[] = {7, 5};
+    for (size_t i = 0; i < 2; i++) {
+        wbuf metric = {0};
+        w_bytes(&metric, 1, "m", 1);
+        w_bytes(&metric, 5, two.b, two.n);
+        w_bytes(&metric, second[i], one.b, one.n);
+        wbuf req = w_request(&metric, 2);
+        size_t items = 0;
+        assert_int_equal(scan_agrees(OTLP_METRICS, req.b, req.n), 1);
+        assert_int_equal(otlp_wire_scan(OTLP_METRICS, req.b, req.n, &items), 1);
+        assert_int_equal(items, 1);
+    }
+    /* A metric named twice, the last time with an empty name: dropped. */
+    wbuf metric = {0};
+    w_bytes(&metric, 1, "m", 1);
+    w_bytes(&metric, 1, "", 0);
+    w_bytes(&metric, 5, one.b, one.n);
+    wbuf req = w_request(&metric, 2);
+    assert_int_equal(scan_agrees(OTLP_METRICS, req.b, req.n), 0);
+}
+
+static void test_wire_scan_leaves_odd_bytes_to_the_decoder(void **state)
+{
+    (void)state;
+    wbuf span = {0};
+    w_bytes(&span, 1, TRACE_ID, 16);
+    w_bytes(&span, 2, SPAN_ID, 8);
+    wbuf base = span;
+    /* A NUL inside a string: the decoder's C string would end there, so
+     * the bytes are not forwarded as they are. */
+    w_bytes(&span, 5, "a\0b", 3);
+    wbuf req = w_request(&span, 2);
+    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 0);
+    /* Unknown fields of every wire type the decoder skips are fine. */
+    span = base;
+    static const uint8_t unknown[] = {0xf8, 0x01, 0x05,                    /* field 31 varint */
+                                      0xf9, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, /* field 31 fixed64 */
+                                      0xfd, 0x01, 1, 2, 3, 4};            /* field 31 fixed32 */
+    memcpy(span.b + span.n, unknown, sizeof(unknown));
+    span.n += sizeof(unknown);
+    w_bytes(&span, 31, "x", 1);
+    req = w_request(&span, 2);
+    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 1);
+    /* A known field with the wrong wire type: kind (6) as bytes. */
+    span = base;
+    w_bytes(&span, 6, "x", 1);
+    req = w_request(&span, 2);
+    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 0);
+    /* Field 0 spelled in two bytes, a group, a 5-byte tag. */
+    static const uint8_t odd[][6] = {{0x81, 0x00, 1, 2, 3, 4}, {0x0b, 0, 0, 0, 0, 0}, {0x80, 0x80, 0x80, 0x80, 0x08, 0}};
+    for (size_t i = 0; i < 3; i++) {
+        span = base;
+        memcpy(span.b + span.n, odd[i], sizeof(odd[i]));
+        span.n += i == 0 ? 10 : sizeof(odd[i]);
+        req = w_request(&span, 2);
+        assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 0);
+    }
+    /* Packed repeated fields: a histogram point's bucket_counts (fixed64,
+     * field 6) must come in whole 8-byte elements. */
+    for (size_t n = 15; n <= 16; n++) {
+        static const uint8_t counts[16] = {1, 0, 0, 0, 0, 0, 0, 0, 2};
+        wbuf point = {0}, hist = {0}, metric = {0};
+        w_bytes(&point, 6, counts, n);
+        w_bytes(&hist, 1, point.b, point.n);
+        w_bytes(&metric, 1, "h", 1);
+        w_bytes(&metric, 9, hist.b, hist.n);
+        req = w_request(&metric, 2);
+        assert_int_equal(scan_agrees(OTLP_METRICS, req.b, req.n), n == 16);
+    }
 }
 
 static void test_arena_limit(void **state)
@@ -515,6 +693,8 @@ int main(void)
         cmocka_unit_test(test_truncated_and_garbage),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_arena_limit),
+        cmocka_unit_test(test_wire_scan_last_field_wins),
+        cmocka_unit_test(test_wire_scan_leaves_odd_bytes_to_the_decoder),
         cmocka_unit_test(test_responses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

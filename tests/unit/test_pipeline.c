@@ -617,6 +617,79 @@ static void test_sampled_traces_held_for_queue_room(void **state)
     fixture_down(&f);
 }
 
+/* A protobuf traces request of one span, with its trace_id sent twice
+ * (the second wins; all zero, and so invalid, unless kept_valid): not how
+ * an encoder writes it, so its bytes tell whether the pipeline forwarded
+ * them or encoded the request again. */
+static size_t duplicated_field_request(uint8_t *out, int kept_valid)
+{
+    uint8_t span[] = {
+        0x0a, 16, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, /* trace_id (first) */
+        0x0a, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, /* trace_id (kept) */
+        0x12, 8, 1, 2, 3, 4, 5, 6, 7, 8, /* span_id */
+        0x2a, 1, 'w'}; /* name */
+    if (!kept_valid)
+        memset(span + 20, 0, 16);
+    const uint8_t head[] = {0x0a, (uint8_t)(sizeof(span) + 4), 0x12, (uint8_t)(sizeof(span) + 2), 0x12,
+                            (uint8_t)sizeof(span)}; /* resource_spans { scope_spans { spans { ... */
+    memcpy(out, head, sizeof(head));
+    memcpy(out + sizeof(head), span, sizeof(span));
+    return sizeof(head) + sizeof(span);
+}
+
+static void export_pb(fixture *f, const void *body, size_t len, ingest_result *res)
+{
+    req_origin o = {.listener = "l", .transport = REQ_HTTP};
+    ingest_export(f->ictx, &limits, OTLP_TRACES, OTLP_PROTOBUF, &o, body, len, 0, res);
+}
+
+/* Which requests may skip decoding, and that those reach a queued backend
+ * as the client's own bytes. */
+static void test_wire_path(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_dir(&f);
+    int port, sink = stalled_sink(&port);
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+             "backends:\n  f: {type: file, dir: %s}\n  d: {type: discard}\n"
+             "  wq: {type: otlp_http, endpoint: \"http://127.0.0.1:%d\", compression: none, timeout: 500ms,\n"
+             "      retry: {enabled: false}, batch: {timeout: 10s, max_items: 100000}}\n"
+             "pipelines:\n"
+             "  - {name: raw, signals: [traces], backends: [wq, d]}\n"
+             "  - {name: kept, signals: [logs], backends: [f, d]}\n"
+             "  - {name: ruled, signals: [metrics], match: {service.name: x}, backends: [wq]}\n",
+             f.dir, port);
+    fixture_load(&f, yaml, 1);
+    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_TRACES), PIPELINE_WIRE_ONLY);
+    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_LOGS), PIPELINE_WIRE_NONE); /* the file backend decodes */
+    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_METRICS), PIPELINE_WIRE_PAYLOAD); /* rules read resources */
+
+    uint8_t body[128];
+    size_t len = duplicated_field_request(body, 1);
+    ingest_result res;
+    export_pb(&f, body, len, &res);
+    assert_int_equal(res.status, REQ_OK);
+    assert_int_equal(res.accepted, 1);
+    /* wq queued exactly the client's bytes (encoding again drops the first trace_id). */
+    assert_int_equal((size_t)metric_value("otlp_gateway_export_queue_bytes{backend=\"wq\"}"), len);
+    assert_int_equal(metric_value("otlp_gateway_pipeline_items_total{pipeline=\"raw\",signal=\"traces\"}"), 1);
+
+    /* An invalid span sends the request the decoding way: partial
+     * success, nothing more queued. */
+    uint8_t bad[128];
+    size_t bl = duplicated_field_request(bad, 0);
+    export_pb(&f, bad, bl, &res);
+    assert_int_equal(res.status, REQ_OK);
+    assert_int_equal(res.accepted, 0);
+    assert_int_equal(res.rejected, 1);
+    assert_int_equal((size_t)metric_value("otlp_gateway_export_queue_bytes{backend=\"wq\"}"), len);
+    close(sink);
+    fixture_down(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_routing_config_errors),
         cmocka_unit_test(test_tail_sampling_pipeline),
         cmocka_unit_test(test_sampled_traces_held_for_queue_room),
+        cmocka_unit_test(test_wire_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,8 +5,9 @@
 // and handing out fresh temporary credentials (remembered in `issued`):
 //   EcsEndpoint   ECS task role / EKS Pod Identity: GET with Authorization
 //   ImdsEndpoint  EC2 IMDSv2: PUT a session token (TTL header), GETs need it
-//   StsEndpoint   STS AssumeRoleWithWebIdentity: form POST, XML reply or
-//                 an <ErrorResponse>
+//   StsEndpoint   STS AssumeRoleWithWebIdentity (unsigned) and AssumeRole
+//                 (SigV4-signed, verified with @smithy/signature-v4): form
+//                 POST, XML reply or an <ErrorResponse>
 //
 // SigV4Sink: an OTLP/HTTP intake standing in for X-Ray, CloudWatch Logs or
 // AMP remote write. It recomputes every request's signature with the AWS
@@ -73,8 +74,8 @@ class CredentialEndpoint extends LoopbackHttpServer {
     return this.issued.get(keyId);
   }
 
-  _issue() {
-    const c = temporaryCredentials(this.prefix, this.issued.size + 1, this.ttlS);
+  _issue(prefix = this.prefix) {
+    const c = temporaryCredentials(prefix, this.issued.size + 1, this.ttlS);
     this.issued.set(c.accessKeyId, c);
     this.last = c;
     return c;
@@ -190,12 +191,23 @@ export class ImdsEndpoint extends CredentialEndpoint {
 }
 
 /**
- * STS AssumeRoleWithWebIdentity: an unsigned form POST to / with Action,
- * Version=2011-06-15, RoleArn (must be `roleArn`), RoleSessionName (2..64
- * of [\w+=,.@-]) and WebIdentityToken (must be `webToken`, which may be
- * changed at any time). mode 'error': HTTP 400 <ErrorResponse> with
- * errorCode / errorMessage. A wrong token gets InvalidIdentityToken too,
- * and is a violation.
+ * STS on / (form POSTs, Version=2011-06-15, RoleSessionName 2..64 of
+ * [\w+=,.@-]):
+ *
+ * AssumeRoleWithWebIdentity: unsigned, RoleArn must be `roleArn`,
+ * WebIdentityToken must be `webToken` (which may be changed at any time).
+ * mode 'error': HTTP 400 <ErrorResponse> with errorCode / errorMessage. A
+ * wrong token gets InvalidIdentityToken too, and is a violation.
+ *
+ * AssumeRole: SigV4-signed for `region`/sts by a key `lookup` knows (base
+ * credentials; keys this endpoint issued count too, for role chaining),
+ * the signature recomputed with @smithy/signature-v4 (a bad one is a 403
+ * and a violation). RoleArn must be one of `roles` ({arn: {externalId?}});
+ * DurationSeconds 900..43200; ExternalId must match the role's (else
+ * AccessDenied, as a trust policy with sts:ExternalId answers). Issues
+ * ASIAROLE... keys lasting ttlS, whatever the duration asked. mode
+ * 'error': HTTP 403 AccessDenied. `assumeCalls` records every valid call:
+ * {signer, roleArn, sessionName, externalId, duration}.
  */
 export class StsEndpoint extends CredentialEndpoint {
   constructor(opts = {}) {
@@ -205,6 +217,10 @@ export class StsEndpoint extends CredentialEndpoint {
     this.errorCode = opts.errorCode ?? 'InvalidIdentityToken';
     this.errorMessage = opts.errorMessage ?? 'Token is expired & refused';
     this.sessionNames = [];
+    this.region = opts.region ?? 'eu-west-1';
+    this.roles = opts.roles ?? {};
+    this.baseLookup = opts.lookup ?? (() => undefined);
+    this.assumeCalls = [];
   }
 
   _error(res, status, code, message) {
@@ -214,6 +230,64 @@ export class StsEndpoint extends CredentialEndpoint {
       `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>` +
         `<Code>${xmlEscape(code)}</Code><Message>${xmlEscape(message)}</Message></Error>` +
         `<RequestId>${randomBytes(8).toString('hex')}</RequestId></ErrorResponse>`,
+      'text/xml',
+    );
+  }
+
+  // AssumeRole needs the async signature check: the body is taken whole.
+  _exchange(req, res, raw) {
+    const form = new URLSearchParams(raw.toString('utf8'));
+    if (form.get('Action') !== 'AssumeRole') return super._exchange(req, res, raw);
+    this._assumeRole(req, res, raw, form).catch((e) => {
+      this._violation(`AssumeRole handler: ${e.stack}`);
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  }
+
+  async _assumeRole(req, res, raw, form) {
+    this._count('assume_role');
+    const ctype = (req.headers['content-type'] || '').split(';')[0].trim();
+    if (req.method !== 'POST' || req.url !== '/') return this._refuse(res, 404, `${req.method} ${req.url}`);
+    if (ctype !== 'application/x-www-form-urlencoded') return this._refuse(res, 400, `content-type ${ctype}`);
+    const lookup = keyring({ lookup: this.baseLookup }, this);
+    const auth = await verifySigV4(req, raw, { lookup, region: this.region, service: 'sts', mustSign: ['host', 'x-amz-date', 'content-type'] });
+    if (auth.problem) {
+      this._violation(`AssumeRole signature: ${auth.problem}`);
+      return this._error(res, 403, auth.type ?? 'SignatureDoesNotMatch', auth.problem);
+    }
+    const arn = form.get('RoleArn') ?? '';
+    const name = form.get('RoleSessionName') ?? '';
+    const duration = Number(form.get('DurationSeconds') ?? '3600');
+    const externalId = form.get('ExternalId');
+    if (form.get('Version') !== '2011-06-15') return this._refuse(res, 400, `Version=${form.get('Version')}`);
+    if (!/^[\w+=,.@-]{2,64}$/.test(name)) return this._refuse(res, 400, `RoleSessionName ${name}`);
+    if (!Number.isInteger(duration) || duration < 900 || duration > 43200) return this._refuse(res, 400, `DurationSeconds ${form.get('DurationSeconds')}`);
+    if (externalId !== null && !/^[\w+=,.@:/-]{2,1224}$/.test(externalId)) return this._refuse(res, 400, `ExternalId ${externalId}`);
+    const role = this.roles[arn];
+    const denied = `User: arn:aws:iam::111122223333:user/${auth.accessKeyId} is not authorized to perform: sts:AssumeRole on resource: ${arn}`;
+    if (role === undefined || (role.externalId ?? null) !== externalId || this.mode === 'error') return this._error(res, 403, 'AccessDenied', denied);
+    this.assumeCalls.push({ signer: auth.accessKeyId, roleArn: arn, sessionName: name, externalId, duration });
+    const c = this._issue('ROLE');
+    c.roleArn = arn;
+    return this._send(
+      res,
+      200,
+      `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <AssumedRoleUser>
+      <AssumedRoleId>AROAE2EROLE:${xmlEscape(name)}</AssumedRoleId>
+      <Arn>${xmlEscape(arn.replace(':iam::', ':sts::').replace(':role/', ':assumed-role/'))}/${xmlEscape(name)}</Arn>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>${c.accessKeyId}</AccessKeyId>
+      <SecretAccessKey>${xmlEscape(c.secretAccessKey)}</SecretAccessKey>
+      <SessionToken>${xmlEscape(c.sessionToken)}</SessionToken>
+      <Expiration>${isoSeconds(c.expiration)}</Expiration>
+    </Credentials>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>${randomBytes(8).toString('hex')}</RequestId></ResponseMetadata>
+</AssumeRoleResponse>
+`,
       'text/xml',
     );
   }

@@ -86,8 +86,38 @@ export function ringOwner(members, id) {
   return best;
 }
 
-/** Does `probabilistic: pct` keep this trace (routing/sampler_policy.c: hash < ldexp(pct/100, 64))? */
-export const probabilisticKeeps = (id, pct) => traceHash(id) < BigInt(Math.floor((pct / 100) * 2 ** 64));
+/**
+ * The probabilistic policy's threshold, as the Collector computes it (and
+ * routing/sampler_policy.c sp_prob_threshold): (2^64 - 1) x pct/100 rounded
+ * to 64 significant bits (ties to even), then truncated.
+ */
+export function probThreshold(pct) {
+  const ratio = pct / 100;
+  if (!(ratio > 0)) return 0n;
+  if (ratio >= 1) return MASK64;
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setFloat64(0, ratio);
+  const bits = dv.getBigUint64(0);
+  const exp = Number((bits >> 52n) & 0x7ffn);
+  let mant = bits & ((1n << 52n) - 1n);
+  if (exp !== 0) mant |= 1n << 52n;
+  const e = exp === 0 ? -1074 : exp - 1075; // ratio = mant * 2^e
+  let x = MASK64 * mant;
+  const n = x.toString(2).length;
+  if (n > 64) {
+    const drop = BigInt(n - 64);
+    let keep = x >> drop;
+    const rem = x & ((1n << drop) - 1n);
+    const half = 1n << (drop - 1n);
+    if (rem > half || (rem === half && (keep & 1n) === 1n)) keep += 1n;
+    x = keep << drop;
+  }
+  return e < 0 ? x >> BigInt(-e) : x << BigInt(e);
+}
+
+/** Does `probabilistic: pct` (with hash_salt `salt`) keep this trace? FNV-1a 64 over the salt then the id, at most the threshold. */
+export const probabilisticKeeps = (id, pct, salt = 'default-hash-seed') =>
+  fnv1a64(idBytes(id), fnv1a64(Buffer.from(salt, 'utf8'))) <= probThreshold(pct);
 
 // ---- a DNS server for members_dns ----
 

@@ -14,15 +14,22 @@
 //   es.violations           // strictness failures
 //   await es.down(); ... await es.up();                        // nothing listening meanwhile; same port
 //
+// Requests must ask for require_data_stream=true (what keeps a cluster
+// without the OpenTelemetry templates from creating plain indices); other
+// query parameters than it and filter_path are violations.
+//
 // Metric documents are time series: one with the same stream, timestamp,
-// dimensions and _metric_names_hash as one already stored gets 409, as a
-// time series data stream answers a duplicate.
+// dimensions, unit and _metric_names_hash as one already stored gets 409, as
+// a time series data stream answers a duplicate. A metric document may hold
+// several metrics; its _metric_names_hash must be Elastic's: XXH64 of the
+// metric names, sorted and concatenated, in hex (computed here with an
+// implementation of its own).
 
 import zlib from 'node:zlib';
 
 import { LoopbackHttpServer } from './sinks.js';
 
-const NAME_FORBIDDEN = /[\\/*?"<>| ,#:\-A-Z]/;
+const NAME_FORBIDDEN = /[\\/*?"<>| ,#:A-Z]/; // and '-' in a dataset: it separates the parts of the name
 const RFC3339_NS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/;
 const HEX = (n) => new RegExp(`^[0-9a-f]{${n}}$`);
 const KINDS = new Set(['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer']);
@@ -36,7 +43,7 @@ const FIELDS = {
     'dropped_events_count', 'links', 'dropped_links_count', 'status'],
   logs: [...COMMON_FIELDS, 'observed_timestamp', 'severity_text', 'severity_number', 'trace_id', 'span_id',
     'event_name', 'body'],
-  metrics: [...COMMON_FIELDS, 'start_timestamp', 'unit', 'metrics', '_metric_names_hash'],
+  metrics: [...COMMON_FIELDS, 'start_timestamp', 'unit', 'metrics', '_doc_count', '_metric_names_hash'],
 };
 const REQUIRED = {
   traces: ['@timestamp', 'data_stream', 'resource', 'scope', 'trace_id', 'span_id', 'kind', 'duration', 'status', 'links'],
@@ -47,9 +54,47 @@ const REQUIRED = {
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v) => Number.isInteger(v) && v >= 0;
 
+// XXH64, seed 0, from its specification (BigInt arithmetic mod 2^64).
+const M64 = (1n << 64n) - 1n;
+const XP = [0x9e3779b185ebca87n, 0xc2b2ae3d27d4eb4fn, 0x165667b19e3779f9n, 0x85ebca77c2b2ae63n, 0x27d4eb2f165667c5n];
+const rotl = (x, r) => ((x << BigInt(r)) | (x >> BigInt(64 - r))) & M64;
+const xround = (acc, lane) => (rotl((acc + lane * XP[1]) & M64, 31) * XP[0]) & M64;
+const xmerge = (h, v) => (((h ^ xround(0n, v)) * XP[0]) + XP[3]) & M64;
+
+/** XXH64 (seed 0) of a Buffer, as a BigInt. */
+export function xxh64(b) {
+  const n = b.length;
+  let p = 0;
+  let h;
+  if (n >= 32) {
+    const v = [(XP[0] + XP[1]) & M64, XP[1], 0n, (0n - XP[0]) & M64];
+    for (; n - p >= 32; p += 32) for (let i = 0; i < 4; i++) v[i] = xround(v[i], b.readBigUInt64LE(p + 8 * i));
+    h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M64;
+    for (const x of v) h = xmerge(h, x);
+  } else {
+    h = XP[4];
+  }
+  h = (h + BigInt(n)) & M64;
+  for (; n - p >= 8; p += 8) h = (rotl(h ^ xround(0n, b.readBigUInt64LE(p)), 27) * XP[0] + XP[3]) & M64;
+  if (n - p >= 4) {
+    h = (rotl(h ^ ((BigInt(b.readUInt32LE(p)) * XP[0]) & M64), 23) * XP[1] + XP[2]) & M64;
+    p += 4;
+  }
+  for (; p < n; p++) h = (rotl(h ^ ((BigInt(b[p]) * XP[4]) & M64), 11) * XP[0]) & M64;
+  h = ((h ^ (h >> 33n)) * XP[1]) & M64;
+  h = ((h ^ (h >> 29n)) * XP[2]) & M64;
+  return h ^ (h >> 32n);
+}
+
+/** Elastic's _metric_names_hash of a document's metric names. */
+export function metricNamesHash(names) {
+  const sorted = names.map((x) => Buffer.from(x)).sort(Buffer.compare);
+  return xxh64(Buffer.concat(sorted)).toString(16);
+}
+
 /** The parts of a data stream name, or null when it is not `<type>-<dataset>.otel-<namespace>`. */
 export function parseIndex(index) {
-  const m = /^(traces|logs|metrics)-([^-]+)-([^-]+)$/.exec(index);
+  const m = /^(traces|logs|metrics)-([^-]+)-(.+)$/.exec(index);
   if (!m || !m[2].endsWith('.otel')) return null;
   const [, type, dataset, namespace] = m;
   const bad = (s) => s.length === 0 || Buffer.byteLength(s) > 100 || NAME_FORBIDDEN.test(s) || s.startsWith('.');
@@ -65,7 +110,9 @@ export function checkDocument(ds, doc, action) {
   for (const k of REQUIRED[type]) if (!(k in doc)) p.push(`missing "${k}" in a ${type} document`);
   const str = (k, v = doc[k]) => v === undefined || typeof v === 'string' || p.push(`"${k}" is not a string`);
   const count = (k, v = doc[k]) => v === undefined || isCount(v) || p.push(`"${k}" is not a non-negative integer`);
-  const time = (k) => doc[k] === undefined || RFC3339_NS.test(doc[k]) || p.push(`"${k}" is not RFC 3339 with ns: ${doc[k]}`);
+  // metric times are epoch milliseconds (a number), the others RFC 3339 with nanoseconds
+  const time = (k) => doc[k] === undefined || (type === 'metrics' ? isCount(doc[k]) : RFC3339_NS.test(doc[k])) ||
+    p.push(`"${k}" is not ${type === 'metrics' ? 'epoch milliseconds' : 'RFC 3339 with ns'}: ${doc[k]}`);
   const hex = (k, n, v = doc[k]) => v === undefined || HEX(n).test(v) || p.push(`"${k}" is not ${n} hex digits: ${v}`);
   const obj = (k, v = doc[k]) => v === undefined || isObject(v) || p.push(`"${k}" is not an object`);
   time('@timestamp');
@@ -118,7 +165,7 @@ export function checkDocument(ds, doc, action) {
       const keys = isObject(doc.body) ? Object.keys(doc.body) : [];
       const b = doc.body;
       if (keys.length !== 1 || !['text', 'structured'].includes(keys[0])) p.push(`bad body ${JSON.stringify(b)}`);
-      else if (keys[0] === 'text') str('body.text', b.text);
+      else if (keys[0] === 'text') ['string', 'number', 'boolean'].includes(typeof b.text) || p.push('body.text is not a scalar');
       else if (!isObject(b.structured) && !(Array.isArray(b.structured) && b.structured.every(isObject))) {
         p.push('body.structured is neither an object nor an array of objects');
       }
@@ -127,8 +174,12 @@ export function checkDocument(ds, doc, action) {
     time('start_timestamp');
     str('unit');
     str('_metric_names_hash');
+    count('_doc_count');
     const names = isObject(doc.metrics) ? Object.keys(doc.metrics) : [];
-    if (names.length !== 1) p.push(`a metric document holds one metric, not ${names.length}`);
+    if (names.length === 0) p.push('a metric document without metrics');
+    else if (doc._metric_names_hash !== metricNamesHash(names)) {
+      p.push(`_metric_names_hash ${doc._metric_names_hash} is not that of ${JSON.stringify(names)} (${metricNamesHash(names)})`);
+    }
     const templates = action.dynamic_templates ?? {};
     for (const name of names) {
       const v = doc.metrics[name];
@@ -230,10 +281,18 @@ export class EsSink extends LoopbackHttpServer {
 
   _exchange(req, res, raw) {
     const url = new URL(req.url, 'http://x');
-    const rec = { at: Date.now(), method: req.method, path: url.pathname, headers: { ...req.headers }, items: [], status: 0 };
+    const rec = { at: Date.now(), method: req.method, path: url.pathname, query: url.search, headers: { ...req.headers }, items: [], status: 0 };
     this.requests.push(rec);
     if (req.method !== 'POST' || url.pathname !== '/_bulk') {
       return this._error(res, rec, 404, 'no_handler_found_exception', `no handler for ${req.method} ${url.pathname}`, true);
+    }
+    for (const k of url.searchParams.keys()) {
+      if (k !== 'require_data_stream' && k !== 'filter_path') {
+        return this._error(res, rec, 400, 'illegal_argument_exception', `request contains unrecognized parameter: [${k}]`, true);
+      }
+    }
+    if (url.searchParams.get('require_data_stream') !== 'true') {
+      return this._error(res, rec, 400, 'illegal_argument_exception', 'require_data_stream=true is missing: documents could create plain indices', true);
     }
     const authProblem = this._checkAuth(req.headers.authorization);
     if (authProblem) return this._error(res, rec, 401, 'security_exception', authProblem, true);
@@ -310,8 +369,8 @@ export class EsSink extends LoopbackHttpServer {
       }
     }
     if (ds.type === 'metrics') {
-      const { '@timestamp': ts, attributes, resource, scope, _metric_names_hash: h } = doc;
-      const key = JSON.stringify([action._index, ts, attributes ?? {}, resource, scope, h]);
+      const { '@timestamp': ts, attributes, resource, scope, unit, _metric_names_hash: h } = doc;
+      const key = JSON.stringify([action._index, ts, attributes ?? {}, resource, scope, unit, h]);
       if (this._series.has(key)) return answer(409, 'version_conflict_engine_exception', 'document already exists');
       this._series.add(key);
     }

@@ -3,8 +3,10 @@
 // them with _bulk into a strict fake Elasticsearch (lib/es_sink.js). The
 // tests compare the documents with what the SDK made, and check the
 // per-item handling: throttled documents (429) are sent again alone and
-// arrive once, refused ones (400) are counted and logged without retrying
-// the request, and a whole-request 503 / 429 is retried.
+// arrive once, refused ones (400) and conflicts (409) are counted and logged
+// without retrying the request, and a whole-request 503 / 429 is retried.
+// Metric points sharing their dimensions share a document, as Elastic's own
+// exporter groups them (the sink checks _metric_names_hash independently).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -15,12 +17,12 @@ import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-log
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
-import { EsSink } from '../lib/es_sink.js';
+import { EsSink, metricNamesHash } from '../lib/es_sink.js';
 import { Gateway, sleep } from '../lib/gateway.js';
-import { buildLogs, buildMetrics, buildSpans } from '../lib/sdkdata.js';
+import { CollectingReader, buildLogs, buildMetrics, buildSpans } from '../lib/sdkdata.js';
 import { exportOnce, makeSpans, waitFor } from '../lib/sinks.js';
 import { randomHex } from '../lib/wire.js';
 
@@ -195,11 +197,12 @@ describe('elasticsearch: _bulk into a strict fake Elasticsearch (ApiKey, gzip)',
           assert.deepEqual(doc.body, { text: r.body });
         } else {
           const { raw, ...rest } = r.body;
-          assert.deepEqual(doc.body, { structured: { ...rest, raw: Buffer.from(raw).toString('base64') } });
+          assert.deepEqual(doc.body, { structured: { ...rest, raw: Buffer.from(raw).toString('hex') } });
         }
       }
 
-      // metric points: one document each, the value under metrics.<name>
+      // metric points: here each of its own dimensions or unit, so one document
+      // each, the value under metrics.<name>
       const pointDocs = mine(es.accepted('metrics'), service);
       assert.equal(pointDocs.length, 7);
       const points = (name) =>
@@ -213,7 +216,9 @@ describe('elasticsearch: _bulk into a strict fake Elasticsearch (ApiKey, gzip)',
       assert.deepEqual(byRoute(requests, '/b').attrs, { route: '/b', ok: false, code: 503 });
       assert.equal(byRoute(requests, '/b').value, 1);
       assert.equal(byRoute(requests, '/a').doc.unit, '{request}');
-      assert.match(byRoute(requests, '/a').doc.start_timestamp, /^\d{4}-.*\.\d{9}Z$/);
+      const point = metrics.scopeMetrics[0].metrics.find((m) => m.descriptor.name === 'e2e.requests').dataPoints[0];
+      assert.equal(byRoute(requests, '/a').doc.start_timestamp, Number(nanos(point.startTime) / 1_000_000n));
+      assert.equal(byRoute(requests, '/a').doc['@timestamp'], Number(nanos(point.endTime) / 1_000_000n));
       const depth = points('e2e.queue.depth');
       assert.deepEqual(depth.map((p) => [p.template, p.value]), [['gauge_double', 3.25]]);
       const latency = points('e2e.latency');
@@ -225,8 +230,9 @@ describe('elasticsearch: _bulk into a strict fake Elasticsearch (ApiKey, gzip)',
       assert.deepEqual(temp.map((p) => [p.template, p.attrs.room, p.value]).sort(), [['gauge_double', 'a', 21.5], ['gauge_double', 'b', -3.25]]);
       for (const d of pointDocs) assert.equal(d.index, 'metrics-e2e.otel-default');
 
-      // every request authenticated with the API key, gzipped
+      // every request authenticated with the API key, gzipped, into data streams only
       for (const r of es.requests) {
+        assert.match(r.query, /[?&]require_data_stream=true(&|$)/);
         assert.equal(r.headers.authorization, `ApiKey ${apiKey}`);
         assert.equal(r.encoding, 'gzip');
         assert.equal(r.status, 200);
@@ -300,6 +306,65 @@ describe('elasticsearch: _bulk into a strict fake Elasticsearch (ApiKey, gzip)',
       assert.deepEqual(es.violations, []);
     }));
 
+  it('puts metric points of one time, unit and dimensions into one document; routes by receiver scope names', async () =>
+    gw.withLog(async () => {
+      const service = `es-group-${randomHex(3)}`;
+      const reader = new CollectingReader({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+      const provider = new MeterProvider({ resource: resourceFromAttributes({ 'service.name': service }), readers: [reader] });
+      // the scope name hostmetrics' CPU scraper reports under: Elastic routes it to the hostmetricsreceiver dataset
+      const meter = provider.getMeter('github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver/internal/scraper/cpuscraper');
+      const names = ['system.cpu.time', 'system.cpu.utilization.user', 'system.cpu.logical.count'];
+      for (const [i, n] of names.entries()) meter.createCounter(n, { unit: 's' }).add(i + 1, { cpu: 'cpu0' });
+      meter.createCounter('system.cpu.other', { unit: 's' }).add(9, { cpu: 'cpu1' });
+      const { resourceMetrics, errors } = await reader.collect();
+      assert.deepEqual(errors, []);
+      await provider.shutdown();
+      const before = await gw.metrics();
+      assert.equal((await exportOnce(client.metrics(), resourceMetrics)).code, ExportResultCode.SUCCESS);
+      await waitFor(() => mine(es.accepted('metrics'), service).length >= 2, 10_000);
+      await sleep(300);
+      assert.deepEqual(es.violations, []);
+      const docs = mine(es.accepted('metrics'), service);
+      assert.equal(docs.length, 2, 'cpu0 in one document, cpu1 in another');
+      const cpu0 = docs.find((d) => d.doc.attributes.cpu === 'cpu0');
+      assert.deepEqual(cpu0.doc.metrics, { 'system.cpu.time': 1, 'system.cpu.utilization.user': 2, 'system.cpu.logical.count': 3 });
+      assert.deepEqual(cpu0.action.dynamic_templates, Object.fromEntries(names.map((n) => [`metrics.${n}`, 'counter_double'])));
+      assert.equal(cpu0.doc._metric_names_hash, metricNamesHash(names));
+      for (const d of docs) assert.equal(d.index, 'metrics-hostmetricsreceiver.otel-default');
+      let after;
+      await waitFor(async () => {
+        after = await gw.metrics();
+        return delta(before, after, EXPORT.sent, { backend: 'es', signal: 'metrics' }) >= 4;
+      }, 5_000);
+      assert.equal(delta(before, after, EXPORT.sent, { backend: 'es', signal: 'metrics' }), 4, 'items are points, not documents');
+    }));
+
+  it('counts a 409 on create (a time series document already there) as a refused conflict, never as sent', async () =>
+    gw.withLog(async () => {
+      const service = `es-conflict-${randomHex(3)}`;
+      const metrics = await buildMetrics(service, AggregationTemporality.CUMULATIVE);
+      const before = await gw.metrics();
+      assert.equal((await exportOnce(client.metrics(), metrics)).code, ExportResultCode.SUCCESS);
+      await waitFor(() => mine(es.accepted('metrics'), service).length >= 7, 10_000);
+      // the same points again: every document collides with its twin
+      assert.equal((await exportOnce(client.metrics(), metrics)).code, ExportResultCode.SUCCESS);
+      let after;
+      await waitFor(async () => {
+        after = await gw.metrics();
+        return delta(before, after, EXPORT.failed, { backend: 'es', signal: 'metrics', reason: 'rejected' }) >= 7;
+      }, 10_000);
+      await sleep(600);
+      after = await gw.metrics();
+      assert.equal(mine(es.accepted('metrics'), service).length, 7);
+      const attempts = es.requests.filter((r) => r.items.some((it) => serviceOf(it) === service));
+      assert.equal(attempts.length, 2, 'a conflict is not retried');
+      assert.ok(attempts[1].items.every((it) => it.status === 409));
+      assert.equal(delta(before, after, EXPORT.sent, { backend: 'es', signal: 'metrics' }), 7);
+      assert.equal(delta(before, after, EXPORT.failed, { backend: 'es', signal: 'metrics', reason: 'rejected' }), 7);
+      assert.match(gw.log(), /export partially rejected.*backend=es.*signal=metrics.*rejected=7.*7 of them 409 conflicts.*version_conflict_engine_exception/);
+      assert.deepEqual(es.violations, []);
+    }));
+
   it('retries a request Elasticsearch refuses as a whole with 503 or 429, and delivers it once', async () =>
     gw.withLog(async () => {
       const service = `es-busy-${randomHex(3)}`;
@@ -355,10 +420,11 @@ describe('elasticsearch: Basic authentication, no compression, data streams from
       await waitFor(() => es.accepted('traces').length >= 3, 10_000);
       assert.deepEqual(es.violations, []);
       const byName = Object.fromEntries(es.accepted('traces').map((d) => [d.doc.name, d]));
-      assert.equal(byName.a.index, 'traces-generic.otel-team_a');
-      assert.equal(byName.b.index, 'traces-generic.otel-team_a');
-      assert.equal(byName.c.index, 'traces-checkout_svc.otel-eu_west');
-      assert.deepEqual(byName.c.doc.data_stream, { type: 'traces', dataset: 'checkout_svc.otel', namespace: 'eu_west' });
+      // '-' stays in a namespace, not in a dataset
+      assert.equal(byName.a.index, 'traces-generic.otel-team-a');
+      assert.equal(byName.b.index, 'traces-generic.otel-team-a');
+      assert.equal(byName.c.index, 'traces-checkout_svc.otel-eu-west');
+      assert.deepEqual(byName.c.doc.data_stream, { type: 'traces', dataset: 'checkout_svc.otel', namespace: 'eu-west' });
       assert.equal(byName.c.doc.resource.attributes['data_stream.dataset'], undefined, 'routing attributes are not dimensions');
       for (const r of es.requests) {
         assert.equal(r.headers.authorization, `Basic ${Buffer.from(`elastic:${password}`).toString('base64')}`);

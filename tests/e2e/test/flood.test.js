@@ -104,6 +104,8 @@ for (const variant of [
       }
       const open = metricSum(m, 'otlp_gateway_connections', { listener: 'default' });
       assert.ok(open > 0 && open < NOFILE, `open connections gauge ${open}`);
+      // The global gate ("all") counts every OTLP listener's connections.
+      assert.equal(metricSum(m, 'otlp_gateway_connections', { listener: 'all' }), open);
       console.log(`flood: healthz ${healthMs} ms, idle cpu ${cpu.toFixed(2)} s, refused ${n}, open ${open}`);
 
       for (const s of socks) s.destroy();
@@ -115,6 +117,7 @@ for (const variant of [
         gauge = metricSum(await gw.metrics(), 'otlp_gateway_connections', { listener: 'default' });
       }
       assert.equal(gauge, 0);
+      assert.equal(metricSum(await gw.metrics(), 'otlp_gateway_connections', { listener: 'all' }), 0);
       await sleep(Number(variant.reason ? 200 : 0));
       const r = await postTraces(gw);
       assert.equal(r.status, 200, r.body.toString());

@@ -196,6 +196,35 @@ describe('shutdown', () => {
   });
 });
 
+describe('signals', () => {
+  it('survives a storm of SIGHUPs with exporter threads running, and reloads on each', async () => {
+    // The exporter threads start before the listeners: they must not take a
+    // SIGHUP (whose default action ends the process) while the main thread
+    // is busy reloading.
+    const sink = await freePort();
+    const gw = await Gateway.start({
+      config: (w) =>
+        gatewayConfigYaml(w).replace(
+          `  local: { type: file, dir: ${w.dataDir} }`,
+          `  local: { type: file, dir: ${w.dataDir} }\n  out: {type: otlp_http, endpoint: 'http://127.0.0.1:${sink}'}`,
+        ),
+    });
+    try {
+      for (let i = 0; i < 400; i++) {
+        process.kill(gw.pid, 'SIGHUP');
+        if (i % 20 === 0) await sleep(5);
+      }
+      await sleep(500);
+      gw.assertAlive();
+      const r = await httpRequest({ port: gw.adminPort, path: '/readyz' });
+      assert.equal(r.status, 200);
+      assert.match(gw.log(), /msg="SIGHUP received"/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
 describe('shutdown with admin connections open', () => {
   // A load balancer's health check (HAProxy `option httpchk` on /readyz) may
   // be connected, or half-way through its request, when SIGTERM arrives.

@@ -1,12 +1,14 @@
 // HTTP/1.1 timeouts (issue 13): an idle keep-alive connection lives until
 // idle_timeout, while a request that is slow to arrive (and a connection that
-// never sends one) still gets only header_timeout.
+// never sends one) still gets only header_timeout. On gRPC, idle_timeout
+// closes a connection with no stream for that long, never a busy one.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import { Gateway, sleep } from '../lib/gateway.js';
-import { newSpan, traceRequestProto } from '../lib/wire.js';
+import { GRPC_PATH, grpcFrame, newSpan, traceRequestProto } from '../lib/wire.js';
 
 const HEADER_TIMEOUT_MS = 1000;
 const IDLE_TIMEOUT_MS = 5000;
@@ -136,5 +138,50 @@ describe('HTTP/1.1 header_timeout and idle_timeout', () => {
     const closed = await c.waitClosed(HEADER_TIMEOUT_MS + 2000);
     assert.ok(closed !== null, 'a stalled request header outlived header_timeout');
     assert.ok(closed - t0 < HEADER_TIMEOUT_MS + 1000, `closed after ${closed - t0} ms`);
+  });
+});
+
+describe('gRPC idle_timeout', () => {
+  const GRPC_IDLE_MS = 1000;
+  let gw;
+  before(async () => {
+    gw = await Gateway.start({ listenerExtra: `    idle_timeout: ${GRPC_IDLE_MS}ms` });
+  });
+  after(async () => gw?.stop());
+
+  /** One Export on an open session: its grpc-status, or the stream's error code. */
+  const exportOn = (session) =>
+    new Promise((resolve) => {
+      const req = session.request({ ':method': 'POST', ':path': GRPC_PATH.traces, 'content-type': 'application/grpc', te: 'trailers' });
+      let status = null;
+      req.on('trailers', (t) => (status = Number(t['grpc-status'])));
+      req.on('data', () => {});
+      req.on('error', (e) => resolve(`error ${e.code} ${e.message}`));
+      req.on('close', () => resolve(status));
+      req.end(grpcFrame(traceRequestProto('busy', [newSpan('b')])));
+    });
+
+  it('keeps a busy connection open past idle_timeout, then closes it once idle', async () => {
+    const session = http2.connect(`http://127.0.0.1:${gw.grpcPort}`);
+    let goaway = null;
+    session.on('goaway', () => (goaway ??= Date.now()));
+    session.on('error', () => {});
+    // A request every 100 ms for three idle timeouts, each done before the next.
+    const t0 = Date.now();
+    const statuses = [];
+    while (Date.now() - t0 < 3 * GRPC_IDLE_MS) {
+      statuses.push(await exportOn(session));
+      await sleep(100);
+    }
+    assert.ok(statuses.length >= 10, `only ${statuses.length} requests`);
+    assert.deepEqual([...new Set(statuses)], [0], `answers: ${JSON.stringify(statuses)}`);
+    assert.equal(goaway, null, 'GOAWAY on a connection that was never idle for idle_timeout');
+    // Idle now: closed after about idle_timeout.
+    const idleFrom = Date.now();
+    while (goaway === null && !session.closed && Date.now() - idleFrom < 5 * GRPC_IDLE_MS) await sleep(20);
+    const closedAfter = (goaway ?? Date.now()) - idleFrom;
+    assert.ok(goaway !== null || session.closed, 'idle connection not closed');
+    assert.ok(closedAfter >= GRPC_IDLE_MS * 0.8, `closed ${closedAfter} ms after going idle`);
+    session.destroy();
   });
 });

@@ -1,0 +1,248 @@
+/* The one-pass scan of otlp_wire.h. It walks the bytes with the generated
+ * descriptors and an explicit stack (as pb_prescan does), holds every known
+ * field to the wire types protobuf-c's unpack requires, and checks the few
+ * fields otlp_validate looks at, in the items that carry them: spans, log
+ * records and metrics (which never nest inside one another, so one item
+ * state suffices). Where protobuf-c keeps the last of a repeated singular
+ * field, so does the scan. */
+#include "otlp_wire.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "logs.pb-c.h"
+#include "metrics.pb-c.h"
+#include "otlp.h"
+#include "trace.pb-c.h"
+
+typedef enum { K_OTHER, K_SPAN, K_LOG, K_METRIC, K_POINTS } frame_kind;
+
+typedef struct frame {
+    const ProtobufCMessageDescriptor *desc;
+    size_t end;
+    frame_kind kind;
+} frame;
+
+/* The span, log record or metric being scanned. */
+typedef struct item_state {
+    size_t id_len[3];    /* trace id, span id, parent span id (spans) */
+    int id_nonzero[3];
+    size_t name_len;     /* metric name */
+    uint32_t data_field; /* metric's oneof data field, 0 when none */
+    size_t points, cur_points;
+} item_state;
+
+enum { ID_TRACE, ID_SPAN, ID_PARENT };
+
+/* A varint of at most `max` bytes inside [pos, end); its length, 0 if bad. */
+static size_t varint_len(const uint8_t *d, size_t pos, size_t end, size_t max)
+{
+    for (size_t i = 0; i < max && pos + i < end; i++)
+        if ((d[pos + i] & 0x80) == 0)
+            return i + 1;
+    return 0;
+}
+
+static frame_kind kind_of(const ProtobufCMessageDescriptor *parent_desc, frame_kind parent, uint32_t tag,
+                          const ProtobufCMessageDescriptor *desc)
+{
+    (void)parent_desc;
+    if (desc == &opentelemetry__proto__trace__v1__span__descriptor)
+        return K_SPAN;
+    if (desc == &opentelemetry__proto__logs__v1__log_record__descriptor)
+        return K_LOG;
+    if (desc == &opentelemetry__proto__metrics__v1__metric__descriptor)
+        return K_METRIC;
+    if (parent == K_METRIC && (tag == 5 || tag == 7 || tag == 9 || tag == 10 || tag == 11))
+        return K_POINTS;
+    return K_OTHER;
+}
+
+/* A packed repeated scalar field's bytes, as protobuf-c counts and reads
+ * them: fixed-size elements must divide the length, varints must each end. */
+static int packed_ok(ProtobufCType type, const uint8_t *d, size_t len)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return len % 4 == 0;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return len % 8 == 0;
+    case PROTOBUF_C_TYPE_BOOL:
+        return 1;
+    default:
+        for (size_t pos = 0; pos < len;) {
+            size_t n = varint_len(d, pos, len, 10);
+            if (n == 0)
+                return 0;
+            pos += n;
+        }
+        return 1;
+    }
+}
+
+static int varint_type(ProtobufCType t)
+{
+    return t == PROTOBUF_C_TYPE_ENUM || t == PROTOBUF_C_TYPE_INT32 || t == PROTOBUF_C_TYPE_UINT32 ||
+           t == PROTOBUF_C_TYPE_SINT32 || t == PROTOBUF_C_TYPE_INT64 || t == PROTOBUF_C_TYPE_UINT64 ||
+           t == PROTOBUF_C_TYPE_SINT64 || t == PROTOBUF_C_TYPE_BOOL;
+}
+
+static int fixed_type(ProtobufCType t, size_t width)
+{
+    if (width == 4)
+        return t == PROTOBUF_C_TYPE_SFIXED32 || t == PROTOBUF_C_TYPE_FIXED32 || t == PROTOBUF_C_TYPE_FLOAT;
+    return t == PROTOBUF_C_TYPE_SFIXED64 || t == PROTOBUF_C_TYPE_FIXED64 || t == PROTOBUF_C_TYPE_DOUBLE;
+}
+
+static void note_bytes(item_state *st, frame_kind k, uint32_t tag, const uint8_t *v, size_t n)
+{
+    int which = -1;
+    if (k == K_SPAN)
+        which = tag == 1 ? ID_TRACE : tag == 2 ? ID_SPAN : tag == 4 ? ID_PARENT : -1;
+    else if (k == K_LOG)
+        which = tag == 9 ? ID_TRACE : tag == 10 ? ID_SPAN : -1;
+    else if (k == K_METRIC && tag == 1)
+        st->name_len = n;
+    if (which < 0)
+        return;
+    st->id_len[which] = n;
+    st->id_nonzero[which] = 0;
+    for (size_t i = 0; i < n && !st->id_nonzero[which]; i++)
+        st->id_nonzero[which] = v[i] != 0;
+}
+
+/* An item (or a metric's data) ends: 0 when otlp_validate would drop it. */
+static int item_done(item_state *st, frame_kind k, size_t *items)
+{
+    switch (k) {
+    case K_SPAN:
+        if (st->id_len[ID_TRACE] != 16 || !st->id_nonzero[ID_TRACE] || st->id_len[ID_SPAN] != 8 ||
+            !st->id_nonzero[ID_SPAN] || (st->id_len[ID_PARENT] != 0 && st->id_len[ID_PARENT] != 8))
+            return 0;
+        (*items)++;
+        return 1;
+    case K_LOG:
+        if ((st->id_len[ID_TRACE] != 0 && st->id_len[ID_TRACE] != 16) ||
+            (st->id_len[ID_SPAN] != 0 && st->id_len[ID_SPAN] != 8))
+            return 0;
+        (*items)++;
+        return 1;
+    case K_METRIC:
+        if (st->name_len == 0 || st->data_field == 0)
+            return 0;
+        *items += st->points;
+        return 1;
+    case K_POINTS:
+        st->points = st->cur_points; /* the last of the oneof's fields wins */
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+static void item_start(item_state *st, frame_kind k, uint32_t tag)
+{
+    if (k == K_POINTS) {
+        st->data_field = tag;
+        st->cur_points = 0;
+    } else if (k != K_OTHER) {
+        memset(st, 0, sizeof(*st));
+    }
+}
+
+int otlp_wire_scan(otlp_signal sig, const uint8_t *d, size_t len, size_t *items)
+{
+    frame stack[OTLP_MAX_DEPTH];
+    item_state st;
+    int top = 0;
+    size_t pos = 0;
+    *items = 0;
+    memset(&st, 0, sizeof(st));
+    stack[0] = (frame){.desc = otlp_request_descriptor(sig), .end = len, .kind = K_OTHER};
+    if (stack[0].desc == NULL || (len > 0 && d == NULL))
+        return 0;
+    for (;;) {
+        while (pos == stack[top].end) {
+            if (top == 0)
+                return 1;
+            if (!item_done(&st, stack[top].kind, items))
+                return 0;
+            top--;
+        }
+        frame *fr = &stack[top];
+        /* A tag of at most 4 bytes (field numbers below 2^25; OTLP's are
+         * below 20) and not 0: the decoding path takes longer ones, and
+         * refuses field 0 however it is spelled. */
+        size_t tl = varint_len(d, pos, fr->end, 4);
+        if (tl == 0)
+            return 0;
+        uint32_t tag = (d[pos] & 0x7f) >> 3;
+        for (size_t i = 1; i < tl; i++)
+            tag |= (uint32_t)(d[pos + i] & 0x7f) << (4 + 7 * (i - 1));
+        if (tag == 0)
+            return 0;
+        unsigned wire = d[pos] & 7;
+        pos += tl;
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(fr->desc, tag);
+        size_t n;
+        switch (wire) {
+        case 0:
+            if ((n = varint_len(d, pos, fr->end, 10)) == 0 || (f != NULL && !varint_type(f->type)))
+                return 0;
+            pos += n;
+            break;
+        case 1:
+        case 5:
+            n = wire == 1 ? 8 : 4;
+            if (fr->end - pos < n || (f != NULL && !fixed_type(f->type, n)))
+                return 0;
+            pos += n;
+            break;
+        case 2: {
+            size_t hl = varint_len(d, pos, fr->end, 5);
+            if (hl == 0)
+                return 0;
+            uint64_t v = 0;
+            for (size_t i = 0; i < hl; i++)
+                v |= (uint64_t)(d[pos + i] & 0x7f) << (7 * i);
+            pos += hl;
+            if (v > INT_MAX || v > fr->end - pos)
+                return 0;
+            n = (size_t)v;
+            /* protobuf-c's strings are C strings: one with a NUL in it
+             * would be cut there by the decoding path, so forwarding its
+             * bytes unchanged would not be the same request. */
+            if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(d + pos, 0, n) != NULL)
+                return 0;
+            if (f == NULL || f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES) {
+                if (f != NULL)
+                    note_bytes(&st, fr->kind, tag, d + pos, n);
+                pos += n;
+                break;
+            }
+            if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+                /* Packed repeated scalars; a singular scalar as bytes is
+                 * left to the decoder. */
+                if (f->label != PROTOBUF_C_LABEL_REPEATED || !packed_ok(f->type, d + pos, n))
+                    return 0;
+                pos += n;
+                break;
+            }
+            if (top + 1 >= OTLP_MAX_DEPTH)
+                return 0;
+            if (fr->kind == K_POINTS && tag == 1)
+                st.cur_points++;
+            frame_kind k = kind_of(fr->desc, fr->kind, tag, f->descriptor);
+            item_start(&st, k, tag);
+            stack[++top] = (frame){.desc = f->descriptor, .end = pos + n, .kind = k};
+            break;
+        }
+        default:
+            return 0;
+        }
+    }
+}
