@@ -2,7 +2,6 @@
 #include "pipeline_internal.h"
 
 #include <pthread.h>
-#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1000,6 +1000,8 @@ static sp_dec eval_composite(sp_policy *p, const uint8_t *id, const sp_summary *
     }
     for (size_t i = 0; i < p->n_subs; i++) {
         sp_dec d = eval(&p->subs[i], id, t, now_ns);
+        if (d == SP_ERROR)
+            return d;
         if (d != SP_SAMPLED && d != SP_INV_SAMPLED)
             continue;
         uint64_t next = p->used[i] + t->spans;
@@ -1035,6 +1037,8 @@ static sp_dec eval(sp_policy *p, const uint8_t *id, const sp_summary *t, uint64_
     case SP_TRACE_FLAGS:
         return (t->attr_bits >> p->attr_bit) & 1 ? SP_SAMPLED : SP_NOT_SAMPLED;
     case SP_OTTL:
+        if ((t->ottl_error >> p->attr_bit) & 1)
+            return SP_ERROR;
         return (t->ottl_match >> p->attr_bit) & 1 ? SP_SAMPLED : SP_NOT_SAMPLED;
     case SP_SPAN_COUNT:
         return t->spans >= p->min_spans && (p->max_spans == 0 || t->spans <= p->max_spans) ? SP_SAMPLED
@@ -1047,6 +1051,8 @@ static sp_dec eval(sp_policy *p, const uint8_t *id, const sp_summary *t, uint64_
     case SP_DROP:
         for (size_t i = 0; i < p->n_subs; i++) {
             sp_dec d = eval(&p->subs[i], id, t, now_ns);
+            if (d == SP_ERROR)
+                return d;
             if (d == SP_NOT_SAMPLED || d == SP_INV_NOT_SAMPLED)
                 return SP_NOT_SAMPLED;
         }
@@ -1097,7 +1103,7 @@ int sp_decide(sp_set *set, const uint8_t trace_id[16], const sp_summary *t, uint
     w->rate = 1;
     w->composite_sub = NULL;
     double best = 0; /* least rate among the policies that sampled (0: none yet) */
-    int first[SP_DROPPED + 1] = {-1, -1, -1, -1, -1}; /* first policy per verdict */
+    int first[SP_ERROR + 1] = {-1, -1, -1, -1, -1, -1}; /* first policy per verdict */
     /* Drop policies first, so a dropped trace spends no budget. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < set->n_top; i++) {

@@ -63,8 +63,11 @@ typedef enum {
 
 /* A policy's verdict on a trace, as the Collector's tailsamplingprocessor
  * has them: invert_match policies answer SP_INV_*, which combine differently
- * (sp_decide). */
-typedef enum { SP_NOT_SAMPLED, SP_SAMPLED, SP_INV_SAMPLED, SP_INV_NOT_SAMPLED, SP_DROPPED } sp_dec;
+ * (sp_decide). SP_ERROR: the evaluation failed (an ottl_condition under
+ * error_mode propagate); as the Collector's evaluation errors it passes up
+ * through and, not, drop and composite unchanged and, at the top, has no say
+ * in the decision (it is counted as not sampled). */
+typedef enum { SP_NOT_SAMPLED, SP_SAMPLED, SP_INV_SAMPLED, SP_INV_NOT_SAMPLED, SP_DROPPED, SP_ERROR } sp_dec;
 
 /* What a decision needs to know about a trace. */
 typedef struct sp_summary {

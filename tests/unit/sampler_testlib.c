@@ -50,6 +50,35 @@ const char *mk_err(const char *node)
 
 arena *A;
 
+const char *test_fmt(const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0);
+    char *out = arena_alloc(A, (size_t)n + 1);
+    vsnprintf(out, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    return out;
+}
+
+const char *policy_in(int upstream, const char *name, const char *type, const char *settings)
+{
+    if (upstream)
+        return test_fmt("{name: %s, type: %s, %s: {%s}}", name, type, type, settings);
+    return test_fmt("{name: %s, type: %s, %s}", name, type, settings);
+}
+
+const char *set_in(int upstream, const char *const *policies, size_t n)
+{
+    const char *list = "";
+    for (size_t i = 0; i < n; i++)
+        list = test_fmt("%s%s%s", list, i ? ", " : "", policies[i]);
+    return test_fmt(upstream ? "{tail_sampling: {policies: [%s]}}" : "{policies: [%s]}", list);
+}
+
 void tid_of(uint8_t out[16], uint64_t n)
 {
     memset(out, 0, 16);

@@ -43,6 +43,14 @@ extern emitted E;      /* what on_emit saw */
 sampler *mk_shards(const char *node, size_t shards);
 sampler *mk(const char *node);
 const char *mk_err(const char *node);
+/* A formatted string in A. */
+const char *test_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One policy {name, type, settings} in ours (settings beside name and type)
+ * or the Collector's shape (under a `<type>:` block); in A. */
+const char *policy_in(int upstream, const char *name, const char *type, const char *settings);
+/* A node with these n policies (policy_in's) in the chosen shape:
+ * {policies: [...]} or {tail_sampling: {policies: [...]}}; in A. */
+const char *set_in(int upstream, const char *const *policies, size_t n);
 void tid_of(uint8_t out[16], uint64_t n);
 span_t *sp_new(uint64_t trace, unsigned sid, unsigned parent, uint64_t start, uint64_t end, int status);
 kv_t *kv_new(const char *key);

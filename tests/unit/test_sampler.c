@@ -259,37 +259,44 @@ static void test_string_attribute(void **state)
 /* Regexes are RE2 (Go's syntax, as upstream) and unanchored (Go's
  * MatchString): \d and (?i) work, and a value matches when the pattern
  * occurs anywhere in it. A pathological pattern against a long client value
- * finishes (RE2 is linear-time; a backtracking engine would not). */
+ * finishes (RE2 is linear-time; a backtracking engine would not). In ours
+ * and in the Collector's shape alike. */
 static void test_string_attribute_re2(void **state)
 {
     (void)state;
-    sampler *s = mk("{policies: [{name: api, type: string_attribute, key: http.route, values: ['^/api/v\\d+/users'],"
-                    " enabled_regex_matching: true},"
-                    " {name: sel, type: string_attribute, key: db.statement, values: ['(?i)^select', 'tmp'],"
-                    " enabled_regex_matching: true},"
-                    " {name: evil, type: string_attribute, key: q, values: ['(a+)+$'], enabled_regex_matching: true}]}");
-    const char *routes[] = {"/api/v2/users/7", "/api/vx/users", "/x/api/v2/users"};
-    const char *stmts[] = {"SeLeCt 1", "update t", "drop tmp_1"};
-    span_t *spans[9];
-    size_t n = 0;
-    for (int i = 0; i < 3; i++) {
-        spans[n] = sp_new(1 + (uint64_t)i, 1, 0, T0, T0 + 1, -1);
-        attr_str(spans[n++], "http.route", routes[i]);
-        spans[n] = sp_new(11 + (uint64_t)i, 1, 0, T0, T0 + 1, -1);
-        attr_str(spans[n++], "db.statement", stmts[i]);
+    for (int up = 0; up < 2; up++) {
+        const char *pols[] = {
+            policy_in(up, "api", "string_attribute",
+                      "key: http.route, values: ['^/api/v\\d+/users'], enabled_regex_matching: true"),
+            policy_in(up, "sel", "string_attribute",
+                      "key: db.statement, values: ['(?i)^select', 'tmp'], enabled_regex_matching: true"),
+            policy_in(up, "evil", "string_attribute", "key: q, values: ['(a+)+$'], enabled_regex_matching: true"),
+        };
+        E.n = 0;
+        sampler *s = mk(set_in(up, pols, 3));
+        const char *routes[] = {"/api/v2/users/7", "/api/vx/users", "/x/api/v2/users"};
+        const char *stmts[] = {"SeLeCt 1", "update t", "drop tmp_1"};
+        span_t *spans[9];
+        size_t n = 0;
+        for (int i = 0; i < 3; i++) {
+            spans[n] = sp_new(1 + (uint64_t)i, 1, 0, T0, T0 + 1, -1);
+            attr_str(spans[n++], "http.route", routes[i]);
+            spans[n] = sp_new(11 + (uint64_t)i, 1, 0, T0, T0 + 1, -1);
+            attr_str(spans[n++], "db.statement", stmts[i]);
+        }
+        size_t len = 50000;
+        char *evil = arena_alloc(A, len + 2);
+        memset(evil, 'a', len);
+        evil[len] = 'b';
+        evil[len + 1] = '\0';
+        spans[n] = sp_new(21, 1, 0, T0, T0 + 1, -1);
+        attr_str(spans[n++], "q", evil);
+        add(s, req_new("svc", "lib", spans, n), T0, NULL);
+        flush(s, T0);
+        if (E.n != 3 || !emitted_has(1) || !emitted_has(11) || !emitted_has(13))
+            fail_msg("%s shape: %zu traces kept, want 1, 11 and 13", up ? "Collector" : "flat", E.n);
+        sampler_free(s);
     }
-    size_t len = 50000;
-    char *evil = arena_alloc(A, len + 2);
-    memset(evil, 'a', len);
-    evil[len] = 'b';
-    evil[len + 1] = '\0';
-    spans[n] = sp_new(21, 1, 0, T0, T0 + 1, -1);
-    attr_str(spans[n++], "q", evil);
-    add(s, req_new("svc", "lib", spans, n), T0, NULL);
-    flush(s, T0);
-    assert_int_equal(E.n, 3);
-    assert_true(emitted_has(1) && emitted_has(11) && emitted_has(13));
-    sampler_free(s);
 }
 
 /* An event named `name` with a string attribute k = v on span s. */
@@ -311,49 +318,73 @@ static void event_add(span_t *s, const char *name, const char *k, const char *v)
 
 /* ottl_condition: a trace is sampled when a span condition holds for one of
  * its spans or a spanevent condition for one of their events; resource and
- * scope paths see the span's own. */
+ * scope paths see the span's own. In ours and in the Collector's shape
+ * (`ottl_condition: {error_mode, span, spanevent}`), also as a sub-policy. */
 static void test_ottl_condition(void **state)
 {
     (void)state;
-    sampler *s = mk("{policies: [{name: o, type: ottl_condition, span: ['attributes[\"http.route\"] == \"/pay\" and "
-                    "end_time_unix_nano - start_time_unix_nano > 500000000', 'resource.attributes[\"service.name\"] == "
-                    "\"billing\" and instrumentation_scope.name == \"db\"'], spanevent: ['name == \"exception\" and "
-                    "IsMatch(attributes[\"exception.type\"], \"(?i)timeout\")']}]}");
-    span_t *slow = sp_new(1, 1, 0, T0, T0 + 600 * MS, -1);
-    attr_str(slow, "http.route", "/pay");
-    span_t *fast = sp_new(2, 1, 0, T0, T0 + 100 * MS, -1);
-    attr_str(fast, "http.route", "/pay");
-    span_t *timeout = sp_new(3, 1, 0, T0, T0 + 1, -1);
-    event_add(timeout, "exception", "exception.type", "ReadTimeoutError");
-    span_t *other = sp_new(4, 1, 0, T0, T0 + 1, -1);
-    event_add(other, "exception", "exception.type", "ValueError");
-    event_add(other, "log", "exception.type", "timeout"); /* not an exception event */
-    span_t *child = sp_new(3, 2, 1, T0, T0 + 1, -1); /* a second span of trace 3: no effect */
-    span_t *all[] = {slow, fast, timeout, other, child};
-    add(s, req_new("svc", "lib", all, 5), T0, NULL);
-    span_t *db = sp_new(5, 1, 0, T0, T0 + 1, -1);
-    span_t *db2 = sp_new(6, 1, 0, T0, T0 + 1, -1);
-    add(s, req_new("billing", "db", &db, 1), T0, NULL);
-    add(s, req_new("billing", "http", &db2, 1), T0, NULL);
-    flush(s, T0);
-    assert_int_equal(E.n, 3);
-    assert_true(emitted_has(1) && emitted_has(3) && emitted_has(5));
-    sampler_free(s);
+    for (int up = 0; up < 2; up++) {
+        const char *shape = up ? "Collector" : "flat";
+        const char *o = policy_in(up, "o", "ottl_condition",
+                                  "error_mode: ignore, span: ['attributes[\"http.route\"] == \"/pay\" and "
+                                  "end_time_unix_nano - start_time_unix_nano > 500000000', "
+                                  "'resource.attributes[\"service.name\"] == \"billing\" and "
+                                  "instrumentation_scope.name == \"db\"'], spanevent: ['name == \"exception\" and "
+                                  "IsMatch(attributes[\"exception.type\"], \"(?i)timeout\")']");
+        E.n = 0;
+        sampler *s = mk(set_in(up, &o, 1));
+        span_t *slow = sp_new(1, 1, 0, T0, T0 + 600 * MS, -1);
+        attr_str(slow, "http.route", "/pay");
+        span_t *fast = sp_new(2, 1, 0, T0, T0 + 100 * MS, -1);
+        attr_str(fast, "http.route", "/pay");
+        span_t *timeout = sp_new(3, 1, 0, T0, T0 + 1, -1);
+        event_add(timeout, "exception", "exception.type", "ReadTimeoutError");
+        span_t *other = sp_new(4, 1, 0, T0, T0 + 1, -1);
+        event_add(other, "exception", "exception.type", "ValueError");
+        event_add(other, "log", "exception.type", "timeout"); /* not an exception event */
+        span_t *child = sp_new(3, 2, 1, T0, T0 + 1, -1); /* a second span of trace 3: no effect */
+        span_t *all[] = {slow, fast, timeout, other, child};
+        add(s, req_new("svc", "lib", all, 5), T0, NULL);
+        span_t *db = sp_new(5, 1, 0, T0, T0 + 1, -1);
+        span_t *db2 = sp_new(6, 1, 0, T0, T0 + 1, -1);
+        add(s, req_new("billing", "db", &db, 1), T0, NULL);
+        add(s, req_new("billing", "http", &db2, 1), T0, NULL);
+        flush(s, T0);
+        if (E.n != 3 || !emitted_has(1) || !emitted_has(3) || !emitted_has(5))
+            fail_msg("%s shape: %zu traces kept, want 1, 3 and 5", shape, E.n);
+        sampler_free(s);
 
-    /* As a sub-policy: `and` with latency, both on the same trace. */
-    E.n = 0;
-    s = mk("{policies: [{name: a, type: and, policies: [{name: o, type: ottl_condition, span: ['kind == "
-           "SPAN_KIND_SERVER']}, {name: l, type: latency, threshold_ms: 100}]}]}");
-    span_t *server_slow = sp_new(1, 1, 0, T0, T0 + 200 * MS, -1), *server_fast = sp_new(2, 1, 0, T0, T0 + MS, -1);
-    span_t *internal_slow = sp_new(3, 1, 0, T0, T0 + 200 * MS, -1);
-    server_slow->kind = server_fast->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
-    span_t *three[] = {server_slow, server_fast, internal_slow};
-    add(s, req_new("svc", "lib", three, 3), T0, NULL);
-    flush(s, T0);
-    assert_int_equal(E.n, 1);
-    assert_true(emitted_has(1));
-    sampler_free(s);
+        /* As a sub-policy: `and` with latency, both on the same trace. */
+        const char *subs[] = {policy_in(up, "o", "ottl_condition", "span: ['kind == SPAN_KIND_SERVER']"),
+                              policy_in(up, "l", "latency", "threshold_ms: 100")};
+        const char *and_pol = up ? test_fmt("{name: a, type: and, and: {and_sub_policy: [%s, %s]}}", subs[0], subs[1])
+                                 : test_fmt("{name: a, type: and, policies: [%s, %s]}", subs[0], subs[1]);
+        E.n = 0;
+        s = mk(set_in(up, &and_pol, 1));
+        span_t *server_slow = sp_new(1, 1, 0, T0, T0 + 200 * MS, -1), *server_fast = sp_new(2, 1, 0, T0, T0 + MS, -1);
+        span_t *internal_slow = sp_new(3, 1, 0, T0, T0 + 200 * MS, -1);
+        server_slow->kind = server_fast->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
+        span_t *three[] = {server_slow, server_fast, internal_slow};
+        add(s, req_new("svc", "lib", three, 3), T0, NULL);
+        flush(s, T0);
+        if (E.n != 1 || !emitted_has(1))
+            fail_msg("%s shape, and: %zu traces kept, want 1", shape, E.n);
+        sampler_free(s);
+    }
 }
+
+/* Two spans of a trace: `bad` makes '100 / attributes["d"] > 10' fail
+ * (division by zero), `good` makes it true. */
+static void add_bad_good(sampler *s, uint64_t trace, int bad_first)
+{
+    span_t *bad = sp_new(trace, 1, 0, T0, T0 + 1, -1), *good = sp_new(trace, 2, 1, T0, T0 + 1, -1);
+    attr_int(bad, "d", 0);
+    attr_int(good, "d", 2);
+    add(s, req_new("svc", "lib", bad_first ? &bad : &good, 1), T0, NULL);
+    add(s, req_new("svc", "lib", bad_first ? &good : &bad, 1), T0, NULL);
+}
+
+#define FAILING_OTTL "span: ['100 / attributes[\"d\"] > 10']"
 
 /* error_mode: under propagate the first span to fail decides the policy (it
  * does not sample even if a later span matches), as upstream's in-order walk;
@@ -364,25 +395,46 @@ static void test_ottl_error_mode(void **state)
     const char *modes[] = {"propagate", "ignore"};
     for (int m = 0; m < 2; m++) {
         char cfg[512];
-        snprintf(cfg, sizeof(cfg), "{policies: [{name: o, type: ottl_condition, error_mode: %s, "
-                                   "span: ['100 / attributes[\"d\"] > 10']}]}", modes[m]);
+        snprintf(cfg, sizeof(cfg), "{policies: [{name: o, type: ottl_condition, error_mode: %s, " FAILING_OTTL "}]}",
+                 modes[m]);
         E.n = 0;
         sampler *s = mk(cfg);
-        span_t *bad = sp_new(1, 1, 0, T0, T0 + 1, -1), *good = sp_new(1, 2, 1, T0, T0 + 1, -1);
-        attr_int(bad, "d", 0);
-        attr_int(good, "d", 2);
-        span_t *bad_first[] = {bad, good};
-        add(s, req_new("svc", "lib", bad_first, 2), T0, NULL);
-        span_t *bad2 = sp_new(2, 1, 0, T0, T0 + 1, -1), *good2 = sp_new(2, 2, 1, T0, T0 + 1, -1);
-        attr_int(bad2, "d", 0);
-        attr_int(good2, "d", 2);
-        add(s, req_new("svc", "lib", &good2, 1), T0, NULL); /* the match arrives first */
-        add(s, req_new("svc", "lib", &bad2, 1), T0, NULL);
+        add_bad_good(s, 1, 1);
+        add_bad_good(s, 2, 0); /* the match arrives first */
         flush(s, T0);
         assert_true(emitted_has(2));
         assert_int_equal(emitted_has(1), m == 1);
         sampler_free(s);
     }
+}
+
+/* A failed evaluation is the Collector's error verdict: it passes through
+ * `not` and `and` unchanged (not(error) does not sample) and at the top has
+ * no say, so it does not stop an invert_match policy from keeping a trace
+ * (a not-sampled verdict would). */
+static void test_ottl_error_verdict(void **state)
+{
+    (void)state;
+    sampler *s = mk("{policies: [{name: n, type: not, policy: {name: o, type: ottl_condition, " FAILING_OTTL "}},"
+                    " {name: a, type: and, policies: [{name: n2, type: not, policy: {name: o2, type: ottl_condition, "
+                    FAILING_OTTL "}}, {name: x, type: always_sample}]}]}");
+    add_bad_good(s, 1, 1);
+    E.n = 0;
+    flush(s, T0);
+    assert_int_equal(E.n, 0);
+    sampler_free(s);
+
+    s = mk("{policies: [{name: inv, type: string_attribute, key: tier, values: [internal], invert_match: true},"
+           " {name: o, type: ottl_condition, " FAILING_OTTL "}]}");
+    add_bad_good(s, 1, 1); /* no tier: inverted-sampled; o: error */
+    span_t *plain = sp_new(2, 1, 0, T0, T0 + 1, -1);
+    attr_int(plain, "d", 50); /* o: not sampled, which vetoes the inverted-sampled */
+    add(s, req_new("svc", "lib", &plain, 1), T0, NULL);
+    E.n = 0;
+    flush(s, T0);
+    assert_int_equal(E.n, 1);
+    assert_true(emitted_has(1));
+    sampler_free(s);
 }
 
 static void test_numeric_boolean(void **state)
@@ -1592,6 +1644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_string_attribute_re2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ottl_condition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ottl_error_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ottl_error_verdict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numeric_boolean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_span_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limiting, setup, teardown),

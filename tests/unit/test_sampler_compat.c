@@ -407,7 +407,7 @@ static void test_first_match(void **state)
 
 /* ---- the Collector's config shape ---- */
 
-/* The README's example, pasted (its ottl_condition policy left out). */
+/* The README's example, pasted. */
 static const char *const readme_block =
     "{tail_sampling: {decision_wait: 10s, num_traces: 100, expected_new_traces_per_sec: 10,"
     " decision_cache: {sampled_cache_size: 100000, non_sampled_cache_size: 100000}, policies: ["
@@ -423,6 +423,7 @@ static const char *const readme_block =
     "{name: test-policy-9, type: span_count, span_count: {min_spans: 2, max_spans: 20}},"
     "{name: test-policy-10, type: trace_state, trace_state: {key: key3, values: [value1, value2]}},"
     "{name: test-policy-11, type: boolean_attribute, boolean_attribute: {key: key4, value: true}},"
+    "{name: test-policy-12, type: ottl_condition, ottl_condition: {error_mode: ignore, span: [\"attributes[\\\"test_attr_key_1\\\"] == \\\"test_attr_val_1\\\"\", \"attributes[\\\"test_attr_key_2\\\"] != \\\"test_attr_val_1\\\"\"], spanevent: [\"name != \\\"test_span_event_name\\\"\", \"attributes[\\\"test_event_attr_key_2\\\"] != \\\"test_event_attr_val_1\\\"\"]}},"
     "{name: and-policy-1, type: and, and: {and_sub_policy: ["
     " {name: test-and-policy-1, type: numeric_attribute, numeric_attribute: {key: key1, min_value: 50, max_value: 100}},"
     " {name: test-and-policy-2, type: string_attribute, string_attribute: {key: key2, values: [value1, value2]}}]}},"
@@ -444,7 +445,7 @@ static void test_upstream_config(void **state)
 {
     (void)state;
     sampler *s = mk(readme_block);
-    assert_int_equal(sampler_policy_count(s), 16);
+    assert_int_equal(sampler_policy_count(s), 17);
     add_trace(s, 1, MS, -1, T0);
     assert_true(kept(s, T0));
     sampler_free(s);
@@ -486,6 +487,26 @@ static void test_upstream_config(void **state)
          "min_value or max_value is required (0 means unset)"},
         {"{tail_sampling: {policies: [{name: n, type: not, not: {not_sub_policy: [{name: x, type: always_sample}]}}]}}",
          "not.not_sub_policy: expected one policy (a mapping)"},
+        /* ottl_condition and RE2 string_attribute: their settings in their block, located there. */
+        {"{tail_sampling: {policies: [{name: o, type: ottl_condition, ottl_condition: {error_mode: ignore, span:"
+         " [name == \"x\", kind = 2]}}]}}",
+         "gw.yaml:7:125: backends.x.s.tail_sampling.policies[0].ottl_condition.span[1]: invalid OTTL condition "
+         "\"kind = 2\": column 6: unexpected \"=\""},
+        {"{tail_sampling: {policies: [{name: o, type: ottl_condition, ottl_condition: {spanevent: ['kind == 2']}}]}}",
+         "policies[0].ottl_condition.spanevent[0]: invalid OTTL condition \"kind == 2\": column 1: unknown path"},
+        {"{tail_sampling: {policies: [{name: o, type: ottl_condition, ottl_condition: {error_mode: loud, span: [true]}}]}}",
+         "policies[0].ottl_condition.error_mode:"},
+        {"{tail_sampling: {policies: [{name: o, type: ottl_condition, ottl_condition: {span: [true], bogus: 1}}]}}",
+         "policies[0].ottl_condition.bogus: unknown key (expected one of: error_mode, span, spanevent)"},
+        {"{tail_sampling: {policies: [{name: o, type: ottl_condition, ottl_condition: {error_mode: ignore}}]}}",
+         "policies[0].ottl_condition.span: expected at least one OTTL condition in span or spanevent"},
+        {"{tail_sampling: {policies: [{name: o, type: ottl_condition}]}}",
+         "policies[0].ottl_condition: required key is missing (the ottl_condition policy's settings)"},
+        {"{tail_sampling: {policies: [{name: o, type: ottl_condition, span: [true]}]}}",
+         "policies[0].span: unknown key (expected one of: name, type, ottl_condition)"},
+        {"{tail_sampling: {policies: [{name: r, type: string_attribute, string_attribute: {key: k, values: [ok, '(a'],"
+         " enabled_regex_matching: true}}]}}",
+         "policies[0].string_attribute.values[1]: invalid regular expression: missing ): (a (RE2 syntax"},
         {"{quiet_after: 1s, tail_sampling: {decision_wait_after_root_received: 2s, policies: [{name: a, type: "
          "always_sample}]}}",
          "decision_wait_after_root_received: give quiet_after or decision_wait_after_root_received, not both"},
@@ -632,6 +653,12 @@ static void test_block_on_overflow(void **state)
 
 /* ---- differential: flat and Collector-shaped twins decide alike ---- */
 
+/* Batch spans over a second, or VIP spans with a 5xx status code (an
+ * error, skipped, when a VIP span has no status code). */
+#define TWIN_OTTL                                                                                               \
+    "span: ['attributes[\"tier\"] == \"batch\" and end_time_unix_nano - start_time_unix_nano > 1000000000',"  \
+    " 'attributes[\"vip\"] == true and attributes[\"http.status_code\"] * 1 >= 500']"
+
 static const char *const flat_twin =
     "{decision_wait: 10s, max_traces: 100000, sampled_cache: 0, not_sampled_cache: 0, policies: ["
     "{name: errors, type: status_code, status_codes: [ERROR]},"
@@ -644,6 +671,9 @@ static const char *const flat_twin =
     "{name: big, type: span_count, min_spans: 6},"
     "{name: ts, type: trace_state, key: team, values: [red]},"
     "{name: hd, type: trace_flags},"
+    "{name: rx, type: string_attribute, key: http.route, values: ['(?i)^/CART$', '^/p\\w+$'],"
+    " enabled_regex_matching: true},"
+    "{name: ot, type: ottl_condition, " TWIN_OTTL "},"
     "{name: budget, type: rate_limiting, spans_per_second: 40},"
     "{name: bytes, type: bytes_limiting, bytes_per_second: 4000, burst: 6000},"
     "{name: both, type: and, policies: [{name: b1, type: status_code, status_codes: [OK]},"
@@ -667,6 +697,9 @@ static const char *const upstream_twin =
     "{name: big, type: span_count, span_count: {min_spans: 6}},"
     "{name: ts, type: trace_state, trace_state: {key: team, values: [red]}},"
     "{name: hd, type: trace_flags},"
+    "{name: rx, type: string_attribute, string_attribute: {key: http.route, values: ['(?i)^/CART$', '^/p\\w+$'],"
+    " enabled_regex_matching: true}},"
+    "{name: ot, type: ottl_condition, ottl_condition: {" TWIN_OTTL "}},"
     "{name: budget, type: rate_limiting, rate_limiting: {spans_per_second: 40}},"
     "{name: bytes, type: bytes_limiting, bytes_limiting: {bytes_per_second: 4000, burst_capacity: 6000}},"
     "{name: both, type: and, and: {and_sub_policy: [{name: b1, type: status_code, status_code: {status_codes: [OK]}},"
