@@ -4,12 +4,12 @@
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
+#include "regexp.h"
 
 #define DETERMINISTIC_SALT "5VQ8l2jE5aJLPVqk" /* Refinery's, so decisions match */
 #define MAX_KEY_VALUES 100                    /* distinct values in one key, as Refinery */
@@ -148,8 +148,7 @@ typedef struct cond {
     sr_val *list; /* in / not-in */
     char **list_str;
     size_t n_list;
-    regex_t re;
-    int has_re;
+    regexp *re; /* matches: RE2, unanchored (Go's regexp.MatchString, as Refinery) */
 } cond;
 
 typedef struct rule {
@@ -878,7 +877,10 @@ static int cond_matches(const cond *c, const sr_val *v, int exists)
     case OP_STARTS: return strncmp(val_str(v, tmp, sizeof(tmp)), c->vstr, strlen(c->vstr)) == 0;
     case OP_CONTAINS: return strstr(val_str(v, tmp, sizeof(tmp)), c->vstr) != NULL;
     case OP_NOT_CONTAINS: return strstr(val_str(v, tmp, sizeof(tmp)), c->vstr) == NULL;
-    case OP_MATCHES: return regexec(&c->re, val_str(v, tmp, sizeof(tmp)), 0, NULL, 0) == 0;
+    case OP_MATCHES: {
+        const char *s = val_str(v, tmp, sizeof(tmp));
+        return regexp_match(c->re, s, strlen(s));
+    }
     case OP_IN: return in_list(c, v);
     case OP_NOT_IN: return !in_list(c, v);
     case OP_HAS_ROOT: return 0; /* decided per trace, before spans */
@@ -1162,15 +1164,9 @@ static int read_cond_value(cond *c, const config_node *n, char *err, size_t errl
         if (c->v.t != V_BOOL)
             return read_err(n, "value", err, errlen, "has-root-span takes true or false");
     }
-    if (c->op == OP_MATCHES) {
-        int rc = regcomp(&c->re, c->vstr, REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char msg[128];
-            regerror(rc, &c->re, msg, sizeof(msg));
-            return config_error(n, "value", err, errlen, "invalid regex: %s", msg);
-        }
-        c->has_re = 1;
-    }
+    char why[200];
+    if (c->op == OP_MATCHES && (c->re = regexp_compile(c->vstr, REGEXP_SEARCH, why, sizeof(why))) == NULL)
+        return config_error(n, "value", err, errlen, "invalid regular expression: %s", why);
     return 0;
 }
 
@@ -1369,8 +1365,7 @@ static void cond_free(cond *c)
     free(c->list_str);
     free(c->list);
     free(c->vstr);
-    if (c->has_re)
-        regfree(&c->re);
+    regexp_free(c->re);
 }
 
 void sr_free(sr_policy *p)

@@ -1351,6 +1351,16 @@ static void test_refinery_rules(void **state)
          "first=s:honeycomb", NULL, 4},
         {"[{name: re, sample_rate: 4, conditions: [{field: first, operator: matches, value: '^hon.*mb$'}]}]",
          "first=s:honeycomb", NULL, 4},
+        /* matches is Go's regexp (RE2 syntax), unanchored, on the value as
+         * text: \\d and (?i) work (POSIX regcomp has neither) */
+        {"[{name: red, sample_rate: 4, conditions: [{field: code, operator: matches, value: '\\d{3}'}]}]",
+         "code=s:HTTP 503 x", NULL, 4},
+        {"[{name: rei, sample_rate: 4, conditions: [{field: first, operator: matches, value: '(?i)^HONEY'}]}]",
+         "first=s:honeycomb", NULL, 4},
+        {"[{name: ren, sample_rate: 4, conditions: [{field: code, operator: matches, value: '^5\\d\\d$'}]}]",
+         "code=i:503", NULL, 4},
+        {"[{name: rex, sample_rate: 4, conditions: [{field: code, operator: matches, value: '^\\d+$'}]}]",
+         "code=s:5x3", NULL, 1},
         {"[{name: in, sample_rate: 4, conditions: [{field: first, operator: in, value: [a, honeycomb]}]}]",
          "first=s:honeycomb", NULL, 4},
         /* datatype coercion: a string attribute compared as an int */
@@ -1430,6 +1440,11 @@ static void test_refinery_config_errors(void **state)
                                " value: x, datatype: int}]}]}]}"),
                         "gw.yaml:7:98: backends.x.s.policies[0].rules[0].conditions[0].value: does not convert to "
                         "the datatype");
+    assert_string_equal(mk_err("{policies: [{name: r, type: rules, rules: [{conditions: [{field: a, operator: matches,"
+                               " value: '(?<n>x)'}]}]}]}"),
+                        "gw.yaml:7:102: backends.x.s.policies[0].rules[0].conditions[0].value: invalid regular "
+                        "expression: invalid perl operator: (?< (RE2 syntax, as Go's regexp: no backreferences, "
+                        "lookaround or POSIX word boundaries)");
     assert_non_null(strstr(mk_err("{policies: [{name: r, type: rules, rules: [{sampler: {type: rules}}]}]}"),
                            "rules[0].sampler.type: invalid value (use one of: deterministic, dynamic, ema_dynamic, "
                            "ema_throughput, windowed_throughput, total_throughput)"));
