@@ -52,16 +52,13 @@ arena *A;
 
 const char *test_fmt(const char *fmt, ...)
 {
-    va_list ap, ap2;
+    char buf[16384];
+    va_list ap;
     va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    assert_true(n >= 0);
-    char *out = arena_alloc(A, (size_t)n + 1);
-    vsnprintf(out, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
-    return out;
+    assert_true(n >= 0 && (size_t)n < sizeof(buf));
+    return arena_strndup(A, buf, (size_t)n);
 }
 
 const char *policy_in(int upstream, const char *name, const char *type, const char *settings)

@@ -3,8 +3,10 @@
 // checks, checkout and other requests, and requests head-sampled upstream
 // at 1 in 2) and sends it over OTLP/HTTP protobuf to a gateway whose traces
 // pipeline has a `rules` policy with sample_rate_attribute,
-// trace_state_threshold and record_policy. Checked on the file backend:
-// kept traces are complete and dropped ones absent; each rule keeps its
+// trace_state_threshold and record_policy (health checks are dropped by a
+// `matches` regex in Go's syntax, as Refinery's: (?i) and \w). Checked on
+// the file backend: kept traces are complete and dropped ones absent; each
+// rule keeps its
 // share within stated bounds; every kept span carries the rate it was kept
 // at (SampleRate, composed with the incoming sampleRate) and the matching
 // OpenTelemetry th in its tracestate, and its scope names the policy.
@@ -44,7 +46,7 @@ sampling:
         type: rules
         rules:
           - {name: errors, sample_rate: 1, conditions: [{field: error, operator: '=', value: true}]}
-          - {name: health, drop: true, conditions: [{field: http.route, operator: '=', value: /healthz}]}
+          - {name: health, drop: true, conditions: [{field: http.route, operator: matches, value: '(?i)^/HEALTH\\w$'}]}
           - {name: checkout, sample_rate: 5, conditions: [{field: http.route, operator: starts-with, value: /checkout}]}
           - {name: search, sample_rate: 4, scope: span, conditions: [{field: http.route, operator: '=', value: /search},
                                                                     {field: span.kind, operator: '=', value: server}]}

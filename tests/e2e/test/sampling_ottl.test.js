@@ -8,7 +8,8 @@
 //   - string_attribute with (a+)+$ against a 100 KB value of a's (linear in
 //     RE2; a backtracking engine would hang the gateway).
 // Checked on the file backend: exactly the traces the policies name are kept,
-// whole; the others are absent; the policies' kept counts agree.
+// whole; the others are absent; the policies' kept counts agree. The same
+// policies in ours and in the Collector's config shape.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -23,7 +24,38 @@ import { Gateway, sleep } from '../lib/gateway.js';
 import { RUN_ID, SeededIds, spansByTrace } from '../lib/sdkdata.js';
 
 const PIPELINE = 'shop';
-const config = ({ grpcPort, httpPort, adminPort, dataDir }) => `
+const SPAN_COND =
+  `'IsMatch(attributes["http.route"], "^/api/v\\\\d+/users") and end_time_unix_nano - start_time_unix_nano > 200000000'`;
+const EVENT_COND = `'name == "exception" and IsMatch(attributes["exception.type"], "(?i)timeout")'`;
+const LOCKS = `key: db.statement, values: ['(?i)^select .* for update'], enabled_regex_matching: true`;
+const EVIL = `key: q, values: ['(a+)+$'], enabled_regex_matching: true`;
+// The same policies in ours (settings beside name and type) and in the
+// OpenTelemetry Collector's shape (a tail_sampling block, each policy's
+// settings under its type).
+const SETS = {
+  ours: `
+    decision_wait: 1s
+    policies:
+      - name: ottl
+        type: ottl_condition
+        error_mode: ignore
+        span: [${SPAN_COND}]
+        spanevent: [${EVENT_COND}]
+      - {name: locks, type: string_attribute, ${LOCKS}}
+      - {name: evil, type: string_attribute, ${EVIL}}`,
+  collector: `
+    tail_sampling:
+      decision_wait: 1s
+      policies:
+        - name: ottl
+          type: ottl_condition
+          ottl_condition: {error_mode: ignore, span: [${SPAN_COND}], spanevent: [${EVENT_COND}]}
+        - {name: locks, type: string_attribute, string_attribute: {${LOCKS}}}
+        - {name: evil, type: string_attribute, string_attribute: {${EVIL}}}`,
+};
+const config =
+  (set) =>
+  ({ grpcPort, httpPort, adminPort, dataDir }) => `
 workers: 2
 admin: 127.0.0.1:${adminPort}
 listeners:
@@ -31,18 +63,7 @@ listeners:
 backends:
   local: {type: file, dir: ${dataDir}}
 sampling:
-  tail:
-    decision_wait: 1s
-    policies:
-      - name: ottl
-        type: ottl_condition
-        error_mode: ignore
-        span:
-          - 'IsMatch(attributes["http.route"], "^/api/v\\\\d+/users") and end_time_unix_nano - start_time_unix_nano > 200000000'
-        spanevent:
-          - 'name == "exception" and IsMatch(attributes["exception.type"], "(?i)timeout")'
-      - {name: locks, type: string_attribute, key: db.statement, values: ['(?i)^select .* for update'], enabled_regex_matching: true}
-      - {name: evil, type: string_attribute, key: q, values: ['(a+)+$'], enabled_regex_matching: true}
+  tail:${set}
 pipelines:
   - {name: ${PIPELINE}, signals: [traces], backends: [local], sampling: tail, match: {service.name: {regex: 'shop-\\d+'}}}
 `;
@@ -105,47 +126,49 @@ function spansInFile(gw) {
   return spansByTrace(gw.readSignal('traces'));
 }
 
-describe('tail sampling with ottl_condition and RE2 regexes', () => {
-  let gw;
-  let exporter;
-  before(async () => {
-    gw = await Gateway.start({ config });
-    exporter = new OTLPTraceExporter({ url: `http://127.0.0.1:${gw.httpPort}/v1/traces`, timeoutMillis: 10_000, keepAlive: false });
-  });
-  after(async () => {
-    await exporter?.shutdown();
-    await gw?.stop();
-  });
+for (const [shape, set] of Object.entries(SETS)) {
+  describe(`tail sampling with ottl_condition and RE2 regexes (${shape} shape)`, () => {
+    let gw;
+    let exporter;
+    before(async () => {
+      gw = await Gateway.start({ config: config(set) });
+      exporter = new OTLPTraceExporter({ url: `http://127.0.0.1:${gw.httpPort}/v1/traces`, timeoutMillis: 10_000, keepAlive: false });
+    });
+    after(async () => {
+      await exporter?.shutdown();
+      await gw?.stop();
+    });
 
-  it('keeps exactly the traces the conditions and regexes name, whole', async () => {
-    const shop = makeTraces('shop-7', 0x0771_0001);
-    const unrouted = makeTraces('shop-x', 0x0771_0002); // `shop-\d+` does not match: no pipeline takes it
-    await exportAll(exporter, [...shop.values()].flatMap((t) => t.spans));
-    await exportAll(exporter, [...unrouted.values()].flatMap((t) => t.spans)); // own requests: counted as unrouted
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const n = await gw.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline: PIPELINE });
-      const decided = await gw.metricSum('otlp_gateway_sampler_traces_total', { pipeline: PIPELINE });
-      if (n === 0 && decided === shop.size) break;
-      assert.ok(Date.now() < deadline, `undecided: ${n} in flight, ${decided} decided\n${gw.logTail()}`);
-      await sleep(100);
-    }
-    const found = spansInFile(gw);
-    const kept = {};
-    for (const [id, t] of shop) {
-      const got = found.get(id);
-      if (KEPT[t.kind]) {
-        assert.ok(got, `${t.kind} trace ${id} was dropped`);
-        assert.deepEqual([...got].sort(), t.spans.map((s) => s.spanContext().spanId).sort(), `${t.kind} ${id}: spans differ`);
-        kept[KEPT[t.kind]] = (kept[KEPT[t.kind]] ?? 0) + 1;
-      } else {
-        assert.equal(got, undefined, `${t.kind} trace ${id} was kept`);
+    it('keeps exactly the traces the conditions and regexes name, whole', async () => {
+      const shop = makeTraces('shop-7', 0x0771_0001);
+      const unrouted = makeTraces('shop-x', 0x0771_0002); // `shop-\d+` does not match: no pipeline takes it
+      await exportAll(exporter, [...shop.values()].flatMap((t) => t.spans));
+      await exportAll(exporter, [...unrouted.values()].flatMap((t) => t.spans)); // own requests: counted as unrouted
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const n = await gw.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline: PIPELINE });
+        const decided = await gw.metricSum('otlp_gateway_sampler_traces_total', { pipeline: PIPELINE });
+        if (n === 0 && decided === shop.size) break;
+        assert.ok(Date.now() < deadline, `undecided: ${n} in flight, ${decided} decided\n${gw.logTail()}`);
+        await sleep(100);
       }
-    }
-    for (const id of unrouted.keys()) assert.equal(found.get(id), undefined, 'a shop-x trace was routed');
-    assert.deepEqual(kept, { ottl: 2 * PER_KIND, locks: PER_KIND, evil: 1 });
-    for (const [policy, n] of Object.entries(kept))
-      assert.equal(await gw.metricSum('otlp_gateway_sampler_policy_kept_traces_total', { pipeline: PIPELINE, policy }), n, policy);
-    assert.equal(await gw.metricSum('otlp_gateway_unrouted_items_total'), [...unrouted.values()].reduce((n, t) => n + t.spans.length, 0));
+      const found = spansInFile(gw);
+      const kept = {};
+      for (const [id, t] of shop) {
+        const got = found.get(id);
+        if (KEPT[t.kind]) {
+          assert.ok(got, `${t.kind} trace ${id} was dropped`);
+          assert.deepEqual([...got].sort(), t.spans.map((s) => s.spanContext().spanId).sort(), `${t.kind} ${id}: spans differ`);
+          kept[KEPT[t.kind]] = (kept[KEPT[t.kind]] ?? 0) + 1;
+        } else {
+          assert.equal(got, undefined, `${t.kind} trace ${id} was kept`);
+        }
+      }
+      for (const id of unrouted.keys()) assert.equal(found.get(id), undefined, 'a shop-x trace was routed');
+      assert.deepEqual(kept, { ottl: 2 * PER_KIND, locks: PER_KIND, evil: 1 });
+      for (const [policy, n] of Object.entries(kept))
+        assert.equal(await gw.metricSum('otlp_gateway_sampler_policy_kept_traces_total', { pipeline: PIPELINE, policy }), n, policy);
+      assert.equal(await gw.metricSum('otlp_gateway_unrouted_items_total'), [...unrouted.values()].reduce((n, t) => n + t.spans.length, 0));
+    });
   });
-});
+}
