@@ -164,6 +164,26 @@ static void test_latency_cases(void **state)
     add(s, req_new("svc", "lib", two, 2), T0, NULL);
     assert_true(kept(s, T0)); /* every span shorter, the trace longer */
     sampler_free(s);
+
+    /* With an upper bound the Collector checks the duration after each
+     * span in arrival order: once inside the window, sampled, even when a
+     * later span takes the trace past it; a first span already past it is
+     * never inside. */
+    s = mk("{tail_sampling: {policies: [{name: l, type: latency, latency: {threshold_ms: 500,"
+           " upper_threshold_ms: 1000}}]}}");
+    span_t *in = sp_new(4, 1, 0, T0, T0 + 600 * MS, -1), *past = sp_new(4, 2, 1, T0, T0 + 2000 * MS, -1);
+    span_t *in_then_past[] = {in, past};
+    add(s, req_new("svc", "lib", in_then_past, 2), T0, NULL);
+    assert_true(kept(s, T0));
+    in = sp_new(5, 1, 0, T0, T0 + 600 * MS, -1);
+    past = sp_new(5, 2, 1, T0, T0 + 2000 * MS, -1);
+    span_t *past_then_in[] = {past, in};
+    add(s, req_new("svc", "lib", past_then_in, 2), T0, NULL);
+    assert_false(kept(s, T0));
+    add_span(s, sp_new(6, 1, 0, T0, T0 + 600 * MS, -1), T0); /* in two requests */
+    add_span(s, sp_new(6, 2, 1, T0, T0 + 5000 * MS, -1), T0);
+    assert_true(kept(s, T0));
+    sampler_free(s);
 }
 
 static span_t *sp_state(uint64_t trace, const char *ts)
