@@ -317,13 +317,15 @@ static int read_string_attr(read_ctx *c, const config_node *n, sp_policy *p)
     uint64_t cache_max;
     /* cache_max_size sizes the Collector's cache of regex results; matching
      * here is not cached, so it is accepted and has no effect. */
-    if (read_key_values(c, n, p, 0, &seq) != 0 ||
+    /* The Collector takes an empty values list (nothing matches); ours
+     * refuses it as a likely mistake. */
+    if (read_key_values(c, n, p, c->upstream, &seq) != 0 ||
         config_bool(n, "enabled_regex_matching", 0, &p->use_regex, c->err, c->errlen) != 0 ||
         config_bool(n, "invert_match", 0, &p->invert, c->err, c->errlen) != 0 ||
         config_uint(n, "cache_max_size", 0, 0, INT32_MAX, &cache_max, c->err, c->errlen) != 0)
         return -1;
     size_t m = config_seq_len(seq);
-    if (p->use_regex && (p->regexes = calloc(m, sizeof(regex_t))) == NULL)
+    if (p->use_regex && (p->regexes = calloc(m ? m : 1, sizeof(regex_t))) == NULL)
         return oom(c, n);
     for (size_t i = 0; i < m; i++) {
         const char *v = config_scalar(config_seq_at(seq, i));
