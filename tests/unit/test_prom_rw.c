@@ -1156,6 +1156,9 @@ static void test_native_layout(void **state)
     static const uint64_t far[] = {0, 0, 0, 5};
     layout_want wf = {2, {{1, 0}, {3, 1}}, 1, {5}};
     check_layout("leading gap", far, 4, 0, 0, &wf);
+    /* any scale: past 62 halvings every index is 0 (or -1 below zero) */
+    layout_want all = {1, {{1, 1}}, 1, {10}};
+    check_layout("scale 100", c4321, 4, 5, 92, &all);
     /* an index Prometheus' 32-bit offsets cannot hold */
     assert_int_equal(prom_rw_native_layout(c4321, 4, INT32_MAX, 0, sp, &ns, d, &nd), 1);
 }
