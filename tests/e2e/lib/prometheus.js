@@ -199,6 +199,33 @@ export const otlp = {
     return pb.msg(2, pb.string(1, name), pb.msg(7, ...dps, pb.varint(2, 2), pb.varint(3, 1)));
   },
 
+  /** A cumulative explicit-bucket histogram; points {timeMs, bounds, counts, sum, exemplars}. */
+  histogram(name, unit, points) {
+    const packed = (vals, write) => Buffer.concat(vals.map(write));
+    const u64 = (v) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(v));
+      return b;
+    };
+    const f64 = (v) => {
+      const b = Buffer.alloc(8);
+      b.writeDoubleLE(v);
+      return b;
+    };
+    const dps = points.map((p) =>
+      pb.msg(
+        1,
+        pb.fixed64(3, ns(p.timeMs)),
+        pb.fixed64(4, p.counts.reduce((a, c) => a + c, 0)),
+        pb.fixed64(5, doubleBits(p.sum)),
+        pb.bytes(6, packed(p.counts, u64)),
+        pb.bytes(7, packed(p.bounds, f64)),
+        ...(p.exemplars ?? []).map((e) => pb.msg(8, otlp.exemplar(e))),
+      ),
+    );
+    return pb.msg(2, pb.string(1, name), pb.string(3, unit), pb.msg(9, ...dps, pb.varint(2, 2)));
+  },
+
   /**
    * An exponential histogram (cumulative unless temporality says 1, delta);
    * points {timeMs, scale, count, sum, zeroCount, positive: {offset,

@@ -491,12 +491,23 @@ describe('prometheus_remote_write: native histograms and exemplars in a real Pro
             exemplars: [{ timeMs: t + i * 1000 - 5, value: 1.5, ...ids[i] }],
           },
         ]);
+      // an explicit-bucket histogram: each exemplar on the bucket holding its value
+      const classic = (i) =>
+        otlp.histogram('e2e.exemplar.size', 'By', [
+          {
+            timeMs: t + i * 1000,
+            bounds: [100, 1000],
+            counts: [1, 1 + i, 0],
+            sum: 600 + i * 500,
+            exemplars: [{ timeMs: t + i * 1000 - 7, value: 500, ...ids[i] }],
+          },
+        ]);
       // two writes: Prometheus 2.42 adds a write's exemplars before its
       // histograms, so a native histogram series' exemplars are only kept
       // once the series exists (its first write's are not)
-      await post(gw, otlp.request('ex', counter(0), hist(0)));
+      await post(gw, otlp.request('ex', counter(0), hist(0), classic(0)));
       await prom.waitFor('e2e_exemplar_orders_total{job="ex"}');
-      await post(gw, otlp.request('ex', counter(1), hist(1)));
+      await post(gw, otlp.request('ex', counter(1), hist(1), classic(1)));
       await prom.waitFor('histogram_count(e2e_exemplar_latency_seconds{job="ex"}) == 3');
 
       const exemplarsOf = async (expr, want) => {
@@ -512,6 +523,11 @@ describe('prometheus_remote_write: native histograms and exemplars in a real Pro
       assert.deepEqual(
         counterEx.map((e) => [e.labels, Number(e.value), Math.round(e.timestamp * 1000)]),
         ids.map((id, i) => [{ trace_id: id.traceId, span_id: id.spanId }, 1, t + i * 1000 - 10]),
+      );
+      const classicEx = await prom.queryExemplars('e2e_exemplar_size_bytes_bucket{job="ex"}', t - 60_000, t + 60_000);
+      assert.deepEqual(
+        classicEx.map((s) => [s.seriesLabels.le, s.exemplars.map((e) => [e.labels.trace_id, Number(e.value)])]),
+        [['1000', ids.map((id) => [id.traceId, 500])]],
       );
       const histEx = await exemplarsOf('e2e_exemplar_latency_seconds{job="ex"}', 1);
       assert.deepEqual(
