@@ -198,7 +198,8 @@ int prom_rw_metric_name(buf *out, const char *name, const char *unit, prom_rw_ki
         rc = prom_rw_join_words(out, w, prom_rw_split(name, prom_rw_metric_or_underscore, w));
         goto done;
     }
-    if (rc != 0 || prom_rw_unit_words(&units, unit, &main_len) != 0) {
+    /* reserved first: units.data is then never NULL, even for no unit */
+    if (rc != 0 || buf_reserve(&units, 32) != 0 || prom_rw_unit_words(&units, unit, &main_len) != 0) {
         rc = -1;
         goto done;
     }
