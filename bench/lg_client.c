@@ -600,6 +600,10 @@ static int dispatch(lg_thread *t, uint64_t now)
             return 0;
         if (submit(t, c, at, now) != 0)
             return -1;
+        /* Send it now: building the next bodies takes a while, and the
+         * server should not idle meanwhile. */
+        if (conn_flush(c) != 0)
+            conn_lost(c);
     }
 }
 
