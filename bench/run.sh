@@ -13,7 +13,7 @@
 #      BENCH_CONNS (16) BENCH_STREAMS (10) BENCH_SPANS (100) BENCH_SPANS_PER_TRACE (10)
 #      BENCH_SAMPLING_SPANS (400000: spans buffered for the RSS-per-span run)
 #      BUILD_DIR (build) GATEWAY_BIN LOADGEN_BIN MKPAYLOAD_BIN NGINX_BIN (/usr/sbin/nginx)
-#      BENCH_PERF=1: `perf record -g` the gateway (nginx worker) during each
+#      BENCH_PERF=1: `perf record --call-graph dwarf` the gateway (nginx worker) during each
 #      closed-loop run; its top symbols are printed after the table.
 #      BENCH_NO_BUILD=1 to skip `ninja`; BENCH_KEEP_TMP=1 keeps the temp dir.
 set -euo pipefail
@@ -224,7 +224,7 @@ measure() {
     fi
     local t0 t1 perf_pid=
     if [ "${BENCH_PERF:-0}" = 1 ]; then
-        perf record -q -g -p "$pid" -o "$TMP/$name.perf" -- sleep "$DUR" >"$TMP/$name.perf.log" 2>&1 &
+        perf record -q --call-graph dwarf,16384 -F 1999 -p "$pid" -o "$TMP/$name.perf" -- sleep "$DUR" >"$TMP/$name.perf.log" 2>&1 &
         perf_pid=$!
     fi
     t0=$(cpu_ticks "$pid")
@@ -284,10 +284,13 @@ for s in $SCENARIOS; do
                     'BEGIN { n = int(r * d); if (n < 100) n = 100; print n }')
                 (( hn >= C )) || hn=$C
                 before=$(received "$GW_ADMIN")
+                t0=$(cpu_ticks "$GW_PID")
                 run_h2load h2load "$GW_GRPC" "$hn"
+                t1=$(cpu_ticks "$GW_PID")
                 after=$(received "$GW_ADMIN")
                 [ $(( after - before )) -eq $(( hn * SPANS )) ] || die "h2load: gateway received $(( after - before )) spans, expected $(( hn * SPANS ))"
                 H2_RPS=$(h2load_rps h2load)
+                H2_CPU=$(fmt "$(( t1 - t0 )) / $TICK * 1e6 / $(( hn * SPANS ))")
                 log "h2load: $H2_RPS requests/s (the same request repeated, $hn requests)"
             fi
             stop_pid "$GW_PID"
@@ -355,9 +358,11 @@ while read -r name rps sps p50 p99 hp50 hp99 cpu rss fails; do
     printf '%-12s %9.0f %10.0f %6s %6s %9s %9s %9s %9s %8s %8s  %s\n' "$name" "$rps" "$sps" \
         "$(ratio "$sps" "${base_sps:-0}")" "$(ratio "$sps" "${ngx_sps:-0}")" "$p50" "$p99" "$hp50" "$hp99" "$cpu" "$rss" "$fails"
 done <"$TMP/rows"
-[ -n "${H2_RPS:-}" ] && printf 'cross-check: h2load (one request repeated) %s req/s against loadgen %s req/s on discard: ratio %s\n' \
-    "$(fmt "$H2_RPS" 0)" "$(awk '$1 == "discard" { printf "%.0f", $2 }' "$TMP/rows")" \
-    "$(ratio "$H2_RPS" "$(awk '$1 == "discard" { print $2 }' "$TMP/rows")")"
+[ -n "${H2_RPS:-}" ] && printf 'cross-check on discard: h2load (one request repeated) %s req/s, gateway CPU %s us/span; loadgen %s req/s, %s us/span; ratios h2load/loadgen %s (rate), %s (CPU)\n' \
+    "$(fmt "$H2_RPS" 0)" "$H2_CPU" "$(awk '$1 == "discard" { printf "%.0f", $2 }' "$TMP/rows")" \
+    "$(awk '$1 == "discard" { print $8 }' "$TMP/rows")" \
+    "$(ratio "$H2_RPS" "$(awk '$1 == "discard" { print $2 }' "$TMP/rows")")" \
+    "$(ratio "$H2_CPU" "$(awk '$1 == "discard" { print $8 }' "$TMP/rows")")"
 [ -n "${RSS_LINE:-}" ] && echo "$RSS_LINE; wire $(fmt "$WIRE / $SPANS" 0) bytes/span"
 if [ -s "$TMP/perf-top" ]; then
     echo "perf (self time, >= 2 %, top 8 per scenario):"
