@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "otlp.h"
 #include "hash.h"
 #include "otlp_json.h"
+#include "prom_rw_names.h"
+#include "prom_rw_native.h"
 #include "remote_write.pb-c.h"
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue prom_rw_kv;
@@ -24,11 +27,18 @@ typedef Opentelemetry__Proto__Metrics__V1__Metric prom_rw_metric;
 typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint prom_rw_number_point;
 typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint prom_rw_histogram_point;
 typedef Opentelemetry__Proto__Metrics__V1__SummaryDataPoint prom_rw_summary_point;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint prom_rw_exp_point;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets prom_rw_exp_buckets;
+typedef Opentelemetry__Proto__Metrics__V1__Exemplar prom_rw_exemplar_in;
 typedef Prometheus__MetricMetadata__MetricType prom_rw_type;
 
 /* Prometheus' staleness marker: a NaN with this exact bit pattern tells it
  * the series ended, which is what OTLP's "no recorded value" means. */
 #define PROM_RW_STALE_NAN_BITS 0x7ff0000000000002ull
+/* The zero bucket's width upstream writes for every native histogram. */
+#define PROM_RW_ZERO_THRESHOLD 1e-128
+/* Prometheus refuses an exemplar whose labels have more UTF-8 characters. */
+#define PROM_RW_EXEMPLAR_RUNES 128
 #define PROM_RW_NO_RECORDED_VALUE \
     ((uint32_t)OPENTELEMETRY__PROTO__METRICS__V1__DATA_POINT_FLAGS__DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK)
 #define PROM_RW_DELTA OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
@@ -75,7 +85,8 @@ typedef struct prom_rw_conv {
 
 const char *prom_rw_drop_name(prom_rw_drop reason)
 {
-    static const char *const names[PROM_RW_DROP_COUNT] = {"delta_temporality", "exponential_histogram", "invalid"};
+    static const char *const names[PROM_RW_DROP_COUNT] = {"delta_temporality", "exponential_scale", "invalid",
+                                                          "native_histograms_off"};
     return (unsigned)reason < PROM_RW_DROP_COUNT ? names[reason] : "unknown";
 }
 
@@ -85,44 +96,6 @@ const char *prom_rw_drop_name(prom_rw_drop reason)
 static const char *prom_rw_tmp_str(prom_rw_conv *c)
 {
     return arena_strndup(c->a, c->tmp.data, c->tmp.len);
-}
-
-static int prom_rw_name_char(unsigned char ch, int metric)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-           (metric && ch == ':');
-}
-
-/* Appends s with every character not allowed in a metric (metric = 1) or
- * label name replaced by '_', and runs of '_' (with what out ends with)
- * collapsed into one. */
-static int prom_rw_put_sanitized(buf *out, const char *s, int metric)
-{
-    for (; *s != '\0'; s++) {
-        char ch = prom_rw_name_char((unsigned char)*s, metric) ? *s : '_';
-        if (ch == '_' && out->len > 0 && out->data[out->len - 1] == '_')
-            continue;
-        if (buf_putc(out, ch) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* True when out's text is `word` or ends with "_" word. */
-static int prom_rw_ends_with_word(const buf *out, const char *word)
-{
-    size_t n = strlen(word);
-    if (out->len < n || memcmp(out->data + out->len - n, word, n) != 0)
-        return 0;
-    return out->len == n || out->data[out->len - n - 1] == '_';
-}
-
-/* Appends "_" word unless the text already ends with it. */
-static int prom_rw_put_suffix(buf *out, const char *word)
-{
-    if (word[0] == '\0' || prom_rw_ends_with_word(out, word))
-        return 0;
-    return prom_rw_put_sanitized(out, "_", 1) != 0 ? -1 : prom_rw_put_sanitized(out, word, 1);
 }
 
 /* Appends s, each byte of invalid UTF-8 replaced by U+FFFD: Prometheus
@@ -156,29 +129,6 @@ static int prom_rw_utf8_valid(const char *s, size_t n)
     return 1;
 }
 
-/* A float as Prometheus writes one (Go's 'g' format, shortest form that
- * reads back exactly): 0.005, 250000, 1e+06, +Inf. Used for `le` and
- * `quantile`, where the text is part of the series' identity. */
-static int prom_rw_put_float(buf *out, double d)
-{
-    if (isnan(d))
-        return buf_puts(out, "NaN");
-    if (isinf(d))
-        return buf_puts(out, d > 0 ? "+Inf" : "-Inf");
-    char tmp[40];
-    int digits = 1;
-    for (; digits < 17; digits++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", digits - 1, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    snprintf(tmp, sizeof(tmp), "%.*e", digits - 1, d);
-    int exp = atoi(strchr(tmp, 'e') + 1);
-    if (exp < -4 || exp >= 6) /* exponent form, as Go chooses it for shortest output */
-        return buf_puts(out, tmp);
-    return buf_printf(out, "%.*f", digits - 1 - exp > 0 ? digits - 1 - exp : 0, d);
-}
-
 /* Arrays and maps as compact JSON, scalars as JSON values (non-finite
  * doubles, which JSON lacks, and bytes as strings). */
 static int prom_rw_put_json(buf *out, const prom_rw_any *v)
@@ -192,8 +142,9 @@ static int prom_rw_put_json(buf *out, const prom_rw_any *v)
         return buf_printf(out, "%" PRId64, v->int_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
         if (!isfinite(v->double_value))
-            return buf_putc(out, '"') != 0 || prom_rw_put_float(out, v->double_value) != 0 ? -1 : buf_putc(out, '"');
-        return prom_rw_put_float(out, v->double_value);
+            return buf_putc(out, '"') != 0 || prom_rw_put_float_attr(out, v->double_value) != 0 ? -1
+                                                                                               : buf_putc(out, '"');
+        return prom_rw_put_float_attr(out, v->double_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
         return buf_putc(out, '"') != 0 || otlp_json_put_base64(out, v->bytes_value.data, v->bytes_value.len) != 0
                    ? -1
@@ -247,7 +198,7 @@ static const char *prom_rw_value_text(prom_rw_conv *c, const prom_rw_any *v)
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
         return prom_rw_utf8_text(c, v->string_value);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        rc = prom_rw_put_float(&c->tmp, v->double_value);
+        rc = prom_rw_put_float_attr(&c->tmp, v->double_value);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
         rc = otlp_json_put_base64(&c->tmp, v->bytes_value.data, v->bytes_value.len);
@@ -261,21 +212,13 @@ static const char *prom_rw_value_text(prom_rw_conv *c, const prom_rw_any *v)
     return rc != 0 ? NULL : prom_rw_tmp_str(c);
 }
 
-/* A label name for an attribute key: invalid characters become '_', runs of
- * '_' collapse (so only the conversion's own __name__ starts with "__"), a
- * leading digit gets "key_". Valid keys are used in place. */
-static const char *prom_rw_label_name(prom_rw_conv *c, const char *key)
+/* A label name for an attribute key (prom_rw_names.h), NULL out of memory,
+ * "" when the key has no valid form (empty, or only underscores). */
+static const char *prom_rw_label_name_of(prom_rw_conv *c, const char *key)
 {
-    int valid = !(key[0] >= '0' && key[0] <= '9');
-    for (const char *p = key; valid && *p != '\0'; p++)
-        valid = prom_rw_name_char((unsigned char)*p, 0) && !(p[0] == '_' && p[1] == '_');
-    if (valid)
-        return key;
     buf_clear(&c->tmp);
-    if ((key[0] >= '0' && key[0] <= '9' && buf_puts(&c->tmp, "key_") != 0) ||
-        prom_rw_put_sanitized(&c->tmp, key, 0) != 0)
-        return NULL;
-    return prom_rw_tmp_str(c);
+    int rc = prom_rw_label_name(&c->tmp, key);
+    return rc < 0 ? NULL : rc > 0 ? "" : prom_rw_tmp_str(c);
 }
 
 /* ---- labels ---- */
@@ -340,20 +283,26 @@ static int prom_rw_is_identity(const char *key)
            strcmp(key, "service.instance.id") == 0;
 }
 
-/* Appends labels for attrs to l (room for n more), skipping empty keys and,
- * with skip_identity, the attributes job and instance are made of. */
+/* Appends labels for attrs to l (room for n more), skipping keys without a
+ * label name and, with skip_identity, the attributes job and instance are
+ * made of. */
 static int prom_rw_attr_labels(prom_rw_conv *c, prom_rw_kv *const *attrs, size_t n, int skip_identity,
                                prom_rw_label *l, size_t *nl)
 {
     for (size_t i = 0; i < n; i++) {
         const prom_rw_kv *kv = attrs[i];
-        if (kv->key[0] == '\0' || (skip_identity && prom_rw_is_identity(kv->key)))
+        if (skip_identity && prom_rw_is_identity(kv->key))
             continue;
-        prom_rw_label *x = &l[(*nl)++];
+        prom_rw_label *x = &l[*nl];
         x->key = kv->key;
         x->rank = PROM_RW_RANK_ATTRIBUTE;
-        if ((x->name = prom_rw_label_name(c, kv->key)) == NULL || (x->value = prom_rw_value_text(c, kv->value)) == NULL)
+        if ((x->name = prom_rw_label_name_of(c, kv->key)) == NULL)
             return -1;
+        if (x->name[0] == '\0')
+            continue; /* no valid name: upstream fails the metric, we leave the attribute out */
+        if ((x->value = prom_rw_value_text(c, kv->value)) == NULL)
+            return -1;
+        (*nl)++;
     }
     return 0;
 }
@@ -373,30 +322,28 @@ static int prom_rw_point_labels(prom_rw_conv *c, prom_rw_kv *const *attrs, size_
 
 /* ---- series ---- */
 
-/* One series with one sample: the point's labels (sorted) merged with
+/* A new series without data: the point's labels (sorted) merged with
  * __name__ and, if extra_name is set, one more label (le, quantile), which
- * replace point labels of the same name. */
-static int prom_rw_series_add(prom_rw_conv *c, Prometheus__Label *const *base, size_t nbase, const char *name,
-                              const char *extra_name, const char *extra_value, double value, int64_t ts)
+ * replace point labels of the same name. NULL when memory ran out. */
+static Prometheus__TimeSeries *prom_rw_series_new(prom_rw_conv *c, Prometheus__Label *const *base, size_t nbase,
+                                                  const char *name, const char *extra_name, const char *extra_value)
 {
     if (c->wr.n_timeseries == c->cap_series)
-        return -1; /* cannot happen: the capacity is an upper bound */
+        return NULL; /* cannot happen: the capacity is an upper bound */
     Prometheus__Label *x[2];
     size_t nx = 0;
     if ((x[nx++] = prom_rw_label_new(c, "__name__", name)) == NULL ||
         (extra_name != NULL && (x[nx++] = prom_rw_label_new(c, extra_name, extra_value)) == NULL))
-        return -1;
+        return NULL;
     if (nx == 2 && strcmp(x[0]->name, x[1]->name) > 0) {
         Prometheus__Label *t = x[0];
         x[0] = x[1];
         x[1] = t;
     }
     Prometheus__TimeSeries *s = arena_alloc(c->a, sizeof(*s));
-    Prometheus__Sample *sample = arena_alloc(c->a, sizeof(*sample));
-    Prometheus__Sample **samples = arena_alloc(c->a, sizeof(*samples));
     Prometheus__Label **labels = arena_calloc(c->a, nbase + nx, sizeof(*labels));
-    if (s == NULL || sample == NULL || samples == NULL || labels == NULL)
-        return -1;
+    if (s == NULL || labels == NULL)
+        return NULL;
     size_t n = 0, i = 0, j = 0;
     while (i < nbase || j < nx) {
         int d = i == nbase ? 1 : j == nx ? -1 : strcmp(base[i]->name, x[j]->name);
@@ -407,18 +354,31 @@ static int prom_rw_series_add(prom_rw_conv *c, Prometheus__Label *const *base, s
             labels[n++] = x[j++];
         }
     }
+    prometheus__time_series__init(s);
+    s->labels = labels;
+    s->n_labels = n;
+    c->wr.timeseries[c->wr.n_timeseries++] = s;
+    c->st->series++;
+    return s;
+}
+
+/* A new series (as prom_rw_series_new) with one sample. */
+static Prometheus__TimeSeries *prom_rw_series_add(prom_rw_conv *c, Prometheus__Label *const *base, size_t nbase,
+                                                  const char *name, const char *extra_name,
+                                                  const char *extra_value, double value, int64_t ts)
+{
+    Prometheus__TimeSeries *s = prom_rw_series_new(c, base, nbase, name, extra_name, extra_value);
+    Prometheus__Sample *sample = arena_alloc(c->a, sizeof(*sample));
+    Prometheus__Sample **samples = arena_alloc(c->a, sizeof(*samples));
+    if (s == NULL || sample == NULL || samples == NULL)
+        return NULL;
     prometheus__sample__init(sample);
     sample->value = value;
     sample->timestamp = ts;
     samples[0] = sample;
-    prometheus__time_series__init(s);
-    s->labels = labels;
-    s->n_labels = n;
     s->samples = samples;
     s->n_samples = 1;
-    c->wr.timeseries[c->wr.n_timeseries++] = s;
-    c->st->series++;
-    return 0;
+    return s;
 }
 
 static uint64_t prom_rw_hash(const char *s) { return hash_fnv1a(s, strlen(s), HASH_FNV1A_INIT); }
@@ -448,93 +408,6 @@ static int prom_rw_metadata_add(prom_rw_conv *c, prom_rw_type type, const char *
 
 /* ---- names ---- */
 
-/* UCUM units Prometheus names spell out; time units after a '/' read in
- * the singular ("bytes_per_second"). */
-static const char *prom_rw_unit_word(const char *unit, size_t n, int per)
-{
-    static const char *const per_units[][2] = {{"s", "second"}, {"min", "minute"}, {"h", "hour"}, {"d", "day"},
-                                               {"wk", "week"},  {"mo", "month"},   {"a", "year"}};
-    static const char *const units[][2] = {
-        {"d", "days"},         {"h", "hours"},        {"min", "minutes"},    {"s", "seconds"},
-        {"ms", "milliseconds"}, {"us", "microseconds"}, {"ns", "nanoseconds"}, {"By", "bytes"},
-        {"KiBy", "kibibytes"}, {"MiBy", "mebibytes"}, {"GiBy", "gibibytes"}, {"TiBy", "tebibytes"},
-        {"KBy", "kilobytes"},  {"MBy", "megabytes"},  {"GBy", "gigabytes"},  {"TBy", "terabytes"},
-        {"bit", "bits"},       {"m", "meters"},       {"V", "volts"},        {"A", "amperes"},
-        {"J", "joules"},       {"W", "watts"},        {"g", "grams"},        {"Cel", "celsius"},
-        {"Hz", "hertz"},       {"%", "percent"}};
-    for (size_t i = 0; per && i < sizeof(per_units) / sizeof(per_units[0]); i++)
-        if (strlen(per_units[i][0]) == n && memcmp(per_units[i][0], unit, n) == 0)
-            return per_units[i][1];
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (strlen(units[i][0]) == n && memcmp(units[i][0], unit, n) == 0)
-            return units[i][1];
-    return NULL;
-}
-
-/* One side of a unit ("By", "s", "widgets") as a name word into out; an
- * unknown unit is used sanitized. Annotations were removed already. */
-static int prom_rw_put_unit_word(buf *out, const char *unit, size_t n, int per)
-{
-    while (n > 0 && unit[0] == ' ')
-        unit++, n--;
-    while (n > 0 && unit[n - 1] == ' ')
-        n--;
-    if (n == 0)
-        return 0;
-    const char *word = prom_rw_unit_word(unit, n, per);
-    if (word != NULL)
-        return buf_puts(out, word);
-    size_t start = out->len;
-    for (size_t i = 0; i < n; i++) {
-        char ch = prom_rw_name_char((unsigned char)unit[i], 0) ? unit[i] : '_';
-        if (ch == '_' && (out->len == start || out->data[out->len - 1] == '_'))
-            continue;
-        if (buf_putc(out, ch) != 0)
-            return -1;
-    }
-    while (out->len > start && out->data[out->len - 1] == '_')
-        out->len--;
-    return 0;
-}
-
-/* The unit's words: "s" -> seconds, "By/s" -> bytes_per_second, "{req}/s"
- * -> per_second, "1" -> ratio for gauges (a dimensionless count is not a
- * ratio, so sums get nothing). *main and *per ("" when none) in the arena. */
-static int prom_rw_unit_words(prom_rw_conv *c, const char *unit, int gauge, const char **main, const char **per)
-{
-    buf_clear(&c->tmp);
-    for (const char *p = unit; *p != '\0'; p++) { /* drop {annotations} */
-        if (*p == '{') {
-            const char *end = strchr(p, '}');
-            if (end != NULL) {
-                p = end;
-                continue;
-            }
-        }
-        if (buf_putc(&c->tmp, *p) != 0)
-            return -1;
-    }
-    const char *u = prom_rw_tmp_str(c), *slash;
-    if (u == NULL)
-        return -1;
-    slash = strchr(u, '/');
-    size_t main_len = slash != NULL ? (size_t)(slash - u) : strlen(u);
-    buf_clear(&c->tmp);
-    if (strcmp(u, "1") == 0) {
-        if (gauge && buf_puts(&c->tmp, "ratio") != 0)
-            return -1;
-    } else if (!(main_len == 1 && u[0] == '1') && prom_rw_put_unit_word(&c->tmp, u, main_len, 0) != 0) {
-        return -1;
-    }
-    if ((*main = prom_rw_tmp_str(c)) == NULL)
-        return -1;
-    buf_clear(&c->tmp);
-    if (slash != NULL && prom_rw_put_unit_word(&c->tmp, slash + 1, strlen(slash + 1), 1) != 0)
-        return -1;
-    *per = prom_rw_tmp_str(c);
-    return *per == NULL ? -1 : 0;
-}
-
 static const char *prom_rw_join(prom_rw_conv *c, const char *a, const char *b)
 {
     buf_clear(&c->tmp);
@@ -543,42 +416,24 @@ static const char *prom_rw_join(prom_rw_conv *c, const char *a, const char *b)
     return prom_rw_tmp_str(c);
 }
 
-/* The metric's Prometheus names: sanitized (a leading digit gets '_'),
- * with unit words and `_total` for counters unless already there (or
- * add_metric_suffixes is off). */
-static int prom_rw_family_init(prom_rw_conv *c, const prom_rw_metric *m, prom_rw_type type, int gauge_unit,
+/* The metric's Prometheus names (prom_rw_names.h). 1 when the name has no
+ * valid form (the caller drops the metric's points), -1 out of memory. */
+static int prom_rw_family_init(prom_rw_conv *c, const prom_rw_metric *m, prom_rw_type type, prom_rw_kind kind,
                                prom_rw_family *f)
 {
-    const char *main, *per, *per_word = "";
     f->type = type;
-    if (prom_rw_unit_words(c, m->unit, gauge_unit, &main, &per) != 0 ||
-        (per[0] != '\0' && (per_word = prom_rw_join(c, "per_", per)) == NULL))
-        return -1;
-    const char *unit = main[0] != '\0' && per_word[0] != '\0' ? prom_rw_join(c, main, "_") : main;
-    if (unit == NULL || (unit = prom_rw_join(c, unit, per_word)) == NULL)
-        return -1;
     buf_clear(&c->tmp);
-    if ((m->name[0] >= '0' && m->name[0] <= '9' && buf_putc(&c->tmp, '_') != 0) ||
-        prom_rw_put_sanitized(&c->tmp, m->name, 1) != 0)
-        return -1;
-    if (c->opt->add_metric_suffixes) {
-        int counter = type == PROMETHEUS__METRIC_METADATA__METRIC_TYPE__COUNTER;
-        f->unit = unit;
-        /* "io_total" in bytes becomes io_bytes_total: `_total` goes last */
-        if (counter && c->tmp.len > 6 && prom_rw_ends_with_word(&c->tmp, "total"))
-            c->tmp.len -= 6;
-        if (unit[0] != '\0' && !prom_rw_ends_with_word(&c->tmp, unit) &&
-            (prom_rw_put_suffix(&c->tmp, main) != 0 || prom_rw_put_suffix(&c->tmp, per_word) != 0))
+    int rc = prom_rw_metric_name(&c->tmp, m->name, m->unit, kind, c->opt->add_metric_suffixes);
+    if (rc != 0 || (f->name = prom_rw_tmp_str(c)) == NULL)
+        return rc != 0 ? rc : -1;
+    f->unit = "";
+    if (c->opt->add_metric_suffixes) { /* without them a unit not in the name would mislead */
+        buf_clear(&c->tmp);
+        if (prom_rw_unit_name(&c->tmp, m->unit) != 0 || (f->unit = prom_rw_tmp_str(c)) == NULL)
             return -1;
-        if (counter && prom_rw_put_suffix(&c->tmp, "total") != 0)
-            return -1;
-    } else {
-        f->unit = ""; /* a unit not in the name would mislead */
     }
-    if ((f->name = prom_rw_tmp_str(c)) == NULL)
-        return -1;
-    if (type == PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM ||
-        type == PROMETHEUS__METRIC_METADATA__METRIC_TYPE__SUMMARY) {
+    if (kind == PROM_RW_KIND_SUMMARY ||
+        (kind == PROM_RW_KIND_HISTOGRAM && m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM)) {
         if ((f->bucket = prom_rw_join(c, f->name, "_bucket")) == NULL ||
             (f->sum = prom_rw_join(c, f->name, "_sum")) == NULL ||
             (f->count = prom_rw_join(c, f->name, "_count")) == NULL)
@@ -619,7 +474,97 @@ static double prom_rw_stale_nan(void)
     return d;
 }
 
-static int prom_rw_number(prom_rw_conv *c, const prom_rw_family *f, const prom_rw_number_point *p)
+/* ---- exemplars ---- */
+
+/* UTF-8 characters in s: Prometheus measures an exemplar's labels in them. */
+static size_t prom_rw_runes(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* Appends label `name` = the id in hex when it is set (its full size, not
+ * all zero). */
+static int prom_rw_exemplar_id(prom_rw_conv *c, Prometheus__Exemplar *x, const char *name, ProtobufCBinaryData id,
+                               size_t size, size_t *runes)
+{
+    size_t zero = 0;
+    for (size_t i = 0; i < id.len; i++)
+        zero += id.data[i] == 0;
+    if (id.len != size || zero == size)
+        return 0;
+    char *hex = arena_alloc(c->a, size * 2 + 1);
+    if (hex == NULL)
+        return -1;
+    *codec_hex_encode(id.data, size, hex) = '\0';
+    if ((x->labels[x->n_labels] = prom_rw_label_new(c, name, hex)) == NULL)
+        return -1;
+    x->n_labels++;
+    *runes += strlen(name) + id.len * 2;
+    return 0;
+}
+
+/* An OTLP exemplar as remote write's: value, timestamp and the labels
+ * trace_id and span_id (hex, when set), then its filtered attributes --
+ * those only when all labels together stay within the 128 characters
+ * Prometheus accepts, as upstream does. */
+static Prometheus__Exemplar *prom_rw_exemplar(prom_rw_conv *c, const prom_rw_exemplar_in *e)
+{
+    Prometheus__Exemplar *x = arena_alloc(c->a, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    prometheus__exemplar__init(x);
+    x->value = e->value_case == OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_INT ? (double)e->as_int
+                                                                                       : e->as_double;
+    x->timestamp = (int64_t)(e->time_unix_nano / 1000000u);
+    size_t runes = 0, base;
+    if ((x->labels = arena_calloc(c->a, e->n_filtered_attributes + 2, sizeof(*x->labels))) == NULL ||
+        prom_rw_exemplar_id(c, x, "trace_id", e->trace_id, 16, &runes) != 0 ||
+        prom_rw_exemplar_id(c, x, "span_id", e->span_id, 8, &runes) != 0)
+        return NULL;
+    base = x->n_labels;
+    for (size_t i = 0; i < e->n_filtered_attributes; i++) {
+        const prom_rw_kv *kv = e->filtered_attributes[i];
+        const char *name = prom_rw_label_name_of(c, kv->key), *value;
+        if (name == NULL || (value = prom_rw_value_text(c, kv->value)) == NULL)
+            return NULL;
+        if (name[0] == '\0')
+            continue;
+        runes += prom_rw_runes(name) + prom_rw_runes(value);
+        if ((x->labels[x->n_labels++] = prom_rw_label_new(c, name, value)) == NULL)
+            return NULL;
+    }
+    if (runes > PROM_RW_EXEMPLAR_RUNES)
+        x->n_labels = base;
+    return x;
+}
+
+/* Adds exemplar x to series s, which has room for `room` of them. */
+static int prom_rw_exemplar_attach(prom_rw_conv *c, Prometheus__TimeSeries *s, Prometheus__Exemplar *x, size_t room)
+{
+    if (s->exemplars == NULL && (s->exemplars = arena_calloc(c->a, room, sizeof(*s->exemplars))) == NULL)
+        return -1;
+    s->exemplars[s->n_exemplars++] = x;
+    return 0;
+}
+
+/* All of a point's exemplars onto series s. */
+static int prom_rw_exemplars_all(prom_rw_conv *c, Prometheus__TimeSeries *s, prom_rw_exemplar_in *const *ex,
+                                 size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        Prometheus__Exemplar *x = prom_rw_exemplar(c, ex[i]);
+        if (x == NULL || prom_rw_exemplar_attach(c, s, x, n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- points ---- */
+
+static int prom_rw_number(prom_rw_conv *c, const prom_rw_family *f, const prom_rw_number_point *p, int exemplars)
 {
     Prometheus__Label **labels;
     size_t n;
@@ -632,7 +577,8 @@ static int prom_rw_number(prom_rw_conv *c, const prom_rw_family *f, const prom_r
     double v = stale ? prom_rw_stale_nan()
                : p->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT ? (double)p->as_int
                                                                                                     : p->as_double;
-    if (prom_rw_series_add(c, labels, n, f->name, NULL, NULL, v, ts) != 0)
+    Prometheus__TimeSeries *s = prom_rw_series_add(c, labels, n, f->name, NULL, NULL, v, ts);
+    if (s == NULL || (exemplars && prom_rw_exemplars_all(c, s, p->exemplars, p->n_exemplars) != 0))
         return -1;
     prom_rw_point_done(c, ts);
     return 0;
@@ -643,6 +589,24 @@ static const char *prom_rw_float_text(prom_rw_conv *c, double value)
 {
     buf_clear(&c->tmp);
     return prom_rw_put_float(&c->tmp, value) != 0 ? NULL : prom_rw_tmp_str(c);
+}
+
+/* Each exemplar onto the first bucket series (bounds ascending, +Inf last)
+ * whose bound holds its value, as upstream places them. */
+static int prom_rw_bucket_exemplars(prom_rw_conv *c, const prom_rw_histogram_point *p,
+                                    Prometheus__TimeSeries *const *buckets, size_t nbuckets)
+{
+    for (size_t i = 0; i < p->n_exemplars; i++) {
+        Prometheus__Exemplar *x = prom_rw_exemplar(c, p->exemplars[i]);
+        if (x == NULL)
+            return -1;
+        size_t b = 0;
+        while (b + 1 < nbuckets && !(x->value <= p->explicit_bounds[b]))
+            b++;
+        if (x->value <= INFINITY && prom_rw_exemplar_attach(c, buckets[b], x, p->n_exemplars) != 0)
+            return -1; /* (a NaN value fits no bucket) */
+    }
+    return 0;
 }
 
 /* Buckets with cumulative counts (OTLP's are per bucket), +Inf = count,
@@ -661,17 +625,113 @@ static int prom_rw_histogram(prom_rw_conv *c, const prom_rw_family *f, const pro
         return rc;
     double nan = prom_rw_stale_nan();
     uint64_t cumulative = 0;
-    for (size_t i = 0; i < p->n_explicit_bounds && p->n_bucket_counts > 0; i++) {
+    size_t nb = p->n_bucket_counts > 0 ? p->n_explicit_bounds : 0;
+    Prometheus__TimeSeries **buckets = arena_calloc(c->a, nb + 1, sizeof(*buckets));
+    if (buckets == NULL)
+        return -1;
+    for (size_t i = 0; i < nb; i++) {
         cumulative += p->bucket_counts[i];
         const char *le = prom_rw_float_text(c, p->explicit_bounds[i]);
-        if (le == NULL || prom_rw_series_add(c, labels, n, f->bucket, "le", le, stale ? nan : (double)cumulative,
-                                             ts) != 0)
+        if (le == NULL || (buckets[i] = prom_rw_series_add(c, labels, n, f->bucket, "le", le,
+                                                           stale ? nan : (double)cumulative, ts)) == NULL)
             return -1;
     }
-    if (prom_rw_series_add(c, labels, n, f->bucket, "le", "+Inf", stale ? nan : (double)p->count, ts) != 0 ||
+    if ((buckets[nb] = prom_rw_series_add(c, labels, n, f->bucket, "le", "+Inf", stale ? nan : (double)p->count,
+                                          ts)) == NULL ||
+        prom_rw_bucket_exemplars(c, p, buckets, nb + 1) != 0 ||
         (p->_sum_case == OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT___SUM_SUM &&
-         prom_rw_series_add(c, labels, n, f->sum, NULL, NULL, stale ? nan : p->sum, ts) != 0) ||
-        prom_rw_series_add(c, labels, n, f->count, NULL, NULL, stale ? nan : (double)p->count, ts) != 0)
+         prom_rw_series_add(c, labels, n, f->sum, NULL, NULL, stale ? nan : p->sum, ts) == NULL) ||
+        prom_rw_series_add(c, labels, n, f->count, NULL, NULL, stale ? nan : (double)p->count, ts) == NULL)
+        return -1;
+    prom_rw_point_done(c, ts);
+    return 0;
+}
+
+/* One side of an exponential point as spans and deltas in the arena; *sum
+ * gets its total count. 1 when the layout does not fit, -1 out of memory. */
+static int prom_rw_native_side(prom_rw_conv *c, const prom_rw_exp_buckets *b, int scale_down,
+                               Prometheus__BucketSpan ***spans, size_t *nspans, int64_t **deltas, size_t *ndeltas,
+                               uint64_t *sum)
+{
+    size_t n = b != NULL ? b->n_bucket_counts : 0;
+    *nspans = *ndeltas = 0;
+    if (n == 0)
+        return 0;
+    prom_rw_span *raw = arena_calloc(c->a, n + 1, sizeof(*raw));
+    *deltas = arena_calloc(c->a, n, sizeof(**deltas));
+    if (raw == NULL || *deltas == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (__builtin_add_overflow(*sum, b->bucket_counts[i], sum))
+            return 1;
+    if (prom_rw_native_layout(b->bucket_counts, n, b->offset, scale_down, raw, nspans, *deltas, ndeltas) != 0)
+        return 1;
+    Prometheus__BucketSpan *sp = arena_calloc(c->a, *nspans, sizeof(*sp));
+    if (sp == NULL || (*spans = arena_calloc(c->a, *nspans, sizeof(**spans))) == NULL)
+        return -1;
+    for (size_t i = 0; i < *nspans; i++) {
+        prometheus__bucket_span__init(&sp[i]);
+        sp[i].offset = raw[i].offset;
+        sp[i].length = raw[i].length;
+        (*spans)[i] = &sp[i];
+    }
+    return 0;
+}
+
+/* An exponential histogram point as one native histogram sample on a
+ * series named like the metric (no suffix), carrying all its exemplars.
+ * Scale above 8 is reduced to 8; below -4 the point is dropped, as
+ * upstream refuses it. Points whose bucket counts do not add up to the
+ * count are dropped as invalid: Prometheus refuses such a histogram, and
+ * with it the whole request. */
+static int prom_rw_exp_histogram(prom_rw_conv *c, const prom_rw_family *f, const prom_rw_exp_point *p)
+{
+    if (p->scale < PROM_RW_NATIVE_SCHEMA_MIN) {
+        c->st->dropped[PROM_RW_DROP_SCALE]++;
+        return 0;
+    }
+    int stale = (p->flags & PROM_RW_NO_RECORDED_VALUE) != 0;
+    int scale_down = p->scale > PROM_RW_NATIVE_SCHEMA_MAX ? p->scale - PROM_RW_NATIVE_SCHEMA_MAX : 0;
+    int has_sum = p->_sum_case == OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT___SUM_SUM;
+    Prometheus__Histogram *h = arena_alloc(c->a, sizeof(*h));
+    Prometheus__Histogram **hs = arena_alloc(c->a, sizeof(*hs));
+    if (h == NULL || hs == NULL)
+        return -1;
+    prometheus__histogram__init(h);
+    uint64_t total = p->zero_count;
+    int rc = prom_rw_native_side(c, p->positive, scale_down, &h->positive_spans, &h->n_positive_spans,
+                                 &h->positive_deltas, &h->n_positive_deltas, &total);
+    if (rc == 0)
+        rc = prom_rw_native_side(c, p->negative, scale_down, &h->negative_spans, &h->n_negative_spans,
+                                 &h->negative_deltas, &h->n_negative_deltas, &total);
+    if (rc < 0)
+        return -1;
+    /* with a NaN sum Prometheus allows more observations than in buckets */
+    int valid = rc == 0 && (stale || total == p->count || (has_sum && isnan(p->sum) && total <= p->count));
+    Prometheus__Label **labels;
+    size_t n;
+    int64_t ts;
+    if ((rc = prom_rw_point_begin(c, p->time_unix_nano, valid, p->attributes, p->n_attributes, &labels, &n, &ts)) <=
+        0)
+        return rc;
+    h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;
+    h->count_int = stale ? PROM_RW_STALE_NAN_BITS : p->count; /* upstream's stale marker, bits as the count */
+    h->sum = stale ? prom_rw_stale_nan() : has_sum ? p->sum : 0;
+    h->schema = p->scale - scale_down;
+    /* upstream always writes 1e-128 (OTLP had no threshold when it was
+     * written); the point's own, when it has one, is the truth */
+    h->zero_threshold = p->zero_threshold > 0 ? p->zero_threshold : PROM_RW_ZERO_THRESHOLD;
+    h->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
+    h->zero_count_int = p->zero_count;
+    h->reset_hint = PROMETHEUS__HISTOGRAM__RESET_HINT__UNKNOWN; /* cumulative only: Prometheus detects resets */
+    h->timestamp = ts;
+    hs[0] = h;
+    Prometheus__TimeSeries *s = prom_rw_series_new(c, labels, n, f->name, NULL, NULL);
+    if (s == NULL)
+        return -1;
+    s->histograms = hs;
+    s->n_histograms = 1;
+    if (prom_rw_exemplars_all(c, s, p->exemplars, p->n_exemplars) != 0)
         return -1;
     prom_rw_point_done(c, ts);
     return 0;
@@ -691,11 +751,11 @@ static int prom_rw_summary(prom_rw_conv *c, const prom_rw_family *f, const prom_
         const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint__ValueAtQuantile *q = p->quantile_values[i];
         const char *text = prom_rw_float_text(c, q->quantile);
         if (text == NULL ||
-            prom_rw_series_add(c, labels, n, f->name, "quantile", text, stale ? nan : q->value, ts) != 0)
+            prom_rw_series_add(c, labels, n, f->name, "quantile", text, stale ? nan : q->value, ts) == NULL)
             return -1;
     }
-    if (prom_rw_series_add(c, labels, n, f->sum, NULL, NULL, stale ? nan : p->sum, ts) != 0 ||
-        prom_rw_series_add(c, labels, n, f->count, NULL, NULL, stale ? nan : (double)p->count, ts) != 0)
+    if (prom_rw_series_add(c, labels, n, f->sum, NULL, NULL, stale ? nan : p->sum, ts) == NULL ||
+        prom_rw_series_add(c, labels, n, f->count, NULL, NULL, stale ? nan : (double)p->count, ts) == NULL)
         return -1;
     prom_rw_point_done(c, ts);
     return 0;
@@ -713,29 +773,56 @@ static int prom_rw_temporality_ok(prom_rw_conv *c, int temporality, size_t point
     return 0;
 }
 
-/* The type a metric becomes, or 0 when its points are dropped (counted). */
-static int prom_rw_metric_type(prom_rw_conv *c, const prom_rw_metric *m, size_t points, prom_rw_type *type)
+/* The type and name kind a metric becomes, or 0 when its points are
+ * dropped (counted). */
+static int prom_rw_metric_type(prom_rw_conv *c, const prom_rw_metric *m, size_t points, prom_rw_type *type,
+                               prom_rw_kind *kind)
 {
     switch (m->data_case) {
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
         *type = PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE;
+        *kind = PROM_RW_KIND_GAUGE;
         return 1;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
         /* A non-monotonic sum (an up-down counter) is a gauge to Prometheus. */
         *type = m->sum->is_monotonic ? PROMETHEUS__METRIC_METADATA__METRIC_TYPE__COUNTER
                                      : PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE;
+        *kind = m->sum->is_monotonic ? PROM_RW_KIND_COUNTER : PROM_RW_KIND_UPDOWN;
         return prom_rw_temporality_ok(c, m->sum->aggregation_temporality, points);
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
         *type = PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM;
+        *kind = PROM_RW_KIND_HISTOGRAM;
         return prom_rw_temporality_ok(c, m->histogram->aggregation_temporality, points);
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-        c->st->dropped[PROM_RW_DROP_EXPONENTIAL] += points;
-        return 0;
+        if (!c->opt->native_histograms) {
+            c->st->dropped[PROM_RW_DROP_NATIVE_OFF] += points;
+            return 0;
+        }
+        *type = PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM;
+        *kind = PROM_RW_KIND_HISTOGRAM;
+        return prom_rw_temporality_ok(c, m->exponential_histogram->aggregation_temporality, points);
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
         *type = PROMETHEUS__METRIC_METADATA__METRIC_TYPE__SUMMARY;
+        *kind = PROM_RW_KIND_SUMMARY;
         return 1;
     default: /* otlp_validate removed metrics without data */
         return 0;
+    }
+}
+
+static int prom_rw_convert_point(prom_rw_conv *c, const prom_rw_family *f, const prom_rw_metric *m, size_t i)
+{
+    switch (m->data_case) {
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+        return prom_rw_histogram(c, f, m->histogram->data_points[i]);
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        return prom_rw_exp_histogram(c, f, m->exponential_histogram->data_points[i]);
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+        return prom_rw_summary(c, f, m->summary->data_points[i]);
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: /* sums carry exemplars, gauges not (upstream) */
+        return prom_rw_number(c, f, m->sum->data_points[i], 1);
+    default:
+        return prom_rw_number(c, f, m->gauge->data_points[i], 0);
     }
 }
 
@@ -743,22 +830,19 @@ static int prom_rw_convert_metric(prom_rw_conv *c, const prom_rw_metric *m)
 {
     size_t points = otlp_metric_points((const ProtobufCMessage *)m);
     prom_rw_type type;
+    prom_rw_kind kind;
     prom_rw_family f = {0};
-    if (points == 0 || !prom_rw_metric_type(c, m, points, &type))
+    if (points == 0 || !prom_rw_metric_type(c, m, points, &type, &kind))
         return 0;
-    int gauge = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
-    if (prom_rw_family_init(c, m, type, gauge, &f) != 0)
-        return -1;
-    uint64_t before = c->st->converted;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < points; i++) {
-        if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM)
-            rc = prom_rw_histogram(c, &f, m->histogram->data_points[i]);
-        else if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY)
-            rc = prom_rw_summary(c, &f, m->summary->data_points[i]);
-        else
-            rc = prom_rw_number(c, &f, gauge ? m->gauge->data_points[i] : m->sum->data_points[i]);
+    int rc = prom_rw_family_init(c, m, type, kind, &f);
+    if (rc != 0) {
+        if (rc > 0) /* no valid name: upstream refuses the metric too */
+            c->st->dropped[PROM_RW_DROP_INVALID] += points;
+        return rc > 0 ? 0 : -1;
     }
+    uint64_t before = c->st->converted;
+    for (size_t i = 0; rc == 0 && i < points; i++)
+        rc = prom_rw_convert_point(c, &f, m, i);
     if (rc != 0)
         return -1;
     if (c->st->converted == before)
@@ -801,12 +885,12 @@ static int prom_rw_resource_begin(prom_rw_conv *c, const prom_rw_resource *r)
     for (size_t i = 0; i < c->opt->n_resource_labels; i++) {
         const char *key = c->opt->resource_labels[i];
         const prom_rw_any *v = prom_rw_resource_attr(r, key);
-        if (v == NULL || key[0] == '\0')
+        if (v == NULL)
             continue;
-        prom_rw_label l = {prom_rw_label_name(c, key), prom_rw_value_text(c, v), key, PROM_RW_RANK_RESOURCE};
-        if (l.name == NULL || l.value == NULL)
+        prom_rw_label l = {prom_rw_label_name_of(c, key), NULL, key, PROM_RW_RANK_RESOURCE};
+        if (l.name == NULL || (l.value = prom_rw_value_text(c, v)) == NULL)
             return -1;
-        if (l.value[0] != '\0') /* resource labels are never empty: an attribute may fill in */
+        if (l.name[0] != '\0' && l.value[0] != '\0') /* resource labels are never empty: an attribute may fill in */
             c->res[c->n_res++] = l;
     }
     return 0;
@@ -830,7 +914,7 @@ static int prom_rw_target_info(prom_rw_conv *c, const prom_rw_resource *r)
         if (c->res[i].rank == PROM_RW_RANK_TARGET)
             l[nl++] = c->res[i];
     if (prom_rw_fold(c, l, nl, labels, &n) != 0 ||
-        prom_rw_series_add(c, labels, n, "target_info", NULL, NULL, 1.0, c->latest_ms) != 0)
+        prom_rw_series_add(c, labels, n, "target_info", NULL, NULL, 1.0, c->latest_ms) == NULL)
         return -1;
     return prom_rw_metadata_add(c, PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE, "target_info",
                                 "Target metadata", "");
@@ -872,6 +956,8 @@ static void prom_rw_bounds(const Opentelemetry__Proto__Collector__Metrics__V1__E
                 else if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY)
                     for (size_t p = 0; p < m->summary->n_data_points; p++)
                         *series += m->summary->data_points[p]->n_quantile_values + 2;
+                else if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM)
+                    *series += m->exponential_histogram->n_data_points;
             }
     }
 }

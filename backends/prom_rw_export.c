@@ -11,8 +11,13 @@
  * type compresses itself and configuring `compression:` is an error rather
  * than a setting that would silently not apply.
  *
+ * Native histograms: a Prometheus without --enable-feature=native-histograms
+ * answers 500 "native histograms are disabled" to any request carrying one,
+ * which would hold up every metric of the batch until retries run out;
+ * `native_histograms: false` drops exponential histograms instead.
+ *
  * Accounting: points that have no Prometheus form (delta, exponential
- * histograms, invalid; see prom_rw.h) are reported to the exporter as
+ * histograms that cannot or may not be native, invalid; see prom_rw.h) are reported to the exporter as
  * rejected once per batch, with the reasons, so they are counted and logged
  * like a partial success. Responses: 2xx delivered; 429 and 5xx retried
  * (the exporter honours Retry-After); other 4xx -- Prometheus' answer to an
@@ -129,6 +134,7 @@ static void *prom_rw_export_configure(const backend_config *cfg, char *err, size
     if (config_str_required(node, "endpoint", &s->url, err, errlen) != 0 ||
         config_bool(node, "add_metric_suffixes", 1, &s->opt.add_metric_suffixes, err, errlen) != 0 ||
         config_bool(node, "target_info", 1, &s->opt.target_info, err, errlen) != 0 ||
+        config_bool(node, "native_histograms", 1, &s->opt.native_histograms, err, errlen) != 0 ||
         prom_rw_export_resource_labels(s, node, err, errlen) != 0 || prom_rw_export_sigv4(s, node, err, errlen) != 0)
         goto fail;
     if ((s->arena = arena_new(0)) == NULL) {
@@ -243,8 +249,8 @@ static export_outcome prom_rw_export_classify(void *st, const export_batch *b, c
     return o;
 }
 
-static const char *const prom_rw_export_keys[] = {"add_metric_suffixes", "target_info", "resource_to_labels",
-                                                  "sigv4", NULL};
+static const char *const prom_rw_export_keys[] = {"add_metric_suffixes", "target_info", "native_histograms",
+                                                  "resource_to_labels", "sigv4", NULL};
 
 const exporter_type exporter_prometheus_remote_write = {.name = "prometheus_remote_write",
                                                         .keys = prom_rw_export_keys,

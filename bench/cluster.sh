@@ -50,17 +50,8 @@ EOF
 GW_PIDS=()
 start_gateway() {
     gateway_yaml "$@" >"$TMP/$1.yaml"
-    "$GATEWAY_BIN" --config "$TMP/$1.yaml" 2>"$TMP/$1.log" &
-    local pid=$! _
-    PIDS+=("$pid")
-    GW_PIDS+=("$pid")
-    for _ in $(seq 100); do
-        curl -fs -o /dev/null "http://127.0.0.1:$3/readyz" && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$TMP/$1.log" >&2
-    die "$1 did not become ready"
+    launch_gateway "$1" "$3"
+    GW_PIDS+=("$GW_PID")
 }
 
 # start_haproxy NAME PORT GRPC_PORT... : round-robin, send-proxy-v2

@@ -546,7 +546,7 @@ static void cb_convert_one(cb_workspace *w, otlp_signal sig, const cb_body *b, i
 {
     static const es_doc_settings es_defaults = {NULL, NULL};
     /* prometheus_remote_write's defaults: unit and _total suffixes, target_info. */
-    static const prom_rw_options prom_defaults = {.add_metric_suffixes = 1, .target_info = 1};
+    static const prom_rw_options prom_defaults = {.add_metric_suffixes = 1, .target_info = 1, .native_histograms = 1};
     char err[256];
     otlp_request req;
     es_doc_report rep;
@@ -751,7 +751,7 @@ int main(int argc, char **argv)
     cb_print_es("traces", "spans", "span", &tt);
     cb_print_es("logs", "records", "record", &tl);
     cb_print_es("metrics", "points", "point", &tm);
-    printf("\nPrometheus remote write (prom_rw_convert, add_metric_suffixes and target_info on)\n");
+    printf("\nPrometheus remote write (prom_rw_convert, add_metric_suffixes, target_info and native_histograms on)\n");
     cb_print_prom(&tm);
 
     /* Sized so both bodies hash and compress the same total bytes. */

@@ -7,7 +7,7 @@ die() { echo "bench: FAIL: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 
 # bench_setup DEFAULT_REQUESTS: the common parameters from the environment
-# (N C M SPANS BUILD_DIR GATEWAY_BIN MKPAYLOAD_BIN WARMUP, see bench/README.md),
+# (N C M SPANS BUILD_DIR GATEWAY_BIN MKPAYLOAD_BIN LOADGEN_BIN WARMUP, see bench/README.md),
 # the tools, the build, the temp dir TMP, and at exit the end of every
 # process in PIDS and the removal of TMP (unless BENCH_KEEP_TMP=1).
 # shellcheck disable=SC2034 # the variables are the caller's
@@ -19,16 +19,18 @@ bench_setup() {
     BUILD_DIR=${BUILD_DIR:-build}
     GATEWAY_BIN=${GATEWAY_BIN:-$BUILD_DIR/otlp-gateway}
     MKPAYLOAD_BIN=${MKPAYLOAD_BIN:-$BUILD_DIR/bench/mkpayload}
+    LOADGEN_BIN=${LOADGEN_BIN:-$BUILD_DIR/bench/loadgen}
     WARMUP=${BENCH_WARMUP:-$(( N / 10 > 2000 ? 2000 : N / 10 ))}
     GRPC_PATH=/opentelemetry.proto.collector.trace.v1.TraceService/Export
     local t
     for t in h2load curl awk ss; do command -v "$t" >/dev/null || die "$t not found"; done
     (( C >= 1 && M >= 1 && SPANS >= 1 && N >= C )) || die "bad parameters"
     if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-        ninja -C "$BUILD_DIR" otlp-gateway bench/mkpayload >&2 || die "build failed"
+        ninja -C "$BUILD_DIR" otlp-gateway bench/mkpayload bench/loadgen >&2 || die "build failed"
     fi
     [ -x "$GATEWAY_BIN" ] || die "gateway binary $GATEWAY_BIN missing"
     [ -x "$MKPAYLOAD_BIN" ] || die "mkpayload binary $MKPAYLOAD_BIN missing"
+    [ -x "$LOADGEN_BIN" ] || die "loadgen binary $LOADGEN_BIN missing"
     TMP=$(mktemp -d /tmp/otlp-bench.XXXXXX)
     PIDS=()
     trap bench_cleanup EXIT
@@ -42,14 +44,16 @@ bench_cleanup() {
     if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 
-# A free loopback TCP port (not listening now, not handed out before).
+# A free loopback TCP port (in no socket now, not handed out before), below
+# the ephemeral range (32768 and up on Linux) so that no client connection
+# takes it between now and the bind.
 USED_PORTS=" "
 free_port() {
     local p
     while :; do
-        p=$(( 20000 + RANDOM % 30000 ))
+        p=$(( 20000 + RANDOM % 12000 ))
         case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htln "sport = :$p")" ]; then
+        if [ -z "$(ss -Htan "sport = :$p")" ]; then
             USED_PORTS+="$p "
             echo "$p"
             return
@@ -65,6 +69,25 @@ wait_port() { # port
     done
     return 1
 }
+
+# launch_gateway NAME ADMIN_PORT: runs the gateway on $TMP/NAME.yaml (log in
+# $TMP/NAME.log), waits for /readyz; sets GW_PID, adds it to PIDS.
+launch_gateway() {
+    local name=$1 aport=$2 _
+    "$GATEWAY_BIN" --config "$TMP/$name.yaml" 2>"$TMP/$name.log" &
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    for _ in $(seq 100); do
+        curl -fs -o /dev/null "http://127.0.0.1:$aport/readyz" && return 0
+        kill -0 "$GW_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$TMP/$name.log" >&2
+    die "$name did not become ready"
+}
+
+# stop_pid PID: SIGTERM and wait (a gateway drains its queues first).
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # Sum of a metric (its series matching a regex on the labels; "" for all), from /metrics.
 metric_sum() { # admin_port metric label_regex

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# OTLP/gRPC load benchmark: the gateway (discard backend, 1 worker) against an
-# nginx grpc_pass baseline in front of a second gateway used as the sink.
-# See bench/README.md for what the figures mean.
+# The whole path under load, in one invocation: bench/loadgen (fresh ids,
+# traces spread over requests) against the gateway in each scenario below,
+# the nginx grpc_pass relay as the baseline, and h2load on the first scenario
+# as a cross-check of loadgen. Every scenario: a closed-loop run (the
+# maximum rate), an open-loop run at half that rate (latency from intended
+# send times), and the check that the gateway or the sink received exactly
+# what loadgen saw acknowledged. See bench/README.md for what the figures mean.
 #
-# Env: BENCH_REQUESTS (20000) BENCH_CONNS (16) BENCH_STREAMS (10) BENCH_SPANS (100)
-#      BUILD_DIR (build)  GATEWAY_BIN ($BUILD_DIR/otlp-gateway)
-#      MKPAYLOAD_BIN ($BUILD_DIR/bench/mkpayload)  NGINX_BIN (/usr/sbin/nginx)
-#      BENCH_WARMUP (requests sent before each measured run; default N/10, max 2000)
-#      BENCH_NO_BUILD=1 to skip `ninja`;
-#      BENCH_KEEP_TMP=1 keeps the temp dir (configs, logs, h2load output).
+# Env: BENCH_DURATION (10: seconds per measured run) BENCH_WARMUP_S (2)
+#      BENCH_QUICK=1 (0.3 s runs, no warm-up: checks the script, measures nothing)
+#      BENCH_SCENARIOS (all: space-separated names, see SCENARIOS below)
+#      BENCH_CONNS (16) BENCH_STREAMS (10) BENCH_SPANS (100) BENCH_SPANS_PER_TRACE (10)
+#      BENCH_SAMPLING_SPANS (400000: spans buffered for the RSS-per-span run)
+#      BUILD_DIR (build) GATEWAY_BIN LOADGEN_BIN MKPAYLOAD_BIN NGINX_BIN (/usr/sbin/nginx)
+#      BENCH_PERF=1: `perf record --call-graph dwarf` the gateway (nginx worker) during each
+#      closed-loop run; its top symbols are printed after the table.
+#      BENCH_NO_BUILD=1 to skip `ninja`; BENCH_KEEP_TMP=1 keeps the temp dir.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,90 +24,117 @@ cd "$ROOT"
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-bench_setup 20000
+bench_setup 1000
+for t in node openssl; do command -v "$t" >/dev/null || die "$t not found"; done
 [ -x "$NGINX_BIN" ] || die "nginx not found at $NGINX_BIN"
 chmod 755 "$TMP" # nginx workers may run as nobody
+TICK=$(getconf CLK_TCK)
 
-# start_gateway NAME GRPC_PORT ADMIN_PORT -> sets GW_PID
-start_gateway() {
-    local name=$1 gport=$2 aport=$3
-    cat >"$TMP/$name.yaml" <<EOF
-# One worker thread: figures are per core, comparable with nginx's one worker.
-workers: 1
+ALL_SCENARIOS="discard apikey jwt tls export_http export_grpc disk sampling workers2 nginx"
+SCENARIOS=${BENCH_SCENARIOS:-$ALL_SCENARIOS}
+DUR=${BENCH_DURATION:-10}
+WARM=${BENCH_WARMUP_S:-2}
+SAMPLING_SPANS=${BENCH_SAMPLING_SPANS:-400000}
+SPT=${BENCH_SPANS_PER_TRACE:-10}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    DUR=0.3 WARM=0 SAMPLING_SPANS=$(( SPANS * 20 ))
+fi
+for s in $SCENARIOS; do
+    case " $ALL_SCENARIOS " in *" $s "*) ;; *) die "unknown scenario $s (known: $ALL_SCENARIOS)" ;; esac
+done
+# The payload mix of every run: same shape, fresh ids per request.
+LG_SHAPE=(--spans "$SPANS" --spans-per-trace "$SPT" -c "$C" -m "$M")
+
+# ---- shared pieces: TLS certificate, API key, Keycloak stand-in ----
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null ||
+    die "openssl could not make a certificate"
+: >"$TMP/keys.yaml"
+API_KEY=$("$GATEWAY_BIN" keys create --tenant shop --name bench --keys-file "$TMP/keys.yaml" 2>&1 | grep '^otlpgw_') ||
+    die "otlp-gateway keys create failed"
+
+JWT=
+ISSUER=
+start_keycloak() {
+    [ -d "$ROOT/tests/e2e/node_modules/oidc-provider" ] ||
+        (cd "$ROOT/tests/e2e" && npm ci --no-audit --no-fund >&2) || die "npm ci in tests/e2e failed"
+    node "$ROOT/bench/keycloak.mjs" >"$TMP/keycloak.out" 2>"$TMP/keycloak.log" &
+    KC_PID=$!
+    PIDS+=("$KC_PID")
+    local _
+    for _ in $(seq 100); do
+        grep -q '^issuer=' "$TMP/keycloak.out" 2>/dev/null && break
+        kill -0 "$KC_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    read -r ISSUER JWT < <(sed -nE 's/^issuer=([^ ]+) token=(.+)$/\1 \2/p' "$TMP/keycloak.out")
+    [ -n "$JWT" ] || { cat "$TMP/keycloak.log" >&2; die "the Keycloak stand-in gave no token"; }
+}
+
+# ---- gateway configs ----
+
+# gw_yaml NAME WORKERS GRPC_PORT HTTP_PORT ADMIN_PORT KIND [SINK_PORT]: a gateway config
+# for scenario KIND. Listener auth: none for discard/workers2/sink, an API key
+# or a JWT otherwise; backends: discard, or an exporter to the sink gateway.
+gw_yaml() {
+    local name=$1 workers=$2 gport=$3 hport=$4 aport=$5 kind=$6 sink=${7:-}
+    local auth=none tls='' backend='{type: discard}' sampling='' pipe_extra=''
+    case $kind in
+        apikey | export_http | export_grpc | disk | sampling) auth=apikey ;;
+        jwt) auth=jwt ;;
+        tls) auth=apikey tls="    tls: {cert: $TMP/tls.crt, key: $TMP/tls.key}" ;;
+    esac
+    case $kind in
+        export_http | disk)
+            backend="{type: otlp_http, endpoint: 'http://127.0.0.1:$sink', compression: none, queue: {max_bytes: 256MiB"
+            [ "$kind" = disk ] && backend+=", dir: '$TMP/queue-$name', fsync: interval"
+            backend+="}}" ;;
+        export_grpc)
+            backend="{type: otlp_grpc, endpoint: 'http://127.0.0.1:$sink', compression: none, queue: {max_bytes: 256MiB}}" ;;
+        sampling)
+            sampling="sampling:
+  ten: {decision_wait: ${SAMPLING_WAIT:-2s}, max_bytes: 4GiB, max_traces: 10000000, policies: [{name: some, type: probabilistic, sampling_percentage: 10}]}"
+            pipe_extra=", sampling: ten" ;;
+    esac
+    cat <<EOF
+workers: $workers
 admin: 127.0.0.1:$aport
 log: {level: warn}
 listeners:
   - name: bench
     grpc: 127.0.0.1:$gport
+    http: 127.0.0.1:$hport
     max_concurrent_streams: 1000
-backends:
-  sink: {type: discard}
-pipelines:
-  - name: all
-    signals: [traces, metrics, logs]
-    backends: [sink]
+    auth: $([ "$auth" = none ] && echo none || echo required)
+$tls
 EOF
-    "$GATEWAY_BIN" --config "$TMP/$name.yaml" 2>"$TMP/$name.log" &
-    GW_PID=$!
-    PIDS+=("$GW_PID")
-    local _
-    for _ in $(seq 100); do
-        curl -fs -o /dev/null "http://127.0.0.1:$aport/readyz" && return 0
-        kill -0 "$GW_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    wait "$GW_PID" 2>/dev/null || true
-    cat "$TMP/$name.log" >&2
-    die "$name did not become ready"
+    case $auth in
+        apikey) printf 'auth:\n  api_keys: {file: %s}\n' "$TMP/keys.yaml" ;;
+        jwt) printf 'auth:\n  oidc:\n    - {issuer: "%s", audience: otlp-gateway, tenant_claim: tenant, required_roles: [otlp-writer]}\n' "$ISSUER" ;;
+    esac
+    [ "$auth" = none ] || printf 'tenants:\n  - {id: shop, endpoints: [bench]}\n'
+    cat <<EOF
+backends:
+  out: $backend
+$sampling
+pipelines:
+  - {name: all, signals: [traces], backends: [out]$pipe_extra}
+EOF
 }
 
-# measure NAME H2LOAD_PORT SINK_ADMIN_PORT: warm-up, measured run, checks.
-# Sets RPS P50 P99 (ms) for the measured run.
-measure() {
-    local name=$1 port=$2 aport=$3
-    if (( WARMUP > 0 )); then
-        run_h2load "$name-warmup" "$port" "$(( WARMUP < C ? C : WARMUP ))"
-    fi
-    local before after ok_before ok_after
-    before=$(metric_sum "$aport" otlp_gateway_received_spans_total 'signal="traces".*transport="grpc"')
-    ok_before=$(metric_sum "$aport" otlp_gateway_requests_total 'signal="traces".*transport="grpc".*code="ok"')
-    run_h2load "$name" "$port" "$N" --log-file="$TMP/$name.lat"
-    after=$(metric_sum "$aport" otlp_gateway_received_spans_total 'signal="traces".*transport="grpc"')
-    ok_after=$(metric_sum "$aport" otlp_gateway_requests_total 'signal="traces".*transport="grpc".*code="ok"')
-    local want=$(( N * SPANS ))
-    [ $(( after - before )) -eq "$want" ] ||
-        die "$name: gateway received $(( after - before )) spans, expected $N x $SPANS = $want"
-    [ $(( ok_after - ok_before )) -eq "$N" ] ||
-        die "$name: gateway answered OK to $(( ok_after - ok_before )) requests, expected $N"
-    RPS=$(h2load_rps "$name")
-    [ -n "$RPS" ] || die "$name: cannot read req/s from h2load"
-    # --log-file lines: start time (µs), status, latency (µs).
-    read -r P50 P99 < <(latency_p50_p99 "$TMP/$name.lat")
-    local lines
-    lines=$(wc -l <"$TMP/$name.lat")
-    [ "$lines" -eq "$N" ] || die "$name: latency log has $lines lines, expected $N"
+# start_gw NAME WORKERS KIND [SINK_PORT] -> GW_PID, GW_GRPC, GW_HTTP, GW_ADMIN
+start_gw() {
+    GW_GRPC=$(free_port) GW_HTTP=$(free_port) GW_ADMIN=$(free_port)
+    gw_yaml "$1" "$2" "$GW_GRPC" "$GW_HTTP" "$GW_ADMIN" "$3" "${4:-}" >"$TMP/$1.yaml"
+    launch_gateway "$1" "$GW_ADMIN"
 }
 
-"$MKPAYLOAD_BIN" "$TMP/payload.bin" "$SPANS" 2>"$TMP/mkpayload.log" || { cat "$TMP/mkpayload.log" >&2; die "mkpayload failed"; }
-PAYLOAD_BYTES=$(stat -c %s "$TMP/payload.bin")
-log "payload: $SPANS spans, $PAYLOAD_BYTES bytes gRPC-framed; $N requests, $C connections x $M streams, warm-up $WARMUP"
-
-# ---- scenario 1: clients -> gateway (discard backend) ----
-GW_PORT=$(free_port); GW_ADMIN=$(free_port)
-start_gateway gateway "$GW_PORT" "$GW_ADMIN"
-GW1_PID=$GW_PID
-log "gateway: grpc :$GW_PORT admin :$GW_ADMIN pid $GW1_PID"
-measure gateway "$GW_PORT" "$GW_ADMIN"
-GW_RPS=$RPS; GW_P50=$P50; GW_P99=$P99
-GW_RSS=$(peak_rss_kb "$GW1_PID")
-kill "$GW1_PID"; wait "$GW1_PID" 2>/dev/null || true
-
-# ---- scenario 2: clients -> nginx grpc_pass -> gateway (discard backend) as sink ----
-SINK_PORT=$(free_port); SINK_ADMIN=$(free_port); NGX_PORT=$(free_port)
-start_gateway sink "$SINK_PORT" "$SINK_ADMIN"
-SINK_PID=$GW_PID
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<EOF
+# start_nginx UPSTREAM_GRPC_PORT -> NGX_PID, NGX_PORT
+start_nginx() {
+    NGX_PORT=$(free_port)
+    mkdir -p "$TMP/nginx"
+    cat >"$TMP/nginx/nginx.conf" <<EOF
 daemon off;
 master_process on;
 worker_processes 1;
@@ -118,7 +152,7 @@ http {
     keepalive_requests 100000000;
     http2_max_concurrent_streams 1000;
     upstream sink {
-        server 127.0.0.1:$SINK_PORT;
+        server 127.0.0.1:$1;
         keepalive 64;
         keepalive_requests 100000000;
     }
@@ -128,27 +162,212 @@ http {
     }
 }
 EOF
-"$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" 2>>"$TMP/nginx/stderr" &
-NGX_PID=$!
-PIDS+=("$NGX_PID")
-wait_port "$NGX_PORT" || { cat "$TMP/nginx/stderr" "$TMP/nginx/error.log" >&2 2>/dev/null; die "nginx did not start"; }
-log "baseline: nginx :$NGX_PORT (pid $NGX_PID) -> sink gateway grpc :$SINK_PORT admin :$SINK_ADMIN"
-measure baseline "$NGX_PORT" "$SINK_ADMIN"
-BL_RPS=$RPS; BL_P50=$P50; BL_P99=$P99
-SINK_RSS=$(peak_rss_kb "$SINK_PID")
-# nginx: master + its worker(s), each process's own peak.
-NGX_RSS=$(( $(peak_rss_kb "$NGX_PID") ))
-for w in $(pgrep -P "$NGX_PID"); do NGX_RSS=$(( NGX_RSS + $(peak_rss_kb "$w") )); done
+    "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" 2>>"$TMP/nginx/stderr" &
+    NGX_PID=$!
+    PIDS+=("$NGX_PID")
+    wait_port "$NGX_PORT" || { cat "$TMP/nginx/stderr" "$TMP/nginx/error.log" >&2 2>/dev/null; die "nginx did not start"; }
+}
+
+# ---- loadgen runs ----
+
+# lg NAME ARGS... : runs loadgen (output in $TMP/NAME.out); sets LG_* from its
+# result line. Failures other than the retryable "queue full" answers
+# (HTTP 503, gRPC 14 UNAVAILABLE) stop the benchmark: they would mean a
+# broken setup, not a slow one.
+lg() {
+    local name=$1 rc=0
+    shift
+    "$LOADGEN_BIN" "$@" >"$TMP/$name.out" 2>&1 || rc=$?
+    if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then cat "$TMP/$name.out" >&2; die "$name: loadgen exited $rc"; fi
+    local line
+    line=$(grep '^result ' "$TMP/$name.out") || { cat "$TMP/$name.out" >&2; die "$name: no result from loadgen"; }
+    LG_FAILS=$(echo "$line" | grep -oE 'fail_[a-z_0-9]+=[0-9]+' | tr '\n' ' ' || true)
+    local bad
+    bad=$(echo "$LG_FAILS" | tr ' ' '\n' | grep -vE '^(fail_grpc_14|fail_http_503)=|^$' || true)
+    [ -z "$bad" ] || { cat "$TMP/$name.out" >&2; die "$name: requests failed: $bad"; }
+    lg_get() { echo "$line" | grep -oE "(^| )$1=[0-9.]+" | cut -d= -f2; }
+    LG_OK=$(lg_get ok) LG_ACKED=$(lg_get spans_acked) LG_SPS=$(lg_get spans_per_s) LG_RPS=$(lg_get rps)
+    LG_P50=$(lg_get p50_ms) LG_P99=$(lg_get p99_ms)
+}
+
+# received ADMIN_PORT: spans the gateway at ADMIN_PORT has received (traces, gRPC).
+received() { metric_sum "$1" otlp_gateway_received_spans_total 'signal="traces"'; }
+
+# wait_received ADMIN_PORT WANT WHAT: polls (up to 60 s) until the gateway
+# has received WANT spans; dies if it gets more, or fewer in time.
+wait_received() {
+    local got _
+    for _ in $(seq 600); do
+        got=$(received "$1")
+        [ "$got" -eq "$2" ] && return 0
+        [ "$got" -gt "$2" ] && die "$3: received $got spans, more than the $2 acknowledged"
+        sleep 0.1
+    done
+    die "$3: received $got spans, expected the $2 acknowledged"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+# measure NAME URL AUTH_ARGS_VAR CHECK_ADMIN GW_PID [LOADGEN_EXTRA...]:
+# warm-up, closed loop (max), open loop at half the max; checks that the
+# gateway at CHECK_ADMIN received (now, or once its queue drained) exactly
+# the spans acknowledged over the three runs. Appends a row to $TMP/rows.
+measure() {
+    local name=$1 url=$2 check_admin=$4 pid=$5
+    local -n auth_args=$3
+    shift 5
+    local base acked=0
+    base=$(received "$check_admin")
+    if [ "$WARM" != 0 ]; then
+        lg "$name-warmup" "${LG_SHAPE[@]}" "${auth_args[@]}" "$@" -d "$WARM" "$url"
+        acked=$(( acked + LG_ACKED ))
+    fi
+    local t0 t1 perf_pid=
+    if [ "${BENCH_PERF:-0}" = 1 ]; then
+        perf record -q --call-graph dwarf,16384 -F 1999 -p "$pid" -o "$TMP/$name.perf" -- sleep "$DUR" >"$TMP/$name.perf.log" 2>&1 &
+        perf_pid=$!
+    fi
+    t0=$(cpu_ticks "$pid")
+    lg "$name-max" "${LG_SHAPE[@]}" "${auth_args[@]}" "$@" -d "$DUR" "$url"
+    t1=$(cpu_ticks "$pid")
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || { cat "$TMP/$name.perf.log" >&2; die "$name: perf record failed"; }
+        perf report -i "$TMP/$name.perf" --no-children --stdio --percent-limit 2 2>/dev/null |
+            awk -v n="$name" '/^ +[0-9.]+%/ { printf "%s %s %s\n", n, $1, $NF }' | head -8 >>"$TMP/perf-top"
+    fi
+    acked=$(( acked + LG_ACKED ))
+    local max_sps=$LG_SPS max_rps=$LG_RPS max_p50=$LG_P50 max_p99=$LG_P99 fails=$LG_FAILS max_acked=$LG_ACKED
+    (( LG_OK > 0 )) || die "$name: no request acknowledged"
+    local cpu_us
+    cpu_us=$(awk -v t=$(( t1 - t0 )) -v hz="$TICK" -v s="$max_acked" 'BEGIN { printf "%.2f", t / hz * 1e6 / s }')
+    local half
+    half=$(awk -v r="$max_rps" 'BEGIN { h = r / 2; if (h < 1) h = 1; printf "%.1f", h }')
+    lg "$name-half" "${LG_SHAPE[@]}" "${auth_args[@]}" "$@" -r "$half" -d "$DUR" "$url"
+    acked=$(( acked + LG_ACKED ))
+    fails+=$LG_FAILS
+    wait_received "$check_admin" $(( base + acked )) "$name"
+    local rss
+    rss=$(peak_rss_kb "$pid")
+    printf '%s %s %s %s %s %s %s %s %s %s\n' "$name" "$max_rps" "$max_sps" "$max_p50" "$max_p99" \
+        "$LG_P50" "$LG_P99" "$cpu_us" "$(fmt "$(( rss ))/1024" 1)" "${fails:--}" | tr -s ' ' >>"$TMP/rows"
+    log "$name: $(fmt "$max_sps" 0) spans/s max, p50/p99 at half rate $LG_P50/$LG_P99 ms, acknowledged $acked = received"
+}
+# fmt EXPR [DECIMALS]: an awk expression, formatted.
+fmt() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+
+# Header arguments by scenario, passed to measure by name.
+# shellcheck disable=SC2034
+NOAUTH=()
+KEYAUTH=(-H "authorization: Bearer $API_KEY")
+# shellcheck disable=SC2034
+TLSAUTH=(-H "authorization: Bearer $API_KEY" --cacert "$TMP/tls.crt")
+: >"$TMP/rows"
+log "loadgen: $SPANS spans/request, $SPT spans/trace, $C conns x $M streams; ${DUR}s runs, ${WARM}s warm-up"
+
+for s in $SCENARIOS; do
+    case $s in
+        discard | apikey | tls | workers2)
+            workers=1 lgx=()
+            [ "$s" = workers2 ] && workers=2 lgx=(-t 2)
+            kind=$s
+            [ "$s" = workers2 ] && kind=discard
+            start_gw "$s" "$workers" "$kind"
+            scheme=http
+            auth=NOAUTH
+            [ "$s" = apikey ] && auth=KEYAUTH
+            [ "$s" = tls ] && { auth=TLSAUTH; scheme=https; }
+            measure "$s" "$scheme://127.0.0.1:$GW_GRPC" "$auth" "$GW_ADMIN" "$GW_PID" "${lgx[@]}"
+            if [ "$s" = discard ]; then
+                # the old h2load scenario, same payload shape, as a cross-check of loadgen
+                "$LOADGEN_BIN" --dump "$TMP/payload.bin" --spans "$SPANS" --spans-per-trace "$SPT" 2>/dev/null
+                hn=$(awk -v r="$(awk '$1 == "discard" { print $2 }' "$TMP/rows")" -v d="$DUR" \
+                    'BEGIN { n = int(r * d); if (n < 100) n = 100; print n }')
+                (( hn >= C )) || hn=$C
+                before=$(received "$GW_ADMIN")
+                t0=$(cpu_ticks "$GW_PID")
+                run_h2load h2load "$GW_GRPC" "$hn"
+                t1=$(cpu_ticks "$GW_PID")
+                after=$(received "$GW_ADMIN")
+                [ $(( after - before )) -eq $(( hn * SPANS )) ] || die "h2load: gateway received $(( after - before )) spans, expected $(( hn * SPANS ))"
+                H2_RPS=$(h2load_rps h2load)
+                H2_CPU=$(fmt "$(( t1 - t0 )) / $TICK * 1e6 / $(( hn * SPANS ))")
+                log "h2load: $H2_RPS requests/s (the same request repeated, $hn requests)"
+            fi
+            stop_pid "$GW_PID"
+            ;;
+        jwt)
+            [ -n "$JWT" ] || start_keycloak
+            # shellcheck disable=SC2034
+            JWTAUTH=(-H "authorization: Bearer $JWT")
+            start_gw jwt 1 jwt
+            for _ in $(seq 100); do # the signing keys, fetched at start
+                [ "$(metric_sum "$GW_ADMIN" otlp_gateway_jwks_refreshes_total 'result="ok"')" -gt 0 ] && break
+                sleep 0.1
+            done
+            measure jwt "http://127.0.0.1:$GW_GRPC" JWTAUTH "$GW_ADMIN" "$GW_PID"
+            stop_pid "$GW_PID"
+            ;;
+        export_http | export_grpc | disk)
+            start_gw "sink-$s" 1 discard
+            SINK_PID=$GW_PID SINK_ADMIN=$GW_ADMIN
+            target=$GW_HTTP
+            [ "$s" = export_grpc ] && target=$GW_GRPC
+            start_gw "$s" 1 "$s" "$target"
+            measure "$s" "http://127.0.0.1:$GW_GRPC" KEYAUTH "$SINK_ADMIN" "$GW_PID"
+            stop_pid "$GW_PID"
+            stop_pid "$SINK_PID"
+            ;;
+        sampling)
+            start_gw sampling 1 sampling
+            measure sampling "http://127.0.0.1:$GW_GRPC" KEYAUTH "$GW_ADMIN" "$GW_PID"
+            stop_pid "$GW_PID"
+            # RSS per buffered span: nothing is decided during the run
+            # (decision_wait 10 min), so every acknowledged span is held.
+            SAMPLING_WAIT=600s start_gw sampling-rss 1 sampling
+            rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$GW_PID/status")
+            lg sampling-rss "${LG_SHAPE[@]}" "${KEYAUTH[@]}" -n $(( SAMPLING_SPANS / SPANS )) "http://127.0.0.1:$GW_GRPC"
+            rss1=$(awk '/^VmRSS:/ { print $2 }' "/proc/$GW_PID/status")
+            held=$(metric_sum "$GW_ADMIN" otlp_gateway_sampler_bytes_held '')
+            RSS_LINE="sampling: $LG_ACKED spans held: RSS +$(( (rss1 - rss0) / 1024 )) MiB = $(fmt "($rss1 - $rss0) * 1024 / $LG_ACKED" 0) bytes/span; sampler_bytes_held $(fmt "$held / $LG_ACKED" 0) bytes/span"
+            stop_pid "$GW_PID"
+            ;;
+        nginx)
+            start_gw sink-nginx 1 discard
+            SINK_PID=$GW_PID SINK_ADMIN=$GW_ADMIN
+            start_nginx "$GW_GRPC"
+            # CPU and RSS of the one worker process (the master only waits)
+            ngx_worker=$(pgrep -P "$NGX_PID" | head -1)
+            [ -n "$ngx_worker" ] || die "no nginx worker process"
+            measure nginx "http://127.0.0.1:$NGX_PORT" NOAUTH "$SINK_ADMIN" "$ngx_worker"
+            stop_pid "$NGX_PID"
+            stop_pid "$SINK_PID"
+            ;;
+    esac
+done
 
 # ---- report ----
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+WIRE=$("$LOADGEN_BIN" --dump "$TMP/one.bin" --spans "$SPANS" --spans-per-trace "$SPT" 2>&1 | sed -nE 's/.* ([0-9]+) bytes.*/\1/p')
+base_sps=$(awk '$1 == "discard" { print $3 }' "$TMP/rows")
+ngx_sps=$(awk '$1 == "nginx" { print $3 }' "$TMP/rows")
 echo
-printf 'OTLP/gRPC Export, %d spans/request (%d bytes), %d requests, %d conns x %d streams, 1 worker each\n' \
-    "$SPANS" "$PAYLOAD_BYTES" "$N" "$C" "$M"
-printf '%-34s %12s %12s %8s %8s %12s %10s\n' scenario 'requests/s' 'spans/s' 'p50 ms' 'p99 ms' 'gw RSS MiB' 'nginx MiB'
-printf '%-34s %12.0f %12.0f %8s %8s %12s %10s\n' "gateway (discard backend)" "$GW_RPS" \
-    "$(awk -v r="$GW_RPS" -v s="$SPANS" 'BEGIN { print r * s }')" "$GW_P50" "$GW_P99" "$(mb "$GW_RSS")" '-'
-printf '%-34s %12.0f %12.0f %8s %8s %12s %10s\n' 'baseline: nginx grpc_pass -> sink' "$BL_RPS" \
-    "$(awk -v r="$BL_RPS" -v s="$SPANS" 'BEGIN { print r * s }')" "$BL_P50" "$BL_P99" "$(mb "$SINK_RSS")" "$(mb "$NGX_RSS")"
-printf 'throughput ratio gateway/baseline: %s\n' "$(awk -v a="$GW_RPS" -v b="$BL_RPS" 'BEGIN { printf "%.2f", a / b }')"
-printf 'checks: every request HTTP 200 and counted OK by the gateway; received_spans_total grew by requests x spans\n'
+printf 'OTLP/gRPC trace export, %d spans/request (%d bytes gRPC-framed), %d spans/trace, %d conns x %d streams, %ss runs\n' \
+    "$SPANS" "$WIRE" "$SPT" "$C" "$M" "$DUR"
+printf '%-12s %9s %10s %6s %6s %9s %9s %9s %9s %8s %8s  %s\n' scenario 'req/s' 'spans/s' 'x disc' 'x ngx' \
+    'p50 max' 'p99 max' 'p50 half' 'p99 half' 'CPU us/sp' 'RSS MiB' 'refused (retryable)'
+while read -r name rps sps p50 p99 hp50 hp99 cpu rss fails; do
+    printf '%-12s %9.0f %10.0f %6s %6s %9s %9s %9s %9s %8s %8s  %s\n' "$name" "$rps" "$sps" \
+        "$(ratio "$sps" "${base_sps:-0}")" "$(ratio "$sps" "${ngx_sps:-0}")" "$p50" "$p99" "$hp50" "$hp99" "$cpu" "$rss" "$fails"
+done <"$TMP/rows"
+[ -n "${H2_RPS:-}" ] && printf 'cross-check on discard: h2load (one request repeated) %s req/s, gateway CPU %s us/span; loadgen %s req/s, %s us/span; ratios h2load/loadgen %s (rate), %s (CPU)\n' \
+    "$(fmt "$H2_RPS" 0)" "$H2_CPU" "$(awk '$1 == "discard" { printf "%.0f", $2 }' "$TMP/rows")" \
+    "$(awk '$1 == "discard" { print $8 }' "$TMP/rows")" \
+    "$(ratio "$H2_RPS" "$(awk '$1 == "discard" { print $2 }' "$TMP/rows")")" \
+    "$(ratio "$H2_CPU" "$(awk '$1 == "discard" { print $8 }' "$TMP/rows")")"
+[ -n "${RSS_LINE:-}" ] && echo "$RSS_LINE; wire $(fmt "$WIRE / $SPANS" 0) bytes/span"
+if [ -s "$TMP/perf-top" ]; then
+    echo "perf (self time, >= 2 %, top 8 per scenario):"
+    awk '{ if ($1 != last) { printf "%s%s:", (NR > 1 ? "\n" : ""), $1; last = $1 } printf " %s %s", $3, $2 } END { print "" }' "$TMP/perf-top"
+fi
+echo "latency ms: max = closed loop (saturated, from send); half = open loop at half the max rate, from intended send time"
+echo "CPU us/sp: CPU of the gateway (nginx for the nginx row) per acknowledged span in the closed-loop run"
+echo "checks: every scenario's gateway (or sink) received exactly the spans loadgen saw acknowledged"

@@ -330,7 +330,11 @@ static void on_sweep(h2o_timeout_entry_t *entry)
         h2o_socket_t *sock = c->slot.sock;
         if (c->h2)
             continue;
-        if (sock->ssl != NULL) {
+        /* h2o makes its OpenSSL object only when the client's first TLS
+         * bytes arrive: until then (a client that connects and says
+         * nothing) there is no protocol to ask for, and asking reads a NULL
+         * SSL. Such a connection is held to header_timeout below. */
+        if (sock->ssl != NULL && h2o_socket_get_ssl_protocol_version(sock) != NULL) {
             h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
             if (h2o_memis(proto.base, proto.len, H2O_STRLIT("h2"))) {
                 c->h2 = 1;

@@ -8,6 +8,8 @@
 #include "otlp_wire.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "logs.pb-c.h"
@@ -17,10 +19,64 @@
 
 typedef enum { K_OTHER, K_SPAN, K_LOG, K_METRIC, K_POINTS } frame_kind;
 
-typedef struct frame {
+/* The descriptors as a graph built once: each message type's fields by
+ * number (OTLP's are all below WIRE_DIRECT) with the child node of message
+ * fields, so the scan indexes an array where protobuf-c would search. */
+#define WIRE_DIRECT 32
+#define WIRE_NODES 96
+
+typedef struct wire_node wire_node;
+typedef struct wire_field {
+    const ProtobufCFieldDescriptor *f; /* NULL: not a field of this message */
+    const wire_node *child;            /* message fields */
+} wire_field;
+
+struct wire_node {
     const ProtobufCMessageDescriptor *desc;
+    frame_kind kind; /* K_SPAN, K_LOG, K_METRIC or K_OTHER */
+    wire_field by_id[WIRE_DIRECT];
+};
+
+static wire_node nodes[WIRE_NODES];
+static size_t n_nodes;
+static const wire_node *roots[OTLP_SIGNAL_COUNT];
+static pthread_once_t graph_once = PTHREAD_ONCE_INIT;
+
+static wire_node *graph_node(const ProtobufCMessageDescriptor *desc)
+{
+    for (size_t i = 0; i < n_nodes; i++)
+        if (nodes[i].desc == desc)
+            return &nodes[i];
+    if (n_nodes == WIRE_NODES)
+        abort(); /* the schema outgrew WIRE_NODES: a build-time fact, caught by every test */
+    wire_node *n = &nodes[n_nodes++];
+    n->desc = desc;
+    n->kind = desc == &opentelemetry__proto__trace__v1__span__descriptor         ? K_SPAN
+              : desc == &opentelemetry__proto__logs__v1__log_record__descriptor  ? K_LOG
+              : desc == &opentelemetry__proto__metrics__v1__metric__descriptor   ? K_METRIC
+                                                                                 : K_OTHER;
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        if (f->id >= WIRE_DIRECT)
+            continue; /* looked up by protobuf-c at scan time */
+        n->by_id[f->id].f = f;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+            n->by_id[f->id].child = graph_node(f->descriptor);
+    }
+    return n;
+}
+
+static void graph_build(void)
+{
+    for (int s = 0; s < OTLP_SIGNAL_COUNT; s++)
+        roots[s] = graph_node(otlp_request_descriptor((otlp_signal)s));
+}
+
+typedef struct frame {
+    const wire_node *node;
     size_t end;
     frame_kind kind;
+    uint32_t merged; /* singular message fields seen in this message, by number */
 } frame;
 
 /* The span, log record or metric being scanned. */
@@ -43,19 +99,13 @@ static size_t varint_len(const uint8_t *d, size_t pos, size_t end, size_t max)
     return 0;
 }
 
-static frame_kind kind_of(const ProtobufCMessageDescriptor *parent_desc, frame_kind parent, uint32_t tag,
-                          const ProtobufCMessageDescriptor *desc)
+/* A metric's data fields (gauge, sum, histogram, exponential histogram,
+ * summary) hold its points; other frames are what their message is. */
+static frame_kind kind_of(frame_kind parent, uint32_t tag, const wire_node *child)
 {
-    (void)parent_desc;
-    if (desc == &opentelemetry__proto__trace__v1__span__descriptor)
-        return K_SPAN;
-    if (desc == &opentelemetry__proto__logs__v1__log_record__descriptor)
-        return K_LOG;
-    if (desc == &opentelemetry__proto__metrics__v1__metric__descriptor)
-        return K_METRIC;
     if (parent == K_METRIC && (tag == 5 || tag == 7 || tag == 9 || tag == 10 || tag == 11))
         return K_POINTS;
-    return K_OTHER;
+    return child->kind;
 }
 
 /* A packed repeated scalar field's bytes, as protobuf-c counts and reads
@@ -106,7 +156,7 @@ static void note_bytes(item_state *st, frame_kind k, uint32_t tag, const uint8_t
     else if (k == K_LOG)
         which = tag == 9 ? ID_TRACE : tag == 10 ? ID_SPAN : -1;
     else if (k == K_METRIC && tag == 1)
-        st->name_len = n;
+        st->name_len = n > 0 && v[0] != 0 ? n : 0; /* the decoder's C string: empty if it starts with NUL */
     if (which < 0)
         return;
     st->id_len[which] = n;
@@ -161,10 +211,11 @@ int otlp_wire_scan(otlp_signal sig, const uint8_t *d, size_t len, size_t *items)
     int top = 0;
     size_t pos = 0;
     *items = 0;
-    memset(&st, 0, sizeof(st));
-    stack[0] = (frame){.desc = otlp_request_descriptor(sig), .end = len, .kind = K_OTHER};
-    if (stack[0].desc == NULL || (len > 0 && d == NULL))
+    if ((unsigned)sig >= OTLP_SIGNAL_COUNT || (len > 0 && d == NULL))
         return 0;
+    pthread_once(&graph_once, graph_build);
+    memset(&st, 0, sizeof(st));
+    stack[0] = (frame){.node = roots[sig], .end = len, .kind = K_OTHER};
     for (;;) {
         while (pos == stack[top].end) {
             if (top == 0)
@@ -177,17 +228,23 @@ int otlp_wire_scan(otlp_signal sig, const uint8_t *d, size_t len, size_t *items)
         /* A tag of at most 4 bytes (field numbers below 2^25; OTLP's are
          * below 20) and not 0: the decoding path takes longer ones, and
          * refuses field 0 however it is spelled. */
-        size_t tl = varint_len(d, pos, fr->end, 4);
-        if (tl == 0)
-            return 0;
         uint32_t tag = (d[pos] & 0x7f) >> 3;
-        for (size_t i = 1; i < tl; i++)
-            tag |= (uint32_t)(d[pos + i] & 0x7f) << (4 + 7 * (i - 1));
+        unsigned wire = d[pos] & 7;
+        if (d[pos] < 0x80) { /* every OTLP field's tag is one byte */
+            pos++;
+        } else {
+            size_t tl = varint_len(d, pos, fr->end, 4);
+            if (tl == 0)
+                return 0;
+            for (size_t i = 1; i < tl; i++)
+                tag |= (uint32_t)(d[pos + i] & 0x7f) << (4 + 7 * (i - 1));
+            pos += tl;
+        }
         if (tag == 0)
             return 0;
-        unsigned wire = d[pos] & 7;
-        pos += tl;
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(fr->desc, tag);
+        const wire_field *wf = tag < WIRE_DIRECT ? &fr->node->by_id[tag] : NULL;
+        const ProtobufCFieldDescriptor *f =
+            wf != NULL ? wf->f : protobuf_c_message_descriptor_get_field(fr->node->desc, tag);
         size_t n;
         switch (wire) {
         case 0:
@@ -203,21 +260,21 @@ int otlp_wire_scan(otlp_signal sig, const uint8_t *d, size_t len, size_t *items)
             pos += n;
             break;
         case 2: {
-            size_t hl = varint_len(d, pos, fr->end, 5);
-            if (hl == 0)
-                return 0;
-            uint64_t v = 0;
-            for (size_t i = 0; i < hl; i++)
-                v |= (uint64_t)(d[pos + i] & 0x7f) << (7 * i);
-            pos += hl;
+            uint64_t v;
+            if (pos < fr->end && d[pos] < 0x80) { /* lengths below 128: most of them */
+                v = d[pos++];
+            } else {
+                size_t hl = varint_len(d, pos, fr->end, 5);
+                if (hl == 0)
+                    return 0;
+                v = 0;
+                for (size_t i = 0; i < hl; i++)
+                    v |= (uint64_t)(d[pos + i] & 0x7f) << (7 * i);
+                pos += hl;
+            }
             if (v > INT_MAX || v > fr->end - pos)
                 return 0;
             n = (size_t)v;
-            /* protobuf-c's strings are C strings: one with a NUL in it
-             * would be cut there by the decoding path, so forwarding its
-             * bytes unchanged would not be the same request. */
-            if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(d + pos, 0, n) != NULL)
-                return 0;
             if (f == NULL || f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES) {
                 if (f != NULL)
                     note_bytes(&st, fr->kind, tag, d + pos, n);
@@ -232,13 +289,21 @@ int otlp_wire_scan(otlp_signal sig, const uint8_t *d, size_t len, size_t *items)
                 pos += n;
                 break;
             }
-            if (top + 1 >= OTLP_MAX_DEPTH)
-                return 0;
+            if (top + 1 >= OTLP_MAX_DEPTH || wf == NULL)
+                return 0; /* too deep, or a message field numbered past the graph: the decoder's */
+            /* A singular message field sent twice is merged by protobuf-c,
+             * which can fail (two values with their oneof unset): left to
+             * the decoder. A oneof's fields replace each other instead. */
+            if (f->label != PROTOBUF_C_LABEL_REPEATED && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+                if (fr->merged & (1u << tag))
+                    return 0;
+                fr->merged |= 1u << tag;
+            }
             if (fr->kind == K_POINTS && tag == 1)
                 st.cur_points++;
-            frame_kind k = kind_of(fr->desc, fr->kind, tag, f->descriptor);
+            frame_kind k = kind_of(fr->kind, tag, wf->child);
             item_start(&st, k, tag);
-            stack[++top] = (frame){.desc = f->descriptor, .end = pos + n, .kind = k};
+            stack[++top] = (frame){.node = wf->child, .end = pos + n, .kind = k};
             break;
         }
         default:

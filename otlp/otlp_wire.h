@@ -8,6 +8,9 @@
  * tolerates but that are unusual (a bool sent as bytes, a 5-byte tag) --
  * returns 0 and the caller takes the decoding path, which produces the
  * precise error or partial success. So a 0 is never an error by itself.
+ * Strings are bytes here: one with a NUL inside passes whole, where the
+ * decoding path's C strings would end at the NUL (a metric name that starts
+ * with one is empty to the validator, and so is refused here too).
  *
  * It allocates nothing and reads `len` bytes of `data` only. The
  * differential fuzz target tests/fuzz/fuzz_otlp_wire.c holds it to that

@@ -132,6 +132,8 @@ static void span_account(add_ctx *c, trace *t, const span_t *sp, size_t i)
     uint64_t bits = s->pol.n_attr ? sp_span_bits(&s->pol, sp) : 0;
     size_t wire = protobuf_c_message_get_packed_size(&sp->base);
     update_summary(t, sp, bits | c->rbits, wire);
+    if (s->pol.n_attr != 0)
+        t->sum.attr_bits |= sp_summary_bits(&s->pol, &t->sum);
     if (s->pol.n_ottl != 0)
         sp_ottl_span(&s->pol, &t->sum, rs->resource, c->scope, sp);
     t->last_ns = c->now_ns;

@@ -300,8 +300,8 @@ static int read_status_codes(read_ctx *c, const config_node *n, sp_policy *p)
 static int take_attr_bit(read_ctx *c, const config_node *n, sp_policy *p)
 {
     if (c->set->n_attr >= SP_MAX_ATTR_POLICIES)
-        return config_error(n, NULL, c->err, c->errlen, "too many attribute, trace_state and trace_flags policies "
-                            "(at most %d)", SP_MAX_ATTR_POLICIES);
+        return config_error(n, NULL, c->err, c->errlen, "too many attribute, trace_state, trace_flags and bounded "
+                            "latency policies (at most %d)", SP_MAX_ATTR_POLICIES);
     p->attr_bit = (int)c->set->n_attr;
     c->set->attr[c->set->n_attr++] = p;
     return 0;
@@ -327,13 +327,15 @@ static int read_string_attr(read_ctx *c, const config_node *n, sp_policy *p)
     uint64_t cache_max;
     /* cache_max_size sizes the Collector's cache of regex results; matching
      * here is not cached, so it is accepted and has no effect. */
-    if (read_key_values(c, n, p, 0, &seq) != 0 ||
+    /* The Collector takes an empty values list (nothing matches); ours
+     * refuses it as a likely mistake. */
+    if (read_key_values(c, n, p, c->upstream, &seq) != 0 ||
         config_bool(n, "enabled_regex_matching", 0, &p->use_regex, c->err, c->errlen) != 0 ||
         config_bool(n, "invert_match", 0, &p->invert, c->err, c->errlen) != 0 ||
         config_uint(n, "cache_max_size", 0, 0, INT32_MAX, &cache_max, c->err, c->errlen) != 0)
         return -1;
     size_t m = config_seq_len(seq);
-    if (p->use_regex && (p->regexes = calloc(m, sizeof(*p->regexes))) == NULL)
+    if (p->use_regex && (p->regexes = calloc(m ? m : 1, sizeof(*p->regexes))) == NULL)
         return oom(c, n);
     for (size_t i = 0; i < m; i++) {
         const char *v = config_scalar(config_seq_at(seq, i));
@@ -425,7 +427,11 @@ static int read_latency(read_ctx *c, const config_node *n, sp_policy *p)
     if (p->lat_hi_ms != 0 && p->lat_hi_ms < p->lat_lo_ms)
         return config_error(n, "upper_threshold_ms", c->err, c->errlen, "must be at least threshold_ms (%llu)",
                             (unsigned long long)p->lat_lo_ms);
-    return 0;
+    /* With an upper bound the Collector samples when the duration so far,
+     * span by span in arrival order, is ever inside the window (a later
+     * span may take it past the bound): kept as a bit, set as spans come.
+     * Without one the duration only grows, so the whole trace's decides. */
+    return p->lat_hi_ms != 0 ? take_attr_bit(c, n, p) : 0;
 }
 
 /* floor(ratio x (2^64 - 1)), the product rounded to 64 significant bits
@@ -893,6 +899,27 @@ uint64_t sp_attr_bits(const sp_set *set, Opentelemetry__Proto__Common__V1__KeyVa
     return bits;
 }
 
+/* Duration in whole milliseconds (truncated, as Go's Milliseconds()); at
+ * least threshold_ms without an upper bound, else above threshold_ms and
+ * at most upper_threshold_ms. */
+static int latency_matches(const sp_policy *p, const sp_summary *t)
+{
+    uint64_t d = t->min_start != UINT64_MAX && t->max_end > t->min_start ? t->max_end - t->min_start : 0;
+    uint64_t ms = d / 1000000u;
+    if (p->lat_hi_ms == 0)
+        return ms >= p->lat_lo_ms;
+    return ms > p->lat_lo_ms && ms <= p->lat_hi_ms;
+}
+
+uint64_t sp_summary_bits(const sp_set *set, const sp_summary *t)
+{
+    uint64_t bits = 0;
+    for (size_t a = 0; a < set->n_attr; a++)
+        if (set->attr[a]->type == SP_LATENCY && latency_matches(set->attr[a], t))
+            bits |= (uint64_t)1 << a;
+    return bits;
+}
+
 uint64_t sp_span_bits(const sp_set *set, const Opentelemetry__Proto__Trace__V1__Span *span)
 {
     uint64_t bits = 0;
@@ -910,6 +937,9 @@ uint64_t sp_span_bits(const sp_set *set, const Opentelemetry__Proto__Trace__V1__
         }
         case SP_TRACE_FLAGS:
             m = (span->flags & 1u) != 0; /* W3C trace flags, low byte: sampled */
+            break;
+        case SP_LATENCY:
+            m = 0; /* sp_summary_bits */
             break;
         default:
             m = attrs_match(p, span->attributes, span->n_attributes);
@@ -973,18 +1003,6 @@ static int bucket_take(sp_policy *p, uint64_t cost, uint64_t now_ns)
     return 1;
 }
 
-/* Duration in whole milliseconds (truncated, as Go's Milliseconds()); at
- * least threshold_ms without an upper bound, else above threshold_ms and
- * at most upper_threshold_ms. */
-static int latency_matches(const sp_policy *p, const sp_summary *t)
-{
-    uint64_t d = t->min_start != UINT64_MAX && t->max_end > t->min_start ? t->max_end - t->min_start : 0;
-    uint64_t ms = d / 1000000u;
-    if (p->lat_hi_ms == 0)
-        return ms >= p->lat_lo_ms;
-    return ms > p->lat_lo_ms && ms <= p->lat_hi_ms;
-}
-
 static sp_dec eval(sp_policy *p, const uint8_t *id, const sp_summary *t, uint64_t now_ns);
 
 /* Composite: the first sub-policy (listed order) that samples decides; it
@@ -1020,6 +1038,8 @@ static sp_dec eval(sp_policy *p, const uint8_t *id, const sp_summary *t, uint64_
     case SP_ALWAYS:
         return SP_SAMPLED;
     case SP_LATENCY:
+        if (p->attr_bit >= 0)
+            return (t->attr_bits >> p->attr_bit) & 1 ? SP_SAMPLED : SP_NOT_SAMPLED;
         return latency_matches(p, t) ? SP_SAMPLED : SP_NOT_SAMPLED;
     case SP_STATUS:
         return (t->status_mask & p->status_mask) != 0 ? SP_SAMPLED : SP_NOT_SAMPLED;

@@ -7,8 +7,9 @@
  * not_sub_policy, composite_sub_policy). Both build the same policies, with
  * the Collector's decision semantics (sp_dec below).
  *
- * Per-span predicates (attribute matches, trace_state, trace_flags) are
- * evaluated when a span is added and kept as bits in the trace's summary;
+ * Per-span predicates (attribute matches, trace_state, trace_flags, and
+ * latency windows over the trace so far) are evaluated when a span is added
+ * and kept as bits in the trace's summary;
  * the decision then needs only the summary and the trace id. Stateful
  * policies (rate_limiting, bytes_limiting, composite) keep their budgets
  * here, guarded by the caller (sampler_decide.c holds a lock around
@@ -154,6 +155,9 @@ void sp_set_free(sp_set *set);
 uint64_t sp_attr_bits(const sp_set *set, Opentelemetry__Proto__Common__V1__KeyValue *const *attrs, size_t n);
 /* The predicate-policy bits a span matches (attributes, trace_state, flags). */
 uint64_t sp_span_bits(const sp_set *set, const Opentelemetry__Proto__Trace__V1__Span *span);
+/* The bits of latency policies with an upper bound that the trace's
+ * duration so far falls in: OR them in after each span's summary update. */
+uint64_t sp_summary_bits(const sp_set *set, const sp_summary *t);
 
 /* Evaluate the ottl_condition policies on one span of a trace and its
  * events, in arrival order: a policy already matched or failed on an earlier

@@ -67,6 +67,17 @@ e2e e2e "$PWD/build/otlp-gateway"
 echo "== end-to-end tests (asan+ubsan)"
 e2e e2e-asan "$PWD/build-asan/otlp-gateway"
 
+# bench/run.sh in quick mode (0.3 s runs, about 20 s): every scenario starts,
+# loadgen's acknowledged spans equal what each gateway or sink received, and
+# nothing fails but the retryable "queue full". It asserts no speed.
+echo "== bench smoke (bench/run.sh, BENCH_QUICK=1)"
+if ! BENCH_QUICK=1 BENCH_NO_BUILD=1 BUILD_DIR=build bench/run.sh >"$logs/bench" 2>&1; then
+    tail -40 "$logs/bench"
+    echo "bench smoke FAILED"
+    exit 1
+fi
+grep '^checks:' "$logs/bench"
+
 echo "== infra (image, terraform, dashboard, alerts, compose, systemd)"
 infra/check.sh build/otlp-gateway
 

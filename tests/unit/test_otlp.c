@@ -557,11 +557,22 @@ static void test_wire_scan_leaves_odd_bytes_to_the_decoder(void **state)
     w_bytes(&span, 1, TRACE_ID, 16);
     w_bytes(&span, 2, SPAN_ID, 8);
     wbuf base = span;
-    /* A NUL inside a string: the decoder's C string would end there, so
-     * the bytes are not forwarded as they are. */
+    /* A NUL inside a string passes (the bytes travel whole)... */
     w_bytes(&span, 5, "a\0b", 3);
     wbuf req = w_request(&span, 2);
-    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 0);
+    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 1);
+    /* ...but a metric name that starts with one is empty to the validator. */
+    wbuf gauge = {0}, metric = {0};
+    w_bytes(&gauge, 1, "", 0); /* one empty data point */
+    w_bytes(&metric, 1, "\0m", 2);
+    w_bytes(&metric, 5, gauge.b, gauge.n);
+    req = w_request(&metric, 2);
+    assert_int_equal(scan_agrees(OTLP_METRICS, req.b, req.n), 0);
+    metric.n = 0;
+    w_bytes(&metric, 1, "m\0", 2);
+    w_bytes(&metric, 5, gauge.b, gauge.n);
+    req = w_request(&metric, 2);
+    assert_int_equal(scan_agrees(OTLP_METRICS, req.b, req.n), 1);
     /* Unknown fields of every wire type the decoder skips are fine. */
     span = base;
     static const uint8_t unknown[] = {0xf8, 0x01, 0x05,                    /* field 31 varint */
@@ -572,6 +583,23 @@ static void test_wire_scan_leaves_odd_bytes_to_the_decoder(void **state)
     w_bytes(&span, 31, "x", 1);
     req = w_request(&span, 2);
     assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 1);
+    /* A singular message field twice (status, 15): protobuf-c merges the
+     * two, which can fail, so the decoder decides. */
+    span = base;
+    w_bytes(&span, 15, "", 0);
+    w_bytes(&span, 15, "", 0);
+    req = w_request(&span, 2);
+    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 0);
+    /* An attribute's value twice, both unset: protobuf-c refuses it. */
+    wbuf kv = {0}, resource = {0}, logs = {0}, entry = {0};
+    w_bytes(&kv, 1, "", 0);
+    w_bytes(&kv, 2, "", 0);
+    w_bytes(&kv, 2, "", 0);
+    w_bytes(&resource, 1, kv.b, kv.n);
+    w_bytes(&entry, 1, resource.b, resource.n);
+    w_bytes(&logs, 1, entry.b, entry.n);
+    assert_int_equal(scan_agrees(OTLP_LOGS, logs.b, logs.n), 0);
+    assert_int_equal(decode_pb(OTLP_LOGS, logs.b, logs.n, (char[160]){0}, 160), -1);
     /* A known field with the wrong wire type: kind (6) as bytes. */
     span = base;
     w_bytes(&span, 6, "x", 1);

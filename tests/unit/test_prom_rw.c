@@ -19,6 +19,8 @@
 #include "exporter.h"
 #include "metrics_service.pb-c.h"
 #include "prom_rw.h"
+#include "prom_rw_names.h"
+#include "prom_rw_native.h"
 #include "remote_write.pb-c.h"
 #include "test_util.h"
 
@@ -115,7 +117,7 @@ static kv_t *kvs(const char *key, const char *s) { return kv(key, any_str(s)); }
 static kv_t **attrs(size_t *n, ...)
 {
     va_list ap;
-    kv_t **out = alloc(16 * sizeof(*out));
+    kv_t **out = alloc(32 * sizeof(*out));
     *n = 0;
     va_start(ap, n);
     for (kv_t *k; (k = va_arg(ap, kv_t *)) != NULL;)
@@ -207,23 +209,54 @@ static metric_t *histogram(const char *name, const char *unit, int temporality, 
     return m;
 }
 
-static metric_t *exp_histogram(const char *name, size_t points)
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint exp_t;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets exp_buckets_t;
+
+static exp_buckets_t *exp_buckets(int32_t offset, const uint64_t *counts, size_t n)
 {
-    metric_t *m = metric(name, "");
+    exp_buckets_t *b = alloc(sizeof(*b));
+    opentelemetry__proto__metrics__v1__exponential_histogram_data_point__buckets__init(b);
+    b->offset = offset;
+    b->bucket_counts = (uint64_t *)counts;
+    b->n_bucket_counts = n;
+    return b;
+}
+
+/* An exponential point; positive and negative buckets are set by the caller. */
+static exp_t *exp_point(uint64_t t, int32_t scale, uint64_t count, uint64_t zero_count, const double *sumv)
+{
+    exp_t *p = alloc(sizeof(*p));
+    opentelemetry__proto__metrics__v1__exponential_histogram_data_point__init(p);
+    p->time_unix_nano = t;
+    p->scale = scale;
+    p->count = count;
+    p->zero_count = zero_count;
+    if (sumv != NULL) {
+        p->_sum_case = OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT___SUM_SUM;
+        p->sum = *sumv;
+    }
+    return p;
+}
+
+static metric_t *exp_metric(const char *name, const char *unit, exp_t **pts, size_t n)
+{
+    metric_t *m = metric(name, unit);
     m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
     m->exponential_histogram = alloc(sizeof(*m->exponential_histogram));
     opentelemetry__proto__metrics__v1__exponential_histogram__init(m->exponential_histogram);
-    Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint **pts = alloc(points * sizeof(*pts));
-    for (size_t i = 0; i < points; i++) {
-        pts[i] = alloc(sizeof(*pts[i]));
-        opentelemetry__proto__metrics__v1__exponential_histogram_data_point__init(pts[i]);
-        pts[i]->time_unix_nano = MS(1000);
-        pts[i]->count = 1;
-    }
     m->exponential_histogram->data_points = pts;
-    m->exponential_histogram->n_data_points = points;
+    m->exponential_histogram->n_data_points = n;
     m->exponential_histogram->aggregation_temporality = CUMULATIVE;
     return m;
+}
+
+/* `points` exponential points of scale -5, which no native schema takes. */
+static metric_t *too_coarse(const char *name, size_t points)
+{
+    exp_t **pts = alloc(points * sizeof(*pts));
+    for (size_t i = 0; i < points; i++)
+        pts[i] = exp_point(MS(1000), -5, 1, 1, NULL);
+    return exp_metric(name, "", pts, points);
 }
 
 static metric_t *summary(const char *name, const char *unit, summary_t **pts, size_t n)
@@ -283,7 +316,7 @@ static req_t *one_resource(metric_t **metrics, size_t nm)
 
 /* ---- converting and reading the result ---- */
 
-static const prom_rw_options DEFAULTS = {.add_metric_suffixes = 1, .target_info = 1};
+static const prom_rw_options DEFAULTS = {.add_metric_suffixes = 1, .target_info = 1, .native_histograms = 1};
 
 typedef struct result {
     Prometheus__WriteRequest *wr;
@@ -298,10 +331,11 @@ static result convert(const req_t *r, const prom_rw_options *opt)
     res.wr = prometheus__write_request__unpack(NULL, out.len, (const uint8_t *)out.data);
     assert_non_null(res.wr);
     buf_free(&out);
-    /* every series: labels strictly sorted by name, no empty value, one sample */
+    /* every series: labels strictly sorted by name, no empty value, one
+     * sample or one native histogram */
     for (size_t i = 0; i < res.wr->n_timeseries; i++) {
         const Prometheus__TimeSeries *ts = res.wr->timeseries[i];
-        assert_int_equal(ts->n_samples, 1);
+        assert_int_equal(ts->n_samples + ts->n_histograms, 1);
         for (size_t j = 0; j < ts->n_labels; j++) {
             assert_true(ts->labels[j]->value[0] != '\0');
             if (j > 0 && strcmp(ts->labels[j - 1]->name, ts->labels[j]->name) >= 0)
@@ -424,7 +458,7 @@ static void test_histogram(void **state)
     static const struct {
         const char *le;
         double v;
-    } want[] = {{"0.005", 1}, {"1", 3}, {"250000", 6}, {"1e+06", 10}, {"+Inf", 15}};
+    } want[] = {{"0.005", 1}, {"1", 3}, {"250000", 6}, {"1000000", 10}, {"+Inf", 15}};
     for (size_t i = 0; i < 5; i++) {
         const Prometheus__TimeSeries *ts = r.wr->timeseries[i];
         assert_string_equal(label(ts, "__name__"), "http_server_duration_seconds_bucket");
@@ -478,7 +512,227 @@ static void test_summary(void **state)
     result_free(&r);
 }
 
-/* Name of the single metric's first series. */
+/* Metric names as prometheus/otlptranslator builds them with
+ * UnderscoreEscapingWithSuffixes: every case of its metric_namer_test.go
+ * for that strategy without a namespace, and collector-contrib's older
+ * normalize_name_test.go cases whose answer did not change. */
+enum { G = PROM_RW_KIND_GAUGE, C = PROM_RW_KIND_COUNTER, U = PROM_RW_KIND_UPDOWN, H = PROM_RW_KIND_HISTOGRAM,
+       S = PROM_RW_KIND_SUMMARY };
+static const struct {
+    const char *name, *unit;
+    int kind;
+    const char *want;
+} NAME_CASES[] = {
+    /* otlptranslator metric_namer_test.go */
+    {"requests", "", C, "requests_total"},
+    {"cpu_usage", "1", G, "cpu_usage_ratio"},
+    {"items", "1", C, "items_total"},
+    {"response_time", "ms", G, "response_time_milliseconds"},
+    {"memory_usage", "By", G, "memory_usage_bytes"},
+    {"requests", "1/s", G, "requests_per_second"},
+    {"throughput", "By/s", G, "throughput_bytes_per_second"},
+    {"custom_metric", "custom_unit", G, "custom_metric_custom_unit"},
+    {"custom_metric", "{custom}", G, "custom_metric"},
+    {"custom_metric", "By/{custom}", G, "custom_metric_bytes"},
+    {"requests_total", "", C, "requests_total"},
+    {"cpu_usage_ratio", "1", G, "cpu_usage_ratio"},
+    {"response_time_seconds", "s", G, "response_time_seconds"},
+    {"metric__with__multiple__underscores", "unit__multiple__underscores", G, "metric_with_multiple_underscores_unit_multiple_underscores"},
+    {"custom_metric", "unit@with#special/chars", G, "custom_metric_unit_with_special_per_chars"},
+    {"request_duration", "s", H, "request_duration_seconds"},
+    {"request_size", "By", H, "request_size_bytes"},
+    {"response_time", "ms", S, "response_time_milliseconds"},
+    {"active_connections", "", U, "active_connections"},
+    {"unknown_metric", "", U, "unknown_metric"},
+    {"uptime", "d", G, "uptime_days"},
+    {"duration", "h", G, "duration_hours"},
+    {"timeout", "min", G, "timeout_minutes"},
+    {"latency", "us", G, "latency_microseconds"},
+    {"precision_time", "ns", G, "precision_time_nanoseconds"},
+    {"cache_size", "KiBy", G, "cache_size_kibibytes"},
+    {"memory", "MiBy", G, "memory_mebibytes"},
+    {"storage", "GiBy", G, "storage_gibibytes"},
+    {"capacity", "TiBy", G, "capacity_tibibytes"},
+    {"transfer", "KBy", G, "transfer_kilobytes"},
+    {"download", "MBy", G, "download_megabytes"},
+    {"backup", "GBy", G, "backup_gigabytes"},
+    {"archive", "TBy", G, "archive_terabytes"},
+    {"distance", "m", G, "distance_meters"},
+    {"voltage", "V", G, "voltage_volts"},
+    {"current", "A", G, "current_amperes"},
+    {"energy", "J", G, "energy_joules"},
+    {"power", "W", G, "power_watts"},
+    {"weight", "g", G, "weight_grams"},
+    {"temperature", "Cel", G, "temperature_celsius"},
+    {"frequency", "Hz", G, "frequency_hertz"},
+    {"cpu_usage", "%", G, "cpu_usage_percent"},
+    {"requests", "1/m", G, "requests_per_minute"},
+    {"events", "1/h", G, "events_per_hour"},
+    {"transactions", "1/d", G, "transactions_per_day"},
+    {"reports", "1/w", G, "reports_per_week"},
+    {"invoices", "1/mo", G, "invoices_per_month"},
+    {"renewals", "1/y", G, "renewals_per_year"},
+    {"custom", "1/custom_unit", G, "custom_per_custom_unit"},
+    {"metric", "By/", G, "metric_bytes"},
+    {"metric", " By / s ", G, "metric_bytes_per_second"},
+    {"metric", "/", G, "metric"},
+    {"http.request.duration", "ms", H, "http_request_duration_milliseconds"},
+    {"http.requests", "1", C, "http_requests_total"},
+    /* collector-contrib pkg/translator/prometheus normalize_name_test.go
+     * (the cases otlptranslator still gives the same answer for) */
+    {"system.filesystem.usage", "By", G, "system_filesystem_usage_bytes"},
+    {"system.io", "By", C, "system_io_bytes_total"},
+    {"network_transmitted_bytes_total", "By", C, "network_transmitted_bytes_total"},
+    {"\t system.filesystem.usage       ", "  By\t", G, "system_filesystem_usage_bytes"},
+    {"system.network.dropped", "{packets}", G, "system_network_dropped"},
+    {"system.network.dropped", "{packets}", C, "system_network_dropped_total"},
+    {"system.network.dropped", "packets", G, "system_network_dropped_packets"},
+    {"system.network.packets.dropped", "packets", G, "system_network_packets_dropped"},
+    {"system.network.packets", "packets", G, "system_network_packets"},
+    {"system.network.dropped", "packets", C, "system_network_dropped_packets_total"},
+    {"system.network.packets.dropped", "packets", C, "system_network_packets_dropped_total"},
+    {"system.network.packets", "packets", C, "system_network_packets_total"},
+    {"hw.gpu.memory.utilization", "1", G, "hw_gpu_memory_utilization_ratio"},
+    {"hw.fan.speed_ratio", "1", G, "hw_fan_speed_ratio"},
+    {"objects", "1", C, "objects_total"},
+    {"hw.cpu.speed_limit", "Hz", G, "hw_cpu_speed_limit_hertz"},
+    {"broken.metric.speed", "km/h", G, "broken_metric_speed_km_per_hour"},
+    {"astro.light.speed_limit", "m/s", G, "astro_light_speed_limit_meters_per_second"},
+    {"broken.metric.success_ratio", "%", G, "broken_metric_success_ratio_percent"},
+    {"broken.metric.success_percent", "%", G, "broken_metric_success_percent"},
+    {"test.metric.no_unit", "", G, "test_metric_no_unit"},
+    {"test.metric.spaces", "   \t  ", G, "test_metric_spaces"},
+    {"unsupported.metric.temperature", "\xc2\xb0" "F", G, "unsupported_metric_temperature_F"},
+    {"unsupported.metric.redundant", "__test $/\xc2\xb0" "C", G, "unsupported_metric_redundant_test_per_C"},
+    {"active_directory.ds.replication.network.io", "By", C, "active_directory_ds_replication_network_io_bytes_total"},
+    {"active_directory.ds.replication.sync.object.pending", "{objects}", C,
+     "active_directory_ds_replication_sync_object_pending_total"},
+    {"active_directory.ds.replication.object.rate", "{objects}/s", G,
+     "active_directory_ds_replication_object_rate_per_second"},
+    {"active_directory.ds.name_cache.hit_rate", "%", G, "active_directory_ds_name_cache_hit_rate_percent"},
+    {"active_directory.ds.ldap.bind.last_successful.time", "ms", G,
+     "active_directory_ds_ldap_bind_last_successful_time_milliseconds"},
+    {"apache.current_connections", "connections", G, "apache_current_connections"},
+    {"apache.workers", "connections", G, "apache_workers_connections"},
+    {"apache.requests", "1", C, "apache_requests_total"},
+    {"bigip.virtual_server.request.count", "{requests}", C, "bigip_virtual_server_request_count_total"},
+    {"system.cpu.utilization", "1", G, "system_cpu_utilization_ratio"},
+    {"system.disk.operation_time", "s", C, "system_disk_operation_time_seconds_total"},
+    {"system.cpu.load_average.15m", "1", G, "system_cpu_load_average_15m_ratio"},
+    {"memcached.operation_hit_ratio", "%", G, "memcached_operation_hit_ratio_percent"},
+    {"mongodbatlas.process.asserts", "{assertions}/s", G, "mongodbatlas_process_asserts_per_second"},
+    {"mongodbatlas.process.journaling.data_files", "MiBy", G, "mongodbatlas_process_journaling_data_files_mebibytes"},
+    {"mongodbatlas.process.network.io", "By/s", G, "mongodbatlas_process_network_io_bytes_per_second"},
+    {"mongodbatlas.process.oplog.rate", "GiBy/h", G, "mongodbatlas_process_oplog_rate_gibibytes_per_hour"},
+    {"mongodbatlas.process.db.query_targeting.scanned_per_returned", "{scanned}/{returned}", G,
+     "mongodbatlas_process_db_query_targeting_scanned_per_returned"},
+    {"nginx.requests", "requests", G, "nginx_requests"},
+    {"nginx.connections_accepted", "connections", G, "nginx_connections_accepted"},
+    {"nsxt.node.memory.usage", "KBy", G, "nsxt_node_memory_usage_kilobytes"},
+    {"redis.latest_fork", "us", G, "redis_latest_fork_microseconds"},
+    {"3.14 digits", "", G, "_3_14_digits"},
+    {"envoy__rule_engine_zlib_buf_error", "", G, "envoy_rule_engine_zlib_buf_error"},
+};
+
+/* otlptranslator's UnitNamer answers for the same units (metadata's unit). */
+static const struct {
+    const char *unit, *want;
+} UNIT_CASES[] = {
+    {"", ""},
+    {"1", ""},
+    {"ms", "milliseconds"},
+    {"By", "bytes"},
+    {"1/s", "per_second"},
+    {"By/s", "bytes_per_second"},
+    {"custom_unit", "custom_unit"},
+    {"{custom}", ""},
+    {"By/{custom}", "bytes"},
+    {"s", "seconds"},
+    {"unit__multiple__underscores", "unit_multiple_underscores"},
+    {"unit@with#special/chars", "unit_with_special_per_chars"},
+    {"d", "days"},
+    {"h", "hours"},
+    {"min", "minutes"},
+    {"us", "microseconds"},
+    {"ns", "nanoseconds"},
+    {"KiBy", "kibibytes"},
+    {"MiBy", "mebibytes"},
+    {"GiBy", "gibibytes"},
+    {"TiBy", "tibibytes"},
+    {"KBy", "kilobytes"},
+    {"MBy", "megabytes"},
+    {"GBy", "gigabytes"},
+    {"TBy", "terabytes"},
+    {"m", "meters"},
+    {"V", "volts"},
+    {"A", "amperes"},
+    {"J", "joules"},
+    {"W", "watts"},
+    {"g", "grams"},
+    {"Cel", "celsius"},
+    {"Hz", "hertz"},
+    {"%", "percent"},
+    {"1/m", "per_minute"},
+    {"1/h", "per_hour"},
+    {"1/d", "per_day"},
+    {"1/w", "per_week"},
+    {"1/mo", "per_month"},
+    {"1/y", "per_year"},
+    {"1/custom_unit", "per_custom_unit"},
+    {"By/", "bytes"},
+    {" By / s ", "bytes_per_second"},
+    {"/", ""},
+};
+
+static void test_metric_name_table(void **state)
+{
+    (void)state;
+    size_t n = sizeof(NAME_CASES) / sizeof(NAME_CASES[0]), failed = 0;
+    assert_true(n >= 40);
+    buf b = BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        buf_clear(&b);
+        assert_int_equal(prom_rw_metric_name(&b, NAME_CASES[i].name, NAME_CASES[i].unit, NAME_CASES[i].kind, 1), 0);
+        assert_int_equal(buf_putc(&b, '\0'), 0);
+        if (strcmp(b.data, NAME_CASES[i].want) != 0) {
+            print_error("%s [%s] kind %d: got %s, want %s\n", NAME_CASES[i].name, NAME_CASES[i].unit,
+                        NAME_CASES[i].kind, b.data, NAME_CASES[i].want);
+            failed++;
+        }
+    }
+    for (size_t i = 0; i < sizeof(UNIT_CASES) / sizeof(UNIT_CASES[0]); i++) {
+        buf_clear(&b);
+        assert_int_equal(prom_rw_unit_name(&b, UNIT_CASES[i].unit), 0);
+        assert_int_equal(buf_putc(&b, '\0'), 0);
+        if (strcmp(b.data, UNIT_CASES[i].want) != 0) {
+            print_error("unit [%s]: got %s, want %s\n", UNIT_CASES[i].unit, b.data, UNIT_CASES[i].want);
+            failed++;
+        }
+    }
+    /* names with nothing valid are refused (upstream: an error) */
+    buf_clear(&b);
+    assert_int_equal(prom_rw_metric_name(&b, "@#$%", "", PROM_RW_KIND_GAUGE, 1), 1);
+    assert_int_equal(prom_rw_metric_name(&b, "", "{x}", PROM_RW_KIND_GAUGE, 1), 1);
+    assert_int_equal(prom_rw_metric_name(&b, "@_#_$_%", "", PROM_RW_KIND_GAUGE, 0), 1);
+    assert_int_equal(b.len, 0);
+    /* without suffixes (UnderscoreEscapingWithoutSuffixes): underscores stay */
+    static const struct {
+        const char *name, *want;
+    } plain[] = {{"simple_metric", "simple_metric"}, {"metric@with#special$chars", "metric_with_special_chars"},
+                 {"123metric", "_123metric"}, {"metric@@##$$name", "metric_name"},
+                 {"metric__with__underscores", "metric__with__underscores"}};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        buf_clear(&b);
+        assert_int_equal(prom_rw_metric_name(&b, plain[i].name, "s", PROM_RW_KIND_COUNTER, 0), 0);
+        assert_int_equal(buf_putc(&b, '\0'), 0);
+        assert_string_equal(b.data, plain[i].want);
+    }
+    buf_free(&b);
+    assert_int_equal(failed, 0);
+}
+
+/* Name of the single metric's first series: the table's rules reach the
+ * converted series. */
 static void check_name(const char *name, const char *unit, int kind, int suffixes, const char *want)
 {
     number_t **p = alloc(sizeof(*p));
@@ -496,33 +750,67 @@ static void check_name(const char *name, const char *unit, int kind, int suffixe
 static void test_metric_names(void **state)
 {
     (void)state;
-    enum { G = 0, COUNTER = 1, UPDOWN = 2 };
-    check_name("http.server.duration", "s", G, 1, "http_server_duration_seconds");
-    check_name("http.server.duration_seconds", "s", G, 1, "http_server_duration_seconds");
-    check_name("io", "By", COUNTER, 1, "io_bytes_total");
-    check_name("io_bytes_total", "By", COUNTER, 1, "io_bytes_total");
+    enum { GAUGE = 0, COUNTER = 1, UPDOWN = 2 };
+    check_name("http.server.duration", "s", GAUGE, 1, "http_server_duration_seconds");
     check_name("io_total", "By", COUNTER, 1, "io_bytes_total");
-    check_name("requests", "{request}", COUNTER, 1, "requests_total");
-    check_name("throughput", "By/s", G, 1, "throughput_bytes_per_second");
-    check_name("throughput_bytes", "By/s", G, 1, "throughput_bytes_per_second");
-    check_name("rate", "{packet}/s", G, 1, "rate_per_second");
-    check_name("cpu.utilization", "1", G, 1, "cpu_utilization_ratio");
+    check_name("total.io.total", "By", COUNTER, 1, "io_bytes_total");       /* `total` anywhere moves last */
+    check_name("ratio.of.cpu", "1", GAUGE, 1, "of_cpu_ratio");              /* so does `ratio` */
+    check_name("bytes.sent", "By", GAUGE, 1, "bytes_sent");                 /* a unit word anywhere: not again */
     check_name("items", "1", UPDOWN, 1, "items");
-    check_name("hits", "1", COUNTER, 1, "hits_total");
-    check_name("memory", "MiBy", G, 1, "memory_mebibytes");
-    check_name("distance", "m", G, 1, "distance_meters");
-    check_name("latency", "ms", G, 1, "latency_milliseconds");
-    check_name("latency", "us", G, 1, "latency_microseconds");
-    check_name("uptime", "min", G, 1, "uptime_minutes");
-    check_name("speed", "m/min", G, 1, "speed_meters_per_minute");
-    check_name("stock", "widgets", G, 1, "stock_widgets");
-    check_name("2xx.responses", "", COUNTER, 1, "_2xx_responses_total");
-    check_name("weird..name//x-y", "", G, 1, "weird_name_x_y");
-    check_name("ns:sub.metric", "", G, 1, "ns:sub_metric");
-    check_name("caf\xc3\xa9", "", G, 1, "caf_");
-    check_name("trailing.", "s", G, 1, "trailing_seconds");
+    check_name("speed", "m/min", GAUGE, 1, "speed_meters_per_min");         /* "min" is no per unit upstream */
+    check_name("caf\xc3\xa9", "", GAUGE, 1, "caf");
+    check_name("__a__b__", "", GAUGE, 1, "a_b");
+    check_name("ns:sub.metric", "", GAUGE, 1, "ns:sub_metric");
     check_name("io", "By", COUNTER, 0, "io");
-    check_name("temp", "Cel", G, 0, "temp");
+    check_name("a__b.c", "", GAUGE, 0, "a__b_c");
+
+    /* a metric without a valid name is dropped, its points counted */
+    number_t **p = alloc(2 * sizeof(*p));
+    p[0] = num_point(MS(1000), 1, NULL, 0);
+    p[1] = num_point(MS(2000), 1, NULL, 0);
+    metric_t **ms = alloc(2 * sizeof(*ms));
+    ms[0] = gauge("\xe3\x82\x88", "", p, 2);
+    ms[1] = gauge("ok", "", p, 1);
+    result r = convert(one_resource(ms, 2), NULL);
+    char all[64];
+    names(&r, all, sizeof(all));
+    assert_string_equal(all, "ok target_info");
+    assert_int_equal(r.st.dropped[PROM_RW_DROP_INVALID], 2);
+    result_free(&r);
+}
+
+/* Label names: otlptranslator's label_namer_test.go cases for the default
+ * LabelNamer (NULL: no valid name, upstream's error). */
+static void test_label_name_table(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key, *want;
+    } cases[] = {{"label:with:colons", "label_with_colons"},
+                 {"LabelWithCapitalLetters", "LabelWithCapitalLetters"},
+                 {"label!with&special$chars)", "label_with_special_chars_"},
+                 {"label_with_foreign_characters_\xe5\xad\x97\xe7\xac\xa6", "label_with_foreign_characters_"},
+                 {"label.with.dots", "label_with_dots"},
+                 {".foo", "_foo"},
+                 {"123label", "key_123label"},
+                 {"_label_starting_with_underscore", "_label_starting_with_underscore"},
+                 {"__label_starting_with_2underscores", "_label_starting_with_2underscores"},
+                 {"\xe3\x82\x88\xe3\x81\x86\xe3\x81\x93\xe3\x81\x9d", NULL},
+                 {"label__with__double__underscores", "label_with_double_underscores"},
+                 {"label.name__with&&special##chars", "label_name_with_special_chars"},
+                 {"__reserved__label__name__", "__reserved_label_name__"},
+                 {"trailing_underscores___", "trailing_underscores_"},
+                 {"", NULL},
+                 {"__", NULL}};
+    buf b = BUF_INIT;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_clear(&b);
+        int rc = prom_rw_label_name(&b, cases[i].key);
+        assert_int_equal(rc, cases[i].want == NULL ? 1 : 0);
+        assert_int_equal(buf_putc(&b, '\0'), 0);
+        assert_string_equal(b.data, cases[i].want != NULL ? cases[i].want : "");
+    }
+    buf_free(&b);
 }
 
 static void test_labels(void **state)
@@ -553,7 +841,7 @@ static void test_labels(void **state)
                       kvs("__reserved", "r"), kvs("a__b", "ab"), kvs("empty", ""), kv("count", any_int(-42)),
                       kv("ratio", any_double(1.5)), kv("ok", any_bool(0)), kv("list", arr), kv("map", map),
                       kv("raw", bytes), kvs("job", "point-job"), kvs("bad.utf8", "x\xff"), kvs("", "no name"),
-                      NULL);
+                      kvs("__", "only underscores"), kvs("__meta__", "kept"), NULL);
     number_t **p = alloc(sizeof(*p));
     p[0] = num_point(MS(1000), 1, pa, na);
     metric_t **ms = alloc(sizeof(*ms));
@@ -574,7 +862,9 @@ static void test_labels(void **state)
     assert_string_equal(label(ts, "raw"), "3q2+7w==");
     assert_string_equal(label(ts, "job"), "shop/cart"); /* the resource's job wins */
     assert_string_equal(label(ts, "bad_utf8"), "x\xef\xbf\xbd");
-    assert_int_equal(ts->n_labels, 14); /* __name__, instance and the 12 above */
+    assert_string_equal(label(ts, "__meta__"), "kept"); /* reserved form: kept, as upstream */
+    assert_null(label(ts, "_"));
+    assert_int_equal(ts->n_labels, 15); /* __name__, instance and the 13 above */
     result_free(&r);
 }
 
@@ -606,7 +896,7 @@ static void test_resource_and_target_info(void **state)
     rms[1] = resource(r2, n2, m2, 1);
     rms[2] = resource(r3, n3, m3, 1);
     metric_t **m4 = alloc(sizeof(*m4));
-    m4[0] = exp_histogram("e", 1);
+    m4[0] = too_coarse("e", 1);
     rms[3] = resource(r1, n1, m4, 1); /* no converted point: no target_info */
     req_t *req = request(rms, 4);
 
@@ -668,14 +958,14 @@ static void test_drops_and_staleness(void **state)
     metric_t **ms = alloc(7 * sizeof(*ms));
     ms[0] = sum("delta.sum", "", 1, DELTA, d, 2);
     ms[1] = histogram("delta.hist", "", DELTA, dh, 1);
-    ms[2] = exp_histogram("exp", 3);
+    ms[2] = too_coarse("exp", 3);
     ms[3] = sum("unspecified", "", 1, 0, un, 1);
     ms[4] = gauge("g", "", bad, 3);
     ms[5] = histogram("stale.hist", "", CUMULATIVE, sh, 1);
     ms[6] = sum("delta.updown", "", 0, DELTA, d, 2);
     result r = convert(one_resource(ms, 7), NULL);
     assert_int_equal(r.st.dropped[PROM_RW_DROP_DELTA], 5);
-    assert_int_equal(r.st.dropped[PROM_RW_DROP_EXPONENTIAL], 3);
+    assert_int_equal(r.st.dropped[PROM_RW_DROP_SCALE], 3);
     assert_int_equal(r.st.dropped[PROM_RW_DROP_INVALID], 3);
     assert_int_equal(r.st.converted, 2);
     char all[256];
@@ -685,7 +975,7 @@ static void test_drops_and_staleness(void **state)
         assert_true(bits(value(r.wr->timeseries[i])) == 0x7ff0000000000002ull);
     assert_int_equal(r.wr->timeseries[0]->samples[0]->timestamp, 4000);
     assert_string_equal(prom_rw_drop_name(PROM_RW_DROP_DELTA), "delta_temporality");
-    assert_string_equal(prom_rw_drop_name(PROM_RW_DROP_EXPONENTIAL), "exponential_histogram");
+    assert_string_equal(prom_rw_drop_name(PROM_RW_DROP_SCALE), "exponential_scale");
     assert_string_equal(prom_rw_drop_name(PROM_RW_DROP_INVALID), "invalid");
     result_free(&r);
 }
@@ -698,7 +988,7 @@ static void test_metadata(void **state)
     metric_t **ms = alloc(3 * sizeof(*ms));
     ms[0] = sum("io", "By", 1, CUMULATIVE, p, 1);
     ms[0]->description = "Bytes moved.";
-    ms[1] = exp_histogram("exp", 1);
+    ms[1] = too_coarse("exp", 1);
     number_t **g = alloc(sizeof(*g));
     g[0] = int_point(MS(1000), 1);
     ms[2] = gauge("bad.help", "", g, 1);
@@ -722,15 +1012,29 @@ static void test_metadata(void **state)
     result_free(&r);
 }
 
+/* le and quantile values as Go's strconv.FormatFloat(v, 'f', -1, 64),
+ * which upstream uses: never an exponent. */
 static void test_float_format(void **state)
 {
     (void)state;
     static const struct {
         double b;
         const char *want;
-    } cases[] = {{0.1, "0.1"},       {2.5, "2.5"},         {100000, "100000"}, {1e6, "1e+06"},
-                 {1234567, "1.234567e+06"}, {0.0001, "0.0001"}, {0.00001, "1e-05"}, {-3, "-3"},
-                 {0, "0"},           {1.0 / 3, "0.3333333333333333"}};
+    } cases[] = {{0.1, "0.1"},
+                 {2.5, "2.5"},
+                 {100000, "100000"},
+                 {1e6, "1000000"},
+                 {1234567, "1234567"},
+                 {0.0001, "0.0001"},
+                 {0.00001, "0.00001"},
+                 {1e-7, "0.0000001"},
+                 {-3, "-3"},
+                 {0, "0"},
+                 {1.0 / 3, "0.3333333333333333"},
+                 {123.456, "123.456"},
+                 {1e21, "1000000000000000000000"},
+                 {2.5e-3, "0.0025"},
+                 {9007199254740993.0, "9007199254740992"}};
     size_t n = sizeof(cases) / sizeof(cases[0]);
     double *bounds = alloc(n * sizeof(double));
     uint64_t *counts = alloc((n + 1) * sizeof(uint64_t));
@@ -744,6 +1048,436 @@ static void test_float_format(void **state)
     for (size_t i = 0; i < n; i++)
         assert_string_equal(label(r.wr->timeseries[i], "le"), cases[i].want);
     result_free(&r);
+
+    buf b = BUF_INIT;
+    static const struct {
+        double v;
+        const char *le, *attr;
+    } more[] = {{INFINITY, "+Inf", "+Inf"},      {-INFINITY, "-Inf", "-Inf"},   {NAN, "NaN", "NaN"},
+                {-0.0, "-0", "-0"},             {1e21, "1000000000000000000000", "1e+21"},
+                {1e-7, "0.0000001", "1e-7"},    {1.5e-7, "0.00000015", "1.5e-7"}, {1e6, "1000000", "1000000"},
+                {0.000001, "0.000001", "0.000001"}};
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+        buf_clear(&b);
+        assert_int_equal(prom_rw_put_float(&b, more[i].v), 0);
+        assert_int_equal(buf_putc(&b, '\0'), 0);
+        assert_string_equal(b.data, more[i].le);
+        buf_clear(&b);
+        assert_int_equal(prom_rw_put_float_attr(&b, more[i].v), 0);
+        assert_int_equal(buf_putc(&b, '\0'), 0);
+        assert_string_equal(b.data, more[i].attr);
+    }
+    buf_free(&b);
+}
+
+/* ---- native histograms ---- */
+
+typedef struct layout_want {
+    size_t nspans;
+    prom_rw_span spans[3];
+    size_t ndeltas;
+    int64_t deltas[8];
+} layout_want;
+
+static void check_layout(const char *what, const uint64_t *counts, size_t n, int32_t offset, int scale_down,
+                         const layout_want *w)
+{
+    prom_rw_span spans[32];
+    int64_t deltas[32];
+    size_t ns, nd;
+    assert_int_equal(prom_rw_native_layout(counts, n, offset, scale_down, spans, &ns, deltas, &nd), 0);
+    int ok = ns == w->nspans && nd == w->ndeltas;
+    for (size_t i = 0; ok && i < ns; i++)
+        ok = spans[i].offset == w->spans[i].offset && spans[i].length == w->spans[i].length;
+    for (size_t i = 0; ok && i < nd; i++)
+        ok = deltas[i] == w->deltas[i];
+    if (!ok) {
+        for (size_t i = 0; i < ns; i++)
+            print_error("span {%d, %u}\n", spans[i].offset, spans[i].length);
+        for (size_t i = 0; i < nd; i++)
+            print_error("delta %lld\n", (long long)deltas[i]);
+        fail_msg("%s, scale down %d: layout differs", what, scale_down);
+    }
+}
+
+/* collector-contrib's TestConvertBucketsLayout vectors, each at scale
+ * reductions 0, 1 and 2. */
+static void test_native_layout(void **state)
+{
+    (void)state;
+    static const uint64_t c4321[] = {4, 3, 2, 1};
+    static const uint64_t cpos[] = {4, 2, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint64_t cmerge[] = {4, 2, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint64_t cneg[] = {3, 1, 0, 0, 0, 1};
+    static const uint64_t cgap1[] = {3, 1, 0, 1, 0, 1};
+    static const uint64_t cgap2[] = {3, 0, 0, 1, 0, 0, 1};
+    static const struct {
+        const char *name;
+        const uint64_t *counts;
+        size_t n;
+        int32_t offset;
+        layout_want want[3];
+    } cases[] = {
+        {"zero offset", c4321, 4, 0,
+         {{1, {{1, 4}}, 4, {4, -1, -1, -1}}, {1, {{1, 2}}, 2, {7, -4}}, {1, {{1, 1}}, 1, {10}}}},
+        {"offset 1", c4321, 4, 1,
+         {{1, {{2, 4}}, 4, {4, -1, -1, -1}}, {1, {{1, 3}}, 3, {4, 1, -4}}, {1, {{1, 2}}, 2, {9, -8}}}},
+        {"positive offset", cpos, 17, 4,
+         {{2, {{5, 4}, {12, 1}}, 5, {4, -2, -2, 2, -1}},
+          {2, {{3, 2}, {6, 1}}, 3, {6, -4, -1}},
+          {2, {{2, 1}, {3, 1}}, 2, {8, -7}}}},
+        {"scaledown merges spans", cmerge, 13, 4,
+         {{2, {{5, 4}, {8, 1}}, 5, {4, -2, -2, 2, -1}},
+          {2, {{3, 2}, {4, 1}}, 3, {6, -4, -1}},
+          {1, {{2, 4}}, 4, {8, -8, 0, 1}}}},
+        {"negative offset", cneg, 6, -2,
+         {{2, {{-1, 2}, {3, 1}}, 3, {3, -2, 0}}, {1, {{0, 3}}, 3, {4, -4, 1}}, {1, {{0, 2}}, 2, {4, -3}}}},
+        {"gaps of size 1", cgap1, 6, -2,
+         {{1, {{-1, 6}}, 6, {3, -2, -1, 1, -1, 1}}, {1, {{0, 3}}, 3, {4, -3, 0}}, {1, {{0, 2}}, 2, {4, -2}}}},
+        {"gaps of size 2", cgap2, 7, -2,
+         {{1, {{-1, 7}}, 7, {3, -3, 0, 1, -1, 0, 1}}, {1, {{0, 4}}, 4, {3, -2, -1, 1}}, {1, {{0, 3}}, 3, {3, -2, 0}}}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (int sd = 0; sd < 3; sd++)
+            check_layout(cases[i].name, cases[i].counts, cases[i].n, cases[i].offset, sd, &cases[i].want[sd]);
+    /* no buckets: nothing */
+    prom_rw_span sp[1];
+    int64_t d[1];
+    size_t ns = 9, nd = 9;
+    assert_int_equal(prom_rw_native_layout(NULL, 0, 3, 1, sp, &ns, d, &nd), 0);
+    assert_int_equal(ns + nd, 0);
+    /* Leading empty buckets that merge with filled ones: upstream puts 3 in
+     * bucket 1 and 4 in bucket 2 here (its running sum is attributed to the
+     * previous bucket); all 7 observations are in bucket 2. */
+    static const uint64_t lead[] = {0, 0, 3, 4};
+    layout_want w = {1, {{1, 2}}, 2, {0, 7}};
+    check_layout("leading empty group", lead, 4, 0, 1, &w);
+    /* empty leading buckets before a gap of more than 2: an empty first span */
+    static const uint64_t far[] = {0, 0, 0, 5};
+    layout_want wf = {2, {{1, 0}, {3, 1}}, 1, {5}};
+    check_layout("leading gap", far, 4, 0, 0, &wf);
+    /* any scale: past 62 halvings every index is 0 (or -1 below zero) */
+    layout_want all = {1, {{1, 1}}, 1, {10}};
+    check_layout("scale 100", c4321, 4, 5, 92, &all);
+    /* an index Prometheus' 32-bit offsets cannot hold */
+    assert_int_equal(prom_rw_native_layout(c4321, 4, INT32_MAX, 0, sp, &ns, d, &nd), 1);
+}
+
+/* A native histogram as decoded, against the expected fields. */
+static void check_native(const Prometheus__Histogram *h, uint64_t count, double sumv, int schema, uint64_t zero,
+                         const layout_want *pos, const layout_want *neg, int64_t ts)
+{
+    assert_int_equal(h->count_case, PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT);
+    assert_int_equal(h->count_int, count);
+    assert_true(h->sum == sumv);
+    assert_int_equal(h->schema, schema);
+    assert_true(h->zero_threshold == 1e-128);
+    assert_int_equal(h->zero_count_case, PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT);
+    assert_int_equal(h->zero_count_int, zero);
+    assert_int_equal(h->reset_hint, PROMETHEUS__HISTOGRAM__RESET_HINT__UNKNOWN);
+    assert_int_equal(h->timestamp, ts);
+    const struct {
+        const layout_want *w;
+        size_t ns, nd;
+        Prometheus__BucketSpan **spans;
+        int64_t *deltas;
+    } sides[2] = {{pos, h->n_positive_spans, h->n_positive_deltas, h->positive_spans, h->positive_deltas},
+                  {neg, h->n_negative_spans, h->n_negative_deltas, h->negative_spans, h->negative_deltas}};
+    for (size_t k = 0; k < 2; k++) {
+        assert_int_equal(sides[k].ns, sides[k].w->nspans);
+        assert_int_equal(sides[k].nd, sides[k].w->ndeltas);
+        for (size_t i = 0; i < sides[k].ns; i++) {
+            assert_int_equal(sides[k].spans[i]->offset, sides[k].w->spans[i].offset);
+            assert_int_equal(sides[k].spans[i]->length, sides[k].w->spans[i].length);
+        }
+        for (size_t i = 0; i < sides[k].nd; i++)
+            assert_int_equal(sides[k].deltas[i], sides[k].w->deltas[i]);
+    }
+}
+
+/* collector-contrib's TestExponentialToNativeHistogram vectors through the
+ * whole conversion. Their counts leave the zero bucket out (4 and 6 where
+ * zero_count + buckets are 5 and 7); Prometheus refuses a histogram whose
+ * count differs from its buckets', so the consistent counts are used. */
+static void test_exp_histogram(void **state)
+{
+    (void)state;
+    static const uint64_t two[] = {1, 1}, three[] = {1, 1, 1};
+    static const double s = 10.1;
+    exp_t **pts = alloc(8 * sizeof(*pts));
+    pts[0] = exp_point(500 * 1000000ull, 1, 5, 1, &s);
+    pts[1] = exp_point(600 * 1000000ull, 1, 5, 1, NULL); /* no sum */
+    for (size_t i = 0; i < 2; i++) {
+        pts[i]->positive = exp_buckets(1, two, 2);
+        pts[i]->negative = exp_buckets(1, two, 2);
+    }
+    pts[2] = exp_point(700 * 1000000ull, 8, 7, 1, &s); /* no downscaling at 8 */
+    pts[3] = exp_point(800 * 1000000ull, 9, 7, 1, &s); /* 9: merged down to 8 */
+    for (size_t i = 2; i < 4; i++) {
+        pts[i]->positive = exp_buckets(1, three, 3);
+        pts[i]->negative = exp_buckets(2, three, 3);
+    }
+    pts[4] = exp_point(900 * 1000000ull, -10, 1, 1, NULL); /* scale below -4: refused upstream */
+    pts[5] = exp_point(900 * 1000000ull, 0, 9, 1, NULL);   /* count does not match the buckets */
+    pts[5]->positive = exp_buckets(0, two, 2);
+    pts[6] = exp_point(950 * 1000000ull, 0, 3, 1, &s); /* stale */
+    pts[6]->positive = exp_buckets(0, two, 2);
+    pts[6]->flags = 1;
+    double nan_sum = NAN;
+    pts[7] = exp_point(990 * 1000000ull, -4, 9, 0, &nan_sum); /* NaN sum: more observations than buckets is fine */
+    pts[7]->positive = exp_buckets(-3, two, 2);
+    metric_t **ms = alloc(sizeof(*ms));
+    ms[0] = exp_metric("http.server.request.duration", "s", pts, 8);
+    ms[0]->description = "Request time.";
+    result r = convert(one_resource(ms, 1), NULL);
+    assert_int_equal(r.st.converted, 6);
+    assert_int_equal(r.st.dropped[PROM_RW_DROP_SCALE], 1);
+    assert_int_equal(r.st.dropped[PROM_RW_DROP_INVALID], 1);
+    char all[512];
+    names(&r, all, sizeof(all));
+    assert_string_equal(all, "http_server_request_duration_seconds http_server_request_duration_seconds "
+                             "http_server_request_duration_seconds http_server_request_duration_seconds "
+                             "http_server_request_duration_seconds http_server_request_duration_seconds target_info");
+    const layout_want two_at_2 = {1, {{2, 2}}, 2, {1, 0}};
+    for (size_t i = 0; i < 2; i++) {
+        const Prometheus__TimeSeries *ts = r.wr->timeseries[i];
+        assert_int_equal(ts->n_samples, 0);
+        assert_int_equal(ts->n_histograms, 1);
+        assert_string_equal(label(ts, "job"), "shop/cart");
+        check_native(ts->histograms[0], 5, i == 0 ? 10.1 : 0, 1, 1, &two_at_2, &two_at_2, i == 0 ? 500 : 600);
+    }
+    const layout_want p8 = {1, {{2, 3}}, 3, {1, 0, 0}}, n8 = {1, {{3, 3}}, 3, {1, 0, 0}};
+    check_native(r.wr->timeseries[2]->histograms[0], 7, 10.1, 8, 1, &p8, &n8, 700);
+    const layout_want p9 = {1, {{1, 2}}, 2, {1, 1}}, n9 = {1, {{2, 2}}, 2, {2, -1}};
+    check_native(r.wr->timeseries[3]->histograms[0], 7, 10.1, 8, 1, &p9, &n9, 800);
+    /* stale: the count's bits and the sum are Prometheus' stale NaN */
+    const Prometheus__Histogram *st = r.wr->timeseries[4]->histograms[0];
+    assert_true(st->count_int == 0x7ff0000000000002ull);
+    assert_true(bits(st->sum) == 0x7ff0000000000002ull);
+    const Prometheus__Histogram *nh = r.wr->timeseries[5]->histograms[0];
+    assert_int_equal(nh->schema, -4);
+    assert_int_equal(nh->positive_spans[0]->offset, -2);
+    /* metadata: a histogram family under the plain name */
+    assert_string_equal(r.wr->metadata[0]->metric_family_name, "http_server_request_duration_seconds");
+    assert_int_equal(r.wr->metadata[0]->type, PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM);
+    assert_string_equal(r.wr->metadata[0]->unit, "seconds");
+    result_free(&r);
+
+    /* delta temporality is dropped, as for every other delta metric */
+    ms[0]->exponential_histogram->aggregation_temporality = DELTA;
+    r = convert(one_resource(ms, 1), NULL);
+    assert_int_equal(r.st.dropped[PROM_RW_DROP_DELTA], 8);
+    result_free(&r);
+
+    /* native_histograms off (a receiver without them): all dropped */
+    ms[0]->exponential_histogram->aggregation_temporality = CUMULATIVE;
+    prom_rw_options off = DEFAULTS;
+    off.native_histograms = 0;
+    r = convert(one_resource(ms, 1), &off);
+    assert_int_equal(r.wr->n_timeseries, 0);
+    assert_int_equal(r.st.dropped[PROM_RW_DROP_NATIVE_OFF], 8);
+    assert_string_equal(prom_rw_drop_name(PROM_RW_DROP_NATIVE_OFF), "native_histograms_off");
+    result_free(&r);
+}
+
+/* The bytes of a native histogram, against a hand encoding of the
+ * protocol's field numbers and wire types (independent of our .proto):
+ * count_int 1 varint, sum 3 double, schema 4 sint32, zero_threshold 5
+ * double, zero_count_int 6 varint, negative_spans 8 and positive_spans 11
+ * (offset 1 sint32, length 2 varint), negative_deltas 9 and
+ * positive_deltas 12 packed sint64, reset_hint 14 (UNKNOWN: omitted),
+ * timestamp 15 varint; in TimeSeries field 4. */
+static void test_native_wire(void **state)
+{
+    (void)state;
+    static const uint64_t two[] = {1, 1};
+    static const double s = 10.1;
+    exp_t **pts = alloc(sizeof(*pts));
+    pts[0] = exp_point(500 * 1000000ull, 1, 5, 1, &s);
+    pts[0]->positive = exp_buckets(1, two, 2);
+    pts[0]->negative = exp_buckets(1, two, 2);
+    metric_t **ms = alloc(sizeof(*ms));
+    ms[0] = exp_metric("h", "", pts, 1);
+    prom_rw_options opt = {.add_metric_suffixes = 1, .native_histograms = 1};
+    buf out = BUF_INIT;
+    prom_rw_stats st = {0};
+    assert_int_equal(prom_rw_convert(one_resource(ms, 1), &opt, A, &out, &st), 0);
+
+    uint8_t want[64];
+    size_t n = 0;
+    double zt = 1e-128;
+    want[n++] = 0x08, want[n++] = 5;   /* count_int */
+    want[n++] = 0x19;                  /* sum, fixed64 */
+    memcpy(want + n, &s, 8), n += 8;   /* (little-endian host) */
+    want[n++] = 0x20, want[n++] = 2;   /* schema 1, zigzag */
+    want[n++] = 0x29;                  /* zero_threshold */
+    memcpy(want + n, &zt, 8), n += 8;
+    want[n++] = 0x30, want[n++] = 1;   /* zero_count_int */
+    static const uint8_t rest[] = {
+        0x42, 4, 0x08, 4, 0x10, 2, /* negative_spans {offset 2 (zigzag 4), length 2} */
+        0x4a, 2, 2, 0,             /* negative_deltas packed [1, 0] zigzag */
+        0x5a, 4, 0x08, 4, 0x10, 2, /* positive_spans */
+        0x62, 2, 2, 0,             /* positive_deltas */
+        0x78, 0xf4, 0x03,          /* timestamp 500 */
+    };
+    memcpy(want + n, rest, sizeof(rest)), n += sizeof(rest);
+    const uint8_t *at = memmem(out.data, out.len, want, n);
+    if (at == NULL)
+        fail_msg("native histogram bytes not found");
+    assert_int_equal(at[-2], 0x22); /* TimeSeries.histograms = 4, length-delimited */
+    assert_int_equal(at[-1], n);
+    buf_free(&out);
+}
+
+/* ---- exemplars ---- */
+
+typedef Opentelemetry__Proto__Metrics__V1__Exemplar ex_t;
+
+static const uint8_t TRACE[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                                  0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+static const uint8_t SPAN[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
+
+static ex_t *exemplar(double v, uint64_t t, int ids)
+{
+    ex_t *e = alloc(sizeof(*e));
+    opentelemetry__proto__metrics__v1__exemplar__init(e);
+    e->value_case = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_DOUBLE;
+    e->as_double = v;
+    e->time_unix_nano = t;
+    if (ids) {
+        e->trace_id = (ProtobufCBinaryData){16, (uint8_t *)TRACE};
+        e->span_id = (ProtobufCBinaryData){8, (uint8_t *)SPAN};
+    }
+    return e;
+}
+
+static const char *ex_label(const Prometheus__Exemplar *x, const char *name)
+{
+    for (size_t i = 0; i < x->n_labels; i++)
+        if (strcmp(x->labels[i]->name, name) == 0)
+            return x->labels[i]->value;
+    return NULL;
+}
+
+static void test_exemplars(void **state)
+{
+    (void)state;
+    static const char *const trace_hex = "4bf92f3577b34da6a3ce929d0e0e4736", *span_hex = "00f067aa0ba902b7";
+    /* a counter: every exemplar on its series; ids as hex labels first,
+     * filtered attributes after (dropped when all exceed 128 characters) */
+    ex_t **ce = alloc(4 * sizeof(*ce));
+    ce[0] = exemplar(3.5, MS(900), 1);
+    size_t na;
+    ce[0]->filtered_attributes = attrs(&na, kvs("http.route", "/cart"), NULL);
+    ce[0]->n_filtered_attributes = na;
+    ce[1] = exemplar(0, MS(950), 1);
+    ce[1]->value_case = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_INT;
+    ce[1]->as_int = 7;
+    static char longv[100];
+    memset(longv, 'x', sizeof(longv) - 1);
+    ce[1]->filtered_attributes = attrs(&na, kvs("user", longv), NULL);
+    ce[1]->n_filtered_attributes = na;
+    ce[2] = exemplar(1, MS(960), 0); /* no ids */
+    ce[3] = exemplar(1, MS(970), 0);
+    ce[3]->trace_id = (ProtobufCBinaryData){16, (uint8_t *)"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"}; /* all zero: unset */
+    number_t **cp = alloc(sizeof(*cp));
+    cp[0] = num_point(MS(1000), 10, NULL, 0);
+    cp[0]->exemplars = ce;
+    cp[0]->n_exemplars = 4;
+    /* a gauge: none (upstream attaches none to gauges) */
+    number_t **gp = alloc(sizeof(*gp));
+    gp[0] = num_point(MS(1000), 1, NULL, 0);
+    gp[0]->exemplars = ce;
+    gp[0]->n_exemplars = 1;
+    /* a histogram: each exemplar on the first bucket holding its value */
+    static const double bounds[] = {1, 10};
+    static const uint64_t counts[] = {1, 1, 1};
+    hist_t **hp = alloc(sizeof(*hp));
+    hp[0] = hist_point(MS(1000), bounds, 2, counts, 3, 3, NULL);
+    ex_t **he = alloc(5 * sizeof(*he));
+    he[0] = exemplar(0.5, MS(900), 1);
+    he[1] = exemplar(10, MS(900), 1);
+    he[2] = exemplar(50, MS(900), 1);
+    he[3] = exemplar(NAN, MS(900), 1);
+    he[4] = exemplar(-2, MS(901), 1);
+    hp[0]->exemplars = he;
+    hp[0]->n_exemplars = 5;
+    /* an exponential histogram: all on its native series */
+    static const uint64_t two[] = {1, 1};
+    exp_t **ep = alloc(sizeof(*ep));
+    ep[0] = exp_point(MS(1000), 0, 2, 0, NULL);
+    ep[0]->positive = exp_buckets(0, two, 2);
+    ep[0]->exemplars = he;
+    ep[0]->n_exemplars = 2;
+    metric_t **ms = alloc(4 * sizeof(*ms));
+    ms[0] = sum("orders", "", 1, CUMULATIVE, cp, 1);
+    ms[1] = gauge("temp", "", gp, 1);
+    ms[2] = histogram("lat", "s", CUMULATIVE, hp, 1);
+    ms[3] = exp_metric("size", "By", ep, 1);
+    result r = convert(one_resource(ms, 4), NULL);
+
+    const Prometheus__TimeSeries *c = find(&r, "orders_total", NULL, NULL);
+    assert_int_equal(c->n_exemplars, 4);
+    const Prometheus__Exemplar *x = c->exemplars[0];
+    assert_true(x->value == 3.5);
+    assert_int_equal(x->timestamp, 900);
+    assert_int_equal(x->n_labels, 3);
+    assert_string_equal(x->labels[0]->name, "trace_id");
+    assert_string_equal(x->labels[0]->value, trace_hex);
+    assert_string_equal(x->labels[1]->name, "span_id");
+    assert_string_equal(x->labels[1]->value, span_hex);
+    assert_string_equal(ex_label(x, "http_route"), "/cart");
+    x = c->exemplars[1];
+    assert_true(x->value == 7);
+    assert_int_equal(x->n_labels, 2); /* 40 + 23 + 4 + 99 characters: the attribute goes */
+    assert_string_equal(ex_label(x, "span_id"), span_hex);
+    assert_int_equal(c->exemplars[2]->n_labels, 0);
+    assert_int_equal(c->exemplars[3]->n_labels, 0);
+
+    assert_int_equal(find(&r, "temp", NULL, NULL)->n_exemplars, 0);
+
+    static const struct {
+        const char *le;
+        size_t n;
+        double first;
+    } buckets[] = {{"1", 2, 0.5}, {"10", 1, 10}, {"+Inf", 1, 50}};
+    for (size_t i = 0; i < 3; i++) {
+        const Prometheus__TimeSeries *b = find(&r, "lat_seconds_bucket", "le", buckets[i].le);
+        assert_int_equal(b->n_exemplars, buckets[i].n);
+        assert_true(b->exemplars[0]->value == buckets[i].first);
+        assert_string_equal(ex_label(b->exemplars[0], "trace_id"), trace_hex);
+    }
+    assert_true(find(&r, "lat_seconds_bucket", "le", "1")->exemplars[1]->value == -2);
+    assert_int_equal(find(&r, "lat_seconds_count", NULL, NULL)->n_exemplars, 0);
+
+    const Prometheus__TimeSeries *e = find(&r, "size_bytes", NULL, NULL);
+    assert_int_equal(e->n_histograms, 1);
+    assert_int_equal(e->n_exemplars, 2);
+    assert_true(e->exemplars[1]->value == 10);
+    result_free(&r);
+
+    /* on the wire: TimeSeries.exemplars = 3, Exemplar {labels 1, value 2
+     * double, timestamp 3 varint} */
+    ms[0]->sum->data_points[0]->n_exemplars = 1;
+    ce[0]->n_filtered_attributes = 0;
+    buf out = BUF_INIT;
+    prom_rw_stats st = {0};
+    assert_int_equal(prom_rw_convert(one_resource(ms, 1), &DEFAULTS, A, &out, &st), 0);
+    uint8_t want[128];
+    size_t n = 0;
+    want[n++] = 0x1a, want[n++] = 0; /* length filled in below */
+    want[n++] = 0x0a, want[n++] = 2 + 8 + 2 + 32;
+    want[n++] = 0x0a, want[n++] = 8, memcpy(want + n, "trace_id", 8), n += 8;
+    want[n++] = 0x12, want[n++] = 32, memcpy(want + n, trace_hex, 32), n += 32;
+    want[n++] = 0x0a, want[n++] = 2 + 7 + 2 + 16;
+    want[n++] = 0x0a, want[n++] = 7, memcpy(want + n, "span_id", 7), n += 7;
+    want[n++] = 0x12, want[n++] = 16, memcpy(want + n, span_hex, 16), n += 16;
+    double v = 3.5;
+    want[n++] = 0x11, memcpy(want + n, &v, 8), n += 8;
+    want[n++] = 0x18, want[n++] = 0x84, want[n++] = 0x07; /* 900 */
+    want[1] = (uint8_t)(n - 2);
+    assert_non_null(memmem(out.data, out.len, want, n));
+    buf_free(&out);
 }
 
 /* ---- the exporter type ---- */
@@ -781,6 +1515,13 @@ static int has_header(const struct curl_slist *h, const char *line)
     return 0;
 }
 
+static size_t pack_body(const req_t *r, uint8_t **out)
+{
+    size_t len = opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__get_packed_size(r);
+    *out = alloc(len + 1);
+    return opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__pack(r, *out);
+}
+
 /* A protobuf batch: one gauge point and one delta sum point. */
 static size_t batch_body(uint8_t **out)
 {
@@ -791,10 +1532,19 @@ static size_t batch_body(uint8_t **out)
     metric_t **ms = alloc(2 * sizeof(*ms));
     ms[0] = gauge("g", "", g, 1);
     ms[1] = sum("d", "", 1, DELTA, d, 1);
-    req_t *r = one_resource(ms, 2);
-    size_t len = opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__get_packed_size(r);
-    *out = alloc(len + 1);
-    return opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__pack(r, *out);
+    return pack_body(one_resource(ms, 2), out);
+}
+
+/* The WriteRequest the type prepared (snappy undone); free_unpacked it. */
+static Prometheus__WriteRequest *prepared_request(const export_http *h)
+{
+    size_t plain_len;
+    assert_int_equal(snappy_uncompressed_length(h->body.data, h->body.len, &plain_len), SNAPPY_OK);
+    char *plain = alloc(plain_len + 1);
+    assert_int_equal(snappy_uncompress(h->body.data, h->body.len, plain, &plain_len), SNAPPY_OK);
+    Prometheus__WriteRequest *wr = prometheus__write_request__unpack(NULL, plain_len, (uint8_t *)plain);
+    assert_non_null(wr);
+    return wr;
 }
 
 static void test_prepare(void **state)
@@ -814,16 +1564,10 @@ static void test_prepare(void **state)
     assert_true(has_header(h.headers, "Content-Type: application/x-protobuf"));
     assert_true(has_header(h.headers, "Content-Encoding: snappy"));
     assert_true(has_header(h.headers, "X-Prometheus-Remote-Write-Version: 0.1.0"));
-    size_t plain_len;
-    assert_int_equal(snappy_uncompressed_length(h.body.data, h.body.len, &plain_len), SNAPPY_OK);
-    char *plain = malloc(plain_len + 1);
-    assert_int_equal(snappy_uncompress(h.body.data, h.body.len, plain, &plain_len), SNAPPY_OK);
-    Prometheus__WriteRequest *wr = prometheus__write_request__unpack(NULL, plain_len, (uint8_t *)plain);
-    assert_non_null(wr);
+    Prometheus__WriteRequest *wr = prepared_request(&h);
     assert_int_equal(wr->n_timeseries, 1); /* no target_info, the delta point dropped */
     assert_string_equal(label(wr->timeseries[0], "host_name"), "h1");
     prometheus__write_request__free_unpacked(wr, NULL);
-    free(plain);
 
     /* sign without sigv4 adds nothing */
     struct curl_slist *extra = NULL;
@@ -883,6 +1627,46 @@ static void test_prepare(void **state)
 }
 
 /* Drops reported on a failed attempt are named in its message as well. */
+/* native_histograms: on by default; off, exponential histograms are
+ * dropped (reported as rejected) and the rest of the batch goes. */
+static void test_native_histograms_option(void **state)
+{
+    (void)state;
+    static const uint64_t two[] = {1, 1};
+    exp_t **ep = alloc(sizeof(*ep));
+    ep[0] = exp_point(MS(1000), 0, 2, 0, NULL);
+    ep[0]->positive = exp_buckets(0, two, 2);
+    number_t **g = alloc(sizeof(*g));
+    g[0] = num_point(MS(1000), 2, NULL, 0);
+    metric_t **ms = alloc(2 * sizeof(*ms));
+    ms[0] = exp_metric("e", "", ep, 1);
+    ms[1] = gauge("g", "", g, 1);
+    uint8_t *body;
+    size_t len = pack_body(one_resource(ms, 2), &body);
+    for (int on = 0; on < 2; on++) {
+        type_fixture f;
+        type_up(&f, on ? ", target_info: false" : ", target_info: false, native_histograms: false");
+        export_batch b = {.signal = OTLP_METRICS, .tenant = "", .items = 2, .body = body, .body_len = len};
+        export_http h = {.url = BUF_INIT, .body = BUF_INIT, .compress = 1};
+        char err[256] = "", msg[256] = "";
+        assert_int_equal(exporter_prometheus_remote_write.prepare(f.st, &b, &h, err, sizeof(err)), 0);
+        Prometheus__WriteRequest *wr = prepared_request(&h);
+        assert_int_equal(wr->n_timeseries, on ? 2 : 1);
+        assert_int_equal(wr->timeseries[0]->n_histograms, on ? 1 : 0);
+        prometheus__write_request__free_unpacked(wr, NULL);
+        export_response ok = {.http_status = 204, .grpc_status = -1};
+        export_result res = {.msg = msg, .msglen = sizeof(msg)};
+        assert_int_equal(exporter_prometheus_remote_write.classify(f.st, &b, &ok, &res), EXPORT_OK);
+        assert_int_equal(res.rejected, on ? 0 : 1);
+        if (!on)
+            assert_non_null(strstr(msg, "native_histograms_off=1"));
+        curl_slist_free_all(h.headers);
+        buf_free(&h.url);
+        buf_free(&h.body);
+        type_down(&f);
+    }
+}
+
 static void test_drops_on_failure(void **state)
 {
     (void)state;
@@ -960,6 +1744,7 @@ static void test_config_errors(void **state)
         {"resource_to_labels: host.name", "backends.x.resource_to_labels: expected a list of resource attribute names"},
         {"resource_to_labels: [a, {b: c}]", "backends.x.resource_to_labels"},
         {"target_info: maybe", "backends.x.target_info"},
+        {"native_histograms: perhaps", "backends.x.native_histograms"},
         {"add_metric_suffix: true", "backends.x.add_metric_suffix: unknown key"},
         {"sigv4: yes", "backends.x.sigv4: expected a mapping"},
         {"sigv4: {region: us-east-1, servise: aps}", "backends.x.sigv4.servise: unknown key"},
@@ -981,13 +1766,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gauge_and_sums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_histogram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_summary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metric_name_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metric_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_name_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resource_and_target_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drops_and_staleness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_float_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_native_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exp_histogram, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_native_wire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exemplars, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_native_histograms_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drops_on_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigv4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),

@@ -164,6 +164,26 @@ static void test_latency_cases(void **state)
     add(s, req_new("svc", "lib", two, 2), T0, NULL);
     assert_true(kept(s, T0)); /* every span shorter, the trace longer */
     sampler_free(s);
+
+    /* With an upper bound the Collector checks the duration after each
+     * span in arrival order: once inside the window, sampled, even when a
+     * later span takes the trace past it; a first span already past it is
+     * never inside. */
+    s = mk("{tail_sampling: {policies: [{name: l, type: latency, latency: {threshold_ms: 500,"
+           " upper_threshold_ms: 1000}}]}}");
+    span_t *in = sp_new(4, 1, 0, T0, T0 + 600 * MS, -1), *past = sp_new(4, 2, 1, T0, T0 + 2000 * MS, -1);
+    span_t *in_then_past[] = {in, past};
+    add(s, req_new("svc", "lib", in_then_past, 2), T0, NULL);
+    assert_true(kept(s, T0));
+    in = sp_new(5, 1, 0, T0, T0 + 600 * MS, -1);
+    past = sp_new(5, 2, 1, T0, T0 + 2000 * MS, -1);
+    span_t *past_then_in[] = {past, in};
+    add(s, req_new("svc", "lib", past_then_in, 2), T0, NULL);
+    assert_false(kept(s, T0));
+    add_span(s, sp_new(6, 1, 0, T0, T0 + 600 * MS, -1), T0); /* in two requests */
+    add_span(s, sp_new(6, 2, 1, T0, T0 + 5000 * MS, -1), T0);
+    assert_true(kept(s, T0));
+    sampler_free(s);
 }
 
 static span_t *sp_state(uint64_t trace, const char *ts)
@@ -229,6 +249,99 @@ static void test_trace_flags(void **state)
         assert_int_equal(kept(s, T0), want[i]);
     }
     sampler_free(s);
+}
+
+/* ---- attribute verdicts ---- */
+
+enum { V_S, V_NOT, V_INV_S, V_INV_NOT };
+
+/* A policy's verdict, told apart by how it combines: alone, beside a
+ * not-sampled policy and beside always_sample, a trace is kept
+ * (sampled: 1 1 1; not sampled: 0 0 1; inverted sampled: 1 0 1; inverted
+ * not sampled: 0 0 0). node/span: a resource / span string attribute. */
+static int verdict(const char *policy, const char *node_key, const char *node_val, const char *span_key,
+                   const char *span_val)
+{
+    static const char *const beside[] = {"", ", {name: no, type: span_count, span_count: {min_spans: 99}}",
+                                         ", {name: all, type: always_sample}"};
+    int sig = 0;
+    for (int b = 0; b < 3; b++) {
+        char node[1024];
+        snprintf(node, sizeof(node), "{tail_sampling: {policies: [{name: p, type: string_attribute, string_attribute: %s}%s]}}",
+                 policy, beside[b]);
+        sampler *s = mk(node);
+        span_t *sp = sp_new(1, 1, 0, T0, T0 + 1, -1);
+        if (span_key != NULL)
+            attr_str(sp, span_key, span_val);
+        req_t *r = req_new("svc", "lib", &sp, 1);
+        if (node_key != NULL) {
+            kv_t *kv = kv_new(node_key);
+            kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+            kv->value->string_value = arena_strndup(A, node_val, strlen(node_val));
+            push_kv(&r->resource_spans[0]->resource->attributes, &r->resource_spans[0]->resource->n_attributes, kv);
+        }
+        add(s, r, T0, NULL);
+        sig = sig << 1 | kept(s, T0);
+        sampler_free(s);
+    }
+    switch (sig) {
+    case 7: return V_S;
+    case 1: return V_NOT;
+    case 5: return V_INV_S;
+    case 0: return V_INV_NOT;
+    }
+    fail_msg("%s: verdict signature %d", policy, sig);
+    return -1;
+}
+
+/* TestStringTagFilter's table. */
+static void test_string_attribute_cases(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *policy, *nk, *nv, *sk, *sv;
+        int want;
+    } cases[] = {
+        {"{key: example, values: [value]}", "non_matching", "value", NULL, NULL, V_NOT},
+        {"{key: example, values: [value]}", "example", "non_matching", NULL, NULL, V_NOT},
+        {"{key: example, values: [value]}", "example", "value", NULL, NULL, V_S},
+        {"{key: example, values: [value]}", NULL, NULL, "nonmatching", "value", V_NOT},
+        {"{key: example, values: [value]}", NULL, NULL, "example", "nonmatching", V_NOT},
+        {"{key: example, values: [value]}", NULL, NULL, "example", "value", V_S},
+        {"{key: example, values: ['v[0-9]+.HealthCheck$'], enabled_regex_matching: true}", NULL, NULL, "example",
+         "grpc.health.v1.HealthCheck", V_S},
+        {"{key: example, values: ['v[a-z]+.HealthCheck$'], enabled_regex_matching: true}", NULL, NULL, "example",
+         "grpc.health.v1.HealthCheck", V_NOT},
+        {"{key: example, values: [value], enabled_regex_matching: true}", "example", "value", NULL, NULL, V_S},
+        {"{key: example, values: [], enabled_regex_matching: true}", NULL, NULL, "example",
+         "grpc.health.v1.HealthCheck", V_NOT},
+        {"{key: example, values: [value], invert_match: true}", "non_matching", "value", NULL, NULL, V_INV_S},
+        {"{key: example, values: [value], invert_match: true}", "example", "non_matching", NULL, NULL, V_INV_S},
+        {"{key: example, values: [first_value, value, last_value], invert_match: true}", "example", "non_matching",
+         NULL, NULL, V_INV_S},
+        {"{key: example, values: [value], invert_match: true}", "example", "value", NULL, NULL, V_INV_NOT},
+        {"{key: example, values: [first_value, value, last_value], invert_match: true}", "example", "value", NULL,
+         NULL, V_INV_NOT},
+        {"{key: example, values: [value], invert_match: true}", NULL, NULL, "nonmatching", "value", V_INV_S},
+        {"{key: example, values: [value], invert_match: true}", NULL, NULL, "example", "nonmatching", V_INV_S},
+        {"{key: example, values: [value], invert_match: true}", NULL, NULL, "example", "value", V_INV_NOT},
+        {"{key: example, values: ['v[0-9]+.HealthCheck$'], enabled_regex_matching: true, invert_match: true}", NULL,
+         NULL, "example", "grpc.health.v1.HealthCheck", V_INV_NOT},
+        {"{key: example, values: ['^http', 'v[0-9]+.HealthCheck$', 'metrics$'], enabled_regex_matching: true,"
+         " invert_match: true}",
+         NULL, NULL, "example", "grpc.health.v1.HealthCheck", V_INV_NOT},
+        {"{key: example, values: ['v[a-z]+.HealthCheck$'], enabled_regex_matching: true, invert_match: true}", NULL,
+         NULL, "example", "grpc.health.v1.HealthCheck", V_INV_S},
+        {"{key: example, values: [value], enabled_regex_matching: true, invert_match: true}", "example", "value",
+         NULL, NULL, V_INV_NOT},
+        {"{key: example, values: [], enabled_regex_matching: true, invert_match: true}", NULL, NULL, "example",
+         "grpc.health.v1.HealthCheck", V_INV_S},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got = verdict(cases[i].policy, cases[i].nk, cases[i].nv, cases[i].sk, cases[i].sv);
+        if (got != cases[i].want)
+            fail_msg("case %zu %s: verdict %d, want %d", i, cases[i].policy, got, cases[i].want);
+    }
 }
 
 /* ---- composite ---- */
@@ -805,6 +918,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_latency_cases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_string_attribute_cases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_composite_cases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decision_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_match, setup, teardown),

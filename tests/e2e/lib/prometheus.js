@@ -2,13 +2,14 @@
 // tests: started on a loopback port with the remote-write receiver on, an
 // empty scrape config and a temp TSDB, queried through its HTTP API.
 //
-//   const prom = await Prometheus.start();          // or start({ port })
+//   const prom = await Prometheus.start();          // or start({ port, features })
 //   prom.writeUrl                                   // http://127.0.0.1:<port>/api/v1/write
 //   await prom.query('up')                          // instant vector: [{metric, value}]
 //   await prom.stop(); await prom.restart();        // same port and data
 //
-// Also: gaugeRequestProto, a hand-built OTLP metrics request whose point
-// timestamps the test chooses (the SDK stamps "now"); and SigV4Verifier,
+// Also: gaugeRequestProto and the `otlp` builders, hand-built OTLP metrics
+// requests whose timestamps, buckets and exemplars the test chooses (the SDK
+// stamps "now" and picks its own scale); and SigV4Verifier,
 // Amazon Managed Prometheus' front door as far as the gateway can tell: it
 // checks each request's SigV4 signature with the AWS SDK's signer
 // (@smithy/signature-v4) and the body's hash, answers 403 on a mismatch, and
@@ -25,15 +26,19 @@ import { SignatureV4 } from '@smithy/signature-v4';
 
 import { freePort, httpRequest, sleep } from './gateway.js';
 import { NodeSha256 } from './sha256.js';
-import { pb } from './wire.js';
+import { pb, varint } from './wire.js';
 
 export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN || '/usr/bin/prometheus';
 const READY_TIMEOUT_MS = 15_000;
 
 export class Prometheus {
-  /** Start on `port` (default: a free one) and wait for /-/ready. */
-  static async start({ port } = {}) {
+  /**
+   * Start on `port` (default: a free one) and wait for /-/ready. `features`:
+   * names for --enable-feature (e.g. native-histograms, exemplar-storage).
+   */
+  static async start({ port, features = [] } = {}) {
     const p = new Prometheus();
+    p.features = features;
     p.dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-prom-'));
     p.port = port ?? (await freePort());
     await fsp.writeFile(path.join(p.dir, 'prometheus.yml'), 'global:\n  evaluation_interval: 1m\nscrape_configs: []\n');
@@ -55,6 +60,7 @@ export class Prometheus {
         `--web.listen-address=127.0.0.1:${this.port}`,
         '--web.enable-remote-write-receiver',
         '--log.level=warn',
+        ...(this.features.length ? [`--enable-feature=${this.features.join(',')}`] : []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -91,6 +97,12 @@ export class Prometheus {
   async query(expr) {
     const data = await this.api(`/api/v1/query?query=${encodeURIComponent(expr)}`);
     return data.result.map((s) => ({ metric: s.metric, value: Number(s.value[1]) }));
+  }
+
+  /** Exemplars of the series `expr` selects between two times (ms): [{seriesLabels, exemplars}]. */
+  async queryExemplars(expr, startMs, endMs) {
+    const q = `query=${encodeURIComponent(expr)}&start=${startMs / 1000}&end=${endMs / 1000}`;
+    return this.api(`/api/v1/query_exemplars?${q}`);
   }
 
   /** Label sets of the series matching `match`. */
@@ -141,13 +153,103 @@ function doubleBits(v) {
  * points ({timeMs, value}) under a resource with service.name.
  */
 export function gaugeRequestProto(service, name, points) {
-  const resource = pb.msg(1, pb.msg(1, pb.string(1, 'service.name'), pb.msg(2, pb.string(1, service))));
-  const dps = points.map((p) =>
-    pb.msg(1, pb.fixed64(3, BigInt(p.timeMs) * 1_000_000n), pb.fixed64(4, doubleBits(p.value))),
-  );
-  const metric = pb.msg(2, pb.string(1, name), pb.msg(5, ...dps));
-  return pb.msg(1, resource, pb.msg(2, metric));
+  return otlp.request(service, otlp.gauge(name, points));
 }
+
+const zigzag = (n) => (n >= 0 ? 2 * n : -2 * n - 1);
+const ns = (ms) => BigInt(ms) * 1_000_000n;
+
+/**
+ * OTLP metrics (protobuf) built field by field. request(service, ...metrics)
+ * puts metrics under a resource with service.name; the metric builders take
+ * points with timeMs and, where OTLP has them, exemplars ({timeMs, value,
+ * traceId hex, spanId hex}).
+ */
+export const otlp = {
+  request(service, ...metrics) {
+    const resource = pb.msg(1, pb.msg(1, pb.string(1, 'service.name'), pb.msg(2, pb.string(1, service))));
+    return pb.msg(1, resource, pb.msg(2, ...metrics));
+  },
+
+  exemplar(e) {
+    return Buffer.concat([
+      pb.fixed64(2, ns(e.timeMs)),
+      pb.fixed64(3, doubleBits(e.value)),
+      ...(e.spanId ? [pb.bytes(4, Buffer.from(e.spanId, 'hex'))] : []),
+      ...(e.traceId ? [pb.bytes(5, Buffer.from(e.traceId, 'hex'))] : []),
+    ]);
+  },
+
+  /** A gauge; points {timeMs, value}. */
+  gauge(name, points) {
+    const dps = points.map((p) => pb.msg(1, pb.fixed64(3, ns(p.timeMs)), pb.fixed64(4, doubleBits(p.value))));
+    return pb.msg(2, pb.string(1, name), pb.msg(5, ...dps));
+  },
+
+  /** A cumulative monotonic sum; points {timeMs, value, exemplars}. */
+  counter(name, points) {
+    const dps = points.map((p) =>
+      pb.msg(
+        1,
+        pb.fixed64(3, ns(p.timeMs)),
+        pb.fixed64(4, doubleBits(p.value)),
+        ...(p.exemplars ?? []).map((e) => pb.msg(5, otlp.exemplar(e))),
+      ),
+    );
+    return pb.msg(2, pb.string(1, name), pb.msg(7, ...dps, pb.varint(2, 2), pb.varint(3, 1)));
+  },
+
+  /** A cumulative explicit-bucket histogram; points {timeMs, bounds, counts, sum, exemplars}. */
+  histogram(name, unit, points) {
+    const packed = (vals, write) => Buffer.concat(vals.map(write));
+    const u64 = (v) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(v));
+      return b;
+    };
+    const f64 = (v) => {
+      const b = Buffer.alloc(8);
+      b.writeDoubleLE(v);
+      return b;
+    };
+    const dps = points.map((p) =>
+      pb.msg(
+        1,
+        pb.fixed64(3, ns(p.timeMs)),
+        pb.fixed64(4, p.counts.reduce((a, c) => a + c, 0)),
+        pb.fixed64(5, doubleBits(p.sum)),
+        pb.bytes(6, packed(p.counts, u64)),
+        pb.bytes(7, packed(p.bounds, f64)),
+        ...(p.exemplars ?? []).map((e) => pb.msg(8, otlp.exemplar(e))),
+      ),
+    );
+    return pb.msg(2, pb.string(1, name), pb.string(3, unit), pb.msg(9, ...dps, pb.varint(2, 2)));
+  },
+
+  /**
+   * An exponential histogram (cumulative unless temporality says 1, delta);
+   * points {timeMs, scale, count, sum, zeroCount, positive: {offset,
+   * counts}, negative, exemplars}.
+   */
+  expHistogram(name, unit, points, temporality = 2) {
+    const buckets = (no, b) =>
+      b ? [pb.msg(no, pb.varint(1, zigzag(b.offset)), pb.bytes(2, Buffer.concat(b.counts.map((c) => varint(c)))))] : [];
+    const dps = points.map((p) =>
+      pb.msg(
+        1,
+        pb.fixed64(3, ns(p.timeMs)),
+        pb.fixed64(4, p.count),
+        ...(p.sum !== undefined ? [pb.fixed64(5, doubleBits(p.sum))] : []),
+        pb.varint(6, zigzag(p.scale)),
+        pb.fixed64(7, p.zeroCount ?? 0),
+        ...buckets(8, p.positive),
+        ...buckets(9, p.negative),
+        ...(p.exemplars ?? []).map((e) => pb.msg(11, otlp.exemplar(e))),
+      ),
+    );
+    return pb.msg(2, pb.string(1, name), pb.string(3, unit), pb.msg(10, ...dps, pb.varint(2, temporality)));
+  },
+};
 
 const AUTH_RE =
   /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$/;

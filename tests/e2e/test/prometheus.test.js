@@ -5,6 +5,15 @@
 // suffixes and _total, histogram buckets, labels from attributes and from
 // the resource (job, instance, target_info), values.
 //
+// With Prometheus' optional storage on (--enable-feature=native-histograms,
+// exemplar-storage): OTLP exponential histograms arrive as native
+// histograms, read back with PromQL's histogram functions, and the
+// exemplars of span-linked points arrive with their trace_id and span_id
+// (/api/v1/query_exemplars). Those requests are built field by field
+// (lib/prometheus.js `otlp`), so buckets, scales and expected quantiles are
+// known exactly: every expected quantile falls on a bucket boundary, where
+// Prometheus' interpolation inside a bucket does not matter.
+//
 // Also: delta temporality is dropped and counted as rejected; a sample
 // Prometheus refuses (out of order, HTTP 400) drops the batch without
 // retrying; a Prometheus that is down is retried until it is back; with
@@ -21,9 +30,10 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationTemporality, MeterProvider } from '@opentelemetry/sdk-metrics';
 
 import { Gateway, freePort, httpRequest, stopAll } from '../lib/gateway.js';
-import { Prometheus, SigV4Verifier, gaugeRequestProto } from '../lib/prometheus.js';
+import { Prometheus, SigV4Verifier, gaugeRequestProto, otlp } from '../lib/prometheus.js';
 import { CollectingReader, RUN_ID } from '../lib/sdkdata.js';
 import { exportOnce, waitFor } from '../lib/sinks.js';
+import { randomHex } from '../lib/wire.js';
 
 const EXPORT = {
   sent: 'otlp_gateway_export_sent_items_total',
@@ -112,6 +122,17 @@ async function exportThrough(gw, service) {
     await exporter.shutdown();
   }
   return { rm, before };
+}
+
+async function post(gw, body) {
+  const res = await httpRequest({
+    port: gw.httpPort,
+    method: 'POST',
+    path: '/v1/metrics',
+    headers: { 'content-type': 'application/x-protobuf' },
+    body,
+  });
+  assert.equal(res.status, 200, res.body.toString());
 }
 
 describe('prometheus_remote_write: SDK metrics into a real Prometheus', () => {
@@ -227,6 +248,38 @@ describe('prometheus_remote_write: SDK metrics into a real Prometheus', () => {
       assert.match(gw.log(), /export partially rejected.*backend=prom.*rejected=4.*delta_temporality=4/);
     }));
 
+  it('without native histograms in Prometheus: refused (HTTP 500), or left out with native_histograms: false', async () => {
+    const yaml = (native) => (w) =>
+      `admin: 127.0.0.1:${w.adminPort}
+listeners: [{name: d, http: 127.0.0.1:${w.httpPort}}]
+backends:
+  prom: {type: prometheus_remote_write, endpoint: ${prom.writeUrl}, native_histograms: ${native}, batch: {timeout: 100ms},
+         retry: {initial_interval: 100ms, max_interval: 200ms, max_elapsed: 1s}}
+pipelines: [{name: m, signals: [metrics], backends: [prom]}]
+`;
+    const t = Date.now();
+    const body = (service) =>
+      otlp.request(
+        service,
+        otlp.expHistogram('e2e.nh.latency', 's', [{ timeMs: t, scale: 0, count: 1, sum: 1, positive: { offset: 0, counts: [1] } }]),
+        otlp.gauge('e2e.nh.gauge', [{ timeMs: t, value: 7 }]),
+      );
+    const on = await Gateway.start({ config: yaml(true) });
+    const off = await Gateway.start({ config: yaml(false) });
+    try {
+      await post(on, body('nh-on'));
+      await post(off, body('nh-off'));
+      // off: the gauge arrives, the histogram is counted as rejected
+      assert.equal((await prom.waitFor('e2e_nh_gauge{job="nh-off"}'))[0].value, 7);
+      await waitFor(async () => /export partially rejected.*native_histograms_off=1/.test(off.log()), 5000);
+      // on: Prometheus refuses the whole request, gauge included
+      await waitFor(async () => /export dropped.*retries_exhausted.*native histograms are disabled/.test(on.log()), 10_000);
+      assert.deepEqual(await prom.query('e2e_nh_gauge{job="nh-on"}'), []);
+    } finally {
+      await stopAll(on, () => off.stop());
+    }
+  });
+
   it('drops a batch Prometheus refuses (out-of-order sample, HTTP 400) without retrying', async () =>
     gw.withLog(async () => {
       const now = Date.now();
@@ -336,5 +389,150 @@ ${backend('amp', creds.secretAccessKey)}${backend('amp_wrong_key', 'not-the-secr
       assert.deepEqual([...new Set(amp.verdicts)].sort(), ['ok', 'signature mismatch']);
       assert.match(gw.log(), /export dropped.*backend=amp_wrong_key.*status=403.*signature mismatch/);
       assert.ok(!gw.log().includes(creds.secretAccessKey), 'the secret key was logged');
+    }));
+});
+
+/** The single value of an instant query (waits until it has one). */
+async function scalar(prom, expr) {
+  const r = await prom.waitFor(expr);
+  assert.equal(r.length, 1, `${expr}: ${JSON.stringify(r)}`);
+  return r[0].value;
+}
+
+describe('prometheus_remote_write: native histograms and exemplars in a real Prometheus', () => {
+  let prom, gw;
+
+  before(async () => {
+    prom = await Prometheus.start({ features: ['native-histograms', 'exemplar-storage'] });
+    gw = await Gateway.start({ config: (w) => configYaml(w, prom.writeUrl) });
+  });
+
+  after(() => stopAll(gw, () => prom?.destroy()));
+
+  it('stores exponential histograms as native histograms: histogram_count, _sum and _quantile read them back', async () =>
+    gw.withLog(async () => {
+      const t = Date.now();
+      const body = otlp.request(
+        'native',
+        // base 2: (1,2] 2, (2,4] 3, (4,8] 5; rank 5 of 10 ends bucket (2,4]
+        otlp.expHistogram('e2e.native.latency', 's', [
+          { timeMs: t, scale: 0, count: 10, sum: 40, positive: { offset: 0, counts: [2, 3, 5] } },
+        ]),
+        // scale 9 merged down to 8: OTLP buckets 255 and 256 become native
+        // buckets 128 and 129, so the median is the upper bound of 128: 2^(128/256)
+        otlp.expHistogram('e2e.native.fine', '', [
+          { timeMs: t, scale: 9, count: 2, sum: 2.9, positive: { offset: 255, counts: [1, 1] } },
+        ]),
+        // negative buckets and the zero bucket: (-2,-1] 4, zero 2, (1,2] 4;
+        // rank 4 of 10 ends the negative bucket, at -1
+        otlp.expHistogram('e2e.native.signed', '', [
+          { timeMs: t, scale: 0, count: 10, sum: 0, zeroCount: 2, negative: { offset: 0, counts: [4] }, positive: { offset: 0, counts: [4] } },
+        ]),
+        // scale -5: no native schema is that coarse (upstream refuses it too)
+        otlp.expHistogram('e2e.native.coarse', '', [{ timeMs: t, scale: -5, count: 1, zeroCount: 1 }]),
+      );
+      const before = await gw.metrics();
+      await post(gw, body);
+
+      const sel = '{job="native"}';
+      assert.equal(await scalar(prom, `histogram_count(e2e_native_latency_seconds${sel})`), 10);
+      assert.equal(await scalar(prom, `histogram_sum(e2e_native_latency_seconds${sel})`), 40);
+      assert.equal(await scalar(prom, `histogram_quantile(0.5, e2e_native_latency_seconds${sel})`), 4);
+      assert.equal(await scalar(prom, `histogram_quantile(0.2, e2e_native_latency_seconds${sel})`), 2);
+      const fine = await scalar(prom, `histogram_quantile(0.5, e2e_native_fine${sel})`);
+      assert.ok(Math.abs(fine - Math.SQRT2) < 1e-12, `${fine}`);
+      assert.equal(await scalar(prom, `histogram_count(e2e_native_fine${sel})`), 2);
+      assert.equal(await scalar(prom, `histogram_quantile(0.4, e2e_native_signed${sel})`), -1);
+      assert.equal(await scalar(prom, `histogram_count(e2e_native_signed${sel})`), 10);
+
+      // the stored histogram itself: its buckets' bounds and counts
+      const raw = await prom.api(`/api/v1/query?query=${encodeURIComponent(`e2e_native_latency_seconds${sel}`)}`);
+      assert.equal(raw.result.length, 1);
+      const h = raw.result[0].histogram[1];
+      assert.equal(h.count, '10');
+      assert.equal(h.sum, '40');
+      assert.deepEqual(
+        h.buckets.map(([, lo, hi, n]) => [lo, hi, n]),
+        [
+          ['1', '2', '2'],
+          ['2', '4', '3'],
+          ['4', '8', '5'],
+        ],
+      );
+      // one series under the plain name: no classic _bucket/_sum/_count
+      // (and no target_info: the resource has nothing beyond job)
+      const names = (await prom.series(sel)).map((s) => s.__name__).sort();
+      assert.deepEqual(names, ['e2e_native_fine', 'e2e_native_latency_seconds', 'e2e_native_signed']);
+
+      let afterM;
+      await waitFor(async () => {
+        afterM = await gw.metrics();
+        return delta(before, afterM, EXPORT.sent, { backend: 'prom', signal: 'metrics' }) >= 3;
+      }, 5000);
+      assert.equal(delta(before, afterM, EXPORT.sent, { backend: 'prom', signal: 'metrics' }), 3);
+      assert.equal(delta(before, afterM, EXPORT.failed, { backend: 'prom', signal: 'metrics', reason: 'rejected' }), 1);
+      assert.match(gw.log(), /export partially rejected.*backend=prom.*rejected=1.*exponential_scale=1/);
+    }));
+
+  it('writes the exemplars of span-linked points with their trace_id and span_id', async () =>
+    gw.withLog(async () => {
+      const t = Date.now();
+      const ids = [0, 1].map(() => ({ traceId: randomHex(16), spanId: randomHex(8) }));
+      const counter = (i) =>
+        otlp.counter('e2e.exemplar.orders', [{ timeMs: t + i * 1000, value: 5 + i, exemplars: [{ timeMs: t + i * 1000 - 10, value: 1, ...ids[i] }] }]);
+      const hist = (i) =>
+        otlp.expHistogram('e2e.exemplar.latency', 's', [
+          {
+            timeMs: t + i * 1000,
+            scale: 0,
+            count: 2 + i,
+            sum: 3,
+            positive: { offset: 0, counts: [1 + i, 1] },
+            exemplars: [{ timeMs: t + i * 1000 - 5, value: 1.5, ...ids[i] }],
+          },
+        ]);
+      // an explicit-bucket histogram: each exemplar on the bucket holding its value
+      const classic = (i) =>
+        otlp.histogram('e2e.exemplar.size', 'By', [
+          {
+            timeMs: t + i * 1000,
+            bounds: [100, 1000],
+            counts: [1, 1 + i, 0],
+            sum: 600 + i * 500,
+            exemplars: [{ timeMs: t + i * 1000 - 7, value: 500, ...ids[i] }],
+          },
+        ]);
+      // two writes: Prometheus 2.42 adds a write's exemplars before its
+      // histograms, so a native histogram series' exemplars are only kept
+      // once the series exists (its first write's are not)
+      await post(gw, otlp.request('ex', counter(0), hist(0), classic(0)));
+      await prom.waitFor('e2e_exemplar_orders_total{job="ex"}');
+      await post(gw, otlp.request('ex', counter(1), hist(1), classic(1)));
+      await prom.waitFor('histogram_count(e2e_exemplar_latency_seconds{job="ex"}) == 3');
+
+      const exemplarsOf = async (expr, want) => {
+        let got = [];
+        await waitFor(async () => {
+          const r = await prom.queryExemplars(expr, t - 60_000, t + 60_000);
+          got = r.flatMap((s) => s.exemplars);
+          return got.length >= want;
+        }, 5000).catch(() => {});
+        return got;
+      };
+      const counterEx = await exemplarsOf('e2e_exemplar_orders_total{job="ex"}', 2);
+      assert.deepEqual(
+        counterEx.map((e) => [e.labels, Number(e.value), Math.round(e.timestamp * 1000)]),
+        ids.map((id, i) => [{ trace_id: id.traceId, span_id: id.spanId }, 1, t + i * 1000 - 10]),
+      );
+      const classicEx = await prom.queryExemplars('e2e_exemplar_size_bytes_bucket{job="ex"}', t - 60_000, t + 60_000);
+      assert.deepEqual(
+        classicEx.map((s) => [s.seriesLabels.le, s.exemplars.map((e) => [e.labels.trace_id, Number(e.value)])]),
+        [['1000', ids.map((id) => [id.traceId, 500])]],
+      );
+      const histEx = await exemplarsOf('e2e_exemplar_latency_seconds{job="ex"}', 1);
+      assert.deepEqual(
+        histEx.map((e) => [e.labels, Number(e.value)]),
+        [[{ trace_id: ids[1].traceId, span_id: ids[1].spanId }, 1.5]],
+      );
     }));
 });

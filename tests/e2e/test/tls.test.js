@@ -10,6 +10,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http2 from 'node:http2';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -199,6 +200,30 @@ describe('TLS listener', () => {
       const result = await exportOnce(exporter, await buildSpans(service));
       assert.equal(result.code, ExportResultCode.SUCCESS, `HTTPS export failed: ${result.error}`);
       assert.equal(spansOf(gw, service).length, 5);
+    }));
+
+  it('survives a client that connects to the HTTPS port and says nothing, closing it at header_timeout', () =>
+    gw.withLog(async () => {
+      // No ClientHello yet: h2o has no OpenSSL object for the connection,
+      // and the header-timeout sweep must not ask it for the ALPN protocol.
+      const t0 = Date.now();
+      const closedAfter = await new Promise((resolve, reject) => {
+        const sock = net.connect({ host: '127.0.0.1', port: gw.httpPort });
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(Date.now() - t0));
+        setTimeout(() => {
+          sock.destroy();
+          reject(new Error('a silent TLS connection was not closed within 10 s'));
+        }, 10_000);
+      });
+      gw.assertAlive();
+      assert.ok(closedAfter >= 1500, `closed after ${closedAfter} ms, before header_timeout (2 s)`);
+      const service = `e2e-tls-after-silent-${RUN_ID}`;
+      const result = await exportOnce(
+        new ProtoTraceExporter({ url: `https://127.0.0.1:${gw.httpPort}/v1/traces`, httpAgentOptions: { ca: pki.ca }, timeoutMillis: 10_000 }),
+        await buildSpans(service),
+      );
+      assert.equal(result.code, ExportResultCode.SUCCESS, `HTTPS export after the silent client: ${result.error}`);
     }));
 
   it('refuses plain-text h2c on the TLS gRPC port', () =>
