@@ -1,8 +1,11 @@
 /* exporter: the machinery every network backend shares. It reads the common
  * config keys (endpoint, headers, per-tenant headers, compression, timeout,
- * tls, batch, retry, queue), owns the backend's export_queue, and runs one
- * thread that takes batches from the queue, sends them with libcurl's multi
- * interface (HTTP/1.1, h2 via ALPN, or h2c prior knowledge), and retries.
+ * tls, batch, retry, queue), owns the backend's export_queue, and runs
+ * queue.consumers threads that each take a batch from the queue, send it and
+ * retry it, so that many requests are in flight at once. HTTP goes through
+ * libcurl (HTTP/1.1 or h2 via ALPN; a connection per consumer); gRPC goes
+ * through h2_client (one HTTP/2 connection per backend, h2c or TLS with ALPN
+ * h2, the consumers' requests multiplexed on it as streams).
  *
  * A backend type (OTLP/HTTP, OTLP/gRPC, Elasticsearch, AWS, remote write)
  * supplies an exporter_type: `prepare` turns a batch into an HTTP request,
@@ -106,8 +109,12 @@ typedef struct exporter_type {
     size_t max_batch_bytes;         /* ceilings of batch.max_items/max_bytes; 0: none */
     int endpoint_optional;          /* configure derives the URL (e.g. from region) */
     int gzip_only;                  /* the receiver decodes gzip only: no zstd */
+    int reentrant;                  /* prepare, classify and sign keep no mutable state:
+                                     * the consumer threads may run them at once (else
+                                     * the exporter runs them one at a time) */
     /* Build type state from the backend's config node; NULL with a located error.
-     * All type state is used by the backend's exporter thread only. */
+     * Type state is used by the backend's consumer threads, one at a time
+     * unless the type is reentrant. */
     void *(*configure)(const backend_config *cfg, char *err, size_t errlen);
     int (*prepare)(void *st, const export_batch *b, export_http *out, char *err, size_t errlen);
     export_outcome (*classify)(void *st, const export_batch *b, const export_response *r, export_result *res);
@@ -147,6 +154,10 @@ typedef struct exporter_reply {
 size_t exporter_on_header(char *p, size_t size, size_t nitems, void *reply);
 /* CURLOPT_WRITEFUNCTION with an exporter_reply: keeps the first 64 KiB. */
 size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *reply);
+/* The same two for an HTTP/2 client's callbacks (h2_client.h): one header
+ * or trailer field, one piece of the body. */
+void exporter_reply_header(void *reply, const char *name, size_t nlen, const char *value, size_t vlen);
+void exporter_reply_body(void *reply, const uint8_t *p, size_t len);
 /* The options every POST of ours sets: no signals, the timeout, http(s)
  * only, the error text into errbuf (CURL_ERROR_SIZE) and the reply into
  * `reply` through the two callbacks above. */

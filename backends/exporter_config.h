@@ -40,6 +40,7 @@ typedef struct exporter_settings {
     uint64_t retry_initial_ms, retry_max_ms, retry_max_elapsed_ms;
     double retry_multiplier, retry_jitter;
     queue_config queue;
+    size_t consumers; /* queue.consumers: requests in flight at once */
     exporter_headers common, per_signal[OTLP_SIGNAL_COUNT];
     exporter_tenant *tenants;
     size_t n_tenants;
