@@ -80,6 +80,7 @@ typedef struct exporter {
     export_queue *queue;
     metric_series *queue_entries, *queue_bytes;
     metric_series *up;  /* otlp_gateway_backend_up */
+    metric_series *connections; /* otlp_gateway_export_connections_total (HTTP/2 client) */
     atomic_int failing; /* the last attempt says the destination is in trouble */
     metric_series *queue_damaged[2]; /* corrupt, torn */
     uint64_t damaged_seen[2];        /* counted into queue_damaged so far (exporter thread) */
@@ -510,7 +511,8 @@ static h2_client *exporter_h2(exporter *e, const export_http *h, char *err, size
                                  .client_cert = e->set.client_cert,
                                  .client_key = e->set.client_key,
                                  .insecure_skip_verify = e->set.insecure_skip_verify,
-                                 .name = e->base.name};
+                                 .name = e->base.name,
+                                 .opened = e->connections};
         e->h2 = h2_client_new(&hs, err, errlen);
     }
     h2_client *c = e->h2;
@@ -1288,6 +1290,10 @@ static void exporter_metrics(exporter *e)
                                           "429 or 5xx on its last attempt), else 1; not readiness"),
                            labels);
     metrics_set(e->up, 1);
+    e->connections = metrics_series(metrics_family("otlp_gateway_export_connections_total", METRIC_COUNTER,
+                                                   "Connections an otlp_grpc backend opened to its receiver (one "
+                                                   "is kept and shared by all requests; more mean reconnects)."),
+                                    labels);
     snprintf(labels, sizeof(labels), "backend=\"%s\",kind=\"corrupt\"", e->base.name);
     e->queue_damaged[0] = metrics_series(damaged, labels);
     snprintf(labels, sizeof(labels), "backend=\"%s\",kind=\"torn\"", e->base.name);

@@ -19,7 +19,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +77,7 @@ struct h2_client {
     int wake[2]; /* a byte here ends the I/O thread's poll */
     h2_list pending, active; /* (lock) */
     int interrupted, stopping; /* (lock) */
-    atomic_uint_least64_t connections;
+    metric_series *opened;
 
     /* I/O thread only */
     int fd;
@@ -487,7 +486,8 @@ static void h2_connect(h2_client *c)
         rc = -1;
     }
     if (rc == 0) {
-        atomic_fetch_add(&c->connections, 1);
+        if (c->opened != NULL)
+            metrics_add(c->opened, 1);
         c->goaway = 0;
         c->write_blocked = 0;
         log_debug("http2 connected", "backend=%s authority=%s tls=%d", c->name, c->authority, c->tls);
@@ -757,6 +757,7 @@ h2_client *h2_client_new(const h2_client_settings *s, char *err, size_t errlen)
         return NULL;
     }
     c->fd = c->wake[0] = c->wake[1] = -1;
+    c->opened = s->opened;
     pthread_mutex_init(&c->lock, NULL);
     const char *rest;
     c->authority = h2_origin(s->url, &c->tls, &rest);
@@ -853,8 +854,6 @@ void h2_client_interrupt(h2_client *c)
     pthread_mutex_unlock(&c->lock);
     h2_wake(c);
 }
-
-uint64_t h2_client_connections(h2_client *c) { return atomic_load(&c->connections); }
 
 void h2_client_free(h2_client *c)
 {

@@ -26,6 +26,8 @@
 
 #include <curl/curl.h>
 
+#include "metrics.h"
+
 typedef struct h2_client h2_client;
 
 typedef struct h2_client_settings {
@@ -36,6 +38,7 @@ typedef struct h2_client_settings {
     const char *client_key;
     int insecure_skip_verify;
     const char *name;        /* for logs */
+    metric_series *opened;   /* NULL, or a counter of connections opened */
 } h2_client_settings;
 
 enum { H2_OK = 0, H2_ERROR = -1, H2_INTERRUPTED = -2 };
@@ -65,7 +68,5 @@ int h2_client_call(h2_client *c, const h2_request *r, int *status, char *err, si
 void h2_client_interrupt(h2_client *c);
 /* Interrupts, stops the I/O thread and frees. NULL is a no-op. */
 void h2_client_free(h2_client *c);
-/* Connections opened so far (tests and metrics). */
-uint64_t h2_client_connections(h2_client *c);
 
 #endif
