@@ -60,7 +60,9 @@ struct h2_call {
     int got_headers;    /* the server answered: it processed the request */
     int remote_ended;   /* the server ended the stream (END_STREAM) */
     int done, rc;       /* finished: the caller may return (lock) */
-    int caller_gone;    /* (lock) */
+    int caller_gone;    /* (lock); set from the start for h2_client_start's calls */
+    h2_done_fn done_fn; /* h2_client_start: called when finished, instead of signalling */
+    void *done_ud;
     int in_io;          /* the I/O side still holds it (lock) */
     char err[256];
     pthread_cond_t cond;
@@ -160,7 +162,10 @@ static void h2_finish(h2_call *k, int rc, const char *fmt, ...)
         va_end(ap);
     }
     k->done = 1;
-    pthread_cond_signal(&k->cond);
+    if (k->done_fn != NULL)
+        k->done_fn(k->done_ud, rc, k->status, k->err);
+    else
+        pthread_cond_signal(&k->cond);
 }
 
 /* Back to the front of pending, to be sent again from the start. */
@@ -802,40 +807,65 @@ fail:
     return NULL;
 }
 
-int h2_client_call(h2_client *c, const h2_request *r, int *status, char *err, size_t errlen)
+/* A new call for r, queued; NULL with err (nothing queued). */
+static h2_call *h2_enqueue(h2_client *c, const h2_request *r, h2_done_fn done, void *ud, int *rc, char *err,
+                           size_t errlen)
 {
     int tls;
     const char *path;
     char *origin = h2_origin(r->url, &tls, &path);
     int same = origin != NULL && tls == c->tls && strcmp(origin, c->authority) == 0;
     free(origin);
+    *rc = H2_ERROR;
     if (!same) {
         snprintf(err, errlen, "%s is not on this connection's origin", r->url);
-        return H2_ERROR;
+        return NULL;
     }
     h2_call *k = calloc(1, sizeof(*k));
     if (k == NULL) {
         snprintf(err, errlen, "out of memory");
-        return H2_ERROR;
+        return NULL;
     }
     pthread_cond_init(&k->cond, NULL);
     k->req = r;
     k->path = path[0] == '/' ? path : "/";
     k->deadline = clock_now_ms() + r->timeout_ms;
     k->in_io = 1;
+    k->done_fn = done;
+    k->done_ud = ud;
+    k->caller_gone = done != NULL; /* nobody waits: the I/O side frees it */
     pthread_mutex_lock(&c->lock);
     if (c->interrupted) {
         pthread_mutex_unlock(&c->lock);
         h2_call_free(k);
-        return H2_INTERRUPTED;
+        *rc = H2_INTERRUPTED;
+        snprintf(err, errlen, "interrupted");
+        return NULL;
     }
     h2_list_push(&c->pending, k, 0);
     pthread_mutex_unlock(&c->lock);
     h2_wake(c);
+    *rc = H2_OK;
+    return k;
+}
+
+int h2_client_start(h2_client *c, const h2_request *r, h2_done_fn done, void *ud, char *err, size_t errlen)
+{
+    int rc;
+    h2_enqueue(c, r, done, ud, &rc, err, errlen);
+    return rc;
+}
+
+int h2_client_call(h2_client *c, const h2_request *r, int *status, char *err, size_t errlen)
+{
+    int rc;
+    h2_call *k = h2_enqueue(c, r, NULL, NULL, &rc, err, errlen);
+    if (k == NULL)
+        return rc;
     pthread_mutex_lock(&c->lock);
     while (!k->done)
         pthread_cond_wait(&k->cond, &c->lock);
-    int rc = k->rc;
+    rc = k->rc;
     *status = k->status;
     if (rc != H2_OK)
         snprintf(err, errlen, "%s", k->err);

@@ -3,7 +3,9 @@
  * stream on one shared connection, kept open across calls: h2c with prior
  * knowledge for http://, TLS with ALPN h2 for https://. One I/O thread per
  * client owns the socket and the nghttp2 session; callers block in
- * h2_client_call until their stream ends, times out or is interrupted.
+ * h2_client_call until their stream ends, times out or is interrupted, or
+ * start a call with h2_client_start and learn its end from a callback (the
+ * cluster forwarder, which has many calls in flight on one thread).
  *
  * Connection handling:
  * - at most the server's SETTINGS_MAX_CONCURRENT_STREAMS streams are open;
@@ -17,7 +19,8 @@
  * - a connection that fails to open fails the calls waiting for it; the
  *   next call tries again.
  * Thread-safe: any thread may call; the callbacks of a request run on the
- * I/O thread while its caller waits, never after h2_client_call returns. */
+ * I/O thread while its call is in progress, never after h2_client_call
+ * returns or h2_client_start's `done` ran. */
 #ifndef GW_H2_CLIENT_H
 #define GW_H2_CLIENT_H
 
@@ -64,6 +67,14 @@ h2_client *h2_client_new(const h2_client_settings *s, char *err, size_t errlen);
  * server, whatever its status and trailers), H2_ERROR with err (no
  * connection, reset, lost, timed out), or H2_INTERRUPTED. */
 int h2_client_call(h2_client *c, const h2_request *r, int *status, char *err, size_t errlen);
+/* What a call started with h2_client_start ends with (as h2_client_call
+ * would return), on the client's I/O thread with its lock held: it must
+ * not call into this client, and should only hand the result on. */
+typedef void (*h2_done_fn)(void *ud, int rc, int status, const char *err);
+/* Starts a call and returns at once; `done` is called exactly once when it
+ * ends, and r (with what it points to) must stay valid until then. H2_OK,
+ * or H2_ERROR / H2_INTERRUPTED with err and nothing started (no `done`). */
+int h2_client_start(h2_client *c, const h2_request *r, h2_done_fn done, void *ud, char *err, size_t errlen);
 /* Every call in progress and every later one returns H2_INTERRUPTED. */
 void h2_client_interrupt(h2_client *c);
 /* Interrupts, stops the I/O thread and frees. NULL is a no-op. */

@@ -902,9 +902,13 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
  * fails to yield are counted as corrupt. */
 static void queue_load(export_queue *q, size_t want)
 {
-    size_t held = q->busy + q->acked_waiting;
-    while (q->spilled > 0 && q->resident_entries - held < want &&
-           (q->resident_entries == held || q->resident_bytes < QUEUE_RESIDENT_MAX)) {
+    for (;;) {
+        /* Acks on other threads change these while the lock is dropped
+         * below, but not resident_entries - held. */
+        size_t held = q->busy + q->acked_waiting;
+        if (q->spilled == 0 || q->resident_entries - held >= want ||
+            (q->resident_entries > held && q->resident_bytes >= QUEUE_RESIDENT_MAX))
+            break;
         queue_seg *s = queue_seg_find(q, q->load_seg);
         if (s == NULL || s->spilled_entries == 0) {
             size_t i = 0;
