@@ -37,7 +37,7 @@ const M = {
 const { constants: H2 } = http2;
 
 /** A gateway whose one pipeline sends traces to an otlp_grpc backend `out`. */
-function senderConfig(w, endpoint, { extra = '', consumers = 4 } = {}) {
+function senderConfig(w, endpoint, { extra = '', consumers = 4, timeout = '5s' } = {}) {
   return `workers: 2
 admin: 127.0.0.1:${w.adminPort}
 listeners:
@@ -46,7 +46,7 @@ backends:
   out:
     type: otlp_grpc
     endpoint: ${endpoint}
-    timeout: 5s
+    timeout: ${timeout}
     batch: {timeout: 5ms, max_items: 20}
     retry: {initial_interval: 100ms, max_interval: 300ms, max_elapsed: 60s}
     queue: {consumers: ${consumers}}
@@ -171,6 +171,7 @@ class ScriptedGrpcPeer {
     this.open = 0;
     this.maxOpen = 0;
     this.delayMs = 0;
+    this.cancelled = 0; // streams the client reset with CANCEL
     this.live = new Set();
     this.sockets = new Set(); // the raw TCP sockets (a session's socket may not be destroyed)
   }
@@ -184,7 +185,10 @@ class ScriptedGrpcPeer {
     this.requests++;
     this.open++;
     this.maxOpen = Math.max(this.maxOpen, this.open);
-    stream.on('close', () => this.open--);
+    stream.on('close', () => {
+      this.open--;
+      if (stream.rstCode === H2.NGHTTP2_CANCEL) this.cancelled++;
+    });
     const chunks = [];
     stream.on('data', (c) => chunks.push(c));
     stream.on('end', () => setTimeout(() => this._answer(stream, headers, Buffer.concat(chunks)), this.delayMs));
@@ -228,6 +232,8 @@ class ScriptedGrpcPeer {
         stream.session.goaway(H2.NGHTTP2_NO_ERROR, stream.id);
         this._endSoon(stream.session);
         break;
+      case 'stall': // never answers: the client's timeout ends the call and resets the stream
+        break;
       case 'reset': // TCP RST
         for (const sock of this.sockets) sock.resetAndDestroy();
         break;
@@ -258,12 +264,13 @@ describe('otlp_grpc export: a receiver that misbehaves once loses nothing', () =
     ['goaway_unprocessed', true, false],
     ['goaway_processed', true, true],
     ['reset', true, true],
+    ['stall', true, true],
   ];
   for (const [action, delivered, retried] of cases) {
     it(`${action}: ${delivered ? 'delivered after all' : 'dropped and counted'}, the other batches delivered`, async () => {
       const peer = await ScriptedGrpcPeer.start();
       peer.script.push('ok', action);
-      const gw = await Gateway.start({ config: (w) => senderConfig(w, peer.endpoint, { consumers: 1 }) });
+      const gw = await Gateway.start({ config: (w) => senderConfig(w, peer.endpoint, { consumers: 1, timeout: '2s' }) });
       try {
         await gw.withLog(async () => {
           const spans = await send(gw, 4, 20, 1);
@@ -280,6 +287,7 @@ describe('otlp_grpc export: a receiver that misbehaves once loses nothing', () =
           assert.equal((await gw.metricSum(M.retries, { backend: 'out' })) > 0, retried, 'retry count');
           const conns = await gw.metricSum(M.connections, { backend: 'out' });
           assert.equal(conns, /goaway|reset/.test(action) ? 2 : 1, 'connections opened');
+          if (action === 'stall') await waitFor(() => peer.cancelled === 1, 2000); // the timed-out stream was reset
         });
         await gw.stop();
       } finally {
