@@ -292,7 +292,8 @@ void exporter_reply_header(void *ud, const char *name, size_t nlen, const char *
 #undef EXPORTER_IS
 }
 
-size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
+/* CURLOPT_HEADERFUNCTION: every header line, and trailers with HTTP/2. */
+static size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
 {
     exporter_reply *r = ud;
     size_t len = size * nitems;
@@ -321,13 +322,15 @@ void exporter_reply_body(void *ud, const uint8_t *p, size_t len)
     (void)buf_append(&r->body, p, len < room ? len : room); /* out of memory: the reply is read short */
 }
 
-size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
+static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     exporter_reply_body(ud, (const uint8_t *)p, size * nmemb);
     return size * nmemb;
 }
 
-void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply)
+/* The options every POST of ours sets: no signals, the timeout, http(s)
+ * only, the error text into errbuf (CURL_ERROR_SIZE), the reply into `reply`. */
+static void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply)
 {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_POST, 1L);

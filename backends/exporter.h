@@ -138,7 +138,7 @@ int exporter_backend_check(const exporter_type *type, const backend_config *cfg,
 /* endpoint (trailing slashes dropped) + path into out; -1 if over cap. */
 int exporter_url(char *out, size_t cap, const char *endpoint, const char *path);
 
-/* What the curl callbacks below collect from one response; reset
+/* What a response's header, trailer and body callbacks collect; reset
  * content_type, grpc_message, grpc_status (-1) and retry_after_s before each
  * request. Shared with the cluster forwarder (routing/forward.c). */
 typedef struct exporter_reply {
@@ -148,20 +148,11 @@ typedef struct exporter_reply {
     int grpc_status;        /* -1 if absent */
     uint32_t retry_after_s; /* Retry-After or gRPC RetryInfo */
 } exporter_reply;
-/* CURLOPT_HEADERFUNCTION with an exporter_reply: called for every header
- * line and -- with HTTP/2 -- for trailers too, which is where gRPC puts
- * grpc-status. */
-size_t exporter_on_header(char *p, size_t size, size_t nitems, void *reply);
-/* CURLOPT_WRITEFUNCTION with an exporter_reply: keeps the first 64 KiB. */
-size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *reply);
-/* The same two for an HTTP/2 client's callbacks (h2_client.h): one header
- * or trailer field, one piece of the body. */
+/* An HTTP/2 client's callbacks (h2_client.h) into an exporter_reply: one
+ * header or trailer field (gRPC puts grpc-status in the trailers), one
+ * piece of the body (the first 64 KiB are kept). */
 void exporter_reply_header(void *reply, const char *name, size_t nlen, const char *value, size_t vlen);
 void exporter_reply_body(void *reply, const uint8_t *p, size_t len);
-/* The options every POST of ours sets: no signals, the timeout, http(s)
- * only, the error text into errbuf (CURL_ERROR_SIZE) and the reply into
- * `reply` through the two callbacks above. */
-void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply);
 
 /* Exposed for unit tests: the delay before retry number `attempt` (0-based),
  * given a random value r in [0,1). */
