@@ -263,7 +263,6 @@ int exporter_settings_read(exporter_settings *e, const exporter_type *type, cons
         return -1;
     if (endpoint != NULL && strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
         return config_error(node, "endpoint", err, errlen, "must start with http:// or https://");
-    e->prior_knowledge = endpoint != NULL && strncmp(endpoint, "http://", 7) == 0;
     if (config_choice(node, "compression", compressions, EXPORTER_COMPRESS_GZIP, &compression, err, errlen) != 0 ||
         config_duration_ms(node, "timeout", 10000, &e->timeout_ms, err, errlen) != 0 ||
         exporter_read_headers(node, "headers", &e->common, err, errlen) != 0 ||

@@ -31,7 +31,6 @@ typedef struct exporter_settings {
     uint64_t timeout_ms;
     const char *ca_file, *client_cert, *client_key; /* NULL: not set */
     int insecure_skip_verify;
-    int prior_knowledge; /* endpoint is http://, so gRPC must use h2c */
     uint64_t batch_items;
     size_t batch_bytes;
     uint64_t batch_timeout_ms;
