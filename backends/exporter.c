@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "exporter_config.h"
+#include "h2_client.h"
 #include "status.pb-c.h"
 
 /* Response bodies are only read for status messages and partial success. */
@@ -50,6 +51,25 @@ typedef struct exporter_parked {
     unsigned attempt;         /* attempts made so far */
 } exporter_parked;
 
+struct exporter;
+
+/* One consumer thread: it takes a batch from the queue, sends it, retries it
+ * and acks it; queue.consumers of them keep that many requests in flight. */
+typedef struct exporter_consumer {
+    struct exporter *e;
+    pthread_t thread;
+    int started;
+    CURLM *multi;
+    CURL *easy;            /* reused for every request: keeps the connection alive */
+    queue_entry *entries;  /* set.max_entries: the last peek */
+    buf body, compressed;
+    arena *split_arena;    /* decoding an oversized entry to split it; lazily made */
+    exporter_reply reply;
+    uint64_t rng;
+    char curl_error[CURL_ERROR_SIZE];
+    int splitting;         /* delivering an oversized entry in parts: no parking */
+} exporter_consumer;
+
 typedef struct exporter {
     backend base;
     backend_ops ops; /* exporter_ops with the type's name */
@@ -60,38 +80,34 @@ typedef struct exporter {
     export_queue *queue;
     metric_series *queue_entries, *queue_bytes;
     metric_series *up;  /* otlp_gateway_backend_up */
+    metric_series *connections; /* otlp_gateway_export_connections_total (HTTP/2 client) */
     atomic_int failing; /* the last attempt says the destination is in trouble */
     metric_series *queue_damaged[2]; /* corrupt, torn */
     uint64_t damaged_seen[2];        /* counted into queue_damaged so far (exporter thread) */
     exporter_series series[OTLP_SIGNAL_COUNT];
 
-    /* consumer thread only */
-    CURLM *multi;
-    CURL *easy; /* reused for every request: keeps the connection alive */
-    queue_entry *entries; /* set.max_entries */
-    buf body, compressed;
-    arena *split_arena; /* decoding an oversized entry to split it; lazily made */
-    exporter_reply reply;
-    uint64_t rng;
-    char curl_error[CURL_ERROR_SIZE];
-    /* libcurl before 8.0.0 fails every request after the first on a reused
-     * h2c prior-knowledge connection ("Error in the HTTP2 framing layer",
-     * curl issue 10634, fixed by PR 10643); such a libcurl (Debian 12's
-     * 7.88) gets a fresh connection per gRPC request over http://. */
-    int h2c_no_reuse;
+    exporter_consumer *consumers; /* set.consumers */
+    /* otlp_grpc: one HTTP/2 connection the consumers' requests share as
+     * streams (h2_client.h), made at the first request. */
+    h2_client *h2;
+    pthread_mutex_t h2_lock;
+    /* Type callbacks run under type_lock unless the type is reentrant. */
+    pthread_mutex_t type_lock;
+    /* take_lock: one consumer at a time peeks and claims a batch (and counts
+     * queue damage, and records last_tenant). */
+    pthread_mutex_t take_lock;
+    pthread_mutex_t park_lock;  /* parked, nparked, parkcap */
     exporter_parked *parked; /* memory queue: tenants backing off */
     size_t nparked, parkcap;
-    char last_tenant[256];   /* served last: the next batch prefers another */
-    int splitting;           /* delivering an oversized entry in parts: no parking */
+    char last_tenant[256];   /* served last: the next batch prefers another (take_lock) */
 
-    pthread_t thread;
-    int thread_started;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     atomic_int stopping;      /* destroy: abandon the batch in hand and exit */
     atomic_int draining;      /* flush: send without waiting for batch.timeout */
-    atomic_int waiting_retry; /* sleeping before a retry: the backend is not taking data */
-    _Atomic uint64_t retry_at_ms; /* clock_now_ms of the next retry while waiting_retry */
+    atomic_int waiting_retry; /* consumers sleeping before a retry */
+    atomic_int parked_only;   /* every queued entry belongs to a parked tenant */
+    _Atomic uint64_t retry_at_ms; /* clock_now_ms of the next retry while waiting */
 } exporter;
 
 uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter, unsigned attempt,
@@ -105,12 +121,31 @@ uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multip
 }
 
 /* xorshift64*: jitter needs spread, not cryptographic quality. */
-static double exporter_random(exporter *e)
+static double exporter_random(exporter_consumer *c)
 {
-    e->rng ^= e->rng >> 12;
-    e->rng ^= e->rng << 25;
-    e->rng ^= e->rng >> 27;
-    return (double)((e->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return (double)((c->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+/* A backend is waiting for a retry when a consumer sleeps before one, or
+ * when everything queued belongs to tenants backing off. */
+static int exporter_waiting(exporter *e)
+{
+    return atomic_load(&e->waiting_retry) > 0 || atomic_load(&e->parked_only);
+}
+
+static void exporter_type_lock(exporter *e)
+{
+    if (!e->type->reentrant)
+        pthread_mutex_lock(&e->type_lock);
+}
+
+static void exporter_type_unlock(exporter *e)
+{
+    if (!e->type->reentrant)
+        pthread_mutex_unlock(&e->type_lock);
 }
 
 /* ---- responses ---- */
@@ -228,30 +263,15 @@ static void exporter_percent_decode(const char *s, char *out, size_t cap)
     out[n] = '\0';
 }
 
-size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
+void exporter_reply_header(void *ud, const char *name, size_t nlen, const char *v, size_t vlen)
 {
     exporter_reply *r = ud;
-    size_t len = size * nitems;
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after 1xx): forget the last */
-        r->content_type[0] = r->grpc_message[0] = '\0';
-        r->grpc_status = -1;
-        r->retry_after_s = 0;
-        return len;
-    }
-    const char *colon = memchr(p, ':', len);
-    if (colon == NULL)
-        return len;
-    size_t nlen = (size_t)(colon - p);
-    const char *v = colon + 1, *end = p + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-        end--;
     char value[2800];
-    size_t vlen = (size_t)(end - v) < sizeof(value) - 1 ? (size_t)(end - v) : sizeof(value) - 1;
+    if (vlen > sizeof(value) - 1)
+        vlen = sizeof(value) - 1;
     memcpy(value, v, vlen);
     value[vlen] = '\0';
-#define EXPORTER_IS(name) (nlen == sizeof(name) - 1 && strncasecmp(p, name, nlen) == 0)
+#define EXPORTER_IS(n) (nlen == sizeof(n) - 1 && strncasecmp(name, n, nlen) == 0)
     if (EXPORTER_IS("content-type")) {
         size_t n = vlen < sizeof(r->content_type) - 1 ? vlen : sizeof(r->content_type) - 1;
         memcpy(r->content_type, value, n);
@@ -270,20 +290,47 @@ size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
             r->retry_after_s = s;
     }
 #undef EXPORTER_IS
-    return len;
 }
 
-size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
+/* CURLOPT_HEADERFUNCTION: every header line, and trailers with HTTP/2. */
+static size_t exporter_on_header(char *p, size_t size, size_t nitems, void *ud)
 {
     exporter_reply *r = ud;
-    size_t len = size * nmemb;
-    size_t room = r->body.len < EXPORTER_MAX_RESPONSE_BYTES ? EXPORTER_MAX_RESPONSE_BYTES - r->body.len : 0;
-    if (buf_append(&r->body, p, len < room ? len : room) != 0)
-        return 0;
+    size_t len = size * nitems;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after 1xx): forget the last */
+        r->content_type[0] = r->grpc_message[0] = '\0';
+        r->grpc_status = -1;
+        r->retry_after_s = 0;
+        return len;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (colon == NULL)
+        return len;
+    const char *v = colon + 1, *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    exporter_reply_header(r, p, (size_t)(colon - p), v, (size_t)(end - v));
     return len;
 }
 
-void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply)
+void exporter_reply_body(void *ud, const uint8_t *p, size_t len)
+{
+    exporter_reply *r = ud;
+    size_t room = r->body.len < EXPORTER_MAX_RESPONSE_BYTES ? EXPORTER_MAX_RESPONSE_BYTES - r->body.len : 0;
+    (void)buf_append(&r->body, p, len < room ? len : room); /* out of memory: the reply is read short */
+}
+
+static size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    exporter_reply_body(ud, (const uint8_t *)p, size * nmemb);
+    return size * nmemb;
+}
+
+/* The options every POST of ours sets: no signals, the timeout, http(s)
+ * only, the error text into errbuf (CURL_ERROR_SIZE), the reply into `reply`. */
+static void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply)
 {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -348,58 +395,76 @@ static int exporter_add_headers(exporter *e, const export_batch *b, export_http 
     return 0;
 }
 
-/* The bytes to send for h->body: itself, or compressed into e->compressed
+/* The bytes to send for h->body: itself, or compressed into c->compressed
  * when the type asks for compression. */
-static int exporter_encode(exporter *e, const export_http *h, const uint8_t **data, size_t *len, char *err,
+static int exporter_encode(exporter_consumer *c, const export_http *h, const uint8_t **data, size_t *len, char *err,
                            size_t errlen)
 {
     *data = (const uint8_t *)h->body.data;
     *len = h->body.len;
-    if (!h->compress || e->set.compression == EXPORTER_COMPRESS_NONE)
+    if (!h->compress || c->e->set.compression == EXPORTER_COMPRESS_NONE)
         return 0;
-    buf_clear(&e->compressed);
-    if (e->set.compression == EXPORTER_COMPRESS_GZIP) {
-        if (gzip_deflate(*data, *len, -1, &e->compressed) != GZIP_OK) {
+    buf_clear(&c->compressed);
+    if (c->e->set.compression == EXPORTER_COMPRESS_GZIP) {
+        if (gzip_deflate(*data, *len, -1, &c->compressed) != GZIP_OK) {
             snprintf(err, errlen, "out of memory compressing the request");
             return -1;
         }
     } else {
         size_t bound = ZSTD_compressBound(*len);
-        if (buf_reserve(&e->compressed, bound) != 0) {
+        if (buf_reserve(&c->compressed, bound) != 0) {
             snprintf(err, errlen, "out of memory compressing the request");
             return -1;
         }
-        size_t n = ZSTD_compress(e->compressed.data, bound, *data, *len, ZSTD_CLEVEL_DEFAULT);
+        size_t n = ZSTD_compress(c->compressed.data, bound, *data, *len, ZSTD_CLEVEL_DEFAULT);
         if (ZSTD_isError(n)) {
             snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(n));
             return -1;
         }
-        e->compressed.len = n;
+        c->compressed.len = n;
     }
-    *data = (const uint8_t *)e->compressed.data;
-    *len = e->compressed.len;
+    *data = (const uint8_t *)c->compressed.data;
+    *len = c->compressed.len;
     return 0;
 }
 
-/* One HTTP exchange on the multi handle. -1 when shutdown interrupted it. */
-static int exporter_perform(exporter *e, const export_http *h, const uint8_t *data, size_t len, export_response *r)
+static void exporter_reply_reset(exporter_reply *rp)
 {
-    exporter_reply *rp = &e->reply;
     buf_clear(&rp->body);
     rp->content_type[0] = rp->grpc_message[0] = '\0';
     rp->grpc_status = -1;
     rp->retry_after_s = 0;
-    e->curl_error[0] = '\0';
-    CURL *c = e->easy;
+}
+
+static void exporter_response_fill(export_response *r, long status, const char *error, const exporter_reply *rp)
+{
+    *r = (export_response){
+        .http_status = status,
+        .error = error,
+        .content_type = rp->content_type[0] != '\0' ? rp->content_type : NULL,
+        .body = (const uint8_t *)rp->body.data,
+        .body_len = rp->body.len,
+        .grpc_status = rp->grpc_status,
+        .grpc_message = rp->grpc_message[0] != '\0' ? rp->grpc_message : NULL,
+        .retry_after_s = rp->retry_after_s,
+    };
+}
+
+/* One HTTP exchange on the consumer's multi handle. -1 when shutdown
+ * interrupted it. */
+static int exporter_perform_curl(exporter_consumer *cs, const export_http *h, const uint8_t *data, size_t len,
+                                 export_response *r)
+{
+    exporter *e = cs->e;
+    exporter_reply_reset(&cs->reply);
+    cs->curl_error[0] = '\0';
+    CURL *c = cs->easy;
     curl_easy_setopt(c, CURLOPT_URL, h->url.data);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, data != NULL ? (const char *)data : "");
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    int h2c = h->grpc && e->set.prior_knowledge;
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
-                     h2c ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, h2c && e->h2c_no_reuse ? 1L : 0L);
-    if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    if (curl_multi_add_handle(cs->multi, c) != CURLM_OK) {
         *r = (export_response){.error = "curl_multi_add_handle failed", .grpc_status = -1};
         return 0;
     }
@@ -407,9 +472,9 @@ static int exporter_perform(exporter *e, const export_http *h, const uint8_t *da
     int done = 0, interrupted = 0;
     while (!done) {
         int running, queued;
-        curl_multi_perform(e->multi, &running);
+        curl_multi_perform(cs->multi, &running);
         CURLMsg *m;
-        while ((m = curl_multi_info_read(e->multi, &queued)) != NULL) {
+        while ((m = curl_multi_info_read(cs->multi, &queued)) != NULL) {
             if (m->msg == CURLMSG_DONE && m->easy_handle == c) {
                 result = m->data.result;
                 done = 1;
@@ -421,25 +486,80 @@ static int exporter_perform(exporter *e, const export_http *h, const uint8_t *da
             interrupted = 1;
             break;
         }
-        curl_multi_poll(e->multi, NULL, 0, EXPORTER_POLL_MS, NULL);
+        curl_multi_poll(cs->multi, NULL, 0, EXPORTER_POLL_MS, NULL);
     }
-    curl_multi_remove_handle(e->multi, c);
+    curl_multi_remove_handle(cs->multi, c);
     if (interrupted)
         return -1;
     long status = 0;
     if (result == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    *r = (export_response){
-        .http_status = status,
-        .error = result == CURLE_OK ? NULL : e->curl_error[0] != '\0' ? e->curl_error : curl_easy_strerror(result),
-        .content_type = rp->content_type[0] != '\0' ? rp->content_type : NULL,
-        .body = (const uint8_t *)rp->body.data,
-        .body_len = rp->body.len,
-        .grpc_status = rp->grpc_status,
-        .grpc_message = rp->grpc_message[0] != '\0' ? rp->grpc_message : NULL,
-        .retry_after_s = rp->retry_after_s,
-    };
+    exporter_response_fill(r, status,
+                           result == CURLE_OK         ? NULL
+                           : cs->curl_error[0] != '\0' ? cs->curl_error
+                                                      : curl_easy_strerror(result),
+                           &cs->reply);
     return 0;
+}
+
+/* The backend's HTTP/2 client for h's URL, made at the first gRPC request
+ * (NULL with err when the URL cannot be used). */
+static h2_client *exporter_h2(exporter *e, const export_http *h, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&e->h2_lock);
+    if (e->h2 == NULL && !atomic_load(&e->stopping)) {
+        h2_client_settings hs = {.url = h->url.data,
+                                 .user_agent = "otlp-gateway/" GATEWAY_VERSION,
+                                 .ca_file = e->set.ca_file,
+                                 .client_cert = e->set.client_cert,
+                                 .client_key = e->set.client_key,
+                                 .insecure_skip_verify = e->set.insecure_skip_verify,
+                                 .name = e->base.name,
+                                 .opened = e->connections};
+        e->h2 = h2_client_new(&hs, err, errlen);
+    }
+    h2_client *c = e->h2;
+    pthread_mutex_unlock(&e->h2_lock);
+    if (c == NULL && err[0] == '\0')
+        snprintf(err, errlen, "stopping");
+    return c;
+}
+
+/* One gRPC exchange as a stream on the backend's shared HTTP/2 connection.
+ * -1 when shutdown interrupted it. */
+static int exporter_perform_h2(exporter_consumer *cs, const export_http *h, const uint8_t *data, size_t len,
+                               export_response *r)
+{
+    exporter *e = cs->e;
+    exporter_reply_reset(&cs->reply);
+    cs->curl_error[0] = '\0';
+    h2_client *c = exporter_h2(e, h, cs->curl_error, sizeof(cs->curl_error));
+    if (c == NULL) {
+        exporter_response_fill(r, 0, cs->curl_error, &cs->reply);
+        return atomic_load(&e->stopping) ? -1 : 0;
+    }
+    h2_request req = {.url = h->url.data,
+                      .headers = h->headers,
+                      .body = data,
+                      .len = len,
+                      .timeout_ms = e->set.timeout_ms,
+                      .on_header = exporter_reply_header,
+                      .on_data = exporter_reply_body,
+                      .ud = &cs->reply};
+    int status = 0;
+    int rc = h2_client_call(c, &req, &status, cs->curl_error, sizeof(cs->curl_error));
+    if (rc == H2_INTERRUPTED)
+        return -1;
+    exporter_response_fill(r, rc == H2_OK ? status : 0, rc == H2_OK ? NULL : cs->curl_error, &cs->reply);
+    return 0;
+}
+
+/* gRPC goes over the backend's own HTTP/2 client (one multiplexed
+ * connection, h2c too); everything else over libcurl. */
+static int exporter_perform(exporter_consumer *c, const export_http *h, const uint8_t *data, size_t len,
+                            export_response *r)
+{
+    return h->grpc ? exporter_perform_h2(c, h, data, len, r) : exporter_perform_curl(c, h, data, len, r);
 }
 
 static void exporter_signal(exporter *e)
@@ -461,12 +581,12 @@ static int exporter_sleep(exporter *e, uint64_t ms)
 }
 
 /* The batch is finished with (delivered or given up): remove it. */
-static void exporter_ack(exporter *e, size_t n)
+static void exporter_ack(exporter *e, const queue_entry *entries, size_t n)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
-        bytes += e->entries[i].len;
-    queue_ack(e->queue, n);
+        bytes += entries[i].len;
+    queue_ack(e->queue, entries, n);
     metrics_gauge_add(e->queue_entries, -(int64_t)n);
     metrics_gauge_add(e->queue_bytes, -(int64_t)bytes);
     exporter_signal(e); /* a flush may be waiting for the queue to empty */
@@ -490,23 +610,28 @@ static const char *exporter_response_text(const export_response *r, const char *
 /* One attempt: sign (if the type does) and perform. The signing headers
  * live only for this attempt, linked after the batch's own. -1 when
  * shutdown interrupted it. */
-static int exporter_attempt(exporter *e, export_http *h, const uint8_t *data, size_t len, export_response *r)
+static int exporter_attempt(exporter_consumer *c, export_http *h, const uint8_t *data, size_t len,
+                            export_response *r)
 {
+    exporter *e = c->e;
     if (e->type->sign == NULL)
-        return exporter_perform(e, h, data, len, r);
+        return exporter_perform(c, h, data, len, r);
     struct curl_slist *extra = NULL, *tail = h->headers;
     char err[256] = "";
     export_signing req = {.url = h->url.data, .headers = h->headers, .body = data, .len = len};
-    if (e->type->sign(e->type_state, &req, &extra, err, sizeof(err)) != 0) {
+    exporter_type_lock(e);
+    int signed_ok = e->type->sign(e->type_state, &req, &extra, err, sizeof(err)) == 0;
+    exporter_type_unlock(e);
+    if (!signed_ok) {
         curl_slist_free_all(extra);
-        snprintf(e->curl_error, sizeof(e->curl_error), "signing: %s", err);
-        *r = (export_response){.error = e->curl_error, .grpc_status = -1};
+        snprintf(c->curl_error, sizeof(c->curl_error), "signing: %s", err);
+        *r = (export_response){.error = c->curl_error, .grpc_status = -1};
         return 0;
     }
     while (tail->next != NULL) /* h->headers is never empty: exporter_add_headers added Expect */
         tail = tail->next;
     tail->next = extra;
-    int rc = exporter_perform(e, h, data, len, r);
+    int rc = exporter_perform(c, h, data, len, r);
     tail->next = NULL;
     curl_slist_free_all(extra);
     return rc;
@@ -524,12 +649,15 @@ typedef struct exporter_delivery {
 
 /* The request is built once per batch, not per attempt; a batch that cannot
  * be built is given up (counted), never retried. */
-static int exporter_build(exporter *e, exporter_delivery *d)
+static int exporter_build(exporter_consumer *c, exporter_delivery *d)
 {
+    exporter *e = c->e;
     metric_series *dropped = e->series[d->b.signal].dropped;
     char err[256] = "";
-    if (e->type->prepare(e->type_state, &d->b, &d->h, err, sizeof(err)) != 0 ||
-        exporter_encode(e, &d->h, &d->data, &d->len, err, sizeof(err)) != 0) {
+    exporter_type_lock(e);
+    int prepared = e->type->prepare(e->type_state, &d->b, &d->h, err, sizeof(err)) == 0;
+    exporter_type_unlock(e);
+    if (!prepared || exporter_encode(c, &d->h, &d->data, &d->len, err, sizeof(err)) != 0) {
         exporter_give_up(e, &d->b, dropped, "prepare", 0, err);
         return -1;
     }
@@ -570,7 +698,9 @@ static export_outcome exporter_judge(exporter *e, const exporter_delivery *d, ex
     r->request_len = d->h.body.len;
     buf_clear(res->retry_body);
     res->retry_after_s = r->retry_after_s;
+    exporter_type_lock(e);
     export_outcome o = e->type->classify(e->type_state, b, r, res);
+    exporter_type_unlock(e);
     exporter_note_health(e, r);
     *partial = o == EXPORT_RETRY && res->retry_body->len > 0;
     if (res->rejected > b->items)
@@ -594,8 +724,9 @@ static export_outcome exporter_judge(exporter *e, const exporter_delivery *d, ex
 /* What is retried is what is still owed: the rejected items are gone, and
  * after a partial result only the retry body's items remain. -1 when that
  * body cannot be encoded (given up). */
-static int exporter_narrow(exporter *e, exporter_delivery *d, const export_result *res, int partial)
+static int exporter_narrow(exporter_consumer *c, exporter_delivery *d, const export_result *res, int partial)
 {
+    exporter *e = c->e;
     if (!partial) {
         d->b.items -= res->rejected;
         return 0;
@@ -605,7 +736,7 @@ static int exporter_narrow(exporter *e, exporter_delivery *d, const export_resul
     d->retry_body = t;
     d->b.items = res->retry_items;
     char err[256] = "";
-    if (exporter_encode(e, &d->h, &d->data, &d->len, err, sizeof(err)) != 0) {
+    if (exporter_encode(c, &d->h, &d->data, &d->len, err, sizeof(err)) != 0) {
         exporter_give_up(e, &d->b, e->series[d->b.signal].dropped, "prepare", 0, err);
         return -1;
     }
@@ -616,13 +747,14 @@ static int exporter_narrow(exporter *e, exporter_delivery *d, const export_resul
  * retrying is off or would outlast retry_max_elapsed. 1: retry now; 0:
  * given up (counted); -1: shutdown came first; 2: with `park`, no wait
  * here: park->retry_at says when to try again. */
-static int exporter_retry_wait(exporter *e, const export_batch *b, unsigned attempt, uint64_t first,
+static int exporter_retry_wait(exporter_consumer *c, const export_batch *b, unsigned attempt, uint64_t first,
                                const export_response *r, const export_result *res, const char *text,
                                exporter_parked *park)
 {
+    exporter *e = c->e;
     exporter_series *s = &e->series[b->signal];
     uint64_t delay = exporter_backoff_ms(e->set.retry_initial_ms, e->set.retry_max_ms, e->set.retry_multiplier,
-                                         e->set.retry_jitter, attempt, exporter_random(e));
+                                         e->set.retry_jitter, attempt, exporter_random(c));
     if ((uint64_t)res->retry_after_s * 1000u > delay)
         delay = (uint64_t)res->retry_after_s * 1000u;
     if (!e->set.retry_enabled) {
@@ -645,17 +777,14 @@ static int exporter_retry_wait(exporter *e, const export_batch *b, unsigned atte
         return 2;
     }
     atomic_store(&e->retry_at_ms, clock_now_ms() + delay);
-    atomic_store(&e->waiting_retry, 1);
+    atomic_fetch_add(&e->waiting_retry, 1);
     exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
     int stopped = exporter_sleep(e, delay);
-    atomic_store(&e->waiting_retry, 0);
+    atomic_fetch_sub(&e->waiting_retry, 1);
     return stopped != 0 ? -1 : 1;
 }
 
-/* Send one batch whose body is ready, retrying as the policy says -- all of
- * it, or only the items the type's per-item results name. 0 once the batch
- * is done with (delivered, refused or given up, all counted); -1 when
- * shutdown interrupted it (it stays queued). */
+/* The parked tenants are shared by the consumers: park_lock. */
 static exporter_parked *exporter_parked_find(exporter *e, const char *tenant)
 {
     for (size_t i = 0; i < e->nparked; i++)
@@ -666,42 +795,69 @@ static exporter_parked *exporter_parked_find(exporter *e, const char *tenant)
 
 static void exporter_unpark(exporter *e, const char *tenant)
 {
+    pthread_mutex_lock(&e->park_lock);
     exporter_parked *p = exporter_parked_find(e, tenant);
     if (p != NULL)
         *p = e->parked[--e->nparked];
+    pthread_mutex_unlock(&e->park_lock);
+}
+
+/* A parked tenant's retry count and clock, which its next batch resumes; 0
+ * when it is not parked. */
+static int exporter_parked_get(exporter *e, const char *tenant, exporter_parked *out)
+{
+    pthread_mutex_lock(&e->park_lock);
+    exporter_parked *p = exporter_parked_find(e, tenant);
+    if (p != NULL)
+        *out = *p;
+    pthread_mutex_unlock(&e->park_lock);
+    return p != NULL;
 }
 
 /* queue_peek_fair's skip: a tenant still backing off. */
 static int exporter_parked_skip(void *ud, const char *tenant)
 {
     exporter *e = ud;
+    pthread_mutex_lock(&e->park_lock);
     exporter_parked *p = exporter_parked_find(e, tenant);
-    return p != NULL && p->retry_at > clock_now_ms();
+    int skip = p != NULL && p->retry_at > clock_now_ms();
+    pthread_mutex_unlock(&e->park_lock);
+    return skip;
 }
 
 /* Remembers a tenant's retry (memory queue): the batch stays queued and is
  * built again from the queue at retry_at. */
 static int exporter_park(exporter *e, const char *tenant, const exporter_parked *st)
 {
+    pthread_mutex_lock(&e->park_lock);
     exporter_parked *p = exporter_parked_find(e, tenant);
-    if (p == NULL) {
-        if (e->nparked == e->parkcap) {
-            size_t cap = e->parkcap ? e->parkcap * 2 : 8;
-            exporter_parked *n = realloc(e->parked, cap * sizeof(*n));
-            if (n == NULL)
-                return -1;
+    if (p == NULL && e->nparked == e->parkcap) {
+        size_t cap = e->parkcap ? e->parkcap * 2 : 8;
+        exporter_parked *n = realloc(e->parked, cap * sizeof(*n));
+        if (n != NULL) {
             e->parked = n;
             e->parkcap = cap;
         }
-        p = &e->parked[e->nparked++];
     }
-    *p = *st;
-    snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
-    return 0;
+    if (p == NULL && e->nparked < e->parkcap)
+        p = &e->parked[e->nparked++];
+    if (p != NULL) {
+        *p = *st;
+        snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
+    }
+    pthread_mutex_unlock(&e->park_lock);
+    return p != NULL ? 0 : -1;
 }
 
-static int exporter_deliver(exporter *e, const export_batch *bp)
+/* Send one batch whose body is ready, retrying as the policy says -- all of
+ * it, or only the items the type's per-item results name. 0 once the batch
+ * is done with (delivered, refused or given up, all counted); 1 when it was
+ * parked (memory queue: it stays queued); -1 when shutdown interrupted it
+ * (it stays queued). */
+
+static int exporter_deliver(exporter_consumer *c, const export_batch *bp)
 {
+    exporter *e = c->e;
     exporter_delivery d = {
         .b = *bp,
         .h = {.url = BUF_INIT, .headers = NULL, .defaults = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0},
@@ -712,19 +868,19 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
     /* Memory queue: a retry parks the tenant instead of holding up the
      * others; the batch resumes the tenant's retry count and clock. */
     int parking = e->set.queue.dir == NULL;
-    if (exporter_build(e, &d) != 0)
+    if (exporter_build(c, &d) != 0)
         goto out;
     uint64_t first = clock_now_ms();
     unsigned attempt = 0;
-    exporter_parked *was = parking ? exporter_parked_find(e, d.b.tenant) : NULL;
-    if (was != NULL) {
-        first = was->first;
-        attempt = was->attempt;
+    exporter_parked was;
+    if (parking && exporter_parked_get(e, d.b.tenant, &was)) {
+        first = was.first;
+        attempt = was.attempt;
     }
     for (;; attempt++) {
         export_response r;
         uint64_t t0 = clock_now_ms();
-        if (exporter_attempt(e, &d.h, d.data, d.len, &r) != 0) {
+        if (exporter_attempt(c, &d.h, d.data, d.len, &r) != 0) {
             rc = -1; /* shutdown: left in the queue */
             goto out;
         }
@@ -741,11 +897,11 @@ static int exporter_deliver(exporter *e, const export_batch *bp)
             exporter_give_up(e, &d.b, s->dropped, "rejected_by_backend", r.http_status, text);
             break;
         }
-        if (exporter_narrow(e, &d, &res, partial) != 0)
+        if (exporter_narrow(c, &d, &res, partial) != 0)
             break;
         exporter_parked park = {.first = first, .attempt = attempt + 1};
-        int w = exporter_retry_wait(e, &d.b, attempt, first, &r, &res, text,
-                                    parking && !partial && !e->splitting ? &park : NULL);
+        int w = exporter_retry_wait(c, &d.b, attempt, first, &r, &res, text,
+                                    parking && !partial && !c->splitting ? &park : NULL);
         if (w == 2 && exporter_park(e, d.b.tenant, &park) == 0) {
             rc = 1; /* parked: stays queued */
             goto out;
@@ -769,89 +925,103 @@ out:
 }
 
 typedef struct split_ctx {
-    exporter *e;
+    exporter_consumer *c;
     const export_batch *whole;
 } split_ctx;
 
 static int exporter_send_part(const ProtobufCMessage *part, size_t items, void *data)
 {
-    split_ctx *c = data;
-    exporter *e = c->e;
+    split_ctx *sc = data;
+    exporter_consumer *c = sc->c;
     size_t len = protobuf_c_message_get_packed_size(part);
-    buf_clear(&e->body);
-    if (buf_reserve(&e->body, len ? len : 1) != 0)
+    buf_clear(&c->body);
+    if (buf_reserve(&c->body, len ? len : 1) != 0)
         return -1;
-    e->body.len = protobuf_c_message_pack(part, (uint8_t *)e->body.data);
-    export_batch b = *c->whole;
+    c->body.len = protobuf_c_message_pack(part, (uint8_t *)c->body.data);
+    export_batch b = *sc->whole;
     b.items = items;
-    b.body = (const uint8_t *)e->body.data;
-    b.body_len = e->body.len;
-    return exporter_deliver(e, &b);
+    b.body = (const uint8_t *)c->body.data;
+    b.body_len = c->body.len;
+    return exporter_deliver(c, &b);
 }
 
 /* One queued request over the batch limits (e.g. a client sent 20,000 spans
  * and the backend takes 10,000): decode it and deliver it in parts, keeping
  * resource/scope grouping. The entry is acked once every part is done; a
  * shutdown in between resends it whole later (at-least-once). 0 when done. */
-static int exporter_send_split(exporter *e, const export_batch *b)
+static int exporter_send_split(exporter_consumer *c, const export_batch *b)
 {
-    if (e->split_arena == NULL && (e->split_arena = arena_new(0)) == NULL)
+    exporter *e = c->e;
+    if (c->split_arena == NULL && (c->split_arena = arena_new(0)) == NULL)
         return -1;
-    arena_reset(e->split_arena);
+    arena_reset(c->split_arena);
     otlp_request r;
     char err[200];
-    if (otlp_decode(b->signal, OTLP_PROTOBUF, e->entries[0].data, e->entries[0].len, e->split_arena, &r, err,
+    if (otlp_decode(b->signal, OTLP_PROTOBUF, b->entries[0].data, b->entries[0].len, c->split_arena, &r, err,
                     sizeof(err)) != 0) {
         exporter_give_up(e, b, e->series[b->signal].dropped, "undecodable", 0, err);
         return 0;
     }
-    split_ctx c = {.e = e, .whole = b};
-    e->splitting = 1;
-    int rc = otlp_split(b->signal, r.msg, e->set.batch_items, e->set.batch_bytes, e->split_arena, exporter_send_part, &c);
-    e->splitting = 0;
+    split_ctx sc = {.c = c, .whole = b};
+    c->splitting = 1;
+    int rc = otlp_split(b->signal, r.msg, e->set.batch_items, e->set.batch_bytes, c->split_arena, exporter_send_part,
+                        &sc);
+    c->splitting = 0;
     return rc;
 }
 
-/* Deliver the first n peeked entries as one request (or one oversized entry
- * in parts); ack them unless shutdown interrupted (then they stay queued). */
-static void exporter_send(exporter *e, size_t n)
+/* Deliver n claimed entries as one request (or one oversized entry in
+ * parts); ack them once done with, or give them back to the queue when
+ * parked or interrupted by shutdown. One entry is sent from the queue's own
+ * copy; several are joined into the consumer's body buffer. */
+static void exporter_send(exporter_consumer *c, const queue_entry *entries, size_t n)
 {
-    export_batch b = {.signal = e->entries[0].signal, .tenant = e->entries[0].tenant, .entries = e->entries,
-                      .n_entries = n};
+    exporter *e = c->e;
+    export_batch b = {.signal = entries[0].signal, .tenant = entries[0].tenant, .entries = entries, .n_entries = n};
     for (size_t i = 0; i < n; i++)
-        b.items += e->entries[i].items;
-    if (n == 1 && (b.items > e->set.batch_items || e->entries[0].len > e->set.batch_bytes)) {
-        if (exporter_send_split(e, &b) == 0)
-            exporter_ack(e, 1);
-        else if (!atomic_load(&e->stopping))
-            exporter_sleep(e, 1000); /* out of memory: the entry stays queued */
-        return;
-    }
-    buf_clear(&e->body);
-    for (size_t i = 0; i < n; i++) {
-        if (buf_append(&e->body, e->entries[i].data, e->entries[i].len) != 0) {
+        b.items += entries[i].items;
+    int rc;
+    if (n == 1 && (b.items > e->set.batch_items || entries[0].len > e->set.batch_bytes)) {
+        rc = exporter_send_split(c, &b);
+    } else if (n == 1) {
+        b.body = entries[0].data;
+        b.body_len = entries[0].len;
+        rc = exporter_deliver(c, &b);
+    } else {
+        buf_clear(&c->body);
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = buf_append(&c->body, entries[i].data, entries[i].len);
+        if (rc != 0) {
             log_error("export delayed", "backend=%s error=\"out of memory\"", e->base.name);
-            exporter_sleep(e, 1000); /* the batch stays queued; try again later */
-            return;
+        } else {
+            b.body = (const uint8_t *)c->body.data;
+            b.body_len = c->body.len;
+            rc = exporter_deliver(c, &b);
         }
     }
-    b.body = (const uint8_t *)e->body.data;
-    b.body_len = e->body.len;
-    snprintf(e->last_tenant, sizeof(e->last_tenant), "%s", b.tenant);
-    if (exporter_deliver(e, &b) == 0)
-        exporter_ack(e, n);
+    if (rc == 0) {
+        exporter_ack(e, entries, n);
+        return;
+    }
+    queue_release(e->queue, entries, n);
+    if (rc == 1)
+        queue_wake(e->queue); /* a consumer waiting in a peek learns of the new retry time */
+    if (rc != 1 && !atomic_load(&e->stopping))
+        exporter_sleep(e, 1000); /* out of memory: the batch stays queued; try again later */
 }
 
 /* The longest prefix of the n peeked entries within the batch limits (at
  * least one entry, however big). *full: nothing more can join it. */
-static size_t exporter_prefix(const exporter *e, size_t n, int *full)
+static size_t exporter_prefix(const exporter_consumer *c, size_t n, int *full)
 {
-    uint64_t items = e->entries[0].items;
-    size_t bytes = e->entries[0].len, k = 1;
-    while (k < n && items + e->entries[k].items <= e->set.batch_items &&
-           bytes + e->entries[k].len <= e->set.batch_bytes) {
-        items += e->entries[k].items;
-        bytes += e->entries[k].len;
+    const exporter *e = c->e;
+    uint64_t items = c->entries[0].items;
+    size_t bytes = c->entries[0].len, k = 1;
+    while (k < n && items + c->entries[k].items <= e->set.batch_items &&
+           bytes + c->entries[k].len <= e->set.batch_bytes) {
+        items += c->entries[k].items;
+        bytes += c->entries[k].len;
         k++;
     }
     *full = k < n || k == e->set.max_entries || items >= e->set.batch_items || bytes >= e->set.batch_bytes;
@@ -859,7 +1029,7 @@ static size_t exporter_prefix(const exporter *e, size_t n, int *full)
 }
 
 /* Damaged disk-queue records (found at open, or when read back) into the
- * metric: only the exporter thread calls this, after each peek. */
+ * metric: consumers call this after each peek, under take_lock. */
 static void exporter_count_damage(exporter *e)
 {
     queue_stats st;
@@ -877,53 +1047,72 @@ static void exporter_count_damage(exporter *e)
  * last one served (round-robin). While only backing-off tenants have
  * entries, waits (at most until the first retry is due) with waiting_retry
  * set, as a backend-wide backoff would. */
-static size_t exporter_peek(exporter *e, size_t min_entries, uint32_t timeout_ms, uint64_t *age)
+static size_t exporter_peek(exporter_consumer *c, size_t min_entries, uint32_t timeout_ms, uint64_t *age)
 {
+    exporter *e = c->e;
     if (e->set.queue.dir != NULL)
-        return queue_peek(e->queue, e->entries, e->set.max_entries, min_entries, timeout_ms, age);
+        return queue_peek(e->queue, c->entries, e->set.max_entries, min_entries, timeout_ms, age);
     uint64_t now = clock_now_ms(), due = 0;
+    pthread_mutex_lock(&e->park_lock);
     for (size_t i = 0; i < e->nparked; i++)
         if (e->parked[i].retry_at > now && (due == 0 || e->parked[i].retry_at < due))
             due = e->parked[i].retry_at;
+    pthread_mutex_unlock(&e->park_lock);
     if (due != 0 && due - now < timeout_ms)
         timeout_ms = (uint32_t)(due - now);
-    size_t n = queue_peek_fair(e->queue, e->entries, e->set.max_entries, min_entries, timeout_ms, age,
+    size_t n = queue_peek_fair(e->queue, c->entries, e->set.max_entries, min_entries, timeout_ms, age,
                                exporter_parked_skip, e, e->last_tenant);
     queue_stats st;
     queue_get_stats(e->queue, &st);
     int blocked = n == 0 && due != 0 && st.entries > 0;
     if (blocked)
         atomic_store(&e->retry_at_ms, due);
-    if (atomic_exchange(&e->waiting_retry, blocked) != blocked && blocked)
+    if (atomic_exchange(&e->parked_only, blocked) != blocked && blocked)
         exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
     return n;
 }
 
-static void *exporter_run(void *arg)
+/* The next batch for consumer c, claimed, into c->entries; 0 when there
+ * is none yet. One consumer at a time looks (take_lock), so a batch waiting
+ * to fill is not split between consumers. */
+static size_t exporter_take(exporter_consumer *c)
 {
-    exporter *e = arg;
-    exporter_count_damage(e);
-    while (!atomic_load(&e->stopping)) {
-        uint64_t age = 0;
-        size_t n = exporter_peek(e, 1, EXPORTER_POLL_MS, &age);
-        if (e->set.queue.dir != NULL)
-            exporter_count_damage(e);
-        if (n == 0)
-            continue;
+    exporter *e = c->e;
+    pthread_mutex_lock(&e->take_lock);
+    uint64_t age = 0;
+    size_t n = atomic_load(&e->stopping) ? 0 : exporter_peek(c, 1, EXPORTER_POLL_MS, &age), take = 0;
+    if (e->set.queue.dir != NULL)
+        exporter_count_damage(e);
+    if (n > 0) {
         int full;
-        size_t take = exporter_prefix(e, n, &full);
+        take = exporter_prefix(c, n, &full);
         /* Wait for the batch to fill until its oldest entry is batch.timeout
          * old. A peek that brings nothing new means the wait ran out or the
          * next entry cannot join (another signal or tenant): send now. */
         while (!full && age < e->set.batch_timeout_ms && !atomic_load(&e->stopping) && !atomic_load(&e->draining)) {
-            size_t more = exporter_peek(e, n + 1, (uint32_t)(e->set.batch_timeout_ms - age), &age);
-            take = exporter_prefix(e, more, &full);
+            size_t more = exporter_peek(c, n + 1, (uint32_t)(e->set.batch_timeout_ms - age), &age);
+            take = exporter_prefix(c, more, &full);
             if (more <= n)
                 break;
             n = more;
         }
-        if (!atomic_load(&e->stopping))
-            exporter_send(e, take);
+        if (atomic_load(&e->stopping))
+            take = 0;
+        queue_claim(e->queue, c->entries, take);
+        if (take > 0)
+            snprintf(e->last_tenant, sizeof(e->last_tenant), "%s", c->entries[0].tenant);
+    }
+    pthread_mutex_unlock(&e->take_lock);
+    return take;
+}
+
+static void *exporter_run(void *arg)
+{
+    exporter_consumer *c = arg;
+    while (!atomic_load(&c->e->stopping)) {
+        size_t n = exporter_take(c);
+        if (n > 0)
+            exporter_send(c, c->entries, n);
     }
     return NULL;
 }
@@ -967,7 +1156,7 @@ static uint32_t exporter_retry_hint(backend *b)
 {
     exporter *e = (exporter *)b;
     uint64_t now = clock_now_ms(), at = atomic_load(&e->retry_at_ms);
-    if (atomic_load(&e->waiting_retry) && at > now) {
+    if (exporter_waiting(e) && at > now) {
         uint64_t s = (at - now + 999) / 1000;
         return s > EXPORTER_RETRY_AFTER_MAX_S ? EXPORTER_RETRY_AFTER_MAX_S : (uint32_t)s;
     }
@@ -992,7 +1181,7 @@ static void exporter_flush(backend *b)
     queue_stats st;
     for (;;) {
         queue_get_stats(e->queue, &st);
-        if (st.entries == 0 || atomic_load(&e->waiting_retry) || clock_now_ms() >= deadline)
+        if (st.entries == 0 || exporter_waiting(e) || clock_now_ms() >= deadline)
             break;
         struct timespec ts = clock_deadline(50); /* also re-checks without a signal */
         pthread_mutex_lock(&e->lock);
@@ -1008,14 +1197,24 @@ static void exporter_flush(backend *b)
 static void exporter_destroy(backend *b)
 {
     exporter *e = (exporter *)b;
-    if (e->thread_started) {
-        pthread_mutex_lock(&e->lock);
-        atomic_store(&e->stopping, 1);
-        pthread_cond_broadcast(&e->cond);
-        pthread_mutex_unlock(&e->lock);
+    pthread_mutex_lock(&e->lock);
+    atomic_store(&e->stopping, 1);
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+    if (e->queue != NULL)
         queue_wake(e->queue);
-        curl_multi_wakeup(e->multi);
-        pthread_join(e->thread, NULL);
+    pthread_mutex_lock(&e->h2_lock);
+    if (e->h2 != NULL)
+        h2_client_interrupt(e->h2); /* calls in flight return: their batches stay queued */
+    pthread_mutex_unlock(&e->h2_lock);
+    for (size_t i = 0; e->consumers != NULL && i < e->set.consumers; i++) {
+        exporter_consumer *c = &e->consumers[i];
+        if (c->multi != NULL)
+            curl_multi_wakeup(c->multi);
+        if (c->started) {
+            queue_wake(e->queue); /* each wake ends one waiting peek */
+            pthread_join(c->thread, NULL);
+        }
     }
     if (e->queue != NULL) {
         queue_stats st;
@@ -1024,21 +1223,30 @@ static void exporter_destroy(backend *b)
         metrics_gauge_add(e->queue_bytes, -(int64_t)st.bytes);
         queue_close(e->queue);
     }
-    if (e->easy != NULL)
-        curl_easy_cleanup(e->easy);
-    if (e->multi != NULL)
-        curl_multi_cleanup(e->multi);
+    h2_client_free(e->h2);
+    for (size_t i = 0; e->consumers != NULL && i < e->set.consumers; i++) {
+        exporter_consumer *c = &e->consumers[i];
+        if (c->easy != NULL)
+            curl_easy_cleanup(c->easy);
+        if (c->multi != NULL)
+            curl_multi_cleanup(c->multi);
+        free(c->entries);
+        arena_free(c->split_arena);
+        buf_free(&c->body);
+        buf_free(&c->compressed);
+        buf_free(&c->reply.body);
+    }
+    free(e->consumers);
     if (e->type_state != NULL)
         e->type->destroy(e->type_state);
     exporter_settings_free(&e->set);
-    free(e->entries);
     free(e->parked);
-    arena_free(e->split_arena);
-    buf_free(&e->body);
-    buf_free(&e->compressed);
-    buf_free(&e->reply.body);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->h2_lock);
+    pthread_mutex_destroy(&e->type_lock);
+    pthread_mutex_destroy(&e->take_lock);
+    pthread_mutex_destroy(&e->park_lock);
     free(e);
     curl_global_cleanup();
 }
@@ -1085,6 +1293,10 @@ static void exporter_metrics(exporter *e)
                                           "429 or 5xx on its last attempt), else 1; not readiness"),
                            labels);
     metrics_set(e->up, 1);
+    e->connections = metrics_series(metrics_family("otlp_gateway_export_connections_total", METRIC_COUNTER,
+                                                   "Connections an otlp_grpc backend opened to its receiver (one "
+                                                   "is kept and shared by all requests; more mean reconnects)."),
+                                    labels);
     snprintf(labels, sizeof(labels), "backend=\"%s\",kind=\"corrupt\"", e->base.name);
     e->queue_damaged[0] = metrics_series(damaged, labels);
     snprintf(labels, sizeof(labels), "backend=\"%s\",kind=\"torn\"", e->base.name);
@@ -1106,13 +1318,15 @@ static void exporter_metrics(exporter *e)
     }
 }
 
-static int exporter_curl_init(exporter *e)
+static int exporter_consumer_init(exporter *e, exporter_consumer *cs, size_t i)
 {
-    if ((e->multi = curl_multi_init()) == NULL || (e->easy = curl_easy_init()) == NULL)
+    cs->e = e;
+    cs->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)cs ^ (0x9e3779b97f4a7c15ull * (i + 1));
+    if ((cs->entries = calloc(e->set.max_entries, sizeof(*cs->entries))) == NULL ||
+        (cs->multi = curl_multi_init()) == NULL || (cs->easy = curl_easy_init()) == NULL)
         return -1;
-    e->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
-    CURL *c = e->easy;
-    exporter_easy_defaults(c, (long)e->set.timeout_ms, e->curl_error, &e->reply);
+    CURL *c = cs->easy;
+    exporter_easy_defaults(c, (long)e->set.timeout_ms, cs->curl_error, &cs->reply);
     if (e->set.ca_file != NULL)
         curl_easy_setopt(c, CURLOPT_CAINFO, e->set.ca_file);
     if (e->set.insecure_skip_verify) {
@@ -1156,6 +1370,10 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
     pthread_cond_init(&e->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->h2_lock, NULL);
+    pthread_mutex_init(&e->type_lock, NULL);
+    pthread_mutex_init(&e->take_lock, NULL);
+    pthread_mutex_init(&e->park_lock, NULL);
     e->ops = exporter_ops;
     e->ops.type = type->name;
     e->base.ops = &e->ops;
@@ -1164,12 +1382,14 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
     e->base.payload_only = 1; /* it queues the bytes; conversions decode them when sending */
     e->base.signals = type->signals;
     e->type = type;
-    e->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)e ^ 0x9e3779b97f4a7c15ull;
 
     if (exporter_settings_read(&e->set, type, cfg, err, errlen) != 0 ||
         (e->type_state = type->configure(cfg, err, errlen)) == NULL)
         goto fail;
-    if ((e->entries = calloc(e->set.max_entries, sizeof(*e->entries))) == NULL || exporter_curl_init(e) != 0) {
+    int oom = (e->consumers = calloc(e->set.consumers, sizeof(*e->consumers))) == NULL;
+    for (size_t i = 0; !oom && i < e->set.consumers; i++)
+        oom = exporter_consumer_init(e, &e->consumers[i], i) != 0;
+    if (oom) {
         snprintf(err, errlen, "backend %s: out of memory", cfg->name);
         goto fail;
     }
@@ -1183,13 +1403,15 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
     queue_get_stats(e->queue, &st);
     metrics_gauge_add(e->queue_entries, (int64_t)st.entries);
     metrics_gauge_add(e->queue_bytes, (int64_t)st.bytes);
-    if (pthread_create(&e->thread, NULL, exporter_run, e) != 0) {
-        snprintf(err, errlen, "backend %s: cannot start its thread", cfg->name);
-        goto fail;
+    for (size_t i = 0; i < e->set.consumers; i++) {
+        if (pthread_create(&e->consumers[i].thread, NULL, exporter_run, &e->consumers[i]) != 0) {
+            snprintf(err, errlen, "backend %s: cannot start its threads", cfg->name);
+            goto fail;
+        }
+        e->consumers[i].started = 1;
     }
-    e->thread_started = 1;
-    log_info("exporter backend", "name=%s type=%s queue=%s recovered=%llu corrupt=%llu torn=%llu", cfg->name,
-             type->name, e->set.queue.dir != NULL ? e->set.queue.dir : "memory",
+    log_info("exporter backend", "name=%s type=%s consumers=%zu queue=%s recovered=%llu corrupt=%llu torn=%llu", cfg->name,
+             type->name, e->set.consumers, e->set.queue.dir != NULL ? e->set.queue.dir : "memory",
              (unsigned long long)st.recovered_entries, (unsigned long long)st.corrupt_records,
              (unsigned long long)st.torn_records);
     return &e->base;

@@ -1,8 +1,11 @@
 /* exporter: the machinery every network backend shares. It reads the common
  * config keys (endpoint, headers, per-tenant headers, compression, timeout,
- * tls, batch, retry, queue), owns the backend's export_queue, and runs one
- * thread that takes batches from the queue, sends them with libcurl's multi
- * interface (HTTP/1.1, h2 via ALPN, or h2c prior knowledge), and retries.
+ * tls, batch, retry, queue), owns the backend's export_queue, and runs
+ * queue.consumers threads that each take a batch from the queue, send it and
+ * retry it, so that many requests are in flight at once. HTTP goes through
+ * libcurl (HTTP/1.1 or h2 via ALPN; a connection per consumer); gRPC goes
+ * through h2_client (one HTTP/2 connection per backend, h2c or TLS with ALPN
+ * h2, the consumers' requests multiplexed on it as streams).
  *
  * A backend type (OTLP/HTTP, OTLP/gRPC, Elasticsearch, AWS, remote write)
  * supplies an exporter_type: `prepare` turns a batch into an HTTP request,
@@ -106,8 +109,12 @@ typedef struct exporter_type {
     size_t max_batch_bytes;         /* ceilings of batch.max_items/max_bytes; 0: none */
     int endpoint_optional;          /* configure derives the URL (e.g. from region) */
     int gzip_only;                  /* the receiver decodes gzip only: no zstd */
+    int reentrant;                  /* prepare, classify and sign keep no mutable state:
+                                     * the consumer threads may run them at once (else
+                                     * the exporter runs them one at a time) */
     /* Build type state from the backend's config node; NULL with a located error.
-     * All type state is used by the backend's exporter thread only. */
+     * Type state is used by the backend's consumer threads, one at a time
+     * unless the type is reentrant. */
     void *(*configure)(const backend_config *cfg, char *err, size_t errlen);
     int (*prepare)(void *st, const export_batch *b, export_http *out, char *err, size_t errlen);
     export_outcome (*classify)(void *st, const export_batch *b, const export_response *r, export_result *res);
@@ -131,7 +138,7 @@ int exporter_backend_check(const exporter_type *type, const backend_config *cfg,
 /* endpoint (trailing slashes dropped) + path into out; -1 if over cap. */
 int exporter_url(char *out, size_t cap, const char *endpoint, const char *path);
 
-/* What the curl callbacks below collect from one response; reset
+/* What a response's header, trailer and body callbacks collect; reset
  * content_type, grpc_message, grpc_status (-1) and retry_after_s before each
  * request. Shared with the cluster forwarder (routing/forward.c). */
 typedef struct exporter_reply {
@@ -141,16 +148,11 @@ typedef struct exporter_reply {
     int grpc_status;        /* -1 if absent */
     uint32_t retry_after_s; /* Retry-After or gRPC RetryInfo */
 } exporter_reply;
-/* CURLOPT_HEADERFUNCTION with an exporter_reply: called for every header
- * line and -- with HTTP/2 -- for trailers too, which is where gRPC puts
- * grpc-status. */
-size_t exporter_on_header(char *p, size_t size, size_t nitems, void *reply);
-/* CURLOPT_WRITEFUNCTION with an exporter_reply: keeps the first 64 KiB. */
-size_t exporter_on_body(char *p, size_t size, size_t nmemb, void *reply);
-/* The options every POST of ours sets: no signals, the timeout, http(s)
- * only, the error text into errbuf (CURL_ERROR_SIZE) and the reply into
- * `reply` through the two callbacks above. */
-void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply);
+/* An HTTP/2 client's callbacks (h2_client.h) into an exporter_reply: one
+ * header or trailer field (gRPC puts grpc-status in the trailers), one
+ * piece of the body (the first 64 KiB are kept). */
+void exporter_reply_header(void *reply, const char *name, size_t nlen, const char *value, size_t vlen);
+void exporter_reply_body(void *reply, const uint8_t *p, size_t len);
 
 /* Exposed for unit tests: the delay before retry number `attempt` (0-based),
  * given a random value r in [0,1). */

@@ -209,10 +209,15 @@ static int exporter_read_batch_retry(exporter_settings *e, const exporter_type *
     return 0;
 }
 
-static int exporter_read_queue(queue_config *qc, const config_node *map, char *err, size_t errlen)
+/* queue.consumers' ceiling: each is a thread (and, over HTTP, a connection). */
+#define EXPORTER_CONFIG_MAX_CONSUMERS 64
+
+static int exporter_read_queue(exporter_settings *e, const config_node *map, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"max_bytes", "dir", "fsync", "fsync_interval", "segment_bytes", "tenant_share",
-                                       NULL};
+    static const char *const keys[] = {"max_bytes",     "dir",          "fsync",     "fsync_interval",
+                                       "segment_bytes", "tenant_share", "consumers", NULL};
+    queue_config *qc = &e->queue;
+    uint64_t consumers;
     static const char *const fsync_names[] = {"never", "interval", "always", NULL};
     const config_node *m;
     int fsync_mode;
@@ -223,8 +228,10 @@ static int exporter_read_queue(queue_config *qc, const config_node *map, char *e
         config_choice(m, "fsync", fsync_names, 1 /* interval */, &fsync_mode, err, errlen) != 0 ||
         config_duration_ms(m, "fsync_interval", 1000, &interval, err, errlen) != 0 ||
         config_size(m, "segment_bytes", (size_t)64 << 20, &qc->segment_bytes, err, errlen) != 0 ||
-        exporter_number(m, "tenant_share", 1.0, 0.01, 1.0, &qc->tenant_share, err, errlen) != 0)
+        exporter_number(m, "tenant_share", 1.0, 0.01, 1.0, &qc->tenant_share, err, errlen) != 0 ||
+        config_uint(m, "consumers", 4, 1, EXPORTER_CONFIG_MAX_CONSUMERS, &consumers, err, errlen) != 0)
         return -1;
+    e->consumers = (size_t)consumers;
     if (interval > UINT32_MAX)
         return config_error(m, "fsync_interval", err, errlen, "too long");
     if (qc->segment_bytes < 4096)
@@ -256,13 +263,12 @@ int exporter_settings_read(exporter_settings *e, const exporter_type *type, cons
         return -1;
     if (endpoint != NULL && strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
         return config_error(node, "endpoint", err, errlen, "must start with http:// or https://");
-    e->prior_knowledge = endpoint != NULL && strncmp(endpoint, "http://", 7) == 0;
     if (config_choice(node, "compression", compressions, EXPORTER_COMPRESS_GZIP, &compression, err, errlen) != 0 ||
         config_duration_ms(node, "timeout", 10000, &e->timeout_ms, err, errlen) != 0 ||
         exporter_read_headers(node, "headers", &e->common, err, errlen) != 0 ||
         exporter_read_signal_headers(e, node, err, errlen) != 0 || exporter_read_tenants(e, node, err, errlen) != 0 ||
         exporter_read_tls(e, node, err, errlen) != 0 || exporter_read_batch_retry(e, type, node, err, errlen) != 0 ||
-        exporter_read_queue(&e->queue, node, err, errlen) != 0)
+        exporter_read_queue(e, node, err, errlen) != 0)
         return -1;
     if (type->gzip_only && compression == EXPORTER_COMPRESS_ZSTD)
         return config_error(node, "compression", err, errlen, "%s supports none or gzip", type->name);

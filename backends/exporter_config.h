@@ -31,7 +31,6 @@ typedef struct exporter_settings {
     uint64_t timeout_ms;
     const char *ca_file, *client_cert, *client_key; /* NULL: not set */
     int insecure_skip_verify;
-    int prior_knowledge; /* endpoint is http://, so gRPC must use h2c */
     uint64_t batch_items;
     size_t batch_bytes;
     uint64_t batch_timeout_ms;
@@ -40,6 +39,7 @@ typedef struct exporter_settings {
     uint64_t retry_initial_ms, retry_max_ms, retry_max_elapsed_ms;
     double retry_multiplier, retry_jitter;
     queue_config queue;
+    size_t consumers; /* queue.consumers: requests in flight at once */
     exporter_headers common, per_signal[OTLP_SIGNAL_COUNT];
     exporter_tenant *tenants;
     size_t n_tenants;

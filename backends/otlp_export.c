@@ -480,6 +480,7 @@ const exporter_type exporter_otlp_http = {.name = "otlp_http",
 const exporter_type exporter_otlp_grpc = {.name = "otlp_grpc",
                                           .keys = otlp_grpc_keys,
                                           .gzip_only = 1,
+                                          .reentrant = 1, /* reads its state only */
                                           .configure = otlp_grpc_configure,
                                           .prepare = otlp_grpc_prepare,
                                           .classify = otlp_grpc_classify,

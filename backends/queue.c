@@ -15,8 +15,10 @@
  *
  * Locking: one mutex guards the counters, the list, the segment table and
  * the write fd. Only the consumer thread (peek, ack) reads spilled records
- * back, writes the cursor and unlinks segments, so it does that I/O without
- * the mutex. Producers write, and fdatasync (ALWAYS), under it. */
+ * back, so it does that I/O without the mutex; acks write the cursor and
+ * unlink segments without it too. That consumer-side I/O (the read fd, the
+ * cursor, unlinks) is serialized by io_lock, never taken with the mutex
+ * held. Producers write, and fdatasync (ALWAYS), under the mutex. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,14 +46,20 @@
 #define QUEUE_RESIDENT_MAX ((size_t)64 << 20)
 #endif
 
+/* A resident node's state: a consumer claims entries (BUSY) while it sends
+ * them and acks them in any order; in disk mode an acked node stays in the
+ * list (ACKED) until every older one is acked too, because the cursor on
+ * disk can only name a prefix of the queue. */
+enum { QUEUE_FREE = 0, QUEUE_BUSY = 1, QUEUE_ACKED = 2 };
+
 typedef struct queue_node {
-    struct queue_node *next;
+    struct queue_node *next, *prev;
     uint64_t seg, end;    /* disk: segment number and offset just past the record */
     uint64_t enqueued_ms; /* 0 for records read back from disk (see queue_peek) */
     size_t len;
     uint32_t items;
     otlp_signal signal;
-    int taken;          /* memory mode: returned by the last peek */
+    int state;          /* QUEUE_FREE, QUEUE_BUSY or QUEUE_ACKED */
     const char *tenant; /* inside this allocation, after rec */
     uint8_t rec[];      /* header, tenant, payload: exactly what is on disk */
 } queue_node;
@@ -68,6 +76,8 @@ struct export_queue {
     size_t max_bytes, reserved;
     size_t entries, bytes;                   /* everything queued, resident or spilled */
     size_t resident_entries, resident_bytes; /* in the list */
+    size_t busy;                             /* claimed by consumers (still in entries) */
+    size_t acked_waiting;                    /* disk: ACKED nodes behind an older unacked one */
     queue_node *head, *tail;
     int woken;
     uint64_t recovered, corrupt, torn;
@@ -85,7 +95,11 @@ struct export_queue {
     queue_seg *segs; /* oldest first; the last one is being written */
     size_t nsegs, segcap;
     size_t spilled;
-    uint64_t load_seg, load_off; /* the oldest spilled record (consumer-owned) */
+    uint64_t load_seg, load_off; /* the oldest spilled record (owned by the peeking consumer) */
+    /* io_lock: the read fd, the cursor file and segment unlinks, which a
+     * peek (reading back) and acks (from any consumer thread) share. */
+    pthread_mutex_t io_lock;
+    uint64_t cursor_seq, cursor_written; /* order of cursor positions (lock / io_lock) */
 };
 
 /* Room for one more element in a growing array of n (doubling from
@@ -740,6 +754,7 @@ static void queue_free(export_queue *q)
     free(q->tenants);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);
+    pthread_mutex_destroy(&q->io_lock);
     free(q);
 }
 
@@ -757,6 +772,7 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
     pthread_cond_init(&q->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&q->lock, NULL);
+    pthread_mutex_init(&q->io_lock, NULL);
     q->dirfd = q->wfd = q->rfd = -1;
     q->max_bytes = cfg->max_bytes;
     if (cfg->tenant_share > 0 && cfg->tenant_share < 1)
@@ -849,6 +865,7 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
         q->entries++;
         q->bytes += len;
         if (!disk || (q->spilled == 0 && q->resident_bytes + len <= QUEUE_RESIDENT_MAX)) {
+            n->prev = q->tail;
             if (q->tail != NULL)
                 q->tail->next = n;
             else
@@ -875,8 +892,9 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
     return rc;
 }
 
-/* Reads spilled records back into the list until it holds `want` entries or
- * the resident budget (but at least one entry). Lock held on entry and exit;
+/* Reads spilled records back into the list until it holds `want` entries
+ * not claimed or acked, or the resident budget (but at least one such
+ * entry, so that in-flight batches filling the budget cannot stall it). Lock held on entry and exit;
  * released around the reads, which is safe because only this (consumer)
  * thread reads or moves the load position, and producers only append newer
  * spilled records while any are spilled. A record that no longer reads back
@@ -884,8 +902,13 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
  * fails to yield are counted as corrupt. */
 static void queue_load(export_queue *q, size_t want)
 {
-    while (q->spilled > 0 && q->resident_entries < want &&
-           (q->resident_entries == 0 || q->resident_bytes < QUEUE_RESIDENT_MAX)) {
+    for (;;) {
+        /* Acks on other threads change these while the lock is dropped
+         * below, but not resident_entries - held. */
+        size_t held = q->busy + q->acked_waiting;
+        if (q->spilled == 0 || q->resident_entries - held >= want ||
+            (q->resident_entries > held && q->resident_bytes >= QUEUE_RESIDENT_MAX))
+            break;
         queue_seg *s = queue_seg_find(q, q->load_seg);
         if (s == NULL || s->spilled_entries == 0) {
             size_t i = 0;
@@ -898,10 +921,11 @@ static void queue_load(export_queue *q, size_t want)
             continue;
         }
         uint64_t num = s->num, off = q->load_off, size = s->end, avail = s->spilled_entries;
-        size_t have = q->resident_entries, have_bytes = q->resident_bytes, got = 0, got_bytes = 0;
+        size_t have = q->resident_entries - held, have_bytes = q->resident_bytes, got = 0, got_bytes = 0;
         queue_node *first = NULL, *last = NULL;
         queue_rec_status rs = QUEUE_REC_OK;
         pthread_mutex_unlock(&q->lock);
+        pthread_mutex_lock(&q->io_lock);
 
         char name[32];
         if (q->rfd >= 0 && q->rfd_seg != num) {
@@ -930,6 +954,7 @@ static void queue_load(export_queue *q, size_t want)
                 break;
             n->seg = num;
             off = n->end;
+            n->prev = last;
             if (last != NULL)
                 last->next = n;
             else
@@ -941,9 +966,11 @@ static void queue_load(export_queue *q, size_t want)
             have_bytes += n->len;
         }
 
+        pthread_mutex_unlock(&q->io_lock);
         pthread_mutex_lock(&q->lock);
         s = queue_seg_find(q, num);
         if (first != NULL) {
+            first->prev = q->tail;
             if (q->tail != NULL)
                 q->tail->next = first;
             else
@@ -966,13 +993,13 @@ static void queue_load(export_queue *q, size_t want)
     }
 }
 
-/* Memory mode: the first node a fair peek may start its batch with (lock
- * held), or NULL. */
+/* Memory mode: the first unclaimed node a fair peek may start its batch with
+ * (lock held), or NULL. */
 static queue_node *queue_pick(export_queue *q, int (*skip)(void *, const char *), void *ud, const char *avoid)
 {
     queue_node *fallback = NULL;
     for (queue_node *e = q->head; e != NULL; e = e->next) {
-        if (skip != NULL && skip(ud, e->tenant))
+        if (e->state != QUEUE_FREE || (skip != NULL && skip(ud, e->tenant)))
             continue;
         if (avoid == NULL || strcmp(e->tenant, avoid) != 0)
             return e;
@@ -988,8 +1015,17 @@ static size_t queue_batchable(export_queue *q, int (*skip)(void *, const char *)
     const queue_node *first = queue_pick(q, skip, ud, avoid);
     size_t n = 0;
     for (const queue_node *e = first; e != NULL; e = e->next)
-        n += e->signal == first->signal && strcmp(e->tenant, first->tenant) == 0;
+        n += e->state == QUEUE_FREE && e->signal == first->signal && strcmp(e->tenant, first->tenant) == 0;
     return n;
+}
+
+/* Disk mode: the oldest unclaimed node (lock held). */
+static queue_node *queue_first_free(export_queue *q)
+{
+    queue_node *e = q->head;
+    while (e != NULL && e->state != QUEUE_FREE)
+        e = e->next;
+    return e;
 }
 
 size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
@@ -1000,26 +1036,24 @@ size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, si
     int disk = q->dirfd >= 0;
     pthread_mutex_lock(&q->lock);
     for (;;) {
-        int ready = q->entries >= min_entries && (disk || queue_batchable(q, skip, ud, avoid) >= min_entries);
+        int ready = q->entries - q->busy >= min_entries &&
+                    (disk || queue_batchable(q, skip, ud, avoid) >= min_entries);
         if (ready || q->woken || pthread_cond_timedwait(&q->cond, &q->lock, &dl) == ETIMEDOUT)
             break;
     }
     q->woken = 0; /* a wake is consumed by one peek, even one that did not wait */
-    if (q->spilled > 0 && q->resident_entries < max_entries)
+    if (q->spilled > 0 && q->resident_entries - q->busy - q->acked_waiting < max_entries)
         queue_load(q, max_entries);
     size_t n = 0;
-    for (queue_node *e = q->head; e != NULL; e = e->next)
-        e->taken = 0;
-    queue_node *first = disk ? q->head : queue_pick(q, skip, ud, avoid);
+    queue_node *first = disk ? queue_first_free(q) : queue_pick(q, skip, ud, avoid);
     for (queue_node *e = first; e != NULL && n < max_entries; e = e->next) {
-        if (e->signal != first->signal || strcmp(e->tenant, first->tenant) != 0) {
+        if (e->state != QUEUE_FREE || e->signal != first->signal || strcmp(e->tenant, first->tenant) != 0) {
             if (disk)
-                break; /* strictly in order: ack removes a prefix */
+                break; /* strictly in order, so a restart resends little beyond the cursor */
             continue;
         }
-        e->taken = 1;
         out[n++] = (queue_entry){.signal = e->signal, .items = e->items, .tenant = e->tenant,
-                                 .data = queue_node_data(e), .len = e->len};
+                                 .data = queue_node_data(e), .len = e->len, .node = e};
     }
     if (oldest_age_ms != NULL)
         /* Records read back from disk have no push time; enqueued_ms 0 makes
@@ -1035,93 +1069,102 @@ size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t 
     return queue_peek_fair(q, out, max_entries, min_entries, timeout_ms, oldest_age_ms, NULL, NULL, NULL);
 }
 
-static void queue_free_list(queue_node *n)
-{
-    while (n != NULL) {
-        queue_node *next = n->next;
-        free(n);
-        n = next;
-    }
-}
-
-/* Memory mode: unlinks the first n nodes the last peek took (lock held);
- * returns them as a list and their bytes in *bytes. */
-static queue_node *queue_take(export_queue *q, size_t n, size_t *k, size_t *bytes)
-{
-    queue_node *done = NULL, **dtail = &done, *prev = NULL;
-    *k = *bytes = 0;
-    for (queue_node *e = q->head; e != NULL && *k < n;) {
-        queue_node *next = e->next;
-        if (!e->taken) {
-            prev = e;
-            e = next;
-            continue;
-        }
-        if (prev != NULL)
-            prev->next = next;
-        else
-            q->head = next;
-        if (q->tail == e)
-            q->tail = prev;
-        e->next = NULL;
-        *dtail = e;
-        dtail = &e->next;
-        (*k)++;
-        *bytes += e->len;
-        queue_tenant_release(q, e->tenant, e->len);
-        e = next;
-    }
-    return done;
-}
-
-void queue_ack(export_queue *q, size_t n)
+void queue_claim(export_queue *q, const queue_entry *e, size_t n)
 {
     pthread_mutex_lock(&q->lock);
-    if (q->dirfd < 0) {
-        size_t k, bytes;
-        queue_node *done = queue_take(q, n, &k, &bytes);
-        q->entries -= k;
-        q->bytes -= bytes;
-        q->resident_entries -= k;
-        q->resident_bytes -= bytes;
-        if (q->entries == 0)
-            queue_tenant_release(q, "", 0);
-        pthread_mutex_unlock(&q->lock);
-        queue_free_list(done);
-        return;
+    for (size_t i = 0; i < n; i++)
+        if (e[i].node->state == QUEUE_FREE) {
+            e[i].node->state = QUEUE_BUSY;
+            q->busy++;
+        }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void queue_release(export_queue *q, const queue_entry *e, size_t n)
+{
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < n; i++)
+        if (e[i].node->state == QUEUE_BUSY) {
+            e[i].node->state = QUEUE_FREE;
+            q->busy--;
+        }
+    pthread_cond_broadcast(&q->cond); /* another consumer may take them */
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Takes a node out of the list (lock held). */
+static void queue_unlink(export_queue *q, queue_node *n)
+{
+    if (n->prev != NULL)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next != NULL)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    n->next = n->prev = NULL;
+    q->resident_entries--;
+    q->resident_bytes -= n->len;
+}
+
+void queue_ack(export_queue *q, const queue_entry *e, size_t n)
+{
+    int disk = q->dirfd >= 0;
+    queue_node *done = NULL, *last = NULL;
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < n; i++) {
+        queue_node *node = e[i].node;
+        if (node->state == QUEUE_BUSY)
+            q->busy--;
+        q->entries--;
+        q->bytes -= node->len;
+        queue_tenant_release(q, node->tenant, node->len);
+        if (disk) {
+            node->state = QUEUE_ACKED;
+            q->acked_waiting++;
+        } else {
+            queue_unlink(q, node);
+            node->next = done;
+            done = node;
+        }
     }
-    queue_node *done = q->head, *last = NULL;
-    size_t k = 0, bytes = 0;
-    for (queue_node *e = q->head; e != NULL && k < n; e = e->next, k++) {
-        last = e;
-        bytes += e->len;
-        queue_tenant_release(q, e->tenant, e->len);
-    }
-    if (last == NULL) {
-        pthread_mutex_unlock(&q->lock);
-        return;
-    }
-    q->head = last->next;
-    if (q->head == NULL)
-        q->tail = NULL;
-    last->next = NULL;
-    q->entries -= k;
-    q->bytes -= bytes;
-    q->resident_entries -= k;
-    q->resident_bytes -= bytes;
     if (q->entries == 0)
         queue_tenant_release(q, "", 0);
-    uint64_t *gone = NULL, cseg = 0, coff = 0;
-    size_t ngone = 0;
-    ngone = queue_prune(q, &gone);
+    /* Disk: the acked prefix leaves the list; the cursor moves past it. */
+    while (disk && q->head != NULL && q->head->state == QUEUE_ACKED) {
+        queue_node *h = q->head;
+        queue_unlink(q, h);
+        q->acked_waiting--;
+        free(last);
+        last = h;
+    }
+    if (!disk || last == NULL) {
+        pthread_mutex_unlock(&q->lock);
+        while (done != NULL) {
+            queue_node *next = done->next;
+            free(done);
+            done = next;
+        }
+        return;
+    }
+    uint64_t *gone = NULL, cseg = 0, coff = 0, seq = ++q->cursor_seq;
+    size_t ngone = queue_prune(q, &gone);
     queue_cursor_pos(q, last->seg, last->end, &cseg, &coff);
     pthread_mutex_unlock(&q->lock);
 
     /* Cursor first: a crash before the unlinks leaves segments that the
-     * cursor already says are consumed, and recovery deletes them. */
-    queue_cursor_write(q, cseg, coff);
+     * cursor already says are consumed, and recovery deletes them. Acks from
+     * several threads write in turn, and a position older than one already
+     * written is not written again (the cursor never moves back). */
+    pthread_mutex_lock(&q->io_lock);
+    if (seq > q->cursor_written) {
+        queue_cursor_write(q, cseg, coff);
+        q->cursor_written = seq;
+    }
     queue_unlink_segs(q, gone, ngone);
-    queue_free_list(done);
+    pthread_mutex_unlock(&q->io_lock);
+    free(last);
 }
 
 void queue_wake(export_queue *q)

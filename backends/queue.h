@@ -3,8 +3,11 @@
  * An entry is one Export{Trace,Metrics,Logs}ServiceRequest in protobuf (as
  * the pipeline encoded it for this backend) with its signal, tenant and item
  * count. Producers are the worker threads (queue_reserve + queue_push, under
- * a mutex); the single consumer is the backend's exporter thread
- * (queue_peek, then queue_ack once the batch was delivered or given up).
+ * a mutex); consumers are the backend's exporter threads: one at a time
+ * (the caller serializes peek and claim) peeks a batch and claims it, and
+ * whichever thread sent it acks it once delivered or given up, or releases
+ * it to be peeked again. Claimed entries are passed over by later peeks, so
+ * several batches can be in flight and acks may come in any order.
  *
  * Memory mode (dir == NULL): bounded by max_bytes; lost if the process dies.
  * Disk mode: every push is appended to the current segment file in
@@ -17,7 +20,9 @@
  * of everything after the CRC, u8 signal, u8 tenant length, u32 items,
  * tenant bytes, payload. Segments roll at segment_bytes and are deleted once
  * fully acknowledged; the consumer's position is kept in a small cursor file
- * (written on ack, so a restart may resend what was in flight: at-least-once).
+ * naming the end of the longest acknowledged prefix (written on ack, so a
+ * restart resends what was in flight, and what was acked out of order
+ * behind it: at-least-once, never less).
  * queue_open replays what is left: a record failing its magic, length or
  * checksum is skipped and replay resumes at the next valid record (magic,
  * length and CRC all hold), so damage costs the damaged record, counted in
@@ -45,12 +50,15 @@ typedef struct queue_config {
                                   * + queued), 0 < share <= 1; 0 or 1: no cap */
 } queue_config;
 
+struct queue_node;
+
 typedef struct queue_entry {
     otlp_signal signal;
     uint32_t items;
     const char *tenant;   /* "" when none */
     const uint8_t *data;  /* valid until queue_ack of this entry */
     size_t len;
+    struct queue_node *node; /* the queue's handle for claim, release and ack */
 } queue_entry;
 
 typedef struct queue_stats {
@@ -80,9 +88,11 @@ void queue_unreserve(export_queue *q, const char *tenant, size_t bytes);
 int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t items, const uint8_t *data, size_t len,
                char *err, size_t errlen);
 
-/* Consumer: wait up to timeout_ms until at least min_entries entries are
- * queued (min_entries 1 = "anything"), then return the oldest ones (at most
- * max_entries) that share the first entry's signal and tenant, in order.
+/* Consumer: wait up to timeout_ms until at least min_entries unclaimed
+ * entries are queued (min_entries 1 = "anything"), then return the oldest
+ * unclaimed ones (at most max_entries) that share the first entry's signal
+ * and tenant, in order. The entries stay valid while unacked (a peek by
+ * another thread does not invalidate them).
  * *oldest_age_ms is how long the first has been queued (for flush timeouts).
  * Returns the count (possibly fewer than min_entries on timeout or after
  * queue_wake; 0 when empty). */
@@ -93,13 +103,23 @@ size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t 
  * none refused) -- preferring a tenant other than `avoid` when one has an
  * entry -- with the later entries of its signal and tenant, in order, passing
  * over other tenants' entries. min_entries counts that batch's entries
- * (the wait is for the batch to fill, not for the queue). Disk mode reads strictly in order (one cursor):
- * skip and avoid are ignored and this is queue_peek. */
+ * (the wait is for the batch to fill, not for the queue). Disk mode reads
+ * strictly in order (the batch is the oldest unclaimed entry and those right
+ * after it, stopping at a claimed one): skip and avoid are ignored and this
+ * is queue_peek. */
 size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
                        uint64_t *oldest_age_ms, int (*skip)(void *ud, const char *tenant), void *ud,
                        const char *avoid);
-/* Remove the first n entries the last peek returned (delivered or dropped). */
-void queue_ack(export_queue *q, size_t n);
+/* Mark n peeked entries as in flight: later peeks pass over them. */
+void queue_claim(export_queue *q, const queue_entry *e, size_t n);
+/* Give claimed entries back (not sent: shutdown, a retry parked): they are
+ * peeked again, in their place. */
+void queue_release(export_queue *q, const queue_entry *e, size_t n);
+/* Remove n peeked entries (delivered or dropped), claimed or not, in any
+ * order and from any thread; each entry once (memory mode frees it). Disk mode: the cursor moves only past the
+ * longest acked prefix; entries acked behind an unacked one stay on disk
+ * (and in memory, unclaimable) until it is acked. */
+void queue_ack(export_queue *q, const queue_entry *e, size_t n);
 /* Make a waiting queue_peek return now (shutdown). */
 void queue_wake(export_queue *q);
 void queue_get_stats(export_queue *q, queue_stats *out);

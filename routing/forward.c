@@ -5,18 +5,15 @@
  * recognised), a peer owns its queue entries, and a call owns its batch
  * (the entries it carries, until they are delivered or handed back).
  *
- * Locking: one mutex guards the slots and the queues; the forward thread
- * moves entries out of a queue under it and does everything else (curl,
- * health, callbacks) without it, so forward_return_fn and forward_health_fn
- * may call back into the forwarder.
+ * Locking: one mutex guards the slots, the queues and the list of finished
+ * calls; the forward thread moves entries out of a queue under it and does
+ * everything else (starting calls, health, callbacks) without it, so
+ * forward_return_fn and forward_health_fn may call back into the forwarder.
  *
- * libcurl before 8.0.0 fails every request after the first on a reused h2c
- * prior-knowledge connection (curl issue 10634, fixed by PR 10643), so with
- * such a libcurl (Debian 12's 7.88) plaintext peers get a fresh connection
- * per call; over TLS (ALPN h2) every libcurl multiplexes one connection.
- *
- * Calls use CURLOPT_NOSIGNAL (a thread must not take signals for timeouts),
- * so the process must ignore SIGPIPE, as the gateway does. */
+ * Each peer has an h2_client (backends/h2_client.h): one HTTP/2 connection,
+ * h2c or TLS with ALPN h2, that every call to the peer shares as a stream.
+ * A call's end is reported on the client's I/O thread, which only appends
+ * it to `done` and wakes the forward thread; the outcome is handled there. */
 #include "forward.h"
 
 #include <pthread.h>
@@ -25,12 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "buf.h"
 #include "clock.h"
 #include "exporter.h"
 #include "grpc_frame.h"
+#include "h2_client.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -68,13 +64,16 @@ typedef struct fwd_peer fwd_peer;
 
 typedef struct fwd_call {
     struct fwd_call *prev, *next; /* in forward.calls */
+    struct fwd_call *done_next;   /* in forward.done once finished */
+    struct forward *f;
     fwd_peer *p;
     fwd_batch *b; /* NULL: a health check */
-    CURL *easy;
+    h2_request req;
     struct curl_slist *headers;
     exporter_reply reply;
     uint64_t start_ns;
-    char error[CURL_ERROR_SIZE];
+    int rc, status; /* h2_client's outcome */
+    char error[256];
 } fwd_call;
 
 struct fwd_peer {
@@ -82,6 +81,7 @@ struct fwd_peer {
     int removed; /* forward_peer_remove was called */
     unsigned gen, slot;
     char *addr, *url_export, *url_health;
+    h2_client *h2;
     /* under f->mu */
     fwd_entry *head, *tail;
     size_t reserved, queued, inflight; /* bytes; their sum is bounded by queue_bytes */
@@ -106,15 +106,15 @@ struct forward {
     forward_return_fn ret;
     forward_health_fn health;
     void *data;
-    int h2c_no_reuse;
-    int multiplex; /* one HTTP/2 connection per peer (see the top of this file) */
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when work finishes */
+    pthread_cond_t wake; /* the thread waits on it for work: kicked or done */
+    int kicked;          /* under mu: new work, a removal or the stop */
+    fwd_call *done;      /* under mu: finished calls, newest first */
     fwd_peer *slots[FWD_MAX_SLOTS];
     size_t nslots;
     fwd_entry *orphans; /* pushed to a handle whose peer is gone: handed back as removed */
-    CURLM *multi;
-    fwd_call *calls; /* in flight (thread only): curl before 8.4 cannot list its handles */
+    fwd_call *calls; /* in flight (thread only) */
     pthread_t thread;
     atomic_int stopping;
 };
@@ -246,6 +246,21 @@ static int fwd_header(struct curl_slist **l, const char *name, const char *value
     return 0;
 }
 
+/* h2_done_fn: on the peer's client thread; the forward thread handles it. */
+static void fwd_call_done(void *ud, int rc, int status, const char *err)
+{
+    fwd_call *c = ud;
+    forward *f = c->f;
+    c->rc = rc;
+    c->status = status;
+    snprintf(c->error, sizeof(c->error), "%s", rc == H2_OK ? "" : err);
+    pthread_mutex_lock(&f->mu);
+    c->done_next = f->done;
+    f->done = c;
+    pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->mu);
+}
+
 /* Start a call: an Export of batch b, or a health check when b is NULL.
  * On failure nothing is started and the batch stays the caller's. */
 static fwd_call *fwd_call_start(forward *f, fwd_peer *p, fwd_batch *b)
@@ -254,6 +269,7 @@ static fwd_call *fwd_call_start(forward *f, fwd_peer *p, fwd_batch *b)
     fwd_call *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
+    c->f = f;
     c->p = p;
     c->b = b;
     c->reply.grpc_status = -1;
@@ -271,27 +287,15 @@ static fwd_call *fwd_call_start(forward *f, fwd_peer *p, fwd_batch *b)
         if (fwd_header(&c->headers, "Authorization", bearer) != 0)
             goto fail;
     }
-    if ((c->easy = curl_easy_init()) == NULL)
-        goto fail;
-    CURL *e = c->easy;
-    curl_easy_setopt(e, CURLOPT_URL, b != NULL ? p->url_export : p->url_health);
-    exporter_easy_defaults(e, (long)f->set.timeout_ms, c->error, &c->reply);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b != NULL ? b->body.data : (const char *)empty);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(b != NULL ? b->body.len : sizeof(empty)));
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    /* Wait for the peer's one connection rather than opening another. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, f->multiplex ? 1L : 0L);
-    if (f->set.tls_cert != NULL) {
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-        curl_easy_setopt(e, CURLOPT_SSLCERT, f->set.tls_cert);
-        curl_easy_setopt(e, CURLOPT_SSLKEY, f->set.tls_key);
-        curl_easy_setopt(e, CURLOPT_CAINFO, f->set.tls_ca);
-    } else {
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, f->multiplex ? 0L : 1L);
-    }
-    if (curl_multi_add_handle(f->multi, e) != CURLM_OK)
+    c->req = (h2_request){.url = b != NULL ? p->url_export : p->url_health,
+                          .headers = c->headers,
+                          .body = b != NULL ? (const uint8_t *)b->body.data : empty,
+                          .len = b != NULL ? b->body.len : sizeof(empty),
+                          .timeout_ms = f->set.timeout_ms,
+                          .on_header = exporter_reply_header,
+                          .on_data = exporter_reply_body,
+                          .ud = &c->reply};
+    if (h2_client_start(p->h2, &c->req, fwd_call_done, c, c->error, sizeof(c->error)) != H2_OK)
         goto fail;
     c->next = f->calls;
     if (f->calls != NULL)
@@ -304,8 +308,6 @@ static fwd_call *fwd_call_start(forward *f, fwd_peer *p, fwd_batch *b)
     }
     return c;
 fail:
-    if (c->easy != NULL)
-        curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->headers);
     free(c);
     return NULL;
@@ -319,8 +321,6 @@ static void fwd_call_free(forward *f, fwd_call *c)
         f->calls = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    curl_multi_remove_handle(f->multi, c->easy);
-    curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->headers);
     buf_free(&c->reply.body);
     if (c->b != NULL) {
@@ -350,12 +350,10 @@ static int fwd_handle(const fwd_peer *p)
     return (int)(p->gen << FWD_SLOT_BITS | p->slot);
 }
 
-static void fwd_health_done(forward *f, fwd_call *c, CURLcode rc, int h)
+static void fwd_health_done(forward *f, fwd_call *c, int h)
 {
     fwd_peer *p = c->p;
-    long http = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &http);
-    int ok = rc == CURLE_OK && http == 200;
+    int ok = c->rc == H2_OK && c->status == 200;
     if (ok && c->reply.grpc_status == 0) {
         p->failures = 0;
         fwd_set_state(f, p, FORWARD_PEER_UP, h);
@@ -363,8 +361,8 @@ static void fwd_health_done(forward *f, fwd_call *c, CURLcode rc, int h)
         p->failures = 0;
         fwd_set_state(f, p, FORWARD_PEER_DRAINING, h);
     } else {
-        log_debug("cluster health check failed", "peer=%s curl=%d http=%ld grpc_status=%d", p->addr, (int)rc, http,
-                  c->reply.grpc_status);
+        log_debug("cluster health check failed", "peer=%s error=\"%s\" http=%d grpc_status=%d", p->addr, c->error,
+                  c->status, c->reply.grpc_status);
         if (++p->failures >= f->set.health_failures)
             fwd_set_state(f, p, FORWARD_PEER_DOWN, h);
     }
@@ -374,12 +372,11 @@ static void fwd_health_done(forward *f, fwd_call *c, CURLcode rc, int h)
 
 /* Classify a finished Export call: 0 delivered, 1 retry, -1 refused; sets
  * the failure reason for the metric. */
-static int fwd_classify(fwd_call *c, CURLcode rc, const char **reason)
+static int fwd_classify(fwd_call *c, const char **reason)
 {
-    long http = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &http);
-    if (rc != CURLE_OK || http == 0) {
-        *reason = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport";
+    int http = c->status;
+    if (c->rc != H2_OK || http == 0) {
+        *reason = strncmp(c->error, "timed out", 9) == 0 ? "timeout" : "transport";
         return 1;
     }
     if (http != 200) {
@@ -410,12 +407,12 @@ static int fwd_classify(fwd_call *c, CURLcode rc, const char **reason)
     }
 }
 
-static void fwd_export_done(forward *f, fwd_call *c, CURLcode rc, uint64_t now)
+static void fwd_export_done(forward *f, fwd_call *c, uint64_t now)
 {
     fwd_peer *p = c->p;
     fwd_batch *b = c->b;
     const char *reason = NULL;
-    int outcome = fwd_classify(c, rc, &reason);
+    int outcome = fwd_classify(c, &reason);
     metrics_observe(p->m_duration, (double)(clock_now_ns() - c->start_ns) / 1e9);
     if (outcome == 0) {
         metrics_add(p->m_spans, b->spans);
@@ -428,7 +425,7 @@ static void fwd_export_done(forward *f, fwd_call *c, CURLcode rc, uint64_t now)
         return;
     }
     metrics_add(fwd_series(fm.failures, p->addr, reason), 1);
-    log_debug("cluster forward failed", "peer=%s reason=%s curl=\"%s\" grpc_status=%d attempt=%u", p->addr, reason,
+    log_debug("cluster forward failed", "peer=%s reason=%s error=\"%s\" grpc_status=%d attempt=%u", p->addr, reason,
               c->error, c->reply.grpc_status, b->attempt);
     uint64_t give_up = b->first_ms + f->set.give_up_ms;
     if (outcome < 0 || now >= give_up) {
@@ -506,21 +503,55 @@ static int fwd_due_locked(const forward *f, const fwd_peer *p, uint64_t now, uin
     return 0;
 }
 
-/* Abandon the calls of peer `only` (every peer when NULL): their batches
- * go back with `why`. */
-static void fwd_abort_calls(forward *f, fwd_peer *only, fwd_reason why)
+/* The finished calls, oldest first (taken from f->done). */
+static fwd_call *fwd_take_done(forward *f)
 {
-    fwd_call *c = f->calls;
+    pthread_mutex_lock(&f->mu);
+    fwd_call *c = f->done, *out = NULL;
+    f->done = NULL;
+    pthread_mutex_unlock(&f->mu);
     while (c != NULL) {
-        fwd_call *next = c->next;
-        if (only == NULL || c->p == only) {
-            fwd_peer *p = c->p;
+        fwd_call *next = c->done_next;
+        c->done_next = out;
+        out = c;
+        c = next;
+    }
+    return out;
+}
+
+static void fwd_call_finished(forward *f, fwd_call *c, uint64_t now)
+{
+    if (c->b == NULL)
+        fwd_health_done(f, c, fwd_handle(c->p));
+    else
+        fwd_export_done(f, c, now); /* the batch is delivered, handed back or waiting to retry */
+    fwd_call_free(f, c);
+}
+
+/* Abandon peer p's calls: its client is interrupted, so every call ends at
+ * once; their batches go back with `why` (other peers' calls that end
+ * meanwhile are handled as usual). The client takes no calls after this. */
+static void fwd_abort_calls(forward *f, fwd_peer *p, fwd_reason why)
+{
+    h2_client_interrupt(p->h2);
+    for (;;) {
+        for (fwd_call *c = fwd_take_done(f), *next; c != NULL; c = next) {
+            next = c->done_next;
+            if (c->p != p) {
+                fwd_call_finished(f, c, clock_now_ms());
+                continue;
+            }
             fwd_batch *b = c->b;
             fwd_call_free(f, c);
             if (b != NULL)
                 fwd_batch_return(f, p, b, why);
         }
-        c = next;
+        if (p->calls == 0 && p->health == NULL)
+            return;
+        pthread_mutex_lock(&f->mu);
+        if (f->done == NULL)
+            pthread_cond_wait(&f->wake, &f->mu);
+        pthread_mutex_unlock(&f->mu);
     }
 }
 
@@ -544,6 +575,8 @@ static void fwd_drain_peer(forward *f, fwd_peer *p, fwd_reason why)
 
 static void fwd_peer_free(fwd_peer *p)
 {
+    h2_client_free(p->h2);
+    p->h2 = NULL;
     free(p->addr);
     free(p->url_export);
     free(p->url_health);
@@ -641,22 +674,19 @@ static void fwd_schedule(forward *f, uint64_t now, uint64_t *wake)
 /* Finished calls: outcomes, health state, retries. */
 static void fwd_collect(forward *f, uint64_t now)
 {
-    CURLMsg *m;
-    int queued;
-    while ((m = curl_multi_info_read(f->multi, &queued)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        char *priv = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-        fwd_call *c = (fwd_call *)(void *)priv;
-        CURLcode rc = m->data.result;
-        fwd_peer *p = c->p;
-        if (c->b == NULL)
-            fwd_health_done(f, c, rc, fwd_handle(p));
-        else
-            fwd_export_done(f, c, rc, now); /* the batch is delivered, handed back or waiting to retry */
-        fwd_call_free(f, c);
+    for (fwd_call *c = fwd_take_done(f), *next; c != NULL; c = next) {
+        next = c->done_next;
+        fwd_call_finished(f, c, now);
     }
+}
+
+/* Wakes the thread: new work, a removal, the stop. */
+static void fwd_kick(forward *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->kicked = 1;
+    pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void *fwd_main(void *arg)
@@ -666,12 +696,15 @@ static void *fwd_main(void *arg)
         uint64_t now = clock_now_ms(), wake = now + FWD_WAIT_MS;
         fwd_reap(f);
         fwd_schedule(f, now, &wake);
-        int running;
-        curl_multi_perform(f->multi, &running);
         fwd_collect(f, clock_now_ms());
         now = clock_now_ms();
-        if (wake > now)
-            curl_multi_poll(f->multi, NULL, 0, (int)(wake - now), NULL);
+        pthread_mutex_lock(&f->mu);
+        if (wake > now && !f->kicked && f->done == NULL && !atomic_load(&f->stopping)) {
+            struct timespec ts = clock_deadline(wake - now);
+            pthread_cond_timedwait(&f->wake, &f->mu, &ts);
+        }
+        f->kicked = 0;
+        pthread_mutex_unlock(&f->mu);
     }
     /* Stopping: everything still held goes back. A return callback may
      * route spans to another peer meanwhile, hence a few passes. */
@@ -710,11 +743,9 @@ static void fwd_free_settings(forward_settings *s)
 /* What forward_new set up, once the thread is gone (or never started). */
 static void fwd_destroy(forward *f)
 {
-    if (f->multi != NULL)
-        curl_multi_cleanup(f->multi);
-    curl_global_cleanup();
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->idle);
+    pthread_cond_destroy(&f->wake);
     fwd_free_settings(&f->set);
     free(f);
 }
@@ -769,23 +800,17 @@ forward *forward_new(const forward_settings *s, forward_return_fn ret, forward_h
     f->ret = ret;
     f->health = health;
     f->data = data;
-    f->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->idle, &ca);
+    pthread_cond_init(&f->wake, &ca);
     pthread_condattr_destroy(&ca);
-    curl_global_init(CURL_GLOBAL_DEFAULT); /* paired with the cleanup in forward_free */
-    if (oom || (f->multi = curl_multi_init()) == NULL) {
+    if (oom) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    /* One connection per peer, multiplexed; where h2c cannot be reused, one per call. */
-    f->multiplex = f->set.tls_cert != NULL || !f->h2c_no_reuse;
-    curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, f->multiplex ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
-    if (f->multiplex)
-        curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
     if (pthread_create(&f->thread, NULL, fwd_main, f) != 0) {
         snprintf(err, errlen, "cannot start the forward thread");
         goto fail;
@@ -801,7 +826,7 @@ void forward_free(forward *f)
     if (f == NULL)
         return;
     atomic_store(&f->stopping, 1);
-    curl_multi_wakeup(f->multi);
+    fwd_kick(f);
     pthread_join(f->thread, NULL);
     /* Only what a return callback pushed during the last pass can be left. */
     size_t lost = 0;
@@ -839,6 +864,18 @@ int forward_peer_add(forward *f, const char *addr)
     }
     snprintf(np.url_export, n, "%s://%s%s", scheme, addr, FORWARD_EXPORT_PATH);
     snprintf(np.url_health, n, "%s://%s%s", scheme, addr, FORWARD_HEALTH_PATH);
+    char err[256];
+    h2_client_settings hs = {.url = np.url_export,
+                             .user_agent = "otlp-gateway/" GATEWAY_VERSION,
+                             .ca_file = f->set.tls_ca,
+                             .client_cert = f->set.tls_cert,
+                             .client_key = f->set.tls_key,
+                             .name = np.addr};
+    if ((np.h2 = h2_client_new(&hs, err, sizeof(err))) == NULL) {
+        log_warn("cluster peer not added", "peer=%s error=\"%s\"", addr, err);
+        fwd_peer_free(&np);
+        return -1;
+    }
     np.m_spans = fwd_series(fm.spans, addr, NULL);
     np.m_bytes = fwd_series(fm.bytes, addr, NULL);
     np.m_queue = fwd_series(fm.queue, addr, NULL);
@@ -864,7 +901,7 @@ int forward_peer_add(forward *f, const char *addr)
     *p = np;
     int h = fwd_handle(p);
     pthread_mutex_unlock(&f->mu);
-    curl_multi_wakeup(f->multi); /* health checks start at once */
+    fwd_kick(f); /* health checks start at once */
     return h;
 }
 
@@ -875,7 +912,7 @@ void forward_peer_remove(forward *f, int peer)
     if (p != NULL)
         p->removed = 1;
     pthread_mutex_unlock(&f->mu);
-    curl_multi_wakeup(f->multi);
+    fwd_kick(f);
 }
 
 int forward_reserve(forward *f, int peer, size_t bytes)
@@ -940,7 +977,7 @@ void forward_push(forward *f, int peer, const char *tenant, const char *pipeline
     }
     pthread_mutex_unlock(&f->mu);
     if (wake)
-        curl_multi_wakeup(f->multi);
+        fwd_kick(f);
 }
 
 static int fwd_idle_locked(const forward *f)

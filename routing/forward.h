@@ -1,8 +1,8 @@
 /* forward: sends the spans this instance does not own to the cluster member
- * that does (docs/cluster.md). One background thread drives libcurl's multi
- * interface with HTTP/2 multiplexing, so each peer gets one long-lived
- * connection (h2c prior knowledge, or TLS with ALPN h2 and a client
- * certificate when cluster TLS is configured).
+ * that does (docs/cluster.md). One background thread schedules the calls;
+ * each peer gets one long-lived HTTP/2 connection that its calls share as
+ * streams (backends/h2_client.h: h2c prior knowledge, or TLS with ALPN h2
+ * and a client certificate when cluster TLS is configured).
  *
  * Per peer, a bounded queue holds encoded ExportTraceServiceRequests tagged
  * with tenant and pipeline. Room is reserved before a client is acknowledged

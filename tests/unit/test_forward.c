@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -377,9 +376,7 @@ static SSL_CTX *tls_files(const char *cert_path, const char *key_path)
 }
 
 /* Many concurrent calls (several keys, health checks) share one HTTP/2
- * connection per peer. Over TLS every libcurl multiplexes; over h2c only
- * libcurl >= 8 can (see forward.c), so there the count is checked only
- * where it can hold. */
+ * connection per peer, over TLS and over h2c. */
 static void test_one_connection_per_peer(void **state)
 {
     (void)state;
@@ -410,8 +407,6 @@ static void test_one_connection_per_peer(void **state)
     unlink(cert);
     unlink(key);
 
-    if (curl_version_info(CURLVERSION_NOW)->version_num < 0x080000)
-        return; /* h2c: one connection per call on this libcurl */
     fake_reset();
     srv = server_start(1, NULL, NULL);
     f = fwd_start((forward_settings){.flush_ms = 1}, &s);
@@ -676,7 +671,7 @@ static void test_normal_listener_ignores_tenant(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN); /* as the gateway does: h2o and libcurl (NOSIGNAL) write to closed sockets */
+    signal(SIGPIPE, SIG_IGN); /* as the gateway does: h2o and OpenSSL write to closed sockets */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batching),
         cmocka_unit_test(test_one_connection_per_peer),

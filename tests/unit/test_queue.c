@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -106,7 +107,7 @@ static void expect_n(export_queue *q, unsigned from, unsigned count)
             assert_int_equal(e[k].signal, i % 3 == 2 ? OTLP_LOGS : OTLP_TRACES);
             assert_string_equal(e[k].tenant, i % 5 == 4 ? "other" : "t1");
         }
-        queue_ack(q, k);
+        queue_ack(q, e, k);
     }
 }
 
@@ -164,14 +165,14 @@ static void test_memory_fifo_batching(void **state)
     assert_memory_equal(e[0].data, "A", 1);
     assert_memory_equal(e[1].data, "BB", 2);
     assert_string_equal(e[1].tenant, "t1");
-    queue_ack(q, 2);
+    queue_ack(q, e, 2);
     assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 1);
     assert_int_equal(e[0].signal, OTLP_LOGS);
-    queue_ack(q, 1);
+    queue_ack(q, e, 1);
     assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 1);
     assert_string_equal(e[0].tenant, "t2");
     assert_memory_equal(e[0].data, "DDDD", 4);
-    queue_ack(q, 1);
+    queue_ack(q, e, 1);
     assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 0);
     queue_get_stats(q, &st);
     assert_int_equal(st.entries, 0);
@@ -188,7 +189,7 @@ static void test_memory_max_entries(void **state)
     queue_entry e[8];
     assert_int_equal(queue_peek(q, e, 3, 1, 0, NULL), 3);
     assert_string_equal(e[0].tenant, "");
-    queue_ack(q, 3);
+    queue_ack(q, e, 3);
     assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 2);
     queue_close(q);
 }
@@ -207,7 +208,7 @@ static void test_reserve_accounting(void **state)
     assert_int_equal(queue_reserve(q, NULL, 1), -1);
     queue_entry e[1];
     assert_int_equal(queue_peek(q, e, 1, 1, 0, NULL), 1);
-    queue_ack(q, 1);
+    queue_ack(q, e, 1);
     assert_int_equal(queue_reserve(q, NULL, 100), 0);
 
     /* A refused push gives its reservation back. */
@@ -244,7 +245,7 @@ static void test_tenant_share(void **state)
     queue_entry e[4];
     assert_int_equal(queue_peek(q, e, 4, 1, 0, NULL), 1);
     assert_string_equal(e[0].tenant, "a");
-    queue_ack(q, 1); /* a's bytes are given back */
+    queue_ack(q, e, 1); /* a's bytes are given back */
     assert_int_equal(queue_reserve(q, "a", 500), 0);
     queue_unreserve(q, "a", 500);
     queue_close(q);
@@ -279,21 +280,21 @@ static void test_memory_fair_peek(void **state)
     assert_memory_equal(e[0].data, "B1", 2);
     assert_memory_equal(e[1].data, "B2", 2);
     /* while only refused entries are there, the wait runs its course */
-    queue_ack(q, 2);
+    queue_ack(q, e, 2);
     uint64_t t0 = now_ms();
     assert_int_equal(queue_peek_fair(q, e, 8, 1, 100, NULL, skip_a, NULL, NULL), 0);
     assert_true(now_ms() - t0 >= 90);
     push(q, OTLP_TRACES, "b", "B3", 2);
     assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, "a"), 1); /* not the last served */
     assert_memory_equal(e[0].data, "B3", 2);
-    queue_ack(q, 1);
+    queue_ack(q, e, 1);
     assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, "a"), 2); /* only a is left */
     assert_memory_equal(e[0].data, "A1", 2);
     assert_memory_equal(e[1].data, "A2", 2);
-    queue_ack(q, 1);
+    queue_ack(q, e, 1);
     assert_int_equal(queue_peek(q, e, 8, 1, 0, NULL), 1);
     assert_memory_equal(e[0].data, "A2", 2);
-    queue_ack(q, 1);
+    queue_ack(q, e, 1);
     queue_stats st;
     queue_get_stats(q, &st);
     assert_int_equal(st.entries, 0);
@@ -347,7 +348,7 @@ static void test_peek_waits(void **state)
     assert_int_equal(queue_peek(q, e, 8, 3, 10000, NULL), 3);
     assert_true(now_ms() - t0 < 5000);
     pthread_join(th, NULL);
-    queue_ack(q, 3);
+    queue_ack(q, e, 3);
 
     d.pushes = 0;
     pthread_create(&th, NULL, delayed_main, &d);
@@ -486,7 +487,7 @@ static void test_disk_bad_checksum(void **state)
     assert_memory_equal(e[1].data, "record-002", 10);
     assert_memory_equal(e[2].data, "record-003", 10);
     assert_memory_equal(e[7].data, "record-008", 10);
-    queue_ack(q, 8);
+    queue_ack(q, e, 8);
     queue_close(q);
     /* Consumed, the damaged segment is gone and nothing comes back. */
     assert_int_equal(access(path, F_OK), -1);
@@ -665,7 +666,7 @@ static void test_disk_spill_damaged(void **state)
     size_t got = 0, n;
     while ((n = queue_peek(q, e, 16, 1, 0, NULL)) > 0) {
         got += n;
-        queue_ack(q, n);
+        queue_ack(q, e, n);
     }
     queue_stats st;
     queue_get_stats(q, &st);
@@ -689,13 +690,7 @@ static void test_disk_full_after_recovery(void **state)
     queue_close(q);
 }
 
-#define PRODUCERS 4
-#define PER_PRODUCER 25000
-
-typedef struct producer {
-    export_queue *q;
-    unsigned id;
-} producer;
+/* ---- several batches in flight: claim, release, out-of-order acks ---- */
 
 static uint32_t mix(uint32_t x)
 {
@@ -704,6 +699,223 @@ static uint32_t mix(uint32_t x)
     x ^= x >> 15;
     return x;
 }
+
+
+/* Entry i: its index, then padding up to len bytes. */
+static void push_idx(export_queue *q, uint32_t i, size_t len)
+{
+    uint8_t buf[8192];
+    memset(buf, (int)(i & 0xff), len);
+    memcpy(buf, &i, sizeof(i));
+    push(q, OTLP_TRACES, "t", buf, len);
+}
+
+static uint32_t idx_of(const queue_entry *e)
+{
+    uint32_t i;
+    assert_true(e->len >= sizeof(i));
+    memcpy(&i, e->data, sizeof(i));
+    return i;
+}
+
+/* Peeks (at most max) and claims; the indexes go to out. */
+static size_t take(export_queue *q, queue_entry *e, size_t max, uint32_t *out)
+{
+    size_t n = queue_peek(q, e, max, 1, 0, NULL);
+    queue_claim(q, e, n);
+    for (size_t k = 0; k < n; k++)
+        out[k] = idx_of(&e[k]);
+    return n;
+}
+
+static void test_claim_release(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(NULL, 1 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    for (uint32_t i = 0; i < 6; i++)
+        push_idx(q, i, 16);
+    queue_entry a[2], b[2], c[8];
+    uint32_t ia[2], ib[2], ic[8];
+    assert_int_equal(take(q, a, 2, ia), 2);
+    assert_int_equal(take(q, b, 2, ib), 2); /* claimed entries are passed over */
+    assert_int_equal(ia[0], 0);
+    assert_int_equal(ib[0], 2);
+    queue_release(q, a, 2); /* given back: peeked again, in their place */
+    assert_int_equal(take(q, c, 8, ic), 4);
+    assert_int_equal(ic[0], 0);
+    assert_int_equal(ic[1], 1);
+    assert_int_equal(ic[2], 4);
+    queue_ack(q, b, 2); /* any order */
+    queue_ack(q, c, 4);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    assert_int_equal(queue_peek(q, c, 8, 1, 0, NULL), 0);
+    assert_int_equal(queue_reserve(q, "t", 1 << 20), 0); /* every byte was given back */
+    queue_close(q);
+}
+
+/* Disk: batches acked out of order. The cursor moves past the acked prefix
+ * only, so a restart resends what is unacked, and what was acked behind it,
+ * but nothing before the cursor, and loses nothing. Small segments and the
+ * 256 KiB resident budget put the records across segments and through the
+ * read-back path. */
+static void test_disk_out_of_order_ack(void **state)
+{
+    (void)state;
+    enum { N = 400, LEN = 3000 };
+    export_queue *q = open_q(base, 64 << 20, 64 << 10, QUEUE_FSYNC_NEVER);
+    for (uint32_t i = 0; i < N; i++)
+        push_idx(q, i, LEN);
+    queue_entry a[8], b[8], c[8];
+    uint32_t ia[8], ib[8], ic[8];
+    assert_int_equal(take(q, a, 8, ia), 8);
+    assert_int_equal(take(q, b, 8, ib), 8);
+    assert_int_equal(take(q, c, 8, ic), 8);
+    assert_int_equal(ib[0], 8);
+    assert_int_equal(ic[0], 16);
+    queue_ack(q, c, 8); /* done first: it must not move the cursor past a and b */
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, N - 8);
+    queue_ack(q, a, 8); /* the cursor moves past a only */
+    int segs = count_segs(qdir);
+    queue_close(q); /* as after a crash: b was in flight */
+
+    q = open_q(base, 64 << 20, 64 << 10, QUEUE_FSYNC_NEVER);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.recovered_entries, N - 8); /* b, c (acked behind b) and the rest */
+    uint8_t seen[N] = {0};
+    queue_entry e[16];
+    uint32_t ie[16], expect = 8;
+    /* Consume with two batches in flight, acking the newer one first. */
+    for (;;) {
+        size_t n1 = take(q, e, 8, ie);
+        if (n1 == 0)
+            break;
+        queue_entry e2[8];
+        uint32_t ie2[8];
+        size_t n2 = take(q, e2, 8, ie2);
+        for (size_t k = 0; k < n1; k++, expect++) {
+            assert_int_equal(ie[k], expect); /* in order, from b's first entry */
+            seen[ie[k]]++;
+        }
+        for (size_t k = 0; k < n2; k++, expect++) {
+            assert_int_equal(ie2[k], expect);
+            seen[ie2[k]]++;
+        }
+        queue_ack(q, e2, n2);
+        queue_ack(q, e, n1);
+    }
+    for (uint32_t i = 8; i < N; i++)
+        assert_int_equal(seen[i], 1);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    assert_true(segs > 2);
+    queue_close(q);
+    assert_int_equal(count_segs(qdir), 1); /* everything acked: only the write segment is left */
+    q = open_q(base, 64 << 20, 64 << 10, QUEUE_FSYNC_NEVER);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.recovered_entries, 0);
+    queue_close(q);
+}
+
+/* Disk: consumers on several threads ack in random order while producers
+ * push; then the queue is closed mid-flight and reopened. Every entry never
+ * acked is replayed (at-least-once), and after draining every entry was
+ * acked at least once. */
+typedef struct ooo_state {
+    export_queue *q;
+    pthread_mutex_t take_lock;
+    uint8_t *acked;  /* per entry: times acked */
+    uint32_t total, limit; /* stop taking after `limit` acks */
+    _Atomic uint32_t acks;
+} ooo_state;
+
+static void *ooo_consumer(void *arg)
+{
+    ooo_state *s = arg;
+    queue_entry e[4];
+    uint32_t seed = (uint32_t)(uintptr_t)&e;
+    while (s->acks < s->limit) {
+        pthread_mutex_lock(&s->take_lock);
+        size_t n = queue_peek(s->q, e, 1 + seed % 4, 1, 10, NULL);
+        queue_claim(s->q, e, n);
+        pthread_mutex_unlock(&s->take_lock);
+        seed = mix(seed + 1);
+        usleep(seed % 500); /* "sending": batches complete out of order */
+        for (size_t k = 0; k < n; k++)
+            __atomic_add_fetch(&s->acked[idx_of(&e[k])], 1, __ATOMIC_RELAXED);
+        queue_ack(s->q, e, n);
+        s->acks += (uint32_t)n;
+    }
+    return NULL;
+}
+
+static void run_ooo(ooo_state *s, unsigned threads)
+{
+    pthread_t th[8];
+    pthread_mutex_init(&s->take_lock, NULL);
+    for (unsigned i = 0; i < threads; i++)
+        pthread_create(&th[i], NULL, ooo_consumer, s);
+    for (unsigned i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&s->take_lock);
+}
+
+static void test_disk_out_of_order_threads(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    uint8_t *acked = calloc(N, 1);
+    export_queue *q = open_q(base, 64 << 20, 32 << 10, QUEUE_FSYNC_NEVER);
+    for (uint32_t i = 0; i < N; i++)
+        push_idx(q, i, 200 + (i * 37u) % 800u);
+    ooo_state s = {.q = q, .acked = acked, .total = N, .limit = N / 2};
+    run_ooo(&s, 4);
+    queue_close(q); /* some acked, some never taken */
+
+    q = open_q(base, 64 << 20, 32 << 10, QUEUE_FSYNC_NEVER);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    uint8_t *replayed = calloc(N, 1);
+    queue_entry e[64];
+    size_t n;
+    uint32_t prev = 0;
+    int first = 1;
+    while ((n = queue_peek(q, e, 64, 1, 0, NULL)) > 0) {
+        for (size_t k = 0; k < n; k++) {
+            uint32_t i = idx_of(&e[k]);
+            assert_true(first || i > prev); /* replayed in order, each once */
+            first = 0;
+            prev = i;
+            replayed[i] = 1;
+        }
+        queue_ack(q, e, n);
+    }
+    uint32_t resent = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        if (acked[i] == 0)
+            assert_int_equal(replayed[i], 1); /* nothing unacked is lost */
+        assert_true(acked[i] <= 1);          /* nothing was handed out twice */
+        resent += acked[i] && replayed[i];
+    }
+    assert_int_equal(st.recovered_entries, N - s.acks + resent);
+    queue_close(q);
+    assert_int_equal(count_segs(qdir), 1);
+    free(acked);
+    free(replayed);
+}
+
+#define PRODUCERS 4
+#define PER_PRODUCER 25000
+
+typedef struct producer {
+    export_queue *q;
+    unsigned id;
+} producer;
 
 static void *producer_main(void *arg)
 {
@@ -743,7 +955,7 @@ static void run_concurrent(export_queue *q, const char *label)
             assert_int_equal(v[2], mix(v[0] * PER_PRODUCER + v[1]));
             sum += v[2];
         }
-        queue_ack(q, n);
+        queue_ack(q, e, n);
         got += (unsigned)n;
     }
     for (unsigned i = 0; i < PRODUCERS; i++)
@@ -799,6 +1011,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_full_after_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_stale_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_spill_damaged, setup, teardown),
+        cmocka_unit_test(test_claim_release),
+        cmocka_unit_test_setup_teardown(test_disk_out_of_order_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_out_of_order_threads, setup, teardown),
         cmocka_unit_test(test_concurrent_memory),
         cmocka_unit_test_setup_teardown(test_concurrent_disk, setup, teardown),
     };
