@@ -1311,7 +1311,7 @@ static int read_kind(sr_policy *p, const config_node *n, char *err, size_t errle
                    ? -1
                    : read_key(p, n, 1, err, errlen);
     case SR_WINDOWED_THROUGHPUT: {
-        uint64_t look;
+        uint64_t look = 0; /* read_period sets it; gcc -O3 cannot tell */
         if (read_goal_tput(p, n, err, errlen) != 0 ||
             read_period(n, "update_frequency", 1000, &p->interval_ns, err, errlen) != 0)
             return -1;
