@@ -404,6 +404,17 @@ export class Gateway {
     return metricSum(await this.metrics(), name, labels);
   }
 
+  /** Wait until the tail sampler of `pipeline` holds no undecided trace. */
+  async waitSamplerIdle(pipeline, timeoutMs = 15_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const n = await this.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline });
+      if (n === 0) return;
+      if (Date.now() > deadline) throw new Error(`${n} traces still undecided\n${this.logTail()}`);
+      await sleep(100);
+    }
+  }
+
   /** Run fn; on failure append the gateway's log to the error. */
   async withLog(fn) {
     try {

@@ -148,16 +148,6 @@ function spansInFile(gw) {
   return found;
 }
 
-async function waitNoneInFlight(gw, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const n = await gw.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline: PIPELINE });
-    if (n === 0) return;
-    if (Date.now() > deadline) throw new Error(`${n} traces still undecided\n${gw.logTail()}`);
-    await sleep(100);
-  }
-}
-
 describe('Refinery rules sampler with weights', () => {
   let gw;
   let exporter;
@@ -178,7 +168,7 @@ describe('Refinery rules sampler with weights', () => {
     const traces = makeTraces();
     await exportAll(exporter, [...traces.values()].map((t) => t.spans));
     await sleep(1200); // decision_wait
-    await waitNoneInFlight(gw);
+    await gw.waitSamplerIdle(PIPELINE);
     const found = spansInFile(gw);
     assert.ok(found.size > 0, gw.logTail());
 

@@ -102,16 +102,6 @@ function spansInFile(gw) {
   return spansByTrace(gw.readSignal('traces'));
 }
 
-async function waitNoneInFlight(gw, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const n = await gw.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline: PIPELINE });
-    if (n === 0) return;
-    if (Date.now() > deadline) throw new Error(`${n} traces still undecided\n${gw.logTail()}`);
-    await sleep(100);
-  }
-}
-
 describe('tail sampling pipeline', () => {
   let gw;
   let exporter;
@@ -143,7 +133,7 @@ describe('tail sampling pipeline', () => {
     }
     await exportAll(exporter, [...traces.values()].map((t) => t.spans));
     // Nothing is forwarded before its decision (decision_wait 1s).
-    await waitNoneInFlight(gw);
+    await gw.waitSamplerIdle(PIPELINE);
     const decided = spansInFile(gw);
     assert.ok(decided.size > 0, gw.logTail());
 

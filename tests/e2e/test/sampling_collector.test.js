@@ -110,16 +110,6 @@ function keptTraces(gw) {
   return found;
 }
 
-async function waitNoneInFlight(gw, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const n = await gw.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline: 'sampled' });
-    if (n === 0) return;
-    if (Date.now() > deadline) throw new Error(`${n} traces still undecided\n${gw.logTail()}`);
-    await sleep(100);
-  }
-}
-
 describe('a pasted Collector tail_sampling block', () => {
   let gw;
   before(async () => {
@@ -138,7 +128,7 @@ describe('a pasted Collector tail_sampling block', () => {
       assert.equal(r.code, ExportResultCode.SUCCESS, String(r.error?.stack || r.error));
     }
     await exporter.shutdown();
-    await waitNoneInFlight(gw);
+    await gw.waitSamplerIdle('sampled');
     const found = keptTraces(gw);
     let plainKept = 0;
     for (const [id, t] of traces) {
@@ -205,7 +195,7 @@ describe('block_on_overflow', () => {
     assert.equal(full.status, 503, full.body.toString());
     assert.ok(Number(full.headers['retry-after']) >= 1, JSON.stringify(full.headers));
     assert.equal(await gw.metricSum('otlp_gateway_sampler_evictions_total'), 0); // nothing decided early
-    await waitNoneInFlight(gw);
+    await gw.waitSamplerIdle('sampled');
     assert.equal((await post(gw, 5)).status, 200);
     assert.equal(keptTraces(gw).size, 4);
   });
