@@ -16,7 +16,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
-import { Gateway, sleep } from '../lib/gateway.js';
+import { Gateway } from '../lib/gateway.js';
 import { RUN_ID, SeededIds, spansByTrace } from '../lib/sdkdata.js';
 
 const PIPELINE = 'sampled';

@@ -24,7 +24,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 import { probabilisticKeeps } from '../lib/cluster.js';
-import { Gateway, httpRequest, runGatewayOnce, sleep } from '../lib/gateway.js';
+import { Gateway, httpRequest, runGatewayOnce } from '../lib/gateway.js';
 import { SeededIds } from '../lib/sdkdata.js';
 
 const PASTED = `
