@@ -6,7 +6,7 @@
 build_packages="meson ninja-build pkg-config gcc libc6-dev libh2o-evloop-dev libnghttp2-dev
   libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev libjansson-dev
   libyaml-dev zlib1g-dev libzstd-dev libsnappy-dev libcmocka-dev libre2-dev g++"
-test_packages="clang libclang-rt-14-dev nghttp2-client nginx-light curl procps prometheus haproxy
+test_packages="clang libclang-rt-14-dev nghttp2-client nginx-light curl procps iproute2 prometheus haproxy
   shellcheck docker-compose systemd openssl podman buildah mmdebstrap"
 
 # ensure_packages PKG... : apt-get install whatever dpkg does not have yet.
