@@ -794,6 +794,25 @@ export function exportOnce(exporter, items) {
   return new Promise((resolve) => exporter.export(items, resolve));
 }
 
+/**
+ * Export traces (a list of span lists) in requests of about `per` spans, a
+ * trace's spans never straddling two requests; throws on a failed export.
+ */
+export async function exportAll(exporter, traceList, per = 600) {
+  let batch = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const r = await exportOnce(exporter, batch);
+    if (r.code !== 0) throw new Error(`export failed: ${String(r.error?.stack || r.error)}`);
+    batch = [];
+  };
+  for (const spans of traceList) {
+    if (batch.length > 0 && batch.length + spans.length > per) await flush();
+    batch.push(...spans);
+  }
+  await flush();
+}
+
 /** spanId -> {traceId, name} of SDK spans (what a sink must receive). */
 export function sdkSpanMap(spans) {
   return new Map(spans.map((s) => [s.spanContext().spanId, { traceId: s.spanContext().traceId, name: s.name }]));

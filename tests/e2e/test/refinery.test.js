@@ -24,6 +24,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
+import { exportAll } from '../lib/sinks.js';
 import { Gateway, sleep } from '../lib/gateway.js';
 import { RUN_ID, SeededIds } from '../lib/sdkdata.js';
 
@@ -112,25 +113,6 @@ function makeTraces() {
   return traces;
 }
 
-function exportOnce(exporter, spans) {
-  return new Promise((resolve) => exporter.export(spans, resolve));
-}
-
-/** Export in requests of about `per` spans; a trace's spans never straddle two requests. */
-async function exportAll(exporter, traceList, per = 600) {
-  let batch = [];
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const r = await exportOnce(exporter, batch);
-    assert.equal(r.code, ExportResultCode.SUCCESS, String(r.error?.stack || r.error));
-    batch = [];
-  };
-  for (const spans of traceList) {
-    if (batch.length > 0 && batch.length + spans.length > per) await flush();
-    batch.push(...spans);
-  }
-  await flush();
-}
 
 const attr = (attrs, key) => (attrs ?? []).find((a) => a.key === key)?.value;
 const intOf = (v) => (v?.intValue !== undefined ? Number(v.intValue) : undefined);
