@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* posix_spawn_file_actions_addclosefrom_np, pipe2 */
 #endif
 #include "aws_process.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define AWS_PROCESS_MAX_OUT 65536
@@ -77,32 +77,18 @@ char **aws_process_split(const char *command, char *err, size_t errlen)
     return argv;
 }
 
-static long aws_process_ms_left(const struct timespec *deadline)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (deadline->tv_sec - now.tv_sec) * 1000L + (deadline->tv_nsec - now.tv_nsec) / 1000000L;
-}
-
 /* Reads both pipes until both close or the deadline passes: 0, -1 on
  * timeout, -2 when stdout exceeds its limit. stderr keeps its first bytes. */
 static int aws_process_collect(int out_fd, int err_fd, long timeout_ms, buf *out, char *errtext, size_t errcap)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    uint64_t deadline = clock_now_ms() + (uint64_t)timeout_ms;
     struct pollfd fds[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
     size_t errlen = 0;
     while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-        long left = aws_process_ms_left(&deadline);
-        if (left <= 0)
+        uint64_t now = clock_now_ms();
+        if (now >= deadline)
             return -1;
-        int r = poll(fds, 2, (int)left);
+        int r = poll(fds, 2, (int)(deadline - now));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
