@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "crc32c.h"
 #include "queue.h"
 
 #define QUEUE_MAGIC 0x31515747u /* "GWQ1" as little-endian bytes */
@@ -170,26 +171,6 @@ static void queue_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- CRC-32C (Castagnoli, reflected 0x82F63B78), slicing by 8 ---- */
-
-static uint32_t queue_crc_tab[8][256];
-static pthread_once_t queue_crc_once = PTHREAD_ONCE_INIT;
-
-static void queue_crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-        queue_crc_tab[0][i] = c;
-    }
-    for (int t = 1; t < 8; t++)
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t prev = queue_crc_tab[t - 1][i];
-            queue_crc_tab[t][i] = (prev >> 8) ^ queue_crc_tab[0][prev & 0xffu];
-        }
-}
-
 static uint32_t queue_get32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -201,20 +182,6 @@ static void queue_put32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 8);
     p[2] = (uint8_t)(v >> 16);
     p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t queue_crc32c(const uint8_t *p, size_t n)
-{
-    uint32_t (*t)[256] = queue_crc_tab;
-    uint32_t crc = 0xffffffffu;
-    for (; n >= 8; p += 8, n -= 8) {
-        uint32_t lo = crc ^ queue_get32(p), hi = queue_get32(p + 4);
-        crc = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
-              t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff] ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
-    }
-    while (n-- > 0)
-        crc = (crc >> 8) ^ t[0][(crc ^ *p++) & 0xffu];
-    return ~crc;
 }
 
 /* ---- nodes ---- */
@@ -326,7 +293,7 @@ static queue_rec_status queue_read_record(int fd, uint64_t off, uint64_t size, q
         return QUEUE_REC_IOERR;
     memcpy(n->rec, h, QUEUE_HDR);
     rc = queue_pread_all(fd, n->rec + QUEUE_HDR, tlen + len, off + QUEUE_HDR);
-    if (rc != 0 || queue_crc32c(n->rec + QUEUE_CRC_FROM, QUEUE_HDR - QUEUE_CRC_FROM + tlen + len) != queue_get32(h + 8)) {
+    if (rc != 0 || crc32c(n->rec + QUEUE_CRC_FROM, QUEUE_HDR - QUEUE_CRC_FROM + tlen + len) != queue_get32(h + 8)) {
         free(n);
         return rc < 0 ? QUEUE_REC_IOERR : rc > 0 ? QUEUE_REC_TORN : QUEUE_REC_BAD;
     }
@@ -760,7 +727,6 @@ static void queue_free(export_queue *q)
 
 export_queue *queue_open(const queue_config *cfg, const char *name, char *err, size_t errlen)
 {
-    pthread_once(&queue_crc_once, queue_crc_init);
     export_queue *q = calloc(1, sizeof(*q));
     if (q == NULL) {
         queue_err(err, errlen, "queue: out of memory");
@@ -856,7 +822,7 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
         memcpy(n->rec + QUEUE_HDR + tlen, data, len);
     int disk = q->dirfd >= 0;
     if (disk)
-        queue_put32(n->rec + 8, queue_crc32c(n->rec + QUEUE_CRC_FROM, QUEUE_HDR - QUEUE_CRC_FROM + tlen + len));
+        queue_put32(n->rec + 8, crc32c(n->rec + QUEUE_CRC_FROM, QUEUE_HDR - QUEUE_CRC_FROM + tlen + len));
 
     pthread_mutex_lock(&q->lock);
     int rc = disk ? queue_append(q, n, err, errlen) : 0;
