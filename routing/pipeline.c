@@ -234,6 +234,7 @@ static int read_route(pipeline *pl, const routing_config *cfg, const pipeline_co
         r->needs_payload |= b->needs_payload;
     }
     r->wire_only = r->n_rules == 0 && r->n_edits == 0 && r->smp == NULL;
+    r->wire_sample = r->n_rules == 0 && r->n_edits == 0 && r->smp != NULL && sampler_wire_ok(r->smp);
     for (size_t j = 0; j < r->n_backends; j++)
         r->wire_only &= r->backends[j]->payload_only;
     if (r->smp != NULL)
@@ -667,6 +668,11 @@ static uint8_t *shards_of(const route *r, const pipeline *pl, const otlp_request
 {
     const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *tr = (const void *)req->msg;
     uint8_t *has = arena_calloc(a, pl->n_shards, 1);
+    if (tr == NULL) {
+        if (has != NULL)
+            sampler_shards_wire(r->smp, req->wire, req->wire_len, has);
+        return has;
+    }
     for (size_t i = 0; has != NULL && i < tr->n_resource_spans; i++) {
         const Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = tr->resource_spans[i];
         for (size_t k = 0; rs != NULL && k < rs->n_scope_spans; k++) {
@@ -701,7 +707,10 @@ void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req
         if (has != NULL && !has[sh])
             continue;
         buf_clear(&late);
-        sampler_add(r->smp, sh, req->msg, tenant, now, &late);
+        if (req->msg != NULL)
+            sampler_add(r->smp, sh, req->msg, tenant, now, &late);
+        else
+            sampler_add_wire(r->smp, sh, req->wire, req->wire_len, tenant, now, &late);
         uint64_t done = 0, full = 0;
         size_t n = 0;
         if (late.len > 0 && route_deliver(r, tenant, (const uint8_t *)late.data, late.len, 0, &done, &full, &n) != 0 &&
@@ -739,7 +748,7 @@ pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_sig
     for (size_t ri = 0; ri < pl->n_routes; ri++) {
         if (((candidates >> ri) & 1) == 0)
             continue;
-        all &= pl->routes[ri].wire_only;
+        all &= pl->routes[ri].wire_only || (pl->routes[ri].wire_sample && pl->cl == NULL);
         some |= pl->routes[ri].needs_payload && pl->routes[ri].smp == NULL;
     }
     return all ? PIPELINE_WIRE_ONLY : some ? PIPELINE_WIRE_PAYLOAD : PIPELINE_WIRE_NONE;

@@ -76,8 +76,9 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
 /* What a (tenant, signal) request's protobuf bytes are good for, so that
  * ingest scans them (otlp_wire_scan) only when it pays:
  * PIPELINE_WIRE_ONLY: every pipeline it enters takes it whole and unedited
- * into backends that need only the bytes: submit it with req->msg NULL and
- * req->wire set, without decoding. PIPELINE_WIRE_PAYLOAD: some pipeline
+ * into backends that need only the bytes, or into a tail sampler whose
+ * policies need no decoding: submit it with req->msg NULL and req->wire set,
+ * without decoding. PIPELINE_WIRE_PAYLOAD: some pipeline
  * would encode the request again; req->wire saves that when set. */
 typedef enum { PIPELINE_WIRE_NONE, PIPELINE_WIRE_PAYLOAD, PIPELINE_WIRE_ONLY } pipeline_wire;
 pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig);

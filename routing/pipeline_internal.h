@@ -45,6 +45,11 @@ typedef struct route {
      * encoded payload: no match rules, no edits, no sampling, every
      * backend payload_only (pipeline_wire_use). */
     int wire_only;
+    /* Samples whole requests unedited from their bytes: no match rules, no
+     * edits, and policies that need no decoding (sampler_wire_ok). Used
+     * when the pipeline is not in a cluster (forwarding splits requests by
+     * trace owner on the decoded form). */
+    int wire_sample;
     metric_series *items[OTLP_SIGNAL_COUNT];
     /* Tail sampling (`sampling: <set>`): the route's traces are buffered
      * here and reach the backends only when their trace is sampled. */

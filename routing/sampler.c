@@ -268,6 +268,7 @@ void sampler_free(sampler *s)
         free(sh->span_size);
         free(sh->span_late);
         free(sh->span_rate);
+        free(sh->span_in);
         free(sh->over);
         free(sh->pack);
         free(sh->groups);
@@ -275,6 +276,8 @@ void sampler_free(sampler *s)
         buf_free(&sh->out);
         buf_free(&sh->late_rs);
         buf_free(&sh->late_ss);
+        buf_free(&sh->wire_res);
+        buf_free(&sh->wire_scope);
         buf_free(&sh->kv);
         pthread_mutex_destroy(&sh->lock);
     }

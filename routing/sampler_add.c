@@ -1,6 +1,10 @@
-/* sampler_add: taking a request's spans into the sampler (sampler_add):
- * late spans of decided traces follow their cached decision, the others are
- * summarized for the policies and copied into their trace's segments. */
+/* sampler_add: taking a request's spans into the sampler (sampler_add,
+ * sampler_add_wire): late spans of decided traces follow their cached
+ * decision, the others are summarized for the policies and copied into
+ * their trace's segments. Both entry points read a request into the same
+ * span_in / ctx_in form, one scope at a time, and share every pass after
+ * that: a decoded span is packed into its segment, a span from the bytes is
+ * copied as it came. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,19 +12,40 @@
 #include "log.h"
 #include "sampler_internal.h"
 
-static void update_summary(trace *t, const span_t *sp, uint64_t bits, size_t wire)
+/* One span as the passes read it: what the summary needs, and the span
+ * itself (decoded, or its encoded bytes). */
+typedef struct span_in {
+    const span_t *sp;        /* decoded; NULL when it comes as bytes */
+    const uint8_t *raw;      /* the Span message's bytes (sp == NULL) */
+    size_t raw_len;
+    const uint8_t *trace_id; /* NULL unless 16 bytes */
+    uint64_t start, end;
+    unsigned code; /* status code, 0 without a status */
+    int root;      /* no parent span id */
+} span_in;
+
+/* A resource's or scope's context part (the container's fields but its
+ * list): a decoded message and schema URL, or the fields' bytes as they
+ * came. */
+typedef struct ctx_in {
+    const ProtobufCMessage *m;
+    const char *schema_url;
+    const uint8_t *raw; /* NULL: decoded */
+    size_t raw_len;
+} ctx_in;
+
+static void update_summary(trace *t, const span_in *in, uint64_t bits, size_t wire)
 {
     sp_summary *m = &t->sum;
-    if (sp->start_time_unix_nano != 0 && sp->start_time_unix_nano < m->min_start)
-        m->min_start = sp->start_time_unix_nano;
-    if (sp->end_time_unix_nano > m->max_end)
-        m->max_end = sp->end_time_unix_nano;
+    if (in->start != 0 && in->start < m->min_start)
+        m->min_start = in->start;
+    if (in->end > m->max_end)
+        m->max_end = in->end;
     m->spans++;
     m->span_bytes += wire;
     m->attr_bits |= bits;
-    unsigned code = sp->status != NULL ? (unsigned)sp->status->code : 0;
-    if (code < 8)
-        m->status_mask |= 1u << code;
+    if (in->code < 8)
+        m->status_mask |= 1u << in->code;
 }
 
 /* What the passes of sampler_add share while they work through one
@@ -32,12 +57,25 @@ typedef struct add_ctx {
     const tenant_name *tn;
     uint64_t now_ns;
     buf *late_out;
-    const resource_spans *rs;
-    blob *rb;       /* the resource's interned encoding, made on first use */
-    uint64_t rbits; /* the resource's attribute-policy bits, computed on first use */
-    const Opentelemetry__Proto__Common__V1__InstrumentationScope *scope; /* of the spans being indexed */
+    ctx_in res, scope; /* of the spans being added */
+    const Opentelemetry__Proto__Resource__V1__Resource *resource;         /* decoded only: for the policies */
+    const Opentelemetry__Proto__Common__V1__InstrumentationScope *scope_m; /* decoded only: for the policies */
+    span_in *in;        /* the scope's spans */
+    blob *rb;           /* the resource's interned encoding, made on first use */
+    uint64_t rbits;     /* the resource's attribute-policy bits, computed on first use */
     int rbits_done;
 } add_ctx;
+
+static int ctx_fields(shard *sh, buf *b, const ctx_in *x)
+{
+    return x->raw != NULL ? buf_append(b, x->raw, x->raw_len) : sm_context_fields(sh, b, x->m, x->schema_url);
+}
+
+static blob *ctx_blob(sampler *s, shard *sh, const ctx_in *x, blob *parent)
+{
+    return x->raw != NULL ? sm_blob_get(s, sh, x->raw, x->raw_len, parent)
+                          : sm_context_blob(s, sh, x->m, x->schema_url, parent);
+}
 
 /* A trace is born on its first span: its links and accounting start here. */
 static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key)
@@ -68,12 +106,12 @@ static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key)
 /* A span of a trace decided earlier must not start a new trace: the
  * decision caches are asked before one is made. NULL when the span is not
  * buffered (span_late[i] then says whether it is late sampled or dropped). */
-static trace *span_trace_of(add_ctx *c, const span_t *sp, size_t i, size_t *n_late)
+static trace *span_trace_of(add_ctx *c, const uint8_t *id, size_t i, size_t *n_late)
 {
     shard *sh = c->sh;
-    uint64_t idh = sp_trace_hash(sp->trace_id.data);
+    uint64_t idh = sp_trace_hash(id);
     uint64_t key = hash_mix64(idh ^ c->tn->hash);
-    trace *t = sm_tab_find(sh, key, sp->trace_id.data, c->tn);
+    trace *t = sm_tab_find(sh, key, id, c->tn);
     if (t != NULL)
         return t;
     int pol = sm_dcache_get(&sh->sampled, key, &sh->span_rate[i]);
@@ -88,7 +126,7 @@ static trace *span_trace_of(add_ctx *c, const span_t *sp, size_t i, size_t *n_la
         metrics_add(c->s->m.late_dropped, 1);
         return NULL;
     }
-    return trace_new(c, sp->trace_id.data, key);
+    return trace_new(c, id, key);
 }
 
 /* The quiet list orders the traces that may be decided before
@@ -121,23 +159,23 @@ static void oversize_mark(shard *sh, trace *t)
 
 /* The policies decide on the summary, and pass 2 allocates a trace's
  * segment once per request: both are fed here, before any bytes move. */
-static void span_account(add_ctx *c, trace *t, const span_t *sp, size_t i)
+static void span_account(add_ctx *c, trace *t, const span_in *in, size_t i)
 {
     sampler *s = c->s;
     shard *sh = c->sh;
-    const resource_spans *rs = c->rs;
-    if (!c->rbits_done && s->pol.n_attr != 0 && rs->resource != NULL)
-        c->rbits = sp_attr_bits(&s->pol, rs->resource->attributes, rs->resource->n_attributes);
+    const span_t *sp = in->sp; /* NULL on the bytes path, which sampler_wire_ok keeps to policies without it */
+    if (!c->rbits_done && s->pol.n_attr != 0 && c->resource != NULL)
+        c->rbits = sp_attr_bits(&s->pol, c->resource->attributes, c->resource->n_attributes);
     c->rbits_done = 1;
-    uint64_t bits = s->pol.n_attr ? sp_span_bits(&s->pol, sp) : 0;
-    size_t wire = protobuf_c_message_get_packed_size(&sp->base);
-    update_summary(t, sp, bits | c->rbits, wire);
+    uint64_t bits = s->pol.n_attr && sp != NULL ? sp_span_bits(&s->pol, sp) : 0;
+    size_t wire = sp != NULL ? protobuf_c_message_get_packed_size(&sp->base) : in->raw_len;
+    update_summary(t, in, bits | c->rbits, wire);
     if (s->pol.n_attr != 0)
         t->sum.attr_bits |= sp_summary_bits(&s->pol, &t->sum);
-    if (s->pol.n_ottl != 0)
-        sp_ottl_span(&s->pol, &t->sum, rs->resource, c->scope, sp);
+    if (s->pol.n_ottl != 0 && sp != NULL)
+        sp_ottl_span(&s->pol, &t->sum, c->resource, c->scope_m, sp);
     t->last_ns = c->now_ns;
-    quiet_update(s, sh, t, sp->parent_span_id.len == 0, c->now_ns);
+    quiet_update(s, sh, t, in->root, c->now_ns);
     if (!t->oversize && ((s->max_trace_spans != 0 && t->sum.spans > s->max_trace_spans) ||
                          (s->max_trace_bytes != 0 && t->sum.span_bytes > s->max_trace_bytes)))
         oversize_mark(sh, t);
@@ -151,21 +189,20 @@ static void span_account(add_ctx *c, trace *t, const span_t *sp, size_t i)
 
 /* Pass 1: find or create traces, summarize, size the spans; the spans of
  * this shard's traces to buffer (late ones counted in *n_late). */
-static size_t index_spans(add_ctx *c, const scope_spans *ss, size_t *n_late)
+static size_t index_spans(add_ctx *c, size_t n, size_t *n_late)
 {
     shard *sh = c->sh;
     size_t mine = 0;
-    c->scope = ss->scope;
-    for (size_t i = 0; i < ss->n_spans; i++) {
-        const span_t *sp = ss->spans[i];
+    for (size_t i = 0; i < n; i++) {
+        const span_in *in = &c->in[i];
         sh->span_trace[i] = NULL;
         sh->span_late[i] = 0;
-        if (sp == NULL || sp->trace_id.len != 16 || sampler_shard_of(c->s, sp->trace_id.data) != c->shard_i)
+        if (in->trace_id == NULL || sampler_shard_of(c->s, in->trace_id) != c->shard_i)
             continue;
-        trace *t = span_trace_of(c, sp, i, n_late);
+        trace *t = span_trace_of(c, in->trace_id, i, n_late);
         if (t == NULL)
             continue;
-        span_account(c, t, sp, i);
+        span_account(c, t, in, i);
         mine++;
     }
     return mine;
@@ -213,16 +250,15 @@ static void span_lost(add_ctx *c, trace *t, uint32_t size)
 }
 
 /* Pass 2: copy the spans into one segment per trace; the spans buffered. */
-static size_t copy_spans(add_ctx *c, const scope_spans *ss)
+static size_t copy_spans(add_ctx *c, size_t n)
 {
     sampler *s = c->s;
     shard *sh = c->sh;
-    const resource_spans *rs = c->rs;
     size_t buffered = 0;
     if (c->rb == NULL)
-        c->rb = sm_context_blob(s, sh, rs->resource ? &rs->resource->base : NULL, rs->schema_url, NULL);
-    blob *sb = c->rb != NULL ? sm_context_blob(s, sh, ss->scope ? &ss->scope->base : NULL, ss->schema_url, c->rb) : NULL;
-    for (size_t i = 0; i < ss->n_spans; i++) {
+        c->rb = ctx_blob(s, sh, &c->res, NULL);
+    blob *sb = c->rb != NULL ? ctx_blob(s, sh, &c->scope, c->rb) : NULL;
+    for (size_t i = 0; i < n; i++) {
         trace *t = sh->span_trace[i];
         if (t == NULL)
             continue;
@@ -231,13 +267,17 @@ static size_t copy_spans(add_ctx *c, const scope_spans *ss)
             span_lost(c, t, sh->span_size[i]);
             continue;
         }
+        const span_in *in = &c->in[i];
         uint8_t *o = put_field_hdr(g->data + g->len, 2, sh->span_size[i]);
-        size_t packed = protobuf_c_message_pack(&ss->spans[i]->base, o);
-        g->len = (uint32_t)(o + packed - g->data);
+        if (in->sp != NULL)
+            o += protobuf_c_message_pack(&in->sp->base, o);
+        else
+            o = (uint8_t *)memcpy(o, in->raw, in->raw_len) + in->raw_len;
+        g->len = (uint32_t)(o - g->data);
         g->n_spans++;
         buffered++;
     }
-    for (size_t i = 0; i < ss->n_spans; i++) {
+    for (size_t i = 0; i < n; i++) {
         trace *t = sh->span_trace[i];
         if (t != NULL) {
             t->pending = NULL;
@@ -252,10 +292,10 @@ static size_t copy_spans(add_ctx *c, const scope_spans *ss)
 
 /* A late span leaves with its trace's weight, as the buffered spans of that
  * trace did (when the set writes weights). */
-static int late_span(sampler *s, shard *sh, const span_t *sp, double rate)
+static int late_span(sampler *s, shard *sh, const span_in *in, double rate)
 {
-    size_t len;
-    const uint8_t *p = sm_pack_msg(sh, &sp->base, &len);
+    size_t len = in->raw_len;
+    const uint8_t *p = in->sp != NULL ? sm_pack_msg(sh, &in->sp->base, &len) : in->raw;
     if (p == NULL)
         return -1;
     if (!s->weight.sample_rate && !s->weight.threshold)
@@ -270,9 +310,9 @@ static int late_span(sampler *s, shard *sh, const span_t *sp, double rate)
 
 /* The scope context of late spans: as it came, or with the Collector's
  * tailsampling.policy (when known) and tailsampling.cached_decision. */
-static void late_scope(sampler *s, shard *sh, const scope_spans *ss, int who)
+static void late_scope(sampler *s, shard *sh, const ctx_in *scope, int who)
 {
-    sm_context_fields(sh, &sh->late_ss, ss->scope ? &ss->scope->base : NULL, ss->schema_url);
+    ctx_fields(sh, &sh->late_ss, scope);
     if (!s->record_policy)
         return;
     size_t pl = who >= 0 && (size_t)who < s->pol.n_top ? s->attr_len[who] : 0;
@@ -296,7 +336,7 @@ static void late_scope(sampler *s, shard *sh, const scope_spans *ss, int who)
 
 /* Pass 3: late spans of sampled traces go straight to late_out (under this
  * scope, into late_rs) instead of being buffered again. */
-static void forward_late_spans(add_ctx *c, const scope_spans *ss, size_t n_late)
+static void forward_late_spans(add_ctx *c, size_t n, size_t n_late)
 {
     sampler *s = c->s;
     shard *sh = c->sh;
@@ -309,14 +349,14 @@ static void forward_late_spans(add_ctx *c, const scope_spans *ss, size_t n_late)
     }
     buf_clear(&sh->late_ss);
     int who = -1; /* the scope names the policy of its first late span's trace */
-    for (size_t i = 0; i < ss->n_spans && who < 0; i++)
+    for (size_t i = 0; i < n && who < 0; i++)
         if (sh->span_late[i] > 0)
             who = sh->span_late[i] - 2; /* stored policy byte: who + 1, 0 = none */
-    late_scope(s, sh, ss, who);
-    for (size_t i = 0; i < ss->n_spans; i++) {
+    late_scope(s, sh, &c->scope, who);
+    for (size_t i = 0; i < n; i++) {
         if (sh->span_late[i] <= 0)
             continue;
-        if (late_span(s, sh, ss->spans[i], sh->span_rate[i]) == 0) {
+        if (late_span(s, sh, &c->in[i], sh->span_rate[i]) == 0) {
             sh->st.late_sampled++;
             metrics_add(s->m.late_sampled, 1);
         } else {
@@ -327,55 +367,173 @@ static void forward_late_spans(add_ctx *c, const scope_spans *ss, size_t n_late)
 }
 
 /* The passes depend on each other in this order: pass 2 copies into what
- * pass 1 sized, pass 3 forwards what pass 1 found late. */
-static size_t add_scope(add_ctx *c, const scope_spans *ss)
+ * pass 1 sized, pass 3 forwards what pass 1 found late. c->in holds the
+ * scope's n spans, c->scope its context. */
+static size_t add_scope(add_ctx *c, size_t n)
 {
-    if (sm_ensure_spans(c->sh, ss->n_spans) != 0) {
-        log_error("sampler: out of memory", "spans=%zu", ss->n_spans);
-        return 0;
-    }
     size_t n_late = 0;
-    size_t mine = index_spans(c, ss, &n_late);
-    size_t buffered = mine != 0 ? copy_spans(c, ss) : 0;
-    forward_late_spans(c, ss, n_late);
+    size_t mine = index_spans(c, n, &n_late);
+    size_t buffered = mine != 0 ? copy_spans(c, n) : 0;
+    forward_late_spans(c, n, n_late);
     return buffered;
 }
 
-/* The scopes of one resource share its interned encoding and attribute
- * bits, and their late spans leave together as one ResourceSpans. */
-static size_t add_resource(add_ctx *c, const resource_spans *rs)
+/* Room for n spans in the shard's scratch: the passes' arrays and c->in. */
+static int scope_room(add_ctx *c, size_t n)
 {
-    sampler *s = c->s;
     shard *sh = c->sh;
-    size_t buffered = 0;
-    c->rs = rs;
+    void *p = sh->span_in;
+    if (sm_ensure_spans(sh, n) != 0 || sm_ensure(&p, &sh->span_in_cap, n, sizeof(span_in)) != 0) {
+        log_error("sampler: out of memory", "spans=%zu", n);
+        return -1;
+    }
+    c->in = sh->span_in = p;
+    return 0;
+}
+
+/* A resource's scopes share its interned encoding and attribute bits:
+ * resource_begin before the first, resource_end after the last, which sends
+ * their late spans together as one ResourceSpans. */
+static void resource_begin(add_ctx *c)
+{
     c->rb = NULL;
     c->rbits = 0;
     c->rbits_done = 0;
-    buf_clear(&sh->late_rs);
-    for (size_t k = 0; k < rs->n_scope_spans; k++) {
-        const scope_spans *ss = rs->scope_spans[k];
-        if (ss != NULL && ss->n_spans != 0)
-            buffered += add_scope(c, ss);
-    }
+    buf_clear(&c->sh->late_rs);
+}
+
+static void resource_end(add_ctx *c)
+{
+    shard *sh = c->sh;
     if (sh->late_rs.len != 0 && c->late_out != NULL) {
         buf_clear(&sh->late_ss);
-        sm_context_fields(sh, &sh->late_ss, rs->resource ? &rs->resource->base : NULL, rs->schema_url);
+        ctx_fields(sh, &sh->late_ss, &c->res);
         buf_append(&sh->late_ss, sh->late_rs.data, sh->late_rs.len);
         if (sm_buf_field(c->late_out, 1, sh->late_ss.data, sh->late_ss.len) != 0)
             log_error("sampler: out of memory forwarding late spans", "tenant=%s", c->tn->name);
     }
     if (c->rb != NULL)
-        sm_blob_put(s, sh, c->rb);
+        sm_blob_put(c->s, sh, c->rb);
+}
+
+/* ---- a decoded request ---- */
+
+static void span_in_decoded(span_in *in, const span_t *sp)
+{
+    *in = (span_in){.sp = sp};
+    if (sp == NULL)
+        return;
+    in->trace_id = sp->trace_id.len == 16 ? sp->trace_id.data : NULL;
+    in->start = sp->start_time_unix_nano;
+    in->end = sp->end_time_unix_nano;
+    in->code = sp->status != NULL ? (unsigned)sp->status->code : 0;
+    in->root = sp->parent_span_id.len == 0;
+}
+
+static size_t add_decoded_resource(add_ctx *c, const resource_spans *rs)
+{
+    size_t buffered = 0;
+    c->res = (ctx_in){.m = rs->resource ? &rs->resource->base : NULL, .schema_url = rs->schema_url};
+    c->resource = rs->resource;
+    resource_begin(c);
+    for (size_t k = 0; k < rs->n_scope_spans; k++) {
+        const scope_spans *ss = rs->scope_spans[k];
+        if (ss == NULL || ss->n_spans == 0 || scope_room(c, ss->n_spans) != 0)
+            continue;
+        for (size_t i = 0; i < ss->n_spans; i++)
+            span_in_decoded(&c->in[i], ss->spans[i]);
+        c->scope = (ctx_in){.m = ss->scope ? &ss->scope->base : NULL, .schema_url = ss->schema_url};
+        c->scope_m = ss->scope;
+        buffered += add_scope(c, ss->n_spans);
+    }
+    resource_end(c);
     return buffered;
 }
 
-size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, const char *tenant, uint64_t now_ns,
-                   buf *late_out)
+/* ---- the request's bytes ---- */
+
+/* A Span's fields the summary reads; where a field repeats, the last one
+ * counts, and statuses merge, as protobuf-c decodes them. */
+static void span_in_wire(span_in *in, const uint8_t *p, size_t len)
 {
-    if (shard_i >= s->n_shards || msg == NULL)
-        return 0;
-    const export_req *req = (const export_req *)msg;
+    *in = (span_in){.raw = p, .raw_len = len, .root = 1};
+    const uint8_t *end = p + len;
+    sm_field f, g;
+    while (sm_next_field(&p, end, &f)) {
+        if (f.num == 1 && f.wt == 2)
+            in->trace_id = f.plen == 16 ? f.payload : NULL;
+        else if (f.num == 4 && f.wt == 2)
+            in->root = f.plen == 0;
+        else if (f.num == 7 && f.wt == 1)
+            in->start = f.v;
+        else if (f.num == 8 && f.wt == 1)
+            in->end = f.v;
+        else if (f.num == 15 && f.wt == 2)
+            for (const uint8_t *q = f.payload; sm_next_field(&q, f.payload + f.plen, &g);)
+                if (g.num == 3 && g.wt == 0)
+                    in->code = (unsigned)(uint32_t)g.v;
+    }
+}
+
+/* The fields of a container but its list (field 2), as they came, into b. */
+static void wire_context(buf *b, const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len;
+    sm_field f;
+    buf_clear(b);
+    while (sm_next_field(&p, end, &f))
+        if (f.num != 2)
+            buf_append(b, f.start, (size_t)(f.end - f.start));
+}
+
+/* The spans (field 2) of a ScopeSpans into c->in; their count, or 0 when
+ * there are none or no memory for them. */
+static size_t wire_spans(add_ctx *c, const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len;
+    sm_field f;
+    size_t n = 0;
+    c->in = c->sh->span_in;
+    while (sm_next_field(&p, end, &f)) {
+        if (f.num != 2 || f.wt != 2)
+            continue;
+        if (n >= c->sh->span_in_cap && scope_room(c, n + 1) != 0)
+            return 0;
+        span_in_wire(&c->in[n++], f.payload, f.plen);
+    }
+    return n;
+}
+
+static size_t add_wire_resource(add_ctx *c, const uint8_t *p, size_t len)
+{
+    shard *sh = c->sh;
+    size_t buffered = 0;
+    wire_context(&sh->wire_res, p, len);
+    c->res = (ctx_in){.raw = (const uint8_t *)sh->wire_res.data, .raw_len = sh->wire_res.len};
+    resource_begin(c);
+    const uint8_t *end = p + len;
+    sm_field f;
+    while (sm_next_field(&p, end, &f)) {
+        if (f.num != 2 || f.wt != 2)
+            continue;
+        size_t n = wire_spans(c, f.payload, f.plen);
+        if (n == 0)
+            continue;
+        wire_context(&sh->wire_scope, f.payload, f.plen);
+        c->scope = (ctx_in){.raw = (const uint8_t *)sh->wire_scope.data, .raw_len = sh->wire_scope.len};
+        buffered += add_scope(c, n);
+    }
+    resource_end(c);
+    return buffered;
+}
+
+/* ---- entry points ---- */
+
+/* Under the shard's lock: the request's resources through `each`, then the
+ * traces this request made due. */
+static size_t add_request(sampler *s, size_t shard_i, const char *tenant, uint64_t now_ns, buf *late_out,
+                          size_t (*each)(add_ctx *c, const void *req, size_t len), const void *req, size_t len)
+{
     shard *sh = &s->shards[shard_i];
     size_t buffered = 0;
     pthread_mutex_lock(&sh->lock);
@@ -383,9 +541,7 @@ size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, cons
     c.tn = sm_tenant_intern(sh, tenant);
     if (c.tn == NULL)
         goto out;
-    for (size_t r = 0; r < req->n_resource_spans; r++)
-        if (req->resource_spans[r] != NULL)
-            buffered += add_resource(&c, req->resource_spans[r]);
+    buffered = each(&c, req, len);
     sh->st.buffered += buffered;
     for (size_t i = 0; i < sh->n_over; i++)
         sm_decide(s, sh, sh->over[i], now_ns, R_OVERSIZE);
@@ -394,4 +550,69 @@ size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, cons
 out:
     pthread_mutex_unlock(&sh->lock);
     return buffered;
+}
+
+static size_t each_decoded(add_ctx *c, const void *msg, size_t len)
+{
+    (void)len;
+    const export_req *req = msg;
+    size_t buffered = 0;
+    for (size_t r = 0; r < req->n_resource_spans; r++)
+        if (req->resource_spans[r] != NULL)
+            buffered += add_decoded_resource(c, req->resource_spans[r]);
+    return buffered;
+}
+
+static size_t each_wire(add_ctx *c, const void *data, size_t len)
+{
+    const uint8_t *p = data, *end = p + len;
+    sm_field f;
+    size_t buffered = 0;
+    while (sm_next_field(&p, end, &f))
+        if (f.num == 1 && f.wt == 2)
+            buffered += add_wire_resource(c, f.payload, f.plen);
+    return buffered;
+}
+
+size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, const char *tenant, uint64_t now_ns,
+                   buf *late_out)
+{
+    if (shard_i >= s->n_shards || msg == NULL)
+        return 0;
+    return add_request(s, shard_i, tenant, now_ns, late_out, each_decoded, msg, 0);
+}
+
+size_t sampler_add_wire(sampler *s, size_t shard_i, const uint8_t *req, size_t len, const char *tenant,
+                        uint64_t now_ns, buf *late_out)
+{
+    if (shard_i >= s->n_shards || req == NULL || !sampler_wire_ok(s))
+        return 0;
+    return add_request(s, shard_i, tenant, now_ns, late_out, each_wire, req, len);
+}
+
+int sampler_wire_ok(const sampler *s)
+{
+    return !sp_reads_spans(&s->pol);
+}
+
+void sampler_shards_wire(const sampler *s, const uint8_t *req, size_t len, uint8_t *has)
+{
+    const uint8_t *p = req, *end = req + len;
+    sm_field f, g, h;
+    while (sm_next_field(&p, end, &f)) {
+        if (f.num != 1 || f.wt != 2)
+            continue;
+        for (const uint8_t *q = f.payload; sm_next_field(&q, f.payload + f.plen, &g);) {
+            if (g.num != 2 || g.wt != 2)
+                continue;
+            for (const uint8_t *r = g.payload; sm_next_field(&r, g.payload + g.plen, &h);) {
+                if (h.num != 2 || h.wt != 2)
+                    continue;
+                span_in in;
+                span_in_wire(&in, h.payload, h.plen);
+                if (in.trace_id != NULL)
+                    has[sampler_shard_of(s, in.trace_id)] = 1;
+            }
+        }
+    }
 }

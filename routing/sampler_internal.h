@@ -116,6 +116,9 @@ typedef struct shard {
     int16_t *span_late; /* 0: none; >0: late sampled, policy + 1 (1 = unknown); -1: late dropped */
     double *span_rate;  /* late sampled: the trace's sample rate */
     size_t span_cap;
+    void *span_in; /* sampler_add.c's span_in array */
+    size_t span_in_cap;
+    buf wire_res, wire_scope; /* sampler_add_wire: the context fields of the resource and scope */
     uint8_t *pack;
     size_t pack_cap;
     buf out, late_rs, late_ss, kv; /* kv: a sampled trace's scope attributes */
@@ -210,6 +213,20 @@ static inline const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, ui
     return NULL;
 }
 
+/* One field of encoded bytes: its number and wire type, the whole field
+ * [start, end), a length-delimited field's payload, and a varint's or a
+ * fixed field's value in v. */
+typedef struct sm_field {
+    unsigned num, wt;
+    const uint8_t *start, *payload, *end;
+    size_t plen;
+    uint64_t v;
+} sm_field;
+
+/* The field at *p (then *p moves past it), or 0 at the end or on bytes that
+ * do not parse. */
+int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field *f);
+
 /* ---- sampler_store.c: accounting, tables, caches, interning, lists ---- */
 
 void sm_held_add(sampler *s, shard *sh, size_t n);
@@ -240,6 +257,9 @@ void sm_ready_remove(shard *sh, trace *prev, trace *t);
 /* Append a length-delimited field to b. */
 int sm_buf_field(buf *b, unsigned field, const void *p, size_t n);
 int sm_context_fields(shard *sh, buf *b, const ProtobufCMessage *m, const char *schema_url);
+/* The interned blob of these context bytes under parent (a reference the
+ * caller puts back with sm_blob_put); NULL without memory. */
+blob *sm_blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, blob *parent);
 blob *sm_context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent);
 
 /* ---- sampler_view.c: a trace decoded for the Refinery samplers ---- */

@@ -920,6 +920,14 @@ uint64_t sp_summary_bits(const sp_set *set, const sp_summary *t)
     return bits;
 }
 
+int sp_reads_spans(const sp_set *set)
+{
+    for (size_t a = 0; a < set->n_attr; a++)
+        if (set->attr[a]->type != SP_LATENCY)
+            return 1;
+    return set->n_ottl != 0;
+}
+
 uint64_t sp_span_bits(const sp_set *set, const Opentelemetry__Proto__Trace__V1__Span *span)
 {
     uint64_t bits = 0;

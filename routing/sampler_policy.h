@@ -154,6 +154,10 @@ void sp_set_free(sp_set *set);
 /* The attribute-policy bits a resource's attributes match. */
 uint64_t sp_attr_bits(const sp_set *set, Opentelemetry__Proto__Common__V1__KeyValue *const *attrs, size_t n);
 /* The predicate-policy bits a span matches (attributes, trace_state, flags). */
+/* 1 when a policy reads span or resource fields at add time beyond the
+ * summary's (attribute, trace_state, trace_flags and ottl_condition
+ * policies; latency is computed from the summary). */
+int sp_reads_spans(const sp_set *set);
 uint64_t sp_span_bits(const sp_set *set, const Opentelemetry__Proto__Trace__V1__Span *span);
 /* The bits of latency policies with an upper bound that the trace's
  * duration so far falls in: OR them in after each span's summary update. */

@@ -124,7 +124,7 @@ int sm_btab_grow(shard *sh)
 }
 
 /* A reference to the interned blob with these bytes (and parent). */
-static blob *blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, blob *parent)
+blob *sm_blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, blob *parent)
 {
     if (len == 0)
         data = (const uint8_t *)""; /* an empty resource or scope may come as NULL */
@@ -186,6 +186,50 @@ int sm_ensure(void **p, size_t *cap, size_t need, size_t elem)
     *p = q;
     *cap = n;
     return 0;
+}
+
+int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field *f)
+{
+    uint64_t tag;
+    if (*p >= end)
+        return 0;
+    f->start = *p;
+    const uint8_t *q = get_varint(*p, end, &tag);
+    if (q == NULL)
+        return 0;
+    f->num = (unsigned)(tag >> 3);
+    f->wt = (unsigned)(tag & 7);
+    f->payload = q;
+    f->plen = 0;
+    f->v = 0;
+    switch (f->wt) {
+    case 0:
+        q = get_varint(q, end, &f->v);
+        break;
+    case 1:
+    case 5: {
+        size_t w = f->wt == 1 ? 8 : 4;
+        if ((size_t)(end - q) < w)
+            return 0;
+        for (size_t i = 0; i < w; i++)
+            f->v |= (uint64_t)q[i] << (8 * i);
+        q += w;
+        break;
+    }
+    case 2:
+        if ((q = get_varint(q, end, &f->v)) == NULL || f->v > (uint64_t)(end - q))
+            return 0;
+        f->payload = q;
+        f->plen = (size_t)f->v;
+        q += f->v;
+        break;
+    default:
+        return 0;
+    }
+    if (q == NULL)
+        return 0;
+    f->end = *p = q;
+    return 1;
 }
 
 int sm_ensure_spans(shard *sh, size_t n)
@@ -390,7 +434,7 @@ blob *sm_context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const ch
     buf b = BUF_INIT;
     if (sm_context_fields(sh, &b, m, schema_url) != 0)
         goto fail;
-    blob *r = blob_get(s, sh, (const uint8_t *)b.data, b.len, parent);
+    blob *r = sm_blob_get(s, sh, (const uint8_t *)b.data, b.len, parent);
     buf_free(&b);
     return r;
 fail:

@@ -15,54 +15,6 @@
 #define RATE_ATTR "SampleRate" /* Honeycomb's; read back as sampleRate first, then SampleRate */
 #define RATE_ATTR_LOWER "sampleRate"
 
-/* ---- protobuf fields ---- */
-
-typedef struct field {
-    unsigned num, wt;
-    const uint8_t *start, *payload, *end; /* whole field; length-delimited payload */
-    size_t plen;
-} field;
-
-/* The field at *p, or 0 at the end or on bytes that do not parse. */
-static int next_field(const uint8_t **p, const uint8_t *end, field *f)
-{
-    uint64_t tag, v;
-    if (*p >= end)
-        return 0;
-    f->start = *p;
-    const uint8_t *q = get_varint(*p, end, &tag);
-    if (q == NULL)
-        return 0;
-    f->num = (unsigned)(tag >> 3);
-    f->wt = (unsigned)(tag & 7);
-    f->payload = q;
-    f->plen = 0;
-    switch (f->wt) {
-    case 0:
-        q = get_varint(q, end, &v);
-        break;
-    case 1:
-        q = (size_t)(end - q) >= 8 ? q + 8 : NULL;
-        break;
-    case 5:
-        q = (size_t)(end - q) >= 4 ? q + 4 : NULL;
-        break;
-    case 2:
-        if ((q = get_varint(q, end, &v)) == NULL || v > (uint64_t)(end - q))
-            return 0;
-        f->payload = q;
-        f->plen = (size_t)v;
-        q += v;
-        break;
-    default:
-        return 0;
-    }
-    if (q == NULL)
-        return 0;
-    f->end = *p = q;
-    return 1;
-}
-
 static uint8_t *put(uint8_t *o, const void *p, size_t n)
 {
     if (o != NULL)
@@ -106,11 +58,11 @@ size_t sw_kv_bool(unsigned num, const char *key, int val, uint8_t *out)
 size_t sw_scope(const uint8_t *ctx, size_t len, const uint8_t *kv, size_t kvlen, uint8_t *out)
 {
     const uint8_t *p = ctx, *end = ctx + len;
-    field f;
+    sm_field f;
     size_t n = 0;
     int have_scope = 0;
     uint8_t *o = out;
-    while (next_field(&p, end, &f)) {
+    while (sm_next_field(&p, end, &f)) {
         if (f.num == 1 && f.wt == 2 && !have_scope) {
             have_scope = 1;
             o = put(put(put_hdr(o, 1, f.plen + kvlen), f.payload, f.plen), kv, kvlen);
@@ -290,9 +242,9 @@ static int ts_th(const char *ts, size_t n, uint64_t *th)
 static double rate_value(const uint8_t *any, size_t len)
 {
     const uint8_t *p = any, *end = any + len;
-    field f;
+    sm_field f;
     double r = 0;
-    while (next_field(&p, end, &f)) {
+    while (sm_next_field(&p, end, &f)) {
         uint64_t v = 0;
         if (f.num == 3 && f.wt == 0 && get_varint(f.payload, f.end, &v) != NULL) {
             r = (double)(int64_t)v;
@@ -314,14 +266,14 @@ static double rate_value(const uint8_t *any, size_t len)
 }
 
 /* 2 for sampleRate, 1 for SampleRate (Honeycomb's precedence), else 0. */
-static int rate_attr(const field *kv, const uint8_t **any, size_t *anylen)
+static int rate_attr(const sm_field *kv, const uint8_t **any, size_t *anylen)
 {
     const uint8_t *p = kv->payload, *end = kv->payload + kv->plen;
-    field f;
+    sm_field f;
     int which = 0;
     *any = NULL;
     *anylen = 0;
-    while (next_field(&p, end, &f)) {
+    while (sm_next_field(&p, end, &f)) {
         if (f.num == 1 && f.wt == 2) {
             if (f.plen == strlen(RATE_ATTR_LOWER) && memcmp(f.payload, RATE_ATTR_LOWER, f.plen) == 0)
                 which = 2;
@@ -343,8 +295,8 @@ size_t sw_span(const sw_opts *o, double rate, const uint8_t *span, size_t len, u
     size_t tsl = 0;
     double attr_rate = 0;
     int attr_which = 0;
-    field f;
-    while (next_field(&p, end, &f)) {
+    sm_field f;
+    while (sm_next_field(&p, end, &f)) {
         const uint8_t *any;
         size_t anylen;
         int w;
@@ -370,7 +322,7 @@ size_t sw_span(const sw_opts *o, double rate, const uint8_t *span, size_t len, u
     size_t n = 0;
     uint8_t *w = out;
     p = span;
-    while (next_field(&p, end, &f)) {
+    while (sm_next_field(&p, end, &f)) {
         const uint8_t *any;
         size_t anylen;
         if ((f.num == 3 && f.wt == 2 && ntl != (size_t)-1) ||

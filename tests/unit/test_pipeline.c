@@ -643,6 +643,11 @@ static void export_pb(fixture *f, const void *body, size_t len, ingest_result *r
     ingest_export(f->ictx, &limits, OTLP_TRACES, OTLP_PROTOBUF, &o, body, len, 0, res);
 }
 
+/* An exporter in front of stalled_sink (a format: its port). */
+#define WQ_BACKEND                                                                                          \
+    "  wq: {type: otlp_http, endpoint: \"http://127.0.0.1:%d\", compression: none, timeout: 500ms,\n"      \
+    "      retry: {enabled: false}, batch: {timeout: 10s, max_items: 100000}}\n"
+
 /* Which requests may skip decoding, and that those reach a queued backend
  * as the client's own bytes. */
 static void test_wire_path(void **state)
@@ -655,8 +660,7 @@ static void test_wire_path(void **state)
     snprintf(yaml, sizeof(yaml),
              "listeners: [{name: l, http: 127.0.0.1:0}]\n"
              "backends:\n  f: {type: file, dir: %s}\n  d: {type: discard}\n"
-             "  wq: {type: otlp_http, endpoint: \"http://127.0.0.1:%d\", compression: none, timeout: 500ms,\n"
-             "      retry: {enabled: false}, batch: {timeout: 10s, max_items: 100000}}\n"
+             WQ_BACKEND
              "pipelines:\n"
              "  - {name: raw, signals: [traces], backends: [wq, d]}\n"
              "  - {name: kept, signals: [logs], backends: [f, d]}\n"
@@ -690,6 +694,51 @@ static void test_wire_path(void **state)
     fixture_down(&f);
 }
 
+/* A sampled pipeline whose policies read no attribute takes the request's
+ * bytes undecoded and keeps its spans as they came; one with an attribute
+ * policy needs the decoded request. */
+static void test_wire_sampling(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_dir(&f);
+    int port, sink = stalled_sink(&port);
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+             "backends:\n"
+             WQ_BACKEND
+             "sampling:\n"
+             "  all: {decision_wait: 1s, policies: [{name: a, type: always_sample}]}\n"
+             "  attr: {decision_wait: 1s, policies: [{name: k, type: string_attribute, key: k, values: [v]}]}\n"
+             "tenants: [{id: x, endpoints: [l], pipelines: [plain]}, {id: y, endpoints: [l], pipelines: [attrs]}]\n"
+             "pipelines:\n"
+             "  - {name: plain, signals: [traces], backends: [wq], sampling: all}\n"
+             "  - {name: attrs, signals: [traces], backends: [wq], sampling: attr}\n",
+             port);
+    fixture_load(&f, yaml, 1);
+    assert_int_equal(pipeline_wire_use(f.pl, "x", OTLP_TRACES), PIPELINE_WIRE_ONLY);
+    assert_int_equal(pipeline_wire_use(f.pl, "y", OTLP_TRACES), PIPELINE_WIRE_NONE);
+
+    uint8_t body[128];
+    size_t len = duplicated_field_request(body, 1);
+    pipeline_status ps;
+    char err[256];
+    uint32_t retry = 0;
+    otlp_request req = {.signal = OTLP_TRACES, .wire = body, .wire_len = len, .items = 1};
+    arena *a = arena_new(0);
+    ps = pipeline_submit(f.pl, &req, "x", a, &retry, err, sizeof(err));
+    assert_int_equal(ps, PIPELINE_OK);
+    assert_int_equal(metric_value("otlp_gateway_export_queue_bytes{backend=\"wq\"}"), 0); /* buffered */
+    pipeline_tick(f.pl, 0, clock_now_ns() + 2000000000ull);
+    /* The kept trace is the client's bytes: encoding the span again would
+     * have dropped its first trace_id. */
+    assert_int_equal((size_t)metric_value("otlp_gateway_export_queue_bytes{backend=\"wq\"}"), len);
+    arena_free(a);
+    close(sink);
+    fixture_down(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_tail_sampling_pipeline),
         cmocka_unit_test(test_sampled_traces_held_for_queue_room),
         cmocka_unit_test(test_wire_path),
+        cmocka_unit_test(test_wire_sampling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
