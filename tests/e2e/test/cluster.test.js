@@ -11,6 +11,9 @@
 // ignores a forged tenant header, and members_dns follows a DNS server.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
@@ -25,7 +28,8 @@ import {
   probabilisticKeeps,
   ringOwner,
 } from '../lib/cluster.js';
-import { httpRequest } from '../lib/gateway.js';
+import { httpRequest, sleep } from '../lib/gateway.js';
+import { makePki } from '../lib/pki.js';
 import { makeTraces, planRequests, sendSpread } from '../lib/spread.js';
 import { GRPC, GRPC_PATH, grpcFrame, grpcRaw, randomHex, traceRequestProto } from '../lib/wire.js';
 
@@ -290,12 +294,87 @@ describe('cluster: the peer listener', () => {
   });
 });
 
-describe('cluster: members from DNS', () => {
+describe('cluster: mutual TLS between members; a member draining', () => {
+  let c;
+  let pki;
+  let other;
+  before(async () => {
+    // The cluster CA signs the one member certificate (SAN 127.0.0.1, no
+    // extendedKeyUsage: server and client); `other` is a CA nobody trusts.
+    pki = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-cluster-pki-')));
+    other = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-cluster-other-')));
+    const f = (n) => path.join(pki.dir, n);
+    c = await Cluster.start({
+      slots: 2,
+      policies: ALWAYS,
+      decisionWait: '1s',
+      secret: null, // mutual TLS is the only peer authentication
+      tls: { cert: f('a.crt'), key: f('a.key'), ca: f('ca.crt') },
+      healthInterval: '1s', // a drain lasts two intervals: long enough to watch
+    });
+  });
+  after(async () => {
+    try {
+      await c?.stop();
+    } finally {
+      for (const p of [pki, other]) if (p) fs.rmSync(p.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('members forward over TLS; the peer listener refuses callers without a cluster CA certificate', async () => {
+    const set = makeTraces({ count: 80, services: 4, seed: 0xc1a6 });
+    assert.deepEqual((await sendSpread(c, planRequests(set, { wave: 40 }))).retried, []);
+    await c.waitQuiet();
+    const found = c.readTraces();
+    assertTraces(checkTraces(set.sent, found, () => true), 'mutual TLS');
+    assertOwners(found, set.sent, c.members);
+    assert.ok((await c.sum(CM.forwardedSpans)) > 0, 'spans were forwarded over TLS');
+
+    const port = Number(c.members[0].peerAddr.split(':')[1]);
+    const read = (p, n) => fs.readFileSync(path.join(p.dir, n));
+    const call = (tls) => grpcRaw(port, HEALTH_PATH, grpcFrame(Buffer.alloc(0)), { tls, timeoutMs: 5000 }).catch((e) => e);
+    const member = await call({ ca: pki.ca, cert: read(pki, 'a.crt'), key: read(pki, 'a.key') });
+    assert.equal(member.status, GRPC.OK, `a member's certificate: ${member.message ?? member}`);
+    const noCert = await call({ ca: pki.ca });
+    assert.ok(noCert instanceof Error || noCert.status !== GRPC.OK, 'no client certificate must be refused');
+    const foreign = await call({ ca: pki.ca, cert: other.client.cert, key: other.client.key });
+    assert.ok(foreign instanceof Error || foreign.status !== GRPC.OK, "another CA's certificate must be refused");
+    const plain = await grpcRaw(port, HEALTH_PATH, grpcFrame(Buffer.alloc(0)), { timeoutMs: 5000 }).catch((e) => e);
+    assert.ok(plain instanceof Error || plain.status !== GRPC.OK, 'plaintext h2c must be refused');
+  });
+
+  it('a stopping member answers /readyz 503 and health "draining" until it exits; its peer drops it at once', async () => {
+    const gw2 = c.members[1].gw;
+    const peer2 = c.members[1].peerAddr;
+    const stopped = c.stopMember(1);
+    const seen = { readyz: new Set(), draining: 0, page: false };
+    while (!gw2.exit) {
+      const r = await httpRequest({ port: gw2.adminPort, path: '/readyz', timeoutMs: 1000 }).catch(() => null);
+      if (r) seen.readyz.add(r.status);
+      if (r?.status === 503) {
+        seen.draining = Math.max(seen.draining, await gw2.metricSum(CM.draining).catch(() => 0));
+        seen.page ||= /self \S+ draining/.test((await c.statusPage(1).catch(() => '')) ?? '');
+      }
+      await sleep(20);
+    }
+    await stopped;
+    assert.ok(seen.readyz.has(503), `/readyz while draining answered ${[...seen.readyz]}`);
+    assert.equal(seen.draining, 1, `${CM.draining} while draining`);
+    assert.ok(seen.page, 'the status page says draining');
+    // gw1 learnt it from gw2's health answer, not from failed checks.
+    assert.match(c.members[0].gw.log(), new RegExp(`peer=${peer2.replace(/[.[\]]/g, '\\$&')} state=draining`));
+    await c.waitMembers(1);
+  });
+});
+
+describe('cluster: members from DNS (A and AAAA records)', () => {
   let c;
   let dns;
   before(async () => {
     dns = await DnsServer.start('gateways.cluster.test', ['127.0.0.11', '127.0.0.12']);
-    c = await Cluster.start({ slots: 3, running: 2, policies: ALWAYS, dns, dnsInterval: '200ms' });
+    // The third member is on ::1: it is only in the name's AAAA record.
+    const hosts = ['127.0.0.11', '127.0.0.12', '[::1]'];
+    c = await Cluster.start({ slots: 3, running: 2, policies: ALWAYS, dns, dnsInterval: '200ms', hosts });
   });
   after(async () => {
     try {
@@ -308,9 +387,10 @@ describe('cluster: members from DNS', () => {
   it('a new record joins the ring, a removed one leaves it', async () => {
     assert.deepEqual(await c.each(CM.members), { gw1: 2, gw2: 2 });
     assert.ok(dns.queries > 0);
-    await c.startMember(2); // 127.0.0.13: running, but not in DNS yet
+    assert.equal(c.members[2].peerAddr.split(']')[0], '[::1');
+    await c.startMember(2); // [::1]: running, but not in DNS yet
     const changes = await c.members[0].gw.metricSum(CM.ringChanges);
-    dns.set(['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+    dns.set(['127.0.0.11', '127.0.0.12', '::1']); // two A records and an AAAA record
     await c.waitMembers(3);
     assert.ok((await c.members[0].gw.metricSum(CM.ringChanges)) > changes);
     const page = await c.statusPage(0);
