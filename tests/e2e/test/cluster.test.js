@@ -12,6 +12,7 @@
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -27,8 +28,10 @@ import {
   memberKey,
   probabilisticKeeps,
   ringOwner,
+  spansByTrace,
+  until,
 } from '../lib/cluster.js';
-import { httpRequest, sleep } from '../lib/gateway.js';
+import { Gateway, freePort, httpRequest, sleep } from '../lib/gateway.js';
 import { makePki } from '../lib/pki.js';
 import { makeTraces, planRequests, sendSpread } from '../lib/spread.js';
 import { GRPC, GRPC_PATH, grpcFrame, grpcRaw, randomHex, traceRequestProto } from '../lib/wire.js';
@@ -364,6 +367,112 @@ describe('cluster: mutual TLS between members; a member draining', () => {
     // gw1 learnt it from gw2's health answer, not from failed checks.
     assert.match(c.members[0].gw.log(), new RegExp(`peer=${peer2.replace(/[.[\]]/g, '\\$&')} state=draining`));
     await c.waitMembers(1);
+  });
+});
+
+describe('cluster: a full forward queue is backpressure; unsampled signals stay local', () => {
+  // One real gateway and a fake member that answers health checks but holds
+  // every Export call open, so the forward queue for it fills and stays full.
+  let gw, fake;
+  const calls = [];
+  const sessions = new Set();
+  const self = () => `127.0.0.1:${gw.peerPort}`;
+  before(async () => {
+    fake = http2.createServer();
+    fake.on('session', (s) => sessions.add(s.on('close', () => sessions.delete(s))));
+    fake.on('stream', (stream, h) => {
+      stream.on('data', () => {});
+      if (h[':path'] !== HEALTH_PATH) return calls.push({ path: h[':path'], pipeline: h['x-otlp-gateway-pipeline'] });
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(grpcFrame(Buffer.alloc(0)));
+    });
+    await new Promise((r) => fake.listen(0, '127.0.0.1', r));
+    const fakeAddr = `127.0.0.1:${fake.address().port}`;
+    const peerPort = await freePort();
+    gw = await Gateway.start({
+      config: (w) => `workers: 1
+admin: 127.0.0.1:${w.adminPort}
+listeners:
+  - {name: lb, grpc: 127.0.0.1:${w.grpcPort}, http: 127.0.0.1:${w.httpPort}, auth: none}
+backends: {local: {type: file, dir: ${w.dataDir}}}
+sampling: {tail: {decision_wait: 1s, policies: ${ALWAYS}}}
+pipelines:
+  - {name: ${PIPELINE}, signals: [traces], backends: [local], sampling: tail}
+  - {name: rest, signals: [metrics, logs], backends: [local]}
+cluster:
+  advertise: 127.0.0.1:${peerPort}
+  listen: 127.0.0.1:${peerPort}
+  members: [127.0.0.1:${peerPort}, ${fakeAddr}]
+  secret: "${SECRET}"
+  forward: {queue_bytes: 8KiB, batch_bytes: 2KiB, flush: 5ms, timeout: 60s, give_up: 60s}
+  health: {interval: 200ms, failures: 2}
+  handoff_timeout: 1s
+`,
+    });
+    gw.peerPort = peerPort;
+    gw.fakeAddr = fakeAddr;
+    await until('the fake member is live', async () => (await gw.metricSum(CM.members)) === 2, 10_000);
+  });
+  after(async () => {
+    for (const s of sessions) s.destroy(); // the held calls fail: their spans are decided here
+    try {
+      await gw?.stop();
+    } finally {
+      await new Promise((r) => fake.close(r));
+    }
+  });
+
+  /** A span of a new trace owned by `who` (0: the gateway, 1: the fake member). */
+  const spanOf = (who, name) => {
+    for (;;) {
+      const s = { traceId: randomHex(16), spanId: randomHex(8), name };
+      if (ringOwner([self(), gw.fakeAddr], s.traceId) === who) return s;
+    }
+  };
+  const post = (spans) =>
+    httpRequest({
+      port: gw.httpPort,
+      method: 'POST',
+      path: '/v1/traces',
+      headers: { 'content-type': 'application/x-protobuf' },
+      body: traceRequestProto('e2e-backpressure', spans),
+    });
+
+  it('clients get 503 / UNAVAILABLE, none of a refused request is kept; metrics and logs are never forwarded', async () => {
+    // Requests of one span of the fake member's, all of one size, until one
+    // does not fit: from then on none of that size does.
+    const statuses = [];
+    for (let i = 0; i < 1000 && statuses.at(-1) !== 503; i++) statuses.push((await post([spanOf(1, 'theirs')])).status);
+    assert.equal(statuses.at(-1), 503, `the queue for the stuck member never filled: ${statuses}`);
+    assert.ok(statuses[0] === 200, 'the first requests fit in the queue');
+    assert.ok((await gw.metricSum(CM.queueBytes)) > 0);
+
+    const mine = spanOf(0, 'refused-mine');
+    const refused = await post([mine, spanOf(1, 'theirs')]);
+    assert.equal(refused.status, 503, 'a request holding spans for the full queue');
+    assert.ok(Number(refused.headers['retry-after']) >= 1, 'Retry-After on the 503');
+    const g = await grpcRaw(gw.grpcPort, GRPC_PATH.traces, grpcFrame(traceRequestProto('e2e-backpressure', [spanOf(1, 'theirs')])));
+    assert.equal(g.status, GRPC.UNAVAILABLE, `gRPC: ${g.message}`);
+    const kept = spanOf(0, 'kept-mine');
+    assert.equal((await post([kept])).status, 200, 'spans this member owns are not held back by another member');
+
+    const now = `${Date.now()}000000`;
+    const json = (p, body) =>
+      httpRequest({ port: gw.httpPort, method: 'POST', path: p, headers: { 'content-type': 'application/json' }, body });
+    const m = await json('/v1/metrics', JSON.stringify({ resourceMetrics: [{ scopeMetrics: [{ metrics: [
+      { name: 'e2e.backpressure', gauge: { dataPoints: [{ asInt: '1', timeUnixNano: now }] } }] }] }] }));
+    assert.equal(m.status, 200, m.body.toString());
+    const l = await json('/v1/logs', JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [
+      { timeUnixNano: now, body: { stringValue: 'e2e backpressure log' } }] }] }] }));
+    assert.equal(l.status, 200, l.body.toString());
+
+    await until('the owned span is decided and written', () => spansByTrace([['gw', gw]]).byTrace.has(kept.traceId), 15_000);
+    await sleep(1_500); // a decision_wait more: the refused request's own span would be written by now
+    assert.ok(!spansByTrace([['gw', gw]]).byTrace.has(mine.traceId), 'no span of a refused request was kept');
+    assert.ok(gw.readSignal('metrics').length > 0 && gw.readSignal('logs').length > 0, 'metrics and logs written here');
+    assert.ok(calls.length > 0, 'the stuck member was sent spans');
+    assert.deepEqual(new Set(calls.map((c) => `${c.path} ${c.pipeline}`)), new Set([`${GRPC_PATH.traces} ${PIPELINE}`]));
   });
 });
 
