@@ -377,7 +377,7 @@ static int read_auth_section(auth *a, const config_node *sec, char *err, size_t 
 {
     static const char *const keys[] = {"oidc", "api_keys", "token_cache_size", NULL};
     static const char *const key_keys[] = {"file", "url", "s3", "region", "endpoint", "credentials",
-                                           "poll_interval", "timeout", NULL};
+                                           "poll_interval", "timeout", "ca_file", NULL};
     uint64_t cache;
     if (!config_is_map(sec))
         return config_error(sec, "auth", err, errlen, "expected a map");

@@ -4,6 +4,7 @@
  * `credentials` from the api_keys map exactly as a backend's. */
 #include "keys_source.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct keys_source {
     char url[1400];   /* what is requested */
     aws_signer *signer; /* s3 only */
     uint64_t poll_ms, timeout_ms;
+    char *ca_file;      /* NULL: the system CAs */
     char etag[256];     /* of the key set in use ("" before the first) */
     auth *auth;
     int up;             /* -1 before the first poll, then 0 or 1 */
@@ -130,6 +132,22 @@ static int ks_read_url(keys_source *ks, const config_node *ak, const char *url, 
     return 0;
 }
 
+/* A private CA (an internal config server, an S3-compatible store): checked
+ * readable now, so a typo fails the start rather than every poll. */
+static int ks_read_ca_file(keys_source *ks, const config_node *ak, char *err, size_t errlen)
+{
+    const char *ca;
+    if (config_str(ak, "ca_file", NULL, &ca, err, errlen) != 0)
+        return -1;
+    if (ca == NULL)
+        return 0;
+    if (access(ca, R_OK) != 0)
+        return config_error(ak, "ca_file", err, errlen, "cannot read %s: %s", ca, strerror(errno));
+    if ((ks->ca_file = strdup(ca)) == NULL)
+        return config_error(ak, "ca_file", err, errlen, "out of memory");
+    return 0;
+}
+
 int keys_source_from_config(const config_node *ak, keys_source **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -159,6 +177,8 @@ int keys_source_from_config(const config_node *ak, keys_source **out, char *err,
         rc = config_error(ak, "poll_interval", err, errlen, "at least 100ms");
     if (rc == 0 && ks->timeout_ms == 0)
         rc = config_error(ak, "timeout", err, errlen, "must be more than 0");
+    if (rc == 0)
+        rc = ks_read_ca_file(ks, ak, err, errlen);
     if (rc != 0) {
         keys_source_free(ks);
         return -1;
@@ -242,6 +262,8 @@ static int ks_request(keys_source *ks, const char *method, const char *const *hd
         curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
         curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, strncmp(ks->url, "https:", 6) == 0 ? "https" : "http,https");
     }
+    if (ks->ca_file != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ks->ca_file);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ks->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)ks->timeout_ms);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "otlp-gateway/" GATEWAY_VERSION);
@@ -406,6 +428,7 @@ void keys_source_free(keys_source *ks)
         pthread_join(ks->thread, NULL);
     }
     aws_signer_free(ks->signer);
+    free(ks->ca_file);
     pthread_cond_destroy(&ks->wake);
     pthread_mutex_destroy(&ks->lock);
     curl_global_cleanup();

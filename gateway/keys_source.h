@@ -2,7 +2,8 @@
  * gateway instance polls: `auth.api_keys.url` (http:// or https://, polled
  * with If-None-Match on the last ETag) or `auth.api_keys.s3` (s3://bucket/key,
  * GET and PUT signed with SigV4 by backends/aws_export.h, region and
- * credentials read as the AWS backends read them). The object is the keys
+ * credentials read as the AWS backends read them); `ca_file` verifies either
+ * against a private CA. The object is the keys
  * file's document; auth/apikey.h parses and formats it.
  *
  * The poller (one thread) hands every new key set to auth_keys_replace. A

@@ -300,6 +300,8 @@ static void test_api_keys_config_errors(void **state)
         {"  api_keys: {poll_interval: 1s}\n", "bad.yaml:3:13: auth.api_keys: needs one of file"},
         {"  api_keys: {file: /k.yaml, poll_interval: 1s}\n",
          "bad.yaml:3:44: auth.api_keys.poll_interval: applies to url and s3 sources"},
+        {"  api_keys: {file: /k.yaml, ca_file: /ca.pem}\n",
+         "bad.yaml:3:38: auth.api_keys.ca_file: applies to url and s3 sources"},
         {"  api_keys: {s3: s3://b/k, bucket: b}\n", "auth.api_keys.bucket: unknown key"},
         {"  api_keys: /k.yaml\n", "bad.yaml:3:13: auth.api_keys: expected a map"},
     };

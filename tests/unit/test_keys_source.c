@@ -73,6 +73,8 @@ static void test_config_errors(void **state)
         {"{url: https:///k.yaml}", "auth.api_keys.url: expected an http:// or https:// URL"},
         {"{url: \"https://u:p@keys.example.com/k\"}", "auth.api_keys.url: credentials in the URL are not supported"},
         {"{url: \"https://k/a\\\"b\"}", "auth.api_keys.url: expected an http:// or https:// URL"},
+        {"{url: https://keys.example.com/k.yaml, ca_file: /nonexistent/ca.pem}",
+         "k.yaml:3:61: auth.api_keys.ca_file: cannot read /nonexistent/ca.pem: No such file or directory"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         fails(cases[i].api_keys, cases[i].expected);

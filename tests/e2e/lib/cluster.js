@@ -122,8 +122,9 @@ export const probabilisticKeeps = (id, pct, salt = 'default-hash-seed') =>
 // ---- a DNS server for members_dns ----
 
 /**
- * Answers A queries for one name from a list the test changes (set()); AAAA
- * for that name: no records; any other name: NXDOMAIN. UDP on 127.0.0.1.
+ * Answers A and AAAA queries for one name from a list of IPv4 and IPv6
+ * addresses the test changes (set()): A the IPv4 ones, AAAA the IPv6 ones;
+ * any other name: NXDOMAIN. UDP on 127.0.0.1.
  */
 export class DnsServer {
   static async start(name, addrs = []) {
@@ -167,7 +168,8 @@ export class DnsServer {
     const qtype = q.readUInt16BE(pos + 1);
     this.queries++;
     const known = labels.join('.').toLowerCase() === this.name;
-    const answers = known && qtype === 1 ? this.addrs : [];
+    const v6 = qtype === 28;
+    const answers = known && (qtype === 1 || v6) ? this.addrs.filter((a) => net.isIPv6(a) === v6) : [];
     const head = Buffer.alloc(12);
     head.writeUInt16BE(q.readUInt16BE(0), 0); // id
     // QR, AA, the query's RD, RA; rcode NXDOMAIN (3) for other names.
@@ -175,13 +177,14 @@ export class DnsServer {
     head.writeUInt16BE(1, 4);
     head.writeUInt16BE(answers.length, 6);
     const rrs = answers.map((a) => {
-      const rr = Buffer.alloc(16);
+      const ip = v6 ? ipv6Bytes(a) : Buffer.from(a.split('.').map(Number));
+      const rr = Buffer.alloc(12 + ip.length);
       rr.writeUInt16BE(0xc00c, 0); // the question's name
-      rr.writeUInt16BE(1, 2); // A
+      rr.writeUInt16BE(qtype, 2); // A or AAAA
       rr.writeUInt16BE(1, 4); // IN
       rr.writeUInt32BE(1, 6); // TTL 1 s
-      rr.writeUInt16BE(4, 10);
-      Buffer.from(a.split('.').map(Number)).copy(rr, 12);
+      rr.writeUInt16BE(ip.length, 10);
+      ip.copy(rr, 12);
       return rr;
     });
     return Buffer.concat([head, question, ...rrs]);
@@ -190,6 +193,18 @@ export class DnsServer {
   stop() {
     return new Promise((r) => this.sock.close(r));
   }
+}
+
+/** The 16 bytes of an IPv6 address in text ("::1", "fd00::5"). */
+function ipv6Bytes(a) {
+  const [head, tail = ''] = a.split('::');
+  const groups = (x) => (x ? x.split(':') : []);
+  const h = groups(head);
+  const t = a.includes('::') ? groups(tail) : [];
+  const all = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const b = Buffer.alloc(16);
+  all.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), 2 * i));
+  return b;
 }
 
 // ---- the cluster ----
@@ -203,7 +218,7 @@ async function freePortOn(hosts) {
       ok = await new Promise((resolve) => {
         const s = net.createServer();
         s.once('error', () => resolve(false));
-        s.listen({ host: h, port: p, exclusive: true }, () => s.close(() => resolve(true)));
+        s.listen({ host: h.replace(/^\[(.*)\]$/, '$1'), port: p, exclusive: true }, () => s.close(() => resolve(true)));
       });
       if (!ok) break;
     }
@@ -239,10 +254,11 @@ function memberYaml(m, o, dataDir) {
     '  - {name: rest, signals: [metrics, logs], backends: [local]}',
     ...(o.extraYaml ? [o.extraYaml] : []),
     'cluster:',
-    `  advertise: ${m.peerAddr}`,
-    `  listen: ${m.peerAddr}`,
+    `  advertise: "${m.peerAddr}"`, // quoted: "[::1]:p" is no flow sequence
+    `  listen: "${m.peerAddr}"`,
     ...membership,
-    `  secret: "${o.secret}"`,
+    ...(o.secret ? [`  secret: "${o.secret}"`] : []),
+    ...(o.tls ? [`  tls: {cert: ${o.tls.cert}, key: ${o.tls.key}, ca: ${o.tls.ca}}`] : []),
     `  forward: {flush: 5ms, give_up: ${o.giveUp}}`,
     `  health: {interval: ${o.healthInterval}, failures: ${o.healthFailures}}`,
     `  handoff_timeout: ${o.handoffTimeout}`,
@@ -286,7 +302,9 @@ export class Cluster {
    * slots: members known to the cluster and to HAProxy (3); running: how many
    * start now (slots); policies: the sampling policies as a YAML flow sequence;
    * decisionWait ('3s'); dns: a DnsServer (members_dns instead of a static list;
-   * each member then gets its own loopback address 127.0.0.(11+i)); secret;
+   * each member then gets its own loopback address, hosts[i], by default
+   * 127.0.0.(11+i); "[::1]" for an AAAA record); secret (null: none);
+   * tls: {cert, key, ca} files for mutual TLS between members;
    * healthInterval ('200ms'), healthFailures (2), giveUp ('1s'),
    * handoffTimeout ('5s'), dnsInterval ('200ms'), workers (2);
    * listenerExtra / extraYaml / pipelineExtra: more YAML for the OTLP
@@ -309,7 +327,7 @@ export class Cluster {
     };
     o.running ??= o.slots;
     c.opts = o;
-    const hosts = Array.from({ length: o.slots }, (_, i) => (o.dns ? `127.0.0.${11 + i}` : '127.0.0.1'));
+    const hosts = Array.from({ length: o.slots }, (_, i) => (o.dns ? (o.hosts?.[i] ?? `127.0.0.${11 + i}`) : '127.0.0.1'));
     if (o.dns) o.peerPort = await freePortOn(hosts);
     const used = new Set();
     const port = async () => {

@@ -190,9 +190,10 @@ export function grpcFrame(msg, compressed = 0, declaredLength = msg.length) {
  * {status (number|null), message, headers, trailers, data}. The session is
  * closed afterwards.
  */
-export function grpcRaw(port, path, body, { headers = {}, timeoutMs = 10_000, chunkDelayMs = 0 } = {}) {
+export function grpcRaw(port, path, body, { headers = {}, timeoutMs = 10_000, chunkDelayMs = 0, tls = null } = {}) {
   return new Promise((resolve, reject) => {
-    const client = http2.connect(`http://127.0.0.1:${port}`);
+    // tls: {ca, cert, key} (node tls options) for a TLS listener; else h2c.
+    const client = tls ? http2.connect(`https://127.0.0.1:${port}`, tls) : http2.connect(`http://127.0.0.1:${port}`);
     let settled = false;
     const done = (err, val) => {
       if (settled) return;

@@ -11,6 +11,10 @@
 // ignores a forged tenant header, and members_dns follows a DNS server.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http2 from 'node:http2';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
@@ -24,8 +28,11 @@ import {
   memberKey,
   probabilisticKeeps,
   ringOwner,
+  spansByTrace,
+  until,
 } from '../lib/cluster.js';
-import { httpRequest } from '../lib/gateway.js';
+import { Gateway, freePort, httpRequest, sleep } from '../lib/gateway.js';
+import { makePki } from '../lib/pki.js';
 import { makeTraces, planRequests, sendSpread } from '../lib/spread.js';
 import { GRPC, GRPC_PATH, grpcFrame, grpcRaw, randomHex, traceRequestProto } from '../lib/wire.js';
 
@@ -290,12 +297,193 @@ describe('cluster: the peer listener', () => {
   });
 });
 
-describe('cluster: members from DNS', () => {
+describe('cluster: mutual TLS between members; a member draining', () => {
+  let c;
+  let pki;
+  let other;
+  before(async () => {
+    // The cluster CA signs the one member certificate (SAN 127.0.0.1, no
+    // extendedKeyUsage: server and client); `other` is a CA nobody trusts.
+    pki = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-cluster-pki-')));
+    other = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-cluster-other-')));
+    const f = (n) => path.join(pki.dir, n);
+    c = await Cluster.start({
+      slots: 2,
+      policies: ALWAYS,
+      decisionWait: '1s',
+      secret: null, // mutual TLS is the only peer authentication
+      tls: { cert: f('a.crt'), key: f('a.key'), ca: f('ca.crt') },
+      healthInterval: '1s', // a drain lasts two intervals: long enough to watch
+    });
+  });
+  after(async () => {
+    try {
+      await c?.stop();
+    } finally {
+      for (const p of [pki, other]) if (p) fs.rmSync(p.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('members forward over TLS; the peer listener refuses callers without a cluster CA certificate', async () => {
+    const set = makeTraces({ count: 80, services: 4, seed: 0xc1a6 });
+    assert.deepEqual((await sendSpread(c, planRequests(set, { wave: 40 }))).retried, []);
+    await c.waitQuiet();
+    const found = c.readTraces();
+    assertTraces(checkTraces(set.sent, found, () => true), 'mutual TLS');
+    assertOwners(found, set.sent, c.members);
+    assert.ok((await c.sum(CM.forwardedSpans)) > 0, 'spans were forwarded over TLS');
+
+    const port = Number(c.members[0].peerAddr.split(':')[1]);
+    const read = (p, n) => fs.readFileSync(path.join(p.dir, n));
+    const call = (tls) => grpcRaw(port, HEALTH_PATH, grpcFrame(Buffer.alloc(0)), { tls, timeoutMs: 5000 }).catch((e) => e);
+    const member = await call({ ca: pki.ca, cert: read(pki, 'a.crt'), key: read(pki, 'a.key') });
+    assert.equal(member.status, GRPC.OK, `a member's certificate: ${member.message ?? member}`);
+    const noCert = await call({ ca: pki.ca });
+    assert.ok(noCert instanceof Error || noCert.status !== GRPC.OK, 'no client certificate must be refused');
+    const foreign = await call({ ca: pki.ca, cert: other.client.cert, key: other.client.key });
+    assert.ok(foreign instanceof Error || foreign.status !== GRPC.OK, "another CA's certificate must be refused");
+    const plain = await grpcRaw(port, HEALTH_PATH, grpcFrame(Buffer.alloc(0)), { timeoutMs: 5000 }).catch((e) => e);
+    assert.ok(plain instanceof Error || plain.status !== GRPC.OK, 'plaintext h2c must be refused');
+  });
+
+  it('a stopping member answers /readyz 503 and health "draining" until it exits; its peer drops it at once', async () => {
+    const gw2 = c.members[1].gw;
+    const peer2 = c.members[1].peerAddr;
+    const stopped = c.stopMember(1);
+    const seen = { readyz: new Set(), draining: 0, page: false };
+    while (!gw2.exit) {
+      const r = await httpRequest({ port: gw2.adminPort, path: '/readyz', timeoutMs: 1000 }).catch(() => null);
+      if (r) seen.readyz.add(r.status);
+      if (r?.status === 503) {
+        seen.draining = Math.max(seen.draining, await gw2.metricSum(CM.draining).catch(() => 0));
+        seen.page ||= /self \S+ draining/.test((await c.statusPage(1).catch(() => '')) ?? '');
+      }
+      await sleep(20);
+    }
+    await stopped;
+    assert.ok(seen.readyz.has(503), `/readyz while draining answered ${[...seen.readyz]}`);
+    assert.equal(seen.draining, 1, `${CM.draining} while draining`);
+    assert.ok(seen.page, 'the status page says draining');
+    // gw1 learnt it from gw2's health answer, not from failed checks.
+    assert.match(c.members[0].gw.log(), new RegExp(`peer=${peer2.replace(/[.[\]]/g, '\\$&')} state=draining`));
+    await c.waitMembers(1);
+  });
+});
+
+describe('cluster: a full forward queue is backpressure; unsampled signals stay local', () => {
+  // One real gateway and a fake member that answers health checks but holds
+  // every Export call open, so the forward queue for it fills and stays full.
+  let gw, fake;
+  const calls = [];
+  const sessions = new Set();
+  const self = () => `127.0.0.1:${gw.peerPort}`;
+  before(async () => {
+    fake = http2.createServer();
+    fake.on('session', (s) => sessions.add(s.on('close', () => sessions.delete(s))));
+    fake.on('stream', (stream, h) => {
+      stream.on('data', () => {});
+      if (h[':path'] !== HEALTH_PATH) return calls.push({ path: h[':path'], pipeline: h['x-otlp-gateway-pipeline'] });
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(grpcFrame(Buffer.alloc(0)));
+    });
+    await new Promise((r) => fake.listen(0, '127.0.0.1', r));
+    const fakeAddr = `127.0.0.1:${fake.address().port}`;
+    const peerPort = await freePort();
+    gw = await Gateway.start({
+      config: (w) => `workers: 1
+admin: 127.0.0.1:${w.adminPort}
+listeners:
+  - {name: lb, grpc: 127.0.0.1:${w.grpcPort}, http: 127.0.0.1:${w.httpPort}, auth: none}
+backends: {local: {type: file, dir: ${w.dataDir}}}
+sampling: {tail: {decision_wait: 1s, policies: ${ALWAYS}}}
+pipelines:
+  - {name: ${PIPELINE}, signals: [traces], backends: [local], sampling: tail}
+  - {name: rest, signals: [metrics, logs], backends: [local]}
+cluster:
+  advertise: 127.0.0.1:${peerPort}
+  listen: 127.0.0.1:${peerPort}
+  members: [127.0.0.1:${peerPort}, ${fakeAddr}]
+  secret: "${SECRET}"
+  forward: {queue_bytes: 8KiB, batch_bytes: 2KiB, flush: 5ms, timeout: 60s, give_up: 60s}
+  health: {interval: 200ms, failures: 2}
+  handoff_timeout: 1s
+`,
+    });
+    gw.peerPort = peerPort;
+    gw.fakeAddr = fakeAddr;
+    await until('the fake member is live', async () => (await gw.metricSum(CM.members)) === 2, 10_000);
+  });
+  after(async () => {
+    for (const s of sessions) s.destroy(); // the held calls fail: their spans are decided here
+    try {
+      await gw?.stop();
+    } finally {
+      await new Promise((r) => fake.close(r));
+    }
+  });
+
+  /** A span of a new trace owned by `who` (0: the gateway, 1: the fake member). */
+  const spanOf = (who, name) => {
+    for (;;) {
+      const s = { traceId: randomHex(16), spanId: randomHex(8), name };
+      if (ringOwner([self(), gw.fakeAddr], s.traceId) === who) return s;
+    }
+  };
+  const post = (spans) =>
+    httpRequest({
+      port: gw.httpPort,
+      method: 'POST',
+      path: '/v1/traces',
+      headers: { 'content-type': 'application/x-protobuf' },
+      body: traceRequestProto('e2e-backpressure', spans),
+    });
+
+  it('clients get 503 / UNAVAILABLE, none of a refused request is kept; metrics and logs are never forwarded', async () => {
+    // Requests of one span of the fake member's, all of one size, until one
+    // does not fit: from then on none of that size does.
+    const statuses = [];
+    for (let i = 0; i < 1000 && statuses.at(-1) !== 503; i++) statuses.push((await post([spanOf(1, 'theirs')])).status);
+    assert.equal(statuses.at(-1), 503, `the queue for the stuck member never filled: ${statuses}`);
+    assert.ok(statuses[0] === 200, 'the first requests fit in the queue');
+    assert.ok((await gw.metricSum(CM.queueBytes)) > 0);
+
+    const mine = spanOf(0, 'refused-mine');
+    const refused = await post([mine, spanOf(1, 'theirs')]);
+    assert.equal(refused.status, 503, 'a request holding spans for the full queue');
+    assert.ok(Number(refused.headers['retry-after']) >= 1, 'Retry-After on the 503');
+    const g = await grpcRaw(gw.grpcPort, GRPC_PATH.traces, grpcFrame(traceRequestProto('e2e-backpressure', [spanOf(1, 'theirs')])));
+    assert.equal(g.status, GRPC.UNAVAILABLE, `gRPC: ${g.message}`);
+    const kept = spanOf(0, 'kept-mine');
+    assert.equal((await post([kept])).status, 200, 'spans this member owns are not held back by another member');
+
+    const now = `${Date.now()}000000`;
+    const json = (p, body) =>
+      httpRequest({ port: gw.httpPort, method: 'POST', path: p, headers: { 'content-type': 'application/json' }, body });
+    const m = await json('/v1/metrics', JSON.stringify({ resourceMetrics: [{ scopeMetrics: [{ metrics: [
+      { name: 'e2e.backpressure', gauge: { dataPoints: [{ asInt: '1', timeUnixNano: now }] } }] }] }] }));
+    assert.equal(m.status, 200, m.body.toString());
+    const l = await json('/v1/logs', JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [
+      { timeUnixNano: now, body: { stringValue: 'e2e backpressure log' } }] }] }] }));
+    assert.equal(l.status, 200, l.body.toString());
+
+    await until('the owned span is decided and written', () => spansByTrace([['gw', gw]]).byTrace.has(kept.traceId), 15_000);
+    await sleep(1_500); // a decision_wait more: the refused request's own span would be written by now
+    assert.ok(!spansByTrace([['gw', gw]]).byTrace.has(mine.traceId), 'no span of a refused request was kept');
+    assert.ok(gw.readSignal('metrics').length > 0 && gw.readSignal('logs').length > 0, 'metrics and logs written here');
+    assert.ok(calls.length > 0, 'the stuck member was sent spans');
+    assert.deepEqual(new Set(calls.map((c) => `${c.path} ${c.pipeline}`)), new Set([`${GRPC_PATH.traces} ${PIPELINE}`]));
+  });
+});
+
+describe('cluster: members from DNS (A and AAAA records)', () => {
   let c;
   let dns;
   before(async () => {
     dns = await DnsServer.start('gateways.cluster.test', ['127.0.0.11', '127.0.0.12']);
-    c = await Cluster.start({ slots: 3, running: 2, policies: ALWAYS, dns, dnsInterval: '200ms' });
+    // The third member is on ::1: it is only in the name's AAAA record.
+    const hosts = ['127.0.0.11', '127.0.0.12', '[::1]'];
+    c = await Cluster.start({ slots: 3, running: 2, policies: ALWAYS, dns, dnsInterval: '200ms', hosts });
   });
   after(async () => {
     try {
@@ -308,9 +496,10 @@ describe('cluster: members from DNS', () => {
   it('a new record joins the ring, a removed one leaves it', async () => {
     assert.deepEqual(await c.each(CM.members), { gw1: 2, gw2: 2 });
     assert.ok(dns.queries > 0);
-    await c.startMember(2); // 127.0.0.13: running, but not in DNS yet
+    assert.equal(c.members[2].peerAddr.split(']')[0], '[::1');
+    await c.startMember(2); // [::1]: running, but not in DNS yet
     const changes = await c.members[0].gw.metricSum(CM.ringChanges);
-    dns.set(['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+    dns.set(['127.0.0.11', '127.0.0.12', '::1']); // two A records and an AAAA record
     await c.waitMembers(3);
     assert.ok((await c.members[0].gw.metricSum(CM.ringChanges)) > changes);
     const page = await c.statusPage(0);

@@ -11,12 +11,16 @@
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { Gateway, httpRequest, runGatewayOnce, sleep } from '../lib/gateway.js';
+import { makePki } from '../lib/pki.js';
 import { LocalS3, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY } from '../lib/s3.js';
 import { newSpan, traceRequestProto } from '../lib/wire.js';
 
@@ -231,49 +235,58 @@ describe('fleet API keys in S3 (s3rver + precondition proxy)', () => {
   });
 });
 
-describe('fleet API keys behind a URL (ETag / If-None-Match)', () => {
-  let server, gw;
-  let doc = 'keys:\n';
-  let etag = '"v0"';
-  const seen = [];
-  let up = true;
+function keyEntry(key, tenant = 'shop', revoked = false) {
+  const sha = crypto.createHash('sha256').update(key).digest('hex');
+  return `  - {id: k_${sha.slice(0, 12)}, tenant: ${tenant}, sha256: ${sha}, revoked: ${revoked}}\n`;
+}
+const newKey = () => `otlpgw_${crypto.randomBytes(32).toString('base64url')}`;
 
-  function keyEntry(key, tenant = 'shop', revoked = false) {
-    const sha = crypto.createHash('sha256').update(key).digest('hex');
-    return `  - {id: k_${sha.slice(0, 12)}, tenant: ${tenant}, sha256: ${sha}, revoked: ${revoked}}\n`;
-  }
-  const newKey = () => `otlpgw_${crypto.randomBytes(32).toString('base64url')}`;
+/**
+ * A keys document served at /keys.yaml with an ETag, answering 304 to a
+ * matching If-None-Match, 500 while !up. tls: {cert, key} serves https.
+ * Change doc and etag to publish a new key set; seen lists the requests.
+ */
+async function keysServer(tls = null) {
+  const ks = { doc: 'keys:\n', etag: '"v0"', up: true, seen: [] };
+  const handler = (req, res) => {
+    ks.seen.push({ method: req.method, inm: req.headers['if-none-match'] });
+    if (!ks.up) return res.writeHead(500).end('down');
+    if (req.headers['if-none-match'] === ks.etag) return res.writeHead(304, { etag: ks.etag }).end();
+    res.writeHead(200, { etag: ks.etag, 'content-type': 'application/yaml' }).end(ks.doc);
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+  await new Promise((r) => server.listen({ host: '127.0.0.1', port: 0 }, r));
+  ks.url = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}/keys.yaml`;
+  ks.close = () => new Promise((r) => server.close(r));
+  return ks;
+}
+
+describe('fleet API keys behind a URL (ETag / If-None-Match)', () => {
+  let ks, gw;
 
   before(async () => {
-    server = http.createServer((req, res) => {
-      seen.push({ method: req.method, inm: req.headers['if-none-match'] });
-      if (!up) return res.writeHead(500).end('down');
-      if (req.headers['if-none-match'] === etag) return res.writeHead(304, { etag }).end();
-      res.writeHead(200, { etag, 'content-type': 'application/yaml' }).end(doc);
-    });
-    await new Promise((r) => server.listen({ host: '127.0.0.1', port: 0 }, r));
-    const url = `http://127.0.0.1:${server.address().port}/keys.yaml`;
-    gw = await Gateway.start({ config: (w) => fleetYaml(w, [`url: ${url}`, `poll_interval: ${POLL}`, 'timeout: 2s']) });
+    ks = await keysServer();
+    gw = await Gateway.start({ config: (w) => fleetYaml(w, [`url: ${ks.url}`, `poll_interval: ${POLL}`, 'timeout: 2s']) });
   });
 
   after(async () => {
     try {
       await gw?.stop();
     } finally {
-      await new Promise((r) => server.close(r));
+      await ks.close();
     }
   });
 
   it('polls with If-None-Match, handles 304, and picks up a changed document', async () => {
     const k1 = newKey();
-    doc = `keys:\n${keyEntry(k1)}`;
-    etag = '"v1"';
+    ks.doc = `keys:\n${keyEntry(k1)}`;
+    ks.etag = '"v1"';
     await waitStatus(gw, k1, 200, 'the key from the served document works');
-    await waitFor('a conditional GET answered 304', async () => ({ ok: seen.some((s) => s.inm === '"v1"') }));
+    await waitFor('a conditional GET answered 304', async () => ({ ok: ks.seen.some((s) => s.inm === '"v1"') }));
     await waitMetric(gw, M.fetches, { result: 'not_modified' }, (v) => v >= 1, 'not_modified fetches counted');
     const k2 = newKey();
-    doc = `keys:\n${keyEntry(k1, 'shop', true)}${keyEntry(k2)}`;
-    etag = '"v2"';
+    ks.doc = `keys:\n${keyEntry(k1, 'shop', true)}${keyEntry(k2)}`;
+    ks.etag = '"v2"';
     await waitStatus(gw, k2, 200, 'the second key works');
     assert.equal((await postTraces(gw, k1)).status, 401, 'the first key is revoked');
     assert.equal(await gw.metricSum(M.keys), 2);
@@ -281,20 +294,20 @@ describe('fleet API keys behind a URL (ETag / If-None-Match)', () => {
 
   it('a bad document keeps the last good keys, says so once, and recovers', async () => {
     const good = newKey();
-    doc = `keys:\n${keyEntry(good)}`;
-    etag = '"v3"';
+    ks.doc = `keys:\n${keyEntry(good)}`;
+    ks.etag = '"v3"';
     await waitStatus(gw, good, 200, 'the good key works');
-    doc = 'keys: [ {id: broken\n';
-    etag = '"v4"';
+    ks.doc = 'keys: [ {id: broken\n';
+    ks.etag = '"v4"';
     await waitMetric(gw, M.up, {}, (v) => v === 0, 'source_up 0 for a bad document');
     assert.equal((await postTraces(gw, good)).status, 200);
     assert.match(gw.log(), /api keys source down; keeping the last good keys.*keys_loaded=yes.*invalid YAML/);
-    up = false;
+    ks.up = false;
     await sleep(1_200);
     assert.equal((gw.log().match(/api keys source down/g) ?? []).length, 1, 'one warning per state change');
-    up = true;
-    doc = `keys:\n${keyEntry(good)}`;
-    etag = '"v5"';
+    ks.up = true;
+    ks.doc = `keys:\n${keyEntry(good)}`;
+    ks.etag = '"v5"';
     await waitMetric(gw, M.up, {}, (v) => v === 1, 'source_up 1 again');
   });
 
@@ -306,5 +319,41 @@ describe('fleet API keys behind a URL (ETag / If-None-Match)', () => {
     const l = await keys(gw.configPath, 'list');
     assert.equal(l.code, 0, l.output);
     assert.match(l.output, /shop/);
+  });
+});
+
+describe('fleet API keys behind an https URL with a private CA (ca_file)', () => {
+  let pki, ks;
+  const gws = [];
+
+  before(async () => {
+    pki = makePki(fs.mkdtempSync(path.join(os.tmpdir(), 'otlp-gw-keys-pki-')));
+    const read = (f) => fs.readFileSync(path.join(pki.dir, f));
+    ks = await keysServer({ cert: read('a.crt'), key: read('a.key') }); // SAN IP:127.0.0.1
+    const keysYaml = (extra) => [`url: ${ks.url}`, `poll_interval: ${POLL}`, 'timeout: 2s', ...extra];
+    gws.push(await Gateway.start({ config: (w) => fleetYaml(w, keysYaml([`ca_file: ${path.join(pki.dir, 'ca.crt')}`])) }));
+    gws.push(await Gateway.start({ config: (w) => fleetYaml(w, keysYaml([])) })); // the system CAs only
+  });
+
+  after(async () => {
+    try {
+      for (const gw of gws) await gw.stop();
+    } finally {
+      await ks?.close();
+      if (pki) fs.rmSync(pki.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('polls the https source with If-None-Match, trusting the CA in ca_file and nothing else', async () => {
+    const [trusting, other] = gws;
+    const k = newKey();
+    ks.doc = `keys:\n${keyEntry(k)}`;
+    ks.etag = '"tls1"';
+    await waitStatus(trusting, k, 200, 'the key from the https document works');
+    await waitFor('a conditional GET over https answered 304', async () => ({ ok: ks.seen.some((r) => r.inm === '"tls1"') }));
+    await waitMetric(other, M.fetches, { result: 'error' }, (v) => v >= 2, 'fetches without the CA fail');
+    assert.equal(await other.metricSum(M.up, {}), 0, 'a certificate from an unknown CA is not trusted');
+    assert.equal((await postTraces(other, k)).status, 503, 'no key set loaded: retryable 503');
+    assert.match(other.log(), /api keys source down; keeping the last good keys.*keys_loaded=no/);
   });
 });
