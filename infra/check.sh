@@ -8,7 +8,7 @@ bin="$(realpath "${1:-build/otlp-gateway}")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 need() { for t in "$@"; do command -v "$t" >/dev/null || { echo "infra: $t is not installed" >&2; exit 1; }; done; }
-need shellcheck promtool docker-compose systemd-analyze node npm openssl podman buildah mmdebstrap meson python3
+need shellcheck promtool docker-compose systemd-analyze node npm openssl podman buildah mmdebstrap meson python3 unshare nsenter curl ip
 
 echo "== infra: shellcheck"
 mapfile -t scripts < <(find scripts infra -name node_modules -prune -o -name '*.sh' -print | sort)
@@ -63,4 +63,5 @@ echo "== infra: container image"
 infra/tools/runtime-libs.sh "$bin"
 infra/docker/build.sh localhost/otlp-gateway:check >"$tmp/image.log" 2>&1 || { tail -40 "$tmp/image.log"; exit 1; }
 infra/tools/image-smoke.sh localhost/otlp-gateway:check
+infra/tools/image-readonly.sh localhost/otlp-gateway:check
 echo "infra: all checks passed"
