@@ -405,9 +405,9 @@ static int read_cluster(config *c, arena *a, char *err, size_t errlen)
 static int read_config(config *c, arena *a, char *err, size_t errlen)
 {
     /* auth and tenants are read by auth/auth.c from c->root. */
-    static const char *const top_keys[] = {"workers",   "admin",    "log",       "limits", "shutdown_timeout",
-                                           "listeners", "backends", "pipelines", "auth",   "tenants",
-                                           "sampling",  "cluster",  NULL};
+    static const char *const top_keys[] = {"workers",   "admin",    "admin_proxy_protocol", "log",     "limits",
+                                           "shutdown_timeout", "listeners", "backends", "pipelines", "auth",
+                                           "tenants",   "sampling", "cluster", NULL};
     static const char *const log_keys[] = {"level", NULL};
     static const char *const limit_keys[] = {"max_decoded_bytes", "max_connections", NULL};
     const config_node *root = c->root, *log, *limits;
@@ -420,6 +420,7 @@ static int read_config(config *c, arena *a, char *err, size_t errlen)
     if (config_check_keys(root, top_keys, err, errlen) != 0 || /* also requires a mapping */
         config_uint(root, "workers", 0, 0, CONFIG_MAX_WORKERS, &workers, err, errlen) != 0 ||
         config_addr(root, "admin", &c->admin_addr, err, errlen) != 0 ||
+        config_bool(root, "admin_proxy_protocol", 0, &c->admin_proxy_protocol, err, errlen) != 0 ||
         config_section(root, "log", log_keys, &log, err, errlen) != 0 ||
         config_str(log, "level", "info", &level, err, errlen) != 0 ||
         config_section(root, "limits", limit_keys, &limits, err, errlen) != 0 ||

@@ -52,6 +52,7 @@ typedef struct config {
     const char *source;  /* file path, or "<embedded>" */
     unsigned workers;    /* 0: one per CPU */
     const char *admin_addr; /* NULL: no admin listener */
+    int admin_proxy_protocol; /* accept (not require) a PROXY header on admin connections */
     log_level log_level;
     size_t max_decoded_bytes;     /* per-request decode arena cap, default 256 MiB */
     uint64_t max_connections;     /* all listeners but admin; 0: derived from the descriptor limit at start */

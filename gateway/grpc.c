@@ -916,7 +916,7 @@ static void grpc_listener_on_conn(h2o_socket_t *sock, void *data)
 {
     grpc_listener *l = data;
     if (l->settings.proxy_protocol)
-        proxy_accept(&l->proxy, sock, grpc_conn_on_proxy_done, l);
+        proxy_accept(&l->proxy, sock, PROXY_REQUIRED, grpc_conn_on_proxy_done, l);
     else
         grpc_conn_new(l, sock);
 }

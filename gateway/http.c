@@ -29,7 +29,7 @@ struct http_listener {
     h2o_accept_ctx_t accept;
     http_site *site;
     conn_acceptor acceptor;
-    int proxy_protocol;
+    proxy_mode proxy_protocol;
     proxy_waiters proxy; /* connections still sending their PROXY header */
     h2o_timeout_t sweep_every;
     h2o_timeout_entry_t sweep;
@@ -309,8 +309,8 @@ static void on_proxy_done(h2o_socket_t *sock, void *data)
 static void on_conn(h2o_socket_t *sock, void *data)
 {
     http_listener *l = data;
-    if (l->proxy_protocol)
-        proxy_accept(&l->proxy, sock, on_proxy_done, l);
+    if (l->proxy_protocol != PROXY_NONE)
+        proxy_accept(&l->proxy, sock, l->proxy_protocol, on_proxy_done, l);
     else
         h2o_accept(&l->accept, sock);
 }
@@ -361,7 +361,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
 }
 
 http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int listen_fd, SSL_CTX *ssl_ctx,
-                                   int proxy_protocol, void *worker_data)
+                                   proxy_mode proxy_protocol, void *worker_data)
 {
     http_listener *l = calloc(1, sizeof(*l));
     if (l == NULL)

@@ -16,6 +16,7 @@
 
 #include "accept.h"
 #include "ingest.h"
+#include "proxy.h"
 
 typedef struct http_site http_site;
 typedef struct http_listener http_listener;
@@ -39,10 +40,10 @@ h2o_handler_t *http_site_handler(http_site *site, const char *path, size_t size,
 /* The OTLP/HTTP site: POST /v1/traces, /v1/metrics, /v1/logs. */
 http_site *http_otlp_site_new(const http_site_settings *s, const ingest_limits *lim);
 
-/* proxy_protocol: each connection starts with a PROXY v1/v2 header, read
- * within the site's header timeout, before TLS/HTTP. */
+/* proxy_protocol: whether connections start with a PROXY v1/v2 header, read
+ * within the site's header timeout, before TLS/HTTP (proxy.h). */
 http_listener *http_listener_start(http_site *site, h2o_evloop_t *loop, int listen_fd, SSL_CTX *ssl_ctx,
-                                   int proxy_protocol, void *worker_data);
+                                   proxy_mode proxy_protocol, void *worker_data);
 void http_listener_shutdown(http_listener *l);
 size_t http_listener_connections(const http_listener *l);
 /* Frees the listener. Returns 0, or -1 when connections were still open (a

@@ -20,6 +20,7 @@ typedef struct proxy_wait {
     h2o_linklist_t link; /* in w->pending */
     void (*done)(h2o_socket_t *sock, void *data);
     void *data;
+    int optional; /* PROXY_OPTIONAL: no header is fine */
 } proxy_wait;
 
 void proxy_waiters_init(proxy_waiters *w, h2o_loop_t *loop, uint32_t timeout_ms)
@@ -76,15 +77,18 @@ static void proxy_on_read(h2o_socket_t *sock, const char *err)
     case PROXY_NEED_MORE:
         return;
     case PROXY_INVALID:
-        log_debug("proxy header invalid", "received=%zu", sock->input->size);
-        proxy_wait_fail(pw);
-        return;
+        if (!pw->optional) {
+            log_debug("proxy header invalid", "received=%zu", sock->input->size);
+            proxy_wait_fail(pw);
+            return;
+        }
+        break; /* no header: every byte is the request's */
     case PROXY_OK:
+        h2o_buffer_consume(&sock->input, hdr.consumed);
+        if (!hdr.local)
+            h2o_socket_setpeername(sock, (struct sockaddr *)&hdr.src, hdr.src_len);
         break;
     }
-    h2o_buffer_consume(&sock->input, hdr.consumed);
-    if (!hdr.local)
-        h2o_socket_setpeername(sock, (struct sockaddr *)&hdr.src, hdr.src_len);
     h2o_socket_read_stop(sock);
     void (*done)(h2o_socket_t *, void *) = pw->done;
     void *data = pw->data;
@@ -92,14 +96,16 @@ static void proxy_on_read(h2o_socket_t *sock, const char *err)
     done(sock, data);
 }
 
-void proxy_accept(proxy_waiters *w, h2o_socket_t *sock, void (*done)(h2o_socket_t *sock, void *data), void *data)
+void proxy_accept(proxy_waiters *w, h2o_socket_t *sock, proxy_mode mode, void (*done)(h2o_socket_t *sock, void *data),
+                  void *data)
 {
     proxy_wait *pw = calloc(1, sizeof(*pw));
     if (pw == NULL) {
         h2o_socket_close(sock);
         return;
     }
-    *pw = (proxy_wait){.sock = sock, .timer = {.cb = proxy_on_timeout}, .done = done, .data = data};
+    *pw = (proxy_wait){
+        .sock = sock, .timer = {.cb = proxy_on_timeout}, .done = done, .data = data, .optional = mode == PROXY_OPTIONAL};
     sock->data = pw;
     h2o_linklist_insert(&w->pending, &pw->link);
     h2o_timeout_link(w->loop, &w->timeout, &pw->timer);

@@ -10,7 +10,9 @@
  * sock->input, and calls `done`. A malformed, missing or timed-out header
  * closes the connection. A v2 LOCAL command (health checks from the balancer
  * itself), a v2 UNSPEC or UNIX family, or v1 UNKNOWN keeps the real peer
- * address. */
+ * address. In optional mode (the admin listener: an NLB sends the header on
+ * its health checks too, a scraper does not) bytes that cannot start a
+ * header are left untouched for HTTP instead. */
 #ifndef GW_PROXY_H
 #define GW_PROXY_H
 
@@ -21,6 +23,9 @@
 #include <h2o.h>
 
 typedef enum { PROXY_NEED_MORE = 0, PROXY_OK = 1, PROXY_INVALID = -1 } proxy_status;
+
+/* What a listener expects before TLS/HTTP. */
+typedef enum { PROXY_NONE = 0, PROXY_REQUIRED, PROXY_OPTIONAL } proxy_mode;
 
 typedef struct proxy_header {
     size_t consumed;               /* header length in bytes */
@@ -61,7 +66,9 @@ void proxy_waiters_dispose(proxy_waiters *w);
 /* Read and apply the header on a freshly accepted `sock`, within w's
  * timeout, then call done(sock, data) with reading stopped; sock->data is
  * the caller's to set again. On failure close the socket (done is not
- * called). */
-void proxy_accept(proxy_waiters *w, h2o_socket_t *sock, void (*done)(h2o_socket_t *sock, void *data), void *data);
+ * called). With mode PROXY_OPTIONAL, bytes that are no header are not a
+ * failure: done gets them unconsumed. */
+void proxy_accept(proxy_waiters *w, h2o_socket_t *sock, proxy_mode mode, void (*done)(h2o_socket_t *sock, void *data),
+                  void *data);
 
 #endif

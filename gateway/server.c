@@ -368,12 +368,13 @@ static void *worker_main(void *arg)
         if (w->grpc_fds[i] >= 0)
             r.grpc[i] = grpc_listener_start(r.loop, w->grpc_fds[i], &p->grpc, r.ictx);
         if (w->http_fds[i] >= 0)
-            r.http[i] = http_listener_start(p->http_site, r.loop, w->http_fds[i], p->http_ssl, p->cfg->proxy_protocol,
-                                            r.ictx);
+            r.http[i] = http_listener_start(p->http_site, r.loop, w->http_fds[i], p->http_ssl,
+                                            p->cfg->proxy_protocol ? PROXY_REQUIRED : PROXY_NONE, r.ictx);
         w->grpc_fds[i] = w->http_fds[i] = -1; /* owned by the listeners now */
     }
     if (w->admin_fd >= 0) {
-        r.admin = http_listener_start(s->admin_site, r.loop, w->admin_fd, NULL, 0, NULL);
+        r.admin = http_listener_start(s->admin_site, r.loop, w->admin_fd, NULL,
+                                      s->cfg->admin_proxy_protocol ? PROXY_OPTIONAL : PROXY_NONE, NULL);
         w->admin_fd = -1;
     }
     /* The loop wakes at least every 100 ms; tail-sampling decisions of this

@@ -8,7 +8,7 @@ bin="$(realpath "${1:-build/otlp-gateway}")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 need() { for t in "$@"; do command -v "$t" >/dev/null || { echo "infra: $t is not installed" >&2; exit 1; }; done; }
-need shellcheck promtool docker-compose systemd-analyze node npm openssl podman buildah mmdebstrap meson python3
+need shellcheck promtool docker-compose systemd-analyze node npm openssl podman buildah mmdebstrap meson python3 unshare nsenter curl ip setpriv
 
 echo "== infra: shellcheck"
 mapfile -t scripts < <(find scripts infra -name node_modules -prune -o -name '*.sh' -print | sort)
@@ -26,8 +26,13 @@ promtool check rules infra/prometheus/alerts.yml
 (cd infra/prometheus && promtool test rules alerts.test.yml)
 
 echo "== infra: compose"
-(cd infra/compose && docker-compose config -q)
-echo "docker-compose config: ok"
+# config validates the schema; it does not look at bind-mount sources.
+(cd infra/compose && docker-compose config) | sed -n 's#^ *- \(/[^:]*\):/.*#\1#p' >"$tmp/mounts"
+[ -s "$tmp/mounts" ] || { echo "compose: no bind mounts found in docker-compose config" >&2; exit 1; }
+while read -r src; do
+    [ -e "$src" ] || { echo "compose: bind mount source $src does not exist" >&2; exit 1; }
+done <"$tmp/mounts"
+echo "docker-compose config: ok, $(wc -l <"$tmp/mounts") bind mount sources exist"
 
 echo "== infra: gateway configs"
 mkdir -p "$tmp/cfg/secrets"
@@ -44,16 +49,28 @@ for c in infra/config/*.yaml infra/compose/gateway.yaml; do
         "$bin" --check-config "$OLDPWD/$c" 2>&1 | grep -v 'level=warn')
 done
 
-echo "== infra: systemd unit, meson install"
-# verify wants the ExecStart binary to exist: check a copy naming the built one.
-sed "s#/usr/bin/otlp-gateway#$bin#g" infra/systemd/otlp-gateway.service >"$tmp/otlp-gateway.service"
-systemd-analyze verify "$tmp/otlp-gateway.service"
-echo "systemd-analyze verify: ok"
+echo "== infra: meson install, systemd unit"
 meson install -C build --destdir "$tmp/root" >/dev/null
+unit="$tmp/root/usr/local/lib/systemd/system/otlp-gateway.service"
 for f in usr/local/bin/otlp-gateway usr/local/lib/systemd/system/otlp-gateway.service usr/local/etc/otlp-gateway/gateway.yaml; do
     [ -f "$tmp/root/$f" ] || { echo "meson install: $f missing" >&2; exit 1; }
 done
-echo "meson install --destdir: binary, unit and config installed"
+# The installed unit must start the installed binary on the installed config.
+grep -qx 'ExecStart=/usr/local/bin/otlp-gateway --config /usr/local/etc/otlp-gateway/gateway.yaml' "$unit" \
+    || { echo "meson install: the unit does not run the installed binary and config:" >&2; grep '^Exec' "$unit" >&2; exit 1; }
+echo "meson install --destdir: binary, unit (naming them) and config installed"
+# verify wants the ExecStart binary to exist: check a copy naming the built one.
+sed "s#/usr/local/bin/otlp-gateway#$bin#g" "$unit" >"$tmp/otlp-gateway.service"
+systemd-analyze verify "$tmp/otlp-gateway.service"
+echo "systemd-analyze verify: ok"
+# What the unit's DynamicUser meets: an unknown uid in no group, the
+# configuration directory root-owned with ConfigurationDirectoryMode (systemd
+# does not chown it). It must still read the installed config.
+mode=$(sed -n 's/^ConfigurationDirectoryMode=//p' "$unit")
+chmod 0755 "$tmp" "$tmp/root"
+chmod "${mode:-0755}" "$tmp/root/usr/local/etc/otlp-gateway"
+setpriv --reuid=61234 --regid=61234 --clear-groups "$bin" --check-config "$tmp/root/usr/local/etc/otlp-gateway/gateway.yaml" \
+    || { echo "systemd unit: its dynamic user cannot read the installed config" >&2; exit 1; }
 
 echo "== infra: grafana dashboard"
 node infra/grafana/build-dashboard.mjs --check
@@ -63,4 +80,5 @@ echo "== infra: container image"
 infra/tools/runtime-libs.sh "$bin"
 infra/docker/build.sh localhost/otlp-gateway:check >"$tmp/image.log" 2>&1 || { tail -40 "$tmp/image.log"; exit 1; }
 infra/tools/image-smoke.sh localhost/otlp-gateway:check
+infra/tools/image-readonly.sh localhost/otlp-gateway:check
 echo "infra: all checks passed"

@@ -2,8 +2,8 @@
 // below:   node infra/grafana/build-dashboard.mjs
 // infra/check.sh fails when the committed JSON differs from what this makes,
 // and runs every panel's queries against a Prometheus scraping a live gateway
-// (infra/tools/dashboard-check.mjs). `mayBeEmpty: true` marks the panels that
-// legitimately have no series in that check.
+// (infra/tools/dashboard-check.mjs, whose MAY_BE_EMPTY names the panels that
+// legitimately have no series there).
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -29,6 +29,7 @@ const rows = [
     ['JWKS fetches/s by result', 'short', [[rate('otlp_gateway_jwks_refreshes_total', 'issuer, result'), '{{issuer}} {{result}}']]],
   ]],
   ['Export', [
+    ['Backends up (instances reaching each)', 'short', [[g('otlp_gateway_backend_up', 'backend'), '{{backend}}']]],
     ['Export queue depth (requests)', 'short', [[g('otlp_gateway_export_queue_entries', 'backend'), '{{backend}}']]],
     ['Export queue bytes', 'bytes', [[g('otlp_gateway_export_queue_bytes', 'backend'), '{{backend}}']]],
     ['Sent items/s by backend', 'short', [[rate('otlp_gateway_export_sent_items_total', 'backend', ',backend=~"$backend"'), '{{backend}}']]],

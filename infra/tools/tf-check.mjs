@@ -6,6 +6,7 @@
 //    looked up in the called module's source directory);
 // 3. every module call passes only variables the module declares, and every
 //    variable without a default.
+// 4. every "${path.module}/..." path (file() arguments, realm_file) exists.
 // Exits 1 with one line per problem.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -80,6 +81,8 @@ for (const dir of tfDirs(root)) {
   const rel = (f) => path.relative(process.cwd(), f);
   for (const { file, json } of m.files) {
     for (const s of strings(json)) {
+      for (const [, p] of s.matchAll(/\$\{path\.module\}(\/[^"}\\]+)/g))
+        if (!fs.existsSync(path.join(dir, p))) problems.push(`${rel(file)}: \${path.module}${p}: no such file`);
       for (const e of expressions(s)) {
         const miss = (what) => problems.push(`${rel(file)}: ${what} is referenced but not declared`);
         for (const [, n] of e.matchAll(/(?<![\w.])var\.([A-Za-z_][\w-]*)/g)) if (!m.vars.has(n)) miss(`var.${n}`);
@@ -109,4 +112,4 @@ if (problems.length) {
   for (const p of problems) console.error(`tf-check: ${p}`);
   process.exit(1);
 }
-console.log(`tf-check: ${[...cache.values()].reduce((n, m) => n + m.files.length, 0)} .tf files in ${cache.size} modules parse; every reference is declared`);
+console.log(`tf-check: ${[...cache.values()].reduce((n, m) => n + m.files.length, 0)} .tf files in ${cache.size} modules parse; every reference is declared, every path.module file exists`);

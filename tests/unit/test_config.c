@@ -168,7 +168,13 @@ static void test_defaults_and_nulls(void **state)
     config_free(c);
     c = load_ok(MIN_LISTENER);
     assert_null(c->admin_addr);
+    assert_int_equal(c->admin_proxy_protocol, 0);
     config_free(c);
+    c = load_ok("admin: 127.0.0.1:8888\nadmin_proxy_protocol: true\n" MIN_LISTENER);
+    assert_int_equal(c->admin_proxy_protocol, 1);
+    config_free(c);
+    expect_error(MIN_LISTENER "admin_proxy_protocol: sometimes\n",
+                 "gw.yaml:4:23: admin_proxy_protocol: invalid boolean \"sometimes\" (use true or false)");
 }
 
 static void test_syntax_errors(void **state)
@@ -214,8 +220,8 @@ static void test_unknown_keys(void **state)
 {
     (void)state;
     expect_error(MIN_LISTENER "listner: {}\n",
-                 "gw.yaml:4:1: listner: unknown key (expected one of: workers, admin, log, limits, "
-                 "shutdown_timeout, listeners, backends, pipelines, auth, tenants, sampling, cluster)");
+                 "gw.yaml:4:1: listner: unknown key (expected one of: workers, admin, admin_proxy_protocol, log, "
+                 "limits, shutdown_timeout, listeners, backends, pipelines, auth, tenants, sampling, cluster)");
     expect_error(MIN_LISTENER "    grcp: 1.2.3.4:1\n",
                  "gw.yaml:4:5: listeners[0].grcp: unknown key (expected one of: name, grpc, http, tls, "
                  "max_request_bytes, max_concurrent_streams, idle_timeout, header_timeout, proxy_protocol, max_connections, auth, "

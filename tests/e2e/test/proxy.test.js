@@ -244,3 +244,46 @@ describe('PROXY protocol', () => {
       }
     }));
 });
+
+// An AWS NLB whose target group has PROXY v2 sends the header on its health
+// checks too (a LOCAL one), while Prometheus scrapes the same admin port
+// without one: `admin_proxy_protocol: true` accepts both.
+describe('PROXY protocol on the admin listener', () => {
+  let gw;
+  let strict;
+  const readyz = Buffer.from('GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const local = Buffer.concat([V2_SIG, Buffer.from([0x20, 0x00, 0, 0])]);
+  const answer = async (port, data) => {
+    const r = await tcpExchange(port, data, { timeoutMs: 3000 });
+    assert.ok(r.closedByServer, `answered and closed within 3 s: ${data.toString('latin1').slice(0, 24)}`);
+    return r.received.toString('latin1').split('\r\n')[0];
+  };
+
+  before(async () => {
+    gw = await Gateway.start({ extraYaml: 'admin_proxy_protocol: true' });
+    strict = await Gateway.start({});
+  });
+  after(async () => {
+    if (gw) await gw.stop();
+    if (strict) await strict.stop();
+  });
+
+  it('answers /readyz with a v2 LOCAL, a v2 PROXY, a v1 header or none', () =>
+    gw.withLog(async () => {
+      for (const hdr of [local, proxyV2(ALLOWED, '127.0.0.1', 40000, gw.adminPort),
+        Buffer.from(`PROXY TCP4 ${ALLOWED} 127.0.0.1 40000 ${gw.adminPort}\r\n`), Buffer.alloc(0)])
+        assert.equal(await answer(gw.adminPort, Buffer.concat([hdr, readyz])), 'HTTP/1.1 200 OK');
+    }));
+
+  it('a request starting like "PROXY" (POST) is HTTP, not a stalled header', () =>
+    gw.withLog(async () => {
+      const post = Buffer.from('POST /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      assert.match(await answer(gw.adminPort, post), /^HTTP\/1\.1 [0-9]{3} /);
+    }));
+
+  it('without it the admin listener takes the header for a bad request (an NLB would mark every task unhealthy)', () =>
+    strict.withLog(async () => {
+      assert.equal(await answer(strict.adminPort, Buffer.concat([local, readyz])), 'HTTP/1.1 400 Bad Request');
+      assert.equal(await answer(strict.adminPort, readyz), 'HTTP/1.1 200 OK');
+    }));
+});

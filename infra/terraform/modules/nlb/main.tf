@@ -2,7 +2,9 @@
 # by the gateway itself, so client certificates and ALPN h2 work end to end)
 # and an internal-only insecure endpoint. TCP listeners, target groups of type
 # ip with PROXY protocol v2 (the gateway's listeners set proxy_protocol: true)
-# and HTTP health checks on the admin port's /readyz.
+# and HTTP health checks on the admin port's /readyz. AWS sends the PROXY
+# header on health check connections too, so the config sets
+# admin_proxy_protocol: true (infra/config/ecs.yaml).
 
 locals {
   secure_ports   = { grpc = 4317, http = 4318 }
