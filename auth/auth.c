@@ -28,6 +28,8 @@ typedef struct bucket {
     uint64_t last_ns;
 } bucket;
 
+static const char *const signal_names[OTLP_SIGNAL_COUNT] = OTLP_SIGNAL_NAMES;
+
 struct tenant {
     const char *id;
     uint64_t endpoints; /* bit per listener index */
@@ -41,6 +43,8 @@ struct tenant {
     bucket bytes;
     metric_series *ok[METHOD_COUNT];
     metric_series *throttled;
+    metric_series *items_in[OTLP_SIGNAL_COUNT];
+    metric_family *refused; /* series made on first use: refusals are the rare case */
 };
 
 typedef struct listener_auth {
@@ -470,8 +474,17 @@ auth *auth_new(const auth_config *cfg, char *err, size_t errlen)
                                        "Requests authenticated, by tenant and method.");
     metric_family *thr = metrics_family("otlp_gateway_tenant_throttled_total", METRIC_COUNTER,
                                         "Requests refused by a tenant's rate limits.");
+    metric_family *in = metrics_family("otlp_gateway_tenant_items_total", METRIC_COUNTER,
+                                       "Items accepted from a tenant and handed to the pipelines, by tenant and signal.");
+    metric_family *refused = metrics_family("otlp_gateway_tenant_refused_items_total", METRIC_COUNTER,
+                                            "Items of a known tenant refused, by tenant, signal and reason.");
     for (size_t i = 0; i < a->n_tenants; i++) {
         char labels[256];
+        for (int sig = 0; sig < OTLP_SIGNAL_COUNT; sig++) {
+            snprintf(labels, sizeof(labels), "tenant=\"%s\",signal=\"%s\"", a->tenants[i].id, signal_names[sig]);
+            a->tenants[i].items_in[sig] = metrics_series(in, labels);
+        }
+        a->tenants[i].refused = refused;
         for (int m = 0; m < METHOD_COUNT; m++) {
             snprintf(labels, sizeof(labels), "tenant=\"%s\",method=\"%s\"", a->tenants[i].id, method_names[m]);
             a->tenants[i].ok[m] = metrics_series(ok, labels);
@@ -576,6 +589,23 @@ void auth_reload(auth *a)
 /* ---------- request path ---------- */
 
 const char *tenant_id(const tenant *t) { return t ? t->id : ""; }
+
+
+void auth_count_items(const tenant *t, otlp_signal sig, size_t accepted)
+{
+    if (t != NULL && (unsigned)sig < OTLP_SIGNAL_COUNT && accepted > 0)
+        metrics_add(t->items_in[sig], accepted);
+}
+
+void auth_count_refused(const tenant *t, otlp_signal sig, const char *reason, size_t items)
+{
+    if (t == NULL || (unsigned)sig >= OTLP_SIGNAL_COUNT || items == 0)
+        return;
+    char labels[256];
+    snprintf(labels, sizeof(labels), "tenant=\"%s\",signal=\"%s\",reason=\"%s\"", t->id, signal_names[sig],
+             reason);
+    metrics_add(metrics_series(t->refused, labels), items);
+}
 
 static void fail(auth *a, auth_result *out, req_status st, const tenant *t, const char *reason, const char *msg)
 {

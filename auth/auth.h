@@ -86,4 +86,12 @@ req_status auth_admit(const tenant *t, otlp_signal sig, size_t items, size_t byt
 
 const char *tenant_id(const tenant *t);
 
+/* What came of a known tenant's items, for the per-tenant counters
+ * otlp_gateway_tenant_items_total{tenant,signal} (handed to the pipelines)
+ * and otlp_gateway_tenant_refused_items_total{tenant,signal,reason} (reason:
+ * ingest's status name). Requests refused before a tenant is known are in
+ * otlp_gateway_auth_failure_total. t NULL: nothing is counted. */
+void auth_count_items(const tenant *t, otlp_signal sig, size_t accepted);
+void auth_count_refused(const tenant *t, otlp_signal sig, const char *reason, size_t items);
+
 #endif

@@ -12,6 +12,9 @@
 #include <sys/socket.h>
 
 typedef enum { OTLP_TRACES = 0, OTLP_METRICS = 1, OTLP_LOGS = 2, OTLP_SIGNAL_COUNT = 3 } otlp_signal;
+/* The signals' names (metric labels, logs), in otlp_signal order: an
+ * initializer for a `const char *[OTLP_SIGNAL_COUNT]`. */
+#define OTLP_SIGNAL_NAMES {"traces", "metrics", "logs"}
 
 typedef enum { OTLP_PROTOBUF = 0, OTLP_JSON = 1 } otlp_encoding;
 

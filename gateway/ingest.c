@@ -274,6 +274,7 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
             fail(out, admit, admit == REQ_TOO_LARGE ? "request exceeds the tenant's max_request_bytes"
                                                        : "tenant rate limit exceeded, retry later");
             metrics_add(m.refused_items[sig][origin->transport][admit], req.items + req.rejected);
+            auth_count_refused(t, sig, status_reasons[admit], req.items + req.rejected);
             out->rejected = req.items + req.rejected;
             goto done;
         }
@@ -282,6 +283,7 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
         if (req.rejected > 0) {
             snprintf(out->message, sizeof(out->message), "%s", req.reject_reason);
             metrics_add(m.refused_items[sig][origin->transport][REQ_INVALID], req.rejected);
+            auth_count_refused(t, sig, status_reasons[REQ_INVALID], req.rejected);
         }
         char err[256] = "";
         uint32_t retry_after_s = 0;
@@ -290,9 +292,11 @@ void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, o
                                            : PIPELINE_OK;
         if (ps == PIPELINE_OK) {
             metrics_add(m.received[sig][origin->transport], req.items);
+            auth_count_items(t, sig, req.items);
         } else {
             routing_failed(ctx, ps, retry_after_s, &req, out);
             metrics_add(m.refused_items[sig][origin->transport][out->status], req.items);
+            auth_count_refused(t, sig, status_reasons[out->status], req.items);
         }
     }
 done:

@@ -20,7 +20,7 @@ typedef Opentelemetry__Proto__Logs__V1__LogRecord log_t;
 
 const char *otlp_signal_name(otlp_signal sig)
 {
-    static const char *names[OTLP_SIGNAL_COUNT] = {"traces", "metrics", "logs"};
+    static const char *names[OTLP_SIGNAL_COUNT] = OTLP_SIGNAL_NAMES;
     return (unsigned)sig < OTLP_SIGNAL_COUNT ? names[sig] : "unknown";
 }
 

@@ -20,6 +20,8 @@ const rows = [
     ['Request latency p99', 's', [[q99('otlp_gateway_request_duration_seconds', 'signal, transport'), '{{signal}} {{transport}}']]],
     ['Authenticated requests/s by tenant', 'reqps', [[rate('otlp_gateway_auth_success_total', 'tenant, method', ',tenant=~"$tenant"'), '{{tenant}} ({{method}})']]],
     ['Throttled requests/s by tenant', 'reqps', [[rate('otlp_gateway_tenant_throttled_total', 'tenant', ',tenant=~"$tenant"'), '{{tenant}}']]],
+    ['Accepted items/s by tenant', 'short', [[rate('otlp_gateway_tenant_items_total', 'tenant, signal', ',tenant=~"$tenant"'), '{{tenant}} {{signal}}']]],
+    ['Refused items/s by tenant and reason', 'short', [[rate('otlp_gateway_tenant_refused_items_total', 'tenant, reason', ',tenant=~"$tenant"'), '{{tenant}} {{reason}}']]],
     ['Pipeline items/s', 'short', [[rate('otlp_gateway_pipeline_items_total', 'pipeline, signal'), '{{pipeline}} {{signal}}'], [rate('otlp_gateway_unrouted_items_total', 'signal'), 'unrouted {{signal}}']]],
   ]],
   ['Authentication', [

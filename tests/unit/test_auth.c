@@ -18,6 +18,7 @@
 #include "config.h"
 #include "cidr.h"
 #include "keys_cli.h"
+#include "metrics.h"
 
 static const char base[] =
     "listeners:\n"
@@ -235,6 +236,32 @@ static void test_rate_limit(void **state)
     assert_int_equal(auth_admit(NULL, OTLP_TRACES, 1u << 30, 1u << 30, &retry), REQ_OK);
 }
 
+/* A known tenant's items, accepted and refused by reason, in its counters. */
+static void test_tenant_item_counters(void **state)
+{
+    fixture *f = *state;
+    char h[128];
+    snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
+    req_origin o = origin("secure", "192.0.2.1", h);
+    auth_result r;
+    auth_request(f->au, &o, &r);
+    assert_int_equal(r.status, REQ_OK);
+    const char *id = tenant_id(r.tenant);
+    char labels[160];
+    snprintf(labels, sizeof(labels), "tenant=\"%s\",signal=\"logs\"", id);
+    metric_series *in = metrics_series(metrics_family("otlp_gateway_tenant_items_total", METRIC_COUNTER, ""), labels);
+    snprintf(labels, sizeof(labels), "tenant=\"%s\",signal=\"logs\",reason=\"throttled\"", id);
+    metric_series *thr =
+        metrics_series(metrics_family("otlp_gateway_tenant_refused_items_total", METRIC_COUNTER, ""), labels);
+    uint64_t in0 = metrics_value(in), thr0 = metrics_value(thr);
+    auth_count_items(r.tenant, OTLP_LOGS, 7);
+    auth_count_refused(r.tenant, OTLP_LOGS, "throttled", 5);
+    auth_count_items(NULL, OTLP_LOGS, 100); /* no tenant: nothing */
+    auth_count_refused(NULL, OTLP_LOGS, "throttled", 100);
+    assert_int_equal(metrics_value(in), in0 + 7);
+    assert_int_equal(metrics_value(thr), thr0 + 5);
+}
+
 static void config_fails(const char *yaml, const char *expected)
 {
     config *cfg;
@@ -387,6 +414,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_insecure_listener_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endpoint_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_item_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_file_change_is_noticed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_keys, setup, teardown),
         cmocka_unit_test(test_api_keys_config_errors),

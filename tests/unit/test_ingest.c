@@ -64,6 +64,10 @@ static struct {
     char submit_json[4096]; /* the request pipeline_submit got, as OTLP/JSON */
     int submit_decoded;     /* it had req->msg */
     size_t submit_wire_len; /* its req->wire_len, 0 without wire bytes */
+    /* the per-tenant counts (auth_count_items, auth_count_refused) */
+    const tenant *counted_tenant;
+    size_t tenant_items, tenant_refused;
+    char refused_reason[32];
 } fake;
 
 static void fake_reset(void)
@@ -104,6 +108,21 @@ req_status auth_admit(const tenant *t, otlp_signal sig, size_t items, size_t byt
 }
 
 const char *tenant_id(const tenant *t) { return t->id; }
+
+void auth_count_items(const tenant *t, otlp_signal sig, size_t accepted)
+{
+    (void)sig;
+    fake.counted_tenant = t;
+    fake.tenant_items += accepted;
+}
+
+void auth_count_refused(const tenant *t, otlp_signal sig, const char *reason, size_t items)
+{
+    (void)sig;
+    fake.counted_tenant = t;
+    fake.tenant_refused += items;
+    snprintf(fake.refused_reason, sizeof(fake.refused_reason), "%s", reason);
+}
 
 /* The peer listener's calls (ingest_forwarded, ingest_draining) are covered
  * by test_forward against the real listener; here they only have to link. */
@@ -521,6 +540,11 @@ static void test_partial_success(void **state)
     }
     assert_int_equal(refused(OTLP_TRACES, "invalid"), refused_before + 2);
     assert_int_equal(received(OTLP_TRACES), received_before + 4);
+    /* per tenant: what was routed, and the invalid span */
+    assert_ptr_equal(fake.counted_tenant, &ACME);
+    assert_int_equal(fake.tenant_items, 4);
+    assert_int_equal(fake.tenant_refused, 2);
+    assert_string_equal(fake.refused_reason, "invalid");
 
     /* Every item invalid: accepted as a whole, nothing routed. */
     fake_reset();
@@ -612,6 +636,7 @@ static void expect_refusal(ingest_ctx *ctx, otlp_signal sig, otlp_encoding enc, 
     const char *reason = ingest_status_reason(want->status);
     uint64_t refused_before = refused(sig, reason), requests_before = requests(sig, "http", reason);
     uint64_t received_before = received(sig);
+    size_t tenant_refused_before = fake.tenant_refused, tenant_items_before = fake.tenant_items;
     ingest_result res;
     export_json(ctx, sig, enc, json, &res);
     assert_refused(&res, want->status, want->message);
@@ -620,6 +645,11 @@ static void expect_refusal(ingest_ctx *ctx, otlp_signal sig, otlp_encoding enc, 
     assert_int_equal(refused(sig, reason), refused_before + items);
     assert_int_equal(requests(sig, "http", reason), requests_before + 1);
     assert_int_equal(received(sig), received_before);
+    /* and against the tenant, by the same reason */
+    assert_ptr_equal(fake.counted_tenant, fake.auth_tenant);
+    assert_int_equal(fake.tenant_refused, tenant_refused_before + items);
+    assert_string_equal(fake.refused_reason, reason);
+    assert_int_equal(fake.tenant_items, tenant_items_before);
 }
 
 static void test_admission_refusals(void **state)

@@ -16,3 +16,8 @@ output "secret_arns" {
 output "oidc_issuer" {
   value = local.oidc_issuer
 }
+
+output "api_keys_admin_policy_json" {
+  description = "Attach to the role of whoever runs `otlp-gateway keys create|revoke` (empty without an S3 keys object)."
+  value       = module.gateway.api_keys_admin_policy_json
+}

@@ -14,8 +14,10 @@
 #   account's one-time setup, not to the sender.
 # - CloudWatch Logs OTLP endpoint (/v1/logs into an existing group and
 #   stream): logs:PutLogEvents on that log stream.
-# - S3 fleet-wide API keys object (auth.api_keys.s3): s3:GetObject and
-#   s3:PutObject on that object only.
+# - S3 fleet-wide API keys object (auth.api_keys.s3): s3:GetObject on that
+#   object only. The gateway only reads it; `otlp-gateway keys create|revoke`
+#   writes it, run by an operator whose own role gets the
+#   api_keys_admin_policy_json output (GetObject and PutObject on the object).
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
@@ -101,9 +103,20 @@ data "aws_iam_policy_document" "task" {
     for_each = var.api_keys_s3_object_arn == "" ? [] : [var.api_keys_s3_object_arn]
     content {
       sid       = "FleetApiKeysObject"
-      actions   = ["s3:GetObject", "s3:PutObject"]
+      actions   = ["s3:GetObject"]
       resources = [statement.value]
     }
+  }
+}
+
+# For the operators who run `otlp-gateway keys create|revoke` (a conditional
+# PUT of the same object); attach it to their role, not to the task.
+data "aws_iam_policy_document" "api_keys_admin" {
+  count = var.api_keys_s3_object_arn == "" ? 0 : 1
+  statement {
+    sid       = "FleetApiKeysAdmin"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = [var.api_keys_s3_object_arn]
   }
 }
 

@@ -23,3 +23,8 @@ output "ecs_cluster_name" {
 output "task_security_group_id" {
   value = aws_security_group.tasks.id
 }
+
+output "api_keys_admin_policy_json" {
+  description = "IAM policy (JSON) for the operators who run `otlp-gateway keys create|revoke` against the S3 keys object; empty without one."
+  value       = var.api_keys_s3_object_arn == "" ? "" : data.aws_iam_policy_document.api_keys_admin[0].json
+}
