@@ -217,36 +217,36 @@ static void test_keys_file_change_is_noticed(void **state)
     expect(f, "secure", "192.0.2.1", h, REQ_OK, "shop");
 }
 
-static void test_rate_limit(void **state)
+/* The tenant the shop API key authenticates as. */
+static const tenant *shop_tenant(fixture *f)
 {
-    fixture *f = *state;
     char h[128];
     snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
     req_origin o = origin("secure", "192.0.2.1", h);
     auth_result r;
     auth_request(f->au, &o, &r);
     assert_int_equal(r.status, REQ_OK);
+    return r.tenant;
+}
+
+static void test_rate_limit(void **state)
+{
+    const tenant *shop = shop_tenant(*state);
     uint32_t retry = 0;
     /* 100 spans/s with a 1 s burst: 150 pass once (debt), then refused. */
-    assert_int_equal(auth_admit(r.tenant, OTLP_TRACES, 150, 1000, &retry), REQ_OK);
-    assert_int_equal(auth_admit(r.tenant, OTLP_TRACES, 1, 10, &retry), REQ_THROTTLED);
+    assert_int_equal(auth_admit(shop, OTLP_TRACES, 150, 1000, &retry), REQ_OK);
+    assert_int_equal(auth_admit(shop, OTLP_TRACES, 1, 10, &retry), REQ_THROTTLED);
     assert_true(retry >= 1);
     /* Other signals have no limit configured. */
-    assert_int_equal(auth_admit(r.tenant, OTLP_LOGS, 100000, 10, &retry), REQ_OK);
+    assert_int_equal(auth_admit(shop, OTLP_LOGS, 100000, 10, &retry), REQ_OK);
     assert_int_equal(auth_admit(NULL, OTLP_TRACES, 1u << 30, 1u << 30, &retry), REQ_OK);
 }
 
 /* A known tenant's items, accepted and refused by reason, in its counters. */
 static void test_tenant_item_counters(void **state)
 {
-    fixture *f = *state;
-    char h[128];
-    snprintf(h, sizeof(h), "Bearer %s", f->key_shop);
-    req_origin o = origin("secure", "192.0.2.1", h);
-    auth_result r;
-    auth_request(f->au, &o, &r);
-    assert_int_equal(r.status, REQ_OK);
-    const char *id = tenant_id(r.tenant);
+    const tenant *shop = shop_tenant(*state);
+    const char *id = tenant_id(shop);
     char labels[160];
     snprintf(labels, sizeof(labels), "tenant=\"%s\",signal=\"logs\"", id);
     metric_series *in = metrics_series(metrics_family("otlp_gateway_tenant_items_total", METRIC_COUNTER, ""), labels);
@@ -254,8 +254,8 @@ static void test_tenant_item_counters(void **state)
     metric_series *thr =
         metrics_series(metrics_family("otlp_gateway_tenant_refused_items_total", METRIC_COUNTER, ""), labels);
     uint64_t in0 = metrics_value(in), thr0 = metrics_value(thr);
-    auth_count_items(r.tenant, OTLP_LOGS, 7);
-    auth_count_refused(r.tenant, OTLP_LOGS, "throttled", 5);
+    auth_count_items(shop, OTLP_LOGS, 7);
+    auth_count_refused(shop, OTLP_LOGS, "throttled", 5);
     auth_count_items(NULL, OTLP_LOGS, 100); /* no tenant: nothing */
     auth_count_refused(NULL, OTLP_LOGS, "throttled", 100);
     assert_int_equal(metrics_value(in), in0 + 7);
