@@ -27,88 +27,16 @@
 #include "log.h"
 #include "metrics.h"
 #include "exporter_config.h"
+#include "exporter_internal.h"
+#include "exporter_take.h"
 #include "h2_client.h"
 #include "status.pb-c.h"
 
 /* Response bodies are only read for status messages and partial success. */
 #define EXPORTER_MAX_RESPONSE_BYTES 65536
-/* How long a blocking wait lasts before the thread re-checks for shutdown
- * (queue_wake and curl_multi_wakeup normally end it sooner). */
-#define EXPORTER_POLL_MS 500
 /* flush (shutdown) drains for at most this long. */
 #define EXPORTER_FLUSH_MS 5000
 #define EXPORTER_RETRY_INFO_URL "type.googleapis.com/google.rpc.RetryInfo"
-
-typedef struct exporter_series {
-    metric_series *sent, *rejected, *dropped, *expired, *retries, *duration;
-} exporter_series;
-
-/* A tenant whose batch waits for a retry (memory queue): its entries are
- * passed over until retry_at, while other tenants' batches are sent. */
-typedef struct exporter_parked {
-    char tenant[256];
-    uint64_t retry_at, first; /* clock_now_ms: next attempt; first attempt */
-    unsigned attempt;         /* attempts made so far */
-} exporter_parked;
-
-struct exporter;
-
-/* One consumer thread: it takes a batch from the queue, sends it, retries it
- * and acks it; queue.consumers of them keep that many requests in flight. */
-typedef struct exporter_consumer {
-    struct exporter *e;
-    pthread_t thread;
-    int started;
-    CURLM *multi;
-    CURL *easy;            /* reused for every request: keeps the connection alive */
-    queue_entry *entries;  /* set.max_entries: the last peek */
-    buf body, compressed;
-    arena *split_arena;    /* decoding an oversized entry to split it; lazily made */
-    exporter_reply reply;
-    uint64_t rng;
-    char curl_error[CURL_ERROR_SIZE];
-    int splitting;         /* delivering an oversized entry in parts: no parking */
-} exporter_consumer;
-
-typedef struct exporter {
-    backend base;
-    backend_ops ops; /* exporter_ops with the type's name */
-    const exporter_type *type;
-    void *type_state;
-    exporter_settings set; /* read once at create */
-
-    export_queue *queue;
-    metric_series *queue_entries, *queue_bytes;
-    metric_series *up;  /* otlp_gateway_backend_up */
-    metric_series *connections; /* otlp_gateway_export_connections_total (HTTP/2 client) */
-    atomic_int failing; /* the last attempt says the destination is in trouble */
-    metric_series *queue_damaged[2]; /* corrupt, torn */
-    uint64_t damaged_seen[2];        /* counted into queue_damaged so far (exporter thread) */
-    exporter_series series[OTLP_SIGNAL_COUNT];
-
-    exporter_consumer *consumers; /* set.consumers */
-    /* otlp_grpc: one HTTP/2 connection the consumers' requests share as
-     * streams (h2_client.h), made at the first request. */
-    h2_client *h2;
-    pthread_mutex_t h2_lock;
-    /* Type callbacks run under type_lock unless the type is reentrant. */
-    pthread_mutex_t type_lock;
-    /* take_lock: one consumer at a time peeks and claims a batch (and counts
-     * queue damage, and records last_tenant). */
-    pthread_mutex_t take_lock;
-    pthread_mutex_t park_lock;  /* parked, nparked, parkcap */
-    exporter_parked *parked; /* memory queue: tenants backing off */
-    size_t nparked, parkcap;
-    char last_tenant[256];   /* served last: the next batch prefers another (take_lock) */
-
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    atomic_int stopping;      /* destroy: abandon the batch in hand and exit */
-    atomic_int draining;      /* flush: send without waiting for batch.timeout */
-    atomic_int waiting_retry; /* consumers sleeping before a retry */
-    atomic_int parked_only;   /* every queued entry belongs to a parked tenant */
-    _Atomic uint64_t retry_at_ms; /* clock_now_ms of the next retry while waiting */
-} exporter;
 
 uint64_t exporter_backoff_ms(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter, unsigned attempt,
                              double r)
@@ -562,7 +490,7 @@ static int exporter_perform(exporter_consumer *c, const export_http *h, const ui
     return h->grpc ? exporter_perform_h2(c, h, data, len, r) : exporter_perform_curl(c, h, data, len, r);
 }
 
-static void exporter_signal(exporter *e)
+void exporter_signal(exporter *e)
 {
     pthread_mutex_lock(&e->lock);
     pthread_cond_broadcast(&e->cond);
@@ -784,71 +712,6 @@ static int exporter_retry_wait(exporter_consumer *c, const export_batch *b, unsi
     return stopped != 0 ? -1 : 1;
 }
 
-/* The parked tenants are shared by the consumers: park_lock. */
-static exporter_parked *exporter_parked_find(exporter *e, const char *tenant)
-{
-    for (size_t i = 0; i < e->nparked; i++)
-        if (strcmp(e->parked[i].tenant, tenant) == 0)
-            return &e->parked[i];
-    return NULL;
-}
-
-static void exporter_unpark(exporter *e, const char *tenant)
-{
-    pthread_mutex_lock(&e->park_lock);
-    exporter_parked *p = exporter_parked_find(e, tenant);
-    if (p != NULL)
-        *p = e->parked[--e->nparked];
-    pthread_mutex_unlock(&e->park_lock);
-}
-
-/* A parked tenant's retry count and clock, which its next batch resumes; 0
- * when it is not parked. */
-static int exporter_parked_get(exporter *e, const char *tenant, exporter_parked *out)
-{
-    pthread_mutex_lock(&e->park_lock);
-    exporter_parked *p = exporter_parked_find(e, tenant);
-    if (p != NULL)
-        *out = *p;
-    pthread_mutex_unlock(&e->park_lock);
-    return p != NULL;
-}
-
-/* queue_peek_fair's skip: a tenant still backing off. */
-static int exporter_parked_skip(void *ud, const char *tenant)
-{
-    exporter *e = ud;
-    pthread_mutex_lock(&e->park_lock);
-    exporter_parked *p = exporter_parked_find(e, tenant);
-    int skip = p != NULL && p->retry_at > clock_now_ms();
-    pthread_mutex_unlock(&e->park_lock);
-    return skip;
-}
-
-/* Remembers a tenant's retry (memory queue): the batch stays queued and is
- * built again from the queue at retry_at. */
-static int exporter_park(exporter *e, const char *tenant, const exporter_parked *st)
-{
-    pthread_mutex_lock(&e->park_lock);
-    exporter_parked *p = exporter_parked_find(e, tenant);
-    if (p == NULL && e->nparked == e->parkcap) {
-        size_t cap = e->parkcap ? e->parkcap * 2 : 8;
-        exporter_parked *n = realloc(e->parked, cap * sizeof(*n));
-        if (n != NULL) {
-            e->parked = n;
-            e->parkcap = cap;
-        }
-    }
-    if (p == NULL && e->nparked < e->parkcap)
-        p = &e->parked[e->nparked++];
-    if (p != NULL) {
-        *p = *st;
-        snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
-    }
-    pthread_mutex_unlock(&e->park_lock);
-    return p != NULL ? 0 : -1;
-}
-
 /* Send one batch whose body is ready, retrying as the policy says -- all of
  * it, or only the items the type's per-item results name. 0 once the batch
  * is done with (delivered, refused or given up, all counted); 1 when it was
@@ -1009,101 +872,6 @@ static void exporter_send(exporter_consumer *c, const queue_entry *entries, size
         queue_wake(e->queue); /* a consumer waiting in a peek learns of the new retry time */
     if (rc != 1 && !atomic_load(&e->stopping))
         exporter_sleep(e, 1000); /* out of memory: the batch stays queued; try again later */
-}
-
-/* The longest prefix of the n peeked entries within the batch limits (at
- * least one entry, however big). *full: nothing more can join it. */
-static size_t exporter_prefix(const exporter_consumer *c, size_t n, int *full)
-{
-    const exporter *e = c->e;
-    uint64_t items = c->entries[0].items;
-    size_t bytes = c->entries[0].len, k = 1;
-    while (k < n && items + c->entries[k].items <= e->set.batch_items &&
-           bytes + c->entries[k].len <= e->set.batch_bytes) {
-        items += c->entries[k].items;
-        bytes += c->entries[k].len;
-        k++;
-    }
-    *full = k < n || k == e->set.max_entries || items >= e->set.batch_items || bytes >= e->set.batch_bytes;
-    return k;
-}
-
-/* Damaged disk-queue records (found at open, or when read back) into the
- * metric: consumers call this after each peek, under take_lock. */
-static void exporter_count_damage(exporter *e)
-{
-    queue_stats st;
-    queue_get_stats(e->queue, &st);
-    uint64_t now[2] = {st.corrupt_records, st.torn_records};
-    for (int k = 0; k < 2; k++) {
-        if (now[k] > e->damaged_seen[k])
-            metrics_add(e->queue_damaged[k], now[k] - e->damaged_seen[k]);
-        e->damaged_seen[k] = now[k];
-    }
-}
-
-/* The next batch: in queue order from a disk queue; from a memory queue the
- * oldest of a tenant not backing off, preferring another tenant than the
- * last one served (round-robin). While only backing-off tenants have
- * entries, waits (at most until the first retry is due) with waiting_retry
- * set, as a backend-wide backoff would. */
-static size_t exporter_peek(exporter_consumer *c, size_t min_entries, uint32_t timeout_ms, uint64_t *age)
-{
-    exporter *e = c->e;
-    if (e->set.queue.dir != NULL)
-        return queue_peek(e->queue, c->entries, e->set.max_entries, min_entries, timeout_ms, age);
-    uint64_t now = clock_now_ms(), due = 0;
-    pthread_mutex_lock(&e->park_lock);
-    for (size_t i = 0; i < e->nparked; i++)
-        if (e->parked[i].retry_at > now && (due == 0 || e->parked[i].retry_at < due))
-            due = e->parked[i].retry_at;
-    pthread_mutex_unlock(&e->park_lock);
-    if (due != 0 && due - now < timeout_ms)
-        timeout_ms = (uint32_t)(due - now);
-    size_t n = queue_peek_fair(e->queue, c->entries, e->set.max_entries, min_entries, timeout_ms, age,
-                               exporter_parked_skip, e, e->last_tenant);
-    queue_stats st;
-    queue_get_stats(e->queue, &st);
-    int blocked = n == 0 && due != 0 && st.entries > 0;
-    if (blocked)
-        atomic_store(&e->retry_at_ms, due);
-    if (atomic_exchange(&e->parked_only, blocked) != blocked && blocked)
-        exporter_signal(e); /* a flush stops waiting for a backend that needs a retry */
-    return n;
-}
-
-/* The next batch for consumer c, claimed, into c->entries; 0 when there
- * is none yet. One consumer at a time looks (take_lock), so a batch waiting
- * to fill is not split between consumers. */
-static size_t exporter_take(exporter_consumer *c)
-{
-    exporter *e = c->e;
-    pthread_mutex_lock(&e->take_lock);
-    uint64_t age = 0;
-    size_t n = atomic_load(&e->stopping) ? 0 : exporter_peek(c, 1, EXPORTER_POLL_MS, &age), take = 0;
-    if (e->set.queue.dir != NULL)
-        exporter_count_damage(e);
-    if (n > 0) {
-        int full;
-        take = exporter_prefix(c, n, &full);
-        /* Wait for the batch to fill until its oldest entry is batch.timeout
-         * old. A peek that brings nothing new means the wait ran out or the
-         * next entry cannot join (another signal or tenant): send now. */
-        while (!full && age < e->set.batch_timeout_ms && !atomic_load(&e->stopping) && !atomic_load(&e->draining)) {
-            size_t more = exporter_peek(c, n + 1, (uint32_t)(e->set.batch_timeout_ms - age), &age);
-            take = exporter_prefix(c, more, &full);
-            if (more <= n)
-                break;
-            n = more;
-        }
-        if (atomic_load(&e->stopping))
-            take = 0;
-        queue_claim(e->queue, c->entries, take);
-        if (take > 0)
-            snprintf(e->last_tenant, sizeof(e->last_tenant), "%s", c->entries[0].tenant);
-    }
-    pthread_mutex_unlock(&e->take_lock);
-    return take;
 }
 
 static void *exporter_run(void *arg)

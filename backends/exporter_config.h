@@ -1,6 +1,6 @@
 /* exporter_config: the configuration keys every exporter backend shares
  * (docs/configuration.md, "Exporter backends"), read once into plain
- * settings. Internal to the exporter (exporter.c); kept apart so the
+ * settings. Internal to the exporter (exporter.c, exporter_take.c); kept apart so the
  * sending machinery reads without the key-by-key validation around it.
  *
  * Header values may be secrets: they are kept as "name: value" lines for

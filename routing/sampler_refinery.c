@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include "hash.h"
-#include "regexp.h"
+#include "sampler_refinery_internal.h"
+#include "sampler_rules.h"
 
 #define DETERMINISTIC_SALT "5VQ8l2jE5aJLPVqk" /* Refinery's, so decisions match */
 #define MAX_KEY_VALUES 100                    /* distinct values in one key, as Refinery */
@@ -34,19 +35,6 @@ const char *const sr_keys_total[] = {"goal_throughput_per_sec", "clear_frequency
                                      "use_trace_length", NULL};
 
 /* ---- a string-keyed table (open addressing; rebuilt rather than deleted from) ---- */
-
-typedef struct sr_ent {
-    char *key;     /* NULL: empty slot */
-    double count;  /* events this interval (or window total) */
-    double avg;    /* EMA of counts */
-    uint32_t rate; /* saved rate */
-    double *slots; /* windowed: count per update interval in the lookback ring */
-} sr_ent;
-
-typedef struct sr_map {
-    sr_ent *e;
-    size_t cap, n;
-} sr_map;
 
 static uint64_t str_hash(const char *s) { return hash_mix64(hash_fnv1a(s, strlen(s), HASH_FNV1A_INIT)); }
 
@@ -120,79 +108,9 @@ static sr_ent *map_take(sr_map *to, sr_ent *from)
     return e;
 }
 
-/* ---- policy state ---- */
-
-typedef enum { V_NIL, V_STR, V_INT, V_FLOAT, V_BOOL } vtype;
-
-typedef struct sr_val {
-    vtype t;
-    const char *s;
-    int64_t i;
-    double f;
-    int b;
-} sr_val;
-
-typedef enum { OP_EQ, OP_NE, OP_GT, OP_LT, OP_GE, OP_LE, OP_STARTS, OP_CONTAINS, OP_NOT_CONTAINS, OP_EXISTS,
-               OP_NOT_EXISTS, OP_MATCHES, OP_IN, OP_NOT_IN, OP_HAS_ROOT } op_t;
-
-typedef enum { DT_NONE, DT_STRING, DT_INT, DT_FLOAT, DT_BOOL } dtype;
-
-typedef struct cond {
-    char **fields; /* tried in order; a "root." prefix reads the root span */
-    size_t n_fields;
-    int descendants; /* field ?.NUM_DESCENDANTS */
-    op_t op;
-    dtype dt;
-    sr_val v;     /* the value as written, typed */
-    char *vstr;   /* its text */
-    sr_val *list; /* in / not-in */
-    char **list_str;
-    size_t n_list;
-    regexp *re; /* matches: RE2, unanchored (Go's regexp.MatchString, as Refinery) */
-} cond;
-
-typedef struct rule {
-    char *name;
-    uint32_t sample_rate;
-    int drop, span_scope;
-    cond *conds;
-    size_t n_conds;
-    sr_policy *sampler; /* a downstream sampler decides instead of sample_rate/drop */
-} rule;
-
-struct sr_policy {
-    sr_kind kind;
-    char *name; /* the policy's (a downstream sampler's: policy/rule) */
-    uint64_t salt; /* random choices: hash(trace id) ^ salt */
-    /* key */
-    char **fields, **root_fields;
-    size_t n_fields, n_root_fields;
-    int use_trace_length;
-    char *keybuf;
-    size_t keycap;
-    /* common */
-    uint32_t goal_rate, initial_rate, max_keys;
-    double goal_tput;
-    uint64_t interval_ns, next_ns; /* clear / adjustment / update period; next tick (0: not started) */
-    int have_data;
-    sr_map counts, rates;
-    /* ema */
-    double weight, age_out, burst_multiple, burst_threshold, burst_sum;
-    uint32_t burst_delay, intervals;
-    sr_map avg;
-    /* windowed */
-    uint32_t lookback; /* update intervals in the window */
-    int64_t *ring_idx;
-    /* deterministic */
-    uint32_t det_rate;
-    /* rules */
-    rule *rules;
-    size_t n_rules;
-};
-
 /* ---- values ---- */
 
-static int parse_int(const char *s, int64_t *out)
+int sr_parse_int(const char *s, int64_t *out)
 {
     char *end;
     errno = 0;
@@ -203,7 +121,7 @@ static int parse_int(const char *s, int64_t *out)
     return 1;
 }
 
-static int parse_float(const char *s, double *out)
+int sr_parse_float(const char *s, double *out)
 {
     char *end;
     errno = 0;
@@ -215,15 +133,15 @@ static int parse_float(const char *s, double *out)
 }
 
 /* A config scalar typed the way YAML would: bool, int, float, else string. */
-static sr_val typed_scalar(const char *s)
+sr_val sr_typed_scalar(const char *s)
 {
     sr_val v = {.t = V_STR, .s = s};
     if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
         v.t = V_BOOL;
         v.b = s[0] == 't';
-    } else if (parse_int(s, &v.i)) {
+    } else if (sr_parse_int(s, &v.i)) {
         v.t = V_INT;
-    } else if (parse_float(s, &v.f)) {
+    } else if (sr_parse_float(s, &v.f)) {
         v.t = V_FLOAT;
     }
     return v;
@@ -240,7 +158,7 @@ static void fmt_float(char *out, size_t cap, double d)
 }
 
 /* A value as text, as Go's %v / strconv would print it (nil: "<nil>"). */
-static const char *val_str(const sr_val *v, char *tmp, size_t cap)
+const char *sr_val_str(const sr_val *v, char *tmp, size_t cap)
 {
     switch (v->t) {
     case V_STR: return v->s;
@@ -293,7 +211,7 @@ static const char *const kind_names[] = {"unspecified", "internal", "server", "c
 /* A span's field as Honeycomb's OTLP intake names it: its attributes, then
  * its resource's, then the span's own (name, span.kind, duration_ms,
  * status_code, error). */
-static int span_field(const sr_span *s, const char *f, sr_val *v)
+int sr_span_field(const sr_span *s, const char *f, sr_val *v)
 {
     const Opentelemetry__Proto__Trace__V1__Span *sp = s->span;
     if (find_attr(sp->attributes, sp->n_attributes, f, v))
@@ -355,9 +273,9 @@ static size_t field_values(const sr_trace *t, const char *f, char **vals, size_t
     char tmp[64];
     for (size_t s = 0; s < t->n_spans && *unique < MAX_KEY_VALUES; s++) {
         sr_val v;
-        if (!span_field(&t->spans[s], f, &v))
+        if (!sr_span_field(&t->spans[s], f, &v))
             continue;
-        const char *txt = val_str(&v, tmp, sizeof(tmp));
+        const char *txt = sr_val_str(&v, tmp, sizeof(tmp));
         size_t j = 0;
         while (j < n && strcmp(vals[j], txt) != 0)
             j++;
@@ -391,8 +309,8 @@ const char *sr_trace_key(sr_policy *p, const sr_trace *t)
     }
     for (size_t i = 0; t->root != NULL && i < p->n_root_fields; i++) {
         sr_val v;
-        if (span_field(t->root, p->root_fields[i], &v)) {
-            keybuf_add(p, &len, val_str(&v, tmp, sizeof(tmp)));
+        if (sr_span_field(t->root, p->root_fields[i], &v)) {
+            keybuf_add(p, &len, sr_val_str(&v, tmp, sizeof(tmp)));
             keybuf_add(p, &len, ",");
         }
     }
@@ -758,215 +676,12 @@ int sr_deterministic_keep(const char *id, size_t len, uint32_t rate)
 }
 
 /* keep 1 in rate, by the trace id: reproducible, independent per policy */
-static int chance(const sr_policy *p, const sr_trace *t, uint32_t rate)
+int sr_chance(const sr_policy *p, const sr_trace *t, uint32_t rate)
 {
     if (rate <= 1)
         return 1;
     uint64_t h = hash_mix64(hash_fnv1a(t->id, 16, HASH_FNV1A_INIT) ^ p->salt);
     return (double)(h >> 11) * 0x1p-53 * (double)rate < 1.0;
-}
-
-/* ---- rules ---- */
-
-static int cmp3(double a, double b) { return a < b ? -1 : a > b ? 1 : 0; }
-
-/* Refinery's compare() for conditions without a datatype: numbers with
- * numbers, bools with bools, strings with strings; else no verdict (0). */
-static int compare_untyped(const sr_val *a, const sr_val *b, int *out)
-{
-    if ((a->t == V_INT || a->t == V_FLOAT) && (b->t == V_INT || b->t == V_FLOAT)) {
-        if (a->t == V_INT && b->t == V_INT)
-            *out = a->i < b->i ? -1 : a->i > b->i;
-        else
-            *out = cmp3(a->t == V_INT ? (double)a->i : a->f, b->t == V_INT ? (double)b->i : b->f);
-        return 1;
-    }
-    if (a->t == V_BOOL && b->t == V_BOOL) {
-        *out = a->b - b->b;
-        return 1;
-    }
-    if (a->t == V_STR && b->t == V_STR) {
-        int c = strcmp(a->s, b->s);
-        *out = c < 0 ? -1 : c > 0;
-        return 1;
-    }
-    return 0;
-}
-
-static int to_int(const sr_val *v, int64_t *out)
-{
-    switch (v->t) {
-    case V_INT: *out = v->i; return 1;
-    case V_FLOAT: *out = (int64_t)v->f; return 1;
-    case V_STR: return parse_int(v->s, out);
-    default: return 0;
-    }
-}
-
-static int to_float(const sr_val *v, double *out)
-{
-    switch (v->t) {
-    case V_INT: *out = (double)v->i; return 1;
-    case V_FLOAT: *out = v->f; return 1;
-    case V_STR: return parse_float(v->s, out);
-    default: return 0;
-    }
-}
-
-static int to_bool(const sr_val *v)
-{
-    char tmp[64];
-    const char *s = val_str(v, tmp, sizeof(tmp));
-    return strcmp(s, "1") == 0 || strcmp(s, "t") == 0 || strcmp(s, "T") == 0 || strcmp(s, "true") == 0 ||
-           strcmp(s, "TRUE") == 0 || strcmp(s, "True") == 0;
-}
-
-static int op_holds(op_t op, int c)
-{
-    switch (op) {
-    case OP_EQ: return c == 0;
-    case OP_NE: return c != 0;
-    case OP_GT: return c > 0;
-    case OP_LT: return c < 0;
-    case OP_GE: return c >= 0;
-    default: return c <= 0;
-    }
-}
-
-static int compare_typed(const cond *c, const sr_val *v, int exists)
-{
-    char tmp[64];
-    switch (c->dt) {
-    case DT_STRING: {
-        int r = strcmp(val_str(v, tmp, sizeof(tmp)), c->vstr);
-        return op_holds(c->op, r < 0 ? -1 : r > 0);
-    }
-    case DT_INT: {
-        int64_t a, b;
-        return exists && to_int(v, &a) && to_int(&c->v, &b) && op_holds(c->op, a < b ? -1 : a > b);
-    }
-    case DT_FLOAT: {
-        double a, b;
-        return exists && to_float(v, &a) && to_float(&c->v, &b) && op_holds(c->op, cmp3(a, b));
-    }
-    default: /* bool: = and != only (checked when read) */
-        return exists && op_holds(c->op, to_bool(v) != to_bool(&c->v));
-    }
-}
-
-static int in_list(const cond *c, const sr_val *v)
-{
-    char tmp[64];
-    for (size_t i = 0; i < c->n_list; i++) {
-        int64_t a, b;
-        double x, y;
-        if (c->dt == DT_INT ? to_int(v, &a) && to_int(&c->list[i], &b) && a == b
-            : c->dt == DT_FLOAT ? to_float(v, &x) && to_float(&c->list[i], &y) && x == y
-                                : strcmp(val_str(v, tmp, sizeof(tmp)), c->list_str[i]) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int cond_matches(const cond *c, const sr_val *v, int exists)
-{
-    char tmp[64];
-    switch (c->op) {
-    case OP_EXISTS: return exists;
-    case OP_NOT_EXISTS: return !exists;
-    case OP_STARTS: return strncmp(val_str(v, tmp, sizeof(tmp)), c->vstr, strlen(c->vstr)) == 0;
-    case OP_CONTAINS: return strstr(val_str(v, tmp, sizeof(tmp)), c->vstr) != NULL;
-    case OP_NOT_CONTAINS: return strstr(val_str(v, tmp, sizeof(tmp)), c->vstr) == NULL;
-    case OP_MATCHES: {
-        const char *s = val_str(v, tmp, sizeof(tmp));
-        return regexp_match(c->re, s, strlen(s));
-    }
-    case OP_IN: return in_list(c, v);
-    case OP_NOT_IN: return !in_list(c, v);
-    case OP_HAS_ROOT: return 0; /* decided per trace, before spans */
-    default:
-        if (c->dt != DT_NONE)
-            return compare_typed(c, v, exists);
-        int r;
-        return exists && compare_untyped(v, &c->v, &r) && op_holds(c->op, r);
-    }
-}
-
-/* The first of the condition's fields that span s (or the root, for
- * "root." fields) has. */
-static int cond_value(const cond *c, const sr_trace *t, const sr_span *s, sr_val *v)
-{
-    if (c->descendants) {
-        memset(v, 0, sizeof(*v));
-        v->t = V_INT;
-        v->i = (int64_t)t->span_count;
-        return 1;
-    }
-    for (size_t i = 0; i < c->n_fields; i++) {
-        const char *f = c->fields[i];
-        const sr_span *from = s;
-        if (strncmp(f, "root.", 5) == 0) {
-            if (t->root == NULL)
-                continue;
-            from = t->root;
-            f += 5;
-        }
-        if (span_field(from, f, v))
-            return 1;
-    }
-    memset(v, 0, sizeof(*v));
-    return 0;
-}
-
-static int span_meets(const cond *c, const sr_trace *t, const sr_span *s)
-{
-    sr_val v;
-    int exists = cond_value(c, t, s, &v);
-    return cond_matches(c, &v, exists);
-}
-
-/* Trace scope: every condition met by some span (not necessarily the same).
- * Span scope: one span meets every condition. No conditions: a match. */
-static int rule_matches(const rule *r, const sr_trace *t)
-{
-    for (size_t k = 0; k < r->n_conds; k++)
-        if (r->conds[k].op == OP_HAS_ROOT && (t->root != NULL) != r->conds[k].v.b)
-            return 0;
-    if (r->span_scope) {
-        for (size_t s = 0; s < t->n_spans; s++) {
-            size_t k = 0;
-            while (k < r->n_conds && (r->conds[k].op == OP_HAS_ROOT || span_meets(&r->conds[k], t, &t->spans[s])))
-                k++;
-            if (k == r->n_conds)
-                return 1;
-        }
-        return r->n_conds == 0;
-    }
-    for (size_t k = 0; k < r->n_conds; k++) {
-        if (r->conds[k].op == OP_HAS_ROOT)
-            continue;
-        size_t s = 0;
-        while (s < t->n_spans && !span_meets(&r->conds[k], t, &t->spans[s]))
-            s++;
-        if (s == t->n_spans)
-            return 0;
-    }
-    return 1;
-}
-
-static int rules_eval(sr_policy *p, const sr_trace *t, uint64_t now_ns, double *rate)
-{
-    for (size_t i = 0; i < p->n_rules; i++) {
-        const rule *r = &p->rules[i];
-        if (!rule_matches(r, t))
-            continue;
-        if (r->sampler != NULL)
-            return sr_eval(r->sampler, t, now_ns, rate);
-        *rate = r->sample_rate > 0 ? r->sample_rate : 1;
-        return !r->drop && r->sample_rate > 0 && chance(p, t, r->sample_rate);
-    }
-    *rate = 1; /* no rule matched: kept, as Refinery does */
-    return 1;
 }
 
 int sr_eval(sr_policy *p, const sr_trace *t, uint64_t now_ns, double *rate)
@@ -979,13 +694,13 @@ int sr_eval(sr_policy *p, const sr_trace *t, uint64_t now_ns, double *rate)
         return sr_deterministic_keep(id, n, p->det_rate);
     }
     case SR_RULES:
-        return rules_eval(p, t, now_ns, rate);
+        return sr_rules_eval(p, t, now_ns, rate);
     default: {
         uint32_t r = key_rate(p, sr_trace_key(p, t), t->span_count ? t->span_count : 1, now_ns);
         if (r < 1)
             r = 1;
         *rate = r;
-        return chance(p, t, r);
+        return sr_chance(p, t, r);
     }
     }
 }
@@ -994,7 +709,7 @@ int sr_needs_spans(const sr_policy *p) { return p->kind != SR_DETERMINISTIC; }
 
 /* ---- config ---- */
 
-static int read_err(const config_node *n, const char *key, char *err, size_t errlen, const char *msg)
+int sr_read_err(const config_node *n, const char *key, char *err, size_t errlen, const char *msg)
 {
     return config_error(n, key, err, errlen, "%s", msg);
 }
@@ -1007,8 +722,8 @@ static int read_fraction(const config_node *n, const char *key, double def, doub
     if (v == NULL)
         return 0;
     const char *s = config_scalar(v);
-    if (s == NULL || !parse_float(s, out) || !isfinite(*out))
-        return read_err(n, key, err, errlen, "expected a number");
+    if (s == NULL || !sr_parse_float(s, out) || !isfinite(*out))
+        return sr_read_err(n, key, err, errlen, "expected a number");
     if (*out <= lo_excl || (hi_excl > 0 && *out >= hi_excl))
         return config_error(n, key, err, errlen, "must be more than %g%s", lo_excl,
                             hi_excl > 0 ? " and less than 1" : "");
@@ -1022,12 +737,12 @@ static int read_period(const config_node *n, const char *key, uint64_t def_ms, u
     if (config_duration_ms(n, key, def_ms, &ms, err, errlen) != 0)
         return -1;
     if (ms == 0 || ms > 24 * 3600 * 1000ull)
-        return read_err(n, key, err, errlen, "must be more than 0 and at most 24h");
+        return sr_read_err(n, key, err, errlen, "must be more than 0 and at most 24h");
     *ns = ms * 1000000;
     return 0;
 }
 
-static int dup_list(const config_node *seq, char ***out, size_t *n)
+int sr_dup_list(const config_node *seq, char ***out, size_t *n)
 {
     *n = config_seq_len(seq);
     if ((*out = calloc(*n ? *n : 1, sizeof(char *))) == NULL)
@@ -1044,12 +759,12 @@ static int read_key(sr_policy *p, const config_node *n, int required, char *err,
 {
     const config_node *seq = config_get(n, "field_list");
     if (seq == NULL && required)
-        return read_err(n, "field_list", err, errlen, "required key is missing");
+        return sr_read_err(n, "field_list", err, errlen, "required key is missing");
     if (seq != NULL && config_str_list(n, "field_list", &seq, err, errlen) != 0)
         return -1;
     char **all = NULL;
     size_t m = 0;
-    if (seq != NULL && dup_list(seq, &all, &m) != 0)
+    if (seq != NULL && sr_dup_list(seq, &all, &m) != 0)
         goto oom;
     qsort(all, m, sizeof(*all), cmp_str);
     p->fields = calloc(m ? m : 1, sizeof(char *));
@@ -1075,7 +790,7 @@ oom:
     for (size_t i = 0; all != NULL && i < m; i++)
         free(all[i]);
     free(all);
-    return read_err(n, NULL, err, errlen, "out of memory");
+    return sr_read_err(n, NULL, err, errlen, "out of memory");
 }
 
 static int read_rate(const config_node *n, const char *key, uint64_t def, uint32_t *out, char *err,
@@ -1098,9 +813,9 @@ static int read_ema(sr_policy *p, const config_node *n, char *err, size_t errlen
         return -1;
     const config_node *bm = config_get(n, "burst_multiple");
     p->burst_multiple = 2;
-    if (bm != NULL && (config_scalar(bm) == NULL || !parse_float(config_scalar(bm), &p->burst_multiple) ||
+    if (bm != NULL && (config_scalar(bm) == NULL || !sr_parse_float(config_scalar(bm), &p->burst_multiple) ||
                        !isfinite(p->burst_multiple) || p->burst_multiple == 0))
-        return read_err(n, "burst_multiple", err, errlen, "expected a non-zero number (negative: no burst detection)");
+        return sr_read_err(n, "burst_multiple", err, errlen, "expected a non-zero number (negative: no burst detection)");
     p->burst_delay = (uint32_t)delay;
     return 0;
 }
@@ -1114,172 +829,6 @@ static int read_goal_tput(sr_policy *p, const config_node *n, char *err, size_t 
     return 0;
 }
 
-static const char *const op_names[] = {"=", "!=", ">", "<", ">=", "<=", "starts-with", "contains",
-                                       "does-not-contain", "exists", "not-exists", "matches", "in", "not-in",
-                                       "has-root-span", NULL};
-static const char *const dt_names[] = {"string", "int", "float", "bool", NULL};
-
-static int read_cond_value(cond *c, const config_node *n, char *err, size_t errlen)
-{
-    const config_node *v = config_get(n, "value");
-    if (c->op == OP_EXISTS || c->op == OP_NOT_EXISTS) {
-        c->vstr = strdup("");
-        return c->vstr != NULL ? 0 : read_err(n, NULL, err, errlen, "out of memory");
-    }
-    if (c->op == OP_IN || c->op == OP_NOT_IN) {
-        if (v == NULL || (!config_is_seq(v) && config_scalar(v) == NULL))
-            return read_err(n, "value", err, errlen, "expected a value or a sequence of values");
-        if (c->dt == DT_BOOL)
-            return read_err(n, "datatype", err, errlen, "in and not-in do not take bool values");
-        size_t m = config_is_seq(v) ? config_seq_len(v) : 1;
-        c->list = calloc(m, sizeof(*c->list));
-        c->list_str = calloc(m, sizeof(char *));
-        if (c->list == NULL || c->list_str == NULL)
-            return read_err(n, NULL, err, errlen, "out of memory");
-        for (size_t i = 0; i < m; i++) {
-            const config_node *e = config_is_seq(v) ? config_seq_at(v, i) : v;
-            const char *s = config_scalar(e);
-            if (s == NULL)
-                return read_err(e, NULL, err, errlen, "expected a scalar");
-            if ((c->list_str[i] = strdup(s)) == NULL)
-                return read_err(n, NULL, err, errlen, "out of memory");
-            c->list[i] = typed_scalar(c->list_str[i]);
-            c->n_list = i + 1;
-        }
-        c->vstr = strdup("");
-        return c->vstr != NULL ? 0 : read_err(n, NULL, err, errlen, "out of memory");
-    }
-    if (v == NULL || config_scalar(v) == NULL)
-        return read_err(n, "value", err, errlen, "expected a scalar value");
-    if ((c->vstr = strdup(config_scalar(v))) == NULL)
-        return read_err(n, NULL, err, errlen, "out of memory");
-    c->v = typed_scalar(c->vstr);
-    int64_t i;
-    double f;
-    if ((c->dt == DT_INT && !to_int(&c->v, &i)) || (c->dt == DT_FLOAT && !to_float(&c->v, &f)))
-        return read_err(n, "value", err, errlen, "does not convert to the datatype");
-    if (c->dt == DT_BOOL && c->op != OP_EQ && c->op != OP_NE)
-        return read_err(n, "operator", err, errlen, "a bool datatype takes only = and !=");
-    if (c->op == OP_HAS_ROOT) {
-        if (c->v.t != V_BOOL)
-            return read_err(n, "value", err, errlen, "has-root-span takes true or false");
-    }
-    char why[200];
-    if (c->op == OP_MATCHES && (c->re = regexp_compile(c->vstr, REGEXP_SEARCH, why, sizeof(why))) == NULL)
-        return config_error(n, "value", err, errlen, "invalid regular expression: %s", why);
-    return 0;
-}
-
-static int read_cond(cond *c, const config_node *n, char *err, size_t errlen)
-{
-    static const char *const keys[] = {"field", "fields", "operator", "value", "datatype", NULL};
-    int op, dt;
-    if (!config_is_map(n))
-        return read_err(n, NULL, err, errlen, "expected a condition {field, operator, value}");
-    if (config_check_keys(n, keys, err, errlen) != 0 ||
-        config_choice(n, "operator", op_names, -1, &op, err, errlen) != 0 ||
-        config_choice(n, "datatype", dt_names, -1, &dt, err, errlen) != 0)
-        return -1;
-    if (op < 0)
-        return read_err(n, "operator", err, errlen, "required key is missing");
-    c->op = (op_t)op;
-    c->dt = (dtype)(dt + 1); /* -1 (absent): DT_NONE */
-    const config_node *f = config_get(n, "field"), *fs = config_get(n, "fields");
-    if (f != NULL && fs != NULL)
-        return read_err(n, "fields", err, errlen, "give field or fields, not both");
-    if (c->op != OP_HAS_ROOT) {
-        if (f == NULL && fs == NULL)
-            return read_err(n, "field", err, errlen, "required key is missing");
-        if (fs != NULL && config_str_list(n, "fields", &fs, err, errlen) != 0)
-            return -1;
-        if (f != NULL && config_scalar(f) == NULL)
-            return read_err(n, "field", err, errlen, "expected a field name");
-        if (fs != NULL ? dup_list(fs, &c->fields, &c->n_fields) != 0
-                       : (c->fields = calloc(1, sizeof(char *))) == NULL ||
-                             (c->fields[c->n_fields++] = strdup(config_scalar(f))) == NULL)
-            return read_err(n, NULL, err, errlen, "out of memory");
-        c->descendants = c->n_fields == 1 && strcmp(c->fields[0], "?.NUM_DESCENDANTS") == 0;
-    }
-    return read_cond_value(c, n, err, errlen);
-}
-
-/* A rule's downstream `sampler: {type, <its keys>}` (Refinery's
- * RulesBasedDownstreamSampler: any sampler but rules), salted by the
- * policy's and the rule's names. */
-static int read_downstream(rule *r, const char *policy, const config_node *n, char *err, size_t errlen)
-{
-    static const char *const kinds[] = {"deterministic", "dynamic", "ema_dynamic", "ema_throughput",
-                                        "windowed_throughput", "total_throughput", NULL};
-    static const sr_kind kind_of[] = {SR_DETERMINISTIC, SR_DYNAMIC, SR_EMA_DYNAMIC, SR_EMA_THROUGHPUT,
-                                      SR_WINDOWED_THROUGHPUT, SR_TOTAL_THROUGHPUT};
-    static const char *const *const keys_of[] = {sr_keys_deterministic, sr_keys_dynamic, sr_keys_ema_dynamic,
-                                                 sr_keys_ema_throughput, sr_keys_windowed, sr_keys_total};
-    const config_node *d = config_get(n, "sampler");
-    int k;
-    if (!config_is_map(d))
-        return read_err(n, "sampler", err, errlen, "expected a sampler mapping {type, ...}");
-    if (config_choice(d, "type", kinds, -1, &k, err, errlen) != 0)
-        return -1;
-    if (k < 0)
-        return read_err(d, "type", err, errlen, "required key is missing");
-    const char *allowed[16] = {"type"};
-    size_t m = 1;
-    for (size_t i = 0; keys_of[k][i] != NULL && m < 15; i++)
-        allowed[m++] = keys_of[k][i];
-    if (config_check_keys(d, allowed, err, errlen) != 0)
-        return -1;
-    char salt[256];
-    snprintf(salt, sizeof(salt), "%s/%s", policy, r->name);
-    r->sampler = sr_read(kind_of[k], salt, d, err, errlen);
-    return r->sampler != NULL ? 0 : -1;
-}
-
-static int read_rule(rule *r, const char *policy, const config_node *n, char *err, size_t errlen)
-{
-    static const char *const keys[] = {"name", "sample_rate", "drop", "scope", "conditions", "sampler", NULL};
-    static const char *const scopes[] = {"trace", "span", NULL};
-    const char *name;
-    uint64_t rate;
-    const config_node *conds = NULL;
-    if (!config_is_map(n))
-        return read_err(n, NULL, err, errlen, "expected a rule {name, sample_rate, conditions, ...}");
-    if (config_check_keys(n, keys, err, errlen) != 0 || config_str(n, "name", "", &name, err, errlen) != 0 ||
-        config_uint(n, "sample_rate", 1, 0, UINT32_MAX, &rate, err, errlen) != 0 ||
-        config_bool(n, "drop", 0, &r->drop, err, errlen) != 0 ||
-        config_choice(n, "scope", scopes, 0, &r->span_scope, err, errlen) != 0 ||
-        config_seq(n, "conditions", 0, &conds, err, errlen) != 0)
-        return -1;
-    if ((r->name = strdup(name)) == NULL)
-        return read_err(n, NULL, err, errlen, "out of memory");
-    r->sample_rate = (uint32_t)rate;
-    size_t m = config_seq_len(conds);
-    if ((r->conds = calloc(m ? m : 1, sizeof(*r->conds))) == NULL)
-        return read_err(n, NULL, err, errlen, "out of memory");
-    for (size_t i = 0; i < m; i++) {
-        r->n_conds = i + 1; /* freed by sr_free even if half read */
-        if (read_cond(&r->conds[i], config_seq_at(conds, i), err, errlen) != 0)
-            return -1;
-    }
-    return config_get(n, "sampler") != NULL ? read_downstream(r, policy, n, err, errlen) : 0;
-}
-
-static int read_rules(sr_policy *p, const config_node *n, char *err, size_t errlen)
-{
-    const config_node *seq;
-    if (config_seq(n, "rules", 1, &seq, err, errlen) != 0)
-        return -1;
-    if (config_seq_len(seq) == 0)
-        return read_err(n, "rules", err, errlen, "must not be empty");
-    if ((p->rules = calloc(config_seq_len(seq), sizeof(*p->rules))) == NULL)
-        return read_err(n, NULL, err, errlen, "out of memory");
-    for (size_t i = 0; i < config_seq_len(seq); i++) {
-        p->n_rules = i + 1;
-        if (read_rule(&p->rules[i], p->name, config_seq_at(seq, i), err, errlen) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 static int read_kind(sr_policy *p, const config_node *n, char *err, size_t errlen)
 {
     uint64_t ms;
@@ -1287,10 +836,10 @@ static int read_kind(sr_policy *p, const config_node *n, char *err, size_t errle
     case SR_DETERMINISTIC:
         return read_rate(n, "sample_rate", 1, &p->det_rate, err, errlen);
     case SR_RULES:
-        return read_rules(p, n, err, errlen);
+        return sr_read_rules(p, n, err, errlen);
     case SR_DYNAMIC:
         if (config_get(n, "sample_rate") == NULL)
-            return read_err(n, "sample_rate", err, errlen, "required key is missing");
+            return sr_read_err(n, "sample_rate", err, errlen, "required key is missing");
         return read_rate(n, "sample_rate", 1, &p->goal_rate, err, errlen) != 0 ||
                        read_period(n, "clear_frequency", 30000, &p->interval_ns, err, errlen) != 0
                    ? -1
@@ -1319,13 +868,13 @@ static int read_kind(sr_policy *p, const config_node *n, char *err, size_t errle
         if (read_period(n, "lookback_frequency", 30 * ms, &look, err, errlen) != 0)
             return -1;
         if (look < p->interval_ns)
-            return read_err(n, "lookback_frequency", err, errlen, "must be at least update_frequency");
+            return sr_read_err(n, "lookback_frequency", err, errlen, "must be at least update_frequency");
         if (look / p->interval_ns > 100000)
-            return read_err(n, "lookback_frequency", err, errlen, "at most 100000 update intervals");
+            return sr_read_err(n, "lookback_frequency", err, errlen, "at most 100000 update intervals");
         p->lookback = (uint32_t)(look / p->interval_ns); /* a whole number of updates, as dynsampler */
         /* one slot more than the window: the interval being counted */
         if ((p->ring_idx = malloc((p->lookback + 1) * sizeof(int64_t))) == NULL)
-            return read_err(n, NULL, err, errlen, "out of memory");
+            return sr_read_err(n, NULL, err, errlen, "out of memory");
         for (uint32_t i = 0; i <= p->lookback; i++)
             p->ring_idx[i] = -1;
         return read_key(p, n, 0, err, errlen);
@@ -1338,14 +887,14 @@ sr_policy *sr_read(sr_kind kind, const char *name, const config_node *n, char *e
 {
     sr_policy *p = calloc(1, sizeof(*p));
     if (p == NULL) {
-        read_err(n, NULL, err, errlen, "out of memory");
+        sr_read_err(n, NULL, err, errlen, "out of memory");
         return NULL;
     }
     p->kind = kind;
     p->salt = hash_mix64(hash_fnv1a(name, strlen(name), HASH_FNV1A_INIT));
     if ((p->name = strdup(name)) == NULL) {
         sr_free(p);
-        read_err(n, NULL, err, errlen, "out of memory");
+        sr_read_err(n, NULL, err, errlen, "out of memory");
         return NULL;
     }
     if (read_kind(p, n, err, errlen) != 0) {
@@ -1353,19 +902,6 @@ sr_policy *sr_read(sr_kind kind, const char *name, const config_node *n, char *e
         return NULL;
     }
     return p;
-}
-
-static void cond_free(cond *c)
-{
-    for (size_t i = 0; i < c->n_fields; i++)
-        free(c->fields[i]);
-    free(c->fields);
-    for (size_t i = 0; i < c->n_list; i++)
-        free(c->list_str[i]);
-    free(c->list_str);
-    free(c->list);
-    free(c->vstr);
-    regexp_free(c->re);
 }
 
 void sr_free(sr_policy *p)
@@ -1385,7 +921,7 @@ void sr_free(sr_policy *p)
     free(p->ring_idx);
     for (size_t i = 0; i < p->n_rules; i++) {
         for (size_t k = 0; k < p->rules[i].n_conds; k++)
-            cond_free(&p->rules[i].conds[k]);
+            sr_cond_free(&p->rules[i].conds[k]);
         free(p->rules[i].conds);
         free(p->rules[i].name);
         sr_free(p->rules[i].sampler);
