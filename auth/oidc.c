@@ -467,11 +467,7 @@ oidc *oidc_new(const oidc_provider_config *providers, size_t n, size_t cache_ent
     if (cache_entries > 0 && (o->shards = oidc_cache_new(cache_entries)) == NULL)
         goto fail;
 
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&o->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&o->cv);
     pthread_mutex_init(&o->mu, NULL);
     return o;
 

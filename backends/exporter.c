@@ -1132,11 +1132,7 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
         return NULL;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT); /* paired with the cleanup in destroy */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&e->cond);
     pthread_mutex_init(&e->lock, NULL);
     pthread_mutex_init(&e->h2_lock, NULL);
     pthread_mutex_init(&e->type_lock, NULL);

@@ -732,11 +732,7 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
         queue_err(err, errlen, "queue: out of memory");
         return NULL;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&q->cond);
     pthread_mutex_init(&q->lock, NULL);
     pthread_mutex_init(&q->io_lock, NULL);
     q->dirfd = q->wfd = q->rfd = -1;

@@ -4,6 +4,7 @@
 #ifndef GW_CLOCK_H
 #define GW_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -11,7 +12,10 @@
 uint64_t clock_now_ns(void);
 uint64_t clock_now_ms(void);
 /* CLOCK_MONOTONIC `ms` from now, for pthread_cond_timedwait on a condition
- * variable created with pthread_condattr_setclock(CLOCK_MONOTONIC). */
+ * variable made by clock_cond_init. */
 struct timespec clock_deadline(uint64_t ms);
+/* pthread_cond_init for a condition variable whose timed waits run on
+ * CLOCK_MONOTONIC (clock_deadline); 0, or pthread's error. */
+int clock_cond_init(pthread_cond_t *cv);
 
 #endif

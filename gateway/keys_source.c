@@ -17,6 +17,7 @@
 
 #include "aws_export.h"
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -371,12 +372,7 @@ static void *ks_run(void *arg)
     while (!ks->stop) {
         pthread_mutex_unlock(&ks->lock);
         ks_poll(ks);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)(ks->poll_ms / 1000);
-        until.tv_nsec += (long)(ks->poll_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L)
-            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = clock_deadline(ks->poll_ms);
         pthread_mutex_lock(&ks->lock);
         while (!ks->stop && pthread_cond_timedwait(&ks->wake, &ks->lock, &until) == 0)
             ;
@@ -402,12 +398,8 @@ int keys_source_start(keys_source *ks, auth *a, char *err, size_t errlen)
         snprintf(labels, sizeof(labels), "source=\"%s\",result=\"%s\"", ks->where, ks_result_names[i]);
         ks->m_fetches[i] = metrics_series(fetches, labels);
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_destroy(&ks->wake);
-    pthread_cond_init(&ks->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&ks->wake);
     if (pthread_create(&ks->thread, NULL, ks_run, ks) != 0) {
         snprintf(err, errlen, "cannot start the API keys poller");
         return -1;

@@ -435,11 +435,7 @@ cluster *cluster_new(const cluster_config *cfg, cluster_return_fn ret, void *dat
     c->ret_data = data;
     c->self_key = ring_member_key(cfg->advertise);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&c->cv);
     cluster_metrics(c);
     forward_settings fs = cfg->forward;
     fs.self_id = cfg->advertise;

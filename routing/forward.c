@@ -800,13 +800,9 @@ forward *forward_new(const forward_settings *s, forward_return_fn ret, forward_h
     f->ret = ret;
     f->health = health;
     f->data = data;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->idle, &ca);
-    pthread_cond_init(&f->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&f->idle);
+    clock_cond_init(&f->wake);
     if (oom) {
         snprintf(err, errlen, "out of memory");
         goto fail;
