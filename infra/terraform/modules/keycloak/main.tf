@@ -4,15 +4,35 @@
 # realm is left alone, so a restart never resets it).
 #
 # No secret value in state: RDS manages the database password in Secrets
-# Manager (manage_master_user_password), and the bootstrap admin password is a
-# secret container whose value is set out of band. Keycloak keeps its realm
-# signing keys in the database, so they survive restarts too.
+# Manager (manage_master_user_password), and the bootstrap admin password and
+# each confidential client's secret are secret containers whose values are set
+# out of band. The realm stored in SSM carries a placeholder
+# (${KC_CLIENT_SECRET_<CLIENT>}) where the file has a client secret; Keycloak
+# resolves such placeholders from the environment when it imports a realm at
+# start, and the task injects each one from its secret. Keycloak keeps its
+# realm signing keys in the database, so they survive restarts too.
 
 data "aws_region" "current" {}
 
 locals {
   region = data.aws_region.current.name
   issuer = "https://${var.hostname}/realms/telemetry"
+  realm  = jsondecode(file(var.realm_file))
+  # client id => the environment variable its secret is injected as
+  client_secret_env = {
+    for c in local.realm.clients : c.clientId => "KC_CLIENT_SECRET_${upper(replace(c.clientId, "-", "_"))}"
+    if try(c.secret, null) != null
+  }
+  # The realm as imported: no client secret in it, a placeholder instead (a
+  # for expression with a filter, so that clients without a secret keep their
+  # shape: a conditional between objects of different attributes is a type
+  # error).
+  realm_json = jsonencode(merge(local.realm, {
+    clients = [
+      for c in local.realm.clients :
+      merge(c, { for id, env in local.client_secret_env : "secret" => "$${${env}}" if id == c.clientId })
+    ]
+  }))
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -59,11 +79,17 @@ resource "aws_secretsmanager_secret" "admin_password" {
   description = "Keycloak bootstrap admin password: set out of band (infra/README.md)"
 }
 
+resource "aws_secretsmanager_secret" "client" {
+  for_each    = local.client_secret_env
+  name        = "${var.name}/client-secret/${each.key}"
+  description = "Keycloak client ${each.key}'s secret: set out of band (infra/README.md)"
+}
+
 resource "aws_ssm_parameter" "realm" {
   name  = "/${var.name}/realm-telemetry.json"
   type  = "String"
   tier  = "Advanced"
-  value = file(var.realm_file)
+  value = local.realm_json
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -116,7 +142,8 @@ resource "aws_iam_role_policy_attachment" "execution" {
 data "aws_iam_policy_document" "secrets" {
   statement {
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_db_instance.this.master_user_secret[0].secret_arn, aws_secretsmanager_secret.admin_password.arn]
+    resources = concat([aws_db_instance.this.master_user_secret[0].secret_arn, aws_secretsmanager_secret.admin_password.arn],
+    [for c in aws_secretsmanager_secret.client : c.arn])
   }
   statement {
     actions   = ["ssm:GetParameters"]
@@ -156,11 +183,12 @@ resource "aws_ecs_task_definition" "this" {
       { name = "KC_HEALTH_ENABLED", value = "true" },
       { name = "KC_BOOTSTRAP_ADMIN_USERNAME", value = "admin" },
     ]
-    secrets = [
+    secrets = concat([
       { name = "KC_DB_PASSWORD", valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::" },
       { name = "KC_BOOTSTRAP_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.admin_password.arn },
       { name = "REALM_JSON", valueFrom = aws_ssm_parameter.realm.arn },
-    ]
+      ], [for id, env in local.client_secret_env : { name = env, valueFrom = aws_secretsmanager_secret.client[id].arn }]
+    )
     logConfiguration = {
       logDriver = "awslogs"
       options = {
