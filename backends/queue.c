@@ -18,7 +18,12 @@
  * back, so it does that I/O without the mutex; acks write the cursor and
  * unlink segments without it too. That consumer-side I/O (the read fd, the
  * cursor, unlinks) is serialized by io_lock, never taken with the mutex
- * held. Producers write, and fdatasync (ALWAYS), under the mutex. */
+ * held. Producers write, and fdatasync (ALWAYS), under the mutex. With
+ * INTERVAL a syncer thread of the queue's own calls fdatasync every
+ * fsync_interval_ms without the mutex (on a dup of the write fd, so a
+ * segment change meanwhile is harmless): a producer never waits for the
+ * disk, where syncing a second of writes could take a worker hundreds of
+ * milliseconds. A failed sync fails the next push. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -91,7 +96,13 @@ struct export_queue {
     uint64_t rfd_seg; /* which segment rfd reads */
     queue_fsync fsync_mode;
     uint64_t fsync_interval_ms, last_sync_ms;
-    int dirty; /* written since the last fdatasync */
+    int dirty;          /* written since the last fdatasync */
+    uint64_t writes;    /* records appended, so the syncer knows whether it synced them all */
+    uint64_t syncs;     /* fdatasyncs done by the syncer */
+    int sync_errno;     /* the syncer's last failure, reported by the next push */
+    int syncer_on, stopping;
+    pthread_t syncer;
+    pthread_cond_t sync_cv;
     size_t segment_bytes;
     queue_seg *segs; /* oldest first; the last one is being written */
     size_t nsegs, segcap;
@@ -426,10 +437,15 @@ static int queue_append(export_queue *q, queue_node *n, char *err, size_t errlen
             return -1;
         s = &q->segs[q->nsegs - 1];
     }
+    if (q->sync_errno != 0) {
+        queue_err(err, errlen, "queue: fdatasync: %s", strerror(q->sync_errno));
+        q->sync_errno = 0; /* reported once; the next sync tries again */
+        return -1;
+    }
     q->dirty = 1;
+    q->writes++;
     int rc = queue_pwrite_all(q->wfd, n->rec, rl, s->end);
-    if (rc == 0 && (q->fsync_mode == QUEUE_FSYNC_ALWAYS ||
-                    (q->fsync_mode == QUEUE_FSYNC_INTERVAL && clock_now_ms() - q->last_sync_ms >= q->fsync_interval_ms)))
+    if (rc == 0 && q->fsync_mode == QUEUE_FSYNC_ALWAYS)
         rc = queue_sync(q);
     if (rc != 0) {
         queue_err(err, errlen, "queue: write segment %" PRIu64 ": %s", s->num, strerror(errno));
@@ -700,6 +716,63 @@ static int queue_recover(export_queue *q, const queue_config *cfg, const char *n
     return 0;
 }
 
+/* ---- the INTERVAL syncer ---- */
+
+static void *queue_syncer(void *arg)
+{
+    export_queue *q = arg;
+    pthread_mutex_lock(&q->lock);
+    while (!q->stopping) {
+        struct timespec until = clock_deadline(q->fsync_interval_ms);
+        while (!q->stopping && pthread_cond_timedwait(&q->sync_cv, &q->lock, &until) == 0)
+            ;
+        if (q->stopping || !q->dirty || q->wfd < 0)
+            continue;
+        uint64_t writes = q->writes;
+        int fd = fcntl(q->wfd, F_DUPFD_CLOEXEC, 0);
+        pthread_mutex_unlock(&q->lock);
+        int rc = fd >= 0 ? fdatasync(fd) : -1;
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        pthread_mutex_lock(&q->lock);
+        if (rc != 0) {
+            q->sync_errno = e;
+            continue;
+        }
+        q->syncs++;
+        q->last_sync_ms = clock_now_ms();
+        /* Still dirty if a record came meanwhile: a segment change must sync
+         * the old one itself then (queue_seg_start). */
+        if (q->writes == writes)
+            q->dirty = 0;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+static int queue_syncer_start(export_queue *q)
+{
+    if (q->dirfd < 0 || q->fsync_mode != QUEUE_FSYNC_INTERVAL)
+        return 0;
+    if (pthread_create(&q->syncer, NULL, queue_syncer, q) != 0)
+        return -1;
+    q->syncer_on = 1;
+    return 0;
+}
+
+static void queue_syncer_stop(export_queue *q)
+{
+    if (!q->syncer_on)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = 1;
+    pthread_cond_signal(&q->sync_cv);
+    pthread_mutex_unlock(&q->lock);
+    pthread_join(q->syncer, NULL);
+    q->syncer_on = 0;
+}
+
 /* ---- API ---- */
 
 static void queue_free(export_queue *q)
@@ -720,6 +793,7 @@ static void queue_free(export_queue *q)
         free(q->tenants[i].name);
     free(q->tenants);
     pthread_cond_destroy(&q->cond);
+    pthread_cond_destroy(&q->sync_cv);
     pthread_mutex_destroy(&q->lock);
     pthread_mutex_destroy(&q->io_lock);
     free(q);
@@ -733,6 +807,7 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
         return NULL;
     }
     clock_cond_init(&q->cond);
+    clock_cond_init(&q->sync_cv);
     pthread_mutex_init(&q->lock, NULL);
     pthread_mutex_init(&q->io_lock, NULL);
     q->dirfd = q->wfd = q->rfd = -1;
@@ -747,6 +822,11 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
         queue_free(q);
         return NULL;
     }
+    if (queue_syncer_start(q) != 0) {
+        queue_err(err, errlen, "queue: cannot start the fsync thread");
+        queue_free(q);
+        return NULL;
+    }
     return q;
 }
 
@@ -754,6 +834,7 @@ void queue_close(export_queue *q)
 {
     if (q == NULL)
         return;
+    queue_syncer_stop(q);
     if (q->wfd >= 0 && q->fsync_mode != QUEUE_FSYNC_NEVER)
         queue_sync(q); /* nobody to report a failure to; the data is written */
     queue_free(q);
@@ -1145,5 +1226,6 @@ void queue_get_stats(export_queue *q, queue_stats *out)
     out->recovered_entries = q->recovered;
     out->corrupt_records = q->corrupt;
     out->torn_records = q->torn;
+    out->interval_syncs = q->syncs;
     pthread_mutex_unlock(&q->lock);
 }

@@ -15,8 +15,9 @@
  * queue.dir; created 0750, flock'ed against a second process) before
  * queue_push returns -- so an acknowledged request survives the
  * process being killed -- and with fsync=always it is also fdatasync'ed (it
- * then survives power loss too); fsync=interval syncs at most every
- * fsync_interval_ms. Record layout (little-endian): u32 magic, u32 payload length, u32 CRC-32C
+ * then survives power loss too); fsync=interval has a thread of the
+ * queue's own fdatasync what was written every fsync_interval_ms, off the
+ * producers' path (a failure fails the next push). Record layout (little-endian): u32 magic, u32 payload length, u32 CRC-32C
  * of everything after the CRC, u8 signal, u8 tenant length, u32 items,
  * tenant bytes, payload. Segments roll at segment_bytes and are deleted once
  * fully acknowledged; the consumer's position is kept in a small cursor file
@@ -66,6 +67,7 @@ typedef struct queue_stats {
     uint64_t recovered_entries; /* replayed at open */
     uint64_t corrupt_records;   /* damaged records skipped (at open, or read back later) */
     uint64_t torn_records;      /* torn tails found at open (cut off the last segment) */
+    uint64_t interval_syncs;    /* fdatasyncs of the fsync=interval syncer thread */
 } queue_stats;
 
 typedef struct export_queue export_queue;

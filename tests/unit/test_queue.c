@@ -988,6 +988,49 @@ static void test_concurrent_disk(void **state)
     assert_int_equal(count_segs(qdir), 1);
 }
 
+/* fsync=interval: the queue's own thread syncs what was written within the
+ * interval, with no later push to trigger it, and again after more writes;
+ * nothing is synced while nothing is written. */
+static void test_interval_syncer(void **state)
+{
+    (void)state;
+    queue_config c = {.max_bytes = 1 << 20, .dir = base, .fsync = QUEUE_FSYNC_INTERVAL, .fsync_interval_ms = 20};
+    char err[256] = "";
+    export_queue *q = queue_open(&c, "b", err, sizeof(err));
+    assert_non_null(q);
+    queue_stats st;
+    usleep(100 * 1000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.interval_syncs, 0); /* nothing written: nothing to sync */
+    push(q, OTLP_TRACES, "t", "one", 3);
+    uint64_t end = now_ms() + 10000;
+    do {
+        usleep(5000);
+        queue_get_stats(q, &st);
+    } while (st.interval_syncs == 0 && now_ms() < end);
+    assert_int_equal(st.interval_syncs, 1);
+    usleep(100 * 1000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.interval_syncs, 1); /* clean again: no more syncs */
+    push(q, OTLP_TRACES, "t", "two", 3);
+    end = now_ms() + 10000;
+    do {
+        usleep(5000);
+        queue_get_stats(q, &st);
+    } while (st.interval_syncs == 1 && now_ms() < end);
+    assert_int_equal(st.interval_syncs, 2);
+    queue_close(q);
+    /* A memory queue, or another mode, has no syncer. */
+    c.fsync = QUEUE_FSYNC_ALWAYS;
+    q = queue_open(&c, "b", err, sizeof(err));
+    assert_non_null(q);
+    push(q, OTLP_TRACES, "t", "three", 5);
+    usleep(100 * 1000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.interval_syncs, 0);
+    queue_close(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1016,6 +1059,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_out_of_order_threads, setup, teardown),
         cmocka_unit_test(test_concurrent_memory),
         cmocka_unit_test_setup_teardown(test_concurrent_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interval_syncer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
