@@ -497,7 +497,7 @@ static size_t wire_spans(add_ctx *c, const uint8_t *p, size_t len)
     while (sm_next_field(&p, end, &f)) {
         if (f.num != 2 || f.wt != 2)
             continue;
-        if (n >= c->sh->span_in_cap && scope_room(c, n + 1) != 0)
+        if ((n >= c->sh->span_in_cap || n >= c->sh->span_cap) && scope_room(c, n + 1) != 0)
             return 0;
         span_in_wire(&c->in[n++], f.payload, f.plen);
     }
