@@ -1,0 +1,134 @@
+/* queue_internal: what queue.c (the list, the API) and queue_disk.c (segment
+ * files, the cursor, recovery, the fsync=interval syncer) share: the record
+ * constants, the node, segment and queue types, and the functions each file
+ * calls in the other. Only those two files include it; everyone else uses
+ * queue.h. Locking is described at the top of queue.c. */
+#ifndef GW_QUEUE_INTERNAL_H
+#define GW_QUEUE_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "queue.h"
+
+#define QUEUE_MAGIC 0x31515747u /* "GWQ1" as little-endian bytes */
+#define QUEUE_HDR 18            /* magic, length, crc, signal, tenant length, items */
+#define QUEUE_CRC_FROM 12       /* the CRC covers the record from the signal byte on */
+
+/* Payload bytes a disk queue keeps in memory (tests lower it to exercise the
+ * read-back path). Memory mode is bounded by max_bytes alone. */
+#ifndef QUEUE_RESIDENT_MAX
+#define QUEUE_RESIDENT_MAX ((size_t)64 << 20)
+#endif
+
+/* A resident node's state: a consumer claims entries (BUSY) while it sends
+ * them and acks them in any order; in disk mode an acked node stays in the
+ * list (ACKED) until every older one is acked too, because the cursor on
+ * disk can only name a prefix of the queue. */
+enum { QUEUE_FREE = 0, QUEUE_BUSY = 1, QUEUE_ACKED = 2 };
+
+typedef struct queue_node {
+    struct queue_node *next, *prev;
+    uint64_t seg, end;    /* disk: segment number and offset just past the record */
+    uint64_t enqueued_ms; /* 0 for records read back from disk (see queue_peek) */
+    size_t len;
+    uint32_t items;
+    otlp_signal signal;
+    int state;          /* QUEUE_FREE, QUEUE_BUSY or QUEUE_ACKED */
+    const char *tenant; /* inside this allocation, after rec */
+    uint8_t rec[];      /* header, tenant, payload: exactly what is on disk */
+} queue_node;
+
+typedef struct queue_seg {
+    uint64_t num;
+    uint64_t end;                           /* bytes of valid records */
+    uint64_t spilled_entries, spilled_bytes; /* records only on disk, not yet read back */
+} queue_seg;
+
+struct export_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t max_bytes, reserved;
+    size_t entries, bytes;                   /* everything queued, resident or spilled */
+    size_t resident_entries, resident_bytes; /* in the list */
+    size_t busy;                             /* claimed by consumers (still in entries) */
+    size_t acked_waiting;                    /* disk: ACKED nodes behind an older unacked one */
+    queue_node *head, *tail;
+    int woken;
+    uint64_t recovered, corrupt, torn;
+    size_t tenant_cap;           /* 0: no per-tenant cap */
+    struct queue_tenant *tenants; /* bytes reserved + queued per tenant admitted here */
+    size_t ntenants, tenantcap;
+
+    /* disk mode (dirfd >= 0) */
+    int dirfd, wfd, rfd;
+    uint64_t rfd_seg; /* which segment rfd reads */
+    queue_fsync fsync_mode;
+    uint64_t fsync_interval_ms, last_sync_ms;
+    int dirty;          /* written since the last fdatasync */
+    uint64_t writes;    /* records appended, so the syncer knows whether it synced them all */
+    uint64_t syncs;     /* fdatasyncs done by the syncer */
+    int sync_errno;     /* the syncer's last failure, reported by the next push */
+    int syncer_on, stopping;
+    pthread_t syncer;
+    pthread_cond_t sync_cv;
+    size_t segment_bytes;
+    queue_seg *segs; /* oldest first; the last one is being written */
+    size_t nsegs, segcap;
+    size_t spilled;
+    uint64_t load_seg, load_off; /* the oldest spilled record (owned by the peeking consumer) */
+    /* io_lock: the read fd, the cursor file and segment unlinks, which a
+     * peek (reading back) and acks (from any consumer thread) share. */
+    pthread_mutex_t io_lock;
+    uint64_t cursor_seq, cursor_written; /* order of cursor positions (lock / io_lock) */
+};
+
+typedef struct queue_tenant {
+    char *name;
+    size_t used;
+} queue_tenant;
+
+typedef enum { QUEUE_REC_OK, QUEUE_REC_TORN, QUEUE_REC_BAD, QUEUE_REC_IOERR } queue_rec_status;
+
+/* ---- queue.c ---- */
+
+/* Room for one more element in a growing array of n (doubling from
+ * `first`); -1 without memory (the array is unchanged). */
+int queue_grow(void **arr, size_t *cap, size_t n, size_t elem, size_t first);
+/* printf into err (if any). */
+void queue_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+uint32_t queue_get32(const uint8_t *p);
+/* A node with room for a tenant of tlen bytes and a payload of len; NULL
+ * without memory. The caller owns it (free). */
+queue_node *queue_node_new(size_t tlen, size_t len);
+/* The length of n's on-disk record. */
+size_t queue_rec_len(const queue_node *n);
+
+/* ---- queue_disk.c (lock held unless said) ---- */
+
+void queue_seg_name(char out[32], uint64_t num);
+/* Reads and verifies the record at `off` of a segment whose valid data
+ * ends at `size` (*out: a new node the caller owns, on QUEUE_REC_OK). */
+queue_rec_status queue_read_record(int fd, uint64_t off, uint64_t size, queue_node **out);
+/* The offset of the next valid record after damage at `off`, or `size`. */
+uint64_t queue_resync(int fd, uint64_t off, uint64_t size, int *ioerr);
+queue_seg *queue_seg_find(export_queue *q, uint64_t num);
+int queue_sync(export_queue *q);
+/* Appends n's record to the write segment; on failure it never half-exists. */
+int queue_append(export_queue *q, queue_node *n, char *err, size_t errlen);
+/* Drops fully acknowledged segments from the table; their numbers in
+ * *gone (malloc'ed, the caller frees), to unlink outside the lock. */
+size_t queue_prune(export_queue *q, uint64_t **gone);
+/* Unlinks those segments (io_lock, not the mutex). */
+void queue_unlink_segs(export_queue *q, uint64_t *gone, size_t n);
+void queue_cursor_pos(export_queue *q, uint64_t seg, uint64_t off, uint64_t *cseg, uint64_t *coff);
+void queue_cursor_write(export_queue *q, uint64_t seg, uint64_t off);
+/* Opens cfg->dir/<name> and replays what it holds (at open, no lock). */
+int queue_recover(export_queue *q, const queue_config *cfg, const char *name, char *err, size_t errlen);
+/* The fsync=interval thread of a disk queue (no-ops otherwise). */
+int queue_syncer_start(export_queue *q);
+void queue_syncer_stop(export_queue *q);
+
+#endif
