@@ -1,0 +1,126 @@
+/* Tail sampler: requests handed over as their protobuf bytes
+ * (sampler_add_wire) against the decoded way (sampler_add). Built once: it
+ * calls both itself. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metrics.h"
+#include "otlp.h"
+#include "sampler_testlib.h"
+
+/* ---- requests as bytes ---- */
+
+/* Emitted requests as bytes, concatenated with their tenant. */
+static int emit_bytes(void *data, const char *tenant, const uint8_t *req, size_t len, size_t spans, uint64_t *done,
+                      uint64_t *full)
+{
+    (void)spans;
+    (void)full;
+    buf *b = data;
+    *done = 1;
+    assert_int_equal(buf_append(b, tenant, strlen(tenant) + 1), 0);
+    assert_int_equal(buf_append(b, req, len), 0);
+    return 0;
+}
+
+/* The same requests into two samplers, one decoded and one as bytes: the
+ * same spans come out, byte for byte, decided the same way: resources and
+ * scopes interleaved in one request, roots and children over requests,
+ * every status, late spans after the decision, and two tenants. */
+static void test_wire_same_bytes(void **state)
+{
+    (void)state;
+    const char *node = "{decision_wait: 1s, policies: [{name: err, type: status_code, status_codes: [ERROR]},"
+                       " {name: slow, type: latency, threshold_ms: 50}, {name: some, type: probabilistic,"
+                       " sampling_percentage: 30}]}";
+    sampler *dec = mk(node);
+    config *keep = g_cfg;
+    g_cfg = NULL;
+    sampler *wire = mk(node);
+    assert_true(sampler_wire_ok(dec));
+    buf out_dec = BUF_INIT, out_wire = BUF_INIT, late_dec = BUF_INIT, late_wire = BUF_INIT;
+    size_t held = 0;
+    for (int round = 0; round < 3; round++) {
+        for (uint64_t t = 1; t <= 300; t++) {
+            span_t *sp[3];
+            uint64_t start = T0 + t * MS;
+            sp[0] = sp_new(t * 7919, 1 + round, round == 0 ? 0 : 1, start, start + (t % 9) * 10 * MS,
+                           (int)(t % 4) - 1);
+            sp[1] = sp_new(t * 7919 + 1, 2 + round, 1, start, start + MS, round == 2 && t % 5 == 0 ? 2 : 0);
+            sp[2] = sp_new(t * 7919, 10 + round, 1, start, start + 2 * MS, -1);
+            if (t % 3 == 0)
+                attr_str(sp[2], "k", "v");
+            req_t *r = req_join(req_new("a", "lib1", sp, 2), req_new(t % 2 ? "b" : "a", "lib2", sp + 2, 1));
+            size_t n = protobuf_c_message_get_packed_size(&r->base);
+            uint8_t *b = arena_alloc(A, n + 1);
+            protobuf_c_message_pack(&r->base, b);
+            const char *tenant = t % 5 == 0 ? "other" : "t1";
+            uint64_t now = T0 + (uint64_t)round * 2 * SEC;
+            size_t hd = sampler_add(dec, 0, &r->base, tenant, now, &late_dec);
+            assert_int_equal(sampler_add_wire(wire, 0, b, n, tenant, now, &late_wire), hd);
+            held += hd;
+        }
+        sampler_tick(dec, 0, T0 + (uint64_t)round * 2 * SEC + 1500 * MS, emit_bytes, &out_dec);
+        sampler_tick(wire, 0, T0 + (uint64_t)round * 2 * SEC + 1500 * MS, emit_bytes, &out_wire);
+        arena_reset(A);
+    }
+    sampler_flush(dec, 0, T0 + 10 * SEC, emit_bytes, &out_dec);
+    sampler_flush(wire, 0, T0 + 10 * SEC, emit_bytes, &out_wire);
+    assert_true(held > 0);
+    assert_true(out_dec.len > 0 && late_dec.len > 0); /* something was kept, and some spans came late */
+    assert_int_equal(out_wire.len, out_dec.len);
+    assert_memory_equal(out_wire.data, out_dec.data, out_dec.len);
+    assert_int_equal(late_wire.len, late_dec.len);
+    assert_memory_equal(late_wire.data, late_dec.data, late_dec.len);
+    buf_free(&out_dec);
+    buf_free(&out_wire);
+    buf_free(&late_dec);
+    buf_free(&late_wire);
+    sampler_free(wire);
+    sampler_free(dec);
+    config_free(keep);
+}
+
+/* Policies that read span or resource fields need the decoded request:
+ * such a sampler takes no bytes. */
+static void test_wire_needs_decoding(void **state)
+{
+    (void)state;
+    static const char *const reads[] = {
+        "{policies: [{name: a, type: string_attribute, key: k, values: [v]}]}",
+        "{policies: [{name: a, type: trace_state, key: k, values: [v]}]}",
+        "{policies: [{name: a, type: boolean_attribute, key: k, value: true}]}",
+        "{policies: [{name: a, type: ottl_condition, span: ['attributes[\"k\"] == \"v\"']}]}",
+    };
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+        sampler *s = mk(reads[i]);
+        assert_false(sampler_wire_ok(s));
+        span_t *sp = sp_new(1, 1, 0, T0, T0 + MS, -1);
+        req_t *r = req_new("a", "lib", &sp, 1);
+        size_t n = protobuf_c_message_get_packed_size(&r->base);
+        uint8_t *b = arena_alloc(A, n);
+        protobuf_c_message_pack(&r->base, b);
+        assert_int_equal(sampler_add_wire(s, 0, b, n, "t1", T0, NULL), 0);
+        sampler_free(s);
+    }
+    sampler *s = mk("{policies: [{name: a, type: latency, threshold_ms: 5}, {name: b, type: span_count, min_spans: 2}]}");
+    assert_true(sampler_wire_ok(s));
+    sampler_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_wire_same_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wire_needs_decoding, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
