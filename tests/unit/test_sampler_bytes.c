@@ -116,11 +116,51 @@ static void test_wire_needs_decoding(void **state)
     sampler_free(s);
 }
 
+/* sampler_add_wire is given bytes otlp_wire_scan accepted, but reads them
+ * with bounds of its own: every truncation of a valid request, and random
+ * bytes, are read without going past the end (ASan in the test command) and
+ * never buffer more spans than there are. */
+static void test_wire_bad_bytes(void **state)
+{
+    (void)state;
+    sampler *s = mk("{decision_wait: 1s, policies: [{name: a, type: always_sample}]}");
+    span_t *sp[3] = {sp_new(1, 1, 0, T0, T0 + MS, 2), sp_new(1, 2, 1, T0, T0 + MS, -1), sp_new(2, 3, 0, T0, T0 + MS, 0)};
+    req_t *r = req_new("svc", "lib", sp, 3);
+    size_t n = protobuf_c_message_get_packed_size(&r->base);
+    uint8_t *b = malloc(n);
+    assert_non_null(b);
+    protobuf_c_message_pack(&r->base, b);
+    for (size_t cut = 0; cut < n; cut++) {
+        uint8_t *p = malloc(cut + 1); /* exactly cut bytes readable (ASan) */
+        assert_non_null(p);
+        memcpy(p, b, cut);
+        assert_true(sampler_add_wire(s, 0, p, cut, "t1", T0, NULL) <= 3);
+        free(p);
+    }
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    for (int i = 0; i < 2000; i++) {
+        size_t len = (size_t)(x % 96);
+        uint8_t *p = malloc(len + 1);
+        assert_non_null(p);
+        for (size_t k = 0; k < len; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            p[k] = (uint8_t)x;
+        }
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        assert_true(sampler_add_wire(s, 0, p, len, "t1", T0, NULL) <= len / 2);
+        free(p);
+    }
+    free(b);
+    flush(s, T0 + 2 * SEC);
+    sampler_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wire_same_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_needs_decoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wire_bad_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
