@@ -115,11 +115,22 @@ describe('export faults', () => {
   after(async () => {
     for (const d of tmps) await fsp.rm(d, { recursive: true, force: true });
   });
-
-  it(`backends down for ${OUTAGE_MS / 1000} s then back: exports succeed meanwhile, then everything arrives once`, async () => {
+  // A Rig with the Honeycomb and Jaeger sinks most tests export to.
+  async function rigWithSinks() {
     const rig = new Rig();
     const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
     const jaeger = rig.add(await JaegerGrpcSink.start());
+    return { rig, hc, jaeger };
+  }
+  // A disk queue directory in a fresh temporary one, removed after the suite.
+  async function queueDir(prefix) {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+    tmps.push(dir);
+    return path.join(dir, 'q');
+  }
+
+  it(`backends down for ${OUTAGE_MS / 1000} s then back: exports succeed meanwhile, then everything arrives once`, async () => {
+    const { rig, hc, jaeger } = await rigWithSinks();
     const gw = await Gateway.start({
       config: (w) =>
         faultConfig(w, { honeycomb: honeycombYaml(hc), jaeger: jaegerYaml(jaeger) }, [
@@ -167,12 +178,8 @@ describe('export faults', () => {
   });
 
   it('SIGKILL with a disk queue (fsync: always, small segments): acknowledged spans are delivered by the next process, once', async () => {
-    const rig = new Rig();
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-faults-q-'));
-    tmps.push(dir);
-    const qdir = path.join(dir, 'q');
-    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
-    const jaeger = rig.add(await JaegerGrpcSink.start());
+    const { rig, hc, jaeger } = await rigWithSinks();
+    const qdir = await queueDir('otlp-gw-faults-q-');
     // 4 KiB segments: the queue spans several files, some of them already
     // delivered and deleted, when the process dies.
     const queue = `queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB}`;
@@ -236,12 +243,8 @@ describe('export faults', () => {
     // process is killed then. The cursor on disk stays before the stalled
     // batch, so the next process sends it and, again, the three behind it
     // (at-least-once: duplicates allowed, losses not).
-    const rig = new Rig();
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'otlp-gw-faults-ooo-'));
-    tmps.push(dir);
-    const qdir = path.join(dir, 'q');
-    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
-    const jaeger = rig.add(await JaegerGrpcSink.start());
+    const { rig, hc, jaeger } = await rigWithSinks();
+    const qdir = await queueDir('otlp-gw-faults-ooo-');
     hc.once({ kind: 'stall' });
     jaeger.once({ kind: 'stall' });
     const common = `timeout: 60s
@@ -370,9 +373,7 @@ queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB, consumers: 4}`;
   });
 
   it('one backend stalls (never answers): a backend of another pipeline keeps receiving promptly', async () => {
-    const rig = new Rig();
-    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
-    const jaeger = rig.add(await JaegerGrpcSink.start());
+    const { rig, hc, jaeger } = await rigWithSinks();
     const gw = await Gateway.start({
       config: (w) =>
         faultConfig(w, { slow: honeycombYaml(hc), fast: jaegerYaml(jaeger) }, [
@@ -422,9 +423,7 @@ queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB, consumers: 4}`;
   });
 
   it('SIGTERM while two backends stall: the flush is bounded as documented (5 s), not 5 s per backend', async () => {
-    const rig = new Rig();
-    const hc = rig.add(await HoneycombSink.start({ keys: { [HC_KEY]: 'env' } }));
-    const jaeger = rig.add(await JaegerGrpcSink.start());
+    const { rig, hc, jaeger } = await rigWithSinks();
     hc.behave({ kind: 'stall' });
     jaeger.behave({ kind: 'stall' });
     // Default exporter timeout (10s): the stalled requests are still open at the stop.
