@@ -116,7 +116,14 @@ pipelines:
         await gw.withLog(() =>
           sink.withLog(async () => {
             const spans = await send(gw, 60, 20, 6);
-            await waitFor(async () => (await sink.metricSum(M.received)) >= spans.length, 15_000);
+            // The sink counts a batch when it takes it, the sender when the
+            // answer is back: wait for both.
+            await waitFor(
+              async () =>
+                (await sink.metricSum(M.received)) >= spans.length &&
+                (await gw.metricSum(M.sent, { backend: 'out' })) >= spans.length,
+              15_000,
+            );
             assert.equal(await sink.metricSum(M.received, { transport: 'grpc' }), spans.length);
             assert.equal(await gw.metricSum(M.sent, { backend: 'out' }), spans.length);
             assert.equal(await gw.metricSum(M.failed), 0);
