@@ -29,6 +29,7 @@
 #include "exporter_config.h"
 #include "exporter_internal.h"
 #include "exporter_take.h"
+#include "grpc_frame.h"
 #include "h2_client.h"
 #include "status.pb-c.h"
 
@@ -323,13 +324,32 @@ static int exporter_add_headers(exporter *e, const export_batch *b, export_http 
     return 0;
 }
 
-/* The bytes to send for h->body: itself, or compressed into c->compressed
- * when the type asks for compression. */
-static int exporter_encode(exporter_consumer *c, const export_http *h, const uint8_t **data, size_t *len, char *err,
-                           size_t errlen)
+/* A batch being delivered: the request as it stands, which a partial retry
+ * narrows to the items the backend asked for again. */
+typedef struct exporter_delivery {
+    export_batch b; /* items shrink when only some items are retried */
+    export_http h;
+    buf retry_body;
+    const uint8_t *data; /* the body as sent (compressed when asked) */
+    size_t len;
+} exporter_delivery;
+
+/* The request body before compression: prepare's, or the batch's own bytes
+ * when prepare passed them on as they are. */
+static void exporter_body(const exporter_delivery *d, const uint8_t **p, size_t *n)
 {
-    *data = (const uint8_t *)h->body.data;
-    *len = h->body.len;
+    *p = d->h.as_is ? d->b.body : (const uint8_t *)d->h.body.data;
+    *n = d->h.as_is ? d->b.body_len : d->h.body.len;
+}
+
+/* The bytes to send for d's body: itself, or compressed into c->compressed
+ * when the type asks for compression; into d->data and d->len. */
+static int exporter_encode(exporter_consumer *c, exporter_delivery *d, char *err, size_t errlen)
+{
+    const export_http *h = &d->h;
+    const uint8_t **data = &d->data;
+    size_t *len = &d->len;
+    exporter_body(d, data, len);
     if (!h->compress || c->e->set.compression == EXPORTER_COMPRESS_NONE)
         return 0;
     buf_clear(&c->compressed);
@@ -466,8 +486,13 @@ static int exporter_perform_h2(exporter_consumer *cs, const export_http *h, cons
         exporter_response_fill(r, 0, cs->curl_error, &cs->reply);
         return atomic_load(&e->stopping) ? -1 : 0;
     }
+    uint8_t head[GRPC_FRAME_PREFIX];
+    if (h->as_is)
+        grpc_frame_put_prefix(head, 0, (uint32_t)len); /* prepare checked that it fits */
     h2_request req = {.url = h->url.data,
                       .headers = h->headers,
+                      .head = h->as_is ? head : NULL,
+                      .head_len = h->as_is ? sizeof(head) : 0,
                       .body = data,
                       .len = len,
                       .timeout_ms = e->set.timeout_ms,
@@ -565,16 +590,6 @@ static int exporter_attempt(exporter_consumer *c, export_http *h, const uint8_t 
     return rc;
 }
 
-/* A batch being delivered: the request as it stands, which a partial retry
- * narrows to the items the backend asked for again. */
-typedef struct exporter_delivery {
-    export_batch b; /* items shrink when only some items are retried */
-    export_http h;
-    buf retry_body;
-    const uint8_t *data; /* h.body as sent (compressed when asked) */
-    size_t len;
-} exporter_delivery;
-
 /* The request is built once per batch, not per attempt; a batch that cannot
  * be built is given up (counted), never retried. */
 static int exporter_build(exporter_consumer *c, exporter_delivery *d)
@@ -585,7 +600,7 @@ static int exporter_build(exporter_consumer *c, exporter_delivery *d)
     exporter_type_lock(e);
     int prepared = e->type->prepare(e->type_state, &d->b, &d->h, err, sizeof(err)) == 0;
     exporter_type_unlock(e);
-    if (!prepared || exporter_encode(c, &d->h, &d->data, &d->len, err, sizeof(err)) != 0) {
+    if (!prepared || exporter_encode(c, d, err, sizeof(err)) != 0) {
         exporter_give_up(e, &d->b, dropped, "prepare", 0, err);
         return -1;
     }
@@ -622,8 +637,7 @@ static export_outcome exporter_judge(exporter *e, const exporter_delivery *d, ex
 {
     const export_batch *b = &d->b;
     exporter_series *s = &e->series[b->signal];
-    r->request_body = (const uint8_t *)d->h.body.data;
-    r->request_len = d->h.body.len;
+    exporter_body(d, &r->request_body, &r->request_len);
     buf_clear(res->retry_body);
     res->retry_after_s = r->retry_after_s;
     exporter_type_lock(e);
@@ -661,10 +675,11 @@ static int exporter_narrow(exporter_consumer *c, exporter_delivery *d, const exp
     }
     buf t = d->h.body; /* from now on only the items the backend asked for again */
     d->h.body = d->retry_body;
+    d->h.as_is = 0;
     d->retry_body = t;
     d->b.items = res->retry_items;
     char err[256] = "";
-    if (exporter_encode(c, &d->h, &d->data, &d->len, err, sizeof(err)) != 0) {
+    if (exporter_encode(c, d, err, sizeof(err)) != 0) {
         exporter_give_up(e, &d->b, e->series[d->b.signal].dropped, "prepare", 0, err);
         return -1;
     }

@@ -53,6 +53,10 @@ typedef struct export_http {
                                     * name replaces (e.g. x-aws-log-group per tenant) */
     buf body;                      /* bytes to send (the exporter compresses after prepare
                                     * when the type leaves compress = 1) */
+    int as_is;                     /* prepare leaves body empty: the batch's own bytes
+                                    * (b->body) are sent, sparing a copy of each batch;
+                                    * with grpc, as one uncompressed message (the
+                                    * exporter adds the gRPC message prefix) */
     int compress;                  /* apply the configured compression */
     int grpc;                      /* HTTP/2 required, te: trailers, gRPC status in trailers */
 } export_http;
@@ -66,8 +70,9 @@ typedef struct export_response {
     int grpc_status;               /* -1 if absent */
     const char *grpc_message;      /* percent-decoded, or NULL */
     uint32_t retry_after_s;        /* Retry-After header or gRPC RetryInfo, 0 if none */
-    /* What this attempt sent, before compression: prepare's body, or the
-     * last retry_body (for types whose per-item answers index into it). */
+    /* What this attempt sent, before compression: prepare's body (the
+     * batch's bytes when as_is, without a gRPC prefix), or the last
+     * retry_body (for types whose per-item answers index into it). */
     const uint8_t *request_body;
     size_t request_len;
 } export_response;

@@ -55,7 +55,7 @@ struct h2_call {
     const char *path;
     uint64_t deadline;  /* clock_now_ms */
     int32_t stream_id;  /* > 0 while a stream of the current connection carries it */
-    size_t sent;        /* body bytes given to nghttp2 */
+    size_t sent;        /* head and body bytes given to nghttp2 */
     int status;         /* :status */
     int got_headers;    /* the server answered: it processed the request */
     int remote_ended;   /* the server ended the stream (END_STREAM) */
@@ -243,13 +243,19 @@ static ssize_t h2_on_read_body(nghttp2_session *s, int32_t stream_id, uint8_t *b
     h2_call *k = nghttp2_session_get_stream_user_data(s, stream_id);
     if (k == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* finished early: the stream is reset */
-    size_t left = k->req->len - k->sent, n = left < len ? left : len;
-    if (n > 0)
-        memcpy(buf, k->req->body + k->sent, n);
-    k->sent += n;
-    if (k->sent == k->req->len)
+    const h2_request *r = k->req;
+    size_t total = r->head_len + r->len, done = 0;
+    while (done < len && k->sent < total) {
+        int in_head = k->sent < r->head_len;
+        const uint8_t *p = in_head ? r->head + k->sent : r->body + (k->sent - r->head_len);
+        size_t left = in_head ? r->head_len - k->sent : total - k->sent, n = left < len - done ? left : len - done;
+        memcpy(buf + done, p, n);
+        done += n;
+        k->sent += n;
+    }
+    if (k->sent == total)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-    return (ssize_t)n;
+    return (ssize_t)done;
 }
 
 static int h2_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
@@ -551,7 +557,7 @@ static int32_t h2_submit(h2_client *c, h2_call *k)
     char names[H2_MAX_FIELDS][64];
     char clen[24];
     size_t n = 0;
-    snprintf(clen, sizeof(clen), "%zu", k->req->len);
+    snprintf(clen, sizeof(clen), "%zu", k->req->head_len + k->req->len);
     const char *scheme = c->tls ? "https" : "http";
     int bad = h2_add_field(nv, &n, ":method", 7, "POST", 4) != 0 ||
               h2_add_field(nv, &n, ":scheme", 7, scheme, strlen(scheme)) != 0 ||

@@ -51,6 +51,9 @@ typedef struct h2_request {
     const struct curl_slist *headers; /* "Name: value" lines, names sent lowercased;
                                        * "Name:" alone is skipped and "Name;" sends an
                                        * empty value, as libcurl does */
+    const uint8_t *head;              /* sent before body (e.g. a gRPC message prefix), so a
+                                       * caller need not join the two; may be NULL */
+    size_t head_len;
     const uint8_t *body;              /* POSTed; valid until the call returns */
     size_t len;
     uint64_t timeout_ms;              /* the whole call, from h2_client_call */

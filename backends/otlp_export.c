@@ -352,8 +352,7 @@ static int otlp_http_prepare(void *st, const export_batch *b, export_http *out, 
                                                              : "Content-Type: application/x-protobuf")) == NULL)
         goto oom;
     if (!json) {
-        if (buf_append(&out->body, b->body, b->body_len) != 0)
-            goto oom;
+        out->as_is = 1;
         return 0;
     }
     /* The batch is protobuf; JSON means decoding it once more. */
@@ -399,18 +398,25 @@ static int otlp_grpc_prepare(void *st, const export_batch *b, export_http *out, 
     if (buf_puts(&out->url, s->url[b->signal]) != 0 ||
         (out->headers = curl_slist_append(out->headers, "Content-Type: application/grpc")) == NULL ||
         (out->headers = curl_slist_append(out->headers, "TE: trailers")) == NULL ||
-        (s->grpc_gzip && (out->headers = curl_slist_append(out->headers, "grpc-encoding: gzip")) == NULL) ||
-        buf_append(&out->body, frame, sizeof(frame)) != 0)
+        (s->grpc_gzip && (out->headers = curl_slist_append(out->headers, "grpc-encoding: gzip")) == NULL))
         goto oom;
-    if (s->grpc_gzip ? gzip_deflate(b->body, b->body_len, -1, &out->body) != GZIP_OK
-                     : buf_append(&out->body, b->body, b->body_len) != 0)
-        goto oom;
-    size_t mlen = out->body.len - sizeof(frame);
+    /* Uncompressed, the batch's own bytes are the message: the exporter
+     * frames them, so they are not copied here. */
+    size_t mlen = b->body_len;
+    if (s->grpc_gzip) {
+        if (buf_append(&out->body, frame, sizeof(frame)) != 0 ||
+            gzip_deflate(b->body, b->body_len, -1, &out->body) != GZIP_OK)
+            goto oom;
+        mlen = out->body.len - sizeof(frame);
+    }
     if (mlen > UINT32_MAX) {
         snprintf(err, errlen, "message too large for gRPC");
         return -1;
     }
-    grpc_frame_put_prefix((uint8_t *)out->body.data, s->grpc_gzip, (uint32_t)mlen);
+    if (s->grpc_gzip)
+        grpc_frame_put_prefix((uint8_t *)out->body.data, 1, (uint32_t)mlen);
+    else
+        out->as_is = 1;
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");

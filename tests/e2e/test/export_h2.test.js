@@ -37,7 +37,7 @@ const M = {
 const { constants: H2 } = http2;
 
 /** A gateway whose one pipeline sends traces to an otlp_grpc backend `out`. */
-function senderConfig(w, endpoint, { extra = '', consumers = 4, timeout = '5s' } = {}) {
+function senderConfig(w, endpoint, { extra = '', consumers = 4, timeout = '5s', maxItems = 20 } = {}) {
   return `workers: 2
 admin: 127.0.0.1:${w.adminPort}
 listeners:
@@ -47,7 +47,7 @@ backends:
     type: otlp_grpc
     endpoint: ${endpoint}
     timeout: ${timeout}
-    batch: {timeout: 5ms, max_items: 20}
+    batch: {timeout: 5ms, max_items: ${maxItems}}
     retry: {initial_interval: 100ms, max_interval: 300ms, max_elapsed: 60s}
     queue: {consumers: ${consumers}}
 ${extra}
@@ -85,8 +85,19 @@ describe('otlp_grpc export: one HTTP/2 connection to a gateway sink', () => {
     for (const d of tmps) await fsp.rm(d, { recursive: true, force: true });
   });
 
-  for (const tls of [false, true]) {
-    it(`${tls ? 'TLS (ALPN h2)' : 'h2c'}: 60 batches, 4 in flight, on one TCP connection`, async () => {
+  // gzip is the default (as in the Collector). Uncompressed, the queued
+  // bytes are sent as they are, with the gRPC prefix written apart: batches
+  // of 20 spans fit one DATA frame, batches of 200 (about 90 KB) span
+  // several.
+  const variants = [
+    { tls: false, gzip: true, maxItems: 20, name: 'h2c, gzip: 60 batches, 4 in flight,' },
+    { tls: true, gzip: true, maxItems: 20, name: 'TLS (ALPN h2), gzip: 60 batches, 4 in flight,' },
+    { tls: false, gzip: false, maxItems: 20, name: 'h2c, uncompressed: 60 batches,' },
+    { tls: true, gzip: false, maxItems: 200, name: 'TLS, uncompressed, batches of 200 spans over several DATA frames,' },
+    { tls: false, gzip: false, maxItems: 200, name: 'h2c, uncompressed, batches of 200 spans,' },
+  ];
+  for (const { tls, gzip, maxItems, name } of variants) {
+    it(`${name} on one TCP connection`, async () => {
       let tlsListener = '';
       let caFile = '';
       if (tls) {
@@ -98,6 +109,7 @@ describe('otlp_grpc export: one HTTP/2 connection to a gateway sink', () => {
         tlsListener = `, tls: {cert: ${dir}/sink.crt, key: ${dir}/sink.key}`;
         caFile = `    tls: {ca_file: ${dir}/sink.crt}`;
       }
+      const extra = [caFile, gzip ? '' : '    compression: none'].filter(Boolean).join('\n');
       const sink = await Gateway.start({
         config: (w) => `workers: 2
 admin: 127.0.0.1:${w.adminPort}
@@ -110,7 +122,7 @@ pipelines:
 `,
       });
       const gw = await Gateway.start({
-        config: (w) => senderConfig(w, `${tls ? 'https' : 'http'}://127.0.0.1:${sink.grpcPort}`, { extra: caFile }),
+        config: (w) => senderConfig(w, `${tls ? 'https' : 'http'}://127.0.0.1:${sink.grpcPort}`, { extra, maxItems }),
       });
       try {
         await gw.withLog(() =>
