@@ -95,6 +95,31 @@ metric_sum() { # admin_port metric label_regex
         awk -v m="$2" -v re="$3" '$1 ~ "^"m"([{]|$)" && $1 ~ re { s += $NF } END { printf "%d\n", s }'
 }
 
+# duration_buckets ADMIN_PORT: "le count" lines of the gateway's own
+# otlp_gateway_request_duration_seconds histogram (traces over gRPC),
+# cumulative as exposed; the +Inf bucket is printed as le=inf.
+duration_buckets() {
+    curl -fs "http://127.0.0.1:$1/metrics" |
+        awk '/^otlp_gateway_request_duration_seconds_bucket[{]/ && /signal="traces"/ && /transport="grpc"/ {
+                 match($1, /le="[^"]+"/); le = substr($1, RSTART + 4, RLENGTH - 5)
+                 if (le == "+Inf") le = "inf"
+                 n[le] += $NF
+             } END { for (le in n) print le, n[le] }' | sort -g
+}
+
+# gw_latency BEFORE AFTER: from two duration_buckets snapshots, the upper
+# bound of the bucket holding the 99th percentile of the requests between
+# them (ms, ">10000" past the last bound) and the share answered within 1 ms.
+gw_latency() {
+    awk 'NR == FNR { b[$1] = $2; next } { d[$1] = $2 - b[$1]; les[++n] = $1 }
+         END {
+             tot = d["inf"]; if (tot <= 0) { print "- -"; exit }
+             p = ">10000"
+             for (i = 1; i <= n; i++) if (les[i] != "inf" && d[les[i]] >= 0.99 * tot) { p = les[i] * 1000; break }
+             printf "%s %.1f\n", p, 100 * d["0.001"] / tot
+         }' "$1" "$2"
+}
+
 peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 # CPU time (user + system) a process has used, in clock ticks.

@@ -208,14 +208,16 @@ wait_received() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 
-# measure NAME URL AUTH_ARGS_VAR CHECK_ADMIN GW_PID [LOADGEN_EXTRA...]:
+# measure NAME URL AUTH_ARGS_VAR CHECK_ADMIN GW_PID GW_ADMIN [LOADGEN_EXTRA...]:
 # warm-up, closed loop (max), open loop at half the max; checks that the
 # gateway at CHECK_ADMIN received (now, or once its queue drained) exactly
-# the spans acknowledged over the three runs. Appends a row to $TMP/rows.
+# the spans acknowledged over the three runs. GW_ADMIN is the measured
+# gateway's admin port (- for nginx): its own request-duration histogram
+# over the half-rate run gives the latency it adds. Appends a row to $TMP/rows.
 measure() {
-    local name=$1 url=$2 check_admin=$4 pid=$5
+    local name=$1 url=$2 check_admin=$4 pid=$5 gw_admin=$6
     local -n auth_args=$3
-    shift 5
+    shift 6
     local base acked=0
     base=$(received "$check_admin")
     if [ "$WARM" != 0 ]; then
@@ -242,14 +244,20 @@ measure() {
     cpu_us=$(awk -v t=$(( t1 - t0 )) -v hz="$TICK" -v s="$max_acked" 'BEGIN { printf "%.2f", t / hz * 1e6 / s }')
     local half
     half=$(awk -v r="$max_rps" 'BEGIN { h = r / 2; if (h < 1) h = 1; printf "%.1f", h }')
+    [ "$gw_admin" = - ] || duration_buckets "$gw_admin" >"$TMP/$name.dur0"
     lg "$name-half" "${LG_SHAPE[@]}" "${auth_args[@]}" "$@" -r "$half" -d "$DUR" "$url"
+    local gw_p99=- gw_1ms=-
+    if [ "$gw_admin" != - ]; then
+        duration_buckets "$gw_admin" >"$TMP/$name.dur1"
+        read -r gw_p99 gw_1ms < <(gw_latency "$TMP/$name.dur0" "$TMP/$name.dur1")
+    fi
     acked=$(( acked + LG_ACKED ))
     fails+=$LG_FAILS
     wait_received "$check_admin" $(( base + acked )) "$name"
     local rss
     rss=$(peak_rss_kb "$pid")
-    printf '%s %s %s %s %s %s %s %s %s %s\n' "$name" "$max_rps" "$max_sps" "$max_p50" "$max_p99" \
-        "$LG_P50" "$LG_P99" "$cpu_us" "$(fmt "$(( rss ))/1024" 1)" "${fails:--}" | tr -s ' ' >>"$TMP/rows"
+    printf '%s %s %s %s %s %s %s %s %s %s %s %s\n' "$name" "$max_rps" "$max_sps" "$max_p50" "$max_p99" \
+        "$LG_P50" "$LG_P99" "$gw_p99" "$gw_1ms" "$cpu_us" "$(fmt "$(( rss ))/1024" 1)" "${fails:--}" | tr -s ' ' >>"$TMP/rows"
     log "$name: $(fmt "$max_sps" 0) spans/s max, p50/p99 at half rate $LG_P50/$LG_P99 ms, acknowledged $acked = received"
 }
 # fmt EXPR [DECIMALS]: an awk expression, formatted.
@@ -276,7 +284,7 @@ for s in $SCENARIOS; do
             auth=NOAUTH
             [ "$s" = apikey ] && auth=KEYAUTH
             [ "$s" = tls ] && { auth=TLSAUTH; scheme=https; }
-            measure "$s" "$scheme://127.0.0.1:$GW_GRPC" "$auth" "$GW_ADMIN" "$GW_PID" "${lgx[@]}"
+            measure "$s" "$scheme://127.0.0.1:$GW_GRPC" "$auth" "$GW_ADMIN" "$GW_PID" "$GW_ADMIN" "${lgx[@]}"
             if [ "$s" = discard ]; then
                 # the old h2load scenario, same payload shape, as a cross-check of loadgen
                 "$LOADGEN_BIN" --dump "$TMP/payload.bin" --spans "$SPANS" --spans-per-trace "$SPT" 2>/dev/null
@@ -304,7 +312,7 @@ for s in $SCENARIOS; do
                 [ "$(metric_sum "$GW_ADMIN" otlp_gateway_jwks_refreshes_total 'result="ok"')" -gt 0 ] && break
                 sleep 0.1
             done
-            measure jwt "http://127.0.0.1:$GW_GRPC" JWTAUTH "$GW_ADMIN" "$GW_PID"
+            measure jwt "http://127.0.0.1:$GW_GRPC" JWTAUTH "$GW_ADMIN" "$GW_PID" "$GW_ADMIN"
             stop_pid "$GW_PID"
             ;;
         export_http | export_grpc | disk)
@@ -313,13 +321,13 @@ for s in $SCENARIOS; do
             target=$GW_HTTP
             [ "$s" = export_grpc ] && target=$GW_GRPC
             start_gw "$s" 1 "$s" "$target"
-            measure "$s" "http://127.0.0.1:$GW_GRPC" KEYAUTH "$SINK_ADMIN" "$GW_PID"
+            measure "$s" "http://127.0.0.1:$GW_GRPC" KEYAUTH "$SINK_ADMIN" "$GW_PID" "$GW_ADMIN"
             stop_pid "$GW_PID"
             stop_pid "$SINK_PID"
             ;;
         sampling)
             start_gw sampling 1 sampling
-            measure sampling "http://127.0.0.1:$GW_GRPC" KEYAUTH "$GW_ADMIN" "$GW_PID"
+            measure sampling "http://127.0.0.1:$GW_GRPC" KEYAUTH "$GW_ADMIN" "$GW_PID" "$GW_ADMIN"
             stop_pid "$GW_PID"
             # RSS per buffered span: nothing is decided during the run
             # (decision_wait 10 min), so every acknowledged span is held.
@@ -338,7 +346,7 @@ for s in $SCENARIOS; do
             # CPU and RSS of the one worker process (the master only waits)
             ngx_worker=$(pgrep -P "$NGX_PID" | head -1)
             [ -n "$ngx_worker" ] || die "no nginx worker process"
-            measure nginx "http://127.0.0.1:$NGX_PORT" NOAUTH "$SINK_ADMIN" "$ngx_worker"
+            measure nginx "http://127.0.0.1:$NGX_PORT" NOAUTH "$SINK_ADMIN" "$ngx_worker" -
             stop_pid "$NGX_PID"
             stop_pid "$SINK_PID"
             ;;
@@ -352,22 +360,24 @@ ngx_sps=$(awk '$1 == "nginx" { print $3 }' "$TMP/rows")
 echo
 printf 'OTLP/gRPC trace export, %d spans/request (%d bytes gRPC-framed), %d spans/trace, %d conns x %d streams, %ss runs\n' \
     "$SPANS" "$WIRE" "$SPT" "$C" "$M" "$DUR"
-printf '%-12s %9s %10s %6s %6s %9s %9s %9s %9s %8s %8s  %s\n' scenario 'req/s' 'spans/s' 'x disc' 'x ngx' \
-    'p50 max' 'p99 max' 'p50 half' 'p99 half' 'CPU us/sp' 'RSS MiB' 'refused (retryable)'
-while read -r name rps sps p50 p99 hp50 hp99 cpu rss fails; do
-    printf '%-12s %9.0f %10.0f %6s %6s %9s %9s %9s %9s %8s %8s  %s\n' "$name" "$rps" "$sps" \
-        "$(ratio "$sps" "${base_sps:-0}")" "$(ratio "$sps" "${ngx_sps:-0}")" "$p50" "$p99" "$hp50" "$hp99" "$cpu" "$rss" "$fails"
+printf '%-12s %9s %10s %6s %6s %9s %9s %9s %9s %8s %7s %8s %8s  %s\n' scenario 'req/s' 'spans/s' 'x disc' 'x ngx' \
+    'p50 max' 'p99 max' 'p50 half' 'p99 half' 'gw p99<=' 'gw<=1ms' 'CPU us/sp' 'RSS MiB' 'refused (retryable)'
+while read -r name rps sps p50 p99 hp50 hp99 gp99 g1ms cpu rss fails; do
+    printf '%-12s %9.0f %10.0f %6s %6s %9s %9s %9s %9s %8s %7s %8s %8s  %s\n' "$name" "$rps" "$sps" \
+        "$(ratio "$sps" "${base_sps:-0}")" "$(ratio "$sps" "${ngx_sps:-0}")" "$p50" "$p99" "$hp50" "$hp99" \
+        "$gp99" "$([ "$g1ms" = - ] && echo - || echo "$g1ms%")" "$cpu" "$rss" "$fails"
 done <"$TMP/rows"
 [ -n "${H2_RPS:-}" ] && printf 'cross-check on discard: h2load (one request repeated) %s req/s, gateway CPU %s us/span; loadgen %s req/s, %s us/span; ratios h2load/loadgen %s (rate), %s (CPU)\n' \
     "$(fmt "$H2_RPS" 0)" "$H2_CPU" "$(awk '$1 == "discard" { printf "%.0f", $2 }' "$TMP/rows")" \
-    "$(awk '$1 == "discard" { print $8 }' "$TMP/rows")" \
+    "$(awk '$1 == "discard" { print $10 }' "$TMP/rows")" \
     "$(ratio "$H2_RPS" "$(awk '$1 == "discard" { print $2 }' "$TMP/rows")")" \
-    "$(ratio "$H2_CPU" "$(awk '$1 == "discard" { print $8 }' "$TMP/rows")")"
+    "$(ratio "$H2_CPU" "$(awk '$1 == "discard" { print $10 }' "$TMP/rows")")"
 [ -n "${RSS_LINE:-}" ] && echo "$RSS_LINE; wire $(fmt "$WIRE / $SPANS" 0) bytes/span"
 if [ -s "$TMP/perf-top" ]; then
     echo "perf (self time, >= 2 %, top 8 per scenario):"
     awk '{ if ($1 != last) { printf "%s%s:", (NR > 1 ? "\n" : ""), $1; last = $1 } printf " %s %s", $3, $2 } END { print "" }' "$TMP/perf-top"
 fi
 echo "latency ms: max = closed loop (saturated, from send); half = open loop at half the max rate, from intended send time"
+echo "gw p99<= / gw<=1ms: the gateway's own otlp_gateway_request_duration_seconds over the half-rate run (request start to answer ready, without the client's and the kernel's share): the bucket bound holding the 99th percentile, and the share of requests answered within 1 ms"
 echo "CPU us/sp: CPU of the gateway (nginx for the nginx row) per acknowledged span in the closed-loop run"
 echo "checks: every scenario's gateway (or sink) received exactly the spans loadgen saw acknowledged"
