@@ -77,8 +77,9 @@ int exporter_park(exporter *e, const char *tenant, const exporter_parked *st)
 }
 
 /* The longest prefix of the n peeked entries within the batch limits (at
- * least one entry, however big). *full: nothing more can join it. */
-static size_t exporter_prefix(const exporter_consumer *c, size_t n, int *full)
+ * least one entry, however big). *full: nothing more can join it; *need:
+ * what would fill it. */
+static size_t exporter_prefix(const exporter_consumer *c, size_t n, int *full, queue_fill *need)
 {
     const exporter *e = c->e;
     uint64_t items = c->entries[0].items;
@@ -90,6 +91,8 @@ static size_t exporter_prefix(const exporter_consumer *c, size_t n, int *full)
         k++;
     }
     *full = k < n || k == e->set.max_entries || items >= e->set.batch_items || bytes >= e->set.batch_bytes;
+    need->items = items < e->set.batch_items ? e->set.batch_items - items : 0;
+    need->bytes = bytes < e->set.batch_bytes ? e->set.batch_bytes - bytes : 0;
     return k;
 }
 
@@ -112,11 +115,13 @@ static void exporter_count_damage(exporter *e)
  * last one served (round-robin). While only backing-off tenants have
  * entries, waits (at most until the first retry is due) with waiting_retry
  * set, as a backend-wide backoff would. */
-static size_t exporter_peek(exporter_consumer *c, size_t min_entries, uint32_t timeout_ms, uint64_t *age)
+static size_t exporter_peek(exporter_consumer *c, size_t min_entries, uint32_t timeout_ms, uint64_t *age,
+                            const queue_fill *fill)
 {
     exporter *e = c->e;
     if (e->set.queue.dir != NULL)
-        return queue_peek(e->queue, c->entries, e->set.max_entries, min_entries, timeout_ms, age);
+        return queue_peek_fair(e->queue, c->entries, e->set.max_entries, min_entries, timeout_ms, age, NULL, NULL,
+                               NULL, fill);
     uint64_t now = clock_now_ms(), due = 0;
     pthread_mutex_lock(&e->park_lock);
     for (size_t i = 0; i < e->nparked; i++)
@@ -126,7 +131,7 @@ static size_t exporter_peek(exporter_consumer *c, size_t min_entries, uint32_t t
     if (due != 0 && due - now < timeout_ms)
         timeout_ms = (uint32_t)(due - now);
     size_t n = queue_peek_fair(e->queue, c->entries, e->set.max_entries, min_entries, timeout_ms, age,
-                               exporter_parked_skip, e, e->last_tenant);
+                               exporter_parked_skip, e, e->last_tenant, fill);
     queue_stats st;
     queue_get_stats(e->queue, &st);
     int blocked = n == 0 && due != 0 && st.entries > 0;
@@ -145,18 +150,20 @@ size_t exporter_take(exporter_consumer *c)
     exporter *e = c->e;
     pthread_mutex_lock(&e->take_lock);
     uint64_t age = 0;
-    size_t n = atomic_load(&e->stopping) ? 0 : exporter_peek(c, 1, EXPORTER_POLL_MS, &age), take = 0;
+    size_t n = atomic_load(&e->stopping) ? 0 : exporter_peek(c, 1, EXPORTER_POLL_MS, &age, NULL), take = 0;
     if (e->set.queue.dir != NULL)
         exporter_count_damage(e);
     if (n > 0) {
         int full;
-        take = exporter_prefix(c, n, &full);
+        queue_fill need;
+        take = exporter_prefix(c, n, &full, &need);
         /* Wait for the batch to fill until its oldest entry is batch.timeout
-         * old. A peek that brings nothing new means the wait ran out or the
-         * next entry cannot join (another signal or tenant): send now. */
+         * old, woken only by pushes that can fill it. A peek that brings
+         * nothing new means the wait ran out or the next entry cannot join
+         * (another signal or tenant): send now. */
         while (!full && age < e->set.batch_timeout_ms && !atomic_load(&e->stopping) && !atomic_load(&e->draining)) {
-            size_t more = exporter_peek(c, n + 1, (uint32_t)(e->set.batch_timeout_ms - age), &age);
-            take = exporter_prefix(c, more, &full);
+            size_t more = exporter_peek(c, n + 1, (uint32_t)(e->set.batch_timeout_ms - age), &age, &need);
+            take = exporter_prefix(c, more, &full, &need);
             if (more <= n)
                 break;
             n = more;

@@ -246,6 +246,13 @@ void queue_unreserve(export_queue *q, const char *tenant, size_t bytes)
     pthread_mutex_unlock(&q->lock);
 }
 
+/* A filling batch's wait is over: enough was pushed since it began (lock
+ * held). */
+static int queue_filled(const export_queue *q)
+{
+    return q->pushed_items >= q->fill_items_at || q->pushed_bytes >= q->fill_bytes_at;
+}
+
 int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t items, const uint8_t *data, size_t len,
                char *err, size_t errlen)
 {
@@ -302,7 +309,10 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
                 q->load_off = s->end - queue_rec_len(n);
             }
         }
-        pthread_cond_signal(&q->cond);
+        q->pushed_items += items;
+        q->pushed_bytes += len;
+        if (q->plain_waiting > 0 || (q->fill_waiting > 0 && queue_filled(q)))
+            pthread_cond_signal(&q->cond);
     } else {
         queue_tenant_release(q, tenant, len);
     }
@@ -449,15 +459,25 @@ static queue_node *queue_first_free(export_queue *q)
 
 size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
                        uint64_t *oldest_age_ms, int (*skip)(void *ud, const char *tenant), void *ud,
-                       const char *avoid)
+                       const char *avoid, const queue_fill *fill)
 {
     struct timespec dl = clock_deadline(timeout_ms);
     int disk = q->dirfd >= 0;
     pthread_mutex_lock(&q->lock);
+    if (fill != NULL) {
+        q->fill_items_at = q->pushed_items + fill->items;
+        q->fill_bytes_at = q->pushed_bytes + fill->bytes;
+    }
     for (;;) {
-        int ready = q->entries - q->busy >= min_entries &&
+        int ready = q->entries - q->busy >= min_entries && (fill == NULL || queue_filled(q)) &&
                     (disk || queue_batchable(q, skip, ud, avoid) >= min_entries);
-        if (ready || q->woken || pthread_cond_timedwait(&q->cond, &q->lock, &dl) == ETIMEDOUT)
+        if (ready || q->woken)
+            break;
+        size_t *waiting = fill != NULL ? &q->fill_waiting : &q->plain_waiting;
+        (*waiting)++;
+        int rc = pthread_cond_timedwait(&q->cond, &q->lock, &dl);
+        (*waiting)--;
+        if (rc == ETIMEDOUT)
             break;
     }
     q->woken = 0; /* a wake is consumed by one peek, even one that did not wait */
@@ -485,7 +505,7 @@ size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, si
 size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
                   uint64_t *oldest_age_ms)
 {
-    return queue_peek_fair(q, out, max_entries, min_entries, timeout_ms, oldest_age_ms, NULL, NULL, NULL);
+    return queue_peek_fair(q, out, max_entries, min_entries, timeout_ms, oldest_age_ms, NULL, NULL, NULL, NULL);
 }
 
 void queue_claim(export_queue *q, const queue_entry *e, size_t n)

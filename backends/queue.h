@@ -109,9 +109,17 @@ size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t 
  * strictly in order (the batch is the oldest unclaimed entry and those right
  * after it, stopping at a claimed one): skip and avoid are ignored and this
  * is queue_peek. */
+/* With `fill` (a consumer filling a batch), the wait also lasts until at
+ * least fill->items items or fill->bytes bytes have been pushed since the
+ * call (or the timeout, or queue_wake): pushes that cannot fill the batch do
+ * not wake the consumer, which would only look and wait again. */
+typedef struct queue_fill {
+    uint64_t items;
+    uint64_t bytes;
+} queue_fill;
 size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
                        uint64_t *oldest_age_ms, int (*skip)(void *ud, const char *tenant), void *ud,
-                       const char *avoid);
+                       const char *avoid, const queue_fill *fill);
 /* Mark n peeked entries as in flight: later peeks pass over them. */
 void queue_claim(export_queue *q, const queue_entry *e, size_t n);
 /* Give claimed entries back (not sent: shutdown, a retry parked): they are

@@ -57,6 +57,11 @@ struct export_queue {
     size_t acked_waiting;                    /* disk: ACKED nodes behind an older unacked one */
     queue_node *head, *tail;
     int woken;
+    /* Waits for a batch to fill (queue_fill): pushes are counted, and a
+     * push signals a waiting filler only once the counts reach its marks;
+     * plain waiters are signalled on every push. */
+    uint64_t pushed_items, pushed_bytes, fill_items_at, fill_bytes_at;
+    size_t fill_waiting, plain_waiting;
     uint64_t recovered, corrupt, torn;
     size_t tenant_cap;           /* 0: no per-tenant cap */
     struct queue_tenant *tenants; /* bytes reserved + queued per tenant admitted here */

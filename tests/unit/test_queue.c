@@ -276,19 +276,19 @@ static void test_memory_fair_peek(void **state)
     push(q, OTLP_TRACES, "a", "A2", 2);
     push(q, OTLP_TRACES, "b", "B2", 2);
     queue_entry e[8];
-    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, skip_a, NULL, NULL), 2);
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, skip_a, NULL, NULL, NULL), 2);
     assert_memory_equal(e[0].data, "B1", 2);
     assert_memory_equal(e[1].data, "B2", 2);
     /* while only refused entries are there, the wait runs its course */
     queue_ack(q, e, 2);
     uint64_t t0 = now_ms();
-    assert_int_equal(queue_peek_fair(q, e, 8, 1, 100, NULL, skip_a, NULL, NULL), 0);
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 100, NULL, skip_a, NULL, NULL, NULL), 0);
     assert_true(now_ms() - t0 >= 90);
     push(q, OTLP_TRACES, "b", "B3", 2);
-    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, "a"), 1); /* not the last served */
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, "a", NULL), 1); /* not the last served */
     assert_memory_equal(e[0].data, "B3", 2);
     queue_ack(q, e, 1);
-    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, "a"), 2); /* only a is left */
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, "a", NULL), 2); /* only a is left */
     assert_memory_equal(e[0].data, "A1", 2);
     assert_memory_equal(e[1].data, "A2", 2);
     queue_ack(q, e, 1);
@@ -310,7 +310,7 @@ static void test_disk_fair_peek_in_order(void **state)
     push(q, OTLP_TRACES, "a", "A1", 2);
     push(q, OTLP_TRACES, "b", "B1", 2);
     queue_entry e[8];
-    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, skip_a, NULL, NULL), 1);
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, skip_a, NULL, NULL, NULL), 1);
     assert_memory_equal(e[0].data, "A1", 2);
     queue_close(q);
 }
@@ -356,6 +356,35 @@ static void test_peek_waits(void **state)
     assert_int_equal(queue_peek(q, e, 8, 1, 10000, NULL), 0);
     assert_true(now_ms() - t0 < 5000);
     pthread_join(th, NULL);
+    queue_close(q);
+}
+
+/* A consumer filling a batch waits for pushes that can fill it: what was
+ * queued before the call does not count, and a push short of the marks
+ * does not end the wait; reaching either mark does. */
+static void test_peek_fill(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(NULL, 1 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    queue_entry e[8];
+    push(q, OTLP_TRACES, "t", "p", 1);
+    queue_fill two_items = {.items = 2, .bytes = 1 << 20}, two_bytes = {.items = 100, .bytes = 2};
+    uint64_t t0 = now_ms();
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 100, NULL, NULL, NULL, NULL, &two_items), 1);
+    assert_true(now_ms() - t0 >= 90);
+
+    for (int k = 0; k < 2; k++) {
+        delayed d = {q, 2};
+        pthread_t th;
+        pthread_create(&th, NULL, delayed_main, &d);
+        t0 = now_ms();
+        /* one push would satisfy min_entries, but not the fill */
+        size_t n = queue_peek_fair(q, e, 8, 1, 10000, NULL, NULL, NULL, NULL, k == 0 ? &two_items : &two_bytes);
+        assert_true(now_ms() - t0 < 5000);
+        pthread_join(th, NULL);
+        assert_int_equal(n, 3);
+        queue_ack(q, e, 2); /* keep one queued for the next round */
+    }
     queue_close(q);
 }
 
@@ -1041,6 +1070,7 @@ int main(void)
         cmocka_unit_test(test_memory_fair_peek),
         cmocka_unit_test_setup_teardown(test_disk_fair_peek_in_order, setup, teardown),
         cmocka_unit_test(test_peek_waits),
+        cmocka_unit_test(test_peek_fill),
         cmocka_unit_test_setup_teardown(test_disk_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_record_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_segments_roll_and_unlink, setup, teardown),
