@@ -365,6 +365,7 @@ static const char *const es_keys[] = {"api_key", "user", "password", "dataset", 
 const exporter_type exporter_elasticsearch = {.name = "elasticsearch",
                                               .keys = es_keys,
                                               .gzip_only = 1, /* Elasticsearch decodes gzip bodies only */
+                                              .per_consumer = 1, /* the batch's documents, from prepare to classify */
                                               .configure = es_configure,
                                               .prepare = es_prepare,
                                               .classify = es_classify,

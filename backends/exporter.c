@@ -65,15 +65,21 @@ static int exporter_waiting(exporter *e)
     return atomic_load(&e->waiting_retry) > 0 || atomic_load(&e->parked_only);
 }
 
+/* Type state shared by the consumers is used by one at a time. */
+static int exporter_type_shared(const exporter *e)
+{
+    return !e->type->reentrant && !e->type->per_consumer;
+}
+
 static void exporter_type_lock(exporter *e)
 {
-    if (!e->type->reentrant)
+    if (exporter_type_shared(e))
         pthread_mutex_lock(&e->type_lock);
 }
 
 static void exporter_type_unlock(exporter *e)
 {
-    if (!e->type->reentrant)
+    if (exporter_type_shared(e))
         pthread_mutex_unlock(&e->type_lock);
 }
 
@@ -573,7 +579,7 @@ static int exporter_attempt(exporter_consumer *c, export_http *h, const uint8_t 
     char err[256] = "";
     export_signing req = {.url = h->url.data, .headers = h->headers, .body = data, .len = len};
     exporter_type_lock(e);
-    int signed_ok = e->type->sign(e->type_state, &req, &extra, err, sizeof(err)) == 0;
+    int signed_ok = e->type->sign(c->type_state, &req, &extra, err, sizeof(err)) == 0;
     exporter_type_unlock(e);
     if (!signed_ok) {
         curl_slist_free_all(extra);
@@ -598,7 +604,7 @@ static int exporter_build(exporter_consumer *c, exporter_delivery *d)
     metric_series *dropped = e->series[d->b.signal].dropped;
     char err[256] = "";
     exporter_type_lock(e);
-    int prepared = e->type->prepare(e->type_state, &d->b, &d->h, err, sizeof(err)) == 0;
+    int prepared = e->type->prepare(c->type_state, &d->b, &d->h, err, sizeof(err)) == 0;
     exporter_type_unlock(e);
     if (!prepared || exporter_encode(c, d, err, sizeof(err)) != 0) {
         exporter_give_up(e, &d->b, dropped, "prepare", 0, err);
@@ -632,16 +638,17 @@ static void exporter_note_health(exporter *e, const export_response *r)
     }
 }
 
-static export_outcome exporter_judge(exporter *e, const exporter_delivery *d, export_response *r,
+static export_outcome exporter_judge(exporter_consumer *c, const exporter_delivery *d, export_response *r,
                                      export_result *res, int *partial)
 {
+    exporter *e = c->e;
     const export_batch *b = &d->b;
     exporter_series *s = &e->series[b->signal];
     exporter_body(d, &r->request_body, &r->request_len);
     buf_clear(res->retry_body);
     res->retry_after_s = r->retry_after_s;
     exporter_type_lock(e);
-    export_outcome o = e->type->classify(e->type_state, b, r, res);
+    export_outcome o = e->type->classify(c->type_state, b, r, res);
     exporter_type_unlock(e);
     exporter_note_health(e, r);
     *partial = o == EXPORT_RETRY && res->retry_body->len > 0;
@@ -766,7 +773,7 @@ static int exporter_deliver(exporter_consumer *c, const export_batch *bp)
         char msg[256] = "";
         export_result res = {.retry_body = &d.retry_body, .msg = msg, .msglen = sizeof(msg)};
         int partial;
-        export_outcome o = exporter_judge(e, &d, &r, &res, &partial);
+        export_outcome o = exporter_judge(c, &d, &r, &res, &partial);
         if (o == EXPORT_OK)
             break;
         const char *text = exporter_response_text(&r, msg);
@@ -1018,6 +1025,8 @@ static void exporter_destroy(backend *b)
         buf_free(&c->body);
         buf_free(&c->compressed);
         buf_free(&c->reply.body);
+        if (c->type_state != NULL && c->type_state != e->type_state)
+            e->type->destroy(c->type_state);
     }
     free(e->consumers);
     if (e->type_state != NULL)
@@ -1101,9 +1110,14 @@ static void exporter_metrics(exporter *e)
     }
 }
 
-static int exporter_consumer_init(exporter *e, exporter_consumer *cs, size_t i)
+static int exporter_consumer_init(exporter *e, exporter_consumer *cs, size_t i, const backend_config *cfg,
+                                  char *err, size_t errlen)
 {
     cs->e = e;
+    /* The first consumer uses the state configure already made. */
+    cs->type_state = e->type->per_consumer && i > 0 ? e->type->configure(cfg, err, errlen) : e->type_state;
+    if (cs->type_state == NULL)
+        return -1;
     cs->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)cs ^ (0x9e3779b97f4a7c15ull * (i + 1));
     if ((cs->entries = calloc(e->set.max_entries, sizeof(*cs->entries))) == NULL ||
         (cs->multi = curl_multi_init()) == NULL || (cs->easy = curl_easy_init()) == NULL)
@@ -1167,9 +1181,10 @@ backend *exporter_backend_create(const exporter_type *type, const backend_config
         goto fail;
     int oom = (e->consumers = calloc(e->set.consumers, sizeof(*e->consumers))) == NULL;
     for (size_t i = 0; !oom && i < e->set.consumers; i++)
-        oom = exporter_consumer_init(e, &e->consumers[i], i) != 0;
+        oom = exporter_consumer_init(e, &e->consumers[i], i, cfg, err, errlen) != 0;
     if (oom) {
-        snprintf(err, errlen, "backend %s: out of memory", cfg->name);
+        if (err[0] == '\0')
+            snprintf(err, errlen, "backend %s: out of memory", cfg->name);
         goto fail;
     }
     char qerr[256] = "";

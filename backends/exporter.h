@@ -117,9 +117,14 @@ typedef struct exporter_type {
     int reentrant;                  /* prepare, classify and sign keep no mutable state:
                                      * the consumer threads may run them at once (else
                                      * the exporter runs them one at a time) */
+    int per_consumer;               /* prepare leaves state that the batch's classify
+                                     * reads (its documents, what it could not convert):
+                                     * each consumer thread gets a type state of its own
+                                     * (configure runs once per consumer), so batches in
+                                     * flight at once do not share it */
     /* Build type state from the backend's config node; NULL with a located error.
      * Type state is used by the backend's consumer threads, one at a time
-     * unless the type is reentrant. */
+     * unless the type is reentrant or per_consumer. */
     void *(*configure)(const backend_config *cfg, char *err, size_t errlen);
     int (*prepare)(void *st, const export_batch *b, export_http *out, char *err, size_t errlen);
     export_outcome (*classify)(void *st, const export_batch *b, const export_response *r, export_result *res);

@@ -52,6 +52,7 @@ typedef struct exporter_consumer {
     uint64_t rng;
     char curl_error[CURL_ERROR_SIZE];
     int splitting;         /* delivering an oversized entry in parts: no parking */
+    void *type_state;      /* the backend's, or its own (per_consumer types: owned) */
 } exporter_consumer;
 
 typedef struct exporter {

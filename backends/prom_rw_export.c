@@ -255,6 +255,7 @@ static const char *const prom_rw_export_keys[] = {"add_metric_suffixes", "target
 const exporter_type exporter_prometheus_remote_write = {.name = "prometheus_remote_write",
                                                         .keys = prom_rw_export_keys,
                                                         .signals = 1u << OTLP_METRICS,
+                                                        .per_consumer = 1, /* what the batch could not convert, prepare to classify */
                                                         .configure = prom_rw_export_configure,
                                                         .prepare = prom_rw_export_prepare,
                                                         .classify = prom_rw_export_classify,

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -772,6 +773,23 @@ static export_outcome hook_classify(void *st, const export_batch *b, const expor
 
 static void hook_destroy(void *st) { free(st); }
 
+/* A backend named after test type `type` sending to s (hook_url is set to
+ * its /bulk), with `settings` added to its config mapping. */
+static backend *type_backend(const exporter_type *type, const test_server *s, const char *settings, config **cfg)
+{
+    snprintf(hook_url, sizeof(hook_url), "http://127.0.0.1:%d/bulk", s->port);
+    char yaml[1024], err[512];
+    snprintf(yaml, sizeof(yaml),
+             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+             "backends:\n  %s: {type: otlp_http, endpoint: \"http://127.0.0.1:%d\", %s}\n",
+             type->name, s->port, settings);
+    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), cfg, err, sizeof(err)), 0);
+    backend *b = exporter_backend_create(type, &(*cfg)->routing.backends[0], err, sizeof(err));
+    if (b == NULL)
+        fail_msg("%s", err);
+    return b;
+}
+
 static void test_type_hooks(void **state)
 {
     (void)state;
@@ -779,19 +797,11 @@ static void test_type_hooks(void **state)
                                             .prepare = hook_prepare, .classify = hook_classify,
                                             .sign = hook_sign, .destroy = hook_destroy};
     test_server *s = srv_start(0, NULL, 0);
-    snprintf(hook_url, sizeof(hook_url), "http://127.0.0.1:%d/bulk", s->port);
-    char yaml[1024], err[512];
-    snprintf(yaml, sizeof(yaml),
-             "listeners: [{name: l, http: 127.0.0.1:0}]\n"
-             "backends:\n  hooks: {type: otlp_http, endpoint: \"http://127.0.0.1:%d\", batch: {timeout: 0ms},"
-             " retry: {initial_interval: 50ms, max_interval: 50ms, jitter: 0},"
-             " tenants: {acme: {headers: {x-group: acme-group}}}}\n",
-             s->port);
     config *cfg;
-    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
-    backend *b = exporter_backend_create(&hook_type, &cfg->routing.backends[0], err, sizeof(err));
-    if (b == NULL)
-        fail_msg("%s", err);
+    backend *b = type_backend(&hook_type, s,
+                              "batch: {timeout: 0ms}, retry: {initial_interval: 50ms, max_interval: 50ms, jitter: 0},"
+                              " tenants: {acme: {headers: {x-group: acme-group}}}",
+                              &cfg);
     push_spans(b, "acme", 4, "h");
     assert_int_equal(srv_wait(s, 2, 3000), 2);
     /* attempt 1 was never sent (signing failed); 2 and 3 were */
@@ -826,6 +836,95 @@ static void test_type_hooks(void **state)
     assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"hooks\",signal=\"traces\""), 2);
     assert_true(hook_last->saw_retry_body); /* classify is told what the attempt sent, uncompressed */
     b->ops->destroy(b);
+    config_free(cfg);
+    srv_stop(s);
+}
+
+/* A per_consumer type: every consumer thread has a state of its own, so
+ * what prepare leaves for classify (here: the batch's item count) is never
+ * overwritten by another batch in flight. */
+typedef struct own_state {
+    _Atomic(pthread_t *) owner; /* the one consumer thread that uses this state */
+    pthread_t self;
+    uint64_t prepared_items;    /* prepare -> classify */
+    atomic_int foreign_use, mismatches, batches;
+} own_state;
+
+static own_state *own_states[8];
+static atomic_int own_configured;
+
+static void *own_configure(const backend_config *cfg, char *err, size_t errlen)
+{
+    (void)cfg, (void)err, (void)errlen;
+    int i = atomic_fetch_add(&own_configured, 1);
+    return i < 8 ? (own_states[i] = calloc(1, sizeof(own_state))) : NULL;
+}
+
+static void own_use(own_state *o)
+{
+    pthread_t me = pthread_self();
+    pthread_t *none = NULL;
+    o->self = me;
+    if (!atomic_compare_exchange_strong(&o->owner, &none, &o->self) && !pthread_equal(*atomic_load(&o->owner), me))
+        atomic_fetch_add(&o->foreign_use, 1);
+}
+
+static int own_prepare(void *st, const export_batch *b, export_http *out, char *err, size_t errlen)
+{
+    own_state *o = st;
+    (void)err, (void)errlen;
+    own_use(o);
+    o->prepared_items = b->items;
+    usleep(20 * 1000); /* long enough for the other consumers to take batches meanwhile */
+    return buf_puts(&out->url, hook_url) != 0 || buf_append(&out->body, b->body, b->body_len) != 0 ? -1 : 0;
+}
+
+static export_outcome own_classify(void *st, const export_batch *b, const export_response *r, export_result *res)
+{
+    own_state *o = st;
+    (void)res;
+    own_use(o);
+    atomic_fetch_add(&o->batches, 1);
+    if (o->prepared_items != b->items)
+        atomic_fetch_add(&o->mismatches, 1);
+    return r->http_status == 200 ? EXPORT_OK : EXPORT_RETRY;
+}
+
+static void own_destroy(void *st) { (void)st; /* freed by the test, which reads them after destroy */ }
+
+static void test_type_per_consumer(void **state)
+{
+    (void)state;
+    static const exporter_type own_type = {.name = "own", .per_consumer = 1, .configure = own_configure,
+                                           .prepare = own_prepare, .classify = own_classify,
+                                           .destroy = own_destroy};
+    test_server *s = srv_start(0, NULL, 0);
+    config *cfg;
+    backend *b = type_backend(&own_type, s, "compression: none, batch: {timeout: 0ms, max_items: 8}, queue: {consumers: 4}",
+                              &cfg);
+    assert_int_equal(atomic_load(&own_configured), 4);
+    /* batches of different sizes, so a state shared between two batches in
+     * flight would hand classify the other batch's count */
+    unsigned total = 0;
+    for (unsigned i = 0; i < 24; i++) {
+        push_spans(b, NULL, 1 + i % 5, "p");
+        total += 1 + i % 5;
+    }
+    assert_int_equal(counter_reaches("otlp_gateway_export_sent_items_total", "backend=\"own\",signal=\"traces\"",
+                                     total),
+                     total);
+    b->ops->destroy(b);
+    int used = 0, batches = 0;
+    for (int i = 0; i < 4; i++) {
+        own_state *o = own_states[i];
+        assert_int_equal(atomic_load(&o->foreign_use), 0);
+        assert_int_equal(atomic_load(&o->mismatches), 0);
+        used += atomic_load(&o->batches) > 0;
+        batches += atomic_load(&o->batches);
+        free(o);
+    }
+    assert_true(used >= 2); /* batches were in flight at once */
+    assert_true(batches >= 5);
     config_free(cfg);
     srv_stop(s);
 }
@@ -940,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_partial_success),
         cmocka_unit_test(test_transport_error_retried),
         cmocka_unit_test(test_type_hooks),
+        cmocka_unit_test(test_type_per_consumer),
         cmocka_unit_test(test_type_limits),
         cmocka_unit_test(test_unknown_type),
     };
