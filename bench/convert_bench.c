@@ -20,6 +20,8 @@
  *            histograms with 10 bounds, three attributes per point.
  *
  * Measured, per request, in this order (as the exporters do it):
+ *   0. otlp_wire_scan of the body: what ingest does to every request (the
+ *      one-pass validation and count), next to the full decode;
  *   1. otlp_decode of the body (the baseline);
  *   2. es_doc_render of the decoded message (Elasticsearch _bulk NDJSON);
  *   3. metrics only: prom_rw_convert (remote-write WriteRequest), then
@@ -54,6 +56,7 @@
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
 #include "otlp.h"
+#include "otlp_wire.h"
 #include "prom_rw.h"
 #include "trace_service.pb-c.h"
 
@@ -530,7 +533,7 @@ static double cb_now(void)
 /* Totals over the counted requests of one signal. */
 typedef struct cb_totals {
     size_t requests;
-    double t_decode, t_render, t_prom, t_snappy; /* seconds */
+    double t_scan, t_decode, t_render, t_prom, t_snappy; /* seconds */
     uint64_t wire, items, docs, ndjson;          /* bytes or counts */
     uint64_t prom_points, prom_series, prom_bytes, snappy_bytes;
 } cb_totals;
@@ -555,6 +558,10 @@ static void cb_convert_one(cb_workspace *w, otlp_signal sig, const cb_body *b, i
     es_doc_report rep;
 
     arena_reset(w->decode);
+    size_t scanned;
+    double ts = cb_now();
+    if (!otlp_wire_scan(sig, b->data, b->len, &scanned))
+        cb_die("otlp_wire_scan refused a valid request", NULL);
     double t0 = cb_now();
     if (otlp_decode(sig, OTLP_PROTOBUF, b->data, b->len, w->decode, &req, err, sizeof(err)) != 0)
         cb_die("otlp_decode", err);
@@ -567,7 +574,10 @@ static void cb_convert_one(cb_workspace *w, otlp_signal sig, const cb_body *b, i
     if (rep.dropped != 0)
         cb_die("es_doc_render dropped items of a valid request", rep.reason);
     if (count) {
+        if (scanned != req.items)
+            cb_die("otlp_wire_scan counted other items than otlp_decode", NULL);
         tot->requests++;
+        tot->t_scan += t0 - ts;
         tot->t_decode += t1 - t0;
         tot->t_render += t2 - t1;
         tot->wire += b->len;
@@ -632,6 +642,9 @@ static void cb_print_es(const char *label, const char *item, const char *one, co
            (double)t->items / n, item, (double)t->wire / n / 1e3, (double)t->docs / n);
     printf("    decode (baseline): %8.1f us/request  %7.3f M %s/s\n", t->t_decode * 1e6 / n,
            (double)t->items / t->t_decode / 1e6, item);
+    printf("    otlp_wire_scan:    %8.1f us/request  %7.3f M %s/s  %6.0f MB/s  scan/decode %.2fx (ingest's one pass)\n",
+           t->t_scan * 1e6 / n, (double)t->items / t->t_scan / 1e6, item, (double)t->wire / t->t_scan / 1e6,
+           t->t_scan / t->t_decode);
     printf("    es_doc_render:     %8.1f us/request  %7.3f M %s/s  %6.1f MB/s NDJSON  %5.0f bytes NDJSON/%s\n",
            t->t_render * 1e6 / n, (double)t->items / t->t_render / 1e6, item,
            (double)t->ndjson / t->t_render / 1e6, (double)t->ndjson / (double)t->items, one);
