@@ -21,9 +21,10 @@
  * held. Producers write, and fdatasync (ALWAYS), under the mutex. With
  * INTERVAL a syncer thread of the queue's own calls fdatasync every
  * fsync_interval_ms without the mutex (on a dup of the write fd, so a
- * segment change meanwhile is harmless): a producer never waits for the
- * disk, where syncing a second of writes could take a worker hundreds of
- * milliseconds. A failed sync fails the next push. */
+ * segment change meanwhile is harmless), and syncs a segment that filled
+ * up as soon as it is handed over (queue_seal): a producer never waits for
+ * the disk, where syncing a second of writes could take a worker hundreds
+ * of milliseconds. A failed sync fails the next push. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -160,6 +161,8 @@ static void queue_free(export_queue *q)
     }
     if (q->wfd >= 0)
         close(q->wfd);
+    if (q->sealed_fd >= 0)
+        close(q->sealed_fd);
     if (q->rfd >= 0)
         close(q->rfd);
     if (q->dirfd >= 0)
@@ -186,7 +189,7 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
     clock_cond_init(&q->sync_cv);
     pthread_mutex_init(&q->lock, NULL);
     pthread_mutex_init(&q->io_lock, NULL);
-    q->dirfd = q->wfd = q->rfd = -1;
+    q->dirfd = q->wfd = q->rfd = q->sealed_fd = -1;
     q->max_bytes = cfg->max_bytes;
     if (cfg->tenant_share > 0 && cfg->tenant_share < 1)
         q->tenant_cap = (size_t)((double)cfg->max_bytes * cfg->tenant_share);
@@ -211,8 +214,11 @@ void queue_close(export_queue *q)
     if (q == NULL)
         return;
     queue_syncer_stop(q);
+    /* Nobody to report a failure to: the data is written. */
+    if (q->sealed_fd >= 0)
+        (void)fdatasync(q->sealed_fd);
     if (q->wfd >= 0 && q->fsync_mode != QUEUE_FSYNC_NEVER)
-        queue_sync(q); /* nobody to report a failure to; the data is written */
+        queue_sync(q);
     queue_free(q);
 }
 

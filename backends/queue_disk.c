@@ -193,14 +193,39 @@ int queue_sync(export_queue *q)
     return 0;
 }
 
-/* Starts segment `num` as the write segment. The previous one is synced
- * first (unless NEVER) so no sealed segment lags behind a newer one, and with
- * ALWAYS the directory too, so the new name survives power loss. */
+/* The write segment is being sealed: with the INTERVAL syncer running, a
+ * dirty one is handed to it (synced before the next write segment, so no
+ * sealed segment lags behind a newer one), because syncing up to an
+ * interval of writes here would stall the pushing worker; otherwise
+ * (ALWAYS, or no syncer) it is synced now, unless NEVER. 1: handed over
+ * (the syncer closes it); 0: the caller closes it; -1: the sync failed. */
+static int queue_seal(export_queue *q)
+{
+    if (q->fsync_mode == QUEUE_FSYNC_NEVER || !q->dirty)
+        return 0;
+    if (q->fsync_mode == QUEUE_FSYNC_INTERVAL && q->syncer_on) {
+        if (q->sealed_fd >= 0) { /* two rolls within an interval: sync the older one first */
+            if (fdatasync(q->sealed_fd) != 0)
+                return -1;
+            close(q->sealed_fd);
+        }
+        q->sealed_fd = q->wfd;
+        q->dirty = 0;
+        pthread_cond_signal(&q->sync_cv);
+        return 1;
+    }
+    return queue_sync(q);
+}
+
+/* Starts segment `num` as the write segment, sealing the previous one
+ * (queue_seal); with ALWAYS the directory is synced too, so the new name
+ * survives power loss. */
 static int queue_seg_start(export_queue *q, uint64_t num, char *err, size_t errlen)
 {
     char name[32];
     queue_seg_name(name, num);
-    if (q->wfd >= 0 && q->fsync_mode != QUEUE_FSYNC_NEVER && queue_sync(q) != 0) {
+    int sealed = q->wfd >= 0 ? queue_seal(q) : 0;
+    if (sealed < 0) {
         queue_err(err, errlen, "queue: fdatasync: %s", strerror(errno));
         return -1;
     }
@@ -213,7 +238,7 @@ static int queue_seg_start(export_queue *q, uint64_t num, char *err, size_t errl
         }
         return -1;
     }
-    if (q->wfd >= 0)
+    if (q->wfd >= 0 && sealed == 0)
         close(q->wfd);
     q->wfd = fd;
     q->dirty = 0;
@@ -518,8 +543,21 @@ static void *queue_syncer(void *arg)
     pthread_mutex_lock(&q->lock);
     while (!q->stopping) {
         struct timespec until = clock_deadline(q->fsync_interval_ms);
-        while (!q->stopping && pthread_cond_timedwait(&q->sync_cv, &q->lock, &until) == 0)
+        while (!q->stopping && q->sealed_fd < 0 && pthread_cond_timedwait(&q->sync_cv, &q->lock, &until) == 0)
             ;
+        if (q->sealed_fd >= 0) { /* a sealed segment first, at once: the next interval starts after it */
+            int sealed = q->sealed_fd;
+            q->sealed_fd = -1;
+            pthread_mutex_unlock(&q->lock);
+            int rc = fdatasync(sealed), e = errno;
+            close(sealed);
+            pthread_mutex_lock(&q->lock);
+            if (rc != 0)
+                q->sync_errno = e;
+            else
+                q->syncs++;
+            continue;
+        }
         if (q->stopping || !q->dirty || q->wfd < 0)
             continue;
         uint64_t writes = q->writes;

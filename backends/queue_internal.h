@@ -76,6 +76,8 @@ struct export_queue {
     uint64_t writes;    /* records appended, so the syncer knows whether it synced them all */
     uint64_t syncs;     /* fdatasyncs done by the syncer */
     int sync_errno;     /* the syncer's last failure, reported by the next push */
+    int sealed_fd;      /* interval: a segment rolled over while dirty, for the
+                         * syncer to sync (before the write segment) and close */
     int syncer_on, stopping;
     pthread_t syncer;
     pthread_cond_t sync_cv;

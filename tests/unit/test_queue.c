@@ -1060,6 +1060,33 @@ static void test_interval_syncer(void **state)
     queue_close(q);
 }
 
+/* A segment that fills up under fsync: interval is not synced by the push
+ * that rolls over (that would stall the pushing worker for up to an
+ * interval of writes): the syncer syncs it at once, long before its
+ * interval is up, and the data stays readable after a reopen. */
+static void test_interval_roll_handed_to_syncer(void **state)
+{
+    (void)state;
+    queue_config c = {.max_bytes = 1 << 20, .dir = base, .fsync = QUEUE_FSYNC_INTERVAL,
+                      .fsync_interval_ms = 600000, .segment_bytes = 4096};
+    char err[256] = "";
+    export_queue *q = queue_open(&c, "b", err, sizeof(err));
+    assert_non_null(q);
+    push_n(q, 0, 40); /* several rolls */
+    queue_stats st;
+    uint64_t end = now_ms() + 10000;
+    do {
+        usleep(5000);
+        queue_get_stats(q, &st);
+    } while (st.interval_syncs == 0 && now_ms() < end);
+    assert_true(st.interval_syncs >= 1); /* the interval (10 min) is far off */
+    queue_close(q);
+    q = queue_open(&c, "b", err, sizeof(err));
+    assert_non_null(q);
+    expect_n(q, 0, 40);
+    queue_close(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1090,6 +1117,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_memory),
         cmocka_unit_test_setup_teardown(test_concurrent_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interval_syncer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interval_roll_handed_to_syncer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
