@@ -160,3 +160,24 @@ latency_p50_p99() {
             printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000
         }'
 }
+
+# lg NAME ARGS... : runs loadgen (output in $TMP/NAME.out); sets LG_* from its
+# result line. Failures other than the retryable "queue full" answers
+# (HTTP 503, gRPC 14 UNAVAILABLE) stop the benchmark: they would mean a
+# broken setup, not a slow one.
+# shellcheck disable=SC2034 # the LG_* variables are the caller's
+lg() {
+    local name=$1 rc=0
+    shift
+    "$LOADGEN_BIN" "$@" >"$TMP/$name.out" 2>&1 || rc=$?
+    if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then cat "$TMP/$name.out" >&2; die "$name: loadgen exited $rc"; fi
+    local line
+    line=$(grep '^result ' "$TMP/$name.out") || { cat "$TMP/$name.out" >&2; die "$name: no result from loadgen"; }
+    LG_FAILS=$(echo "$line" | grep -oE 'fail_[a-z_0-9]+=[0-9]+' | tr '\n' ' ' || true)
+    local bad
+    bad=$(echo "$LG_FAILS" | tr ' ' '\n' | grep -vE '^(fail_grpc_14|fail_http_503)=|^$' || true)
+    [ -z "$bad" ] || { cat "$TMP/$name.out" >&2; die "$name: requests failed: $bad"; }
+    lg_get() { echo "$line" | grep -oE "(^| )$1=[0-9.]+" | cut -d= -f2; }
+    LG_OK=$(lg_get ok) LG_ACKED=$(lg_get spans_acked) LG_SPS=$(lg_get spans_per_s) LG_RPS=$(lg_get rps)
+    LG_P50=$(lg_get p50_ms) LG_P99=$(lg_get p99_ms)
+}

@@ -49,6 +49,12 @@
 #define GRPC_CONN_WINDOW (16u << 20)      /* connection receive window */
 #define GRPC_MAX_HEADER_LIST 65536u       /* bytes of request headers we accept per stream */
 #define GRPC_WRITE_CHUNK 65536u           /* bytes gathered from nghttp2 per socket write */
+/* Bytes of input one connection may process per pass of the event loop. A
+ * connection with more waiting (h2o reads a socket dry) goes on in the next
+ * pass (grpc_listener_pass), after the other connections' turns: without
+ * the budget, small requests on one connection waited for every large one
+ * read on the others (bench/fairness.sh). */
+#define GRPC_READ_BUDGET (128u << 10)
 #define GRPC_PREFIX_LEN GRPC_FRAME_PREFIX /* compressed flag + 4-byte big-endian length */
 #define GRPC_MAX_METHOD_TOKEN 16u         /* longest HTTP/1 method we bother to recognise */
 
@@ -87,6 +93,7 @@ struct grpc_listener {
     h2o_timeout_t idle_timeout;
     proxy_waiters proxy; /* connections still sending their PROXY header */
     h2o_linklist_t conns;
+    h2o_linklist_t pending; /* connections with input left over the read budget */
     size_t nconns;
     int shutting_down;
 };
@@ -96,6 +103,7 @@ typedef struct grpc_conn {
     h2o_socket_t *sock;
     nghttp2_session *session; /* NULL until the preface arrived */
     h2o_linklist_t link;      /* in l->conns */
+    h2o_linklist_t pending;   /* in l->pending while input is left over */
     h2o_linklist_t streams;   /* grpc_stream.link */
     size_t nstreams;
     grpc_conn_state state;
@@ -649,6 +657,8 @@ static void grpc_conn_close(grpc_conn *c)
 {
     grpc_listener *l = c->l;
     h2o_timeout_unlink(&c->timer);
+    if (h2o_linklist_is_linked(&c->pending))
+        h2o_linklist_unlink(&c->pending);
     while (!h2o_linklist_is_empty(&c->streams))
         grpc_stream_free(H2O_STRUCT_FROM_MEMBER(grpc_stream, link, c->streams.next));
     if (c->session)
@@ -757,7 +767,9 @@ static void grpc_conn_pump(grpc_conn *c)
     }
     if (c->state == GRPC_CONN_HANDSHAKE)
         return; /* h2o drives the socket until the handshake callback */
-    if (c->writing)
+    /* Nothing more is read while a write is in flight or while input is
+     * left over the read budget. */
+    if (c->writing || h2o_linklist_is_linked(&c->pending))
         h2o_socket_read_stop(c->sock);
     else if (!h2o_socket_is_reading(c->sock))
         h2o_socket_read_start(c->sock, grpc_conn_on_read);
@@ -839,15 +851,33 @@ static void grpc_conn_on_read(h2o_socket_t *sock, const char *err)
         return;
     }
     if (c->state == GRPC_CONN_H2 && sock->input->size > 0) {
-        ssize_t n = nghttp2_session_mem_recv(c->session, (const uint8_t *)sock->input->bytes, sock->input->size);
+        size_t take = sock->input->size < GRPC_READ_BUDGET ? sock->input->size : GRPC_READ_BUDGET;
+        ssize_t n = nghttp2_session_mem_recv(c->session, (const uint8_t *)sock->input->bytes, take);
         if (n < 0) {
             log_debug("grpc protocol error", "listener=%s err=\"%s\"", c->l->name, nghttp2_strerror((int)n));
             grpc_conn_close(c);
             return;
         }
         h2o_buffer_consume(&sock->input, (size_t)n);
+        if (sock->input->size > 0 && !h2o_linklist_is_linked(&c->pending))
+            h2o_linklist_insert(&c->l->pending, &c->pending);
     }
     grpc_conn_pump(c);
+}
+
+int grpc_listener_pass(grpc_listener *l)
+{
+    /* The connections waiting now get one budget each; those that still
+     * have input left join the list again, for the next pass. */
+    h2o_linklist_t now;
+    h2o_linklist_init_anchor(&now);
+    h2o_linklist_insert_list(&now, &l->pending);
+    while (!h2o_linklist_is_empty(&now)) {
+        grpc_conn *c = H2O_STRUCT_FROM_MEMBER(grpc_conn, pending, now.next);
+        h2o_linklist_unlink(&c->pending);
+        grpc_conn_on_read(c->sock, NULL);
+    }
+    return !h2o_linklist_is_empty(&l->pending);
 }
 
 static void grpc_conn_on_handshake(h2o_socket_t *sock, const char *err)
@@ -969,6 +999,7 @@ grpc_listener *grpc_listener_start(h2o_evloop_t *loop, int listen_fd, const grpc
     h2o_timeout_init(loop, &l->idle_timeout, l->settings.idle_timeout_ms);
     proxy_waiters_init(&l->proxy, loop, l->settings.header_timeout_ms);
     h2o_linklist_init_anchor(&l->conns);
+    h2o_linklist_init_anchor(&l->pending);
     /* A bounded batch per wake-up so one busy listener cannot starve the loop. */
     conn_acceptor_start(&l->acceptor, loop, listen_fd, l->settings.gate, 0, 64, grpc_listener_on_conn, l);
     return l;

@@ -43,6 +43,12 @@ typedef struct grpc_listener grpc_listener;
  * listener takes ownership of the fd). `settings` is copied. */
 grpc_listener *grpc_listener_start(h2o_evloop_t *loop, int listen_fd, const grpc_settings *settings,
                                    ingest_ctx *ictx);
+/* One turn for each connection whose input was left over its read budget
+ * (a connection reads at most GRPC_READ_BUDGET per pass of the loop, so a
+ * large request cannot hold up the others' small ones). The worker calls it
+ * after every pass of the loop; 1 while some input is still waiting (the
+ * next pass must not sleep). */
+int grpc_listener_pass(grpc_listener *l);
 /* Graceful stop: close the listening socket, send GOAWAY on every session;
  * in-flight calls finish, then connections close. */
 void grpc_listener_shutdown(grpc_listener *l);

@@ -309,6 +309,18 @@ static size_t open_connections(const server *s, const worker_run *r)
     return n + (r->admin ? http_listener_connections(r->admin) : 0);
 }
 
+/* One pass of the worker's loop, then the turns of connections with input
+ * left over their read budget; 1 while input is still waiting. */
+static int worker_pass(const server *s, worker_run *r, int wait_ms)
+{
+    h2o_evloop_run(r->loop, wait_ms);
+    int more = 0;
+    for (size_t i = 0; i < s->n_plans; i++)
+        if (r->grpc[i])
+            more |= grpc_listener_pass(r->grpc[i]);
+    return more;
+}
+
 static void worker_shutdown(worker *w, worker_run *r)
 {
     server *s = w->srv;
@@ -320,9 +332,10 @@ static void worker_shutdown(worker *w, worker_run *r)
     }
     uint64_t deadline = clock_now_ns() + (uint64_t)s->cfg->shutdown_timeout_ms * 1000000u;
     /* The admin site stays up while draining so /readyz reports 503. */
+    int more = 0;
     while (open_connections(s, r) - (r->admin ? http_listener_connections(r->admin) : 0) > 0 &&
            clock_now_ns() < deadline)
-        h2o_evloop_run(r->loop, 50);
+        more = worker_pass(s, r, more ? 0 : 50);
     size_t left = open_connections(s, r) - (r->admin ? http_listener_connections(r->admin) : 0);
     if (left > 0)
         log_warn("shutdown timeout", "worker=%u connections_left=%zu", w->id, left);
@@ -380,8 +393,9 @@ static void *worker_main(void *arg)
     /* The loop wakes at least every 100 ms; tail-sampling decisions of this
      * worker's shard are due on time even without traffic. */
     uint64_t last_tick = 0;
+    int more = 0;
     while (!atomic_load(&s->stopping)) {
-        h2o_evloop_run(r.loop, 100);
+        more = worker_pass(s, &r, more ? 0 : 100);
         uint64_t now = clock_now_ns();
         if (now - last_tick >= 100000000u) {
             pipeline_tick(s->pl, w->id, now);
