@@ -17,7 +17,8 @@
 # requests; control against alone is the load on the machine. Every
 # request must be acknowledged (the small flow is far below capacity).
 #
-# Env: BENCH_DURATION (10) BENCH_SMALL_SPANS (10) BENCH_SMALL_RATE (2000
+# Env: BENCH_PROTO (grpc, or http: OTLP/HTTP protobuf over h2c, which h2o
+# serves) BENCH_DURATION (10) BENCH_SMALL_SPANS (10) BENCH_SMALL_RATE (2000
 # requests/s) BENCH_SMALL_CONNS (4) BENCH_LARGE_SPANS (1000)
 # BENCH_LARGE_CONNS (4) BENCH_LARGE_STREAMS (4) BUILD_DIR (build)
 # BENCH_QUICK=1 (1 s runs: checks the script, measures nothing)
@@ -30,6 +31,8 @@ cd "$ROOT"
 . "$ROOT/bench/lib.sh"
 bench_setup 1000
 
+PROTO=${BENCH_PROTO:-grpc}
+case $PROTO in grpc | http) ;; *) die "BENCH_PROTO must be grpc or http" ;; esac
 DUR=${BENCH_DURATION:-10}
 [ "${BENCH_QUICK:-0}" = 1 ] && DUR=1
 SMALL=${BENCH_SMALL_SPANS:-10}
@@ -39,15 +42,17 @@ LARGE=${BENCH_LARGE_SPANS:-1000}
 LC=${BENCH_LARGE_CONNS:-4}
 LM=${BENCH_LARGE_STREAMS:-4}
 
-# start_discard NAME -> GW_PID GW_GRPC GW_ADMIN: one worker, discard, no auth.
+# start_discard NAME -> GW_PID GW_URL GW_ADMIN: one worker, discard, no auth.
 start_discard() {
-    GW_GRPC=$(free_port) GW_ADMIN=$(free_port)
+    local grpc http
+    grpc=$(free_port) http=$(free_port) GW_ADMIN=$(free_port)
+    GW_URL="http://127.0.0.1:$([ "$PROTO" = grpc ] && echo "$grpc" || echo "$http")"
     cat >"$TMP/$1.yaml" <<EOF
 workers: 1
 admin: 127.0.0.1:$GW_ADMIN
 log: {level: warn}
 listeners:
-  - {name: bench, grpc: 127.0.0.1:$GW_GRPC, max_concurrent_streams: 1000}
+  - {name: bench, grpc: 127.0.0.1:$grpc, http: 127.0.0.1:$http, max_concurrent_streams: 1000}
 backends:
   out: {type: discard}
 pipelines:
@@ -57,13 +62,13 @@ EOF
 }
 
 start_discard a
-A_PID=$GW_PID A_URL="http://127.0.0.1:$GW_GRPC"
+A_PID=$GW_PID A_URL=$GW_URL
 start_discard b
-B_PID=$GW_PID B_URL="http://127.0.0.1:$GW_GRPC"
+B_PID=$GW_PID B_URL=$GW_URL
 
-SMALL_ARGS=(--spans "$SMALL" -c "$SC" -m 4 -r "$RATE" -d "$DUR")
+SMALL_ARGS=(-p "$PROTO" --spans "$SMALL" -c "$SC" -m 4 -r "$RATE" -d "$DUR")
 # The large flow starts first and runs past the small one on both sides.
-LARGE_ARGS=(--spans "$LARGE" -c "$LC" -m "$LM" -d "$(awk -v d="$DUR" 'BEGIN { print d + 2 }')")
+LARGE_ARGS=(-p "$PROTO" --spans "$LARGE" -c "$LC" -m "$LM" -d "$(awk -v d="$DUR" 'BEGIN { print d + 2 }')")
 
 # small NAME: the small flow against gateway a; its figures into $TMP/rows.
 small() {
@@ -91,7 +96,7 @@ with_large() {
 }
 
 : >"$TMP/rows"
-log "small: $SMALL spans/request at $RATE requests/s over $SC connections; large: $LARGE spans/request, $LC conns x $LM streams, closed loop; ${DUR}s runs, one worker"
+log "$PROTO: small: $SMALL spans/request at $RATE requests/s over $SC connections; large: $LARGE spans/request, $LC conns x $LM streams, closed loop; ${DUR}s runs, one worker"
 t0=$(cpu_ticks "$A_PID")
 small alone
 t1=$(cpu_ticks "$A_PID")
@@ -103,8 +108,8 @@ stop_pid "$B_PID"
 
 TICK=$(getconf CLK_TCK)
 echo
-printf 'small requests (%d spans, %s/s open loop) while large ones (%d spans) flow, one worker, %ss runs\n' \
-    "$SMALL" "$RATE" "$LARGE" "$DUR"
+printf '%s: small requests (%d spans, %s/s open loop) while large ones (%d spans) flow, one worker, %ss runs\n' \
+    "$PROTO" "$SMALL" "$RATE" "$LARGE" "$DUR"
 printf '%-8s %9s %9s %9s %9s %14s %14s\n' run 'small/s' 'p50 ms' 'p99 ms' 'p99.9 ms' 'large spans/s' 'worker a CPU %'
 while read -r name rps p50 p99 p999 lsps ticks; do
     printf '%-8s %9.0f %9s %9s %9s %14s %14s\n' "$name" "$rps" "$p50" "$p99" "$p999" "$lsps" \
