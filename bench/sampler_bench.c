@@ -348,9 +348,10 @@ static void print_after(sampler *s, long rss0)
 {
     sampler_stats st;
     sampler_get_stats(s, &st);
-    printf("  after flush:            %llu bytes held, %llu sampled, %llu dropped; RSS %+.1f MiB from before\n",
-           (unsigned long long)st.bytes_held, (unsigned long long)st.sampled, (unsigned long long)st.dropped,
-           (double)(rss_kib() - rss0) / 1024.0);
+    printf("  after flush:            %llu bytes held (slab %llu), %llu sampled, %llu dropped; RSS %+.1f MiB from "
+           "before\n",
+           (unsigned long long)st.bytes_held, (unsigned long long)st.slab_bytes, (unsigned long long)st.sampled,
+           (unsigned long long)st.dropped, (double)(rss_kib() - rss0) / 1024.0);
 }
 
 /* The decoded path: decode (the baseline), sampler_add, then decide all. */
@@ -437,8 +438,10 @@ static int run_wire(const char *yaml, size_t nreq)
     c0 = cpu_s();
     size_t decided = sampler_flush(s, 0, 2000000000ULL, on_emit, NULL);
     double c_flush = cpu_s() - c0;
-    printf("  sampler_add_wire:       %.0f ns/span CPU (of which system, the first touch of the memory: %.0f)\n",
-           t_add * 1e9 / (double)total_spans, t_sys * 1e9 / (double)total_spans);
+    printf("  sampler_add_wire:       %.0f ns/span CPU: user %.0f, system %.0f (the first touch of the memory, which\n"
+           "                          varies with the machine's load)\n",
+           t_add * 1e9 / (double)total_spans, (t_add - t_sys) * 1e9 / (double)total_spans,
+           t_sys * 1e9 / (double)total_spans);
     printf("  decisions:              %zu traces, %.0f ns/span CPU (%.1f us a trace)\n", decided,
            c_flush * 1e9 / (double)total_spans, c_flush * 1e6 / (double)decided);
     printf("  add + decide:           %.0f ns/span CPU\n", (t_add + c_flush) * 1e9 / (double)total_spans);
@@ -495,10 +498,10 @@ static int run_steady(const char *yaml, size_t spans)
     printf("steady wire path (loadgen's requests, %d spans/s simulated, decision_wait %ds, tick per request):\n",
            STEADY_RATE, STEADY_WAIT_S);
     printf("  add + tick:             %.0f ns/span CPU over %.0f spans\n", c * 1e9 / n, n);
-    printf("  held at the end:        %llu spans, %.1f bytes/span accounted (%.2fx wire), RSS +%.1f MiB = %.1f "
-           "bytes/span (%.2fx the %.0f bytes of a request's span)\n",
+    printf("  held at the end:        %llu spans, %.1f bytes/span accounted (%.2fx wire; slab %.1f), RSS +%.1f MiB = "
+           "%.1f bytes/span (%.2fx the %.0f bytes of a request's span)\n",
            (unsigned long long)st.spans_held, (double)st.bytes_held / (double)st.spans_held,
-           (double)st.bytes_held / (double)st.wire_bytes_held, (double)(rss_kib() - rss0) / 1024.0,
+           (double)st.bytes_held / (double)st.wire_bytes_held, (double)st.slab_bytes / (double)st.spans_held, (double)(rss_kib() - rss0) / 1024.0,
            (double)(rss_kib() - rss0) * 1024.0 / (double)st.spans_held,
            (double)(rss_kib() - rss0) * 1024.0 / (double)st.spans_held / (wire_bytes / n), wire_bytes / n);
     sampler_flush(s, 0, now, on_emit, NULL);

@@ -17,6 +17,7 @@
 #include "sampler_policy.h"
 #include "sampler_refinery.h"
 #include "sampler_weight.h"
+#include "slab.h"
 #include "trace_service.pb-c.h"
 
 /* ---- interned resource / scope encodings ---- */
@@ -38,9 +39,12 @@ struct seg {
     seg *next;
     blob *scope;
     uint32_t n_spans;
-    uint32_t len; /* bytes used in data */
+    uint32_t len; /* bytes of data: made for exactly its spans, so also its size (sm_seg_size) */
     uint8_t data[]; /* spans, each framed as ScopeSpans field 2 */
 };
+
+/* What a segment of len bytes of spans takes from the shard's slab. */
+static inline size_t sm_seg_size(size_t len) { return sizeof(seg) + len; }
 
 typedef struct tenant_name tenant_name;
 struct tenant_name {
@@ -107,6 +111,7 @@ typedef struct shard {
     dcache sampled, not_sampled;
     trace **over;      /* during sampler_add: traces that went over the per-trace cap */
     size_t n_over, over_cap;
+    slab mem;          /* traces and their segments */
     size_t bytes;      /* accounted memory held */
     uint64_t spans_held, wire_held;
     shard_stats st;
@@ -156,7 +161,7 @@ struct sampler {
     } m;
 };
 
-#define MALLOC_OVERHEAD 16 /* allowance per allocation for the allocator's header */
+#define MALLOC_OVERHEAD 16 /* allowance per malloc'ed allocation for the allocator's header */
 #define CACHE_WAYS 8
 #define NO_QUIET UINT64_MAX
 #define POLICY_ATTR_KEY "tailsampling.policy" /* the Collector's names (record_policy) */
