@@ -228,9 +228,53 @@ typedef struct sm_field {
     uint64_t v;
 } sm_field;
 
+/* Any field (sampler_store.c); sm_next_field's general case. */
+int sm_next_field_any(const uint8_t **p, const uint8_t *end, sm_field *f);
+
 /* The field at *p (then *p moves past it), or 0 at the end or on bytes that
- * do not parse. */
-int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field *f);
+ * do not parse. Every span's fields are read this way as it comes in, so
+ * the common shapes (a one-byte tag with a one-byte length, a fixed64 or a
+ * one-byte varint) are read inline, the rest by sm_next_field_any with the
+ * same result. Inline, the caller's sm_field lives in registers: through a
+ * call, its num and wt, stored apart and compared together, cost a failed
+ * store-to-load forwarding per field (most of span_in_wire's time). */
+static inline int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field *f)
+{
+    const uint8_t *q = *p;
+    if (end - q >= 2 && q[0] < 0x80) {
+        unsigned wt = q[0] & 7;
+        size_t rest = (size_t)(end - q) - 2, n = 0;
+        if (wt == 2 && q[1] < 0x80 && q[1] <= rest) {
+            f->payload = q + 2;
+            f->plen = f->v = q[1];
+            n = 2 + q[1];
+        } else if (wt == 0 && q[1] < 0x80) {
+            f->payload = q + 1;
+            f->plen = 0;
+            f->v = q[1];
+            n = 2;
+        } else if (wt == 1 && rest >= 7) {
+            f->payload = q + 1;
+            f->plen = 0;
+            f->v = 0;
+            for (unsigned i = 0; i < 8; i++)
+                f->v |= (uint64_t)q[1 + i] << (8 * i);
+            n = 9;
+        }
+        if (n != 0) {
+            f->num = q[0] >> 3;
+            f->wt = wt;
+            f->start = q;
+            f->end = *p = q + n;
+            return 1;
+        }
+    }
+    sm_field g; /* not f: its address would keep f in memory */
+    if (!sm_next_field_any(p, end, &g))
+        return 0;
+    *f = g;
+    return 1;
+}
 
 /* ---- sampler_store.c: accounting, tables, caches, interning, lists ---- */
 

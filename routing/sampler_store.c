@@ -193,7 +193,7 @@ int sm_ensure(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field *f)
+int sm_next_field_any(const uint8_t **p, const uint8_t *end, sm_field *f)
 {
     uint64_t tag;
     if (*p >= end)
