@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define HDR 64 /* block header, rounded so chunks stay 16-byte aligned */
 
@@ -159,8 +160,9 @@ static slab_block *block_get(slab *s, unsigned c)
 }
 
 /* A block whose chunks are all free: kept as a spare, or its pages given
- * back (the mapping stays: unmapping blocks one by one would split the
- * process's mappings, whose number is limited by vm.max_map_count). */
+ * back but the first, which holds the header and the cold list's link (the
+ * mapping stays: unmapping blocks one by one would split the process's
+ * mappings, whose number is limited by vm.max_map_count). */
 static void block_put(slab *s, slab_block *b)
 {
     if (s->n_spare < 4 + s->n_used / 32) {
@@ -169,8 +171,10 @@ static void block_put(slab *s, slab_block *b)
         s->n_spare++;
         return;
     }
-    madvise(b, SLAB_BLOCK, MADV_DONTNEED);
-    b->next = s->cold; /* the header is written again after the call: it reads zero */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (page < SLAB_BLOCK)
+        madvise((char *)b + page, SLAB_BLOCK - page, MADV_DONTNEED);
+    b->next = s->cold;
     s->cold = b;
 }
 

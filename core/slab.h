@@ -12,7 +12,8 @@
  * faults in no new pages, the others' pages are given back to the system
  * (madvise), and every region is unmapped as soon as the slab holds nothing.
  * So the memory the slab holds (slab_footprint) is its chunks, the free
- * chunks of partly used blocks, and the spares.
+ * chunks of partly used blocks, and the spares (and a page of each block
+ * given back).
  *
  * The caller frees with the size it allocated (the chunk's class is not
  * stored per chunk). Not thread-safe: one slab belongs to one owner (a
