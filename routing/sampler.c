@@ -223,6 +223,7 @@ sampler *sampler_new(const config_node *n, size_t n_shards, char *err, size_t er
     for (size_t i = 0; i < n_shards; i++) {
         shard *sh = &s->shards[i];
         pthread_mutex_init(&sh->lock, NULL);
+        slab_init(&sh->mem);
         sh->fifo.next = sh->fifo.prev = &sh->fifo;
         sh->quiet.qnext = sh->quiet.qprev = &sh->quiet;
         if (sm_dcache_init(&sh->sampled, c.sc, s->weight.sample_rate || s->weight.threshold) != 0 ||
@@ -279,6 +280,7 @@ void sampler_free(sampler *s)
         buf_free(&sh->wire_res);
         buf_free(&sh->wire_scope);
         buf_free(&sh->kv);
+        slab_destroy(&sh->mem);
         pthread_mutex_destroy(&sh->lock);
     }
     free(s->shards);

@@ -156,6 +156,7 @@ typedef struct sampler_stats {
     uint64_t released, spans_released; /* undecided traces (and their spans) handed to another member */
     uint64_t held_traces, held_bytes;  /* sampled, waiting for destination room (in bytes_held too) */
     uint64_t abandoned, spans_abandoned; /* held traces freed by sampler_abandon */
+    uint64_t slab_bytes; /* memory of the shards' slabs (trace records, segments): blocks in use or spare */
 } sampler_stats;
 void sampler_get_stats(sampler *s, sampler_stats *out);
 

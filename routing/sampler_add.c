@@ -84,16 +84,17 @@ static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key)
     shard *sh = c->sh;
     if (sh->n_traces >= sh->tab_size && sm_tab_grow(sh) != 0)
         return NULL;
-    trace *t = calloc(1, sizeof(*t));
+    trace *t = slab_alloc(&sh->mem, sizeof(*t));
     if (t == NULL)
         return NULL;
+    memset(t, 0, sizeof(*t));
     memcpy(t->id, id, 16);
     t->tenant = c->tn;
     t->key = key;
     t->first_ns = c->now_ns;
     t->sum.min_start = UINT64_MAX;
     t->who = -1;
-    t->mem = sizeof(*t) + MALLOC_OVERHEAD;
+    t->mem = slab_size(sizeof(*t));
     sm_held_add(s, sh, t->mem);
     t->hnext = sh->tab[key & (sh->tab_size - 1)];
     sh->tab[key & (sh->tab_size - 1)] = t;
@@ -215,7 +216,7 @@ static seg *pending_seg(sampler *s, shard *sh, trace *t, blob *sb)
     seg *g = t->pending;
     if (g != NULL || t->pending_len == 0 || sb == NULL)
         return g;
-    g = malloc(sizeof(*g) + t->pending_len);
+    g = slab_alloc(&sh->mem, sm_seg_size(t->pending_len));
     if (g != NULL) {
         g->next = NULL;
         g->scope = sb;
@@ -227,7 +228,7 @@ static seg *pending_seg(sampler *s, shard *sh, trace *t, blob *sb)
         else
             t->segs = g;
         t->seg_tail = g;
-        size_t m = sizeof(*g) + t->pending_len + MALLOC_OVERHEAD;
+        size_t m = slab_size(sm_seg_size(t->pending_len));
         t->mem += m;
         sm_held_add(s, sh, m);
     }

@@ -384,13 +384,14 @@ int sampler_hold(sampler *s, size_t shard_i, const char *tenant, const uint8_t *
     if (sh == NULL)
         return -1;
     const tenant_name *tn = sm_tenant_intern(sh, tenant);
-    trace *t = tn != NULL ? calloc(1, sizeof(*t)) : NULL;
+    trace *t = tn != NULL ? slab_alloc(&sh->mem, sizeof(*t)) : NULL;
     uint8_t *raw = t != NULL ? malloc(len ? len : 1) : NULL;
     if (raw == NULL) {
-        free(t);
+        slab_free(&sh->mem, t, sizeof(*t));
         pthread_mutex_unlock(&sh->lock);
         return -1;
     }
+    memset(t, 0, sizeof(*t));
     memcpy(raw, req, len);
     t->raw = raw;
     t->raw_len = len;
@@ -399,7 +400,7 @@ int sampler_hold(sampler *s, size_t shard_i, const char *tenant, const uint8_t *
     t->done = done;
     t->sum.spans = spans;
     sh->spans_held += spans; /* trace_free takes them back */
-    t->mem = sizeof(*t) + len + 2 * MALLOC_OVERHEAD;
+    t->mem = slab_size(sizeof(*t)) + len + MALLOC_OVERHEAD;
     sm_held_add(s, sh, t->mem);
     metrics_gauge_add(s->m.in_flight, 1); /* trace_free takes it back */
     sm_ready_append(sh, t);

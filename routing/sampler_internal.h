@@ -17,6 +17,7 @@
 #include "sampler_policy.h"
 #include "sampler_refinery.h"
 #include "sampler_weight.h"
+#include "slab.h"
 #include "trace_service.pb-c.h"
 
 /* ---- interned resource / scope encodings ---- */
@@ -38,9 +39,12 @@ struct seg {
     seg *next;
     blob *scope;
     uint32_t n_spans;
-    uint32_t len; /* bytes used in data */
+    uint32_t len; /* bytes of data: made for exactly its spans, so also its size (sm_seg_size) */
     uint8_t data[]; /* spans, each framed as ScopeSpans field 2 */
 };
+
+/* What a segment of len bytes of spans takes from the shard's slab. */
+static inline size_t sm_seg_size(size_t len) { return sizeof(seg) + len; }
 
 typedef struct tenant_name tenant_name;
 struct tenant_name {
@@ -107,6 +111,7 @@ typedef struct shard {
     dcache sampled, not_sampled;
     trace **over;      /* during sampler_add: traces that went over the per-trace cap */
     size_t n_over, over_cap;
+    slab mem;          /* traces and their segments */
     size_t bytes;      /* accounted memory held */
     uint64_t spans_held, wire_held;
     shard_stats st;
@@ -156,7 +161,7 @@ struct sampler {
     } m;
 };
 
-#define MALLOC_OVERHEAD 16 /* allowance per allocation for the allocator's header */
+#define MALLOC_OVERHEAD 16 /* allowance per malloc'ed allocation for the allocator's header */
 #define CACHE_WAYS 8
 #define NO_QUIET UINT64_MAX
 #define POLICY_ATTR_KEY "tailsampling.policy" /* the Collector's names (record_policy) */
@@ -223,9 +228,53 @@ typedef struct sm_field {
     uint64_t v;
 } sm_field;
 
+/* Any field (sampler_store.c); sm_next_field's general case. */
+int sm_next_field_any(const uint8_t **p, const uint8_t *end, sm_field *f);
+
 /* The field at *p (then *p moves past it), or 0 at the end or on bytes that
- * do not parse. */
-int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field *f);
+ * do not parse. Every span's fields are read this way as it comes in, so
+ * the common shapes (a one-byte tag with a one-byte length, a fixed64 or a
+ * one-byte varint) are read inline, the rest by sm_next_field_any with the
+ * same result. Inline, the caller's sm_field lives in registers: through a
+ * call, its num and wt, stored apart and compared together, cost a failed
+ * store-to-load forwarding per field (most of span_in_wire's time). */
+static inline int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field *f)
+{
+    const uint8_t *q = *p;
+    if (end - q >= 2 && q[0] < 0x80) {
+        unsigned wt = q[0] & 7;
+        size_t rest = (size_t)(end - q) - 2, n = 0;
+        if (wt == 2 && q[1] < 0x80 && q[1] <= rest) {
+            f->payload = q + 2;
+            f->plen = f->v = q[1];
+            n = 2 + q[1];
+        } else if (wt == 0 && q[1] < 0x80) {
+            f->payload = q + 1;
+            f->plen = 0;
+            f->v = q[1];
+            n = 2;
+        } else if (wt == 1 && rest >= 7) {
+            f->payload = q + 1;
+            f->plen = 0;
+            f->v = 0;
+            for (unsigned i = 0; i < 8; i++)
+                f->v |= (uint64_t)q[1 + i] << (8 * i);
+            n = 9;
+        }
+        if (n != 0) {
+            f->num = q[0] >> 3;
+            f->wt = wt;
+            f->start = q;
+            f->end = *p = q + n;
+            return 1;
+        }
+    }
+    sm_field g; /* not f: its address would keep f in memory */
+    if (!sm_next_field_any(p, end, &g))
+        return 0;
+    *f = g;
+    return 1;
+}
 
 /* ---- sampler_store.c: accounting, tables, caches, interning, lists ---- */
 

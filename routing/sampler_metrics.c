@@ -38,6 +38,7 @@ void sampler_get_stats(sampler *s, sampler_stats *out)
         out->held_bytes += sh->held_pub != 0 ? sh->ready_bytes : 0;
         out->abandoned += sh->st.abandoned;
         out->spans_abandoned += sh->st.spans_abandoned;
+        out->slab_bytes += slab_footprint(&sh->mem);
         pthread_mutex_unlock(&sh->lock);
     }
 }

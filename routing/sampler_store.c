@@ -8,8 +8,13 @@
  * memcpy. The encoded resource (ResourceSpans fields 1 and 3) and scope
  * (ScopeSpans fields 1 and 3) are interned per shard by content and shared by
  * refcount, so a trace's spans cost their own bytes plus a small segment
- * header. Accounting (bytes_held) is what is malloc'ed plus a fixed allowance
- * per allocation for the allocator's own header. */
+ * header. Trace records and segments come from the shard's slab (core/slab.h):
+ * a segment per trace and request, freed when the trace is decided, is the
+ * allocation the sampler makes most, and the slab's size classes reuse its
+ * memory at a few instructions a call where malloc searched its bins.
+ * Accounting (bytes_held) is the slab's chunk sizes, and for what is
+ * malloc'ed (resource and scope encodings, held requests) its size plus a
+ * fixed allowance for malloc's own header. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,7 +193,7 @@ int sm_ensure(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field *f)
+int sm_next_field_any(const uint8_t **p, const uint8_t *end, sm_field *f)
 {
     uint64_t tag;
     if (*p >= end)
@@ -358,13 +363,13 @@ void sm_trace_free(sampler *s, shard *sh, trace *t)
     for (seg *g = t->segs, *nx; g != NULL; g = nx) {
         nx = g->next;
         sm_blob_put(s, sh, g->scope);
-        free(g);
+        slab_free(&sh->mem, g, sm_seg_size(g->len));
     }
     free(t->raw);
     held_sub(s, sh, t->mem);
     sh->spans_held -= t->sum.spans;
     sh->wire_held -= t->sum.span_bytes;
-    free(t);
+    slab_free(&sh->mem, t, sizeof(*t));
 }
 
 /* The ready list: sampled traces in decision order, until every

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "otlp.h"
 #include "sampler_testlib.h"
+#include "slab.h"
 
 /* ---- config errors ---- */
 
@@ -715,6 +716,20 @@ static void test_late_spans(void **state)
 
 /* ---- memory budget ---- */
 
+/* Everything decided at `now`: every added span emitted or dropped, and
+ * nothing left held, accounted or mapped. Frees s. */
+static void flush_to_empty(sampler *s, uint64_t now, size_t added)
+{
+    sampler_stats st;
+    flush(s, now);
+    sampler_get_stats(s, &st);
+    assert_int_equal(E.spans + st.spans_dropped, added);
+    assert_int_equal(st.bytes_held, 0);
+    assert_int_equal(st.spans_held, 0);
+    assert_int_equal(st.slab_bytes, 0);
+    sampler_free(s);
+}
+
 static void test_eviction_bytes(void **state)
 {
     (void)state;
@@ -751,12 +766,7 @@ static void test_eviction_bytes(void **state)
     assert_int_equal(E.spans + st.spans_dropped + st.spans_held, added);
     assert_int_equal(st.spans_sampled, E.spans);
     assert_true(st.wire_bytes_held < st.bytes_held);
-    flush(s, T0 + 61 * SEC);
-    sampler_get_stats(s, &st);
-    assert_int_equal(E.spans + st.spans_dropped, added);
-    assert_int_equal(st.bytes_held, 0);
-    assert_int_equal(st.spans_held, 0);
-    sampler_free(s);
+    flush_to_empty(s, T0 + 61 * SEC, added);
 }
 
 static void test_eviction_traces(void **state)
@@ -778,10 +788,47 @@ static void test_eviction_traces(void **state)
     sampler_free(s);
 }
 
+/* Trace records and segments come from the shard's slab: under a steady
+ * churn of traces what it maps stops growing (freed chunks are reused), it
+ * stays near what bytes_held accounts, and it is all given back once the
+ * sampler holds nothing. */
+static void test_memory_reused_and_returned(void **state)
+{
+    (void)state;
+    sampler *s = mk("{decision_wait: 1s, policies: [{name: some, type: probabilistic, sampling_percentage: 10}]}");
+    static char pad[300];
+    memset(pad, 'p', sizeof(pad) - 1);
+    size_t peak_warm = 0, peak = 0, added = 0;
+    sampler_stats st;
+    for (uint64_t step = 0, trace = 1; step < 1500; step++, trace += 10) {
+        uint64_t now = T0 + step * 10 * MS;
+        span_t *sp[30]; /* 3 spans of each of 10 new traces */
+        for (unsigned k = 0; k < 30; k++) {
+            sp[k] = sp_new(trace + k / 3, k % 3 + 1, k % 3 ? 1 : 0, now, now + 1, -1);
+            attr_str(sp[k], "pad", pad);
+        }
+        added += add(s, req_new("svc", "lib", sp, 30), now, NULL);
+        tick(s, now);
+        sampler_get_stats(s, &st);
+        if (step >= 200) /* a decision_wait's worth held: about 3000 spans, 1 MB */
+            assert_true(st.slab_bytes <= 2 * st.bytes_held + 4 * (size_t)SLAB_BLOCK);
+        if (step >= 200 && step < 500 && st.slab_bytes > peak_warm)
+            peak_warm = st.slab_bytes;
+        if (step >= 500 && st.slab_bytes > peak)
+            peak = st.slab_bytes;
+        if (step % 50 == 0)
+            arena_reset(A);
+    }
+    assert_int_equal(added, 1500 * 30);
+    assert_true(peak <= peak_warm + 2 * (size_t)SLAB_BLOCK);
+    flush_to_empty(s, T0 + 100 * SEC, added);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_reused_and_returned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probabilistic, setup, teardown),

@@ -14,6 +14,7 @@
 
 #include "metrics.h"
 #include "otlp.h"
+#include "sampler_internal.h"
 #include "sampler_testlib.h"
 
 /* ---- requests as bytes ---- */
@@ -155,12 +156,66 @@ static void test_wire_bad_bytes(void **state)
     sampler_free(s);
 }
 
+/* sm_next_field reads the common shapes inline: field for field it must
+ * read what sm_next_field_any reads, on every input. Both walk the same
+ * bytes side by side: every 1- to 3-byte prefix before a tail of random
+ * bytes (each tag, wire type and length byte, truncated or not), then
+ * random buffers. */
+static void walk_same(const uint8_t *data, size_t len)
+{
+    const uint8_t *p = data, *q = data, *end = data + len;
+    for (;;) {
+        sm_field f, g;
+        memset(&f, 0xa5, sizeof(f));
+        memset(&g, 0xa5, sizeof(g));
+        int a = sm_next_field(&p, end, &f), b = sm_next_field_any(&q, end, &g);
+        assert_int_equal(a, b);
+        assert_ptr_equal(p, q);
+        if (!a)
+            return;
+        assert_int_equal(f.num, g.num);
+        assert_int_equal(f.wt, g.wt);
+        assert_ptr_equal(f.start, g.start);
+        assert_ptr_equal(f.payload, g.payload);
+        assert_ptr_equal(f.end, g.end);
+        assert_int_equal(f.plen, g.plen);
+        assert_int_equal(f.v, g.v);
+    }
+}
+
+static void test_field_reader_inline_same(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    for (unsigned x = 0; x < 256; x++) {
+        for (unsigned y = 0; y < 256; y++) {
+            for (size_t len = 1; len <= 12; len++) {
+                for (size_t i = 0; i < sizeof(buf); i++)
+                    buf[i] = (uint8_t)rnd();
+                buf[0] = (uint8_t)x;
+                buf[1] = (uint8_t)y;
+                walk_same(buf, len);
+            }
+            buf[0] = (uint8_t)x;
+            buf[1] = (uint8_t)y;
+            buf[2] = (uint8_t)rnd();
+            walk_same(buf, 3 + rnd() % 60);
+        }
+    }
+    for (unsigned n = 0; n < 20000; n++) {
+        for (size_t i = 0; i < sizeof(buf); i++)
+            buf[i] = (uint8_t)(rnd() % 4 == 0 ? rnd() % 16 : rnd()); /* short lengths and varints often */
+        walk_same(buf, rnd() % (sizeof(buf) + 1));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wire_same_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_needs_decoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_bad_bytes, setup, teardown),
+        cmocka_unit_test(test_field_reader_inline_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
