@@ -20,56 +20,89 @@
 typedef enum { K_OTHER, K_SPAN, K_LOG, K_METRIC, K_POINTS } frame_kind;
 
 /* The descriptors as a graph built once: each message type's fields by
- * number (OTLP's are all below WIRE_DIRECT) with the child node of message
- * fields, so the scan indexes an array where protobuf-c would search. */
+ * number (OTLP's are all below WIRE_DIRECT) with what the scan needs of
+ * them in 4 bytes, so the scan indexes a small array where protobuf-c
+ * would search, and the whole graph (a few KB) stays in the L1 cache while
+ * the tail sampler churns through memory beside it. */
 #define WIRE_DIRECT 32
 #define WIRE_NODES 96
+_Static_assert(WIRE_NODES <= 256, "wire_field.child is a byte");
 
-typedef struct wire_node wire_node;
+enum {
+    WF_KNOWN = 1 << 0,    /* a field of this message */
+    WF_REPEATED = 1 << 1,
+    WF_ONEOF = 1 << 2,
+    WF_VARINT = 1 << 3,   /* wire type 0 */
+    WF_I64 = 1 << 4,      /* wire type 1 */
+    WF_I32 = 1 << 5,      /* wire type 5 */
+    WF_MESSAGE = 1 << 6,  /* wire type 2, descended into */
+    WF_BYTES = 1 << 7,    /* wire type 2, a string or bytes */
+};
+
 typedef struct wire_field {
-    const ProtobufCFieldDescriptor *f; /* NULL: not a field of this message */
-    const wire_node *child;            /* message fields */
+    uint8_t flags; /* WF_* */
+    uint8_t child; /* message fields: index in nodes */
+    uint8_t type;  /* ProtobufCType, for packed repeated scalars */
 } wire_field;
 
-struct wire_node {
-    const ProtobufCMessageDescriptor *desc;
-    frame_kind kind; /* K_SPAN, K_LOG, K_METRIC or K_OTHER */
+typedef struct wire_node {
     wire_field by_id[WIRE_DIRECT];
-};
+    uint8_t kind; /* K_SPAN, K_LOG, K_METRIC or K_OTHER */
+    const ProtobufCMessageDescriptor *desc;
+} wire_node;
 
 static wire_node nodes[WIRE_NODES];
 static size_t n_nodes;
 static const wire_node *roots[OTLP_SIGNAL_COUNT];
 static pthread_once_t graph_once = PTHREAD_ONCE_INIT;
 
-static wire_node *graph_node(const ProtobufCMessageDescriptor *desc)
+static int varint_type(ProtobufCType t);
+static int fixed_type(ProtobufCType t, size_t width);
+
+/* What the scan needs of field f (NULL: unknown to the message). */
+static wire_field field_of(const ProtobufCFieldDescriptor *f)
+{
+    wire_field w = {0, 0, 0};
+    if (f == NULL)
+        return w;
+    w.flags = WF_KNOWN | (f->label == PROTOBUF_C_LABEL_REPEATED ? WF_REPEATED : 0) |
+              (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF ? WF_ONEOF : 0) |
+              (varint_type(f->type) ? WF_VARINT : 0) | (fixed_type(f->type, 8) ? WF_I64 : 0) |
+              (fixed_type(f->type, 4) ? WF_I32 : 0) | (f->type == PROTOBUF_C_TYPE_MESSAGE ? WF_MESSAGE : 0) |
+              (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES ? WF_BYTES : 0);
+    w.type = (uint8_t)f->type;
+    return w;
+}
+
+static size_t graph_node(const ProtobufCMessageDescriptor *desc)
 {
     for (size_t i = 0; i < n_nodes; i++)
         if (nodes[i].desc == desc)
-            return &nodes[i];
+            return i;
     if (n_nodes == WIRE_NODES)
         abort(); /* the schema outgrew WIRE_NODES: a build-time fact, caught by every test */
-    wire_node *n = &nodes[n_nodes++];
-    n->desc = desc;
-    n->kind = desc == &opentelemetry__proto__trace__v1__span__descriptor         ? K_SPAN
-              : desc == &opentelemetry__proto__logs__v1__log_record__descriptor  ? K_LOG
-              : desc == &opentelemetry__proto__metrics__v1__metric__descriptor   ? K_METRIC
-                                                                                 : K_OTHER;
+    size_t idx = n_nodes++;
+    nodes[idx].desc = desc;
+    nodes[idx].kind = desc == &opentelemetry__proto__trace__v1__span__descriptor         ? K_SPAN
+                      : desc == &opentelemetry__proto__logs__v1__log_record__descriptor  ? K_LOG
+                      : desc == &opentelemetry__proto__metrics__v1__metric__descriptor   ? K_METRIC
+                                                                                         : K_OTHER;
     for (unsigned i = 0; i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
         if (f->id >= WIRE_DIRECT)
             continue; /* looked up by protobuf-c at scan time */
-        n->by_id[f->id].f = f;
+        wire_field w = field_of(f);
         if (f->type == PROTOBUF_C_TYPE_MESSAGE)
-            n->by_id[f->id].child = graph_node(f->descriptor);
+            w.child = (uint8_t)graph_node(f->descriptor); /* nodes[] is not moved: idx stays valid */
+        nodes[idx].by_id[f->id] = w;
     }
-    return n;
+    return idx;
 }
 
 static void graph_build(void)
 {
     for (int s = 0; s < OTLP_SIGNAL_COUNT; s++)
-        roots[s] = graph_node(otlp_request_descriptor((otlp_signal)s));
+        roots[s] = &nodes[graph_node(otlp_request_descriptor((otlp_signal)s))];
 }
 
 typedef struct frame {
@@ -105,7 +138,7 @@ static frame_kind kind_of(frame_kind parent, uint32_t tag, const wire_node *chil
 {
     if (parent == K_METRIC && (tag == 5 || tag == 7 || tag == 9 || tag == 10 || tag == 11))
         return K_POINTS;
-    return child->kind;
+    return (frame_kind)child->kind;
 }
 
 /* A packed repeated scalar field's bytes, as protobuf-c counts and reads
@@ -242,20 +275,25 @@ int otlp_wire_scan(otlp_signal sig, const uint8_t *d, size_t len, size_t *items)
         }
         if (tag == 0)
             return 0;
-        const wire_field *wf = tag < WIRE_DIRECT ? &fr->node->by_id[tag] : NULL;
-        const ProtobufCFieldDescriptor *f =
-            wf != NULL ? wf->f : protobuf_c_message_descriptor_get_field(fr->node->desc, tag);
+        /* Fields numbered past the graph (none in OTLP today) are looked
+         * up; a message among them is left to the decoder below. */
+        wire_field far;
+        int direct = tag < WIRE_DIRECT;
+        if (!direct)
+            far = field_of(protobuf_c_message_descriptor_get_field(fr->node->desc, tag));
+        const wire_field *wf = direct ? &fr->node->by_id[tag] : &far;
+        unsigned fl = wf->flags;
         size_t n;
         switch (wire) {
         case 0:
-            if ((n = varint_len(d, pos, fr->end, 10)) == 0 || (f != NULL && !varint_type(f->type)))
+            if ((n = varint_len(d, pos, fr->end, 10)) == 0 || (fl != 0 && !(fl & WF_VARINT)))
                 return 0;
             pos += n;
             break;
         case 1:
         case 5:
             n = wire == 1 ? 8 : 4;
-            if (fr->end - pos < n || (f != NULL && !fixed_type(f->type, n)))
+            if (fr->end - pos < n || (fl != 0 && !(fl & (wire == 1 ? WF_I64 : WF_I32))))
                 return 0;
             pos += n;
             break;
@@ -275,35 +313,36 @@ int otlp_wire_scan(otlp_signal sig, const uint8_t *d, size_t len, size_t *items)
             if (v > INT_MAX || v > fr->end - pos)
                 return 0;
             n = (size_t)v;
-            if (f == NULL || f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES) {
-                if (f != NULL)
+            if (fl == 0 || (fl & WF_BYTES)) {
+                if (fl != 0)
                     note_bytes(&st, fr->kind, tag, d + pos, n);
                 pos += n;
                 break;
             }
-            if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+            if (!(fl & WF_MESSAGE)) {
                 /* Packed repeated scalars; a singular scalar as bytes is
                  * left to the decoder. */
-                if (f->label != PROTOBUF_C_LABEL_REPEATED || !packed_ok(f->type, d + pos, n))
+                if (!(fl & WF_REPEATED) || !packed_ok((ProtobufCType)wf->type, d + pos, n))
                     return 0;
                 pos += n;
                 break;
             }
-            if (top + 1 >= OTLP_MAX_DEPTH || wf == NULL)
+            if (top + 1 >= OTLP_MAX_DEPTH || !direct)
                 return 0; /* too deep, or a message field numbered past the graph: the decoder's */
             /* A singular message field sent twice is merged by protobuf-c,
              * which can fail (two values with their oneof unset): left to
              * the decoder. A oneof's fields replace each other instead. */
-            if (f->label != PROTOBUF_C_LABEL_REPEATED && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+            if (!(fl & WF_REPEATED) && !(fl & WF_ONEOF)) {
                 if (fr->merged & (1u << tag))
                     return 0;
                 fr->merged |= 1u << tag;
             }
             if (fr->kind == K_POINTS && tag == 1)
                 st.cur_points++;
-            frame_kind k = kind_of(fr->kind, tag, wf->child);
+            const wire_node *child = &nodes[wf->child];
+            frame_kind k = kind_of(fr->kind, tag, child);
             item_start(&st, k, tag);
-            stack[++top] = (frame){.node = wf->child, .end = pos + n, .kind = k};
+            stack[++top] = (frame){.node = child, .end = pos + n, .kind = k};
             break;
         }
         default:
