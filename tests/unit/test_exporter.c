@@ -929,6 +929,45 @@ static void test_type_per_consumer(void **state)
     srv_stop(s);
 }
 
+/* A per_consumer type whose configure fails for the third consumer: the
+ * backend is not made, its error says why, and the states already made are
+ * destroyed. */
+static int third_made, third_destroyed;
+
+static void *third_configure(const backend_config *cfg, char *err, size_t errlen)
+{
+    (void)cfg;
+    if (++third_made == 3) {
+        snprintf(err, errlen, "third consumer refused");
+        return NULL;
+    }
+    return calloc(1, sizeof(own_state));
+}
+
+static void third_destroy(void *st)
+{
+    third_destroyed++;
+    free(st);
+}
+
+static void test_type_per_consumer_configure_fails(void **state)
+{
+    (void)state;
+    static const exporter_type third_type = {.name = "third", .per_consumer = 1, .configure = third_configure,
+                                             .prepare = own_prepare, .classify = own_classify,
+                                             .destroy = third_destroy};
+    const char *yaml = "listeners: [{name: l, http: 127.0.0.1:0}]\n"
+                       "backends:\n  third: {type: otlp_http, endpoint: \"http://127.0.0.1:9\", queue: {consumers: 4}}\n";
+    char err[512] = "";
+    config *cfg;
+    assert_int_equal(config_load_string("t.yaml", yaml, strlen(yaml), &cfg, err, sizeof(err)), 0);
+    assert_null(exporter_backend_create(&third_type, &cfg->routing.backends[0], err, sizeof(err)));
+    assert_string_equal(err, "third consumer refused");
+    assert_int_equal(third_made, 3);
+    assert_int_equal(third_destroyed, 2);
+    config_free(cfg);
+}
+
 /* A type's request limits are the batch defaults and ceilings. */
 static void test_type_limits(void **state)
 {
@@ -1040,6 +1079,7 @@ int main(void)
         cmocka_unit_test(test_transport_error_retried),
         cmocka_unit_test(test_type_hooks),
         cmocka_unit_test(test_type_per_consumer),
+        cmocka_unit_test(test_type_per_consumer_configure_fails),
         cmocka_unit_test(test_type_limits),
         cmocka_unit_test(test_unknown_type),
     };
