@@ -269,6 +269,7 @@ void sampler_free(sampler *s)
         free(sh->span_size);
         free(sh->span_late);
         free(sh->span_rate);
+        free(sh->span_key);
         free(sh->span_in);
         free(sh->over);
         free(sh->pack);
@@ -296,7 +297,7 @@ void sampler_free(sampler *s)
 
 size_t sampler_shard_of(const sampler *s, const uint8_t trace_id[16])
 {
-    return s->n_shards <= 1 ? 0 : (size_t)(sp_trace_hash(trace_id) % s->n_shards);
+    return s->n_shards <= 1 ? 0 : sm_shard_of_hash(s, sp_trace_hash(trace_id));
 }
 
 void sampler_set_destinations(sampler *s, unsigned n)

@@ -107,11 +107,9 @@ static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key)
 /* A span of a trace decided earlier must not start a new trace: the
  * decision caches are asked before one is made. NULL when the span is not
  * buffered (span_late[i] then says whether it is late sampled or dropped). */
-static trace *span_trace_of(add_ctx *c, const uint8_t *id, size_t i, size_t *n_late)
+static trace *span_trace_of(add_ctx *c, const uint8_t *id, uint64_t key, size_t i, size_t *n_late)
 {
     shard *sh = c->sh;
-    uint64_t idh = sp_trace_hash(id);
-    uint64_t key = hash_mix64(idh ^ c->tn->hash);
     trace *t = sm_tab_find(sh, key, id, c->tn);
     if (t != NULL)
         return t;
@@ -189,7 +187,14 @@ static void span_account(add_ctx *c, trace *t, const span_in *in, size_t i)
 }
 
 /* Pass 1: find or create traces, summarize, size the spans; the spans of
- * this shard's traces to buffer (late ones counted in *n_late). */
+ * this shard's traces to buffer (late ones counted in *n_late). With
+ * hundreds of thousands of open traces, a lookup is two cache misses (the
+ * bucket, then the record): the keys are computed first and the buckets
+ * fetched ahead, and each record a few spans before its lookup, so the
+ * misses of a scope's spans overlap instead of coming one after another. */
+#define INDEX_AHEAD 4
+#define NOT_MINE INT16_MIN /* span_late while indexing: no trace id, or another shard's */
+
 static size_t index_spans(add_ctx *c, size_t n, size_t *n_late)
 {
     shard *sh = c->sh;
@@ -197,13 +202,32 @@ static size_t index_spans(add_ctx *c, size_t n, size_t *n_late)
     for (size_t i = 0; i < n; i++) {
         const span_in *in = &c->in[i];
         sh->span_trace[i] = NULL;
-        sh->span_late[i] = 0;
-        if (in->trace_id == NULL || sampler_shard_of(c->s, in->trace_id) != c->shard_i)
+        sh->span_late[i] = NOT_MINE;
+        if (in->trace_id == NULL)
             continue;
-        trace *t = span_trace_of(c, in->trace_id, i, n_late);
+        uint64_t idh = sp_trace_hash(in->trace_id);
+        if (sm_shard_of_hash(c->s, idh) != c->shard_i)
+            continue;
+        sh->span_late[i] = 0;
+        sh->span_key[i] = hash_mix64(idh ^ c->tn->hash);
+        if (sh->tab_size != 0)
+            __builtin_prefetch(&sh->tab[sh->span_key[i] & (sh->tab_size - 1)]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t a = i + INDEX_AHEAD;
+        if (a < n && sh->span_late[a] != NOT_MINE && sh->tab_size != 0) {
+            const trace *p = sh->tab[sh->span_key[a] & (sh->tab_size - 1)];
+            if (p != NULL)
+                __builtin_prefetch(p);
+        }
+        if (sh->span_late[i] == NOT_MINE) {
+            sh->span_late[i] = 0;
+            continue;
+        }
+        trace *t = span_trace_of(c, c->in[i].trace_id, sh->span_key[i], i, n_late);
         if (t == NULL)
             continue;
-        span_account(c, t, in, i);
+        span_account(c, t, &c->in[i], i);
         mine++;
     }
     return mine;

@@ -285,6 +285,21 @@ static shard *shard_enter(sampler *s, size_t shard_i)
     return sh;
 }
 
+/* Traces are decided decision_wait after they came, long out of the cache:
+ * deciding one reads its record, its table bucket and its chain of
+ * segments, each a miss that waits for the one before. While the head is
+ * decided, the next trace's bucket and first segment (its record was
+ * fetched a turn ago) and the record after it are fetched, so those misses
+ * overlap the head's work. nx may be the list's anchor: then nothing. */
+static void decide_ahead(const shard *sh, const trace *nx)
+{
+    if (nx == &sh->fifo)
+        return;
+    __builtin_prefetch(nx->next);
+    __builtin_prefetch(nx->segs);
+    __builtin_prefetch(&sh->tab[nx->key & (sh->tab_size - 1)]);
+}
+
 size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn emit, void *data)
 {
     shard *sh = shard_enter(s, shard_i);
@@ -294,6 +309,7 @@ size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn
     n += sm_enforce_budget(s, sh, now_ns);
     while (sh->fifo.next != &sh->fifo && now_ns - sh->fifo.next->first_ns >= s->wait_ns &&
            now_ns >= sh->fifo.next->first_ns) {
+        decide_ahead(sh, sh->fifo.next->next);
         sm_decide(s, sh, sh->fifo.next, now_ns, R_WAIT);
         n++;
     }

@@ -120,6 +120,7 @@ typedef struct shard {
     uint32_t *span_size;
     int16_t *span_late; /* 0: none; >0: late sampled, policy + 1 (1 = unknown); -1: late dropped */
     double *span_rate;  /* late sampled: the trace's sample rate */
+    uint64_t *span_key; /* the span's trace key (trace->key) */
     size_t span_cap;
     void *span_in; /* sampler_add.c's span_in array */
     size_t span_in_cap;
@@ -333,5 +334,11 @@ void sm_view_free(sm_view *v);
 size_t sm_enforce_budget(sampler *s, shard *sh, uint64_t now_ns);
 /* Decide trace t now (reason R_*): dropped, or queued for emit. */
 void sm_decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason);
+
+/* The shard of a trace whose id hashes (sp_trace_hash) to idh. */
+static inline size_t sm_shard_of_hash(const sampler *s, uint64_t idh)
+{
+    return s->n_shards <= 1 ? 0 : (size_t)(idh % s->n_shards);
+}
 
 #endif

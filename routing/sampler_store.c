@@ -256,7 +256,10 @@ int sm_ensure_spans(shard *sh, size_t n)
     double *d = realloc(sh->span_rate, cap * sizeof(*d));
     if (d != NULL)
         sh->span_rate = d;
-    if (a == NULL || b == NULL || c == NULL || d == NULL)
+    uint64_t *k = realloc(sh->span_key, cap * sizeof(*k));
+    if (k != NULL)
+        sh->span_key = k;
+    if (a == NULL || b == NULL || c == NULL || d == NULL || k == NULL)
         return -1;
     sh->span_cap = cap;
     return 0;
