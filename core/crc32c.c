@@ -38,12 +38,12 @@ static uint32_t get32le(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-uint32_t crc32c_portable(const void *data, size_t n)
+static uint32_t portable_extend(uint32_t prev, const void *data, size_t n)
 {
     pthread_once(&crc_once, crc_init);
     const uint8_t *p = data;
     uint32_t (*t)[256] = crc_tab;
-    uint32_t crc = 0xffffffffu;
+    uint32_t crc = ~prev;
     for (; n >= 8; p += 8, n -= 8) {
         uint32_t lo = crc ^ get32le(p), hi = get32le(p + 4);
         crc = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
@@ -54,11 +54,16 @@ uint32_t crc32c_portable(const void *data, size_t n)
     return ~crc;
 }
 
+uint32_t crc32c_portable(const void *p, size_t n)
+{
+    return portable_extend(0, p, n);
+}
+
 #ifdef CRC32C_HW
 /* Eight bytes per instruction; memcpy for the unaligned loads (one mov). */
-__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(const uint8_t *p, size_t n)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t prev, const uint8_t *p, size_t n)
 {
-    uint64_t crc = 0xffffffffu;
+    uint64_t crc = ~prev;
     for (; n >= 8; p += 8, n -= 8) {
         uint64_t v;
         memcpy(&v, p, 8);
@@ -71,12 +76,17 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(const uint8_t *p,
 }
 #endif
 
-uint32_t crc32c(const void *p, size_t n)
+uint32_t crc32c_extend(uint32_t crc, const void *p, size_t n)
 {
     pthread_once(&crc_once, crc_init);
 #ifdef CRC32C_HW
     if (crc_hw)
-        return crc32c_sse42(p, n);
+        return crc32c_sse42(crc, p, n);
 #endif
-    return crc32c_portable(p, n);
+    return portable_extend(crc, p, n);
+}
+
+uint32_t crc32c(const void *p, size_t n)
+{
+    return crc32c_extend(0, p, n);
 }

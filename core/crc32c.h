@@ -10,6 +10,10 @@
 #include <stdint.h>
 
 uint32_t crc32c(const void *p, size_t n);
+/* The CRC of the bytes that gave crc followed by p[0..n): a checksum built
+ * in pieces, e.g. crc32c_extend(crc32c(a, na), b, nb) == crc32c(a || b).
+ * crc32c_extend(0, p, n) == crc32c(p, n). */
+uint32_t crc32c_extend(uint32_t crc, const void *p, size_t n);
 /* Table-driven (slicing by 8), any CPU: the reference the fast path is
  * tested against. */
 uint32_t crc32c_portable(const void *p, size_t n);
