@@ -40,7 +40,6 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "crc32c.h"
 #include "queue_internal.h"
 
 /* Room for one more element in a growing array of n (doubling from
@@ -112,7 +111,7 @@ uint32_t queue_get32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void queue_put32(uint8_t *p, uint32_t v)
+void queue_put32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
@@ -165,8 +164,10 @@ static void queue_free(export_queue *q)
         close(q->sealed_fd);
     if (q->rfd >= 0)
         close(q->rfd);
-    if (q->dirfd >= 0)
+    if (q->dirfd >= 0) {
+        queue_drop_spares(q);
         close(q->dirfd); /* also releases the flock */
+    }
     free(q->segs);
     for (size_t i = 0; i < q->ntenants; i++)
         free(q->tenants[i].name);
@@ -287,8 +288,8 @@ int queue_push(export_queue *q, otlp_signal sig, const char *tenant, uint32_t it
     if (len > 0)
         memcpy(n->rec + QUEUE_HDR + tlen, data, len);
     int disk = q->dirfd >= 0;
-    if (disk)
-        queue_put32(n->rec + 8, crc32c(n->rec + QUEUE_CRC_FROM, QUEUE_HDR - QUEUE_CRC_FROM + tlen + len));
+    if (disk) /* the CRC slot holds the body's part until queue_append adds the segment number */
+        queue_put32(n->rec + 8, queue_crc_body(n->rec, tlen, len));
 
     pthread_mutex_lock(&q->lock);
     int rc = disk ? queue_append(q, n, err, errlen) : 0;
@@ -374,12 +375,12 @@ static void queue_load(export_queue *q, size_t want)
         }
         while (got < avail && (have == 0 || (have < want && have_bytes < QUEUE_RESIDENT_MAX))) {
             queue_node *n;
-            rs = q->rfd < 0 ? QUEUE_REC_IOERR : queue_read_record(q->rfd, off, size, &n);
-            if (rs == QUEUE_REC_BAD || (rs == QUEUE_REC_TORN && off < size)) {
+            rs = q->rfd < 0 ? QUEUE_REC_IOERR : queue_read_record(q->rfd, num, off, size, &n);
+            if (rs == QUEUE_REC_BAD || rs == QUEUE_REC_STALE || (rs == QUEUE_REC_TORN && off < size)) {
                 /* Damaged since the scan: skip to the next valid record;
                  * whatever it cost is reckoned when the segment runs out. */
                 int ioerr;
-                uint64_t next = queue_resync(q->rfd, off, size, &ioerr);
+                uint64_t next = queue_resync(q->rfd, num, off, size, &ioerr);
                 if (next < size && !ioerr) {
                     off = next;
                     continue;

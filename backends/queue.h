@@ -17,10 +17,16 @@
  * process being killed -- and with fsync=always it is also fdatasync'ed (it
  * then survives power loss too); fsync=interval has a thread of the
  * queue's own fdatasync what was written every fsync_interval_ms, off the
- * producers' path (a failure fails the next push). Record layout (little-endian): u32 magic, u32 payload length, u32 CRC-32C
- * of everything after the CRC, u8 signal, u8 tenant length, u32 items,
- * tenant bytes, payload. Segments roll at segment_bytes and are deleted once
- * fully acknowledged; the consumer's position is kept in a small cursor file
+ * producers' path (a failure fails the next push). Record layout
+ * (little-endian): u32 magic "GWQ2", u32 payload length, u32 CRC-32C, u8
+ * signal, u8 tenant length, u32 items, u64 segment number, tenant bytes,
+ * payload; the CRC covers everything after it, the segment number last.
+ * Records of queues written before the number ("GWQ1": the same without
+ * it) are read too. Segments roll at segment_bytes; once fully
+ * acknowledged they are deleted, except that up to two of those this
+ * process wrote are kept (NUM.free) and become the next write segments,
+ * overwritten from the start: their old records name another segment, so
+ * replay stops at them. The consumer's position is kept in a small cursor file
  * naming the end of the longest acknowledged prefix (written on ack, so a
  * restart resends what was in flight, and what was acked out of order
  * behind it: at-least-once, never less).

@@ -27,11 +27,16 @@ void queue_seg_name(char out[32], uint64_t num)
     snprintf(out, 32, "%020" PRIu64 ".seg", num);
 }
 
-/* Segment names are exactly 20 digits and ".seg"; anything else in the
- * directory is not ours to read or delete. */
-static int queue_seg_parse(const char *name, uint64_t *num)
+static void queue_spare_name(char out[32], uint64_t num)
 {
-    if (strlen(name) != 24 || strcmp(name + 20, ".seg") != 0)
+    snprintf(out, 32, "%020" PRIu64 ".free", num);
+}
+
+/* Segment names are exactly 20 digits and ".seg" (spares: ".free");
+ * anything else in the directory is not ours to read or delete. */
+static int queue_name_parse(const char *name, const char *suffix, uint64_t *num)
+{
+    if (strlen(name) != 20 + strlen(suffix) || strcmp(name + 20, suffix) != 0)
         return -1;
     uint64_t v = 0;
     for (int i = 0; i < 20; i++) {
@@ -41,6 +46,27 @@ static int queue_seg_parse(const char *name, uint64_t *num)
     }
     *num = v;
     return 0;
+}
+
+static void queue_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t queue_get64(const uint8_t *p)
+{
+    return (uint64_t)queue_get32(p) | (uint64_t)queue_get32(p + 4) << 32;
+}
+
+uint32_t queue_crc_body(const uint8_t *rec, size_t tlen, size_t len)
+{
+    return crc32c_extend(crc32c(rec + QUEUE_CRC_FROM, QUEUE_SEG_AT - QUEUE_CRC_FROM), rec + QUEUE_HDR, tlen + len);
+}
+
+uint32_t queue_crc_seal(uint32_t body, const uint8_t *rec)
+{
+    return crc32c_extend(body, rec + QUEUE_SEG_AT, QUEUE_HDR - QUEUE_SEG_AT);
 }
 
 static int queue_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
@@ -77,49 +103,65 @@ static int queue_pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
 }
 
 
-/* Reads and verifies the record at `off` of a segment whose valid data ends
- * at `size`. TORN: it does not fit before `size` (a crash mid-write looks
- * like this); BAD: wrong magic, signal or checksum. */
-queue_rec_status queue_read_record(int fd, uint64_t off, uint64_t size, queue_node **out)
+/* Reads and verifies the record at `off` of segment `seg`, whose valid
+ * data ends at `size`. TORN: it does not fit before `size` (a crash
+ * mid-write looks like this); BAD: wrong magic, signal or checksum; STALE:
+ * a valid record that names another segment (what a reused file held
+ * before). A GWQ1 record has no segment number: its CRC is of the same
+ * bytes without it, and it is returned in the GWQ2 layout (number 0). */
+queue_rec_status queue_read_record(int fd, uint64_t seg, uint64_t off, uint64_t size, queue_node **out)
 {
     uint8_t h[QUEUE_HDR];
-    if (size - off < QUEUE_HDR)
+    if (size - off < QUEUE_HDR_V1)
         return QUEUE_REC_TORN;
-    int rc = queue_pread_all(fd, h, sizeof(h), off);
+    int rc = queue_pread_all(fd, h, QUEUE_HDR_V1, off);
     if (rc != 0)
         return rc < 0 ? QUEUE_REC_IOERR : QUEUE_REC_TORN;
-    if (queue_get32(h) != QUEUE_MAGIC || h[12] >= OTLP_SIGNAL_COUNT)
+    int v1 = queue_get32(h) == QUEUE_MAGIC_V1;
+    if ((!v1 && queue_get32(h) != QUEUE_MAGIC) || h[12] >= OTLP_SIGNAL_COUNT)
         return QUEUE_REC_BAD;
+    size_t hl = v1 ? QUEUE_HDR_V1 : QUEUE_HDR;
+    memset(h + QUEUE_HDR_V1, 0, QUEUE_HDR - QUEUE_HDR_V1);
+    if (!v1) {
+        if (size - off < QUEUE_HDR)
+            return QUEUE_REC_TORN;
+        if ((rc = queue_pread_all(fd, h + QUEUE_HDR_V1, QUEUE_HDR - QUEUE_HDR_V1, off + QUEUE_HDR_V1)) != 0)
+            return rc < 0 ? QUEUE_REC_IOERR : QUEUE_REC_TORN;
+    }
     size_t len = queue_get32(h + 4), tlen = h[13];
-    if (size - off - QUEUE_HDR < tlen + (uint64_t)len)
+    if (size - off - hl < tlen + (uint64_t)len)
         return QUEUE_REC_TORN;
     queue_node *n = queue_node_new(tlen, len);
     if (n == NULL)
         return QUEUE_REC_IOERR;
     memcpy(n->rec, h, QUEUE_HDR);
-    rc = queue_pread_all(fd, n->rec + QUEUE_HDR, tlen + len, off + QUEUE_HDR);
-    if (rc != 0 || crc32c(n->rec + QUEUE_CRC_FROM, QUEUE_HDR - QUEUE_CRC_FROM + tlen + len) != queue_get32(h + 8)) {
+    rc = queue_pread_all(fd, n->rec + QUEUE_HDR, tlen + len, off + hl);
+    uint32_t body = rc == 0 ? queue_crc_body(n->rec, tlen, len) : 0;
+    if (rc != 0 || (v1 ? body : queue_crc_seal(body, n->rec)) != queue_get32(h + 8)) {
         free(n);
         return rc < 0 ? QUEUE_REC_IOERR : rc > 0 ? QUEUE_REC_TORN : QUEUE_REC_BAD;
+    }
+    if (!v1 && queue_get64(h + QUEUE_SEG_AT) != seg) {
+        free(n);
+        return QUEUE_REC_STALE;
     }
     memcpy((char *)n->tenant, n->rec + QUEUE_HDR, tlen);
     n->signal = (otlp_signal)h[12];
     n->items = queue_get32(h + 14);
-    n->end = off + QUEUE_HDR + tlen + len;
+    n->end = off + hl + tlen + len;
     *out = n;
     return QUEUE_REC_OK;
 }
 
-/* The first offset after `off` (< size) where a whole valid record starts
- * (magic, a length that fits, a matching CRC), or `size` when none does:
- * damage costs the damaged record, not the rest of its segment. A false
- * match needs the magic and a CRC-32C collision at once. *ioerr is set on a
- * read error (then `size` is returned). */
-uint64_t queue_resync(int fd, uint64_t off, uint64_t size, int *ioerr)
+/* The first offset after `off` (< size) where a whole valid record of
+ * segment `seg` starts (magic, a length that fits, a matching CRC, this
+ * segment's number), or `size` when none does: damage costs the damaged
+ * record, not the rest of its segment. A false match needs a magic and a
+ * CRC-32C collision at once. *ioerr is set on a read error (then `size` is
+ * returned). */
+uint64_t queue_resync(int fd, uint64_t seg, uint64_t off, uint64_t size, int *ioerr)
 {
     enum { CHUNK = 64 << 10 };
-    static const uint8_t magic[4] = {QUEUE_MAGIC & 0xff, (QUEUE_MAGIC >> 8) & 0xff, (QUEUE_MAGIC >> 16) & 0xff,
-                                     QUEUE_MAGIC >> 24};
     uint8_t *chunk = malloc(CHUNK);
     *ioerr = 0;
     if (chunk == NULL) {
@@ -139,10 +181,11 @@ uint64_t queue_resync(int fd, uint64_t off, uint64_t size, int *ioerr)
         }
         size_t i = 0;
         for (; i + 4 <= (size_t)r; i++) {
-            if (memcmp(chunk + i, magic, 4) != 0)
+            uint32_t m = queue_get32(chunk + i);
+            if (m != QUEUE_MAGIC && m != QUEUE_MAGIC_V1)
                 continue;
             queue_node *rec;
-            queue_rec_status rs = queue_read_record(fd, pos + i, size, &rec);
+            queue_rec_status rs = queue_read_record(fd, seg, pos + i, size, &rec);
             if (rs == QUEUE_REC_OK) {
                 free(rec);
                 free(chunk);
@@ -217,6 +260,26 @@ static int queue_seal(export_queue *q)
     return queue_sync(q);
 }
 
+/* A new segment file `name`, for writing from offset 0: a spare renamed
+ * (its old records are STALE to the reader, and overwritten as it fills),
+ * else a new file. A spare that cannot be renamed is dropped. */
+static int queue_seg_create(export_queue *q, const char *name)
+{
+    while (q->n_spare > 0) {
+        char spare[32];
+        queue_spare_name(spare, q->spare[--q->n_spare]);
+        if (renameat2(q->dirfd, spare, q->dirfd, name, RENAME_NOREPLACE) == 0) {
+            int fd = openat(q->dirfd, name, O_WRONLY | O_CLOEXEC);
+            if (fd >= 0)
+                return fd;
+            unlinkat(q->dirfd, name, 0);
+        } else {
+            unlinkat(q->dirfd, spare, 0);
+        }
+    }
+    return openat(q->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+}
+
 /* Starts segment `num` as the write segment, sealing the previous one
  * (queue_seal); with ALWAYS the directory is synced too, so the new name
  * survives power loss. */
@@ -229,7 +292,7 @@ static int queue_seg_start(export_queue *q, uint64_t num, char *err, size_t errl
         queue_err(err, errlen, "queue: fdatasync: %s", strerror(errno));
         return -1;
     }
-    int fd = openat(q->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    int fd = queue_seg_create(q, name);
     if (fd < 0 || (q->fsync_mode == QUEUE_FSYNC_ALWAYS && fsync(q->dirfd) != 0) || queue_seg_add(q, num) == NULL) {
         queue_err(err, errlen, "queue: create segment %s: %s", name, fd < 0 ? strerror(errno) : "sync or memory");
         if (fd >= 0) {
@@ -261,6 +324,8 @@ int queue_append(export_queue *q, queue_node *n, char *err, size_t errlen)
         q->sync_errno = 0; /* reported once; the next sync tries again */
         return -1;
     }
+    queue_put64(n->rec + QUEUE_SEG_AT, s->num);
+    queue_put32(n->rec + 8, queue_crc_seal(queue_get32(n->rec + 8), n->rec));
     q->dirty = 1;
     q->writes++;
     int rc = queue_pwrite_all(q->wfd, n->rec, rl, s->end);
@@ -298,18 +363,47 @@ size_t queue_prune(export_queue *q, uint64_t **gone)
     return n;
 }
 
+/* Keeps spent segment `num` of this process's own as a spare, if there is
+ * room (mutex; the rename is quick, and rare: once a segment). Recovered
+ * segments are not kept: they may hold GWQ1 records, which name no segment
+ * and would read back as valid. */
+static int queue_keep_spare(export_queue *q, uint64_t num, const char *name)
+{
+    char spare[32];
+    int kept = 0;
+    queue_spare_name(spare, num);
+    pthread_mutex_lock(&q->lock);
+    if (num >= q->own_from && q->n_spare < QUEUE_SPARES &&
+        renameat2(q->dirfd, name, q->dirfd, spare, RENAME_NOREPLACE) == 0) {
+        q->spare[q->n_spare++] = num;
+        kept = 1;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return kept;
+}
+
 void queue_unlink_segs(export_queue *q, uint64_t *gone, size_t n)
 {
     char name[32];
     for (size_t i = 0; i < n; i++) {
         queue_seg_name(name, gone[i]);
-        unlinkat(q->dirfd, name, 0);
+        if (!queue_keep_spare(q, gone[i], name))
+            unlinkat(q->dirfd, name, 0);
         if (q->rfd >= 0 && q->rfd_seg == gone[i]) { /* or it would pin the disk space */
             close(q->rfd);
             q->rfd = -1;
         }
     }
     free(gone);
+}
+
+void queue_drop_spares(export_queue *q)
+{
+    char spare[32];
+    while (q->n_spare > 0) {
+        queue_spare_name(spare, q->spare[--q->n_spare]);
+        unlinkat(q->dirfd, spare, 0);
+    }
 }
 
 /* The cursor to record after consuming up to (seg, off): if that segment was
@@ -362,6 +456,20 @@ static void queue_cursor_read(export_queue *q, uint64_t *seg, uint64_t *off)
 
 /* ---- recovery ---- */
 
+/* Whether the bytes at `off`, after which no valid record of segment `seg`
+ * follows, are a damaged record of this segment (a torn write, or damage):
+ * a whole header that names the segment, a GWQ1 header, or less than a
+ * header left. Otherwise they are the remains of what a reused file held
+ * before, cut mid-record by the new records. */
+static int queue_ours_at(int fd, uint64_t seg, uint64_t off, uint64_t size)
+{
+    uint8_t h[QUEUE_HDR];
+    if (size - off < QUEUE_HDR || queue_pread_all(fd, h, QUEUE_HDR, off) != 0)
+        return 1;
+    uint32_t m = queue_get32(h);
+    return m == QUEUE_MAGIC_V1 || (m == QUEUE_MAGIC && queue_get64(h + QUEUE_SEG_AT) == seg);
+}
+
 /* Validates segment s from `start`, counting its records as spilled. A
  * damaged record is skipped up to the next valid one (queue_resync) and
  * counted in `corrupt`; damage with no valid record after it is a torn tail
@@ -382,7 +490,7 @@ static int queue_scan(export_queue *q, queue_seg *s, uint64_t start, int last, c
     uint64_t size = (uint64_t)st.st_size, off = start < size ? start : size, valid_end = off;
     while (off < size) {
         queue_node *n;
-        queue_rec_status rs = queue_read_record(fd, off, size, &n);
+        queue_rec_status rs = queue_read_record(fd, s->num, off, size, &n);
         if (rs == QUEUE_REC_OK) {
             s->spilled_entries++;
             s->spilled_bytes += n->len;
@@ -390,8 +498,10 @@ static int queue_scan(export_queue *q, queue_seg *s, uint64_t start, int last, c
             free(n);
             continue;
         }
+        if (rs == QUEUE_REC_STALE) /* a reused file: its data ends here, whole */
+            break;
         int ioerr = rs == QUEUE_REC_IOERR;
-        uint64_t next = ioerr ? size : queue_resync(fd, off, size, &ioerr);
+        uint64_t next = ioerr ? size : queue_resync(fd, s->num, off, size, &ioerr);
         if (ioerr) {
             queue_err(err, errlen, "queue: read segment %s: %s", name, strerror(errno));
             close(fd);
@@ -402,6 +512,8 @@ static int queue_scan(export_queue *q, queue_seg *s, uint64_t start, int last, c
             off = next;
             continue;
         }
+        if (!queue_ours_at(fd, s->num, off, size))
+            break; /* what a reused file held before, cut mid-record: not damage */
         if (last)
             q->torn++;
         else
@@ -442,7 +554,11 @@ static ssize_t queue_list_segs(export_queue *q, uint64_t **nums)
     struct dirent *de;
     uint64_t num;
     while ((de = readdir(d)) != NULL) {
-        if (queue_seg_parse(de->d_name, &num) != 0)
+        if (queue_name_parse(de->d_name, ".free", &num) == 0) { /* a spare left by a crash */
+            unlinkat(q->dirfd, de->d_name, 0);
+            continue;
+        }
+        if (queue_name_parse(de->d_name, ".seg", &num) != 0)
             continue;
         if (n == cap) {
             uint64_t *p = realloc(*nums, (cap = cap ? cap * 2 : 16) * sizeof(*p));
@@ -524,6 +640,7 @@ int queue_recover(export_queue *q, const queue_config *cfg, const char *name, ch
     }
     uint64_t next = (n > 0 && nums[n - 1] >= cseg ? nums[n - 1] : cseg) + 1;
     free(nums);
+    q->own_from = next;
     if (rc != 0 || queue_seg_start(q, next, err, errlen) != 0)
         return -1;
     q->recovered = q->entries;

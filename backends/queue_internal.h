@@ -13,9 +13,16 @@
 
 #include "queue.h"
 
-#define QUEUE_MAGIC 0x31515747u /* "GWQ1" as little-endian bytes */
-#define QUEUE_HDR 18            /* magic, length, crc, signal, tenant length, items */
-#define QUEUE_CRC_FROM 12       /* the CRC covers the record from the signal byte on */
+#define QUEUE_MAGIC 0x32515747u    /* "GWQ2" as little-endian bytes: the records written */
+#define QUEUE_MAGIC_V1 0x31515747u /* "GWQ1": read too, from queues written before segments were reused */
+#define QUEUE_HDR 26               /* magic, length, crc, signal, tenant length, items, segment number */
+#define QUEUE_HDR_V1 18            /* GWQ1: the same without the segment number */
+#define QUEUE_CRC_FROM 12          /* the CRC starts at the signal byte (queue_crc_body) */
+#define QUEUE_SEG_AT 18            /* the segment number, checksummed last (queue_crc_seal) */
+/* Spent segments kept (renamed NUM.free) for the next write segments: a
+ * file whose blocks and pages exist already is cheaper to write than a new
+ * one, whose every page the filesystem must allocate (bench/README.md). */
+#define QUEUE_SPARES 2
 
 /* Payload bytes a disk queue keeps in memory (tests lower it to exercise the
  * read-back path). Memory mode is bounded by max_bytes alone. */
@@ -42,7 +49,7 @@ typedef struct queue_node {
 } queue_node;
 
 typedef struct queue_seg {
-    uint64_t num;
+    uint64_t num;                           /* >= the queue's own_from: created by this process (reusable) */
     uint64_t end;                           /* bytes of valid records */
     uint64_t spilled_entries, spilled_bytes; /* records only on disk, not yet read back */
 } queue_seg;
@@ -82,6 +89,9 @@ struct export_queue {
     pthread_t syncer;
     pthread_cond_t sync_cv;
     size_t segment_bytes;
+    uint64_t own_from;               /* the first segment this process started; older ones are recovered */
+    uint64_t spare[QUEUE_SPARES];    /* spent segments renamed NUM.free, to reuse (mutex) */
+    size_t n_spare;
     queue_seg *segs; /* oldest first; the last one is being written */
     size_t nsegs, segcap;
     size_t spilled;
@@ -97,7 +107,9 @@ typedef struct queue_tenant {
     size_t used;
 } queue_tenant;
 
-typedef enum { QUEUE_REC_OK, QUEUE_REC_TORN, QUEUE_REC_BAD, QUEUE_REC_IOERR } queue_rec_status;
+/* STALE: a whole, valid record of another segment: what a reused file held
+ * before, past the end of what was written to it since. */
+typedef enum { QUEUE_REC_OK, QUEUE_REC_TORN, QUEUE_REC_BAD, QUEUE_REC_STALE, QUEUE_REC_IOERR } queue_rec_status;
 
 /* ---- queue.c ---- */
 
@@ -107,6 +119,7 @@ int queue_grow(void **arr, size_t *cap, size_t n, size_t elem, size_t first);
 /* printf into err (if any). */
 void queue_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 uint32_t queue_get32(const uint8_t *p);
+void queue_put32(uint8_t *p, uint32_t v);
 /* A node with room for a tenant of tlen bytes and a payload of len; NULL
  * without memory. The caller owns it (free). */
 queue_node *queue_node_new(size_t tlen, size_t len);
@@ -116,11 +129,19 @@ size_t queue_rec_len(const queue_node *n);
 /* ---- queue_disk.c (lock held unless said) ---- */
 
 void queue_seg_name(char out[32], uint64_t num);
-/* Reads and verifies the record at `off` of a segment whose valid data
- * ends at `size` (*out: a new node the caller owns, on QUEUE_REC_OK). */
-queue_rec_status queue_read_record(int fd, uint64_t off, uint64_t size, queue_node **out);
-/* The offset of the next valid record after damage at `off`, or `size`. */
-uint64_t queue_resync(int fd, uint64_t off, uint64_t size, int *ioerr);
+/* A record's CRC is CRC-32C of bytes QUEUE_CRC_FROM..QUEUE_SEG_AT of its
+ * header, its tenant and payload, then the segment number: the body part
+ * is computed before the push takes the lock, the number added once the
+ * record's segment is chosen. */
+uint32_t queue_crc_body(const uint8_t *rec, size_t tlen, size_t len);
+uint32_t queue_crc_seal(uint32_t body, const uint8_t *rec);
+/* Reads and verifies the record at `off` of segment `seg` whose valid data
+ * ends at `size` (*out: a new node the caller owns, on QUEUE_REC_OK; a
+ * GWQ1 record is returned in the current layout). */
+queue_rec_status queue_read_record(int fd, uint64_t seg, uint64_t off, uint64_t size, queue_node **out);
+/* The offset of the next valid record of segment `seg` after damage at
+ * `off`, or `size`. */
+uint64_t queue_resync(int fd, uint64_t seg, uint64_t off, uint64_t size, int *ioerr);
 queue_seg *queue_seg_find(export_queue *q, uint64_t num);
 int queue_sync(export_queue *q);
 /* Appends n's record to the write segment; on failure it never half-exists. */
@@ -128,12 +149,15 @@ int queue_append(export_queue *q, queue_node *n, char *err, size_t errlen);
 /* Drops fully acknowledged segments from the table; their numbers in
  * *gone (malloc'ed, the caller frees), to unlink outside the lock. */
 size_t queue_prune(export_queue *q, uint64_t **gone);
-/* Unlinks those segments (io_lock, not the mutex). */
+/* Unlinks those segments, or keeps up to QUEUE_SPARES of this process's
+ * own as spares (io_lock, not the mutex, which it takes briefly). */
 void queue_unlink_segs(export_queue *q, uint64_t *gone, size_t n);
 void queue_cursor_pos(export_queue *q, uint64_t seg, uint64_t off, uint64_t *cseg, uint64_t *coff);
 void queue_cursor_write(export_queue *q, uint64_t seg, uint64_t off);
 /* Opens cfg->dir/<name> and replays what it holds (at open, no lock). */
 int queue_recover(export_queue *q, const queue_config *cfg, const char *name, char *err, size_t errlen);
+/* Removes the spare files (at close). */
+void queue_drop_spares(export_queue *q);
 /* The fsync=interval thread of a disk queue (no-ops otherwise). */
 int queue_syncer_start(export_queue *q);
 void queue_syncer_stop(export_queue *q);

@@ -123,6 +123,32 @@ static int count_segs(const char *dir)
     return n;
 }
 
+/* Consumes whatever is queued. */
+static void drain(export_queue *q)
+{
+    queue_entry e[16];
+    size_t n;
+    while ((n = queue_peek(q, e, 16, 1, 0, NULL)) > 0)
+        queue_ack(q, e, n);
+}
+
+/* Spare files (NUM.free) in dir; their inode numbers in ino (up to max). */
+static int spares(const char *dir, ino_t *ino, int max)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (strlen(de->d_name) == 25 && strcmp(de->d_name + 20, ".free") == 0) {
+            if (n < max)
+                ino[n] = de->d_ino;
+            n++;
+        }
+    closedir(d);
+    return n;
+}
+
 static void seg_path(char *out, size_t len, unsigned long num)
 {
     snprintf(out, len, "%s/%020lu.seg", qdir, num);
@@ -416,6 +442,8 @@ static void test_disk_reopen(void **state)
     queue_close(q);
 }
 
+#define REC_HDR 26 /* a record's header: magic, length, CRC, signal, tenant length, items, segment */
+
 static void test_disk_record_layout(void **state)
 {
     (void)state;
@@ -424,9 +452,10 @@ static void test_disk_record_layout(void **state)
     assert_int_equal(queue_reserve(q, NULL, 5), 0);
     assert_int_equal(queue_push(q, OTLP_LOGS, "t1", 7, (const uint8_t *)"hello", 5, err, sizeof(err)), 0);
     queue_close(q);
-    /* CRC-32C of 02 02 07 00 00 00 "t1hello", computed independently. */
-    static const uint8_t want[] = {'G', 'W', 'Q', '1', 5, 0, 0, 0, 0x79, 0x1a, 0xe1, 0x5e, 2, 2, 7, 0, 0, 0,
-                                   't', '1', 'h', 'e', 'l', 'l', 'o'};
+    /* CRC-32C of 02 02 07 00 00 00 "t1hello" 01 00 00 00 00 00 00 00 (the
+     * segment number last), computed independently. */
+    static const uint8_t want[] = {'G', 'W', 'Q', '2', 5, 0, 0, 0, 0x87, 0xbf, 0xae, 0xca, 2, 2, 7, 0, 0, 0,
+                                   1,   0,   0,   0,   0, 0, 0, 0, 't',  '1',  'h',  'e',  'l', 'l', 'o'};
     char path[160];
     seg_path(path, sizeof(path), 1);
     uint8_t got[64];
@@ -435,6 +464,37 @@ static void test_disk_record_layout(void **state)
     assert_int_equal(read(fd, got, sizeof(got)), sizeof(want));
     close(fd);
     assert_memory_equal(got, want, sizeof(want));
+}
+
+/* A queue written before records named their segment (GWQ1: no number,
+ * the CRC without it) is still read: its records are replayed as before. */
+static void test_disk_reads_gwq1(void **state)
+{
+    (void)state;
+    static const uint8_t v1[] = {'G', 'W', 'Q', '1', 5, 0, 0, 0, 0x79, 0x1a, 0xe1, 0x5e, 2, 2, 7, 0, 0, 0,
+                                 't', '1', 'h', 'e', 'l', 'l', 'o'};
+    assert_int_equal(mkdir(qdir, 0750), 0);
+    char path[160];
+    seg_path(path, sizeof(path), 3);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(write(fd, v1, sizeof(v1)), sizeof(v1));
+    close(fd);
+    export_queue *q = open_q(base, 1 << 20, 0, QUEUE_FSYNC_NEVER);
+    expect_recovery(q, 2, 0, 0);
+    queue_entry e[4];
+    assert_int_equal(queue_peek(q, e, 4, 1, 0, NULL), 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(e[i].signal, OTLP_LOGS);
+        assert_string_equal(e[i].tenant, "t1");
+        assert_int_equal(e[i].items, 7);
+        assert_int_equal(e[i].len, 5);
+        assert_memory_equal(e[i].data, "hello", 5);
+    }
+    queue_ack(q, e, 2);
+    queue_close(q);
+    assert_int_equal(access(path, F_OK), -1); /* consumed, and not kept as a spare */
 }
 
 static void test_disk_segments_roll_and_unlink(void **state)
@@ -458,6 +518,120 @@ static void test_disk_segments_roll_and_unlink(void **state)
     queue_close(q);
 }
 
+/* Spent segments of this process are kept as spares (two) and become the
+ * next write segments: the same files, overwritten from the start. Their
+ * old records past the new end are another segment's: never replayed, and
+ * not damage. A spare left by a crash is removed at open; a clean close
+ * removes them too. */
+static void test_disk_spares_reused(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 8192, QUEUE_FSYNC_NEVER);
+    push_n(q, 0, 60);
+    unsigned long next = (unsigned long)count_segs(qdir) + 1; /* numbered from 1 */
+    assert_true(next > 7);
+    expect_n(q, 0, 60);
+    ino_t ino[4];
+    assert_int_equal(spares(qdir, ino, 4), 2);
+    char path[160];
+    struct stat st;
+    for (int k = 0; k < 3; k++, next++) {
+        while (count_segs(qdir) < 2) /* until the write segment rolls */
+            push_n(q, 60, 61);
+        seg_path(path, sizeof(path), next);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(st.st_ino == ino[0] || st.st_ino == ino[1]); /* a spare, renamed */
+        assert_int_equal(spares(qdir, ino + 2, 2), 1);
+        drain(q);
+        assert_int_equal(count_segs(qdir), 1);
+        assert_int_equal(spares(qdir, ino, 4), 2); /* the spent one is a spare now */
+    }
+    queue_close(q);
+    assert_int_equal(spares(qdir, ino, 4), 0);
+
+    /* one left behind by a crash goes at open */
+    char left[160];
+    snprintf(left, sizeof(left), "%s/%020lu.free", qdir, 7ul);
+    int fd = open(left, O_WRONLY | O_CREAT, 0640);
+    assert_true(fd >= 0);
+    close(fd);
+    q = open_q(base, 64 << 20, 8192, QUEUE_FSYNC_NEVER);
+    assert_int_equal(access(left, F_OK), -1);
+    queue_close(q);
+}
+
+/* A reused segment holds fewer new records than old ones when the gateway
+ * dies: recovery replays exactly the new ones, and counts no damage; a
+ * damaged last record before the old ones is counted, and the old ones
+ * after it still do not come back. */
+static void test_disk_reused_recovery(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 8192, QUEUE_FSYNC_NEVER);
+    push_n(q, 0, 40);
+    expect_n(q, 0, 40);
+    ino_t ino[4];
+    assert_int_equal(spares(qdir, ino, 4), 2);
+    /* roll into a spare: fill the write segment, then three small records */
+    unsigned long wseg = 0;
+    char path[160];
+    struct stat st;
+    for (unsigned long num = 1; num < 100 && wseg == 0; num++) {
+        seg_path(path, sizeof(path), num);
+        if (stat(path, &st) == 0)
+            wseg = num;
+    }
+    assert_true(wseg > 0);
+    static uint8_t big[4096];
+    memset(big, 'x', sizeof(big));
+    while (stat(path, &st) == 0 && count_segs(qdir) == 1)
+        push(q, OTLP_TRACES, "t1", big, 3000);
+    seg_path(path, sizeof(path), wseg + 1);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_ino == ino[0] || st.st_ino == ino[1]);
+    drain(q); /* the full segment's records: it becomes a spare */
+    for (int i = 0; i < 3; i++)
+        push(q, OTLP_LOGS, "new", "fresh", 5);
+    /* the big record that rolled over (consumed), then the three */
+    off_t first = REC_HDR + 2 + 3000, used = first + 3 * (REC_HDR + 3 + 5);
+    assert_true(file_size(path) > used + REC_HDR); /* old records follow the new ones */
+    /* the process dies: no close, so copy the directory's state aside */
+    char saved[200];
+    snprintf(saved, sizeof(saved), "%s.saved", path);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s", path, saved);
+    assert_int_equal(system(cmd), 0);
+    queue_close(q);
+    assert_int_equal(rename(saved, path), 0);
+
+    q = open_q(base, 64 << 20, 8192, QUEUE_FSYNC_NEVER);
+    expect_recovery(q, 3, 0, 0);
+    queue_entry e[16];
+    size_t n = queue_peek(q, e, 16, 1, 0, NULL);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(e[i].tenant, "new");
+        assert_memory_equal(e[i].data, "fresh", 5);
+    }
+    queue_close(q); /* unacked: they stay */
+
+    /* the third new record torn (its payload damaged) */
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    off_t at = first + 2 * (REC_HDR + 3 + 5) + REC_HDR + 3 + 2;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x20;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+    q = open_q(base, 64 << 20, 8192, QUEUE_FSYNC_NEVER);
+    expect_recovery(q, 2, 1, 0); /* damage: the reopen above started a newer segment */
+    n = queue_peek(q, e, 16, 1, 0, NULL);
+    assert_int_equal(n, 2);
+    assert_string_equal(e[1].tenant, "new");
+    queue_close(q);
+}
+
 static void test_disk_torn_tail(void **state)
 {
     (void)state;
@@ -467,7 +641,7 @@ static void test_disk_torn_tail(void **state)
     queue_close(q);
     char path[160];
     seg_path(path, sizeof(path), 1);
-    off_t rec = 18 + 1 + 10;
+    off_t rec = REC_HDR + 1 + 10;
     assert_int_equal(file_size(path), 10 * rec);
     assert_int_equal(truncate(path, 10 * rec - 3), 0);
 
@@ -487,8 +661,8 @@ static void test_disk_torn_tail(void **state)
 static void test_disk_bad_checksum(void **state)
 {
     (void)state;
-    /* 3 records (29 bytes each) per segment, 3 segments. */
-    export_queue *q = open_q(base, 64 << 20, 90, QUEUE_FSYNC_INTERVAL);
+    /* 3 records (37 bytes each) per segment, 3 segments. */
+    export_queue *q = open_q(base, 64 << 20, 120, QUEUE_FSYNC_INTERVAL);
     char data[11];
     for (int i = 0; i < 9; i++) {
         snprintf(data, sizeof(data), "record-%03d", i);
@@ -497,15 +671,15 @@ static void test_disk_bad_checksum(void **state)
     queue_close(q);
     char path[160];
     seg_path(path, sizeof(path), 1);
-    assert_int_equal(file_size(path), 3 * 29);
+    assert_int_equal(file_size(path), 3 * 37);
     int fd = open(path, O_RDWR);
     uint8_t b;
-    assert_int_equal(pread(fd, &b, 1, 29 + 24), 1);
+    assert_int_equal(pread(fd, &b, 1, 37 + 32), 1); /* record-001's payload */
     b ^= 0x40;
-    assert_int_equal(pwrite(fd, &b, 1, 29 + 24), 1);
+    assert_int_equal(pwrite(fd, &b, 1, 37 + 32), 1);
     close(fd);
 
-    q = open_q(base, 64 << 20, 90, QUEUE_FSYNC_INTERVAL);
+    q = open_q(base, 64 << 20, 120, QUEUE_FSYNC_INTERVAL);
     queue_stats st;
     queue_get_stats(q, &st);
     /* Only the damaged record is lost: replay resumes at record-002. */
@@ -520,7 +694,7 @@ static void test_disk_bad_checksum(void **state)
     queue_close(q);
     /* Consumed, the damaged segment is gone and nothing comes back. */
     assert_int_equal(access(path, F_OK), -1);
-    q = open_q(base, 64 << 20, 90, QUEUE_FSYNC_INTERVAL);
+    q = open_q(base, 64 << 20, 120, QUEUE_FSYNC_INTERVAL);
     queue_get_stats(q, &st);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.corrupt_records, 0);
@@ -538,7 +712,7 @@ static void test_disk_flip_resync(void **state)
     queue_close(q);
     char path[160];
     seg_path(path, sizeof(path), 1);
-    /* Offsets of records 100 and 300, from the layout (18-byte header). */
+    /* Offsets of records 100 and 300, from the layout. */
     static uint8_t buf[4096];
     uint64_t off = 0, at100 = 0, at300 = 0;
     for (unsigned i = 0; i < 400; i++) {
@@ -546,12 +720,12 @@ static void test_disk_flip_resync(void **state)
             at100 = off;
         if (i == 300)
             at300 = off;
-        off += 18 + strlen(i % 5 == 4 ? "other" : "t1") + payload(i, buf);
+        off += REC_HDR + strlen(i % 5 == 4 ? "other" : "t1") + payload(i, buf);
     }
     assert_int_equal(file_size(path), (off_t)off);
     int fd = open(path, O_RDWR);
     uint8_t b;
-    uint64_t where[2] = {at100 + 18 + 2 + payload(100, buf) / 2, at300 + 5}; /* payload; length field */
+    uint64_t where[2] = {at100 + REC_HDR + 2 + payload(100, buf) / 2, at300 + 5}; /* payload; length field */
     for (int k = 0; k < 2; k++) {
         assert_int_equal(pread(fd, &b, 1, (off_t)where[k]), 1);
         b ^= 0x10;
@@ -1100,6 +1274,9 @@ int main(void)
         cmocka_unit_test(test_peek_fill),
         cmocka_unit_test_setup_teardown(test_disk_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_record_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_reads_gwq1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_spares_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_reused_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_segments_roll_and_unlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_bad_checksum, setup, teardown),
