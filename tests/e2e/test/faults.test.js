@@ -201,6 +201,11 @@ describe('export faults', () => {
         }
         await waitFor(() => hc.delivered('traces').length >= sent.length && jaeger.delivered().length >= sent.length, 5000);
         await waitFor(async () => (await gw1.metricSum(M.queueEntries)) === 0, 5000);
+        // The delivered segments: two kept as spares per queue, for the
+        // next write segments to overwrite (their old records stay past
+        // the new ones, and must not come back after the restart).
+        const spares = async () => (await fsp.readdir(path.join(qdir, 'honeycomb'))).filter((f) => f.endsWith('.free'));
+        await waitFor(async () => (await spares()).length === 2, 5000);
         // Phase 2, backends down: queued on disk only.
         await hc.down();
         await jaeger.down();
@@ -211,6 +216,7 @@ describe('export faults', () => {
           sent.push(...spans);
         }
         assert.equal(await gw1.metricSum(M.queueEntries, { backend: 'honeycomb' }), 6);
+        assert.deepEqual(await spares(), [], 'both spares written into again');
       });
       const exit = await gw1.kill('SIGKILL');
       assert.equal(exit.signal, 'SIGKILL');
