@@ -597,7 +597,15 @@ static int grpc_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t s
         if (s->body.len > 0)
             memcpy(prefix, s->body.data, s->body.len);
         memcpy(prefix + s->body.len, data, GRPC_PREFIX_LEN - s->body.len);
-        too_large = grpc_frame_len(prefix) > max;
+        size_t announced = grpc_frame_len(prefix);
+        too_large = announced > max;
+        /* Room for the message at once, rather than doubling up to it with
+         * a copy each time; no more than the stream's window, which is all
+         * a client can send before it is granted more, so that announcing
+         * a large message without sending it does not take memory. */
+        if (!too_large)
+            (void)buf_reserve(&s->body, GRPC_PREFIX_LEN + (announced < GRPC_STREAM_WINDOW ? announced : GRPC_STREAM_WINDOW) -
+                                            s->body.len);
     }
     if (too_large) {
         grpc_stream_refuse(s, REQ_TOO_LARGE, GRPC_RESOURCE_EXHAUSTED, "message larger than the limit");
