@@ -35,25 +35,52 @@ static void test_vectors(void **state)
     expect_both(b, sizeof(b), 0x113FDB5Cu);
 }
 
+/* n pseudo-random bytes (xorshift from seed), malloc'ed: the caller frees. */
+static uint8_t *random_bytes(size_t n, uint64_t seed)
+{
+    uint8_t *d = malloc(n);
+    assert_non_null(d);
+    for (size_t i = 0; i < n; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        d[i] = (uint8_t)seed;
+    }
+    return d;
+}
+
 /* Every length up to 1,100 bytes from every offset modulo 8: the tails and
  * unaligned loads of both paths. A one-bit change changes the value. */
 static void test_paths_agree(void **state)
 {
     (void)state;
     enum { MAX = 1100 };
-    uint8_t *d = malloc(MAX + 8);
-    assert_non_null(d);
-    uint64_t x = 0x9E3779B97F4A7C15ull;
-    for (size_t i = 0; i < MAX + 8; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        d[i] = (uint8_t)x;
-    }
+    uint8_t *d = random_bytes(MAX + 8, 0x9E3779B97F4A7C15ull);
     for (size_t off = 0; off < 8; off++)
         for (size_t n = 0; n <= MAX; n++)
             assert_int_equal(crc32c(d + off, n), crc32c_portable(d + off, n));
     uint32_t before = crc32c(d, MAX);
     d[MAX / 2] ^= 0x10;
     assert_int_not_equal(crc32c(d, MAX), before);
+    free(d);
+}
+
+/* Past 768 and 12,288 bytes the instruction runs in three lanes whose
+ * registers are joined: around and across those sizes, at every alignment
+ * and from a running checksum, it must agree with the table. */
+static void test_lanes(void **state)
+{
+    (void)state;
+    enum { MAX = 40000 };
+    uint8_t *d = random_bytes(MAX + 8, 0x2545F4914F6CDD1Dull);
+    static const size_t sizes[] = {767,   768,   769,   775,   1536,  2311,  12287, 12288, 12289,
+                                   13056, 13063, 24576, 25343, 25344, 25351, 36864, 39999, MAX};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
+        for (size_t off = 0; off < 8; off++) {
+            size_t n = sizes[k];
+            uint32_t want = crc32c_portable(d + off, n);
+            assert_int_equal(crc32c(d + off, n), want);
+            size_t cut = (n * 7) / 13;
+            assert_int_equal(crc32c_extend(crc32c(d + off, cut), d + off + cut, n - cut), want);
+        }
     free(d);
 }
 
@@ -82,6 +109,7 @@ int main(void)
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_paths_agree),
         cmocka_unit_test(test_extend),
+        cmocka_unit_test(test_lanes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
