@@ -14,6 +14,7 @@ static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 /* Set once in crc_init: the CPU has the crc32 instruction. */
 static int crc_hw;
 
+#ifdef CRC32C_HW
 /* The crc32 instruction takes 3 cycles to give its result to the next one
  * and can start one per cycle: three independent lanes over thirds of a
  * block keep it busy, then the lanes' registers are joined. Joining shifts
@@ -51,6 +52,7 @@ static uint32_t shift(uint32_t t[4][256], uint32_t r)
 {
     return t[0][r & 0xffu] ^ t[1][(r >> 8) & 0xffu] ^ t[2][(r >> 16) & 0xffu] ^ t[3][r >> 24];
 }
+#endif
 
 static void crc_init(void)
 {
