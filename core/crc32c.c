@@ -11,10 +11,11 @@
 
 static uint32_t crc_tab[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+#ifdef CRC32C_HW
 /* Set once in crc_init: the CPU has the crc32 instruction. */
 static int crc_hw;
 
-#ifdef CRC32C_HW
 /* The crc32 instruction takes 3 cycles to give its result to the next one
  * and can start one per cycle: three independent lanes over thirds of a
  * block keep it busy, then the lanes' registers are joined. Joining shifts
