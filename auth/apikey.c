@@ -29,6 +29,7 @@
 #include <yaml.h>
 
 #include "codec.h"
+#include "digest.h"
 
 #define APIKEY_PREFIX_LEN (sizeof(APIKEY_PREFIX) - 1)
 #define APIKEY_RANDOM_BYTES 32
@@ -481,8 +482,8 @@ apikey_status apikey_check(const apikey_store *s, const char *token, size_t len,
         *key_id = NULL;
     if (!apikey_looks_like(token, len))
         return APIKEY_MALFORMED;
-    uint8_t digest[SHA256_DIGEST_LENGTH];
-    if (s == NULL || SHA256((const unsigned char *)token, len, digest) == NULL)
+    uint8_t digest[DIGEST_SHA256_LEN];
+    if (s == NULL || digest_sha256(token, len, digest) != 0)
         return APIKEY_UNKNOWN;
     const apikey_entry *e = apikey_find(s, digest);
     if (e == NULL)
@@ -711,7 +712,8 @@ int apikey_edit_create(apikey_store *s, void *arg, char *err, size_t errlen)
         memcpy(c->key, APIKEY_PREFIX, APIKEY_PREFIX_LEN);
         size_t o = APIKEY_PREFIX_LEN + codec_base64_encode(raw, sizeof(raw), CODEC_B64_URL, c->key + APIKEY_PREFIX_LEN);
         c->key[o] = '\0';
-        SHA256((const unsigned char *)c->key, APIKEY_LEN, digest);
+        if (digest_sha256(c->key, APIKEY_LEN, digest) != 0)
+            return apikey_fail(err, errlen, "out of memory");
         memcpy(c->id, "k_", 2);
         for (size_t i = 0; i < APIKEY_ID_HEX / 2; i++)
             snprintf(c->id + 2 + 2 * i, 3, "%02x", digest[i]);

@@ -35,6 +35,7 @@
 #include <openssl/sha.h>
 
 #include "clock.h"
+#include "digest.h"
 #include "log.h"
 
 #define OIDC_MAX_BODY (1u << 20) /* discovery and JWKS documents are a few KiB */
@@ -298,8 +299,8 @@ static int oidc_fetch(oidc *o, oidc_provider *p, jwks **out, char *err, size_t e
     unsigned char digest[SHA256_DIGEST_LENGTH];
     size_t skipped = 0;
     if (oidc_http_get(o, p, p->jwks_uri, &body, err, errlen) == 0) {
-        SHA256((const unsigned char *)body.data, body.len, digest);
-        if (p->has_digest && memcmp(digest, p->jwks_digest, sizeof digest) == 0)
+        int hashed = digest_sha256(body.data, body.len, digest) == 0;
+        if (hashed && p->has_digest && memcmp(digest, p->jwks_digest, sizeof digest) == 0)
             rc = 0;
         else if (jwks_parse(body.data, body.len, out, &skipped, err, errlen) != 0)
             ;
@@ -309,8 +310,9 @@ static int oidc_fetch(oidc *o, oidc_provider *p, jwks **out, char *err, size_t e
             jwks_free(*out);
             *out = NULL;
         } else {
-            memcpy(p->jwks_digest, digest, sizeof digest);
-            p->has_digest = true;
+            if (hashed)
+                memcpy(p->jwks_digest, digest, sizeof digest);
+            p->has_digest = hashed; /* unhashed, the next fetch parses the body again */
             rc = 0;
         }
     }
@@ -583,9 +585,9 @@ oidc_status oidc_verify(oidc *o, const char *token, size_t len, int64_t now, jwt
     *provider = -1;
     *jst = JWT_OK;
     *retry_after_s = 1;
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    if (o->shards != NULL && token != NULL) {
-        SHA256((const unsigned char *)token, len, digest);
+    unsigned char digest[DIGEST_SHA256_LEN];
+    int cached = o->shards != NULL && token != NULL && digest_sha256(token, len, digest) == 0;
+    if (cached) {
         int hit = oidc_cache_get(o, digest, now, claims);
         if (hit >= 0) {
             *provider = hit;
@@ -628,7 +630,7 @@ oidc_status oidc_verify(oidc *o, const char *token, size_t len, int64_t now, jwt
         *jst = st;
         return OIDC_REJECTED;
     }
-    if (o->shards != NULL)
+    if (cached)
         oidc_cache_put(o, digest, idx, gen, now, claims);
     return OIDC_OK;
 }

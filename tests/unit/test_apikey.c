@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 
 #include "apikey.h"
+#include "digest.h"
 #include "keys_cli.h"
 
 /* Each test works in its own fresh directory; paths are built from it. */
@@ -525,9 +526,32 @@ static void test_usage_errors(void **state)
     assert_string_equal(out_text, ""); /* no key printed when it could not be stored */
 }
 
+/* The digest keys are stored under: FIPS 180-2's "abc" vector, the empty
+ * input, and agreement with OpenSSL's one-shot SHA256 on a key. */
+static void test_digest_sha256(void **state)
+{
+    (void)state;
+    static const uint8_t abc[] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                  0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                  0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const uint8_t empty[] = {0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
+                                    0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
+                                    0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+    uint8_t d[DIGEST_SHA256_LEN], want[SHA256_DIGEST_LENGTH];
+    assert_int_equal(digest_sha256("abc", 3, d), 0);
+    assert_memory_equal(d, abc, sizeof(abc));
+    assert_int_equal(digest_sha256("", 0, d), 0);
+    assert_memory_equal(d, empty, sizeof(empty));
+    static const char key[] = "gw_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+    SHA256((const unsigned char *)key, sizeof(key) - 1, want);
+    assert_int_equal(digest_sha256(key, sizeof(key) - 1, d), 0);
+    assert_memory_equal(d, want, sizeof(want));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_digest_sha256),
         cmocka_unit_test_setup_teardown(test_create_and_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
