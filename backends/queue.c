@@ -630,5 +630,6 @@ void queue_get_stats(export_queue *q, queue_stats *out)
     out->corrupt_records = q->corrupt;
     out->torn_records = q->torn;
     out->interval_syncs = q->syncs;
+    out->interval_dir_syncs = q->dir_syncs;
     pthread_mutex_unlock(&q->lock);
 }

@@ -74,6 +74,7 @@ typedef struct queue_stats {
     uint64_t corrupt_records;   /* damaged records skipped (at open, or read back later) */
     uint64_t torn_records;      /* torn tails found at open (cut off the last segment) */
     uint64_t interval_syncs;    /* fdatasyncs of the fsync=interval syncer thread */
+    uint64_t interval_dir_syncs; /* its fsyncs of the directory, after new segment names */
 } queue_stats;
 
 typedef struct export_queue export_queue;

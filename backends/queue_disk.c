@@ -305,6 +305,13 @@ static int queue_seg_start(export_queue *q, uint64_t num, char *err, size_t errl
         close(q->wfd);
     q->wfd = fd;
     q->dirty = 0;
+    /* interval: the new name (a new file, or a spare renamed) is made
+     * durable by the syncer with the first data synced in it. A spare's
+     * blocks exist already, so syncing its data alone need not commit the
+     * rename: power loss could leave it under its old name, which is
+     * deleted at start. */
+    if (q->fsync_mode == QUEUE_FSYNC_INTERVAL)
+        q->dir_dirty = 1;
     return 0;
 }
 
@@ -654,6 +661,26 @@ int queue_recover(export_queue *q, const queue_config *cfg, const char *name, ch
 
 /* ---- the INTERVAL syncer ---- */
 
+/* After a segment's data is synced: the directory too, if a segment was
+ * named since it last was (lock held; dropped around the fsync). Data
+ * synced under a name that could still vanish would not be durable. */
+static int queue_sync_dir(export_queue *q)
+{
+    if (!q->dir_dirty)
+        return 0;
+    q->dir_dirty = 0;
+    pthread_mutex_unlock(&q->lock);
+    int rc = fsync(q->dirfd), e = errno;
+    pthread_mutex_lock(&q->lock);
+    if (rc != 0) {
+        q->dir_dirty = 1;
+        errno = e;
+        return -1;
+    }
+    q->dir_syncs++;
+    return 0;
+}
+
 static void *queue_syncer(void *arg)
 {
     export_queue *q = arg;
@@ -669,6 +696,8 @@ static void *queue_syncer(void *arg)
             int rc = fdatasync(sealed), e = errno;
             close(sealed);
             pthread_mutex_lock(&q->lock);
+            if (rc == 0 && queue_sync_dir(q) != 0)
+                rc = -1, e = errno;
             if (rc != 0)
                 q->sync_errno = e;
             else
@@ -685,6 +714,8 @@ static void *queue_syncer(void *arg)
         if (fd >= 0)
             close(fd);
         pthread_mutex_lock(&q->lock);
+        if (rc == 0 && queue_sync_dir(q) != 0)
+            rc = -1, e = errno;
         if (rc != 0) {
             q->sync_errno = e;
             continue;

@@ -82,6 +82,8 @@ struct export_queue {
     int dirty;          /* written since the last fdatasync */
     uint64_t writes;    /* records appended, so the syncer knows whether it synced them all */
     uint64_t syncs;     /* fdatasyncs done by the syncer */
+    int dir_dirty;      /* interval: a segment name the directory has not been synced with */
+    uint64_t dir_syncs; /* the syncer's fsyncs of the directory */
     int sync_errno;     /* the syncer's last failure, reported by the next push */
     int sealed_fd;      /* interval: a segment rolled over while dirty, for the
                          * syncer to sync (before the write segment) and close */

@@ -1212,6 +1212,7 @@ static void test_interval_syncer(void **state)
         queue_get_stats(q, &st);
     } while (st.interval_syncs == 0 && now_ms() < end);
     assert_int_equal(st.interval_syncs, 1);
+    assert_int_equal(st.interval_dir_syncs, 1); /* the segment's name, with its first data */
     usleep(100 * 1000);
     queue_get_stats(q, &st);
     assert_int_equal(st.interval_syncs, 1); /* clean again: no more syncs */
@@ -1222,6 +1223,7 @@ static void test_interval_syncer(void **state)
         queue_get_stats(q, &st);
     } while (st.interval_syncs == 1 && now_ms() < end);
     assert_int_equal(st.interval_syncs, 2);
+    assert_int_equal(st.interval_dir_syncs, 1); /* no new name since */
     queue_close(q);
     /* A memory queue, or another mode, has no syncer. */
     c.fsync = QUEUE_FSYNC_ALWAYS;
@@ -1254,6 +1256,9 @@ static void test_interval_roll_handed_to_syncer(void **state)
         queue_get_stats(q, &st);
     } while (st.interval_syncs == 0 && now_ms() < end);
     assert_true(st.interval_syncs >= 1); /* the interval (10 min) is far off */
+    /* and the directory with it: the synced segments' names must survive
+     * power loss as their data does */
+    assert_true(st.interval_dir_syncs >= 1);
     queue_close(q);
     q = queue_open(&c, "b", err, sizeof(err));
     assert_non_null(q);
