@@ -16,8 +16,9 @@
  * queue_push returns -- so an acknowledged request survives the
  * process being killed -- and with fsync=always it is also fdatasync'ed (it
  * then survives power loss too); fsync=interval has a thread of the
- * queue's own fdatasync what was written every fsync_interval_ms, off the
- * producers' path (a failure fails the next push). Record layout
+ * queue's own fdatasync what was written every fsync_interval_ms (and the
+ * directory after a new segment), off the producers' path (a failure fails
+ * the next push). Record layout
  * (little-endian): u32 magic "GWQ2", u32 payload length, u32 CRC-32C, u8
  * signal, u8 tenant length, u32 items, u64 segment number, tenant bytes,
  * payload; the CRC covers everything after it, the segment number last.
