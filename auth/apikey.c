@@ -25,7 +25,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <yaml.h>
 
 #include "codec.h"
@@ -38,7 +37,7 @@
 #define APIKEY_MAX_ENTRIES (1u << 24) /* slots hold uint32 indices; far above any real use */
 
 typedef struct apikey_entry {
-    uint8_t digest[SHA256_DIGEST_LENGTH];
+    uint8_t digest[DIGEST_SHA256_LEN];
     char *id;
     char *tenant;
     char *name; /* NULL: none */
@@ -132,7 +131,7 @@ static const apikey_entry *apikey_find(const apikey_store *s, const uint8_t *dig
         if (v == 0)
             return NULL;
         const apikey_entry *e = &s->entries[v - 1];
-        if (CRYPTO_memcmp(e->digest, digest, SHA256_DIGEST_LENGTH) == 0)
+        if (CRYPTO_memcmp(e->digest, digest, DIGEST_SHA256_LEN) == 0)
             return e;
     }
 }
@@ -204,7 +203,7 @@ static int apikey_store_index(apikey_store *s, const char *path, char *err, size
     for (size_t k = 0; rc == 0 && k < s->n; k++) {
         const apikey_entry *e = by_id[k] = &s->entries[k];
         size_t i = apikey_slot_of(s, e->digest);
-        while (s->slots[i] != 0 && memcmp(s->entries[s->slots[i] - 1].digest, e->digest, SHA256_DIGEST_LENGTH) != 0)
+        while (s->slots[i] != 0 && memcmp(s->entries[s->slots[i] - 1].digest, e->digest, DIGEST_SHA256_LEN) != 0)
             i = (i + 1) & s->mask;
         if (s->slots[i] != 0)
             rc = apikey_fail(err, errlen, "%s:%zu: duplicate sha256 (same key as the entry at line %zu)", path,
@@ -266,11 +265,11 @@ int apikey_is_word(const char *v)
     return 1;
 }
 
-static int apikey_parse_hex(const char *v, uint8_t out[SHA256_DIGEST_LENGTH])
+static int apikey_parse_hex(const char *v, uint8_t out[DIGEST_SHA256_LEN])
 {
-    if (strlen(v) != 2 * SHA256_DIGEST_LENGTH)
+    if (strlen(v) != 2 * DIGEST_SHA256_LEN)
         return -1;
-    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+    for (size_t i = 0; i < DIGEST_SHA256_LEN; i++) {
         int hi = OPENSSL_hexchar2int((unsigned char)v[2 * i]), lo = OPENSSL_hexchar2int((unsigned char)v[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
@@ -539,8 +538,8 @@ static int apikey_emit_pair(yaml_emitter_t *em, const char *k, const char *v, ya
 
 static int apikey_emit_entry(yaml_emitter_t *em, const apikey_entry *e)
 {
-    char hex[2 * SHA256_DIGEST_LENGTH + 1], created[APIKEY_TIME_LEN + 1], expires[APIKEY_TIME_LEN + 1];
-    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
+    char hex[2 * DIGEST_SHA256_LEN + 1], created[APIKEY_TIME_LEN + 1], expires[APIKEY_TIME_LEN + 1];
+    for (size_t i = 0; i < DIGEST_SHA256_LEN; i++)
         snprintf(hex + 2 * i, 3, "%02x", e->digest[i]);
     const yaml_scalar_style_t plain = YAML_PLAIN_SCALAR_STYLE;
     yaml_event_t ev;
@@ -693,7 +692,7 @@ int apikey_file_edit(const char *path, apikey_edit_fn fn, void *ctx, char *err, 
 static int apikey_taken(const apikey_store *s, const char *id, const uint8_t *digest)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->entries[i].id, id) == 0 || memcmp(s->entries[i].digest, digest, SHA256_DIGEST_LENGTH) == 0)
+        if (strcmp(s->entries[i].id, id) == 0 || memcmp(s->entries[i].digest, digest, DIGEST_SHA256_LEN) == 0)
             return 1;
     return 0;
 }
@@ -701,7 +700,7 @@ static int apikey_taken(const apikey_store *s, const char *id, const uint8_t *di
 int apikey_edit_create(apikey_store *s, void *arg, char *err, size_t errlen)
 {
     apikey_new *c = arg;
-    uint8_t raw[APIKEY_RANDOM_BYTES], digest[SHA256_DIGEST_LENGTH];
+    uint8_t raw[APIKEY_RANDOM_BYTES], digest[DIGEST_SHA256_LEN];
     /* The id is 48 bits of the hash: a clash with an existing key is
      * improbable, not impossible, so draw again rather than fail later. */
     for (int attempt = 0;; attempt++) {

@@ -32,7 +32,6 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/sha.h>
 
 #include "clock.h"
 #include "digest.h"
@@ -86,12 +85,12 @@ typedef struct oidc_provider {
 
     /* Owned by the refresh thread only. */
     char *jwks_uri;                /* from discovery; dropped on failure to re-discover */
-    unsigned char jwks_digest[SHA256_DIGEST_LENGTH]; /* of the published JWKS body */
+    unsigned char jwks_digest[DIGEST_SHA256_LEN]; /* of the published JWKS body */
     bool has_digest;
 } oidc_provider;
 
 typedef struct oidc_cache_entry {
-    unsigned char digest[SHA256_DIGEST_LENGTH]; /* SHA-256 of the token */
+    unsigned char digest[DIGEST_SHA256_LEN]; /* SHA-256 of the token */
     int provider;                               /* -1: empty slot */
     uint64_t gen;
     jwt_claims claims; /* claims.exp bounds the entry's life */
@@ -296,7 +295,7 @@ static int oidc_fetch(oidc *o, oidc_provider *p, jwks **out, char *err, size_t e
         return -1;
     oidc_body body = {0};
     int rc = -1;
-    unsigned char digest[SHA256_DIGEST_LENGTH];
+    unsigned char digest[DIGEST_SHA256_LEN];
     size_t skipped = 0;
     if (oidc_http_get(o, p, p->jwks_uri, &body, err, errlen) == 0) {
         int hashed = digest_sha256(body.data, body.len, digest) == 0;

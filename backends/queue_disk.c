@@ -50,8 +50,8 @@ static int queue_name_parse(const char *name, const char *suffix, uint64_t *num)
 
 static void queue_put64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    queue_put32(p, (uint32_t)v);
+    queue_put32(p + 4, (uint32_t)(v >> 32));
 }
 
 static uint64_t queue_get64(const uint8_t *p)
@@ -663,22 +663,21 @@ int queue_recover(export_queue *q, const queue_config *cfg, const char *name, ch
 
 /* After a segment's data is synced: the directory too, if a segment was
  * named since it last was (lock held; dropped around the fsync). Data
- * synced under a name that could still vanish would not be durable. */
+ * synced under a name that could still vanish would not be durable. 0, or
+ * the fsync's errno. */
 static int queue_sync_dir(export_queue *q)
 {
     if (!q->dir_dirty)
         return 0;
     q->dir_dirty = 0;
     pthread_mutex_unlock(&q->lock);
-    int rc = fsync(q->dirfd), e = errno;
+    int e = fsync(q->dirfd) == 0 ? 0 : errno;
     pthread_mutex_lock(&q->lock);
-    if (rc != 0) {
+    if (e != 0)
         q->dir_dirty = 1;
-        errno = e;
-        return -1;
-    }
-    q->dir_syncs++;
-    return 0;
+    else
+        q->dir_syncs++;
+    return e;
 }
 
 static void *queue_syncer(void *arg)
@@ -696,8 +695,8 @@ static void *queue_syncer(void *arg)
             int rc = fdatasync(sealed), e = errno;
             close(sealed);
             pthread_mutex_lock(&q->lock);
-            if (rc == 0 && queue_sync_dir(q) != 0)
-                rc = -1, e = errno;
+            if (rc == 0 && (e = queue_sync_dir(q)) != 0)
+                rc = -1;
             if (rc != 0)
                 q->sync_errno = e;
             else
@@ -714,8 +713,8 @@ static void *queue_syncer(void *arg)
         if (fd >= 0)
             close(fd);
         pthread_mutex_lock(&q->lock);
-        if (rc == 0 && queue_sync_dir(q) != 0)
-            rc = -1, e = errno;
+        if (rc == 0 && (e = queue_sync_dir(q)) != 0)
+            rc = -1;
         if (rc != 0) {
             q->sync_errno = e;
             continue;

@@ -49,7 +49,7 @@ typedef struct queue_node {
 } queue_node;
 
 typedef struct queue_seg {
-    uint64_t num;                           /* >= the queue's own_from: created by this process (reusable) */
+    uint64_t num;
     uint64_t end;                           /* bytes of valid records */
     uint64_t spilled_entries, spilled_bytes; /* records only on disk, not yet read back */
 } queue_seg;

@@ -49,7 +49,7 @@ static void shift_init(uint32_t t[4][256], size_t n)
         }
 }
 
-static uint32_t shift(uint32_t t[4][256], uint32_t r)
+static uint32_t shift(const uint32_t t[4][256], uint32_t r)
 {
     return t[0][r & 0xffu] ^ t[1][(r >> 8) & 0xffu] ^ t[2][(r >> 16) & 0xffu] ^ t[3][r >> 24];
 }
@@ -116,7 +116,7 @@ __attribute__((target("sse4.2"))) static uint64_t load64(const uint8_t *p)
  * goes on from crc, the others start from 0, and the first is shifted over
  * the second, the result over the third. */
 __attribute__((target("sse4.2"))) static uint64_t lanes(uint64_t crc, const uint8_t **pp, size_t *np, size_t lane,
-                                                        uint32_t t[4][256])
+                                                        const uint32_t t[4][256])
 {
     const uint8_t *p = *pp;
     size_t n = *np;

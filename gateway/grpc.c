@@ -603,9 +603,9 @@ static int grpc_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t s
          * a copy each time; no more than the stream's window, which is all
          * a client can send before it is granted more, so that announcing
          * a large message without sending it does not take memory. */
-        if (!too_large)
-            (void)buf_reserve(&s->body, GRPC_PREFIX_LEN + (announced < GRPC_STREAM_WINDOW ? announced : GRPC_STREAM_WINDOW) -
-                                            s->body.len);
+        size_t room = announced < GRPC_STREAM_WINDOW ? announced : GRPC_STREAM_WINDOW;
+        if (!too_large) /* failing, the appends below grow it as before */
+            (void)buf_reserve(&s->body, GRPC_PREFIX_LEN + room - s->body.len);
     }
     if (too_large) {
         grpc_stream_refuse(s, REQ_TOO_LARGE, GRPC_RESOURCE_EXHAUSTED, "message larger than the limit");
