@@ -167,6 +167,41 @@ static void test_disk_spares_reused(void **state)
     queue_close(q);
 }
 
+/* A spent segment whose spare name is taken is deleted, not kept (the
+ * rename refuses to replace), and the file in the way is left alone; the
+ * spares come from the next spent segments instead. */
+static void test_disk_spare_name_taken(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 8192, QUEUE_FSYNC_NEVER);
+    char taken[2][160];
+    for (int k = 0; k < 2; k++) { /* segments 1 and 2's spare names */
+        snprintf(taken[k], sizeof(taken[k]), "%s/%020lu.free", qdir, (unsigned long)k + 1);
+        int fd = open(taken[k], O_WRONLY | O_CREAT | O_EXCL, 0640);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "in the way", 10), 10);
+        close(fd);
+    }
+    push_n(q, 0, 60);
+    assert_true(count_segs(qdir) > 4);
+    expect_n(q, 0, 60);
+    char path[160];
+    for (unsigned long num = 1; num <= 2; num++) {
+        seg_path(path, sizeof(path), num);
+        assert_int_equal(access(path, F_OK), -1); /* deleted */
+    }
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(file_size(taken[k]), 10); /* untouched */
+    ino_t ino[8];
+    assert_int_equal(spares(qdir, ino, 8), 4); /* the two in the way, and two of its own */
+    push_n(q, 60, 90); /* rolls into its spares and on */
+    expect_n(q, 60, 30);
+    queue_close(q);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(file_size(taken[k]), 10);
+    assert_int_equal(spares(qdir, ino, 8), 2); /* its own went at close */
+}
+
 /* A reused segment holds fewer new records than old ones when the gateway
  * dies: recovery replays exactly the new ones, and counts no damage; a
  * damaged last record before the old ones is counted, and the old ones
@@ -582,6 +617,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_record_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_reads_gwq1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_spares_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_spare_name_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_reused_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_segments_roll_and_unlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_torn_tail, setup, teardown),
