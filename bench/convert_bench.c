@@ -560,7 +560,7 @@ static void cb_convert_one(cb_workspace *w, otlp_signal sig, const cb_body *b, i
     arena_reset(w->decode);
     size_t scanned;
     double ts = cb_now();
-    if (!otlp_wire_scan(sig, b->data, b->len, &scanned))
+    if (!otlp_wire_scan(sig, b->data, b->len, &scanned, NULL))
         cb_die("otlp_wire_scan refused a valid request", NULL);
     double t0 = cb_now();
     if (otlp_decode(sig, OTLP_PROTOBUF, b->data, b->len, w->decode, &req, err, sizeof(err)) != 0)

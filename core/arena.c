@@ -133,6 +133,15 @@ void *arena_alloc(arena *a, size_t size)
     return p;
 }
 
+void *arena_alloc_soft(arena *a, size_t size)
+{
+    int failed = a->failed;
+    void *p = arena_alloc(a, size);
+    if (p == NULL)
+        a->failed = failed;
+    return p;
+}
+
 void *arena_calloc(arena *a, size_t n, size_t size)
 {
     if (size != 0 && n > SIZE_MAX / size) {

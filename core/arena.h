@@ -26,6 +26,9 @@ void arena_reset(arena *a);
 /* 16-byte aligned; NULL when over the limit or out of memory. */
 void *arena_alloc(arena *a, size_t size);
 void *arena_calloc(arena *a, size_t n, size_t size);
+/* arena_alloc for memory the caller can do without: NULL leaves the arena
+ * as it was (arena_failed does not turn true). */
+void *arena_alloc_soft(arena *a, size_t size);
 /* Copies `len` bytes and appends a NUL. */
 char *arena_strndup(arena *a, const char *s, size_t len);
 /* Bytes handed out since the last reset (what the limit is checked against). */

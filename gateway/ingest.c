@@ -201,10 +201,18 @@ static int read_request(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal s
     size_t plain_len, items = 0;
     if (plain_body(ctx, lim, body, len, gzipped, &plain, &plain_len, out) != 0)
         return -1;
-    pipeline_wire use = enc == OTLP_PROTOBUF ? pipeline_wire_use(ctx->pl, tenant, sig) : PIPELINE_WIRE_NONE;
-    int whole = use != PIPELINE_WIRE_NONE && otlp_wire_scan(sig, plain, plain_len, &items);
+    int sampled = 0;
+    pipeline_wire use = enc == OTLP_PROTOBUF ? pipeline_wire_use(ctx->pl, tenant, sig, &sampled) : PIPELINE_WIRE_NONE;
+    otlp_wire_spans notes = {0};
+    if (sampled && (notes.v = arena_alloc_soft(ctx->arena, otlp_wire_spans_cap(plain_len) * sizeof(*notes.v))))
+        notes.cap = otlp_wire_spans_cap(plain_len); /* else the sampler reads the spans itself */
+    int whole = use != PIPELINE_WIRE_NONE && otlp_wire_scan(sig, plain, plain_len, &items, notes.cap ? &notes : NULL);
     if (whole && use == PIPELINE_WIRE_ONLY) {
         *req = (otlp_request){.signal = sig, .items = items};
+        if (notes.cap != 0 && notes.n == items) {
+            req->spans = notes.v;
+            req->n_spans = notes.n;
+        }
     } else {
         if (decode(ctx, sig, enc, plain, plain_len, req, out) != 0)
             return -1;

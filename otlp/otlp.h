@@ -49,6 +49,11 @@ typedef struct otlp_request {
      * pipelines need (pipeline_wire_use). */
     const uint8_t *wire;
     size_t wire_len;
+    /* With wire, for a traces request a tail sampler takes as bytes: what
+     * otlp_wire_scan noted of each span, n_spans == items (in the decode
+     * arena). NULL otherwise. */
+    const struct otlp_wire_span *spans;
+    size_t n_spans;
 } otlp_request;
 
 /* Decode a request body. Return 0 on success; on failure -1 with a short,

@@ -14,7 +14,15 @@
  *
  * It allocates nothing and reads `len` bytes of `data` only. The
  * differential fuzz target tests/fuzz/fuzz_otlp_wire.c holds it to that
- * contract against the decoder. */
+ * contract against the decoder.
+ *
+ * For a traces request it can also note, for each span in the order the
+ * spans come, the fields the tail sampler summarizes, so that the sampler
+ * need not read every span's fields a second time: pass `spans` (NULL:
+ * none noted) with room for otlp_wire_spans_cap(len) entries. After a 1,
+ * spans->n == *items unless there was no room (the caller then reads the
+ * spans itself). Where a field repeats, the last one counts, as in the
+ * decoder. */
 #ifndef GW_OTLP_WIRE_H
 #define GW_OTLP_WIRE_H
 
@@ -23,6 +31,22 @@
 
 #include "types.h"
 
-int otlp_wire_scan(otlp_signal sig, const uint8_t *data, size_t len, size_t *items);
+typedef struct otlp_wire_span {
+    uint64_t start, end; /* start_time_unix_nano, end_time_unix_nano; 0 when absent */
+    uint32_t trace_at;   /* offset of the span's 16-byte trace id in data */
+    uint32_t code;       /* its status code; 0 without a status */
+    uint8_t root;        /* no parent_span_id */
+} otlp_wire_span;
+
+typedef struct otlp_wire_spans {
+    otlp_wire_span *v; /* the caller's, of cap entries */
+    size_t cap, n;
+} otlp_wire_spans;
+
+/* The most spans a valid request of len bytes can hold (each needs a
+ * trace id and a span id: 29 bytes at least). */
+size_t otlp_wire_spans_cap(size_t len);
+
+int otlp_wire_scan(otlp_signal sig, const uint8_t *data, size_t len, size_t *items, otlp_wire_spans *spans);
 
 #endif

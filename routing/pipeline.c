@@ -496,6 +496,7 @@ static int build_share(const route *r, unsigned ri, const otlp_request *req, con
         *dst.items = items;
         out->req.msg = view;
         out->req.wire = NULL; /* no longer the request's own bytes */
+        out->req.spans = NULL;
         out->req.items = otlp_count_items(req->signal, view);
     }
     out->payload = (export_payload){.tenant = tenant};
@@ -674,7 +675,7 @@ static uint8_t *shards_of(const route *r, const pipeline *pl, const otlp_request
     }
     if (tr == NULL) {
         if (has != NULL)
-            sampler_shards_wire(r->smp, req->wire, req->wire_len, has);
+            sampler_shards_wire(r->smp, req->wire, req->wire_len, req->spans, req->n_spans, has);
         return has;
     }
     for (size_t i = 0; has != NULL && i < tr->n_resource_spans; i++) {
@@ -714,7 +715,7 @@ void pipeline_sample_local(route *r, const pipeline *pl, const otlp_request *req
         if (req->msg != NULL)
             sampler_add(r->smp, sh, req->msg, tenant, now, &late);
         else
-            sampler_add_wire(r->smp, sh, req->wire, req->wire_len, tenant, now, &late);
+            sampler_add_wire(r->smp, sh, req->wire, req->wire_len, req->spans, req->n_spans, tenant, now, &late);
         uint64_t done = 0, full = 0;
         size_t n = 0;
         if (late.len > 0 && route_deliver(r, tenant, (const uint8_t *)late.data, late.len, 0, &done, &full, &n) != 0 &&
@@ -745,16 +746,19 @@ static uint64_t candidate_routes(const pipeline *pl, const char *tenant, otlp_si
     return candidates;
 }
 
-pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig)
+pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig, int *sampled)
 {
     uint64_t candidates = candidate_routes(pl, tenant, sig);
-    int all = 1, some = 0;
+    int all = 1, some = 0, smp = 0;
     for (size_t ri = 0; ri < pl->n_routes; ri++) {
         if (((candidates >> ri) & 1) == 0)
             continue;
         all &= pl->routes[ri].wire_only || (pl->routes[ri].wire_sample && pl->cl == NULL);
         some |= pl->routes[ri].needs_payload && pl->routes[ri].smp == NULL;
+        smp |= pl->routes[ri].wire_sample;
     }
+    if (sampled != NULL)
+        *sampled = all && smp;
     return all ? PIPELINE_WIRE_ONLY : some ? PIPELINE_WIRE_PAYLOAD : PIPELINE_WIRE_NONE;
 }
 

@@ -81,7 +81,10 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
  * without decoding. PIPELINE_WIRE_PAYLOAD: some pipeline
  * would encode the request again; req->wire saves that when set. */
 typedef enum { PIPELINE_WIRE_NONE, PIPELINE_WIRE_PAYLOAD, PIPELINE_WIRE_ONLY } pipeline_wire;
-pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig);
+/* *sampled (may be NULL) is set to 1 when PIPELINE_WIRE_ONLY and a route
+ * hands the bytes to a tail sampler, which reads what otlp_wire_scan
+ * notes of the spans (req->spans) when they come with the request. */
+pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig, int *sampled);
 /* 1 when every backend reports ready. */
 int pipeline_ready(pipeline *pl);
 /* Decide the traces of sampler shard `worker` that are due at now_ns

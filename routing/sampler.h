@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "config_node.h"
 #include "otlp.h"
+#include "otlp_wire.h"
 
 typedef struct sampler sampler;
 
@@ -59,13 +60,16 @@ size_t sampler_add(sampler *s, size_t shard, const ProtobufCMessage *export_trac
  * again. Only for a sampler whose policies read no span or resource field
  * beyond the trace id, times, parent and status (sampler_wire_ok: no
  * attribute, trace_state, trace_flags or ottl_condition policy); else it
- * takes nothing and returns 0. */
-size_t sampler_add_wire(sampler *s, size_t shard, const uint8_t *req, size_t len, const char *tenant,
-                        uint64_t now_ns, buf *late_out);
+ * takes nothing and returns 0. spans: what that scan noted of the n_spans
+ * spans of these bytes, which are then not read again (NULL: they are). */
+size_t sampler_add_wire(sampler *s, size_t shard, const uint8_t *req, size_t len, const otlp_wire_span *spans,
+                        size_t n_spans, const char *tenant, uint64_t now_ns, buf *late_out);
 int sampler_wire_ok(const sampler *s);
 /* has[sampler_shard_of(id)] = 1 for every span's trace id in the encoded
- * request (has: one byte per shard, set by the caller). */
-void sampler_shards_wire(const sampler *s, const uint8_t *req, size_t len, uint8_t *has);
+ * request (has: one byte per shard, set by the caller); spans as for
+ * sampler_add_wire. */
+void sampler_shards_wire(const sampler *s, const uint8_t *req, size_t len, const otlp_wire_span *spans,
+                         size_t n_spans, uint8_t *has);
 
 /* Decide every trace of `shard` that is due at now_ns (or over the memory
  * budget), then hand each sampled trace to emit as an encoded

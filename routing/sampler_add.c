@@ -61,6 +61,9 @@ typedef struct add_ctx {
     const Opentelemetry__Proto__Resource__V1__Resource *resource;         /* decoded only: for the policies */
     const Opentelemetry__Proto__Common__V1__InstrumentationScope *scope_m; /* decoded only: for the policies */
     span_in *in;        /* the scope's spans */
+    const uint8_t *req; /* bytes only: the request, and what its scan noted of */
+    const otlp_wire_span *notes; /* its spans (NULL: none) */
+    size_t n_notes, next_note;   /* the next span's note */
     blob *rb;           /* the resource's interned encoding, made on first use */
     uint64_t rbits;     /* the resource's attribute-policy bits, computed on first use */
     int rbits_done;
@@ -511,6 +514,25 @@ static void wire_context(buf *b, const uint8_t *p, size_t len)
             buf_append(b, f.start, (size_t)(f.end - f.start));
 }
 
+/* A span from the bytes, by its note from the scan when there is one:
+ * the request's spans come here in the order the scan met them. */
+static void span_in_next(add_ctx *c, span_in *in, const uint8_t *p, size_t len)
+{
+    size_t i = c->next_note++;
+    if (i >= c->n_notes) {
+        span_in_wire(in, p, len);
+        return;
+    }
+    const otlp_wire_span *w = &c->notes[i];
+    *in = (span_in){.raw = p,
+                    .raw_len = len,
+                    .trace_id = c->req + w->trace_at,
+                    .start = w->start,
+                    .end = w->end,
+                    .code = w->code,
+                    .root = w->root};
+}
+
 /* The spans (field 2) of a ScopeSpans into c->in; their count, or 0 when
  * there are none or no memory for them. */
 static size_t wire_spans(add_ctx *c, const uint8_t *p, size_t len)
@@ -518,15 +540,19 @@ static size_t wire_spans(add_ctx *c, const uint8_t *p, size_t len)
     const uint8_t *end = p + len;
     sm_field f;
     size_t n = 0;
+    int room = 1;
     c->in = c->sh->span_in;
     while (sm_next_field(&p, end, &f)) {
         if (f.num != 2 || f.wt != 2)
             continue;
-        if ((n >= c->sh->span_in_cap || n >= c->sh->span_cap) && scope_room(c, n + 1) != 0)
-            return 0;
-        span_in_wire(&c->in[n++], f.payload, f.plen);
+        if (room && (n >= c->sh->span_in_cap || n >= c->sh->span_cap) && scope_room(c, n + 1) != 0)
+            room = 0;
+        if (room)
+            span_in_next(c, &c->in[n++], f.payload, f.plen);
+        else
+            c->next_note++; /* the later scopes' spans keep their notes */
     }
-    return n;
+    return room ? n : 0;
 }
 
 static size_t add_wire_resource(add_ctx *c, const uint8_t *p, size_t len)
@@ -557,7 +583,7 @@ static size_t add_wire_resource(add_ctx *c, const uint8_t *p, size_t len)
 /* Under the shard's lock: the request's resources through `each`, then the
  * traces this request made due. */
 static size_t add_request(sampler *s, size_t shard_i, const char *tenant, uint64_t now_ns, buf *late_out,
-                          size_t (*each)(add_ctx *c, const void *req, size_t len), const void *req, size_t len)
+                          size_t (*each)(add_ctx *c, const void *req), const void *req)
 {
     shard *sh = &s->shards[shard_i];
     size_t buffered = 0;
@@ -566,7 +592,7 @@ static size_t add_request(sampler *s, size_t shard_i, const char *tenant, uint64
     c.tn = sm_tenant_intern(sh, tenant);
     if (c.tn == NULL)
         goto out;
-    buffered = each(&c, req, len);
+    buffered = each(&c, req);
     sh->st.buffered += buffered;
     for (size_t i = 0; i < sh->n_over; i++)
         sm_decide(s, sh, sh->over[i], now_ns, R_OVERSIZE);
@@ -577,9 +603,8 @@ out:
     return buffered;
 }
 
-static size_t each_decoded(add_ctx *c, const void *msg, size_t len)
+static size_t each_decoded(add_ctx *c, const void *msg)
 {
-    (void)len;
     const export_req *req = msg;
     size_t buffered = 0;
     for (size_t r = 0; r < req->n_resource_spans; r++)
@@ -588,9 +613,20 @@ static size_t each_decoded(add_ctx *c, const void *msg, size_t len)
     return buffered;
 }
 
-static size_t each_wire(add_ctx *c, const void *data, size_t len)
+typedef struct wire_req {
+    const uint8_t *data;
+    size_t len;
+    const otlp_wire_span *notes;
+    size_t n_notes;
+} wire_req;
+
+static size_t each_wire(add_ctx *c, const void *arg)
 {
-    const uint8_t *p = data, *end = p + len;
+    const wire_req *w = arg;
+    c->req = w->data;
+    c->notes = w->notes;
+    c->n_notes = w->notes != NULL ? w->n_notes : 0;
+    const uint8_t *p = w->data, *end = p + w->len;
     sm_field f;
     size_t buffered = 0;
     while (sm_next_field(&p, end, &f))
@@ -604,15 +640,16 @@ size_t sampler_add(sampler *s, size_t shard_i, const ProtobufCMessage *msg, cons
 {
     if (shard_i >= s->n_shards || msg == NULL)
         return 0;
-    return add_request(s, shard_i, tenant, now_ns, late_out, each_decoded, msg, 0);
+    return add_request(s, shard_i, tenant, now_ns, late_out, each_decoded, msg);
 }
 
-size_t sampler_add_wire(sampler *s, size_t shard_i, const uint8_t *req, size_t len, const char *tenant,
-                        uint64_t now_ns, buf *late_out)
+size_t sampler_add_wire(sampler *s, size_t shard_i, const uint8_t *req, size_t len, const otlp_wire_span *spans,
+                        size_t n_spans, const char *tenant, uint64_t now_ns, buf *late_out)
 {
     if (shard_i >= s->n_shards || req == NULL || !sampler_wire_ok(s))
         return 0;
-    return add_request(s, shard_i, tenant, now_ns, late_out, each_wire, req, len);
+    wire_req w = {.data = req, .len = len, .notes = spans, .n_notes = n_spans};
+    return add_request(s, shard_i, tenant, now_ns, late_out, each_wire, &w);
 }
 
 int sampler_wire_ok(const sampler *s)
@@ -620,8 +657,14 @@ int sampler_wire_ok(const sampler *s)
     return !sp_reads_spans(&s->pol);
 }
 
-void sampler_shards_wire(const sampler *s, const uint8_t *req, size_t len, uint8_t *has)
+void sampler_shards_wire(const sampler *s, const uint8_t *req, size_t len, const otlp_wire_span *spans,
+                         size_t n_spans, uint8_t *has)
 {
+    if (spans != NULL) {
+        for (size_t i = 0; i < n_spans; i++)
+            has[sampler_shard_of(s, req + spans[i].trace_at)] = 1;
+        return;
+    }
     const uint8_t *p = req, *end = req + len;
     sm_field f, g, h;
     while (sm_next_field(&p, end, &f)) {

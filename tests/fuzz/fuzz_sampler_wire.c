@@ -1,11 +1,13 @@
 /* libFuzzer, differential: a trace request the wire scan passes goes into
  * one tail sampler decoded (sampler_add) and into another as bytes
- * (sampler_add_wire). The bytes path reads the trace id, parent, times and
- * status itself, so both samplers must buffer the same spans and decide the
- * same: every policy below, and quiet_after, turns on one of those fields. The bytes a
- * sampler emits may differ (it keeps a span as it came, the other encodes
- * it again), but each emitted request must decode, with the same number of
- * spans on both sides. */
+ * (sampler_add_wire), and into a third as bytes with what the scan noted of
+ * each span. The bytes paths take the trace id, parent, times and status
+ * from the bytes or the notes, so all three samplers must buffer the same
+ * spans and decide the same: every policy below, and quiet_after, turns on
+ * one of those fields. The bytes a sampler emits may differ (the bytes
+ * paths keep a span as it came, the other encodes it again), but each
+ * emitted request must decode, with the same number of spans on all
+ * sides. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,44 +63,58 @@ static sampler *make(config_doc *doc)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t items = 0;
-    if (!otlp_wire_scan(OTLP_TRACES, data, size, &items))
+    size_t items = 0, cap = otlp_wire_spans_cap(size);
+    otlp_wire_spans notes = {.v = malloc(cap * sizeof(otlp_wire_span)), .cap = cap};
+    if (notes.v == NULL)
+        abort();
+    if (!otlp_wire_scan(OTLP_TRACES, data, size, &items, &notes)) {
+        free(notes.v);
         return 0;
+    }
     arena *a = arena_new(0);
     char err[256];
     config_doc *doc = config_doc_parse("fuzz", policies, strlen(policies), err, sizeof(err));
     if (a == NULL || doc == NULL)
         abort();
     otlp_request req;
-    if (otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, data, size, a, &req, err, sizeof(err)) != 0)
+    if (otlp_decode(OTLP_TRACES, OTLP_PROTOBUF, data, size, a, &req, err, sizeof(err)) != 0 || notes.n != items)
         abort(); /* fuzz_otlp_wire's contract */
-    sampler *dec = make(doc), *wire = make(doc);
+    /* The bytes go in twice: read by the sampler, and with the scan's notes. */
+    sampler *dec = make(doc), *wire[2] = {make(doc), make(doc)};
     const uint64_t t0 = 1000000000000ull;
-    buf late_dec = BUF_INIT, late_wire = BUF_INIT;
+    buf late_dec = BUF_INIT, late_wire[2] = {BUF_INIT, BUF_INIT};
     /* Twice: the second time the spans are late for the traces decided. */
     for (int round = 0; round < 2; round++) {
         uint64_t now = t0 + (uint64_t)round * 2000000000ull;
         size_t n_dec = sampler_add(dec, 0, req.msg, "t", now, &late_dec);
-        size_t n_wire = sampler_add_wire(wire, 0, data, size, "t", now, &late_wire);
-        if (n_dec != n_wire)
-            abort(); /* the two ways buffered different spans */
-        tally td = {0}, tw = {0};
+        tally td = {0};
         sampler_tick(dec, 0, now + 1000000000ull, emit, &td);
-        sampler_tick(wire, 0, now + 1000000000ull, emit, &tw);
-        if (td.emits != tw.emits || td.spans != tw.spans)
-            abort(); /* decided differently (or at another time) */
-        sampler_flush(dec, 0, now + 1500000000ull, emit, &td);
-        sampler_flush(wire, 0, now + 1500000000ull, emit, &tw);
-        if (td.emits != tw.emits || td.spans != tw.spans)
-            abort(); /* decided differently */
+        tally tf = td;
+        sampler_flush(dec, 0, now + 1500000000ull, emit, &tf);
+        for (int w = 0; w < 2; w++) {
+            size_t n_wire = sampler_add_wire(wire[w], 0, data, size, w ? notes.v : NULL, w ? notes.n : 0, "t", now,
+                                             &late_wire[w]);
+            if (n_dec != n_wire)
+                abort(); /* the two ways buffered different spans */
+            tally tw = {0};
+            sampler_tick(wire[w], 0, now + 1000000000ull, emit, &tw);
+            if (td.emits != tw.emits || td.spans != tw.spans)
+                abort(); /* decided differently (or at another time) */
+            sampler_flush(wire[w], 0, now + 1500000000ull, emit, &tw);
+            if (tf.emits != tw.emits || tf.spans != tw.spans)
+                abort(); /* decided differently */
+        }
     }
-    if ((late_dec.len == 0) != (late_wire.len == 0))
-        abort(); /* late spans followed different decisions */
+    for (int w = 0; w < 2; w++) {
+        if ((late_dec.len == 0) != (late_wire[w].len == 0))
+            abort(); /* late spans followed different decisions */
+        buf_free(&late_wire[w]);
+        sampler_free(wire[w]);
+    }
     buf_free(&late_dec);
-    buf_free(&late_wire);
     sampler_free(dec);
-    sampler_free(wire);
     config_doc_free(doc);
     arena_free(a);
+    free(notes.v);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "otlp.h"
+#include "otlp_wire.h"
 
 
 /* ---- config ---- */
@@ -215,13 +216,19 @@ size_t add(sampler *s, req_t *r, uint64_t now, buf *late)
 #ifdef SAMPLER_TEST_WIRE
     /* Built a second time with this set (sampler_wire, sampler_compat_wire):
      * the request goes in as bytes wherever the sampler takes them, so every
-     * expectation of the suites also holds sampler_add_wire to account. */
+     * expectation of the suites also holds sampler_add_wire to account;
+     * with the scan's notes of the spans, as ingest hands them over, when
+     * the scan passes the request (else the gateway would decode it). */
     if (sampler_wire_ok(s)) {
-        size_t n = protobuf_c_message_get_packed_size(&r->base);
+        size_t n = protobuf_c_message_get_packed_size(&r->base), items;
         uint8_t *b = arena_alloc(A, n + 1);
         assert_non_null(b);
         protobuf_c_message_pack(&r->base, b);
-        return sampler_add_wire(s, 0, b, n, "t1", now, late);
+        otlp_wire_spans notes = {.v = arena_alloc(A, otlp_wire_spans_cap(n) * sizeof(otlp_wire_span)),
+                                 .cap = otlp_wire_spans_cap(n)};
+        assert_non_null(notes.v);
+        int scanned = otlp_wire_scan(OTLP_TRACES, b, n, &items, &notes);
+        return sampler_add_wire(s, 0, b, n, scanned ? notes.v : NULL, scanned ? notes.n : 0, "t1", now, late);
     }
 #endif
     return sampler_add(s, 0, &r->base, "t1", now, late);

@@ -98,9 +98,11 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
     return PIPELINE_OK;
 }
 
-pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig)
+pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig, int *sampled)
 {
     (void)pl, (void)tenant, (void)sig;
+    if (sampled != NULL)
+        *sampled = 0;
     return PIPELINE_WIRE_NONE;
 }
 

@@ -22,6 +22,7 @@
 #include "logs_service.pb-c.h"
 #include "metrics.h"
 #include "metrics_service.pb-c.h"
+#include "../wire_notes.h"
 #include "pipeline.h"
 #include "status.pb-c.h"
 #include "trace_service.pb-c.h"
@@ -51,6 +52,7 @@ static struct {
     uint32_t submit_retry_after; /* with PIPELINE_RETRY: the pipeline's hint */
     size_t submit_alloc; /* bytes pipeline_submit takes from the request's arena */
     pipeline_wire wire_use; /* what pipeline_wire_use answers */
+    int wire_sampled;       /* and says in *sampled */
     /* what the doubles saw */
     int auth_calls, admit_calls, submit_calls;
     char authorization[64];
@@ -64,6 +66,8 @@ static struct {
     char submit_json[4096]; /* the request pipeline_submit got, as OTLP/JSON */
     int submit_decoded;     /* it had req->msg */
     size_t submit_wire_len; /* its req->wire_len, 0 without wire bytes */
+    size_t submit_n_spans;  /* its req->n_spans, 0 without notes */
+    int submit_notes_match; /* they are the decoder's reading of its wire */
     /* the per-tenant counts (auth_count_items, auth_count_refused) */
     const tenant *counted_tenant;
     size_t tenant_items, tenant_refused;
@@ -142,10 +146,12 @@ int pipeline_draining(pipeline *pl)
     return 0;
 }
 
-pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig)
+pipeline_wire pipeline_wire_use(const pipeline *pl, const char *tenant, otlp_signal sig, int *sampled)
 {
     assert_ptr_equal(pl, FAKE_PIPELINE);
     (void)tenant, (void)sig;
+    if (sampled != NULL)
+        *sampled = fake.wire_sampled;
     return fake.wire_use;
 }
 
@@ -171,7 +177,12 @@ pipeline_status pipeline_submit(pipeline *pl, const otlp_request *req, const cha
         assert_int_equal(otlp_decode(req->signal, OTLP_PROTOBUF, req->wire, req->wire_len, wa, &w, derr, sizeof(derr)), 0);
         assert_int_equal(w.items, req->items);
         msg = w.msg;
+        if (req->spans != NULL) {
+            otlp_wire_spans notes = {.v = (otlp_wire_span *)req->spans, .cap = req->n_spans, .n = req->n_spans};
+            fake.submit_notes_match = wire_notes_match(req->wire, &notes, &w);
+        }
     }
+    fake.submit_n_spans = req->spans != NULL ? req->n_spans : 0;
     buf json = BUF_INIT;
     assert_int_equal(otlp_encode_json(msg, &json), 0);
     arena_free(wa);
@@ -854,7 +865,9 @@ static void test_signal_from_path(void **state)
 /* What the pipeline's answer to pipeline_wire_use does to each request:
  * whole valid protobuf skips decoding only with PIPELINE_WIRE_ONLY and
  * carries its bytes (inflated, when gzipped) with ONLY and PAYLOAD; JSON,
- * a request with an invalid item, and NONE go the decoding way. */
+ * a request with an invalid item, and NONE go the decoding way. A request
+ * without its decoded form that a tail sampler takes also carries what the
+ * scan noted of its spans. */
 static void test_wire_path(void **state)
 {
     static const struct {
@@ -864,17 +877,22 @@ static void test_wire_path(void **state)
         int gz;
         int decoded, wire; /* expected at pipeline_submit */
         size_t accepted, rejected;
+        int sampled;  /* pipeline_wire_use's *sampled */
+        size_t notes; /* expected req->n_spans */
     } cases[] = {
-        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0},
-        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 1, 0, 1, 2, 0},
-        {PIPELINE_WIRE_PAYLOAD, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 1, 2, 0},
-        {PIPELINE_WIRE_NONE, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 0, 2, 0},
-        {PIPELINE_WIRE_ONLY, OTLP_JSON, TRACES_JSON, 0, 1, 0, 2, 0},
-        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_PARTIAL_JSON, 0, 1, 0, 2, 1},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0, 0, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 1, 0, 1, 2, 0, 0, 0},
+        {PIPELINE_WIRE_PAYLOAD, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 1, 2, 0, 0, 0},
+        {PIPELINE_WIRE_NONE, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 0, 2, 0, 0, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_JSON, TRACES_JSON, 0, 1, 0, 2, 0, 1, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_PARTIAL_JSON, 0, 1, 0, 2, 1, 1, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0, 1, 2},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 1, 0, 1, 2, 0, 1, 2},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fake_reset();
         fake.wire_use = cases[i].use;
+        fake.wire_sampled = cases[i].sampled;
         size_t len, plain_len;
         uint8_t *plain = body_of(OTLP_TRACES, cases[i].enc, cases[i].json, &plain_len), *body = plain;
         len = plain_len;
@@ -889,6 +907,8 @@ static void test_wire_path(void **state)
         assert_int_equal(fake.submit_items, cases[i].accepted);
         assert_int_equal(fake.submit_decoded, cases[i].decoded);
         assert_int_equal(fake.submit_wire_len, cases[i].wire ? plain_len : 0);
+        assert_int_equal(fake.submit_n_spans, cases[i].notes);
+        assert_int_equal(fake.submit_notes_match, cases[i].notes != 0);
         /* the spans themselves reached the pipeline, whichever way */
         assert_non_null(strstr(fake.submit_json, cases[i].json == TRACES_JSON ? "\"name\":\"child\"" : "\"name\":\"good2\""));
         if (body != plain)

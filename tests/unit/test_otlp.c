@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "../wire_notes.h"
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
 #include "otlp.h"
@@ -57,11 +58,14 @@ static arena *must_decode_msg(otlp_signal sig, const ProtobufCMessage *m, otlp_r
 }
 
 /* otlp_wire_scan's contract: 1 only when decode and validate accept every
- * item, with their count; returns what the scan said. */
+ * item, with their count, and for traces with the decoder's reading of
+ * every span in its notes; returns what the scan said. */
 static int scan_agrees(otlp_signal sig, const uint8_t *data, size_t len)
 {
-    size_t items = 12345;
-    int ok = otlp_wire_scan(sig, data, len, &items);
+    size_t items = 12345, cap = otlp_wire_spans_cap(len);
+    otlp_wire_spans notes = {.v = calloc(cap, sizeof(otlp_wire_span)), .cap = cap, .n = 777};
+    assert_non_null(notes.v);
+    int ok = otlp_wire_scan(sig, data, len, &items, &notes);
     arena *a = arena_new(0);
     otlp_request req;
     char err[160];
@@ -73,7 +77,12 @@ static int scan_agrees(otlp_signal sig, const uint8_t *data, size_t len)
     if (ok) {
         assert_true(clean);
         assert_int_equal(items, req.items);
+        if (sig == OTLP_TRACES)
+            assert_true(wire_notes_match(data, &notes, &req));
+        else
+            assert_int_equal(notes.n, 0);
     }
+    free(notes.v);
     arena_free(a);
     return ok;
 }
@@ -538,7 +547,7 @@ static void test_wire_scan_last_field_wins(void **state)
         wbuf req = w_request(&metric, 2);
         size_t items = 0;
         assert_int_equal(scan_agrees(OTLP_METRICS, req.b, req.n), 1);
-        assert_int_equal(otlp_wire_scan(OTLP_METRICS, req.b, req.n, &items), 1);
+        assert_int_equal(otlp_wire_scan(OTLP_METRICS, req.b, req.n, &items, NULL), 1);
         assert_int_equal(items, 1);
     }
     /* A metric named twice, the last time with an empty name: dropped. */
@@ -548,6 +557,81 @@ static void test_wire_scan_last_field_wins(void **state)
     w_bytes(&metric, 5, one.b, one.n);
     wbuf req = w_request(&metric, 2);
     assert_int_equal(scan_agrees(OTLP_METRICS, req.b, req.n), 0);
+}
+
+static void w_fixed64(wbuf *w, unsigned field, uint64_t v)
+{
+    w_varint(w, (uint64_t)field << 3 | 1);
+    for (int i = 0; i < 8; i++, v >>= 8) {
+        assert_true(w->n < sizeof(w->b));
+        w->b[w->n++] = (uint8_t)v;
+    }
+}
+
+/* The notes otlp_wire_scan makes for the tail sampler, field by field:
+ * times (the last of each), the status code (a varint of two bytes, and
+ * one past 32 bits as protobuf-c reads an enum), parent or none, the trace
+ * id's place; spans of two scopes in two resources in order; no room
+ * reported as n != items; nothing noted for another signal. */
+static void test_wire_scan_notes(void **state)
+{
+    (void)state;
+    static const uint8_t other_trace[16] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
+    wbuf a = {0}, b = {0}, st = {0}, scope1 = {0}, scope2 = {0}, res1 = {0}, res2 = {0}, req = {0};
+    w_bytes(&a, 1, TRACE_ID, 16);
+    w_bytes(&a, 2, SPAN_ID, 8);
+    w_fixed64(&a, 7, 5);
+    w_fixed64(&a, 8, 7);
+    w_fixed64(&a, 7, 1000); /* the last start counts */
+    w_varint(&st, 3 << 3);
+    w_varint(&st, 300);
+    w_bytes(&a, 15, st.b, st.n);
+    w_bytes(&b, 4, SPAN_ID, 8); /* a parent, before the ids */
+    w_bytes(&b, 1, other_trace, 16);
+    w_bytes(&b, 2, SPAN_ID, 8);
+    w_fixed64(&b, 8, 2000);
+    st.n = 0;
+    w_varint(&st, 3 << 3);
+    w_varint(&st, (1ull << 32) | 2); /* an enum keeps the low 32 bits */
+    w_bytes(&b, 15, st.b, st.n);
+    w_bytes(&scope1, 2, a.b, a.n);
+    w_bytes(&scope1, 2, b.b, b.n);
+    w_bytes(&scope2, 2, b.b, b.n);
+    w_bytes(&res1, 2, scope1.b, scope1.n);
+    w_bytes(&res2, 2, scope2.b, scope2.n);
+    w_bytes(&req, 1, res1.b, res1.n);
+    w_bytes(&req, 1, res2.b, res2.n);
+    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 1); /* and the notes agree with the decoder */
+    otlp_wire_span v[8];
+    otlp_wire_spans notes = {.v = v, .cap = 8};
+    size_t items = 0;
+    assert_true(otlp_wire_spans_cap(req.n) <= 8);
+    assert_int_equal(otlp_wire_scan(OTLP_TRACES, req.b, req.n, &items, &notes), 1);
+    assert_int_equal(items, 3);
+    assert_int_equal(notes.n, 3);
+    assert_memory_equal(req.b + v[0].trace_at, TRACE_ID, 16);
+    assert_int_equal(v[0].start, 1000);
+    assert_int_equal(v[0].end, 7);
+    assert_int_equal(v[0].code, 300);
+    assert_int_equal(v[0].root, 1);
+    for (int i = 1; i < 3; i++) {
+        assert_memory_equal(req.b + v[i].trace_at, other_trace, 16);
+        assert_int_equal(v[i].start, 0);
+        assert_int_equal(v[i].end, 2000);
+        assert_int_equal(v[i].code, 2);
+        assert_int_equal(v[i].root, 0);
+    }
+    assert_true(v[2].trace_at > v[1].trace_at); /* in the order they came */
+    notes = (otlp_wire_spans){.v = v, .cap = 2};
+    assert_int_equal(otlp_wire_scan(OTLP_TRACES, req.b, req.n, &items, &notes), 1);
+    assert_int_equal(items, 3);
+    assert_true(notes.n != items); /* no room for the third: the caller reads the spans itself */
+    notes = (otlp_wire_spans){.v = v, .cap = 8, .n = 5};
+    wbuf rec = {0};
+    w_bytes(&rec, 3, "INFO", 4); /* severity_text */
+    wbuf logs = w_request(&rec, 2);
+    assert_int_equal(otlp_wire_scan(OTLP_LOGS, logs.b, logs.n, &items, &notes), 1);
+    assert_int_equal(notes.n, 0);
 }
 
 static void test_wire_scan_leaves_odd_bytes_to_the_decoder(void **state)
@@ -723,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_arena_limit),
         cmocka_unit_test(test_wire_scan_last_field_wins),
         cmocka_unit_test(test_wire_scan_leaves_odd_bytes_to_the_decoder),
+        cmocka_unit_test(test_wire_scan_notes),
         cmocka_unit_test(test_responses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

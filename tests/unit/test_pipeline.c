@@ -667,9 +667,11 @@ static void test_wire_path(void **state)
              "  - {name: ruled, signals: [metrics], match: {service.name: x}, backends: [wq]}\n",
              f.dir, port);
     fixture_load(&f, yaml, 1);
-    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_TRACES), PIPELINE_WIRE_ONLY);
-    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_LOGS), PIPELINE_WIRE_NONE); /* the file backend decodes */
-    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_METRICS), PIPELINE_WIRE_PAYLOAD); /* rules read resources */
+    int sampled = -1;
+    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_TRACES, &sampled), PIPELINE_WIRE_ONLY);
+    assert_int_equal(sampled, 0); /* no sampler: no notes of the spans */
+    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_LOGS, NULL), PIPELINE_WIRE_NONE); /* the file backend decodes */
+    assert_int_equal(pipeline_wire_use(f.pl, "", OTLP_METRICS, NULL), PIPELINE_WIRE_PAYLOAD); /* rules read resources */
 
     uint8_t body[128];
     size_t len = duplicated_field_request(body, 1);
@@ -717,8 +719,11 @@ static void test_wire_sampling(void **state)
              "  - {name: attrs, signals: [traces], backends: [wq], sampling: attr}\n",
              port);
     fixture_load(&f, yaml, 1);
-    assert_int_equal(pipeline_wire_use(f.pl, "x", OTLP_TRACES), PIPELINE_WIRE_ONLY);
-    assert_int_equal(pipeline_wire_use(f.pl, "y", OTLP_TRACES), PIPELINE_WIRE_NONE);
+    int sampled = -1;
+    assert_int_equal(pipeline_wire_use(f.pl, "x", OTLP_TRACES, &sampled), PIPELINE_WIRE_ONLY);
+    assert_int_equal(sampled, 1); /* its sampler reads the scan's notes */
+    assert_int_equal(pipeline_wire_use(f.pl, "y", OTLP_TRACES, &sampled), PIPELINE_WIRE_NONE);
+    assert_int_equal(sampled, 0);
 
     uint8_t body[128];
     size_t len = duplicated_field_request(body, 1);

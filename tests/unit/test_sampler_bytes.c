@@ -14,6 +14,7 @@
 
 #include "metrics.h"
 #include "otlp.h"
+#include "otlp_wire.h"
 #include "sampler_internal.h"
 #include "sampler_testlib.h"
 
@@ -32,10 +33,11 @@ static int emit_bytes(void *data, const char *tenant, const uint8_t *req, size_t
     return 0;
 }
 
-/* The same requests into two samplers, one decoded and one as bytes: the
- * same spans come out, byte for byte, decided the same way: resources and
- * scopes interleaved in one request, roots and children over requests,
- * every status, late spans after the decision, and two tenants. */
+/* The same requests into three samplers, one decoded, one as bytes and one
+ * as bytes with what otlp_wire_scan noted of the spans: the same spans come
+ * out, byte for byte, decided the same way: resources and scopes
+ * interleaved in one request, roots and children over requests, every
+ * status, late spans after the decision, and two tenants. */
 static void test_wire_same_bytes(void **state)
 {
     (void)state;
@@ -43,11 +45,15 @@ static void test_wire_same_bytes(void **state)
                        " {name: slow, type: latency, threshold_ms: 50}, {name: some, type: probabilistic,"
                        " sampling_percentage: 30}]}";
     sampler *dec = mk(node);
-    config *keep = g_cfg;
+    config *keep[2] = {g_cfg};
     g_cfg = NULL;
     sampler *wire = mk(node);
+    keep[1] = g_cfg;
+    g_cfg = NULL;
+    sampler *noted = mk(node);
     assert_true(sampler_wire_ok(dec));
     buf out_dec = BUF_INIT, out_wire = BUF_INIT, late_dec = BUF_INIT, late_wire = BUF_INIT;
+    buf out_noted = BUF_INIT, late_noted = BUF_INIT;
     size_t held = 0;
     for (int round = 0; round < 3; round++) {
         for (uint64_t t = 1; t <= 300; t++) {
@@ -65,29 +71,71 @@ static void test_wire_same_bytes(void **state)
             protobuf_c_message_pack(&r->base, b);
             const char *tenant = t % 5 == 0 ? "other" : "t1";
             uint64_t now = T0 + (uint64_t)round * 2 * SEC;
-            size_t hd = sampler_add(dec, 0, &r->base, tenant, now, &late_dec);
-            assert_int_equal(sampler_add_wire(wire, 0, b, n, tenant, now, &late_wire), hd);
+            size_t hd = sampler_add(dec, 0, &r->base, tenant, now, &late_dec), items = 0;
+            assert_int_equal(sampler_add_wire(wire, 0, b, n, NULL, 0, tenant, now, &late_wire), hd);
+            otlp_wire_spans notes = {.v = arena_alloc(A, otlp_wire_spans_cap(n) * sizeof(otlp_wire_span)),
+                                     .cap = otlp_wire_spans_cap(n)};
+            assert_int_equal(otlp_wire_scan(OTLP_TRACES, b, n, &items, &notes), 1);
+            assert_int_equal(notes.n, 3);
+            assert_int_equal(sampler_add_wire(noted, 0, b, n, notes.v, notes.n, tenant, now, &late_noted), hd);
             held += hd;
         }
         sampler_tick(dec, 0, T0 + (uint64_t)round * 2 * SEC + 1500 * MS, emit_bytes, &out_dec);
         sampler_tick(wire, 0, T0 + (uint64_t)round * 2 * SEC + 1500 * MS, emit_bytes, &out_wire);
+        sampler_tick(noted, 0, T0 + (uint64_t)round * 2 * SEC + 1500 * MS, emit_bytes, &out_noted);
         arena_reset(A);
     }
     sampler_flush(dec, 0, T0 + 10 * SEC, emit_bytes, &out_dec);
     sampler_flush(wire, 0, T0 + 10 * SEC, emit_bytes, &out_wire);
+    sampler_flush(noted, 0, T0 + 10 * SEC, emit_bytes, &out_noted);
     assert_true(held > 0);
     assert_true(out_dec.len > 0 && late_dec.len > 0); /* something was kept, and some spans came late */
     assert_int_equal(out_wire.len, out_dec.len);
     assert_memory_equal(out_wire.data, out_dec.data, out_dec.len);
     assert_int_equal(late_wire.len, late_dec.len);
     assert_memory_equal(late_wire.data, late_dec.data, late_dec.len);
+    assert_int_equal(out_noted.len, out_dec.len);
+    assert_memory_equal(out_noted.data, out_dec.data, out_dec.len);
+    assert_int_equal(late_noted.len, late_dec.len);
+    assert_memory_equal(late_noted.data, late_dec.data, late_dec.len);
     buf_free(&out_dec);
     buf_free(&out_wire);
+    buf_free(&out_noted);
     buf_free(&late_dec);
     buf_free(&late_wire);
+    buf_free(&late_noted);
+    sampler_free(noted);
     sampler_free(wire);
     sampler_free(dec);
-    config_free(keep);
+    config_free(keep[0]);
+    config_free(keep[1]);
+}
+
+/* The shards a request's spans belong to, from the bytes and from the
+ * scan's notes: the same, over requests whose traces spread across shards. */
+static void test_wire_shards_from_notes(void **state)
+{
+    (void)state;
+    sampler *s = mk_shards("{decision_wait: 1s, policies: [{name: a, type: always_sample}]}", 7);
+    for (uint64_t t = 1; t <= 50; t++) {
+        span_t *sp[3] = {sp_new(t * 31, 1, 0, T0, T0 + MS, 0), sp_new(t * 31 + 1, 2, 1, T0, T0 + MS, -1),
+                         sp_new(t * 977, 3, 1, T0, T0 + MS, 2)};
+        req_t *r = req_join(req_new("a", "lib", sp, 2), req_new("b", "lib", sp + 2, 1));
+        size_t n = protobuf_c_message_get_packed_size(&r->base), items = 0;
+        uint8_t *b = arena_alloc(A, n);
+        protobuf_c_message_pack(&r->base, b);
+        otlp_wire_spans notes = {.v = arena_alloc(A, otlp_wire_spans_cap(n) * sizeof(otlp_wire_span)),
+                                 .cap = otlp_wire_spans_cap(n)};
+        assert_int_equal(otlp_wire_scan(OTLP_TRACES, b, n, &items, &notes), 1);
+        uint8_t read[7] = {0}, noted[7] = {0}, want[7] = {0};
+        sampler_shards_wire(s, b, n, NULL, 0, read);
+        sampler_shards_wire(s, b, n, notes.v, notes.n, noted);
+        for (int i = 0; i < 3; i++)
+            want[sampler_shard_of(s, sp[i]->trace_id.data)] = 1;
+        assert_memory_equal(read, want, sizeof(want));
+        assert_memory_equal(noted, want, sizeof(want));
+    }
+    sampler_free(s);
 }
 
 /* Policies that read span or resource fields need the decoded request:
@@ -109,7 +157,7 @@ static void test_wire_needs_decoding(void **state)
         size_t n = protobuf_c_message_get_packed_size(&r->base);
         uint8_t *b = arena_alloc(A, n);
         protobuf_c_message_pack(&r->base, b);
-        assert_int_equal(sampler_add_wire(s, 0, b, n, "t1", T0, NULL), 0);
+        assert_int_equal(sampler_add_wire(s, 0, b, n, NULL, 0, "t1", T0, NULL), 0);
         sampler_free(s);
     }
     sampler *s = mk("{policies: [{name: a, type: latency, threshold_ms: 5}, {name: b, type: span_count, min_spans: 2}]}");
@@ -135,7 +183,7 @@ static void test_wire_bad_bytes(void **state)
         uint8_t *p = malloc(cut + 1); /* exactly cut bytes readable (ASan) */
         assert_non_null(p);
         memcpy(p, b, cut);
-        assert_true(sampler_add_wire(s, 0, p, cut, "t1", T0, NULL) <= 3);
+        assert_true(sampler_add_wire(s, 0, p, cut, NULL, 0, "t1", T0, NULL) <= 3);
         free(p);
     }
     uint64_t x = 0x2545F4914F6CDD1Dull;
@@ -148,7 +196,7 @@ static void test_wire_bad_bytes(void **state)
             p[k] = (uint8_t)x;
         }
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        assert_true(sampler_add_wire(s, 0, p, len, "t1", T0, NULL) <= len / 2);
+        assert_true(sampler_add_wire(s, 0, p, len, NULL, 0, "t1", T0, NULL) <= len / 2);
         free(p);
     }
     free(b);
@@ -213,6 +261,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wire_same_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wire_shards_from_notes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_needs_decoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_bad_bytes, setup, teardown),
         cmocka_unit_test(test_field_reader_inline_same),
