@@ -139,6 +139,7 @@ typedef struct exporter_delivery {
     buf retry_body;
     const uint8_t *data; /* the body as sent (compressed when asked) */
     size_t len;
+    int unjoined;        /* instead: the batch's entries one after another (exporter_unjoined) */
 } exporter_delivery;
 
 /* The request body before compression: prepare's, or the batch's own bytes
@@ -228,15 +229,29 @@ static const char *exporter_response_text(const export_response *r, const char *
     return msg[0] != '\0' ? msg : r->error != NULL ? r->error : r->grpc_message != NULL ? r->grpc_message : "";
 }
 
+/* The attempt's body as pieces in c->iov: data, or each entry of a batch
+ * left unjoined. */
+static size_t exporter_pieces(exporter_consumer *c, const exporter_delivery *d)
+{
+    if (!d->unjoined) {
+        c->iov[0] = (struct iovec){.iov_base = (void *)d->data, .iov_len = d->len};
+        return 1;
+    }
+    for (size_t i = 0; i < d->b.n_entries; i++)
+        c->iov[i] = (struct iovec){.iov_base = (void *)d->b.entries[i].data, .iov_len = d->b.entries[i].len};
+    return d->b.n_entries;
+}
+
 /* One attempt: sign (if the type does) and perform. The signing headers
  * live only for this attempt, linked after the batch's own. -1 when
  * shutdown interrupted it. */
-static int exporter_attempt(exporter_consumer *c, export_http *h, const uint8_t *data, size_t len,
-                            export_response *r)
+static int exporter_attempt(exporter_consumer *c, export_http *h, const exporter_delivery *d, export_response *r)
 {
     exporter *e = c->e;
+    const uint8_t *data = d->data;
+    size_t len = d->len;
     if (e->type->sign == NULL)
-        return exporter_perform(c, h, data, len, r);
+        return exporter_perform(c, h, c->iov, exporter_pieces(c, d), r);
     struct curl_slist *extra = NULL, *tail = h->headers;
     char err[256] = "";
     export_signing req = {.url = h->url.data, .headers = h->headers, .body = data, .len = len};
@@ -252,7 +267,7 @@ static int exporter_attempt(exporter_consumer *c, export_http *h, const uint8_t 
     while (tail->next != NULL) /* h->headers is never empty: exporter_add_headers added Expect */
         tail = tail->next;
     tail->next = extra;
-    int rc = exporter_perform(c, h, data, len, r);
+    int rc = exporter_perform(c, h, c->iov, exporter_pieces(c, d), r); /* data: signed types are never unjoined */
     tail->next = NULL;
     curl_slist_free_all(extra);
     return rc;
@@ -345,6 +360,7 @@ static int exporter_narrow(exporter_consumer *c, exporter_delivery *d, const exp
     buf t = d->h.body; /* from now on only the items the backend asked for again */
     d->h.body = d->retry_body;
     d->h.as_is = 0;
+    d->unjoined = 0;
     d->retry_body = t;
     d->b.items = res->retry_items;
     char err[256] = "";
@@ -409,6 +425,7 @@ static int exporter_deliver(exporter_consumer *c, const export_batch *bp)
         .b = *bp,
         .h = {.url = BUF_INIT, .headers = NULL, .defaults = NULL, .body = BUF_INIT, .compress = 1, .grpc = 0},
         .retry_body = BUF_INIT,
+        .unjoined = bp->body == NULL,
     };
     exporter_series *s = &e->series[d.b.signal];
     int rc = 0;
@@ -427,7 +444,7 @@ static int exporter_deliver(exporter_consumer *c, const export_batch *bp)
     for (;; attempt++) {
         export_response r;
         uint64_t t0 = clock_now_ms();
-        if (exporter_attempt(c, &d.h, d.data, d.len, &r) != 0) {
+        if (exporter_attempt(c, &d.h, &d, &r) != 0) {
             rc = -1; /* shutdown: left in the queue */
             goto out;
         }
@@ -517,10 +534,22 @@ static int exporter_send_split(exporter_consumer *c, const export_batch *b)
     return rc;
 }
 
+/* Whether a batch of several entries goes out as the entries' own bytes
+ * one after another, unjoined: the type sends batches as they are
+ * (sends_as_is), nothing compresses or signs them, and a partial success
+ * is only counted (otlp types) -- so nothing needs the body in one piece. */
+static int exporter_unjoined(const exporter_consumer *c, size_t n)
+{
+    const exporter *e = c->e;
+    return n > 1 && n <= c->iov_cap && e->type->sends_as_is != NULL && e->type->sends_as_is(c->type_state) &&
+           e->type->sign == NULL && e->set.compression == EXPORTER_COMPRESS_NONE;
+}
+
 /* Deliver n claimed entries as one request (or one oversized entry in
  * parts); ack them once done with, or give them back to the queue when
  * parked or interrupted by shutdown. One entry is sent from the queue's own
- * copy; several are joined into the consumer's body buffer. */
+ * copy; several too, unjoined, where nothing needs them in one piece, else
+ * joined into the consumer's body buffer. */
 static void exporter_send(exporter_consumer *c, const queue_entry *entries, size_t n)
 {
     exporter *e = c->e;
@@ -533,6 +562,10 @@ static void exporter_send(exporter_consumer *c, const queue_entry *entries, size
     } else if (n == 1) {
         b.body = entries[0].data;
         b.body_len = entries[0].len;
+        rc = exporter_deliver(c, &b);
+    } else if (exporter_unjoined(c, n)) {
+        for (size_t i = 0; i < n; i++)
+            b.body_len += entries[i].len; /* b.body NULL: the entries' bytes */
         rc = exporter_deliver(c, &b);
     } else {
         buf_clear(&c->body);
@@ -683,6 +716,7 @@ static void exporter_destroy(backend *b)
         if (c->multi != NULL)
             curl_multi_cleanup(c->multi);
         free(c->entries);
+        free(c->iov);
         arena_free(c->split_arena);
         buf_free(&c->body);
         buf_free(&c->compressed);
@@ -781,7 +815,9 @@ static int exporter_consumer_init(exporter *e, exporter_consumer *cs, size_t i, 
     if (cs->type_state == NULL)
         return -1;
     cs->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)cs ^ (0x9e3779b97f4a7c15ull * (i + 1));
+    cs->iov_cap = e->set.max_entries;
     if ((cs->entries = calloc(e->set.max_entries, sizeof(*cs->entries))) == NULL ||
+        (cs->iov = calloc(cs->iov_cap, sizeof(*cs->iov))) == NULL ||
         (cs->multi = curl_multi_init()) == NULL || (cs->easy = curl_easy_init()) == NULL)
         return -1;
     CURL *c = cs->easy;

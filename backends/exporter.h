@@ -38,7 +38,9 @@ typedef struct export_batch {
     const queue_entry *entries;
     size_t n_entries;
     uint64_t items;
-    const uint8_t *body; /* the entries' payloads concatenated: one merged request */
+    const uint8_t *body; /* the entries' payloads concatenated: one merged request; NULL
+                          * for a type that sends_as_is: the entries' payloads, in
+                          * order, are that request, not joined (prepare reads none) */
     size_t body_len;
 } export_batch;
 
@@ -71,8 +73,9 @@ typedef struct export_response {
     const char *grpc_message;      /* percent-decoded, or NULL */
     uint32_t retry_after_s;        /* Retry-After header or gRPC RetryInfo, 0 if none */
     /* What this attempt sent, before compression: prepare's body (the
-     * batch's bytes when as_is, without a gRPC prefix), or the last
-     * retry_body (for types whose per-item answers index into it). */
+     * batch's bytes when as_is, without a gRPC prefix; NULL when they went
+     * unjoined), or the last retry_body (for types whose per-item answers
+     * index into it). */
     const uint8_t *request_body;
     size_t request_len;
 } export_response;
@@ -132,6 +135,11 @@ typedef struct exporter_type {
      * append headers to *extra. -1 with err: the attempt is not made and is
      * retried like a transport error (e.g. credentials not available yet). */
     int (*sign)(void *st, const export_signing *req, struct curl_slist **extra, char *err, size_t errlen);
+    /* Optional: 1 when prepare sets as_is for every batch without reading its
+     * body. Then, uncompressed and unsigned, a batch of several entries goes
+     * to the wire as their payloads one after another, never joined into one
+     * buffer (body NULL in prepare and classify). */
+    int (*sends_as_is)(void *st);
     void (*destroy)(void *st);
 } exporter_type;
 

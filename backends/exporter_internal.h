@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <curl/curl.h>
 
@@ -47,6 +48,12 @@ typedef struct exporter_consumer {
     CURL *easy;            /* reused for every request: keeps the connection alive */
     queue_entry *entries;  /* set.max_entries: the last peek */
     buf body, compressed;
+    struct iovec *iov;     /* an attempt's body in pieces (iov_cap of them) */
+    size_t iov_cap;
+    struct {               /* libcurl reading a body of several pieces */
+        const struct iovec *v;
+        size_t n, piece, at;
+    } upload;
     arena *split_arena;    /* decoding an oversized entry to split it; lazily made */
     exporter_reply reply;
     uint64_t rng;

@@ -237,18 +237,69 @@ static void exporter_response_fill(export_response *r, long status, const char *
     };
 }
 
+/* libcurl reads a body of several pieces through these. */
+static size_t exporter_upload_read(char *out, size_t size, size_t nitems, void *ud)
+{
+    exporter_consumer *cs = ud;
+    size_t room = size * nitems, done = 0;
+    while (done < room && cs->upload.piece < cs->upload.n) {
+        const struct iovec *v = &cs->upload.v[cs->upload.piece];
+        size_t left = v->iov_len - cs->upload.at, n = left < room - done ? left : room - done;
+        memcpy(out + done, (const char *)v->iov_base + cs->upload.at, n);
+        done += n;
+        cs->upload.at += n;
+        if (cs->upload.at == v->iov_len) {
+            cs->upload.piece++;
+            cs->upload.at = 0;
+        }
+    }
+    return done;
+}
+
+/* A rewind (a resend on a new connection): to any offset from the start. */
+static int exporter_upload_seek(void *ud, curl_off_t offset, int origin)
+{
+    exporter_consumer *cs = ud;
+    if (origin != SEEK_SET || offset < 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    size_t left = (size_t)offset;
+    cs->upload.piece = cs->upload.at = 0;
+    while (cs->upload.piece < cs->upload.n && left >= cs->upload.v[cs->upload.piece].iov_len)
+        left -= cs->upload.v[cs->upload.piece++].iov_len;
+    if (cs->upload.piece == cs->upload.n && left > 0)
+        return CURL_SEEKFUNC_FAIL;
+    cs->upload.at = left;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* One HTTP exchange on the consumer's multi handle. -1 when shutdown
- * interrupted it. */
-static int exporter_perform_curl(exporter_consumer *cs, const export_http *h, const uint8_t *data, size_t len,
+ * interrupted it. A body in one piece is handed to libcurl as it is; one
+ * in several is read piece by piece (libcurl copies either into its
+ * buffers: joining the pieces first would copy them twice). */
+static int exporter_perform_curl(exporter_consumer *cs, const export_http *h, const struct iovec *body, size_t n,
                                  export_response *r)
 {
     exporter *e = cs->e;
     exporter_reply_reset(&cs->reply);
     cs->curl_error[0] = '\0';
     CURL *c = cs->easy;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += body[i].iov_len;
     curl_easy_setopt(c, CURLOPT_URL, h->url.data);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, data != NULL ? (const char *)data : "");
+    if (n == 1) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body[0].iov_base != NULL ? (const char *)body[0].iov_base : "");
+    } else {
+        cs->upload.v = body;
+        cs->upload.n = n;
+        cs->upload.piece = cs->upload.at = 0;
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, exporter_upload_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, cs);
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, exporter_upload_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, cs);
+    }
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     if (curl_multi_add_handle(cs->multi, c) != CURLM_OK) {
@@ -314,7 +365,7 @@ static h2_client *exporter_h2(exporter *e, const export_http *h, char *err, size
 
 /* One gRPC exchange as a stream on the backend's shared HTTP/2 connection.
  * -1 when shutdown interrupted it. */
-static int exporter_perform_h2(exporter_consumer *cs, const export_http *h, const uint8_t *data, size_t len,
+static int exporter_perform_h2(exporter_consumer *cs, const export_http *h, const struct iovec *body, size_t n,
                                export_response *r)
 {
     exporter *e = cs->e;
@@ -326,14 +377,17 @@ static int exporter_perform_h2(exporter_consumer *cs, const export_http *h, cons
         return atomic_load(&e->stopping) ? -1 : 0;
     }
     uint8_t head[GRPC_FRAME_PREFIX];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += body[i].iov_len;
     if (h->as_is)
         grpc_frame_put_prefix(head, 0, (uint32_t)len); /* prepare checked that it fits */
     h2_request req = {.url = h->url.data,
                       .headers = h->headers,
                       .head = h->as_is ? head : NULL,
                       .head_len = h->as_is ? sizeof(head) : 0,
-                      .body = data,
-                      .len = len,
+                      .body = body,
+                      .n_body = n,
                       .timeout_ms = e->set.timeout_ms,
                       .on_header = exporter_reply_header,
                       .on_data = exporter_reply_body,
@@ -348,8 +402,8 @@ static int exporter_perform_h2(exporter_consumer *cs, const export_http *h, cons
 
 /* gRPC goes over the backend's own HTTP/2 client (one multiplexed
  * connection, h2c too); everything else over libcurl. */
-int exporter_perform(exporter_consumer *c, const export_http *h, const uint8_t *data, size_t len,
+int exporter_perform(exporter_consumer *c, const export_http *h, const struct iovec *body, size_t n,
                      export_response *r)
 {
-    return h->grpc ? exporter_perform_h2(c, h, data, len, r) : exporter_perform_curl(c, h, data, len, r);
+    return h->grpc ? exporter_perform_h2(c, h, body, n, r) : exporter_perform_curl(c, h, body, n, r);
 }

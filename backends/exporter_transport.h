@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <curl/curl.h>
 
@@ -20,11 +21,11 @@
 
 /* The options every POST of ours sets on a consumer's curl handle. */
 void exporter_easy_defaults(CURL *c, long timeout_ms, char *errbuf, exporter_reply *reply);
-/* One attempt of request h with body data/len (already compressed) by
- * consumer c; *r points into c's reply until the next attempt. 0 with the
- * outcome in *r (http_status 0: transport error), -1 when shutdown
- * interrupted it. */
-int exporter_perform(exporter_consumer *c, const export_http *h, const uint8_t *data, size_t len,
+/* One attempt of request h by consumer c, its body (already compressed)
+ * the n pieces of `body` one after another, sent without joining them;
+ * *r points into c's reply until the next attempt. 0 with the outcome in
+ * *r (http_status 0: transport error), -1 when shutdown interrupted it. */
+int exporter_perform(exporter_consumer *c, const export_http *h, const struct iovec *body, size_t n,
                      export_response *r);
 
 #endif

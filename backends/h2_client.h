@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <curl/curl.h>
 
@@ -51,11 +52,13 @@ typedef struct h2_request {
     const struct curl_slist *headers; /* "Name: value" lines, names sent lowercased;
                                        * "Name:" alone is skipped and "Name;" sends an
                                        * empty value, as libcurl does */
-    const uint8_t *head;              /* sent before body (e.g. a gRPC message prefix), so a
-                                       * caller need not join the two; may be NULL */
+    const uint8_t *head;              /* sent before body (e.g. a gRPC message prefix);
+                                       * may be NULL */
     size_t head_len;
-    const uint8_t *body;              /* POSTed; valid until the call returns */
-    size_t len;
+    const struct iovec *body;         /* POSTed: n_body pieces one after another, so a
+                                       * caller need not join them; valid (the pieces and
+                                       * the array) until the call returns */
+    size_t n_body;
     uint64_t timeout_ms;              /* the whole call, from h2_client_call */
     /* Each response header and trailer field; each piece of the body. */
     void (*on_header)(void *ud, const char *name, size_t nlen, const char *value, size_t vlen);

@@ -368,6 +368,12 @@ oom:
     return -1;
 }
 
+/* Protobuf batches go out as they are (JSON is encoded anew). */
+static int otlp_http_sends_as_is(void *st)
+{
+    return ((const otlp_export_state *)st)->encoding == OTLP_PROTOBUF;
+}
+
 static export_outcome otlp_http_classify(void *st, const export_batch *b, const export_response *r,
                                          export_result *res)
 {
@@ -421,6 +427,12 @@ static int otlp_grpc_prepare(void *st, const export_batch *b, export_http *out, 
 oom:
     snprintf(err, errlen, "out of memory");
     return -1;
+}
+
+/* Uncompressed, the batch is the message (gzip makes it anew). */
+static int otlp_grpc_sends_as_is(void *st)
+{
+    return !((const otlp_export_state *)st)->grpc_gzip;
 }
 
 static export_outcome otlp_grpc_classify(void *st, const export_batch *b, const export_response *r,
@@ -481,6 +493,7 @@ const exporter_type exporter_otlp_http = {.name = "otlp_http",
                                           .configure = otlp_http_configure,
                                           .prepare = otlp_http_prepare,
                                           .classify = otlp_http_classify,
+                                          .sends_as_is = otlp_http_sends_as_is,
                                           .destroy = otlp_export_destroy};
 
 const exporter_type exporter_otlp_grpc = {.name = "otlp_grpc",
@@ -490,6 +503,7 @@ const exporter_type exporter_otlp_grpc = {.name = "otlp_grpc",
                                           .configure = otlp_grpc_configure,
                                           .prepare = otlp_grpc_prepare,
                                           .classify = otlp_grpc_classify,
+                                          .sends_as_is = otlp_grpc_sends_as_is,
                                           .destroy = otlp_export_destroy};
 
 const exporter_type exporter_elastic_otlp = {.name = "elastic_otlp",
@@ -497,6 +511,7 @@ const exporter_type exporter_elastic_otlp = {.name = "elastic_otlp",
                                              .configure = elastic_otlp_configure,
                                              .prepare = otlp_http_prepare,
                                              .classify = otlp_http_classify,
+                                             .sends_as_is = otlp_http_sends_as_is,
                                              .destroy = otlp_export_destroy};
 
 const exporter_type exporter_aws_xray = {.name = "aws_xray",

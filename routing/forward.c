@@ -69,6 +69,7 @@ typedef struct fwd_call {
     fwd_peer *p;
     fwd_batch *b; /* NULL: a health check */
     h2_request req;
+    struct iovec body; /* req's one piece */
     struct curl_slist *headers;
     exporter_reply reply;
     uint64_t start_ns;
@@ -287,10 +288,12 @@ static fwd_call *fwd_call_start(forward *f, fwd_peer *p, fwd_batch *b)
         if (fwd_header(&c->headers, "Authorization", bearer) != 0)
             goto fail;
     }
+    c->body = (struct iovec){.iov_base = b != NULL ? (void *)b->body.data : (void *)empty,
+                             .iov_len = b != NULL ? b->body.len : sizeof(empty)};
     c->req = (h2_request){.url = b != NULL ? p->url_export : p->url_health,
                           .headers = c->headers,
-                          .body = b != NULL ? (const uint8_t *)b->body.data : empty,
-                          .len = b != NULL ? b->body.len : sizeof(empty),
+                          .body = &c->body,
+                          .n_body = 1,
                           .timeout_ms = f->set.timeout_ms,
                           .on_header = exporter_reply_header,
                           .on_data = exporter_reply_body,
