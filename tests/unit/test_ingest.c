@@ -879,15 +879,18 @@ static void test_wire_path(void **state)
         size_t accepted, rejected;
         int sampled;  /* pipeline_wire_use's *sampled */
         size_t notes; /* expected req->n_spans */
+        int tight;    /* max_decoded_bytes just under twice the notes' size */
     } cases[] = {
-        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0, 0, 0},
-        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 1, 0, 1, 2, 0, 0, 0},
-        {PIPELINE_WIRE_PAYLOAD, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 1, 2, 0, 0, 0},
-        {PIPELINE_WIRE_NONE, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 0, 2, 0, 0, 0},
-        {PIPELINE_WIRE_ONLY, OTLP_JSON, TRACES_JSON, 0, 1, 0, 2, 0, 1, 0},
-        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_PARTIAL_JSON, 0, 1, 0, 2, 1, 1, 0},
-        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0, 1, 2},
-        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 1, 0, 1, 2, 0, 1, 2},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0, 0, 0, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 1, 0, 1, 2, 0, 0, 0, 0},
+        {PIPELINE_WIRE_PAYLOAD, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 1, 2, 0, 0, 0, 0},
+        {PIPELINE_WIRE_NONE, OTLP_PROTOBUF, TRACES_JSON, 0, 1, 0, 2, 0, 0, 0, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_JSON, TRACES_JSON, 0, 1, 0, 2, 0, 1, 0, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_PARTIAL_JSON, 0, 1, 0, 2, 1, 1, 0, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0, 1, 2, 0},
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 1, 0, 1, 2, 0, 1, 2, 0},
+        /* the notes would take over half of max_decoded_bytes: none, and the request goes on */
+        {PIPELINE_WIRE_ONLY, OTLP_PROTOBUF, TRACES_JSON, 0, 0, 1, 2, 0, 1, 0, 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fake_reset();
@@ -899,7 +902,10 @@ static void test_wire_path(void **state)
         if (cases[i].gz)
             body = gzipped(plain, plain_len, &len);
         ingest_result res;
-        export_body(*state, &LIMITS, OTLP_TRACES, cases[i].enc, body, len, cases[i].gz, &res);
+        ingest_limits lim = LIMITS;
+        if (cases[i].tight)
+            lim.max_decoded_bytes = 2 * otlp_wire_spans_cap(plain_len) * sizeof(otlp_wire_span) - 16;
+        export_body(*state, &lim, OTLP_TRACES, cases[i].enc, body, len, cases[i].gz, &res);
         assert_int_equal(res.status, REQ_OK);
         assert_int_equal(res.accepted, cases[i].accepted);
         assert_int_equal(res.rejected, cases[i].rejected);
