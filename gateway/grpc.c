@@ -57,6 +57,8 @@
  * there but cost throughput: 128 KiB took 20 % more CPU per span on the
  * export path (more passes, reads and wake-ups), 512 KiB nothing measurable. */
 #define GRPC_READ_BUDGET (512u << 10)
+/* A connection's input buffer starts this large (see grpc_input_use). */
+#define GRPC_INPUT_BUFFER (256u << 10)
 #define GRPC_PREFIX_LEN GRPC_FRAME_PREFIX /* compressed flag + 4-byte big-endian length */
 #define GRPC_MAX_METHOD_TOKEN 16u         /* longest HTTP/1 method we bother to recognise */
 
@@ -848,6 +850,30 @@ static int grpc_conn_read_preface(grpc_conn *c)
     }
 }
 
+/* h2o's socket input buffers start at 8 KiB and double whenever a read
+ * fills them, copying what they hold each time: reading a burst of 44 KB
+ * requests copied it about once more (h2o_buffer_reserve, 4.8 % of the
+ * gateway's CPU in bench/run.sh's apikey scenario). A connection's input is
+ * taken whole after each read (nghttp2 consumes every byte, or the read
+ * budget leaves the rest for the next pass), so its buffer only lives
+ * during a read: once the preface is in, it comes from this prototype, of
+ * GRPC_INPUT_BUFFER bytes, instead. Per worker thread, as h2o's own
+ * (its list of recycled buffers is not thread-safe). */
+static __thread h2o_buffer_prototype_t grpc_input = {.allocator = {.max = 16},
+                                                     ._initial_buf = {.capacity = GRPC_INPUT_BUFFER}};
+
+static void grpc_input_use(h2o_socket_t *sock)
+{
+    if (sock->input->bytes == NULL) /* empty: the buffer to come is ours */
+        sock->input = &grpc_input._initial_buf;
+}
+
+void grpc_thread_release(void)
+{
+    while (grpc_input.allocator.cnt > 0)
+        free(h2o_mem_alloc_recycle(&grpc_input.allocator, 0));
+}
+
 static void grpc_conn_on_read(h2o_socket_t *sock, const char *err)
 {
     grpc_conn *c = sock->data;
@@ -871,6 +897,7 @@ static void grpc_conn_on_read(h2o_socket_t *sock, const char *err)
         h2o_buffer_consume(&sock->input, (size_t)n);
         if (sock->input->size > 0 && !h2o_linklist_is_linked(&c->pending))
             h2o_linklist_insert(&c->l->pending, &c->pending);
+        grpc_input_use(sock);
     }
     grpc_conn_pump(c);
 }

@@ -56,5 +56,8 @@ void grpc_listener_shutdown(grpc_listener *l);
 size_t grpc_listener_connections(const grpc_listener *l);
 /* Free after connections reached 0 (or at exit, closing any left). */
 void grpc_listener_free(grpc_listener *l);
+/* Frees the calling worker thread's recycled connection input buffers:
+ * after its event loop is destroyed (as for h2o's own). */
+void grpc_thread_release(void);
 
 #endif

@@ -363,6 +363,7 @@ static void worker_release_loop(h2o_evloop_t *loop)
     h2o_mem_recycle_t *rc = &h2o_socket_buffer_prototype.allocator;
     while (rc->cnt > 0)
         free(h2o_mem_alloc_recycle(rc, 0));
+    grpc_thread_release();
 }
 
 static void *worker_main(void *arg)
