@@ -438,6 +438,14 @@ static int exporter_deliver(exporter_consumer *c, const export_batch *bp)
     unsigned attempt = 0;
     exporter_parked was;
     if (parking && exporter_parked_get(e, d.b.tenant, &was)) {
+        if (!c->splitting && was.retry_at > clock_now_ms()) {
+            /* Taken just before another batch of the tenant was told to
+             * wait: it waits too, instead of going out meanwhile (a part
+             * of a split entry goes on: giving it back would resend the
+             * parts already delivered). */
+            rc = 1;
+            goto out;
+        }
         first = was.first;
         attempt = was.attempt;
     }
