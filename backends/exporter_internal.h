@@ -18,6 +18,7 @@
 #include "exporter.h"
 #include "exporter_config.h"
 #include "h2_client.h"
+#include "iov.h"
 #include "metrics.h"
 
 /* How long a blocking wait lasts before the thread re-checks for shutdown
@@ -52,7 +53,8 @@ typedef struct exporter_consumer {
     size_t iov_cap;
     struct {               /* libcurl reading a body of several pieces */
         const struct iovec *v;
-        size_t n, piece, at;
+        size_t n;
+        iov_cursor at;
     } upload;
     arena *split_arena;    /* decoding an oversized entry to split it; lazily made */
     exporter_reply reply;

@@ -241,19 +241,7 @@ static void exporter_response_fill(export_response *r, long status, const char *
 static size_t exporter_upload_read(char *out, size_t size, size_t nitems, void *ud)
 {
     exporter_consumer *cs = ud;
-    size_t room = size * nitems, done = 0;
-    while (done < room && cs->upload.piece < cs->upload.n) {
-        const struct iovec *v = &cs->upload.v[cs->upload.piece];
-        size_t left = v->iov_len - cs->upload.at, n = left < room - done ? left : room - done;
-        memcpy(out + done, (const char *)v->iov_base + cs->upload.at, n);
-        done += n;
-        cs->upload.at += n;
-        if (cs->upload.at == v->iov_len) {
-            cs->upload.piece++;
-            cs->upload.at = 0;
-        }
-    }
-    return done;
+    return iov_read(cs->upload.v, cs->upload.n, &cs->upload.at, (uint8_t *)out, size * nitems);
 }
 
 /* A rewind (a resend on a new connection): to any offset from the start. */
@@ -262,14 +250,8 @@ static int exporter_upload_seek(void *ud, curl_off_t offset, int origin)
     exporter_consumer *cs = ud;
     if (origin != SEEK_SET || offset < 0)
         return CURL_SEEKFUNC_CANTSEEK;
-    size_t left = (size_t)offset;
-    cs->upload.piece = cs->upload.at = 0;
-    while (cs->upload.piece < cs->upload.n && left >= cs->upload.v[cs->upload.piece].iov_len)
-        left -= cs->upload.v[cs->upload.piece++].iov_len;
-    if (cs->upload.piece == cs->upload.n && left > 0)
-        return CURL_SEEKFUNC_FAIL;
-    cs->upload.at = left;
-    return CURL_SEEKFUNC_OK;
+    return iov_seek(cs->upload.v, cs->upload.n, &cs->upload.at, (size_t)offset) == 0 ? CURL_SEEKFUNC_OK
+                                                                                      : CURL_SEEKFUNC_FAIL;
 }
 
 /* One HTTP exchange on the consumer's multi handle. -1 when shutdown
@@ -283,9 +265,6 @@ static int exporter_perform_curl(exporter_consumer *cs, const export_http *h, co
     exporter_reply_reset(&cs->reply);
     cs->curl_error[0] = '\0';
     CURL *c = cs->easy;
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        len += body[i].iov_len;
     curl_easy_setopt(c, CURLOPT_URL, h->url.data);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
     if (n == 1) {
@@ -293,14 +272,14 @@ static int exporter_perform_curl(exporter_consumer *cs, const export_http *h, co
     } else {
         cs->upload.v = body;
         cs->upload.n = n;
-        cs->upload.piece = cs->upload.at = 0;
+        cs->upload.at = (iov_cursor){0, 0};
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
         curl_easy_setopt(c, CURLOPT_READFUNCTION, exporter_upload_read);
         curl_easy_setopt(c, CURLOPT_READDATA, cs);
         curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, exporter_upload_seek);
         curl_easy_setopt(c, CURLOPT_SEEKDATA, cs);
     }
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)iov_total(body, n));
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     if (curl_multi_add_handle(cs->multi, c) != CURLM_OK) {
         *r = (export_response){.error = "curl_multi_add_handle failed", .grpc_status = -1};
@@ -377,11 +356,8 @@ static int exporter_perform_h2(exporter_consumer *cs, const export_http *h, cons
         return atomic_load(&e->stopping) ? -1 : 0;
     }
     uint8_t head[GRPC_FRAME_PREFIX];
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        len += body[i].iov_len;
     if (h->as_is)
-        grpc_frame_put_prefix(head, 0, (uint32_t)len); /* prepare checked that it fits */
+        grpc_frame_put_prefix(head, 0, (uint32_t)iov_total(body, n)); /* prepare checked that it fits */
     h2_request req = {.url = h->url.data,
                       .headers = h->headers,
                       .head = h->as_is ? head : NULL,

@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "clock.h"
+#include "iov.h"
 #include "log.h"
 
 /* Longest poll: the loop re-checks deadlines and flags at least this often. */
@@ -55,8 +56,8 @@ struct h2_call {
     const char *path;
     uint64_t deadline;  /* clock_now_ms */
     int32_t stream_id;  /* > 0 while a stream of the current connection carries it */
-    size_t piece, at;   /* the next byte to give nghttp2: piece (0: the head, then the
-                         * body's), and offset in it */
+    size_t head_sent;   /* head bytes given to nghttp2 */
+    iov_cursor body;    /* the next body byte to give it */
     int status;         /* :status */
     int got_headers;    /* the server answered: it processed the request */
     int remote_ended;   /* the server ended the stream (END_STREAM) */
@@ -174,7 +175,8 @@ static void h2_requeue(h2_client *c, h2_call *k)
 {
     h2_list_remove(k);
     k->stream_id = 0;
-    k->piece = k->at = 0;
+    k->head_sent = 0;
+    k->body = (iov_cursor){0, 0};
     k->status = 0;
     k->got_headers = k->remote_ended = 0;
     h2_list_push(&c->pending, k, 1);
@@ -245,21 +247,12 @@ static ssize_t h2_on_read_body(nghttp2_session *s, int32_t stream_id, uint8_t *b
     if (k == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* finished early: the stream is reset */
     const h2_request *r = k->req;
-    size_t done = 0;
-    while (done < len && k->piece <= r->n_body) {
-        const uint8_t *p = k->piece == 0 ? r->head : (const uint8_t *)r->body[k->piece - 1].iov_base;
-        size_t plen = k->piece == 0 ? r->head_len : r->body[k->piece - 1].iov_len;
-        size_t left = plen - k->at, n = left < len - done ? left : len - done;
-        if (n > 0)
-            memcpy(buf + done, p + k->at, n);
-        done += n;
-        k->at += n;
-        if (k->at == plen) {
-            k->piece++;
-            k->at = 0;
-        }
-    }
-    if (k->piece > r->n_body)
+    size_t done = r->head_len - k->head_sent < len ? r->head_len - k->head_sent : len;
+    if (done > 0)
+        memcpy(buf, r->head + k->head_sent, done);
+    k->head_sent += done;
+    done += iov_read(r->body, r->n_body, &k->body, buf + done, len - done);
+    if (k->head_sent == r->head_len && k->body.piece == r->n_body)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)done;
 }
@@ -563,10 +556,7 @@ static int32_t h2_submit(h2_client *c, h2_call *k)
     char names[H2_MAX_FIELDS][64];
     char clen[24];
     size_t n = 0;
-    size_t total = k->req->head_len;
-    for (size_t i = 0; i < k->req->n_body; i++)
-        total += k->req->body[i].iov_len;
-    snprintf(clen, sizeof(clen), "%zu", total);
+    snprintf(clen, sizeof(clen), "%zu", k->req->head_len + iov_total(k->req->body, k->req->n_body));
     const char *scheme = c->tls ? "https" : "http";
     int bad = h2_add_field(nv, &n, ":method", 7, "POST", 4) != 0 ||
               h2_add_field(nv, &n, ":scheme", 7, scheme, strlen(scheme)) != 0 ||

@@ -207,10 +207,10 @@ static int read_request(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal s
      * leave at least half of it for routing (else the sampler reads the
      * spans itself, as when there is no room). */
     otlp_wire_spans notes = {0};
-    size_t notes_bytes = otlp_wire_spans_cap(plain_len) * sizeof(*notes.v);
+    size_t cap = otlp_wire_spans_cap(plain_len), notes_bytes = cap * sizeof(*notes.v);
     if (sampled && arena_used(ctx->arena) + notes_bytes <= lim->max_decoded_bytes / 2 &&
         (notes.v = arena_alloc_soft(ctx->arena, notes_bytes)) != NULL)
-        notes.cap = otlp_wire_spans_cap(plain_len);
+        notes.cap = cap;
     int whole = use != PIPELINE_WIRE_NONE && otlp_wire_scan(sig, plain, plain_len, &items, notes.cap ? &notes : NULL);
     if (whole && use == PIPELINE_WIRE_ONLY) {
         *req = (otlp_request){.signal = sig, .items = items};
