@@ -116,7 +116,7 @@ static void exporter_count_damage(exporter *e)
  * entries, waits (at most until the first retry is due) with waiting_retry
  * set, as a backend-wide backoff would. */
 static size_t exporter_peek(exporter_consumer *c, size_t min_entries, uint32_t timeout_ms, uint64_t *age,
-                            const queue_fill *fill)
+                            queue_fill *fill)
 {
     exporter *e = c->e;
     if (e->set.queue.dir != NULL)
@@ -150,12 +150,12 @@ size_t exporter_take(exporter_consumer *c)
     exporter *e = c->e;
     pthread_mutex_lock(&e->take_lock);
     uint64_t age = 0;
-    size_t n = atomic_load(&e->stopping) ? 0 : exporter_peek(c, 1, EXPORTER_POLL_MS, &age, NULL), take = 0;
+    queue_fill need = {0}; /* nothing wanted yet; each peek notes the push counts it saw */
+    size_t n = atomic_load(&e->stopping) ? 0 : exporter_peek(c, 1, EXPORTER_POLL_MS, &age, &need), take = 0;
     if (e->set.queue.dir != NULL)
         exporter_count_damage(e);
     if (n > 0) {
         int full;
-        queue_fill need;
         take = exporter_prefix(c, n, &full, &need);
         /* Wait for the batch to fill until its oldest entry is batch.timeout
          * old, woken only by pushes that can fill it. A peek that brings

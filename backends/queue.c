@@ -253,8 +253,8 @@ void queue_unreserve(export_queue *q, const char *tenant, size_t bytes)
     pthread_mutex_unlock(&q->lock);
 }
 
-/* A filling batch's wait is over: enough was pushed since it began (lock
- * held). */
+/* A filling batch's wait is over: enough was pushed beyond the counts its
+ * last peek saw (lock held). */
 static int queue_filled(const export_queue *q)
 {
     return q->pushed_items >= q->fill_items_at || q->pushed_bytes >= q->fill_bytes_at;
@@ -466,14 +466,14 @@ static queue_node *queue_first_free(export_queue *q)
 
 size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
                        uint64_t *oldest_age_ms, int (*skip)(void *ud, const char *tenant), void *ud,
-                       const char *avoid, const queue_fill *fill)
+                       const char *avoid, queue_fill *fill)
 {
     struct timespec dl = clock_deadline(timeout_ms);
     int disk = q->dirfd >= 0;
     pthread_mutex_lock(&q->lock);
     if (fill != NULL) {
-        q->fill_items_at = q->pushed_items + fill->items;
-        q->fill_bytes_at = q->pushed_bytes + fill->bytes;
+        q->fill_items_at = fill->pushed_items + fill->items;
+        q->fill_bytes_at = fill->pushed_bytes + fill->bytes;
     }
     for (;;) {
         int ready = q->entries - q->busy >= min_entries && (fill == NULL || queue_filled(q)) &&
@@ -500,6 +500,10 @@ size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, si
         }
         out[n++] = (queue_entry){.signal = e->signal, .items = e->items, .tenant = e->tenant,
                                  .data = queue_node_data(e), .len = e->len, .node = e};
+    }
+    if (fill != NULL) {
+        fill->pushed_items = q->pushed_items;
+        fill->pushed_bytes = q->pushed_bytes;
     }
     if (oldest_age_ms != NULL)
         /* Records read back from disk have no push time; enqueued_ms 0 makes

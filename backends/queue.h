@@ -118,16 +118,19 @@ size_t queue_peek(export_queue *q, queue_entry *out, size_t max_entries, size_t 
  * after it, stopping at a claimed one): skip and avoid are ignored and this
  * is queue_peek. */
 /* With `fill` (a consumer filling a batch), the wait also lasts until at
- * least fill->items items or fill->bytes bytes have been pushed since the
- * call (or the timeout, or queue_wake): pushes that cannot fill the batch do
- * not wake the consumer, which would only look and wait again. */
+ * least fill->items items or fill->bytes bytes have been pushed beyond the
+ * counts fill->pushed_* (or the timeout, or queue_wake): pushes that cannot
+ * fill the batch do not wake the consumer, which would only look and wait
+ * again. The peek then sets fill->pushed_* to the counts as it looked, so
+ * the next wait starts from what this peek saw: pushes that land between two
+ * peeks count towards the fill (zero items and bytes: no wait for a fill). */
 typedef struct queue_fill {
-    uint64_t items;
-    uint64_t bytes;
+    uint64_t items, bytes;               /* in: still wanted */
+    uint64_t pushed_items, pushed_bytes; /* in: counted from; out: as the peek looked */
 } queue_fill;
 size_t queue_peek_fair(export_queue *q, queue_entry *out, size_t max_entries, size_t min_entries, uint32_t timeout_ms,
                        uint64_t *oldest_age_ms, int (*skip)(void *ud, const char *tenant), void *ud,
-                       const char *avoid, const queue_fill *fill);
+                       const char *avoid, queue_fill *fill);
 /* Mark n peeked entries as in flight: later peeks pass over them. */
 void queue_claim(export_queue *q, const queue_entry *e, size_t n);
 /* Give claimed entries back (not sent: shutdown, a retry parked): they are

@@ -235,32 +235,51 @@ static void test_peek_waits(void **state)
     queue_close(q);
 }
 
-/* A consumer filling a batch waits for pushes that can fill it: what was
- * queued before the call does not count, and a push short of the marks
- * does not end the wait; reaching either mark does. */
+/* A consumer filling a batch waits for pushes that can fill it: counted
+ * from what its last peek saw, so a push short of the marks does not end the
+ * wait, reaching either mark does, and pushes that landed between two peeks
+ * count (they once did not, and a batch then waited out its whole timeout
+ * with the entries it wanted already queued). */
 static void test_peek_fill(void **state)
 {
     (void)state;
     export_queue *q = open_q(NULL, 1 << 20, 0, QUEUE_FSYNC_INTERVAL);
     queue_entry e[8];
     push(q, OTLP_TRACES, "t", "p", 1);
-    queue_fill two_items = {.items = 2, .bytes = 1 << 20}, two_bytes = {.items = 100, .bytes = 2};
+    queue_fill f = {0};
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 0, NULL, NULL, NULL, NULL, &f), 1);
+    assert_int_equal(f.pushed_items, 1);
+    assert_int_equal(f.pushed_bytes, 1);
+    f.items = 2;
+    f.bytes = 1 << 20;
     uint64_t t0 = now_ms();
-    assert_int_equal(queue_peek_fair(q, e, 8, 1, 100, NULL, NULL, NULL, NULL, &two_items), 1);
+    assert_int_equal(queue_peek_fair(q, e, 8, 1, 100, NULL, NULL, NULL, NULL, &f), 1);
     assert_true(now_ms() - t0 >= 90);
 
     for (int k = 0; k < 2; k++) {
         delayed d = {q, 2};
         pthread_t th;
         pthread_create(&th, NULL, delayed_main, &d);
+        f.items = k == 0 ? 2 : 100;
+        f.bytes = k == 0 ? 1 << 20 : 2;
         t0 = now_ms();
         /* one push would satisfy min_entries, but not the fill */
-        size_t n = queue_peek_fair(q, e, 8, 1, 10000, NULL, NULL, NULL, NULL, k == 0 ? &two_items : &two_bytes);
+        size_t n = queue_peek_fair(q, e, 8, 1, 10000, NULL, NULL, NULL, NULL, &f);
         assert_true(now_ms() - t0 < 5000);
         pthread_join(th, NULL);
         assert_int_equal(n, 3);
         queue_ack(q, e, 2); /* keep one queued for the next round */
     }
+
+    /* Two pushes after the last peek: a fill of two wants nothing more. */
+    push(q, OTLP_TRACES, "t", "p", 1);
+    push(q, OTLP_TRACES, "t", "p", 1);
+    f.items = 2;
+    f.bytes = 1 << 20;
+    t0 = now_ms();
+    assert_int_equal(queue_peek_fair(q, e, 8, 2, 10000, NULL, NULL, NULL, NULL, &f), 3);
+    assert_true(now_ms() - t0 < 5000);
+    assert_int_equal(f.pushed_items, 7);
     queue_close(q);
 }
 
