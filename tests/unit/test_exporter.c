@@ -63,6 +63,8 @@ typedef struct test_server {
     size_t n_script;
     const char *throttle;    /* a request with this header line gets throttle_reply */
     srv_reply throttle_reply;
+    int drop_reused;         /* this many times, a connection's second request is read and not answered */
+    int dropped;
 } test_server;
 
 /* cmocka's asserts may only run on the test's thread; the server's threads
@@ -131,7 +133,7 @@ static void record(test_server *s, const char *path, const char *headers, const 
 static void *srv_conn_run(void *arg)
 {
     srv_conn *c = arg;
-    size_t cap = 1 << 22, len = 0;
+    size_t cap = 1 << 22, len = 0, served = 0;
     char *in = malloc(cap);
     for (;;) {
         char *end = NULL;
@@ -154,6 +156,18 @@ static void *srv_conn_run(void *arg)
             len += (size_t)n;
         }
         const char *headers = strstr(in, "\r\n") + 2;
+        pthread_mutex_lock(&c->s->lock);
+        int drop = served > 0 && c->s->drop_reused > 0;
+        if (drop) {
+            c->s->drop_reused--;
+            c->s->dropped++;
+        }
+        pthread_mutex_unlock(&c->s->lock);
+        if (drop) { /* a keep-alive connection the server closed meanwhile */
+            shutdown(c->fd, SHUT_RDWR);
+            goto out;
+        }
+        served++;
         srv_reply reply;
         record(c->s, path, headers, (uint8_t *)in + head, body_len, &reply);
         char out[1024];
@@ -704,6 +718,36 @@ static void test_transport_error_retried(void **state)
     srv_stop(s);
 }
 
+/* A batch in pieces (uncompressed, sent unjoined through libcurl's read
+ * callback) on a kept-alive connection that the server closes without an
+ * answer: libcurl sends it again on a new connection, rewinding the body
+ * through the seek callback. Without a working rewind libcurl fails the
+ * transfer and the batch would wait out the 10 s backoff. */
+static void test_reused_connection_resends_pieces(void **state)
+{
+    (void)state;
+    test_server *s = srv_start(0, NULL, 0);
+    s->drop_reused = 1;
+    fixture f;
+    backend_up(&f, "rewind", "otlp_http", s->port,
+               ", compression: none, batch: {timeout: 300ms}, queue: {consumers: 1},"
+               " retry: {initial_interval: 10s, max_interval: 10s, jitter: 0}");
+    push_spans(f.b, "", 1, "first");
+    assert_int_equal(srv_wait(s, 1, 3000), 1);
+    uint8_t buf[4096];
+    size_t len = make_payload(buf, sizeof(buf), 3, "b");
+    push(f.b, OTLP_TRACES, "", buf, len, 3);
+    push(f.b, OTLP_TRACES, "", buf, len, 3);
+    assert_int_equal(srv_wait(s, 2, 5000), 2);
+    assert_int_equal(s->dropped, 1);
+    assert_int_equal(s->reqs[1].body_len, 2 * len);
+    assert_memory_equal(s->reqs[1].body, buf, len);
+    assert_memory_equal(s->reqs[1].body + len, buf, len);
+    assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"rewind\",signal=\"traces\""), 0);
+    backend_down(&f);
+    srv_stop(s);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -1092,6 +1136,7 @@ int main(void)
         cmocka_unit_test(test_bad_request_dropped),
         cmocka_unit_test(test_partial_success),
         cmocka_unit_test(test_transport_error_retried),
+        cmocka_unit_test(test_reused_connection_resends_pieces),
         cmocka_unit_test(test_type_hooks),
         cmocka_unit_test(test_type_per_consumer),
         cmocka_unit_test(test_type_per_consumer_configure_fails),
