@@ -330,7 +330,10 @@ describe('export: fan-out to emulated Honeycomb, Jaeger and Loki', () => {
       const before = await gw.metrics();
       const hcBefore = hc.attempts('traces').length;
       const jBefore = jaeger.attempts().length;
-      hc.once({ kind: 'status', status: 429, retryAfter: 2, message: 'rate limited' });
+      // Retry-After well above what a retry after the 503 takes (backoff 300 ms):
+      // the wait after the 503 must not reuse it.
+      const retryAfterS = 4;
+      hc.once({ kind: 'status', status: 429, retryAfter: retryAfterS, message: 'rate limited' });
       hc.once({ kind: 'status', status: 503, message: 'try again' });
       jaeger.once({ kind: 'status', code: GRPC_STATUS.UNAVAILABLE, message: 'collector restarting' });
       jaeger.once({ kind: 'status', code: GRPC_STATUS.RESOURCE_EXHAUSTED, message: 'slow down', retryDelayS: 1 });
@@ -346,8 +349,10 @@ describe('export: fan-out to emulated Honeycomb, Jaeger and Loki', () => {
       assert.deepEqual(h.map((r) => r.outcome), ['http_429', 'http_503', 'ok']);
       const waitAfter429 = h[1].at - h[0].at;
       const waitAfter503 = h[2].at - h[1].at;
-      assert.ok(waitAfter429 >= 1900, `retried ${waitAfter429} ms after a 429 with Retry-After: 2`);
-      assert.ok(waitAfter503 < 1000, `retried ${waitAfter503} ms after a 503 (initial_interval 200ms)`);
+      assert.ok(waitAfter429 >= retryAfterS * 1000 - 100, `retried ${waitAfter429} ms after a 429 with Retry-After: ${retryAfterS}`);
+      // backoff(1) is 300 ms +-20 % plus a round trip; the 429's Retry-After
+      // reused would be 4 s. 2 s separates the two.
+      assert.ok(waitAfter503 < 2000, `retried ${waitAfter503} ms after a 503 (initial_interval 200ms)`);
       const j = mine(jaeger.attempts().slice(jBefore));
       assert.deepEqual(j.map((r) => r.outcome), [`grpc_${GRPC_STATUS.UNAVAILABLE}`, `grpc_${GRPC_STATUS.RESOURCE_EXHAUSTED}`, 'ok']);
       const waitAfterRetryInfo = j[2].at - j[1].at;

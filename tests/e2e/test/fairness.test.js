@@ -1,7 +1,7 @@
 // Tenant fairness on one backend (issue 13, "One queue per backend"): two
 // tenants share an otlp_http backend (emulated Honeycomb) whose per-tenant
 // header is each tenant's Honeycomb key. The sink throttles alpha's key
-// (429, Retry-After: 3). Beta's spans, sent after alpha's, must arrive
+// (429, Retry-After: 8). Beta's spans, sent after alpha's, must arrive
 // promptly and completely while alpha backs off; alpha's spans arrive once
 // the throttle lifts; every acknowledged span is delivered exactly once.
 // And admission: with queue.tenant_share, a stuck tenant fills only its
@@ -85,10 +85,13 @@ describe('fairness: a throttled tenant beside a healthy one on one backend', () 
 
   it('delivers the healthy tenant at once while the throttled one backs off, then the throttled one', async () =>
     gw.withLog(async () => {
+      // Alpha's Retry-After: long, so that beta (six SDK exports and three
+      // deliveries after t0) stays far ahead of it on a loaded machine.
+      const RETRY_AFTER_S = 8;
       const lift = hc.behaveWhen((h) => h['x-honeycomb-team'] === hcKey.alpha, {
         kind: 'status',
         status: 429,
-        retryAfter: 3,
+        retryAfter: RETRY_AFTER_S,
         message: 'rate limited',
       });
       try {
@@ -97,7 +100,7 @@ describe('fairness: a throttled tenant beside a healthy one on one backend', () 
         // alpha first, so that its batch is the one at the head of the queue
         const ra = await exportOnce(traces('alpha'), alpha.slice(0, 10));
         assert.equal(ra.code, ExportResultCode.SUCCESS, ra.error?.message);
-        assert.ok(await waitFor(() => hc.attempts('traces').some((r) => r.status === 429), 3000), 'alpha was throttled');
+        assert.ok(await waitFor(() => hc.attempts('traces').some((r) => r.status === 429), 10_000), 'alpha was throttled');
         const t0 = Date.now();
         const results = [];
         for (let i = 0; i < 3; i++) {
@@ -105,21 +108,23 @@ describe('fairness: a throttled tenant beside a healthy one on one backend', () 
           results.push(await exportOnce(traces('alpha'), alpha.slice(10 + i * 3, 13 + i * 3 + (i === 2 ? 1 : 0))));
         }
         results.forEach((r, i) => assert.equal(r.code, ExportResultCode.SUCCESS, `export #${i}: ${r.error?.message}`));
-        // beta: all of it, well within alpha's 3 s Retry-After
-        await waitFor(() => hc.deliveredWithKey('traces', hcKey.beta).length >= beta.length, 5000);
+        // beta: all of it, well within alpha's Retry-After
+        await waitFor(() => hc.deliveredWithKey('traces', hcKey.beta).length >= beta.length, RETRY_AFTER_S * 1000);
         const took = Date.now() - t0;
         assert.deepEqual(deliveredSpanMap(hc.deliveredWithKey('traces', hcKey.beta)), sdkSpanMap(beta));
-        assert.ok(took < 1500, `beta took ${took} ms behind throttled alpha`);
+        // Beside alpha it takes well under a second; behind alpha's backoff it
+        // would take the 8 s Retry-After. 4.5 s separates the two.
+        assert.ok(took < 4500, `beta took ${took} ms behind throttled alpha`);
         assert.equal(hc.deliveredWithKey('traces', hcKey.alpha).length, 0, 'alpha delivered while throttled');
       } finally {
         lift();
       }
-      await waitFor(() => hc.deliveredWithKey('traces', hcKey.alpha).length >= 20, 8000);
+      await waitFor(() => hc.deliveredWithKey('traces', hcKey.alpha).length >= 20, RETRY_AFTER_S * 1000 + 5000);
       const got = hc.deliveredWithKey('traces', hcKey.alpha);
       assert.equal(got.length, 20, 'every acknowledged alpha span, once');
       deliveredSpanMap(got); // throws on a duplicate
       for (const r of hc.requests.filter((x) => x.headers['x-honeycomb-team'] === hcKey.alpha && x.outcome === 'ok'))
-        assert.ok(r.at >= hc.requests.find((x) => x.status === 429).at + 2500, 'alpha sent before its Retry-After');
+        assert.ok(r.at >= hc.requests.find((x) => x.status === 429).at + RETRY_AFTER_S * 1000 - 500, 'alpha sent before its Retry-After');
       assert.deepEqual(hc.violations, []);
     }));
 
@@ -146,7 +151,7 @@ describe('fairness: a throttled tenant beside a healthy one on one backend', () 
         const beta = await makeSpans('beta-search', 40);
         const rb = await exportOnce(traces('beta'), beta);
         assert.equal(rb.code, ExportResultCode.SUCCESS, `beta refused beside a full alpha: ${rb.error?.message}`);
-        await waitFor(() => hc.deliveredWithKey('traces', hcKey.beta).length >= before + 40, 3000);
+        await waitFor(() => hc.deliveredWithKey('traces', hcKey.beta).length >= before + 40, 10_000);
         assert.equal(hc.deliveredWithKey('traces', hcKey.beta).length, before + 40);
       } finally {
         lift();

@@ -168,6 +168,8 @@ describe('export faults', () => {
         assert.ok(lag < 5000, `delivery took ${lag} ms after the backends came back (max_interval 1s)`);
         assert.deepEqual([...hc.violations, ...jaeger.violations], []);
         assert.equal(await gw.metricSum(M.failed), 0);
+        // (the gauge drops once the gateway has read the last answers)
+        await waitFor(async () => (await gw.metricSum(M.queueEntries)) === 0, 10_000);
         assert.equal(await gw.metricSum(M.queueEntries), 0);
       });
       await gw.stop();
@@ -279,8 +281,13 @@ queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB, consumers: 4}`;
         }
         await waitFor(() => hc.delivered('traces').length >= 75 && jaeger.delivered().length >= 75, 10_000);
         // The stalled batch is still in flight: one entry queued per backend.
-        assert.equal(await gw1.metricSum(M.queueEntries, { backend: 'honeycomb' }), 1);
-        assert.equal(await gw1.metricSum(M.queueEntries, { backend: 'jaeger' }), 1);
+        // A sink records a request before it answers, and the gateway lowers
+        // the gauge once it has read the answer: wait for the last delivered
+        // batch to leave the gauge (a lost stalled batch leaves it at 0).
+        const queued = (backend) => gw1.metricSum(M.queueEntries, { backend });
+        await waitFor(async () => (await queued('honeycomb')) === 1 && (await queued('jaeger')) === 1, 10_000);
+        assert.equal(await queued('honeycomb'), 1);
+        assert.equal(await queued('jaeger'), 1);
         assert.equal(hc.delivered('traces').filter((s) => s.service === 'ooo-0').length, 0);
       });
       assert.equal((await gw1.kill('SIGKILL')).signal, 'SIGKILL');
@@ -380,9 +387,16 @@ queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB, consumers: 4}`;
 
   it('one backend stalls (never answers): a backend of another pipeline keeps receiving promptly', async () => {
     const { rig, hc, jaeger } = await rigWithSinks();
+    // A long timeout for the stalled backend: a consumer blocked behind one of
+    // its attempts would be late by seconds, far more than a loaded machine adds.
+    const STALL_TIMEOUT_MS = 10_000;
+    // Prompt is well under a second; blocked behind the stall is up to the
+    // 10 s timeout. 5 s separates the two.
+    const PROMPT_MS = 5000;
+    const slowYaml = honeycombYaml(hc).replace(/^timeout: 2s$/m, `timeout: ${STALL_TIMEOUT_MS}ms`);
     const gw = await Gateway.start({
       config: (w) =>
-        faultConfig(w, { slow: honeycombYaml(hc), fast: jaegerYaml(jaeger) }, [
+        faultConfig(w, { slow: slowYaml, fast: jaegerYaml(jaeger) }, [
           { name: 'to-slow', backends: ['slow'] },
           { name: 'to-fast', backends: ['fast'] },
         ]),
@@ -393,29 +407,43 @@ queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB, consumers: 4}`;
         const proto = rig.proto(gw);
         const sent = [];
         const lags = [];
-        for (let i = 0; i < 8; i++) {
+        // A stalled attempt whose spans an earlier stalled attempt carried: a
+        // retry, which the sink (never answering) leaves to the timeout.
+        const retried = () => {
+          const seen = new Set();
+          for (const r of hc.requests.filter((x) => x.outcome === 'stalled')) {
+            if (r.items.some((it) => seen.has(it.spanId))) return true;
+            for (const it of r.items) seen.add(it.spanId);
+          }
+          return false;
+        };
+        const start = Date.now();
+        // Eight batches at least, and on until an attempt of the slow backend
+        // has timed out and been retried (into the stall again).
+        for (let i = 0; i < 8 || (!retried() && Date.now() - start < 2 * STALL_TIMEOUT_MS); i++) {
           const spans = await makeSpans(`stall-${i}`, 10);
           const t0 = Date.now();
           const r = await exportOnce(proto, spans);
           assert.equal(r.code, ExportResultCode.SUCCESS, `export ${i}: ${r.error?.message}`);
           const ackMs = Date.now() - t0;
           sent.push(...spans);
-          const ok = await waitFor(() => jaeger.delivered().length >= sent.length, 3000, 10);
+          const ok = await waitFor(() => jaeger.delivered().length >= sent.length, PROMPT_MS, 10);
           lags.push({ ackMs, deliveredMs: Date.now() - t0 });
-          assert.ok(ok, `batch ${i} did not reach the fast backend within 3 s`);
+          assert.ok(ok, `batch ${i} did not reach the fast backend within ${PROMPT_MS} ms`);
           await sleep(300);
         }
-        // Blocking behind the stalled backend would cost its 2 s timeout per
-        // attempt; the bound stays under that, with room for a slow CI moment.
         assert.ok(
-          lags.every((l) => l.ackMs < 1500 && l.deliveredMs < 1500),
+          lags.every((l) => l.ackMs < PROMPT_MS && l.deliveredMs < PROMPT_MS),
           `slow acknowledgements or deliveries while the other backend stalls: ${JSON.stringify(lags)}`,
         );
         assertSameSpans(jaeger.delivered(), sent, 'fast backend');
-        assert.ok(hc.requests.filter((r) => r.outcome === 'stalled').length >= 2, 'the slow backend was not retried after its timeout');
+        assert.ok(retried(), 'the slow backend was not retried after its timeout');
         assert.equal(hc.delivered('traces').length, 0);
         // The stalled backend recovers and catches up; nothing is lost or doubled.
+        // down/up cuts the attempts it holds, instead of waiting out their 10 s timeout.
         hc.behave({ kind: 'ok' });
+        await hc.down();
+        await hc.up();
         await waitFor(() => hc.delivered('traces').length >= sent.length, 10_000);
         await sleep(500);
         assertSameSpans(hc.delivered('traces'), sent, 'slow backend after it recovered');
@@ -459,8 +487,11 @@ queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB, consumers: 4}`;
       });
       await gw.stop(); // exit code 0 required
       assert.match(gw.log(), /export queue not drained.*backend=honeycomb.*lost_with_memory_queue/);
+      // The bounded flush takes 5 s; a flush per backend, one after the other,
+      // 10 s (the exit, a sanitizer's leak check included, adds to both). 8.5 s
+      // separates the two.
       assert.ok(
-        gw.stopMs < 7500,
+        gw.stopMs < 8500,
         `stopping took ${gw.stopMs} ms with two stalled backends: each backend's flush waits its own 5 s, one after the other`,
       );
     } finally {
@@ -490,8 +521,10 @@ queue: {dir: ${qdir}, fsync: always, segment_bytes: 4KiB, consumers: 4}`;
       });
       await sleep(200);
       await gw.stop();
+      // Prompt is well under a second (a sanitizer's leak check included);
+      // waiting for the connection's header_timeout is 10 s. 5 s separates the two.
       assert.ok(
-        gw.stopMs < 3000,
+        gw.stopMs < 5000,
         `stopping took ${gw.stopMs} ms: the idle HTTP/1.1 keep-alive connection was not closed at SIGTERM, ` +
           'the stop waited for its header_timeout (10 s)',
       );

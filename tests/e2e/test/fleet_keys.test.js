@@ -102,6 +102,20 @@ function waitMetric(gw, name, labels, pred, what) {
   });
 }
 
+const countLog = (gw, re) => (gw.log().match(new RegExp(re.source, 'g')) ?? []).length;
+
+/**
+ * Until gw has logged a line matching re more than `seen` times. The poller
+ * sets its metrics before it logs a change, and this process reads the
+ * gateway's output asynchronously: a metric seen is not yet a line read.
+ */
+function waitLog(gw, re, what, seen = 0) {
+  return waitFor(what, async () => {
+    const n = countLog(gw, re);
+    return { ok: n > seen, lines: n };
+  });
+}
+
 async function keys(configPath, ...args) {
   return runGatewayOnce(['--config', configPath, 'keys', ...args], { timeoutMs: 30_000 });
 }
@@ -156,7 +170,7 @@ describe('fleet API keys in S3 (s3rver + precondition proxy)', () => {
       assert.equal(r.headers['retry-after'], '1');
       assert.equal(await gw.metricSum(M.up, { source: S3_URL }), 0);
     }
-    assert.match(gws[A].log(), /api keys source down; keeping the last good keys.*keys_loaded=no/);
+    await waitLog(gws[A], /api keys source down; keeping the last good keys.*keys_loaded=no/, 'the source-down warning');
   });
 
   it('a key created with A\'s CLI works on B and C within a poll; revoked with B\'s CLI it is refused on A and C', async () => {
@@ -204,13 +218,15 @@ describe('fleet API keys in S3 (s3rver + precondition proxy)', () => {
   it('a source that goes away keeps the last keys (source_up 0) and recovers', async () => {
     const { key } = await createKey(gws[A]);
     await waitStatus(gws[B], key, 200, 'B accepts the key');
+    const downs = countLog(gws[B], /api keys source down/);
+    const ups = countLog(gws[B], /api keys source up/);
     await s3.proxy.down();
     try {
       await waitMetric(gws[B], M.up, { source: S3_URL }, (v) => v === 0, 'source_up 0 while S3 is down');
       assert.equal((await postTraces(gws[B], key)).status, 200, 'the last good keys stay in use');
-      const warnings = gws[B].log().match(/api keys source down/g) ?? [];
+      await waitLog(gws[B], /api keys source down/, 'a warning for this outage', downs);
       await sleep(1_500); // three more failed polls: still one warning for this outage
-      assert.equal((gws[B].log().match(/api keys source down/g) ?? []).length, warnings.length);
+      assert.equal(countLog(gws[B], /api keys source down/), downs + 1);
       const r = await keys(gws[B].configPath, 'list');
       assert.equal(r.code, 1);
       assert.match(r.output, /s3:\/\/fleet-keys\/fleet\/keys\.yaml: .*(Couldn't connect|Connection refused|connect)/i);
@@ -218,7 +234,7 @@ describe('fleet API keys in S3 (s3rver + precondition proxy)', () => {
       await s3.proxy.up();
     }
     await waitMetric(gws[B], M.up, { source: S3_URL }, (v) => v === 1, 'source_up 1 after S3 is back');
-    assert.match(gws[B].log(), /api keys source up/);
+    await waitLog(gws[B], /api keys source up/, 'the source-up line after the outage', ups);
   });
 
   it('every signed request verified with the AWS SDK signer; a wrong secret is refused', async () => {
@@ -301,7 +317,7 @@ describe('fleet API keys behind a URL (ETag / If-None-Match)', () => {
     ks.etag = '"v4"';
     await waitMetric(gw, M.up, {}, (v) => v === 0, 'source_up 0 for a bad document');
     assert.equal((await postTraces(gw, good)).status, 200);
-    assert.match(gw.log(), /api keys source down; keeping the last good keys.*keys_loaded=yes.*invalid YAML/);
+    await waitLog(gw, /api keys source down; keeping the last good keys.*keys_loaded=yes.*invalid YAML/, 'the bad-document warning');
     ks.up = false;
     await sleep(1_200);
     assert.equal((gw.log().match(/api keys source down/g) ?? []).length, 1, 'one warning per state change');
@@ -354,6 +370,6 @@ describe('fleet API keys behind an https URL with a private CA (ca_file)', () =>
     await waitMetric(other, M.fetches, { result: 'error' }, (v) => v >= 2, 'fetches without the CA fail');
     assert.equal(await other.metricSum(M.up, {}), 0, 'a certificate from an unknown CA is not trusted');
     assert.equal((await postTraces(other, k)).status, 503, 'no key set loaded: retryable 503');
-    assert.match(other.log(), /api keys source down; keeping the last good keys.*keys_loaded=no/);
+    await waitLog(other, /api keys source down; keeping the last good keys.*keys_loaded=no/, 'the source-down warning');
   });
 });

@@ -87,13 +87,16 @@ for (const variant of [
       assert.ok(cpu < 0.3, `gateway used ${cpu.toFixed(2)} s CPU in a 1 s idle window`);
 
       const t0 = Date.now();
-      const h = await httpRequest({ port: gw.adminPort, path: '/healthz', timeoutMs: 3000 });
+      const h = await httpRequest({ port: gw.adminPort, path: '/healthz', timeoutMs: 10_000 });
       const healthMs = Date.now() - t0;
       assert.equal(h.status, 200);
-      assert.ok(healthMs < 1500, `/healthz took ${healthMs} ms`);
+      // Served (the admin reserve) it takes milliseconds; an admin listener
+      // starved of descriptors does not answer while the flood holds them (for
+      // its 60 s header_timeout). 3 s leaves a loaded machine room.
+      assert.ok(healthMs < 3000, `/healthz took ${healthMs} ms`);
 
       // Still reachable a second time (the admin reserve came back).
-      const h2 = await httpRequest({ port: gw.adminPort, path: '/healthz', timeoutMs: 3000 });
+      const h2 = await httpRequest({ port: gw.adminPort, path: '/healthz', timeoutMs: 10_000 });
       assert.equal(h2.status, 200);
 
       const m = await gw.metrics();

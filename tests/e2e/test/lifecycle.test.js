@@ -180,7 +180,10 @@ describe('shutdown', () => {
       const t0 = Date.now();
       await gw.stop({ keepDir: true });
       const ms = Date.now() - t0;
-      assert.ok(ms < 5000, `stopped in ${ms} ms`);
+      // Prompt is well under a second (a sanitizer's leak check included); a
+      // stop that waited for the idle connections would take their
+      // idle_timeout (120 s; gw.stop gives up at 20 s). 10 s separates the two.
+      assert.ok(ms < 10_000, `stopped in ${ms} ms`);
       const ids = gw.readSignal('traces').flatMap((l) => l.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
       assert.deepEqual(
         ids.map((s) => s.spanId),
