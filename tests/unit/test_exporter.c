@@ -260,6 +260,15 @@ static size_t srv_wait(test_server *s, size_t n, uint64_t timeout_ms)
 
 /* ---- helpers ---- */
 
+/* An uncompressed batch of two equal entries goes out as their bytes one
+ * after the other (sent unjoined, read by libcurl piece by piece). */
+static void assert_two_entries(const srv_request *r, const uint8_t *entry, size_t len)
+{
+    assert_int_equal(r->body_len, 2 * len);
+    assert_memory_equal(r->body, entry, len);
+    assert_memory_equal(r->body + len, entry, len);
+}
+
 /* Spans in a recorded body (the merged request) and the first span's name. */
 static size_t body_spans(const srv_request *r, char *first, size_t firstlen)
 {
@@ -474,12 +483,8 @@ static void test_batch_max_bytes(void **state)
             ones++;
             continue;
         }
-        assert_int_equal(r->body_len, 2 * len);
+        assert_two_entries(r, buf, len);
         twos++;
-        /* Uncompressed, two entries go out as their bytes one after the
-         * other (sent unjoined, read by libcurl piece by piece). */
-        assert_memory_equal(r->body, buf, len);
-        assert_memory_equal(r->body + len, buf, len);
     }
     assert_int_equal(twos, 2);
     assert_int_equal(ones, 1);
@@ -742,9 +747,7 @@ static void test_reused_connection_resends_pieces(void **state)
     push(f.b, OTLP_TRACES, "", buf, len, 3);
     assert_int_equal(srv_wait(s, 2, 5000), 2);
     assert_int_equal(s->dropped, 1);
-    assert_int_equal(s->reqs[1].body_len, 2 * len);
-    assert_memory_equal(s->reqs[1].body, buf, len);
-    assert_memory_equal(s->reqs[1].body + len, buf, len);
+    assert_two_entries(&s->reqs[1], buf, len);
     assert_int_equal(counter("otlp_gateway_export_retries_total", "backend=\"rewind\",signal=\"traces\""), 0);
     backend_down(&f);
     srv_stop(s);

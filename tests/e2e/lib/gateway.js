@@ -342,6 +342,23 @@ export class Gateway {
   log() {
     return Buffer.concat(this._log).toString('utf8');
   }
+  /** How many times the log holds `pattern` (a string or a RegExp). */
+  logCount(pattern) {
+    const re = typeof pattern === 'string' ? null : new RegExp(pattern.source, 'g');
+    return re ? (this.log().match(re) ?? []).length : this.log().split(pattern).length - 1;
+  }
+  /**
+   * Until the log holds `pattern` more than `seen` times: this process reads
+   * the gateway's output asynchronously, so a metric the gateway set before
+   * it logged may be seen before the line is.
+   */
+  async waitForLog(pattern, seen = 0, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (this.logCount(pattern) <= seen) {
+      if (Date.now() > deadline) throw new Error(`gateway did not log ${pattern} within ${timeoutMs} ms`);
+      await sleep(50);
+    }
+  }
   logTail(maxChars = 20_000) {
     const t = this.log();
     const body = t.length > maxChars ? '...\n' + t.slice(-maxChars) : t;

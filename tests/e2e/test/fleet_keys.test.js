@@ -102,20 +102,6 @@ function waitMetric(gw, name, labels, pred, what) {
   });
 }
 
-const countLog = (gw, re) => (gw.log().match(new RegExp(re.source, 'g')) ?? []).length;
-
-/**
- * Until gw has logged a line matching re more than `seen` times. The poller
- * sets its metrics before it logs a change, and this process reads the
- * gateway's output asynchronously: a metric seen is not yet a line read.
- */
-function waitLog(gw, re, what, seen = 0) {
-  return waitFor(what, async () => {
-    const n = countLog(gw, re);
-    return { ok: n > seen, lines: n };
-  });
-}
-
 async function keys(configPath, ...args) {
   return runGatewayOnce(['--config', configPath, 'keys', ...args], { timeoutMs: 30_000 });
 }
@@ -170,7 +156,7 @@ describe('fleet API keys in S3 (s3rver + precondition proxy)', () => {
       assert.equal(r.headers['retry-after'], '1');
       assert.equal(await gw.metricSum(M.up, { source: S3_URL }), 0);
     }
-    await waitLog(gws[A], /api keys source down; keeping the last good keys.*keys_loaded=no/, 'the source-down warning');
+    await gws[A].waitForLog(/api keys source down; keeping the last good keys.*keys_loaded=no/);
   });
 
   it('a key created with A\'s CLI works on B and C within a poll; revoked with B\'s CLI it is refused on A and C', async () => {
@@ -218,15 +204,15 @@ describe('fleet API keys in S3 (s3rver + precondition proxy)', () => {
   it('a source that goes away keeps the last keys (source_up 0) and recovers', async () => {
     const { key } = await createKey(gws[A]);
     await waitStatus(gws[B], key, 200, 'B accepts the key');
-    const downs = countLog(gws[B], /api keys source down/);
-    const ups = countLog(gws[B], /api keys source up/);
+    const downs = gws[B].logCount(/api keys source down/);
+    const ups = gws[B].logCount(/api keys source up/);
     await s3.proxy.down();
     try {
       await waitMetric(gws[B], M.up, { source: S3_URL }, (v) => v === 0, 'source_up 0 while S3 is down');
       assert.equal((await postTraces(gws[B], key)).status, 200, 'the last good keys stay in use');
-      await waitLog(gws[B], /api keys source down/, 'a warning for this outage', downs);
+      await gws[B].waitForLog(/api keys source down/, downs);
       await sleep(1_500); // three more failed polls: still one warning for this outage
-      assert.equal(countLog(gws[B], /api keys source down/), downs + 1);
+      assert.equal(gws[B].logCount(/api keys source down/), downs + 1);
       const r = await keys(gws[B].configPath, 'list');
       assert.equal(r.code, 1);
       assert.match(r.output, /s3:\/\/fleet-keys\/fleet\/keys\.yaml: .*(Couldn't connect|Connection refused|connect)/i);
@@ -234,7 +220,7 @@ describe('fleet API keys in S3 (s3rver + precondition proxy)', () => {
       await s3.proxy.up();
     }
     await waitMetric(gws[B], M.up, { source: S3_URL }, (v) => v === 1, 'source_up 1 after S3 is back');
-    await waitLog(gws[B], /api keys source up/, 'the source-up line after the outage', ups);
+    await gws[B].waitForLog(/api keys source up/, ups);
   });
 
   it('every signed request verified with the AWS SDK signer; a wrong secret is refused', async () => {
@@ -317,10 +303,10 @@ describe('fleet API keys behind a URL (ETag / If-None-Match)', () => {
     ks.etag = '"v4"';
     await waitMetric(gw, M.up, {}, (v) => v === 0, 'source_up 0 for a bad document');
     assert.equal((await postTraces(gw, good)).status, 200);
-    await waitLog(gw, /api keys source down; keeping the last good keys.*keys_loaded=yes.*invalid YAML/, 'the bad-document warning');
+    await gw.waitForLog(/api keys source down; keeping the last good keys.*keys_loaded=yes.*invalid YAML/);
     ks.up = false;
     await sleep(1_200);
-    assert.equal((gw.log().match(/api keys source down/g) ?? []).length, 1, 'one warning per state change');
+    assert.equal(gw.logCount(/api keys source down/), 1, 'one warning per state change');
     ks.up = true;
     ks.doc = `keys:\n${keyEntry(good)}`;
     ks.etag = '"v5"';
@@ -370,6 +356,6 @@ describe('fleet API keys behind an https URL with a private CA (ca_file)', () =>
     await waitMetric(other, M.fetches, { result: 'error' }, (v) => v >= 2, 'fetches without the CA fail');
     assert.equal(await other.metricSum(M.up, {}), 0, 'a certificate from an unknown CA is not trusted');
     assert.equal((await postTraces(other, k)).status, 503, 'no key set loaded: retryable 503');
-    await waitLog(other, /api keys source down; keeping the last good keys.*keys_loaded=no/, 'the source-down warning');
+    await other.waitForLog(/api keys source down; keeping the last good keys.*keys_loaded=no/);
   });
 });

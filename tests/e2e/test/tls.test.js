@@ -20,7 +20,7 @@ import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 
-import { Gateway, runGatewayOnce, sleep } from '../lib/gateway.js';
+import { Gateway, runGatewayOnce } from '../lib/gateway.js';
 import { makePki, openssl } from '../lib/pki.js';
 import { serviceNameOf } from '../lib/expect.js';
 import { RUN_ID, buildSpans } from '../lib/sdkdata.js';
@@ -90,18 +90,6 @@ function connectH2(port, opts) {
   });
 }
 
-/** Wait until the gateway has logged `text` more than `seen` times. */
-async function waitForLog(gw, text, seen) {
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  for (;;) {
-    const n = gw.log().split(text).length - 1;
-    if (n > seen) return;
-    if (Date.now() > deadline) throw new Error(`gateway did not log "${text}"`);
-    await sleep(50);
-  }
-}
-
-const countLog = (gw, text) => gw.log().split(text).length - 1;
 
 /**
  * One handshake by Debian's openssl s_client (the real peer) offering only
@@ -209,10 +197,10 @@ describe('TLS listener', () => {
         const socket = session.socket;
         assert.equal(socket.getPeerCertificate().fingerprint256, pki.fingerprint.a);
 
-        const reloaded = countLog(gw, 'TLS certificate reloaded');
+        const reloaded = gw.logCount('TLS certificate reloaded');
         pki.install('b');
         gw.proc.kill('SIGHUP');
-        await waitForLog(gw, 'TLS certificate reloaded', reloaded);
+        await gw.waitForLog('TLS certificate reloaded', reloaded, STEP_TIMEOUT_MS);
         assert.equal(await servedFingerprint(gw.grpcPort, pki.ca), pki.fingerprint.b);
         assert.equal(await servedFingerprint(gw.httpPort, pki.ca), pki.fingerprint.b);
 
@@ -223,10 +211,10 @@ describe('TLS listener', () => {
         assert.equal(spansOf(gw, `e2e-tls-after-${RUN_ID}`).length, 1);
 
         // A key that does not match the certificate: refused, b stays.
-        const failed = countLog(gw, 'TLS reload failed');
+        const failed = gw.logCount('TLS reload failed');
         pki.install('a', 'b');
         gw.proc.kill('SIGHUP');
-        await waitForLog(gw, 'TLS reload failed', failed);
+        await gw.waitForLog('TLS reload failed', failed, STEP_TIMEOUT_MS);
         assert.match(gw.log(), /TLS reload failed.*does not match/);
         assert.equal(await servedFingerprint(gw.grpcPort, pki.ca), pki.fingerprint.b);
         gw.assertAlive();
