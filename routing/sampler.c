@@ -250,13 +250,14 @@ void sampler_free(sampler *s)
         while (sh->fifo.next != &sh->fifo) {
             trace *t = sh->fifo.next;
             sm_list_unlink(t);
-            sm_trace_free(s, sh, t);
+            sm_trace_free(sh, t);
         }
         while (sh->ready != NULL) {
             trace *t = sh->ready;
             sh->ready = t->next;
-            sm_trace_free(s, sh, t);
+            sm_trace_free(sh, t);
         }
+        sm_shard_publish(s, sh); /* the gauges give back what was held */
         for (tenant_name *t = sh->tenants, *nx; t != NULL; t = nx) {
             nx = t->next;
             free(t);

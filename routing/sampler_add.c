@@ -74,16 +74,15 @@ static int ctx_fields(shard *sh, buf *b, const ctx_in *x)
     return x->raw != NULL ? buf_append(b, x->raw, x->raw_len) : sm_context_fields(sh, b, x->m, x->schema_url);
 }
 
-static blob *ctx_blob(sampler *s, shard *sh, const ctx_in *x, blob *parent)
+static blob *ctx_blob(shard *sh, const ctx_in *x, blob *parent)
 {
-    return x->raw != NULL ? sm_blob_get(s, sh, x->raw, x->raw_len, parent)
-                          : sm_context_blob(s, sh, x->m, x->schema_url, parent);
+    return x->raw != NULL ? sm_blob_get(sh, x->raw, x->raw_len, parent)
+                          : sm_context_blob(sh, x->m, x->schema_url, parent);
 }
 
 /* A trace is born on its first span: its links and accounting start here. */
 static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key)
 {
-    sampler *s = c->s;
     shard *sh = c->sh;
     if (sh->n_traces >= sh->tab_size && sm_tab_grow(sh) != 0)
         return NULL;
@@ -98,12 +97,12 @@ static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key)
     t->sum.min_start = UINT64_MAX;
     t->who = -1;
     t->mem = slab_size(sizeof(*t));
-    sm_held_add(s, sh, t->mem);
+    sm_held_add(sh, t->mem);
     t->hnext = sh->tab[key & (sh->tab_size - 1)];
     sh->tab[key & (sh->tab_size - 1)] = t;
     sh->n_traces++;
     sm_list_append(&sh->fifo, t);
-    metrics_gauge_add(s->m.in_flight, 1);
+    sm_live_add(sh);
     return t;
 }
 
@@ -238,7 +237,7 @@ static size_t index_spans(add_ctx *c, size_t n, size_t *n_late)
 
 /* A trace gets one segment per request, sized in pass 1: made at its first
  * span here, and not tried again after a failure (pending_len cleared). */
-static seg *pending_seg(sampler *s, shard *sh, trace *t, blob *sb)
+static seg *pending_seg(shard *sh, trace *t, blob *sb)
 {
     seg *g = t->pending;
     if (g != NULL || t->pending_len == 0 || sb == NULL)
@@ -257,7 +256,7 @@ static seg *pending_seg(sampler *s, shard *sh, trace *t, blob *sb)
         t->seg_tail = g;
         size_t m = slab_size(sm_seg_size(t->pending_len));
         t->mem += m;
-        sm_held_add(s, sh, m);
+        sm_held_add(sh, m);
     }
     t->pending = g;
     t->pending_len = 0; /* allocation done (or failed) for this group */
@@ -280,17 +279,16 @@ static void span_lost(add_ctx *c, trace *t, uint32_t size)
 /* Pass 2: copy the spans into one segment per trace; the spans buffered. */
 static size_t copy_spans(add_ctx *c, size_t n)
 {
-    sampler *s = c->s;
     shard *sh = c->sh;
     size_t buffered = 0;
     if (c->rb == NULL)
-        c->rb = ctx_blob(s, sh, &c->res, NULL);
-    blob *sb = c->rb != NULL ? ctx_blob(s, sh, &c->scope, c->rb) : NULL;
+        c->rb = ctx_blob(sh, &c->res, NULL);
+    blob *sb = c->rb != NULL ? ctx_blob(sh, &c->scope, c->rb) : NULL;
     for (size_t i = 0; i < n; i++) {
         trace *t = sh->span_trace[i];
         if (t == NULL)
             continue;
-        seg *g = pending_seg(s, sh, t, sb);
+        seg *g = pending_seg(sh, t, sb);
         if (g == NULL) {
             span_lost(c, t, sh->span_size[i]);
             continue;
@@ -314,7 +312,7 @@ static size_t copy_spans(add_ctx *c, size_t n)
         }
     }
     if (sb != NULL)
-        sm_blob_put(s, sh, sb); /* segments hold their own references */
+        sm_blob_put(sh, sb); /* segments hold their own references */
     return buffered;
 }
 
@@ -441,7 +439,7 @@ static void resource_end(add_ctx *c)
             log_error("sampler: out of memory forwarding late spans", "tenant=%s", c->tn->name);
     }
     if (c->rb != NULL)
-        sm_blob_put(c->s, sh, c->rb);
+        sm_blob_put(sh, c->rb);
 }
 
 /* ---- a decoded request ---- */
@@ -599,7 +597,7 @@ static size_t add_request(sampler *s, size_t shard_i, const char *tenant, uint64
     sh->n_over = 0;
     sm_enforce_budget(s, sh, now_ns);
 out:
-    pthread_mutex_unlock(&sh->lock);
+    sm_shard_leave(s, sh);
     return buffered;
 }
 

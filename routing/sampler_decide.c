@@ -62,7 +62,7 @@ void sm_decide(sampler *s, shard *sh, trace *t, uint64_t now_ns, int reason)
         sh->st.dropped++;
         sh->st.spans_dropped += t->sum.spans;
         sm_dcache_put(&sh->not_sampled, t->key, 0, 1);
-        sm_trace_free(s, sh, t);
+        sm_trace_free(sh, t);
     }
 }
 
@@ -267,7 +267,7 @@ static void emit_ready(sampler *s, shard *sh, sampler_emit_fn emit, void *data)
                       (unsigned long long)t->sum.spans);
         }
         sm_ready_remove(sh, prev, t);
-        sm_trace_free(s, sh, t);
+        sm_trace_free(sh, t);
     }
     if (sh->n_ready != sh->held_pub) {
         metrics_gauge_add(s->m.held, (int64_t)sh->n_ready - (int64_t)sh->held_pub);
@@ -287,17 +287,71 @@ static shard *shard_enter(sampler *s, size_t shard_i)
 
 /* Traces are decided decision_wait after they came, long out of the cache:
  * deciding one reads its record, its table bucket and its chain of
- * segments, each a miss that waits for the one before. While the head is
- * decided, the next trace's bucket and first segment (its record was
- * fetched a turn ago) and the record after it are fetched, so those misses
- * overlap the head's work. nx may be the list's anchor: then nothing. */
-static void decide_ahead(const shard *sh, const trace *nx)
+ * segments (one per request that brought it spans), and freeing a dropped
+ * one touches every segment. Each segment's address is in the one before,
+ * so walked one trace at a time those misses come one after another. The
+ * traces due are taken DECIDE_BATCH at a time and their chains walked side
+ * by side first, one step per pass with a prefetch of each next segment: a
+ * pass costs about one miss for the whole batch. */
+#define DECIDE_BATCH 16
+
+static int wait_due(const sampler *s, const trace *t, uint64_t now_ns)
 {
-    if (nx == &sh->fifo)
-        return;
-    __builtin_prefetch(nx->next);
-    __builtin_prefetch(nx->segs);
-    __builtin_prefetch(&sh->tab[nx->key & (sh->tab_size - 1)]);
+    return now_ns - t->first_ns >= s->wait_ns && now_ns >= t->first_ns;
+}
+
+/* h while it is an entry ahead of t in t's table chain; NULL at t. */
+static const trace *chain_step(const trace *h, const trace *t)
+{
+    return h != NULL && h != t ? h : NULL;
+}
+
+/* The table chains are walked alongside: removing a trace reads the
+ * entries ahead of it in its bucket. */
+static void warm_batch(const shard *sh, trace *const *batch, size_t n)
+{
+    const seg *g[DECIDE_BATCH];
+    const trace *h[DECIDE_BATCH];
+    trace *const *bucket[DECIDE_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        g[i] = batch[i]->segs;
+        bucket[i] = &sh->tab[batch[i]->key & (sh->tab_size - 1)];
+        __builtin_prefetch(g[i]);
+        __builtin_prefetch(bucket[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((h[i] = chain_step(*bucket[i], batch[i])) != NULL)
+            __builtin_prefetch(h[i]);
+    for (size_t live = n; live != 0;) {
+        live = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (g[i] != NULL && (g[i] = g[i]->next) != NULL) {
+                __builtin_prefetch(g[i]);
+                live++;
+            }
+            if (h[i] != NULL && (h[i] = chain_step(h[i]->hnext, batch[i])) != NULL) {
+                __builtin_prefetch(h[i]);
+                live++;
+            }
+        }
+    }
+}
+
+/* Decides the traces whose decision_wait is over, oldest first. */
+static size_t decide_waited(sampler *s, shard *sh, uint64_t now_ns)
+{
+    size_t total = 0, n;
+    do {
+        trace *batch[DECIDE_BATCH];
+        n = 0;
+        for (trace *t = sh->fifo.next; t != &sh->fifo && n < DECIDE_BATCH && wait_due(s, t, now_ns); t = t->next)
+            batch[n++] = t;
+        warm_batch(sh, batch, n);
+        for (size_t i = 0; i < n; i++)
+            sm_decide(s, sh, batch[i], now_ns, R_WAIT);
+        total += n;
+    } while (n == DECIDE_BATCH);
+    return total;
 }
 
 size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn emit, void *data)
@@ -307,19 +361,14 @@ size_t sampler_tick(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_fn
     if (sh == NULL)
         return 0;
     n += sm_enforce_budget(s, sh, now_ns);
-    while (sh->fifo.next != &sh->fifo && now_ns - sh->fifo.next->first_ns >= s->wait_ns &&
-           now_ns >= sh->fifo.next->first_ns) {
-        decide_ahead(sh, sh->fifo.next->next);
-        sm_decide(s, sh, sh->fifo.next, now_ns, R_WAIT);
-        n++;
-    }
+    n += decide_waited(s, sh, now_ns);
     while (s->quiet_ns != NO_QUIET && sh->quiet.qnext != &sh->quiet && now_ns >= sh->quiet.qnext->qkey_ns &&
            now_ns - sh->quiet.qnext->qkey_ns >= s->quiet_ns) {
         sm_decide(s, sh, sh->quiet.qnext, now_ns, R_QUIET);
         n++;
     }
     emit_ready(s, sh, emit, data);
-    pthread_mutex_unlock(&sh->lock);
+    sm_shard_leave(s, sh);
     return n;
 }
 
@@ -334,13 +383,13 @@ size_t sampler_flush(sampler *s, size_t shard_i, uint64_t now_ns, sampler_emit_f
         n++;
     }
     emit_ready(s, sh, emit, data);
-    pthread_mutex_unlock(&sh->lock);
+    sm_shard_leave(s, sh);
     return n;
 }
 
 /* Removes an undecided trace that another member now owns; no decision is
  * remembered, so its later spans are routed (and owned) afresh. */
-static void release_trace(sampler *s, shard *sh, trace *t)
+static void release_trace(shard *sh, trace *t)
 {
     sm_tab_remove(sh, t);
     sm_list_unlink(t);
@@ -348,7 +397,7 @@ static void release_trace(sampler *s, shard *sh, trace *t)
         sm_quiet_unlink(t);
     sh->st.released++;
     sh->st.spans_released += t->sum.spans;
-    sm_trace_free(s, sh, t);
+    sm_trace_free(sh, t);
 }
 
 size_t sampler_release(sampler *s, size_t shard_i, sampler_keep_fn keep, sampler_give_fn give, void *data)
@@ -365,10 +414,10 @@ size_t sampler_release(sampler *s, size_t shard_i, sampler_keep_fn keep, sampler
         if (encode_trace(s, sh, t) != 0 ||
             give(data, t->id, t->tenant->name, (const uint8_t *)sh->out.data, sh->out.len, t->sum.spans) != 0)
             continue; /* stays here, decided as usual */
-        release_trace(s, sh, t);
+        release_trace(sh, t);
         n++;
     }
-    pthread_mutex_unlock(&sh->lock);
+    sm_shard_leave(s, sh);
     return n;
 }
 
@@ -388,7 +437,7 @@ static size_t sampler_held_full(sampler *s, size_t shard_i, uint64_t *spans, int
     *full = (n > 0 || s->block) && sh->bytes >= s->max_bytes;
     if (s->block && sh->n_traces >= s->max_traces)
         *full = 1;
-    pthread_mutex_unlock(&sh->lock);
+    sm_shard_leave(s, sh);
     return n;
 }
 
@@ -404,7 +453,7 @@ int sampler_hold(sampler *s, size_t shard_i, const char *tenant, const uint8_t *
     uint8_t *raw = t != NULL ? malloc(len ? len : 1) : NULL;
     if (raw == NULL) {
         slab_free(&sh->mem, t, sizeof(*t));
-        pthread_mutex_unlock(&sh->lock);
+        sm_shard_leave(s, sh);
         return -1;
     }
     memset(t, 0, sizeof(*t));
@@ -417,14 +466,14 @@ int sampler_hold(sampler *s, size_t shard_i, const char *tenant, const uint8_t *
     t->sum.spans = spans;
     sh->spans_held += spans; /* trace_free takes them back */
     t->mem = slab_size(sizeof(*t)) + len + MALLOC_OVERHEAD;
-    sm_held_add(s, sh, t->mem);
-    metrics_gauge_add(s->m.in_flight, 1); /* trace_free takes it back */
+    sm_held_add(sh, t->mem);
+    sm_live_add(sh); /* trace_free takes it back */
     sm_ready_append(sh, t);
     if (sh->n_ready != sh->held_pub) {
         metrics_gauge_add(s->m.held, (int64_t)sh->n_ready - (int64_t)sh->held_pub);
         sh->held_pub = sh->n_ready;
     }
-    pthread_mutex_unlock(&sh->lock);
+    sm_shard_leave(s, sh);
     return 0;
 }
 
@@ -453,13 +502,13 @@ size_t sampler_abandon(sampler *s, size_t shard_i, uint64_t *spans)
         sm_ready_remove(sh, NULL, t);
         sp += t->sum.spans;
         n++;
-        sm_trace_free(s, sh, t);
+        sm_trace_free(sh, t);
     }
     sh->st.abandoned += n;
     sh->st.spans_abandoned += sp;
     metrics_gauge_add(s->m.held, -(int64_t)sh->held_pub);
     sh->held_pub = 0;
-    pthread_mutex_unlock(&sh->lock);
+    sm_shard_leave(s, sh);
     if (spans != NULL)
         *spans = sp;
     return n;

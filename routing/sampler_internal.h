@@ -113,6 +113,8 @@ typedef struct shard {
     size_t n_over, over_cap;
     slab mem;          /* traces and their segments */
     size_t bytes;      /* accounted memory held */
+    size_t n_live;     /* trace records: undecided, and sampled until emitted */
+    size_t bytes_pub, live_pub; /* bytes and n_live as the gauges last had them (sm_shard_leave) */
     uint64_t spans_held, wire_held;
     shard_stats st;
     /* scratch, reused */
@@ -279,7 +281,16 @@ static inline int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field 
 
 /* ---- sampler_store.c: accounting, tables, caches, interning, lists ---- */
 
-void sm_held_add(sampler *s, shard *sh, size_t n);
+/* Accounted memory: the bytes gauge follows at sm_shard_leave. */
+static inline void sm_held_add(shard *sh, size_t n) { sh->bytes += n; }
+static inline void sm_held_sub(shard *sh, size_t n) { sh->bytes -= n; }
+/* A trace record made (the in-flight gauge follows at sm_shard_leave;
+ * sm_trace_free takes it back). */
+static inline void sm_live_add(shard *sh) { sh->n_live++; }
+/* Brings the shard's gauges up to date and unlocks it. */
+void sm_shard_leave(sampler *s, shard *sh);
+/* The gauges' moves since the last publication (sm_shard_leave). */
+void sm_shard_publish(sampler *s, shard *sh);
 /* with_rate: also keep each trace's sample rate (4 bytes more per entry) */
 int sm_dcache_init(dcache *c, size_t entries, int with_rate);
 void sm_dcache_free(dcache *c);
@@ -287,7 +298,7 @@ void sm_dcache_free(dcache *c);
 int sm_dcache_get(const dcache *c, uint64_t key, double *rate);
 void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol, double rate);
 int sm_btab_grow(shard *sh);
-void sm_blob_put(sampler *s, shard *sh, blob *b);
+void sm_blob_put(shard *sh, blob *b);
 /* Grow *p (of *cap elements of elem bytes) to hold need; -1 without memory. */
 int sm_ensure(void **p, size_t *cap, size_t need, size_t elem);
 int sm_ensure_spans(shard *sh, size_t n);
@@ -301,7 +312,7 @@ void sm_list_append(trace *head, trace *t);
 void sm_quiet_unlink(trace *t);
 void sm_quiet_append(shard *sh, trace *t);
 const tenant_name *sm_tenant_intern(shard *sh, const char *tenant);
-void sm_trace_free(sampler *s, shard *sh, trace *t);
+void sm_trace_free(shard *sh, trace *t);
 void sm_ready_append(shard *sh, trace *t);
 void sm_ready_remove(shard *sh, trace *prev, trace *t);
 /* Append a length-delimited field to b. */
@@ -309,8 +320,8 @@ int sm_buf_field(buf *b, unsigned field, const void *p, size_t n);
 int sm_context_fields(shard *sh, buf *b, const ProtobufCMessage *m, const char *schema_url);
 /* The interned blob of these context bytes under parent (a reference the
  * caller puts back with sm_blob_put); NULL without memory. */
-blob *sm_blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, blob *parent);
-blob *sm_context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent);
+blob *sm_blob_get(shard *sh, const uint8_t *data, size_t len, blob *parent);
+blob *sm_context_blob(shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent);
 
 /* ---- sampler_view.c: a trace decoded for the Refinery samplers ---- */
 

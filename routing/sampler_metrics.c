@@ -117,11 +117,11 @@ void sampler_set_metrics(sampler *s, const char *pipeline)
         snprintf(l2, sizeof(l2), "%s,policy=%s", labels, pn);
         p->m_kept = metrics_series(kept, l2);
     }
-    uint64_t in = 0, held = 0;
     for (size_t i = 0; i < s->n_shards; i++) {
-        in += s->shards[i].n_traces;
-        held += s->shards[i].bytes;
+        shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        sh->bytes_pub = sh->live_pub = 0; /* the series have none of it yet */
+        sm_shard_publish(s, sh);
+        pthread_mutex_unlock(&sh->lock);
     }
-    metrics_gauge_add(s->m.in_flight, (int64_t)in);
-    metrics_gauge_add(s->m.bytes, (int64_t)held);
 }

@@ -21,16 +21,23 @@
 #include "hash.h"
 #include "sampler_internal.h"
 
-void sm_held_add(sampler *s, shard *sh, size_t n)
+/* The gauges move once per call into the shard, by what changed under
+ * the lock: a locked add per span or trace would wait, each time, for the
+ * stores of the spans just copied in to reach the cache. */
+void sm_shard_publish(sampler *s, shard *sh)
 {
-    sh->bytes += n;
-    metrics_gauge_add(s->m.bytes, (int64_t)n);
+    if (sh->bytes != sh->bytes_pub)
+        metrics_gauge_add(s->m.bytes, (int64_t)sh->bytes - (int64_t)sh->bytes_pub);
+    if (sh->n_live != sh->live_pub)
+        metrics_gauge_add(s->m.in_flight, (int64_t)sh->n_live - (int64_t)sh->live_pub);
+    sh->bytes_pub = sh->bytes;
+    sh->live_pub = sh->n_live;
 }
 
-static void held_sub(sampler *s, shard *sh, size_t n)
+void sm_shard_leave(sampler *s, shard *sh)
 {
-    sh->bytes -= n;
-    metrics_gauge_add(s->m.bytes, -(int64_t)n);
+    sm_shard_publish(s, sh);
+    pthread_mutex_unlock(&sh->lock);
 }
 
 /* Traces and blobs are kept in the same kind of chained table (a next link
@@ -129,7 +136,7 @@ int sm_btab_grow(shard *sh)
 }
 
 /* A reference to the interned blob with these bytes (and parent). */
-blob *sm_blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, blob *parent)
+blob *sm_blob_get(shard *sh, const uint8_t *data, size_t len, blob *parent)
 {
     if (len == 0)
         data = (const uint8_t *)""; /* an empty resource or scope may come as NULL */
@@ -157,11 +164,11 @@ blob *sm_blob_get(sampler *s, shard *sh, const uint8_t *data, size_t len, blob *
     b->hnext = sh->btab[h & (sh->btab_size - 1)];
     sh->btab[h & (sh->btab_size - 1)] = b;
     sh->n_blobs++;
-    sm_held_add(s, sh, sizeof(*b) + len + MALLOC_OVERHEAD);
+    sm_held_add(sh, sizeof(*b) + len + MALLOC_OVERHEAD);
     return b;
 }
 
-void sm_blob_put(sampler *s, shard *sh, blob *b)
+void sm_blob_put(shard *sh, blob *b)
 {
     while (b != NULL && --b->refs == 0) {
         blob **pp = &sh->btab[b->hash & (sh->btab_size - 1)];
@@ -169,7 +176,7 @@ void sm_blob_put(sampler *s, shard *sh, blob *b)
             pp = &(*pp)->hnext;
         *pp = b->hnext;
         sh->n_blobs--;
-        held_sub(s, sh, sizeof(*b) + b->len + MALLOC_OVERHEAD);
+        sm_held_sub(sh, sizeof(*b) + b->len + MALLOC_OVERHEAD);
         blob *parent = b->parent;
         free(b);
         b = parent;
@@ -357,19 +364,19 @@ const tenant_name *sm_tenant_intern(shard *sh, const char *tenant)
     return t;
 }
 
-/* The in-flight gauge drops here, not at the decision: a sampled trace is
+/* The in-flight count drops here, not at the decision: a sampled trace is
  * still held until it has been handed to the backends, so "0 in flight"
  * means everything decided has also been emitted (as bytes_held does). */
-void sm_trace_free(sampler *s, shard *sh, trace *t)
+void sm_trace_free(shard *sh, trace *t)
 {
-    metrics_gauge_add(s->m.in_flight, -1);
+    sh->n_live--;
     for (seg *g = t->segs, *nx; g != NULL; g = nx) {
         nx = g->next;
-        sm_blob_put(s, sh, g->scope);
+        sm_blob_put(sh, g->scope);
         slab_free(&sh->mem, g, sm_seg_size(g->len));
     }
     free(t->raw);
-    held_sub(s, sh, t->mem);
+    sm_held_sub(sh, t->mem);
     sh->spans_held -= t->sum.spans;
     sh->wire_held -= t->sum.span_bytes;
     slab_free(&sh->mem, t, sizeof(*t));
@@ -437,12 +444,12 @@ int sm_context_fields(shard *sh, buf *b, const ProtobufCMessage *m, const char *
 }
 
 /* Resources and scopes are interned by their encoded context part. */
-blob *sm_context_blob(sampler *s, shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent)
+blob *sm_context_blob(shard *sh, const ProtobufCMessage *m, const char *schema_url, blob *parent)
 {
     buf b = BUF_INIT;
     if (sm_context_fields(sh, &b, m, schema_url) != 0)
         goto fail;
-    blob *r = sm_blob_get(s, sh, (const uint8_t *)b.data, b.len, parent);
+    blob *r = sm_blob_get(sh, (const uint8_t *)b.data, b.len, parent);
     buf_free(&b);
     return r;
 fail:

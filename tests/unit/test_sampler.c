@@ -671,6 +671,38 @@ static void test_decision_timing(void **state)
     sampler_free(s);
 }
 
+/* The traces due are decided in batches, their segment chains fetched side
+ * by side first: one tick still decides every trace that is due, however
+ * many, whatever its chain, and none that is not. */
+static void test_tick_decides_every_due_trace(void **state)
+{
+    (void)state;
+    enum { DUE = 101, LATER = 7, REQS = 3 };
+    sampler *s = mk("{decision_wait: 1s, policies: [{name: errors, type: status_code, status_codes: [ERROR]}]}");
+    for (uint64_t r = 0; r < REQS; r++) /* each trace's spans in three requests: three segments */
+        for (uint64_t id = 1; id <= DUE; id++)
+            add_trace(s, id, 1, id % 2 == 0 ? 2 : -1, T0 + r * MS);
+    for (uint64_t id = DUE + 1; id <= DUE + LATER; id++)
+        add_trace(s, id, 1, 2, T0 + 500 * MS);
+    assert_int_equal(tick(s, T0 + SEC - 1), 0);
+    assert_int_equal(tick(s, T0 + SEC), DUE);
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.sampled, DUE / 2);
+    assert_int_equal(st.dropped, DUE - DUE / 2);
+    assert_int_equal(st.spans_dropped, (DUE - DUE / 2) * REQS);
+    assert_int_equal(E.spans, DUE / 2 * REQS);
+    assert_int_equal(st.traces_in_flight, LATER);
+    assert_int_equal(st.spans_held, LATER);
+    assert_int_equal(tick(s, T0 + 1500 * MS - 1), 0);
+    assert_int_equal(tick(s, T0 + 1500 * MS), LATER);
+    assert_int_equal(E.spans, DUE / 2 * REQS + LATER);
+    sampler_get_stats(s, &st);
+    assert_int_equal(st.traces_in_flight, 0);
+    assert_int_equal(st.bytes_held, 0);
+    sampler_free(s);
+}
+
 static void test_late_spans(void **state)
 {
     (void)state;
@@ -844,6 +876,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_and_drop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decision_timing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tick_decides_every_due_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_spans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction_traces, setup, teardown),

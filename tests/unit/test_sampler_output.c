@@ -178,6 +178,21 @@ static void test_release_hands_over_undecided_traces(void **state)
     sampler_free(s);
 }
 
+/* A gauge of the "shop-traces" pipeline as /metrics shows it. */
+static long long gauge(const char *family)
+{
+    buf out = BUF_INIT;
+    assert_int_equal(metrics_render(&out), 0);
+    buf_putc(&out, '\0');
+    char key[160];
+    snprintf(key, sizeof(key), "%s{pipeline=\"shop-traces\"} ", family);
+    const char *at = strstr(out.data, key);
+    assert_non_null(at);
+    long long v = atoll(at + strlen(key));
+    buf_free(&out);
+    return v;
+}
+
 /* An emit callback that records the in-flight gauge as /metrics shows it
  * while the sampled trace is being handed on. */
 static int inflight_seen_in_emit = -1;
@@ -186,14 +201,7 @@ static int emit_reading_gauge(void *data, const char *tenant, const uint8_t *req
 {
     (void)data, (void)tenant, (void)req, (void)len, (void)spans, (void)full;
     *done = 1;
-    buf out = BUF_INIT;
-    assert_int_equal(metrics_render(&out), 0);
-    buf_putc(&out, '\0');
-    static const char key[] = "otlp_gateway_sampler_traces_in_flight{pipeline=\"shop-traces\"} ";
-    const char *at = strstr(out.data, key);
-    assert_non_null(at);
-    inflight_seen_in_emit = atoi(at + strlen(key));
-    buf_free(&out);
+    inflight_seen_in_emit = (int)gauge("otlp_gateway_sampler_traces_in_flight");
     return 0;
 }
 
@@ -349,6 +357,57 @@ static void test_held_until_every_destination_has_room(void **state)
     sampler_free(s);
 }
 
+/* The gauges move once per call into a shard, by what changed under its
+ * lock: after every entry point they read what the stats say (in flight:
+ * undecided, and sampled but not yet handed on), and nothing once the
+ * sampler is gone. */
+static void assert_gauges_match(sampler *s)
+{
+    sampler_stats st;
+    sampler_get_stats(s, &st);
+    assert_int_equal(gauge("otlp_gateway_sampler_bytes_held"), (long long)st.bytes_held);
+    assert_int_equal(gauge("otlp_gateway_sampler_traces_in_flight"), (long long)(st.traces_in_flight + st.held_traces));
+}
+
+static void test_gauges_follow_every_entry_point(void **state)
+{
+    (void)state;
+    metrics_reset_for_tests();
+    sampler *s = mk("{decision_wait: 1s, policies: [{name: errors, type: status_code, status_codes: [ERROR]}]}");
+    sampler_set_destinations(s, 2);
+    for (uint64_t t = 1; t <= 4; t++)
+        add_trace(s, t, 1, t % 2 == 0 ? 2 : -1, T0);
+    sampler_set_metrics(s, "shop-traces"); /* after the first spans: the gauges start from what is held */
+    assert_int_equal(gauge("otlp_gateway_sampler_traces_in_flight"), 4);
+    assert_true(gauge("otlp_gateway_sampler_bytes_held") > 0);
+    assert_gauges_match(s);
+    for (uint64_t t = 5; t <= 8; t++)
+        add_trace(s, t, 1, 2, T0 + 500 * MS);
+    assert_int_equal(gauge("otlp_gateway_sampler_traces_in_flight"), 8);
+    assert_gauges_match(s);
+    /* Traces 1-4 decided: 1 and 3 dropped, 2 and 4 held for destination 0. */
+    dests d = {.room = {0, 100}, .a = arena_new(0)};
+    sampler_tick(s, 0, T0 + SEC, two_dest_emit, &d);
+    assert_int_equal(sampler_held(s, 0, NULL), 2);
+    assert_int_equal(gauge("otlp_gateway_sampler_traces_in_flight"), 6);
+    assert_gauges_match(s);
+    span_t *late = sp_new(2, 9, 1, T0, T0 + 1, 0);
+    req_t *lr = req_new("svc", "lib", &late, 1);
+    uint8_t enc[512];
+    size_t elen = protobuf_c_message_pack(&lr->base, enc);
+    assert_int_equal(sampler_hold(s, 0, "t1", enc, elen, 1, 2), 0);
+    assert_int_equal(gauge("otlp_gateway_sampler_traces_in_flight"), 7);
+    assert_gauges_match(s);
+    uint64_t lost = 0;
+    assert_int_equal(sampler_abandon(s, 0, &lost), 3);
+    assert_int_equal(gauge("otlp_gateway_sampler_traces_in_flight"), 4);
+    assert_gauges_match(s);
+    sampler_free(s);
+    assert_int_equal(gauge("otlp_gateway_sampler_traces_in_flight"), 0);
+    assert_int_equal(gauge("otlp_gateway_sampler_bytes_held"), 0);
+    arena_free(d.a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +416,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_hands_over_undecided_traces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_until_every_destination_has_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gauges_follow_every_entry_point, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
