@@ -219,8 +219,12 @@ static size_t index_spans(add_ctx *c, size_t n, size_t *n_late)
         size_t a = i + INDEX_AHEAD;
         if (a < n && sh->span_late[a] != NOT_MINE && sh->tab_size != 0) {
             const trace *p = sh->tab[sh->span_key[a] & (sh->tab_size - 1)];
-            if (p != NULL)
+            if (p != NULL) {
                 __builtin_prefetch(p);
+            } else { /* not buffered: the decision caches are asked next */
+                sm_dcache_prefetch(&sh->sampled, sh->span_key[a]);
+                sm_dcache_prefetch(&sh->not_sampled, sh->span_key[a]);
+            }
         }
         if (sh->span_late[i] == NOT_MINE) {
             sh->span_late[i] = 0;

@@ -318,6 +318,8 @@ static void warm_batch(const shard *sh, trace *const *batch, size_t n)
         bucket[i] = &sh->tab[batch[i]->key & (sh->tab_size - 1)];
         __builtin_prefetch(g[i]);
         __builtin_prefetch(bucket[i]);
+        sm_dcache_prefetch(&sh->sampled, batch[i]->key); /* the decision goes into one of them */
+        sm_dcache_prefetch(&sh->not_sampled, batch[i]->key);
     }
     for (size_t i = 0; i < n; i++)
         if ((h[i] = chain_step(*bucket[i], batch[i])) != NULL)

@@ -297,6 +297,9 @@ void sm_dcache_free(dcache *c);
 /* 0: absent; else the stored policy byte + 1, and the rate in *rate (1 when not kept) */
 int sm_dcache_get(const dcache *c, uint64_t key, double *rate);
 void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol, double rate);
+/* Fetches key's set ahead of a get or put: the caches are large, and a set
+ * is a cache miss. */
+void sm_dcache_prefetch(const dcache *c, uint64_t key);
 int sm_btab_grow(shard *sh);
 void sm_blob_put(shard *sh, blob *b);
 /* Grow *p (of *cap elements of elem bytes) to hold need; -1 without memory. */

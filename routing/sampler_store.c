@@ -107,6 +107,16 @@ int sm_dcache_get(const dcache *c, uint64_t key, double *rate)
     return 0;
 }
 
+void sm_dcache_prefetch(const dcache *c, uint64_t key)
+{
+    if (c->nsets == 0)
+        return;
+    size_t set = (size_t)(nz(key) % c->nsets);
+    __builtin_prefetch(&c->keys[set * CACHE_WAYS]);
+    __builtin_prefetch(&c->pol[set * CACHE_WAYS]);
+    __builtin_prefetch(&c->hand[set]);
+}
+
 void sm_dcache_put(dcache *c, uint64_t key, uint8_t pol, double rate)
 {
     if (c->nsets == 0)
