@@ -212,6 +212,7 @@ typedef struct server {
     grpc_settings settings;
     int port;
     atomic_int ready, stop;
+    atomic_int paused; /* the loop does not run: nothing is read */
     atomic_size_t conns, max_conns;
 } server;
 
@@ -225,8 +226,18 @@ static void *server_main(void *arg)
     grpc_listener *l = grpc_listener_start(loop, fd, &srv->settings, ictx);
     assert_non_null(l);
     atomic_store(&srv->ready, 1);
+    int more = 0;
     while (!atomic_load(&srv->stop)) {
-        h2o_evloop_run(loop, 5);
+        if (atomic_load(&srv->paused)) {
+            usleep(2000);
+            continue;
+        }
+        /* As a worker does: connections with input left over their read
+         * budget get their turns after the loop's, and the loop does not
+         * sleep while they wait (without this, one that read more than a
+         * budget at once stalls). */
+        h2o_evloop_run(loop, more ? 0 : 5);
+        more = grpc_listener_pass(l);
         size_t n = grpc_listener_connections(l);
         atomic_store(&srv->conns, n);
         if (n > atomic_load(&srv->max_conns))
@@ -363,6 +374,44 @@ static void test_batching(void **state)
     int calls = 0;
     assert_int_equal(key_spans("acme", "sampled", &calls), 20);
     assert_true(calls >= 5);
+    forward_free(f);
+    server_stop(srv);
+}
+
+/* A peer that stops reading: the forwarder's HTTP/2 client fills the
+ * socket (a send returns EAGAIN, and its thread waits for POLLOUT) with far
+ * more than the kernel buffers of a connection nobody reads (the stream's
+ * window is 1 MiB). Once the peer reads again, every span arrives once, on
+ * the same connection, and nothing is handed back. */
+static void test_peer_stops_reading(void **state)
+{
+    (void)state;
+    fake_reset();
+    server *srv = server_start(1, "s3cret", NULL);
+    sink s;
+    sink_init(&s);
+    /* Calls under the server's max_request_bytes (1 MiB), and no health
+     * check or deadline that the pause could fail. */
+    forward *f = fwd_start((forward_settings){.secret = "s3cret", .batch_bytes = 512 << 10, .flush_ms = 5,
+                                              .timeout_ms = 30000, .give_up_ms = 60000, .health_interval_ms = 60000},
+                           &s);
+    char addr[64];
+    peer_addr(addr, sizeof(addr), srv->port);
+    int p = forward_peer_add(f, addr);
+    push(f, p, "acme", "sampled", 1); /* connected before the peer stops */
+    assert_int_equal(forward_wait_idle(f, 10000), 0);
+    atomic_store(&srv->paused, 1);
+    uint8_t body[4096];
+    size_t one = make_payload(body, sizeof(body), 16, "acme"), pushed = 0, spans = 1;
+    for (; pushed < (size_t)4 << 20; pushed += one, spans += 16)
+        push(f, p, "acme", "sampled", 16);
+    assert_int_equal(forward_wait_idle(f, 300), -1); /* stuck while nothing is read */
+    assert_true(key_spans("acme", "sampled", NULL) < spans);
+    atomic_store(&srv->paused, 0);
+    assert_int_equal(forward_wait_idle(f, 20000), 0);
+    assert_int_equal(key_spans("acme", "sampled", NULL), spans);
+    assert_int_equal(sink_returned(&s), 0);
+    assert_int_equal(atomic_load(&srv->max_conns), 1);
     forward_free(f);
     server_stop(srv);
 }
@@ -676,6 +725,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN); /* as the gateway does: h2o and OpenSSL write to closed sockets */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batching),
+        cmocka_unit_test(test_peer_stops_reading),
         cmocka_unit_test(test_one_connection_per_peer),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_mutual_tls),
