@@ -200,8 +200,12 @@ static void *server_main(void *arg)
     grpc_listener *l = grpc_listener_start(loop, fd, &srv->settings, NULL);
     assert_non_null(l);
     atomic_store(&srv->ready, 1);
+    int more = 0;
     while (!atomic_load(&srv->stop)) {
-        h2o_evloop_run(loop, 5);
+        /* As a worker does: the turns of connections with input left over
+         * their read budget, without sleeping while they wait. */
+        h2o_evloop_run(loop, more ? 0 : 5);
+        more = grpc_listener_pass(l);
         if (atomic_exchange(&srv->shutdown, 0))
             grpc_listener_shutdown(l);
         atomic_store(&srv->conns, grpc_listener_connections(l));
