@@ -257,7 +257,8 @@ void sampler_free(sampler *s)
             sh->ready = t->next;
             sm_trace_free(sh, t);
         }
-        sm_shard_publish(s, sh); /* the gauges give back what was held */
+        sh->n_traces = sh->n_ready = 0; /* the lists went whole, without their counts */
+        sm_shard_publish(s, sh);        /* the gauges give back what was held */
         for (tenant_name *t = sh->tenants, *nx; t != NULL; t = nx) {
             nx = t->next;
             free(t);

@@ -102,7 +102,6 @@ static trace *trace_new(add_ctx *c, const uint8_t *id, uint64_t key)
     sh->tab[key & (sh->tab_size - 1)] = t;
     sh->n_traces++;
     sm_list_append(&sh->fifo, t);
-    sm_live_add(sh);
     return t;
 }
 

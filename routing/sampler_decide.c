@@ -239,6 +239,16 @@ static int encode_trace(sampler *s, shard *sh, const trace *t)
     return 0;
 }
 
+/* The held gauge follows the ready list as an emit pass (or a hold, or
+ * abandoning) leaves it. */
+static void publish_held(sampler *s, shard *sh)
+{
+    if (sh->n_ready != sh->held_pub) {
+        metrics_gauge_add(s->m.held, (int64_t)sh->n_ready - (int64_t)sh->held_pub);
+        sh->held_pub = sh->n_ready;
+    }
+}
+
 /* One pass over the ready list, oldest first: each trace is offered to the
  * destinations that do not have it yet; those that found no room (full,
  * this pass) are not offered anything more, and a trace that waits only on
@@ -269,10 +279,7 @@ static void emit_ready(sampler *s, shard *sh, sampler_emit_fn emit, void *data)
         sm_ready_remove(sh, prev, t);
         sm_trace_free(sh, t);
     }
-    if (sh->n_ready != sh->held_pub) {
-        metrics_gauge_add(s->m.held, (int64_t)sh->n_ready - (int64_t)sh->held_pub);
-        sh->held_pub = sh->n_ready;
-    }
+    publish_held(s, sh);
 }
 
 /* The shard, locked; NULL (nothing locked) for a shard that does not exist. */
@@ -469,12 +476,8 @@ int sampler_hold(sampler *s, size_t shard_i, const char *tenant, const uint8_t *
     sh->spans_held += spans; /* trace_free takes them back */
     t->mem = slab_size(sizeof(*t)) + len + MALLOC_OVERHEAD;
     sm_held_add(sh, t->mem);
-    sm_live_add(sh); /* trace_free takes it back */
     sm_ready_append(sh, t);
-    if (sh->n_ready != sh->held_pub) {
-        metrics_gauge_add(s->m.held, (int64_t)sh->n_ready - (int64_t)sh->held_pub);
-        sh->held_pub = sh->n_ready;
-    }
+    publish_held(s, sh);
     sm_shard_leave(s, sh);
     return 0;
 }
@@ -508,8 +511,7 @@ size_t sampler_abandon(sampler *s, size_t shard_i, uint64_t *spans)
     }
     sh->st.abandoned += n;
     sh->st.spans_abandoned += sp;
-    metrics_gauge_add(s->m.held, -(int64_t)sh->held_pub);
-    sh->held_pub = 0;
+    publish_held(s, sh); /* to 0: the ready list is empty */
     sm_shard_leave(s, sh);
     if (spans != NULL)
         *spans = sp;

@@ -113,8 +113,7 @@ typedef struct shard {
     size_t n_over, over_cap;
     slab mem;          /* traces and their segments */
     size_t bytes;      /* accounted memory held */
-    size_t n_live;     /* trace records: undecided, and sampled until emitted */
-    size_t bytes_pub, live_pub; /* bytes and n_live as the gauges last had them (sm_shard_leave) */
+    size_t bytes_pub, live_pub; /* bytes and n_traces + n_ready as the gauges last had them (sm_shard_leave) */
     uint64_t spans_held, wire_held;
     shard_stats st;
     /* scratch, reused */
@@ -284,9 +283,6 @@ static inline int sm_next_field(const uint8_t **p, const uint8_t *end, sm_field 
 /* Accounted memory: the bytes gauge follows at sm_shard_leave. */
 static inline void sm_held_add(shard *sh, size_t n) { sh->bytes += n; }
 static inline void sm_held_sub(shard *sh, size_t n) { sh->bytes -= n; }
-/* A trace record made (the in-flight gauge follows at sm_shard_leave;
- * sm_trace_free takes it back). */
-static inline void sm_live_add(shard *sh) { sh->n_live++; }
 /* Brings the shard's gauges up to date and unlocks it. */
 void sm_shard_leave(sampler *s, shard *sh);
 /* The gauges' moves since the last publication (sm_shard_leave). */

@@ -28,10 +28,11 @@ void sm_shard_publish(sampler *s, shard *sh)
 {
     if (sh->bytes != sh->bytes_pub)
         metrics_gauge_add(s->m.bytes, (int64_t)sh->bytes - (int64_t)sh->bytes_pub);
-    if (sh->n_live != sh->live_pub)
-        metrics_gauge_add(s->m.in_flight, (int64_t)sh->n_live - (int64_t)sh->live_pub);
+    size_t live = sh->n_traces + sh->n_ready; /* undecided, and sampled until handed on */
+    if (live != sh->live_pub)
+        metrics_gauge_add(s->m.in_flight, (int64_t)live - (int64_t)sh->live_pub);
     sh->bytes_pub = sh->bytes;
-    sh->live_pub = sh->n_live;
+    sh->live_pub = live;
 }
 
 void sm_shard_leave(sampler *s, shard *sh)
@@ -374,12 +375,11 @@ const tenant_name *sm_tenant_intern(shard *sh, const char *tenant)
     return t;
 }
 
-/* The in-flight count drops here, not at the decision: a sampled trace is
- * still held until it has been handed to the backends, so "0 in flight"
- * means everything decided has also been emitted (as bytes_held does). */
+/* A sampled trace counts as in flight (on the ready list) until it has
+ * been handed to the backends, so "0 in flight" means everything decided
+ * has also been emitted (as bytes_held does). */
 void sm_trace_free(shard *sh, trace *t)
 {
-    sh->n_live--;
     for (seg *g = t->segs, *nx; g != NULL; g = nx) {
         nx = g->next;
         sm_blob_put(sh, g->scope);
