@@ -48,14 +48,35 @@ no_skips unit-asan "$(awk '/^Skipped:/ {print $2}' "$logs/unit-asan")"
 
 # e2e NAME BINARY: the node:test suite against one build; its full output is
 # shown only when it fails (it is long), its totals always.
+#
+# A test file the runner kills on its timeout reports none of its tests, so
+# each run keeps traces (tests/e2e/lib/gateway.js, E2E_TRACE_DIR): for a failed
+# file, the end of its trace names the test that was running, and the log of
+# every gateway it started that never exited is shown.
+e2e_traces() { # NAME
+    local file trace pid log
+    awk '/^not ok [0-9]+ - \/.*\.test\.js$/ {print $NF}' "$logs/$1" | while read -r file; do
+        trace="$logs/trace-$1/$(basename "$file").trace"
+        [ -f "$trace" ] || continue
+        echo "-- trace of $(basename "$file") (last 20 lines)"
+        tail -20 "$trace"
+        grep -o 'gateway start: pid=[0-9]* log=.*' "$trace" | while read -r _ _ pid log; do
+            grep -q "gateway exit: ${pid} " "$trace" && continue
+            echo "-- ${log#log=}, gateway ${pid} never exited (last 60 lines)"
+            tail -60 "${log#log=}" 2>/dev/null
+        done
+    done
+}
 e2e() {
-    if ! tests/e2e/run.sh "$2" >"$logs/$1" 2>&1; then
+    rm -rf "$logs/trace-$1" && mkdir -p "$logs/trace-$1"
+    if ! E2E_TRACE_DIR="$logs/trace-$1" tests/e2e/run.sh "$2" >"$logs/$1" 2>&1; then
         # Every failing test at any depth, with its diagnostics (the YAML
         # block up to its closing "..."), then the end of the run.
         awk '/^ *not ok /{ind = match($0, /[^ ]/); on = 1; n = 0}
              on && n++ < 200 {print}
              on && /^ *\.\.\.$/ && match($0, /[^ ]/) == ind + 2 {on = 0}' "$logs/$1"
         tail -40 "$logs/$1"
+        e2e_traces "$1"
         echo "end-to-end tests FAILED ($1)"
         exit 1
     fi

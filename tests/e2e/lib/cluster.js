@@ -492,12 +492,12 @@ export class Cluster {
  * false, ...}; after timeoutMs throw with the last value and logs().
  */
 export async function until(what, fn, timeoutMs = 15_000, logs = () => '') {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let last;
   for (;;) {
     last = await fn();
     if (last && (typeof last !== 'object' || last.ok !== false)) return last;
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       throw new Error(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})\n${logs()}`);
     }
     await sleep(50);

@@ -10,6 +10,11 @@
 //   GATEWAY_BIN      path of the binary (default ../../build/otlp-gateway from tests/e2e)
 //   GATEWAY_ARGS     extra arguments, space separated (optional)
 //   E2E_KEEP_TMP=1   keep temp dirs after a run (for debugging)
+//   E2E_TRACE_DIR    when set (scripts/test.sh sets it), each test file appends to
+//                    <dir>/<file>.trace a line as each test starts and ends and as
+//                    each gateway starts (its pid and log) and stops. The runner
+//                    reports nothing of a file it kills on its timeout; this
+//                    trace names the test that was running and the log to read.
 //   ASAN_OPTIONS / UBSAN_OPTIONS are defaulted when not set (leak detection on).
 
 import { spawn } from 'node:child_process';
@@ -20,6 +25,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach } from 'node:test';
 
 export const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const GATEWAY_BIN = process.env.GATEWAY_BIN
@@ -60,6 +66,39 @@ export function freePort() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Milliseconds on the monotonic clock, for deadlines: a step of the wall clock must not stretch a wait. */
+export const monoMs = () => performance.now();
+
+/** Poll pred() every intervalMs until it is truthy or timeoutMs passed; resolves its last value. */
+export async function waitFor(pred, timeoutMs, intervalMs = 50) {
+  const deadline = monoMs() + timeoutMs;
+  for (;;) {
+    const v = await pred();
+    if (v || monoMs() >= deadline) return v;
+    await sleep(intervalMs);
+  }
+}
+
+const TRACE_FILE = process.env.E2E_TRACE_DIR
+  ? path.join(process.env.E2E_TRACE_DIR, `${path.basename(process.argv[1] ?? 'unknown')}.trace`)
+  : null;
+
+/** One line in this file's trace (E2E_TRACE_DIR), if tracing is on. */
+export function traceLine(text) {
+  if (!TRACE_FILE) return;
+  try {
+    fs.appendFileSync(TRACE_FILE, `${new Date().toISOString()} ${text}\n`);
+  } catch {
+    /* the trace is a diagnostic; never fail a test for it */
+  }
+}
+
+if (TRACE_FILE) {
+  // Root hooks run around every test of the file that imports the harness, at any depth.
+  beforeEach((t) => traceLine(`test start: ${t.name}`));
+  afterEach((t) => traceLine(`test end: ${t.name}`));
+}
 
 /**
  * One HTTP/1.1 request without connection reuse. Resolves {status, headers,
@@ -289,6 +328,7 @@ export class Gateway {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.pid = this.proc.pid;
+    traceLine(`gateway start: pid=${this.pid} log=${this.logPath}`);
     const onData = (chunk) => {
       this._log.push(chunk);
       try {
@@ -302,6 +342,7 @@ export class Gateway {
     this._exited = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => {
         this.exit = { code, signal };
+        traceLine(`gateway exit: pid=${this.pid} code=${code} signal=${signal}`);
         resolve(this.exit);
       });
       this.proc.on('error', (err) => {
@@ -311,9 +352,9 @@ export class Gateway {
       });
     });
 
-    const deadline = Date.now() + READY_TIMEOUT_MS;
+    const deadline = monoMs() + READY_TIMEOUT_MS;
     let last = 'no answer';
-    while (Date.now() < deadline) {
+    while (monoMs() < deadline) {
       if (this.exit) {
         throw new Error(`gateway exited during startup (${JSON.stringify(this.exit)})\n${this.logTail()}`);
       }
@@ -353,9 +394,9 @@ export class Gateway {
    * it logged may be seen before the line is.
    */
   async waitForLog(pattern, seen = 0, timeoutMs = 10_000) {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monoMs() + timeoutMs;
     while (this.logCount(pattern) <= seen) {
-      if (Date.now() > deadline) throw new Error(`gateway did not log ${pattern} within ${timeoutMs} ms`);
+      if (monoMs() > deadline) throw new Error(`gateway did not log ${pattern} within ${timeoutMs} ms`);
       await sleep(50);
     }
   }
@@ -423,11 +464,11 @@ export class Gateway {
 
   /** Wait until the tail sampler of `pipeline` holds no undecided trace. */
   async waitSamplerIdle(pipeline, timeoutMs = 15_000) {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monoMs() + timeoutMs;
     for (;;) {
       const n = await this.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline });
       if (n === 0) return;
-      if (Date.now() > deadline) throw new Error(`${n} traces still undecided\n${this.logTail()}`);
+      if (monoMs() > deadline) throw new Error(`${n} traces still undecided\n${this.logTail()}`);
       await sleep(100);
     }
   }
@@ -487,7 +528,7 @@ export class Gateway {
     if (this.exit) {
       problem = `gateway had already exited (${JSON.stringify(this.exit)})`;
     } else {
-      const t0 = Date.now();
+      const t0 = monoMs();
       this.proc.kill('SIGTERM');
       let timer;
       const res = await Promise.race([
@@ -497,7 +538,7 @@ export class Gateway {
         }),
       ]);
       clearTimeout(timer);
-      this.stopMs = Date.now() - t0;
+      this.stopMs = monoMs() - t0;
       if (!res) {
         problem = `gateway did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM`;
         this.proc.kill('SIGKILL');

@@ -27,7 +27,7 @@ export function waitForPort(port, deadline, host = '127.0.0.1') {
       });
       s.on('error', () => {
         s.destroy();
-        if (Date.now() > deadline) reject(new Error(`${host}:${port} not listening`));
+        if (performance.now() > deadline) reject(new Error(`${host}:${port} not listening`));
         else setTimeout(attempt, 50);
       });
     };
@@ -62,7 +62,7 @@ export class Haproxy {
       hap.proc.on('error', (e) => r({ code: -1, error: e.message }));
     });
     try {
-      const deadline = Date.now() + timeoutMs;
+      const deadline = performance.now() + timeoutMs;
       for (const p of ports) {
         const gone = hap._exited.then((x) => {
           throw new Error(`haproxy exited: ${JSON.stringify(x)}`);
@@ -129,12 +129,12 @@ export class Haproxy {
 
   /** Wait until every named server has the wanted status (UP or DOWN, by prefix). */
   async waitServers(want, timeoutMs = 10_000) {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     let got;
     for (;;) {
       got = await this.serverStates();
       if (Object.entries(want).every(([k, v]) => (got[k] ?? '').startsWith(v))) return got;
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         throw new Error(`haproxy servers: want ${JSON.stringify(want)}, have ${JSON.stringify(got)}\n${this.log()}`);
       }
       await new Promise((r) => setTimeout(r, 50));

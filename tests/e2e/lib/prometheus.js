@@ -67,8 +67,8 @@ export class Prometheus {
     this.proc.stdout.on('data', (c) => this._log.push(c));
     this.proc.stderr.on('data', (c) => this._log.push(c));
     this._exited = new Promise((resolve) => this.proc.on('exit', resolve));
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (Date.now() < deadline) {
+    const deadline = performance.now() + READY_TIMEOUT_MS;
+    while (performance.now() < deadline) {
       if (this.proc.exitCode !== null) break;
       try {
         const r = await httpRequest({ port: this.port, path: '/-/ready', timeoutMs: 1000 });
@@ -112,9 +112,9 @@ export class Prometheus {
 
   /** Poll `expr` until it returns at least `n` series (resolves them) or time runs out (throws). */
   async waitFor(expr, n = 1, timeoutMs = 10_000) {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     let last = [];
-    while (Date.now() < deadline) {
+    while (performance.now() < deadline) {
       last = await this.query(expr);
       if (last.length >= n) return last;
       await sleep(100);

@@ -746,15 +746,8 @@ export class JaegerGrpcSink {
   }
 }
 
-/** Poll pred() every intervalMs until it is truthy or timeoutMs passed; resolves its last value. */
-export async function waitFor(pred, timeoutMs, intervalMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v || Date.now() >= deadline) return v;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+// The harness' poll, for the tests that import it from here with the sinks.
+export { waitFor } from './gateway.js';
 
 // ---------- client side: SDK data and exports for the tests that use these sinks ----------
 

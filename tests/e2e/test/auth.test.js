@@ -25,7 +25,7 @@ import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 
-import { E2E_DIR, GATEWAY_BIN, Gateway, freePort, httpRequest, metricSum, runGatewayOnce, sleep } from '../lib/gateway.js';
+import { E2E_DIR, GATEWAY_BIN, Gateway, freePort, httpRequest, metricSum, runGatewayOnce, sleep, waitFor } from '../lib/gateway.js';
 import { CLIENTS, FakeKeycloak, decodeJwt, makeKey, makeKeySet, signJwt } from '../lib/keycloak.js';
 import { buildSpans } from '../lib/sdkdata.js';
 import { grpcExport, grpcFrame, newSpan, traceRequestProto } from '../lib/wire.js';
@@ -196,18 +196,6 @@ const servicesIn = (lines) =>
       (l.resourceSpans ?? []).map((rs) => rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value?.stringValue),
     ),
   );
-
-/** Poll fn until it returns truthy or timeoutMs passes; returns the last value. */
-async function waitFor(fn, timeoutMs, stepMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let v;
-  while (Date.now() < deadline) {
-    v = await fn();
-    if (v) return v;
-    await sleep(stepMs);
-  }
-  return v;
-}
 
 /** {"tenant/reason": delta} of the auth failure counters between two scrapes. */
 function failureDeltas(before, after) {

@@ -77,9 +77,9 @@ function postTraces(gw, key) {
 }
 
 async function waitFor(what, fn, timeoutMs = DEADLINE_MS, stepMs = 100) {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let last;
-  while (Date.now() < deadline) {
+  while (performance.now() < deadline) {
     last = await fn();
     if (last.ok) return last;
     await sleep(stepMs);

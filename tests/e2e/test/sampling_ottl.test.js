@@ -144,12 +144,12 @@ for (const [shape, set] of Object.entries(SETS)) {
       const unrouted = makeTraces('shop-x', 0x0771_0002); // `shop-\d+` does not match: no pipeline takes it
       await exportAll(exporter, [...shop.values()].flatMap((t) => t.spans));
       await exportAll(exporter, [...unrouted.values()].flatMap((t) => t.spans)); // own requests: counted as unrouted
-      const deadline = Date.now() + 15_000;
+      const deadline = performance.now() + 15_000;
       for (;;) {
         const n = await gw.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline: PIPELINE });
         const decided = await gw.metricSum('otlp_gateway_sampler_traces_total', { pipeline: PIPELINE });
         if (n === 0 && decided === shop.size) break;
-        assert.ok(Date.now() < deadline, `undecided: ${n} in flight, ${decided} decided\n${gw.logTail()}`);
+        assert.ok(performance.now() < deadline, `undecided: ${n} in flight, ${decided} decided\n${gw.logTail()}`);
         await sleep(100);
       }
       const found = spansInFile(gw);

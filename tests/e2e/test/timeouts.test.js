@@ -30,7 +30,7 @@ class Conn {
         c.wake?.();
       });
       c.sock.on('close', () => {
-        c.closedAt = Date.now();
+        c.closedAt = performance.now();
         c.wake?.();
       });
     });
@@ -38,7 +38,7 @@ class Conn {
 
   /** Next complete response: {status, body}, or null when the connection closed first. */
   async response(timeoutMs = 3000) {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const end = this.buf.indexOf('\r\n\r\n');
       if (end >= 0) {
@@ -61,7 +61,7 @@ class Conn {
         }
       }
       if (this.closedAt !== null) return null;
-      if (Date.now() > deadline) throw new Error('no response in time');
+      if (performance.now() > deadline) throw new Error('no response in time');
       await new Promise((r) => {
         this.wake = r;
         setTimeout(r, 50);
@@ -79,8 +79,8 @@ class Conn {
   }
 
   async waitClosed(timeoutMs) {
-    const deadline = Date.now() + timeoutMs;
-    while (this.closedAt === null && Date.now() < deadline) await sleep(20);
+    const deadline = performance.now() + timeoutMs;
+    while (this.closedAt === null && performance.now() < deadline) await sleep(20);
     return this.closedAt;
   }
 }
@@ -115,10 +115,10 @@ describe('HTTP/1.1 header_timeout and idle_timeout', () => {
     const c = await Conn.open(gw.httpPort);
     // The gateway's idle clock starts when it sends the response: after
     // `sent`, before `got` (however late this process reads the response).
-    const sent = Date.now();
+    const sent = performance.now();
     c.post(gw.httpPort);
     assert.equal((await c.response())?.status, 200);
-    const got = Date.now();
+    const got = performance.now();
     const closed = await c.waitClosed(IDLE_TIMEOUT_MS + 3000);
     assert.ok(closed !== null, 'not closed after idle_timeout');
     // Not before idle_timeout (a close at header_timeout, 1 s, fails this) ...
@@ -129,7 +129,7 @@ describe('HTTP/1.1 header_timeout and idle_timeout', () => {
 
   it('gives a connection that sends nothing only header_timeout', async () => {
     const c = await Conn.open(gw.httpPort);
-    const t0 = Date.now();
+    const t0 = performance.now();
     const closed = await c.waitClosed(HEADER_TIMEOUT_MS + 4000);
     assert.ok(closed !== null, 'a silent connection outlived header_timeout');
     // header_timeout (1 s) plus up to a sweep (250 ms) is expected; held to
@@ -142,7 +142,7 @@ describe('HTTP/1.1 header_timeout and idle_timeout', () => {
     c.post(gw.httpPort);
     assert.equal((await c.response())?.status, 200);
     await sleep(HEADER_TIMEOUT_MS * 1.5); // idle, allowed
-    const t0 = Date.now();
+    const t0 = performance.now();
     c.sock.write('POST /v1/traces HTTP/1.1\r\nHost: x\r\n'); // and never the rest
     const closed = await c.waitClosed(HEADER_TIMEOUT_MS + 4000);
     assert.ok(closed !== null, 'a stalled request header outlived header_timeout');
@@ -176,12 +176,12 @@ describe('gRPC idle_timeout', () => {
   it('keeps a busy connection open past idle_timeout, then closes it once idle', async () => {
     const session = http2.connect(`http://127.0.0.1:${gw.grpcPort}`);
     let goaway = null;
-    session.on('goaway', () => (goaway ??= Date.now()));
+    session.on('goaway', () => (goaway ??= performance.now()));
     session.on('error', () => {});
     // A request every 100 ms for three idle timeouts, each done before the next.
-    const t0 = Date.now();
+    const t0 = performance.now();
     const statuses = [];
-    while (Date.now() - t0 < 3 * GRPC_IDLE_MS) {
+    while (performance.now() - t0 < 3 * GRPC_IDLE_MS) {
       statuses.push(await exportOn(session));
       await sleep(100);
     }
@@ -189,9 +189,9 @@ describe('gRPC idle_timeout', () => {
     assert.deepEqual([...new Set(statuses)], [0], `answers: ${JSON.stringify(statuses)}`);
     assert.equal(goaway, null, 'GOAWAY on a connection that was never idle for idle_timeout');
     // Idle now: closed after about idle_timeout.
-    const idleFrom = Date.now();
-    while (goaway === null && !session.closed && Date.now() - idleFrom < 5 * GRPC_IDLE_MS) await sleep(20);
-    const closedAfter = (goaway ?? Date.now()) - idleFrom;
+    const idleFrom = performance.now();
+    while (goaway === null && !session.closed && performance.now() - idleFrom < 5 * GRPC_IDLE_MS) await sleep(20);
+    const closedAfter = (goaway ?? performance.now()) - idleFrom;
     assert.ok(goaway !== null || session.closed, 'idle connection not closed');
     assert.ok(closedAfter >= GRPC_IDLE_MS * 0.8, `closed ${closedAfter} ms after going idle`);
     session.destroy();
