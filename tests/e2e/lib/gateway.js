@@ -67,15 +67,16 @@ export function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Milliseconds on the monotonic clock, for deadlines: a step of the wall clock must not stretch a wait. */
-export const monoMs = () => performance.now();
-
-/** Poll pred() every intervalMs until it is truthy or timeoutMs passed; resolves its last value. */
+/**
+ * Poll pred() every intervalMs until it is truthy or timeoutMs passed; resolves its last value.
+ * Deadlines here and in the other helpers run on performance.now() (monotonic): a step of the
+ * wall clock must not stretch a wait.
+ */
 export async function waitFor(pred, timeoutMs, intervalMs = 50) {
-  const deadline = monoMs() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   for (;;) {
     const v = await pred();
-    if (v || monoMs() >= deadline) return v;
+    if (v || performance.now() >= deadline) return v;
     await sleep(intervalMs);
   }
 }
@@ -352,9 +353,9 @@ export class Gateway {
       });
     });
 
-    const deadline = monoMs() + READY_TIMEOUT_MS;
+    const deadline = performance.now() + READY_TIMEOUT_MS;
     let last = 'no answer';
-    while (monoMs() < deadline) {
+    while (performance.now() < deadline) {
       if (this.exit) {
         throw new Error(`gateway exited during startup (${JSON.stringify(this.exit)})\n${this.logTail()}`);
       }
@@ -394,9 +395,9 @@ export class Gateway {
    * it logged may be seen before the line is.
    */
   async waitForLog(pattern, seen = 0, timeoutMs = 10_000) {
-    const deadline = monoMs() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     while (this.logCount(pattern) <= seen) {
-      if (monoMs() > deadline) throw new Error(`gateway did not log ${pattern} within ${timeoutMs} ms`);
+      if (performance.now() > deadline) throw new Error(`gateway did not log ${pattern} within ${timeoutMs} ms`);
       await sleep(50);
     }
   }
@@ -464,11 +465,11 @@ export class Gateway {
 
   /** Wait until the tail sampler of `pipeline` holds no undecided trace. */
   async waitSamplerIdle(pipeline, timeoutMs = 15_000) {
-    const deadline = monoMs() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const n = await this.metricSum('otlp_gateway_sampler_traces_in_flight', { pipeline });
       if (n === 0) return;
-      if (monoMs() > deadline) throw new Error(`${n} traces still undecided\n${this.logTail()}`);
+      if (performance.now() > deadline) throw new Error(`${n} traces still undecided\n${this.logTail()}`);
       await sleep(100);
     }
   }
@@ -528,7 +529,7 @@ export class Gateway {
     if (this.exit) {
       problem = `gateway had already exited (${JSON.stringify(this.exit)})`;
     } else {
-      const t0 = monoMs();
+      const t0 = performance.now();
       this.proc.kill('SIGTERM');
       let timer;
       const res = await Promise.race([
@@ -538,7 +539,7 @@ export class Gateway {
         }),
       ]);
       clearTimeout(timer);
-      this.stopMs = monoMs() - t0;
+      this.stopMs = performance.now() - t0;
       if (!res) {
         problem = `gateway did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM`;
         this.proc.kill('SIGKILL');

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { Gateway, httpRequest, runGatewayOnce, sleep } from '../lib/gateway.js';
+import { Gateway, httpRequest, runGatewayOnce, sleep, waitFor as poll } from '../lib/gateway.js';
 import { makePki } from '../lib/pki.js';
 import { LocalS3, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY } from '../lib/s3.js';
 import { newSpan, traceRequestProto } from '../lib/wire.js';
@@ -77,13 +77,8 @@ function postTraces(gw, key) {
 }
 
 async function waitFor(what, fn, timeoutMs = DEADLINE_MS, stepMs = 100) {
-  const deadline = performance.now() + timeoutMs;
   let last;
-  while (performance.now() < deadline) {
-    last = await fn();
-    if (last.ok) return last;
-    await sleep(stepMs);
-  }
+  if (await poll(async () => (last = await fn()).ok, timeoutMs, stepMs)) return last;
   assert.fail(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
 }
 
