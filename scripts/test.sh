@@ -67,6 +67,22 @@ e2e_traces() { # NAME
         done
     done
 }
+# After a passing run: every file that uses the harness left a trace in
+# which each test that started ended and each gateway that started exited,
+# so a broken trace shows here rather than when a file is killed.
+e2e_traces_check() { # NAME
+    local f t ts te gs ge bad=0
+    while read -r f; do
+        t="$logs/trace-$1/$(basename "$f").trace"
+        read -r ts te gs ge < <([ -f "$t" ] && awk '/ test start: /{a++} / test end: /{b++}
+            / gateway start: /{c++} / gateway exit: /{d++} END {print a+0, b+0, c+0, d+0}' "$t" || echo 0 0 0 0)
+        if [ "$ts" -eq 0 ] || [ "$ts" -ne "$te" ] || [ "$gs" -ne "$ge" ]; then
+            echo "e2e trace of $(basename "$f") ($1): tests $ts started, $te ended; gateways $gs started, $ge exited"
+            bad=1
+        fi
+    done < <(grep -l "lib/gateway.js" tests/e2e/test/*.test.js)
+    [ "$bad" -eq 0 ] || { echo "end-to-end traces incomplete ($1)"; exit 1; }
+}
 e2e() {
     rm -rf "$logs/trace-$1" && mkdir -p "$logs/trace-$1"
     if ! E2E_TRACE_DIR="$logs/trace-$1" tests/e2e/run.sh "$2" >"$logs/$1" 2>&1; then
@@ -81,6 +97,7 @@ e2e() {
         exit 1
     fi
     grep -E '^# (tests|pass|fail|skipped|todo)' "$logs/$1"
+    e2e_traces_check "$1"
     no_skips "$1" "$(awk '/^# (skipped|todo) / {n += $3} END {print n + 0}' "$logs/$1")"
 }
 echo "== end-to-end tests"
