@@ -125,6 +125,10 @@ peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 # CPU time (user + system) a process has used, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
+# CPU time the whole machine has been busy (every CPU, all but idle and
+# iowait: processes, the kernel, interrupts), in clock ticks.
+machine_busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
 # run_h2load NAME PORT REQUESTS [--log-file] -> h2load's output in $TMP/NAME.out
 run_h2load() {
     local name=$1 port=$2 n=$3
@@ -179,5 +183,5 @@ lg() {
     [ -z "$bad" ] || { cat "$TMP/$name.out" >&2; die "$name: requests failed: $bad"; }
     lg_get() { echo "$line" | grep -oE "(^| )$1=[0-9.]+" | cut -d= -f2; }
     LG_OK=$(lg_get ok) LG_ACKED=$(lg_get spans_acked) LG_SPS=$(lg_get spans_per_s) LG_RPS=$(lg_get rps)
-    LG_P50=$(lg_get p50_ms) LG_P99=$(lg_get p99_ms)
+    LG_P50=$(lg_get p50_ms) LG_P99=$(lg_get p99_ms) LG_CPU=$(lg_get cpu_s)
 }

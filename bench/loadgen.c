@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "lg_client.h"
@@ -149,7 +150,18 @@ static int dump(const lg_config *cfg, const char *file)
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
-static void report(const lg_config *cfg, const lg_result *r)
+/* User and system CPU of the whole process (every thread), in seconds. */
+static double process_cpu_s(void)
+{
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u) != 0)
+        return 0;
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+/* cpu_s: the process's CPU over the run, so that a benchmark on a shared
+ * machine can say how much of it the client took. */
+static void report(const lg_config *cfg, const lg_result *r, double cpu_s)
 {
     double secs = (double)(r->end_ns - r->start_ns) / 1e9;
     if (secs <= 0)
@@ -186,16 +198,17 @@ static void report(const lg_config *cfg, const lg_result *r)
     double rps = (double)r->ok / secs, sps = (double)r->spans_acked / secs;
     printf("throughput: %.1f requests/s, %.0f spans/s, %.1f MB/s sent, over %.3f s\n", rps, sps,
            (double)r->bytes_sent / secs / 1e6, secs);
+    printf("client CPU: %.3f s user+system, %.2f cores over the run\n", cpu_s, cpu_s / secs);
     printf("latency ms (%s, %llu ok requests): p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f max %.3f\n",
            cfg->rate > 0 ? "from intended send time" : "from send", (unsigned long long)h->count,
            ms(lg_hist_quantile(h, 0.5)), ms(lg_hist_quantile(h, 0.9)), ms(lg_hist_quantile(h, 0.99)),
            ms(lg_hist_quantile(h, 0.999)), ms(h->max));
     printf("result requests=%llu ok=%llu failed=%llu spans_sent=%llu spans_acked=%llu duration_s=%.3f rps=%.1f "
-           "spans_per_s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f%s\n",
+           "spans_per_s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f cpu_s=%.3f%s\n",
            (unsigned long long)r->sent, (unsigned long long)r->ok, (unsigned long long)r->failed,
            (unsigned long long)r->spans_sent, (unsigned long long)r->spans_acked, secs, rps, sps,
            ms(lg_hist_quantile(h, 0.5)), ms(lg_hist_quantile(h, 0.9)), ms(lg_hist_quantile(h, 0.99)),
-           ms(lg_hist_quantile(h, 0.999)), ms(h->max), fails);
+           ms(lg_hist_quantile(h, 0.999)), ms(h->max), cpu_s, fails);
 }
 
 int main(int argc, char **argv)
@@ -291,10 +304,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     static lg_result r; /* large: histogram and per-status counters */
     char err[512];
+    double cpu0 = process_cpu_s();
     if (lg_run(&cfg, &r, err, sizeof err) != 0) {
         fprintf(stderr, "loadgen: %s\n", err);
         return 1;
     }
-    report(&cfg, &r);
+    report(&cfg, &r, process_cpu_s() - cpu0);
     return r.failed ? 3 : 0;
 }

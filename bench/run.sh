@@ -209,9 +209,10 @@ measure() {
         perf record -q --call-graph dwarf,16384 -F 1999 -p "$pid" -o "$TMP/$name.perf" -- sleep "$DUR" >"$TMP/$name.perf.log" 2>&1 &
         perf_pid=$!
     fi
-    t0=$(cpu_ticks "$pid")
+    local m0 m1 w0 w1
+    t0=$(cpu_ticks "$pid") m0=$(machine_busy_ticks) w0=$(date +%s%N)
     lg "$name-max" "${LG_SHAPE[@]}" "${auth_args[@]}" "$@" -d "$DUR" "$url"
-    t1=$(cpu_ticks "$pid")
+    t1=$(cpu_ticks "$pid") m1=$(machine_busy_ticks) w1=$(date +%s%N)
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || { cat "$TMP/$name.perf.log" >&2; die "$name: perf record failed"; }
         perf report -i "$TMP/$name.perf" --no-children --stdio --percent-limit 2 2>/dev/null |
@@ -220,8 +221,13 @@ measure() {
     acked=$(( acked + LG_ACKED ))
     local max_sps=$LG_SPS max_rps=$LG_RPS max_p50=$LG_P50 max_p99=$LG_P99 fails=$LG_FAILS max_acked=$LG_ACKED
     (( LG_OK > 0 )) || die "$name: no request acknowledged"
-    local cpu_us
+    local cpu_us cores
     cpu_us=$(awk -v t=$(( t1 - t0 )) -v hz="$TICK" -v s="$max_acked" 'BEGIN { printf "%.2f", t / hz * 1e6 / s }')
+    # Cores busy over the closed-loop run (loadgen's whole run, wall clock):
+    # the measured process, loadgen, and the whole machine (the sink, the
+    # kernel's share and anything else running make up the rest).
+    cores=$(awk -v g=$(( t1 - t0 )) -v m=$(( m1 - m0 )) -v hz="$TICK" -v lc="$LG_CPU" -v w=$(( w1 - w0 )) \
+        'BEGIN { d = w / 1e9; printf "%.2f/%.2f/%.2f", g / hz / d, lc / d, m / hz / d }')
     local half
     half=$(awk -v r="$max_rps" 'BEGIN { h = r / 2; if (h < 1) h = 1; printf "%.1f", h }')
     [ "$gw_admin" = - ] || duration_buckets "$gw_admin" >"$TMP/$name.dur0"
@@ -236,8 +242,8 @@ measure() {
     wait_received "$check_admin" $(( base + acked )) "$name"
     local rss
     rss=$(peak_rss_kb "$pid")
-    printf '%s %s %s %s %s %s %s %s %s %s %s %s\n' "$name" "$max_rps" "$max_sps" "$max_p50" "$max_p99" \
-        "$LG_P50" "$LG_P99" "$gw_p99" "$gw_1ms" "$cpu_us" "$(fmt "$(( rss ))/1024" 1)" "${fails:--}" | tr -s ' ' >>"$TMP/rows"
+    printf '%s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$name" "$max_rps" "$max_sps" "$max_p50" "$max_p99" \
+        "$LG_P50" "$LG_P99" "$gw_p99" "$gw_1ms" "$cpu_us" "$cores" "$(fmt "$(( rss ))/1024" 1)" "${fails:--}" | tr -s ' ' >>"$TMP/rows"
     log "$name: $(fmt "$max_sps" 0) spans/s max, p50/p99 at half rate $LG_P50/$LG_P99 ms, acknowledged $acked = received"
 }
 # fmt EXPR [DECIMALS]: an awk expression, formatted.
@@ -347,12 +353,12 @@ ngx_sps=$(awk '$1 == "nginx" { print $3 }' "$TMP/rows")
 echo
 printf 'OTLP/gRPC trace export, %d spans/request (%d bytes gRPC-framed), %d spans/trace, %d conns x %d streams, %ss runs\n' \
     "$SPANS" "$WIRE" "$SPT" "$C" "$M" "$DUR"
-printf '%-12s %9s %10s %6s %6s %9s %9s %9s %9s %8s %7s %8s %8s  %s\n' scenario 'req/s' 'spans/s' 'x disc' 'x ngx' \
-    'p50 max' 'p99 max' 'p50 half' 'p99 half' 'gw p99<=' 'gw<=1ms' 'CPU us/sp' 'RSS MiB' 'refused (retryable)'
-while read -r name rps sps p50 p99 hp50 hp99 gp99 g1ms cpu rss fails; do
-    printf '%-12s %9.0f %10.0f %6s %6s %9s %9s %9s %9s %8s %7s %8s %8s  %s\n' "$name" "$rps" "$sps" \
+printf '%-12s %9s %10s %6s %6s %9s %9s %9s %9s %8s %7s %8s %14s %8s  %s\n' scenario 'req/s' 'spans/s' 'x disc' 'x ngx' \
+    'p50 max' 'p99 max' 'p50 half' 'p99 half' 'gw p99<=' 'gw<=1ms' 'CPU us/sp' 'cores gw/lg/all' 'RSS MiB' 'refused (retryable)'
+while read -r name rps sps p50 p99 hp50 hp99 gp99 g1ms cpu cores rss fails; do
+    printf '%-12s %9.0f %10.0f %6s %6s %9s %9s %9s %9s %8s %7s %8s %14s %8s  %s\n' "$name" "$rps" "$sps" \
         "$(ratio "$sps" "${base_sps:-0}")" "$(ratio "$sps" "${ngx_sps:-0}")" "$p50" "$p99" "$hp50" "$hp99" \
-        "$gp99" "$([ "$g1ms" = - ] && echo - || echo "$g1ms%")" "$cpu" "$rss" "$fails"
+        "$gp99" "$([ "$g1ms" = - ] && echo - || echo "$g1ms%")" "$cpu" "$cores" "$rss" "$fails"
 done <"$TMP/rows"
 [ -n "${H2_RPS:-}" ] && printf 'cross-check on discard: h2load (one request repeated) %s req/s, gateway CPU %s us/span; loadgen %s req/s, %s us/span; ratios h2load/loadgen %s (rate), %s (CPU)\n' \
     "$(fmt "$H2_RPS" 0)" "$H2_CPU" "$(awk '$1 == "discard" { printf "%.0f", $2 }' "$TMP/rows")" \
@@ -367,4 +373,5 @@ fi
 echo "latency ms: max = closed loop (saturated, from send); half = open loop at half the max rate, from intended send time"
 echo "gw p99<= / gw<=1ms: the gateway's own otlp_gateway_request_duration_seconds over the half-rate run (request start to answer ready, without the client's and the kernel's share): the bucket bound holding the 99th percentile, and the share of requests answered within 1 ms"
 echo "CPU us/sp: CPU of the gateway (nginx for the nginx row) per acknowledged span in the closed-loop run"
+echo "cores gw/lg/all: cores kept busy over the closed-loop run by the gateway (nginx), by loadgen, and on the whole machine ($(nproc) here)"
 echo "checks: every scenario's gateway (or sink) received exactly the spans loadgen saw acknowledged"

@@ -94,6 +94,12 @@ pipelines:
     assert.equal(r.result.spans_acked, r.result.spans_sent, r.out);
     assert.equal((await spans(transport)) - s0, r.result.spans_acked, r.out);
     assert.equal((await okRequests(transport)) - r0, r.result.ok, r.out);
+    // The client's own CPU (bench/run.sh's cores column): some, and no more
+    // than its threads (and the main one) could spend over the run, with
+    // room for building the first requests before the clock starts.
+    const t = args.includes('-t') ? Number(args[args.indexOf('-t') + 1]) : 1;
+    assert.ok(r.result.cpu_s > 0, r.out);
+    assert.ok(r.result.cpu_s <= (t + 1) * r.result.duration_s + 0.2, r.out);
     return r;
   }
 
