@@ -151,7 +151,7 @@ PAYLOAD_BYTES=$(stat -c %s "$TMP/payload.bin")
 log "payload: $SPANS spans, $PAYLOAD_BYTES bytes; $N requests, $C connections x $M streams, warm-up $WARMUP, $WORKERS worker(s) per gateway"
 
 # ---- one instance ----
-G=$(free_port); A=$(free_port); LB=$(free_port)
+free_port G A LB
 start_gateway solo "$G" "$A"
 start_haproxy lb1 "$LB" "$G"
 log "one: haproxy :$LB -> gateway :$G"
@@ -169,7 +169,10 @@ kill "${GW_PIDS[@]}" "$HAP_PID"; wait "${GW_PIDS[@]}" "$HAP_PID" 2>/dev/null || 
 # ---- three members ----
 GW_PIDS=()
 GS=() AS=() PS=()
-for i in 1 2 3; do GS+=("$(free_port)"); AS+=("$(free_port)"); PS+=("$(free_port)"); done
+for i in 1 2 3; do
+    free_port gport aport pport
+    GS+=("$gport") AS+=("$aport") PS+=("$pport")
+done
 MEMBERS="127.0.0.1:${PS[0]}, 127.0.0.1:${PS[1]}, 127.0.0.1:${PS[2]}"
 for i in 0 1 2; do
     start_gateway "gw$((i + 1))" "${GS[$i]}" "${AS[$i]}" "cluster:
@@ -185,7 +188,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ "$(sum_metric otlp_gateway_cluster_members '' "${AS[@]}")" = 9 ] || die "the three members do not see each other"
-LB=$(free_port)
+free_port LB
 start_haproxy lb3 "$LB" "${GS[@]}"
 log "three: haproxy :$LB -> gateways :${GS[*]} (peers :${PS[*]})"
 measure three-paced "$LB" "${AS[*]}" "${GW_PIDS[*]}" "$PACE_N" --rps="$PER_CONN"

@@ -27,9 +27,10 @@ SINK_BIN=${SINK_BIN:-$GATEWAY_BIN}
 # config after admin:. Fresh ports are tried again when one was taken
 # meanwhile (an outgoing connection can hold a port free_port handed out).
 start() {
-    local name=$1 bin=$2 body=$3 attempt _
-    for attempt in 1 2 3; do
-        PORT=$(free_port); ADMIN=$(free_port)
+    local name=$1 bin=$2 body=$3 _
+    for _ in 1 2 3; do
+        free_port PORT ADMIN
+        # shellcheck disable=SC2153 # free_port sets PORT
         printf 'workers: 1\nadmin: 127.0.0.1:%s\nlog: {level: warn}\n%s\n' "$ADMIN" "$("$body" "$PORT")" >"$TMP/$name.yaml"
         "$bin" --config "$TMP/$name.yaml" 2>"$TMP/$name.log" &
         GW_PID=$!

@@ -45,7 +45,7 @@ LM=${BENCH_LARGE_STREAMS:-4}
 # start_discard NAME -> GW_PID GW_URL GW_ADMIN: one worker, discard, no auth.
 start_discard() {
     local grpc http
-    grpc=$(free_port) http=$(free_port) GW_ADMIN=$(free_port)
+    free_port grpc http GW_ADMIN
     GW_URL="http://127.0.0.1:$([ "$PROTO" = grpc ] && echo "$grpc" || echo "$http")"
     cat >"$TMP/$1.yaml" <<EOF
 workers: 1

@@ -44,20 +44,25 @@ bench_cleanup() {
     if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 
-# A free loopback TCP port (in no socket now, not handed out before), below
-# the ephemeral range (32768 and up on Linux) so that no client connection
-# takes it between now and the bind.
+# free_port VAR...: sets each VAR to a free loopback TCP port (in no socket
+# now, not handed out before by this shell), below the ephemeral range
+# (32768 and up on Linux) so that no client connection takes it between now
+# and the bind. Call it as it is, never in $( ): a subshell's record of the
+# ports handed out is lost, two calls can then get the same port, and as the
+# gateway's listeners use SO_REUSEPORT both binds succeed and the two
+# listeners share the connections (a bench run failed so, with HTTP 404s
+# from the wrong listener).
 USED_PORTS=" "
 free_port() {
-    local p
-    while :; do
-        p=$(( 20000 + RANDOM % 12000 ))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htan "sport = :$p")" ]; then
-            USED_PORTS+="$p "
-            echo "$p"
-            return
-        fi
+    local _fp_var _fp_port
+    for _fp_var in "$@"; do
+        while :; do
+            _fp_port=$(( 20000 + RANDOM % 12000 ))
+            case "$USED_PORTS" in *" $_fp_port "*) continue ;; esac
+            [ -z "$(ss -Htan "sport = :$_fp_port")" ] && break
+        done
+        USED_PORTS+="$_fp_port "
+        printf -v "$_fp_var" '%s' "$_fp_port"
     done
 }
 

@@ -125,14 +125,15 @@ EOF
 
 # start_gw NAME WORKERS KIND [SINK_PORT] -> GW_PID, GW_GRPC, GW_HTTP, GW_ADMIN
 start_gw() {
-    GW_GRPC=$(free_port) GW_HTTP=$(free_port) GW_ADMIN=$(free_port)
+    free_port GW_GRPC GW_HTTP GW_ADMIN
+    # shellcheck disable=SC2153 # free_port sets them
     gw_yaml "$1" "$2" "$GW_GRPC" "$GW_HTTP" "$GW_ADMIN" "$3" "${4:-}" >"$TMP/$1.yaml"
     launch_gateway "$1" "$GW_ADMIN"
 }
 
 # start_nginx UPSTREAM_GRPC_PORT -> NGX_PID, NGX_PORT
 start_nginx() {
-    NGX_PORT=$(free_port)
+    free_port NGX_PORT
     mkdir -p "$TMP/nginx"
     cat >"$TMP/nginx/nginx.conf" <<EOF
 daemon off;

@@ -109,6 +109,7 @@ e2e e2e-asan "$PWD/build-asan/otlp-gateway"
 # loadgen's acknowledged spans equal what each gateway or sink received, and
 # nothing fails but the retryable "queue full". It asserts no speed.
 echo "== bench smoke (bench/run.sh, BENCH_QUICK=1)"
+bench/lib_check.sh
 if ! BENCH_QUICK=1 BENCH_NO_BUILD=1 BUILD_DIR=build bench/run.sh >"$logs/bench" 2>&1; then
     tail -40 "$logs/bench"
     echo "bench smoke FAILED"
