@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <yaml.h>
 
@@ -846,6 +847,43 @@ int config_valid_addr(const char *s)
     const char *p = colon + 1;
     uint64_t port;
     return strlen(p) <= 5 && parse_digits(&p, &port) == 0 && *p == '\0' && port <= 65535;
+}
+
+typedef struct addr_parts {
+    const char *host;
+    size_t host_len;
+    unsigned long port;
+    int v6;       /* [v6] */
+    int wildcard; /* any address of its family ("" is either) */
+    int named;    /* a host name: either family */
+} addr_parts;
+
+static addr_parts addr_split(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    addr_parts p = {.host = s, .host_len = (size_t)(colon - s), .port = strtoul(colon + 1, NULL, 10)};
+    if (s[0] == '[') {
+        p.host++;
+        p.host_len -= 2;
+        p.v6 = 1;
+        p.wildcard = p.host_len == 2 && memcmp(p.host, "::", 2) == 0;
+    } else {
+        p.wildcard = p.host_len == 0 || (p.host_len == 7 && memcmp(p.host, "0.0.0.0", 7) == 0);
+        p.named = p.host_len > 0 && strspn(p.host, "0123456789.") < p.host_len;
+    }
+    return p;
+}
+
+int config_addrs_overlap(const char *a, const char *b)
+{
+    addr_parts x = addr_split(a), y = addr_split(b);
+    if (x.port == 0 || x.port != y.port)
+        return 0;
+    if (x.host_len == y.host_len && strncasecmp(x.host, y.host, x.host_len) == 0)
+        return 1;
+    int empty = x.host_len == 0 || y.host_len == 0; /* the system picks the family */
+    int same_family = x.v6 == y.v6 || x.named || y.named || empty;
+    return same_family && (x.wildcard || y.wildcard);
 }
 
 int config_addr(const config_node *map, const char *key, const char **out, char *err, size_t errlen)

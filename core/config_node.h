@@ -85,6 +85,12 @@ int config_name(const config_node *map, const char **out, char *err, size_t errl
 int config_name_error(const config_node *n, const char *key, char *err, size_t errlen);
 /* "host:port" or "[v6]:port"; *out NULL when absent. */
 int config_valid_addr(const char *s);
+/* Whether binding both valid addresses would take one port twice: the
+ * same port (not 0) and the same host, or a wildcard (empty, 0.0.0.0, [::])
+ * of the other's family. IPv6 sockets are bound v6-only, so 0.0.0.0 and
+ * [::] do not overlap; a host name may be either family. Names are not
+ * resolved: localhost and 127.0.0.1 are not seen as one. */
+int config_addrs_overlap(const char *a, const char *b);
 int config_addr(const config_node *map, const char *key, const char **out, char *err, size_t errlen);
 /* A duration that must fit in uint32 ms and be at least min ms. */
 int config_duration_u32(const config_node *map, const char *key, uint32_t def, uint32_t min, uint32_t *out,

@@ -402,6 +402,46 @@ static int read_cluster(config *c, arena *a, char *err, size_t errlen)
     return add_peer_listener(c, a, n, cc, err, errlen);
 }
 
+/* One address the gateway listens on, and where the config says so. */
+typedef struct listen_at {
+    const char *addr;
+    const config_node *n;
+    const char *key;
+} listen_at;
+
+/* No two listeners on one address: the client listeners bind with
+ * SO_REUSEPORT (a socket per worker), so a second listener on the same
+ * port would bind too, and the two would share its connections at random
+ * (gRPC requests answered 404 by the OTLP/HTTP listener, for one). */
+static int check_listen_addrs(const config *c, arena *a, char *err, size_t errlen)
+{
+    listen_at *at = arena_calloc(a, 2 * c->n_listeners + 1, sizeof(*at));
+    if (at == NULL)
+        return config_error(c->root, NULL, err, errlen, "out of memory");
+    size_t n = 0;
+    if (c->admin_addr != NULL)
+        at[n++] = (listen_at){c->admin_addr, c->root, "admin"};
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        const config_listener *l = &c->listeners[i];
+        const char *grpc_key = "grpc";
+        if (l->peer != NULL) /* cluster.listen, or made from cluster.advertise */
+            grpc_key = config_get(l->node, "listen") != NULL ? "listen" : "advertise";
+        if (l->grpc_addr != NULL)
+            at[n++] = (listen_at){l->grpc_addr, l->node, grpc_key};
+        if (l->http_addr != NULL)
+            at[n++] = (listen_at){l->http_addr, l->node, "http"};
+    }
+    for (size_t j = 1; j < n; j++)
+        for (size_t i = 0; i < j; i++)
+            if (config_addrs_overlap(at[i].addr, at[j].addr))
+                return config_error(at[j].n, at[j].key, err, errlen,
+                                    "%s takes the port of %s (line %u, %s): two listeners on one address "
+                                    "would share its connections",
+                                    at[j].addr, at[i].addr, config_line(config_get(at[i].n, at[i].key)),
+                                    at[i].key);
+    return 0;
+}
+
 static int read_config(config *c, arena *a, char *err, size_t errlen)
 {
     /* auth and tenants are read by auth/auth.c from c->root. */
@@ -438,7 +478,7 @@ static int read_config(config *c, arena *a, char *err, size_t errlen)
     c->routing.root = root;
     c->routing.max_decoded_bytes = c->max_decoded_bytes;
     if (read_listeners(c, a, err, errlen) != 0 || read_cluster(c, a, err, errlen) != 0 || config_map_of_maps(root, "backends", "backend", read_backend, &(backends_reader){c, a}, err, errlen) != 0 ||
-        read_pipelines(c, a, err, errlen) != 0)
+        read_pipelines(c, a, err, errlen) != 0 || check_listen_addrs(c, a, err, errlen) != 0)
         return -1;
     return 0;
 }

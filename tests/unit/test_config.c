@@ -704,6 +704,46 @@ static void test_cluster_errors(void **state)
                  "dns_server, dns_interval, secret, tls, forward, health, handoff_timeout)");
 }
 
+/* Two listeners on one address would both bind (SO_REUSEPORT) and share
+ * its connections: refused, naming both places. */
+static void test_listen_addresses(void **state)
+{
+    (void)state;
+    assert_true(config_addrs_overlap("127.0.0.1:4317", "127.0.0.1:4317"));
+    assert_true(config_addrs_overlap("0.0.0.0:4317", "127.0.0.1:4317"));
+    assert_true(config_addrs_overlap("10.0.0.5:4317", "0.0.0.0:4317"));
+    assert_true(config_addrs_overlap(":4317", "[::1]:4317"));      /* the system picks the family */
+    assert_true(config_addrs_overlap("[::]:4317", "[::1]:4317"));
+    assert_true(config_addrs_overlap("localhost:4317", "[::]:4317")); /* a name may be either family */
+    assert_true(config_addrs_overlap("LocalHost:4317", "localhost:4317"));
+    assert_false(config_addrs_overlap("0.0.0.0:4317", "[::]:4317")); /* v6 sockets are v6-only */
+    assert_false(config_addrs_overlap("[::]:4317", "127.0.0.1:4317"));
+    assert_false(config_addrs_overlap("127.0.0.1:4317", "127.0.0.2:4317"));
+    assert_false(config_addrs_overlap("127.0.0.1:4317", "127.0.0.1:4318"));
+    assert_false(config_addrs_overlap("127.0.0.1:0", "127.0.0.1:0")); /* any free port: two of them */
+
+    expect_error("listeners:\n  - {name: a, grpc: 127.0.0.1:4317, http: 127.0.0.1:4317}\n",
+                 "gw.yaml:2:43: listeners[0].http: 127.0.0.1:4317 takes the port of 127.0.0.1:4317 (line 2, grpc): "
+                 "two listeners on one address would share its connections");
+    expect_error(MIN_LISTENER "  - name: b\n    grpc: 0.0.0.0:4317\n",
+                 "gw.yaml:5:11: listeners[1].grpc: 0.0.0.0:4317 takes the port of 127.0.0.1:4317 (line 3, grpc): "
+                 "two listeners on one address would share its connections");
+    expect_error("admin: 127.0.0.1:8888\nlisteners:\n  - {name: a, http: 127.0.0.1:8888}\n",
+                 "gw.yaml:3:21: listeners[0].http: 127.0.0.1:8888 takes the port of 127.0.0.1:8888 (line 1, admin): "
+                 "two listeners on one address would share its connections");
+    /* The peer listener, made from cluster.advertise's port on 0.0.0.0. */
+    expect_error(CLUSTER_HDR "  advertise: 10.0.0.5:4317\n  members: ['10.0.0.5:4317']\n  secret: 0123456789abcdef\n",
+                 "gw.yaml:5:14: cluster.advertise: 0.0.0.0:4317 takes the port of 127.0.0.1:4317 (line 3, grpc): "
+                 "two listeners on one address would share its connections");
+    expect_error(CLUSTER_HDR "  advertise: 10.0.0.5:4319\n  listen: 127.0.0.1:4317\n  members: ['10.0.0.5:4319']\n"
+                             "  secret: 0123456789abcdef\n",
+                 "gw.yaml:6:11: cluster.listen: 127.0.0.1:4317 takes the port of 127.0.0.1:4317 (line 3, grpc): "
+                 "two listeners on one address would share its connections");
+    config *c = load_ok("admin: 127.0.0.1:4319\nlisteners:\n  - {name: a, grpc: '0.0.0.0:4317', http: '[::]:4317'}\n"
+                        "  - {name: b, grpc: 127.0.0.1:0, http: 127.0.0.2:4319}\n  - {name: c, grpc: 127.0.0.1:0}\n");
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -724,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_cluster_errors),
+        cmocka_unit_test(test_listen_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
