@@ -854,8 +854,8 @@ typedef struct addr_parts {
     size_t host_len;
     unsigned long port;
     int v6;       /* [v6] */
-    int wildcard; /* any address of its family ("" is either) */
-    int named;    /* a host name: either family */
+    int wildcard; /* any address of its family */
+    int either;   /* a host name or an empty host: the system picks the family */
 } addr_parts;
 
 static addr_parts addr_split(const char *s)
@@ -869,7 +869,7 @@ static addr_parts addr_split(const char *s)
         p.wildcard = p.host_len == 2 && memcmp(p.host, "::", 2) == 0;
     } else {
         p.wildcard = p.host_len == 0 || (p.host_len == 7 && memcmp(p.host, "0.0.0.0", 7) == 0);
-        p.named = p.host_len > 0 && strspn(p.host, "0123456789.") < p.host_len;
+        p.either = strspn(p.host, "0123456789.") < p.host_len || p.host_len == 0;
     }
     return p;
 }
@@ -881,9 +881,7 @@ int config_addrs_overlap(const char *a, const char *b)
         return 0;
     if (x.host_len == y.host_len && strncasecmp(x.host, y.host, x.host_len) == 0)
         return 1;
-    int empty = x.host_len == 0 || y.host_len == 0; /* the system picks the family */
-    int same_family = x.v6 == y.v6 || x.named || y.named || empty;
-    return same_family && (x.wildcard || y.wildcard);
+    return (x.v6 == y.v6 || x.either || y.either) && (x.wildcard || y.wildcard);
 }
 
 int config_addr(const config_node *map, const char *key, const char **out, char *err, size_t errlen)

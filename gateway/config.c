@@ -477,8 +477,12 @@ static int read_config(config *c, arena *a, char *err, size_t errlen)
         return config_error(limits, "max_decoded_bytes", err, errlen, "must be at least 1KiB");
     c->routing.root = root;
     c->routing.max_decoded_bytes = c->max_decoded_bytes;
-    if (read_listeners(c, a, err, errlen) != 0 || read_cluster(c, a, err, errlen) != 0 || config_map_of_maps(root, "backends", "backend", read_backend, &(backends_reader){c, a}, err, errlen) != 0 ||
-        read_pipelines(c, a, err, errlen) != 0 || check_listen_addrs(c, a, err, errlen) != 0)
+    /* The addresses are checked once every listener is known (the peer
+     * listener comes with cluster:), before backends and pipelines. */
+    if (read_listeners(c, a, err, errlen) != 0 || read_cluster(c, a, err, errlen) != 0 ||
+        check_listen_addrs(c, a, err, errlen) != 0 ||
+        config_map_of_maps(root, "backends", "backend", read_backend, &(backends_reader){c, a}, err, errlen) != 0 ||
+        read_pipelines(c, a, err, errlen) != 0)
         return -1;
     return 0;
 }
