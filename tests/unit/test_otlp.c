@@ -404,10 +404,12 @@ static void test_truncated_and_garbage(void **state)
 
 /* Request -> ResourceSpans -> Resource -> KeyValue -> AnyValue, then `levels`
  * times ArrayValue -> AnyValue: the innermost AnyValue sits at message depth
- * 5 + 2 * levels. Built from the inside out. */
-static uint8_t *nested_anyvalue(size_t levels, size_t *len)
+ * 5 + 2 * levels. With `kvlist`, each level is KeyValueList -> KeyValue ->
+ * AnyValue instead, so the innermost value is a plain attribute (key "k",
+ * int 1) at depth 5 + 3 * levels. Built from the inside out. */
+static uint8_t *nested_anyvalue(size_t levels, int kvlist, size_t *len)
 {
-    size_t cap = 64 + levels * 12;
+    size_t cap = 64 + levels * 16;
     uint8_t *b = malloc(cap);
     assert_non_null(b);
     size_t pos = cap;
@@ -428,17 +430,29 @@ static uint8_t *nested_anyvalue(size_t levels, size_t *len)
             PUT(v[--k]);                                                                           \
         PUT(tag);                                                                                  \
     } while (0)
+    /* Wraps the AnyValue after pos as the value of a KeyValue with key "k". */
+#define KEY_VALUE()                                                                                \
+    do {                                                                                           \
+        WRAP(0x12); /* KeyValue.value */                                                           \
+        PUT('k');                                                                                  \
+        PUT(0x01);                                                                                 \
+        PUT(0x0a); /* KeyValue.key */                                                              \
+    } while (0)
     for (size_t i = 0; i < levels; i++) {
-        WRAP(0x0a); /* ArrayValue.values */
-        WRAP(0x2a); /* AnyValue.array_value */
+        if (kvlist) {
+            KEY_VALUE();
+            WRAP(0x0a); /* KeyValueList.values */
+            WRAP(0x32); /* AnyValue.kvlist_value */
+        } else {
+            WRAP(0x0a); /* ArrayValue.values */
+            WRAP(0x2a); /* AnyValue.array_value */
+        }
     }
-    WRAP(0x12); /* KeyValue.value */
-    PUT('k');
-    PUT(0x01);
-    PUT(0x0a); /* KeyValue.key = "k" */
+    KEY_VALUE();
     WRAP(0x0a); /* Resource.attributes */
     WRAP(0x0a); /* ResourceSpans.resource */
     WRAP(0x0a); /* Request.resource_spans */
+#undef KEY_VALUE
 #undef WRAP
 #undef PUT
     *len = cap - pos;
@@ -464,19 +478,29 @@ static void test_depth_limit(void **state)
     char err[160];
     size_t len;
     /* 5 + 2 * 197 = 399 levels pass, 401 do not. */
-    uint8_t *ok = nested_anyvalue(197, &len);
+    uint8_t *ok = nested_anyvalue(197, 0, &len);
     assert_int_equal(decode_pb(OTLP_TRACES, ok, len, err, sizeof(err)), 0);
     /* At the limit, protobuf-c's recursive unpack fits a 512 KiB stack
      * (a worker's is 8 MiB). */
     assert_int_equal(run_on_small_stack(decode_pb_input, &(pb_input){ok, len}, 512 << 10), 0);
     free(ok);
-    uint8_t *deep = nested_anyvalue(198, &len);
+    uint8_t *deep = nested_anyvalue(198, 0, &len);
     assert_int_equal(scan_agrees(OTLP_TRACES, deep, len), 0);
     assert_int_equal(decode_pb(OTLP_TRACES, deep, len, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "invalid protobuf: nesting too deep at offset"));
     free(deep);
+    /* A plain attribute the scan takes in one step (two messages) right at
+     * the limit: its value is the message that goes one too deep. */
+    uint8_t *kv = nested_anyvalue(131, 1, &len); /* the attribute at depth 397, its value at 398 */
+    assert_int_equal(scan_agrees(OTLP_TRACES, kv, len), 1);
+    free(kv);
+    kv = nested_anyvalue(132, 1, &len); /* 400 and 401 */
+    assert_int_equal(scan_agrees(OTLP_TRACES, kv, len), 0);
+    assert_int_equal(decode_pb(OTLP_TRACES, kv, len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "nesting too deep"));
+    free(kv);
     /* 100k levels (about 1 MB): rejected, stack intact. */
-    uint8_t *bomb = nested_anyvalue(100000, &len);
+    uint8_t *bomb = nested_anyvalue(100000, 0, &len);
     assert_int_equal(scan_agrees(OTLP_TRACES, bomb, len), 0);
     assert_int_equal(decode_pb(OTLP_TRACES, bomb, len, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "nesting too deep"));
@@ -632,6 +656,87 @@ static void test_wire_scan_notes(void **state)
     wbuf logs = w_request(&rec, 2);
     assert_int_equal(otlp_wire_scan(OTLP_LOGS, logs.b, logs.n, &items, &notes), 1);
     assert_int_equal(notes.n, 0);
+}
+
+/* A span whose only attribute is the KeyValue kv (n bytes), scanned. */
+static int scan_attribute(const uint8_t *kv, size_t n)
+{
+    wbuf span = {0};
+    w_bytes(&span, 1, TRACE_ID, 16);
+    w_bytes(&span, 2, SPAN_ID, 8);
+    w_bytes(&span, 9, kv, n);
+    wbuf req = w_request(&span, 2);
+    return scan_agrees(OTLP_TRACES, req.b, req.n);
+}
+
+/* A KeyValue: key, then an AnyValue holding one field of the given tag byte
+ * and payload (a length-delimited one when len_delim). */
+static wbuf w_kv(const char *key, size_t key_len, uint8_t tag, const void *p, size_t n)
+{
+    wbuf value = {0}, kv = {0};
+    value.b[value.n++] = tag;
+    if ((tag & 7) == 2)
+        w_varint(&value, n);
+    memcpy(value.b + value.n, p, n);
+    value.n += n;
+    w_bytes(&kv, 1, key, key_len);
+    w_bytes(&kv, 2, value.b, value.n);
+    return kv;
+}
+
+/* Plain attributes take the scan's shortcut (kv_plain); every other shape
+ * of KeyValue the general path, and both must agree with the decoder. */
+static void test_wire_scan_plain_attributes(void **state)
+{
+    (void)state;
+    static const uint8_t neg[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}; /* int -1 */
+    static const uint8_t eleven[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    static const uint8_t dbl[8] = {0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
+    static const uint8_t f503[] = {0xf7, 0x03};
+    char long_str[200];
+    memset(long_str, 'x', sizeof(long_str));
+    const struct {
+        const char *what;
+        wbuf kv;
+        int ok;
+    } cases[] = {
+        {"string", w_kv("http.route", 10, 0x0a, "/api", 4), 1},
+        {"empty key and string", w_kv("", 0, 0x0a, "", 0), 1},
+        {"bool", w_kv("hit", 3, 0x10, "\x01", 1), 1},
+        {"int of two bytes", w_kv("code", 4, 0x18, f503, 2), 1},
+        {"int of ten bytes", w_kv("neg", 3, 0x18, neg, sizeof(neg)), 1},
+        {"int of eleven bytes", w_kv("bad", 3, 0x18, eleven, sizeof(eleven)), 0},
+        {"double", w_kv("total", 5, 0x21, dbl, 8), 1},
+        {"double cut short", w_kv("total", 5, 0x21, dbl, 7), 0},
+        {"bytes", w_kv("raw", 3, 0x3a, "\0\1", 2), 1},
+        {"long key", w_kv(long_str, 130, 0x0a, "v", 1), 1},
+        {"long string", w_kv("k", 1, 0x0a, long_str, 200), 1},
+        {"string as a varint", w_kv("k", 1, 0x08, "\x01", 1), 0},
+        {"a field past the oneof", w_kv("k", 1, 0xf8, "\x01\x05", 2), 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got = scan_attribute(cases[i].kv.b, cases[i].kv.n);
+        if (got != cases[i].ok)
+            fail_msg("%s: scan %d, want %d", cases[i].what, got, cases[i].ok);
+    }
+    /* A value with nothing set, and the value before the key. */
+    static const uint8_t empty_value[] = {0x0a, 0x01, 'k', 0x12, 0x00};
+    static const uint8_t value_first[] = {0x12, 0x02, 0x18, 0x07, 0x0a, 0x01, 'k'};
+    assert_int_equal(scan_attribute(empty_value, sizeof(empty_value)), 1);
+    assert_int_equal(scan_attribute(value_first, sizeof(value_first)), 1);
+    /* A string longer than its value. */
+    static const uint8_t string_over[] = {0x0a, 0x01, 'k', 0x12, 0x04, 0x0a, 0x05, 'a', 'b'};
+    assert_int_equal(scan_attribute(string_over, sizeof(string_over)), 0);
+    /* Lengths of two bytes whose first byte, read alone, would frame a
+     * plain attribute: a key of 128 bytes (then a field 0), and a value
+     * 1,280 bytes long in a KeyValue of 133. Both are refused. */
+    uint8_t key128[134] = {0x0a, 0x80, 0x01};
+    memset(key128 + 3, 'a', 127);
+    memcpy(key128 + 130, (const uint8_t[]){0x12, 0x02, 0x18, 0x01}, 4);
+    assert_int_equal(scan_attribute(key128, sizeof(key128)), 0);
+    uint8_t value1280[133] = {0x0a, 0x01, 'k', 0x12, 0x80, 0x0a, 126};
+    memset(value1280 + 7, 'x', 126);
+    assert_int_equal(scan_attribute(value1280, sizeof(value1280)), 0);
 }
 
 static void test_wire_scan_leaves_odd_bytes_to_the_decoder(void **state)
@@ -808,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_wire_scan_last_field_wins),
         cmocka_unit_test(test_wire_scan_leaves_odd_bytes_to_the_decoder),
         cmocka_unit_test(test_wire_scan_notes),
+        cmocka_unit_test(test_wire_scan_plain_attributes),
         cmocka_unit_test(test_responses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
