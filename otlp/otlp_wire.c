@@ -280,9 +280,10 @@ static void note_span(otlp_wire_spans *spans, otlp_wire_span *note, int root)
  * KeyValue holding a short key, then an AnyValue holding one string, bool,
  * int, double or bytes. Such a KeyValue (len bytes at p) is valid, and
  * carries nothing the scan notes or counts, so it is checked here in one
- * go instead of field by field with two frames. Anything else (a long key, an array, a
- * repeated or reordered field, an unknown one) returns 0 and takes the
- * general path, which then accepts or refuses it as it always did. */
+ * go instead of field by field with two frames. Anything else (a long key,
+ * an array, a repeated or reordered field, an unknown one) returns 0 and
+ * takes the general path, which then accepts or refuses it as it always
+ * did. */
 static int kv_plain(const uint8_t *p, size_t len)
 {
     if (len < 4 || p[0] != 0x0a /* 1: key */ || p[1] >= 0x80 || (size_t)p[1] + 4 > len)
