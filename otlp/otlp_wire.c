@@ -337,6 +337,7 @@ static inline int wire_scan(const wire_node *root, const uint8_t *d, size_t len,
         /* A tag of at most 4 bytes (field numbers below 2^25; OTLP's are
          * below 20) and not 0: the decoding path takes longer ones, and
          * refuses field 0 however it is spelled. */
+        const uint8_t tag_byte = d[pos];
         uint32_t tag = (d[pos] & 0x7f) >> 3;
         unsigned wire = d[pos] & 7;
         if (d[pos] < 0x80) { /* every OTLP field's tag is one byte */
@@ -422,9 +423,16 @@ static inline int wire_scan(const wire_node *root, const uint8_t *d, size_t len,
             if (fr->kind == K_POINTS && tag == 1)
                 st.cur_points++;
             const wire_node *child = &nodes[wf->child];
-            /* The general path would push two frames for it: the same depth limit. */
+            /* The general path would push two frames for it: the same depth
+             * limit. A repeated field's entries come together, so the next
+             * field is most likely another attribute of this list: one with
+             * the same one-byte tag and a one-byte length would take this
+             * same branch, and is taken here. */
             if (child == kv_node && top + 2 < OTLP_MAX_DEPTH && kv_plain(d + pos, n)) {
                 pos += n;
+                while (tag_byte < 0x80 && fr->end - pos >= 2 && d[pos] == tag_byte && d[pos + 1] < 0x80 &&
+                       d[pos + 1] <= fr->end - pos - 2 && kv_plain(d + pos + 2, d[pos + 1]))
+                    pos += 2 + (size_t)d[pos + 1];
                 break;
             }
             frame_kind k = kind_of(fr->kind, tag, child);

@@ -739,6 +739,69 @@ static void test_wire_scan_plain_attributes(void **state)
     assert_int_equal(scan_attribute(value1280, sizeof(value1280)), 0);
 }
 
+/* A span's attributes as the scan takes a run of them (the entries of a
+ * repeated field come together): plain ones with an unplain one between,
+ * a bad one in the middle, and a last one whose length runs past the span
+ * and the request, in a buffer of exactly the request's size so that a
+ * read past it is caught under AddressSanitizer. */
+static void test_wire_scan_attribute_runs(void **state)
+{
+    (void)state;
+    static const uint8_t dbl[8] = {0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
+    char long_str[200];
+    memset(long_str, 'x', sizeof(long_str));
+    const wbuf plain[] = {w_kv("a", 1, 0x0a, "x", 1), w_kv("b", 1, 0x18, "\x05", 1), w_kv("c", 1, 0x21, dbl, 8)};
+    const wbuf unplain = w_kv("long", 4, 0x0a, long_str, sizeof(long_str));
+    const wbuf bad = w_kv("cut", 3, 0x21, dbl, 7);
+    for (int middle = 0; middle < 2; middle++) {
+        wbuf span = {0};
+        w_bytes(&span, 1, TRACE_ID, 16);
+        w_bytes(&span, 2, SPAN_ID, 8);
+        for (int i = 0; i < 6; i++) {
+            const wbuf *kv = i == 3 ? (middle ? &bad : &unplain) : &plain[i % 3];
+            w_bytes(&span, 9, kv->b, kv->n);
+        }
+        wbuf req = w_request(&span, 2);
+        assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), !middle);
+    }
+    /* After the run, an event (field 11) whose bytes would make a plain
+     * attribute: an event's field 1 is a fixed64, so it is refused. */
+    static const uint8_t kv_like[] = {0x0a, 0x01, 'k', 0x12, 0x02, 0x18, 0x01};
+    wbuf span = {0};
+    w_bytes(&span, 1, TRACE_ID, 16);
+    w_bytes(&span, 2, SPAN_ID, 8);
+    for (int i = 0; i < 3; i++)
+        w_bytes(&span, 9, plain[i].b, plain[i].n);
+    w_bytes(&span, 11, kv_like, sizeof(kv_like));
+    wbuf req = w_request(&span, 2);
+    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 0);
+    span.n = 0;
+    w_bytes(&span, 1, TRACE_ID, 16);
+    w_bytes(&span, 2, SPAN_ID, 8);
+    for (int i = 0; i < 3; i++)
+        w_bytes(&span, 9, plain[i].b, plain[i].n);
+    /* Its first 9 bytes frame an attribute of 127: key "k", a string of
+     * 120 bytes, which the request ends before. */
+    static const uint8_t overrun[] = {0x4a, 0x7f, 0x0a, 0x01, 'k', 0x12, 122, 0x0a, 120};
+    memcpy(span.b + span.n, overrun, sizeof(overrun));
+    span.n += sizeof(overrun);
+    req = w_request(&span, 2);
+    uint8_t *exact = malloc(req.n);
+    assert_non_null(exact);
+    memcpy(exact, req.b, req.n);
+    assert_int_equal(scan_agrees(OTLP_TRACES, exact, req.n), 0);
+    free(exact);
+    /* A two-byte length (0x80 0x0a: 1,280, past the span) whose first byte,
+     * read alone, would frame the 128 bytes that follow as an attribute. */
+    span.n -= sizeof(overrun);
+    uint8_t two[130] = {0x4a, 0x80, 0x0a, 0x01, 'k', 0x12, 123, 0x0a, 121};
+    memset(two + 9, 'x', sizeof(two) - 9);
+    memcpy(span.b + span.n, two, sizeof(two));
+    span.n += sizeof(two);
+    req = w_request(&span, 2);
+    assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 0);
+}
+
 static void test_wire_scan_leaves_odd_bytes_to_the_decoder(void **state)
 {
     (void)state;
@@ -914,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_wire_scan_leaves_odd_bytes_to_the_decoder),
         cmocka_unit_test(test_wire_scan_notes),
         cmocka_unit_test(test_wire_scan_plain_attributes),
+        cmocka_unit_test(test_wire_scan_attribute_runs),
         cmocka_unit_test(test_responses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
