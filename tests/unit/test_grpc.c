@@ -34,6 +34,7 @@
 
 #include "grpc.h"
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 #include "metrics.h"
 #include "test_util.h"
@@ -66,14 +67,8 @@ static void fake_reset(void)
     pthread_mutex_unlock(&fake_mu);
 }
 
-/* FNV-1a: bodies compared without keeping them all. */
-static uint64_t body_hash(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
+/* Bodies compared without keeping them all. */
+static uint64_t body_hash(const uint8_t *p, size_t n) { return hash_fnv1a(p, n, HASH_FNV1A_INIT); }
 
 void ingest_export(ingest_ctx *ctx, const ingest_limits *lim, otlp_signal sig, otlp_encoding enc,
                    const req_origin *origin, const uint8_t *body, size_t len, int gzipped, ingest_result *out)

@@ -658,12 +658,19 @@ static void test_wire_scan_notes(void **state)
     assert_int_equal(notes.n, 0);
 }
 
-/* A span whose only attribute is the KeyValue kv (n bytes), scanned. */
-static int scan_attribute(const uint8_t *kv, size_t n)
+/* A span's trace and span ids, to which a test adds fields. */
+static wbuf w_span_ids(void)
 {
     wbuf span = {0};
     w_bytes(&span, 1, TRACE_ID, 16);
     w_bytes(&span, 2, SPAN_ID, 8);
+    return span;
+}
+
+/* A span whose only attribute is the KeyValue kv (n bytes), scanned. */
+static int scan_attribute(const uint8_t *kv, size_t n)
+{
+    wbuf span = w_span_ids();
     w_bytes(&span, 9, kv, n);
     wbuf req = w_request(&span, 2);
     return scan_agrees(OTLP_TRACES, req.b, req.n);
@@ -754,9 +761,7 @@ static void test_wire_scan_attribute_runs(void **state)
     const wbuf unplain = w_kv("long", 4, 0x0a, long_str, sizeof(long_str));
     const wbuf bad = w_kv("cut", 3, 0x21, dbl, 7);
     for (int middle = 0; middle < 2; middle++) {
-        wbuf span = {0};
-        w_bytes(&span, 1, TRACE_ID, 16);
-        w_bytes(&span, 2, SPAN_ID, 8);
+        wbuf span = w_span_ids();
         for (int i = 0; i < 6; i++) {
             const wbuf *kv = i == 3 ? (middle ? &bad : &unplain) : &plain[i % 3];
             w_bytes(&span, 9, kv->b, kv->n);
@@ -764,25 +769,20 @@ static void test_wire_scan_attribute_runs(void **state)
         wbuf req = w_request(&span, 2);
         assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), !middle);
     }
+    wbuf run = w_span_ids();
+    for (int i = 0; i < 3; i++)
+        w_bytes(&run, 9, plain[i].b, plain[i].n);
     /* After the run, an event (field 11) whose bytes would make a plain
      * attribute: an event's field 1 is a fixed64, so it is refused. */
     static const uint8_t kv_like[] = {0x0a, 0x01, 'k', 0x12, 0x02, 0x18, 0x01};
-    wbuf span = {0};
-    w_bytes(&span, 1, TRACE_ID, 16);
-    w_bytes(&span, 2, SPAN_ID, 8);
-    for (int i = 0; i < 3; i++)
-        w_bytes(&span, 9, plain[i].b, plain[i].n);
+    wbuf span = run;
     w_bytes(&span, 11, kv_like, sizeof(kv_like));
     wbuf req = w_request(&span, 2);
     assert_int_equal(scan_agrees(OTLP_TRACES, req.b, req.n), 0);
-    span.n = 0;
-    w_bytes(&span, 1, TRACE_ID, 16);
-    w_bytes(&span, 2, SPAN_ID, 8);
-    for (int i = 0; i < 3; i++)
-        w_bytes(&span, 9, plain[i].b, plain[i].n);
     /* Its first 9 bytes frame an attribute of 127: key "k", a string of
      * 120 bytes, which the request ends before. */
     static const uint8_t overrun[] = {0x4a, 0x7f, 0x0a, 0x01, 'k', 0x12, 122, 0x0a, 120};
+    span = run;
     memcpy(span.b + span.n, overrun, sizeof(overrun));
     span.n += sizeof(overrun);
     req = w_request(&span, 2);
@@ -793,9 +793,9 @@ static void test_wire_scan_attribute_runs(void **state)
     free(exact);
     /* A two-byte length (0x80 0x0a: 1,280, past the span) whose first byte,
      * read alone, would frame the 128 bytes that follow as an attribute. */
-    span.n -= sizeof(overrun);
     uint8_t two[130] = {0x4a, 0x80, 0x0a, 0x01, 'k', 0x12, 123, 0x0a, 121};
     memset(two + 9, 'x', sizeof(two) - 9);
+    span = run;
     memcpy(span.b + span.n, two, sizeof(two));
     span.n += sizeof(two);
     req = w_request(&span, 2);
