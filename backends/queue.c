@@ -164,6 +164,8 @@ static void queue_free(export_queue *q)
         close(q->sealed_fd);
     if (q->rfd >= 0)
         close(q->rfd);
+    if (q->cfd >= 0)
+        close(q->cfd);
     if (q->dirfd >= 0) {
         queue_drop_spares(q);
         close(q->dirfd); /* also releases the flock */
@@ -190,7 +192,7 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
     clock_cond_init(&q->sync_cv);
     pthread_mutex_init(&q->lock, NULL);
     pthread_mutex_init(&q->io_lock, NULL);
-    q->dirfd = q->wfd = q->rfd = q->sealed_fd = -1;
+    q->dirfd = q->wfd = q->rfd = q->sealed_fd = q->cfd = -1;
     q->max_bytes = cfg->max_bytes;
     if (cfg->tenant_share > 0 && cfg->tenant_share < 1)
         q->tenant_cap = (size_t)((double)cfg->max_bytes * cfg->tenant_share);

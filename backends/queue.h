@@ -28,7 +28,8 @@
  * process wrote are kept (NUM.free) and become the next write segments,
  * overwritten from the start: their old records name another segment, so
  * replay stops at them. The consumer's position is kept in a small cursor file
- * naming the end of the longest acknowledged prefix (written on ack, so a
+ * naming the end of the longest acknowledged prefix (written on ack, in one
+ * of two checksummed slots in turn, so a torn write leaves the older one; a
  * restart resends what was in flight, and what was acked out of order
  * behind it: at-least-once, never less).
  * queue_open replays what is left: a record failing its magic, length or

@@ -102,6 +102,8 @@ struct export_queue {
      * peek (reading back) and acks (from any consumer thread) share. */
     pthread_mutex_t io_lock;
     uint64_t cursor_seq, cursor_written; /* order of cursor positions (lock / io_lock) */
+    int cfd;             /* the cursor file, open for its slots' writes (io_lock), or -1 */
+    uint64_t cursor_gen; /* generation of the slot written last (io_lock) */
 };
 
 typedef struct queue_tenant {

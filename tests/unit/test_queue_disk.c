@@ -429,6 +429,134 @@ static void test_disk_damaged_cursor(void **state)
     queue_close(q);
 }
 
+/* The end offset of entry i of push_n in its segment: the records before it
+ * and its own (header, tenant, payload). */
+static uint64_t rec_end(unsigned i)
+{
+    static uint8_t buf[4096];
+    uint64_t end = 0;
+    for (unsigned k = 0; k <= i; k++)
+        end += REC_HDR + (k % 5 == 4 ? 5 : 2) + payload(k, buf);
+    return end;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The index of the entry whose record ends at `off`; fails if none does. */
+static unsigned entry_ending_at(uint64_t off)
+{
+    for (unsigned i = 0; i < 10; i++)
+        if (rec_end(i) == off)
+            return i;
+    fail_msg("no record ends at %llu", (unsigned long long)off);
+    return 0;
+}
+
+static void cursor_io(uint8_t cur[64], int write_it)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/cursor", qdir);
+    int fd = open(path, write_it ? O_WRONLY | O_TRUNC : O_RDONLY);
+    assert_true(fd >= 0);
+    uint8_t got[65];
+    if (write_it) {
+        assert_int_equal(write(fd, cur, 64), 64);
+    } else {
+        assert_int_equal(read(fd, got, sizeof(got)), 64); /* two slots, nothing else */
+        memcpy(cur, got, 64);
+    }
+    close(fd);
+}
+
+static ino_t cursor_ino(void)
+{
+    char path[160];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/cursor", qdir);
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_ino;
+}
+
+static void reopen_expect(unsigned recovered)
+{
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    queue_stats st;
+    queue_get_stats(q, &st);
+    assert_int_equal(st.recovered_entries, recovered);
+    expect_n(q, 10 - recovered, recovered);
+    queue_close(q);
+}
+
+/* The cursor's two slots ("GWC2", CRC, generation, segment, offset): acks
+ * overwrite them in turn in place (the file is not replaced), a reopen
+ * resumes at the intact slot of the later generation; with that one damaged
+ * it resumes at the older position (more is resent, nothing lost), with both
+ * damaged everything is resent. The text cursor of earlier versions is
+ * still read. Each reopen consumes what it replays, so the next case starts
+ * from the saved files again. */
+static void test_disk_cursor_slots(void **state)
+{
+    (void)state;
+    export_queue *q = open_q(base, 64 << 20, 0, QUEUE_FSYNC_INTERVAL);
+    ino_t ino = cursor_ino();
+    push_n(q, 0, 10);
+    expect_n(q, 0, 4);
+    expect_n(q, 4, 3); /* several acks: the batches change with signal and tenant */
+    queue_close(q);
+    assert_true(cursor_ino() == ino);
+    uint8_t cur[64], saved[64], seg1[1 << 16];
+    cursor_io(saved, 0);
+    char segpath[160];
+    seg_path(segpath, sizeof(segpath), 1);
+    int fd = open(segpath, O_RDONLY);
+    ssize_t seglen = read(fd, seg1, sizeof(seg1));
+    close(fd);
+    assert_true(seglen == (ssize_t)rec_end(9));
+    int newer = le64(saved + 32 + 8) > le64(saved + 8) ? 1 : 0;
+    const uint8_t *nw = saved + 32 * newer, *old = saved + 32 * (1 - newer);
+    for (int i = 0; i < 2; i++)
+        assert_memory_equal(saved + 32 * i, "GWC2", 4);
+    assert_int_equal(le64(nw + 8), le64(old + 8) + 1);
+    assert_int_equal(le64(nw + 16), 1);
+    assert_int_equal(le64(nw + 24), rec_end(6));
+    assert_int_equal(le64(old + 16), 1);
+    unsigned older_at = entry_ending_at(le64(old + 24));
+    assert_true(older_at < 6);
+
+    /* each case: segment 1 and the cursor as the acks left them */
+    for (int c = 0; c < 4; c++) {
+        fd = open(segpath, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+        assert_int_equal(write(fd, seg1, (size_t)seglen), seglen);
+        close(fd);
+        memcpy(cur, saved, 64);
+        if (c == 0) {
+            cursor_io(cur, 1);
+            reopen_expect(3);
+        } else if (c == 1 || c == 2) {
+            cur[32 * newer + 24] ^= 0x40; /* the later slot's offset */
+            if (c == 2)
+                cur[32 * (1 - newer) + 4] ^= 1; /* and the older slot's CRC */
+            cursor_io(cur, 1);
+            reopen_expect(c == 1 ? 9 - older_at : 10);
+        } else {
+            char path[160], text[64];
+            snprintf(path, sizeof(path), "%s/cursor", qdir);
+            FILE *f = fopen(path, "w");
+            snprintf(text, sizeof(text), "1 %llu\n", (unsigned long long)rec_end(3));
+            fputs(text, f);
+            fclose(f);
+            reopen_expect(6);
+            cursor_io(cur, 0); /* rewritten in slots */
+        }
+    }
+}
+
 static void test_disk_locked(void **state)
 {
     (void)state;
@@ -625,6 +753,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_flip_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_foreign_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_damaged_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_cursor_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_spill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_after_recovery, setup, teardown),
