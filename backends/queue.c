@@ -19,10 +19,9 @@
  * unlink segments without it too. That consumer-side I/O (the read fd, the
  * cursor, unlinks) is serialized by io_lock, never taken with the mutex
  * held. Producers write, and fdatasync (ALWAYS), under the mutex. With
- * INTERVAL a syncer thread of the queue's own calls fdatasync every
- * fsync_interval_ms without the mutex (on a dup of the write fd, so a
- * segment change meanwhile is harmless), and syncs a segment that filled
- * up as soon as it is handed over (queue_seal): a producer never waits for
+ * INTERVAL a syncer thread of the queue's own syncs, every
+ * fsync_interval_ms and without the mutex, the segments that hold records
+ * not delivered yet (queue_sync_undelivered): a producer never waits for
  * the disk, where syncing a second of writes could take a worker hundreds
  * of milliseconds. A failed sync fails the next push. */
 #include <dirent.h>
@@ -160,8 +159,6 @@ static void queue_free(export_queue *q)
     }
     if (q->wfd >= 0)
         close(q->wfd);
-    if (q->sealed_fd >= 0)
-        close(q->sealed_fd);
     if (q->rfd >= 0)
         close(q->rfd);
     if (q->cfd >= 0)
@@ -192,14 +189,13 @@ export_queue *queue_open(const queue_config *cfg, const char *name, char *err, s
     clock_cond_init(&q->sync_cv);
     pthread_mutex_init(&q->lock, NULL);
     pthread_mutex_init(&q->io_lock, NULL);
-    q->dirfd = q->wfd = q->rfd = q->sealed_fd = q->cfd = -1;
+    q->dirfd = q->wfd = q->rfd = q->cfd = -1;
     q->max_bytes = cfg->max_bytes;
     if (cfg->tenant_share > 0 && cfg->tenant_share < 1)
         q->tenant_cap = (size_t)((double)cfg->max_bytes * cfg->tenant_share);
     q->fsync_mode = cfg->fsync;
     q->fsync_interval_ms = cfg->fsync_interval_ms ? cfg->fsync_interval_ms : 1000;
     q->segment_bytes = cfg->segment_bytes ? cfg->segment_bytes : (size_t)64 << 20;
-    q->last_sync_ms = clock_now_ms();
     if (cfg->dir != NULL && queue_recover(q, cfg, name, err, errlen) != 0) {
         queue_free(q);
         return NULL;
@@ -218,9 +214,11 @@ void queue_close(export_queue *q)
         return;
     queue_syncer_stop(q);
     /* Nobody to report a failure to: the data is written. */
-    if (q->sealed_fd >= 0)
-        (void)fdatasync(q->sealed_fd);
-    if (q->wfd >= 0 && q->fsync_mode != QUEUE_FSYNC_NEVER)
+    if (q->wfd >= 0 && q->fsync_mode == QUEUE_FSYNC_INTERVAL) {
+        pthread_mutex_lock(&q->lock);
+        queue_sync_undelivered(q);
+        pthread_mutex_unlock(&q->lock);
+    } else if (q->wfd >= 0 && q->fsync_mode == QUEUE_FSYNC_ALWAYS)
         queue_sync(q);
     queue_free(q);
 }
@@ -636,6 +634,7 @@ void queue_get_stats(export_queue *q, queue_stats *out)
     out->corrupt_records = q->corrupt;
     out->torn_records = q->torn;
     out->interval_syncs = q->syncs;
+    out->interval_passes = q->passes;
     out->interval_dir_syncs = q->dir_syncs;
     pthread_mutex_unlock(&q->lock);
 }

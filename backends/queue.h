@@ -16,9 +16,10 @@
  * queue_push returns -- so an acknowledged request survives the
  * process being killed -- and with fsync=always it is also fdatasync'ed (it
  * then survives power loss too); fsync=interval has a thread of the
- * queue's own fdatasync what was written every fsync_interval_ms (and the
- * directory after a new segment), off the producers' path (a failure fails
- * the next push). Record layout
+ * queue's own fdatasync, every fsync_interval_ms, the cursor and what was
+ * written and not yet delivered (acked), with the directory after a new
+ * segment, off the producers' path (a failure fails the next push): records
+ * delivered within an interval of their write never cost a sync. Record layout
  * (little-endian): u32 magic "GWQ2", u32 payload length, u32 CRC-32C, u8
  * signal, u8 tenant length, u32 items, u64 segment number, tenant bytes,
  * payload; the CRC covers everything after it, the segment number last.
@@ -75,7 +76,8 @@ typedef struct queue_stats {
     uint64_t recovered_entries; /* replayed at open */
     uint64_t corrupt_records;   /* damaged records skipped (at open, or read back later) */
     uint64_t torn_records;      /* torn tails found at open (cut off the last segment) */
-    uint64_t interval_syncs;    /* fdatasyncs of the fsync=interval syncer thread */
+    uint64_t interval_syncs;    /* segment fdatasyncs of the fsync=interval syncer thread */
+    uint64_t interval_passes;   /* its rounds (one each fsync_interval_ms) */
     uint64_t interval_dir_syncs; /* its fsyncs of the directory, after new segment names */
 } queue_stats;
 

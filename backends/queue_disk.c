@@ -232,31 +232,17 @@ int queue_sync(export_queue *q)
     if (fdatasync(q->wfd) != 0)
         return -1;
     q->dirty = 0;
-    q->last_sync_ms = clock_now_ms();
     return 0;
 }
 
-/* The write segment is being sealed: with the INTERVAL syncer running, a
- * dirty one is handed to it (synced before the next write segment, so no
- * sealed segment lags behind a newer one), because syncing up to an
- * interval of writes here would stall the pushing worker; otherwise
- * (ALWAYS, or no syncer) it is synced now, unless NEVER. 1: handed over
- * (the syncer closes it); 0: the caller closes it; -1: the sync failed. */
+/* The write segment is being sealed: the INTERVAL syncer syncs what of it
+ * is still undelivered at its next round, ALWAYS synced every record
+ * already, NEVER does not sync; INTERVAL without the syncer (recovery,
+ * before it starts) syncs it now. 0, or -1 if that sync failed. */
 static int queue_seal(export_queue *q)
 {
-    if (q->fsync_mode == QUEUE_FSYNC_NEVER || !q->dirty)
+    if (q->fsync_mode != QUEUE_FSYNC_INTERVAL || q->syncer_on)
         return 0;
-    if (q->fsync_mode == QUEUE_FSYNC_INTERVAL && q->syncer_on) {
-        if (q->sealed_fd >= 0) { /* two rolls within an interval: sync the older one first */
-            if (fdatasync(q->sealed_fd) != 0)
-                return -1;
-            close(q->sealed_fd);
-        }
-        q->sealed_fd = q->wfd;
-        q->dirty = 0;
-        pthread_cond_signal(&q->sync_cv);
-        return 1;
-    }
     return queue_sync(q);
 }
 
@@ -287,8 +273,7 @@ static int queue_seg_start(export_queue *q, uint64_t num, char *err, size_t errl
 {
     char name[32];
     queue_seg_name(name, num);
-    int sealed = q->wfd >= 0 ? queue_seal(q) : 0;
-    if (sealed < 0) {
+    if (q->wfd >= 0 && queue_seal(q) != 0) {
         queue_err(err, errlen, "queue: fdatasync: %s", strerror(errno));
         return -1;
     }
@@ -301,7 +286,7 @@ static int queue_seg_start(export_queue *q, uint64_t num, char *err, size_t errl
         }
         return -1;
     }
-    if (q->wfd >= 0 && sealed == 0)
+    if (q->wfd >= 0)
         close(q->wfd);
     q->wfd = fd;
     q->dirty = 0;
@@ -334,7 +319,6 @@ int queue_append(export_queue *q, queue_node *n, char *err, size_t errlen)
     queue_put64(n->rec + QUEUE_SEG_AT, s->num);
     queue_put32(n->rec + 8, queue_crc_seal(queue_get32(n->rec + 8), n->rec));
     q->dirty = 1;
-    q->writes++;
     int rc = queue_pwrite_all(q->wfd, n->rec, rl, s->end);
     if (rc == 0 && q->fsync_mode == QUEUE_FSYNC_ALWAYS)
         rc = queue_sync(q);
@@ -462,6 +446,8 @@ static void queue_cursor_create(export_queue *q, uint64_t seg, uint64_t off)
 {
     uint8_t buf[2 * QUEUE_CURSOR_SLOT] = {0};
     uint64_t gen = ++q->cursor_gen;
+    q->cursor_seg = seg;
+    q->cursor_off = off;
     queue_cursor_slot(buf + (gen & 1) * QUEUE_CURSOR_SLOT, gen, seg, off);
     if (q->cfd >= 0)
         close(q->cfd);
@@ -485,6 +471,8 @@ void queue_cursor_write(export_queue *q, uint64_t seg, uint64_t off)
     }
     uint8_t slot[QUEUE_CURSOR_SLOT];
     uint64_t gen = ++q->cursor_gen;
+    q->cursor_seg = seg;
+    q->cursor_off = off;
     queue_cursor_slot(slot, gen, seg, off);
     if (queue_pwrite_all(q->cfd, slot, sizeof(slot), (gen & 1) * QUEUE_CURSOR_SLOT) != 0 ||
         (q->fsync_mode == QUEUE_FSYNC_ALWAYS && fdatasync(q->cfd) != 0))
@@ -750,51 +738,79 @@ static int queue_sync_dir(export_queue *q)
     return e;
 }
 
+/* fdatasync of segment `num`, by name: a segment delivered and renamed (a
+ * spare, or reused) since the syncer looked needs no sync, and then the name
+ * is gone. 0 or an errno. */
+static int queue_sync_seg(export_queue *q, uint64_t num)
+{
+    char name[32];
+    queue_seg_name(name, num);
+    int fd = openat(q->dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : errno;
+    int e = fdatasync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return e;
+}
+
+/* Records before the cursor were delivered: if the machine loses power, a
+ * restart begins at the cursor as last synced, and what a segment held
+ * before it is never read. So the cursor is synced first, then the segments
+ * with records after it, each up to its end as the round finds it (what
+ * comes after waits for the next round). In a steady state, with the
+ * backends keeping up, the segments written and delivered between two
+ * rounds are never synced: the disk sees the records in flight at each
+ * round, not every record. Segments are visited in order, the table looked
+ * up again after each sync, as acks may prune it meanwhile. */
+int queue_sync_undelivered(export_queue *q)
+{
+    q->passes++;
+    pthread_mutex_unlock(&q->lock);
+    pthread_mutex_lock(&q->io_lock);
+    uint64_t next = q->cursor_seg, next_off = q->cursor_off;
+    int e = q->cfd >= 0 && fdatasync(q->cfd) != 0 ? errno : 0;
+    pthread_mutex_unlock(&q->io_lock);
+    pthread_mutex_lock(&q->lock);
+    int synced = 0;
+    while (e == 0) {
+        queue_seg *s = NULL;
+        for (size_t i = 0; i < q->nsegs && s == NULL; i++) {
+            queue_seg *c = &q->segs[i];
+            if (c->num >= next && c->synced < c->end && (c->num > next || next_off < c->end))
+                s = c;
+        }
+        if (s == NULL)
+            break;
+        uint64_t num = s->num, upto = s->end;
+        next = num + 1;
+        next_off = 0;
+        pthread_mutex_unlock(&q->lock);
+        e = queue_sync_seg(q, num);
+        pthread_mutex_lock(&q->lock);
+        if (e == 0 && (s = queue_seg_find(q, num)) != NULL && s->synced < upto)
+            s->synced = upto;
+        if (e == 0) {
+            q->syncs++;
+            synced = 1;
+        }
+    }
+    if (e == 0 && synced)
+        e = queue_sync_dir(q);
+    if (e != 0)
+        q->sync_errno = e;
+    return e;
+}
+
 static void *queue_syncer(void *arg)
 {
     export_queue *q = arg;
     pthread_mutex_lock(&q->lock);
     while (!q->stopping) {
         struct timespec until = clock_deadline(q->fsync_interval_ms);
-        while (!q->stopping && q->sealed_fd < 0 && pthread_cond_timedwait(&q->sync_cv, &q->lock, &until) == 0)
+        while (!q->stopping && pthread_cond_timedwait(&q->sync_cv, &q->lock, &until) == 0)
             ;
-        if (q->sealed_fd >= 0) { /* a sealed segment first, at once: the next interval starts after it */
-            int sealed = q->sealed_fd;
-            q->sealed_fd = -1;
-            pthread_mutex_unlock(&q->lock);
-            int rc = fdatasync(sealed), e = errno;
-            close(sealed);
-            pthread_mutex_lock(&q->lock);
-            if (rc == 0 && (e = queue_sync_dir(q)) != 0)
-                rc = -1;
-            if (rc != 0)
-                q->sync_errno = e;
-            else
-                q->syncs++;
-            continue;
-        }
-        if (q->stopping || !q->dirty || q->wfd < 0)
-            continue;
-        uint64_t writes = q->writes;
-        int fd = fcntl(q->wfd, F_DUPFD_CLOEXEC, 0);
-        pthread_mutex_unlock(&q->lock);
-        int rc = fd >= 0 ? fdatasync(fd) : -1;
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        pthread_mutex_lock(&q->lock);
-        if (rc == 0 && (e = queue_sync_dir(q)) != 0)
-            rc = -1;
-        if (rc != 0) {
-            q->sync_errno = e;
-            continue;
-        }
-        q->syncs++;
-        q->last_sync_ms = clock_now_ms();
-        /* Still dirty if a record came meanwhile: a segment change must sync
-         * the old one itself then (queue_seg_start). */
-        if (q->writes == writes)
-            q->dirty = 0;
+        if (!q->stopping)
+            queue_sync_undelivered(q);
     }
     pthread_mutex_unlock(&q->lock);
     return NULL;

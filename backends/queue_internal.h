@@ -51,6 +51,7 @@ typedef struct queue_node {
 typedef struct queue_seg {
     uint64_t num;
     uint64_t end;                           /* bytes of valid records */
+    uint64_t synced;                        /* interval: bytes the syncer has fdatasync'ed */
     uint64_t spilled_entries, spilled_bytes; /* records only on disk, not yet read back */
 } queue_seg;
 
@@ -78,15 +79,13 @@ struct export_queue {
     int dirfd, wfd, rfd;
     uint64_t rfd_seg; /* which segment rfd reads */
     queue_fsync fsync_mode;
-    uint64_t fsync_interval_ms, last_sync_ms;
-    int dirty;          /* written since the last fdatasync */
-    uint64_t writes;    /* records appended, so the syncer knows whether it synced them all */
-    uint64_t syncs;     /* fdatasyncs done by the syncer */
+    uint64_t fsync_interval_ms;
+    int dirty;          /* written since the last fdatasync (always, or interval without the syncer) */
+    uint64_t syncs;     /* segment fdatasyncs done by the syncer */
+    uint64_t passes;    /* the syncer's rounds */
     int dir_dirty;      /* interval: a segment name the directory has not been synced with */
     uint64_t dir_syncs; /* the syncer's fsyncs of the directory */
     int sync_errno;     /* the syncer's last failure, reported by the next push */
-    int sealed_fd;      /* interval: a segment rolled over while dirty, for the
-                         * syncer to sync (before the write segment) and close */
     int syncer_on, stopping;
     pthread_t syncer;
     pthread_cond_t sync_cv;
@@ -104,6 +103,7 @@ struct export_queue {
     uint64_t cursor_seq, cursor_written; /* order of cursor positions (lock / io_lock) */
     int cfd;             /* the cursor file, open for its slots' writes (io_lock), or -1 */
     uint64_t cursor_gen; /* generation of the slot written last (io_lock) */
+    uint64_t cursor_seg, cursor_off; /* the position it names (io_lock) */
 };
 
 typedef struct queue_tenant {
@@ -162,6 +162,10 @@ void queue_cursor_write(export_queue *q, uint64_t seg, uint64_t off);
 int queue_recover(export_queue *q, const queue_config *cfg, const char *name, char *err, size_t errlen);
 /* Removes the spare files (at close). */
 void queue_drop_spares(export_queue *q);
+/* Syncs the cursor, then each segment holding records not delivered yet
+ * that has unsynced bytes (lock held; dropped around the syncs). 0, or an
+ * errno (also left in sync_errno for the next push). */
+int queue_sync_undelivered(export_queue *q);
 /* The fsync=interval thread of a disk queue (no-ops otherwise). */
 int queue_syncer_start(export_queue *q);
 void queue_syncer_stop(export_queue *q);
