@@ -366,6 +366,10 @@ done <"$TMP/rows"
     "$(awk '$1 == "discard" { print $10 }' "$TMP/rows")" \
     "$(ratio "$H2_RPS" "$(awk '$1 == "discard" { print $2 }' "$TMP/rows")")" \
     "$(ratio "$H2_CPU" "$(awk '$1 == "discard" { print $10 }' "$TMP/rows")")"
+mem_row=$(awk '$1 == "export_http" { print $3, $10 }' "$TMP/rows")
+disk_row=$(awk '$1 == "disk" { print $3, $10 }' "$TMP/rows")
+[ -n "$mem_row" ] && [ -n "$disk_row" ] && printf 'disk queue against the memory queue (disk / export_http): %s by rate, %s by CPU per span\n' \
+    "$(ratio "${disk_row% *}" "${mem_row% *}")" "$(ratio "${mem_row#* }" "${disk_row#* }")"
 [ -n "${RSS_LINE:-}" ] && echo "$RSS_LINE; wire $(fmt "$WIRE / $SPANS" 0) bytes/span"
 if [ -s "$TMP/perf-top" ]; then
     echo "perf (self time, >= 2 %, top 8 per scenario):"
