@@ -427,6 +427,18 @@ static void queue_cursor_slot(uint8_t out[QUEUE_CURSOR_SLOT], uint64_t gen, uint
     queue_put32(out + 4, crc32c(out + 8, QUEUE_CURSOR_SLOT - 8));
 }
 
+/* The next cursor position: a new generation, remembered with the
+ * position (for the syncer), in `out`'s slot form. Returns the generation,
+ * whose low bit picks the slot. */
+static uint64_t queue_cursor_next(export_queue *q, uint64_t seg, uint64_t off, uint8_t out[QUEUE_CURSOR_SLOT])
+{
+    uint64_t gen = ++q->cursor_gen;
+    q->cursor_seg = seg;
+    q->cursor_off = off;
+    queue_cursor_slot(out, gen, seg, off);
+    return gen;
+}
+
 /* 1 with the slot's fields if it is intact, else 0. */
 static int queue_cursor_slot_read(const uint8_t *p, uint64_t *gen, uint64_t *seg, uint64_t *off)
 {
@@ -444,11 +456,8 @@ static int queue_cursor_slot_read(const uint8_t *p, uint64_t *gen, uint64_t *seg
  * resends. */
 static void queue_cursor_create(export_queue *q, uint64_t seg, uint64_t off)
 {
-    uint8_t buf[2 * QUEUE_CURSOR_SLOT] = {0};
-    uint64_t gen = ++q->cursor_gen;
-    q->cursor_seg = seg;
-    q->cursor_off = off;
-    queue_cursor_slot(buf + (gen & 1) * QUEUE_CURSOR_SLOT, gen, seg, off);
+    uint8_t buf[2 * QUEUE_CURSOR_SLOT] = {0}, slot[QUEUE_CURSOR_SLOT];
+    memcpy(buf + (queue_cursor_next(q, seg, off, slot) & 1) * QUEUE_CURSOR_SLOT, slot, sizeof(slot));
     if (q->cfd >= 0)
         close(q->cfd);
     q->cfd = -1;
@@ -470,10 +479,7 @@ void queue_cursor_write(export_queue *q, uint64_t seg, uint64_t off)
         return;
     }
     uint8_t slot[QUEUE_CURSOR_SLOT];
-    uint64_t gen = ++q->cursor_gen;
-    q->cursor_seg = seg;
-    q->cursor_off = off;
-    queue_cursor_slot(slot, gen, seg, off);
+    uint64_t gen = queue_cursor_next(q, seg, off, slot);
     if (queue_pwrite_all(q->cfd, slot, sizeof(slot), (gen & 1) * QUEUE_CURSOR_SLOT) != 0 ||
         (q->fsync_mode == QUEUE_FSYNC_ALWAYS && fdatasync(q->cfd) != 0))
         queue_cursor_create(q, seg, off); /* the next write starts a whole file again */

@@ -414,6 +414,11 @@ static void test_disk_foreign_files(void **state)
     }
 }
 
+static void cursor_path(char *out, size_t len)
+{
+    snprintf(out, len, "%s/cursor", qdir);
+}
+
 static void test_disk_damaged_cursor(void **state)
 {
     (void)state;
@@ -421,7 +426,7 @@ static void test_disk_damaged_cursor(void **state)
     push_n(q, 0, 5);
     queue_close(q);
     char path[160];
-    snprintf(path, sizeof(path), "%s/cursor", qdir);
+    cursor_path(path, sizeof(path));
     FILE *f = fopen(path, "w");
     fputs("999 12\n", f); /* names no segment: replay everything, delete nothing */
     fclose(f);
@@ -462,7 +467,7 @@ static unsigned entry_ending_at(uint64_t off)
 static void cursor_io(uint8_t cur[64], int write_it)
 {
     char path[160];
-    snprintf(path, sizeof(path), "%s/cursor", qdir);
+    cursor_path(path, sizeof(path));
     int fd = open(path, write_it ? O_WRONLY | O_TRUNC : O_RDONLY);
     assert_true(fd >= 0);
     uint8_t got[65];
@@ -479,7 +484,7 @@ static ino_t cursor_ino(void)
 {
     char path[160];
     struct stat st;
-    snprintf(path, sizeof(path), "%s/cursor", qdir);
+    cursor_path(path, sizeof(path));
     assert_int_equal(stat(path, &st), 0);
     return st.st_ino;
 }
@@ -547,7 +552,7 @@ static void test_disk_cursor_slots(void **state)
             reopen_expect(c == 1 ? 9 - older_at : 10);
         } else {
             char path[160], text[64];
-            snprintf(path, sizeof(path), "%s/cursor", qdir);
+            cursor_path(path, sizeof(path));
             FILE *f = fopen(path, "w");
             snprintf(text, sizeof(text), "1 %llu\n", (unsigned long long)rec_end(3));
             fputs(text, f);
